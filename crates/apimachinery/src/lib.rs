@@ -1,0 +1,7 @@
+//! sans-IO Kubernetes API machinery shared by the API server and the components: the resource
+//! registry, object-meta rules, label and field selectors, patch engines, Status errors, Table
+//! printing, defaulting and validation of built-in kinds, OpenAPI documents. No tokio, no IO.
+
+pub mod status;
+
+pub use status::{ApiError, FieldError, Reason};

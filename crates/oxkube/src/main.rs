@@ -1,0 +1,2 @@
+//! The oxkube binary.
+fn main() {}
