@@ -1,1 +1,268 @@
-//! The Kubernetes API server.
+//! The Kubernetes API server: HTTPS with client-certificate and token authentication, a
+//! pluggable authorizer, admission (defaulting + validation), REST handlers for every built-in
+//! resource and CRD-defined custom resources, a watch cache, discovery and OpenAPI. It depends
+//! only on apimachinery and the store; it knows nothing of pods running.
+
+pub mod admission;
+pub mod auth;
+pub mod cache;
+pub mod discovery;
+pub mod fields;
+pub mod handlers;
+pub mod negotiate;
+pub mod objects;
+pub mod openapi_routes;
+pub mod patch;
+pub mod pki;
+pub mod protobuf;
+pub mod render;
+pub mod request;
+pub mod reviews;
+pub mod server;
+pub mod subresources;
+pub mod tables;
+pub mod watch;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apimachinery::registry::ResourceInfo;
+use serde_json::{json, Value};
+use store::{LeaseId, Store};
+use tokio::net::TcpListener;
+
+use crate::auth::{AllowAuthenticated, Authenticators, Authorizer, TokenFile};
+use crate::cache::WatchCache;
+use crate::discovery::Catalogue;
+
+/// Configuration of the API server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub bind_address: IpAddr,
+    pub secure_port: u16,
+    /// Static bearer tokens (`token,user,uid,"groups"`).
+    pub token_auth_file: Option<PathBuf>,
+    /// How long Events are kept.
+    pub event_ttl: Duration,
+    /// The names the serving certificate covers.
+    pub serving_names: pki::ServingNames,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("pki: {0}")]
+    Pki(#[from] pki::PkiError),
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("auth: {0}")]
+    Auth(#[from] auth::AuthError),
+    #[error("listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("watch cache: {0}")]
+    Cache(#[from] cache::CacheError),
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+/// The shared state of the API server.
+pub struct Api {
+    pub catalogue: Catalogue,
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<WatchCache>,
+    pub authn: Authenticators,
+    pub authz: Arc<dyn Authorizer>,
+    /// host:port clients reach this server at (discovery's serverAddressByClientCIDRs).
+    pub server_address: String,
+    pub event_ttl: Duration,
+    event_lease: tokio::sync::Mutex<Option<(LeaseId, Instant)>>,
+}
+
+/// How long one event lease is reused before a new one is granted.
+const EVENT_LEASE_REUSE: Duration = Duration::from_secs(60);
+
+impl Api {
+    pub async fn new(store: Arc<dyn Store>, authn: Authenticators, authz: Arc<dyn Authorizer>, server_address: String, event_ttl: Duration) -> Result<Arc<Api>, ServerError> {
+        let cache = WatchCache::start(store.clone()).await?;
+        Ok(Arc::new(Api {
+            catalogue: Catalogue::new(),
+            store,
+            cache,
+            authn,
+            authz,
+            server_address,
+            event_ttl,
+            event_lease: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    /// The lease Events are attached to; reused for a minute so leases stay few.
+    pub async fn event_lease(&self) -> Result<LeaseId, store::StoreError> {
+        let mut g = self.event_lease.lock().await;
+        if let Some((id, at)) = *g {
+            if at.elapsed() < EVENT_LEASE_REUSE {
+                return Ok(id);
+            }
+        }
+        let ttl = (self.event_ttl + EVENT_LEASE_REUSE).as_secs() as i64;
+        let id = self.store.lease_grant(ttl).await?;
+        *g = Some((id, Instant::now()));
+        Ok(id)
+    }
+
+    fn crds(&self) -> Vec<Arc<cache::CachedObject>> {
+        let prefix = "/registry/apiextensions.k8s.io/customresourcedefinitions/";
+        self.cache.resource(prefix).snapshot(prefix, &self.cache.revision_rx()).0
+    }
+
+    /// Every served resource: built-in kinds and established CRDs.
+    pub fn all_resources(&self) -> Vec<ResourceInfo> {
+        let mut all = self.catalogue.builtin.clone();
+        for crd in self.crds() {
+            if !crate::objects::is_deleting(&crd.obj) {
+                all.extend(discovery::crd_resources(&crd.obj));
+            }
+        }
+        all
+    }
+
+    /// Find a served resource; for custom resources also returns the CRD.
+    pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<(ResourceInfo, Option<Arc<Value>>)> {
+        if let Some(r) = self.catalogue.builtin(group, version, plural) {
+            return Some((r.clone(), None));
+        }
+        for crd in self.crds() {
+            if crd.obj.pointer("/spec/group").and_then(Value::as_str) != Some(group)
+                || crd.obj.pointer("/spec/names/plural").and_then(Value::as_str) != Some(plural)
+            {
+                continue;
+            }
+            if let Some(r) = discovery::crd_resources(&crd.obj).into_iter().find(|r| r.version == version) {
+                return Some((r, Some(crd.obj.clone())));
+            }
+        }
+        None
+    }
+
+    /// Create the objects every cluster has: the default, kube-system, kube-public and
+    /// kube-node-lease namespaces.
+    pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ServerError> {
+        let (ns, _) = self.lookup("", "v1", "namespaces").expect("namespaces are built in");
+        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let q = Default::default();
+            let r = handlers::Req { ri: &ns, namespace: "", name, subresource: "", query: &q, username: "system:apiserver" };
+            match self.create(&r, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})).await {
+                Ok(_) => {}
+                Err(e) if e.reason == apimachinery::Reason::AlreadyExists => {}
+                Err(e) => return Err(ServerError::Bootstrap(e.to_string())),
+            }
+        }
+        // the cache must see them before requests arrive
+        self.cache.sync().await?;
+        Ok(())
+    }
+}
+
+/// The URL clients use to reach the server.
+pub fn server_url(config: &Config) -> String {
+    let host = if config.bind_address.is_unspecified() { "127.0.0.1".to_string() } else { config.bind_address.to_string() };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    format!("https://{host}:{}", config.secure_port)
+}
+
+/// Load or create the PKI and write the admin kubeconfig; returns the PKI.
+pub fn prepare_pki(config: &Config) -> Result<pki::Pki, ServerError> {
+    let p = pki::Pki::load_or_create(&config.data_dir, &config.serving_names)?;
+    let kc = p.admin_kubeconfig(&server_url(config));
+    pki::write_file(&config.data_dir.join("kubeconfig.yaml"), kc.as_bytes(), 0o600)?;
+    Ok(p)
+}
+
+fn tls_config(p: &pki::Pki) -> Result<rustls::ServerConfig, ServerError> {
+    let tls = |e: &dyn std::fmt::Display| ServerError::Tls(e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut p.ca.cert_pem.as_bytes()) {
+        roots.add(c.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| tls(&e))?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut p.serving.cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls(&e))?;
+    let key = rustls_pemfile::private_key(&mut p.serving.key_pem.as_bytes())
+        .map_err(|e| tls(&e))?
+        .ok_or_else(|| ServerError::Tls("serving key missing".into()))?;
+    let mut cfg = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| tls(&e))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Run the API server until `shutdown` resolves. `ready` is called once it accepts requests.
+pub async fn run(config: Config, store: Arc<dyn Store>, shutdown: impl Future<Output = ()>, ready: impl FnOnce(&str)) -> Result<(), ServerError> {
+    let p = prepare_pki(&config)?;
+    let tls = Arc::new(tls_config(&p)?);
+    let mut authn = Authenticators::default();
+    if let Some(f) = &config.token_auth_file {
+        authn.tokens.push(Arc::new(TokenFile::load(f)?));
+    }
+    let addr = SocketAddr::new(config.bind_address, config.secure_port);
+    let listener = TcpListener::bind(addr).await.map_err(|e| ServerError::Listen { addr, source: e })?;
+    let url = server_url(&config);
+    let server_address = url.trim_start_matches("https://").to_string();
+    let api = Api::new(store, authn, Arc::new(AllowAuthenticated), server_address, config.event_ttl).await?;
+    api.bootstrap().await?;
+    ready(&url);
+    serve(api, listener, tls, shutdown).await;
+    Ok(())
+}
+
+/// Accept TLS connections and serve HTTP/1.1 and HTTP/2 on them.
+pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Arc<rustls::ServerConfig>, shutdown: impl Future<Output = ()>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let api = api.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "tls handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Arc::new(c.to_vec()));
+            let svc = hyper::service::service_fn(move |req| server::handle(api.clone(), cert.clone(), req));
+            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(e) = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc).await {
+                tracing::debug!(%peer, error = %e, "connection ended with error");
+            }
+        });
+    }
+}

@@ -1,0 +1,69 @@
+//! Action subresources: pods/binding (and the namespaced bindings resource), pods/eviction
+//! and namespaces/finalize.
+
+use apimachinery::{ApiError, FieldError};
+use serde_json::{json, Value};
+
+use crate::handlers::Req;
+use crate::objects;
+use crate::Api;
+
+/// Bind a pod to a node: sets spec.nodeName once; a bound pod gets 409.
+pub async fn bind(api: &Api, r: &Req<'_>, binding: Value) -> Result<Value, ApiError> {
+    let target = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+    if target.is_empty() {
+        return Err(ApiError::invalid("", "Binding", r.name, vec![FieldError::required("target.name", "")]));
+    }
+    let pod_name = if r.name.is_empty() { objects::name(&binding).to_string() } else { r.name.to_string() };
+    let pods = api.lookup("", "v1", "pods").expect("pods are built in").0;
+    let pr = Req { ri: &pods, namespace: r.namespace, name: &pod_name, subresource: "binding", query: r.query, username: r.username };
+    let annotations = binding.pointer("/metadata/annotations").cloned();
+    api.guaranteed_update(&pr, "", |old| {
+        if objects::is_deleting(old) {
+            return Err(ApiError::conflict("", "pods", &pod_name, "pod is being deleted, cannot be assigned to a host"));
+        }
+        let cur = old.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+        if !cur.is_empty() {
+            return Err(ApiError::conflict("", "pods", &pod_name, &format!("pod {pod_name} is already assigned to node \"{cur}\"")));
+        }
+        let mut new = old.clone();
+        new["spec"]["nodeName"] = json!(target);
+        if let Some(Value::Object(a)) = &annotations {
+            let m = objects::meta_mut(&mut new);
+            let ann = m.entry("annotations").or_insert_with(|| json!({}));
+            for (k, v) in a {
+                ann[k] = v.clone();
+            }
+        }
+        // PodScheduled condition, as upstream's binding REST does
+        let conds = new["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+        conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": objects::now()}));
+        new["status"]["conditions"] = Value::Array(conds);
+        Ok(new)
+    })
+    .await?;
+    Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+}
+
+/// Evict a pod: deletes it with the eviction's delete options.
+pub async fn evict(api: &Api, r: &Req<'_>, eviction: Value) -> Result<Value, ApiError> {
+    let opts = eviction.get("deleteOptions").cloned().unwrap_or_else(|| json!({}));
+    api.delete(r, &opts).await?;
+    Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+}
+
+/// PUT namespaces/<name>/finalize: replaces spec.finalizers; a terminating namespace with no
+/// finalizers left is deleted.
+pub async fn finalize(api: &Api, r: &Req<'_>, ns: Value) -> Result<Value, ApiError> {
+    let finalizers = ns.pointer("/spec/finalizers").cloned().unwrap_or_else(|| json!([]));
+    let rv = objects::resource_version(&ns).to_string();
+    let w = api
+        .guaranteed_update(&Req { subresource: "finalize", ..*r }, &rv, |old| {
+            let mut new = old.clone();
+            new["spec"]["finalizers"] = finalizers.clone();
+            Ok(new)
+        })
+        .await?;
+    Ok(w.obj)
+}
