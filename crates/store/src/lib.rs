@@ -7,6 +7,9 @@
 
 use std::fmt;
 
+pub mod sqlite;
+pub mod testsuite;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -142,6 +145,10 @@ pub enum StoreError {
     /// The watch could not keep up and was dropped; the watcher must re-list.
     #[error("watch fell too far behind and was closed")]
     WatchLagged,
+    /// The request is malformed (e.g. the same key twice in one transaction branch, a
+    /// non-positive lease TTL).
+    #[error("invalid request: {0}")]
+    Invalid(String),
     #[error("store is closed")]
     Closed,
     #[error("store backend error: {0}")]
@@ -160,7 +167,8 @@ pub trait Store: Send + Sync + 'static {
     /// The latest revision.
     async fn current_revision(&self) -> Result<Revision>;
 
-    /// The oldest revision that can still be read or watched from (compacted revision + 1).
+    /// The oldest revision that can still be read or watched from: the revision last passed
+    /// to [`Store::compact`] (etcd keeps the compaction revision itself readable), or 1.
     async fn oldest_revision(&self) -> Result<Revision>;
 
     /// Read a range of keys.
@@ -182,7 +190,9 @@ pub trait Store: Send + Sync + 'static {
     /// (0 = from the next revision). Events come with their previous value.
     async fn watch(&self, prefix: &str, start_revision: Revision) -> Result<WatchStream>;
 
-    /// Drop history older than `revision` (current values are always kept).
+    /// Drop history older than `revision` (current values are always kept; `revision` itself
+    /// stays readable). Compacting at or below the current compaction revision fails with
+    /// `Compacted`, beyond the current revision with `FutureRevision`, as in etcd.
     async fn compact(&self, revision: Revision) -> Result<()>;
 
     /// Grant a lease; keys put with it are deleted (with watch events) when it expires.
