@@ -1,0 +1,1 @@
+//! Patch engines (placeholder during development).
