@@ -3,5 +3,6 @@
 //! printing, defaulting and validation of built-in kinds, OpenAPI documents. No tokio, no IO.
 
 pub mod status;
+pub mod table;
 
 pub use status::{ApiError, FieldError, Reason};
