@@ -5,5 +5,6 @@
 pub mod patch;
 pub mod selector;
 pub mod status;
+pub mod table;
 
 pub use status::{ApiError, FieldError, Reason};

@@ -1,0 +1,2 @@
+//! Table-driven tests of the Table printers for each built-in kind, custom resources and the Table envelope.
+use super::*;
