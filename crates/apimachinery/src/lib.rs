@@ -2,6 +2,9 @@
 //! registry, object-meta rules, label and field selectors, patch engines, Status errors, Table
 //! printing, defaulting and validation of built-in kinds, OpenAPI documents. No tokio, no IO.
 
+pub mod defaults;
+pub mod meta;
 pub mod status;
+pub mod validation;
 
 pub use status::{ApiError, FieldError, Reason};
