@@ -2,9 +2,13 @@
 //! registry, object-meta rules, label and field selectors, patch engines, Status errors, Table
 //! printing, defaulting and validation of built-in kinds, OpenAPI documents. No tokio, no IO.
 
+pub mod defaults;
+pub mod meta;
 pub mod patch;
+pub mod registry;
 pub mod selector;
 pub mod status;
 pub mod table;
+pub mod validation;
 
 pub use status::{ApiError, FieldError, Reason};

@@ -1,0 +1,3 @@
+//! Validation of built-in kinds.
+
+pub mod quantity;
