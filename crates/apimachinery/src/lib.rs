@@ -4,6 +4,7 @@
 
 pub mod defaults;
 pub mod meta;
+pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod selector;

@@ -1,0 +1,1 @@
+//! Tests of the OpenAPI v3 documents.
