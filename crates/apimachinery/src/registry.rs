@@ -133,10 +133,6 @@ const NS: bool = true;
 const CLUSTER: bool = false;
 const NONE: &[&str] = &[];
 
-fn status() -> (&'static str, SubKind) {
-    ("status", SubKind::Status)
-}
-
 const SPECS: &[Spec] = &[
     // core/v1
     spec!("", ["v1"], "Binding", "bindings", NS, CREATE_ONLY, [], NONE, []),

@@ -1,34 +1,37 @@
-//! Admission: defaulting, validation and per-kind preparation of objects before they are
-//! stored, and the patch engines that need per-kind schema knowledge.
+//! Admission: defaulting, create-time preparation and validation of objects before they are
+//! stored (built-in kinds through apimachinery's defaults/meta/validation, custom resources
+//! through their CRD schema), and the patch engines that need per-kind schema knowledge.
 
 use apimachinery::registry::ResourceInfo;
-use apimachinery::{ApiError, FieldError};
+use apimachinery::{defaults, meta, ApiError, FieldError};
 use serde_json::Value;
 
-/// Default a new object and return its validation errors.
-pub fn default_and_validate_create(ri: &ResourceInfo, obj: &mut Value) -> Vec<FieldError> {
-    let _ = ri;
-    let name = crate::objects::name(obj).to_string();
-    let mut errs = Vec::new();
-    if !name.is_empty() && !apimachinery::selector::is_dns1123_subdomain(&name).is_empty() {
-        errs.push(FieldError::invalid(
-            "metadata.name",
-            &Value::String(name),
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-        ));
+/// Default and prepare a new object (its uid is already set) and return its validation errors.
+pub fn default_and_validate_create(ri: &ResourceInfo, custom: bool, obj: &mut Value) -> Vec<FieldError> {
+    if !custom {
+        defaults::apply_defaults(&ri.group, &ri.version, &ri.kind, obj);
+        defaults::prepare_for_create(&ri.group, &ri.kind, obj);
+        if ri.group == "batch" && ri.kind == "Job" {
+            let uid = crate::objects::uid(obj).to_string();
+            defaults::job_generate_selector(obj, &uid);
+        }
     }
-    errs
+    let rule = meta::name_rule(&ri.group, &ri.kind);
+    let empty = Value::Object(Default::default());
+    meta::validate_object_meta(obj.get("metadata").unwrap_or(&empty), ri.namespaced, rule, "metadata")
 }
 
 /// Default an updated object and return its validation errors against the old one.
-pub fn default_and_validate_update(ri: &ResourceInfo, subresource: &str, new: &mut Value, old: &Value) -> Vec<FieldError> {
-    let _ = (ri, subresource, new, old);
-    Vec::new()
-}
-
-/// Last preparation before the first write of an object.
-pub fn before_store_create(ri: &ResourceInfo, obj: &mut Value) {
-    let _ = (ri, obj);
+pub fn default_and_validate_update(ri: &ResourceInfo, custom: bool, subresource: &str, new: &mut Value, old: &Value) -> Vec<FieldError> {
+    if !custom && subresource.is_empty() {
+        defaults::apply_defaults(&ri.group, &ri.version, &ri.kind, new);
+    }
+    let empty = Value::Object(Default::default());
+    meta::validate_object_meta_update(
+        new.get("metadata").unwrap_or(&empty),
+        old.get("metadata").unwrap_or(&empty),
+        "metadata",
+    )
 }
 
 /// Strategic merge patch of an object of a built-in kind.

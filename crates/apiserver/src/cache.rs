@@ -192,9 +192,9 @@ impl ResourceCache {
             if !fresh.contains_key(k) {
                 self.apply(Arc::new(CacheEvent {
                     kind: EventKind::Deleted,
-                    rv,
+                    rv: rev,
                     key: k.clone(),
-                    obj: with_rv(&o.obj, rv),
+                    obj: with_rv(&o.obj, rev),
                     prev: Some(o.obj.clone()),
                 }));
             }

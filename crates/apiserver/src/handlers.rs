@@ -60,48 +60,12 @@ fn keeps_status_on_create(ri: &ResourceInfo) -> bool {
     matches!((ri.group.as_str(), ri.plural.as_str()), ("", "nodes"))
 }
 
-/// The initial status upstream gives on create, for kinds with a status subresource.
-fn initial_status(ri: &ResourceInfo, obj: &Value) -> Option<Value> {
+/// The initial status upstream gives on create to kinds not prepared by apimachinery's
+/// `prepare_for_create`.
+fn initial_status(ri: &ResourceInfo) -> Option<Value> {
     match (ri.group.as_str(), ri.plural.as_str()) {
-        ("", "pods") => Some(json!({"phase": "Pending", "qosClass": qos_class(obj)})),
-        ("", "namespaces") => Some(json!({"phase": "Active"})),
         ("", "persistentvolumes") | ("", "persistentvolumeclaims") => Some(json!({"phase": "Pending"})),
         _ => None,
-    }
-}
-
-/// Pod QoS class from container requests and limits (upstream `GetPodQOS`, cpu and memory).
-pub fn qos_class(pod: &Value) -> &'static str {
-    let mut containers: Vec<&Value> = Vec::new();
-    for f in ["containers", "initContainers"] {
-        if let Some(a) = pod.pointer(&format!("/spec/{f}")).and_then(Value::as_array) {
-            containers.extend(a.iter());
-        }
-    }
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &containers {
-        let req = c.pointer("/resources/requests").and_then(Value::as_object);
-        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
-        for r in ["cpu", "memory"] {
-            let rq = req.and_then(|m| m.get(r));
-            let lm = lim.and_then(|m| m.get(r));
-            if rq.is_some() || lm.is_some() {
-                any = true;
-            }
-            match (rq, lm) {
-                (_, None) => guaranteed = false,
-                (Some(a), Some(b)) if a != b => guaranteed = false,
-                _ => {}
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed && !containers.is_empty() {
-        "Guaranteed"
-    } else {
-        "Burstable"
     }
 }
 
@@ -109,10 +73,6 @@ fn has_status(ri: &ResourceInfo) -> bool {
     ri.subresource("status").is_some()
 }
 
-/// Objects of resources with a status subresource carry a generation.
-fn tracks_generation(ri: &ResourceInfo) -> bool {
-    has_status(ri) || ri.group != "" && ri.plural != "events" && ri.plural != "leases" && ri.plural != "endpointslices"
-}
 
 fn check_kind(ri: &ResourceInfo, obj: &mut Value, expect_kind: &str) -> Result<(), ApiError> {
     let Some(map) = obj.as_object_mut() else {
@@ -426,9 +386,13 @@ impl Api {
         }
     }
 
-    /// Run defaulting and validation of a new object; returns the causes that make it invalid.
-    fn admit_create(&self, ri: &ResourceInfo, obj: &mut Value) -> Vec<FieldError> {
-        crate::admission::default_and_validate_create(ri, obj)
+    /// Whether a resource is served from a CRD.
+    pub fn is_custom(&self, ri: &ResourceInfo) -> bool {
+        self.catalogue.builtin(&ri.group, &ri.version, &ri.plural).is_none()
+    }
+
+    fn tracks_generation(&self, ri: &ResourceInfo) -> bool {
+        self.is_custom(ri) || apimachinery::meta::tracks_generation(&ri.group, &ri.kind)
     }
 
     /// POST: create an object.
@@ -465,7 +429,7 @@ impl Api {
             let m = meta_mut(&mut obj);
             m.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
             m.insert("creationTimestamp".into(), Value::String(objects::now()));
-            if tracks_generation(ri) {
+            if self.tracks_generation(ri) {
                 m.insert("generation".into(), json!(1));
             } else {
                 m.remove("generation");
@@ -476,17 +440,16 @@ impl Api {
                 m.remove("status");
             }
         }
-        let causes = self.admit_create(ri, &mut obj);
+        let causes = crate::admission::default_and_validate_create(ri, self.is_custom(ri), &mut obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(&ri.group, &ri.kind, &name, causes));
         }
         if has_status(ri) && !keeps_status_on_create(ri) {
-            if let Some(st) = initial_status(ri, &obj) {
+            if let Some(st) = initial_status(ri) {
                 obj["status"] = st;
             }
         }
         self.ensure_namespace(ri, r.namespace)?;
-        crate::admission::before_store_create(ri, &mut obj);
         let key = ri.key(r.namespace, &name);
         if r.dry_run() {
             if self.store.get(&key).await.map_err(store_err)?.is_some() {
@@ -638,11 +601,19 @@ impl Api {
             }
             _ => {}
         }
-        // immutable metadata
+        // server-owned metadata: filled from the old object when absent (a changed value fails
+        // validation as immutable), deletion fields always carried over
         let old_meta = objects::meta(old).cloned().unwrap_or_default();
         {
             let m = meta_mut(new);
-            for f in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            for f in ["name", "namespace", "uid", "creationTimestamp"] {
+                if m.get(f).is_none_or(|v| v.is_null() || v == "") {
+                    if let Some(v) = old_meta.get(f) {
+                        m.insert(f.into(), v.clone());
+                    }
+                }
+            }
+            for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
                 match old_meta.get(f) {
                     Some(v) => {
                         m.insert(f.into(), v.clone());
@@ -653,24 +624,14 @@ impl Api {
                 }
             }
         }
-        if objects::is_deleting(old) {
-            let old_f = objects::finalizers(old);
-            let added: Vec<String> =
-                objects::finalizers(new).into_iter().filter(|f| !old_f.contains(f)).collect();
-            if !added.is_empty() {
-                return Err(ApiError::invalid(
-                    &ri.group,
-                    &ri.kind,
-                    r.name,
-                    vec![FieldError::forbidden("metadata.finalizers", format!("no new finalizers can be added if the object is being deleted, found new finalizers {:?}", added))],
-                ));
-            }
+        if objects::resource_version(new).is_empty() {
+            cache::set_rv(new, parse_rv(objects::resource_version(old)).unwrap_or(0));
         }
-        if tracks_generation(ri) && objects::spec_part(old) != objects::spec_part(new) {
-            let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
-            meta_mut(new).insert("generation".into(), json!(g + 1));
+        let custom = self.is_custom(ri);
+        let causes = crate::admission::default_and_validate_update(ri, custom, r.subresource, new, old);
+        if let Some(g) = apimachinery::meta::next_generation(&ri.group, &ri.kind, custom, old, new) {
+            meta_mut(new).insert("generation".into(), json!(g));
         }
-        let causes = crate::admission::default_and_validate_update(ri, r.subresource, new, old);
         if !causes.is_empty() {
             return Err(ApiError::invalid(&ri.group, &ri.kind, r.name, causes));
         }
@@ -798,7 +759,7 @@ impl Api {
                     }
                 }
                 m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-                if tracks_generation(ri) && !objects::is_deleting(&old) {
+                if self.tracks_generation(ri) && !objects::is_deleting(&old) {
                     let g = m.get("generation").and_then(Value::as_i64).unwrap_or(0);
                     m.insert("generation".into(), json!(g + 1));
                 }
@@ -967,15 +928,6 @@ pub fn scale_of(ri: &ResourceInfo, obj: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn qos() {
-        assert_eq!(qos_class(&json!({"spec": {"containers": [{"name": "a"}]}})), "BestEffort");
-        let g = json!({"spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}}]}});
-        assert_eq!(qos_class(&g), "Guaranteed");
-        let b = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "1"}}}]}});
-        assert_eq!(qos_class(&b), "Burstable");
-    }
 
     #[test]
     fn continue_tokens_roundtrip_and_reject_garbage() {

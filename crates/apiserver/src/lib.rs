@@ -118,6 +118,11 @@ impl Api {
         self.cache.resource(prefix).snapshot(prefix, &self.cache.revision_rx()).0
     }
 
+    /// The CRDs currently stored (not being deleted).
+    pub fn crd_objects(&self) -> Vec<Arc<Value>> {
+        self.crds().into_iter().filter(|c| !crate::objects::is_deleting(&c.obj)).map(|c| c.obj.clone()).collect()
+    }
+
     /// Every served resource: built-in kinds and established CRDs.
     pub fn all_resources(&self) -> Vec<ResourceInfo> {
         let mut all = self.catalogue.builtin.clone();

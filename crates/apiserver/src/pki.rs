@@ -234,7 +234,8 @@ pub fn cert_facts_der(der: &[u8]) -> Option<CertFacts> {
 
 fn pem_der(pem_text: &str) -> Option<Vec<u8>> {
     let mut rd = std::io::BufReader::new(pem_text.as_bytes());
-    rustls_pemfile::certs(&mut rd).next()?.ok().map(|c| c.to_vec())
+    let first = rustls_pemfile::certs(&mut rd).next()?.ok().map(|c| c.to_vec());
+    first
 }
 
 /// Facts of a PEM certificate.
