@@ -450,6 +450,7 @@ impl Api {
             }
         }
         self.ensure_namespace(ri, r.namespace)?;
+        objects::normalize_meta(&mut obj);
         let key = ri.key(r.namespace, &name);
         if r.dry_run() {
             if self.store.get(&key).await.map_err(store_err)?.is_some() {
@@ -632,6 +633,7 @@ impl Api {
         if let Some(g) = apimachinery::meta::next_generation(&ri.group, &ri.kind, custom, old, new) {
             meta_mut(new).insert("generation".into(), json!(g));
         }
+        objects::normalize_meta(new);
         if !causes.is_empty() {
             return Err(ApiError::invalid(&ri.group, &ri.kind, r.name, causes));
         }

@@ -58,6 +58,20 @@ pub fn is_deleting(obj: &Value) -> bool {
     meta(obj).is_some_and(|m| m.get("deletionTimestamp").is_some_and(|v| !v.is_null()))
 }
 
+/// Drop empty and null metadata fields, as Go's `omitempty` does when upstream serializes
+/// ObjectMeta (an emptied label map disappears rather than staying `{}`).
+pub fn normalize_meta(obj: &mut Value) {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.retain(|_, v| match v {
+            Value::Null => false,
+            Value::Object(o) => !o.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            Value::String(s) => !s.is_empty(),
+            _ => true,
+        });
+    }
+}
+
 /// RFC 3339 UTC with second precision, as Kubernetes writes timestamps.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
@@ -98,6 +112,13 @@ mod tests {
     fn timestamps() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
         assert_eq!(rfc3339(t), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn normalize_drops_empty_metadata() {
+        let mut o = json!({"metadata": {"name": "a", "labels": {}, "annotations": null, "finalizers": [], "generateName": "", "generation": 0}});
+        normalize_meta(&mut o);
+        assert_eq!(o, json!({"metadata": {"name": "a", "generation": 0}}));
     }
 
     #[test]
