@@ -1,0 +1,274 @@
+//! End-to-end with the kube-rs client: CRUD, optimistic concurrency, patch types, watch and
+//! relist after 410, discovery, bad input (413/400/404/405/401/422) and durability across
+//! kill -9.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::Cluster;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::{Client, Config};
+use serde_json::json;
+
+fn rt() -> tokio::runtime::Runtime {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+async fn client(c: &Cluster) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
+    let cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    Client::try_from(cfg).unwrap()
+}
+
+fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
+    ConfigMap {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        data: Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()),
+        ..Default::default()
+    }
+}
+
+fn status_of(e: kube::Error) -> (u16, String, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.reason.clone(), s.message.clone()),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[test]
+fn crud_conflicts_and_not_found() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
+        let created = api.create(&PostParams::default(), &cm("a", &[("k", "v")])).await.unwrap();
+        let rv1 = created.metadata.resource_version.clone().unwrap();
+        assert!(created.metadata.uid.is_some());
+        assert!(created.metadata.creation_timestamp.is_some());
+        let (code, reason, msg) = status_of(api.create(&PostParams::default(), &cm("a", &[])).await.unwrap_err());
+        assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
+        assert_eq!(msg, "configmaps \"a\" already exists");
+        let mut upd = created.clone();
+        upd.data = Some([("k".to_string(), "v2".to_string())].into());
+        let updated = api.replace("a", &PostParams::default(), &upd).await.unwrap();
+        assert_ne!(updated.metadata.resource_version.as_deref(), Some(rv1.as_str()));
+        // the old resourceVersion is stale now
+        let (code, reason, msg) = status_of(api.replace("a", &PostParams::default(), &upd).await.unwrap_err());
+        assert_eq!((code, reason.as_str()), (409, "Conflict"));
+        assert!(msg.contains("the object has been modified"), "{msg}");
+        assert_eq!(api.get("a").await.unwrap().data.unwrap()["k"], "v2", "a rejected write changes nothing");
+        api.delete("a", &DeleteParams::default()).await.unwrap();
+        let (code, reason, _) = status_of(api.get("a").await.unwrap_err());
+        assert_eq!((code, reason.as_str()), (404, "NotFound"));
+        // a namespace that does not exist
+        let other: Api<ConfigMap> = Api::namespaced(client(&c).await, "nope");
+        let (code, _, msg) = status_of(other.create(&PostParams::default(), &cm("x", &[])).await.unwrap_err());
+        assert_eq!(code, 404);
+        assert_eq!(msg, "namespaces \"nope\" not found");
+    });
+}
+
+#[test]
+fn patch_types() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
+        api.create(&PostParams::default(), &cm("p", &[("a", "1")])).await.unwrap();
+        let pp = PatchParams::default();
+        api.patch("p", &pp, &Patch::Merge(json!({"data": {"b": "2"}}))).await.unwrap();
+        let client = client(&c).await;
+        let path = "/api/v1/namespaces/default/configmaps/p";
+        let jp = json!([{"op": "add", "path": "/data/c", "value": "3"}]).to_string().into_bytes();
+        assert_eq!(raw(&client, "PATCH", path, "application/json-patch+json", jp).await.0, 200);
+        api.patch("p", &pp, &Patch::Strategic(json!({"data": {"d": "4"}}))).await.unwrap();
+        let got = api.get("p").await.unwrap();
+        assert_eq!(got.data.unwrap(), [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        // a JSON patch that fails its test op is rejected and changes nothing
+        let bad = json!([{"op": "test", "path": "/data/a", "value": "nope"}]).to_string().into_bytes();
+        assert_eq!(raw(&client, "PATCH", path, "application/json-patch+json", bad).await.0, 422);
+        assert_eq!(api.get("p").await.unwrap().data.unwrap().len(), 4);
+    });
+}
+
+#[test]
+fn watch_events_and_expired_resource_version() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let client = client(&c).await;
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let list = api.list(&ListParams::default()).await.unwrap();
+        let rv = list.metadata.resource_version.clone().unwrap();
+        let mut stream = api.watch(&WatchParams::default().timeout(30), &rv).await.unwrap().boxed();
+        api.create(&PostParams::default(), &cm("w", &[("a", "1")])).await.unwrap();
+        api.patch("w", &PatchParams::default(), &Patch::Merge(json!({"data": {"a": "2"}}))).await.unwrap();
+        api.delete("w", &DeleteParams::default()).await.unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next()).await.unwrap().unwrap().unwrap();
+            match ev {
+                WatchEvent::Added(o) => seen.push(("ADDED", o.data.unwrap()["a"].clone())),
+                WatchEvent::Modified(o) => seen.push(("MODIFIED", o.data.unwrap()["a"].clone())),
+                WatchEvent::Deleted(o) => seen.push(("DELETED", o.data.unwrap()["a"].clone())),
+                WatchEvent::Bookmark(_) => {}
+                WatchEvent::Error(e) => panic!("watch error {e:?}"),
+            }
+        }
+        assert_eq!(seen, vec![("ADDED", "1".to_string()), ("MODIFIED", "2".to_string()), ("DELETED", "2".to_string())]);
+
+        // churn one object past the watch cache history: watching from the start is 410
+        api.create(&PostParams::default(), &cm("churn", &[])).await.unwrap();
+        for i in 0..4200 {
+            api.patch("churn", &PatchParams::default(), &Patch::Merge(json!({"data": {"i": i.to_string()}}))).await.unwrap();
+        }
+        let mut old = api.watch(&WatchParams::default(), "5").await.unwrap().boxed();
+        match tokio::time::timeout(Duration::from_secs(10), old.try_next()).await.unwrap() {
+            Ok(Some(WatchEvent::Error(e))) => {
+                assert_eq!(e.code, 410);
+                assert_eq!(e.reason, "Expired");
+            }
+            other => panic!("expected a 410 ERROR event, got {other:?}"),
+        }
+        // the kube-rs watcher recovers by relisting
+        let cfg = kube::runtime::watcher::Config::default();
+        let mut w = kube::runtime::watcher(api.clone(), cfg).boxed();
+        let mut names = Vec::new();
+        while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), w.try_next()).await.unwrap().unwrap() {
+            match ev {
+                kube::runtime::watcher::Event::InitApply(o) => names.push(o.metadata.name.unwrap()),
+                kube::runtime::watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+        assert_eq!(names, vec!["churn"]);
+    });
+}
+
+#[test]
+fn discovery_lists_builtin_groups() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let d = kube::discovery::Discovery::new(client(&c).await).run().await.unwrap();
+        let groups: Vec<String> = d.groups().map(|g| g.name().to_string()).collect();
+        for g in ["", "apps", "batch", "autoscaling", "rbac.authorization.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io"] {
+            assert!(groups.iter().any(|x| x == g), "missing group {g:?} in {groups:?}");
+        }
+        let apps = d.get("apps").unwrap();
+        let (ar, caps) = apps.recommended_kind("Deployment").unwrap();
+        assert_eq!(ar.plural, "deployments");
+        assert!(caps.supports_operation("watch"));
+    });
+}
+
+async fn raw(client: &Client, method: &str, path: &str, ct: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let req = http::Request::builder().method(method).uri(path).header("content-type", ct).body(body).unwrap();
+    match client.request_text(req).await {
+        Ok(t) => (200, serde_json::from_str(&t).unwrap_or(json!(t))),
+        Err(kube::Error::Api(s)) => (s.code, json!({"reason": s.reason, "message": s.message})),
+        Err(e) => panic!("{method} {path}: {e:?}"),
+    }
+}
+
+#[test]
+fn bad_input_gets_a_status_and_changes_nothing() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let client = client(&c).await;
+        let cms = "/api/v1/namespaces/default/configmaps";
+        let big = format!("{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"big\"}},\"data\":{{\"a\":\"{}\"}}}}", "x".repeat(3 * 1024 * 1024 + 10));
+        let (code, s) = raw(&client, "POST", cms, "application/json", big.into_bytes()).await;
+        assert_eq!(code, 413, "{s}");
+        let (code, s) = raw(&client, "POST", cms, "application/json", b"{\"apiVersion\": \"v1\", \"kind\":".to_vec()).await;
+        assert_eq!(code, 400);
+        assert!(s["message"].as_str().unwrap().contains("error decoding request body as JSON"), "{s}");
+        let (code, s) = raw(&client, "POST", cms, "application/yaml", b"a: [1, 2\nb: {".to_vec()).await;
+        assert_eq!(code, 400);
+        assert!(s["message"].as_str().unwrap().contains("error decoding YAML"), "{s}");
+        let (code, _) = raw(&client, "GET", "/api/v1/namespaces/default/nonsense", "application/json", vec![]).await;
+        assert_eq!(code, 404);
+        let (code, _) = raw(&client, "GET", "/apis/nope.example.com/v1/things", "application/json", vec![]).await;
+        assert_eq!(code, 404);
+        // namespaces have no deletecollection; bindings are create-only
+        let (code, s) = raw(&client, "DELETE", "/api/v1/namespaces", "application/json", vec![]).await;
+        assert_eq!(code, 405, "{s}");
+        let (code, _) = raw(&client, "GET", "/api/v1/namespaces/default/bindings", "application/json", vec![]).await;
+        assert_eq!(code, 405);
+        // invalid object: 422 with the field named
+        let (code, s) = raw(&client, "POST", cms, "application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Bad_Name"}}"#.to_vec()).await;
+        assert_eq!(code, 422, "{s}");
+        assert!(s["message"].as_str().unwrap().contains("metadata.name: Invalid value: \"Bad_Name\""), "{s}");
+        let (code, _) = raw(&client, "POST", cms, "text/plain", b"hello".to_vec()).await;
+        assert_eq!(code, 415);
+        // nothing was stored by any of the above
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        assert!(api.list(&ListParams::default()).await.unwrap().items.is_empty());
+        // unauthenticated requests get 401
+        let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
+        let mut cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+        cfg.auth_info = Default::default();
+        let anon = Client::try_from(cfg).unwrap();
+        let ns: Api<Namespace> = Api::all(anon);
+        let (code, reason, _) = status_of(ns.list(&ListParams::default()).await.unwrap_err());
+        assert_eq!((code, reason.as_str()), (401, "Unauthorized"));
+    });
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let mut c = Cluster::start();
+    let acked: Vec<String> = rt().block_on(async {
+        let client = client(&c).await;
+        let api: Api<ConfigMap> = Api::namespaced(client, "default");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let api = api.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    for i in 0.. {
+                        let name = format!("w{w}-{i}");
+                        match api.create(&PostParams::default(), &cm(&name, &[("i", "x")])).await {
+                            Ok(_) => {
+                                if tx.send(name).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut acked = Vec::new();
+        while acked.len() < 200 {
+            acked.push(rx.recv().await.unwrap());
+        }
+        // kill the server while the writers are still going
+        unsafe {
+            libc::kill(c.child.as_ref().unwrap().id() as i32, libc::SIGKILL);
+        }
+        while let Some(n) = rx.recv().await {
+            acked.push(n);
+        }
+        for w in writers {
+            let _ = w.await;
+        }
+        acked
+    });
+    c.kill9();
+    let ca_before = std::fs::read_to_string(c.data_dir().join("tls/ca.crt")).unwrap();
+    c.spawn();
+    assert_eq!(std::fs::read_to_string(c.data_dir().join("tls/ca.crt")).unwrap(), ca_before, "restart reuses the PKI");
+    rt().block_on(async {
+        let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
+        let names: std::collections::HashSet<String> =
+            api.list(&ListParams::default()).await.unwrap().items.into_iter().map(|o| o.metadata.name.unwrap()).collect();
+        let lost: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
+        assert!(lost.is_empty(), "{} acknowledged writes lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+        assert!(acked.len() >= 200);
+    });
+}
