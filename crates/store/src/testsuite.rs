@@ -68,7 +68,11 @@ macro_rules! store_testsuite {
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn put_op(key: &str, value: &str) -> Op {
-    Op::Put { key: key.into(), value: Bytes::copy_from_slice(value.as_bytes()), lease: 0 }
+    Op::Put {
+        key: key.into(),
+        value: Bytes::copy_from_slice(value.as_bytes()),
+        lease: 0,
+    }
 }
 
 fn del_op(key: &str) -> Op {
@@ -80,16 +84,34 @@ async fn txn(store: &dyn Store, t: Txn) -> TxnResponse {
 }
 
 async fn put(store: &dyn Store, key: &str, value: &str) -> TxnResponse {
-    txn(store, Txn { success: vec![put_op(key, value)], ..Default::default() }).await
+    txn(
+        store,
+        Txn {
+            success: vec![put_op(key, value)],
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 async fn remove(store: &dyn Store, key: &str) -> TxnResponse {
-    txn(store, Txn { success: vec![del_op(key)], ..Default::default() }).await
+    txn(
+        store,
+        Txn {
+            success: vec![del_op(key)],
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 async fn range(store: &dyn Store, prefix: &str, revision: Revision) -> Vec<KeyValue> {
     store
-        .range(RangeRequest { prefix: prefix.into(), revision, ..Default::default() })
+        .range(RangeRequest {
+            prefix: prefix.into(),
+            revision,
+            ..Default::default()
+        })
         .await
         .expect("range")
         .kvs
@@ -97,12 +119,20 @@ async fn range(store: &dyn Store, prefix: &str, revision: Revision) -> Vec<KeyVa
 
 fn values(kvs: &[KeyValue]) -> Vec<(String, String)> {
     kvs.iter()
-        .map(|kv| (kv.key.clone(), String::from_utf8_lossy(&kv.value).into_owned()))
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                String::from_utf8_lossy(&kv.value).into_owned(),
+            )
+        })
         .collect()
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Reads batches until `n` events have arrived.
@@ -143,21 +173,33 @@ pub async fn revisions(store: &dyn Store) {
 
     let a2 = put(store, "/registry/a", "2").await;
     assert_eq!(a2.revision, r0 + 2);
-    let prev = a2.results[0].prev_kv.as_ref().expect("put returns the previous value");
+    let prev = a2.results[0]
+        .prev_kv
+        .as_ref()
+        .expect("put returns the previous value");
     assert_eq!((&prev.value[..], prev.mod_revision), (&b"1"[..], r0 + 1));
     let kv = store.get("/registry/a").await.unwrap().unwrap();
-    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (r0 + 1, r0 + 2, 2));
+    assert_eq!(
+        (kv.create_revision, kv.mod_revision, kv.version),
+        (r0 + 1, r0 + 2, 2)
+    );
 
     // several writes in one transaction share one revision
     let both = txn(
         store,
-        Txn { success: vec![put_op("/registry/b", "x"), put_op("/registry/c", "y")], ..Default::default() },
+        Txn {
+            success: vec![put_op("/registry/b", "x"), put_op("/registry/c", "y")],
+            ..Default::default()
+        },
     )
     .await;
     assert_eq!(both.revision, r0 + 3);
     for key in ["/registry/b", "/registry/c"] {
         let kv = store.get(key).await.unwrap().unwrap();
-        assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (r0 + 3, r0 + 3, 1));
+        assert_eq!(
+            (kv.create_revision, kv.mod_revision, kv.version),
+            (r0 + 3, r0 + 3, 1)
+        );
     }
     assert_eq!(store.current_revision().await.unwrap(), r0 + 3);
 
@@ -195,9 +237,22 @@ pub async fn create_if_absent(store: &dyn Store) {
     assert!(!second.succeeded, "second create must fail");
     assert_eq!(second.revision, first.revision);
     assert_eq!(second.current.len(), 1);
-    let current = second.current[0].as_ref().expect("current value in failed response");
-    assert_eq!((&current.value[..], current.mod_revision), (&b"one"[..], first.revision));
-    assert_eq!(&store.get("/registry/pods/ns/p").await.unwrap().unwrap().value[..], b"one");
+    let current = second.current[0]
+        .as_ref()
+        .expect("current value in failed response");
+    assert_eq!(
+        (&current.value[..], current.mod_revision),
+        (&b"one"[..], first.revision)
+    );
+    assert_eq!(
+        &store
+            .get("/registry/pods/ns/p")
+            .await
+            .unwrap()
+            .unwrap()
+            .value[..],
+        b"one"
+    );
 }
 
 /// Updates guarded by the mod revision: the stale one fails and reports the current value.
@@ -219,7 +274,10 @@ pub async fn cas_conflict(store: &dyn Store) {
     assert_eq!(stale.revision, r2);
     assert!(stale.results.is_empty());
     let current = stale.current[0].as_ref().unwrap();
-    assert_eq!((&current.value[..], current.mod_revision, current.version), (&b"v2"[..], r2, 2));
+    assert_eq!(
+        (&current.value[..], current.mod_revision, current.version),
+        (&b"v2"[..], r2, 2)
+    );
     // compares on several keys: one mismatch fails the whole transaction
     put(store, "/registry/cm/ns/other", "o").await;
     let multi = txn(
@@ -256,8 +314,14 @@ pub async fn delete(store: &dyn Store) {
     )
     .await;
     assert!(del.succeeded);
-    let prev = del.results[0].prev_kv.as_ref().expect("delete returns the previous value");
-    assert_eq!((&prev.value[..], prev.create_revision, prev.version), (&b"b"[..], created, 2));
+    let prev = del.results[0]
+        .prev_kv
+        .as_ref()
+        .expect("delete returns the previous value");
+    assert_eq!(
+        (&prev.value[..], prev.create_revision, prev.version),
+        (&b"b"[..], created, 2)
+    );
     assert_eq!(store.get(key).await.unwrap(), None);
     assert!(range(store, "/registry/secrets/", 0).await.is_empty());
 
@@ -300,24 +364,43 @@ pub async fn invalid_requests(store: &dyn Store) {
             ..Default::default()
         })
         .await;
-    assert!(matches!(dup, Err(StoreError::Invalid(_))), "duplicate key: {dup:?}");
+    assert!(
+        matches!(dup, Err(StoreError::Invalid(_))),
+        "duplicate key: {dup:?}"
+    );
     let lease = store
         .txn(Txn {
             success: vec![
                 put_op("/registry/ok", "1"),
-                Op::Put { key: "/registry/leased".into(), value: Bytes::new(), lease: 987_654_321 },
+                Op::Put {
+                    key: "/registry/leased".into(),
+                    value: Bytes::new(),
+                    lease: 987_654_321,
+                },
             ],
             ..Default::default()
         })
         .await;
-    assert!(matches!(lease, Err(StoreError::LeaseNotFound(987_654_321))), "{lease:?}");
+    assert!(
+        matches!(lease, Err(StoreError::LeaseNotFound(987_654_321))),
+        "{lease:?}"
+    );
     assert_eq!(store.current_revision().await.unwrap(), before);
-    assert!(range(store, "/registry/", 0).await.is_empty(), "nothing of a failed txn is kept");
+    assert!(
+        range(store, "/registry/", 0).await.is_empty(),
+        "nothing of a failed txn is kept"
+    );
 }
 
 /// Range by prefix, with limit and pagination by `start_after`.
 pub async fn range_prefix_limit_start_after(store: &dyn Store) {
-    for key in ["/registry/p/e", "/registry/p/a", "/registry/p/c", "/registry/p/b", "/registry/p/d"] {
+    for key in [
+        "/registry/p/e",
+        "/registry/p/a",
+        "/registry/p/c",
+        "/registry/p/b",
+        "/registry/p/d",
+    ] {
         put(store, key, key).await;
     }
     put(store, "/registry/p", "parent").await;
@@ -326,7 +409,16 @@ pub async fn range_prefix_limit_start_after(store: &dyn Store) {
 
     let all = range(store, "/registry/p/", 0).await;
     let keys: Vec<&str> = all.iter().map(|kv| kv.key.as_str()).collect();
-    assert_eq!(keys, ["/registry/p/a", "/registry/p/b", "/registry/p/c", "/registry/p/d", "/registry/p/e"]);
+    assert_eq!(
+        keys,
+        [
+            "/registry/p/a",
+            "/registry/p/b",
+            "/registry/p/c",
+            "/registry/p/d",
+            "/registry/p/e"
+        ]
+    );
 
     let page = |start_after: &str, limit: usize| RangeRequest {
         prefix: "/registry/p/".into(),
@@ -335,15 +427,35 @@ pub async fn range_prefix_limit_start_after(store: &dyn Store) {
         revision: 0,
     };
     let first = store.range(page("", 2)).await.unwrap();
-    assert_eq!(first.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), ["/registry/p/a", "/registry/p/b"]);
+    assert_eq!(
+        first
+            .kvs
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect::<Vec<_>>(),
+        ["/registry/p/a", "/registry/p/b"]
+    );
     assert!(first.more);
     let rev = store.current_revision().await.unwrap();
     assert_eq!(first.revision, rev);
     let second = store.range(page("/registry/p/b", 2)).await.unwrap();
-    assert_eq!(second.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), ["/registry/p/c", "/registry/p/d"]);
+    assert_eq!(
+        second
+            .kvs
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect::<Vec<_>>(),
+        ["/registry/p/c", "/registry/p/d"]
+    );
     assert!(second.more);
     let last = store.range(page("/registry/p/d", 2)).await.unwrap();
-    assert_eq!(last.kvs.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), ["/registry/p/e"]);
+    assert_eq!(
+        last.kvs
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect::<Vec<_>>(),
+        ["/registry/p/e"]
+    );
     assert!(!last.more);
     let exact = store.range(page("", 5)).await.unwrap();
     assert_eq!(exact.kvs.len(), 5);
@@ -352,7 +464,10 @@ pub async fn range_prefix_limit_start_after(store: &dyn Store) {
     assert!(none.kvs.is_empty() && !none.more);
 
     // an exact key is its own prefix; get does not match longer keys
-    assert_eq!(store.get("/registry/p").await.unwrap().unwrap().value, Bytes::from_static(b"parent"));
+    assert_eq!(
+        store.get("/registry/p").await.unwrap().unwrap().value,
+        Bytes::from_static(b"parent")
+    );
     assert_eq!(store.get("/registry/p/").await.unwrap(), None);
     assert_eq!(range(store, "/registry/", 0).await.len(), 8);
 }
@@ -368,14 +483,28 @@ pub async fn range_past_revision(store: &dyn Store) {
     assert!(at(r1 - 1).await.is_empty());
     assert_eq!(values(&at(r1).await), pairs(&[("/registry/r/a", "1")]));
     assert_eq!(values(&at(r2).await), pairs(&[("/registry/r/a", "2")]));
-    assert_eq!(values(&at(r3).await), pairs(&[("/registry/r/a", "2"), ("/registry/r/b", "b")]));
+    assert_eq!(
+        values(&at(r3).await),
+        pairs(&[("/registry/r/a", "2"), ("/registry/r/b", "b")])
+    );
     assert_eq!(values(&at(r4).await), pairs(&[("/registry/r/b", "b")]));
-    assert_eq!(values(&at(r5).await), pairs(&[("/registry/r/b", "b"), ("/registry/r/c", "c")]));
+    assert_eq!(
+        values(&at(r5).await),
+        pairs(&[("/registry/r/b", "b"), ("/registry/r/c", "c")])
+    );
     let old = at(r3).await;
-    assert_eq!((old[0].create_revision, old[0].mod_revision, old[0].version), (r1, r2, 2));
+    assert_eq!(
+        (old[0].create_revision, old[0].mod_revision, old[0].version),
+        (r1, r2, 2)
+    );
 
     let paged = store
-        .range(RangeRequest { prefix: "/registry/r/".into(), revision: r3, limit: 1, ..Default::default() })
+        .range(RangeRequest {
+            prefix: "/registry/r/".into(),
+            revision: r3,
+            limit: 1,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(values(&paged.kvs), pairs(&[("/registry/r/a", "2")]));
@@ -394,9 +523,16 @@ pub async fn range_past_revision(store: &dyn Store) {
     assert!(!rest.more);
 
     let future = store
-        .range(RangeRequest { prefix: "/registry/r/".into(), revision: r5 + 10, ..Default::default() })
+        .range(RangeRequest {
+            prefix: "/registry/r/".into(),
+            revision: r5 + 10,
+            ..Default::default()
+        })
         .await;
-    assert!(matches!(future, Err(StoreError::FutureRevision(_))), "{future:?}");
+    assert!(
+        matches!(future, Err(StoreError::FutureRevision(_))),
+        "{future:?}"
+    );
 }
 
 /// A watch from a past revision replays history with previous values, then goes live.
@@ -406,7 +542,10 @@ pub async fn watch_from_past_with_prev_kv(store: &dyn Store) {
     let r3 = remove(store, "/registry/w/a").await.revision;
     let both = txn(
         store,
-        Txn { success: vec![put_op("/registry/w/b", "b"), put_op("/registry/w/c", "c")], ..Default::default() },
+        Txn {
+            success: vec![put_op("/registry/w/b", "b"), put_op("/registry/w/c", "c")],
+            ..Default::default()
+        },
     )
     .await
     .revision;
@@ -416,25 +555,47 @@ pub async fn watch_from_past_with_prev_kv(store: &dyn Store) {
     let r5 = put(store, "/registry/w/b", "b2").await.revision;
     let batches = collect(&mut w, 5).await;
     let revs: Vec<Revision> = batches.iter().map(|b| b[0].kv.mod_revision).collect();
-    assert_eq!(revs, [r1 + 1, r3, both, r5], "one batch per transaction, in order");
+    assert_eq!(
+        revs,
+        [r1 + 1, r3, both, r5],
+        "one batch per transaction, in order"
+    );
     assert_eq!(batches[2].len(), 2, "both writes of one txn in one batch");
     for batch in &batches {
-        assert!(batch.iter().all(|e| e.kv.mod_revision == batch[0].kv.mod_revision));
+        assert!(batch
+            .iter()
+            .all(|e| e.kv.mod_revision == batch[0].kv.mod_revision));
     }
     let events = flat(batches);
 
     assert_eq!(events[0].kind, EventType::Put);
     assert_eq!(&events[0].kv.value[..], b"2");
-    assert_eq!((events[0].kv.create_revision, events[0].kv.version), (r1, 2));
+    assert_eq!(
+        (events[0].kv.create_revision, events[0].kv.version),
+        (r1, 2)
+    );
     let prev = events[0].prev_kv.as_ref().expect("prev_kv of an update");
     assert_eq!((&prev.value[..], prev.mod_revision), (&b"1"[..], r1));
 
     assert_eq!(events[1].kind, EventType::Delete);
-    assert_eq!((events[1].kv.key.as_str(), events[1].kv.mod_revision), ("/registry/w/a", r3));
+    assert_eq!(
+        (events[1].kv.key.as_str(), events[1].kv.mod_revision),
+        ("/registry/w/a", r3)
+    );
     assert!(events[1].kv.value.is_empty());
-    assert_eq!(&events[1].prev_kv.as_ref().expect("prev_kv of a delete").value[..], b"2");
+    assert_eq!(
+        &events[1]
+            .prev_kv
+            .as_ref()
+            .expect("prev_kv of a delete")
+            .value[..],
+        b"2"
+    );
 
-    assert_eq!((events[2].kv.key.as_str(), events[2].prev_kv.as_ref()), ("/registry/w/b", None));
+    assert_eq!(
+        (events[2].kv.key.as_str(), events[2].prev_kv.as_ref()),
+        ("/registry/w/b", None)
+    );
     assert_eq!(events[3].kv.key, "/registry/w/c");
     assert_eq!(events[4].kind, EventType::Put);
     assert_eq!(&events[4].prev_kv.as_ref().unwrap().value[..], b"b");
@@ -461,11 +622,18 @@ pub async fn watch_prefix_filter(store: &dyn Store) {
     let keys = |evs: Vec<Event>| evs.into_iter().map(|e| e.kv.key).collect::<Vec<_>>();
     assert_eq!(
         keys(flat(collect(&mut pods, 3).await)),
-        ["/registry/pods/default/a", "/registry/pods/kube-system/b", "/registry/pods/default/c"]
+        [
+            "/registry/pods/default/a",
+            "/registry/pods/kube-system/b",
+            "/registry/pods/default/c"
+        ]
     );
     let ns_events = flat(collect(&mut ns, 2).await);
     assert_eq!(ns_events[1].kv.mod_revision, last);
-    assert_eq!(keys(ns_events), ["/registry/pods/default/a", "/registry/pods/default/c"]);
+    assert_eq!(
+        keys(ns_events),
+        ["/registry/pods/default/a", "/registry/pods/default/c"]
+    );
 }
 
 /// Under concurrent writers every watch sees every write exactly once in revision order,
@@ -511,7 +679,12 @@ pub async fn watch_ordering_many_writes(store: &dyn Store) {
         // per key, each event's prev_kv is the previous event of that key
         let mut last: BTreeMap<String, KeyValue> = BTreeMap::new();
         for e in &events {
-            assert_eq!(e.prev_kv.as_ref(), last.get(&e.kv.key), "prev_kv of {}", e.kv.key);
+            assert_eq!(
+                e.prev_kv.as_ref(),
+                last.get(&e.kv.key),
+                "prev_kv of {}",
+                e.kv.key
+            );
             last.insert(e.kv.key.clone(), e.kv.clone());
         }
     }
@@ -529,38 +702,73 @@ pub async fn compaction(store: &dyn Store) {
     assert_eq!(store.oldest_revision().await.unwrap(), r3);
 
     let before = store
-        .range(RangeRequest { prefix: "/registry/c/".into(), revision: r2, ..Default::default() })
+        .range(RangeRequest {
+            prefix: "/registry/c/".into(),
+            revision: r2,
+            ..Default::default()
+        })
         .await;
     assert!(
         matches!(before, Err(StoreError::Compacted { requested, compacted }) if requested == r2 && compacted == r3),
         "{before:?}"
     );
     let watch = store.watch("/registry/c/", r1).await;
-    assert!(matches!(watch, Err(StoreError::Compacted { .. })), "watch from a compacted revision");
+    assert!(
+        matches!(watch, Err(StoreError::Compacted { .. })),
+        "watch from a compacted revision"
+    );
 
     assert_eq!(
         values(&range(store, "/registry/c/", r3).await),
         pairs(&[("/registry/c/a", "2"), ("/registry/c/b", "1")])
     );
-    assert_eq!(values(&range(store, "/registry/c/", r4).await), pairs(&[("/registry/c/a", "2")]));
-    assert_eq!(values(&range(store, "/registry/c/", 0).await), pairs(&[("/registry/c/a", "3")]));
+    assert_eq!(
+        values(&range(store, "/registry/c/", r4).await),
+        pairs(&[("/registry/c/a", "2")])
+    );
+    assert_eq!(
+        values(&range(store, "/registry/c/", 0).await),
+        pairs(&[("/registry/c/a", "3")])
+    );
 
     // history from the compaction revision on, with previous values, is still there
-    let mut w = store.watch("/registry/c/", r4).await.expect("watch from retained revision");
+    let mut w = store
+        .watch("/registry/c/", r4)
+        .await
+        .expect("watch from retained revision");
     let events = flat(collect(&mut w, 2).await);
-    assert_eq!((events[0].kind, events[0].kv.mod_revision), (EventType::Delete, r4));
+    assert_eq!(
+        (events[0].kind, events[0].kv.mod_revision),
+        (EventType::Delete, r4)
+    );
     assert_eq!(&events[0].prev_kv.as_ref().unwrap().value[..], b"1");
     assert_eq!(events[1].kv.mod_revision, r5);
     assert_eq!(&events[1].prev_kv.as_ref().unwrap().value[..], b"2");
 
     let again = store.compact(r3).await;
-    assert!(matches!(again, Err(StoreError::Compacted { .. })), "{again:?}");
+    assert!(
+        matches!(again, Err(StoreError::Compacted { .. })),
+        "{again:?}"
+    );
     let future = store.compact(r5 + 100).await;
-    assert!(matches!(future, Err(StoreError::FutureRevision(_))), "{future:?}");
-    store.compact(r5).await.expect("compact to the current revision");
-    assert_eq!(values(&range(store, "/registry/c/", r5).await), pairs(&[("/registry/c/a", "3")]));
+    assert!(
+        matches!(future, Err(StoreError::FutureRevision(_))),
+        "{future:?}"
+    );
+    store
+        .compact(r5)
+        .await
+        .expect("compact to the current revision");
+    assert_eq!(
+        values(&range(store, "/registry/c/", r5).await),
+        pairs(&[("/registry/c/a", "3")])
+    );
     let kv = store.get("/registry/c/a").await.unwrap().unwrap();
-    assert_eq!((kv.create_revision, kv.version), (r1, 3), "key metadata survives compaction");
+    assert_eq!(
+        (kv.create_revision, kv.version),
+        (r1, 3),
+        "key metadata survives compaction"
+    );
 }
 
 async fn wait_for_delete(w: &mut WatchStream, key: &str) -> Event {
@@ -571,7 +779,10 @@ async fn wait_for_delete(w: &mut WatchStream, key: &str) -> Event {
             .unwrap_or_else(|_| panic!("no delete of {key}"))
             .expect("watch ended")
             .expect("watch failed");
-        if let Some(e) = batch.into_iter().find(|e| e.kind == EventType::Delete && e.kv.key == key) {
+        if let Some(e) = batch
+            .into_iter()
+            .find(|e| e.kind == EventType::Delete && e.kv.key == key)
+        {
             return e;
         }
     }
@@ -581,7 +792,11 @@ async fn put_leased(store: &dyn Store, key: &str, lease: LeaseId) -> TxnResponse
     txn(
         store,
         Txn {
-            success: vec![Op::Put { key: key.into(), value: Bytes::from_static(b"leased"), lease }],
+            success: vec![Op::Put {
+                key: key.into(),
+                value: Bytes::from_static(b"leased"),
+                lease,
+            }],
             ..Default::default()
         },
     )
@@ -599,7 +814,15 @@ pub async fn lease_expiry(store: &dyn Store) {
     put_leased(store, "/registry/events/ns/e1", short).await;
     put_leased(store, "/registry/events/ns/e2", long).await;
     put(store, "/registry/events/ns/e3", "plain").await;
-    assert_eq!(store.get("/registry/events/ns/e1").await.unwrap().unwrap().lease, short);
+    assert_eq!(
+        store
+            .get("/registry/events/ns/e1")
+            .await
+            .unwrap()
+            .unwrap()
+            .lease,
+        short
+    );
 
     let e = wait_for_delete(&mut w, "/registry/events/ns/e1").await;
     let prev = e.prev_kv.expect("prev_kv of the expiry delete");
@@ -609,7 +832,10 @@ pub async fn lease_expiry(store: &dyn Store) {
     assert!(store.get("/registry/events/ns/e3").await.unwrap().is_some());
     // the expired lease is gone
     let gone = store.lease_revoke(short).await;
-    assert!(matches!(gone, Err(StoreError::LeaseNotFound(id)) if id == short), "{gone:?}");
+    assert!(
+        matches!(gone, Err(StoreError::LeaseNotFound(id)) if id == short),
+        "{gone:?}"
+    );
 }
 
 /// Revoking a lease deletes its keys at once; unknown leases are reported.
@@ -629,19 +855,33 @@ pub async fn lease_revoke(store: &dyn Store) {
     let mut deleted: Vec<&str> = events.iter().map(|e| e.kv.key.as_str()).collect();
     deleted.sort();
     assert_eq!(deleted, ["/registry/l/a", "/registry/l/b"]);
-    assert!(events.iter().all(|e| e.kind == EventType::Delete && e.kv.mod_revision > before));
-    assert!(events.iter().all(|e| e.prev_kv.as_ref().map(|p| p.lease) == Some(lease)));
+    assert!(events
+        .iter()
+        .all(|e| e.kind == EventType::Delete && e.kv.mod_revision > before));
+    assert!(events
+        .iter()
+        .all(|e| e.prev_kv.as_ref().map(|p| p.lease) == Some(lease)));
     assert_eq!(
         values(&range(store, "/registry/l/", 0).await),
         pairs(&[("/registry/l/c", "leased"), ("/registry/l/d", "detached")])
     );
     let again = store.lease_revoke(lease).await;
-    assert!(matches!(again, Err(StoreError::LeaseNotFound(_))), "{again:?}");
+    assert!(
+        matches!(again, Err(StoreError::LeaseNotFound(_))),
+        "{again:?}"
+    );
     let put_after = store
         .txn(Txn {
-            success: vec![Op::Put { key: "/registry/l/e".into(), value: Bytes::new(), lease }],
+            success: vec![Op::Put {
+                key: "/registry/l/e".into(),
+                value: Bytes::new(),
+                lease,
+            }],
             ..Default::default()
         })
         .await;
-    assert!(matches!(put_after, Err(StoreError::LeaseNotFound(_))), "{put_after:?}");
+    assert!(
+        matches!(put_after, Err(StoreError::LeaseNotFound(_))),
+        "{put_after:?}"
+    );
 }

@@ -8,6 +8,7 @@
 //! one SQLite transaction, commits it, publishes the events to watchers and only then
 //! acknowledges the requests. Reads run on blocking threads with their own connections.
 
+mod checkpoint;
 mod read;
 mod schema;
 mod watch;
@@ -78,7 +79,9 @@ impl Default for SqliteConfig {
             watch_buffer: 1024,
             watch_replay_chunk: 1000,
             readers: 8,
-            synchronous: Synchronous::Full,
+            // survives kill -9 as required, and meets the latency target (p99 < 5 ms at
+            // 200 writes/s) that an fsync per commit misses on typical VM disks
+            synchronous: Synchronous::Normal,
             open_lock_timeout: Duration::from_secs(2),
         }
     }
@@ -88,9 +91,15 @@ impl Default for SqliteConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SqliteError {
     #[error("open store database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("lock store database {path}: {source}")]
-    LockFile { path: PathBuf, source: std::io::Error },
+    LockFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("store database {0} is in use by another store instance")]
     Locked(PathBuf),
     #[error("{path} is not an oxkube store database: {reason}")]
@@ -145,6 +154,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let lock = schema::lock_file(&path, config.open_lock_timeout)?;
         let (conn, state) = schema::open_writer(&path, config.synchronous)?;
+        let checkpointer = checkpoint::Checkpointer::start(&path)?;
         let readers = Readers::new(&path, config.readers);
         let shared = Arc::new(Shared {
             revision: AtomicI64::new(state.revision),
@@ -154,7 +164,7 @@ impl SqliteStore {
             config: config.clone(),
         });
         let (tx, rx) = mpsc::channel();
-        let thread = writer::spawn(conn, state, shared.clone(), rx, lock)
+        let thread = writer::spawn(conn, state, shared.clone(), rx, lock, checkpointer)
             .map_err(SqliteError::Thread)?;
         tracing::info!(path = %path.display(), revision = shared.revision(), "store opened");
         Ok(Self {
@@ -175,9 +185,11 @@ impl SqliteStore {
         self.shared.hub.watchers()
     }
 
-    /// Stops accepting writes, waits for queued writes to commit and releases the file.
-    /// Open watches end with `Closed`.
+    /// Stops accepting reads and writes, waits for queued writes to commit, checkpoints the
+    /// WAL into the database file and releases the file. Open watches end with `Closed`.
     pub async fn close(&self) {
+        // the writer connection must be the last one open to fold the WAL into the file
+        self.shared.readers.close();
         drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(thread) = thread {
@@ -200,6 +212,7 @@ impl SqliteStore {
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         // the writer thread drains its queue and exits once the sender is gone
+        self.shared.readers.close();
         drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
         self.shared.hub.close();
     }
@@ -239,7 +252,8 @@ impl Store for SqliteStore {
     }
 
     async fn lease_grant(&self, ttl_seconds: i64) -> Result<LeaseId> {
-        self.request(|reply| Cmd::LeaseGrant(ttl_seconds, reply)).await
+        self.request(|reply| Cmd::LeaseGrant(ttl_seconds, reply))
+            .await
     }
 
     async fn lease_revoke(&self, id: LeaseId) -> Result<()> {

@@ -17,15 +17,31 @@ pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Readers {
     pub fn new(path: &Path, max_idle: usize) -> Self {
-        Self { path: path.to_path_buf(), idle: Mutex::new(Vec::new()), max_idle }
+        Self {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Closes the idle connections; reads fail with `Closed` from now on.
+    pub fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Runs `f` on a reader connection; blocking, call from a blocking thread.
     pub fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
         let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(conn) => conn,
@@ -33,7 +49,7 @@ impl Readers {
         };
         let out = f(&conn);
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.max_idle {
+        if idle.len() < self.max_idle && !self.closed.load(std::sync::atomic::Ordering::Acquire) {
             idle.push(conn);
         }
         out
@@ -110,7 +126,8 @@ pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<KeyValue>> {
 }
 
 fn meta_value(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT value FROM meta WHERE name = ?1")?.query_row([name], |r| r.get(0))
+    conn.prepare_cached("SELECT value FROM meta WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
 }
 
 /// Checks that `revision` (non-zero) can be read given the store's current and compaction
@@ -124,7 +141,10 @@ pub(crate) fn check_revision(
         return Err(StoreError::FutureRevision(revision));
     }
     if revision < compacted {
-        return Err(StoreError::Compacted { requested: revision, compacted });
+        return Err(StoreError::Compacted {
+            requested: revision,
+            compacted,
+        });
     }
     Ok(())
 }
@@ -133,28 +153,46 @@ pub(crate) fn range(conn: &Connection, req: &RangeRequest) -> Result<RangeRespon
     let tx = conn.unchecked_transaction().map_err(db_err)?;
     let current = meta_value(&tx, "revision").map_err(db_err)?;
     let compacted = meta_value(&tx, "compact_revision").map_err(db_err)?;
-    let at = if req.revision == 0 { current } else { req.revision };
+    let at = if req.revision == 0 {
+        current
+    } else {
+        req.revision
+    };
     check_revision(at, current, compacted)?;
 
     let lo = range_start(req.prefix.as_bytes(), req.start_after.as_bytes());
     let hi = prefix_end(req.prefix.as_bytes());
     // fetch one more than the limit to know whether there are more
-    let want = if req.limit == 0 { i64::MAX } else { req.limit as i64 + 1 };
+    let want = if req.limit == 0 {
+        i64::MAX
+    } else {
+        req.limit as i64 + 1
+    };
     let mut kvs = Vec::new();
     if at == current {
-        let bound = if hi.is_some() { "AND c.key < ?2" } else { "AND ?2 IS NULL" };
+        let bound = if hi.is_some() {
+            "AND c.key < ?2"
+        } else {
+            "AND ?2 IS NULL"
+        };
         let mut stmt = tx
             .prepare_cached(&format!(
                 "{CURRENT_KV} WHERE c.key >= ?1 {bound} ORDER BY c.key LIMIT ?3"
             ))
             .map_err(db_err)?;
-        let rows = stmt.query_map(params![lo, hi, want], |r| kv_at(r, 0)).map_err(db_err)?;
+        let rows = stmt
+            .query_map(params![lo, hi, want], |r| kv_at(r, 0))
+            .map_err(db_err)?;
         for kv in rows {
             kvs.push(kv.map_err(db_err)?);
         }
     } else {
         // newest row of each key at or below `at`; rows come newest first within a key
-        let bound = if hi.is_some() { "AND key < ?2" } else { "AND ?2 IS NULL" };
+        let bound = if hi.is_some() {
+            "AND key < ?2"
+        } else {
+            "AND ?2 IS NULL"
+        };
         let mut stmt = tx
             .prepare_cached(&format!(
                 "SELECT key, value, create_rev, rev, version, lease, deleted FROM log
@@ -181,7 +219,11 @@ pub(crate) fn range(conn: &Connection, req: &RangeRequest) -> Result<RangeRespon
     drop(tx);
     let more = req.limit != 0 && kvs.len() > req.limit;
     kvs.truncate(if req.limit == 0 { kvs.len() } else { req.limit });
-    Ok(RangeResponse { kvs, more, revision: at })
+    Ok(RangeResponse {
+        kvs,
+        more,
+        revision: at,
+    })
 }
 
 /// Reads the events of revisions `from..=to` under `prefix`, one batch per revision,
@@ -195,11 +237,18 @@ pub(crate) fn replay(
     let tx = conn.unchecked_transaction().map_err(db_err)?;
     let compacted = meta_value(&tx, "compact_revision").map_err(db_err)?;
     if from < compacted {
-        return Err(StoreError::Compacted { requested: from, compacted });
+        return Err(StoreError::Compacted {
+            requested: from,
+            compacted,
+        });
     }
     let lo = prefix.as_bytes();
     let hi = prefix_end(lo);
-    let bound = if hi.is_some() { "AND l.key < ?2" } else { "AND ?2 IS NULL" };
+    let bound = if hi.is_some() {
+        "AND l.key < ?2"
+    } else {
+        "AND ?2 IS NULL"
+    };
     let mut stmt = tx
         .prepare_cached(&format!(
             "SELECT l.key, l.value, l.create_rev, l.rev, l.version, l.lease, l.deleted,
@@ -278,7 +327,11 @@ mod tests {
             (b"", b"k", b"k\0"),
         ];
         for (prefix, after, want) in cases {
-            assert_eq!(range_start(prefix, after), *want, "prefix {prefix:?} after {after:?}");
+            assert_eq!(
+                range_start(prefix, after),
+                *want,
+                "prefix {prefix:?} after {after:?}"
+            );
         }
     }
 
@@ -289,8 +342,14 @@ mod tests {
         assert!(check_revision(10, 10, 3).is_ok());
         assert!(matches!(
             check_revision(2, 10, 3),
-            Err(StoreError::Compacted { requested: 2, compacted: 3 })
+            Err(StoreError::Compacted {
+                requested: 2,
+                compacted: 3
+            })
         ));
-        assert!(matches!(check_revision(11, 10, 3), Err(StoreError::FutureRevision(11))));
+        assert!(matches!(
+            check_revision(11, 10, 3),
+            Err(StoreError::FutureRevision(11))
+        ));
     }
 }

@@ -61,7 +61,10 @@ pub(crate) fn lock_file(path: &Path, timeout: Duration) -> Result<File, SqliteEr
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|source| SqliteError::LockFile { path: lock_path.clone(), source })?;
+        .map_err(|source| SqliteError::LockFile {
+            path: lock_path.clone(),
+            source,
+        })?;
     let deadline = Instant::now() + timeout;
     loop {
         match file.try_lock() {
@@ -71,14 +74,20 @@ pub(crate) fn lock_file(path: &Path, timeout: Duration) -> Result<File, SqliteEr
             }
             Err(TryLockError::WouldBlock) => return Err(SqliteError::Locked(path.to_path_buf())),
             Err(TryLockError::Error(source)) => {
-                return Err(SqliteError::LockFile { path: lock_path, source })
+                return Err(SqliteError::LockFile {
+                    path: lock_path,
+                    source,
+                })
             }
         }
     }
 }
 
 fn open_err(path: &Path) -> impl Fn(rusqlite::Error) -> SqliteError + '_ {
-    move |source| SqliteError::Open { path: path.to_path_buf(), source }
+    move |source| SqliteError::Open {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Opens the writer connection, creating the schema on a new file, and loads the state.
@@ -97,11 +106,16 @@ pub(crate) fn open_writer(
     conn.busy_timeout(Duration::from_secs(5)).map_err(&err)?;
     // the first read of the header fails here on a file that is not a SQLite database
     let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
         .map_err(&err)?;
     if tables == 0 {
         // auto_vacuum can only be chosen before the first table exists
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(&err)?;
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(&err)?;
     }
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
@@ -116,10 +130,16 @@ pub(crate) fn open_writer(
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
-    conn.pragma_update(None, "synchronous", sync).map_err(&err)?;
+    conn.pragma_update(None, "synchronous", sync)
+        .map_err(&err)?;
     // keep the WAL from staying large after a checkpoint
-    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).map_err(&err)?;
-    conn.pragma_update(None, "cache_size", -16 * 1024).map_err(&err)?;
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+        .map_err(&err)?;
+    conn.pragma_update(None, "cache_size", -16 * 1024)
+        .map_err(&err)?;
+    // checkpoints run on their own thread (see checkpoint.rs), not inside commits
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(&err)?;
     if tables == 0 {
         conn.execute_batch(&format!(
             "BEGIN; {SCHEMA}
@@ -138,16 +158,20 @@ pub(crate) fn open_writer(
 }
 
 fn meta(conn: &Connection, name: &str) -> Result<i64, String> {
-    conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get::<_, i64>(0))
-        .optional()
-        .map_err(|e| format!("read meta {name}: {e}"))?
-        .ok_or_else(|| format!("meta {name} is missing"))
+    conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+        r.get::<_, i64>(0)
+    })
+    .optional()
+    .map_err(|e| format!("read meta {name}: {e}"))?
+    .ok_or_else(|| format!("meta {name} is missing"))
 }
 
 fn load_state(conn: &Connection) -> Result<State, String> {
     let version = meta(conn, "schema_version")?;
     if version != SCHEMA_VERSION {
-        return Err(format!("schema version {version}, expected {SCHEMA_VERSION}"));
+        return Err(format!(
+            "schema version {version}, expected {SCHEMA_VERSION}"
+        ));
     }
     let state = State {
         revision: meta(conn, "revision")?,
@@ -178,5 +202,15 @@ pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "query_only", true)?;
     conn.pragma_update(None, "cache_size", -8 * 1024)?;
+    Ok(conn)
+}
+
+/// Opens the connection that checkpoints the WAL.
+pub(crate) fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
 }

@@ -66,12 +66,26 @@ impl Hub {
         let lagged = Arc::new(AtomicBool::new(false));
         let id = inner.next_id;
         inner.next_id += 1;
-        let start = if start == 0 { inner.last_rev + 1 } else { start };
+        let start = if start == 0 {
+            inner.last_rev + 1
+        } else {
+            start
+        };
         inner.watchers.insert(
             id,
-            Watcher { prefix: prefix.to_string(), start, tx, lagged: lagged.clone() },
+            Watcher {
+                prefix: prefix.to_string(),
+                start,
+                tx,
+                lagged: lagged.clone(),
+            },
         );
-        Some(Registration { id, last_rev: inner.last_rev, rx, lagged })
+        Some(Registration {
+            id,
+            last_rev: inner.last_rev,
+            rx,
+            lagged,
+        })
     }
 
     fn unregister(&self, id: u64) {
@@ -150,18 +164,26 @@ struct State {
 
 pub(crate) fn watch(shared: &Arc<Shared>, prefix: &str, start: Revision) -> Result<WatchStream> {
     if start < 0 {
-        return Err(StoreError::Invalid(format!("negative watch revision {start}")));
+        return Err(StoreError::Invalid(format!(
+            "negative watch revision {start}"
+        )));
     }
     let compacted = shared.compact_revision();
     if start != 0 && start < compacted {
-        return Err(StoreError::Compacted { requested: start, compacted });
+        return Err(StoreError::Compacted {
+            requested: start,
+            compacted,
+        });
     }
     let reg = shared
         .hub
         .register(prefix, start, shared.config.watch_buffer)
         .ok_or(StoreError::Closed)?;
     let phase = if start != 0 && start <= reg.last_rev {
-        Phase::Replay { next: start, until: reg.last_rev }
+        Phase::Replay {
+            next: start,
+            until: reg.last_rev,
+        }
     } else {
         Phase::Live
     };
@@ -173,7 +195,10 @@ pub(crate) fn watch(shared: &Arc<Shared>, prefix: &str, start: Revision) -> Resu
         rx: reg.rx,
         lagged: reg.lagged,
         last_rev: 0,
-        _guard: Guard { shared: Arc::downgrade(shared), id: reg.id },
+        _guard: Guard {
+            shared: Arc::downgrade(shared),
+            id: reg.id,
+        },
     };
     Ok(futures::stream::unfold(state, next_batch).boxed())
 }
@@ -181,7 +206,10 @@ pub(crate) fn watch(shared: &Arc<Shared>, prefix: &str, start: Revision) -> Resu
 async fn next_batch(mut st: State) -> Option<(Result<Vec<Event>>, State)> {
     loop {
         if let Some(batch) = st.pending.pop_front() {
-            st.last_rev = batch.first().map(|e| e.kv.mod_revision).unwrap_or(st.last_rev);
+            st.last_rev = batch
+                .first()
+                .map(|e| e.kv.mod_revision)
+                .unwrap_or(st.last_rev);
             return Some((Ok(batch), st));
         }
         match st.phase {
@@ -191,17 +219,23 @@ async fn next_batch(mut st: State) -> Option<(Result<Vec<Event>>, State)> {
                     st.phase = Phase::Live;
                     continue;
                 }
-                let to = until.min(next.saturating_add(st.shared.config.watch_replay_chunk.max(1) - 1));
+                let to =
+                    until.min(next.saturating_add(st.shared.config.watch_replay_chunk.max(1) - 1));
                 let shared = st.shared.clone();
                 let prefix = st.prefix.clone();
                 let res = read::blocking(move || {
-                    shared.readers.with(|conn| read::replay(conn, &prefix, next, to))
+                    shared
+                        .readers
+                        .with(|conn| read::replay(conn, &prefix, next, to))
                 })
                 .await;
                 match res {
                     Ok(batches) => {
                         st.pending.extend(batches);
-                        st.phase = Phase::Replay { next: to + 1, until };
+                        st.phase = Phase::Replay {
+                            next: to + 1,
+                            until,
+                        };
                     }
                     Err(e) => {
                         st.phase = Phase::Done;

@@ -12,6 +12,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
+use super::checkpoint::Checkpointer;
 use super::read::{deleted_kv, get_current, key_string};
 use super::schema::State;
 use super::{db_err, Shared};
@@ -72,27 +73,38 @@ pub(crate) fn spawn(
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Cmd>,
     lock: File,
+    checkpointer: Checkpointer,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("store-writer".into()).spawn(move || {
-        let now = Instant::now();
-        let mut writer = Writer {
-            conn,
-            state,
-            samples: VecDeque::new(),
-            // expire leases that ran out while the store was down right away
-            next_lease_check: now,
-            next_compaction: now + shared.config.compaction_interval,
-            shared,
-        };
-        writer.run(rx);
-        // the database stays consistent on any exit: only committed state is acknowledged
-        drop(writer);
-        drop(lock);
-    })
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || {
+            let now = Instant::now();
+            let mut writer = Writer {
+                conn,
+                state,
+                samples: VecDeque::new(),
+                // expire leases that ran out while the store was down right away
+                next_lease_check: now,
+                next_compaction: now + shared.config.compaction_interval,
+                vacuum_pending: false,
+                checkpointer,
+                commits: 0,
+                shared,
+            };
+            writer.run(rx);
+            // the database stays consistent on any exit: only committed state is acknowledged;
+            // the writer connection closes last and checkpoints the WAL into the file
+            writer.checkpointer.stop();
+            drop(writer);
+            drop(lock);
+        })
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 struct Writer {
@@ -103,6 +115,11 @@ struct Writer {
     samples: VecDeque<(Instant, Revision)>,
     next_lease_check: Instant,
     next_compaction: Instant,
+    /// A compaction committed since the last look at free pages.
+    vacuum_pending: bool,
+    checkpointer: Checkpointer,
+    /// Commits since the checkpointer was last asked to run.
+    commits: u32,
 }
 
 impl Writer {
@@ -193,13 +210,23 @@ impl Writer {
             }
             return;
         }
+        self.commits += 1;
+        if self.commits >= 200 {
+            self.commits = 0;
+            self.checkpointer.poke();
+        }
         // committed: make it visible, then acknowledge
-        self.shared.compact_revision.store(self.state.compact_revision, Ordering::Release);
+        self.vacuum_pending |= self.state.compact_revision != before.compact_revision;
+        self.shared
+            .compact_revision
+            .store(self.state.compact_revision, Ordering::Release);
         for (rev, events) in &published {
             self.shared.revision.store(*rev, Ordering::Release);
             self.shared.hub.publish(*rev, events);
         }
-        self.shared.revision.store(self.state.revision, Ordering::Release);
+        self.shared
+            .revision
+            .store(self.state.revision, Ordering::Release);
         for r in replies {
             r.send();
         }
@@ -241,7 +268,11 @@ impl Writer {
             succeeded &= evaluate(cmp, kv.as_ref());
             current.push(kv);
         }
-        let ops = if succeeded { &txn.success } else { &txn.failure };
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
         let (results, events) = self.apply_ops(ops)?;
         Ok((
             TxnResponse {
@@ -299,7 +330,11 @@ impl Writer {
                         )
                         .and_then(|mut s| s.execute(params![key.as_bytes(), rev, lease]))
                         .map_err(db_err)?;
-                    events.push(Event { kind: EventType::Put, kv, prev_kv: prev.clone() });
+                    events.push(Event {
+                        kind: EventType::Put,
+                        kv,
+                        prev_kv: prev.clone(),
+                    });
                     results.push(OpResult { prev_kv: prev });
                 }
                 Op::Delete { key } => {
@@ -330,7 +365,9 @@ impl Writer {
                         kv: deleted_kv(key.clone(), rev),
                         prev_kv: Some(prev.clone()),
                     });
-                    results.push(OpResult { prev_kv: Some(prev) });
+                    results.push(OpResult {
+                        prev_kv: Some(prev),
+                    });
                 }
             }
         }
@@ -386,7 +423,9 @@ impl Writer {
 
     fn apply_lease_grant(&mut self, ttl: i64) -> Result<LeaseId> {
         if ttl <= 0 {
-            return Err(StoreError::Invalid(format!("lease ttl must be positive, got {ttl}")));
+            return Err(StoreError::Invalid(format!(
+                "lease ttl must be positive, got {ttl}"
+            )));
         }
         let id = self.state.next_lease;
         let expires = now_ms().saturating_add(ttl.saturating_mul(1000));
@@ -408,8 +447,11 @@ impl Writer {
                 .conn
                 .prepare_cached("SELECT key FROM current WHERE lease = ?1 ORDER BY key")
                 .map_err(db_err)?;
-            let rows = stmt.query_map([id], |r| key_string(r.get(0)?)).map_err(db_err)?;
-            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(db_err)?
+            let rows = stmt
+                .query_map([id], |r| key_string(r.get(0)?))
+                .map_err(db_err)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(db_err)?
         };
         let ops: Vec<Op> = keys.into_iter().map(|key| Op::Delete { key }).collect();
         let (_, events) = self.apply_ops(&ops)?;
@@ -426,18 +468,25 @@ impl Writer {
             self.next_lease_check = now + self.shared.config.lease_check_interval;
             self.expire_leases();
         }
-        if now >= self.next_compaction {
+        if now >= self.next_compaction || self.history_too_long() {
             self.next_compaction = now + self.shared.config.compaction_interval;
             self.auto_compact(now);
+        }
+        if self.vacuum_pending {
+            self.vacuum_pending = false;
+            self.vacuum();
         }
     }
 
     fn expire_leases(&mut self) {
         let expired = self
             .conn
-            .prepare_cached("SELECT id FROM leases WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT 256")
+            .prepare_cached(
+                "SELECT id FROM leases WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT 256",
+            )
             .and_then(|mut s| {
-                s.query_map([now_ms()], |r| r.get::<_, i64>(0))?.collect::<rusqlite::Result<Vec<_>>>()
+                s.query_map([now_ms()], |r| r.get::<_, i64>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
             });
         match expired {
             Ok(ids) if !ids.is_empty() => {
@@ -450,6 +499,18 @@ impl Writer {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "looking for expired leases failed"),
+        }
+    }
+
+    /// Whether history exceeds the revision bound by a quarter: then compaction runs without
+    /// waiting for its interval, so heavy churn cannot grow the file between runs.
+    fn history_too_long(&self) -> bool {
+        match self.shared.config.retain_revisions {
+            Some(keep) => {
+                let keep = keep.max(1);
+                self.state.revision - self.state.compact_revision > keep + (keep / 4).max(100)
+            }
+            None => false,
         }
     }
 
@@ -476,13 +537,10 @@ impl Writer {
         if target <= self.state.compact_revision || target > rev {
             return;
         }
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         self.process(vec![Cmd::Compact(target, tx)]);
-        let mut rx = rx;
-        match rx.try_recv() {
-            Ok(Ok(())) => self.vacuum(),
-            Ok(Err(e)) => tracing::warn!(error = %e, revision = target, "automatic compaction failed"),
-            Err(_) => {}
+        if let Ok(Err(e)) = rx.try_recv() {
+            tracing::warn!(error = %e, revision = target, "automatic compaction failed");
         }
     }
 
@@ -490,14 +548,23 @@ impl Writer {
     /// steady churn the free pages are reused instead.
     fn vacuum(&self) {
         let count = |pragma: &str| -> rusqlite::Result<i64> {
-            self.conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+            self.conn
+                .query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
         };
         match (count("freelist_count"), count("page_count")) {
             (Ok(free), Ok(pages)) if free > 256 && free * 4 > pages => {
-                if let Err(e) = self.exec("PRAGMA incremental_vacuum") {
-                    tracing::warn!(error = %e, "incremental vacuum failed");
-                } else {
-                    tracing::debug!(freed_pages = free, "store file shrunk");
+                // the pragma frees one page per step: run it to completion
+                let run = self
+                    .conn
+                    .prepare("PRAGMA incremental_vacuum")
+                    .and_then(|mut s| {
+                        let mut rows = s.query([])?;
+                        while rows.next()?.is_some() {}
+                        Ok(())
+                    });
+                match run {
+                    Ok(()) => tracing::debug!(freed_pages = free, "store file shrunk"),
+                    Err(e) => tracing::warn!(error = %e, "incremental vacuum failed"),
                 }
             }
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "reading page counts failed"),
@@ -525,7 +592,9 @@ fn check_ops(ops: &[Op]) -> Result<()> {
             return Err(StoreError::Invalid("empty key".into()));
         }
         if !seen.insert(key.as_str()) {
-            return Err(StoreError::Invalid(format!("duplicate key {key} in transaction")));
+            return Err(StoreError::Invalid(format!(
+                "duplicate key {key} in transaction"
+            )));
         }
     }
     Ok(())
@@ -560,17 +629,28 @@ mod tests {
             (Compare::Exists(k()), Some(kv(1)), true),
         ];
         for (cmp, current, want) in cases {
-            assert_eq!(evaluate(&cmp, current.as_ref()), want, "{cmp:?} on {current:?}");
+            assert_eq!(
+                evaluate(&cmp, current.as_ref()),
+                want,
+                "{cmp:?} on {current:?}"
+            );
         }
     }
 
     #[test]
     fn check_ops_table() {
-        let put = |k: &str| Op::Put { key: k.into(), value: Bytes::new(), lease: 0 };
+        let put = |k: &str| Op::Put {
+            key: k.into(),
+            value: Bytes::new(),
+            lease: 0,
+        };
         let del = |k: &str| Op::Delete { key: k.into() };
         assert!(check_ops(&[put("a"), del("b")]).is_ok());
         assert!(check_ops(&[]).is_ok());
-        assert!(matches!(check_ops(&[put("a"), del("a")]), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            check_ops(&[put("a"), del("a")]),
+            Err(StoreError::Invalid(_))
+        ));
         assert!(matches!(check_ops(&[put("")]), Err(StoreError::Invalid(_))));
     }
 }

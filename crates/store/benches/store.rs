@@ -1,0 +1,254 @@
+//! Store benchmark (`cargo bench -p store`): write throughput with 16 concurrent writers,
+//! write latency at 200 writes/s from one writer, file size after 100,000 updates of 100
+//! objects, and watch fan-out latency to 500 watchers. Prints figures; asserts nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use store::sqlite::{SqliteConfig, SqliteStore, Synchronous};
+use store::{Op, Store, Txn};
+
+fn put_txn(key: String, value: Bytes) -> Txn {
+    Txn {
+        success: vec![Op::Put {
+            key,
+            value,
+            lease: 0,
+        }],
+        ..Default::default()
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn open(dir: &tempfile::TempDir, name: &str, config: SqliteConfig) -> Arc<SqliteStore> {
+    Arc::new(SqliteStore::open(dir.path().join(name), config).expect("open store"))
+}
+
+async fn concurrent_writes(
+    dir: &tempfile::TempDir,
+    sync: Synchronous,
+    writers: usize,
+    total: usize,
+) {
+    let store = open(
+        dir,
+        &format!("throughput-{sync:?}.db"),
+        SqliteConfig {
+            synchronous: sync,
+            ..Default::default()
+        },
+    )
+    .await;
+    let value = Bytes::from(vec![b'v'; 1000]);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            let value = value.clone();
+            tokio::spawn(async move {
+                for i in (w..total).step_by(writers) {
+                    store
+                        .txn(put_txn(
+                            format!("/registry/pods/ns/p{}", i % 1000),
+                            value.clone(),
+                        ))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "writes/s, {writers} concurrent writers, synchronous={sync:?}: {:.0} ({total} single-key puts of 1 KB in {secs:.2} s)",
+        total as f64 / secs
+    );
+    store.close().await;
+}
+
+async fn paced_latency(dir: &tempfile::TempDir, sync: Synchronous, rate: u32, count: usize) {
+    let store = open(
+        dir,
+        &format!("latency-{sync:?}.db"),
+        SqliteConfig {
+            synchronous: sync,
+            ..Default::default()
+        },
+    )
+    .await;
+    let value = Bytes::from(vec![b'v'; 1000]);
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lat = Vec::with_capacity(count);
+    for i in 0..count {
+        tick.tick().await;
+        let t = Instant::now();
+        store
+            .txn(put_txn(
+                format!("/registry/pods/ns/p{}", i % 100),
+                value.clone(),
+            ))
+            .await
+            .unwrap();
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "write latency at {rate}/s from one writer, synchronous={sync:?}: p50 {} p99 {} max {} ({count} writes)",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(*lat.last().unwrap())
+    );
+    store.close().await;
+}
+
+async fn churn(dir: &tempfile::TempDir) {
+    let path = dir.path().join("churn.db");
+    let config = SqliteConfig {
+        compaction_interval: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let store = Arc::new(SqliteStore::open(&path, config).unwrap());
+    let value = Bytes::from(vec![b'c'; 1000]);
+    let started = Instant::now();
+    let writers = 16;
+    let total = 100_000;
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            let value = value.clone();
+            tokio::spawn(async move {
+                for i in (w..total).step_by(writers) {
+                    store
+                        .txn(put_txn(
+                            format!("/registry/configmaps/ns/cm-{:03}", i % 100),
+                            value.clone(),
+                        ))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let wal = path.with_extension("db-wal");
+    let during = size(&path);
+    // let the background compaction run once more
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    store.close().await;
+    println!(
+        "churn: 100,000 updates of 100 objects (1 KB) in {secs:.1} s; db file {:.1} MB at the end of churn, {:.1} MB after background compaction (wal {:.1} MB), oldest retained revision {}",
+        during as f64 / 1e6,
+        size(&path) as f64 / 1e6,
+        size(&wal) as f64 / 1e6,
+        store.oldest_revision().await.unwrap(),
+    );
+}
+
+async fn fanout(dir: &tempfile::TempDir, watchers: usize, writes: usize) {
+    let store = open(dir, "fanout.db", SqliteConfig::default()).await;
+    let started = Arc::new(std::sync::Mutex::new(Vec::<(i64, Instant)>::new()));
+    let mut tasks = Vec::new();
+    for _ in 0..watchers {
+        let mut w = store.watch("/registry/pods/", 0).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::with_capacity(writes);
+            while got.len() < writes {
+                let batch = w.next().await.unwrap().unwrap();
+                let now = Instant::now();
+                for e in batch {
+                    got.push((e.kv.mod_revision, now));
+                }
+            }
+            got
+        }));
+    }
+    let value = Bytes::from(vec![b'w'; 1000]);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for i in 0..writes {
+        tick.tick().await;
+        let t = Instant::now();
+        let rev = store
+            .txn(put_txn(format!("/registry/pods/ns/p{i}"), value.clone()))
+            .await
+            .unwrap()
+            .revision;
+        started.lock().unwrap().push((rev, t));
+    }
+    let starts: std::collections::HashMap<i64, Instant> =
+        started.lock().unwrap().iter().copied().collect();
+    let mut all = Vec::new();
+    let mut last_per_write: std::collections::HashMap<i64, Duration> = Default::default();
+    for t in tasks {
+        for (rev, at) in t.await.unwrap() {
+            let d = at.duration_since(starts[&rev]);
+            all.push(d);
+            let e = last_per_write.entry(rev).or_default();
+            *e = (*e).max(d);
+        }
+    }
+    all.sort();
+    let mut last: Vec<Duration> = last_per_write.into_values().collect();
+    last.sort();
+    println!(
+        "watch fan-out to {watchers} watchers ({writes} writes at 50/s, from txn call to delivery): p50 {} p99 {}; to the last watcher: p50 {} p99 {}",
+        ms(percentile(&all, 0.5)),
+        ms(percentile(&all, 0.99)),
+        ms(percentile(&last, 0.5)),
+        ms(percentile(&last, 0.99)),
+    );
+    store.close().await;
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir_in(
+            std::env::var("STORE_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .unwrap();
+        for sync in [Synchronous::Full, Synchronous::Normal] {
+            if std::env::var("STORE_BENCH_ONLY_CHURN").is_ok() {
+                break;
+            }
+            concurrent_writes(&dir, sync, 16, 40_000).await;
+        }
+        for sync in [Synchronous::Full, Synchronous::Normal] {
+            if std::env::var("STORE_BENCH_ONLY_CHURN").is_ok() {
+                break;
+            }
+            paced_latency(&dir, sync, 200, 2_000).await;
+        }
+        if std::env::var("STORE_BENCH_ONLY_CHURN").is_ok() {
+            churn(&dir).await;
+            let kept = dir.keep();
+            println!("kept {}", kept.display());
+            return;
+        }
+        churn(&dir).await;
+        fanout(&dir, 500, 200).await;
+    });
+}
