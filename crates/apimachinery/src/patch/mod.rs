@@ -10,7 +10,7 @@
 //! | `application/json-patch+json`             | [`json::apply_json_patch`]                 |
 //! | `application/merge-patch+json`            | [`json::apply_merge_patch`]                |
 //! | `application/strategic-merge-patch+json`  | [`strategic::strategic_merge_patch`]       |
-//! | `application/apply-patch+yaml`            | [`apply::apply`]                           |
+//! | `application/apply-patch+yaml`            | [`apply::parse_apply_patch`] + [`apply::apply`] |
 //!
 //! Strategic merge patch needs per-field knowledge (merge keys, strategies): see
 //! [`schema::PatchSchema`]. Custom resources have no strategic schema: upstream answers a
@@ -23,6 +23,11 @@ pub mod json;
 pub mod schema;
 pub mod strategic;
 
+pub use apply::{
+    apply, conflict_message, decode_managed_fields, encode_managed_fields, parse_apply_patch, update_managed_fields,
+    ApplyOptions, Conflict, ManagedFieldsEntry, Operation, UpdateOptions,
+};
+pub use fieldset::{path_string, FieldPath, FieldSet, PathElement};
 
 
 pub use json::{apply_json_patch, apply_merge_patch, MAX_JSON_PATCH_OPERATIONS};
@@ -48,8 +53,8 @@ pub enum PatchError {
     #[error("{0}")]
     Internal(String),
     /// Server-side apply conflicts with other field managers (409).
-    #[error("conflicts")]
-    Conflicts(Vec<String>),
+    #[error("{}", apply::conflict_message(.0))]
+    Conflicts(Vec<Conflict>),
 }
 
 impl PatchError {
@@ -74,7 +79,7 @@ impl PatchError {
                 let mut e = ApiError::new(Reason::Conflict, self.to_string());
                 e.extra_causes = cs
                     .iter()
-                    .map(|c| ("FieldManagerConflict".to_string(), c.clone()))
+                    .map(|c| ("FieldManagerConflict".to_string(), format!("conflict with {}", c.manager)))
                     .collect();
                 e
             }
