@@ -683,9 +683,8 @@ impl Walker<'_> {
     /// Removes the paths of `to_remove` from `obj`, except where `owned` has members below them;
     /// maps or lists left empty by a removal are dropped when nobody owns them.
     fn prune(&self, obj: &mut Value, to_remove: &FieldSet, owned: &FieldSet) {
-        let mut paths = to_remove.paths();
-        paths.reverse();
-        for p in paths {
+        // parents first: removing a list item by key must happen before its key field goes
+        for p in to_remove.paths() {
             if owned.has_descendants(&p) {
                 continue;
             }
