@@ -55,7 +55,13 @@ pub struct ManagedFieldsEntry {
 }
 
 impl ManagedFieldsEntry {
-    fn same_manager(&self, manager: &str, op: Operation, api_version: &str, subresource: &str) -> bool {
+    fn same_manager(
+        &self,
+        manager: &str,
+        op: Operation,
+        api_version: &str,
+        subresource: &str,
+    ) -> bool {
         self.manager == manager
             && self.operation == op
             && self.subresource == subresource
@@ -67,7 +73,10 @@ impl ManagedFieldsEntry {
     pub fn printed(&self) -> String {
         let mut s = serde_json::to_string(&self.manager).unwrap_or_default();
         if !self.subresource.is_empty() {
-            s = format!("{s} with subresource {}", serde_json::to_string(&self.subresource).unwrap_or_default());
+            s = format!(
+                "{s} with subresource {}",
+                serde_json::to_string(&self.subresource).unwrap_or_default()
+            );
         }
         if self.operation == Operation::Update {
             s = match &self.time {
@@ -81,7 +90,10 @@ impl ManagedFieldsEntry {
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("manager".into(), Value::String(self.manager.clone()));
-        m.insert("operation".into(), Value::String(self.operation.as_str().into()));
+        m.insert(
+            "operation".into(),
+            Value::String(self.operation.as_str().into()),
+        );
         m.insert("apiVersion".into(), Value::String(self.api_version.clone()));
         if let Some(t) = &self.time {
             m.insert("time".into(), Value::String(t.clone()));
@@ -89,17 +101,29 @@ impl ManagedFieldsEntry {
         m.insert("fieldsType".into(), Value::String("FieldsV1".into()));
         m.insert("fieldsV1".into(), self.fields.to_fields_v1());
         if !self.subresource.is_empty() {
-            m.insert("subresource".into(), Value::String(self.subresource.clone()));
+            m.insert(
+                "subresource".into(),
+                Value::String(self.subresource.clone()),
+            );
         }
         Value::Object(m)
     }
 
     pub fn from_json(v: &Value) -> Result<Self, PatchError> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let operation = match s("operation").as_str() {
             "Apply" => Operation::Apply,
             "Update" | "" => Operation::Update,
-            other => return Err(PatchError::BadRequest(format!("invalid managed fields operation {other:?}"))),
+            other => {
+                return Err(PatchError::BadRequest(format!(
+                    "invalid managed fields operation {other:?}"
+                )))
+            }
         };
         let ft = s("fieldsType");
         if !ft.is_empty() && ft != "FieldsV1" {
@@ -147,7 +171,11 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
             lines.push(format!("- {}", c.path));
         }
     }
-    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
 }
 
 /// Reads `metadata.managedFields` of an object.
@@ -155,7 +183,9 @@ pub fn decode_managed_fields(obj: &Value) -> Result<Vec<ManagedFieldsEntry>, Pat
     match obj.get("metadata").and_then(|m| m.get("managedFields")) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(a)) => a.iter().map(ManagedFieldsEntry::from_json).collect(),
-        Some(_) => Err(PatchError::BadRequest("metadata.managedFields must be a list".into())),
+        Some(_) => Err(PatchError::BadRequest(
+            "metadata.managedFields must be a list".into(),
+        )),
     }
 }
 
@@ -164,13 +194,20 @@ pub fn decode_managed_fields(obj: &Value) -> Result<Vec<ManagedFieldsEntry>, Pat
 pub fn encode_managed_fields(obj: &mut Value, entries: &[ManagedFieldsEntry]) {
     let mut sorted: Vec<&ManagedFieldsEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| {
-        (a.operation, a.time.as_deref().unwrap_or(""), &a.manager, &a.api_version, &a.subresource).cmp(&(
-            b.operation,
-            b.time.as_deref().unwrap_or(""),
-            &b.manager,
-            &b.api_version,
-            &b.subresource,
-        ))
+        (
+            a.operation,
+            a.time.as_deref().unwrap_or(""),
+            &a.manager,
+            &a.api_version,
+            &a.subresource,
+        )
+            .cmp(&(
+                b.operation,
+                b.time.as_deref().unwrap_or(""),
+                &b.manager,
+                &b.api_version,
+                &b.subresource,
+            ))
     });
     let Some(Value::Object(meta)) = obj.get_mut("metadata") else {
         if sorted.is_empty() {
@@ -184,15 +221,21 @@ pub fn encode_managed_fields(obj: &mut Value, entries: &[ManagedFieldsEntry]) {
     if sorted.is_empty() {
         meta.remove("managedFields");
     } else {
-        meta.insert("managedFields".into(), Value::Array(sorted.iter().map(|e| e.to_json()).collect()));
+        meta.insert(
+            "managedFields".into(),
+            Value::Array(sorted.iter().map(|e| e.to_json()).collect()),
+        );
     }
 }
 
 /// Parses an `application/apply-patch+yaml` body (YAML or JSON) into an object.
 pub fn parse_apply_patch(body: &[u8]) -> Result<Value, PatchError> {
-    let v: Value = serde_yaml::from_slice(body).map_err(|e| PatchError::BadRequest(format!("error decoding YAML: {e}")))?;
+    let v: Value = serde_yaml::from_slice(body)
+        .map_err(|e| PatchError::BadRequest(format!("error decoding YAML: {e}")))?;
     if !v.is_object() {
-        return Err(PatchError::BadRequest("apply patch must be a YAML or JSON object".into()));
+        return Err(PatchError::BadRequest(
+            "apply patch must be a YAML or JSON object".into(),
+        ));
     }
     Ok(v)
 }
@@ -256,14 +299,25 @@ fn without_managed_fields(mut v: Value) -> Value {
 /// Errors: `BadRequest` for a configuration carrying managedFields or a malformed live
 /// managedFields, `Conflicts` (409) when fields owned by other managers would change and
 /// `force` is false.
-pub fn apply(live: Option<&Value>, config: &Value, schema: &dyn PatchSchema, opts: &ApplyOptions) -> Result<Value, PatchError> {
+pub fn apply(
+    live: Option<&Value>,
+    config: &Value,
+    schema: &dyn PatchSchema,
+    opts: &ApplyOptions,
+) -> Result<Value, PatchError> {
     if !config.is_object() {
-        return Err(PatchError::BadRequest("apply patch must be a YAML or JSON object".into()));
+        return Err(PatchError::BadRequest(
+            "apply patch must be a YAML or JSON object".into(),
+        ));
     }
     match config.get("metadata").and_then(|m| m.get("managedFields")) {
         None | Some(Value::Null) => {}
         Some(Value::Array(a)) if a.is_empty() => {}
-        Some(_) => return Err(PatchError::BadRequest("metadata.managedFields must be nil".into())),
+        Some(_) => {
+            return Err(PatchError::BadRequest(
+                "metadata.managedFields must be nil".into(),
+            ))
+        }
     }
     let live_obj = live.cloned().unwrap_or_else(|| Value::Object(Map::new()));
     let mut managers = decode_managed_fields(&live_obj)?;
@@ -271,14 +325,29 @@ pub fn apply(live: Option<&Value>, config: &Value, schema: &dyn PatchSchema, opt
     let config_clean = without_managed_fields(config.clone());
     let w = Walker { schema };
 
-    let mut merged = w.merge(Some(&live_clean), &config_clean, &mut Vec::new(), &mut Vec::new());
+    let mut merged = w.merge(
+        Some(&live_clean),
+        &config_clean,
+        &mut Vec::new(),
+        &mut Vec::new(),
+    );
     let mut config_set = FieldSet::new();
-    w.to_field_set(&config_clean, &mut Vec::new(), &mut Vec::new(), &mut config_set);
+    w.to_field_set(
+        &config_clean,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        &mut config_set,
+    );
     let config_set = config_set.difference(&stripped_fields());
 
-    let pos = managers
-        .iter()
-        .position(|e| e.same_manager(opts.manager, Operation::Apply, opts.api_version, opts.subresource));
+    let pos = managers.iter().position(|e| {
+        e.same_manager(
+            opts.manager,
+            Operation::Apply,
+            opts.api_version,
+            opts.subresource,
+        )
+    });
     let last_set = pos.map(|i| managers[i].fields.clone()).unwrap_or_default();
     let me = match pos {
         Some(i) => i,
@@ -297,7 +366,9 @@ pub fn apply(live: Option<&Value>, config: &Value, schema: &dyn PatchSchema, opt
     managers[me].fields = config_set;
 
     // remove what this manager applied before and nobody owns any more
-    let owned = managers.iter().fold(FieldSet::new(), |acc, e| acc.union(&e.fields));
+    let owned = managers
+        .iter()
+        .fold(FieldSet::new(), |acc, e| acc.union(&e.fields));
     let to_remove = last_set.difference(&owned);
     w.prune(&mut merged, &to_remove, &owned);
 
@@ -312,7 +383,10 @@ pub fn apply(live: Option<&Value>, config: &Value, schema: &dyn PatchSchema, opt
         let c = e.fields.intersection(&changed);
         if !c.is_empty() {
             for p in c.paths() {
-                conflicts.push(Conflict { manager: e.printed(), path: path_string(&p) });
+                conflicts.push(Conflict {
+                    manager: e.printed(),
+                    path: path_string(&p),
+                });
             }
             taken.push((i, c));
         }
@@ -337,27 +411,44 @@ pub fn apply(live: Option<&Value>, config: &Value, schema: &dyn PatchSchema, opt
 /// updates `new`'s `metadata.managedFields`. When `new` carries no managedFields (or an empty
 /// list), the live object's are used, so clients unaware of managedFields cannot drop them; a
 /// list whose entries are all empty (`[{}]`) resets them.
-pub fn update_managed_fields(live: Option<&Value>, new: &mut Value, schema: &dyn PatchSchema, opts: &UpdateOptions) -> Result<(), PatchError> {
+pub fn update_managed_fields(
+    live: Option<&Value>,
+    new: &mut Value,
+    schema: &dyn PatchSchema,
+    opts: &UpdateOptions,
+) -> Result<(), PatchError> {
     let from_new = decode_managed_fields(new)?;
     let mut managers = if from_new.is_empty() {
         match live {
             Some(l) => decode_managed_fields(l)?,
             None => Vec::new(),
         }
-    } else if from_new.iter().all(|e| e.manager.is_empty() && e.fields.is_empty()) {
+    } else if from_new
+        .iter()
+        .all(|e| e.manager.is_empty() && e.fields.is_empty())
+    {
         Vec::new()
     } else {
         from_new
     };
-    let live_clean = without_managed_fields(live.cloned().unwrap_or_else(|| Value::Object(Map::new())));
+    let live_clean =
+        without_managed_fields(live.cloned().unwrap_or_else(|| Value::Object(Map::new())));
     let new_clean = without_managed_fields(new.clone());
     let w = Walker { schema };
     let cmp = w.compare(&live_clean, &new_clean);
-    let changed = cmp.modified.union(&cmp.added).difference(&stripped_fields());
+    let changed = cmp
+        .modified
+        .union(&cmp.added)
+        .difference(&stripped_fields());
 
-    let pos = managers
-        .iter()
-        .position(|e| e.same_manager(opts.manager, Operation::Update, opts.api_version, opts.subresource));
+    let pos = managers.iter().position(|e| {
+        e.same_manager(
+            opts.manager,
+            Operation::Update,
+            opts.api_version,
+            opts.subresource,
+        )
+    });
     let me = match pos {
         Some(i) => i,
         None => {
@@ -378,7 +469,10 @@ pub fn update_managed_fields(live: Option<&Value>, new: &mut Value, schema: &dyn
         }
     }
     let before = managers[me].fields.clone();
-    managers[me].fields = before.union(&changed).difference(&cmp.removed).difference(&stripped_fields());
+    managers[me].fields = before
+        .union(&changed)
+        .difference(&cmp.removed)
+        .difference(&stripped_fields());
     if managers[me].fields != before || managers[me].time.is_none() {
         managers[me].time = Some(opts.now.to_string());
     }
@@ -398,9 +492,13 @@ struct Comparison {
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -409,9 +507,12 @@ fn json_eq(a: &Value, b: &Value) -> bool {
 /// Removes nulls from maps (a null in an applied configuration means "absent").
 fn strip_nulls(v: &Value) -> Value {
     match v {
-        Value::Object(m) => {
-            Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), strip_nulls(v))).collect())
-        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.iter().map(strip_nulls).collect()),
         other => other.clone(),
     }
@@ -438,8 +539,10 @@ impl Walker<'_> {
     fn item_pe(item: &Value, idx: usize, lt: &ListType) -> PathElement {
         match lt {
             ListType::Map(keys) => {
-                let pairs: Vec<(String, Value)> =
-                    keys.iter().filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone()))).collect();
+                let pairs: Vec<(String, Value)> = keys
+                    .iter()
+                    .filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone())))
+                    .collect();
                 if pairs.is_empty() {
                     PathElement::Index(idx)
                 } else {
@@ -452,7 +555,13 @@ impl Walker<'_> {
     }
 
     /// The members a value sets: leaves, atomic lists/maps and list items; maps are recursed.
-    fn to_field_set(&self, v: &Value, names: &mut Vec<String>, path: &mut FieldPath, out: &mut FieldSet) {
+    fn to_field_set(
+        &self,
+        v: &Value,
+        names: &mut Vec<String>,
+        path: &mut FieldPath,
+        out: &mut FieldSet,
+    ) {
         match v {
             Value::Object(m) if !self.atomic_map(names) => {
                 for (k, cv) in m {
@@ -489,7 +598,13 @@ impl Walker<'_> {
     }
 
     /// Marks a value and everything below it (maps and list items included, not list nodes).
-    fn mark_all(&self, v: &Value, names: &mut Vec<String>, path: &mut FieldPath, out: &mut FieldSet) {
+    fn mark_all(
+        &self,
+        v: &Value,
+        names: &mut Vec<String>,
+        path: &mut FieldPath,
+        out: &mut FieldSet,
+    ) {
         match v {
             Value::Object(m) if !self.atomic_map(names) => {
                 out.insert(path);
@@ -531,17 +646,33 @@ impl Walker<'_> {
 
     fn compare(&self, old: &Value, new: &Value) -> Comparison {
         let mut c = Comparison::default();
-        self.cmp(Some(old), Some(new), &mut Vec::new(), &mut Vec::new(), &mut c);
+        self.cmp(
+            Some(old),
+            Some(new),
+            &mut Vec::new(),
+            &mut Vec::new(),
+            &mut c,
+        );
         c
     }
 
-    fn cmp(&self, old: Option<&Value>, new: Option<&Value>, names: &mut Vec<String>, path: &mut FieldPath, c: &mut Comparison) {
+    fn cmp(
+        &self,
+        old: Option<&Value>,
+        new: Option<&Value>,
+        names: &mut Vec<String>,
+        path: &mut FieldPath,
+        c: &mut Comparison,
+    ) {
         match (old, new) {
             (None, None) => {}
             (None, Some(n)) => self.mark_all(n, names, path, &mut c.added),
             (Some(o), None) => self.mark_all(o, names, path, &mut c.removed),
             (Some(Value::Object(a)), Some(Value::Object(b))) if !self.atomic_map(names) => {
-                let keys: Vec<&String> = b.keys().chain(a.keys().filter(|k| !b.contains_key(*k))).collect();
+                let keys: Vec<&String> = b
+                    .keys()
+                    .chain(a.keys().filter(|k| !b.contains_key(*k)))
+                    .collect();
                 for k in keys {
                     names.push(k.clone());
                     path.push(PathElement::Field(k.clone()));
@@ -550,11 +681,24 @@ impl Walker<'_> {
                     names.pop();
                 }
             }
-            (Some(Value::Array(a)), Some(Value::Array(b))) if self.list_type(names) != ListType::Atomic => {
+            (Some(Value::Array(a)), Some(Value::Array(b)))
+                if self.list_type(names) != ListType::Atomic =>
+            {
                 let lt = self.list_type(names);
-                let ia: Vec<(PathElement, &Value)> = a.iter().enumerate().map(|(i, v)| (Self::item_pe(v, i, &lt), v)).collect();
-                let ib: Vec<(PathElement, &Value)> = b.iter().enumerate().map(|(i, v)| (Self::item_pe(v, i, &lt), v)).collect();
-                fn find<'x>(list: &[(PathElement, &'x Value)], pe: &PathElement) -> Option<&'x Value> {
+                let ia: Vec<(PathElement, &Value)> = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (Self::item_pe(v, i, &lt), v))
+                    .collect();
+                let ib: Vec<(PathElement, &Value)> = b
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (Self::item_pe(v, i, &lt), v))
+                    .collect();
+                fn find<'x>(
+                    list: &[(PathElement, &'x Value)],
+                    pe: &PathElement,
+                ) -> Option<&'x Value> {
                     list.iter().find(|(p, _)| p == pe).map(|(_, v)| *v)
                 }
                 let mut pes: Vec<PathElement> = ib.iter().map(|(p, _)| p.clone()).collect();
@@ -567,8 +711,13 @@ impl Walker<'_> {
                     let (ov, nv) = (find(&ia, &pe), find(&ib, &pe));
                     path.push(pe);
                     match (ov, nv) {
-                        (Some(Value::Object(x)), Some(Value::Object(y))) if matches!(lt, ListType::Map(_)) => {
-                            let keys: Vec<&String> = y.keys().chain(x.keys().filter(|k| !y.contains_key(*k))).collect();
+                        (Some(Value::Object(x)), Some(Value::Object(y)))
+                            if matches!(lt, ListType::Map(_)) =>
+                        {
+                            let keys: Vec<&String> = y
+                                .keys()
+                                .chain(x.keys().filter(|k| !y.contains_key(*k)))
+                                .collect();
                             for k in keys {
                                 names.push(k.clone());
                                 path.push(PathElement::Field(k.clone()));
@@ -621,7 +770,13 @@ impl Walker<'_> {
 
     /// Merges an applied configuration into the live value (config wins; live-only map keys and
     /// list items stay; atomic values are replaced).
-    fn merge(&self, live: Option<&Value>, config: &Value, names: &mut Vec<String>, path: &mut FieldPath) -> Value {
+    fn merge(
+        &self,
+        live: Option<&Value>,
+        config: &Value,
+        names: &mut Vec<String>,
+        path: &mut FieldPath,
+    ) -> Value {
         match (live, config) {
             (Some(Value::Object(l)), Value::Object(c)) if !self.atomic_map(names) => {
                 let mut out = l.clone();
@@ -639,10 +794,20 @@ impl Walker<'_> {
                 }
                 Value::Object(out)
             }
-            (Some(Value::Array(l)), Value::Array(c)) if self.list_type(names) != ListType::Atomic => {
+            (Some(Value::Array(l)), Value::Array(c))
+                if self.list_type(names) != ListType::Atomic =>
+            {
                 let lt = self.list_type(names);
-                let lpe: Vec<PathElement> = l.iter().enumerate().map(|(i, v)| Self::item_pe(v, i, &lt)).collect();
-                let cpe: Vec<PathElement> = c.iter().enumerate().map(|(i, v)| Self::item_pe(v, i, &lt)).collect();
+                let lpe: Vec<PathElement> = l
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| Self::item_pe(v, i, &lt))
+                    .collect();
+                let cpe: Vec<PathElement> = c
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| Self::item_pe(v, i, &lt))
+                    .collect();
                 let mut used = vec![false; l.len()];
                 let mut out = Vec::with_capacity(l.len() + c.len());
                 let (mut i, mut j) = (0, 0);
@@ -713,7 +878,9 @@ impl Walker<'_> {
             return (*i < list.len()).then_some(*i);
         }
         let lt = self.list_type(names);
-        list.iter().enumerate().position(|(i, v)| Self::item_pe(v, i, &lt) == *pe)
+        list.iter()
+            .enumerate()
+            .position(|(i, v)| Self::item_pe(v, i, &lt) == *pe)
     }
 
     fn get_path<'v>(&self, obj: &'v Value, path: &[PathElement]) -> Option<&'v Value> {
@@ -733,7 +900,9 @@ impl Walker<'_> {
     }
 
     fn remove_path(&self, obj: &mut Value, path: &[PathElement]) -> bool {
-        let Some((last, parent_path)) = path.split_last() else { return false };
+        let Some((last, parent_path)) = path.split_last() else {
+            return false;
+        };
         let names: Vec<String> = parent_path
             .iter()
             .filter_map(|pe| match pe {
@@ -741,7 +910,9 @@ impl Walker<'_> {
                 _ => None,
             })
             .collect();
-        let Some(parent) = self.get_path_mut(obj, parent_path) else { return false };
+        let Some(parent) = self.get_path_mut(obj, parent_path) else {
+            return false;
+        };
         match (parent, last) {
             (Value::Object(m), PathElement::Field(n)) => m.shift_remove(n).is_some(),
             (Value::Array(a), pe) => match self.child_index(a, &names, pe) {
@@ -759,8 +930,15 @@ impl Walker<'_> {
         self.get_path_mut_in(obj, path, &mut Vec::new())
     }
 
-    fn get_path_mut_in<'v>(&self, cur: &'v mut Value, path: &[PathElement], names: &mut Vec<String>) -> Option<&'v mut Value> {
-        let Some((pe, rest)) = path.split_first() else { return Some(cur) };
+    fn get_path_mut_in<'v>(
+        &self,
+        cur: &'v mut Value,
+        path: &[PathElement],
+        names: &mut Vec<String>,
+    ) -> Option<&'v mut Value> {
+        let Some((pe, rest)) = path.split_first() else {
+            return Some(cur);
+        };
         match (cur, pe) {
             (Value::Object(m), PathElement::Field(n)) => {
                 names.push(n.clone());

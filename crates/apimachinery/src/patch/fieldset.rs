@@ -57,7 +57,9 @@ impl PathElement {
             "f" => Ok(PathElement::Field(rest.to_string())),
             "k" => {
                 let v: Value = serde_json::from_str(rest).map_err(|_| bad())?;
-                let Value::Object(m) = v else { return Err(bad()) };
+                let Value::Object(m) = v else {
+                    return Err(bad());
+                };
                 let pairs: Vec<(String, Value)> = m.into_iter().collect();
                 Ok(PathElement::key(&pairs))
             }
@@ -131,7 +133,8 @@ impl FieldSet {
 
     /// True when some member lies strictly below `path`.
     pub fn has_descendants(&self, path: &[PathElement]) -> bool {
-        self.node(path).is_some_and(|n| n.children.values().any(|c| !c.is_empty()))
+        self.node(path)
+            .is_some_and(|n| n.children.values().any(|c| !c.is_empty()))
     }
 
     /// True when the set has no member.
@@ -159,7 +162,10 @@ impl FieldSet {
 
     /// Members of `self` that are not members of `other`.
     pub fn difference(&self, other: &FieldSet) -> FieldSet {
-        let mut out = FieldSet { member: self.member && !other.member, children: BTreeMap::new() };
+        let mut out = FieldSet {
+            member: self.member && !other.member,
+            children: BTreeMap::new(),
+        };
         for (k, v) in &self.children {
             let d = match other.children.get(k) {
                 Some(o) => v.difference(o),
@@ -172,7 +178,10 @@ impl FieldSet {
 
     /// Members in both sets.
     pub fn intersection(&self, other: &FieldSet) -> FieldSet {
-        let mut out = FieldSet { member: self.member && other.member, children: BTreeMap::new() };
+        let mut out = FieldSet {
+            member: self.member && other.member,
+            children: BTreeMap::new(),
+        };
         for (k, v) in &self.children {
             if let Some(o) = other.children.get(k) {
                 out.children.insert(k.clone(), v.intersection(o));
@@ -228,15 +237,21 @@ impl FieldSet {
 
     fn decode_node(v: &Value) -> Result<FieldSet, PatchError> {
         let Value::Object(m) = v else {
-            return Err(PatchError::BadRequest(format!("invalid managed fields: expected an object, got {v}")));
+            return Err(PatchError::BadRequest(format!(
+                "invalid managed fields: expected an object, got {v}"
+            )));
         };
-        let mut node = FieldSet { member: m.is_empty(), children: BTreeMap::new() };
+        let mut node = FieldSet {
+            member: m.is_empty(),
+            children: BTreeMap::new(),
+        };
         for (k, child) in m {
             if k == "." {
                 node.member = true;
                 continue;
             }
-            node.children.insert(PathElement::decode(k)?, Self::decode_node(child)?);
+            node.children
+                .insert(PathElement::decode(k)?, Self::decode_node(child)?);
         }
         Ok(node)
     }
@@ -278,7 +293,10 @@ mod tests {
         b.insert(&[f("spec"), f("replicas")]);
         b.insert(&[f("metadata"), f("labels"), f("x")]);
         assert_eq!(a.union(&b).len(), 3);
-        assert_eq!(a.intersection(&b).paths(), vec![vec![f("spec"), f("replicas")]]);
+        assert_eq!(
+            a.intersection(&b).paths(),
+            vec![vec![f("spec"), f("replicas")]]
+        );
         assert_eq!(a.difference(&b).paths(), vec![vec![f("spec"), f("paused")]]);
         assert!(a.difference(&a).is_empty());
         assert!(a.has_descendants(&[f("spec")]));
@@ -289,10 +307,29 @@ mod tests {
 
     #[test]
     fn path_strings() {
-        let k = PathElement::key(&[("protocol".into(), json!("TCP")), ("containerPort".into(), json!(80))]);
+        let k = PathElement::key(&[
+            ("protocol".into(), json!("TCP")),
+            ("containerPort".into(), json!(80)),
+        ]);
         assert_eq!(k.encode(), "k:{\"containerPort\":80,\"protocol\":\"TCP\"}");
-        let p = vec![f("spec"), f("containers"), PathElement::key(&[("name".into(), json!("a"))]), f("ports"), k];
-        assert_eq!(path_string(&p), ".spec.containers[name=\"a\"].ports[containerPort=80,protocol=\"TCP\"]");
-        assert_eq!(path_string(&[f("m"), PathElement::value(&json!("x")), PathElement::Index(2)]), ".m[=\"x\"][2]");
+        let p = vec![
+            f("spec"),
+            f("containers"),
+            PathElement::key(&[("name".into(), json!("a"))]),
+            f("ports"),
+            k,
+        ];
+        assert_eq!(
+            path_string(&p),
+            ".spec.containers[name=\"a\"].ports[containerPort=80,protocol=\"TCP\"]"
+        );
+        assert_eq!(
+            path_string(&[
+                f("m"),
+                PathElement::value(&json!("x")),
+                PathElement::Index(2)
+            ]),
+            ".m[=\"x\"][2]"
+        );
     }
 }

@@ -43,8 +43,9 @@ pub fn apply_json_patch(doc: &Value, patch: &Value) -> Result<Value, PatchError>
     }
     let mut decoded = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        let o: json_patch::PatchOperation = serde_json::from_value(op.clone())
-            .map_err(|e| PatchError::BadRequest(format!("invalid JSON patch operation {i}: {e}")))?;
+        let o: json_patch::PatchOperation = serde_json::from_value(op.clone()).map_err(|e| {
+            PatchError::BadRequest(format!("invalid JSON patch operation {i}: {e}"))
+        })?;
         decoded.push(o);
     }
     let mut out = doc.clone();
@@ -74,7 +75,8 @@ mod tests {
 
     #[test]
     fn json_patch_table() {
-        let doc = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"list": [1, 2]}});
+        let doc =
+            json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"list": [1, 2]}});
         let cases = vec![
             (
                 json!([{"op": "add", "path": "/metadata/labels/y", "value": "2"}]),
@@ -98,7 +100,11 @@ mod tests {
             ),
         ];
         for (patch, want) in cases {
-            assert_eq!(apply_json_patch(&doc, &patch).unwrap(), want, "patch {patch}");
+            assert_eq!(
+                apply_json_patch(&doc, &patch).unwrap(),
+                want,
+                "patch {patch}"
+            );
         }
     }
 
@@ -106,23 +112,56 @@ mod tests {
     fn json_patch_errors() {
         let doc = json!({"a": {"b": 1}});
         let cases = vec![
-            (json!({"op": "add"}), Some("object"), PatchError::BadRequest(String::new())),
-            (json!([{"op": "frobnicate", "path": "/a"}]), None, PatchError::BadRequest(String::new())),
-            (json!([{"op": "add"}]), None, PatchError::BadRequest(String::new())),
-            (json!([{"op": "remove", "path": "/nope"}]), Some("/nope"), PatchError::Unprocessable(String::new())),
-            (json!([{"op": "test", "path": "/a/b", "value": 2}]), Some("/a/b"), PatchError::Unprocessable(String::new())),
-            (json!([{"op": "replace", "path": "/x/y", "value": 2}]), Some("/x/y"), PatchError::Unprocessable(String::new())),
+            (
+                json!({"op": "add"}),
+                Some("object"),
+                PatchError::BadRequest(String::new()),
+            ),
+            (
+                json!([{"op": "frobnicate", "path": "/a"}]),
+                None,
+                PatchError::BadRequest(String::new()),
+            ),
+            (
+                json!([{"op": "add"}]),
+                None,
+                PatchError::BadRequest(String::new()),
+            ),
+            (
+                json!([{"op": "remove", "path": "/nope"}]),
+                Some("/nope"),
+                PatchError::Unprocessable(String::new()),
+            ),
+            (
+                json!([{"op": "test", "path": "/a/b", "value": 2}]),
+                Some("/a/b"),
+                PatchError::Unprocessable(String::new()),
+            ),
+            (
+                json!([{"op": "replace", "path": "/x/y", "value": 2}]),
+                Some("/x/y"),
+                PatchError::Unprocessable(String::new()),
+            ),
         ];
         for (patch, needle, kind) in cases {
             let err = apply_json_patch(&doc, &patch).unwrap_err();
-            assert_eq!(std::mem::discriminant(&err), std::mem::discriminant(&kind), "patch {patch}: {err}");
+            assert_eq!(
+                std::mem::discriminant(&err),
+                std::mem::discriminant(&kind),
+                "patch {patch}: {err}"
+            );
             if let Some(n) = needle {
                 assert!(err.to_string().contains(n), "patch {patch}: {err}");
             }
         }
-        let many: Vec<Value> = (0..10001).map(|_| json!({"op": "test", "path": "/a", "value": 1})).collect();
+        let many: Vec<Value> = (0..10001)
+            .map(|_| json!({"op": "test", "path": "/a", "value": 1}))
+            .collect();
         let err = apply_json_patch(&doc, &Value::Array(many)).unwrap_err();
-        assert_eq!(err.to_string(), "The allowed maximum operations in a JSON patch is 10000, got 10001");
+        assert_eq!(
+            err.to_string(),
+            "The allowed maximum operations in a JSON patch is 10000, got 10001"
+        );
         assert_eq!(err.reason(), crate::Reason::RequestEntityTooLarge);
     }
 
@@ -130,16 +169,38 @@ mod tests {
     fn merge_patch_table() {
         let doc = json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [1, 2]});
         let cases = vec![
-            (json!({"a": "z"}), json!({"a": "z", "c": {"d": "e", "f": "g"}, "l": [1, 2]})),
-            (json!({"a": null}), json!({"c": {"d": "e", "f": "g"}, "l": [1, 2]})),
-            (json!({"c": {"f": null, "h": 1}}), json!({"a": "b", "c": {"d": "e", "h": 1}, "l": [1, 2]})),
-            (json!({"l": [3]}), json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [3]})),
-            (json!({"c": "flat"}), json!({"a": "b", "c": "flat", "l": [1, 2]})),
-            (json!({"n": {"deep": null, "x": 1}}), json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [1, 2], "n": {"x": 1}})),
+            (
+                json!({"a": "z"}),
+                json!({"a": "z", "c": {"d": "e", "f": "g"}, "l": [1, 2]}),
+            ),
+            (
+                json!({"a": null}),
+                json!({"c": {"d": "e", "f": "g"}, "l": [1, 2]}),
+            ),
+            (
+                json!({"c": {"f": null, "h": 1}}),
+                json!({"a": "b", "c": {"d": "e", "h": 1}, "l": [1, 2]}),
+            ),
+            (
+                json!({"l": [3]}),
+                json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [3]}),
+            ),
+            (
+                json!({"c": "flat"}),
+                json!({"a": "b", "c": "flat", "l": [1, 2]}),
+            ),
+            (
+                json!({"n": {"deep": null, "x": 1}}),
+                json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [1, 2], "n": {"x": 1}}),
+            ),
             (json!({}), doc.clone()),
         ];
         for (patch, want) in cases {
-            assert_eq!(apply_merge_patch(&doc, &patch).unwrap(), want, "patch {patch}");
+            assert_eq!(
+                apply_merge_patch(&doc, &patch).unwrap(),
+                want,
+                "patch {patch}"
+            );
         }
         for bad in [json!(null), json!([1]), json!("x")] {
             let err = apply_merge_patch(&doc, &bad).unwrap_err();

@@ -24,11 +24,10 @@ pub mod schema;
 pub mod strategic;
 
 pub use apply::{
-    apply, conflict_message, decode_managed_fields, encode_managed_fields, parse_apply_patch, update_managed_fields,
-    ApplyOptions, Conflict, ManagedFieldsEntry, Operation, UpdateOptions,
+    apply, conflict_message, decode_managed_fields, encode_managed_fields, parse_apply_patch,
+    update_managed_fields, ApplyOptions, Conflict, ManagedFieldsEntry, Operation, UpdateOptions,
 };
 pub use fieldset::{path_string, FieldPath, FieldSet, PathElement};
-
 
 pub use json::{apply_json_patch, apply_merge_patch, MAX_JSON_PATCH_OPERATIONS};
 pub use schema::{BuiltinSchema, FieldInfo, ListType, NoSchema, PatchSchema, PatchStrategy};
@@ -74,12 +73,20 @@ impl PatchError {
     /// path of each is in [`Conflict::path`].
     pub fn to_api_error(&self) -> ApiError {
         match self {
-            PatchError::TooLarge(m) => ApiError::new(Reason::RequestEntityTooLarge, format!("Request entity too large: {m}")),
+            PatchError::TooLarge(m) => ApiError::new(
+                Reason::RequestEntityTooLarge,
+                format!("Request entity too large: {m}"),
+            ),
             PatchError::Conflicts(cs) => {
                 let mut e = ApiError::new(Reason::Conflict, self.to_string());
                 e.extra_causes = cs
                     .iter()
-                    .map(|c| ("FieldManagerConflict".to_string(), format!("conflict with {}", c.manager)))
+                    .map(|c| {
+                        (
+                            "FieldManagerConflict".to_string(),
+                            format!("conflict with {}", c.manager),
+                        )
+                    })
                     .collect();
                 e
             }

@@ -61,17 +61,27 @@ impl FieldInfo {
 
     /// A `patchStrategy:"merge"` list of scalars (set union), `listType=set`.
     pub fn merge_set() -> Self {
-        FieldInfo { strategy: PatchStrategy::Merge, list_type: Some(ListType::Set), ..Default::default() }
+        FieldInfo {
+            strategy: PatchStrategy::Merge,
+            list_type: Some(ListType::Set),
+            ..Default::default()
+        }
     }
 
     /// A map or struct owned as a whole (`mapType=atomic` / `structType=atomic`).
     pub fn atomic_map() -> Self {
-        FieldInfo { atomic_map: true, ..Default::default() }
+        FieldInfo {
+            atomic_map: true,
+            ..Default::default()
+        }
     }
 
     /// A map with `patchStrategy:"retainKeys"`.
     pub fn retain_keys() -> Self {
-        FieldInfo { retain_keys: true, ..Default::default() }
+        FieldInfo {
+            retain_keys: true,
+            ..Default::default()
+        }
     }
 
     /// The list type server-side apply uses: explicit, else derived from the patch strategy
@@ -169,10 +179,19 @@ const BUILTIN_KINDS: &[(&str, &str)] = &[
     ("node.k8s.io", "RuntimeClass"),
     ("events.k8s.io", "Event"),
     ("certificates.k8s.io", "CertificateSigningRequest"),
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ),
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
     ("apiregistration.k8s.io", "APIService"),
     ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
@@ -200,7 +219,10 @@ impl BuiltinSchema {
                 s.pod_template("spec.template");
                 s.add("status.conditions", cond());
             }
-            ("apps", "Deployment") | ("apps", "ReplicaSet") | ("apps", "StatefulSet") | ("apps", "DaemonSet") => {
+            ("apps", "Deployment")
+            | ("apps", "ReplicaSet")
+            | ("apps", "StatefulSet")
+            | ("apps", "DaemonSet") => {
                 s.pod_template("spec.template");
                 s.add("spec.selector", FieldInfo::atomic_map());
                 s.add("status.conditions", cond());
@@ -211,7 +233,13 @@ impl BuiltinSchema {
             ("batch", "Job") => {
                 s.pod_template("spec.template");
                 s.add("spec.selector", FieldInfo::atomic_map());
-                s.add("status.conditions", FieldInfo { list_type: Some(ListType::Atomic), ..cond() });
+                s.add(
+                    "status.conditions",
+                    FieldInfo {
+                        list_type: Some(ListType::Atomic),
+                        ..cond()
+                    },
+                );
             }
             ("batch", "CronJob") => {
                 s.object_meta("spec.jobTemplate.metadata");
@@ -219,7 +247,10 @@ impl BuiltinSchema {
                 s.add("spec.jobTemplate.spec.selector", FieldInfo::atomic_map());
             }
             ("", "Service") => {
-                s.add("spec.ports", FieldInfo::merge_by_keys("port", &["port", "protocol"]));
+                s.add(
+                    "spec.ports",
+                    FieldInfo::merge_by_keys("port", &["port", "protocol"]),
+                );
                 s.add("spec.selector", FieldInfo::atomic_map());
                 s.add("status.conditions", cond());
             }
@@ -234,7 +265,9 @@ impl BuiltinSchema {
             | ("policy", "PodDisruptionBudget")
             | ("apiextensions.k8s.io", "CustomResourceDefinition")
             | ("apiregistration.k8s.io", "APIService")
-            | ("certificates.k8s.io", "CertificateSigningRequest") => s.add("status.conditions", cond()),
+            | ("certificates.k8s.io", "CertificateSigningRequest") => {
+                s.add("status.conditions", cond())
+            }
             ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration")
             | ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
                 s.add("webhooks", FieldInfo::merge_by("name"))
@@ -245,7 +278,8 @@ impl BuiltinSchema {
     }
 
     fn add(&mut self, path: &str, info: FieldInfo) {
-        self.entries.push((path.split('.').map(str::to_string).collect(), info));
+        self.entries
+            .push((path.split('.').map(str::to_string).collect(), info));
     }
 
     fn object_meta(&mut self, p: &str) {
@@ -260,14 +294,29 @@ impl BuiltinSchema {
 
     fn pod_spec(&mut self, p: &str) {
         let by_name = || FieldInfo::merge_by("name");
-        self.add(&format!("{p}.volumes"), FieldInfo { retain_keys: true, ..by_name() });
+        self.add(
+            &format!("{p}.volumes"),
+            FieldInfo {
+                retain_keys: true,
+                ..by_name()
+            },
+        );
         for c in ["initContainers", "containers", "ephemeralContainers"] {
             let cp = format!("{p}.{c}");
             self.add(&cp, by_name());
-            self.add(&format!("{cp}.ports"), FieldInfo::merge_by_keys("containerPort", &["containerPort", "protocol"]));
+            self.add(
+                &format!("{cp}.ports"),
+                FieldInfo::merge_by_keys("containerPort", &["containerPort", "protocol"]),
+            );
             self.add(&format!("{cp}.env"), by_name());
-            self.add(&format!("{cp}.volumeMounts"), FieldInfo::merge_by("mountPath"));
-            self.add(&format!("{cp}.volumeDevices"), FieldInfo::merge_by("devicePath"));
+            self.add(
+                &format!("{cp}.volumeMounts"),
+                FieldInfo::merge_by("mountPath"),
+            );
+            self.add(
+                &format!("{cp}.volumeDevices"),
+                FieldInfo::merge_by("devicePath"),
+            );
         }
         self.add(&format!("{p}.imagePullSecrets"), by_name());
         self.add(&format!("{p}.hostAliases"), FieldInfo::merge_by("ip"));
@@ -275,7 +324,13 @@ impl BuiltinSchema {
             &format!("{p}.topologySpreadConstraints"),
             FieldInfo::merge_by_keys("topologyKey", &["topologyKey", "whenUnsatisfiable"]),
         );
-        self.add(&format!("{p}.resourceClaims"), FieldInfo { retain_keys: true, ..by_name() });
+        self.add(
+            &format!("{p}.resourceClaims"),
+            FieldInfo {
+                retain_keys: true,
+                ..by_name()
+            },
+        );
         self.add(&format!("{p}.schedulingGates"), by_name());
         self.add(&format!("{p}.nodeSelector"), FieldInfo::atomic_map());
     }
@@ -284,7 +339,10 @@ impl BuiltinSchema {
         self.add(&format!("{p}.conditions"), FieldInfo::merge_by("type"));
         self.add(&format!("{p}.podIPs"), FieldInfo::merge_by("ip"));
         self.add(&format!("{p}.hostIPs"), FieldInfo::merge_by("ip"));
-        self.add(&format!("{p}.resourceClaimStatuses"), FieldInfo::merge_by("name"));
+        self.add(
+            &format!("{p}.resourceClaimStatuses"),
+            FieldInfo::merge_by("name"),
+        );
     }
 }
 
@@ -309,8 +367,20 @@ mod tests {
         let cj = BuiltinSchema::for_kind("batch", "CronJob").unwrap();
         let svc = BuiltinSchema::for_kind("", "Service").unwrap();
         let cases: Vec<(&BuiltinSchema, &str, PatchStrategy, Option<&str>, ListType)> = vec![
-            (&pod, "spec.containers", PatchStrategy::Merge, Some("name"), ListType::Map(vec!["name".into()])),
-            (&pod, "spec.containers.env", PatchStrategy::Merge, Some("name"), ListType::Map(vec!["name".into()])),
+            (
+                &pod,
+                "spec.containers",
+                PatchStrategy::Merge,
+                Some("name"),
+                ListType::Map(vec!["name".into()]),
+            ),
+            (
+                &pod,
+                "spec.containers.env",
+                PatchStrategy::Merge,
+                Some("name"),
+                ListType::Map(vec!["name".into()]),
+            ),
             (
                 &pod,
                 "spec.initContainers.ports",
@@ -318,16 +388,76 @@ mod tests {
                 Some("containerPort"),
                 ListType::Map(vec!["containerPort".into(), "protocol".into()]),
             ),
-            (&pod, "spec.volumes", PatchStrategy::Merge, Some("name"), ListType::Map(vec!["name".into()])),
-            (&pod, "spec.tolerations", PatchStrategy::Default, None, ListType::Atomic),
-            (&pod, "metadata.finalizers", PatchStrategy::Merge, None, ListType::Set),
-            (&pod, "metadata.ownerReferences", PatchStrategy::Merge, Some("uid"), ListType::Map(vec!["uid".into()])),
-            (&pod, "status.conditions", PatchStrategy::Merge, Some("type"), ListType::Map(vec!["type".into()])),
-            (&dep, "spec.template.spec.containers.volumeMounts", PatchStrategy::Merge, Some("mountPath"), ListType::Map(vec!["mountPath".into()])),
-            (&dep, "spec.template.metadata.finalizers", PatchStrategy::Merge, None, ListType::Set),
-            (&dep, "spec.containers", PatchStrategy::Default, None, ListType::Atomic),
-            (&cj, "spec.jobTemplate.spec.template.spec.imagePullSecrets", PatchStrategy::Merge, Some("name"), ListType::Map(vec!["name".into()])),
-            (&svc, "spec.ports", PatchStrategy::Merge, Some("port"), ListType::Map(vec!["port".into(), "protocol".into()])),
+            (
+                &pod,
+                "spec.volumes",
+                PatchStrategy::Merge,
+                Some("name"),
+                ListType::Map(vec!["name".into()]),
+            ),
+            (
+                &pod,
+                "spec.tolerations",
+                PatchStrategy::Default,
+                None,
+                ListType::Atomic,
+            ),
+            (
+                &pod,
+                "metadata.finalizers",
+                PatchStrategy::Merge,
+                None,
+                ListType::Set,
+            ),
+            (
+                &pod,
+                "metadata.ownerReferences",
+                PatchStrategy::Merge,
+                Some("uid"),
+                ListType::Map(vec!["uid".into()]),
+            ),
+            (
+                &pod,
+                "status.conditions",
+                PatchStrategy::Merge,
+                Some("type"),
+                ListType::Map(vec!["type".into()]),
+            ),
+            (
+                &dep,
+                "spec.template.spec.containers.volumeMounts",
+                PatchStrategy::Merge,
+                Some("mountPath"),
+                ListType::Map(vec!["mountPath".into()]),
+            ),
+            (
+                &dep,
+                "spec.template.metadata.finalizers",
+                PatchStrategy::Merge,
+                None,
+                ListType::Set,
+            ),
+            (
+                &dep,
+                "spec.containers",
+                PatchStrategy::Default,
+                None,
+                ListType::Atomic,
+            ),
+            (
+                &cj,
+                "spec.jobTemplate.spec.template.spec.imagePullSecrets",
+                PatchStrategy::Merge,
+                Some("name"),
+                ListType::Map(vec!["name".into()]),
+            ),
+            (
+                &svc,
+                "spec.ports",
+                PatchStrategy::Merge,
+                Some("port"),
+                ListType::Map(vec!["port".into(), "protocol".into()]),
+            ),
         ];
         for (s, path, strategy, key, lt) in cases {
             let p: Vec<&str> = path.split('.').collect();

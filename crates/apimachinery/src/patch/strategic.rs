@@ -32,7 +32,9 @@ fn bad_set_element_order() -> PatchError {
     PatchError::BadRequest("invalid patch format of setElementOrder list".into())
 }
 fn no_merge_key(m: &Value, key: &str) -> PatchError {
-    PatchError::Internal(format!("map: {m} does not contain declared merge key: {key}"))
+    PatchError::Internal(format!(
+        "map: {m} does not contain declared merge key: {key}"
+    ))
 }
 
 fn kind_name(v: &Value) -> &'static str {
@@ -47,7 +49,10 @@ fn kind_name(v: &Value) -> &'static str {
 }
 
 fn bad_arg_type(expected: &str, actual: &Value) -> PatchError {
-    PatchError::Internal(format!("expected a {expected}, but received a {}", kind_name(actual)))
+    PatchError::Internal(format!(
+        "expected a {expected}, but received a {}",
+        kind_name(actual)
+    ))
 }
 
 /// Equality as Go's `==` on decoded JSON (`interface{}` holding float64/string/bool/nil).
@@ -65,7 +70,11 @@ fn same_type(a: &Value, b: &Value) -> bool {
 
 /// Applies a strategic merge patch to `original` (a JSON object) using `schema` for merge keys and
 /// strategies. Errors carry upstream's messages and classification (see [`PatchError::reason`]).
-pub fn strategic_merge_patch(original: &Value, patch: &Value, schema: &dyn PatchSchema) -> Result<Value, PatchError> {
+pub fn strategic_merge_patch(
+    original: &Value,
+    patch: &Value,
+    schema: &dyn PatchSchema,
+) -> Result<Value, PatchError> {
     let orig = match original {
         Value::Object(m) => m.clone(),
         Value::Null => Map::new(),
@@ -75,7 +84,10 @@ pub fn strategic_merge_patch(original: &Value, patch: &Value, schema: &dyn Patch
         Value::Object(m) => m.clone(),
         _ => return Err(bad_json_doc()),
     };
-    let mut m = Merger { schema, path: Vec::new() };
+    let mut m = Merger {
+        schema,
+        path: Vec::new(),
+    };
     m.merge_map(orig, p).map(Value::Object)
 }
 
@@ -91,7 +103,11 @@ impl Merger<'_> {
         self.schema.lookup(&p)
     }
 
-    fn merge_map(&mut self, mut original: Map<String, Value>, mut patch: Map<String, Value>) -> Result<Map<String, Value>, PatchError> {
+    fn merge_map(
+        &mut self,
+        mut original: Map<String, Value>,
+        mut patch: Map<String, Value>,
+    ) -> Result<Map<String, Value>, PatchError> {
         if let Some(d) = patch.get(DIRECTIVE) {
             return match d.as_str() {
                 Some("replace") => {
@@ -101,7 +117,9 @@ impl Merger<'_> {
                 Some("delete") => Ok(Map::new()),
                 _ => Err(PatchError::Internal(format!(
                     "unknown patch type: {} in map: {}",
-                    d.as_str().map(str::to_string).unwrap_or_else(|| d.to_string()),
+                    d.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| d.to_string()),
                     Value::Object(patch.clone())
                 ))),
             };
@@ -110,17 +128,18 @@ impl Merger<'_> {
         self.merge_set_element_order(&mut original, &mut patch)?;
 
         for (k, pv) in patch {
-            let (key, is_delete_list) = if let Some(rest) = k.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
-                match rest.strip_prefix('/') {
-                    Some(field) => (field.to_string(), true),
-                    None => return Err(bad_primitive_list()),
-                }
-            } else if k.starts_with('$') {
-                // not a directive this engine knows: the typed decode would drop it
-                continue;
-            } else {
-                (k, false)
-            };
+            let (key, is_delete_list) =
+                if let Some(rest) = k.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
+                    match rest.strip_prefix('/') {
+                        Some(field) => (field.to_string(), true),
+                        None => return Err(bad_primitive_list()),
+                    }
+                } else if k.starts_with('$') {
+                    // not a directive this engine knows: the typed decode would drop it
+                    continue;
+                } else {
+                    (k, false)
+                };
             if pv.is_null() {
                 original.remove(&key);
                 continue;
@@ -152,7 +171,8 @@ impl Merger<'_> {
                 }
                 (Value::Array(o), Value::Array(p)) => {
                     if info.strategy == PatchStrategy::Merge {
-                        self.merge_slice(o, p, info.merge_key.as_deref(), is_delete_list).map(Value::Array)
+                        self.merge_slice(o, p, info.merge_key.as_deref(), is_delete_list)
+                            .map(Value::Array)
                     } else {
                         Ok(Value::Array(p))
                     }
@@ -172,9 +192,9 @@ impl Merger<'_> {
         self.path.push(key.to_string());
         let out = match pv {
             Value::Object(p) => self.merge_map(Map::new(), p).map(Value::Object),
-            Value::Array(p) if info.strategy == PatchStrategy::Merge && !p.is_empty() => {
-                self.merge_slice(Vec::new(), p, info.merge_key.as_deref(), false).map(Value::Array)
-            }
+            Value::Array(p) if info.strategy == PatchStrategy::Merge && !p.is_empty() => self
+                .merge_slice(Vec::new(), p, info.merge_key.as_deref(), false)
+                .map(Value::Array),
             other => Ok(other),
         };
         self.path.pop();
@@ -183,11 +203,21 @@ impl Merger<'_> {
 
     /// `$setElementOrder/<field>`: merges the list it names (if patched) and orders the result by
     /// the directive, the patch and the live list, in that precedence.
-    fn merge_set_element_order(&mut self, original: &mut Map<String, Value>, patch: &mut Map<String, Value>) -> Result<(), PatchError> {
-        let keys: Vec<String> = patch.keys().filter(|k| k.starts_with(SET_ELEMENT_ORDER)).cloned().collect();
+    fn merge_set_element_order(
+        &mut self,
+        original: &mut Map<String, Value>,
+        patch: &mut Map<String, Value>,
+    ) -> Result<(), PatchError> {
+        let keys: Vec<String> = patch
+            .keys()
+            .filter(|k| k.starts_with(SET_ELEMENT_ORDER))
+            .cloned()
+            .collect();
         for key in keys {
             let order_v = patch.remove(&key).unwrap_or(Value::Null);
-            let Value::Array(order) = order_v else { return Err(bad_arg_type("slice", &order_v)) };
+            let Value::Array(order) = order_v else {
+                return Err(bad_arg_type("slice", &order_v));
+            };
             let field = match key[SET_ELEMENT_ORDER.len()..].strip_prefix('/') {
                 Some(f) => f.to_string(),
                 None => return Err(bad_set_element_order()),
@@ -204,7 +234,11 @@ impl Merger<'_> {
             };
             let info = self.lookup(&field);
             let merge_key = info.merge_key.clone();
-            validate_patch_with_set_order(patch_list.as_deref().unwrap_or(&[]), &order, merge_key.as_deref())?;
+            validate_patch_with_set_order(
+                patch_list.as_deref().unwrap_or(&[]),
+                &order,
+                merge_key.as_deref(),
+            )?;
             let merged = match (&orig_list, &patch_list) {
                 (Some(o), None) => o.clone(),
                 (None, Some(p)) => match self.clean_new(&field, Value::Array(p.clone()))? {
@@ -228,21 +262,31 @@ impl Merger<'_> {
             let p = patch_list.unwrap_or_default();
             let is_map = element_kind(&o, &p)?.is_object();
             let key_for_order = if is_map { merge_key.as_deref() } else { None };
-            let both = normalize_element_order(patch_items, server_only, &order, &o, key_for_order)?;
+            let both =
+                normalize_element_order(patch_items, server_only, &order, &o, key_for_order)?;
             original.insert(field.clone(), Value::Array(both));
             patch.remove(&field);
         }
         Ok(())
     }
 
-    fn merge_slice(&mut self, original: Vec<Value>, patch: Vec<Value>, merge_key: Option<&str>, is_delete_list: bool) -> Result<Vec<Value>, PatchError> {
+    fn merge_slice(
+        &mut self,
+        original: Vec<Value>,
+        patch: Vec<Value>,
+        merge_key: Option<&str>,
+        is_delete_list: bool,
+    ) -> Result<Vec<Value>, PatchError> {
         if original.is_empty() && patch.is_empty() {
             return Ok(original);
         }
         let kind = element_kind(&original, &patch)?;
         if !kind.is_object() {
             if is_delete_list {
-                return Ok(original.into_iter().filter(|v| !patch.iter().any(|d| json_eq(v, d))).collect());
+                return Ok(original
+                    .into_iter()
+                    .filter(|v| !patch.iter().any(|d| json_eq(v, d)))
+                    .collect());
             }
             let mut merged: Vec<Value> = Vec::with_capacity(original.len() + patch.len());
             for v in original.iter().chain(patch.iter()) {
@@ -254,21 +298,28 @@ impl Merger<'_> {
             return normalize_element_order(patch_items, server_only, &patch, &original, None);
         }
         let Some(key) = merge_key else {
-            return Err(PatchError::Internal("cannot merge lists without merge key for type struct".into()));
+            return Err(PatchError::Internal(
+                "cannot merge lists without merge key for type struct".into(),
+            ));
         };
         let (original, patch) = merge_slice_with_special_elements(original, patch, key)?;
         let mut merged = original.clone();
         for v in &patch {
-            let Some(mv) = v.get(key) else { return Err(no_merge_key(v, key)) };
+            let Some(mv) = v.get(key) else {
+                return Err(no_merge_key(v, key));
+            };
             match find_by_key(&merged, key, mv)? {
                 Some(i) => {
-                    let (Value::Object(o), Value::Object(p)) = (merged[i].clone(), v.clone()) else {
+                    let (Value::Object(o), Value::Object(p)) = (merged[i].clone(), v.clone())
+                    else {
                         return Err(bad_arg_type("map", v));
                     };
                     merged[i] = Value::Object(self.merge_map(o, p)?);
                 }
                 None => {
-                    let Value::Object(p) = v.clone() else { return Err(bad_arg_type("map", v)) };
+                    let Value::Object(p) = v.clone() else {
+                        return Err(bad_arg_type("map", v));
+                    };
                     merged.push(Value::Object(self.merge_map(Map::new(), p)?));
                 }
             }
@@ -286,7 +337,9 @@ fn element_kind(a: &[Value], b: &[Value]) -> Result<Value, PatchError> {
         match prev {
             None => {
                 if v.is_array() {
-                    return Err(PatchError::Unprocessable("lists of lists are not supported".into()));
+                    return Err(PatchError::Unprocessable(
+                        "lists of lists are not supported".into(),
+                    ));
                 }
                 prev = Some(v);
             }
@@ -300,13 +353,16 @@ fn element_kind(a: &[Value], b: &[Value]) -> Result<Value, PatchError> {
             _ => {}
         }
     }
-    prev.cloned().ok_or_else(|| PatchError::Internal("no elements in any of the given slices".into()))
+    prev.cloned()
+        .ok_or_else(|| PatchError::Internal("no elements in any of the given slices".into()))
 }
 
 fn find_by_key(list: &[Value], key: &str, value: &Value) -> Result<Option<usize>, PatchError> {
     for (i, v) in list.iter().enumerate() {
         let Value::Object(m) = v else {
-            return Err(PatchError::Internal(format!("value for key {i} is not a map.")));
+            return Err(PatchError::Internal(format!(
+                "value for key {i} is not a map."
+            )));
         };
         if m.get(key).is_some_and(|x| json_eq(x, value)) {
             return Ok(Some(i));
@@ -317,25 +373,40 @@ fn find_by_key(list: &[Value], key: &str, value: &Value) -> Result<Option<usize>
 
 /// Handles list elements carrying `$patch` (delete / replace); returns the updated original and
 /// the patch without those elements.
-fn merge_slice_with_special_elements(mut original: Vec<Value>, patch: Vec<Value>, key: &str) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
+fn merge_slice_with_special_elements(
+    mut original: Vec<Value>,
+    patch: Vec<Value>,
+    key: &str,
+) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
     let mut plain = Vec::new();
     let mut replace = false;
     for v in patch {
-        let Value::Object(m) = &v else { return Err(bad_arg_type("map", &v)) };
+        let Value::Object(m) = &v else {
+            return Err(bad_arg_type("map", &v));
+        };
         match m.get(DIRECTIVE) {
             None => plain.push(v),
             Some(d) => match d.as_str() {
                 Some("delete") => {
-                    let Some(mv) = m.get(key) else { return Err(no_merge_key(&v, key)) };
+                    let Some(mv) = m.get(key) else {
+                        return Err(no_merge_key(&v, key));
+                    };
                     while let Some(i) = find_by_key(&original, key, mv)? {
                         original.remove(i);
                     }
                 }
                 Some("replace") => replace = true,
                 Some("merge") => {
-                    return Err(PatchError::Internal("merging lists cannot yet be specified in the patch".into()))
+                    return Err(PatchError::Internal(
+                        "merging lists cannot yet be specified in the patch".into(),
+                    ))
                 }
-                _ => return Err(PatchError::Internal(format!("unknown patch type: {} in map: {v}", d.as_str().unwrap_or_default()))),
+                _ => {
+                    return Err(PatchError::Internal(format!(
+                        "unknown patch type: {} in map: {v}",
+                        d.as_str().unwrap_or_default()
+                    )))
+                }
             },
         }
     }
@@ -346,7 +417,11 @@ fn merge_slice_with_special_elements(mut original: Vec<Value>, patch: Vec<Value>
 }
 
 /// Splits `list` into the items present in `by` and the others (by merge key for maps).
-fn partition(list: &[Value], by: &[Value], key: Option<&str>) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
+fn partition(
+    list: &[Value],
+    by: &[Value],
+    key: Option<&str>,
+) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
     let mut inp = Vec::new();
     let mut out = Vec::new();
     for v in list {
@@ -356,7 +431,9 @@ fn partition(list: &[Value], by: &[Value], key: Option<&str>) -> Result<(Vec<Val
                 if !v.is_object() {
                     return Err(bad_arg_type("map", v));
                 }
-                let Some(mv) = v.get(k) else { return Err(no_merge_key(v, k)) };
+                let Some(mv) = v.get(k) else {
+                    return Err(no_merge_key(v, k));
+                };
                 find_by_key(by, k, mv)?.is_some()
             }
         };
@@ -373,7 +450,8 @@ fn index_in(list: &[Value], v: &Value, key: Option<&str>) -> Option<usize> {
     match key {
         Some(k) => {
             let want = v.get(k).unwrap_or(&Value::Null);
-            list.iter().position(|x| json_eq(x.get(k).unwrap_or(&Value::Null), want))
+            list.iter()
+                .position(|x| json_eq(x.get(k).unwrap_or(&Value::Null), want))
         }
         None => list.iter().position(|x| json_eq(x, v)),
     }
@@ -383,7 +461,11 @@ fn is_delete_item(v: &Value) -> bool {
     v.get(DIRECTIVE).and_then(Value::as_str) == Some("delete")
 }
 
-fn normalize_slice_order(to_sort: Vec<Value>, order: &[Value], key: Option<&str>) -> Result<Vec<Value>, PatchError> {
+fn normalize_slice_order(
+    to_sort: Vec<Value>,
+    order: &[Value],
+    key: Option<&str>,
+) -> Result<Vec<Value>, PatchError> {
     let mut to_delete = Vec::new();
     let mut keep = to_sort;
     if let Some(k) = key {
@@ -443,7 +525,11 @@ fn normalize_element_order(
 }
 
 /// Checks the patch list's relative order agrees with the `$setElementOrder` list.
-fn validate_patch_with_set_order(patch: &[Value], order: &[Value], key: Option<&str>) -> Result<(), PatchError> {
+fn validate_patch_with_set_order(
+    patch: &[Value],
+    order: &[Value],
+    key: Option<&str>,
+) -> Result<(), PatchError> {
     if order.is_empty() || patch.is_empty() {
         return Ok(());
     }
@@ -467,11 +553,15 @@ fn validate_patch_with_set_order(patch: &[Value], order: &[Value], key: Option<&
         let equal = match key {
             None => json_eq(non_delete[pi], &order[oi]),
             Some(k) => {
-                let a = non_delete[pi].get(k).ok_or_else(|| no_merge_key(non_delete[pi], k))?;
+                let a = non_delete[pi]
+                    .get(k)
+                    .ok_or_else(|| no_merge_key(non_delete[pi], k))?;
                 if !order[oi].is_object() {
                     return Err(bad_arg_type("map", &order[oi]));
                 }
-                let b = order[oi].get(k).ok_or_else(|| no_merge_key(&order[oi], k))?;
+                let b = order[oi]
+                    .get(k)
+                    .ok_or_else(|| no_merge_key(&order[oi], k))?;
                 json_eq(a, b)
             }
         };
@@ -491,12 +581,22 @@ fn validate_patch_with_set_order(patch: &[Value], order: &[Value], key: Option<&
 }
 
 /// `$retainKeys`: drops original keys not listed; every non-null patched key must be listed.
-fn apply_retain_keys(original: &mut Map<String, Value>, patch: &mut Map<String, Value>) -> Result<(), PatchError> {
-    let Some(rk) = patch.remove(RETAIN_KEYS) else { return Ok(()) };
-    let Value::Array(list) = rk else { return Err(bad_retain_keys()) };
+fn apply_retain_keys(
+    original: &mut Map<String, Value>,
+    patch: &mut Map<String, Value>,
+) -> Result<(), PatchError> {
+    let Some(rk) = patch.remove(RETAIN_KEYS) else {
+        return Ok(());
+    };
+    let Value::Array(list) = rk else {
+        return Err(bad_retain_keys());
+    };
     let keep = |k: &str| list.iter().any(|v| v.as_str() == Some(k));
     for (k, v) in patch.iter() {
-        if v.is_null() || k.starts_with(DELETE_FROM_PRIMITIVE_LIST) || k.starts_with(SET_ELEMENT_ORDER) {
+        if v.is_null()
+            || k.starts_with(DELETE_FROM_PRIMITIVE_LIST)
+            || k.starts_with(SET_ELEMENT_ORDER)
+        {
             continue;
         }
         if !keep(k) {

@@ -177,7 +177,8 @@ fn smp_table() {
         ),
     ];
     for (desc, schema, orig, patch, want) in cases {
-        let got = strategic_merge_patch(&orig, &patch, schema).unwrap_or_else(|e| panic!("{desc}: {e}"));
+        let got =
+            strategic_merge_patch(&orig, &patch, schema).unwrap_or_else(|e| panic!("{desc}: {e}"));
         assert_eq!(got, want, "{desc}");
     }
 }
@@ -187,11 +188,17 @@ fn smp_errors() {
     let s = pod();
     let orig = json!({"spec": {"containers": [{"name": "a"}]}, "metadata": {"finalizers": ["x"]}});
     let cases: Vec<(&str, Value, PatchError)> = vec![
-        ("patch not an object", json!([1]), PatchError::BadRequest("invalid JSON document".into())),
+        (
+            "patch not an object",
+            json!([1]),
+            PatchError::BadRequest("invalid JSON document".into()),
+        ),
         (
             "merge key missing",
             json!({"spec": {"containers": [{"image": "x"}]}}),
-            PatchError::Internal("map: {\"image\":\"x\"} does not contain declared merge key: name".into()),
+            PatchError::Internal(
+                "map: {\"image\":\"x\"} does not contain declared merge key: name".into(),
+            ),
         ),
         (
             "retainKeys not a list",
@@ -239,9 +246,17 @@ fn smp_errors() {
         assert_eq!(got, want, "{desc}");
     }
     assert_eq!(
-        strategic_merge_patch(&json!({}), &json!({"metadata": {"finalizers": [["a"]]}}), &s).unwrap_err(),
+        strategic_merge_patch(
+            &json!({}),
+            &json!({"metadata": {"finalizers": [["a"]]}}),
+            &s
+        )
+        .unwrap_err(),
         PatchError::Unprocessable("lists of lists are not supported".into())
     );
     assert_eq!(PatchError::BadRequest(String::new()).reason().code(), 400);
-    assert_eq!(PatchError::Unprocessable(String::new()).reason().code(), 422);
+    assert_eq!(
+        PatchError::Unprocessable(String::new()).reason().code(),
+        422
+    );
 }
