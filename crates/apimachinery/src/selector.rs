@@ -606,6 +606,19 @@ impl LabelSelector {
         })
     }
 
+    /// [`LabelSelector::from_label_selector`] for the typed `meta/v1` `LabelSelector`.
+    pub fn from_api(
+        sel: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    ) -> Result<Self, SelectorError> {
+        match sel {
+            None => Ok(Self::nothing()),
+            Some(s) => {
+                let v = serde_json::to_value(s).map_err(|e| SelectorError::Label(e.to_string()))?;
+                Self::from_label_selector(Some(&v))
+            }
+        }
+    }
+
     /// Adds a requirement (kept sorted by key).
     pub fn add(&mut self, r: Requirement) {
         self.requirements.push(r);

@@ -329,3 +329,28 @@ fn validation_helpers() {
     assert!(is_dns1123_subdomain("a.b-c.d").is_empty());
     assert!(!is_dns1123_subdomain("a..b").is_empty());
 }
+
+#[test]
+fn label_selector_from_typed_api_object() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
+    let typed = metav1::LabelSelector {
+        match_labels: Some(
+            [("app".to_string(), "web".to_string())]
+                .into_iter()
+                .collect(),
+        ),
+        match_expressions: Some(vec![metav1::LabelSelectorRequirement {
+            key: "tier".into(),
+            operator: "NotIn".into(),
+            values: Some(vec!["db".into()]),
+        }]),
+    };
+    let s = LabelSelector::from_api(Some(&typed)).unwrap();
+    assert_eq!(s.to_string(), "app=web,tier notin (db)");
+    assert!(LabelSelector::from_api(None).unwrap().is_nothing());
+    assert!(
+        LabelSelector::from_api(Some(&metav1::LabelSelector::default()))
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -25,6 +25,10 @@ use super::fieldset::{path_string, FieldPath, FieldSet, PathElement};
 use super::schema::{ListType, PatchSchema};
 use super::PatchError;
 
+/// The manager upstream attributes the fields of an object without managed fields to when it is
+/// first applied.
+pub const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
 /// The operation of a managed fields entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Operation {
@@ -324,6 +328,23 @@ pub fn apply(
     let live_clean = without_managed_fields(live_obj);
     let config_clean = without_managed_fields(config.clone());
     let w = Walker { schema };
+    if live.is_some() && managers.is_empty() {
+        // upstream: an object without managed fields is treated as if one Update manager,
+        // "before-first-apply", had set all of it, so the first apply sees conflicts
+        let mut all = FieldSet::new();
+        w.to_field_set(&live_clean, &mut Vec::new(), &mut Vec::new(), &mut all);
+        let all = all.difference(&stripped_fields());
+        if !all.is_empty() {
+            managers.push(ManagedFieldsEntry {
+                manager: BEFORE_FIRST_APPLY.to_string(),
+                operation: Operation::Update,
+                api_version: opts.api_version.to_string(),
+                time: Some(opts.now.to_string()),
+                subresource: String::new(),
+                fields: all,
+            });
+        }
+    }
 
     let mut merged = w.merge(
         Some(&live_clean),

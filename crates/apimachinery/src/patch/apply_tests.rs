@@ -408,3 +408,20 @@ fn apply_input_errors() {
     assert!(parse_apply_patch(b"- a\n- b\n").is_err());
     assert!(parse_apply_patch(b"a: [").is_err());
 }
+
+#[test]
+fn first_apply_to_unmanaged_object_sees_before_first_apply() {
+    let s = dep();
+    let live = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 2, "paused": false}});
+    let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 4}});
+    let err = apply(Some(&live), &cfg, &s, &opts("m", false, T1)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"before-first-apply\" using apps/v1 at 2024-01-01T00:00:00Z: .spec.replicas"
+    );
+    let out = apply(Some(&live), &cfg, &s, &opts("m", true, T1)).unwrap();
+    let m = managed(&out);
+    assert_eq!(m.len(), 2);
+    let bfa = m.iter().find(|e| e.0 == BEFORE_FIRST_APPLY).unwrap();
+    assert_eq!(bfa.2, json!({"f:spec": {"f:paused": {}}}));
+}

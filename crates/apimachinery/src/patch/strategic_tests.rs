@@ -12,6 +12,8 @@ fn pod() -> BuiltinSchema {
 fn smp_table() {
     let pod_s = pod();
     let dep_s = BuiltinSchema::for_kind("apps", "Deployment").unwrap();
+    let svc_s = BuiltinSchema::for_kind("", "Service").unwrap();
+    let node_s = BuiltinSchema::for_kind("", "Node").unwrap();
     let two = json!({"spec": {"containers": [
         {"name": "a", "image": "a:1"},
         {"name": "b", "image": "b:1"}]}});
@@ -174,6 +176,34 @@ fn smp_table() {
             json!({"spec": {}}),
             json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "$patch": "delete"}]}}),
             json!({"spec": {"containers": [{"name": "a", "image": "1"}]}}),
+        ),
+        (
+            "service ports merge by port",
+            &svc_s,
+            json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 443, "targetPort": 8443}]}}),
+            json!({"spec": {"ports": [{"port": 443, "targetPort": 9443}]}}),
+            json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 443, "targetPort": 9443}]}}),
+        ),
+        (
+            "$retainKeys inside a volume list element switches the volume source",
+            &pod_s,
+            json!({"spec": {"volumes": [{"name": "v", "emptyDir": {}}, {"name": "w", "emptyDir": {}}]}}),
+            json!({"spec": {"volumes": [{"name": "v", "$retainKeys": ["name", "hostPath"], "hostPath": {"path": "/x"}}]}}),
+            json!({"spec": {"volumes": [{"name": "v", "hostPath": {"path": "/x"}}, {"name": "w", "emptyDir": {}}]}}),
+        ),
+        (
+            "numeric primitive set merge (node podCIDRs style)",
+            &node_s,
+            json!({"spec": {"podCIDRs": ["10.0.0.0/24"]}}),
+            json!({"spec": {"podCIDRs": ["10.0.0.0/24", "fd00::/64"]}}),
+            json!({"spec": {"podCIDRs": ["10.0.0.0/24", "fd00::/64"]}}),
+        ),
+        (
+            "ownerReferences merge by uid",
+            &pod_s,
+            json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "a"}]}}),
+            json!({"metadata": {"ownerReferences": [{"uid": "1", "controller": true}]}}),
+            json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "a", "controller": true}]}}),
         ),
     ];
     for (desc, schema, orig, patch, want) in cases {
