@@ -39,7 +39,8 @@ const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const QUALIFIED_NAME_ERR: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 
 /// Upstream `validation.RegexError`.
@@ -76,7 +77,8 @@ fn matches_qualified_name(s: &str) -> bool {
     if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
         return false;
     }
-    b.iter().all(|&c| is_alnum(c) || c == b'-' || c == b'_' || c == b'.')
+    b.iter()
+        .all(|&c| is_alnum(c) || c == b'-' || c == b'_' || c == b'.')
 }
 
 fn matches_dns1123_label(s: &str) -> bool {
@@ -95,7 +97,11 @@ pub fn is_dns1123_subdomain(value: &str) -> Vec<String> {
         errs.push(max_len_error(253));
     }
     if !value.split('.').all(matches_dns1123_label) {
-        errs.push(regex_error(DNS1123_SUBDOMAIN_ERR, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
+        errs.push(regex_error(
+            DNS1123_SUBDOMAIN_ERR,
+            DNS1123_SUBDOMAIN_FMT,
+            &["example.com"],
+        ));
     }
     errs
 }
@@ -133,7 +139,11 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
     if !matches_qualified_name(name) {
         errs.push(format!(
             "name part {}",
-            regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
+            regex_error(
+                QUALIFIED_NAME_ERR,
+                QUALIFIED_NAME_FMT,
+                &["MyName", "my.name", "123-abc"]
+            )
         ));
     }
     errs
@@ -146,7 +156,11 @@ pub fn is_valid_label_value(value: &str) -> Vec<String> {
         errs.push(max_len_error(63));
     }
     if !value.is_empty() && !matches_qualified_name(value) {
-        errs.push(regex_error(LABEL_VALUE_ERR, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
+        errs.push(regex_error(
+            LABEL_VALUE_ERR,
+            LABEL_VALUE_FMT,
+            &["MyValue", "my_value", "12345"],
+        ));
     }
     errs
 }
@@ -278,8 +292,20 @@ impl Requirement {
 
     /// `path` prefixes the field names in errors (empty: none); `nil_values` renders an empty
     /// value list as `null` as Go does for a nil slice.
-    fn new_at(key: &str, op: Operator, values: Vec<String>, path: &str, nil_values: bool) -> Result<Self, SelectorError> {
-        let child = |c: &str| if path.is_empty() { c.to_string() } else { format!("{path}.{c}") };
+    fn new_at(
+        key: &str,
+        op: Operator,
+        values: Vec<String>,
+        path: &str,
+        nil_values: bool,
+    ) -> Result<Self, SelectorError> {
+        let child = |c: &str| {
+            if path.is_empty() {
+                c.to_string()
+            } else {
+                format!("{path}.{c}")
+            }
+        };
         let mut errs = Vec::new();
         let kerrs = is_qualified_name(key);
         if !kerrs.is_empty() {
@@ -336,12 +362,20 @@ impl Requirement {
         for (i, v) in values.iter().enumerate() {
             let verrs = is_valid_label_value(v);
             if !verrs.is_empty() {
-                errs.push(invalid(&format!("{vpath}[{i}][{key}]"), &quote(v), &verrs.join("; ")));
+                errs.push(invalid(
+                    &format!("{vpath}[{i}][{key}]"),
+                    &quote(v),
+                    &verrs.join("; "),
+                ));
             }
         }
         match aggregate(errs) {
             Some(msg) => Err(SelectorError::Label(msg)),
-            None => Ok(Requirement { key: key.to_string(), op, values }),
+            None => Ok(Requirement {
+                key: key.to_string(),
+                op,
+                values,
+            }),
         }
     }
 
@@ -365,16 +399,22 @@ impl Requirement {
     pub fn matches<L: Labels + ?Sized>(&self, labels: &L) -> bool {
         let got = labels.get_label(&self.key);
         match self.op {
-            Operator::In | Operator::Equals | Operator::DoubleEquals => got.is_some_and(|v| self.has_value(v)),
+            Operator::In | Operator::Equals | Operator::DoubleEquals => {
+                got.is_some_and(|v| self.has_value(v))
+            }
             Operator::NotIn | Operator::NotEquals => got.is_none_or(|v| !self.has_value(v)),
             Operator::Exists => got.is_some(),
             Operator::DoesNotExist => got.is_none(),
             Operator::GreaterThan | Operator::LessThan => {
-                let Some(Ok(have)) = got.map(str::parse::<i64>) else { return false };
+                let Some(Ok(have)) = got.map(str::parse::<i64>) else {
+                    return false;
+                };
                 if self.values.len() != 1 {
                     return false;
                 }
-                let Ok(want) = self.values[0].parse::<i64>() else { return false };
+                let Ok(want) = self.values[0].parse::<i64>() else {
+                    return false;
+                };
                 if self.op == Operator::GreaterThan {
                     have > want
                 } else {
@@ -436,25 +476,41 @@ impl LabelSelector {
 
     /// The selector that matches nothing.
     pub fn nothing() -> Self {
-        LabelSelector { requirements: Vec::new(), nothing: true }
+        LabelSelector {
+            requirements: Vec::new(),
+            nothing: true,
+        }
     }
 
     /// Parses a selector string as upstream `labels.Parse` does (requirements sorted by key).
     pub fn parse(s: &str) -> Result<Self, SelectorError> {
-        let mut p = Parser { items: lex(s), pos: 0 };
+        let mut p = Parser {
+            items: lex(s),
+            pos: 0,
+        };
         let mut reqs = p.parse().map_err(SelectorError::Label)?;
         reqs.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(LabelSelector { requirements: reqs, nothing: false })
+        Ok(LabelSelector {
+            requirements: reqs,
+            nothing: false,
+        })
     }
 
     /// An equality selector for a label set (upstream `SelectorFromValidatedSet`), no validation.
     pub fn from_set<'a>(set: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut reqs: Vec<Requirement> = set
             .into_iter()
-            .map(|(k, v)| Requirement { key: k.to_string(), op: Operator::Equals, values: vec![v.to_string()] })
+            .map(|(k, v)| Requirement {
+                key: k.to_string(),
+                op: Operator::Equals,
+                values: vec![v.to_string()],
+            })
             .collect();
         reqs.sort_by(|a, b| a.key.cmp(&b.key));
-        LabelSelector { requirements: reqs, nothing: false }
+        LabelSelector {
+            requirements: reqs,
+            nothing: false,
+        }
     }
 
     /// Upstream `metav1.LabelSelectorAsSelector` on the JSON form of a `LabelSelector`
@@ -464,40 +520,61 @@ impl LabelSelector {
         let sel = match sel {
             None | Some(Value::Null) => return Ok(Self::nothing()),
             Some(Value::Object(m)) => m,
-            Some(other) => return Err(SelectorError::Label(format!("invalid label selector: {other}"))),
+            Some(other) => {
+                return Err(SelectorError::Label(format!(
+                    "invalid label selector: {other}"
+                )))
+            }
         };
         let empty = serde_json::Map::new();
         let match_labels = match sel.get("matchLabels") {
             None | Some(Value::Null) => &empty,
             Some(Value::Object(m)) => m,
-            Some(_) => return Err(SelectorError::Label("matchLabels must be a map of strings".into())),
+            Some(_) => {
+                return Err(SelectorError::Label(
+                    "matchLabels must be a map of strings".into(),
+                ))
+            }
         };
         let no_exprs = Vec::new();
         let exprs = match sel.get("matchExpressions") {
             None | Some(Value::Null) => &no_exprs,
             Some(Value::Array(a)) => a,
-            Some(_) => return Err(SelectorError::Label("matchExpressions must be a list".into())),
+            Some(_) => {
+                return Err(SelectorError::Label(
+                    "matchExpressions must be a list".into(),
+                ))
+            }
         };
         if match_labels.is_empty() && exprs.is_empty() {
             return Ok(Self::everything());
         }
         let mut reqs = Vec::new();
         for (k, v) in match_labels {
-            let v = v
-                .as_str()
-                .ok_or_else(|| SelectorError::Label(format!("matchLabels value of {} must be a string", quote(k))))?;
+            let v = v.as_str().ok_or_else(|| {
+                SelectorError::Label(format!(
+                    "matchLabels value of {} must be a string",
+                    quote(k)
+                ))
+            })?;
             reqs.push(Requirement::new(k, Operator::Equals, vec![v.to_string()])?);
         }
         for e in exprs {
             let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-            let op_s = e.get("operator").and_then(Value::as_str).unwrap_or_default();
+            let op_s = e
+                .get("operator")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let op = match op_s {
                 "In" => Operator::In,
                 "NotIn" => Operator::NotIn,
                 "Exists" => Operator::Exists,
                 "DoesNotExist" => Operator::DoesNotExist,
                 other => {
-                    return Err(SelectorError::Label(format!("{} is not a valid label selector operator", quote(other))))
+                    return Err(SelectorError::Label(format!(
+                        "{} is not a valid label selector operator",
+                        quote(other)
+                    )))
                 }
             };
             let (vals, nil) = match e.get("values") {
@@ -505,19 +582,41 @@ impl LabelSelector {
                 Some(Value::Array(a)) => (
                     a.iter()
                         .map(|v| {
-                            v.as_str()
-                                .map(str::to_string)
-                                .ok_or_else(|| SelectorError::Label("matchExpressions values must be strings".into()))
+                            v.as_str().map(str::to_string).ok_or_else(|| {
+                                SelectorError::Label(
+                                    "matchExpressions values must be strings".into(),
+                                )
+                            })
                         })
                         .collect::<Result<Vec<_>, _>>()?,
                     a.is_empty(),
                 ),
-                Some(_) => return Err(SelectorError::Label("matchExpressions values must be a list".into())),
+                Some(_) => {
+                    return Err(SelectorError::Label(
+                        "matchExpressions values must be a list".into(),
+                    ))
+                }
             };
             reqs.push(Requirement::new_at(key, op, vals, "", nil)?);
         }
         reqs.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(LabelSelector { requirements: reqs, nothing: false })
+        Ok(LabelSelector {
+            requirements: reqs,
+            nothing: false,
+        })
+    }
+
+    /// [`LabelSelector::from_label_selector`] for the typed `meta/v1` `LabelSelector`.
+    pub fn from_api(
+        sel: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    ) -> Result<Self, SelectorError> {
+        match sel {
+            None => Ok(Self::nothing()),
+            Some(s) => {
+                let v = serde_json::to_value(s).map_err(|e| SelectorError::Label(e.to_string()))?;
+                Self::from_label_selector(Some(&v))
+            }
+        }
     }
 
     /// Adds a requirement (kept sorted by key).
@@ -554,7 +653,9 @@ impl LabelSelector {
     pub fn requires_exact_match(&self, label: &str) -> Option<&str> {
         let r = self.requirements.iter().find(|r| r.key == label)?;
         match r.op {
-            Operator::Equals | Operator::DoubleEquals | Operator::In if r.values.len() == 1 => Some(&r.values[0]),
+            Operator::Equals | Operator::DoubleEquals | Operator::In if r.values.len() == 1 => {
+                Some(&r.values[0])
+            }
             _ => None,
         }
     }
@@ -656,7 +757,10 @@ fn lex(s: &str) -> Vec<(Tok, String)> {
                     out.push((t, s[start..end].to_string()));
                     pos = end;
                 }
-                None => out.push((Tok::Error, format!("error expected: keyword found '{}'", &s[start..pos]))),
+                None => out.push((
+                    Tok::Error,
+                    format!("error expected: keyword found '{}'", &s[start..pos]),
+                )),
             }
         } else {
             let start = pos;
@@ -712,7 +816,9 @@ impl Parser {
             let (t, lit) = self.lookahead(Ctx::Values);
             match t {
                 Tok::Identifier | Tok::DoesNotExist => {
-                    let r = self.parse_requirement().map_err(|e| format!("unable to parse requirement: {e}"))?;
+                    let r = self
+                        .parse_requirement()
+                        .map_err(|e| format!("unable to parse requirement: {e}"))?;
                     reqs.push(r);
                     let (t, l) = self.consume(Ctx::Values);
                     match t {
@@ -720,14 +826,20 @@ impl Parser {
                         Tok::Comma => {
                             let (t2, l2) = self.lookahead(Ctx::Values);
                             if t2 != Tok::Identifier && t2 != Tok::DoesNotExist {
-                                return Err(format!("found '{l2}', expected: identifier after ','"));
+                                return Err(format!(
+                                    "found '{l2}', expected: identifier after ','"
+                                ));
                             }
                         }
                         _ => return Err(format!("found '{l}', expected: ',' or 'end of string'")),
                     }
                 }
                 Tok::End => return Ok(reqs),
-                _ => return Err(format!("found '{lit}', expected: !, identifier, or 'end of string'")),
+                _ => {
+                    return Err(format!(
+                        "found '{lit}', expected: !, identifier, or 'end of string'"
+                    ))
+                }
             }
         }
     }
@@ -964,7 +1076,9 @@ pub fn unescape_field_value(s: &str) -> Result<String, SelectorError> {
         }
     }
     if in_slash {
-        return Err(SelectorError::Field("invalid field selector: invalid escape sequence: \\".into()));
+        return Err(SelectorError::Field(
+            "invalid field selector: invalid escape sequence: \\".into(),
+        ));
     }
     Ok(out)
 }
@@ -993,7 +1107,11 @@ fn split_terms(s: &str) -> Vec<&str> {
 fn split_term(term: &str) -> Option<(&str, FieldOperator, &str)> {
     for (i, _) in term.char_indices() {
         let rest = &term[i..];
-        for (op, o) in [("!=", FieldOperator::NotEquals), ("==", FieldOperator::Equals), ("=", FieldOperator::Equals)] {
+        for (op, o) in [
+            ("!=", FieldOperator::NotEquals),
+            ("==", FieldOperator::Equals),
+            ("=", FieldOperator::Equals),
+        ] {
             if rest.starts_with(op) {
                 return Some((&term[..i], o, &term[i + op.len()..]));
             }
@@ -1017,10 +1135,16 @@ impl FieldSelector {
                 continue;
             }
             let (lhs, op, rhs) = split_term(part).ok_or_else(|| {
-                SelectorError::Field(format!("invalid selector: '{s}'; can't understand '{part}'"))
+                SelectorError::Field(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                ))
             })?;
             let value = unescape_field_value(rhs)?;
-            terms.push(FieldTerm { field: lhs.to_string(), op, value });
+            terms.push(FieldTerm {
+                field: lhs.to_string(),
+                op,
+                value,
+            });
         }
         Ok(FieldSelector { terms })
     }
@@ -1029,7 +1153,11 @@ impl FieldSelector {
     pub fn from_set<'a>(set: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut terms: Vec<FieldTerm> = set
             .into_iter()
-            .map(|(k, v)| FieldTerm { field: k.to_string(), op: FieldOperator::Equals, value: v.to_string() })
+            .map(|(k, v)| FieldTerm {
+                field: k.to_string(),
+                op: FieldOperator::Equals,
+                value: v.to_string(),
+            })
             .collect();
         terms.sort_by(|a, b| a.field.cmp(&b.field));
         FieldSelector { terms }
@@ -1060,7 +1188,10 @@ impl FieldSelector {
     pub fn check_supported(&self, supported: &[&str]) -> Result<(), SelectorError> {
         for t in &self.terms {
             if !supported.contains(&t.field.as_str()) {
-                return Err(SelectorError::Field(format!("field label not supported: {}", t.field)));
+                return Err(SelectorError::Field(format!(
+                    "field label not supported: {}",
+                    t.field
+                )));
             }
         }
         Ok(())

@@ -100,8 +100,10 @@ fn label_parse_errors() {
 
 #[test]
 fn label_matching() {
-    let labels: BTreeMap<String, String> =
-        [("app", "web"), ("tier", "front"), ("n", "5")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    let labels: BTreeMap<String, String> = [("app", "web"), ("tier", "front"), ("n", "5")]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
     let cases = [
         ("", true),
         ("app=web", true),
@@ -146,7 +148,10 @@ fn label_matching() {
 fn label_selector_object() {
     let ok = [
         (json!({}), Some("")),
-        (json!({"matchLabels": {"b": "2", "a": "1"}}), Some("a=1,b=2")),
+        (
+            json!({"matchLabels": {"b": "2", "a": "1"}}),
+            Some("a=1,b=2"),
+        ),
         (
             json!({"matchLabels": {"app": "web"},
                    "matchExpressions": [{"key": "tier", "operator": "In", "values": ["b", "a"]},
@@ -161,9 +166,15 @@ fn label_selector_object() {
         assert_eq!(s.to_string(), want.unwrap(), "selector {v}");
         assert!(!s.is_nothing());
     }
-    assert!(LabelSelector::from_label_selector(None).unwrap().is_nothing());
-    assert!(LabelSelector::from_label_selector(Some(&Value::Null)).unwrap().is_nothing());
-    assert!(LabelSelector::from_label_selector(Some(&json!({}))).unwrap().is_empty());
+    assert!(LabelSelector::from_label_selector(None)
+        .unwrap()
+        .is_nothing());
+    assert!(LabelSelector::from_label_selector(Some(&Value::Null))
+        .unwrap()
+        .is_nothing());
+    assert!(LabelSelector::from_label_selector(Some(&json!({})))
+        .unwrap()
+        .is_empty());
 
     let errs = [
         (
@@ -209,7 +220,11 @@ fn requirement_new_validation() {
         (Operator::LessThan, vec!["z".to_string()], "values[0]: Invalid value: \"z\": for 'Gt', 'Lt' operators, the value must be an integer"),
     ];
     for (op, vals, want) in cases {
-        assert_eq!(Requirement::new("a", op, vals).unwrap_err().to_string(), want, "op {op:?}");
+        assert_eq!(
+            Requirement::new("a", op, vals).unwrap_err().to_string(),
+            want,
+            "op {op:?}"
+        );
     }
 }
 
@@ -220,7 +235,10 @@ fn field_parse_and_string() {
         ("metadata.name=foo", "metadata.name=foo"),
         ("metadata.name==foo", "metadata.name=foo"),
         ("spec.nodeName!=", "spec.nodeName!="),
-        ("status.phase=Running,metadata.namespace=default", "metadata.namespace=default,status.phase=Running"),
+        (
+            "status.phase=Running,metadata.namespace=default",
+            "metadata.namespace=default,status.phase=Running",
+        ),
         ("a=b\\,c", "a=b\\,c"),
         ("a=b\\=c\\\\d", "a=b\\=c\\\\d"),
         ("a=x,", "a=x"),
@@ -240,19 +258,35 @@ fn field_parse_errors() {
     let cases = [
         ("a", "invalid selector: 'a'; can't understand 'a'"),
         ("a=b,c", "invalid selector: 'a=b,c'; can't understand 'c'"),
-        ("a=b\\x", "invalid field selector: invalid escape sequence: \\x"),
-        ("a=b\\", "invalid field selector: invalid escape sequence: \\"),
-        ("a=b=c", "invalid field selector: unescaped character in value: 61"),
+        (
+            "a=b\\x",
+            "invalid field selector: invalid escape sequence: \\x",
+        ),
+        (
+            "a=b\\",
+            "invalid field selector: invalid escape sequence: \\",
+        ),
+        (
+            "a=b=c",
+            "invalid field selector: unescaped character in value: 61",
+        ),
     ];
     for (input, want) in cases {
-        assert_eq!(FieldSelector::parse(input).unwrap_err().to_string(), want, "input {input:?}");
+        assert_eq!(
+            FieldSelector::parse(input).unwrap_err().to_string(),
+            want,
+            "input {input:?}"
+        );
     }
 }
 
 #[test]
 fn field_matching() {
-    let fields: &[(&str, &str)] =
-        &[("metadata.name", "p1"), ("spec.nodeName", ""), ("status.phase", "Running")];
+    let fields: &[(&str, &str)] = &[
+        ("metadata.name", "p1"),
+        ("spec.nodeName", ""),
+        ("status.phase", "Running"),
+    ];
     let cases = [
         ("", true),
         ("metadata.name=p1", true),
@@ -265,14 +299,22 @@ fn field_matching() {
         ("involvedObject.uid=", true),
     ];
     for (sel, want) in cases {
-        assert_eq!(FieldSelector::parse(sel).unwrap().matches(fields), want, "selector {sel:?}");
+        assert_eq!(
+            FieldSelector::parse(sel).unwrap().matches(fields),
+            want,
+            "selector {sel:?}"
+        );
     }
     let s = FieldSelector::parse("spec.nodeName=n1,status.phase!=Failed").unwrap();
     assert_eq!(s.requires_exact_match("spec.nodeName"), Some("n1"));
     assert_eq!(s.requires_exact_match("status.phase"), None);
-    assert!(s.check_supported(&["spec.nodeName", "status.phase"]).is_ok());
+    assert!(s
+        .check_supported(&["spec.nodeName", "status.phase"])
+        .is_ok());
     assert_eq!(
-        s.check_supported(&["spec.nodeName"]).unwrap_err().to_string(),
+        s.check_supported(&["spec.nodeName"])
+            .unwrap_err()
+            .to_string(),
         "field label not supported: status.phase"
     );
 }
@@ -286,4 +328,29 @@ fn validation_helpers() {
     assert!(!is_valid_label_value("-a").is_empty());
     assert!(is_dns1123_subdomain("a.b-c.d").is_empty());
     assert!(!is_dns1123_subdomain("a..b").is_empty());
+}
+
+#[test]
+fn label_selector_from_typed_api_object() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
+    let typed = metav1::LabelSelector {
+        match_labels: Some(
+            [("app".to_string(), "web".to_string())]
+                .into_iter()
+                .collect(),
+        ),
+        match_expressions: Some(vec![metav1::LabelSelectorRequirement {
+            key: "tier".into(),
+            operator: "NotIn".into(),
+            values: Some(vec!["db".into()]),
+        }]),
+    };
+    let s = LabelSelector::from_api(Some(&typed)).unwrap();
+    assert_eq!(s.to_string(), "app=web,tier notin (db)");
+    assert!(LabelSelector::from_api(None).unwrap().is_nothing());
+    assert!(
+        LabelSelector::from_api(Some(&metav1::LabelSelector::default()))
+            .unwrap()
+            .is_empty()
+    );
 }
