@@ -1,0 +1,3 @@
+//! Table-driven validation tests.
+
+use super::*;
