@@ -32,8 +32,12 @@ fn validate_selector_for_template(spec: &Value, path: &str, empty_msg: &str, err
             }
         }
         Some(sel) => {
-            errs.extend(validate_label_selector(sel, &sp));
-            if selector_is_empty(sel) {
+            let sel_errs = validate_label_selector(sel, &sp);
+            let invalid = !sel_errs.is_empty();
+            errs.extend(sel_errs);
+            if invalid {
+                errs.push(FieldError::invalid(sp, sel, "invalid label selector"));
+            } else if selector_is_empty(sel) {
                 errs.push(FieldError::invalid(sp, sel, empty_msg));
             } else if present(spec, "template") && !selector_matches(sel, spec.pointer("/template/metadata/labels").and_then(Value::as_object)) {
                 errs.push(template_labels_error(spec, path));
