@@ -9,15 +9,24 @@ use serde_json::{json, Value};
 
 use super::quantity;
 use super::{arr, child, dns_subdomain_field, index, int, is_cidr, is_ip, key, map, present, s};
-use super::{is_valid_port_name, is_valid_port_num, validate_int_or_percent, validate_label_selector, CIDR_ERROR, PROTOCOLS};
+use super::{
+    is_valid_port_name, is_valid_port_num, validate_int_or_percent, validate_label_selector,
+    CIDR_ERROR, PROTOCOLS,
+};
 use crate::meta::{self, NameRule};
 use crate::status::FieldError;
 
 /// Largest total size of a ConfigMap's or Secret's data (1 MiB).
 pub const MAX_DATA_SIZE: usize = 1024 * 1024;
 const CONFIG_KEY_FMT: &str = "[-._a-zA-Z0-9]+";
-static CONFIG_KEY_RE: Lazy<Regex> = Lazy::new(|| Regex::new(&format!("^{CONFIG_KEY_FMT}$")).expect("static regex"));
-const ACCESS_MODES: &[&str] = &["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"];
+static CONFIG_KEY_RE: Lazy<Regex> =
+    Lazy::new(|| Regex::new(&format!("^{CONFIG_KEY_FMT}$")).expect("static regex"));
+const ACCESS_MODES: &[&str] = &[
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOnce",
+    "ReadWriteOncePod",
+];
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
 /// Upstream `IsConfigMapKey`.
@@ -44,7 +53,12 @@ pub fn is_config_map_key(k: &str) -> Vec<String> {
 }
 
 /// Keys of `data`/`binaryData` (or `stringData`) and the total size.
-fn validate_data_keys(obj: &Value, bags: &[&str], errs: &mut Vec<FieldError>, decode_base64: bool) -> usize {
+fn validate_data_keys(
+    obj: &Value,
+    bags: &[&str],
+    errs: &mut Vec<FieldError>,
+    decode_base64: bool,
+) -> usize {
     let mut total = 0;
     for (bi, bag) in bags.iter().enumerate() {
         let Some(m) = map(obj, bag) else { continue };
@@ -53,13 +67,26 @@ fn validate_data_keys(obj: &Value, bags: &[&str], errs: &mut Vec<FieldError>, de
             for msg in is_config_map_key(k) {
                 errs.push(FieldError::invalid(kp.clone(), &json!(k), msg));
             }
-            for other in bags.iter().enumerate().filter(|(oi, _)| *oi != bi).map(|(_, o)| o) {
+            for other in bags
+                .iter()
+                .enumerate()
+                .filter(|(oi, _)| *oi != bi)
+                .map(|(_, o)| o)
+            {
                 if map(obj, other).is_some_and(|om| om.contains_key(k)) && bags.len() == 2 {
-                    errs.push(FieldError::invalid(kp.clone(), &json!(k), format!("duplicate of key present in {other}")));
+                    errs.push(FieldError::invalid(
+                        kp.clone(),
+                        &json!(k),
+                        format!("duplicate of key present in {other}"),
+                    ));
                 }
             }
             let val = v.as_str().unwrap_or("");
-            total += if decode_base64 || *bag == "binaryData" { val.len() / 4 * 3 } else { val.len() };
+            total += if decode_base64 || *bag == "binaryData" {
+                val.len() / 4 * 3
+            } else {
+                val.len()
+            };
         }
     }
     total
@@ -78,13 +105,19 @@ pub(crate) fn validate_config_map_update(new: &Value, old: &Value) -> Vec<FieldE
     let mut errs = Vec::new();
     if old.get("immutable").and_then(Value::as_bool) == Some(true) {
         if new.get("immutable") != old.get("immutable") {
-            errs.push(FieldError::forbidden("immutable", "field is immutable when `immutable` is set"));
+            errs.push(FieldError::forbidden(
+                "immutable",
+                "field is immutable when `immutable` is set",
+            ));
         }
         for k in ["data", "binaryData"] {
             let n = map(new, k).filter(|m| !m.is_empty());
             let o = map(old, k).filter(|m| !m.is_empty());
             if n != o {
-                errs.push(FieldError::forbidden(k, "field is immutable when `immutable` is set"));
+                errs.push(FieldError::forbidden(
+                    k,
+                    "field is immutable when `immutable` is set",
+                ));
             }
         }
     }
@@ -101,8 +134,14 @@ pub(crate) fn validate_secret(secret: &Value) -> Vec<FieldError> {
     let has = |k: &str| data.is_some_and(|d| d.contains_key(k));
     match s(secret, "type") {
         "kubernetes.io/service-account-token" => {
-            if secret.pointer("/metadata/annotations/kubernetes.io~1service-account.name").is_none() {
-                errs.push(FieldError::required("metadata.annotations[kubernetes.io/service-account.name]", ""));
+            if secret
+                .pointer("/metadata/annotations/kubernetes.io~1service-account.name")
+                .is_none()
+            {
+                errs.push(FieldError::required(
+                    "metadata.annotations[kubernetes.io/service-account.name]",
+                    "",
+                ));
             }
         }
         "kubernetes.io/dockercfg" => {
@@ -147,10 +186,17 @@ pub(crate) fn validate_secret_update(new: &Value, old: &Value) -> Vec<FieldError
     let mut errs = meta::validate_immutable(new.get("type"), old.get("type"), "type");
     if old.get("immutable").and_then(Value::as_bool) == Some(true) {
         if new.get("immutable") != old.get("immutable") {
-            errs.push(FieldError::forbidden("immutable", "field is immutable when `immutable` is set"));
+            errs.push(FieldError::forbidden(
+                "immutable",
+                "field is immutable when `immutable` is set",
+            ));
         }
-        if map(new, "data").filter(|m| !m.is_empty()) != map(old, "data").filter(|m| !m.is_empty()) {
-            errs.push(FieldError::forbidden("data", "field is immutable when `immutable` is set"));
+        if map(new, "data").filter(|m| !m.is_empty()) != map(old, "data").filter(|m| !m.is_empty())
+        {
+            errs.push(FieldError::forbidden(
+                "data",
+                "field is immutable when `immutable` is set",
+            ));
         }
     }
     errs
@@ -164,7 +210,11 @@ pub(crate) fn validate_namespace(ns: &Value) -> Vec<FieldError> {
             errs.push(FieldError::invalid("spec.finalizers", &json!(v), m));
         }
         if !v.contains('/') && !meta::STANDARD_FINALIZERS.contains(&v) {
-            errs.push(FieldError::invalid("spec.finalizers", &json!(v), "name is neither a standard finalizer name nor is it fully qualified"));
+            errs.push(FieldError::invalid(
+                "spec.finalizers",
+                &json!(v),
+                "name is neither a standard finalizer name nor is it fully qualified",
+            ));
         }
     }
     errs
@@ -185,7 +235,11 @@ fn validate_taints(taints: &[Value], path: &str, errs: &mut Vec<FieldError>) {
         if e.is_empty() {
             errs.push(FieldError::required(child(&tp, "effect"), ""));
         } else if !EFFECTS.contains(&e) {
-            errs.push(FieldError::not_supported(child(&tp, "effect"), &json!(e), EFFECTS));
+            errs.push(FieldError::not_supported(
+                child(&tp, "effect"),
+                &json!(e),
+                EFFECTS,
+            ));
         }
         if !seen.insert((k.to_string(), e.to_string())) {
             errs.push(FieldError::duplicate(tp, &json!(format!("{k}:{e}"))));
@@ -201,24 +255,41 @@ pub(crate) fn validate_node(node: &Value) -> Vec<FieldError> {
     for (i, c) in arr(spec, "podCIDRs").iter().enumerate() {
         let v = c.as_str().unwrap_or("");
         if !is_cidr(v) {
-            errs.push(FieldError::invalid(index("spec.podCIDRs", i), &json!(v), CIDR_ERROR));
+            errs.push(FieldError::invalid(
+                index("spec.podCIDRs", i),
+                &json!(v),
+                CIDR_ERROR,
+            ));
         }
     }
     if arr(spec, "podCIDRs").len() > 2 {
-        errs.push(FieldError::invalid("spec.podCIDRs", &json!(arr(spec, "podCIDRs")), "may specify no more than one CIDR for each IP family"));
+        errs.push(FieldError::invalid(
+            "spec.podCIDRs",
+            &json!(arr(spec, "podCIDRs")),
+            "may specify no more than one CIDR for each IP family",
+        ));
     }
     errs
 }
 
 pub(crate) fn validate_node_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let null = Value::Null;
-    let (ns, os) = (new.get("spec").unwrap_or(&null), old.get("spec").unwrap_or(&null));
+    let (ns, os) = (
+        new.get("spec").unwrap_or(&null),
+        old.get("spec").unwrap_or(&null),
+    );
     let mut errs = Vec::new();
     if !arr(os, "podCIDRs").is_empty() && arr(ns, "podCIDRs") != arr(os, "podCIDRs") {
-        errs.push(FieldError::forbidden("spec.podCIDRs", "node updates may not change podCIDR except from \"\" to valid"));
+        errs.push(FieldError::forbidden(
+            "spec.podCIDRs",
+            "node updates may not change podCIDR except from \"\" to valid",
+        ));
     }
     if !s(os, "providerID").is_empty() && s(ns, "providerID") != s(os, "providerID") {
-        errs.push(FieldError::forbidden("spec.providerID", "node updates may not change providerID except from \"\" to valid"));
+        errs.push(FieldError::forbidden(
+            "spec.providerID",
+            "node updates may not change providerID except from \"\" to valid",
+        ));
     }
     errs
 }
@@ -226,16 +297,26 @@ pub(crate) fn validate_node_update(new: &Value, old: &Value) -> Vec<FieldError> 
 fn validate_access_modes(spec: &Value, path: &str, required_msg: &str, errs: &mut Vec<FieldError>) {
     let modes = arr(spec, "accessModes");
     if modes.is_empty() {
-        errs.push(FieldError::required(child(path, "accessModes"), required_msg));
+        errs.push(FieldError::required(
+            child(path, "accessModes"),
+            required_msg,
+        ));
     }
     for m in modes {
         let v = m.as_str().unwrap_or("");
         if !ACCESS_MODES.contains(&v) {
-            errs.push(FieldError::not_supported(child(path, "accessModes"), &json!(v), ACCESS_MODES));
+            errs.push(FieldError::not_supported(
+                child(path, "accessModes"),
+                &json!(v),
+                ACCESS_MODES,
+            ));
         }
     }
     if modes.iter().any(|m| m == "ReadWriteOncePod") && modes.len() > 1 {
-        errs.push(FieldError::forbidden(child(path, "accessModes"), "may not use ReadWriteOncePod with other access modes"));
+        errs.push(FieldError::forbidden(
+            child(path, "accessModes"),
+            "may not use ReadWriteOncePod with other access modes",
+        ));
     }
 }
 
@@ -243,7 +324,11 @@ fn validate_volume_mode(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
     if present(spec, "volumeMode") {
         let v = s(spec, "volumeMode");
         if !matches!(v, "Block" | "Filesystem") {
-            errs.push(FieldError::not_supported(child(path, "volumeMode"), &json!(v), &["Block", "Filesystem"]));
+            errs.push(FieldError::not_supported(
+                child(path, "volumeMode"),
+                &json!(v),
+                &["Block", "Filesystem"],
+            ));
         }
     }
 }
@@ -259,10 +344,21 @@ pub(crate) fn validate_pvc_spec(spec: &Value, path: &str) -> Vec<FieldError> {
     match spec.pointer("/resources/requests/storage") {
         None | Some(Value::Null) => errs.push(FieldError::required(storage_path, "")),
         Some(q) => {
-            let qs = q.as_str().map(String::from).unwrap_or_else(|| q.to_string());
+            let qs = q
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| q.to_string());
             match quantity::parse(&qs) {
-                None => errs.push(FieldError::invalid(storage_path, &json!(qs), quantity::QUANTITY_FORMAT_ERROR)),
-                Some(v) if v <= 0.0 => errs.push(FieldError::invalid(storage_path, &json!(qs), "must be greater than zero")),
+                None => errs.push(FieldError::invalid(
+                    storage_path,
+                    &json!(qs),
+                    quantity::QUANTITY_FORMAT_ERROR,
+                )),
+                Some(v) if v <= 0.0 => errs.push(FieldError::invalid(
+                    storage_path,
+                    &json!(qs),
+                    "must be greater than zero",
+                )),
                 _ => {}
             }
         }
@@ -283,7 +379,10 @@ pub(crate) fn validate_pvc(pvc: &Value) -> Vec<FieldError> {
 /// and binding `volumeName` once.
 pub(crate) fn validate_pvc_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let null = Value::Null;
-    let (ns, os) = (new.get("spec").unwrap_or(&null), old.get("spec").unwrap_or(&null));
+    let (ns, os) = (
+        new.get("spec").unwrap_or(&null),
+        old.get("spec").unwrap_or(&null),
+    );
     let mut errs = Vec::new();
     let mut munged = os.clone();
     if let Some(m) = munged.as_object_mut() {
@@ -293,12 +392,10 @@ pub(crate) fn validate_pvc_update(new: &Value, old: &Value) -> Vec<FieldError> {
                 r.insert("requests".into(), req.clone());
             }
         }
-        for k in ["volumeAttributesClassName"] {
-            match ns.get(k) {
-                Some(v) => m.insert(k.into(), v.clone()),
-                None => m.remove(k),
-            };
-        }
+        match ns.get("volumeAttributesClassName") {
+            Some(v) => m.insert("volumeAttributesClassName".into(), v.clone()),
+            None => m.remove("volumeAttributesClassName"),
+        };
         if s(os, "volumeName").is_empty() {
             if let Some(v) = ns.get("volumeName") {
                 m.insert("volumeName".into(), v.clone());
@@ -311,19 +408,45 @@ pub(crate) fn validate_pvc_update(new: &Value, old: &Value) -> Vec<FieldError> {
             "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
         ));
     }
-    let q = |v: &Value| v.pointer("/resources/requests/storage").and_then(Value::as_str).and_then(quantity::parse);
+    let q = |v: &Value| {
+        v.pointer("/resources/requests/storage")
+            .and_then(Value::as_str)
+            .and_then(quantity::parse)
+    };
     if let (Some(n), Some(o)) = (q(ns), q(os)) {
         if n < o {
-            errs.push(FieldError::forbidden("spec.resources.requests.storage", "field can not be less than previous value"));
+            errs.push(FieldError::forbidden(
+                "spec.resources.requests.storage",
+                "field can not be less than previous value",
+            ));
         }
     }
     errs
 }
 
 const PV_SOURCES: &[&str] = &[
-    "gcePersistentDisk", "awsElasticBlockStore", "hostPath", "glusterfs", "nfs", "rbd", "iscsi", "cinder", "cephfs",
-    "fc", "flocker", "flexVolume", "azureFile", "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk",
-    "portworxVolume", "scaleIO", "local", "storageos", "csi",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "hostPath",
+    "glusterfs",
+    "nfs",
+    "rbd",
+    "iscsi",
+    "cinder",
+    "cephfs",
+    "fc",
+    "flocker",
+    "flexVolume",
+    "azureFile",
+    "vsphereVolume",
+    "quobyte",
+    "azureDisk",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "scaleIO",
+    "local",
+    "storageos",
+    "csi",
 ];
 
 pub(crate) fn validate_persistent_volume(pv: &Value) -> Vec<FieldError> {
@@ -336,21 +459,37 @@ pub(crate) fn validate_persistent_volume(pv: &Value) -> Vec<FieldError> {
         Some(c) if c.is_empty() => errs.push(FieldError::required("spec.capacity", "")),
         Some(c) => {
             if !c.contains_key("storage") || c.len() > 1 {
-                errs.push(FieldError::not_supported("spec.capacity", &Value::Object(c.clone()), &["storage"]));
+                errs.push(FieldError::not_supported(
+                    "spec.capacity",
+                    &Value::Object(c.clone()),
+                    &["storage"],
+                ));
             }
             for (r, q) in c {
                 let qs = q.as_str().unwrap_or("");
                 if quantity::parse(qs).is_none() {
-                    errs.push(FieldError::invalid(key("spec.capacity", r), &json!(qs), quantity::QUANTITY_FORMAT_ERROR));
+                    errs.push(FieldError::invalid(
+                        key("spec.capacity", r),
+                        &json!(qs),
+                        quantity::QUANTITY_FORMAT_ERROR,
+                    ));
                 }
             }
         }
     }
     let rp = s(spec, "persistentVolumeReclaimPolicy");
     if !rp.is_empty() && !matches!(rp, "Delete" | "Recycle" | "Retain") {
-        errs.push(FieldError::not_supported("spec.persistentVolumeReclaimPolicy", &json!(rp), &["Delete", "Recycle", "Retain"]));
+        errs.push(FieldError::not_supported(
+            "spec.persistentVolumeReclaimPolicy",
+            &json!(rp),
+            &["Delete", "Recycle", "Retain"],
+        ));
     }
-    let sources: Vec<&str> = PV_SOURCES.iter().copied().filter(|k| present(spec, k)).collect();
+    let sources: Vec<&str> = PV_SOURCES
+        .iter()
+        .copied()
+        .filter(|k| present(spec, k))
+        .collect();
     match sources.as_slice() {
         [] => errs.push(FieldError::required("spec", "must specify a volume type")),
         [one] => {
@@ -359,18 +498,30 @@ pub(crate) fn validate_persistent_volume(pv: &Value) -> Vec<FieldError> {
                 "hostPath" | "local" if s(src, "path").is_empty() => {
                     errs.push(FieldError::required(format!("spec.{one}.path"), ""))
                 }
-                "nfs" if s(src, "server").is_empty() => errs.push(FieldError::required("spec.nfs.server", "")),
-                "csi" if s(src, "driver").is_empty() => errs.push(FieldError::required("spec.csi.driver", "")),
-                "csi" if s(src, "volumeHandle").is_empty() => errs.push(FieldError::required("spec.csi.volumeHandle", "")),
+                "nfs" if s(src, "server").is_empty() => {
+                    errs.push(FieldError::required("spec.nfs.server", ""))
+                }
+                "csi" if s(src, "driver").is_empty() => {
+                    errs.push(FieldError::required("spec.csi.driver", ""))
+                }
+                "csi" if s(src, "volumeHandle").is_empty() => {
+                    errs.push(FieldError::required("spec.csi.volumeHandle", ""))
+                }
                 _ => {}
             }
             if *one == "local" && !present(spec, "nodeAffinity") {
-                errs.push(FieldError::required("spec.nodeAffinity", "Local volume requires node affinity"));
+                errs.push(FieldError::required(
+                    "spec.nodeAffinity",
+                    "Local volume requires node affinity",
+                ));
             }
         }
         [_, rest @ ..] => {
             for extra in rest {
-                errs.push(FieldError::forbidden(format!("spec.{extra}"), "may not specify more than 1 volume type"));
+                errs.push(FieldError::forbidden(
+                    format!("spec.{extra}"),
+                    "may not specify more than 1 volume type",
+                ));
             }
         }
     }
@@ -384,17 +535,34 @@ pub(crate) fn validate_persistent_volume(pv: &Value) -> Vec<FieldError> {
 
 pub(crate) fn validate_persistent_volume_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let null = Value::Null;
-    let (ns, os) = (new.get("spec").unwrap_or(&null), old.get("spec").unwrap_or(&null));
+    let (ns, os) = (
+        new.get("spec").unwrap_or(&null),
+        old.get("spec").unwrap_or(&null),
+    );
     let mut errs = Vec::new();
     let source = |spec: &Value| -> Vec<(String, Value)> {
-        PV_SOURCES.iter().filter_map(|k| spec.get(*k).map(|v| (k.to_string(), v.clone()))).collect()
+        PV_SOURCES
+            .iter()
+            .filter_map(|k| spec.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect()
     };
     if source(ns) != source(os) {
-        errs.push(FieldError::forbidden("spec.persistentvolumesource", "spec.persistentvolumesource is immutable after creation"));
+        errs.push(FieldError::forbidden(
+            "spec.persistentvolumesource",
+            "spec.persistentvolumesource is immutable after creation",
+        ));
     }
-    errs.extend(meta::validate_immutable(ns.get("volumeMode"), os.get("volumeMode"), "volumeMode"));
+    errs.extend(meta::validate_immutable(
+        ns.get("volumeMode"),
+        os.get("volumeMode"),
+        "volumeMode",
+    ));
     if present(os, "nodeAffinity") {
-        errs.extend(meta::validate_immutable(ns.get("nodeAffinity"), os.get("nodeAffinity"), "nodeAffinity"));
+        errs.extend(meta::validate_immutable(
+            ns.get("nodeAffinity"),
+            os.get("nodeAffinity"),
+            "nodeAffinity",
+        ));
     }
     errs
 }
@@ -411,13 +579,21 @@ pub(crate) fn validate_storage_class(sc: &Value) -> Vec<FieldError> {
     }
     let rp = s(sc, "reclaimPolicy");
     if !matches!(rp, "Delete" | "Retain") {
-        errs.push(FieldError::not_supported("reclaimPolicy", &json!(rp), &["Delete", "Retain"]));
+        errs.push(FieldError::not_supported(
+            "reclaimPolicy",
+            &json!(rp),
+            &["Delete", "Retain"],
+        ));
     }
     let vbm = s(sc, "volumeBindingMode");
     if vbm.is_empty() {
         errs.push(FieldError::required("volumeBindingMode", ""));
     } else if !matches!(vbm, "Immediate" | "WaitForFirstConsumer") {
-        errs.push(FieldError::not_supported("volumeBindingMode", &json!(vbm), &["Immediate", "WaitForFirstConsumer"]));
+        errs.push(FieldError::not_supported(
+            "volumeBindingMode",
+            &json!(vbm),
+            &["Immediate", "WaitForFirstConsumer"],
+        ));
     }
     if let Some(params) = map(sc, "parameters") {
         if params.len() > 512 {
@@ -425,7 +601,11 @@ pub(crate) fn validate_storage_class(sc: &Value) -> Vec<FieldError> {
         }
         for k in params.keys() {
             if k.is_empty() {
-                errs.push(FieldError::invalid("parameters", &json!(k), "field can not be empty."));
+                errs.push(FieldError::invalid(
+                    "parameters",
+                    &json!(k),
+                    "field can not be empty.",
+                ));
             }
         }
     }
@@ -434,16 +614,31 @@ pub(crate) fn validate_storage_class(sc: &Value) -> Vec<FieldError> {
 
 pub(crate) fn validate_storage_class_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    if map(new, "parameters").filter(|m| !m.is_empty()) != map(old, "parameters").filter(|m| !m.is_empty()) {
-        errs.push(FieldError::forbidden("parameters", "updates to parameters are forbidden."));
+    if map(new, "parameters").filter(|m| !m.is_empty())
+        != map(old, "parameters").filter(|m| !m.is_empty())
+    {
+        errs.push(FieldError::forbidden(
+            "parameters",
+            "updates to parameters are forbidden.",
+        ));
     }
     if s(new, "provisioner") != s(old, "provisioner") {
-        errs.push(FieldError::forbidden("provisioner", "updates to provisioner are forbidden."));
+        errs.push(FieldError::forbidden(
+            "provisioner",
+            "updates to provisioner are forbidden.",
+        ));
     }
     if new.get("reclaimPolicy") != old.get("reclaimPolicy") {
-        errs.push(FieldError::forbidden("reclaimPolicy", "updates to reclaimPolicy are forbidden."));
+        errs.push(FieldError::forbidden(
+            "reclaimPolicy",
+            "updates to reclaimPolicy are forbidden.",
+        ));
     }
-    errs.extend(meta::validate_immutable(new.get("volumeBindingMode"), old.get("volumeBindingMode"), "volumeBindingMode"));
+    errs.extend(meta::validate_immutable(
+        new.get("volumeBindingMode"),
+        old.get("volumeBindingMode"),
+        "volumeBindingMode",
+    ));
     errs
 }
 
@@ -452,10 +647,16 @@ pub const HIGHEST_USER_DEFINABLE_PRIORITY: i64 = 1_000_000_000;
 
 pub(crate) fn validate_priority_class(pc: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    let name = pc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let name = pc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let system = matches!(name, "system-cluster-critical" | "system-node-critical");
     if name.starts_with("system-") && !system {
-        errs.push(FieldError::forbidden("metadata.name", "priority class names with 'system-' prefix are reserved"));
+        errs.push(FieldError::forbidden(
+            "metadata.name",
+            "priority class names with 'system-' prefix are reserved",
+        ));
     }
     let value = int(pc, "value").unwrap_or(0);
     if !system && value > HIGHEST_USER_DEFINABLE_PRIORITY {
@@ -466,7 +667,11 @@ pub(crate) fn validate_priority_class(pc: &Value) -> Vec<FieldError> {
     }
     let pp = s(pc, "preemptionPolicy");
     if present(pc, "preemptionPolicy") && !matches!(pp, "Never" | "PreemptLowerPriority") {
-        errs.push(FieldError::not_supported("preemptionPolicy", &json!(pp), &["Never", "PreemptLowerPriority"]));
+        errs.push(FieldError::not_supported(
+            "preemptionPolicy",
+            &json!(pp),
+            &["Never", "PreemptLowerPriority"],
+        ));
     }
     errs
 }
@@ -474,9 +679,16 @@ pub(crate) fn validate_priority_class(pc: &Value) -> Vec<FieldError> {
 pub(crate) fn validate_priority_class_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if new.get("value") != old.get("value") {
-        errs.push(FieldError::forbidden("value", "may not be changed in an update."));
+        errs.push(FieldError::forbidden(
+            "value",
+            "may not be changed in an update.",
+        ));
     }
-    errs.extend(meta::validate_immutable(new.get("preemptionPolicy"), old.get("preemptionPolicy"), "preemptionPolicy"));
+    errs.extend(meta::validate_immutable(
+        new.get("preemptionPolicy"),
+        old.get("preemptionPolicy"),
+        "preemptionPolicy",
+    ));
     errs
 }
 
@@ -485,12 +697,19 @@ pub(crate) fn validate_role(role: &Value, namespaced: bool) -> Vec<FieldError> {
     for (i, rule) in arr(role, "rules").iter().enumerate() {
         let rp = index("rules", i);
         if arr(rule, "verbs").is_empty() {
-            errs.push(FieldError::required(child(&rp, "verbs"), "verbs must contain at least one value"));
+            errs.push(FieldError::required(
+                child(&rp, "verbs"),
+                "verbs must contain at least one value",
+            ));
         }
         let urls = arr(rule, "nonResourceURLs");
         if !urls.is_empty() {
             if namespaced {
-                errs.push(meta::invalid_go(child(&rp, "nonResourceURLs"), &json!(urls), "namespaced rules cannot apply to non-resource URLs"));
+                errs.push(meta::invalid_go(
+                    child(&rp, "nonResourceURLs"),
+                    &json!(urls),
+                    "namespaced rules cannot apply to non-resource URLs",
+                ));
             }
             if !arr(rule, "apiGroups").is_empty() || !arr(rule, "resources").is_empty() {
                 errs.push(meta::invalid_go(
@@ -502,15 +721,24 @@ pub(crate) fn validate_role(role: &Value, namespaced: bool) -> Vec<FieldError> {
             continue;
         }
         if arr(rule, "apiGroups").is_empty() {
-            errs.push(FieldError::required(child(&rp, "apiGroups"), "resource rules must supply at least one api group"));
+            errs.push(FieldError::required(
+                child(&rp, "apiGroups"),
+                "resource rules must supply at least one api group",
+            ));
         }
         if arr(rule, "resources").is_empty() {
-            errs.push(FieldError::required(child(&rp, "resources"), "resource rules must supply at least one resource"));
+            errs.push(FieldError::required(
+                child(&rp, "resources"),
+                "resource rules must supply at least one resource",
+            ));
         }
     }
     if let Some(ar) = role.get("aggregationRule").filter(|a| !a.is_null()) {
         for (i, sel) in arr(ar, "clusterRoleSelectors").iter().enumerate() {
-            errs.extend(validate_label_selector(sel, &index("aggregationRule.clusterRoleSelectors", i)));
+            errs.extend(validate_label_selector(
+                sel,
+                &index("aggregationRule.clusterRoleSelectors", i),
+            ));
         }
     }
     errs
@@ -522,21 +750,37 @@ pub(crate) fn validate_role_binding(rb: &Value, namespaced: bool) -> Vec<FieldEr
     let mut errs = Vec::new();
     let g = s(rr, "apiGroup");
     if g != RBAC_GROUP {
-        errs.push(FieldError::not_supported("roleRef.apiGroup", &json!(g), &[RBAC_GROUP]));
+        errs.push(FieldError::not_supported(
+            "roleRef.apiGroup",
+            &json!(g),
+            &[RBAC_GROUP],
+        ));
     }
     let kind = s(rr, "kind");
     if namespaced {
         if !matches!(kind, "Role" | "ClusterRole") {
-            errs.push(FieldError::not_supported("roleRef.kind", &json!(kind), &["Role", "ClusterRole"]));
+            errs.push(FieldError::not_supported(
+                "roleRef.kind",
+                &json!(kind),
+                &["Role", "ClusterRole"],
+            ));
         }
     } else if kind != "ClusterRole" {
-        errs.push(FieldError::not_supported("roleRef.kind", &json!(kind), &["ClusterRole"]));
+        errs.push(FieldError::not_supported(
+            "roleRef.kind",
+            &json!(kind),
+            &["ClusterRole"],
+        ));
     }
     let name = s(rr, "name");
     if name.is_empty() {
         errs.push(FieldError::required("roleRef.name", ""));
     } else {
-        errs.extend(super::name_field(NameRule::PathSegment, name, "roleRef.name"));
+        errs.extend(super::name_field(
+            NameRule::PathSegment,
+            name,
+            "roleRef.name",
+        ));
     }
     for (i, sub) in arr(rb, "subjects").iter().enumerate() {
         let sp = index("subjects", i);
@@ -548,10 +792,18 @@ pub(crate) fn validate_role_binding(rb: &Value, namespaced: bool) -> Vec<FieldEr
         match s(sub, "kind") {
             "ServiceAccount" => {
                 if !n.is_empty() {
-                    errs.extend(super::name_field(NameRule::Dns1123Subdomain, n, &child(&sp, "name")));
+                    errs.extend(super::name_field(
+                        NameRule::Dns1123Subdomain,
+                        n,
+                        &child(&sp, "name"),
+                    ));
                 }
                 if !ag.is_empty() {
-                    errs.push(FieldError::not_supported(child(&sp, "apiGroup"), &json!(ag), &[""]));
+                    errs.push(FieldError::not_supported(
+                        child(&sp, "apiGroup"),
+                        &json!(ag),
+                        &[""],
+                    ));
                 }
                 if !namespaced && s(sub, "namespace").is_empty() {
                     errs.push(FieldError::required(child(&sp, "namespace"), ""));
@@ -559,10 +811,18 @@ pub(crate) fn validate_role_binding(rb: &Value, namespaced: bool) -> Vec<FieldEr
             }
             "User" | "Group" => {
                 if ag != RBAC_GROUP {
-                    errs.push(FieldError::not_supported(child(&sp, "apiGroup"), &json!(ag), &[RBAC_GROUP]));
+                    errs.push(FieldError::not_supported(
+                        child(&sp, "apiGroup"),
+                        &json!(ag),
+                        &[RBAC_GROUP],
+                    ));
                 }
             }
-            other => errs.push(FieldError::not_supported(child(&sp, "kind"), &json!(other), &["ServiceAccount", "User", "Group"])),
+            other => errs.push(FieldError::not_supported(
+                child(&sp, "kind"),
+                &json!(other),
+                &["ServiceAccount", "User", "Group"],
+            )),
         }
     }
     errs
@@ -573,7 +833,11 @@ fn validate_np_ports(ports: &[Value], path: &str, errs: &mut Vec<FieldError>) {
         let pp = index(path, i);
         let proto = s(p, "protocol");
         if present(p, "protocol") && !PROTOCOLS.contains(&proto) {
-            errs.push(FieldError::not_supported(child(&pp, "protocol"), &json!(proto), PROTOCOLS));
+            errs.push(FieldError::not_supported(
+                child(&pp, "protocol"),
+                &json!(proto),
+                PROTOCOLS,
+            ));
         }
         match p.get("port") {
             Some(Value::Number(n)) => {
@@ -583,7 +847,11 @@ fn validate_np_ports(ports: &[Value], path: &str, errs: &mut Vec<FieldError>) {
                 }
                 if let Some(end) = int(p, "endPort") {
                     if end < port {
-                        errs.push(FieldError::invalid(child(&pp, "endPort"), &json!(end), "must be greater than or equal to `port`"));
+                        errs.push(FieldError::invalid(
+                            child(&pp, "endPort"),
+                            &json!(end),
+                            "must be greater than or equal to `port`",
+                        ));
                     }
                     for m in is_valid_port_num(end) {
                         errs.push(FieldError::invalid(child(&pp, "endPort"), &json!(end), m));
@@ -592,7 +860,10 @@ fn validate_np_ports(ports: &[Value], path: &str, errs: &mut Vec<FieldError>) {
             }
             Some(Value::String(name)) => {
                 if present(p, "endPort") {
-                    errs.push(FieldError::forbidden(child(&pp, "endPort"), "may not be specified when `port` is non-numeric"));
+                    errs.push(FieldError::forbidden(
+                        child(&pp, "endPort"),
+                        "may not be specified when `port` is non-numeric",
+                    ));
                 }
                 for m in is_valid_port_name(name) {
                     errs.push(FieldError::invalid(child(&pp, "port"), &json!(name), m));
@@ -600,7 +871,10 @@ fn validate_np_ports(ports: &[Value], path: &str, errs: &mut Vec<FieldError>) {
             }
             _ => {
                 if present(p, "endPort") {
-                    errs.push(FieldError::forbidden(child(&pp, "endPort"), "may not be specified when `port` is not specified"));
+                    errs.push(FieldError::forbidden(
+                        child(&pp, "endPort"),
+                        "may not be specified when `port` is not specified",
+                    ));
                 }
             }
         }
@@ -610,11 +884,17 @@ fn validate_np_ports(ports: &[Value], path: &str, errs: &mut Vec<FieldError>) {
 fn validate_np_peers(peers: &[Value], path: &str, errs: &mut Vec<FieldError>) {
     for (i, peer) in peers.iter().enumerate() {
         let pp = index(path, i);
-        let n = ["podSelector", "namespaceSelector", "ipBlock"].iter().filter(|k| present(peer, k)).count();
+        let n = ["podSelector", "namespaceSelector", "ipBlock"]
+            .iter()
+            .filter(|k| present(peer, k))
+            .count();
         if n == 0 {
             errs.push(FieldError::required(pp.clone(), "must specify a peer"));
         } else if present(peer, "ipBlock") && n > 1 {
-            errs.push(FieldError::forbidden(pp.clone(), "may not specify both ipBlock and another peer"));
+            errs.push(FieldError::forbidden(
+                pp.clone(),
+                "may not specify both ipBlock and another peer",
+            ));
         }
         for k in ["podSelector", "namespaceSelector"] {
             if let Some(sel) = peer.get(k).filter(|v| !v.is_null()) {
@@ -627,12 +907,20 @@ fn validate_np_peers(peers: &[Value], path: &str, errs: &mut Vec<FieldError>) {
             if cidr.is_empty() {
                 errs.push(FieldError::required(child(&bp, "cidr"), ""));
             } else if !is_cidr(cidr) {
-                errs.push(FieldError::invalid(child(&bp, "cidr"), &json!(cidr), CIDR_ERROR));
+                errs.push(FieldError::invalid(
+                    child(&bp, "cidr"),
+                    &json!(cidr),
+                    CIDR_ERROR,
+                ));
             }
             for (j, e) in arr(b, "except").iter().enumerate() {
                 let v = e.as_str().unwrap_or("");
                 if !is_cidr(v) {
-                    errs.push(FieldError::invalid(index(&child(&bp, "except"), j), &json!(v), CIDR_ERROR));
+                    errs.push(FieldError::invalid(
+                        index(&child(&bp, "except"), j),
+                        &json!(v),
+                        CIDR_ERROR,
+                    ));
                 }
             }
         }
@@ -642,7 +930,8 @@ fn validate_np_peers(peers: &[Value], path: &str, errs: &mut Vec<FieldError>) {
 pub(crate) fn validate_network_policy(np: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let spec = np.get("spec").unwrap_or(&null);
-    let mut errs = validate_label_selector(spec.get("podSelector").unwrap_or(&null), "spec.podSelector");
+    let mut errs =
+        validate_label_selector(spec.get("podSelector").unwrap_or(&null), "spec.podSelector");
     for (i, r) in arr(spec, "ingress").iter().enumerate() {
         let rp = index("spec.ingress", i);
         validate_np_ports(arr(r, "ports"), &child(&rp, "ports"), &mut errs);
@@ -657,11 +946,19 @@ pub(crate) fn validate_network_policy(np: &Value) -> Vec<FieldError> {
     for (i, t) in types.iter().enumerate() {
         let v = t.as_str().unwrap_or("");
         if !matches!(v, "Ingress" | "Egress") {
-            errs.push(FieldError::not_supported(index("spec.policyTypes", i), &json!(v), &["Ingress", "Egress"]));
+            errs.push(FieldError::not_supported(
+                index("spec.policyTypes", i),
+                &json!(v),
+                &["Ingress", "Egress"],
+            ));
         }
     }
     if types.len() > 2 {
-        errs.push(meta::invalid_go("spec.policyTypes", &json!(types), "may not specify more than two policyTypes"));
+        errs.push(meta::invalid_go(
+            "spec.policyTypes",
+            &json!(types),
+            "may not specify more than two policyTypes",
+        ));
     }
     errs
 }
@@ -670,8 +967,16 @@ fn validate_ingress_backend(b: &Value, path: &str, errs: &mut Vec<FieldError>) {
     let has_svc = present(b, "service");
     let has_res = present(b, "resource");
     match (has_svc, has_res) {
-        (true, true) => errs.push(FieldError::invalid(path, &json!(""), "cannot set both resource and service backends")),
-        (false, false) => errs.push(FieldError::invalid(path, &json!(""), "resource or service backend is required")),
+        (true, true) => errs.push(FieldError::invalid(
+            path,
+            &json!(""),
+            "cannot set both resource and service backends",
+        )),
+        (false, false) => errs.push(FieldError::invalid(
+            path,
+            &json!(""),
+            "resource or service backend is required",
+        )),
         (true, false) => {
             let svc = &b["service"];
             let sp = child(path, "service");
@@ -681,10 +986,19 @@ fn validate_ingress_backend(b: &Value, path: &str, errs: &mut Vec<FieldError>) {
             }
             let port = svc.get("port").unwrap_or(&Value::Null);
             let pp = child(&sp, "port");
-            let (has_name, has_num) = (!s(port, "name").is_empty(), int(port, "number").is_some_and(|n| n != 0));
+            let (has_name, has_num) = (
+                !s(port, "name").is_empty(),
+                int(port, "number").is_some_and(|n| n != 0),
+            );
             match (has_name, has_num) {
-                (true, true) => errs.push(FieldError::invalid(pp, port, "cannot set both port name & port number")),
-                (false, false) => errs.push(FieldError::required(pp, "port name or number is required")),
+                (true, true) => errs.push(FieldError::invalid(
+                    pp,
+                    port,
+                    "cannot set both port name & port number",
+                )),
+                (false, false) => {
+                    errs.push(FieldError::required(pp, "port name or number is required"))
+                }
                 (true, false) => {
                     let n = s(port, "name");
                     for m in is_valid_port_name(n) {
@@ -719,9 +1033,11 @@ pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
     let rules = arr(spec, "rules");
     match spec.get("defaultBackend").filter(|b| !b.is_null()) {
         Some(b) => validate_ingress_backend(b, "spec.defaultBackend", &mut errs),
-        None if rules.is_empty() => {
-            errs.push(FieldError::invalid("spec", &json!(spec), "either `defaultBackend` or `rules` must be specified"))
-        }
+        None if rules.is_empty() => errs.push(FieldError::invalid(
+            "spec",
+            &json!(spec),
+            "either `defaultBackend` or `rules` must be specified",
+        )),
         None => {}
     }
     let class = s(spec, "ingressClassName");
@@ -733,13 +1049,19 @@ pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
         let host = s(rule, "host");
         if !host.is_empty() {
             if is_ip(host) {
-                errs.push(FieldError::invalid(child(&rp, "host"), &json!(host), "must be a DNS name, not an IP address"));
+                errs.push(FieldError::invalid(
+                    child(&rp, "host"),
+                    &json!(host),
+                    "must be a DNS name, not an IP address",
+                ));
             } else {
                 let h = host.strip_prefix("*.").unwrap_or(host);
                 errs.extend(dns_subdomain_field(h, &child(&rp, "host")));
             }
         }
-        let Some(http) = rule.get("http").filter(|h| !h.is_null()) else { continue };
+        let Some(http) = rule.get("http").filter(|h| !h.is_null()) else {
+            continue;
+        };
         let hp = child(&rp, "http");
         let paths = arr(http, "paths");
         if paths.is_empty() {
@@ -750,24 +1072,40 @@ pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
             let pt = s(p, "pathType");
             const PATH_TYPES: &[&str] = &["Exact", "ImplementationSpecific", "Prefix"];
             if pt.is_empty() {
-                errs.push(FieldError::required(child(&pp, "pathType"), "pathType must be specified"));
+                errs.push(FieldError::required(
+                    child(&pp, "pathType"),
+                    "pathType must be specified",
+                ));
             } else if !PATH_TYPES.contains(&pt) {
-                errs.push(FieldError::not_supported(child(&pp, "pathType"), &json!(pt), PATH_TYPES));
+                errs.push(FieldError::not_supported(
+                    child(&pp, "pathType"),
+                    &json!(pt),
+                    PATH_TYPES,
+                ));
             }
             let path = s(p, "path");
-            if matches!(pt, "Exact" | "Prefix") || !path.is_empty() {
-                if !path.starts_with('/') {
-                    errs.push(FieldError::invalid(child(&pp, "path"), &json!(path), "must be an absolute path"));
-                }
+            if (matches!(pt, "Exact" | "Prefix") || !path.is_empty()) && !path.starts_with('/') {
+                errs.push(FieldError::invalid(
+                    child(&pp, "path"),
+                    &json!(path),
+                    "must be an absolute path",
+                ));
             }
-            validate_ingress_backend(p.get("backend").unwrap_or(&null), &child(&pp, "backend"), &mut errs);
+            validate_ingress_backend(
+                p.get("backend").unwrap_or(&null),
+                &child(&pp, "backend"),
+                &mut errs,
+            );
         }
     }
     for (i, t) in arr(spec, "tls").iter().enumerate() {
         for (j, h) in arr(t, "hosts").iter().enumerate() {
             let host = h.as_str().unwrap_or("");
             let hh = host.strip_prefix("*.").unwrap_or(host);
-            errs.extend(dns_subdomain_field(hh, &index(&child(&index("spec.tls", i), "hosts"), j)));
+            errs.extend(dns_subdomain_field(
+                hh,
+                &index(&child(&index("spec.tls", i), "hosts"), j),
+            ));
         }
     }
     errs
@@ -778,10 +1116,18 @@ pub(crate) fn validate_pdb(pdb: &Value) -> Vec<FieldError> {
     let spec = pdb.get("spec").unwrap_or(&null);
     let mut errs = Vec::new();
     if present(spec, "minAvailable") && present(spec, "maxUnavailable") {
-        errs.push(FieldError::invalid("spec", spec, "minAvailable and maxUnavailable cannot be both set"));
+        errs.push(FieldError::invalid(
+            "spec",
+            spec,
+            "minAvailable and maxUnavailable cannot be both set",
+        ));
     }
     for k in ["minAvailable", "maxUnavailable"] {
-        errs.extend(validate_int_or_percent(spec.get(k), &format!("spec.{k}"), true));
+        errs.extend(validate_int_or_percent(
+            spec.get(k),
+            &format!("spec.{k}"),
+            true,
+        ));
     }
     if let Some(sel) = spec.get("selector").filter(|s| !s.is_null()) {
         errs.extend(validate_label_selector(sel, "spec.selector"));
@@ -789,44 +1135,81 @@ pub(crate) fn validate_pdb(pdb: &Value) -> Vec<FieldError> {
     if present(spec, "unhealthyPodEvictionPolicy") {
         let p = s(spec, "unhealthyPodEvictionPolicy");
         if !matches!(p, "AlwaysAllow" | "IfHealthyBudget") {
-            errs.push(FieldError::not_supported("spec.unhealthyPodEvictionPolicy", &json!(p), &["AlwaysAllow", "IfHealthyBudget"]));
+            errs.push(FieldError::not_supported(
+                "spec.unhealthyPodEvictionPolicy",
+                &json!(p),
+                &["AlwaysAllow", "IfHealthyBudget"],
+            ));
         }
     }
     errs
 }
 
 fn validate_scaling_rules(rules: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
-    let Some(r) = rules.filter(|r| !r.is_null()) else { return };
+    let Some(r) = rules.filter(|r| !r.is_null()) else {
+        return;
+    };
     if let Some(w) = int(r, "stabilizationWindowSeconds") {
         if w < 0 {
-            errs.push(FieldError::invalid(child(path, "stabilizationWindowSeconds"), &json!(w), meta::IS_NEGATIVE));
+            errs.push(FieldError::invalid(
+                child(path, "stabilizationWindowSeconds"),
+                &json!(w),
+                meta::IS_NEGATIVE,
+            ));
         } else if w > 3600 {
-            errs.push(FieldError::invalid(child(path, "stabilizationWindowSeconds"), &json!(w), "must be less than or equal to 3600"));
+            errs.push(FieldError::invalid(
+                child(path, "stabilizationWindowSeconds"),
+                &json!(w),
+                "must be less than or equal to 3600",
+            ));
         }
     }
     let sp = s(r, "selectPolicy");
     if present(r, "selectPolicy") && !matches!(sp, "Disabled" | "Max" | "Min") {
-        errs.push(FieldError::not_supported(child(path, "selectPolicy"), &json!(sp), &["Disabled", "Max", "Min"]));
+        errs.push(FieldError::not_supported(
+            child(path, "selectPolicy"),
+            &json!(sp),
+            &["Disabled", "Max", "Min"],
+        ));
     }
     let policies = arr(r, "policies");
     if present(r, "policies") && policies.is_empty() {
-        errs.push(FieldError::required(child(path, "policies"), "must specify at least one Policy"));
+        errs.push(FieldError::required(
+            child(path, "policies"),
+            "must specify at least one Policy",
+        ));
     }
     for (i, p) in policies.iter().enumerate() {
         let pp = index(&child(path, "policies"), i);
         let t = s(p, "type");
         if !matches!(t, "Pods" | "Percent") {
-            errs.push(FieldError::not_supported(child(&pp, "type"), &json!(t), &["Percent", "Pods"]));
+            errs.push(FieldError::not_supported(
+                child(&pp, "type"),
+                &json!(t),
+                &["Percent", "Pods"],
+            ));
         }
         let v = int(p, "value").unwrap_or(0);
         if v <= 0 {
-            errs.push(FieldError::invalid(child(&pp, "value"), &json!(v), "must be greater than zero"));
+            errs.push(FieldError::invalid(
+                child(&pp, "value"),
+                &json!(v),
+                "must be greater than zero",
+            ));
         }
         let ps = int(p, "periodSeconds").unwrap_or(0);
         if ps <= 0 {
-            errs.push(FieldError::invalid(child(&pp, "periodSeconds"), &json!(ps), "must be greater than zero"));
+            errs.push(FieldError::invalid(
+                child(&pp, "periodSeconds"),
+                &json!(ps),
+                "must be greater than zero",
+            ));
         } else if ps > 1800 {
-            errs.push(FieldError::invalid(child(&pp, "periodSeconds"), &json!(ps), "must be less than or equal to 1800"));
+            errs.push(FieldError::invalid(
+                child(&pp, "periodSeconds"),
+                &json!(ps),
+                "must be less than or equal to 1800",
+            ));
         }
     }
 }
@@ -839,35 +1222,72 @@ pub(crate) fn validate_hpa(hpa: &Value) -> Vec<FieldError> {
     if s(r, "kind").is_empty() {
         errs.push(FieldError::required("spec.scaleTargetRef.kind", ""));
     } else {
-        errs.extend(super::name_field(NameRule::PathSegment, s(r, "kind"), "spec.scaleTargetRef.kind"));
+        errs.extend(super::name_field(
+            NameRule::PathSegment,
+            s(r, "kind"),
+            "spec.scaleTargetRef.kind",
+        ));
     }
     if s(r, "name").is_empty() {
         errs.push(FieldError::required("spec.scaleTargetRef.name", ""));
     } else {
-        errs.extend(super::name_field(NameRule::PathSegment, s(r, "name"), "spec.scaleTargetRef.name"));
+        errs.extend(super::name_field(
+            NameRule::PathSegment,
+            s(r, "name"),
+            "spec.scaleTargetRef.name",
+        ));
     }
     let min = int(spec, "minReplicas");
     if let Some(m) = min.filter(|m| *m < 1) {
-        errs.push(FieldError::invalid("spec.minReplicas", &json!(m), "must be greater than or equal to 1"));
+        errs.push(FieldError::invalid(
+            "spec.minReplicas",
+            &json!(m),
+            "must be greater than or equal to 1",
+        ));
     }
     let max = int(spec, "maxReplicas").unwrap_or(0);
     if max < 1 {
-        errs.push(FieldError::invalid("spec.maxReplicas", &json!(max), "must be greater than 0"));
+        errs.push(FieldError::invalid(
+            "spec.maxReplicas",
+            &json!(max),
+            "must be greater than 0",
+        ));
     }
     if min.is_some_and(|m| max < m) {
-        errs.push(FieldError::invalid("spec.maxReplicas", &json!(max), "must be greater than or equal to `minReplicas`"));
+        errs.push(FieldError::invalid(
+            "spec.maxReplicas",
+            &json!(max),
+            "must be greater than or equal to `minReplicas`",
+        ));
     }
     if let Some(t) = int(spec, "targetCPUUtilizationPercentage").filter(|t| *t < 1) {
-        errs.push(FieldError::invalid("spec.targetCPUUtilizationPercentage", &json!(t), "must be greater than 0"));
+        errs.push(FieldError::invalid(
+            "spec.targetCPUUtilizationPercentage",
+            &json!(t),
+            "must be greater than 0",
+        ));
     }
-    const METRIC_TYPES: &[&str] = &["ContainerResource", "External", "Object", "Pods", "Resource"];
+    const METRIC_TYPES: &[&str] = &[
+        "ContainerResource",
+        "External",
+        "Object",
+        "Pods",
+        "Resource",
+    ];
     for (i, m) in arr(spec, "metrics").iter().enumerate() {
         let t = s(m, "type");
         let mp = index("spec.metrics", i);
         if t.is_empty() {
-            errs.push(FieldError::required(child(&mp, "type"), "must specify a metric source type"));
+            errs.push(FieldError::required(
+                child(&mp, "type"),
+                "must specify a metric source type",
+            ));
         } else if !METRIC_TYPES.contains(&t) {
-            errs.push(FieldError::not_supported(child(&mp, "type"), &json!(t), METRIC_TYPES));
+            errs.push(FieldError::not_supported(
+                child(&mp, "type"),
+                &json!(t),
+                METRIC_TYPES,
+            ));
         }
     }
     if let Some(b) = spec.get("behavior").filter(|b| !b.is_null()) {

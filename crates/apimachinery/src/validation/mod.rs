@@ -21,15 +21,27 @@ pub use pod::{validate_pod_spec, validate_pod_template_spec};
 pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
     matches!(
         (group, kind),
-        ("", "Namespace" | "Node" | "PersistentVolume" | "ComponentStatus")
-            | ("rbac.authorization.k8s.io", "ClusterRole" | "ClusterRoleBinding")
-            | ("storage.k8s.io", "StorageClass" | "CSIDriver" | "CSINode" | "VolumeAttachment" | "VolumeAttributesClass")
-            | ("scheduling.k8s.io", "PriorityClass")
-            | ("networking.k8s.io", "IngressClass" | "IPAddress" | "ServiceCIDR")
+        (
+            "",
+            "Namespace" | "Node" | "PersistentVolume" | "ComponentStatus"
+        ) | (
+            "rbac.authorization.k8s.io",
+            "ClusterRole" | "ClusterRoleBinding"
+        ) | (
+            "storage.k8s.io",
+            "StorageClass" | "CSIDriver" | "CSINode" | "VolumeAttachment" | "VolumeAttributesClass"
+        ) | ("scheduling.k8s.io", "PriorityClass")
+            | (
+                "networking.k8s.io",
+                "IngressClass" | "IPAddress" | "ServiceCIDR"
+            )
             | ("node.k8s.io", "RuntimeClass")
             | ("apiextensions.k8s.io", "CustomResourceDefinition")
             | ("apiregistration.k8s.io", "APIService")
-            | ("certificates.k8s.io", "CertificateSigningRequest" | "ClusterTrustBundle")
+            | (
+                "certificates.k8s.io",
+                "CertificateSigningRequest" | "ClusterTrustBundle"
+            )
             | ("admissionregistration.k8s.io", _)
             | ("flowcontrol.apiserver.k8s.io", _)
             | ("resource.k8s.io", "DeviceClass")
@@ -53,7 +65,13 @@ pub fn validate_create(group: &str, version: &str, kind: &str, obj: &Value) -> V
 
 /// Validation of an update from `old` to `new`: metadata immutables, the kind's rules on the new
 /// object and the kind's immutable fields.
-pub fn validate_update(group: &str, version: &str, kind: &str, new: &Value, old: &Value) -> Vec<FieldError> {
+pub fn validate_update(
+    group: &str,
+    version: &str,
+    kind: &str,
+    new: &Value,
+    old: &Value,
+) -> Vec<FieldError> {
     let _ = version;
     let null = Value::Null;
     let mut errs = meta::validate_object_meta_update(
@@ -68,7 +86,13 @@ pub fn validate_update(group: &str, version: &str, kind: &str, new: &Value, old:
 
 /// Validation of a `/status` update: metadata immutables plus the kind's status rules (e.g. pod
 /// phase and conditions, replica counts of workloads).
-pub fn validate_status_update(group: &str, version: &str, kind: &str, new: &Value, old: &Value) -> Vec<FieldError> {
+pub fn validate_status_update(
+    group: &str,
+    version: &str,
+    kind: &str,
+    new: &Value,
+    old: &Value,
+) -> Vec<FieldError> {
     let _ = version;
     let null = Value::Null;
     let mut errs = meta::validate_object_meta_update(
@@ -78,15 +102,23 @@ pub fn validate_status_update(group: &str, version: &str, kind: &str, new: &Valu
     );
     let status = new.get("status").unwrap_or(&null);
     match (group, kind) {
-        ("", "Pod") => errs.extend(pod::validate_pod_status(status, old.get("status").unwrap_or(&null))),
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") | ("", "ReplicationController") => {
+        ("", "Pod") => errs.extend(pod::validate_pod_status(
+            status,
+            old.get("status").unwrap_or(&null),
+        )),
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
+        | ("", "ReplicationController") => {
             errs.extend(workloads::validate_replica_status(kind, status));
         }
         ("batch", "Job") => errs.extend(workloads::validate_job_status(status)),
         ("", "Namespace") => {
             let phase = status.get("phase").and_then(Value::as_str).unwrap_or("");
             if !phase.is_empty() && !matches!(phase, "Active" | "Terminating") {
-                errs.push(FieldError::not_supported("status.phase", &json!(phase), &["Active", "Terminating"]));
+                errs.push(FieldError::not_supported(
+                    "status.phase",
+                    &json!(phase),
+                    &["Active", "Terminating"],
+                ));
             }
         }
         ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
@@ -97,7 +129,11 @@ pub fn validate_status_update(group: &str, version: &str, kind: &str, new: &Valu
                 &["Bound", "Lost", "Pending"]
             };
             if !phase.is_empty() && !allowed.contains(&phase) {
-                errs.push(FieldError::not_supported("status.phase", &json!(phase), allowed));
+                errs.push(FieldError::not_supported(
+                    "status.phase",
+                    &json!(phase),
+                    allowed,
+                ));
             }
         }
         _ => {}
@@ -108,7 +144,9 @@ pub fn validate_status_update(group: &str, version: &str, kind: &str, new: &Valu
 fn validate_kind(group: &str, kind: &str, obj: &Value) -> Vec<FieldError> {
     match (group, kind) {
         ("", "Pod") => pod::validate_pod(obj),
-        ("", "PodTemplate") => pod::validate_pod_template_spec(obj.get("template"), "template", false),
+        ("", "PodTemplate") => {
+            pod::validate_pod_template_spec(obj.get("template"), "template", false)
+        }
         ("", "ReplicationController") => workloads::validate_replication_controller(obj),
         ("", "Service") => service::validate_service(obj),
         ("", "Endpoints") => service::validate_endpoints(obj),
@@ -130,7 +168,9 @@ fn validate_kind(group: &str, kind: &str, obj: &Value) -> Vec<FieldError> {
         ("rbac.authorization.k8s.io", "Role") => misc::validate_role(obj, true),
         ("rbac.authorization.k8s.io", "ClusterRole") => misc::validate_role(obj, false),
         ("rbac.authorization.k8s.io", "RoleBinding") => misc::validate_role_binding(obj, true),
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => misc::validate_role_binding(obj, false),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            misc::validate_role_binding(obj, false)
+        }
         ("networking.k8s.io", "NetworkPolicy") => misc::validate_network_policy(obj),
         ("networking.k8s.io", "Ingress") => misc::validate_ingress(obj),
         ("policy", "PodDisruptionBudget") => misc::validate_pdb(obj),
@@ -143,12 +183,16 @@ fn validate_kind_update(group: &str, kind: &str, new: &Value, old: &Value) -> Ve
     match (group, kind) {
         ("", "Pod") => pod::validate_pod_update(new, old),
         ("", "Service") => service::validate_service_update(new, old),
-        ("discovery.k8s.io", "EndpointSlice") => {
-            meta::validate_immutable(new.get("addressType"), old.get("addressType"), "addressType")
-        }
-        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => {
-            meta::validate_immutable(new.pointer("/spec/selector"), old.pointer("/spec/selector"), "spec.selector")
-        }
+        ("discovery.k8s.io", "EndpointSlice") => meta::validate_immutable(
+            new.get("addressType"),
+            old.get("addressType"),
+            "addressType",
+        ),
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => meta::validate_immutable(
+            new.pointer("/spec/selector"),
+            old.pointer("/spec/selector"),
+            "spec.selector",
+        ),
         ("apps", "StatefulSet") => workloads::validate_stateful_set_update(new, old),
         ("batch", "Job") => workloads::validate_job_update(new, old),
         ("", "ConfigMap") => misc::validate_config_map_update(new, old),
@@ -160,7 +204,11 @@ fn validate_kind_update(group: &str, kind: &str, new: &Value, old: &Value) -> Ve
         ("scheduling.k8s.io", "PriorityClass") => misc::validate_priority_class_update(new, old),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
             if new.get("roleRef") != old.get("roleRef") {
-                vec![FieldError::invalid("roleRef", new.get("roleRef").unwrap_or(&Value::Null), "cannot change roleRef")]
+                vec![FieldError::invalid(
+                    "roleRef",
+                    new.get("roleRef").unwrap_or(&Value::Null),
+                    "cannot change roleRef",
+                )]
             } else {
                 Vec::new()
             }
@@ -193,7 +241,10 @@ pub(crate) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 }
 
 pub(crate) fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
-    v.get(k).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    v.get(k)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 pub(crate) fn map<'a>(v: &'a Value, k: &str) -> Option<&'a Map<String, Value>> {
@@ -212,7 +263,11 @@ pub(crate) fn present(v: &Value, k: &str) -> bool {
 pub(crate) fn nonneg(v: &Value, k: &str, base: &str, errs: &mut Vec<FieldError>) {
     if let Some(n) = int(v, k) {
         if n < 0 {
-            errs.push(FieldError::invalid(child(base, k), &json!(n), meta::IS_NEGATIVE));
+            errs.push(FieldError::invalid(
+                child(base, k),
+                &json!(n),
+                meta::IS_NEGATIVE,
+            ));
         }
     }
 }
@@ -232,8 +287,13 @@ pub(crate) fn is_valid_port_name(p: &str) -> Vec<String> {
     if p.len() > 15 {
         errs.push(meta::max_len_error(15));
     }
-    if !p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string());
+    if !p
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        errs.push(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
+        );
     }
     if !p.chars().any(|c| c.is_ascii_lowercase()) {
         errs.push("must contain at least one letter (a-z)".to_string());
@@ -252,12 +312,20 @@ pub(crate) fn validate_port_num_or_name(v: Option<&Value>, path: &str) -> Vec<Fi
     match v {
         Some(Value::Number(n)) => {
             let p = n.as_i64().unwrap_or(-1);
-            is_valid_port_num(p).into_iter().map(|m| FieldError::invalid(path, &json!(p), m)).collect()
+            is_valid_port_num(p)
+                .into_iter()
+                .map(|m| FieldError::invalid(path, &json!(p), m))
+                .collect()
         }
-        Some(Value::String(name)) => {
-            is_valid_port_name(name).into_iter().map(|m| FieldError::invalid(path, &json!(name), m)).collect()
-        }
-        _ => vec![FieldError::invalid(path, v.unwrap_or(&Value::Null), "must be an int or a string")],
+        Some(Value::String(name)) => is_valid_port_name(name)
+            .into_iter()
+            .map(|m| FieldError::invalid(path, &json!(name), m))
+            .collect(),
+        _ => vec![FieldError::invalid(
+            path,
+            v.unwrap_or(&Value::Null),
+            "must be an int or a string",
+        )],
     }
 }
 
@@ -268,12 +336,20 @@ pub(crate) fn validate_protocol(v: &Value, path: &str) -> Vec<FieldError> {
     match v.get("protocol").and_then(Value::as_str).unwrap_or("") {
         "" => vec![FieldError::required(child(path, "protocol"), "")],
         p if PROTOCOLS.contains(&p) => Vec::new(),
-        p => vec![FieldError::not_supported(child(path, "protocol"), &json!(p), PROTOCOLS)],
+        p => vec![FieldError::not_supported(
+            child(path, "protocol"),
+            &json!(p),
+            PROTOCOLS,
+        )],
     }
 }
 
 /// `ValidatePositiveIntOrPercent` and `IsNotMoreThan100Percent` for int-or-percent fields.
-pub(crate) fn validate_int_or_percent(v: Option<&Value>, path: &str, max100: bool) -> Vec<FieldError> {
+pub(crate) fn validate_int_or_percent(
+    v: Option<&Value>,
+    path: &str,
+    max100: bool,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     match v {
         None | Some(Value::Null) => {}
@@ -283,17 +359,33 @@ pub(crate) fn validate_int_or_percent(v: Option<&Value>, path: &str, max100: boo
                 errs.push(FieldError::invalid(path, &json!(i), meta::IS_NEGATIVE));
             }
         }
-        Some(Value::String(p)) => match p.strip_suffix('%').and_then(|d| d.parse::<i64>().ok()).filter(|_| !p.starts_with('+')) {
+        Some(Value::String(p)) => match p
+            .strip_suffix('%')
+            .and_then(|d| d.parse::<i64>().ok())
+            .filter(|_| !p.starts_with('+'))
+        {
             Some(pct) => {
                 if pct < 0 {
                     errs.push(FieldError::invalid(path, &json!(p), meta::IS_NEGATIVE));
                 } else if max100 && pct > 100 {
-                    errs.push(FieldError::invalid(path, &json!(p), "must not be greater than 100%"));
+                    errs.push(FieldError::invalid(
+                        path,
+                        &json!(p),
+                        "must not be greater than 100%",
+                    ));
                 }
             }
-            None => errs.push(FieldError::invalid(path, &json!(p), "must be an integer or percentage (e.g '5%')")),
+            None => errs.push(FieldError::invalid(
+                path,
+                &json!(p),
+                "must be an integer or percentage (e.g '5%')",
+            )),
         },
-        Some(other) => errs.push(FieldError::invalid(path, other, "must be an integer or percentage (e.g '5%')")),
+        Some(other) => errs.push(FieldError::invalid(
+            path,
+            other,
+            "must be an integer or percentage (e.g '5%')",
+        )),
     }
     errs
 }
@@ -316,25 +408,42 @@ pub(crate) fn validate_label_selector(sel: &Value, path: &str) -> Vec<FieldError
         match s(req, "operator") {
             "In" | "NotIn" => {
                 if values.is_empty() {
-                    errs.push(FieldError::required(child(&rp, "values"), "must be specified when `operator` is 'In' or 'NotIn'"));
+                    errs.push(FieldError::required(
+                        child(&rp, "values"),
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    ));
                 }
             }
             "Exists" | "DoesNotExist" => {
                 if !values.is_empty() {
-                    errs.push(FieldError::forbidden(child(&rp, "values"), "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"));
+                    errs.push(FieldError::forbidden(
+                        child(&rp, "values"),
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    ));
                 }
             }
-            op => errs.push(FieldError::invalid(child(&rp, "operator"), &json!(op), "not a valid selector operator")),
+            op => errs.push(FieldError::invalid(
+                child(&rp, "operator"),
+                &json!(op),
+                "not a valid selector operator",
+            )),
         }
         errs.extend(meta::validate_label_name(s(req, "key"), &child(&rp, "key")));
         for (j, v) in values.iter().enumerate() {
             let val = v.as_str().unwrap_or("");
             for m in meta::is_valid_label_value(val) {
-                errs.push(FieldError::invalid(index(&child(&rp, "values"), j), &json!(val), m));
+                errs.push(FieldError::invalid(
+                    index(&child(&rp, "values"), j),
+                    &json!(val),
+                    m,
+                ));
             }
         }
     }
-    errs.extend(meta::validate_labels(sel.get("matchLabels"), &child(path, "matchLabels")));
+    errs.extend(meta::validate_labels(
+        sel.get("matchLabels"),
+        &child(path, "matchLabels"),
+    ));
     errs
 }
 
@@ -351,7 +460,10 @@ pub fn selector_matches(sel: &Value, labels: Option<&Map<String, Value>>) -> boo
     }
     for req in arr(sel, "matchExpressions") {
         let k = s(req, "key");
-        let vals: Vec<&str> = arr(req, "values").iter().filter_map(Value::as_str).collect();
+        let vals: Vec<&str> = arr(req, "values")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         let cur = labels.get(k).and_then(Value::as_str);
         let ok = match s(req, "operator") {
             "In" => cur.is_some_and(|c| vals.contains(&c)),
@@ -374,17 +486,26 @@ pub(crate) fn selector_is_empty(sel: &Value) -> bool {
 
 /// A DNS-1123 label field (container names, port names of services, volume names).
 pub(crate) fn dns_label_field(v: &str, path: &str) -> Vec<FieldError> {
-    meta::is_dns1123_label(v).into_iter().map(|m| FieldError::invalid(path, &json!(v), m)).collect()
+    meta::is_dns1123_label(v)
+        .into_iter()
+        .map(|m| FieldError::invalid(path, &json!(v), m))
+        .collect()
 }
 
 /// A DNS-1123 subdomain field.
 pub(crate) fn dns_subdomain_field(v: &str, path: &str) -> Vec<FieldError> {
-    meta::is_dns1123_subdomain(v).into_iter().map(|m| FieldError::invalid(path, &json!(v), m)).collect()
+    meta::is_dns1123_subdomain(v)
+        .into_iter()
+        .map(|m| FieldError::invalid(path, &json!(v), m))
+        .collect()
 }
 
 /// A name validated with a kind's name rule (references to other objects).
 pub(crate) fn name_field(rule: NameRule, v: &str, path: &str) -> Vec<FieldError> {
-    meta::validate_name(rule, v, false).into_iter().map(|m| FieldError::invalid(path, &json!(v), m)).collect()
+    meta::validate_name(rule, v, false)
+        .into_iter()
+        .map(|m| FieldError::invalid(path, &json!(v), m))
+        .collect()
 }
 
 /// Whether `ip` is a valid IPv4 or IPv6 address.
@@ -407,7 +528,8 @@ pub(crate) fn is_cidr(cidr: &str) -> bool {
 }
 
 pub(crate) const IP_ERROR: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
-pub(crate) const CIDR_ERROR: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
+pub(crate) const CIDR_ERROR: &str =
+    "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
 
 #[cfg(test)]
 mod tests;

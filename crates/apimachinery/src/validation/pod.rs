@@ -7,7 +7,10 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::{json, Value};
 
 use super::quantity;
-use super::{arr, child, dns_label_field, dns_subdomain_field, index, int, is_ip, key, map, nonneg, present, s};
+use super::{
+    arr, child, dns_label_field, dns_subdomain_field, index, int, is_ip, key, map, nonneg, present,
+    s,
+};
 use super::{validate_port_num_or_name, PROTOCOLS};
 use crate::meta::{self, NameRule};
 use crate::status::FieldError;
@@ -18,13 +21,47 @@ const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
 const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 const FILE_MODE_ERROR: &str = "must be a number between 0 and 0777 (octal), both inclusive";
 const POD_PHASES: &[&str] = &["Pending", "Running", "Succeeded", "Failed", "Unknown"];
-const HOST_PATH_TYPES: &[&str] =
-    &["", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File", "FileOrCreate", "Socket"];
+const HOST_PATH_TYPES: &[&str] = &[
+    "",
+    "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
+];
 const VOLUME_SOURCES: &[&str] = &[
-    "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs", "iscsi",
-    "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "downwardAPI", "fc",
-    "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk", "projected",
-    "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral", "image",
+    "hostPath",
+    "emptyDir",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "gitRepo",
+    "secret",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "persistentVolumeClaim",
+    "rbd",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "downwardAPI",
+    "fc",
+    "azureFile",
+    "configMap",
+    "vsphereVolume",
+    "quobyte",
+    "azureDisk",
+    "photonPersistentDisk",
+    "projected",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+    "csi",
+    "ephemeral",
+    "image",
 ];
 
 /// The message of a forbidden pod spec update.
@@ -43,12 +80,23 @@ pub(crate) fn validate_pod(pod: &Value) -> Vec<FieldError> {
 
 /// Validates an embedded PodTemplateSpec at `path` (metadata labels/annotations and spec).
 /// `required` reports a missing template as `Required`.
-pub fn validate_pod_template_spec(template: Option<&Value>, path: &str, required: bool) -> Vec<FieldError> {
+pub fn validate_pod_template_spec(
+    template: Option<&Value>,
+    path: &str,
+    required: bool,
+) -> Vec<FieldError> {
     let Some(t) = template.filter(|t| !t.is_null()) else {
-        return if required { vec![FieldError::required(path, "")] } else { Vec::new() };
+        return if required {
+            vec![FieldError::required(path, "")]
+        } else {
+            Vec::new()
+        };
     };
     let mut errs = meta::validate_template_meta(t.get("metadata"), &child(path, "metadata"));
-    errs.extend(validate_pod_spec(t.get("spec").unwrap_or(&Value::Null), &child(path, "spec")));
+    errs.extend(validate_pod_spec(
+        t.get("spec").unwrap_or(&Value::Null),
+        &child(path, "spec"),
+    ));
     errs
 }
 
@@ -63,21 +111,39 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
     }
     for key_name in ["initContainers", "containers", "ephemeralContainers"] {
         for (i, c) in arr(spec, key_name).iter().enumerate() {
-            validate_container(c, &index(&child(path, key_name), i), key_name, &volumes, &mut names, &mut errs);
+            validate_container(
+                c,
+                &index(&child(path, key_name), i),
+                key_name,
+                &volumes,
+                &mut names,
+                &mut errs,
+            );
         }
     }
     match s(spec, "restartPolicy") {
         "" => errs.push(FieldError::required(child(path, "restartPolicy"), "")),
         p if RESTART_POLICIES.contains(&p) => {}
-        p => errs.push(FieldError::not_supported(child(path, "restartPolicy"), &json!(p), RESTART_POLICIES)),
+        p => errs.push(FieldError::not_supported(
+            child(path, "restartPolicy"),
+            &json!(p),
+            RESTART_POLICIES,
+        )),
     }
     match s(spec, "dnsPolicy") {
         "" => errs.push(FieldError::required(child(path, "dnsPolicy"), "")),
         p if DNS_POLICIES.contains(&p) => {}
-        p => errs.push(FieldError::not_supported(child(path, "dnsPolicy"), &json!(p), DNS_POLICIES)),
+        p => errs.push(FieldError::not_supported(
+            child(path, "dnsPolicy"),
+            &json!(p),
+            DNS_POLICIES,
+        )),
     }
     if s(spec, "dnsPolicy") == "None" && !present(spec, "dnsConfig") {
-        errs.push(FieldError::required(child(path, "dnsConfig"), "must provide `dnsConfig` when `dnsPolicy` is None"));
+        errs.push(FieldError::required(
+            child(path, "dnsConfig"),
+            "must provide `dnsConfig` when `dnsPolicy` is None",
+        ));
     }
     if let Some(ads) = int(spec, "activeDeadlineSeconds") {
         if !(1..=u32::MAX as i64).contains(&ads) {
@@ -88,8 +154,14 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
             ));
         }
     }
-    errs.extend(meta::validate_labels(spec.get("nodeSelector"), &child(path, "nodeSelector")));
-    for (k, rule) in [("serviceAccountName", NameRule::Dns1123Subdomain), ("nodeName", NameRule::Dns1123Subdomain)] {
+    errs.extend(meta::validate_labels(
+        spec.get("nodeSelector"),
+        &child(path, "nodeSelector"),
+    ));
+    for (k, rule) in [
+        ("serviceAccountName", NameRule::Dns1123Subdomain),
+        ("nodeName", NameRule::Dns1123Subdomain),
+    ] {
         let v = s(spec, k);
         if !v.is_empty() {
             errs.extend(super::name_field(rule, v, &child(path, k)));
@@ -106,12 +178,17 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
         errs.extend(dns_subdomain_field(pcn, &child(path, "priorityClassName")));
     }
     let p = s(spec, "preemptionPolicy");
-    if !p.is_empty() {
-        if !matches!(p, "Never" | "PreemptLowerPriority") {
-            errs.push(FieldError::not_supported(child(path, "preemptionPolicy"), &json!(p), &["Never", "PreemptLowerPriority"]));
-        }
+    if !p.is_empty() && !matches!(p, "Never" | "PreemptLowerPriority") {
+        errs.push(FieldError::not_supported(
+            child(path, "preemptionPolicy"),
+            &json!(p),
+            &["Never", "PreemptLowerPriority"],
+        ));
     }
-    errs.extend(validate_tolerations(arr(spec, "tolerations"), &child(path, "tolerations")));
+    errs.extend(validate_tolerations(
+        arr(spec, "tolerations"),
+        &child(path, "tolerations"),
+    ));
     errs
 }
 
@@ -128,13 +205,23 @@ fn validate_volumes(vols: &[Value], path: &str, errs: &mut Vec<FieldError>) -> H
                 errs.push(FieldError::duplicate(child(&vp, "name"), &json!(name)));
             }
         }
-        let sources: Vec<&str> = VOLUME_SOURCES.iter().copied().filter(|k| present(v, k)).collect();
+        let sources: Vec<&str> = VOLUME_SOURCES
+            .iter()
+            .copied()
+            .filter(|k| present(v, k))
+            .collect();
         match sources.as_slice() {
-            [] => errs.push(FieldError::required(vp.clone(), "must specify a volume type")),
+            [] => errs.push(FieldError::required(
+                vp.clone(),
+                "must specify a volume type",
+            )),
             [one] => validate_volume_source(one, &v[*one], &child(&vp, one), errs),
             [_, rest @ ..] => {
                 for extra in rest {
-                    errs.push(FieldError::forbidden(child(&vp, extra), "may not specify more than 1 volume type"));
+                    errs.push(FieldError::forbidden(
+                        child(&vp, extra),
+                        "may not specify more than 1 volume type",
+                    ));
                 }
             }
         }
@@ -145,7 +232,11 @@ fn validate_volumes(vols: &[Value], path: &str, errs: &mut Vec<FieldError>) -> H
 fn validate_file_mode(v: &Value, k: &str, path: &str, errs: &mut Vec<FieldError>) {
     if let Some(m) = int(v, k) {
         if !(0..=0o777).contains(&m) {
-            errs.push(FieldError::invalid(child(path, k), &json!(m), FILE_MODE_ERROR));
+            errs.push(FieldError::invalid(
+                child(path, k),
+                &json!(m),
+                FILE_MODE_ERROR,
+            ));
         }
     }
 }
@@ -172,18 +263,24 @@ fn validate_volume_source(kind: &str, src: &Value, path: &str, errs: &mut Vec<Fi
             }
             let t = s(src, "type");
             if !HOST_PATH_TYPES.contains(&t) {
-                errs.push(FieldError::not_supported(child(path, "type"), &json!(t), HOST_PATH_TYPES));
+                errs.push(FieldError::not_supported(
+                    child(path, "type"),
+                    &json!(t),
+                    HOST_PATH_TYPES,
+                ));
             }
         }
-        "persistentVolumeClaim" => {
-            if s(src, "claimName").is_empty() {
-                errs.push(FieldError::required(child(path, "claimName"), ""));
-            }
+        "persistentVolumeClaim" if s(src, "claimName").is_empty() => {
+            errs.push(FieldError::required(child(path, "claimName"), ""));
         }
         "emptyDir" => {
             let m = s(src, "medium");
             if !matches!(m, "" | "Memory") && !m.starts_with("HugePages") {
-                errs.push(FieldError::not_supported(child(path, "medium"), &json!(m), &["", "Memory", "HugePages"]));
+                errs.push(FieldError::not_supported(
+                    child(path, "medium"),
+                    &json!(m),
+                    &["", "Memory", "HugePages"],
+                ));
             }
             if let Some(q) = src.get("sizeLimit").and_then(Value::as_str) {
                 validate_quantity(q, &child(path, "sizeLimit"), errs);
@@ -197,14 +294,16 @@ fn validate_volume_source(kind: &str, src: &Value, path: &str, errs: &mut Vec<Fi
             if p.is_empty() {
                 errs.push(FieldError::required(child(path, "path"), ""));
             } else if !p.starts_with('/') {
-                errs.push(FieldError::invalid(child(path, "path"), &json!(p), "must be an absolute path"));
+                errs.push(FieldError::invalid(
+                    child(path, "path"),
+                    &json!(p),
+                    "must be an absolute path",
+                ));
             }
         }
         "downwardAPI" | "projected" => validate_file_mode(src, "defaultMode", path, errs),
-        "csi" => {
-            if s(src, "driver").is_empty() {
-                errs.push(FieldError::required(child(path, "driver"), ""));
-            }
+        "csi" if s(src, "driver").is_empty() => {
+            errs.push(FieldError::required(child(path, "driver"), ""));
         }
         _ => {}
     }
@@ -220,9 +319,17 @@ fn validate_key_to_paths(src: &Value, path: &str, errs: &mut Vec<FieldError>) {
         if p.is_empty() {
             errs.push(FieldError::required(child(&ip, "path"), ""));
         } else if p.starts_with('/') {
-            errs.push(FieldError::invalid(child(&ip, "path"), &json!(p), "must be a relative path"));
+            errs.push(FieldError::invalid(
+                child(&ip, "path"),
+                &json!(p),
+                "must be a relative path",
+            ));
         } else if p.split('/').any(|seg| seg == "..") {
-            errs.push(FieldError::invalid(child(&ip, "path"), &json!(p), "must not contain '..'"));
+            errs.push(FieldError::invalid(
+                child(&ip, "path"),
+                &json!(p),
+                "must not contain '..'",
+            ));
         }
         validate_file_mode(item, "mode", &ip, errs);
     }
@@ -258,15 +365,26 @@ fn validate_container(
     if image.is_empty() {
         errs.push(FieldError::required(child(path, "image"), ""));
     } else if image.trim() != image {
-        errs.push(FieldError::invalid(child(path, "image"), &json!(image), "must not have leading or trailing whitespace"));
+        errs.push(FieldError::invalid(
+            child(path, "image"),
+            &json!(image),
+            "must not have leading or trailing whitespace",
+        ));
     }
     match s(c, "imagePullPolicy") {
         "" => errs.push(FieldError::required(child(path, "imagePullPolicy"), "")),
         p if PULL_POLICIES.contains(&p) => {}
-        p => errs.push(FieldError::not_supported(child(path, "imagePullPolicy"), &json!(p), PULL_POLICIES)),
+        p => errs.push(FieldError::not_supported(
+            child(path, "imagePullPolicy"),
+            &json!(p),
+            PULL_POLICIES,
+        )),
     }
     match s(c, "terminationMessagePolicy") {
-        "" => errs.push(FieldError::required(child(path, "terminationMessagePolicy"), "")),
+        "" => errs.push(FieldError::required(
+            child(path, "terminationMessagePolicy"),
+            "",
+        )),
         "File" | "FallbackToLogsOnError" => {}
         p => errs.push(FieldError::invalid(
             child(path, "terminationMessagePolicy"),
@@ -291,7 +409,11 @@ fn validate_container(
             0 => errs.push(FieldError::required(child(&pp, "containerPort"), "")),
             n => {
                 for m in super::is_valid_port_num(n) {
-                    errs.push(FieldError::invalid(child(&pp, "containerPort"), &json!(n), m));
+                    errs.push(FieldError::invalid(
+                        child(&pp, "containerPort"),
+                        &json!(n),
+                        m,
+                    ));
                 }
             }
         }
@@ -303,7 +425,11 @@ fn validate_container(
         match s(p, "protocol") {
             "" => errs.push(FieldError::required(child(&pp, "protocol"), "")),
             pr if PROTOCOLS.contains(&pr) => {}
-            pr => errs.push(FieldError::not_supported(child(&pp, "protocol"), &json!(pr), PROTOCOLS)),
+            pr => errs.push(FieldError::not_supported(
+                child(&pp, "protocol"),
+                &json!(pr),
+                PROTOCOLS,
+            )),
         }
     }
     // env
@@ -320,16 +446,30 @@ fn validate_container(
         if let Some(vf) = e.get("valueFrom").filter(|v| !v.is_null()) {
             let vfp = child(&ep, "valueFrom");
             if !s(e, "value").is_empty() {
-                errs.push(FieldError::invalid(vfp.clone(), &json!(""), "may not be specified when `value` is not empty"));
+                errs.push(FieldError::invalid(
+                    vfp.clone(),
+                    &json!(""),
+                    "may not be specified when `value` is not empty",
+                ));
             }
-            let n_src = ["fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef", "fileKeyRef"]
-                .iter()
-                .filter(|k| present(vf, k))
-                .count();
+            let n_src = [
+                "fieldRef",
+                "resourceFieldRef",
+                "configMapKeyRef",
+                "secretKeyRef",
+                "fileKeyRef",
+            ]
+            .iter()
+            .filter(|k| present(vf, k))
+            .count();
             if n_src == 0 {
                 errs.push(FieldError::invalid(vfp, &json!(""), "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"));
             } else if n_src > 1 {
-                errs.push(FieldError::invalid(vfp, &json!(""), "may not have more than one field specified at a time"));
+                errs.push(FieldError::invalid(
+                    vfp,
+                    &json!(""),
+                    "may not have more than one field specified at a time",
+                ));
             }
         }
     }
@@ -347,13 +487,25 @@ fn validate_container(
         if p.is_empty() {
             errs.push(FieldError::required(child(&mp, "mountPath"), ""));
         } else if !mount_paths.insert(p.to_string()) {
-            errs.push(FieldError::invalid(child(&mp, "mountPath"), &json!(p), "must be unique"));
+            errs.push(FieldError::invalid(
+                child(&mp, "mountPath"),
+                &json!(p),
+                "must be unique",
+            ));
         }
         let sp = s(m, "subPath");
         if sp.starts_with('/') {
-            errs.push(FieldError::invalid(child(&mp, "subPath"), &json!(sp), "must be a relative path"));
+            errs.push(FieldError::invalid(
+                child(&mp, "subPath"),
+                &json!(sp),
+                "must be a relative path",
+            ));
         } else if sp.split('/').any(|seg| seg == "..") {
-            errs.push(FieldError::invalid(child(&mp, "subPath"), &json!(sp), "must not contain '..'"));
+            errs.push(FieldError::invalid(
+                child(&mp, "subPath"),
+                &json!(sp),
+                "must not contain '..'",
+            ));
         }
     }
     // probes
@@ -361,11 +513,17 @@ fn validate_container(
         if let Some(p) = c.get(probe).filter(|p| !p.is_null()) {
             let pp = child(path, probe);
             if list == "ephemeralContainers" {
-                errs.push(FieldError::forbidden(pp, "may not be set for ephemeral containers"));
+                errs.push(FieldError::forbidden(
+                    pp,
+                    "may not be set for ephemeral containers",
+                ));
                 continue;
             }
             if list == "initContainers" && s(c, "restartPolicy") != "Always" {
-                errs.push(FieldError::forbidden(pp, "may not be set for init containers without restartPolicy=Always"));
+                errs.push(FieldError::forbidden(
+                    pp,
+                    "may not be set for init containers without restartPolicy=Always",
+                ));
                 continue;
             }
             validate_probe(p, &pp, probe != "readinessProbe", errs);
@@ -374,50 +532,91 @@ fn validate_container(
     if list == "initContainers" {
         let rp = s(c, "restartPolicy");
         if !rp.is_empty() && rp != "Always" {
-            errs.push(FieldError::not_supported(child(path, "restartPolicy"), &json!(rp), &["Always"]));
+            errs.push(FieldError::not_supported(
+                child(path, "restartPolicy"),
+                &json!(rp),
+                &["Always"],
+            ));
         }
     }
     validate_resources(c.get("resources"), &child(path, "resources"), errs);
 }
 
 fn validate_probe(p: &Value, path: &str, success_must_be_one: bool, errs: &mut Vec<FieldError>) {
-    let handlers: Vec<&str> = ["exec", "httpGet", "tcpSocket", "grpc"].into_iter().filter(|k| present(p, k)).collect();
+    let handlers: Vec<&str> = ["exec", "httpGet", "tcpSocket", "grpc"]
+        .into_iter()
+        .filter(|k| present(p, k))
+        .collect();
     match handlers.as_slice() {
-        [] => errs.push(FieldError::required(path.to_string(), "must specify a handler type")),
+        [] => errs.push(FieldError::required(
+            path.to_string(),
+            "must specify a handler type",
+        )),
         [_, rest @ ..] => {
             for extra in rest {
-                errs.push(FieldError::forbidden(child(path, extra), "may not specify more than 1 handler type"));
+                errs.push(FieldError::forbidden(
+                    child(path, extra),
+                    "may not specify more than 1 handler type",
+                ));
             }
         }
     }
     if let Some(g) = p.get("httpGet").filter(|g| !g.is_null()) {
         let gp = child(path, "httpGet");
-        errs.extend(validate_port_num_or_name(g.get("port"), &child(&gp, "port")));
+        errs.extend(validate_port_num_or_name(
+            g.get("port"),
+            &child(&gp, "port"),
+        ));
         let scheme = s(g, "scheme");
         if !matches!(scheme, "HTTP" | "HTTPS") {
-            errs.push(FieldError::not_supported(child(&gp, "scheme"), &json!(scheme), &["HTTP", "HTTPS"]));
+            errs.push(FieldError::not_supported(
+                child(&gp, "scheme"),
+                &json!(scheme),
+                &["HTTP", "HTTPS"],
+            ));
         }
     }
     if let Some(t) = p.get("tcpSocket").filter(|t| !t.is_null()) {
-        errs.extend(validate_port_num_or_name(t.get("port"), &child(&child(path, "tcpSocket"), "port")));
+        errs.extend(validate_port_num_or_name(
+            t.get("port"),
+            &child(&child(path, "tcpSocket"), "port"),
+        ));
     }
     if let Some(g) = p.get("grpc").filter(|g| !g.is_null()) {
         let port = int(g, "port").unwrap_or(0);
         for m in super::is_valid_port_num(port) {
-            errs.push(FieldError::invalid(child(&child(path, "grpc"), "port"), &json!(port), m));
+            errs.push(FieldError::invalid(
+                child(&child(path, "grpc"), "port"),
+                &json!(port),
+                m,
+            ));
         }
     }
     if let Some(e) = p.get("exec").filter(|e| !e.is_null()) {
         if arr(e, "command").is_empty() {
-            errs.push(FieldError::required(child(&child(path, "exec"), "command"), ""));
+            errs.push(FieldError::required(
+                child(&child(path, "exec"), "command"),
+                "",
+            ));
         }
     }
-    for k in ["initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold", "terminationGracePeriodSeconds"] {
+    for k in [
+        "initialDelaySeconds",
+        "timeoutSeconds",
+        "periodSeconds",
+        "successThreshold",
+        "failureThreshold",
+        "terminationGracePeriodSeconds",
+    ] {
         nonneg(p, k, path, errs);
     }
     if success_must_be_one {
         if let Some(st) = int(p, "successThreshold").filter(|v| *v != 1) {
-            errs.push(FieldError::invalid(child(path, "successThreshold"), &json!(st), "must be 1"));
+            errs.push(FieldError::invalid(
+                child(path, "successThreshold"),
+                &json!(st),
+                "must be 1",
+            ));
         }
     }
 }
@@ -429,7 +628,11 @@ fn is_standard_container_resource(r: &str) -> bool {
 fn validate_quantity(q: &str, path: &str, errs: &mut Vec<FieldError>) -> Option<f64> {
     match quantity::parse(q) {
         None => {
-            errs.push(FieldError::invalid(path, &json!(q), quantity::QUANTITY_FORMAT_ERROR));
+            errs.push(FieldError::invalid(
+                path,
+                &json!(q),
+                quantity::QUANTITY_FORMAT_ERROR,
+            ));
             None
         }
         Some(v) if v < 0.0 => {
@@ -463,19 +666,33 @@ fn validate_resources(res: Option<&Value>, path: &str, errs: &mut Vec<FieldError
                     errs.push(FieldError::invalid(rp.clone(), &json!(r), msg));
                 }
             } else if !is_standard_container_resource(r) {
-                errs.push(FieldError::invalid(rp.clone(), &json!(r), "must be a standard resource for containers"));
+                errs.push(FieldError::invalid(
+                    rp.clone(),
+                    &json!(r),
+                    "must be a standard resource for containers",
+                ));
                 continue;
             }
             let qs = quantity_str(q);
-            let Some(val) = validate_quantity(&qs, &rp, errs) else { continue };
+            let Some(val) = validate_quantity(&qs, &rp, errs) else {
+                continue;
+            };
             if r.contains('/') && !r.starts_with("kubernetes.io/") && !quantity::is_integer(&qs) {
-                errs.push(FieldError::invalid(rp.clone(), &json!(qs), "must be an integer"));
+                errs.push(FieldError::invalid(
+                    rp.clone(),
+                    &json!(qs),
+                    "must be an integer",
+                ));
             }
             if k == "limits" {
                 limits.insert(r.clone(), (val, qs));
             } else if let Some((lv, ls)) = limits.get(r) {
                 if val > *lv + f64::EPSILON * lv.abs() {
-                    errs.push(FieldError::invalid(rp, &json!(qs), format!("must be less than or equal to {r} limit of {ls}")));
+                    errs.push(FieldError::invalid(
+                        rp,
+                        &json!(qs),
+                        format!("must be less than or equal to {r} limit of {ls}"),
+                    ));
                 }
             }
         }
@@ -510,18 +727,34 @@ fn validate_tolerations(tols: &[Value], path: &str) -> Vec<FieldError> {
         match op {
             "" | "Equal" => {
                 for m in meta::is_valid_label_value(value) {
-                    errs.push(FieldError::invalid(child(&tp, "operator"), &json!(value), m));
+                    errs.push(FieldError::invalid(
+                        child(&tp, "operator"),
+                        &json!(value),
+                        m,
+                    ));
                 }
             }
             "Exists" => {
                 if !value.is_empty() {
-                    errs.push(FieldError::invalid(child(&tp, "operator"), &json!(value), "value must be empty when `operator` is 'Exists'"));
+                    errs.push(FieldError::invalid(
+                        child(&tp, "operator"),
+                        &json!(value),
+                        "value must be empty when `operator` is 'Exists'",
+                    ));
                 }
             }
-            other => errs.push(FieldError::not_supported(child(&tp, "operator"), &json!(other), &["Equal", "Exists"])),
+            other => errs.push(FieldError::not_supported(
+                child(&tp, "operator"),
+                &json!(other),
+                &["Equal", "Exists"],
+            )),
         }
         if !effect.is_empty() && !TAINT_EFFECTS.contains(&effect) {
-            errs.push(FieldError::not_supported(child(&tp, "effect"), &json!(effect), TAINT_EFFECTS));
+            errs.push(FieldError::not_supported(
+                child(&tp, "effect"),
+                &json!(effect),
+                TAINT_EFFECTS,
+            ));
         }
     }
     errs
@@ -536,17 +769,32 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let ns = new.get("spec").unwrap_or(&null);
     let os = old.get("spec").unwrap_or(&null);
     // activeDeadlineSeconds
-    match (int(ns, "activeDeadlineSeconds"), int(os, "activeDeadlineSeconds")) {
+    match (
+        int(ns, "activeDeadlineSeconds"),
+        int(os, "activeDeadlineSeconds"),
+    ) {
         (Some(n), _) if !(0..=i32::MAX as i64).contains(&n) => {
-            errs.push(FieldError::invalid("spec.activeDeadlineSeconds", &json!(n), meta::inclusive_range_error(0, i32::MAX as i64)));
+            errs.push(FieldError::invalid(
+                "spec.activeDeadlineSeconds",
+                &json!(n),
+                meta::inclusive_range_error(0, i32::MAX as i64),
+            ));
             return errs;
         }
         (Some(n), Some(o)) if o < n => {
-            errs.push(FieldError::invalid("spec.activeDeadlineSeconds", &json!(n), "must be less than or equal to previous value"));
+            errs.push(FieldError::invalid(
+                "spec.activeDeadlineSeconds",
+                &json!(n),
+                "must be less than or equal to previous value",
+            ));
             return errs;
         }
         (None, Some(_)) => {
-            errs.push(FieldError::invalid("spec.activeDeadlineSeconds", &Value::Null, "must not update from a positive integer to nil value"));
+            errs.push(FieldError::invalid(
+                "spec.activeDeadlineSeconds",
+                &Value::Null,
+                "must not update from a positive integer to nil value",
+            ));
         }
         _ => {}
     }
@@ -561,7 +809,10 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let new_tols: Vec<Value> = arr(ns, "tolerations").iter().map(strip).collect();
     for ot in arr(os, "tolerations") {
         if !new_tols.contains(&strip(ot)) {
-            errs.push(FieldError::forbidden("spec.tolerations", "existing toleration can not be modified except its tolerationSeconds"));
+            errs.push(FieldError::forbidden(
+                "spec.tolerations",
+                "existing toleration can not be modified except its tolerationSeconds",
+            ));
             break;
         }
     }
@@ -580,7 +831,11 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
                 }
             }
         }
-        for k in ["activeDeadlineSeconds", "tolerations", "ephemeralContainers"] {
+        for k in [
+            "activeDeadlineSeconds",
+            "tolerations",
+            "ephemeralContainers",
+        ] {
             match ns.get(k) {
                 Some(v) => m.insert(k.into(), v.clone()),
                 None => m.remove(k),
@@ -602,7 +857,10 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
     }
     if &munged != ns {
         let changed: BTreeSet<String> = changed_keys(&munged, ns);
-        let detail = format!("{POD_UPDATE_FORBIDDEN}\n  changed: {}", changed.into_iter().collect::<Vec<_>>().join(", "));
+        let detail = format!(
+            "{POD_UPDATE_FORBIDDEN}\n  changed: {}",
+            changed.into_iter().collect::<Vec<_>>().join(", ")
+        );
         errs.push(FieldError::forbidden("spec", detail));
     }
     errs
@@ -627,17 +885,27 @@ pub(crate) fn validate_pod_status(status: &Value, old: &Value) -> Vec<FieldError
     let mut errs = Vec::new();
     let phase = s(status, "phase");
     if !phase.is_empty() && !POD_PHASES.contains(&phase) {
-        errs.push(FieldError::not_supported("status.phase", &json!(phase), POD_PHASES));
+        errs.push(FieldError::not_supported(
+            "status.phase",
+            &json!(phase),
+            POD_PHASES,
+        ));
     }
     let old_phase = s(old, "phase");
     if matches!(old_phase, "Succeeded" | "Failed") && phase != old_phase {
-        errs.push(FieldError::forbidden("status.phase", format!("cannot transition from terminal phase {old_phase:?}")));
+        errs.push(FieldError::forbidden(
+            "status.phase",
+            format!("cannot transition from terminal phase {old_phase:?}"),
+        ));
     }
     for (i, c) in arr(status, "conditions").iter().enumerate() {
         let cp = index("status.conditions", i);
         let t = s(c, "type");
         if t.is_empty() {
-            errs.push(FieldError::required(child(&cp, "type"), "must be specified"));
+            errs.push(FieldError::required(
+                child(&cp, "type"),
+                "must be specified",
+            ));
         } else {
             for m in meta::is_qualified_name(t) {
                 errs.push(FieldError::invalid(child(&cp, "type"), &json!(t), m));
@@ -645,14 +913,22 @@ pub(crate) fn validate_pod_status(status: &Value, old: &Value) -> Vec<FieldError
         }
         let st = s(c, "status");
         if !matches!(st, "True" | "False" | "Unknown") {
-            errs.push(FieldError::not_supported(child(&cp, "status"), &json!(st), &["True", "False", "Unknown"]));
+            errs.push(FieldError::not_supported(
+                child(&cp, "status"),
+                &json!(st),
+                &["True", "False", "Unknown"],
+            ));
         }
     }
     for (k, field) in [("podIPs", "ip"), ("hostIPs", "ip")] {
         for (i, ip) in arr(status, k).iter().enumerate() {
             let v = s(ip, field);
             if !is_ip(v) {
-                errs.push(FieldError::invalid(child(&index(&format!("status.{k}"), i), field), &json!(v), super::IP_ERROR));
+                errs.push(FieldError::invalid(
+                    child(&index(&format!("status.{k}"), i), field),
+                    &json!(v),
+                    super::IP_ERROR,
+                ));
             }
         }
     }
@@ -660,9 +936,18 @@ pub(crate) fn validate_pod_status(status: &Value, old: &Value) -> Vec<FieldError
     if !nnn.is_empty() {
         errs.extend(dns_subdomain_field(nnn, "status.nominatedNodeName"));
     }
-    for list in ["containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"] {
+    for list in [
+        "containerStatuses",
+        "initContainerStatuses",
+        "ephemeralContainerStatuses",
+    ] {
         for (i, cs) in arr(status, list).iter().enumerate() {
-            nonneg(cs, "restartCount", &index(&format!("status.{list}"), i), &mut errs);
+            nonneg(
+                cs,
+                "restartCount",
+                &index(&format!("status.{list}"), i),
+                &mut errs,
+            );
         }
     }
     errs

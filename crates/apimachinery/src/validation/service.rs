@@ -5,8 +5,13 @@ use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
-use super::{arr, child, dns_label_field, dns_subdomain_field, index, int, is_cidr, is_ip, present, s};
-use super::{is_valid_port_num, validate_port_num_or_name, validate_protocol, CIDR_ERROR, IP_ERROR, PROTOCOLS};
+use super::{
+    arr, child, dns_label_field, dns_subdomain_field, index, int, is_cidr, is_ip, present, s,
+};
+use super::{
+    is_valid_port_num, validate_port_num_or_name, validate_protocol, CIDR_ERROR, IP_ERROR,
+    PROTOCOLS,
+};
 use crate::meta;
 use crate::status::{CauseType, FieldError};
 
@@ -14,7 +19,11 @@ const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "N
 const IP_FAMILY_POLICIES: &[&str] = &["PreferDualStack", "RequireDualStack", "SingleStack"];
 
 fn cluster_ips(spec: &Value) -> Vec<String> {
-    let list: Vec<String> = arr(spec, "clusterIPs").iter().filter_map(Value::as_str).map(String::from).collect();
+    let list: Vec<String> = arr(spec, "clusterIPs")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect();
     if list.is_empty() && !s(spec, "clusterIP").is_empty() {
         vec![s(spec, "clusterIP").to_string()]
     } else {
@@ -40,20 +49,33 @@ pub(crate) fn validate_service(svc: &Value) -> Vec<FieldError> {
         "ExternalName" => {
             let ips = cluster_ips(spec);
             if !ips.is_empty() {
-                errs.push(FieldError::forbidden("spec.clusterIPs", "may not be set for ExternalName services"));
+                errs.push(FieldError::forbidden(
+                    "spec.clusterIPs",
+                    "may not be set for ExternalName services",
+                ));
             }
             let en = s(spec, "externalName");
             if en.is_empty() {
                 errs.push(FieldError::required("spec.externalName", ""));
             } else {
-                errs.extend(dns_subdomain_field(en.strip_suffix('.').unwrap_or(en), "spec.externalName"));
+                errs.extend(dns_subdomain_field(
+                    en.strip_suffix('.').unwrap_or(en),
+                    "spec.externalName",
+                ));
             }
             if present(spec, "ipFamilyPolicy") {
-                errs.push(FieldError::forbidden("spec.ipFamilyPolicy", "may not be set for ExternalName services"));
+                errs.push(FieldError::forbidden(
+                    "spec.ipFamilyPolicy",
+                    "may not be set for ExternalName services",
+                ));
             }
         }
         "ClusterIP" | "NodePort" | "LoadBalancer" => {}
-        other => errs.push(FieldError::not_supported("spec.type", &json!(other), SERVICE_TYPES)),
+        other => errs.push(FieldError::not_supported(
+            "spec.type",
+            &json!(other),
+            SERVICE_TYPES,
+        )),
     }
     // ports
     let require_name = ports.len() > 1;
@@ -76,11 +98,18 @@ pub(crate) fn validate_service(svc: &Value) -> Vec<FieldError> {
             errs.push(FieldError::invalid(child(&pp, "port"), &json!(port), m));
         }
         errs.extend(validate_protocol(p, &pp));
-        errs.extend(validate_port_num_or_name(p.get("targetPort"), &child(&pp, "targetPort")));
+        errs.extend(validate_port_num_or_name(
+            p.get("targetPort"),
+            &child(&pp, "targetPort"),
+        ));
         let app = s(p, "appProtocol");
         if !app.is_empty() {
             for m in meta::is_qualified_name(app) {
-                errs.push(FieldError::invalid(child(&pp, "appProtocol"), &json!(app), m));
+                errs.push(FieldError::invalid(
+                    child(&pp, "appProtocol"),
+                    &json!(app),
+                    m,
+                ));
             }
         }
         let proto = s(p, "protocol");
@@ -94,7 +123,10 @@ pub(crate) fn validate_service(svc: &Value) -> Vec<FieldError> {
         }
         if let Some(np) = int(p, "nodePort").filter(|n| *n != 0) {
             if ty == "ClusterIP" {
-                errs.push(FieldError::forbidden(child(&pp, "nodePort"), "may not be used when `type` is 'ClusterIP'"));
+                errs.push(FieldError::forbidden(
+                    child(&pp, "nodePort"),
+                    "may not be used when `type` is 'ClusterIP'",
+                ));
             } else {
                 for m in is_valid_port_num(np) {
                     errs.push(FieldError::invalid(child(&pp, "nodePort"), &json!(np), m));
@@ -109,11 +141,18 @@ pub(crate) fn validate_service(svc: &Value) -> Vec<FieldError> {
     match s(spec, "sessionAffinity") {
         "None" => {
             if let Some(c) = spec.get("sessionAffinityConfig").filter(|c| !c.is_null()) {
-                errs.push(FieldError::invalid("spec.sessionAffinityConfig", c, "must not be set when session affinity is None"));
+                errs.push(FieldError::invalid(
+                    "spec.sessionAffinityConfig",
+                    c,
+                    "must not be set when session affinity is None",
+                ));
             }
         }
         "ClientIP" => {
-            let t = spec.pointer("/sessionAffinityConfig/clientIP/timeoutSeconds").and_then(Value::as_i64).unwrap_or(0);
+            let t = spec
+                .pointer("/sessionAffinityConfig/clientIP/timeoutSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             if !(1..=86400).contains(&t) {
                 errs.push(FieldError::invalid(
                     "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
@@ -123,83 +162,144 @@ pub(crate) fn validate_service(svc: &Value) -> Vec<FieldError> {
             }
         }
         "" => errs.push(FieldError::required("spec.sessionAffinity", "")),
-        other => errs.push(FieldError::not_supported("spec.sessionAffinity", &json!(other), &["ClientIP", "None"])),
+        other => errs.push(FieldError::not_supported(
+            "spec.sessionAffinity",
+            &json!(other),
+            &["ClientIP", "None"],
+        )),
     }
     errs.extend(meta::validate_labels(spec.get("selector"), "spec.selector"));
     // cluster IPs
     let ips = cluster_ips(spec);
     if let (Some(first), false) = (ips.first(), s(spec, "clusterIP").is_empty()) {
         if first != s(spec, "clusterIP") {
-            errs.push(meta::invalid_go("spec.clusterIPs", &json!(ips), "first value must match `clusterIP`"));
+            errs.push(meta::invalid_go(
+                "spec.clusterIPs",
+                &json!(ips),
+                "first value must match `clusterIP`",
+            ));
         }
     }
     for (i, ip) in ips.iter().enumerate() {
         if ip == "None" {
             if ips.len() > 1 {
-                errs.push(FieldError::invalid(index("spec.clusterIPs", i), &json!(ip), "'None' must be the first and only value"));
+                errs.push(FieldError::invalid(
+                    index("spec.clusterIPs", i),
+                    &json!(ip),
+                    "'None' must be the first and only value",
+                ));
             }
             if matches!(ty, "NodePort" | "LoadBalancer") {
-                errs.push(FieldError::invalid(index("spec.clusterIPs", i), &json!(ip), format!("may not be set to 'None' for {ty} services")));
+                errs.push(FieldError::invalid(
+                    index("spec.clusterIPs", i),
+                    &json!(ip),
+                    format!("may not be set to 'None' for {ty} services"),
+                ));
             }
         } else if !ip.is_empty() && !is_ip(ip) {
-            errs.push(FieldError::invalid(index("spec.clusterIPs", i), &json!(ip), IP_ERROR));
+            errs.push(FieldError::invalid(
+                index("spec.clusterIPs", i),
+                &json!(ip),
+                IP_ERROR,
+            ));
         }
     }
     for (i, ip) in arr(spec, "externalIPs").iter().enumerate() {
         let v = ip.as_str().unwrap_or("");
         if !is_ip(v) {
-            errs.push(FieldError::invalid(index("spec.externalIPs", i), &json!(v), IP_ERROR));
+            errs.push(FieldError::invalid(
+                index("spec.externalIPs", i),
+                &json!(v),
+                IP_ERROR,
+            ));
         }
     }
     // traffic policies
-    let externally_accessible = matches!(ty, "NodePort" | "LoadBalancer") || (ty == "ClusterIP" && !arr(spec, "externalIPs").is_empty());
+    let externally_accessible = matches!(ty, "NodePort" | "LoadBalancer")
+        || (ty == "ClusterIP" && !arr(spec, "externalIPs").is_empty());
     let etp = s(spec, "externalTrafficPolicy");
     if !externally_accessible {
         if !etp.is_empty() {
-            errs.push(FieldError::invalid("spec.externalTrafficPolicy", &json!(etp), "may only be set for externally-accessible services"));
+            errs.push(FieldError::invalid(
+                "spec.externalTrafficPolicy",
+                &json!(etp),
+                "may only be set for externally-accessible services",
+            ));
         }
     } else if etp.is_empty() {
         errs.push(FieldError::required("spec.externalTrafficPolicy", ""));
     } else if !matches!(etp, "Cluster" | "Local") {
-        errs.push(FieldError::not_supported("spec.externalTrafficPolicy", &json!(etp), &["Cluster", "Local"]));
+        errs.push(FieldError::not_supported(
+            "spec.externalTrafficPolicy",
+            &json!(etp),
+            &["Cluster", "Local"],
+        ));
     }
     if ty != "ExternalName" {
         match s(spec, "internalTrafficPolicy") {
             "" => errs.push(FieldError::required("spec.internalTrafficPolicy", "")),
             "Cluster" | "Local" => {}
-            other => errs.push(FieldError::not_supported("spec.internalTrafficPolicy", &json!(other), &["Cluster", "Local"])),
+            other => errs.push(FieldError::not_supported(
+                "spec.internalTrafficPolicy",
+                &json!(other),
+                &["Cluster", "Local"],
+            )),
         }
         let ifp = s(spec, "ipFamilyPolicy");
         if !ifp.is_empty() && !IP_FAMILY_POLICIES.contains(&ifp) {
-            errs.push(FieldError::not_supported("spec.ipFamilyPolicy", &json!(ifp), IP_FAMILY_POLICIES));
+            errs.push(FieldError::not_supported(
+                "spec.ipFamilyPolicy",
+                &json!(ifp),
+                IP_FAMILY_POLICIES,
+            ));
         }
     }
     let mut families = HashSet::new();
     for (i, f) in arr(spec, "ipFamilies").iter().enumerate() {
         let v = f.as_str().unwrap_or("");
         if !matches!(v, "IPv4" | "IPv6") {
-            errs.push(FieldError::not_supported(index("spec.ipFamilies", i), &json!(v), &["IPv4", "IPv6"]));
+            errs.push(FieldError::not_supported(
+                index("spec.ipFamilies", i),
+                &json!(v),
+                &["IPv4", "IPv6"],
+            ));
         } else if !families.insert(v) {
-            errs.push(FieldError::duplicate(index("spec.ipFamilies", i), &json!(v)));
+            errs.push(FieldError::duplicate(
+                index("spec.ipFamilies", i),
+                &json!(v),
+            ));
         }
     }
     // load balancer fields
     if ty == "LoadBalancer" {
         if !present(spec, "allocateLoadBalancerNodePorts") {
-            errs.push(FieldError::required("spec.allocateLoadBalancerNodePorts", ""));
+            errs.push(FieldError::required(
+                "spec.allocateLoadBalancerNodePorts",
+                "",
+            ));
         }
         for (i, r) in arr(spec, "loadBalancerSourceRanges").iter().enumerate() {
             let v = r.as_str().unwrap_or("").trim();
             if !is_cidr(v) {
-                errs.push(FieldError::invalid(index("spec.loadBalancerSourceRanges", i), &json!(v), CIDR_ERROR));
+                errs.push(FieldError::invalid(
+                    index("spec.loadBalancerSourceRanges", i),
+                    &json!(v),
+                    CIDR_ERROR,
+                ));
             }
         }
     } else {
         if present(spec, "allocateLoadBalancerNodePorts") {
-            errs.push(FieldError::forbidden("spec.allocateLoadBalancerNodePorts", "may only be used when `type` is 'LoadBalancer'"));
+            errs.push(FieldError::forbidden(
+                "spec.allocateLoadBalancerNodePorts",
+                "may only be used when `type` is 'LoadBalancer'",
+            ));
         }
         if !arr(spec, "loadBalancerSourceRanges").is_empty() {
-            errs.push(FieldError::forbidden("spec.loadBalancerSourceRanges", "may only be used when `type` is 'LoadBalancer'"));
+            errs.push(FieldError::forbidden(
+                "spec.loadBalancerSourceRanges",
+                "may only be used when `type` is 'LoadBalancer'",
+            ));
         }
         if int(spec, "healthCheckNodePort").is_some_and(|p| p != 0) {
             errs.push(FieldError::forbidden("spec.healthCheckNodePort", "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"));
@@ -226,22 +326,42 @@ pub(crate) fn validate_service_update(new: &Value, old: &Value) -> Vec<FieldErro
     if old_ips.len() == new_ips.len() {
         for (i, ip) in old_ips.iter().enumerate() {
             if *ip != new_ips[i] {
-                errs.push(meta::invalid_go(index("spec.clusterIPs", i), &ips_value, "may not change once set"));
+                errs.push(meta::invalid_go(
+                    index("spec.clusterIPs", i),
+                    &ips_value,
+                    "may not change once set",
+                ));
             }
         }
     } else if old_ips.len() > new_ips.len() {
         if new_ips.is_empty() {
-            errs.push(meta::invalid_go("spec.clusterIPs[0]", &ips_value, "primary clusterIP can not be unset"));
+            errs.push(meta::invalid_go(
+                "spec.clusterIPs[0]",
+                &ips_value,
+                "primary clusterIP can not be unset",
+            ));
         } else if new_ips[0] != old_ips[0] {
-            errs.push(meta::invalid_go("spec.clusterIPs[0]", &ips_value, "may not change once set"));
+            errs.push(meta::invalid_go(
+                "spec.clusterIPs[0]",
+                &ips_value,
+                "may not change once set",
+            ));
         }
     } else if !old_ips.is_empty() && new_ips[0] != old_ips[0] {
-        errs.push(meta::invalid_go("spec.clusterIPs[0]", &ips_value, "may not change once set"));
+        errs.push(meta::invalid_go(
+            "spec.clusterIPs[0]",
+            &ips_value,
+            "may not change once set",
+        ));
     }
     let (nf, of) = (arr(ns, "ipFamilies"), arr(os, "ipFamilies"));
     for (i, f) in of.iter().enumerate().take(nf.len()) {
         if nf[i] != *f {
-            errs.push(FieldError::invalid(index("spec.ipFamilies", i), &nf[i], "may not change once set"));
+            errs.push(FieldError::invalid(
+                index("spec.ipFamilies", i),
+                &nf[i],
+                "may not change once set",
+            ));
         }
     }
     errs
@@ -255,7 +375,11 @@ pub(crate) fn validate_endpoints(ep: &Value) -> Vec<FieldError> {
             for (j, a) in arr(ss, list).iter().enumerate() {
                 let ip = s(a, "ip");
                 if !is_ip(ip) {
-                    errs.push(FieldError::invalid(child(&index(&child(&sp, list), j), "ip"), &json!(ip), IP_ERROR));
+                    errs.push(FieldError::invalid(
+                        child(&index(&child(&sp, list), j), "ip"),
+                        &json!(ip),
+                        IP_ERROR,
+                    ));
                 }
             }
         }
@@ -300,7 +424,10 @@ pub(crate) fn validate_endpoint_slice(es: &Value) -> Vec<FieldError> {
         let ep = index("endpoints", i);
         let addrs = arr(e, "addresses");
         if addrs.is_empty() {
-            errs.push(FieldError::required(child(&ep, "addresses"), "must contain at least 1 address"));
+            errs.push(FieldError::required(
+                child(&ep, "addresses"),
+                "must contain at least 1 address",
+            ));
         } else if addrs.len() > 100 {
             errs.push(FieldError {
                 kind: CauseType::TooMany,
@@ -313,12 +440,12 @@ pub(crate) fn validate_endpoint_slice(es: &Value) -> Vec<FieldError> {
             let ap = index(&child(&ep, "addresses"), j);
             let v = a.as_str().unwrap_or("");
             match at {
-                "IPv4" if !v.parse::<std::net::Ipv4Addr>().is_ok() => {
-                    errs.push(FieldError::invalid(ap, &json!(v), "must be a valid IPv4 address"))
-                }
-                "IPv6" if !v.parse::<std::net::Ipv6Addr>().is_ok() => {
-                    errs.push(FieldError::invalid(ap, &json!(v), "must be a valid IPv6 address"))
-                }
+                "IPv4" if v.parse::<std::net::Ipv4Addr>().is_err() => errs.push(
+                    FieldError::invalid(ap, &json!(v), "must be a valid IPv4 address"),
+                ),
+                "IPv6" if v.parse::<std::net::Ipv6Addr>().is_err() => errs.push(
+                    FieldError::invalid(ap, &json!(v), "must be a valid IPv6 address"),
+                ),
                 "FQDN" => errs.extend(dns_subdomain_field(v, &ap)),
                 _ => {}
             }
@@ -347,7 +474,11 @@ pub(crate) fn validate_endpoint_slice(es: &Value) -> Vec<FieldError> {
         }
         let proto = s(p, "protocol");
         if !PROTOCOLS.contains(&proto) {
-            errs.push(FieldError::not_supported(child(&pp, "protocol"), &json!(proto), PROTOCOLS));
+            errs.push(FieldError::not_supported(
+                child(&pp, "protocol"),
+                &json!(proto),
+                PROTOCOLS,
+            ));
         }
     }
     errs

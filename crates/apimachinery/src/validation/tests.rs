@@ -12,22 +12,27 @@ fn defaulted(group: &str, version: &str, kind: &str, mut obj: Value) -> Value {
 }
 
 fn pod() -> Value {
-    defaulted("", "v1", "Pod", json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
-        "spec": {
-            "containers": [{
-                "name": "nginx", "image": "nginx:1.25",
-                "ports": [{"name": "http", "containerPort": 80}],
-                "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "250m"}},
-                "readinessProbe": {"httpGet": {"port": "http"}},
-                "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}],
-                "env": [{"name": "A", "value": "1"}]
-            }],
-            "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}],
-            "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}]
-        }
-    }))
+    defaulted(
+        "",
+        "v1",
+        "Pod",
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {
+                "containers": [{
+                    "name": "nginx", "image": "nginx:1.25",
+                    "ports": [{"name": "http", "containerPort": 80}],
+                    "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "250m"}},
+                    "readinessProbe": {"httpGet": {"port": "http"}},
+                    "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}],
+                    "env": [{"name": "A", "value": "1"}]
+                }],
+                "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}],
+                "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}]
+            }
+        }),
+    )
 }
 
 fn template(labels: Value) -> Value {
@@ -35,31 +40,49 @@ fn template(labels: Value) -> Value {
 }
 
 fn deployment() -> Value {
-    defaulted("apps", "v1", "Deployment", json!({
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template(json!({"app": "web"}))}
-    }))
+    defaulted(
+        "apps",
+        "v1",
+        "Deployment",
+        json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template(json!({"app": "web"}))}
+        }),
+    )
 }
 
 fn service() -> Value {
-    defaulted("", "v1", "Service", json!({
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443, "targetPort": "https"}], "clusterIP": "10.96.0.10"}
-    }))
+    defaulted(
+        "",
+        "v1",
+        "Service",
+        json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443, "targetPort": "https"}], "clusterIP": "10.96.0.10"}
+        }),
+    )
 }
 
 fn job() -> Value {
-    let mut j = defaulted("batch", "v1", "Job", json!({
-        "metadata": {"name": "pi", "namespace": "default", "uid": "u-1"},
-        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "pi", "image": "perl:5.34"}]}}}
-    }));
+    let mut j = defaulted(
+        "batch",
+        "v1",
+        "Job",
+        json!({
+            "metadata": {"name": "pi", "namespace": "default", "uid": "u-1"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "pi", "image": "perl:5.34"}]}}}
+        }),
+    );
     job_generate_selector(&mut j, "u-1");
     j
 }
 
 fn set(mut v: Value, pointer: &str, new: Value) -> Value {
     let (parent, k) = pointer.rsplit_once('/').unwrap();
-    match v.pointer_mut(parent).unwrap_or_else(|| panic!("no {parent}")) {
+    match v
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("no {parent}"))
+    {
         Value::Object(m) => {
             m.insert(k.to_string(), new);
         }
@@ -71,7 +94,10 @@ fn set(mut v: Value, pointer: &str, new: Value) -> Value {
 
 fn remove(mut v: Value, pointer: &str) -> Value {
     let (parent, k) = pointer.rsplit_once('/').unwrap();
-    v.pointer_mut(parent).and_then(Value::as_object_mut).unwrap().remove(k);
+    v.pointer_mut(parent)
+        .and_then(Value::as_object_mut)
+        .unwrap()
+        .remove(k);
     v
 }
 
@@ -86,33 +112,210 @@ fn valid_objects_pass() {
         ("apps", "Deployment", deployment()),
         ("", "Service", service()),
         ("batch", "Job", job()),
-        ("apps", "ReplicaSet", defaulted("apps", "v1", "ReplicaSet", json!({"metadata": {"name": "r", "namespace": "d"}, "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["a"]}]}, "template": template(json!({"app": "a"}))}}))),
-        ("apps", "StatefulSet", defaulted("apps", "v1", "StatefulSet", json!({"metadata": {"name": "db", "namespace": "d"}, "spec": {"serviceName": "db", "selector": {"matchLabels": {"app": "db"}}, "template": template(json!({"app": "db"})),
-            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}))),
-        ("apps", "DaemonSet", defaulted("apps", "v1", "DaemonSet", json!({"metadata": {"name": "ds", "namespace": "d"}, "spec": {"selector": {"matchLabels": {"app": "ds"}}, "template": template(json!({"app": "ds"}))}}))),
-        ("batch", "CronJob", defaulted("batch", "v1", "CronJob", json!({"metadata": {"name": "cj", "namespace": "d"}, "spec": {"schedule": "*/5 * * * mon-fri", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}}))),
-        ("", "ReplicationController", defaulted("", "v1", "ReplicationController", json!({"metadata": {"name": "rc", "namespace": "d"}, "spec": {"template": template(json!({"app": "rc"}))}}))),
-        ("", "ConfigMap", json!({"metadata": {"name": "cfg", "namespace": "d"}, "data": {"app.properties": "x=1", "KEY_NAME": "v"}})),
-        ("", "Secret", defaulted("", "v1", "Secret", json!({"metadata": {"name": "s", "namespace": "d"}, "data": {"password": "c2VjcmV0"}}))),
-        ("", "Secret", json!({"metadata": {"name": "tls", "namespace": "d"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "", "tls.key": ""}})),
-        ("", "Namespace", defaulted("", "v1", "Namespace", json!({"metadata": {"name": "team-a"}}))),
-        ("", "Node", defaulted("", "v1", "Node", json!({"metadata": {"name": "node-1.example"}, "spec": {"podCIDRs": ["10.244.0.0/24"], "taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}}))),
-        ("", "PersistentVolume", defaulted("", "v1", "PersistentVolume", json!({"metadata": {"name": "pv1"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/data"}}}))),
-        ("", "PersistentVolumeClaim", defaulted("", "v1", "PersistentVolumeClaim", json!({"metadata": {"name": "c", "namespace": "d"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))),
-        ("storage.k8s.io", "StorageClass", defaulted("storage.k8s.io", "v1", "StorageClass", json!({"metadata": {"name": "local"}, "provisioner": "rancher.io/local-path"}))),
-        ("scheduling.k8s.io", "PriorityClass", defaulted("scheduling.k8s.io", "v1", "PriorityClass", json!({"metadata": {"name": "high"}, "value": 1000}))),
-        ("rbac.authorization.k8s.io", "ClusterRole", json!({"metadata": {"name": "system:reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}, {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]})),
-        ("rbac.authorization.k8s.io", "RoleBinding", defaulted("rbac.authorization.k8s.io", "v1", "RoleBinding", json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "d"}, {"kind": "User", "name": "alice"}]}))),
-        ("networking.k8s.io", "NetworkPolicy", defaulted("networking.k8s.io", "v1", "NetworkPolicy", json!({"metadata": {"name": "np", "namespace": "d"}, "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}], "ports": [{"port": 80, "endPort": 90}]}]}}))),
-        ("networking.k8s.io", "Ingress", json!({"metadata": {"name": "ing", "namespace": "d"}, "spec": {"rules": [{"host": "*.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}})),
-        ("policy", "PodDisruptionBudget", json!({"metadata": {"name": "pdb", "namespace": "d"}, "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "a"}}}})),
-        ("autoscaling", "HorizontalPodAutoscaler", defaulted("autoscaling", "v2", "HorizontalPodAutoscaler", json!({"metadata": {"name": "h", "namespace": "d"}, "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5, "behavior": {}}}))),
-        ("discovery.k8s.io", "EndpointSlice", defaulted("discovery.k8s.io", "v1", "EndpointSlice", json!({"metadata": {"name": "web-abc", "namespace": "d"}, "addressType": "IPv4", "endpoints": [{"addresses": ["10.1.2.3"]}], "ports": [{"port": 80}]}))),
-        ("", "Endpoints", defaulted("", "v1", "Endpoints", json!({"metadata": {"name": "web", "namespace": "d"}, "subsets": [{"addresses": [{"ip": "10.1.2.3"}], "ports": [{"port": 80}]}]}))),
+        (
+            "apps",
+            "ReplicaSet",
+            defaulted(
+                "apps",
+                "v1",
+                "ReplicaSet",
+                json!({"metadata": {"name": "r", "namespace": "d"}, "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["a"]}]}, "template": template(json!({"app": "a"}))}}),
+            ),
+        ),
+        (
+            "apps",
+            "StatefulSet",
+            defaulted(
+                "apps",
+                "v1",
+                "StatefulSet",
+                json!({"metadata": {"name": "db", "namespace": "d"}, "spec": {"serviceName": "db", "selector": {"matchLabels": {"app": "db"}}, "template": template(json!({"app": "db"})),
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+            ),
+        ),
+        (
+            "apps",
+            "DaemonSet",
+            defaulted(
+                "apps",
+                "v1",
+                "DaemonSet",
+                json!({"metadata": {"name": "ds", "namespace": "d"}, "spec": {"selector": {"matchLabels": {"app": "ds"}}, "template": template(json!({"app": "ds"}))}}),
+            ),
+        ),
+        (
+            "batch",
+            "CronJob",
+            defaulted(
+                "batch",
+                "v1",
+                "CronJob",
+                json!({"metadata": {"name": "cj", "namespace": "d"}, "spec": {"schedule": "*/5 * * * mon-fri", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}}),
+            ),
+        ),
+        (
+            "",
+            "ReplicationController",
+            defaulted(
+                "",
+                "v1",
+                "ReplicationController",
+                json!({"metadata": {"name": "rc", "namespace": "d"}, "spec": {"template": template(json!({"app": "rc"}))}}),
+            ),
+        ),
+        (
+            "",
+            "ConfigMap",
+            json!({"metadata": {"name": "cfg", "namespace": "d"}, "data": {"app.properties": "x=1", "KEY_NAME": "v"}}),
+        ),
+        (
+            "",
+            "Secret",
+            defaulted(
+                "",
+                "v1",
+                "Secret",
+                json!({"metadata": {"name": "s", "namespace": "d"}, "data": {"password": "c2VjcmV0"}}),
+            ),
+        ),
+        (
+            "",
+            "Secret",
+            json!({"metadata": {"name": "tls", "namespace": "d"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "", "tls.key": ""}}),
+        ),
+        (
+            "",
+            "Namespace",
+            defaulted(
+                "",
+                "v1",
+                "Namespace",
+                json!({"metadata": {"name": "team-a"}}),
+            ),
+        ),
+        (
+            "",
+            "Node",
+            defaulted(
+                "",
+                "v1",
+                "Node",
+                json!({"metadata": {"name": "node-1.example"}, "spec": {"podCIDRs": ["10.244.0.0/24"], "taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}}),
+            ),
+        ),
+        (
+            "",
+            "PersistentVolume",
+            defaulted(
+                "",
+                "v1",
+                "PersistentVolume",
+                json!({"metadata": {"name": "pv1"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/data"}}}),
+            ),
+        ),
+        (
+            "",
+            "PersistentVolumeClaim",
+            defaulted(
+                "",
+                "v1",
+                "PersistentVolumeClaim",
+                json!({"metadata": {"name": "c", "namespace": "d"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+            ),
+        ),
+        (
+            "storage.k8s.io",
+            "StorageClass",
+            defaulted(
+                "storage.k8s.io",
+                "v1",
+                "StorageClass",
+                json!({"metadata": {"name": "local"}, "provisioner": "rancher.io/local-path"}),
+            ),
+        ),
+        (
+            "scheduling.k8s.io",
+            "PriorityClass",
+            defaulted(
+                "scheduling.k8s.io",
+                "v1",
+                "PriorityClass",
+                json!({"metadata": {"name": "high"}, "value": 1000}),
+            ),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "ClusterRole",
+            json!({"metadata": {"name": "system:reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}, {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "RoleBinding",
+            defaulted(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "RoleBinding",
+                json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "d"}, {"kind": "User", "name": "alice"}]}),
+            ),
+        ),
+        (
+            "networking.k8s.io",
+            "NetworkPolicy",
+            defaulted(
+                "networking.k8s.io",
+                "v1",
+                "NetworkPolicy",
+                json!({"metadata": {"name": "np", "namespace": "d"}, "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}], "ports": [{"port": 80, "endPort": 90}]}]}}),
+            ),
+        ),
+        (
+            "networking.k8s.io",
+            "Ingress",
+            json!({"metadata": {"name": "ing", "namespace": "d"}, "spec": {"rules": [{"host": "*.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}),
+        ),
+        (
+            "policy",
+            "PodDisruptionBudget",
+            json!({"metadata": {"name": "pdb", "namespace": "d"}, "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "a"}}}}),
+        ),
+        (
+            "autoscaling",
+            "HorizontalPodAutoscaler",
+            defaulted(
+                "autoscaling",
+                "v2",
+                "HorizontalPodAutoscaler",
+                json!({"metadata": {"name": "h", "namespace": "d"}, "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5, "behavior": {}}}),
+            ),
+        ),
+        (
+            "discovery.k8s.io",
+            "EndpointSlice",
+            defaulted(
+                "discovery.k8s.io",
+                "v1",
+                "EndpointSlice",
+                json!({"metadata": {"name": "web-abc", "namespace": "d"}, "addressType": "IPv4", "endpoints": [{"addresses": ["10.1.2.3"]}], "ports": [{"port": 80}]}),
+            ),
+        ),
+        (
+            "",
+            "Endpoints",
+            defaulted(
+                "",
+                "v1",
+                "Endpoints",
+                json!({"metadata": {"name": "web", "namespace": "d"}, "subsets": [{"addresses": [{"ip": "10.1.2.3"}], "ports": [{"port": 80}]}]}),
+            ),
+        ),
     ];
     for (g, k, obj) in cases {
         let errs = validate_create(g, "v1", k, &obj);
-        assert!(errs.is_empty(), "{g}/{k} should be valid: {:#?}", messages(&errs));
+        assert!(
+            errs.is_empty(),
+            "{g}/{k} should be valid: {:#?}",
+            messages(&errs)
+        );
     }
 }
 
@@ -202,7 +405,14 @@ fn invalid_objects_table() {
 
 #[test]
 fn more_invalid_kinds_table() {
-    let cron = |schedule: &str| defaulted("batch", "v1", "CronJob", json!({"metadata": {"name": "cj", "namespace": "d"}, "spec": {"schedule": schedule, "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}}));
+    let cron = |schedule: &str| {
+        defaulted(
+            "batch",
+            "v1",
+            "CronJob",
+            json!({"metadata": {"name": "cj", "namespace": "d"}, "spec": {"schedule": schedule, "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}}),
+        )
+    };
     // (group, kind, object, expected field paths, expected first message or "")
     let cases: Vec<(&str, &str, Value, Vec<&str>, &str)> = vec![
         ("batch", "CronJob", cron("* * * *"), vec!["spec.schedule"], "spec.schedule: Invalid value: \"* * * *\": expected exactly 5 fields, found 4: [* * * *]"),
@@ -242,6 +452,8 @@ fn more_invalid_kinds_table() {
     }
 }
 
+type UpdateCase<'a> = (&'a str, &'a str, Value, Value, Vec<&'a str>, &'a str);
+
 fn with_rv(mut v: Value) -> Value {
     v["metadata"]["resourceVersion"] = json!("7");
     v
@@ -253,13 +465,32 @@ fn updates_table() {
     let d = with_rv(deployment());
     let svc = with_rv(service());
     let j = with_rv(job());
-    let pvc = with_rv(defaulted("", "v1", "PersistentVolumeClaim", json!({"metadata": {"name": "c", "namespace": "d"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})));
-    let sc = with_rv(defaulted("storage.k8s.io", "v1", "StorageClass", json!({"metadata": {"name": "s"}, "provisioner": "x", "parameters": {"a": "1"}})));
-    let cm = with_rv(json!({"metadata": {"name": "c", "namespace": "d"}, "immutable": true, "data": {"a": "1"}}));
-    let sts = with_rv(defaulted("apps", "v1", "StatefulSet", json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"serviceName": "s", "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))}})));
-    let rb = with_rv(json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "a"}}));
+    let pvc = with_rv(defaulted(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        json!({"metadata": {"name": "c", "namespace": "d"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    ));
+    let sc = with_rv(defaulted(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        json!({"metadata": {"name": "s"}, "provisioner": "x", "parameters": {"a": "1"}}),
+    ));
+    let cm = with_rv(
+        json!({"metadata": {"name": "c", "namespace": "d"}, "immutable": true, "data": {"a": "1"}}),
+    );
+    let sts = with_rv(defaulted(
+        "apps",
+        "v1",
+        "StatefulSet",
+        json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"serviceName": "s", "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))}}),
+    ));
+    let rb = with_rv(
+        json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "a"}}),
+    );
     // (group, kind, new, old, expected field paths, expected first message or "")
-    let cases: Vec<(&str, &str, Value, Value, Vec<&str>, &str)> = vec![
+    let cases: Vec<UpdateCase> = vec![
         ("", "Pod", set(p.clone(), "/spec/containers/0/image", json!("nginx:1.26")), p.clone(), vec![], ""),
         ("", "Pod", set(p.clone(), "/spec/activeDeadlineSeconds", json!(30)), p.clone(), vec![], ""),
         ("", "Pod", set(p.clone(), "/spec/tolerations", json!([{"key": "k", "operator": "Exists", "effect": "NoSchedule"}, {"key": "x", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}])), p.clone(), vec![], ""),
@@ -298,12 +529,64 @@ fn status_updates_table() {
     let p = with_rv(pod());
     let d = with_rv(deployment());
     let cases: Vec<(&str, &str, Value, Value, Vec<&str>)> = vec![
-        ("", "Pod", set(p.clone(), "/status", json!({"phase": "Running", "podIPs": [{"ip": "10.0.0.5"}], "conditions": [{"type": "Ready", "status": "True"}]})), p.clone(), vec![]),
-        ("", "Pod", set(p.clone(), "/status", json!({"phase": "Exploded"})), p.clone(), vec!["status.phase"]),
-        ("", "Pod", set(p.clone(), "/status", json!({"phase": "Running"})), set(p.clone(), "/status", json!({"phase": "Succeeded"})), vec!["status.phase"]),
-        ("", "Pod", set(p.clone(), "/status", json!({"phase": "Running", "podIPs": [{"ip": "nope"}], "conditions": [{"type": "Ready", "status": "Maybe"}]})), p.clone(), vec!["status.conditions[0].status", "status.podIPs[0].ip"]),
-        ("apps", "Deployment", set(d.clone(), "/status", json!({"replicas": 1, "readyReplicas": 1, "availableReplicas": 1})), d.clone(), vec![]),
-        ("apps", "Deployment", set(d.clone(), "/status", json!({"replicas": 1, "readyReplicas": 2, "availableReplicas": -1})), d.clone(), vec!["status.availableReplicas", "status.readyReplicas"]),
+        (
+            "",
+            "Pod",
+            set(
+                p.clone(),
+                "/status",
+                json!({"phase": "Running", "podIPs": [{"ip": "10.0.0.5"}], "conditions": [{"type": "Ready", "status": "True"}]}),
+            ),
+            p.clone(),
+            vec![],
+        ),
+        (
+            "",
+            "Pod",
+            set(p.clone(), "/status", json!({"phase": "Exploded"})),
+            p.clone(),
+            vec!["status.phase"],
+        ),
+        (
+            "",
+            "Pod",
+            set(p.clone(), "/status", json!({"phase": "Running"})),
+            set(p.clone(), "/status", json!({"phase": "Succeeded"})),
+            vec!["status.phase"],
+        ),
+        (
+            "",
+            "Pod",
+            set(
+                p.clone(),
+                "/status",
+                json!({"phase": "Running", "podIPs": [{"ip": "nope"}], "conditions": [{"type": "Ready", "status": "Maybe"}]}),
+            ),
+            p.clone(),
+            vec!["status.conditions[0].status", "status.podIPs[0].ip"],
+        ),
+        (
+            "apps",
+            "Deployment",
+            set(
+                d.clone(),
+                "/status",
+                json!({"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}),
+            ),
+            d.clone(),
+            vec![],
+        ),
+        (
+            "apps",
+            "Deployment",
+            set(
+                d.clone(),
+                "/status",
+                json!({"replicas": 1, "readyReplicas": 2, "availableReplicas": -1}),
+            ),
+            d.clone(),
+            vec!["status.availableReplicas", "status.readyReplicas"],
+        ),
     ];
     for (g, k, new, old, fields) in cases {
         let errs = validate_status_update(g, "v1", k, &new, &old);
@@ -314,7 +597,12 @@ fn status_updates_table() {
 
 #[test]
 fn invalid_renders_as_upstream_status() {
-    let errs = validate_create("", "v1", "ConfigMap", &json!({"metadata": {"name": "Bad_Name", "namespace": "default"}}));
+    let errs = validate_create(
+        "",
+        "v1",
+        "ConfigMap",
+        &json!({"metadata": {"name": "Bad_Name", "namespace": "default"}}),
+    );
     let e = crate::ApiError::invalid("", "ConfigMap", "Bad_Name", errs);
     assert_eq!(
         e.message,
@@ -329,10 +617,22 @@ fn selector_matching() {
     let cases = vec![
         (json!({"matchLabels": {"app": "web"}}), true),
         (json!({"matchLabels": {"app": "db"}}), false),
-        (json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]}), true),
-        (json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["fe"]}]}), false),
-        (json!({"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}), true),
-        (json!({"matchExpressions": [{"key": "x", "operator": "Exists"}]}), false),
+        (
+            json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]}),
+            true,
+        ),
+        (
+            json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["fe"]}]}),
+            false,
+        ),
+        (
+            json!({"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}),
+            true,
+        ),
+        (
+            json!({"matchExpressions": [{"key": "x", "operator": "Exists"}]}),
+            false,
+        ),
         (json!({}), true),
     ];
     for (sel, want) in cases {
