@@ -29,7 +29,9 @@ pub fn apply_defaults(group: &str, version: &str, kind: &str, obj: &mut Value) {
         ("", "v1", "PersistentVolume") => default_persistent_volume(obj),
         ("", "v1", "PersistentVolumeClaim") => default_pvc(obj),
         ("", "v1", "Endpoints") => {
-            for_each(obj, "subsets", |s| for_each(s, "ports", |p| set_default(p, "protocol", json!("TCP"))));
+            for_each(obj, "subsets", |s| {
+                for_each(s, "ports", |p| set_default(p, "protocol", json!("TCP")))
+            });
         }
         ("", "v1", "LimitRange") => {
             if let Some(spec) = obj.get_mut("spec") {
@@ -54,7 +56,9 @@ pub fn apply_defaults(group: &str, version: &str, kind: &str, obj: &mut Value) {
                 set_default(p, "scope", json!("Cluster"));
             }
         }
-        ("rbac.authorization.k8s.io", "v1", "RoleBinding" | "ClusterRoleBinding") => default_role_binding(obj),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding" | "ClusterRoleBinding") => {
+            default_role_binding(obj)
+        }
         ("discovery.k8s.io", "v1", "EndpointSlice") => {
             for_each(obj, "ports", |p| {
                 set_default(p, "name", json!(""));
@@ -112,7 +116,11 @@ pub fn prepare_for_create(group: &str, kind: &str, obj: &mut Value) {
 /// the selector becomes `matchLabels: {batch.kubernetes.io/controller-uid: <uid>}`. The API
 /// server must call this on create with the uid it assigned (after [`apply_defaults`]).
 pub fn job_generate_selector(job: &mut Value, uid: &str) {
-    let name = job.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = job
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let spec = child(job, "spec");
     if spec.get("manualSelector").and_then(Value::as_bool) == Some(true) {
         return;
@@ -123,7 +131,9 @@ pub fn job_generate_selector(job: &mut Value, uid: &str) {
     set_default(labels, "controller-uid", json!(uid));
     set_default(labels, "job-name", json!(name));
     let selector = child(spec, "selector");
-    if selector.get("matchLabels").is_none_or(Value::is_null) && selector.get("matchExpressions").is_none_or(Value::is_null) {
+    if selector.get("matchLabels").is_none_or(Value::is_null)
+        && selector.get("matchExpressions").is_none_or(Value::is_null)
+    {
         selector["matchLabels"] = json!({ "batch.kubernetes.io/controller-uid": uid });
     }
 }
@@ -143,8 +153,14 @@ pub fn pod_qos_class(spec: &Value) -> &'static str {
         let req = c.pointer("/resources/requests").and_then(Value::as_object);
         let lim = c.pointer("/resources/limits").and_then(Value::as_object);
         for r in ["cpu", "memory"] {
-            let rq = req.and_then(|m| m.get(r)).and_then(Value::as_str).and_then(crate::validation::quantity::parse);
-            let lq = lim.and_then(|m| m.get(r)).and_then(Value::as_str).and_then(crate::validation::quantity::parse);
+            let rq = req
+                .and_then(|m| m.get(r))
+                .and_then(Value::as_str)
+                .and_then(crate::validation::quantity::parse);
+            let lq = lim
+                .and_then(|m| m.get(r))
+                .and_then(Value::as_str)
+                .and_then(crate::validation::quantity::parse);
             if rq.is_some_and(|q| q != 0.0) || lq.is_some_and(|q| q != 0.0) {
                 any = true;
             }
@@ -231,7 +247,11 @@ fn default_pod(pod: &mut Value) {
     // SetDefaults_Pod: requests default to limits for each resource only limited.
     for key in ["containers", "initContainers"] {
         for_each(spec, key, |c| {
-            let Some(limits) = c.pointer("/resources/limits").and_then(Value::as_object).cloned() else {
+            let Some(limits) = c
+                .pointer("/resources/limits")
+                .and_then(Value::as_object)
+                .cloned()
+            else {
                 return;
             };
             if limits.is_empty() {
@@ -259,7 +279,12 @@ fn default_pod(pod: &mut Value) {
     }
     // Priority admission: without a priorityClassName (and without a global default class,
     // which the server resolves) the pod gets priority 0 and the default preemption policy.
-    if spec.get("priorityClassName").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if spec
+        .get("priorityClassName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         set_default(spec, "priority", json!(0));
         set_default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     }
@@ -300,9 +325,17 @@ fn image_tag_is_latest(image: &str) -> bool {
 }
 
 fn default_container(c: &mut Value) {
-    if c.get("imagePullPolicy").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if c.get("imagePullPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         let image = c.get("image").and_then(Value::as_str).unwrap_or("");
-        let policy = if image_tag_is_latest(image) { "Always" } else { "IfNotPresent" };
+        let policy = if image_tag_is_latest(image) {
+            "Always"
+        } else {
+            "IfNotPresent"
+        };
         c["imagePullPolicy"] = json!(policy);
     }
     set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
@@ -336,7 +369,11 @@ fn default_container(c: &mut Value) {
 }
 
 fn default_http_get(g: &mut Value) {
-    if g.get("path").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if g.get("path")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         g["path"] = json!("/");
     }
     set_default(g, "scheme", json!("HTTP"));
@@ -367,7 +404,9 @@ fn default_downward_items(v: &mut Value) {
 }
 
 fn default_volume(v: &mut Value) {
-    let has_source = v.as_object().is_some_and(|m| m.iter().any(|(k, val)| k != "name" && !val.is_null()));
+    let has_source = v
+        .as_object()
+        .is_some_and(|m| m.iter().any(|(k, val)| k != "name" && !val.is_null()));
     if !has_source {
         v["emptyDir"] = json!({});
         return;
@@ -409,7 +448,10 @@ fn default_volume(v: &mut Value) {
 }
 
 fn default_replication_controller(rc: &mut Value) {
-    let labels = rc.pointer("/spec/template/metadata/labels").filter(|l| l.is_object()).cloned();
+    let labels = rc
+        .pointer("/spec/template/metadata/labels")
+        .filter(|l| l.is_object())
+        .cloned();
     if let Some(labels) = labels {
         let spec = child(rc, "spec");
         if is_empty_obj_or_absent(spec.get("selector")) {
@@ -429,10 +471,20 @@ fn default_replication_controller(rc: &mut Value) {
 
 fn default_service(svc: &mut Value) {
     let spec = child(svc, "spec");
-    if spec.get("type").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         spec["type"] = json!("ClusterIP");
     }
-    if spec.get("sessionAffinity").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if spec
+        .get("sessionAffinity")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         spec["sessionAffinity"] = json!("None");
     }
     match spec.get("sessionAffinity").and_then(Value::as_str) {
@@ -461,11 +513,24 @@ fn default_service(svc: &mut Value) {
             }
         }
     });
-    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-    let external_ips = spec.get("externalIPs").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let external_ips = spec
+        .get("externalIPs")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
     let externally_accessible =
         ty == "LoadBalancer" || ty == "NodePort" || (ty == "ClusterIP" && external_ips);
-    if externally_accessible && spec.get("externalTrafficPolicy").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if externally_accessible
+        && spec
+            .get("externalTrafficPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+    {
         spec["externalTrafficPolicy"] = json!("Cluster");
     }
     if matches!(ty.as_str(), "ClusterIP" | "NodePort" | "LoadBalancer") {
@@ -474,7 +539,11 @@ fn default_service(svc: &mut Value) {
         // default to RequireDualStack, every other non-ExternalName service to SingleStack.
         let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
         let selectorless = is_empty_obj_or_absent(spec.get("selector"));
-        let policy = if headless && selectorless { "RequireDualStack" } else { "SingleStack" };
+        let policy = if headless && selectorless {
+            "RequireDualStack"
+        } else {
+            "SingleStack"
+        };
         set_default(spec, "ipFamilyPolicy", json!(policy));
     }
     if ty == "LoadBalancer" {
@@ -483,13 +552,22 @@ fn default_service(svc: &mut Value) {
 }
 
 fn default_namespace(ns: &mut Value) {
-    let name = ns.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = ns
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if !name.is_empty() {
         let labels = child(child(ns, "metadata"), "labels");
         labels["kubernetes.io/metadata.name"] = json!(name);
     }
     if let Some(status) = with(ns, "status") {
-        if status.get("phase").and_then(Value::as_str).unwrap_or("").is_empty() {
+        if status
+            .get("phase")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
             status["phase"] = json!("Active");
         }
     }
@@ -498,7 +576,11 @@ fn default_namespace(ns: &mut Value) {
 fn default_node(node: &mut Value) {
     if let Some(status) = with(node, "status") {
         if is_empty_obj_or_absent(status.get("allocatable")) {
-            if let Some(cap) = status.get("capacity").filter(|c| c.as_object().is_some_and(|m| !m.is_empty())).cloned() {
+            if let Some(cap) = status
+                .get("capacity")
+                .filter(|c| c.as_object().is_some_and(|m| !m.is_empty()))
+                .cloned()
+            {
                 status["allocatable"] = cap;
             }
         }
@@ -522,7 +604,12 @@ fn default_limit_range_item(item: &mut Value) {
     if item.get("type").and_then(Value::as_str) != Some("Container") {
         return;
     }
-    let get = |item: &Value, k: &str| item.get(k).and_then(Value::as_object).cloned().unwrap_or_default();
+    let get = |item: &Value, k: &str| {
+        item.get(k)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
     let max = get(item, "max");
     let min = get(item, "min");
     let mut default = get(item, "default");
@@ -553,7 +640,12 @@ fn default_deployment(d: &mut Value) {
     let spec = child(d, "spec");
     set_default(spec, "replicas", json!(1));
     let strategy = child(spec, "strategy");
-    if strategy.get("type").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if strategy
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         strategy["type"] = json!("RollingUpdate");
     }
     if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
@@ -574,11 +666,21 @@ fn default_replica_set(rs: &mut Value) {
 
 fn default_stateful_set(s: &mut Value) {
     let spec = child(s, "spec");
-    if spec.get("podManagementPolicy").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if spec
+        .get("podManagementPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         spec["podManagementPolicy"] = json!("OrderedReady");
     }
     let us = child(spec, "updateStrategy");
-    if us.get("type").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if us
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         us["type"] = json!("RollingUpdate");
         child(us, "rollingUpdate");
     }
@@ -599,7 +701,12 @@ fn default_stateful_set(s: &mut Value) {
 fn default_daemon_set(ds: &mut Value) {
     let spec = child(ds, "spec");
     let us = child(spec, "updateStrategy");
-    if us.get("type").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if us
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         us["type"] = json!("RollingUpdate");
     }
     if us.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
@@ -614,7 +721,10 @@ fn default_daemon_set(ds: &mut Value) {
 // ---- batch/v1 ----
 
 fn default_job(job: &mut Value) {
-    let template_labels = job.pointer("/spec/template/metadata/labels").filter(|l| l.is_object()).cloned();
+    let template_labels = job
+        .pointer("/spec/template/metadata/labels")
+        .filter(|l| l.is_object())
+        .cloned();
     let spec = child(job, "spec");
     let absent = |s: &Value, k: &str| s.get(k).is_none_or(Value::is_null);
     if absent(spec, "completions") && absent(spec, "parallelism") {
@@ -623,16 +733,28 @@ fn default_job(job: &mut Value) {
     }
     set_default(spec, "parallelism", json!(1));
     if absent(spec, "backoffLimit") {
-        let limit = if absent(spec, "backoffLimitPerIndex") { 6 } else { i32::MAX as i64 };
+        let limit = if absent(spec, "backoffLimitPerIndex") {
+            6
+        } else {
+            i32::MAX as i64
+        };
         spec["backoffLimit"] = json!(limit);
     }
     set_default(spec, "completionMode", json!("NonIndexed"));
     set_default(spec, "suspend", json!(false));
     let has_failure_policy = !absent(spec, "podFailurePolicy");
     if let Some(pfp) = with(spec, "podFailurePolicy") {
-        for_each(pfp, "rules", |r| for_each(r, "onPodConditions", |c| set_default(c, "status", json!("True"))));
+        for_each(pfp, "rules", |r| {
+            for_each(r, "onPodConditions", |c| {
+                set_default(c, "status", json!("True"))
+            })
+        });
     }
-    let replacement = if has_failure_policy { "Failed" } else { "TerminatingOrFailed" };
+    let replacement = if has_failure_policy {
+        "Failed"
+    } else {
+        "TerminatingOrFailed"
+    };
     set_default(spec, "podReplacementPolicy", json!(replacement));
     set_default(spec, "manualSelector", json!(false));
     default_template_of(spec);
@@ -646,7 +768,12 @@ fn default_job(job: &mut Value) {
 
 fn default_cron_job(cj: &mut Value) {
     let spec = child(cj, "spec");
-    if spec.get("concurrencyPolicy").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if spec
+        .get("concurrencyPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         spec["concurrencyPolicy"] = json!("Allow");
     }
     set_default(spec, "suspend", json!(false));
@@ -691,7 +818,9 @@ fn default_hpa_v2(hpa: &mut Value) {
 fn default_network_policy(np: &mut Value) {
     let spec = child(np, "spec");
     for dir in ["ingress", "egress"] {
-        for_each(spec, dir, |r| for_each(r, "ports", |p| set_default(p, "protocol", json!("TCP"))));
+        for_each(spec, dir, |r| {
+            for_each(r, "ports", |p| set_default(p, "protocol", json!("TCP")))
+        });
     }
     if is_empty_obj_or_absent(spec.get("policyTypes")) {
         let mut types = vec![json!("Ingress")];
@@ -704,12 +833,20 @@ fn default_network_policy(np: &mut Value) {
 
 fn default_role_binding(rb: &mut Value) {
     if let Some(r) = with(rb, "roleRef") {
-        if r.get("apiGroup").and_then(Value::as_str).unwrap_or("").is_empty() {
+        if r.get("apiGroup")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
             r["apiGroup"] = json!("rbac.authorization.k8s.io");
         }
     }
     for_each(rb, "subjects", |s| {
-        if s.get("apiGroup").and_then(Value::as_str).unwrap_or("").is_empty() {
+        if s.get("apiGroup")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
             if let Some("User" | "Group") = s.get("kind").and_then(Value::as_str) {
                 s["apiGroup"] = json!("rbac.authorization.k8s.io");
             }

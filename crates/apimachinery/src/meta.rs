@@ -36,7 +36,8 @@ pub const STANDARD_FINALIZERS: &[&str] = &["kubernetes", "orphan", "foregroundDe
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_ERR: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
@@ -93,7 +94,11 @@ pub fn is_dns1123_label(v: &str) -> Vec<String> {
         errs.push(max_len_error(DNS1123_LABEL_MAX_LENGTH));
     }
     if !DNS1123_LABEL_RE.is_match(v) {
-        errs.push(regex_error(DNS1123_LABEL_ERR, DNS1123_LABEL_FMT, &["my-name", "123-abc"]));
+        errs.push(regex_error(
+            DNS1123_LABEL_ERR,
+            DNS1123_LABEL_FMT,
+            &["my-name", "123-abc"],
+        ));
     }
     errs
 }
@@ -105,7 +110,11 @@ pub fn is_dns1123_subdomain(v: &str) -> Vec<String> {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
     }
     if !DNS1123_SUBDOMAIN_RE.is_match(v) {
-        errs.push(regex_error(DNS1123_SUBDOMAIN_ERR, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
+        errs.push(regex_error(
+            DNS1123_SUBDOMAIN_ERR,
+            DNS1123_SUBDOMAIN_FMT,
+            &["example.com"],
+        ));
     }
     errs
 }
@@ -117,7 +126,11 @@ pub fn is_dns1035_label(v: &str) -> Vec<String> {
         errs.push(max_len_error(DNS1035_LABEL_MAX_LENGTH));
     }
     if !DNS1035_LABEL_RE.is_match(v) {
-        errs.push(regex_error(DNS1035_LABEL_ERR, DNS1035_LABEL_FMT, &["my-name", "abc-123"]));
+        errs.push(regex_error(
+            DNS1035_LABEL_ERR,
+            DNS1035_LABEL_FMT,
+            &["my-name", "abc-123"],
+        ));
     }
     errs
 }
@@ -132,7 +145,11 @@ pub fn is_qualified_name(v: &str) -> Vec<String> {
             if prefix.is_empty() {
                 errs.push(format!("prefix part {}", empty_error()));
             } else {
-                errs.extend(is_dns1123_subdomain(prefix).into_iter().map(|m| format!("prefix part {m}")));
+                errs.extend(
+                    is_dns1123_subdomain(prefix)
+                        .into_iter()
+                        .map(|m| format!("prefix part {m}")),
+                );
             }
             *name
         }
@@ -147,12 +164,19 @@ pub fn is_qualified_name(v: &str) -> Vec<String> {
     if name.is_empty() {
         errs.push(format!("name part {}", empty_error()));
     } else if name.len() > QUALIFIED_NAME_MAX_LENGTH {
-        errs.push(format!("name part {}", max_len_error(QUALIFIED_NAME_MAX_LENGTH)));
+        errs.push(format!(
+            "name part {}",
+            max_len_error(QUALIFIED_NAME_MAX_LENGTH)
+        ));
     }
     if !QUALIFIED_NAME_RE.is_match(name) {
         errs.push(format!(
             "name part {}",
-            regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
+            regex_error(
+                QUALIFIED_NAME_ERR,
+                QUALIFIED_NAME_FMT,
+                &["MyName", "my.name", "123-abc"]
+            )
         ));
     }
     errs
@@ -165,7 +189,11 @@ pub fn is_valid_label_value(v: &str) -> Vec<String> {
         errs.push(max_len_error(LABEL_VALUE_MAX_LENGTH));
     }
     if !LABEL_VALUE_RE.is_match(v) {
-        errs.push(regex_error(LABEL_VALUE_ERR, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
+        errs.push(regex_error(
+            LABEL_VALUE_ERR,
+            LABEL_VALUE_FMT,
+            &["MyValue", "my_value", "12345"],
+        ));
     }
     errs
 }
@@ -233,7 +261,11 @@ fn mask_trailing_dash(name: &str) -> String {
 
 /// Messages for `name` under `rule`; `prefix` is true when validating a generateName.
 pub fn validate_name(rule: NameRule, name: &str, prefix: bool) -> Vec<String> {
-    let n = if prefix { mask_trailing_dash(name) } else { name.to_string() };
+    let n = if prefix {
+        mask_trailing_dash(name)
+    } else {
+        name.to_string()
+    };
     match rule {
         NameRule::Dns1123Subdomain => is_dns1123_subdomain(&n),
         NameRule::Dns1123Label => is_dns1123_label(&n),
@@ -275,7 +307,10 @@ pub fn go_value(v: &Value) -> String {
             format!("map[string]string{{{}}}", items.join(", "))
         }
         Value::Array(a) if a.iter().all(Value::is_string) => {
-            let items: Vec<String> = a.iter().map(|s| format!("{:?}", s.as_str().unwrap_or_default())).collect();
+            let items: Vec<String> = a
+                .iter()
+                .map(|s| format!("{:?}", s.as_str().unwrap_or_default()))
+                .collect();
             format!("[]string{{{}}}", items.join(", "))
         }
         Value::String(s) => format!("{s:?}"),
@@ -286,12 +321,22 @@ pub fn go_value(v: &Value) -> String {
 
 /// An Invalid field error whose value is rendered with [`go_value`].
 pub fn invalid_go(field: impl Into<String>, v: &Value, detail: impl Into<String>) -> FieldError {
-    FieldError { kind: CauseType::Invalid, field: field.into(), value: Some(go_value(v)), detail: detail.into() }
+    FieldError {
+        kind: CauseType::Invalid,
+        field: field.into(),
+        value: Some(go_value(v)),
+        detail: detail.into(),
+    }
 }
 
 /// A NotFound field error (`field.NotFound`).
 pub fn not_found(field: impl Into<String>, v: &Value) -> FieldError {
-    FieldError { kind: CauseType::NotFound, field: field.into(), value: Some(go_value(v)), detail: String::new() }
+    FieldError {
+        kind: CauseType::NotFound,
+        field: field.into(),
+        value: Some(go_value(v)),
+        detail: String::new(),
+    }
 }
 
 /// Label validation (`ValidateLabels`): errors are reported at `path` itself, as upstream does.
@@ -312,7 +357,10 @@ pub fn validate_labels(labels: Option<&Value>, path: &str) -> Vec<FieldError> {
 
 /// One label key (`ValidateLabelName`).
 pub fn validate_label_name(key: &str, path: &str) -> Vec<FieldError> {
-    is_qualified_name(key).into_iter().map(|m| FieldError::invalid(path, &json!(key), m)).collect()
+    is_qualified_name(key)
+        .into_iter()
+        .map(|m| FieldError::invalid(path, &json!(key), m))
+        .collect()
 }
 
 /// Annotation validation (`ValidateAnnotations`): keys are case-insensitive qualified names and
@@ -337,12 +385,19 @@ pub fn validate_annotations(annotations: Option<&Value>, path: &str) -> Vec<Fiel
 
 /// Finalizer validation: each a qualified name, not both `orphan` and `foregroundDeletion`, and
 /// (for built-in kinds, `core_rules`) unqualified names only if standard.
-pub fn validate_finalizers(finalizers: Option<&Value>, path: &str, core_rules: bool) -> Vec<FieldError> {
+pub fn validate_finalizers(
+    finalizers: Option<&Value>,
+    path: &str,
+    core_rules: bool,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let Some(list) = finalizers.and_then(Value::as_array) else {
         return errs;
     };
-    let names: Vec<&str> = list.iter().map(|f| f.as_str().unwrap_or_default()).collect();
+    let names: Vec<&str> = list
+        .iter()
+        .map(|f| f.as_str().unwrap_or_default())
+        .collect();
     for f in &names {
         for m in is_qualified_name(f) {
             errs.push(FieldError::invalid(path, &json!(f), m));
@@ -377,26 +432,51 @@ pub fn validate_owner_references(refs: Option<&Value>, path: &str) -> Vec<FieldE
     };
     let mut first_controller: Option<String> = None;
     for r in list {
-        let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let s = |k: &str| {
+            r.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let (api_version, kind, name, uid) = (s("apiVersion"), s("kind"), s("name"), s("uid"));
         let (group, version) = match api_version.rsplit_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (String::new(), api_version.clone()),
         };
         if version.is_empty() {
-            errs.push(FieldError::invalid(format!("{path}.apiVersion"), &json!(api_version), "version must not be empty"));
+            errs.push(FieldError::invalid(
+                format!("{path}.apiVersion"),
+                &json!(api_version),
+                "version must not be empty",
+            ));
         }
         if kind.is_empty() {
-            errs.push(FieldError::invalid(format!("{path}.kind"), &json!(kind), "must not be empty"));
+            errs.push(FieldError::invalid(
+                format!("{path}.kind"),
+                &json!(kind),
+                "must not be empty",
+            ));
         }
         if name.is_empty() {
-            errs.push(FieldError::invalid(format!("{path}.name"), &json!(name), "must not be empty"));
+            errs.push(FieldError::invalid(
+                format!("{path}.name"),
+                &json!(name),
+                "must not be empty",
+            ));
         }
         if uid.is_empty() {
-            errs.push(FieldError::invalid(format!("{path}.uid"), &json!(uid), "must not be empty"));
+            errs.push(FieldError::invalid(
+                format!("{path}.uid"),
+                &json!(uid),
+                "must not be empty",
+            ));
         }
         if group.is_empty() && version == "v1" && kind == "Event" {
-            errs.push(FieldError::invalid(path, r, "/v1, Kind=Event is disallowed from being an owner"));
+            errs.push(FieldError::invalid(
+                path,
+                r,
+                "/v1, Kind=Event is disallowed from being an owner",
+            ));
         }
         if r.get("controller").and_then(Value::as_bool) == Some(true) {
             let cur = format!("{kind}/{name}");
@@ -420,17 +500,29 @@ fn meta_str<'a>(meta: &'a Value, key: &str) -> &'a str {
 /// Object-meta validation on create (`ValidateObjectMeta` of core): name or generateName,
 /// namespace presence per scope, generation, labels, annotations, ownerReferences, finalizers.
 /// `meta` is the object's `metadata` (or a template's), `path` its field path.
-pub fn validate_object_meta(meta: &Value, namespaced: bool, rule: NameRule, path: &str) -> Vec<FieldError> {
+pub fn validate_object_meta(
+    meta: &Value,
+    namespaced: bool,
+    rule: NameRule,
+    path: &str,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let generate_name = meta_str(meta, "generateName");
     if !generate_name.is_empty() {
         for m in validate_name(rule, generate_name, true) {
-            errs.push(FieldError::invalid(format!("{path}.generateName"), &json!(generate_name), m));
+            errs.push(FieldError::invalid(
+                format!("{path}.generateName"),
+                &json!(generate_name),
+                m,
+            ));
         }
     }
     let name = meta_str(meta, "name");
     if name.is_empty() {
-        errs.push(FieldError::required(format!("{path}.name"), "name or generateName is required"));
+        errs.push(FieldError::required(
+            format!("{path}.name"),
+            "name or generateName is required",
+        ));
     } else {
         for m in validate_name(rule, name, false) {
             errs.push(FieldError::invalid(format!("{path}.name"), &json!(name), m));
@@ -442,14 +534,25 @@ pub fn validate_object_meta(meta: &Value, namespaced: bool, rule: NameRule, path
             errs.push(FieldError::required(format!("{path}.namespace"), ""));
         } else {
             for m in is_dns1123_label(ns) {
-                errs.push(FieldError::invalid(format!("{path}.namespace"), &json!(ns), m));
+                errs.push(FieldError::invalid(
+                    format!("{path}.namespace"),
+                    &json!(ns),
+                    m,
+                ));
             }
         }
     } else if !ns.is_empty() {
-        errs.push(FieldError::forbidden(format!("{path}.namespace"), "not allowed on this type"));
+        errs.push(FieldError::forbidden(
+            format!("{path}.namespace"),
+            "not allowed on this type",
+        ));
     }
     errs.extend(validate_common_meta(meta, path));
-    errs.extend(validate_finalizers(meta.get("finalizers"), &format!("{path}.finalizers"), true));
+    errs.extend(validate_finalizers(
+        meta.get("finalizers"),
+        &format!("{path}.finalizers"),
+        true,
+    ));
     errs
 }
 
@@ -458,12 +561,25 @@ fn validate_common_meta(meta: &Value, path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if let Some(g) = meta.get("generation").and_then(Value::as_i64) {
         if g < 0 {
-            errs.push(FieldError::invalid(format!("{path}.generation"), &json!(g), IS_NEGATIVE));
+            errs.push(FieldError::invalid(
+                format!("{path}.generation"),
+                &json!(g),
+                IS_NEGATIVE,
+            ));
         }
     }
-    errs.extend(validate_labels(meta.get("labels"), &format!("{path}.labels")));
-    errs.extend(validate_annotations(meta.get("annotations"), &format!("{path}.annotations")));
-    errs.extend(validate_owner_references(meta.get("ownerReferences"), &format!("{path}.ownerReferences")));
+    errs.extend(validate_labels(
+        meta.get("labels"),
+        &format!("{path}.labels"),
+    ));
+    errs.extend(validate_annotations(
+        meta.get("annotations"),
+        &format!("{path}.annotations"),
+    ));
+    errs.extend(validate_owner_references(
+        meta.get("ownerReferences"),
+        &format!("{path}.ownerReferences"),
+    ));
     errs
 }
 
@@ -471,8 +587,14 @@ fn validate_common_meta(meta: &Value, path: &str) -> Vec<FieldError> {
 pub fn validate_template_meta(meta: Option<&Value>, path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if let Some(meta) = meta {
-        errs.extend(validate_labels(meta.get("labels"), &format!("{path}.labels")));
-        errs.extend(validate_annotations(meta.get("annotations"), &format!("{path}.annotations")));
+        errs.extend(validate_labels(
+            meta.get("labels"),
+            &format!("{path}.labels"),
+        ));
+        errs.extend(validate_annotations(
+            meta.get("annotations"),
+            &format!("{path}.annotations"),
+        ));
     }
     errs
 }
@@ -497,7 +619,9 @@ pub fn immutable_error(path: &str, new: &Value) -> FieldError {
             value: Some("null".to_string()),
             detail: FIELD_IMMUTABLE.to_string(),
         },
-        Value::String(_) | Value::Number(_) | Value::Bool(_) => FieldError::invalid(path, new, FIELD_IMMUTABLE),
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+            FieldError::invalid(path, new, FIELD_IMMUTABLE)
+        }
         _ => invalid_go(path, new, FIELD_IMMUTABLE),
     }
 }
@@ -510,8 +634,10 @@ pub fn validate_object_meta_update(new: &Value, old: &Value, path: &str) -> Vec<
     let mut errs = Vec::new();
     if old.get("deletionTimestamp").is_some_and(|d| !d.is_null()) {
         let old_f: Vec<&str> = str_list(old.get("finalizers"));
-        let extra: std::collections::BTreeSet<&str> =
-            str_list(new.get("finalizers")).into_iter().filter(|f| !old_f.contains(f)).collect();
+        let extra: std::collections::BTreeSet<&str> = str_list(new.get("finalizers"))
+            .into_iter()
+            .filter(|f| !old_f.contains(f))
+            .collect();
         if !extra.is_empty() {
             let list: Vec<String> = extra.iter().map(|f| format!("{f:?}")).collect();
             errs.push(FieldError::forbidden(
@@ -524,14 +650,29 @@ pub fn validate_object_meta_update(new: &Value, old: &Value, path: &str) -> Vec<
         }
     }
     if meta_str(new, "resourceVersion").is_empty() {
-        errs.push(FieldError::invalid(format!("{path}.resourceVersion"), &json!(""), "must be specified for an update"));
+        errs.push(FieldError::invalid(
+            format!("{path}.resourceVersion"),
+            &json!(""),
+            "must be specified for an update",
+        ));
     }
     let ng = new.get("generation").and_then(Value::as_i64).unwrap_or(0);
     let og = old.get("generation").and_then(Value::as_i64).unwrap_or(0);
     if ng < og {
-        errs.push(FieldError::invalid(format!("{path}.generation"), &json!(ng), "must not be decremented"));
+        errs.push(FieldError::invalid(
+            format!("{path}.generation"),
+            &json!(ng),
+            "must not be decremented",
+        ));
     }
-    for key in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+    for key in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
         let norm = |v: Option<&Value>| -> Value {
             match v {
                 None | Some(Value::Null) => {
@@ -550,12 +691,18 @@ pub fn validate_object_meta_update(new: &Value, old: &Value, path: &str) -> Vec<
         }
     }
     errs.extend(validate_common_meta(new, path));
-    errs.extend(validate_finalizers(new.get("finalizers"), &format!("{path}.finalizers"), true));
+    errs.extend(validate_finalizers(
+        new.get("finalizers"),
+        &format!("{path}.finalizers"),
+        true,
+    ));
     errs
 }
 
 fn str_list(v: Option<&Value>) -> Vec<&str> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// Whether upstream's registry strategy for a kind maintains `metadata.generation` (set to 1 on
@@ -567,7 +714,10 @@ pub fn tracks_generation(group: &str, kind: &str) -> bool {
         (group, kind),
         ("", "Pod")
             | ("", "ReplicationController")
-            | ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
+            | (
+                "apps",
+                "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
+            )
             | ("batch", "Job" | "CronJob")
             | ("networking.k8s.io", "Ingress" | "NetworkPolicy")
             | ("policy", "PodDisruptionBudget")
@@ -593,7 +743,8 @@ pub fn generation_bumped(group: &str, kind: &str, custom: bool, old: &Value, new
     let spec_changed = old.get("spec") != new.get("spec");
     match (group, kind) {
         ("apps", "Deployment") => {
-            spec_changed || old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
+            spec_changed
+                || old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
         }
         ("admissionregistration.k8s.io", _) | ("flowcontrol.apiserver.k8s.io", _) => {
             outside_meta_status(old) != outside_meta_status(new)
@@ -604,12 +755,25 @@ pub fn generation_bumped(group: &str, kind: &str, custom: bool, old: &Value, new
 
 /// The generation to store after an update (the old one, plus one when bumped); `None` for
 /// kinds without generation.
-pub fn next_generation(group: &str, kind: &str, custom: bool, old: &Value, new: &Value) -> Option<i64> {
+pub fn next_generation(
+    group: &str,
+    kind: &str,
+    custom: bool,
+    old: &Value,
+    new: &Value,
+) -> Option<i64> {
     if !custom && !tracks_generation(group, kind) {
         return None;
     }
-    let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
-    Some(if generation_bumped(group, kind, custom, old, new) { g + 1 } else { g })
+    let g = old
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    Some(if generation_bumped(group, kind, custom, old, new) {
+        g + 1
+    } else {
+        g
+    })
 }
 
 fn outside_meta_status(v: &Value) -> Value {
@@ -648,20 +812,59 @@ mod tests {
         let cases: Vec<(NameRule, &str, bool, Vec<String>)> = vec![
             (NameRule::Dns1123Subdomain, "a.b-c", false, vec![]),
             (NameRule::Dns1123Subdomain, "web-", true, vec![]),
-            (NameRule::Dns1123Label, "a.b", false, vec![regex_error(DNS1123_LABEL_ERR, DNS1123_LABEL_FMT, &["my-name", "123-abc"])]),
-            (NameRule::Dns1123Label, &long_label, false, vec![max_len_error(63)]),
-            (NameRule::Dns1035Label, "1abc", false, vec![regex_error(DNS1035_LABEL_ERR, DNS1035_LABEL_FMT, &["my-name", "abc-123"])]),
+            (
+                NameRule::Dns1123Label,
+                "a.b",
+                false,
+                vec![regex_error(
+                    DNS1123_LABEL_ERR,
+                    DNS1123_LABEL_FMT,
+                    &["my-name", "123-abc"],
+                )],
+            ),
+            (
+                NameRule::Dns1123Label,
+                &long_label,
+                false,
+                vec![max_len_error(63)],
+            ),
+            (
+                NameRule::Dns1035Label,
+                "1abc",
+                false,
+                vec![regex_error(
+                    DNS1035_LABEL_ERR,
+                    DNS1035_LABEL_FMT,
+                    &["my-name", "abc-123"],
+                )],
+            ),
             (NameRule::Dns1035Label, "abc", false, vec![]),
             (NameRule::PathSegment, "system:admin", false, vec![]),
-            (NameRule::PathSegment, "..", false, vec!["may not be '..'".to_string()]),
-            (NameRule::PathSegment, "a/b%", false, vec!["may not contain '/'".to_string(), "may not contain '%'".to_string()]),
+            (
+                NameRule::PathSegment,
+                "..",
+                false,
+                vec!["may not be '..'".to_string()],
+            ),
+            (
+                NameRule::PathSegment,
+                "a/b%",
+                false,
+                vec![
+                    "may not contain '/'".to_string(),
+                    "may not contain '%'".to_string(),
+                ],
+            ),
         ];
         for (rule, name, prefix, want) in cases {
             assert_eq!(validate_name(rule, name, prefix), want, "{rule:?} {name}");
         }
         assert_eq!(name_rule("", "Service"), NameRule::Dns1035Label);
         assert_eq!(name_rule("", "Namespace"), NameRule::Dns1123Label);
-        assert_eq!(name_rule("rbac.authorization.k8s.io", "ClusterRole"), NameRule::PathSegment);
+        assert_eq!(
+            name_rule("rbac.authorization.k8s.io", "ClusterRole"),
+            NameRule::PathSegment
+        );
         assert_eq!(name_rule("", "ConfigMap"), NameRule::Dns1123Subdomain);
     }
 
@@ -679,7 +882,11 @@ mod tests {
             ("app", 0, ""),
             ("example.com/app", 0, ""),
             ("/app", 1, "prefix part must be non-empty"),
-            ("Example.com/app", 1, "prefix part a lowercase RFC 1123 subdomain"),
+            (
+                "Example.com/app",
+                1,
+                "prefix part a lowercase RFC 1123 subdomain",
+            ),
             ("a/b/c", 1, "a qualified name must consist of"),
             ("example.com/", 2, "name part must be non-empty"),
             ("-app", 1, "name part must consist of"),
@@ -691,28 +898,50 @@ mod tests {
                 assert!(errs[0].starts_with(prefix), "{v}: {}", errs[0]);
             }
         }
-        assert_eq!(is_qualified_name(&"a".repeat(64)), vec!["name part must be no more than 63 characters"]);
+        assert_eq!(
+            is_qualified_name(&"a".repeat(64)),
+            vec!["name part must be no more than 63 characters"]
+        );
     }
 
     #[test]
     fn labels_and_annotations() {
-        let errs = validate_labels(Some(&json!({"ok": "v", "bad key": "v", "k": "-bad"})), "metadata.labels");
+        let errs = validate_labels(
+            Some(&json!({"ok": "v", "bad key": "v", "k": "-bad"})),
+            "metadata.labels",
+        );
         let msgs: Vec<String> = errs.iter().map(FieldError::full_message).collect();
         assert_eq!(msgs.len(), 2, "{msgs:?}");
-        assert!(msgs[0].starts_with("metadata.labels: Invalid value: \"bad key\": name part must consist of"));
-        assert!(msgs[1].starts_with("metadata.labels: Invalid value: \"-bad\": a valid label must be an empty string"));
+        assert!(msgs[0]
+            .starts_with("metadata.labels: Invalid value: \"bad key\": name part must consist of"));
+        assert!(msgs[1].starts_with(
+            "metadata.labels: Invalid value: \"-bad\": a valid label must be an empty string"
+        ));
         assert!(validate_labels(Some(&json!({"k": ""})), "l").is_empty());
         // annotation keys are case-insensitive
         assert!(validate_annotations(Some(&json!({"Example.COM/Key": "v"})), "a").is_empty());
         let big = "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT);
         let errs = validate_annotations(Some(&json!({ "k": big })), "metadata.annotations");
         assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].full_message(), "metadata.annotations: Too long: must have at most 262144 bytes");
+        assert_eq!(
+            errs[0].full_message(),
+            "metadata.annotations: Too long: must have at most 262144 bytes"
+        );
     }
 
     #[test]
     fn finalizers_and_owner_refs() {
-        let errs = validate_finalizers(Some(&json!(["kubernetes", "example.com/f", "custom", "orphan", "foregroundDeletion"])), "metadata.finalizers", true);
+        let errs = validate_finalizers(
+            Some(&json!([
+                "kubernetes",
+                "example.com/f",
+                "custom",
+                "orphan",
+                "foregroundDeletion"
+            ])),
+            "metadata.finalizers",
+            true,
+        );
         let msgs: Vec<String> = errs.iter().map(FieldError::full_message).collect();
         assert_eq!(
             msgs,
@@ -740,19 +969,45 @@ mod tests {
                 "metadata.ownerReferences",
             ]
         );
-        assert_eq!(errs[4].detail, "/v1, Kind=Event is disallowed from being an owner");
-        assert!(errs[5].detail.contains("Found \"true\" in references for ReplicaSet/a and ReplicaSet/b"));
+        assert_eq!(
+            errs[4].detail,
+            "/v1, Kind=Event is disallowed from being an owner"
+        );
+        assert!(errs[5]
+            .detail
+            .contains("Found \"true\" in references for ReplicaSet/a and ReplicaSet/b"));
     }
 
     #[test]
     fn namespace_scope() {
-        let errs = validate_object_meta(&json!({"name": "x"}), true, NameRule::Dns1123Subdomain, "metadata");
+        let errs = validate_object_meta(
+            &json!({"name": "x"}),
+            true,
+            NameRule::Dns1123Subdomain,
+            "metadata",
+        );
         assert_eq!(errs[0].full_message(), "metadata.namespace: Required value");
-        let errs = validate_object_meta(&json!({"name": "x", "namespace": "d"}), false, NameRule::Dns1123Subdomain, "metadata");
-        assert_eq!(errs[0].full_message(), "metadata.namespace: Forbidden: not allowed on this type");
+        let errs = validate_object_meta(
+            &json!({"name": "x", "namespace": "d"}),
+            false,
+            NameRule::Dns1123Subdomain,
+            "metadata",
+        );
+        assert_eq!(
+            errs[0].full_message(),
+            "metadata.namespace: Forbidden: not allowed on this type"
+        );
         let errs = validate_object_meta(&json!({}), false, NameRule::Dns1123Subdomain, "metadata");
-        assert_eq!(errs[0].full_message(), "metadata.name: Required value: name or generateName is required");
-        let errs = validate_object_meta(&json!({"generateName": "Web-", "name": "x"}), false, NameRule::Dns1123Subdomain, "metadata");
+        assert_eq!(
+            errs[0].full_message(),
+            "metadata.name: Required value: name or generateName is required"
+        );
+        let errs = validate_object_meta(
+            &json!({"generateName": "Web-", "name": "x"}),
+            false,
+            NameRule::Dns1123Subdomain,
+            "metadata",
+        );
         assert_eq!(errs[0].field, "metadata.generateName");
     }
 
@@ -791,7 +1046,10 @@ mod tests {
         let mut no_rv = old.clone();
         no_rv.as_object_mut().unwrap().remove("resourceVersion");
         let errs = validate_object_meta_update(&no_rv, &old, "metadata");
-        assert_eq!(errs[0].full_message(), "metadata.resourceVersion: Invalid value: \"\": must be specified for an update");
+        assert_eq!(
+            errs[0].full_message(),
+            "metadata.resourceVersion: Invalid value: \"\": must be specified for an update"
+        );
     }
 
     #[test]
@@ -820,7 +1078,11 @@ mod tests {
             ("example.com", "Widget", true, &ann, Some(4)),
         ];
         for (g, k, custom, new, want) in cases {
-            assert_eq!(next_generation(g, k, custom, &dep, new), want, "{g}/{k} {new}");
+            assert_eq!(
+                next_generation(g, k, custom, &dep, new),
+                want,
+                "{g}/{k} {new}"
+            );
         }
     }
 }

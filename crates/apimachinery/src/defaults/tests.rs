@@ -17,7 +17,9 @@ fn table() {
     // (group, version, kind, input, expected)
     let cases: Vec<(&str, &str, &str, Value, Value)> = vec![
         (
-            "", "v1", "Pod",
+            "",
+            "v1",
+            "Pod",
             json!({"metadata": {"name": "p"}, "spec": {"containers": [
                 {"name": "c", "image": "nginx", "ports": [{"containerPort": 80}],
                  "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}},
@@ -61,14 +63,18 @@ fn table() {
             }}),
         ),
         (
-            "", "v1", "Service",
+            "",
+            "v1",
+            "Service",
             json!({"spec": {"ports": [{"port": 80}, {"port": 443, "targetPort": "https", "protocol": "UDP"}], "selector": {"app": "a"}}}),
             json!({"spec": {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}, {"port": 443, "targetPort": "https", "protocol": "UDP"}],
                 "selector": {"app": "a"}, "type": "ClusterIP", "sessionAffinity": "None",
                 "internalTrafficPolicy": "Cluster", "ipFamilyPolicy": "SingleStack"}}),
         ),
         (
-            "", "v1", "Service",
+            "",
+            "v1",
+            "Service",
             json!({"spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP", "ports": [{"port": 80, "targetPort": 0}]}}),
             json!({"spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP",
                 "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10800}},
@@ -77,18 +83,24 @@ fn table() {
                 "ipFamilyPolicy": "SingleStack", "allocateLoadBalancerNodePorts": true}}),
         ),
         (
-            "", "v1", "Service",
+            "",
+            "v1",
+            "Service",
             json!({"spec": {"type": "ExternalName", "externalName": "example.com"}}),
             json!({"spec": {"type": "ExternalName", "externalName": "example.com", "sessionAffinity": "None"}}),
         ),
         (
-            "", "v1", "Service",
+            "",
+            "v1",
+            "Service",
             json!({"spec": {"clusterIP": "None"}}),
             json!({"spec": {"clusterIP": "None", "type": "ClusterIP", "sessionAffinity": "None",
                 "internalTrafficPolicy": "Cluster", "ipFamilyPolicy": "RequireDualStack"}}),
         ),
         (
-            "apps", "v1", "Deployment",
+            "apps",
+            "v1",
+            "Deployment",
             json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}}}}),
             json!({"metadata": {"name": "d"}, "spec": {
                 "selector": {"matchLabels": {"a": "b"}},
@@ -100,12 +112,16 @@ fn table() {
                 "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600}}),
         ),
         (
-            "apps", "v1", "Deployment",
+            "apps",
+            "v1",
+            "Deployment",
             json!({"spec": {"strategy": {"type": "Recreate"}, "replicas": 0}}),
             json!({"spec": {"strategy": {"type": "Recreate"}, "replicas": 0, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600}}),
         ),
         (
-            "apps", "v1", "StatefulSet",
+            "apps",
+            "v1",
+            "StatefulSet",
             json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}}),
             json!({"spec": {
                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"}, "status": {"phase": "Pending"}}],
@@ -115,24 +131,32 @@ fn table() {
                 "replicas": 1, "revisionHistoryLimit": 10}}),
         ),
         (
-            "apps", "v1", "StatefulSet",
+            "apps",
+            "v1",
+            "StatefulSet",
             json!({"spec": {"updateStrategy": {"type": "OnDelete"}}}),
             json!({"spec": {"updateStrategy": {"type": "OnDelete"}, "podManagementPolicy": "OrderedReady",
                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
                 "replicas": 1, "revisionHistoryLimit": 10}}),
         ),
         (
-            "apps", "v1", "DaemonSet",
+            "apps",
+            "v1",
+            "DaemonSet",
             json!({"spec": {}}),
             json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}, "revisionHistoryLimit": 10}}),
         ),
         (
-            "apps", "v1", "ReplicaSet",
+            "apps",
+            "v1",
+            "ReplicaSet",
             json!({"spec": {}}),
             json!({"spec": {"replicas": 1}}),
         ),
         (
-            "batch", "v1", "Job",
+            "batch",
+            "v1",
+            "Job",
             json!({"spec": {"template": {"metadata": {"labels": {"x": "y"}}, "spec": {"restartPolicy": "Never", "containers": []}}}}),
             json!({"metadata": {"labels": {"x": "y"}}, "spec": {
                 "template": {"metadata": {"labels": {"x": "y"}}, "spec": {"restartPolicy": "Never", "containers": [],
@@ -141,49 +165,71 @@ fn table() {
                 "suspend": false, "podReplacementPolicy": "TerminatingOrFailed", "manualSelector": false}}),
         ),
         (
-            "batch", "v1", "Job",
+            "batch",
+            "v1",
+            "Job",
             json!({"spec": {"parallelism": 3, "backoffLimitPerIndex": 1, "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}}}),
             json!({"spec": {"parallelism": 3, "backoffLimitPerIndex": 1, "backoffLimit": 2147483647,
                 "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
                 "completionMode": "NonIndexed", "suspend": false, "podReplacementPolicy": "Failed", "manualSelector": false}}),
         ),
         (
-            "batch", "v1", "CronJob",
+            "batch",
+            "v1",
+            "CronJob",
             json!({"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}),
             json!({"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [],
                     "dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}},
                 "concurrencyPolicy": "Allow", "suspend": false, "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1}}),
         ),
-        ("", "v1", "Secret", json!({"data": {}}), json!({"data": {}, "type": "Opaque"})),
         (
-            "", "v1", "Namespace",
+            "",
+            "v1",
+            "Secret",
+            json!({"data": {}}),
+            json!({"data": {}, "type": "Opaque"}),
+        ),
+        (
+            "",
+            "v1",
+            "Namespace",
             json!({"metadata": {"name": "team-a", "labels": {"kubernetes.io/metadata.name": "forged"}}, "status": {}}),
             json!({"metadata": {"name": "team-a", "labels": {"kubernetes.io/metadata.name": "team-a"}}, "status": {"phase": "Active"}}),
         ),
         (
-            "", "v1", "Node",
+            "",
+            "v1",
+            "Node",
             json!({"status": {"capacity": {"cpu": "2"}}}),
             json!({"status": {"capacity": {"cpu": "2"}, "allocatable": {"cpu": "2"}}}),
         ),
         (
-            "", "v1", "PersistentVolume",
+            "",
+            "v1",
+            "PersistentVolume",
             json!({"spec": {"capacity": {"storage": "1Gi"}}}),
             json!({"spec": {"capacity": {"storage": "1Gi"}, "persistentVolumeReclaimPolicy": "Retain", "volumeMode": "Filesystem"}, "status": {"phase": "Pending"}}),
         ),
         (
-            "", "v1", "PersistentVolumeClaim",
+            "",
+            "v1",
+            "PersistentVolumeClaim",
             json!({"spec": {}}),
             json!({"spec": {"volumeMode": "Filesystem"}, "status": {"phase": "Pending"}}),
         ),
         (
-            "", "v1", "ReplicationController",
+            "",
+            "v1",
+            "ReplicationController",
             json!({"spec": {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}}}),
             json!({"metadata": {"labels": {"a": "b"}}, "spec": {"selector": {"a": "b"}, "replicas": 1,
                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [],
                     "dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
-            "autoscaling", "v2", "HorizontalPodAutoscaler",
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
             json!({"spec": {"maxReplicas": 5, "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}}),
             json!({"spec": {"maxReplicas": 5, "minReplicas": 1,
                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}],
@@ -192,59 +238,95 @@ fn table() {
                     "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}, {"type": "Percent", "value": 100, "periodSeconds": 15}]}}}}),
         ),
         (
-            "networking.k8s.io", "v1", "NetworkPolicy",
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
             json!({"spec": {"podSelector": {}, "egress": [{"ports": [{"port": 53}]}]}}),
             json!({"spec": {"podSelector": {}, "egress": [{"ports": [{"port": 53, "protocol": "TCP"}]}], "policyTypes": ["Ingress", "Egress"]}}),
         ),
         (
-            "networking.k8s.io", "v1", "NetworkPolicy",
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
             json!({"spec": {"podSelector": {}}}),
             json!({"spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}),
         ),
         (
-            "rbac.authorization.k8s.io", "v1", "RoleBinding",
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
             json!({"roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "User", "name": "u"}, {"kind": "ServiceAccount", "name": "s", "namespace": "n"}]}),
             json!({"roleRef": {"kind": "Role", "name": "r", "apiGroup": "rbac.authorization.k8s.io"},
                 "subjects": [{"kind": "User", "name": "u", "apiGroup": "rbac.authorization.k8s.io"}, {"kind": "ServiceAccount", "name": "s", "namespace": "n"}]}),
         ),
         (
-            "discovery.k8s.io", "v1", "EndpointSlice",
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
             json!({"addressType": "IPv4", "ports": [{"port": 80}]}),
             json!({"addressType": "IPv4", "ports": [{"port": 80, "name": "", "protocol": "TCP"}]}),
         ),
         (
-            "storage.k8s.io", "v1", "StorageClass",
+            "storage.k8s.io",
+            "v1",
+            "StorageClass",
             json!({"provisioner": "x"}),
             json!({"provisioner": "x", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}),
         ),
         (
-            "scheduling.k8s.io", "v1", "PriorityClass",
+            "scheduling.k8s.io",
+            "v1",
+            "PriorityClass",
             json!({"value": 100}),
             json!({"value": 100, "preemptionPolicy": "PreemptLowerPriority"}),
         ),
         (
-            "", "v1", "LimitRange",
+            "",
+            "v1",
+            "LimitRange",
             json!({"spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "64Mi"}}]}}),
             json!({"spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "64Mi"},
                 "default": {"cpu": "2"}, "defaultRequest": {"cpu": "2", "memory": "64Mi"}}]}}),
         ),
-        ("", "v1", "ConfigMap", json!({"data": {"a": "b"}}), json!({"data": {"a": "b"}})),
+        (
+            "",
+            "v1",
+            "ConfigMap",
+            json!({"data": {"a": "b"}}),
+            json!({"data": {"a": "b"}}),
+        ),
     ];
     for (g, v, k, input, want) in cases {
         let got = defaulted(g, v, k, input.clone());
-        assert_eq!(got, want, "{g}/{v} {k}\ninput: {input}\ngot:   {got}\nwant:  {want}");
+        assert_eq!(
+            got, want,
+            "{g}/{v} {k}\ninput: {input}\ngot:   {got}\nwant:  {want}"
+        );
     }
 }
 
 #[test]
 fn pod_host_network_ports() {
-    let got = defaulted("", "v1", "Pod", json!({"spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "x:1", "ports": [{"containerPort": 8080}]}]}}));
-    assert_eq!(got["spec"]["containers"][0]["ports"][0], json!({"containerPort": 8080, "hostPort": 8080, "protocol": "TCP"}));
+    let got = defaulted(
+        "",
+        "v1",
+        "Pod",
+        json!({"spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "x:1", "ports": [{"containerPort": 8080}]}]}}),
+    );
+    assert_eq!(
+        got["spec"]["containers"][0]["ports"][0],
+        json!({"containerPort": 8080, "hostPort": 8080, "protocol": "TCP"})
+    );
 }
 
 #[test]
 fn pod_with_priority_class_keeps_priority_unset() {
-    let got = defaulted("", "v1", "Pod", json!({"spec": {"priorityClassName": "high", "containers": []}}));
+    let got = defaulted(
+        "",
+        "v1",
+        "Pod",
+        json!({"spec": {"priorityClassName": "high", "containers": []}}),
+    );
     assert!(got["spec"].get("priority").is_none());
     assert!(got["spec"].get("preemptionPolicy").is_none());
 }
@@ -253,7 +335,10 @@ fn pod_with_priority_class_keeps_priority_unset() {
 fn prepare_for_create_namespace_and_pod() {
     let mut ns = json!({"metadata": {"name": "a"}, "spec": {"finalizers": ["example.com/x"]}});
     prepare_for_create("", "Namespace", &mut ns);
-    assert_eq!(ns["spec"]["finalizers"], json!(["example.com/x", "kubernetes"]));
+    assert_eq!(
+        ns["spec"]["finalizers"],
+        json!(["example.com/x", "kubernetes"])
+    );
     assert_eq!(ns["status"]["phase"], "Active");
     let mut ns = json!({"metadata": {"name": "a"}});
     prepare_for_create("", "Namespace", &mut ns);
@@ -262,24 +347,41 @@ fn prepare_for_create_namespace_and_pod() {
     // (containers, expected QoS)
     let cases = vec![
         (json!([{"name": "a"}]), "BestEffort"),
-        (json!([{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1Gi"}}}]), "Guaranteed"),
-        (json!([{"name": "a", "resources": {"requests": {"cpu": "100m"}}}]), "Burstable"),
-        (json!([{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}, {"name": "b"}]), "Burstable"),
+        (
+            json!([{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1Gi"}}}]),
+            "Guaranteed",
+        ),
+        (
+            json!([{"name": "a", "resources": {"requests": {"cpu": "100m"}}}]),
+            "Burstable",
+        ),
+        (
+            json!([{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}, {"name": "b"}]),
+            "Burstable",
+        ),
     ];
     for (containers, want) in cases {
         let mut pod = json!({"spec": {"containers": containers}, "status": {"phase": "Running"}});
         apply_defaults("", "v1", "Pod", &mut pod);
         prepare_for_create("", "Pod", &mut pod);
-        assert_eq!(pod["status"], json!({"phase": "Pending", "qosClass": want}), "{containers}");
+        assert_eq!(
+            pod["status"],
+            json!({"phase": "Pending", "qosClass": want}),
+            "{containers}"
+        );
     }
 }
 
 #[test]
 fn job_selector_generation() {
-    let mut job = json!({"metadata": {"name": "pi"}, "spec": {"template": {"spec": {"containers": []}}}});
+    let mut job =
+        json!({"metadata": {"name": "pi"}, "spec": {"template": {"spec": {"containers": []}}}});
     apply_defaults("batch", "v1", "Job", &mut job);
     job_generate_selector(&mut job, "uid-1");
-    assert_eq!(job["spec"]["selector"], json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "uid-1"}}));
+    assert_eq!(
+        job["spec"]["selector"],
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "uid-1"}})
+    );
     assert_eq!(
         job["spec"]["template"]["metadata"]["labels"],
         json!({"batch.kubernetes.io/controller-uid": "uid-1", "batch.kubernetes.io/job-name": "pi", "controller-uid": "uid-1", "job-name": "pi"})

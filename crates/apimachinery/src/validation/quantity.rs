@@ -9,7 +9,8 @@ pub const QUANTITY_FORMAT_ERROR: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
 static QUANTITY_RE: Lazy<Regex> = Lazy::new(|| {
-    Regex::new(r"^([+-]?[0-9]*\.?[0-9]*)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][-+]?[0-9]+)?$").expect("static regex")
+    Regex::new(r"^([+-]?[0-9]*\.?[0-9]*)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][-+]?[0-9]+)?$")
+        .expect("static regex")
 });
 
 /// The numeric value of a quantity string, or `None` when it is not a valid quantity.
@@ -73,7 +74,9 @@ mod tests {
         for (s, want) in cases {
             let got = parse(s);
             match (got, want) {
-                (Some(g), Some(w)) => assert!((g - w).abs() < 1e-9 * w.abs().max(1.0), "{s}: {g} != {w}"),
+                (Some(g), Some(w)) => {
+                    assert!((g - w).abs() < 1e-9 * w.abs().max(1.0), "{s}: {g} != {w}")
+                }
                 (g, w) => assert_eq!(g, w, "{s}"),
             }
         }

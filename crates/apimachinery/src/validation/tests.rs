@@ -1,0 +1,641 @@
+//! Table-driven validation tests: valid defaulted objects pass, and each broken variant yields
+//! the expected field paths and upstream-style messages.
+
+use super::*;
+use crate::defaults::{apply_defaults, job_generate_selector, prepare_for_create};
+use serde_json::json;
+
+fn defaulted(group: &str, version: &str, kind: &str, mut obj: Value) -> Value {
+    apply_defaults(group, version, kind, &mut obj);
+    prepare_for_create(group, kind, &mut obj);
+    obj
+}
+
+fn pod() -> Value {
+    defaulted(
+        "",
+        "v1",
+        "Pod",
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {
+                "containers": [{
+                    "name": "nginx", "image": "nginx:1.25",
+                    "ports": [{"name": "http", "containerPort": 80}],
+                    "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "250m"}},
+                    "readinessProbe": {"httpGet": {"port": "http"}},
+                    "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}],
+                    "env": [{"name": "A", "value": "1"}]
+                }],
+                "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}],
+                "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}]
+            }
+        }),
+    )
+}
+
+fn template(labels: Value) -> Value {
+    json!({"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}})
+}
+
+fn deployment() -> Value {
+    defaulted(
+        "apps",
+        "v1",
+        "Deployment",
+        json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template(json!({"app": "web"}))}
+        }),
+    )
+}
+
+fn service() -> Value {
+    defaulted(
+        "",
+        "v1",
+        "Service",
+        json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443, "targetPort": "https"}], "clusterIP": "10.96.0.10"}
+        }),
+    )
+}
+
+fn job() -> Value {
+    let mut j = defaulted(
+        "batch",
+        "v1",
+        "Job",
+        json!({
+            "metadata": {"name": "pi", "namespace": "default", "uid": "u-1"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "pi", "image": "perl:5.34"}]}}}
+        }),
+    );
+    job_generate_selector(&mut j, "u-1");
+    j
+}
+
+fn set(mut v: Value, pointer: &str, new: Value) -> Value {
+    let (parent, k) = pointer.rsplit_once('/').unwrap();
+    match v
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("no {parent}"))
+    {
+        Value::Object(m) => {
+            m.insert(k.to_string(), new);
+        }
+        Value::Array(a) => a[k.parse::<usize>().unwrap()] = new,
+        other => panic!("cannot set {pointer} in {other}"),
+    }
+    v
+}
+
+fn remove(mut v: Value, pointer: &str) -> Value {
+    let (parent, k) = pointer.rsplit_once('/').unwrap();
+    v.pointer_mut(parent)
+        .and_then(Value::as_object_mut)
+        .unwrap()
+        .remove(k);
+    v
+}
+
+fn messages(errs: &[FieldError]) -> Vec<String> {
+    errs.iter().map(FieldError::full_message).collect()
+}
+
+#[test]
+fn valid_objects_pass() {
+    let cases: Vec<(&str, &str, Value)> = vec![
+        ("", "Pod", pod()),
+        ("apps", "Deployment", deployment()),
+        ("", "Service", service()),
+        ("batch", "Job", job()),
+        (
+            "apps",
+            "ReplicaSet",
+            defaulted(
+                "apps",
+                "v1",
+                "ReplicaSet",
+                json!({"metadata": {"name": "r", "namespace": "d"}, "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["a"]}]}, "template": template(json!({"app": "a"}))}}),
+            ),
+        ),
+        (
+            "apps",
+            "StatefulSet",
+            defaulted(
+                "apps",
+                "v1",
+                "StatefulSet",
+                json!({"metadata": {"name": "db", "namespace": "d"}, "spec": {"serviceName": "db", "selector": {"matchLabels": {"app": "db"}}, "template": template(json!({"app": "db"})),
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+            ),
+        ),
+        (
+            "apps",
+            "DaemonSet",
+            defaulted(
+                "apps",
+                "v1",
+                "DaemonSet",
+                json!({"metadata": {"name": "ds", "namespace": "d"}, "spec": {"selector": {"matchLabels": {"app": "ds"}}, "template": template(json!({"app": "ds"}))}}),
+            ),
+        ),
+        (
+            "batch",
+            "CronJob",
+            defaulted(
+                "batch",
+                "v1",
+                "CronJob",
+                json!({"metadata": {"name": "cj", "namespace": "d"}, "spec": {"schedule": "*/5 * * * mon-fri", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}}),
+            ),
+        ),
+        (
+            "",
+            "ReplicationController",
+            defaulted(
+                "",
+                "v1",
+                "ReplicationController",
+                json!({"metadata": {"name": "rc", "namespace": "d"}, "spec": {"template": template(json!({"app": "rc"}))}}),
+            ),
+        ),
+        (
+            "",
+            "ConfigMap",
+            json!({"metadata": {"name": "cfg", "namespace": "d"}, "data": {"app.properties": "x=1", "KEY_NAME": "v"}}),
+        ),
+        (
+            "",
+            "Secret",
+            defaulted(
+                "",
+                "v1",
+                "Secret",
+                json!({"metadata": {"name": "s", "namespace": "d"}, "data": {"password": "c2VjcmV0"}}),
+            ),
+        ),
+        (
+            "",
+            "Secret",
+            json!({"metadata": {"name": "tls", "namespace": "d"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "", "tls.key": ""}}),
+        ),
+        (
+            "",
+            "Namespace",
+            defaulted(
+                "",
+                "v1",
+                "Namespace",
+                json!({"metadata": {"name": "team-a"}}),
+            ),
+        ),
+        (
+            "",
+            "Node",
+            defaulted(
+                "",
+                "v1",
+                "Node",
+                json!({"metadata": {"name": "node-1.example"}, "spec": {"podCIDRs": ["10.244.0.0/24"], "taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}}),
+            ),
+        ),
+        (
+            "",
+            "PersistentVolume",
+            defaulted(
+                "",
+                "v1",
+                "PersistentVolume",
+                json!({"metadata": {"name": "pv1"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/data"}}}),
+            ),
+        ),
+        (
+            "",
+            "PersistentVolumeClaim",
+            defaulted(
+                "",
+                "v1",
+                "PersistentVolumeClaim",
+                json!({"metadata": {"name": "c", "namespace": "d"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+            ),
+        ),
+        (
+            "storage.k8s.io",
+            "StorageClass",
+            defaulted(
+                "storage.k8s.io",
+                "v1",
+                "StorageClass",
+                json!({"metadata": {"name": "local"}, "provisioner": "rancher.io/local-path"}),
+            ),
+        ),
+        (
+            "scheduling.k8s.io",
+            "PriorityClass",
+            defaulted(
+                "scheduling.k8s.io",
+                "v1",
+                "PriorityClass",
+                json!({"metadata": {"name": "high"}, "value": 1000}),
+            ),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "ClusterRole",
+            json!({"metadata": {"name": "system:reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}, {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "RoleBinding",
+            defaulted(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "RoleBinding",
+                json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "d"}, {"kind": "User", "name": "alice"}]}),
+            ),
+        ),
+        (
+            "networking.k8s.io",
+            "NetworkPolicy",
+            defaulted(
+                "networking.k8s.io",
+                "v1",
+                "NetworkPolicy",
+                json!({"metadata": {"name": "np", "namespace": "d"}, "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}], "ports": [{"port": 80, "endPort": 90}]}]}}),
+            ),
+        ),
+        (
+            "networking.k8s.io",
+            "Ingress",
+            json!({"metadata": {"name": "ing", "namespace": "d"}, "spec": {"rules": [{"host": "*.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}),
+        ),
+        (
+            "policy",
+            "PodDisruptionBudget",
+            json!({"metadata": {"name": "pdb", "namespace": "d"}, "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "a"}}}}),
+        ),
+        (
+            "autoscaling",
+            "HorizontalPodAutoscaler",
+            defaulted(
+                "autoscaling",
+                "v2",
+                "HorizontalPodAutoscaler",
+                json!({"metadata": {"name": "h", "namespace": "d"}, "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 5, "behavior": {}}}),
+            ),
+        ),
+        (
+            "discovery.k8s.io",
+            "EndpointSlice",
+            defaulted(
+                "discovery.k8s.io",
+                "v1",
+                "EndpointSlice",
+                json!({"metadata": {"name": "web-abc", "namespace": "d"}, "addressType": "IPv4", "endpoints": [{"addresses": ["10.1.2.3"]}], "ports": [{"port": 80}]}),
+            ),
+        ),
+        (
+            "",
+            "Endpoints",
+            defaulted(
+                "",
+                "v1",
+                "Endpoints",
+                json!({"metadata": {"name": "web", "namespace": "d"}, "subsets": [{"addresses": [{"ip": "10.1.2.3"}], "ports": [{"port": 80}]}]}),
+            ),
+        ),
+    ];
+    for (g, k, obj) in cases {
+        let errs = validate_create(g, "v1", k, &obj);
+        assert!(
+            errs.is_empty(),
+            "{g}/{k} should be valid: {:#?}",
+            messages(&errs)
+        );
+    }
+}
+
+#[test]
+fn invalid_objects_table() {
+    // (group, kind, object, expected full messages, in order)
+    let cases: Vec<(&str, &str, Value, Vec<&str>)> = vec![
+        (
+            "", "Pod",
+            set(pod(), "/metadata/name", json!("Bad_Name")),
+            vec!["metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"],
+        ),
+        ("", "Pod", set(pod(), "/spec/containers", json!([])), vec!["spec.containers: Required value"]),
+        ("", "Pod", set(pod(), "/spec/containers/0/image", json!("")), vec!["spec.containers[0].image: Required value"]),
+        (
+            "", "Pod",
+            set(pod(), "/spec/containers/0/name", json!("Nginx")),
+            vec!["spec.containers[0].name: Invalid value: \"Nginx\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"],
+        ),
+        (
+            "", "Pod",
+            {
+                let mut p = pod();
+                let c = p["spec"]["containers"][0].clone();
+                p["spec"]["containers"].as_array_mut().unwrap().push(c);
+                p
+            },
+            vec!["spec.containers[1].name: Duplicate value: \"nginx\""],
+        ),
+        ("", "Pod", set(pod(), "/spec/containers/0/ports/0/containerPort", json!(70000)), vec!["spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"]),
+        ("", "Pod", set(pod(), "/spec/containers/0/ports/0/protocol", json!("HTTP")), vec!["spec.containers[0].ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\""]),
+        ("", "Pod", set(pod(), "/spec/restartPolicy", json!("Sometimes")), vec!["spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\""]),
+        ("", "Pod", set(pod(), "/spec/containers/0/resources/requests/cpu", json!("1")), vec!["spec.containers[0].resources.requests[cpu]: Invalid value: \"1\": must be less than or equal to cpu limit of 500m"]),
+        ("", "Pod", set(pod(), "/spec/containers/0/resources/limits/memory", json!("lots")), vec!["spec.containers[0].resources.limits[memory]: Invalid value: \"lots\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"]),
+        ("", "Pod", set(pod(), "/spec/containers/0/resources/limits", json!({"gpu": "1"})), vec!["spec.containers[0].resources.limits[gpu]: Invalid value: \"gpu\": must be a standard resource for containers"]),
+        ("", "Pod", set(pod(), "/spec/containers/0/volumeMounts/0/name", json!("missing")), vec!["spec.containers[0].volumeMounts[0].name: Not found: \"missing\""]),
+        ("", "Pod", set(pod(), "/spec/volumes/0", json!({"name": "cfg"})), vec!["spec.volumes[0]: Required value: must specify a volume type"]),
+        ("", "Pod", set(pod(), "/spec/volumes/0/configMap/defaultMode", json!(1000)), vec!["spec.volumes[0].configMap.defaultMode: Invalid value: 1000: must be a number between 0 and 0777 (octal), both inclusive"]),
+        ("", "Pod", set(pod(), "/spec/containers/0/livenessProbe", json!({"periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 2, "failureThreshold": 3, "exec": {"command": ["true"]}})), vec!["spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"]),
+        ("", "Pod", set(pod(), "/spec/containers/0/readinessProbe", json!({"periodSeconds": 10})), vec!["spec.containers[0].readinessProbe: Required value: must specify a handler type"]),
+        ("", "Pod", set(pod(), "/spec/containers/0/env/0/name", json!("A=B")), vec!["spec.containers[0].env[0].name: Invalid value: \"A=B\": a valid environment variable name must consist only of printable ASCII characters other than '='"]),
+        ("", "Pod", set(pod(), "/spec/tolerations/0/value", json!("v")), vec!["spec.tolerations[0].operator: Invalid value: \"v\": value must be empty when `operator` is 'Exists'"]),
+        ("", "Pod", set(pod(), "/metadata/labels", json!({"app": "-web"})), vec!["metadata.labels: Invalid value: \"-web\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"]),
+        ("", "Pod", remove(pod(), "/metadata/namespace"), vec!["metadata.namespace: Required value"]),
+        (
+            "apps", "Deployment",
+            set(deployment(), "/spec/template/metadata/labels", json!({"app": "other"})),
+            vec!["spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`"],
+        ),
+        ("apps", "Deployment", remove(deployment(), "/spec/selector"), vec!["spec.selector: Required value", "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`"]),
+        ("apps", "Deployment", set(deployment(), "/spec/replicas", json!(-1)), vec!["spec.replicas: Invalid value: -1: must be greater than or equal to 0"]),
+        ("apps", "Deployment", set(deployment(), "/spec/template/spec/restartPolicy", json!("Never")), vec!["spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""]),
+        ("apps", "Deployment", set(deployment(), "/spec/strategy/rollingUpdate", json!({"maxUnavailable": 0, "maxSurge": "0%"})), vec!["spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"]),
+        ("apps", "Deployment", set(deployment(), "/spec/strategy/rollingUpdate/maxSurge", json!("abc")), vec!["spec.strategy.rollingUpdate.maxSurge: Invalid value: \"abc\": must be an integer or percentage (e.g '5%')"]),
+        ("apps", "Deployment", set(deployment(), "/spec/strategy", json!({"type": "Recreate", "rollingUpdate": {}})), vec!["spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"]),
+        ("apps", "Deployment", set(deployment(), "/spec/selector", json!({})), vec!["spec.selector: Invalid value: {}: empty selector is invalid for deployment"]),
+        ("apps", "Deployment", set(deployment(), "/spec/selector", json!({"matchExpressions": [{"key": "app", "operator": "In"}]})), vec![
+            "spec.selector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
+            "spec.selector: Invalid value: {\"matchExpressions\":[{\"key\":\"app\",\"operator\":\"In\"}]}: invalid label selector",
+        ]),
+        ("apps", "Deployment", set(deployment(), "/spec/progressDeadlineSeconds", json!(5)), vec![]),
+        ("apps", "Deployment", set(set(deployment(), "/spec/progressDeadlineSeconds", json!(5)), "/spec/minReadySeconds", json!(10)), vec!["spec.progressDeadlineSeconds: Invalid value: 5: must be greater than minReadySeconds"]),
+        ("", "Service", set(service(), "/metadata/name", json!("1web")), vec!["metadata.name: Invalid value: \"1web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"]),
+        ("", "Service", set(service(), "/spec/ports", json!([])), vec!["spec.ports: Required value"]),
+        ("", "Service", set(service(), "/spec/ports/1/name", json!("")), vec!["spec.ports[1].name: Required value"]),
+        ("", "Service", set(service(), "/spec/ports/1/port", json!(80)), vec!["spec.ports[1]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}"]),
+        ("", "Service", set(service(), "/spec/ports/0/nodePort", json!(30080)), vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]),
+        ("", "Service", set(service(), "/spec/type", json!("Magic")), vec!["spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""]),
+        ("", "Service", set(service(), "/spec/clusterIP", json!("10.96.0.300")), vec!["spec.clusterIPs[0]: Invalid value: \"10.96.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]),
+        ("", "Service", set(service(), "/spec/ports/1/targetPort", json!("Https_")), vec![
+            "spec.ports[1].targetPort: Invalid value: \"Https_\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+        ]),
+        ("batch", "Job", set(job(), "/spec/template/spec/restartPolicy", json!("Always")), vec!["spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\""]),
+        ("batch", "Job", set(job(), "/spec/selector", json!({"matchLabels": {"a": "b"}})), vec![
+            "spec.selector: Invalid value: {\"matchLabels\":{\"a\":\"b\"}}: `selector` not auto-generated",
+            "spec.template.metadata.labels: Invalid value: map[string]string{\"batch.kubernetes.io/controller-uid\":\"u-1\", \"batch.kubernetes.io/job-name\":\"pi\", \"controller-uid\":\"u-1\", \"job-name\":\"pi\"}: `selector` does not match template `labels`",
+        ]),
+        ("batch", "Job", set(job(), "/spec/completionMode", json!("Indexed")), vec![]),
+        ("batch", "Job", remove(set(job(), "/spec/completionMode", json!("Indexed")), "/spec/completions"), vec!["spec.completions: Required value: when completion mode is Indexed"]),
+        ("batch", "Job", set(job(), "/spec/backoffLimit", json!(-1)), vec!["spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0"]),
+    ];
+    for (g, k, obj, want) in cases {
+        let got = messages(&validate_create(g, "v1", k, &obj));
+        assert_eq!(got, want, "{g}/{k}");
+    }
+}
+
+#[test]
+fn more_invalid_kinds_table() {
+    let cron = |schedule: &str| {
+        defaulted(
+            "batch",
+            "v1",
+            "CronJob",
+            json!({"metadata": {"name": "cj", "namespace": "d"}, "spec": {"schedule": schedule, "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}}),
+        )
+    };
+    // (group, kind, object, expected field paths, expected first message or "")
+    let cases: Vec<(&str, &str, Value, Vec<&str>, &str)> = vec![
+        ("batch", "CronJob", cron("* * * *"), vec!["spec.schedule"], "spec.schedule: Invalid value: \"* * * *\": expected exactly 5 fields, found 4: [* * * *]"),
+        ("batch", "CronJob", cron("60 * * * *"), vec!["spec.schedule"], "spec.schedule: Invalid value: \"60 * * * *\": end of range (60) above maximum (59): 60"),
+        ("batch", "CronJob", cron("TZ=UTC 0 * * * *"), vec!["spec.schedule"], "spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"),
+        ("batch", "CronJob", cron("@hourly"), vec![], ""),
+        ("batch", "CronJob", set(cron("@daily"), "/metadata/name", json!("a".repeat(53))), vec!["metadata.name"], "metadata.name: Invalid value: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": must be no more than 52 characters"),
+        ("batch", "CronJob", set(cron("@daily"), "/spec/concurrencyPolicy", json!("Sometimes")), vec!["spec.concurrencyPolicy"], "spec.concurrencyPolicy: Unsupported value: \"Sometimes\": supported values: \"Allow\", \"Forbid\", \"Replace\""),
+        ("", "ConfigMap", json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"a/b": "x"}}), vec!["data[a/b]"], "data[a/b]: Invalid value: \"a/b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"),
+        ("", "ConfigMap", json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"k": "x"}, "binaryData": {"k": "eA=="}}), vec!["data[k]", "binaryData[k]"], "data[k]: Invalid value: \"k\": duplicate of key present in binaryData"),
+        ("", "Secret", json!({"metadata": {"name": "s", "namespace": "d"}, "type": "kubernetes.io/tls", "data": {"tls.crt": ""}}), vec!["data[tls.key]"], "data[tls.key]: Required value"),
+        ("", "Namespace", json!({"metadata": {"name": "Team"}}), vec!["metadata.name"], ""),
+        ("", "Namespace", json!({"metadata": {"name": "a", "namespace": "b"}}), vec!["metadata.namespace"], "metadata.namespace: Forbidden: not allowed on this type"),
+        ("", "Namespace", json!({"metadata": {"name": "a"}, "spec": {"finalizers": ["custom"]}}), vec!["spec.finalizers"], "spec.finalizers: Invalid value: \"custom\": name is neither a standard finalizer name nor is it fully qualified"),
+        ("", "PersistentVolumeClaim", defaulted("", "v1", "PersistentVolumeClaim", json!({"metadata": {"name": "c", "namespace": "d"}, "spec": {}})), vec!["spec.accessModes", "spec.resources[storage]"], "spec.accessModes: Required value: at least 1 access mode is required"),
+        ("", "PersistentVolume", defaulted("", "v1", "PersistentVolume", json!({"metadata": {"name": "p"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}})), vec!["spec"], "spec: Required value: must specify a volume type"),
+        ("storage.k8s.io", "StorageClass", json!({"metadata": {"name": "s"}, "provisioner": "x", "reclaimPolicy": "Recycle", "volumeBindingMode": "Immediate"}), vec!["reclaimPolicy"], "reclaimPolicy: Unsupported value: \"Recycle\": supported values: \"Delete\", \"Retain\""),
+        ("scheduling.k8s.io", "PriorityClass", json!({"metadata": {"name": "p"}, "value": 2000000000}), vec!["value"], "value: Forbidden: maximum allowed value of a user defined priority is 1000000000"),
+        ("rbac.authorization.k8s.io", "Role", json!({"metadata": {"name": "r", "namespace": "d"}, "rules": [{"apiGroups": [""], "resources": ["pods"]}]}), vec!["rules[0].verbs"], "rules[0].verbs: Required value: verbs must contain at least one value"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", json!({"metadata": {"name": "b"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "sa"}]}), vec!["roleRef.kind", "subjects[0].namespace"], "roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\""),
+        ("networking.k8s.io", "NetworkPolicy", json!({"metadata": {"name": "n", "namespace": "d"}, "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}], "ports": [{"port": 90, "endPort": 80, "protocol": "TCP"}]}]}}), vec!["spec.ingress[0].ports[0].endPort", "spec.ingress[0].from[0].ipBlock.cidr"], "spec.ingress[0].ports[0].endPort: Invalid value: 80: must be greater than or equal to `port`"),
+        ("networking.k8s.io", "Ingress", json!({"metadata": {"name": "i", "namespace": "d"}, "spec": {"rules": [{"host": "a.com", "http": {"paths": [{"path": "x", "backend": {"service": {"name": "web", "port": {}}}}]}}]}}), vec!["spec.rules[0].http.paths[0].pathType", "spec.rules[0].http.paths[0].path", "spec.rules[0].http.paths[0].backend.service.port"], "spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified"),
+        ("policy", "PodDisruptionBudget", json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"minAvailable": 1, "maxUnavailable": "120%"}}), vec!["spec", "spec.maxUnavailable"], "spec: Invalid value: {\"minAvailable\":1,\"maxUnavailable\":\"120%\"}: minAvailable and maxUnavailable cannot be both set"),
+        ("autoscaling", "HorizontalPodAutoscaler", json!({"metadata": {"name": "h", "namespace": "d"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "minReplicas": 3, "maxReplicas": 2}}), vec!["spec.maxReplicas"], "spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`"),
+        ("discovery.k8s.io", "EndpointSlice", json!({"metadata": {"name": "e", "namespace": "d"}, "addressType": "IPv4", "endpoints": [{"addresses": ["::1"]}], "ports": [{"port": 80, "protocol": "TCP", "name": ""}]}), vec!["endpoints[0].addresses[0]"], "endpoints[0].addresses[0]: Invalid value: \"::1\": must be a valid IPv4 address"),
+        ("apps", "StatefulSet", defaulted("apps", "v1", "StatefulSet", json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"podManagementPolicy": "Random", "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))}})), vec!["spec.podManagementPolicy"], "spec.podManagementPolicy: Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'"),
+        ("apps", "DaemonSet", defaulted("apps", "v1", "DaemonSet", json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"})), "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}}})), vec!["spec.updateStrategy.rollingUpdate.maxUnavailable"], "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: 0: cannot be 0 when maxSurge is 0"),
+        ("", "ReplicationController", json!({"metadata": {"name": "r", "namespace": "d"}, "spec": {"replicas": 1}}), vec!["spec.selector", "spec.template"], "spec.selector: Required value"),
+    ];
+    for (g, k, obj, fields, first) in cases {
+        let errs = validate_create(g, "v1", k, &obj);
+        let got: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(got, fields, "{g}/{k}: {:#?}", messages(&errs));
+        if !first.is_empty() {
+            assert_eq!(errs[0].full_message(), first, "{g}/{k}");
+        }
+    }
+}
+
+type UpdateCase<'a> = (&'a str, &'a str, Value, Value, Vec<&'a str>, &'a str);
+
+fn with_rv(mut v: Value) -> Value {
+    v["metadata"]["resourceVersion"] = json!("7");
+    v
+}
+
+#[test]
+fn updates_table() {
+    let p = with_rv(pod());
+    let d = with_rv(deployment());
+    let svc = with_rv(service());
+    let j = with_rv(job());
+    let pvc = with_rv(defaulted(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        json!({"metadata": {"name": "c", "namespace": "d"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    ));
+    let sc = with_rv(defaulted(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        json!({"metadata": {"name": "s"}, "provisioner": "x", "parameters": {"a": "1"}}),
+    ));
+    let cm = with_rv(
+        json!({"metadata": {"name": "c", "namespace": "d"}, "immutable": true, "data": {"a": "1"}}),
+    );
+    let sts = with_rv(defaulted(
+        "apps",
+        "v1",
+        "StatefulSet",
+        json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"serviceName": "s", "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))}}),
+    ));
+    let rb = with_rv(
+        json!({"metadata": {"name": "rb", "namespace": "d"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "a"}}),
+    );
+    // (group, kind, new, old, expected field paths, expected first message or "")
+    let cases: Vec<UpdateCase> = vec![
+        ("", "Pod", set(p.clone(), "/spec/containers/0/image", json!("nginx:1.26")), p.clone(), vec![], ""),
+        ("", "Pod", set(p.clone(), "/spec/activeDeadlineSeconds", json!(30)), p.clone(), vec![], ""),
+        ("", "Pod", set(p.clone(), "/spec/tolerations", json!([{"key": "k", "operator": "Exists", "effect": "NoSchedule"}, {"key": "x", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}])), p.clone(), vec![], ""),
+        ("", "Pod", set(p.clone(), "/spec/tolerations", json!([])), p.clone(), vec!["spec.tolerations"], "spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"),
+        ("", "Pod", set(p.clone(), "/spec/containers/0/ports/0/containerPort", json!(81)), p.clone(), vec!["spec"], ""),
+        ("", "Pod", set(p.clone(), "/metadata/name", json!("other")), p.clone(), vec!["metadata.name"], "metadata.name: Invalid value: \"other\": field is immutable"),
+        ("", "Pod", set(p.clone(), "/metadata/labels/app", json!("v2")), p.clone(), vec![], ""),
+        ("apps", "Deployment", set(d.clone(), "/spec/replicas", json!(3)), d.clone(), vec![], ""),
+        ("apps", "Deployment", set(set(d.clone(), "/spec/selector/matchLabels/app", json!("x")), "/spec/template/metadata/labels/app", json!("x")), d.clone(), vec!["spec.selector"], "spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"x\"}}: field is immutable"),
+        ("", "Service", set(svc.clone(), "/spec/clusterIP", json!("10.96.0.11")), svc.clone(), vec!["spec.clusterIPs[0]"], "spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.11\"}: may not change once set"),
+        ("", "Service", set(svc.clone(), "/spec/ports/0/port", json!(8080)), svc.clone(), vec![], ""),
+        ("batch", "Job", set(j.clone(), "/spec/template/spec/containers/0/image", json!("perl:5.36")), j.clone(), vec!["spec.template"], ""),
+        ("batch", "Job", set(j.clone(), "/spec/completions", json!(2)), j.clone(), vec!["spec.completions"], "spec.completions: Invalid value: 2: field is immutable"),
+        ("batch", "Job", set(j.clone(), "/spec/suspend", json!(true)), j.clone(), vec![], ""),
+        ("", "PersistentVolumeClaim", set(pvc.clone(), "/spec/resources/requests/storage", json!("2Gi")), pvc.clone(), vec![], ""),
+        ("", "PersistentVolumeClaim", set(pvc.clone(), "/spec/resources/requests/storage", json!("512Mi")), pvc.clone(), vec!["spec.resources.requests.storage"], "spec.resources.requests.storage: Forbidden: field can not be less than previous value"),
+        ("", "PersistentVolumeClaim", set(pvc.clone(), "/spec/accessModes", json!(["ReadWriteMany"])), pvc.clone(), vec!["spec"], "spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"),
+        ("storage.k8s.io", "StorageClass", set(sc.clone(), "/parameters/a", json!("2")), sc.clone(), vec!["parameters"], "parameters: Forbidden: updates to parameters are forbidden."),
+        ("", "ConfigMap", set(cm.clone(), "/data/a", json!("2")), cm.clone(), vec!["data"], "data: Forbidden: field is immutable when `immutable` is set"),
+        ("apps", "StatefulSet", set(sts.clone(), "/spec/serviceName", json!("other")), sts.clone(), vec!["spec"], "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"),
+        ("apps", "StatefulSet", set(sts.clone(), "/spec/replicas", json!(3)), sts.clone(), vec![], ""),
+        ("rbac.authorization.k8s.io", "RoleBinding", set(rb.clone(), "/roleRef/name", json!("b")), rb.clone(), vec!["roleRef"], ""),
+    ];
+    for (g, k, new, old, fields, first) in cases {
+        let errs = validate_update(g, "v1", k, &new, &old);
+        let got: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(got, fields, "{g}/{k}: {:#?}", messages(&errs));
+        if !first.is_empty() {
+            assert_eq!(errs[0].full_message(), first, "{g}/{k}");
+        }
+    }
+}
+
+#[test]
+fn status_updates_table() {
+    let p = with_rv(pod());
+    let d = with_rv(deployment());
+    let cases: Vec<(&str, &str, Value, Value, Vec<&str>)> = vec![
+        (
+            "",
+            "Pod",
+            set(
+                p.clone(),
+                "/status",
+                json!({"phase": "Running", "podIPs": [{"ip": "10.0.0.5"}], "conditions": [{"type": "Ready", "status": "True"}]}),
+            ),
+            p.clone(),
+            vec![],
+        ),
+        (
+            "",
+            "Pod",
+            set(p.clone(), "/status", json!({"phase": "Exploded"})),
+            p.clone(),
+            vec!["status.phase"],
+        ),
+        (
+            "",
+            "Pod",
+            set(p.clone(), "/status", json!({"phase": "Running"})),
+            set(p.clone(), "/status", json!({"phase": "Succeeded"})),
+            vec!["status.phase"],
+        ),
+        (
+            "",
+            "Pod",
+            set(
+                p.clone(),
+                "/status",
+                json!({"phase": "Running", "podIPs": [{"ip": "nope"}], "conditions": [{"type": "Ready", "status": "Maybe"}]}),
+            ),
+            p.clone(),
+            vec!["status.conditions[0].status", "status.podIPs[0].ip"],
+        ),
+        (
+            "apps",
+            "Deployment",
+            set(
+                d.clone(),
+                "/status",
+                json!({"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}),
+            ),
+            d.clone(),
+            vec![],
+        ),
+        (
+            "apps",
+            "Deployment",
+            set(
+                d.clone(),
+                "/status",
+                json!({"replicas": 1, "readyReplicas": 2, "availableReplicas": -1}),
+            ),
+            d.clone(),
+            vec!["status.availableReplicas", "status.readyReplicas"],
+        ),
+    ];
+    for (g, k, new, old, fields) in cases {
+        let errs = validate_status_update(g, "v1", k, &new, &old);
+        let got: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(got, fields, "{g}/{k}: {:#?}", messages(&errs));
+    }
+}
+
+#[test]
+fn invalid_renders_as_upstream_status() {
+    let errs = validate_create(
+        "",
+        "v1",
+        "ConfigMap",
+        &json!({"metadata": {"name": "Bad_Name", "namespace": "default"}}),
+    );
+    let e = crate::ApiError::invalid("", "ConfigMap", "Bad_Name", errs);
+    assert_eq!(
+        e.message,
+        "ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+    );
+}
+
+#[test]
+fn selector_matching() {
+    let labels = json!({"app": "web", "tier": "fe"});
+    let l = labels.as_object();
+    let cases = vec![
+        (json!({"matchLabels": {"app": "web"}}), true),
+        (json!({"matchLabels": {"app": "db"}}), false),
+        (
+            json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]}),
+            true,
+        ),
+        (
+            json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["fe"]}]}),
+            false,
+        ),
+        (
+            json!({"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}),
+            true,
+        ),
+        (
+            json!({"matchExpressions": [{"key": "x", "operator": "Exists"}]}),
+            false,
+        ),
+        (json!({}), true),
+    ];
+    for (sel, want) in cases {
+        assert_eq!(selector_matches(&sel, l), want, "{sel}");
+    }
+}
