@@ -1,51 +1,119 @@
 //! Admission: defaulting, create-time preparation and validation of objects before they are
-//! stored (built-in kinds through apimachinery's defaults/meta/validation, custom resources
-//! through their CRD schema), and the patch engines that need per-kind schema knowledge.
+//! stored (built-in kinds through apimachinery's defaults/validation, custom resources through
+//! their CRD), and the patch engines wired to per-kind schema knowledge (OpenAPI extensions).
 
+use apimachinery::openapi;
+use apimachinery::patch::{self, FieldInfo, ListType, PatchSchema, PatchStrategy};
 use apimachinery::registry::ResourceInfo;
-use apimachinery::{defaults, meta, ApiError, FieldError};
+use apimachinery::{defaults, meta, validation, ApiError, FieldError};
 use serde_json::Value;
+
+/// Patch knowledge of a built-in kind read from its OpenAPI schema extensions.
+pub struct OpenApiSchema<'a> {
+    pub group: &'a str,
+    pub version: &'a str,
+    pub kind: &'a str,
+}
+
+impl PatchSchema for OpenApiSchema<'_> {
+    fn lookup(&self, path: &[&str]) -> FieldInfo {
+        let Some(f) = openapi::field_info(self.group, self.version, self.kind, path) else {
+            return FieldInfo::default();
+        };
+        let strategy = if f.has_strategy("merge") {
+            PatchStrategy::Merge
+        } else if f.has_strategy("replace") {
+            PatchStrategy::Replace
+        } else {
+            PatchStrategy::Default
+        };
+        let list_type = match f.list_type.as_deref() {
+            Some("atomic") => Some(ListType::Atomic),
+            Some("set") => Some(ListType::Set),
+            Some("map") => Some(ListType::Map(f.list_map_keys.clone())),
+            _ => None,
+        };
+        FieldInfo {
+            strategy,
+            retain_keys: f.has_strategy("retainKeys"),
+            merge_key: f.patch_merge_key.clone(),
+            list_type,
+            atomic_map: f.map_type.as_deref() == Some("atomic"),
+        }
+    }
+}
+
+fn schema_for<'a>(ri: &'a ResourceInfo, custom: bool) -> Box<dyn PatchSchema + 'a> {
+    if custom {
+        Box::new(patch::NoSchema)
+    } else {
+        Box::new(OpenApiSchema { group: &ri.group, version: &ri.version, kind: &ri.kind })
+    }
+}
+
+fn patch_err(e: patch::PatchError) -> ApiError {
+    e.to_api_error()
+}
 
 /// Default and prepare a new object (its uid is already set) and return its validation errors.
 pub fn default_and_validate_create(ri: &ResourceInfo, custom: bool, obj: &mut Value) -> Vec<FieldError> {
-    if !custom {
-        defaults::apply_defaults(&ri.group, &ri.version, &ri.kind, obj);
-        defaults::prepare_for_create(&ri.group, &ri.kind, obj);
-        if ri.group == "batch" && ri.kind == "Job" {
-            let uid = crate::objects::uid(obj).to_string();
-            defaults::job_generate_selector(obj, &uid);
-        }
+    if custom {
+        let rule = meta::name_rule(&ri.group, &ri.kind);
+        let empty = Value::Object(Default::default());
+        return meta::validate_object_meta(obj.get("metadata").unwrap_or(&empty), ri.namespaced, rule, "metadata");
     }
-    let rule = meta::name_rule(&ri.group, &ri.kind);
-    let empty = Value::Object(Default::default());
-    meta::validate_object_meta(obj.get("metadata").unwrap_or(&empty), ri.namespaced, rule, "metadata")
+    defaults::apply_defaults(&ri.group, &ri.version, &ri.kind, obj);
+    defaults::prepare_for_create(&ri.group, &ri.kind, obj);
+    if ri.group == "batch" && ri.kind == "Job" {
+        let uid = crate::objects::uid(obj).to_string();
+        defaults::job_generate_selector(obj, &uid);
+    }
+    validation::validate_create(&ri.group, &ri.version, &ri.kind, obj)
 }
 
 /// Default an updated object and return its validation errors against the old one.
 pub fn default_and_validate_update(ri: &ResourceInfo, custom: bool, subresource: &str, new: &mut Value, old: &Value) -> Vec<FieldError> {
-    if !custom && subresource.is_empty() {
-        defaults::apply_defaults(&ri.group, &ri.version, &ri.kind, new);
-    }
     let empty = Value::Object(Default::default());
-    meta::validate_object_meta_update(
-        new.get("metadata").unwrap_or(&empty),
-        old.get("metadata").unwrap_or(&empty),
-        "metadata",
-    )
+    if custom {
+        return meta::validate_object_meta_update(
+            new.get("metadata").unwrap_or(&empty),
+            old.get("metadata").unwrap_or(&empty),
+            "metadata",
+        );
+    }
+    match subresource {
+        "status" => validation::validate_status_update(&ri.group, &ri.version, &ri.kind, new, old),
+        _ => {
+            defaults::apply_defaults(&ri.group, &ri.version, &ri.kind, new);
+            validation::validate_update(&ri.group, &ri.version, &ri.kind, new, old)
+        }
+    }
 }
 
 /// Strategic merge patch of an object of a built-in kind.
-pub fn strategic_merge(ri: &ResourceInfo, old: &Value, patch: &Value) -> Result<Value, ApiError> {
-    let _ = ri;
-    let mut doc = old.clone();
-    json_patch::merge(&mut doc, patch);
-    Ok(doc)
+pub fn strategic_merge(ri: &ResourceInfo, old: &Value, p: &Value) -> Result<Value, ApiError> {
+    let schema = OpenApiSchema { group: &ri.group, version: &ri.version, kind: &ri.kind };
+    patch::strategic_merge_patch(old, p, &schema).map_err(patch_err)
 }
 
-/// Server-side apply of a configuration by a field manager.
-pub fn server_side_apply(ri: &ResourceInfo, old: &Value, config: &Value, manager: &str, force: bool) -> Result<Value, ApiError> {
-    let _ = (ri, manager, force);
-    let mut doc = if old.is_null() { serde_json::json!({}) } else { old.clone() };
-    json_patch::merge(&mut doc, config);
-    Ok(doc)
+/// Server-side apply of a configuration by a field manager (`old` is Null when creating).
+pub fn server_side_apply(ri: &ResourceInfo, custom: bool, old: &Value, config: &Value, manager: &str, force: bool, subresource: &str) -> Result<Value, ApiError> {
+    if manager.is_empty() {
+        return Err(ApiError::bad_request("PATCH requests of type apply require a fieldManager query parameter"));
+    }
+    let schema = schema_for(ri, custom);
+    let now = crate::objects::now();
+    let api_version = ri.api_version();
+    let opts = patch::apply::ApplyOptions { manager, force, api_version: &api_version, subresource, now: &now };
+    let live = if old.is_null() { None } else { Some(old) };
+    patch::apply::apply(live, config, schema.as_ref(), &opts).map_err(patch_err)
+}
+
+/// Record a non-apply write by `manager` in the object's managedFields.
+pub fn track_update(ri: &ResourceInfo, custom: bool, old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str) -> Result<(), ApiError> {
+    let schema = schema_for(ri, custom);
+    let now = crate::objects::now();
+    let api_version = ri.api_version();
+    let opts = patch::apply::UpdateOptions { manager, api_version: &api_version, subresource, now: &now };
+    patch::apply::update_managed_fields(old, new, schema.as_ref(), &opts).map_err(patch_err)
 }

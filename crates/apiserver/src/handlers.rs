@@ -26,6 +26,10 @@ pub struct Req<'a> {
     pub subresource: &'a str,
     pub query: &'a HashMap<String, String>,
     pub username: &'a str,
+    /// The field manager recorded in managedFields for this write.
+    pub manager: &'a str,
+    /// The write is a server-side apply (managedFields are maintained by the apply engine).
+    pub apply: bool,
 }
 
 impl Req<'_> {
@@ -450,6 +454,9 @@ impl Api {
             }
         }
         self.ensure_namespace(ri, r.namespace)?;
+        if !r.apply && !r.manager.is_empty() {
+            crate::admission::track_update(ri, self.is_custom(ri), None, &mut obj, r.manager, "")?;
+        }
         objects::normalize_meta(&mut obj);
         let key = ri.key(r.namespace, &name);
         if r.dry_run() {
@@ -647,9 +654,12 @@ impl Api {
         let force = r.query.get("force").is_some_and(|v| v == "true");
         let patch = crate::patch::Patch::parse(ty, body)?;
         let sub = r.subresource.to_string();
+        let custom = self.is_custom(ri);
+        let is_apply = ty == BodyType::ApplyPatch;
+        let r = &Req { apply: is_apply, ..*r };
         let result = self
             .guaranteed_update(r, "", |old| {
-                let mut new = patch.apply(ri, old, &field_manager, force, &sub)?;
+                let mut new = patch.apply(ri, custom, old, &field_manager, force, &sub)?;
                 // a patch that sets resourceVersion is a precondition
                 if objects::resource_version(&new).is_empty() {
                     cache::set_rv(&mut new, parse_rv(objects::resource_version(old)).unwrap_or(0));
@@ -660,7 +670,7 @@ impl Api {
         match result {
             Err(e) if e.reason == apimachinery::Reason::NotFound && ty == BodyType::ApplyPatch && r.subresource.is_empty() => {
                 // server-side apply creates missing objects
-                let obj = patch.apply(ri, &Value::Null, &field_manager, force, "")?;
+                let obj = patch.apply(ri, custom, &Value::Null, &field_manager, force, "")?;
                 let mut obj = obj;
                 if objects::name(&obj).is_empty() {
                     meta_mut(&mut obj).insert("name".into(), Value::String(r.name.to_string()));
@@ -803,7 +813,7 @@ impl Api {
         for o in objs.iter().filter(|o| filter.matches(&o.obj)) {
             let name = objects::name(&o.obj).to_string();
             let ns = objects::namespace(&o.obj).to_string();
-            let sub = Req { ri: r.ri, namespace: &ns, name: &name, subresource: "", query: r.query, username: r.username };
+            let sub = Req { namespace: &ns, name: &name, subresource: "", ..*r };
             match self.delete(&sub, options).await {
                 Ok(w) => deleted.push(w.obj),
                 Err(e) if e.reason == apimachinery::Reason::NotFound => {}
@@ -844,7 +854,7 @@ impl Api {
             .guaranteed_update(&Req { subresource: "scale", ..*r }, &precondition, |old| {
                 let cur = scale_of(ri, old);
                 let want = match (&patch, &body_obj) {
-                    (Some(p), _) => p.apply(&scale_ri, &cur, "", false, "")?,
+                    (Some(p), _) => p.apply(&scale_ri, true, &cur, "scale", true, "")?,
                     (None, Some(b)) => b.clone(),
                     _ => cur.clone(),
                 };

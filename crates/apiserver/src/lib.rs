@@ -158,7 +158,7 @@ impl Api {
         let (ns, _) = self.lookup("", "v1", "namespaces").expect("namespaces are built in");
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let q = Default::default();
-            let r = handlers::Req { ri: &ns, namespace: "", name, subresource: "", query: &q, username: "system:apiserver" };
+            let r = handlers::Req { ri: &ns, namespace: "", name, subresource: "", query: &q, username: "system:apiserver", manager: "kube-apiserver", apply: false };
             match self.create(&r, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})).await {
                 Ok(_) => {}
                 Err(e) if e.reason == apimachinery::Reason::AlreadyExists => {}

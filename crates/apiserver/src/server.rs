@@ -263,12 +263,14 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
     let table_ok = matches!(rr.verb, Verb::Get | Verb::List | Verb::Watch) && rr.subresource.is_empty();
     let accept = negotiate::negotiate(header(req.headers(), "accept"), table_ok)?;
     let content_type = header(req.headers(), "content-type").map(String::from);
+    let req_headers_ua = req.headers().clone();
     let body = if matches!(rr.verb, Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection) {
         read_body(req.into_body()).await?
     } else {
         Bytes::new()
     };
-    let r = Req { ri: &ri, namespace: &namespace, name: &rr.name, subresource: &rr.subresource, query: &query, username: &user.username };
+    let manager = field_manager(&query, header(&req_headers_ua, "user-agent"));
+    let r = Req { ri: &ri, namespace: &namespace, name: &rr.name, subresource: &rr.subresource, query: &query, username: &user.username, manager: &manager, apply: false };
     if ri.storage == Storage::Virtual {
         if rr.verb != Verb::Create {
             return Err(ApiError::method_not_allowed(verb_name, &ri.group, &ri.plural));
@@ -351,6 +353,17 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
         }
     }
     Ok(resp)
+}
+
+/// The field manager of a write: the `fieldManager` parameter, else derived from the
+/// User-Agent as upstream does (the part before the first '/').
+fn field_manager(query: &HashMap<String, String>, user_agent: Option<&str>) -> String {
+    if let Some(m) = query.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.clone();
+    }
+    let ua = user_agent.unwrap_or("unknown");
+    let prefix = ua.split('/').next().unwrap_or(ua);
+    prefix.chars().take(128).collect()
 }
 
 fn objects_has_deletion(obj: &Value) -> bool {

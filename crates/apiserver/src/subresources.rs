@@ -16,7 +16,7 @@ pub async fn bind(api: &Api, r: &Req<'_>, binding: Value) -> Result<Value, ApiEr
     }
     let pod_name = if r.name.is_empty() { objects::name(&binding).to_string() } else { r.name.to_string() };
     let pods = api.lookup("", "v1", "pods").expect("pods are built in").0;
-    let pr = Req { ri: &pods, namespace: r.namespace, name: &pod_name, subresource: "binding", query: r.query, username: r.username };
+    let pr = Req { ri: &pods, namespace: r.namespace, name: &pod_name, subresource: "binding", ..*r };
     let annotations = binding.pointer("/metadata/annotations").cloned();
     api.guaranteed_update(&pr, "", |old| {
         if objects::is_deleting(old) {

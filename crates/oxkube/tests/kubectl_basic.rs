@@ -201,3 +201,33 @@ fn kubectl_132_works_too() {
     assert_eq!(r[0], vec!["NAME", "STATUS", "AGE"]);
     assert_eq!(r.len(), 5);
 }
+
+#[test]
+fn server_side_apply_owns_fields_and_reports_conflicts() {
+    let c = Cluster::start();
+    let out = c.kubectl_stdin(&["apply", "--server-side", "-f", "-"], DEPLOY);
+    assert_eq!(out.trim(), "deployment.apps/web serverside-applied");
+    let d: serde_json::Value = serde_json::from_str(&c.kubectl(&["get", "deploy", "web", "-o", "json", "--show-managed-fields"])).unwrap();
+    let mf = d["metadata"]["managedFields"].as_array().unwrap();
+    assert!(mf.iter().any(|m| m["manager"] == "kubectl" && m["operation"] == "Apply"), "{mf:?}");
+    // a second apply without the env var removes it (the manager no longer applies it)
+    let no_env = DEPLOY.replace("        env:\n        - {name: A, value: \"1\"}\n", "");
+    c.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &no_env);
+    let env = c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].env}"]);
+    assert_eq!(env, "", "field dropped from the applied config must be removed");
+    // another manager changing an owned field conflicts unless forced
+    let other = DEPLOY.replace("replicas: 2", "replicas: 7");
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.args(["--kubeconfig", c.kubeconfig().to_str().unwrap(), "apply", "--server-side", "--field-manager=other", "-f", "-"]);
+    let out = {
+        use std::io::Write;
+        let mut child = cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(other.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("conflict") && err.contains(".spec.replicas"), "{err}");
+    c.kubectl_stdin(&["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"], &other);
+    assert_eq!(c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "7");
+}
