@@ -66,10 +66,90 @@ fn keeps_status_on_create(ri: &ResourceInfo) -> bool {
 
 /// The initial status upstream gives on create to kinds not prepared by apimachinery's
 /// `prepare_for_create`.
-fn initial_status(ri: &ResourceInfo) -> Option<Value> {
+fn initial_status(ri: &ResourceInfo, obj: &Value) -> Option<Value> {
     match (ri.group.as_str(), ri.plural.as_str()) {
         ("", "persistentvolumes") | ("", "persistentvolumeclaims") => Some(json!({"phase": "Pending"})),
+        ("apiextensions.k8s.io", "customresourcedefinitions") => Some(crd_status(obj, None)),
         _ => None,
+    }
+}
+
+/// The status the apiextensions server gives a CRD: names accepted, established, and the
+/// storage versions ever used.
+pub fn crd_status(crd: &Value, old_status: Option<&Value>) -> Value {
+    let now = objects::now();
+    let storage = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().find(|v| v["storage"].as_bool() == Some(true)))
+        .and_then(|v| v["name"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let mut stored: Vec<Value> = old_status
+        .and_then(|s| s.get("storedVersions"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !storage.is_empty() && !stored.iter().any(|v| v == &json!(storage)) {
+        stored.push(json!(storage));
+    }
+    let mut names = crd.pointer("/spec/names").cloned().unwrap_or_else(|| json!({}));
+    if names.get("singular").is_none() {
+        if let Some(k) = names.get("kind").and_then(Value::as_str) {
+            names["singular"] = json!(k.to_ascii_lowercase());
+        }
+    }
+    if names.get("listKind").is_none() {
+        if let Some(k) = names.get("kind").and_then(Value::as_str) {
+            names["listKind"] = json!(format!("{k}List"));
+        }
+    }
+    let keep_time = |t: &str| -> String {
+        old_status
+            .and_then(|s| s.get("conditions"))
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+            .and_then(|c| c["lastTransitionTime"].as_str())
+            .map(String::from)
+            .unwrap_or_else(|| now.clone())
+    };
+    json!({
+        "acceptedNames": names,
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": keep_time("NamesAccepted")},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": keep_time("Established")},
+        ],
+        "storedVersions": stored,
+    })
+}
+
+/// Where a scalable resource keeps its replica counts and selector (CRDs configure them).
+pub struct ScalePaths {
+    pub spec: String,
+    pub status: String,
+    pub selector: Option<String>,
+}
+
+impl ScalePaths {
+    fn builtin() -> Self {
+        ScalePaths { spec: "/spec/replicas".into(), status: "/status/replicas".into(), selector: Some("/spec/selector".into()) }
+    }
+
+    /// From a CRD version's `subresources.scale`.
+    pub fn from_crd(crd: &Value, version: &str) -> Self {
+        let to_ptr = |p: &str| p.trim_start_matches('.').split('.').fold(String::new(), |acc, s| format!("{acc}/{s}"));
+        let scale = crd
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .and_then(|vs| vs.iter().find(|v| v["name"] == version))
+            .and_then(|v| v.pointer("/subresources/scale"))
+            .cloned()
+            .unwrap_or_default();
+        ScalePaths {
+            spec: scale["specReplicasPath"].as_str().map(to_ptr).unwrap_or_else(|| "/spec/replicas".into()),
+            status: scale["statusReplicasPath"].as_str().map(to_ptr).unwrap_or_else(|| "/status/replicas".into()),
+            selector: scale["labelSelectorPath"].as_str().map(to_ptr),
+        }
     }
 }
 
@@ -449,7 +529,7 @@ impl Api {
             return Err(ApiError::invalid(&ri.group, &ri.kind, &name, causes));
         }
         if has_status(ri) && !keeps_status_on_create(ri) {
-            if let Some(st) = initial_status(ri) {
+            if let Some(st) = initial_status(ri, &obj) {
                 obj["status"] = st;
             }
         }
@@ -536,6 +616,7 @@ impl Api {
             }
             let finished = objects::is_deleting(&new)
                 && objects::finalizers(&new).is_empty()
+                && !(ri.group.is_empty() && ri.plural == "namespaces" && namespace_finalizers_pending(&new))
                 && objects::meta(&new)
                     .and_then(|m| m.get("deletionGracePeriodSeconds"))
                     .and_then(Value::as_i64)
@@ -596,7 +677,9 @@ impl Api {
                         r.name
                     )));
                 }
-                if has_status(ri) {
+                if ri.group == "apiextensions.k8s.io" && ri.plural == "customresourcedefinitions" {
+                    new["status"] = crd_status(new, old.get("status"));
+                } else if has_status(ri) {
                     match old.get("status") {
                         Some(s) => new["status"] = s.clone(),
                         None => {
@@ -755,7 +838,8 @@ impl Api {
                     }
                 }
             }
-            let immediate = finalizers.is_empty() && grace == 0;
+            let is_ns = ri.group.is_empty() && ri.plural == "namespaces";
+            let immediate = finalizers.is_empty() && grace == 0 && !(is_ns && namespace_finalizers_pending(&old));
             let txn_ops;
             let code;
             if immediate {
@@ -775,8 +859,11 @@ impl Api {
                     let g = m.get("generation").and_then(Value::as_i64).unwrap_or(0);
                     m.insert("generation".into(), json!(g + 1));
                 }
+                if is_ns {
+                    new["status"]["phase"] = json!("Terminating");
+                }
                 txn_ops = vec![Op::Put { key: key.clone(), value: encode_stored(&new), lease: kv.lease }];
-                code = 202;
+                code = if is_ns { 200 } else { 202 };
             }
             if dry_run {
                 return Ok(Written { obj: if immediate { old } else { new }, code });
@@ -791,6 +878,9 @@ impl Api {
                 .await
                 .map_err(store_err)?;
             if resp.succeeded {
+                if immediate && ri.group == "apiextensions.k8s.io" && ri.plural == "customresourcedefinitions" {
+                    self.purge_custom_resources(&old).await;
+                }
                 if immediate {
                     let mut gone = old;
                     cache::set_rv(&mut gone, resp.revision);
@@ -801,6 +891,27 @@ impl Api {
             }
         }
         Err(ApiError::stale_resource_version(&ri.group, &ri.plural, r.name))
+    }
+
+    /// Remove every stored object of a deleted CRD (upstream's customresourcecleanup finalizer).
+    async fn purge_custom_resources(&self, crd: &Value) {
+        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
+        let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
+        if group.is_empty() || plural.is_empty() {
+            return;
+        }
+        let prefix = format!("/registry/{group}/{plural}/");
+        let Ok(resp) = self.store.range(store::RangeRequest { prefix, ..Default::default() }).await else { return };
+        for kv in resp.kvs {
+            let txn = Txn {
+                compares: vec![Compare::ModRevision(kv.key.clone(), kv.mod_revision)],
+                success: vec![Op::Delete { key: kv.key.clone() }],
+                failure: vec![],
+            };
+            if let Err(e) = self.store.txn(txn).await {
+                tracing::warn!(key = %kv.key, error = %e, "could not delete a custom resource of a deleted CRD");
+            }
+        }
     }
 
     /// DELETE of a collection: deletes every object the selectors match.
@@ -829,9 +940,16 @@ impl Api {
     }
 
     /// GET /scale: the autoscaling/v1 Scale of a scalable resource.
+    fn scale_paths(&self, ri: &ResourceInfo) -> ScalePaths {
+        match self.lookup(&ri.group, &ri.version, &ri.plural) {
+            Some((_, Some(crd))) => ScalePaths::from_crd(&crd, &ri.version),
+            _ => ScalePaths::builtin(),
+        }
+    }
+
     pub async fn get_scale(&self, r: &Req<'_>) -> Result<Value, ApiError> {
         let obj = self.get_object(r).await?;
-        Ok(scale_of(r.ri, &obj))
+        Ok(scale_of(r.ri, &obj, &self.scale_paths(r.ri)))
     }
 
     /// PUT/PATCH /scale: sets spec.replicas.
@@ -850,9 +968,10 @@ impl Api {
             precondition = objects::resource_version(b).to_string();
         }
         let scale_ri = scale_resource_info();
+        let paths = self.scale_paths(ri);
         let w = self
             .guaranteed_update(&Req { subresource: "scale", ..*r }, &precondition, |old| {
-                let cur = scale_of(ri, old);
+                let cur = scale_of(ri, old, &paths);
                 let want = match (&patch, &body_obj) {
                     (Some(p), _) => p.apply(&scale_ri, true, &cur, "scale", true, "")?,
                     (None, Some(b)) => b.clone(),
@@ -868,15 +987,20 @@ impl Api {
                     ));
                 }
                 let mut new = old.clone();
-                new["spec"]["replicas"] = json!(replicas);
+                set_pointer(&mut new, &paths.spec, json!(replicas));
                 if objects::resource_version(&want) != objects::resource_version(&cur) && !objects::resource_version(&want).is_empty() {
                     return Err(ApiError::stale_resource_version(&ri.group, &ri.plural, r.name));
                 }
                 Ok(new)
             })
             .await?;
-        Ok(scale_of(ri, &w.obj))
+        Ok(scale_of(ri, &w.obj, &paths))
     }
+}
+
+/// A namespace's own finalizers (spec.finalizers, e.g. `kubernetes`) still to run.
+fn namespace_finalizers_pending(ns: &Value) -> bool {
+    ns.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
 }
 
 fn items_last_key(items: &[Arc<Value>], r: &Req<'_>, _prefix: &str) -> String {
@@ -905,7 +1029,23 @@ fn scale_resource_info() -> ResourceInfo {
 }
 
 /// Build the autoscaling/v1 Scale of an object.
-pub fn scale_of(ri: &ResourceInfo, obj: &Value) -> Value {
+/// Set the value at a JSON pointer, creating objects on the way.
+fn set_pointer(obj: &mut Value, ptr: &str, v: Value) {
+    let mut cur = obj;
+    let parts: Vec<&str> = ptr.trim_start_matches('/').split('/').collect();
+    for (i, p) in parts.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        if i == parts.len() - 1 {
+            cur[*p] = v;
+            return;
+        }
+        cur = cur.as_object_mut().expect("made an object").entry(p.to_string()).or_insert_with(|| json!({}));
+    }
+}
+
+pub fn scale_of(ri: &ResourceInfo, obj: &Value, paths: &ScalePaths) -> Value {
     let m = objects::meta(obj).cloned().unwrap_or_default();
     let mut meta = Map::new();
     for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
@@ -913,7 +1053,8 @@ pub fn scale_of(ri: &ResourceInfo, obj: &Value) -> Value {
             meta.insert(f.into(), v.clone());
         }
     }
-    let selector = match obj.pointer("/spec/selector") {
+    let selector = match paths.selector.as_deref().and_then(|p| obj.pointer(p)) {
+        Some(Value::String(s)) => s.clone(),
         Some(sel) if ri.plural == "replicationcontrollers" => {
             let labels: Vec<String> = sel
                 .as_object()
@@ -924,7 +1065,7 @@ pub fn scale_of(ri: &ResourceInfo, obj: &Value) -> Value {
         Some(sel) => LabelSelector::from_label_selector(Some(sel)).map(|s| s.to_string()).unwrap_or_default(),
         None => String::new(),
     };
-    let mut status = json!({"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0)});
+    let mut status = json!({"replicas": obj.pointer(&paths.status).and_then(Value::as_i64).unwrap_or(0)});
     if !selector.is_empty() {
         status["selector"] = json!(selector);
     }
@@ -932,7 +1073,7 @@ pub fn scale_of(ri: &ResourceInfo, obj: &Value) -> Value {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": meta,
-        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "spec": {"replicas": obj.pointer(&paths.spec).and_then(Value::as_i64).unwrap_or(0)},
         "status": status,
     })
 }
@@ -953,7 +1094,7 @@ mod tests {
         let ri = apimachinery::registry::builtin_resources().into_iter().find(|r| r.plural == "deployments").unwrap();
         let d = json!({"metadata": {"name": "web", "namespace": "d", "resourceVersion": "7"},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}}, "status": {"replicas": 2}});
-        let s = scale_of(&ri, &d);
+        let s = scale_of(&ri, &d, &ScalePaths::builtin());
         assert_eq!(s["spec"]["replicas"], 3);
         assert_eq!(s["status"]["replicas"], 2);
         assert_eq!(s["status"]["selector"], "app=web");

@@ -272,3 +272,38 @@ fn acknowledged_writes_survive_kill_9() {
         assert!(acked.len() >= 200);
     });
 }
+
+#[test]
+fn namespace_deletion_is_two_phase() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let client = client(&c).await;
+        let nss: Api<Namespace> = Api::all(client.clone());
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap();
+        let created = nss.create(&PostParams::default(), &ns).await.unwrap();
+        assert_eq!(created.spec.unwrap().finalizers.unwrap(), vec!["kubernetes"]);
+        assert_eq!(created.status.unwrap().phase.as_deref(), Some("Active"));
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
+        cms.create(&PostParams::default(), &cm("inside", &[])).await.unwrap();
+        nss.delete("doomed", &DeleteParams::default()).await.unwrap();
+        let ns = nss.get("doomed").await.unwrap();
+        assert_eq!(ns.status.as_ref().unwrap().phase.as_deref(), Some("Terminating"));
+        assert!(ns.metadata.deletion_timestamp.is_some());
+        let (code, reason, msg) = status_of(cms.create(&PostParams::default(), &cm("late", &[])).await.unwrap_err());
+        assert_eq!((code, reason.as_str()), (403, "Forbidden"));
+        assert!(msg.contains("because it is being terminated"), "{msg}");
+        // the namespace controller's last step: clear spec.finalizers through /finalize
+        let mut fin = ns.clone();
+        fin.spec.as_mut().unwrap().finalizers = Some(vec![]);
+        let body = serde_json::to_vec(&fin).unwrap();
+        let req = http::Request::builder()
+            .method("PUT")
+            .uri("/api/v1/namespaces/doomed/finalize")
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        client.request_text(req).await.unwrap();
+        let (code, _, _) = status_of(nss.get("doomed").await.unwrap_err());
+        assert_eq!(code, 404, "a terminating namespace without finalizers is gone");
+    });
+}

@@ -270,17 +270,46 @@ fn apply_field_tag(p: &mut Map<String, Value>, tag: &FieldTag) {
 pub fn wrap_ref_siblings(v: &mut Value) {
     match v {
         Value::Object(o) => {
-            if o.len() > 1 {
+            if o.len() > 1 && o.get("$ref").is_some_and(Value::is_string) {
                 if let Some(r) = o.shift_remove("$ref") {
                     o.insert("allOf".into(), json!([{ "$ref": r }]));
                 }
             }
-            for child in o.values_mut() {
-                wrap_ref_siblings(child);
+            for (k, child) in o.iter_mut() {
+                match k.as_str() {
+                    // maps from names to schemas: the map itself is not a schema (a property
+                    // may well be called `$ref`, as in JSONSchemaProps)
+                    "properties" | "patternProperties" | "definitions" => {
+                        if let Value::Object(m) = child {
+                            m.values_mut().for_each(wrap_ref_siblings);
+                        }
+                    }
+                    // literal values, not schemas
+                    "enum" | "default" | "example" => {}
+                    _ => wrap_ref_siblings(child),
+                }
             }
         }
         Value::Array(a) => a.iter_mut().for_each(wrap_ref_siblings),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod wrap_tests {
+    use super::*;
+
+    #[test]
+    fn property_named_ref_is_not_a_reference() {
+        let mut v = json!({"properties": {
+            "$ref": {"type": "string"},
+            "allOf": {"type": "array", "items": {"$ref": "#/components/schemas/X"}},
+            "child": {"$ref": "#/components/schemas/Y", "description": "d"}
+        }});
+        wrap_ref_siblings(&mut v);
+        assert_eq!(v["properties"]["$ref"], json!({"type": "string"}));
+        assert_eq!(v["properties"]["allOf"]["items"], json!({"$ref": "#/components/schemas/X"}));
+        assert_eq!(v["properties"]["child"], json!({"allOf": [{"$ref": "#/components/schemas/Y"}], "description": "d"}));
     }
 }
 
