@@ -389,7 +389,11 @@ fn decode_fields(m: &'static Message, b: &[u8], depth: usize) -> Result<Value, P
         match f.card {
             Card::One => {
                 let v = read_value(m, tag, f.ty, wire, &mut r, depth)?;
-                slots[fi] = Some(v);
+                match (&mut slots[fi], v) {
+                    // a message sent twice is merged, as protobuf parsers do
+                    (Some(Value::Object(old)), Value::Object(new)) => merge(old, new),
+                    (slot, v) => *slot = Some(v),
+                }
             }
             Card::Rep => {
                 let slot = slots[fi].get_or_insert_with(|| Value::Array(Vec::new()));
@@ -445,6 +449,20 @@ fn decode_fields(m: &'static Message, b: &[u8], depth: usize) -> Result<Value, P
         out.insert(f.json.to_string(), v);
     }
     Ok(Value::Object(out))
+}
+
+/// Protobuf merge of a repeated singular message: nested messages merge, repeated fields
+/// concatenate, everything else is replaced.
+fn merge(old: &mut Map<String, Value>, new: Map<String, Value>) {
+    for (k, v) in new {
+        match (old.get_mut(&k), v) {
+            (Some(Value::Object(o)), Value::Object(n)) => merge(o, n),
+            (Some(Value::Array(o)), Value::Array(n)) => o.extend(n),
+            (_, v) => {
+                old.insert(k, v);
+            }
+        }
+    }
 }
 
 fn read_map_entry(

@@ -645,6 +645,35 @@ fn unknown_fields_and_packed_repeated_are_accepted() {
 }
 
 #[test]
+fn a_message_sent_twice_is_merged() {
+    let first = core::ConfigMap {
+        metadata: Some(meta::ObjectMeta {
+            name: s("x"),
+            finalizers: vec!["a".into()],
+            labels: labels(&[("k1", "v1")]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let second = core::ConfigMap {
+        metadata: Some(meta::ObjectMeta {
+            namespace: s("ns"),
+            finalizers: vec!["b".into()],
+            labels: labels(&[("k2", "v2")]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut raw = first.encode_to_vec();
+    raw.extend(second.encode_to_vec());
+    let v = decode_object("v1", "ConfigMap", &raw).unwrap();
+    assert_eq!(
+        v["metadata"],
+        json!({"name": "x", "namespace": "ns", "labels": {"k1": "v1", "k2": "v2"}, "finalizers": ["a", "b"]})
+    );
+}
+
+#[test]
 fn errors() {
     let good = body("v1", "ConfigMap", &core::ConfigMap::default());
     assert_eq!(decode_unknown(b"{}"), Err(ProtobufError::BadMagic));
