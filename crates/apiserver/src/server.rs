@@ -11,7 +11,7 @@ use apimachinery::ApiError;
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited, StreamBody};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::{json, Value};
 
@@ -85,17 +85,28 @@ pub async fn handle(api: Arc<Api>, peer_cert: Option<Arc<Vec<u8>>>, req: Request
     Ok(resp)
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
-    match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                Err(ApiError::too_large(MAX_BODY))
-            } else {
-                Err(ApiError::bad_request(format!("error reading request body: {e}")))
+/// Bodies above the limit are still read (and dropped) up to this size, so that the client
+/// gets the 413 instead of a broken connection; larger ones close the connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("error reading request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= MAX_BODY {
+                buf.extend_from_slice(&data);
+            } else if total > DRAIN_LIMIT {
+                break;
             }
         }
     }
+    if total > MAX_BODY {
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    Ok(buf.freeze())
 }
 
 async fn route(api: &Arc<Api>, peer_cert: Option<Arc<Vec<u8>>>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -108,11 +119,6 @@ async fn route(api: &Arc<Api>, peer_cert: Option<Arc<Vec<u8>>>, req: Request<Inc
         }
         "/version" | "/version/" => return Ok(json_response(200, &version_info(), Format::Json)),
         _ => {}
-    }
-    if let Some(len) = header(req.headers(), "content-length").and_then(|l| l.parse::<usize>().ok()) {
-        if len > MAX_BODY {
-            return Err(ApiError::too_large(MAX_BODY));
-        }
     }
     let user = api
         .authn

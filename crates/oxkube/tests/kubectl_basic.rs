@@ -231,3 +231,29 @@ fn server_side_apply_owns_fields_and_reports_conflicts() {
     c.kubectl_stdin(&["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"], &other);
     assert_eq!(c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "7");
 }
+
+#[test]
+fn create_commands_with_protobuf_bodies() {
+    let c = Cluster::start();
+    assert_eq!(c.kubectl(&["create", "namespace", "pb"]).trim(), "namespace/pb created");
+    assert_eq!(c.kubectl(&["create", "configmap", "cm1", "-n", "pb", "--from-literal=k=v"]).trim(), "configmap/cm1 created");
+    assert_eq!(c.kubectl(&["create", "secret", "generic", "s1", "-n", "pb", "--from-literal=pw=hunter2"]).trim(), "secret/s1 created");
+    assert_eq!(c.kubectl(&["create", "deployment", "d1", "-n", "pb", "--image=busybox", "--replicas=2", "--port=80"]).trim(), "deployment.apps/d1 created");
+    assert_eq!(c.kubectl(&["create", "serviceaccount", "sa1", "-n", "pb"]).trim(), "serviceaccount/sa1 created");
+    assert_eq!(c.kubectl(&["create", "service", "clusterip", "svc1", "-n", "pb", "--tcp=80:8080"]).trim(), "service/svc1 created");
+    assert_eq!(c.kubectl(&["get", "cm", "cm1", "-n", "pb", "-o", "jsonpath={.data.k}"]), "v");
+    assert_eq!(c.kubectl(&["get", "secret", "s1", "-n", "pb", "-o", "jsonpath={.data.pw}"]), "aHVudGVyMg==");
+    let r = rows(&c.kubectl(&["get", "secret", "s1", "-n", "pb"]));
+    assert_eq!(&r[1][..3], &["s1", "Opaque", "1"]);
+    let d: serde_json::Value = serde_json::from_str(&c.kubectl(&["get", "deploy", "d1", "-n", "pb", "-o", "json"])).unwrap();
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 80);
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "d1");
+    let svc: serde_json::Value = serde_json::from_str(&c.kubectl(&["get", "svc", "svc1", "-n", "pb", "-o", "json"])).unwrap();
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    // kubectl 1.32 sends the same protobuf bodies
+    let out = c.kubectl132(&["create", "configmap", "cm132", "-n", "pb", "--from-literal=a=b"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(c.kubectl(&["get", "cm", "cm132", "-n", "pb", "-o", "jsonpath={.data.a}"]), "b");
+}
