@@ -83,10 +83,16 @@ pub fn default_and_validate_update(ri: &ResourceInfo, custom: bool, subresource:
     }
     match subresource {
         "status" => validation::validate_status_update(&ri.group, &ri.version, &ri.kind, new, old),
-        _ => {
+        "" => {
             defaults::apply_defaults(&ri.group, &ri.version, &ri.kind, new);
             validation::validate_update(&ri.group, &ri.version, &ri.kind, new, old)
         }
+        // binding, scale, finalize: the server changes one field it checks itself
+        _ => meta::validate_object_meta_update(
+            new.get("metadata").unwrap_or(&empty),
+            old.get("metadata").unwrap_or(&empty),
+            "metadata",
+        ),
     }
 }
 

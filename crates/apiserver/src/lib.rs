@@ -81,8 +81,11 @@ pub struct Api {
     event_lease: tokio::sync::Mutex<Option<(LeaseId, Instant)>>,
 }
 
-/// How long one event lease is reused before a new one is granted.
-const EVENT_LEASE_REUSE: Duration = Duration::from_secs(60);
+/// How long one event lease is reused before a new one is granted: 5% of the TTL, at most a
+/// minute (upstream's lease manager), so Events live between TTL and TTL + reuse window.
+fn event_lease_reuse(ttl: Duration) -> Duration {
+    (ttl / 20).min(Duration::from_secs(60))
+}
 
 impl Api {
     pub async fn new(store: Arc<dyn Store>, authn: Authenticators, authz: Arc<dyn Authorizer>, server_address: String, event_ttl: Duration) -> Result<Arc<Api>, ServerError> {
@@ -102,12 +105,13 @@ impl Api {
     /// The lease Events are attached to; reused for a minute so leases stay few.
     pub async fn event_lease(&self) -> Result<LeaseId, store::StoreError> {
         let mut g = self.event_lease.lock().await;
+        let reuse = event_lease_reuse(self.event_ttl);
         if let Some((id, at)) = *g {
-            if at.elapsed() < EVENT_LEASE_REUSE {
+            if at.elapsed() < reuse {
                 return Ok(id);
             }
         }
-        let ttl = (self.event_ttl + EVENT_LEASE_REUSE).as_secs() as i64;
+        let ttl = (self.event_ttl + reuse).as_secs().max(1) as i64;
         let id = self.store.lease_grant(ttl).await?;
         *g = Some((id, Instant::now()));
         Ok(id)
