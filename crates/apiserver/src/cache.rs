@@ -25,6 +25,20 @@ pub struct CachedObject {
     pub key: String,
     pub rv: Revision,
     pub obj: Arc<Value>,
+    /// `obj` serialized as JSON once, so lists and watches copy bytes instead of re-encoding.
+    pub raw: bytes::Bytes,
+}
+
+/// Serialize an object for the byte caches.
+pub fn encode_raw(v: &Value) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+impl CachedObject {
+    pub fn new(key: String, rv: Revision, obj: Arc<Value>) -> Self {
+        let raw = encode_raw(&obj);
+        CachedObject { key, rv, obj, raw }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +67,15 @@ pub struct CacheEvent {
     pub obj: Arc<Value>,
     /// The object before the change (None for an add).
     pub prev: Option<Arc<Value>>,
+    /// `obj` serialized as JSON.
+    pub raw: bytes::Bytes,
+}
+
+impl CacheEvent {
+    pub fn new(kind: EventKind, rv: Revision, key: String, obj: Arc<Value>, prev: Option<Arc<Value>>) -> Self {
+        let raw = encode_raw(&obj);
+        CacheEvent { kind, rv, key, obj, prev, raw }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +192,7 @@ impl ResourceCache {
             _ => {
                 st.objects.insert(
                     ev.key.clone(),
-                    Arc::new(CachedObject { key: ev.key.clone(), rv: ev.rv, obj: ev.obj.clone() }),
+                    Arc::new(CachedObject { key: ev.key.clone(), rv: ev.rv, obj: ev.obj.clone(), raw: ev.raw.clone() }),
                 );
             }
         }
@@ -190,13 +213,7 @@ impl ResourceCache {
             self.read().objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for (k, o) in &old {
             if !fresh.contains_key(k) {
-                self.apply(Arc::new(CacheEvent {
-                    kind: EventKind::Deleted,
-                    rv: rev,
-                    key: k.clone(),
-                    obj: with_rv(&o.obj, rev),
-                    prev: Some(o.obj.clone()),
-                }));
+                self.apply(Arc::new(CacheEvent::new(EventKind::Deleted, rev, k.clone(), with_rv(&o.obj, rev), Some(o.obj.clone()))));
             }
         }
         let oldmap: HashMap<_, _> = old.into_iter().collect();
@@ -209,6 +226,7 @@ impl ResourceCache {
                     key: k.clone(),
                     obj: o.obj.clone(),
                     prev: prev.map(|p| p.obj.clone()),
+                    raw: o.raw.clone(),
                 })),
             }
         }
@@ -338,26 +356,16 @@ impl WatchCache {
                 None => None,
             };
             let ev = match e.kind {
-                EventType::Put => CacheEvent {
-                    kind: if e.kv.create_revision == rev || prev.is_none() {
-                        EventKind::Added
-                    } else {
-                        EventKind::Modified
-                    },
-                    rv: rev,
-                    key: e.kv.key.clone(),
-                    obj: Arc::new(decode(&e.kv, rev)?),
+                EventType::Put => CacheEvent::new(
+                    if e.kv.create_revision == rev || prev.is_none() { EventKind::Added } else { EventKind::Modified },
+                    rev,
+                    e.kv.key.clone(),
+                    Arc::new(decode(&e.kv, rev)?),
                     prev,
-                },
+                ),
                 EventType::Delete => {
                     let Some(prev) = prev else { continue };
-                    CacheEvent {
-                        kind: EventKind::Deleted,
-                        rv: rev,
-                        key: e.kv.key.clone(),
-                        obj: with_rv(&prev, rev),
-                        prev: Some(prev),
-                    }
+                    CacheEvent::new(EventKind::Deleted, rev, e.kv.key.clone(), with_rv(&prev, rev), Some(prev))
                 }
             };
             rc.apply(Arc::new(ev));
@@ -403,7 +411,7 @@ async fn load_all(store: &dyn Store) -> Result<(Loaded, Revision), CacheError> {
         };
         out.entry(prefix.to_string()).or_default().insert(
             kv.key.clone(),
-            Arc::new(CachedObject { key: kv.key.clone(), rv: kv.mod_revision, obj: Arc::new(obj) }),
+            Arc::new(CachedObject::new(kv.key.clone(), kv.mod_revision, Arc::new(obj))),
         );
     }
     Ok((out, resp.revision))
@@ -464,13 +472,7 @@ mod tests {
     }
 
     fn ev(kind: EventKind, rv: Revision, key: &str) -> Arc<CacheEvent> {
-        Arc::new(CacheEvent {
-            kind,
-            rv,
-            key: key.into(),
-            obj: Arc::new(serde_json::json!({"metadata": {"name": key}})),
-            prev: None,
-        })
+        Arc::new(CacheEvent::new(kind, rv, key.into(), Arc::new(serde_json::json!({"metadata": {"name": key}})), None))
     }
 
     #[test]

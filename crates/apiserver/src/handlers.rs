@@ -304,7 +304,7 @@ fn decode_continue(tok: &str) -> Result<(Revision, String), ApiError> {
 
 /// A list result before rendering.
 pub struct ListResult {
-    pub items: Vec<Arc<Value>>,
+    pub items: Vec<Arc<CachedObject>>,
     pub rv: Revision,
     pub continue_token: Option<String>,
     pub remaining: Option<i64>,
@@ -381,7 +381,7 @@ impl Api {
                 more = true;
                 break;
             }
-            items.push(o.obj.clone());
+            items.push(o.clone());
             last = Some(o);
             counted += 1;
         }
@@ -443,7 +443,7 @@ impl Api {
                         remaining: None,
                     });
                 }
-                items.push(Arc::new(obj));
+                items.push(Arc::new(CachedObject::new(kv.key.clone(), kv.mod_revision, Arc::new(obj))));
             }
             if limit == 0 || n < limit + 1 || !resp.more && n <= limit {
                 break;
@@ -1003,11 +1003,8 @@ fn namespace_finalizers_pending(ns: &Value) -> bool {
     ns.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
 }
 
-fn items_last_key(items: &[Arc<Value>], r: &Req<'_>, _prefix: &str) -> String {
-    items
-        .last()
-        .map(|o| r.ri.key(objects::namespace(o), objects::name(o)))
-        .unwrap_or_default()
+fn items_last_key(items: &[Arc<CachedObject>], _r: &Req<'_>, _prefix: &str) -> String {
+    items.last().map(|o| o.key.clone()).unwrap_or_default()
 }
 
 /// The ResourceInfo used to patch Scale objects.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use apimachinery::registry::ResourceInfo;
 use serde_json::{json, Map, Value};
 
+use crate::cache::CachedObject;
 use crate::negotiate::As;
 
 /// PartialObjectMetadata of an object.
@@ -60,8 +61,35 @@ pub fn table(ri: &ResourceInfo, objs: &[Arc<Value>], list_rv: Option<&str>, cont
     t
 }
 
+/// A JSON list of objects built from their cached serializations (no re-encoding).
+pub fn list_json_bytes(ri: &ResourceInfo, items: &[Arc<CachedObject>], rv: &str, cont: Option<&str>, remaining: Option<i64>) -> Vec<u8> {
+    let mut meta = json!({"resourceVersion": rv});
+    if let Some(c) = cont {
+        meta["continue"] = json!(c);
+    }
+    if let Some(r) = remaining {
+        meta["remainingItemCount"] = json!(r);
+    }
+    let head = json!({"kind": ri.list_kind(), "apiVersion": ri.api_version(), "metadata": meta});
+    let mut out = serde_json::to_vec(&head).unwrap_or_default();
+    out.pop(); // the closing brace
+    let size: usize = items.iter().map(|i| i.raw.len() + 1).sum();
+    out.reserve(size + 16);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&it.raw);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
 /// A list object of the negotiated representation.
-pub fn list(ri: &ResourceInfo, as_: As, items: &[Arc<Value>], rv: &str, cont: Option<&str>, remaining: Option<i64>, include: Include, crd: Option<&Value>) -> Value {
+pub fn list(ri: &ResourceInfo, as_: As, items: &[Arc<CachedObject>], rv: &str, cont: Option<&str>, remaining: Option<i64>, include: Include, crd: Option<&Value>) -> Value {
+    let items: Vec<Arc<Value>> = items.iter().map(|i| i.obj.clone()).collect();
+    let items = &items[..];
     match as_ {
         As::Table => table(ri, items, Some(rv), cont, include, crd),
         As::Metadata | As::Object => {
@@ -92,5 +120,24 @@ pub fn object(ri: &ResourceInfo, as_: As, obj: &Value, include: Include, crd: Op
         As::Object => obj.clone(),
         As::Metadata => partial_metadata(obj),
         As::Table => table(ri, &[Arc::new(obj.clone())], None, None, include, crd),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_list_equals_value_list() {
+        let ri = apimachinery::registry::builtin_resources().into_iter().find(|r| r.plural == "configmaps").unwrap();
+        let items: Vec<Arc<CachedObject>> = (0..3)
+            .map(|i| Arc::new(CachedObject::new(format!("k{i}"), i, Arc::new(json!({"metadata": {"name": format!("c{i}")}, "data": {"a": "\"quoted\""}})))))
+            .collect();
+        let bytes = list_json_bytes(&ri, &items, "9", Some("tok"), Some(4));
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+        let expected = list(&ri, As::Object, &items, "9", Some("tok"), Some(4), Include::Metadata, None);
+        assert_eq!(parsed, expected);
+        let empty = list_json_bytes(&ri, &[], "1", None, None);
+        assert_eq!(serde_json::from_slice::<Value>(&empty).unwrap()["items"], json!([]));
     }
 }

@@ -297,6 +297,10 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
         (Verb::List, "") => {
             let filter = Filter::from_query(&ri, &query)?;
             let l = api.list(&r, &filter).await?;
+            if accept.as_ == As::Object && accept.format == Format::Json {
+                let bytes = render::list_json_bytes(&ri, &l.items, &l.rv.to_string(), l.continue_token.as_deref(), l.remaining);
+                return Ok(respond(200, bytes, "application/json"));
+            }
             let out = render::list(&ri, accept.as_, &l.items, &l.rv.to_string(), l.continue_token.as_deref(), l.remaining, include, crd_ref);
             json_response(200, &out, accept.format)
         }
@@ -467,10 +471,10 @@ fn watch(
     };
     let ri2 = ri.clone();
     let as_ = accept.as_;
-    let render: Render = Arc::new(move |o: &Value| match as_ {
-        As::Object => o.clone(),
-        _ => render::object(&ri2, as_, o, include, crd.as_deref()),
-    });
+    let render: Render = match (as_, accept.format) {
+        (As::Object, Format::Json) => None,
+        _ => Some(Arc::new(move |o: &Value| render::object(&ri2, as_, o, include, crd.as_deref()))),
+    };
     let rx = api.start_watch(ri, namespace, filter, params, render)?;
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b)));
     let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());

@@ -28,8 +28,25 @@ pub struct WatchParams {
     pub as_: As,
 }
 
-/// Renders one object for a watch event (conversion to Table or metadata).
-pub type Render = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
+/// Renders one object for a watch event (conversion to Table or metadata); None sends the
+/// object's cached JSON bytes as they are.
+pub type Render = Option<Arc<dyn Fn(&Value) -> Value + Send + Sync>>;
+
+/// One event line, from the cached bytes when no rendering is needed.
+fn event_line(kind: &str, obj: &Value, raw: &Bytes, render: &Render) -> Bytes {
+    match render {
+        Some(f) => line(kind, &f(obj)),
+        None => {
+            let mut v = Vec::with_capacity(raw.len() + 32);
+            v.extend_from_slice(b"{\"type\":\"");
+            v.extend_from_slice(kind.as_bytes());
+            v.extend_from_slice(b"\",\"object\":");
+            v.extend_from_slice(raw);
+            v.extend_from_slice(b"}\n");
+            Bytes::from(v)
+        }
+    }
+}
 
 fn line(kind: &str, obj: &Value) -> Bytes {
     let mut v = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
@@ -110,7 +127,7 @@ async fn run_watch(
         }
         let (items, sub) = rc.subscribe_with_state(&prefix, &api.cache.revision_rx());
         for o in items.iter().filter(|o| filter.matches(&o.obj)) {
-            if tx.send(line("ADDED", &render(&o.obj))).await.is_err() {
+            if tx.send(event_line("ADDED", &o.obj, &o.raw, &render)).await.is_err() {
                 return;
             }
         }
@@ -191,7 +208,7 @@ fn transform(ev: &CacheEvent, prefix: &str, filter: &Filter, render: &Render) ->
         EventKind::Deleted if before || now => "DELETED",
         _ => return None,
     };
-    Some(line(kind, &render(&ev.obj)))
+    Some(event_line(kind, &ev.obj, &ev.raw, render))
 }
 
 #[cfg(test)]
@@ -200,7 +217,7 @@ mod tests {
     use apimachinery::selector::LabelSelector;
 
     fn ev(kind: EventKind, obj: Value, prev: Option<Value>) -> CacheEvent {
-        CacheEvent { kind, rv: 5, key: "/registry/core/pods/a/x".into(), obj: Arc::new(obj), prev: prev.map(Arc::new) }
+        CacheEvent::new(kind, 5, "/registry/core/pods/a/x".into(), Arc::new(obj), prev.map(Arc::new))
     }
 
     #[test]
@@ -211,7 +228,7 @@ mod tests {
             group: String::new(),
             resource: "pods".into(),
         };
-        let render: Render = Arc::new(|v: &Value| v.clone());
+        let render: Render = None;
         let web = json!({"metadata": {"labels": {"app": "web"}}});
         let db = json!({"metadata": {"labels": {"app": "db"}}});
         let kind = |b: Option<Bytes>| b.map(|b| serde_json::from_slice::<Value>(&b).unwrap()["type"].as_str().unwrap().to_string());
@@ -221,5 +238,9 @@ mod tests {
         assert_eq!(kind(transform(&ev(EventKind::Modified, web.clone(), Some(web.clone())), p, &filter, &render)).as_deref(), Some("MODIFIED"));
         assert_eq!(kind(transform(&ev(EventKind::Added, db.clone(), None), p, &filter, &render)), None);
         assert_eq!(kind(transform(&ev(EventKind::Added, web.clone(), None), "/registry/core/pods/b/", &filter, &render)), None);
+        let b = transform(&ev(EventKind::Added, web.clone(), None), p, &filter, &render).unwrap();
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v, json!({"type": "ADDED", "object": web}));
+        assert!(b.ends_with(b"\n"));
     }
 }
