@@ -431,14 +431,16 @@ pub fn apply(
 /// Records an `Update` by `opts.manager` that turned `live` (`None` for a create) into `new`:
 /// updates `new`'s `metadata.managedFields`. When `new` carries no managedFields (or an empty
 /// list), the live object's are used, so clients unaware of managedFields cannot drop them; a
-/// list whose entries are all empty (`[{}]`) resets them.
+/// list whose entries are all empty (`[{}]`) resets them; undecodable ones are replaced by the
+/// live object's.
 pub fn update_managed_fields(
     live: Option<&Value>,
     new: &mut Value,
     schema: &dyn PatchSchema,
     opts: &UpdateOptions,
 ) -> Result<(), PatchError> {
-    let from_new = decode_managed_fields(new)?;
+    // upstream falls back to the live object's managed fields when the new ones cannot be decoded
+    let from_new = decode_managed_fields(new).unwrap_or_default();
     let mut managers = if from_new.is_empty() {
         match live {
             Some(l) => decode_managed_fields(l)?,
@@ -557,12 +559,23 @@ impl Walker<'_> {
         !names.is_empty() && self.info(names).atomic_map
     }
 
-    fn item_pe(item: &Value, idx: usize, lt: &ListType) -> PathElement {
+    /// The path element of a list item: its key fields (schema defaults filling absent keys, as
+    /// upstream does for e.g. `protocol: TCP`), its value for sets, else its index.
+    fn item_pe(
+        item: &Value,
+        idx: usize,
+        lt: &ListType,
+        defaults: &[(String, Value)],
+    ) -> PathElement {
         match lt {
             ListType::Map(keys) => {
                 let pairs: Vec<(String, Value)> = keys
                     .iter()
-                    .filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone())))
+                    .filter_map(|k| {
+                        item.get(k)
+                            .or_else(|| defaults.iter().find(|(d, _)| d == k).map(|(_, v)| v))
+                            .map(|v| (k.clone(), v.clone()))
+                    })
                     .collect();
                 if pairs.is_empty() {
                     PathElement::Index(idx)
@@ -595,12 +608,13 @@ impl Walker<'_> {
             }
             Value::Array(items) => {
                 let lt = self.list_type(names);
+                let kd = self.info(names).key_defaults;
                 if lt == ListType::Atomic {
                     out.insert(path);
                     return;
                 }
                 for (i, it) in items.iter().enumerate() {
-                    path.push(Self::item_pe(it, i, &lt));
+                    path.push(Self::item_pe(it, i, &lt, &kd));
                     out.insert(path);
                     if let (ListType::Map(_), Value::Object(m)) = (&lt, it) {
                         for (k, cv) in m {
@@ -639,12 +653,13 @@ impl Walker<'_> {
             }
             Value::Array(items) => {
                 let lt = self.list_type(names);
+                let kd = self.info(names).key_defaults;
                 if lt == ListType::Atomic {
                     out.insert(path);
                     return;
                 }
                 for (i, it) in items.iter().enumerate() {
-                    path.push(Self::item_pe(it, i, &lt));
+                    path.push(Self::item_pe(it, i, &lt, &kd));
                     match (&lt, it) {
                         (ListType::Map(_), Value::Object(m)) => {
                             out.insert(path);
@@ -706,15 +721,16 @@ impl Walker<'_> {
                 if self.list_type(names) != ListType::Atomic =>
             {
                 let lt = self.list_type(names);
+                let kd = self.info(names).key_defaults;
                 let ia: Vec<(PathElement, &Value)> = a
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| (Self::item_pe(v, i, &lt), v))
+                    .map(|(i, v)| (Self::item_pe(v, i, &lt, &kd), v))
                     .collect();
                 let ib: Vec<(PathElement, &Value)> = b
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| (Self::item_pe(v, i, &lt), v))
+                    .map(|(i, v)| (Self::item_pe(v, i, &lt, &kd), v))
                     .collect();
                 fn find<'x>(
                     list: &[(PathElement, &'x Value)],
@@ -819,15 +835,16 @@ impl Walker<'_> {
                 if self.list_type(names) != ListType::Atomic =>
             {
                 let lt = self.list_type(names);
+                let kd = self.info(names).key_defaults;
                 let lpe: Vec<PathElement> = l
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| Self::item_pe(v, i, &lt))
+                    .map(|(i, v)| Self::item_pe(v, i, &lt, &kd))
                     .collect();
                 let cpe: Vec<PathElement> = c
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| Self::item_pe(v, i, &lt))
+                    .map(|(i, v)| Self::item_pe(v, i, &lt, &kd))
                     .collect();
                 let mut used = vec![false; l.len()];
                 let mut out = Vec::with_capacity(l.len() + c.len());
@@ -899,9 +916,10 @@ impl Walker<'_> {
             return (*i < list.len()).then_some(*i);
         }
         let lt = self.list_type(names);
+        let kd = self.info(names).key_defaults;
         list.iter()
             .enumerate()
-            .position(|(i, v)| Self::item_pe(v, i, &lt) == *pe)
+            .position(|(i, v)| Self::item_pe(v, i, &lt, &kd) == *pe)
     }
 
     fn get_path<'v>(&self, obj: &'v Value, path: &[PathElement]) -> Option<&'v Value> {

@@ -425,3 +425,25 @@ fn first_apply_to_unmanaged_object_sees_before_first_apply() {
     let bfa = m.iter().find(|e| e.0 == BEFORE_FIRST_APPLY).unwrap();
     assert_eq!(bfa.2, json!({"f:spec": {"f:paused": {}}}));
 }
+
+#[test]
+fn list_map_keys_use_schema_defaults() {
+    let s = dep();
+    let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]}}}});
+    let created = apply(None, &cfg, &s, &opts("m", false, T1)).unwrap();
+    // the server defaults protocol afterwards
+    let mut live = created.clone();
+    live["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] = json!("TCP");
+    let again = apply(Some(&live), &cfg, &s, &opts("m", false, T2)).unwrap();
+    let ports = again["spec"]["template"]["spec"]["containers"][0]["ports"]
+        .as_array()
+        .unwrap();
+    assert_eq!(ports.len(), 1, "no duplicate item: {ports:?}");
+    assert_eq!(ports[0]["protocol"], "TCP");
+    assert_eq!(
+        managed(&again)[0].2["f:spec"]["f:template"]["f:spec"]["f:containers"]
+            ["k:{\"name\":\"c\"}"]["f:ports"],
+        json!({"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}})
+    );
+}

@@ -38,6 +38,9 @@ pub struct FieldInfo {
     /// `x-kubernetes-map-type: atomic` / `x-kubernetes-map-type`/`structType=atomic`: the map is
     /// owned and replaced as a whole by server-side apply.
     pub atomic_map: bool,
+    /// Defaults of list-map key fields (`protocol: "TCP"` for ports), used to identify items
+    /// whose key field is absent.
+    pub key_defaults: Vec<(String, serde_json::Value)>,
 }
 
 impl FieldInfo {
@@ -57,6 +60,15 @@ impl FieldInfo {
             list_type: Some(ListType::Map(keys.iter().map(|k| k.to_string()).collect())),
             ..FieldInfo::merge_by(key)
         }
+    }
+
+    /// Adds a default for a list-map key field.
+    pub fn with_default(mut self, key: &str, value: &str) -> Self {
+        self.key_defaults.push((
+            key.to_string(),
+            serde_json::Value::String(value.to_string()),
+        ));
+        self
     }
 
     /// A `patchStrategy:"merge"` list of scalars (set union), `listType=set`.
@@ -249,7 +261,8 @@ impl BuiltinSchema {
             ("", "Service") => {
                 s.add(
                     "spec.ports",
-                    FieldInfo::merge_by_keys("port", &["port", "protocol"]),
+                    FieldInfo::merge_by_keys("port", &["port", "protocol"])
+                        .with_default("protocol", "TCP"),
                 );
                 s.add("spec.selector", FieldInfo::atomic_map());
                 s.add("status.conditions", cond());
@@ -306,7 +319,8 @@ impl BuiltinSchema {
             self.add(&cp, by_name());
             self.add(
                 &format!("{cp}.ports"),
-                FieldInfo::merge_by_keys("containerPort", &["containerPort", "protocol"]),
+                FieldInfo::merge_by_keys("containerPort", &["containerPort", "protocol"])
+                    .with_default("protocol", "TCP"),
             );
             self.add(&format!("{cp}.env"), by_name());
             self.add(
