@@ -190,6 +190,13 @@ fn aggregate(errs: Vec<String>) -> Option<String> {
     }
 }
 
+impl SelectorError {
+    /// The 400 BadRequest the API server answers with for an unparsable selector.
+    pub fn to_api_error(&self) -> crate::status::ApiError {
+        crate::status::ApiError::bad_request(self.to_string())
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // label sets
 // ---------------------------------------------------------------------------------------------
@@ -989,6 +996,25 @@ impl Fields for [(&str, &str)] {
     fn get_field(&self, field: &str) -> Option<&str> {
         self.iter().find(|(k, _)| *k == field).map(|(_, v)| *v)
     }
+}
+
+/// The field set every kind supports (upstream `DefaultClusterScopedAttr` /
+/// `DefaultNamespaceScopedAttr`): `metadata.name`, plus `metadata.namespace` when namespaced.
+/// Kinds add their own (e.g. pods: `spec.nodeName`, `status.phase`).
+pub fn object_meta_fields(obj: &Value, namespaced: bool) -> BTreeMap<String, String> {
+    let meta = |k: &str| {
+        obj.get("metadata")
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut out = BTreeMap::new();
+    out.insert("metadata.name".to_string(), meta("name"));
+    if namespaced {
+        out.insert("metadata.namespace".to_string(), meta("namespace"));
+    }
+    out
 }
 
 /// The operator of a field selector term.

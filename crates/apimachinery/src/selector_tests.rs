@@ -354,3 +354,21 @@ fn label_selector_from_typed_api_object() {
             .is_empty()
     );
 }
+
+#[test]
+fn meta_fields_and_error_status() {
+    let obj = json!({"metadata": {"name": "p", "namespace": "ns"}});
+    let f = object_meta_fields(&obj, true);
+    assert!(
+        FieldSelector::parse("metadata.name=p,metadata.namespace=ns")
+            .unwrap()
+            .matches(&f)
+    );
+    assert!(!FieldSelector::parse("metadata.namespace=other")
+        .unwrap()
+        .matches(&f));
+    assert!(!object_meta_fields(&obj, false).contains_key("metadata.namespace"));
+    let e = LabelSelector::parse("x y").unwrap_err().to_api_error();
+    assert_eq!(e.code(), 400);
+    assert!(e.message.contains("unable to parse requirement"));
+}
