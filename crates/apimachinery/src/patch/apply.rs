@@ -290,6 +290,32 @@ fn stripped_fields() -> FieldSet {
     s
 }
 
+/// `namespace/name` as upstream's `types.NamespacedName` prints it.
+fn namespaced_name(obj: &Value) -> String {
+    let m = |k: &str| {
+        obj.get("metadata")
+            .and_then(|x| x.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    format!("{}/{}", m("namespace"), m("name"))
+}
+
+/// `apps/v1, Kind=Deployment` (`/v1, Kind=Pod` for the core group) as upstream prints a GVK.
+fn gvk_string(obj: &Value) -> String {
+    let av = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let gv = if av.contains('/') {
+        av.to_string()
+    } else {
+        format!("/{av}")
+    };
+    format!("{gv}, Kind={kind}")
+}
+
 fn without_managed_fields(mut v: Value) -> Value {
     if let Some(Value::Object(m)) = v.get_mut("metadata") {
         m.remove("managedFields");
@@ -328,6 +354,13 @@ pub fn apply(
     let live_clean = without_managed_fields(live_obj);
     let config_clean = without_managed_fields(config.clone());
     let w = Walker { schema };
+    if let Err(e) = w.check_duplicates(&config_clean, &mut Vec::new(), &mut Vec::new()) {
+        return Err(PatchError::Internal(format!(
+            "failed to create typed patch object ({}; {}): {e}",
+            namespaced_name(config),
+            gvk_string(config)
+        )));
+    }
     if live.is_some() && managers.is_empty() {
         // upstream: an object without managed fields is treated as if one Update manager,
         // "before-first-apply", had set all of it, so the first apply sees conflicts
@@ -629,6 +662,66 @@ impl Walker<'_> {
                 }
             }
             _ => out.insert(path),
+        }
+    }
+
+    /// Fails on list-map (or set) items that share a key, as upstream's typed conversion does:
+    /// `.spec.containers: duplicate entries for key [name="a"]`.
+    fn check_duplicates(
+        &self,
+        v: &Value,
+        names: &mut Vec<String>,
+        path: &mut FieldPath,
+    ) -> Result<(), String> {
+        match v {
+            Value::Object(m) => {
+                for (k, cv) in m {
+                    names.push(k.clone());
+                    path.push(PathElement::Field(k.clone()));
+                    let r = self.check_duplicates(cv, names, path);
+                    path.pop();
+                    names.pop();
+                    r?;
+                }
+                Ok(())
+            }
+            Value::Array(items) => {
+                let lt = self.list_type(names);
+                let kd = self.info(names).key_defaults;
+                if lt == ListType::Atomic {
+                    return Ok(());
+                }
+                let mut seen: Vec<PathElement> = Vec::new();
+                for (i, it) in items.iter().enumerate() {
+                    let pe = Self::item_pe(it, i, &lt, &kd);
+                    if seen.contains(&pe) {
+                        let what = if lt == ListType::Set { "value" } else { "key" };
+                        return Err(format!(
+                            "{}: duplicate entries for {what} {}",
+                            path_string(path),
+                            pe.display()
+                        ));
+                    }
+                    if let (ListType::Map(_), Value::Object(m)) = (&lt, it) {
+                        path.push(pe.clone());
+                        for (k, cv) in m {
+                            names.push(k.clone());
+                            path.push(PathElement::Field(k.clone()));
+                            let r = self.check_duplicates(cv, names, path);
+                            path.pop();
+                            names.pop();
+                            if let Err(e) = r {
+                                path.pop();
+                                return Err(e);
+                            }
+                        }
+                        path.pop();
+                    }
+                    seen.push(pe);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 

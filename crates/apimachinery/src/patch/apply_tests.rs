@@ -447,3 +447,24 @@ fn list_map_keys_use_schema_defaults() {
         json!({"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}})
     );
 }
+
+#[test]
+fn duplicate_keys_in_applied_config() {
+    let s = dep();
+    let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "ns"},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "env": [{"name": "A"}, {"name": "A"}]}]}}}});
+    let err = apply(None, &cfg, &s, &opts("m", false, T1)).unwrap_err();
+    assert_eq!(
+        err,
+        PatchError::Internal(
+            "failed to create typed patch object (ns/d; apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"c\"].env: duplicate entries for key [name=\"A\"]".into()
+        )
+    );
+    let pod = BuiltinSchema::for_kind("", "Pod").unwrap();
+    let cfg = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": ["a", "a"]}});
+    let err = apply(None, &cfg, &pod, &opts("m", false, T1)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "failed to create typed patch object (/p; /v1, Kind=Pod): .metadata.finalizers: duplicate entries for value [=\"a\"]"
+    );
+}
