@@ -693,6 +693,17 @@ impl Walker<'_> {
                 }
                 let mut seen: Vec<PathElement> = Vec::new();
                 for (i, it) in items.iter().enumerate() {
+                    if let ListType::Map(keys) = &lt {
+                        for k in keys {
+                            if it.get(k).is_none() && !kd.iter().any(|(d, _)| d == k) {
+                                return Err(format!(
+                                    "{}: associative list with keys has an element that omits key field {:?} (and doesn't have default value)",
+                                    path_string(path),
+                                    k
+                                ));
+                            }
+                        }
+                    }
                     let pe = Self::item_pe(it, i, &lt, &kd);
                     if seen.contains(&pe) {
                         let what = if lt == ListType::Set { "value" } else { "key" };
@@ -939,35 +950,57 @@ impl Walker<'_> {
                     .enumerate()
                     .map(|(i, v)| Self::item_pe(v, i, &lt, &kd))
                     .collect();
-                let mut used = vec![false; l.len()];
+                // upstream's interleaving: live-only items keep their place, shared items follow
+                // the configuration's order, new items go where the configuration puts them
+                let mut shared: std::collections::VecDeque<&PathElement> =
+                    cpe.iter().filter(|p| lpe.contains(p)).collect();
+                let mut next_shared = shared.pop_front();
                 let mut out = Vec::with_capacity(l.len() + c.len());
                 let (mut i, mut j) = (0, 0);
+                let is_map = matches!(lt, ListType::Map(_));
                 while i < l.len() || j < c.len() {
+                    if i < l.len() && j < c.len() {
+                        if lpe[i] == cpe[j] {
+                            path.push(cpe[j].clone());
+                            let v = if is_map {
+                                self.merge(Some(&l[i]), &c[j], names, path)
+                            } else {
+                                c[j].clone()
+                            };
+                            path.pop();
+                            out.push(v);
+                            i += 1;
+                            j += 1;
+                            next_shared = shared.pop_front();
+                            continue;
+                        }
+                        if cpe.contains(&lpe[i]) && next_shared.is_some_and(|n| *n != lpe[i]) {
+                            i += 1;
+                            continue;
+                        }
+                    }
                     if i < l.len() && !cpe.contains(&lpe[i]) {
                         out.push(l[i].clone());
                         i += 1;
                         continue;
                     }
-                    if i < l.len() && used[i] {
-                        i += 1;
-                        continue;
-                    }
                     if j < c.len() {
                         let li = lpe.iter().position(|p| *p == cpe[j]);
-                        if let Some(li) = li {
-                            used[li] = true;
-                        }
                         path.push(cpe[j].clone());
-                        let v = if matches!(lt, ListType::Map(_)) {
+                        let v = if is_map {
                             self.merge(li.map(|x| &l[x]), &c[j], names, path)
                         } else {
                             c[j].clone()
                         };
                         path.pop();
                         out.push(v);
+                        if next_shared.is_some_and(|n| *n == cpe[j]) {
+                            next_shared = shared.pop_front();
+                        }
                         j += 1;
                         continue;
                     }
+                    // a shared live item already merged through the configuration's order
                     i += 1;
                 }
                 Value::Array(out)

@@ -460,6 +460,12 @@ fn duplicate_keys_in_applied_config() {
             "failed to create typed patch object (ns/d; apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"c\"].env: duplicate entries for key [name=\"A\"]".into()
         )
     );
+    let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [{"image": "i"}]}}}});
+    assert_eq!(
+        apply(None, &cfg, &s, &opts("m", false, T1)).unwrap_err().to_string(),
+        "failed to create typed patch object (/d; apps/v1, Kind=Deployment): .spec.template.spec.containers: associative list with keys has an element that omits key field \"name\" (and doesn't have default value)"
+    );
     let pod = BuiltinSchema::for_kind("", "Pod").unwrap();
     let cfg = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": ["a", "a"]}});
     let err = apply(None, &cfg, &pod, &opts("m", false, T1)).unwrap_err();
@@ -467,4 +473,45 @@ fn duplicate_keys_in_applied_config() {
         err.to_string(),
         "failed to create typed patch object (/p; /v1, Kind=Pod): .metadata.finalizers: duplicate entries for value [=\"a\"]"
     );
+}
+
+#[test]
+fn apply_list_merge_order() {
+    // live-only items keep their place, shared items follow the configuration's order
+    let s = BuiltinSchema::for_kind("", "Pod").unwrap();
+    let names = |v: &Value| -> Vec<String> {
+        v["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let cases = [
+        (vec!["a", "x", "b"], vec!["b", "a"], vec!["x", "b", "a"]),
+        (vec!["a", "b"], vec!["b", "a"], vec!["b", "a"]),
+        (vec!["a", "b"], vec!["a", "n", "b"], vec!["a", "n", "b"]),
+        (vec!["x", "a"], vec!["n", "a"], vec!["x", "n", "a"]),
+        (vec![], vec!["a", "b"], vec!["a", "b"]),
+    ];
+    for (live, cfg, want) in cases {
+        let mk = |ns: &[&str]| {
+            let cs: Vec<Value> = ns.iter().map(|n| json!({"name": n})).collect();
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": cs}})
+        };
+        let mut live_obj = mk(&live);
+        live_obj["metadata"]["managedFields"] = json!([{"manager": "other", "operation": "Update", "apiVersion": "v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:containers": {}}}}]);
+        let out = apply(
+            Some(&live_obj),
+            &mk(&cfg),
+            &s,
+            &ApplyOptions {
+                api_version: "v1",
+                ..opts("m", true, T1)
+            },
+        )
+        .unwrap();
+        assert_eq!(names(&out), want, "live {live:?} config {cfg:?}");
+    }
 }
