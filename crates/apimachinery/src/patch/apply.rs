@@ -15,8 +15,9 @@
 //! `metadata.managedFields`. Status of the main resource (upstream's reset fields) is the
 //! caller's business: strip it from the configuration before calling [`apply`].
 //!
-//! Known simplifications: objects carry no typed schema, so a newly created map field such as
-//! `spec` is itself a member in `Update` sets (upstream omits `"."` for non-pointer structs);
+//! Known simplifications: objects carry no typed schema, so a newly created struct such as `spec`
+//! is itself a member in `Update` sets (upstream's typed empty object already has non-pointer
+//! structs and nil lists, so it records no `"."` for them);
 //! `Update` managers are not capped at 10.
 
 use serde_json::{Map, Value};
@@ -351,6 +352,7 @@ pub fn apply(
     }
     let live_obj = live.cloned().unwrap_or_else(|| Value::Object(Map::new()));
     let mut managers = decode_managed_fields(&live_obj)?;
+    let original_managers = managers.clone();
     let live_clean = without_managed_fields(live_obj);
     let config_clean = without_managed_fields(config.clone());
     let w = Walker { schema };
@@ -457,8 +459,27 @@ pub fn apply(
     managers[me].api_version = opts.api_version.to_string();
     managers[me].time = Some(opts.now.to_string());
     managers.retain(|e| !e.fields.is_empty());
+    if live.is_some() && cmp.is_same() && same_ownership(&original_managers, &managers) {
+        // a no-op apply keeps the old timestamps (upstream ignores managed-field timestamp
+        // changes on otherwise unchanged objects), so the write can be skipped
+        managers = original_managers;
+    }
     encode_managed_fields(&mut merged, &managers);
     Ok(merged)
+}
+
+/// Same entries with the same field sets, ignoring timestamps.
+fn same_ownership(a: &[ManagedFieldsEntry], b: &[ManagedFieldsEntry]) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|x| {
+            b.iter().any(|y| {
+                y.manager == x.manager
+                    && y.operation == x.operation
+                    && y.api_version == x.api_version
+                    && y.subresource == x.subresource
+                    && y.fields == x.fields
+            })
+        })
 }
 
 /// Records an `Update` by `opts.manager` that turned `live` (`None` for a create) into `new`:
@@ -543,6 +564,12 @@ struct Comparison {
     added: FieldSet,
     removed: FieldSet,
     modified: FieldSet,
+}
+
+impl Comparison {
+    fn is_same(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.modified.is_empty()
+    }
 }
 
 fn json_eq(a: &Value, b: &Value) -> bool {
@@ -736,7 +763,8 @@ impl Walker<'_> {
         }
     }
 
-    /// Marks a value and everything below it (maps and list items included, not list nodes).
+    /// Marks a value and every node below it (maps, lists and list items included), as
+    /// upstream's comparison does for added or removed subtrees.
     fn mark_all(
         &self,
         v: &Value,
@@ -758,8 +786,9 @@ impl Walker<'_> {
             Value::Array(items) => {
                 let lt = self.list_type(names);
                 let kd = self.info(names).key_defaults;
+                // an added or removed list is itself a member, as every node upstream
+                out.insert(path);
                 if lt == ListType::Atomic {
-                    out.insert(path);
                     return;
                 }
                 for (i, it) in items.iter().enumerate() {

@@ -251,7 +251,7 @@ fn update_on_create_and_removal() {
             "Update".to_string(),
             json!({
                 "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
-                "f:spec": {".": {}, "f:template": {".": {}, "f:spec": {".": {}, "f:containers": {
+                "f:spec": {".": {}, "f:template": {".": {}, "f:spec": {".": {}, "f:containers": {".": {},
                     "k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}
             })
         )]
@@ -514,4 +514,21 @@ fn apply_list_merge_order() {
         .unwrap();
         assert_eq!(names(&out), want, "live {live:?} config {cfg:?}");
     }
+}
+
+#[test]
+fn noop_apply_keeps_managed_fields_unchanged() {
+    let s = dep();
+    let cfg = config(Some(3), "img:1", json!({"app": "a"}));
+    let live = apply(None, &cfg, &s, &opts("m1", false, T1)).unwrap();
+    let again = apply(Some(&live), &cfg, &s, &opts("m1", false, T2)).unwrap();
+    assert_eq!(again, live, "no-op apply leaves the object byte-identical");
+    let changed = apply(
+        Some(&live),
+        &config(Some(4), "img:1", json!({"app": "a"})),
+        &s,
+        &opts("m1", false, T2),
+    )
+    .unwrap();
+    assert_eq!(changed["metadata"]["managedFields"][0]["time"], T2);
 }
