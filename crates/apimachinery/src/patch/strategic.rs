@@ -3,11 +3,9 @@
 //! directives `$patch` (replace / merge / delete), `$retainKeys`, `$setElementOrder/<field>` and
 //! `$deleteFromPrimitiveList/<field>`, and `null` deleting a field.
 //!
-//! Differences kept on purpose: upstream copies a patch value verbatim when the field is absent
-//! from the original (nulls and directives inside it survive until the typed decode drops them);
-//! here such values are merged into an empty value, which removes them right away and gives the
-//! object the typed decode would produce. Keys starting with `$` that are not directives are
-//! dropped likewise.
+//! A patch value for a field absent from the original is taken without its nulls and without maps
+//! carrying `$patch` (upstream `removeDirectives`); other keys starting with `$` are dropped there
+//! as the typed decode of a built-in object would drop them.
 
 use serde_json::{Map, Value};
 
@@ -112,7 +110,10 @@ impl Merger<'_> {
             return match d.as_str() {
                 Some("replace") => {
                     patch.remove(DIRECTIVE);
-                    self.merge_map(Map::new(), patch)
+                    match clean(Value::Object(patch)) {
+                        Some(Value::Object(m)) => Ok(m),
+                        _ => Ok(Map::new()),
+                    }
                 }
                 Some("delete") => Ok(Map::new()),
                 _ => Err(PatchError::Internal(format!(
@@ -145,17 +146,14 @@ impl Merger<'_> {
                 continue;
             }
             let info = self.lookup(&key);
-            let Some(ov) = original.get(&key) else {
+            let absent_or_other_type = original.get(&key).is_none_or(|ov| !same_type(ov, &pv));
+            if absent_or_other_type {
+                // upstream takes the patch value minus nulls and directive-carrying maps
                 if !is_delete_list {
-                    let v = self.clean_new(&key, pv)?;
-                    original.insert(key, v);
-                }
-                continue;
-            };
-            if !same_type(ov, &pv) {
-                if !is_delete_list {
-                    let v = self.clean_new(&key, pv)?;
-                    original.insert(key, v);
+                    match clean(pv) {
+                        Some(v) => original.insert(key, v),
+                        None => original.remove(&key),
+                    };
                 }
                 continue;
             }
@@ -164,13 +162,14 @@ impl Merger<'_> {
             let merged = match (ov, pv) {
                 (Value::Object(o), Value::Object(p)) => {
                     if info.strategy == PatchStrategy::Replace {
-                        self.merge_map(Map::new(), p).map(Value::Object)
+                        Ok(clean(Value::Object(p)).unwrap_or_default())
                     } else {
                         self.merge_map(o, p).map(Value::Object)
                     }
                 }
                 (Value::Array(o), Value::Array(p)) => {
-                    if info.strategy == PatchStrategy::Merge {
+                    // delete lists apply whatever the field's strategy
+                    if info.strategy == PatchStrategy::Merge || is_delete_list {
                         self.merge_slice(o, p, info.merge_key.as_deref(), is_delete_list)
                             .map(Value::Array)
                     } else {
@@ -183,22 +182,6 @@ impl Merger<'_> {
             original.insert(key, merged?);
         }
         Ok(original)
-    }
-
-    /// A patch value for a field absent from the original (or of another type): merged into an
-    /// empty value so nulls and directives inside it take effect.
-    fn clean_new(&mut self, key: &str, pv: Value) -> Result<Value, PatchError> {
-        let info = self.lookup(key);
-        self.path.push(key.to_string());
-        let out = match pv {
-            Value::Object(p) => self.merge_map(Map::new(), p).map(Value::Object),
-            Value::Array(p) if info.strategy == PatchStrategy::Merge && !p.is_empty() => self
-                .merge_slice(Vec::new(), p, info.merge_key.as_deref(), false)
-                .map(Value::Array),
-            other => Ok(other),
-        };
-        self.path.pop();
-        out
     }
 
     /// `$setElementOrder/<field>`: merges the list it names (if patched) and orders the result by
@@ -241,8 +224,8 @@ impl Merger<'_> {
             )?;
             let merged = match (&orig_list, &patch_list) {
                 (Some(o), None) => o.clone(),
-                (None, Some(p)) => match self.clean_new(&field, Value::Array(p.clone()))? {
-                    Value::Array(a) => a,
+                (None, Some(p)) => match clean(Value::Array(p.clone())) {
+                    Some(Value::Array(a)) => a,
                     _ => Vec::new(),
                 },
                 (Some(o), Some(p)) => {
@@ -320,7 +303,9 @@ impl Merger<'_> {
                     let Value::Object(p) = v.clone() else {
                         return Err(bad_arg_type("map", v));
                     };
-                    merged.push(Value::Object(self.merge_map(Map::new(), p)?));
+                    if let Some(c) = clean(Value::Object(p)) {
+                        merged.push(c);
+                    }
                 }
             }
         }
@@ -578,6 +563,32 @@ fn validate_patch_with_set_order(
         )));
     }
     Ok(())
+}
+
+/// A patch value taken as is (the field is absent from the original or of another type), as
+/// upstream's `discardNullValuesFromPatch` + `removeDirectives`: nulls in maps go, maps carrying
+/// `$patch` go (`None` when the value itself is one), other `$` keys go as the typed decode would
+/// drop them.
+fn clean(v: Value) -> Option<Value> {
+    match v {
+        Value::Object(m) => {
+            if m.contains_key(DIRECTIVE) {
+                return None;
+            }
+            let mut out = Map::new();
+            for (k, v) in m {
+                if v.is_null() || k.starts_with('$') {
+                    continue;
+                }
+                if let Some(c) = clean(v) {
+                    out.insert(k, c);
+                }
+            }
+            Some(Value::Object(out))
+        }
+        Value::Array(a) => Some(Value::Array(a.into_iter().filter_map(clean).collect())),
+        other => Some(other),
+    }
 }
 
 /// `$retainKeys`: drops original keys not listed; every non-null patched key must be listed.

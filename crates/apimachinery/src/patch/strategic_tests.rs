@@ -277,7 +277,7 @@ fn smp_errors() {
     }
     assert_eq!(
         strategic_merge_patch(
-            &json!({}),
+            &json!({"metadata": {"finalizers": []}}),
             &json!({"metadata": {"finalizers": [["a"]]}}),
             &s
         )
