@@ -245,8 +245,22 @@ impl Merger<'_> {
             let p = patch_list.unwrap_or_default();
             let is_map = element_kind(&o, &p)?.is_object();
             let key_for_order = if is_map { merge_key.as_deref() } else { None };
-            let both =
-                normalize_element_order(patch_items, server_only, &order, &o, key_for_order)?;
+            // upstream orders server-only items by the live list as its in-place deletions and
+            // appends left it (Go slices share their backing array); reproduce that view
+            let server_order = match (
+                key_for_order,
+                info.strategy == PatchStrategy::Merge && !p.is_empty(),
+            ) {
+                (Some(k), true) => aliased_server_order(&o, &p, k),
+                _ => o.clone(),
+            };
+            let both = normalize_element_order(
+                patch_items,
+                server_only,
+                &order,
+                &server_order,
+                key_for_order,
+            )?;
             original.insert(field.clone(), Value::Array(both));
             patch.remove(&field);
         }
@@ -563,6 +577,50 @@ fn validate_patch_with_set_order(
         )));
     }
     Ok(())
+}
+
+/// The live list as upstream sees it after merging a patch list into it in place: elements
+/// deleted by `$patch: delete` shift the rest left (the tail keeps stale copies) and appended
+/// new elements overwrite positions within the original length.
+fn aliased_server_order(original: &[Value], patch: &[Value], key: &str) -> Vec<Value> {
+    let has = |list: &[Value], mv: &Value| {
+        list.iter()
+            .position(|x| x.get(key).is_some_and(|y| json_eq(y, mv)))
+    };
+    let mut view = original.to_vec();
+    let mut len = view.len();
+    let mut replace = false;
+    for v in patch {
+        match v.get(DIRECTIVE).and_then(Value::as_str) {
+            Some("delete") => {
+                let Some(mv) = v.get(key) else { continue };
+                while let Some(i) = has(&view[..len], mv) {
+                    // append(s[:i], s[i+1:]...): shift left, the old last slot keeps its value
+                    for j in i..len - 1 {
+                        view[j] = view[j + 1].clone();
+                    }
+                    len -= 1;
+                }
+            }
+            Some("replace") => replace = true,
+            _ => {}
+        }
+    }
+    if replace {
+        return view;
+    }
+    let mut logical: Vec<Value> = view[..len].to_vec();
+    for v in patch.iter().filter(|v| v.get(DIRECTIVE).is_none()) {
+        let Some(mv) = v.get(key) else { continue };
+        if has(&logical, mv).is_some() {
+            continue;
+        }
+        if logical.len() < view.len() {
+            view[logical.len()] = v.clone();
+        }
+        logical.push(v.clone());
+    }
+    view
 }
 
 /// A patch value taken as is (the field is absent from the original or of another type), as
