@@ -283,11 +283,14 @@ pub struct Requirement {
     values: Vec<String>,
 }
 
+/// A value list as Kubernetes 1.33 renders it in field errors (Go's `%#v`):
+/// `[]string{"a", "b"}`, `[]string{}`, or `[]string(nil)` for a nil slice.
 fn render_values(vals: &[String], nil: bool) -> String {
     if nil && vals.is_empty() {
-        return "null".to_string();
+        return "[]string(nil)".to_string();
     }
-    serde_json::to_string(vals).unwrap_or_default()
+    let items: Vec<String> = vals.iter().map(|v| quote(v)).collect();
+    format!("[]string{{{}}}", items.join(", "))
 }
 
 impl Requirement {
@@ -947,6 +950,8 @@ impl Parser {
                         return Ok(set.into_iter().collect());
                     }
                     if t2 == Tok::Comma {
+                        // Kubernetes 1.33 consumes the second comma here, so `(a,,)` is an
+                        // error (later releases accept it)
                         self.consume(Ctx::Values);
                         set.insert(String::new());
                     }

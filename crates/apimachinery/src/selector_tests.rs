@@ -183,11 +183,11 @@ fn label_selector_object() {
         ),
         (
             json!({"matchExpressions": [{"key": "a", "operator": "In"}]}),
-            "values: Invalid value: null: for 'in', 'notin' operators, values set can't be empty".into(),
+            "values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be empty".into(),
         ),
         (
             json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
-            "values: Invalid value: [\"x\"]: values set must be empty for exists and does not exist".into(),
+            "values: Invalid value: []string{\"x\"}: values set must be empty for exists and does not exist".into(),
         ),
         (
             json!({"matchLabels": {"a": "b c"}}),
@@ -197,7 +197,7 @@ fn label_selector_object() {
         (
             json!({"matchExpressions": [{"key": "-a", "operator": "In", "values": []}]}),
             format!(
-                "[key: Invalid value: \"-a\": {NAME_PART_MSG}, values: Invalid value: null: for 'in', 'notin' operators, values set can't be empty]"
+                "[key: Invalid value: \"-a\": {NAME_PART_MSG}, values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be empty]"
             ),
         ),
     ];
@@ -211,11 +211,11 @@ fn label_selector_object() {
 fn requirement_new_validation() {
     assert!(Requirement::new("a", Operator::In, vec!["x".into()]).is_ok());
     let cases = [
-        (Operator::Equals, vec![], "values: Invalid value: []: exact-match compatibility requires one single value"),
+        (Operator::Equals, vec![], "values: Invalid value: []string{}: exact-match compatibility requires one single value"),
         (
             Operator::GreaterThan,
             vec!["1".to_string(), "2".to_string()],
-            "values: Invalid value: [\"1\",\"2\"]: for 'Gt', 'Lt' operators, exactly one value is required",
+            "values: Invalid value: []string{\"1\", \"2\"}: for 'Gt', 'Lt' operators, exactly one value is required",
         ),
         (Operator::LessThan, vec!["z".to_string()], "values[0]: Invalid value: \"z\": for 'Gt', 'Lt' operators, the value must be an integer"),
     ];
