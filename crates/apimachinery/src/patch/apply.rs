@@ -17,8 +17,8 @@
 //!
 //! Known simplifications: objects carry no typed schema, so a newly created struct such as `spec`
 //! is itself a member in `Update` sets (upstream's typed empty object already has non-pointer
-//! structs and nil lists, so it records no `"."` for them);
-//! `Update` managers are not capped at 10.
+//! structs and nil lists, so it records no `"."` for them). `Update` entries beyond
+//! [`MAX_UPDATE_MANAGERS`] are folded into `ancient-changes` buckets as upstream does.
 
 use serde_json::{Map, Value};
 
@@ -554,8 +554,60 @@ pub fn update_managed_fields(
         managers[me].time = Some(opts.now.to_string());
     }
     managers.retain(|e| !e.fields.is_empty());
+    cap_update_managers(&mut managers);
     encode_managed_fields(new, &managers);
     Ok(())
+}
+
+/// Upstream keeps at most this many `Update` entries.
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// The bucket older `Update` entries are merged into.
+pub const ANCIENT_CHANGES: &str = "ancient-changes";
+
+/// Merges the oldest `Update` entries into per-apiVersion `ancient-changes` buckets until at most
+/// [`MAX_UPDATE_MANAGERS`] remain.
+fn cap_update_managers(managers: &mut Vec<ManagedFieldsEntry>) {
+    loop {
+        let mut updaters: Vec<usize> = (0..managers.len())
+            .filter(|&i| {
+                managers[i].operation == Operation::Update && managers[i].manager != ANCIENT_CHANGES
+            })
+            .collect();
+        let total = managers
+            .iter()
+            .filter(|e| e.operation == Operation::Update)
+            .count();
+        if total <= MAX_UPDATE_MANAGERS || updaters.is_empty() {
+            return;
+        }
+        updaters.sort_by(|&a, &b| {
+            (
+                managers[a].time.as_deref().unwrap_or(""),
+                &managers[a].manager,
+            )
+                .cmp(&(
+                    managers[b].time.as_deref().unwrap_or(""),
+                    &managers[b].manager,
+                ))
+        });
+        let oldest = managers.remove(updaters[0]);
+        match managers.iter_mut().find(|e| {
+            e.manager == ANCIENT_CHANGES
+                && e.operation == Operation::Update
+                && e.api_version == oldest.api_version
+        }) {
+            Some(bucket) => {
+                bucket.fields = bucket.fields.union(&oldest.fields);
+                bucket.time = oldest.time.clone().max(bucket.time.clone());
+            }
+            None => managers.push(ManagedFieldsEntry {
+                manager: ANCIENT_CHANGES.to_string(),
+                subresource: String::new(),
+                ..oldest
+            }),
+        }
+    }
 }
 
 /// Fields added, removed and modified between two objects.

@@ -532,3 +532,67 @@ fn noop_apply_keeps_managed_fields_unchanged() {
     .unwrap();
     assert_eq!(changed["metadata"]["managedFields"][0]["time"], T2);
 }
+
+#[test]
+fn update_managers_are_capped() {
+    let s = NoSchema;
+    let mut obj =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
+    for i in 0..12 {
+        let mut next = obj.clone();
+        next["data"][format!("k{i}")] = json!("v");
+        let now = format!("2024-01-01T00:00:{i:02}Z");
+        update_managed_fields(
+            Some(&obj),
+            &mut next,
+            &s,
+            &UpdateOptions {
+                manager: &format!("m{i}"),
+                api_version: "v1",
+                subresource: "",
+                now: &now,
+            },
+        )
+        .unwrap();
+        obj = next;
+    }
+    let m = managed(&obj);
+    assert_eq!(m.len(), MAX_UPDATE_MANAGERS);
+    let bucket = m.iter().find(|e| e.0 == ANCIENT_CHANGES).expect("bucket");
+    // the three oldest changes (m0..m2) were folded into the bucket
+    assert_eq!(
+        bucket.2,
+        json!({"f:data": {"f:k0": {}, "f:k1": {}, "f:k2": {}}})
+    );
+    assert!(!m.iter().any(|e| e.0 == "m0" || e.0 == "m2"));
+    assert!(m.iter().any(|e| e.0 == "m11"));
+}
+
+#[test]
+fn shared_set_lists_and_atomic_conflicts() {
+    let pod = BuiltinSchema::for_kind("", "Pod").unwrap();
+    let o = |m: &'static str| ApplyOptions {
+        api_version: "v1",
+        ..opts(m, false, T1)
+    };
+    let base = |fin: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": fin}});
+    let a = apply(None, &base(json!(["a"])), &pod, &o("A")).unwrap();
+    let ab = apply(Some(&a), &base(json!(["b"])), &pod, &o("B")).unwrap();
+    assert_eq!(ab["metadata"]["finalizers"], json!(["a", "b"]));
+    let mut no_fin = base(json!([]));
+    no_fin["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("finalizers");
+    let b_only = apply(Some(&ab), &no_fin, &pod, &o("A")).unwrap();
+    assert_eq!(b_only["metadata"]["finalizers"], json!(["b"]));
+
+    // atomic lists conflict as a whole
+    let tol = |t: &str| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"tolerations": [{"key": t}]}});
+    let x = apply(None, &tol("x"), &pod, &o("A")).unwrap();
+    let err = apply(Some(&x), &tol("y"), &pod, &o("B")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"A\": .spec.tolerations"
+    );
+}
