@@ -1229,6 +1229,24 @@ impl FieldSelector {
     }
 }
 
+impl FieldSelector {
+    /// Like [`FieldSelector::check_supported`] with the message custom resources answer with:
+    /// `"spec.x" is not a known field selector: only "metadata.name", "metadata.namespace"`.
+    pub fn check_supported_quoted(&self, supported: &[&str]) -> Result<(), SelectorError> {
+        for t in &self.terms {
+            if !supported.contains(&t.field.as_str()) {
+                let only: Vec<String> = supported.iter().map(|f| quote(f)).collect();
+                return Err(SelectorError::Field(format!(
+                    "{} is not a known field selector: only {}",
+                    quote(&t.field),
+                    only.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for FieldSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, t) in self.terms.iter().enumerate() {

@@ -372,3 +372,18 @@ fn meta_fields_and_error_status() {
     assert_eq!(e.code(), 400);
     assert!(e.message.contains("unable to parse requirement"));
 }
+
+#[test]
+fn custom_resource_field_selector_message() {
+    let s = FieldSelector::parse("spec.x=1").unwrap();
+    assert_eq!(
+        s.check_supported_quoted(&["metadata.name", "metadata.namespace"])
+            .unwrap_err()
+            .to_string(),
+        "\"spec.x\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    );
+    assert!(FieldSelector::parse("metadata.name=a")
+        .unwrap()
+        .check_supported_quoted(&["metadata.name"])
+        .is_ok());
+}
