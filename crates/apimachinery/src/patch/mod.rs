@@ -15,7 +15,13 @@
 //! Strategic merge patch needs per-field knowledge (merge keys, strategies): see
 //! [`schema::PatchSchema`]. Custom resources have no strategic schema: upstream answers a
 //! strategic merge patch on a custom resource with 415 Unsupported Media Type, which
-//! [`schema::BuiltinSchema::for_kind`] signals by returning `None`.
+//! [`schema::BuiltinSchema::for_kind`] signals by returning `None`; JSON and merge patch work on
+//! every kind.
+//!
+//! Every write also records ownership: after computing the new object of a create, update or
+//! non-apply patch, call [`apply::update_managed_fields`] with the request's field manager; an
+//! apply request goes through [`apply::apply`], which does both the merge and the bookkeeping.
+//! Errors carry upstream's status classification: [`PatchError::to_api_error`].
 
 pub mod apply;
 pub mod fieldset;
@@ -26,6 +32,7 @@ pub mod strategic;
 pub use apply::{
     apply, conflict_message, decode_managed_fields, encode_managed_fields, parse_apply_patch,
     update_managed_fields, ApplyOptions, Conflict, ManagedFieldsEntry, Operation, UpdateOptions,
+    ANCIENT_CHANGES, BEFORE_FIRST_APPLY, MAX_UPDATE_MANAGERS,
 };
 pub use fieldset::{path_string, FieldPath, FieldSet, PathElement};
 
