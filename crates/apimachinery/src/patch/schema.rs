@@ -229,6 +229,7 @@ impl BuiltinSchema {
             ("", "PodTemplate") => s.pod_template("template"),
             ("", "ReplicationController") => {
                 s.pod_template("spec.template");
+                s.add("spec.selector", FieldInfo::atomic_map());
                 s.add("status.conditions", cond());
             }
             ("apps", "Deployment")
@@ -274,8 +275,14 @@ impl BuiltinSchema {
             }
             ("", "Namespace") | ("", "PersistentVolumeClaim") => s.add("status.conditions", cond()),
             ("", "ServiceAccount") => s.add("secrets", FieldInfo::merge_by("name")),
+            ("policy", "PodDisruptionBudget") => {
+                s.add("spec.selector", FieldInfo::atomic_map());
+                s.add("status.conditions", cond());
+            }
+            ("networking.k8s.io", "NetworkPolicy") => {
+                s.add("spec.podSelector", FieldInfo::atomic_map())
+            }
             ("autoscaling", "HorizontalPodAutoscaler")
-            | ("policy", "PodDisruptionBudget")
             | ("apiextensions.k8s.io", "CustomResourceDefinition")
             | ("apiregistration.k8s.io", "APIService")
             | ("certificates.k8s.io", "CertificateSigningRequest") => {
