@@ -13,7 +13,8 @@
 //! | `application/apply-patch+yaml`            | [`apply::parse_apply_patch`] + [`apply::apply`] |
 //!
 //! Strategic merge patch needs per-field knowledge (merge keys, strategies): see
-//! [`schema::PatchSchema`]. Custom resources have no strategic schema: upstream answers a
+//! [`schema::PatchSchema`], implemented by the static [`schema::BuiltinSchema`] and by
+//! [`openapi::OpenApiSchema`] (OpenAPI v3 / CRD structural schemas). Custom resources have no strategic schema: upstream answers a
 //! strategic merge patch on a custom resource with 415 Unsupported Media Type, which
 //! [`schema::BuiltinSchema::for_kind`] signals by returning `None`; JSON and merge patch work on
 //! every kind.
@@ -26,6 +27,7 @@
 pub mod apply;
 pub mod fieldset;
 pub mod json;
+pub mod openapi;
 pub mod schema;
 pub mod strategic;
 
@@ -37,6 +39,7 @@ pub use apply::{
 pub use fieldset::{path_string, FieldPath, FieldSet, PathElement};
 
 pub use json::{apply_json_patch, apply_merge_patch, MAX_JSON_PATCH_OPERATIONS};
+pub use openapi::OpenApiSchema;
 pub use schema::{BuiltinSchema, FieldInfo, ListType, NoSchema, PatchSchema, PatchStrategy};
 pub use strategic::strategic_merge_patch;
 
