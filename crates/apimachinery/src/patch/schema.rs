@@ -80,6 +80,23 @@ impl FieldInfo {
         }
     }
 
+    /// `listType=map` with these keys and no patch strategy (apply keys the items, strategic
+    /// merge patch replaces the list).
+    pub fn map_list(keys: &[&str]) -> Self {
+        FieldInfo {
+            list_type: Some(ListType::Map(keys.iter().map(|k| k.to_string()).collect())),
+            ..Default::default()
+        }
+    }
+
+    /// `listType=set` with no patch strategy.
+    pub fn set_list() -> Self {
+        FieldInfo {
+            list_type: Some(ListType::Set),
+            ..Default::default()
+        }
+    }
+
     /// A map or struct owned as a whole (`mapType=atomic` / `structType=atomic`).
     pub fn atomic_map() -> Self {
         FieldInfo {
@@ -253,6 +270,18 @@ impl BuiltinSchema {
                         ..cond()
                     },
                 );
+                s.add(
+                    "spec.podFailurePolicy.rules.onExitCodes.values",
+                    FieldInfo::set_list(),
+                );
+                s.add(
+                    "status.uncountedTerminatedPods.succeeded",
+                    FieldInfo::set_list(),
+                );
+                s.add(
+                    "status.uncountedTerminatedPods.failed",
+                    FieldInfo::set_list(),
+                );
             }
             ("batch", "CronJob") => {
                 s.object_meta("spec.jobTemplate.metadata");
@@ -276,21 +305,49 @@ impl BuiltinSchema {
             ("", "Namespace") | ("", "PersistentVolumeClaim") => s.add("status.conditions", cond()),
             ("", "ServiceAccount") => s.add("secrets", FieldInfo::merge_by("name")),
             ("policy", "PodDisruptionBudget") => {
-                s.add("spec.selector", FieldInfo::atomic_map());
+                s.add(
+                    "spec.selector",
+                    FieldInfo {
+                        strategy: PatchStrategy::Replace,
+                        ..FieldInfo::atomic_map()
+                    },
+                );
                 s.add("status.conditions", cond());
             }
             ("networking.k8s.io", "NetworkPolicy") => {
                 s.add("spec.podSelector", FieldInfo::atomic_map())
             }
-            ("autoscaling", "HorizontalPodAutoscaler")
-            | ("apiextensions.k8s.io", "CustomResourceDefinition")
+            ("networking.k8s.io", "ServiceCIDR")
+            | ("autoscaling", "HorizontalPodAutoscaler")
             | ("apiregistration.k8s.io", "APIService")
-            | ("certificates.k8s.io", "CertificateSigningRequest") => {
+            | ("flowcontrol.apiserver.k8s.io", "FlowSchema")
+            | ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => {
                 s.add("status.conditions", cond())
+            }
+            // listType=map without a patch strategy: keyed for apply, replaced by SMP
+            ("apiextensions.k8s.io", "CustomResourceDefinition")
+            | ("certificates.k8s.io", "CertificateSigningRequest") => {
+                s.add("status.conditions", FieldInfo::map_list(&["type"]))
             }
             ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration")
             | ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
-                s.add("webhooks", FieldInfo::merge_by("name"))
+                s.add("webhooks", FieldInfo::merge_by("name"));
+                s.add("webhooks.matchConditions", FieldInfo::merge_by("name"));
+            }
+            ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+                s.add("spec.matchConditions", FieldInfo::merge_by("name"));
+                s.add("spec.variables", FieldInfo::merge_by("name"));
+                s.add("status.conditions", FieldInfo::map_list(&["type"]));
+            }
+            ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+                s.add("spec.validationActions", FieldInfo::set_list())
+            }
+            ("storage.k8s.io", "CSINode") => s.add("spec.drivers", FieldInfo::merge_by("name")),
+            ("storage.k8s.io", "CSIDriver") => {
+                s.add("spec.volumeLifecycleModes", FieldInfo::set_list())
+            }
+            ("discovery.k8s.io", "EndpointSlice") => {
+                s.add("endpoints.addresses", FieldInfo::set_list())
             }
             _ => {}
         }
@@ -338,6 +395,10 @@ impl BuiltinSchema {
                 &format!("{cp}.volumeDevices"),
                 FieldInfo::merge_by("devicePath"),
             );
+            self.add(
+                &format!("{cp}.resources.claims"),
+                FieldInfo::map_list(&["name"]),
+            );
         }
         self.add(&format!("{p}.imagePullSecrets"), by_name());
         self.add(&format!("{p}.hostAliases"), FieldInfo::merge_by("ip"));
@@ -359,10 +420,20 @@ impl BuiltinSchema {
     fn pod_status(&mut self, p: &str) {
         self.add(&format!("{p}.conditions"), FieldInfo::merge_by("type"));
         self.add(&format!("{p}.podIPs"), FieldInfo::merge_by("ip"));
-        self.add(&format!("{p}.hostIPs"), FieldInfo::merge_by("ip"));
+        // hostIPs: patchMergeKey ip but listType atomic
+        self.add(
+            &format!("{p}.hostIPs"),
+            FieldInfo {
+                list_type: Some(ListType::Atomic),
+                ..FieldInfo::merge_by("ip")
+            },
+        );
         self.add(
             &format!("{p}.resourceClaimStatuses"),
-            FieldInfo::merge_by("name"),
+            FieldInfo {
+                retain_keys: true,
+                ..FieldInfo::merge_by("name")
+            },
         );
     }
 }
