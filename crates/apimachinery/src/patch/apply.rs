@@ -721,6 +721,7 @@ impl Walker<'_> {
             Value::Array(items) => {
                 let lt = self.list_type(names);
                 let kd = self.info(names).key_defaults;
+                let atomic_items = self.info(names).atomic_items;
                 if lt == ListType::Atomic {
                     out.insert(path);
                     return;
@@ -728,7 +729,7 @@ impl Walker<'_> {
                 for (i, it) in items.iter().enumerate() {
                     path.push(Self::item_pe(it, i, &lt, &kd));
                     out.insert(path);
-                    if let (ListType::Map(_), Value::Object(m)) = (&lt, it) {
+                    if let (ListType::Map(_), Value::Object(m), false) = (&lt, it, atomic_items) {
                         for (k, cv) in m {
                             names.push(k.clone());
                             path.push(PathElement::Field(k.clone()));
@@ -767,6 +768,7 @@ impl Walker<'_> {
             Value::Array(items) => {
                 let lt = self.list_type(names);
                 let kd = self.info(names).key_defaults;
+                let atomic_items = self.info(names).atomic_items;
                 if lt == ListType::Atomic {
                     return Ok(());
                 }
@@ -792,7 +794,7 @@ impl Walker<'_> {
                             pe.display()
                         ));
                     }
-                    if let (ListType::Map(_), Value::Object(m)) = (&lt, it) {
+                    if let (ListType::Map(_), Value::Object(m), false) = (&lt, it, atomic_items) {
                         path.push(pe.clone());
                         for (k, cv) in m {
                             names.push(k.clone());
@@ -838,6 +840,7 @@ impl Walker<'_> {
             Value::Array(items) => {
                 let lt = self.list_type(names);
                 let kd = self.info(names).key_defaults;
+                let atomic_items = self.info(names).atomic_items;
                 // an added or removed list is itself a member, as every node upstream
                 out.insert(path);
                 if lt == ListType::Atomic {
@@ -846,7 +849,7 @@ impl Walker<'_> {
                 for (i, it) in items.iter().enumerate() {
                     path.push(Self::item_pe(it, i, &lt, &kd));
                     match (&lt, it) {
-                        (ListType::Map(_), Value::Object(m)) => {
+                        (ListType::Map(_), Value::Object(m)) if !atomic_items => {
                             out.insert(path);
                             for (k, cv) in m {
                                 names.push(k.clone());
@@ -907,6 +910,7 @@ impl Walker<'_> {
             {
                 let lt = self.list_type(names);
                 let kd = self.info(names).key_defaults;
+                let atomic_items = self.info(names).atomic_items;
                 let ia: Vec<(PathElement, &Value)> = a
                     .iter()
                     .enumerate()
@@ -934,7 +938,7 @@ impl Walker<'_> {
                     path.push(pe);
                     match (ov, nv) {
                         (Some(Value::Object(x)), Some(Value::Object(y)))
-                            if matches!(lt, ListType::Map(_)) =>
+                            if matches!(lt, ListType::Map(_)) && !atomic_items =>
                         {
                             let keys: Vec<&String> = y
                                 .keys()
@@ -1021,6 +1025,7 @@ impl Walker<'_> {
             {
                 let lt = self.list_type(names);
                 let kd = self.info(names).key_defaults;
+                let atomic_items = self.info(names).atomic_items;
                 let lpe: Vec<PathElement> = l
                     .iter()
                     .enumerate()
@@ -1038,7 +1043,7 @@ impl Walker<'_> {
                 let mut next_shared = shared.pop_front();
                 let mut out = Vec::with_capacity(l.len() + c.len());
                 let (mut i, mut j) = (0, 0);
-                let is_map = matches!(lt, ListType::Map(_));
+                let is_map = matches!(lt, ListType::Map(_)) && !atomic_items;
                 while i < l.len() || j < c.len() {
                     if i < l.len() && j < c.len() {
                         if lpe[i] == cpe[j] {

@@ -596,3 +596,29 @@ fn shared_set_lists_and_atomic_conflicts() {
         "Apply failed with 1 conflict: conflict with \"A\": .spec.tolerations"
     );
 }
+
+#[test]
+fn owner_references_items_are_atomic() {
+    let pod = BuiltinSchema::for_kind("", "Pod").unwrap();
+    let o = ApplyOptions {
+        api_version: "v1",
+        ..opts("m", false, T1)
+    };
+    let cfg = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p",
+        "ownerReferences": [{"uid": "u1", "name": "rs", "kind": "ReplicaSet", "apiVersion": "apps/v1"}]}});
+    let out = apply(None, &cfg, &pod, &o).unwrap();
+    assert_eq!(
+        managed(&out)[0].2,
+        json!({"f:metadata": {"f:ownerReferences": {"k:{\"uid\":\"u1\"}": {}}}})
+    );
+    // the applied item replaces the live one as a whole
+    let mut live = out.clone();
+    live["metadata"]["ownerReferences"][0]["controller"] = json!(true);
+    let again = apply(Some(&live), &cfg, &pod, &ApplyOptions { force: true, ..o }).unwrap();
+    assert!(
+        again["metadata"]["ownerReferences"][0]
+            .get("controller")
+            .is_none(),
+        "{again}"
+    );
+}

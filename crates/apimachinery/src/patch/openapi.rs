@@ -130,6 +130,10 @@ impl PatchSchema for OpenApiSchema {
             .ext(field, "x-kubernetes-map-type")
             .and_then(Value::as_str)
             == Some("atomic");
+        if let Some(items) = self.resolve(field).get("items").map(|i| self.resolve(i)) {
+            info.atomic_items =
+                items.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic");
+        }
         // defaults of list-map keys, from the item schema
         if let Some(ListType::Map(keys)) = &info.list_type {
             let resolved = self.resolve(field);
@@ -178,8 +182,12 @@ mod tests {
                 "selector": {"allOf": [{"$ref": "#/components/schemas/test.Selector"}]},
                 "byName": {"type": "object", "additionalProperties": {
                     "allOf": [{"$ref": "#/components/schemas/test.WidgetSpec"}]}},
-                "tags": {"type": "array", "items": {"type": "string"}}
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "refs": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["uid"],
+                    "items": {"allOf": [{"$ref": "#/components/schemas/test.Ref"}]}}
             }},
+            "test.Ref": {"type": "object", "x-kubernetes-map-type": "atomic",
+                "properties": {"uid": {"type": "string"}}},
             "test.Part": {"type": "object", "properties": {
                 "name": {"type": "string"},
                 "protocol": {"type": "string", "default": "TCP"},
@@ -213,6 +221,8 @@ mod tests {
         );
         assert_eq!(sub.effective_list_type(), ListType::Map(vec!["id".into()]));
         assert!(s.lookup(&["spec", "selector"]).atomic_map);
+        assert!(s.lookup(&["spec", "refs"]).atomic_items);
+        assert!(!s.lookup(&["spec", "parts"]).atomic_items);
         assert_eq!(
             s.lookup(&["metadata", "finalizers"]).effective_list_type(),
             ListType::Set

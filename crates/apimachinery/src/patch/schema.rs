@@ -38,6 +38,9 @@ pub struct FieldInfo {
     /// `x-kubernetes-map-type: atomic` / `x-kubernetes-map-type`/`structType=atomic`: the map is
     /// owned and replaced as a whole by server-side apply.
     pub atomic_map: bool,
+    /// The items of this list are atomic (`structType=atomic` element type, e.g. ownerReferences):
+    /// apply owns and replaces each item as a whole.
+    pub atomic_items: bool,
     /// Defaults of list-map key fields (`protocol: "TCP"` for ports), used to identify items
     /// whose key field is absent.
     pub key_defaults: Vec<(String, serde_json::Value)>,
@@ -361,7 +364,13 @@ impl BuiltinSchema {
 
     fn object_meta(&mut self, p: &str) {
         self.add(&format!("{p}.finalizers"), FieldInfo::merge_set());
-        self.add(&format!("{p}.ownerReferences"), FieldInfo::merge_by("uid"));
+        self.add(
+            &format!("{p}.ownerReferences"),
+            FieldInfo {
+                atomic_items: true,
+                ..FieldInfo::merge_by("uid")
+            },
+        );
     }
 
     fn pod_template(&mut self, p: &str) {
