@@ -218,10 +218,14 @@ pub fn encode_managed_fields(obj: &mut Value, entries: &[ManagedFieldsEntry]) {
         if sorted.is_empty() {
             return;
         }
-        if let Value::Object(o) = obj {
-            o.insert("metadata".into(), Value::Object(Map::new()));
+        // no metadata object (or not an object at all): create one where possible
+        match obj {
+            Value::Object(o) => {
+                o.insert("metadata".into(), Value::Object(Map::new()));
+                return encode_managed_fields(obj, entries);
+            }
+            _ => return,
         }
-        return encode_managed_fields(obj, entries);
     };
     if sorted.is_empty() {
         meta.remove("managedFields");

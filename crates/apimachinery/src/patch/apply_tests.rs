@@ -622,3 +622,16 @@ fn owner_references_items_are_atomic() {
         "{again}"
     );
 }
+
+#[test]
+fn managed_fields_on_odd_objects() {
+    let s = NoSchema;
+    // an object without metadata gets one
+    let mut v = json!({"data": {"a": "1"}});
+    update_managed_fields(None, &mut v, &s, &upd("m", T1)).unwrap();
+    assert_eq!(v["metadata"]["managedFields"][0]["manager"], "m");
+    // a non-object is left alone
+    let mut arr = json!([1, 2]);
+    update_managed_fields(None, &mut arr, &s, &upd("m", T1)).unwrap();
+    assert_eq!(arr, json!([1, 2]));
+}
