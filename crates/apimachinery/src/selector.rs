@@ -190,6 +190,13 @@ fn aggregate(errs: Vec<String>) -> Option<String> {
     }
 }
 
+impl SelectorError {
+    /// The 400 BadRequest the API server answers with for an unparsable selector.
+    pub fn to_api_error(&self) -> crate::status::ApiError {
+        crate::status::ApiError::bad_request(self.to_string())
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // label sets
 // ---------------------------------------------------------------------------------------------
@@ -276,11 +283,14 @@ pub struct Requirement {
     values: Vec<String>,
 }
 
+/// A value list as Kubernetes 1.33 renders it in field errors (Go's `%#v`):
+/// `[]string{"a", "b"}`, `[]string{}`, or `[]string(nil)` for a nil slice.
 fn render_values(vals: &[String], nil: bool) -> String {
     if nil && vals.is_empty() {
-        return "null".to_string();
+        return "[]string(nil)".to_string();
     }
-    serde_json::to_string(vals).unwrap_or_default()
+    let items: Vec<String> = vals.iter().map(|v| quote(v)).collect();
+    format!("[]string{{{}}}", items.join(", "))
 }
 
 impl Requirement {
@@ -940,6 +950,8 @@ impl Parser {
                         return Ok(set.into_iter().collect());
                     }
                     if t2 == Tok::Comma {
+                        // Kubernetes 1.33 consumes the second comma here, so `(a,,)` is an
+                        // error (later releases accept it)
                         self.consume(Ctx::Values);
                         set.insert(String::new());
                     }
@@ -989,6 +1001,25 @@ impl Fields for [(&str, &str)] {
     fn get_field(&self, field: &str) -> Option<&str> {
         self.iter().find(|(k, _)| *k == field).map(|(_, v)| *v)
     }
+}
+
+/// The field set every kind supports (upstream `DefaultClusterScopedAttr` /
+/// `DefaultNamespaceScopedAttr`): `metadata.name`, plus `metadata.namespace` when namespaced.
+/// Kinds add their own (e.g. pods: `spec.nodeName`, `status.phase`).
+pub fn object_meta_fields(obj: &Value, namespaced: bool) -> BTreeMap<String, String> {
+    let meta = |k: &str| {
+        obj.get("metadata")
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut out = BTreeMap::new();
+    out.insert("metadata.name".to_string(), meta("name"));
+    if namespaced {
+        out.insert("metadata.namespace".to_string(), meta("namespace"));
+    }
+    out
 }
 
 /// The operator of a field selector term.
@@ -1191,6 +1222,24 @@ impl FieldSelector {
                 return Err(SelectorError::Field(format!(
                     "field label not supported: {}",
                     t.field
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FieldSelector {
+    /// Like [`FieldSelector::check_supported`] with the message custom resources answer with:
+    /// `"spec.x" is not a known field selector: only "metadata.name", "metadata.namespace"`.
+    pub fn check_supported_quoted(&self, supported: &[&str]) -> Result<(), SelectorError> {
+        for t in &self.terms {
+            if !supported.contains(&t.field.as_str()) {
+                let only: Vec<String> = supported.iter().map(|f| quote(f)).collect();
+                return Err(SelectorError::Field(format!(
+                    "{} is not a known field selector: only {}",
+                    quote(&t.field),
+                    only.join(", ")
                 )));
             }
         }

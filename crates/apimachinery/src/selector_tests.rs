@@ -183,11 +183,11 @@ fn label_selector_object() {
         ),
         (
             json!({"matchExpressions": [{"key": "a", "operator": "In"}]}),
-            "values: Invalid value: null: for 'in', 'notin' operators, values set can't be empty".into(),
+            "values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be empty".into(),
         ),
         (
             json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
-            "values: Invalid value: [\"x\"]: values set must be empty for exists and does not exist".into(),
+            "values: Invalid value: []string{\"x\"}: values set must be empty for exists and does not exist".into(),
         ),
         (
             json!({"matchLabels": {"a": "b c"}}),
@@ -197,7 +197,7 @@ fn label_selector_object() {
         (
             json!({"matchExpressions": [{"key": "-a", "operator": "In", "values": []}]}),
             format!(
-                "[key: Invalid value: \"-a\": {NAME_PART_MSG}, values: Invalid value: null: for 'in', 'notin' operators, values set can't be empty]"
+                "[key: Invalid value: \"-a\": {NAME_PART_MSG}, values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be empty]"
             ),
         ),
     ];
@@ -211,11 +211,11 @@ fn label_selector_object() {
 fn requirement_new_validation() {
     assert!(Requirement::new("a", Operator::In, vec!["x".into()]).is_ok());
     let cases = [
-        (Operator::Equals, vec![], "values: Invalid value: []: exact-match compatibility requires one single value"),
+        (Operator::Equals, vec![], "values: Invalid value: []string{}: exact-match compatibility requires one single value"),
         (
             Operator::GreaterThan,
             vec!["1".to_string(), "2".to_string()],
-            "values: Invalid value: [\"1\",\"2\"]: for 'Gt', 'Lt' operators, exactly one value is required",
+            "values: Invalid value: []string{\"1\", \"2\"}: for 'Gt', 'Lt' operators, exactly one value is required",
         ),
         (Operator::LessThan, vec!["z".to_string()], "values[0]: Invalid value: \"z\": for 'Gt', 'Lt' operators, the value must be an integer"),
     ];
@@ -353,4 +353,37 @@ fn label_selector_from_typed_api_object() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[test]
+fn meta_fields_and_error_status() {
+    let obj = json!({"metadata": {"name": "p", "namespace": "ns"}});
+    let f = object_meta_fields(&obj, true);
+    assert!(
+        FieldSelector::parse("metadata.name=p,metadata.namespace=ns")
+            .unwrap()
+            .matches(&f)
+    );
+    assert!(!FieldSelector::parse("metadata.namespace=other")
+        .unwrap()
+        .matches(&f));
+    assert!(!object_meta_fields(&obj, false).contains_key("metadata.namespace"));
+    let e = LabelSelector::parse("x y").unwrap_err().to_api_error();
+    assert_eq!(e.code(), 400);
+    assert!(e.message.contains("unable to parse requirement"));
+}
+
+#[test]
+fn custom_resource_field_selector_message() {
+    let s = FieldSelector::parse("spec.x=1").unwrap();
+    assert_eq!(
+        s.check_supported_quoted(&["metadata.name", "metadata.namespace"])
+            .unwrap_err()
+            .to_string(),
+        "\"spec.x\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    );
+    assert!(FieldSelector::parse("metadata.name=a")
+        .unwrap()
+        .check_supported_quoted(&["metadata.name"])
+        .is_ok());
 }

@@ -15,9 +15,10 @@
 //! `metadata.managedFields`. Status of the main resource (upstream's reset fields) is the
 //! caller's business: strip it from the configuration before calling [`apply`].
 //!
-//! Known simplifications: objects carry no typed schema, so a newly created map field such as
-//! `spec` is itself a member in `Update` sets (upstream omits `"."` for non-pointer structs);
-//! `Update` managers are not capped at 10.
+//! Known simplifications: objects carry no typed schema, so a newly created struct such as `spec`
+//! is itself a member in `Update` sets (upstream's typed empty object already has non-pointer
+//! structs and nil lists, so it records no `"."` for them). `Update` entries beyond
+//! [`MAX_UPDATE_MANAGERS`] are folded into `ancient-changes` buckets as upstream does.
 
 use serde_json::{Map, Value};
 
@@ -217,10 +218,14 @@ pub fn encode_managed_fields(obj: &mut Value, entries: &[ManagedFieldsEntry]) {
         if sorted.is_empty() {
             return;
         }
-        if let Value::Object(o) = obj {
-            o.insert("metadata".into(), Value::Object(Map::new()));
+        // no metadata object (or not an object at all): create one where possible
+        match obj {
+            Value::Object(o) => {
+                o.insert("metadata".into(), Value::Object(Map::new()));
+                return encode_managed_fields(obj, entries);
+            }
+            _ => return,
         }
-        return encode_managed_fields(obj, entries);
     };
     if sorted.is_empty() {
         meta.remove("managedFields");
@@ -290,6 +295,32 @@ fn stripped_fields() -> FieldSet {
     s
 }
 
+/// `namespace/name` as upstream's `types.NamespacedName` prints it.
+fn namespaced_name(obj: &Value) -> String {
+    let m = |k: &str| {
+        obj.get("metadata")
+            .and_then(|x| x.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    format!("{}/{}", m("namespace"), m("name"))
+}
+
+/// `apps/v1, Kind=Deployment` (`/v1, Kind=Pod` for the core group) as upstream prints a GVK.
+fn gvk_string(obj: &Value) -> String {
+    let av = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let gv = if av.contains('/') {
+        av.to_string()
+    } else {
+        format!("/{av}")
+    };
+    format!("{gv}, Kind={kind}")
+}
+
 fn without_managed_fields(mut v: Value) -> Value {
     if let Some(Value::Object(m)) = v.get_mut("metadata") {
         m.remove("managedFields");
@@ -325,9 +356,17 @@ pub fn apply(
     }
     let live_obj = live.cloned().unwrap_or_else(|| Value::Object(Map::new()));
     let mut managers = decode_managed_fields(&live_obj)?;
+    let original_managers = managers.clone();
     let live_clean = without_managed_fields(live_obj);
     let config_clean = without_managed_fields(config.clone());
     let w = Walker { schema };
+    if let Err(e) = w.check_duplicates(&config_clean, &mut Vec::new(), &mut Vec::new()) {
+        return Err(PatchError::Internal(format!(
+            "failed to create typed patch object ({}; {}): {e}",
+            namespaced_name(config),
+            gvk_string(config)
+        )));
+    }
     if live.is_some() && managers.is_empty() {
         // upstream: an object without managed fields is treated as if one Update manager,
         // "before-first-apply", had set all of it, so the first apply sees conflicts
@@ -424,21 +463,42 @@ pub fn apply(
     managers[me].api_version = opts.api_version.to_string();
     managers[me].time = Some(opts.now.to_string());
     managers.retain(|e| !e.fields.is_empty());
+    if live.is_some() && cmp.is_same() && same_ownership(&original_managers, &managers) {
+        // a no-op apply keeps the old timestamps (upstream ignores managed-field timestamp
+        // changes on otherwise unchanged objects), so the write can be skipped
+        managers = original_managers;
+    }
     encode_managed_fields(&mut merged, &managers);
     Ok(merged)
+}
+
+/// Same entries with the same field sets, ignoring timestamps.
+fn same_ownership(a: &[ManagedFieldsEntry], b: &[ManagedFieldsEntry]) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|x| {
+            b.iter().any(|y| {
+                y.manager == x.manager
+                    && y.operation == x.operation
+                    && y.api_version == x.api_version
+                    && y.subresource == x.subresource
+                    && y.fields == x.fields
+            })
+        })
 }
 
 /// Records an `Update` by `opts.manager` that turned `live` (`None` for a create) into `new`:
 /// updates `new`'s `metadata.managedFields`. When `new` carries no managedFields (or an empty
 /// list), the live object's are used, so clients unaware of managedFields cannot drop them; a
-/// list whose entries are all empty (`[{}]`) resets them.
+/// list whose entries are all empty (`[{}]`) resets them; undecodable ones are replaced by the
+/// live object's.
 pub fn update_managed_fields(
     live: Option<&Value>,
     new: &mut Value,
     schema: &dyn PatchSchema,
     opts: &UpdateOptions,
 ) -> Result<(), PatchError> {
-    let from_new = decode_managed_fields(new)?;
+    // upstream falls back to the live object's managed fields when the new ones cannot be decoded
+    let from_new = decode_managed_fields(new).unwrap_or_default();
     let mut managers = if from_new.is_empty() {
         match live {
             Some(l) => decode_managed_fields(l)?,
@@ -498,8 +558,60 @@ pub fn update_managed_fields(
         managers[me].time = Some(opts.now.to_string());
     }
     managers.retain(|e| !e.fields.is_empty());
+    cap_update_managers(&mut managers);
     encode_managed_fields(new, &managers);
     Ok(())
+}
+
+/// Upstream keeps at most this many `Update` entries.
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// The bucket older `Update` entries are merged into.
+pub const ANCIENT_CHANGES: &str = "ancient-changes";
+
+/// Merges the oldest `Update` entries into per-apiVersion `ancient-changes` buckets until at most
+/// [`MAX_UPDATE_MANAGERS`] remain.
+fn cap_update_managers(managers: &mut Vec<ManagedFieldsEntry>) {
+    loop {
+        let mut updaters: Vec<usize> = (0..managers.len())
+            .filter(|&i| {
+                managers[i].operation == Operation::Update && managers[i].manager != ANCIENT_CHANGES
+            })
+            .collect();
+        let total = managers
+            .iter()
+            .filter(|e| e.operation == Operation::Update)
+            .count();
+        if total <= MAX_UPDATE_MANAGERS || updaters.is_empty() {
+            return;
+        }
+        updaters.sort_by(|&a, &b| {
+            (
+                managers[a].time.as_deref().unwrap_or(""),
+                &managers[a].manager,
+            )
+                .cmp(&(
+                    managers[b].time.as_deref().unwrap_or(""),
+                    &managers[b].manager,
+                ))
+        });
+        let oldest = managers.remove(updaters[0]);
+        match managers.iter_mut().find(|e| {
+            e.manager == ANCIENT_CHANGES
+                && e.operation == Operation::Update
+                && e.api_version == oldest.api_version
+        }) {
+            Some(bucket) => {
+                bucket.fields = bucket.fields.union(&oldest.fields);
+                bucket.time = oldest.time.clone().max(bucket.time.clone());
+            }
+            None => managers.push(ManagedFieldsEntry {
+                manager: ANCIENT_CHANGES.to_string(),
+                subresource: String::new(),
+                ..oldest
+            }),
+        }
+    }
 }
 
 /// Fields added, removed and modified between two objects.
@@ -508,6 +620,12 @@ struct Comparison {
     added: FieldSet,
     removed: FieldSet,
     modified: FieldSet,
+}
+
+impl Comparison {
+    fn is_same(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.modified.is_empty()
+    }
 }
 
 fn json_eq(a: &Value, b: &Value) -> bool {
@@ -557,12 +675,23 @@ impl Walker<'_> {
         !names.is_empty() && self.info(names).atomic_map
     }
 
-    fn item_pe(item: &Value, idx: usize, lt: &ListType) -> PathElement {
+    /// The path element of a list item: its key fields (schema defaults filling absent keys, as
+    /// upstream does for e.g. `protocol: TCP`), its value for sets, else its index.
+    fn item_pe(
+        item: &Value,
+        idx: usize,
+        lt: &ListType,
+        defaults: &[(String, Value)],
+    ) -> PathElement {
         match lt {
             ListType::Map(keys) => {
                 let pairs: Vec<(String, Value)> = keys
                     .iter()
-                    .filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone())))
+                    .filter_map(|k| {
+                        item.get(k)
+                            .or_else(|| defaults.iter().find(|(d, _)| d == k).map(|(_, v)| v))
+                            .map(|v| (k.clone(), v.clone()))
+                    })
                     .collect();
                 if pairs.is_empty() {
                     PathElement::Index(idx)
@@ -595,14 +724,16 @@ impl Walker<'_> {
             }
             Value::Array(items) => {
                 let lt = self.list_type(names);
+                let kd = self.info(names).key_defaults;
+                let atomic_items = self.info(names).atomic_items;
                 if lt == ListType::Atomic {
                     out.insert(path);
                     return;
                 }
                 for (i, it) in items.iter().enumerate() {
-                    path.push(Self::item_pe(it, i, &lt));
+                    path.push(Self::item_pe(it, i, &lt, &kd));
                     out.insert(path);
-                    if let (ListType::Map(_), Value::Object(m)) = (&lt, it) {
+                    if let (ListType::Map(_), Value::Object(m), false) = (&lt, it, atomic_items) {
                         for (k, cv) in m {
                             names.push(k.clone());
                             path.push(PathElement::Field(k.clone()));
@@ -618,7 +749,80 @@ impl Walker<'_> {
         }
     }
 
-    /// Marks a value and everything below it (maps and list items included, not list nodes).
+    /// Fails on list-map (or set) items that share a key, as upstream's typed conversion does:
+    /// `.spec.containers: duplicate entries for key [name="a"]`.
+    fn check_duplicates(
+        &self,
+        v: &Value,
+        names: &mut Vec<String>,
+        path: &mut FieldPath,
+    ) -> Result<(), String> {
+        match v {
+            Value::Object(m) => {
+                for (k, cv) in m {
+                    names.push(k.clone());
+                    path.push(PathElement::Field(k.clone()));
+                    let r = self.check_duplicates(cv, names, path);
+                    path.pop();
+                    names.pop();
+                    r?;
+                }
+                Ok(())
+            }
+            Value::Array(items) => {
+                let lt = self.list_type(names);
+                let kd = self.info(names).key_defaults;
+                let atomic_items = self.info(names).atomic_items;
+                if lt == ListType::Atomic {
+                    return Ok(());
+                }
+                let mut seen: Vec<PathElement> = Vec::new();
+                for (i, it) in items.iter().enumerate() {
+                    if let ListType::Map(keys) = &lt {
+                        for k in keys {
+                            if it.get(k).is_none() && !kd.iter().any(|(d, _)| d == k) {
+                                return Err(format!(
+                                    "{}: associative list with keys has an element that omits key field {:?} (and doesn't have default value)",
+                                    path_string(path),
+                                    k
+                                ));
+                            }
+                        }
+                    }
+                    let pe = Self::item_pe(it, i, &lt, &kd);
+                    if seen.contains(&pe) {
+                        let what = if lt == ListType::Set { "value" } else { "key" };
+                        return Err(format!(
+                            "{}: duplicate entries for {what} {}",
+                            path_string(path),
+                            pe.display()
+                        ));
+                    }
+                    if let (ListType::Map(_), Value::Object(m), false) = (&lt, it, atomic_items) {
+                        path.push(pe.clone());
+                        for (k, cv) in m {
+                            names.push(k.clone());
+                            path.push(PathElement::Field(k.clone()));
+                            let r = self.check_duplicates(cv, names, path);
+                            path.pop();
+                            names.pop();
+                            if let Err(e) = r {
+                                path.pop();
+                                return Err(e);
+                            }
+                        }
+                        path.pop();
+                    }
+                    seen.push(pe);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Marks a value and every node below it (maps, lists and list items included), as
+    /// upstream's comparison does for added or removed subtrees.
     fn mark_all(
         &self,
         v: &Value,
@@ -639,14 +843,17 @@ impl Walker<'_> {
             }
             Value::Array(items) => {
                 let lt = self.list_type(names);
+                let kd = self.info(names).key_defaults;
+                let atomic_items = self.info(names).atomic_items;
+                // an added or removed list is itself a member, as every node upstream
+                out.insert(path);
                 if lt == ListType::Atomic {
-                    out.insert(path);
                     return;
                 }
                 for (i, it) in items.iter().enumerate() {
-                    path.push(Self::item_pe(it, i, &lt));
+                    path.push(Self::item_pe(it, i, &lt, &kd));
                     match (&lt, it) {
-                        (ListType::Map(_), Value::Object(m)) => {
+                        (ListType::Map(_), Value::Object(m)) if !atomic_items => {
                             out.insert(path);
                             for (k, cv) in m {
                                 names.push(k.clone());
@@ -706,15 +913,17 @@ impl Walker<'_> {
                 if self.list_type(names) != ListType::Atomic =>
             {
                 let lt = self.list_type(names);
+                let kd = self.info(names).key_defaults;
+                let atomic_items = self.info(names).atomic_items;
                 let ia: Vec<(PathElement, &Value)> = a
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| (Self::item_pe(v, i, &lt), v))
+                    .map(|(i, v)| (Self::item_pe(v, i, &lt, &kd), v))
                     .collect();
                 let ib: Vec<(PathElement, &Value)> = b
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| (Self::item_pe(v, i, &lt), v))
+                    .map(|(i, v)| (Self::item_pe(v, i, &lt, &kd), v))
                     .collect();
                 fn find<'x>(
                     list: &[(PathElement, &'x Value)],
@@ -733,7 +942,7 @@ impl Walker<'_> {
                     path.push(pe);
                     match (ov, nv) {
                         (Some(Value::Object(x)), Some(Value::Object(y)))
-                            if matches!(lt, ListType::Map(_)) =>
+                            if matches!(lt, ListType::Map(_)) && !atomic_items =>
                         {
                             let keys: Vec<&String> = y
                                 .keys()
@@ -819,45 +1028,69 @@ impl Walker<'_> {
                 if self.list_type(names) != ListType::Atomic =>
             {
                 let lt = self.list_type(names);
+                let kd = self.info(names).key_defaults;
+                let atomic_items = self.info(names).atomic_items;
                 let lpe: Vec<PathElement> = l
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| Self::item_pe(v, i, &lt))
+                    .map(|(i, v)| Self::item_pe(v, i, &lt, &kd))
                     .collect();
                 let cpe: Vec<PathElement> = c
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| Self::item_pe(v, i, &lt))
+                    .map(|(i, v)| Self::item_pe(v, i, &lt, &kd))
                     .collect();
-                let mut used = vec![false; l.len()];
+                // upstream's interleaving: live-only items keep their place, shared items follow
+                // the configuration's order, new items go where the configuration puts them
+                let mut shared: std::collections::VecDeque<&PathElement> =
+                    cpe.iter().filter(|p| lpe.contains(p)).collect();
+                let mut next_shared = shared.pop_front();
                 let mut out = Vec::with_capacity(l.len() + c.len());
                 let (mut i, mut j) = (0, 0);
+                let is_map = matches!(lt, ListType::Map(_)) && !atomic_items;
                 while i < l.len() || j < c.len() {
+                    if i < l.len() && j < c.len() {
+                        if lpe[i] == cpe[j] {
+                            path.push(cpe[j].clone());
+                            let v = if is_map {
+                                self.merge(Some(&l[i]), &c[j], names, path)
+                            } else {
+                                c[j].clone()
+                            };
+                            path.pop();
+                            out.push(v);
+                            i += 1;
+                            j += 1;
+                            next_shared = shared.pop_front();
+                            continue;
+                        }
+                        if cpe.contains(&lpe[i]) && next_shared.is_some_and(|n| *n != lpe[i]) {
+                            i += 1;
+                            continue;
+                        }
+                    }
                     if i < l.len() && !cpe.contains(&lpe[i]) {
                         out.push(l[i].clone());
                         i += 1;
                         continue;
                     }
-                    if i < l.len() && used[i] {
-                        i += 1;
-                        continue;
-                    }
                     if j < c.len() {
                         let li = lpe.iter().position(|p| *p == cpe[j]);
-                        if let Some(li) = li {
-                            used[li] = true;
-                        }
                         path.push(cpe[j].clone());
-                        let v = if matches!(lt, ListType::Map(_)) {
+                        let v = if is_map {
                             self.merge(li.map(|x| &l[x]), &c[j], names, path)
                         } else {
                             c[j].clone()
                         };
                         path.pop();
                         out.push(v);
+                        if next_shared.is_some_and(|n| *n == cpe[j]) {
+                            next_shared = shared.pop_front();
+                        }
                         j += 1;
                         continue;
                     }
+                    // a shared live item already merged through the configuration's order
                     i += 1;
                 }
                 Value::Array(out)
@@ -899,9 +1132,10 @@ impl Walker<'_> {
             return (*i < list.len()).then_some(*i);
         }
         let lt = self.list_type(names);
+        let kd = self.info(names).key_defaults;
         list.iter()
             .enumerate()
-            .position(|(i, v)| Self::item_pe(v, i, &lt) == *pe)
+            .position(|(i, v)| Self::item_pe(v, i, &lt, &kd) == *pe)
     }
 
     fn get_path<'v>(&self, obj: &'v Value, path: &[PathElement]) -> Option<&'v Value> {

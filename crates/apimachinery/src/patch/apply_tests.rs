@@ -251,7 +251,7 @@ fn update_on_create_and_removal() {
             "Update".to_string(),
             json!({
                 "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
-                "f:spec": {".": {}, "f:template": {".": {}, "f:spec": {".": {}, "f:containers": {
+                "f:spec": {".": {}, "f:template": {".": {}, "f:spec": {".": {}, "f:containers": {".": {},
                     "k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}
             })
         )]
@@ -424,4 +424,214 @@ fn first_apply_to_unmanaged_object_sees_before_first_apply() {
     assert_eq!(m.len(), 2);
     let bfa = m.iter().find(|e| e.0 == BEFORE_FIRST_APPLY).unwrap();
     assert_eq!(bfa.2, json!({"f:spec": {"f:paused": {}}}));
+}
+
+#[test]
+fn list_map_keys_use_schema_defaults() {
+    let s = dep();
+    let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]}}}});
+    let created = apply(None, &cfg, &s, &opts("m", false, T1)).unwrap();
+    // the server defaults protocol afterwards
+    let mut live = created.clone();
+    live["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] = json!("TCP");
+    let again = apply(Some(&live), &cfg, &s, &opts("m", false, T2)).unwrap();
+    let ports = again["spec"]["template"]["spec"]["containers"][0]["ports"]
+        .as_array()
+        .unwrap();
+    assert_eq!(ports.len(), 1, "no duplicate item: {ports:?}");
+    assert_eq!(ports[0]["protocol"], "TCP");
+    assert_eq!(
+        managed(&again)[0].2["f:spec"]["f:template"]["f:spec"]["f:containers"]
+            ["k:{\"name\":\"c\"}"]["f:ports"],
+        json!({"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}})
+    );
+}
+
+#[test]
+fn duplicate_keys_in_applied_config() {
+    let s = dep();
+    let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "ns"},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "env": [{"name": "A"}, {"name": "A"}]}]}}}});
+    let err = apply(None, &cfg, &s, &opts("m", false, T1)).unwrap_err();
+    assert_eq!(
+        err,
+        PatchError::Internal(
+            "failed to create typed patch object (ns/d; apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"c\"].env: duplicate entries for key [name=\"A\"]".into()
+        )
+    );
+    let cfg = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [{"image": "i"}]}}}});
+    assert_eq!(
+        apply(None, &cfg, &s, &opts("m", false, T1)).unwrap_err().to_string(),
+        "failed to create typed patch object (/d; apps/v1, Kind=Deployment): .spec.template.spec.containers: associative list with keys has an element that omits key field \"name\" (and doesn't have default value)"
+    );
+    let pod = BuiltinSchema::for_kind("", "Pod").unwrap();
+    let cfg = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": ["a", "a"]}});
+    let err = apply(None, &cfg, &pod, &opts("m", false, T1)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "failed to create typed patch object (/p; /v1, Kind=Pod): .metadata.finalizers: duplicate entries for value [=\"a\"]"
+    );
+}
+
+#[test]
+fn apply_list_merge_order() {
+    // live-only items keep their place, shared items follow the configuration's order
+    let s = BuiltinSchema::for_kind("", "Pod").unwrap();
+    let names = |v: &Value| -> Vec<String> {
+        v["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let cases = [
+        (vec!["a", "x", "b"], vec!["b", "a"], vec!["x", "b", "a"]),
+        (vec!["a", "b"], vec!["b", "a"], vec!["b", "a"]),
+        (vec!["a", "b"], vec!["a", "n", "b"], vec!["a", "n", "b"]),
+        (vec!["x", "a"], vec!["n", "a"], vec!["x", "n", "a"]),
+        (vec![], vec!["a", "b"], vec!["a", "b"]),
+    ];
+    for (live, cfg, want) in cases {
+        let mk = |ns: &[&str]| {
+            let cs: Vec<Value> = ns.iter().map(|n| json!({"name": n})).collect();
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": cs}})
+        };
+        let mut live_obj = mk(&live);
+        live_obj["metadata"]["managedFields"] = json!([{"manager": "other", "operation": "Update", "apiVersion": "v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:containers": {}}}}]);
+        let out = apply(
+            Some(&live_obj),
+            &mk(&cfg),
+            &s,
+            &ApplyOptions {
+                api_version: "v1",
+                ..opts("m", true, T1)
+            },
+        )
+        .unwrap();
+        assert_eq!(names(&out), want, "live {live:?} config {cfg:?}");
+    }
+}
+
+#[test]
+fn noop_apply_keeps_managed_fields_unchanged() {
+    let s = dep();
+    let cfg = config(Some(3), "img:1", json!({"app": "a"}));
+    let live = apply(None, &cfg, &s, &opts("m1", false, T1)).unwrap();
+    let again = apply(Some(&live), &cfg, &s, &opts("m1", false, T2)).unwrap();
+    assert_eq!(again, live, "no-op apply leaves the object byte-identical");
+    let changed = apply(
+        Some(&live),
+        &config(Some(4), "img:1", json!({"app": "a"})),
+        &s,
+        &opts("m1", false, T2),
+    )
+    .unwrap();
+    assert_eq!(changed["metadata"]["managedFields"][0]["time"], T2);
+}
+
+#[test]
+fn update_managers_are_capped() {
+    let s = NoSchema;
+    let mut obj =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
+    for i in 0..12 {
+        let mut next = obj.clone();
+        next["data"][format!("k{i}")] = json!("v");
+        let now = format!("2024-01-01T00:00:{i:02}Z");
+        update_managed_fields(
+            Some(&obj),
+            &mut next,
+            &s,
+            &UpdateOptions {
+                manager: &format!("m{i}"),
+                api_version: "v1",
+                subresource: "",
+                now: &now,
+            },
+        )
+        .unwrap();
+        obj = next;
+    }
+    let m = managed(&obj);
+    assert_eq!(m.len(), MAX_UPDATE_MANAGERS);
+    let bucket = m.iter().find(|e| e.0 == ANCIENT_CHANGES).expect("bucket");
+    // the three oldest changes (m0..m2) were folded into the bucket
+    assert_eq!(
+        bucket.2,
+        json!({"f:data": {"f:k0": {}, "f:k1": {}, "f:k2": {}}})
+    );
+    assert!(!m.iter().any(|e| e.0 == "m0" || e.0 == "m2"));
+    assert!(m.iter().any(|e| e.0 == "m11"));
+}
+
+#[test]
+fn shared_set_lists_and_atomic_conflicts() {
+    let pod = BuiltinSchema::for_kind("", "Pod").unwrap();
+    let o = |m: &'static str| ApplyOptions {
+        api_version: "v1",
+        ..opts(m, false, T1)
+    };
+    let base = |fin: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": fin}});
+    let a = apply(None, &base(json!(["a"])), &pod, &o("A")).unwrap();
+    let ab = apply(Some(&a), &base(json!(["b"])), &pod, &o("B")).unwrap();
+    assert_eq!(ab["metadata"]["finalizers"], json!(["a", "b"]));
+    let mut no_fin = base(json!([]));
+    no_fin["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("finalizers");
+    let b_only = apply(Some(&ab), &no_fin, &pod, &o("A")).unwrap();
+    assert_eq!(b_only["metadata"]["finalizers"], json!(["b"]));
+
+    // atomic lists conflict as a whole
+    let tol = |t: &str| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"tolerations": [{"key": t}]}});
+    let x = apply(None, &tol("x"), &pod, &o("A")).unwrap();
+    let err = apply(Some(&x), &tol("y"), &pod, &o("B")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"A\": .spec.tolerations"
+    );
+}
+
+#[test]
+fn owner_references_items_are_atomic() {
+    let pod = BuiltinSchema::for_kind("", "Pod").unwrap();
+    let o = ApplyOptions {
+        api_version: "v1",
+        ..opts("m", false, T1)
+    };
+    let cfg = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p",
+        "ownerReferences": [{"uid": "u1", "name": "rs", "kind": "ReplicaSet", "apiVersion": "apps/v1"}]}});
+    let out = apply(None, &cfg, &pod, &o).unwrap();
+    assert_eq!(
+        managed(&out)[0].2,
+        json!({"f:metadata": {"f:ownerReferences": {"k:{\"uid\":\"u1\"}": {}}}})
+    );
+    // the applied item replaces the live one as a whole
+    let mut live = out.clone();
+    live["metadata"]["ownerReferences"][0]["controller"] = json!(true);
+    let again = apply(Some(&live), &cfg, &pod, &ApplyOptions { force: true, ..o }).unwrap();
+    assert!(
+        again["metadata"]["ownerReferences"][0]
+            .get("controller")
+            .is_none(),
+        "{again}"
+    );
+}
+
+#[test]
+fn managed_fields_on_odd_objects() {
+    let s = NoSchema;
+    // an object without metadata gets one
+    let mut v = json!({"data": {"a": "1"}});
+    update_managed_fields(None, &mut v, &s, &upd("m", T1)).unwrap();
+    assert_eq!(v["metadata"]["managedFields"][0]["manager"], "m");
+    // a non-object is left alone
+    let mut arr = json!([1, 2]);
+    update_managed_fields(None, &mut arr, &s, &upd("m", T1)).unwrap();
+    assert_eq!(arr, json!([1, 2]));
 }

@@ -13,27 +13,81 @@
 //! | `application/apply-patch+yaml`            | [`apply::parse_apply_patch`] + [`apply::apply`] |
 //!
 //! Strategic merge patch needs per-field knowledge (merge keys, strategies): see
-//! [`schema::PatchSchema`]. Custom resources have no strategic schema: upstream answers a
+//! [`schema::PatchSchema`], implemented by the static [`schema::BuiltinSchema`] and by
+//! [`openapi::OpenApiSchema`] (OpenAPI v3 / CRD structural schemas). Custom resources have no strategic schema: upstream answers a
 //! strategic merge patch on a custom resource with 415 Unsupported Media Type, which
-//! [`schema::BuiltinSchema::for_kind`] signals by returning `None`.
+//! [`schema::BuiltinSchema::for_kind`] signals by returning `None`; JSON and merge patch work on
+//! every kind.
+//!
+//! Every write also records ownership: after computing the new object of a create, update or
+//! non-apply patch, call [`apply::update_managed_fields`] with the request's field manager; an
+//! apply request goes through [`apply::apply`], which does both the merge and the bookkeeping.
+//! Errors carry upstream's status classification: [`PatchError::to_api_error`].
 
 pub mod apply;
 pub mod fieldset;
 pub mod json;
+pub mod openapi;
 pub mod schema;
 pub mod strategic;
 
 pub use apply::{
     apply, conflict_message, decode_managed_fields, encode_managed_fields, parse_apply_patch,
     update_managed_fields, ApplyOptions, Conflict, ManagedFieldsEntry, Operation, UpdateOptions,
+    ANCIENT_CHANGES, BEFORE_FIRST_APPLY, MAX_UPDATE_MANAGERS,
 };
 pub use fieldset::{path_string, FieldPath, FieldSet, PathElement};
 
 pub use json::{apply_json_patch, apply_merge_patch, MAX_JSON_PATCH_OPERATIONS};
+pub use openapi::OpenApiSchema;
 pub use schema::{BuiltinSchema, FieldInfo, ListType, NoSchema, PatchSchema, PatchStrategy};
 pub use strategic::strategic_merge_patch;
 
 use crate::status::{ApiError, Reason};
+
+/// The patch type of a PATCH request, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/json-patch+json`
+    Json,
+    /// `application/merge-patch+json`
+    Merge,
+    /// `application/strategic-merge-patch+json`
+    StrategicMerge,
+    /// `application/apply-patch+yaml`
+    Apply,
+}
+
+impl PatchType {
+    pub const ALL: [PatchType; 4] = [
+        PatchType::Json,
+        PatchType::Merge,
+        PatchType::StrategicMerge,
+        PatchType::Apply,
+    ];
+
+    /// Parses a `Content-Type` header value (parameters such as `charset` are ignored).
+    pub fn from_content_type(ct: &str) -> Option<PatchType> {
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        PatchType::ALL
+            .into_iter()
+            .find(|t| t.content_type() == media)
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            PatchType::Json => "application/json-patch+json",
+            PatchType::Merge => "application/merge-patch+json",
+            PatchType::StrategicMerge => "application/strategic-merge-patch+json",
+            PatchType::Apply => "application/apply-patch+yaml",
+        }
+    }
+}
 
 /// Errors of the patch engines. [`PatchError::reason`] gives the Status reason upstream uses.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -101,5 +155,55 @@ impl PatchError {
             }
             other => ApiError::new(other.reason(), other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_types_from_content_type() {
+        let cases = [
+            ("application/json-patch+json", Some(PatchType::Json)),
+            (
+                "application/merge-patch+json; charset=utf-8",
+                Some(PatchType::Merge),
+            ),
+            (
+                "Application/Strategic-Merge-Patch+JSON",
+                Some(PatchType::StrategicMerge),
+            ),
+            ("application/apply-patch+yaml", Some(PatchType::Apply)),
+            ("application/json", None),
+            ("", None),
+        ];
+        for (ct, want) in cases {
+            assert_eq!(PatchType::from_content_type(ct), want, "{ct}");
+        }
+    }
+
+    #[test]
+    fn api_errors() {
+        let e = PatchError::Unprocessable("boom".into()).to_api_error();
+        assert_eq!(e.code(), 422);
+        assert_eq!(
+            e.message,
+            "the server rejected our request due to an error in our request"
+        );
+        assert_eq!(
+            e.extra_causes,
+            vec![("UnexpectedServerResponse".to_string(), "boom".to_string())]
+        );
+        let e = PatchError::TooLarge("x".into()).to_api_error();
+        assert_eq!(
+            (e.code(), e.message.as_str()),
+            (413, "Request entity too large: x")
+        );
+        assert_eq!(
+            PatchError::BadRequest("y".into()).to_api_error().code(),
+            400
+        );
+        assert_eq!(PatchError::Internal("z".into()).to_api_error().code(), 500);
     }
 }

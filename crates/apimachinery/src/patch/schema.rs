@@ -38,6 +38,12 @@ pub struct FieldInfo {
     /// `x-kubernetes-map-type: atomic` / `x-kubernetes-map-type`/`structType=atomic`: the map is
     /// owned and replaced as a whole by server-side apply.
     pub atomic_map: bool,
+    /// The items of this list are atomic (`structType=atomic` element type, e.g. ownerReferences):
+    /// apply owns and replaces each item as a whole.
+    pub atomic_items: bool,
+    /// Defaults of list-map key fields (`protocol: "TCP"` for ports), used to identify items
+    /// whose key field is absent.
+    pub key_defaults: Vec<(String, serde_json::Value)>,
 }
 
 impl FieldInfo {
@@ -59,10 +65,36 @@ impl FieldInfo {
         }
     }
 
+    /// Adds a default for a list-map key field.
+    pub fn with_default(mut self, key: &str, value: &str) -> Self {
+        self.key_defaults.push((
+            key.to_string(),
+            serde_json::Value::String(value.to_string()),
+        ));
+        self
+    }
+
     /// A `patchStrategy:"merge"` list of scalars (set union), `listType=set`.
     pub fn merge_set() -> Self {
         FieldInfo {
             strategy: PatchStrategy::Merge,
+            list_type: Some(ListType::Set),
+            ..Default::default()
+        }
+    }
+
+    /// `listType=map` with these keys and no patch strategy (apply keys the items, strategic
+    /// merge patch replaces the list).
+    pub fn map_list(keys: &[&str]) -> Self {
+        FieldInfo {
+            list_type: Some(ListType::Map(keys.iter().map(|k| k.to_string()).collect())),
+            ..Default::default()
+        }
+    }
+
+    /// `listType=set` with no patch strategy.
+    pub fn set_list() -> Self {
+        FieldInfo {
             list_type: Some(ListType::Set),
             ..Default::default()
         }
@@ -217,6 +249,7 @@ impl BuiltinSchema {
             ("", "PodTemplate") => s.pod_template("template"),
             ("", "ReplicationController") => {
                 s.pod_template("spec.template");
+                s.add("spec.selector", FieldInfo::atomic_map());
                 s.add("status.conditions", cond());
             }
             ("apps", "Deployment")
@@ -240,6 +273,18 @@ impl BuiltinSchema {
                         ..cond()
                     },
                 );
+                s.add(
+                    "spec.podFailurePolicy.rules.onExitCodes.values",
+                    FieldInfo::set_list(),
+                );
+                s.add(
+                    "status.uncountedTerminatedPods.succeeded",
+                    FieldInfo::set_list(),
+                );
+                s.add(
+                    "status.uncountedTerminatedPods.failed",
+                    FieldInfo::set_list(),
+                );
             }
             ("batch", "CronJob") => {
                 s.object_meta("spec.jobTemplate.metadata");
@@ -249,7 +294,8 @@ impl BuiltinSchema {
             ("", "Service") => {
                 s.add(
                     "spec.ports",
-                    FieldInfo::merge_by_keys("port", &["port", "protocol"]),
+                    FieldInfo::merge_by_keys("port", &["port", "protocol"])
+                        .with_default("protocol", "TCP"),
                 );
                 s.add("spec.selector", FieldInfo::atomic_map());
                 s.add("status.conditions", cond());
@@ -261,16 +307,50 @@ impl BuiltinSchema {
             }
             ("", "Namespace") | ("", "PersistentVolumeClaim") => s.add("status.conditions", cond()),
             ("", "ServiceAccount") => s.add("secrets", FieldInfo::merge_by("name")),
-            ("autoscaling", "HorizontalPodAutoscaler")
-            | ("policy", "PodDisruptionBudget")
-            | ("apiextensions.k8s.io", "CustomResourceDefinition")
+            ("policy", "PodDisruptionBudget") => {
+                s.add(
+                    "spec.selector",
+                    FieldInfo {
+                        strategy: PatchStrategy::Replace,
+                        ..FieldInfo::atomic_map()
+                    },
+                );
+                s.add("status.conditions", cond());
+            }
+            ("networking.k8s.io", "NetworkPolicy") => {
+                s.add("spec.podSelector", FieldInfo::atomic_map())
+            }
+            ("networking.k8s.io", "ServiceCIDR")
+            | ("autoscaling", "HorizontalPodAutoscaler")
             | ("apiregistration.k8s.io", "APIService")
-            | ("certificates.k8s.io", "CertificateSigningRequest") => {
+            | ("flowcontrol.apiserver.k8s.io", "FlowSchema")
+            | ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => {
                 s.add("status.conditions", cond())
+            }
+            // listType=map without a patch strategy: keyed for apply, replaced by SMP
+            ("apiextensions.k8s.io", "CustomResourceDefinition")
+            | ("certificates.k8s.io", "CertificateSigningRequest") => {
+                s.add("status.conditions", FieldInfo::map_list(&["type"]))
             }
             ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration")
             | ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
-                s.add("webhooks", FieldInfo::merge_by("name"))
+                s.add("webhooks", FieldInfo::merge_by("name"));
+                s.add("webhooks.matchConditions", FieldInfo::merge_by("name"));
+            }
+            ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+                s.add("spec.matchConditions", FieldInfo::merge_by("name"));
+                s.add("spec.variables", FieldInfo::merge_by("name"));
+                s.add("status.conditions", FieldInfo::map_list(&["type"]));
+            }
+            ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+                s.add("spec.validationActions", FieldInfo::set_list())
+            }
+            ("storage.k8s.io", "CSINode") => s.add("spec.drivers", FieldInfo::merge_by("name")),
+            ("storage.k8s.io", "CSIDriver") => {
+                s.add("spec.volumeLifecycleModes", FieldInfo::set_list())
+            }
+            ("discovery.k8s.io", "EndpointSlice") => {
+                s.add("endpoints.addresses", FieldInfo::set_list())
             }
             _ => {}
         }
@@ -284,7 +364,13 @@ impl BuiltinSchema {
 
     fn object_meta(&mut self, p: &str) {
         self.add(&format!("{p}.finalizers"), FieldInfo::merge_set());
-        self.add(&format!("{p}.ownerReferences"), FieldInfo::merge_by("uid"));
+        self.add(
+            &format!("{p}.ownerReferences"),
+            FieldInfo {
+                atomic_items: true,
+                ..FieldInfo::merge_by("uid")
+            },
+        );
     }
 
     fn pod_template(&mut self, p: &str) {
@@ -306,7 +392,8 @@ impl BuiltinSchema {
             self.add(&cp, by_name());
             self.add(
                 &format!("{cp}.ports"),
-                FieldInfo::merge_by_keys("containerPort", &["containerPort", "protocol"]),
+                FieldInfo::merge_by_keys("containerPort", &["containerPort", "protocol"])
+                    .with_default("protocol", "TCP"),
             );
             self.add(&format!("{cp}.env"), by_name());
             self.add(
@@ -316,6 +403,10 @@ impl BuiltinSchema {
             self.add(
                 &format!("{cp}.volumeDevices"),
                 FieldInfo::merge_by("devicePath"),
+            );
+            self.add(
+                &format!("{cp}.resources.claims"),
+                FieldInfo::map_list(&["name"]),
             );
         }
         self.add(&format!("{p}.imagePullSecrets"), by_name());
@@ -338,10 +429,20 @@ impl BuiltinSchema {
     fn pod_status(&mut self, p: &str) {
         self.add(&format!("{p}.conditions"), FieldInfo::merge_by("type"));
         self.add(&format!("{p}.podIPs"), FieldInfo::merge_by("ip"));
-        self.add(&format!("{p}.hostIPs"), FieldInfo::merge_by("ip"));
+        // hostIPs: patchMergeKey ip but listType atomic
+        self.add(
+            &format!("{p}.hostIPs"),
+            FieldInfo {
+                list_type: Some(ListType::Atomic),
+                ..FieldInfo::merge_by("ip")
+            },
+        );
         self.add(
             &format!("{p}.resourceClaimStatuses"),
-            FieldInfo::merge_by("name"),
+            FieldInfo {
+                retain_keys: true,
+                ..FieldInfo::merge_by("name")
+            },
         );
     }
 }

@@ -3,11 +3,9 @@
 //! directives `$patch` (replace / merge / delete), `$retainKeys`, `$setElementOrder/<field>` and
 //! `$deleteFromPrimitiveList/<field>`, and `null` deleting a field.
 //!
-//! Differences kept on purpose: upstream copies a patch value verbatim when the field is absent
-//! from the original (nulls and directives inside it survive until the typed decode drops them);
-//! here such values are merged into an empty value, which removes them right away and gives the
-//! object the typed decode would produce. Keys starting with `$` that are not directives are
-//! dropped likewise.
+//! A patch value for a field absent from the original is taken without its nulls and without maps
+//! carrying `$patch` (upstream `removeDirectives`); other keys starting with `$` are dropped there
+//! as the typed decode of a built-in object would drop them.
 
 use serde_json::{Map, Value};
 
@@ -112,7 +110,10 @@ impl Merger<'_> {
             return match d.as_str() {
                 Some("replace") => {
                     patch.remove(DIRECTIVE);
-                    self.merge_map(Map::new(), patch)
+                    match clean(Value::Object(patch)) {
+                        Some(Value::Object(m)) => Ok(m),
+                        _ => Ok(Map::new()),
+                    }
                 }
                 Some("delete") => Ok(Map::new()),
                 _ => Err(PatchError::Internal(format!(
@@ -145,17 +146,14 @@ impl Merger<'_> {
                 continue;
             }
             let info = self.lookup(&key);
-            let Some(ov) = original.get(&key) else {
+            let absent_or_other_type = original.get(&key).is_none_or(|ov| !same_type(ov, &pv));
+            if absent_or_other_type {
+                // upstream takes the patch value minus nulls and directive-carrying maps
                 if !is_delete_list {
-                    let v = self.clean_new(&key, pv)?;
-                    original.insert(key, v);
-                }
-                continue;
-            };
-            if !same_type(ov, &pv) {
-                if !is_delete_list {
-                    let v = self.clean_new(&key, pv)?;
-                    original.insert(key, v);
+                    match clean(pv) {
+                        Some(v) => original.insert(key, v),
+                        None => original.remove(&key),
+                    };
                 }
                 continue;
             }
@@ -164,13 +162,14 @@ impl Merger<'_> {
             let merged = match (ov, pv) {
                 (Value::Object(o), Value::Object(p)) => {
                     if info.strategy == PatchStrategy::Replace {
-                        self.merge_map(Map::new(), p).map(Value::Object)
+                        Ok(clean(Value::Object(p)).unwrap_or_default())
                     } else {
                         self.merge_map(o, p).map(Value::Object)
                     }
                 }
                 (Value::Array(o), Value::Array(p)) => {
-                    if info.strategy == PatchStrategy::Merge {
+                    // delete lists apply whatever the field's strategy
+                    if info.strategy == PatchStrategy::Merge || is_delete_list {
                         self.merge_slice(o, p, info.merge_key.as_deref(), is_delete_list)
                             .map(Value::Array)
                     } else {
@@ -183,22 +182,6 @@ impl Merger<'_> {
             original.insert(key, merged?);
         }
         Ok(original)
-    }
-
-    /// A patch value for a field absent from the original (or of another type): merged into an
-    /// empty value so nulls and directives inside it take effect.
-    fn clean_new(&mut self, key: &str, pv: Value) -> Result<Value, PatchError> {
-        let info = self.lookup(key);
-        self.path.push(key.to_string());
-        let out = match pv {
-            Value::Object(p) => self.merge_map(Map::new(), p).map(Value::Object),
-            Value::Array(p) if info.strategy == PatchStrategy::Merge && !p.is_empty() => self
-                .merge_slice(Vec::new(), p, info.merge_key.as_deref(), false)
-                .map(Value::Array),
-            other => Ok(other),
-        };
-        self.path.pop();
-        out
     }
 
     /// `$setElementOrder/<field>`: merges the list it names (if patched) and orders the result by
@@ -241,8 +224,8 @@ impl Merger<'_> {
             )?;
             let merged = match (&orig_list, &patch_list) {
                 (Some(o), None) => o.clone(),
-                (None, Some(p)) => match self.clean_new(&field, Value::Array(p.clone()))? {
-                    Value::Array(a) => a,
+                (None, Some(p)) => match clean(Value::Array(p.clone())) {
+                    Some(Value::Array(a)) => a,
                     _ => Vec::new(),
                 },
                 (Some(o), Some(p)) => {
@@ -262,8 +245,22 @@ impl Merger<'_> {
             let p = patch_list.unwrap_or_default();
             let is_map = element_kind(&o, &p)?.is_object();
             let key_for_order = if is_map { merge_key.as_deref() } else { None };
-            let both =
-                normalize_element_order(patch_items, server_only, &order, &o, key_for_order)?;
+            // upstream orders server-only items by the live list as its in-place deletions and
+            // appends left it (Go slices share their backing array); reproduce that view
+            let server_order = match (
+                key_for_order,
+                info.strategy == PatchStrategy::Merge && !p.is_empty(),
+            ) {
+                (Some(k), true) => aliased_server_order(&o, &p, k),
+                _ => o.clone(),
+            };
+            let both = normalize_element_order(
+                patch_items,
+                server_only,
+                &order,
+                &server_order,
+                key_for_order,
+            )?;
             original.insert(field.clone(), Value::Array(both));
             patch.remove(&field);
         }
@@ -320,7 +317,9 @@ impl Merger<'_> {
                     let Value::Object(p) = v.clone() else {
                         return Err(bad_arg_type("map", v));
                     };
-                    merged.push(Value::Object(self.merge_map(Map::new(), p)?));
+                    if let Some(c) = clean(Value::Object(p)) {
+                        merged.push(c);
+                    }
                 }
             }
         }
@@ -578,6 +577,76 @@ fn validate_patch_with_set_order(
         )));
     }
     Ok(())
+}
+
+/// The live list as upstream sees it after merging a patch list into it in place: elements
+/// deleted by `$patch: delete` shift the rest left (the tail keeps stale copies) and appended
+/// new elements overwrite positions within the original length.
+fn aliased_server_order(original: &[Value], patch: &[Value], key: &str) -> Vec<Value> {
+    let has = |list: &[Value], mv: &Value| {
+        list.iter()
+            .position(|x| x.get(key).is_some_and(|y| json_eq(y, mv)))
+    };
+    let mut view = original.to_vec();
+    let mut len = view.len();
+    let mut replace = false;
+    for v in patch {
+        match v.get(DIRECTIVE).and_then(Value::as_str) {
+            Some("delete") => {
+                let Some(mv) = v.get(key) else { continue };
+                while let Some(i) = has(&view[..len], mv) {
+                    // append(s[:i], s[i+1:]...): shift left, the old last slot keeps its value
+                    for j in i..len - 1 {
+                        view[j] = view[j + 1].clone();
+                    }
+                    len -= 1;
+                }
+            }
+            Some("replace") => replace = true,
+            _ => {}
+        }
+    }
+    if replace {
+        return view;
+    }
+    let mut logical: Vec<Value> = view[..len].to_vec();
+    for v in patch.iter().filter(|v| v.get(DIRECTIVE).is_none()) {
+        let Some(mv) = v.get(key) else { continue };
+        if has(&logical, mv).is_some() {
+            continue;
+        }
+        if logical.len() < view.len() {
+            view[logical.len()] = v.clone();
+        }
+        logical.push(v.clone());
+    }
+    view
+}
+
+/// A patch value taken as is (the field is absent from the original or of another type), as
+/// upstream's `discardNullValuesFromPatch` + `removeDirectives`: nulls in maps go, maps carrying
+/// `$patch` go (`None` when the value itself is one), other `$` keys go as the typed decode would
+/// drop them.
+fn clean(v: Value) -> Option<Value> {
+    match v {
+        Value::Object(m) => {
+            if m.contains_key(DIRECTIVE) {
+                return None;
+            }
+            let mut out = Map::new();
+            for (k, v) in m {
+                if v.is_null() || k.starts_with('$') {
+                    continue;
+                }
+                if let Some(c) = clean(v) {
+                    out.insert(k, c);
+                }
+            }
+            Some(Value::Object(out))
+        }
+        Value::Array(a) => Some(Value::Array(a.into_iter().filter_map(clean).collect())),
+        other => Some(other),
+    }
 }
 
 /// `$retainKeys`: drops original keys not listed; every non-null patched key must be listed.

@@ -205,6 +205,15 @@ fn smp_table() {
             json!({"metadata": {"ownerReferences": [{"uid": "1", "controller": true}]}}),
             json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "a", "controller": true}]}}),
         ),
+        (
+            "$setElementOrder with a deletion and an addition keeps server-only items where the in-place merge left them",
+            &pod_s,
+            json!({"spec": {"containers": [{"name": "old"}, {"name": "keep", "image": "k"}, {"name": "srv", "image": "s"}]}}),
+            json!({"spec": {
+                "$setElementOrder/containers": [{"name": "keep"}, {"name": "new"}],
+                "containers": [{"name": "new", "image": "n"}, {"name": "old", "$patch": "delete"}]}}),
+            json!({"spec": {"containers": [{"name": "keep", "image": "k"}, {"name": "srv", "image": "s"}, {"name": "new", "image": "n"}]}}),
+        ),
     ];
     for (desc, schema, orig, patch, want) in cases {
         let got =
@@ -277,7 +286,7 @@ fn smp_errors() {
     }
     assert_eq!(
         strategic_merge_patch(
-            &json!({}),
+            &json!({"metadata": {"finalizers": []}}),
             &json!({"metadata": {"finalizers": [["a"]]}}),
             &s
         )
