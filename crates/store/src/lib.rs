@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+pub mod etcd;
+mod keyspace;
 pub mod sqlite;
 pub mod testsuite;
 

@@ -2,7 +2,7 @@
 //! its own savepoint inside one SQLite transaction), publication of committed events to the
 //! watch hub before acknowledging, lease expiry and automatic compaction.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -16,6 +16,7 @@ use super::checkpoint::Checkpointer;
 use super::read::{deleted_kv, get_current, key_string};
 use super::schema::State;
 use super::{db_err, Shared};
+use crate::keyspace::check_ops;
 use crate::{
     Compare, Event, EventType, KeyValue, LeaseId, Op, OpResult, Result, Revision, StoreError, Txn,
     TxnResponse,
@@ -581,25 +582,6 @@ fn evaluate(cmp: &Compare, kv: Option<&KeyValue>) -> bool {
     }
 }
 
-/// Rejects what etcd rejects: empty keys and the same key twice in one branch.
-fn check_ops(ops: &[Op]) -> Result<()> {
-    let mut seen = HashSet::new();
-    for op in ops {
-        let key = match op {
-            Op::Put { key, .. } | Op::Delete { key } => key,
-        };
-        if key.is_empty() {
-            return Err(StoreError::Invalid("empty key".into()));
-        }
-        if !seen.insert(key.as_str()) {
-            return Err(StoreError::Invalid(format!(
-                "duplicate key {key} in transaction"
-            )));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,20 +619,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn check_ops_table() {
-        let put = |k: &str| Op::Put {
-            key: k.into(),
-            value: Bytes::new(),
-            lease: 0,
-        };
-        let del = |k: &str| Op::Delete { key: k.into() };
-        assert!(check_ops(&[put("a"), del("b")]).is_ok());
-        assert!(check_ops(&[]).is_ok());
-        assert!(matches!(
-            check_ops(&[put("a"), del("a")]),
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(check_ops(&[put("")]), Err(StoreError::Invalid(_))));
-    }
 }
