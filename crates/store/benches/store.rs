@@ -231,22 +231,10 @@ fn main() {
         )
         .unwrap();
         for sync in [Synchronous::Full, Synchronous::Normal] {
-            if std::env::var("STORE_BENCH_ONLY_CHURN").is_ok() {
-                break;
-            }
             concurrent_writes(&dir, sync, 16, 40_000).await;
         }
         for sync in [Synchronous::Full, Synchronous::Normal] {
-            if std::env::var("STORE_BENCH_ONLY_CHURN").is_ok() {
-                break;
-            }
             paced_latency(&dir, sync, 200, 2_000).await;
-        }
-        if std::env::var("STORE_BENCH_ONLY_CHURN").is_ok() {
-            churn(&dir).await;
-            let kept = dir.keep();
-            println!("kept {}", kept.display());
-            return;
         }
         churn(&dir).await;
         fanout(&dir, 500, 200).await;

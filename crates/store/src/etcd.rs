@@ -24,7 +24,10 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
     #[error("connect to etcd at {endpoints}: {source}")]
-    Connect { endpoints: String, source: etcd_client::Error },
+    Connect {
+        endpoints: String,
+        source: etcd_client::Error,
+    },
 }
 
 impl From<EtcdError> for StoreError {
@@ -170,7 +173,10 @@ impl EtcdStore {
             .with_timeout(config.request_timeout);
         let mut client = Client::connect(&config.endpoints, Some(options))
             .await
-            .map_err(|source| EtcdError::Connect { endpoints: endpoints.clone(), source })?;
+            .map_err(|source| EtcdError::Connect {
+                endpoints: endpoints.clone(),
+                source,
+            })?;
         client
             .status()
             .await
@@ -184,7 +190,10 @@ impl EtcdStore {
         let probe = self
             .client
             .kv_client()
-            .get("\0", Some(GetOptions::new().with_revision(1).with_count_only()))
+            .get(
+                "\0",
+                Some(GetOptions::new().with_revision(1).with_count_only()),
+            )
             .await;
         match probe {
             Ok(_) => return Ok(0),
@@ -206,21 +215,33 @@ impl EtcdStore {
                     break;
                 }
             }
-            Err(StoreError::Backend("etcd did not report its compaction revision".into()))
+            Err(StoreError::Backend(
+                "etcd did not report its compaction revision".into(),
+            ))
         };
         tokio::time::timeout(Duration::from_secs(10), wait)
             .await
-            .map_err(|_| StoreError::Backend("etcd did not report its compaction revision".into()))?
+            .map_err(|_| {
+                StoreError::Backend("etcd did not report its compaction revision".into())
+            })?
     }
 
     async fn compacted_error(&self, requested: Revision) -> StoreError {
         match self.compacted_revision().await {
-            Ok(compacted) => StoreError::Compacted { requested, compacted },
+            Ok(compacted) => StoreError::Compacted {
+                requested,
+                compacted,
+            },
             Err(e) => e,
         }
     }
 
-    async fn map_err(&self, e: etcd_client::Error, revision: Revision, lease: LeaseId) -> StoreError {
+    async fn map_err(
+        &self,
+        e: etcd_client::Error,
+        revision: Revision,
+        lease: LeaseId,
+    ) -> StoreError {
         match classify(&e) {
             Kind::Compacted => self.compacted_error(revision).await,
             Kind::Future => StoreError::FutureRevision(revision),
@@ -264,14 +285,30 @@ impl Store for EtcdStore {
             Ok(resp) => resp,
             Err(e) => return Err(self.map_err(e, req.revision, 0).await),
         };
-        let kvs = resp.kvs().iter().map(convert_kv).collect::<Result<Vec<_>>>()?;
-        let revision =
-            if req.revision > 0 { req.revision } else { header_revision(resp.header())? };
-        Ok(RangeResponse { kvs, more: resp.more(), revision })
+        let kvs = resp
+            .kvs()
+            .iter()
+            .map(convert_kv)
+            .collect::<Result<Vec<_>>>()?;
+        let revision = if req.revision > 0 {
+            req.revision
+        } else {
+            header_revision(resp.header())?
+        };
+        Ok(RangeResponse {
+            kvs,
+            more: resp.more(),
+            revision,
+        })
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let resp = self.client.kv_client().get(key, None).await.map_err(backend)?;
+        let resp = self
+            .client
+            .kv_client()
+            .get(key, None)
+            .await
+            .map_err(backend)?;
         resp.kvs().first().map(convert_kv).transpose()
     }
 
@@ -299,7 +336,10 @@ impl Store for EtcdStore {
             .map(|c| TxnOp::get(compare_key(c).as_bytes(), None))
             .chain(txn.failure.iter().map(convert_op))
             .collect();
-        let request = etcd_client::Txn::new().when(compares).and_then(success).or_else(failure);
+        let request = etcd_client::Txn::new()
+            .when(compares)
+            .and_then(success)
+            .or_else(failure);
         let lease = txn
             .success
             .iter()
@@ -336,12 +376,19 @@ impl Store for EtcdStore {
             };
             results.push(OpResult { prev_kv });
         }
-        Ok(TxnResponse { succeeded, revision, results, current })
+        Ok(TxnResponse {
+            succeeded,
+            revision,
+            results,
+            current,
+        })
     }
 
     async fn watch(&self, prefix: &str, start_revision: Revision) -> Result<WatchStream> {
         if start_revision < 0 {
-            return Err(StoreError::Invalid(format!("negative watch revision {start_revision}")));
+            return Err(StoreError::Invalid(format!(
+                "negative watch revision {start_revision}"
+            )));
         }
         if start_revision > 0 {
             // etcd reports a compacted start only after creating the watch: check first so
@@ -349,7 +396,14 @@ impl Store for EtcdStore {
             let probe = self
                 .client
                 .kv_client()
-                .get("\0", Some(GetOptions::new().with_revision(start_revision).with_count_only()))
+                .get(
+                    "\0",
+                    Some(
+                        GetOptions::new()
+                            .with_revision(start_revision)
+                            .with_count_only(),
+                    ),
+                )
                 .await;
             if let Err(e) = probe {
                 match classify(&e) {
@@ -367,9 +421,17 @@ impl Store for EtcdStore {
         if start_revision > 0 {
             options = options.with_start_revision(start_revision);
         }
-        let key = if prefix.is_empty() { vec![0] } else { prefix.as_bytes().to_vec() };
-        let mut stream =
-            self.client.watch_client().watch(key, Some(options)).await.map_err(backend)?;
+        let key = if prefix.is_empty() {
+            vec![0]
+        } else {
+            prefix.as_bytes().to_vec()
+        };
+        let mut stream = self
+            .client
+            .watch_client()
+            .watch(key, Some(options))
+            .await
+            .map_err(backend)?;
         // wait until etcd confirms the watch, so writes after this call are seen
         loop {
             match stream.message().await.map_err(backend)? {
@@ -383,7 +445,11 @@ impl Store for EtcdStore {
             pending: VecDeque<Vec<Event>>,
             done: bool,
         }
-        let state = State { stream, pending: VecDeque::new(), done: false };
+        let state = State {
+            stream,
+            pending: VecDeque::new(),
+            done: false,
+        };
         Ok(futures::stream::unfold(state, move |mut st| async move {
             loop {
                 if let Some(batch) = st.pending.pop_front() {
@@ -406,7 +472,9 @@ impl Store for EtcdStore {
                             st.done = true;
                             let reason = resp.cancel_reason().to_string();
                             return Some((
-                                Err(StoreError::Backend(format!("etcd canceled the watch: {reason}"))),
+                                Err(StoreError::Backend(format!(
+                                    "etcd canceled the watch: {reason}"
+                                ))),
                                 st,
                             ));
                         }
@@ -434,7 +502,12 @@ impl Store for EtcdStore {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         let options = CompactionOptions::new().with_physical();
-        match self.client.kv_client().compact(revision, Some(options)).await {
+        match self
+            .client
+            .kv_client()
+            .compact(revision, Some(options))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => Err(self.map_err(e, revision, 0).await),
         }
@@ -446,9 +519,17 @@ impl Store for EtcdStore {
                 "lease ttl must be positive, got {ttl_seconds}"
             )));
         }
-        let resp = self.client.lease_client().grant(ttl_seconds, None).await.map_err(backend)?;
+        let resp = self
+            .client
+            .lease_client()
+            .grant(ttl_seconds, None)
+            .await
+            .map_err(backend)?;
         if !resp.error().is_empty() {
-            return Err(StoreError::Backend(format!("etcd lease grant: {}", resp.error())));
+            return Err(StoreError::Backend(format!(
+                "etcd lease grant: {}",
+                resp.error()
+            )));
         }
         Ok(resp.id())
     }
@@ -468,14 +549,23 @@ mod tests {
     #[test]
     fn classify_table() {
         let cases = [
-            ("etcdserver: mvcc: required revision has been compacted", Kind::Compacted),
-            ("etcdserver: mvcc: required revision is a future revision", Kind::Future),
+            (
+                "etcdserver: mvcc: required revision has been compacted",
+                Kind::Compacted,
+            ),
+            (
+                "etcdserver: mvcc: required revision is a future revision",
+                Kind::Future,
+            ),
             ("etcdserver: requested lease not found", Kind::LeaseNotFound),
             (
                 "etcdserver: duplicate key given in txn request",
                 Kind::Invalid("duplicate key given in txn request".into()),
             ),
-            ("etcdserver: request timed out", Kind::Other("etcdserver: request timed out".into())),
+            (
+                "etcdserver: request timed out",
+                Kind::Other("etcdserver: request timed out".into()),
+            ),
         ];
         for (msg, want) in cases {
             assert_eq!(classify_message(msg), want, "{msg}");

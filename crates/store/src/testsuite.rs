@@ -731,7 +731,18 @@ pub async fn compaction(store: &dyn Store) {
         pairs(&[("/registry/c/a", "3")])
     );
 
-    // history from the compaction revision on, with previous values, is still there
+    // the compaction revision itself can be watched from
+    let mut at = store
+        .watch("/registry/c/", r3)
+        .await
+        .expect("watch from the compaction revision");
+    let first = flat(collect(&mut at, 1).await);
+    assert_eq!(
+        (first[0].kv.key.as_str(), first[0].kv.mod_revision),
+        ("/registry/c/b", r3)
+    );
+    drop(at);
+    // history after the compaction revision, with previous values, is still there
     let mut w = store
         .watch("/registry/c/", r4)
         .await

@@ -26,7 +26,11 @@ impl Drop for EtcdServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn etcd_binary() -> String {
@@ -46,8 +50,18 @@ async fn make() -> Fixture {
     let child = Command::new(&bin)
         .args(["--name", "suite", "--data-dir"])
         .arg(dir.path().join("data"))
-        .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-        .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+        .args([
+            "--listen-client-urls",
+            &client_url,
+            "--advertise-client-urls",
+            &client_url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+        ])
         .args(["--initial-cluster", &format!("suite={peer_url}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -64,11 +78,17 @@ async fn make() -> Fixture {
         match EtcdStore::connect(&config).await {
             Ok(store) if store.current_revision().await.is_ok() => break store,
             Ok(_) => {}
-            Err(e) => assert!(tokio::time::Instant::now() < deadline, "etcd did not start: {e}"),
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "etcd did not start: {e}"
+            ),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    Fixture { store: Arc::new(store), guard: Box::new(server) }
+    Fixture {
+        store: Arc::new(store),
+        guard: Box::new(server),
+    }
 }
 
 store::store_testsuite!(make);
