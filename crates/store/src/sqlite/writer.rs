@@ -65,6 +65,12 @@ impl Reply {
     }
 }
 
+/// Automatic compaction advances at most this many revisions per step.
+const COMPACT_STEP: Revision = 1000;
+
+/// Incremental vacuum frees at most this many pages per step.
+const VACUUM_STEP: i64 = 1024;
+
 /// Events of one committed revision.
 type Published = (Revision, Vec<Event>);
 
@@ -88,6 +94,7 @@ pub(crate) fn spawn(
                 next_lease_check: now,
                 next_compaction: now + shared.config.compaction_interval,
                 vacuum_pending: false,
+                compact_goal: 0,
                 checkpointer,
                 commits: 0,
                 shared,
@@ -118,6 +125,8 @@ struct Writer {
     next_compaction: Instant,
     /// A compaction committed since the last look at free pages.
     vacuum_pending: bool,
+    /// Automatic compaction moves the compaction revision up to here in steps.
+    compact_goal: Revision,
     checkpointer: Checkpointer,
     /// Commits since the checkpointer was last asked to run.
     commits: u32,
@@ -127,8 +136,12 @@ impl Writer {
     fn run(&mut self, rx: mpsc::Receiver<Cmd>) {
         let max_batch = self.shared.config.max_batch.max(1);
         loop {
-            let wake = self.next_compaction.min(self.next_lease_check);
             let now = Instant::now();
+            let wake = if self.background_work() {
+                now
+            } else {
+                self.next_compaction.min(self.next_lease_check)
+            };
             let first = if wake <= now {
                 rx.try_recv().ok()
             } else {
@@ -469,14 +482,31 @@ impl Writer {
             self.next_lease_check = now + self.shared.config.lease_check_interval;
             self.expire_leases();
         }
-        if now >= self.next_compaction || self.history_too_long() {
+        let compacting = self.compact_goal > self.state.compact_revision;
+        if !compacting && (now >= self.next_compaction || self.history_too_long()) {
             self.next_compaction = now + self.shared.config.compaction_interval;
             self.auto_compact(now);
         }
-        if self.vacuum_pending {
-            self.vacuum_pending = false;
-            self.vacuum();
+        // big deletes and vacuums are done in steps between write batches, so writes
+        // never wait long behind them
+        if self.compact_goal > self.state.compact_revision {
+            let step = self
+                .compact_goal
+                .min(self.state.compact_revision + COMPACT_STEP);
+            let (tx, mut rx) = oneshot::channel();
+            self.process(vec![Cmd::Compact(step, tx)]);
+            if let Ok(Err(e)) = rx.try_recv() {
+                tracing::warn!(error = %e, revision = step, "automatic compaction failed");
+                self.compact_goal = 0;
+            }
+        } else if self.vacuum_pending {
+            self.vacuum_pending = self.vacuum();
         }
+    }
+
+    /// Whether compaction or vacuum steps are waiting.
+    fn background_work(&self) -> bool {
+        self.compact_goal > self.state.compact_revision || self.vacuum_pending
     }
 
     fn expire_leases(&mut self) {
@@ -535,41 +565,46 @@ impl Writer {
         } else {
             self.samples.clear();
         }
-        if target <= self.state.compact_revision || target > rev {
-            return;
-        }
-        let (tx, mut rx) = oneshot::channel();
-        self.process(vec![Cmd::Compact(target, tx)]);
-        if let Ok(Err(e)) = rx.try_recv() {
-            tracing::warn!(error = %e, revision = target, "automatic compaction failed");
+        if target > self.state.compact_revision && target <= rev {
+            self.compact_goal = target;
         }
     }
 
-    /// Returns free pages to the file system once a good part of the file is free; under
-    /// steady churn the free pages are reused instead.
-    fn vacuum(&self) {
+    /// Returns free pages to the file system once a good part of the file is free (under
+    /// steady churn the free pages are reused instead), a step at a time; true if more
+    /// steps are needed.
+    fn vacuum(&self) -> bool {
         let count = |pragma: &str| -> rusqlite::Result<i64> {
             self.conn
                 .query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
         };
         match (count("freelist_count"), count("page_count")) {
             (Ok(free), Ok(pages)) if free > 256 && free * 4 > pages => {
-                // the pragma frees one page per step: run it to completion
+                // the pragma frees one page per row: run it to completion
                 let run = self
                     .conn
-                    .prepare("PRAGMA incremental_vacuum")
+                    .prepare(&format!("PRAGMA incremental_vacuum({VACUUM_STEP})"))
                     .and_then(|mut s| {
                         let mut rows = s.query([])?;
                         while rows.next()?.is_some() {}
                         Ok(())
                     });
                 match run {
-                    Ok(()) => tracing::debug!(freed_pages = free, "store file shrunk"),
-                    Err(e) => tracing::warn!(error = %e, "incremental vacuum failed"),
+                    Ok(()) => {
+                        tracing::debug!(free_pages = free, "store file shrunk");
+                        free > VACUUM_STEP
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "incremental vacuum failed");
+                        false
+                    }
                 }
             }
-            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "reading page counts failed"),
-            _ => {}
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "reading page counts failed");
+                false
+            }
+            _ => false,
         }
     }
 }
