@@ -118,6 +118,37 @@ async fn paced_latency(dir: &tempfile::TempDir, sync: Synchronous, rate: u32, co
     store.close().await;
 }
 
+/// The same hop as a write (std channel to a thread, oneshot back) with no database work:
+/// the scheduling noise of the machine, to read the latency figures against.
+async fn baseline_latency(rate: u32, count: usize) {
+    let (tx, rx) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>();
+    let thread = std::thread::spawn(move || {
+        while let Ok(reply) = rx.recv() {
+            let _ = reply.send(());
+        }
+    });
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lat = Vec::with_capacity(count);
+    for _ in 0..count {
+        tick.tick().await;
+        let t = Instant::now();
+        let (reply, done) = tokio::sync::oneshot::channel();
+        tx.send(reply).unwrap();
+        done.await.unwrap();
+        lat.push(t.elapsed());
+    }
+    drop(tx);
+    thread.join().unwrap();
+    lat.sort();
+    println!(
+        "baseline: thread round trip without database at {rate}/s: p50 {} p99 {} max {} (machine noise)",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(*lat.last().unwrap())
+    );
+}
+
 async fn churn(dir: &tempfile::TempDir) {
     let path = dir.path().join("churn.db");
     let config = SqliteConfig {
@@ -230,13 +261,28 @@ fn main() {
             std::env::var("STORE_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()),
         )
         .unwrap();
-        for sync in [Synchronous::Full, Synchronous::Normal] {
-            concurrent_writes(&dir, sync, 16, 40_000).await;
+        // `cargo bench -p store -- latency fanout` runs only the named parts
+        let only: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .collect();
+        let run = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
+        if run("throughput") {
+            for sync in [Synchronous::Full, Synchronous::Normal] {
+                concurrent_writes(&dir, sync, 16, 40_000).await;
+            }
         }
-        for sync in [Synchronous::Full, Synchronous::Normal] {
-            paced_latency(&dir, sync, 200, 2_000).await;
+        if run("latency") {
+            for sync in [Synchronous::Full, Synchronous::Normal] {
+                paced_latency(&dir, sync, 200, 2_000).await;
+            }
+            baseline_latency(200, 2_000).await;
         }
-        churn(&dir).await;
-        fanout(&dir, 500, 200).await;
+        if run("churn") {
+            churn(&dir).await;
+        }
+        if run("fanout") {
+            fanout(&dir, 500, 200).await;
+        }
     });
 }
