@@ -157,7 +157,11 @@ fn split_batches(events: &[etcd_client::Event]) -> Result<Vec<Vec<Event>>> {
             prev_kv: e.prev_kv().map(convert_kv).transpose()?,
         };
         match batches.last_mut() {
-            Some(batch) if batch[0].kv.mod_revision == event.kv.mod_revision => batch.push(event),
+            Some(batch)
+                if batch.first().map(|e| e.kv.mod_revision) == Some(event.kv.mod_revision) =>
+            {
+                batch.push(event)
+            }
             _ => batches.push(vec![event]),
         }
     }
@@ -275,7 +279,7 @@ impl Store for EtcdStore {
             None => GetOptions::new().with_from_key(),
         };
         if req.limit > 0 {
-            options = options.with_limit(req.limit as i64);
+            options = options.with_limit(i64::try_from(req.limit).unwrap_or(i64::MAX));
         }
         if req.revision > 0 {
             options = options.with_revision(req.revision);

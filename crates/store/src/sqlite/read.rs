@@ -139,7 +139,9 @@ pub(crate) fn range(conn: &Connection, req: &RangeRequest) -> Result<RangeRespon
     let want = if req.limit == 0 {
         i64::MAX
     } else {
-        req.limit as i64 + 1
+        i64::try_from(req.limit)
+            .unwrap_or(i64::MAX)
+            .saturating_add(1)
     };
     let mut kvs = Vec::new();
     if at == current {

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
@@ -92,7 +92,7 @@ pub(crate) fn spawn(
                 samples: VecDeque::new(),
                 // expire leases that ran out while the store was down right away
                 next_lease_check: now,
-                next_compaction: now + shared.config.compaction_interval,
+                next_compaction: later(now, shared.config.compaction_interval),
                 vacuum_pending: false,
                 compact_goal: 0,
                 checkpointer,
@@ -106,6 +106,12 @@ pub(crate) fn spawn(
             drop(writer);
             drop(lock);
         })
+}
+
+/// `now + d`, saturating at a year for absurd intervals instead of overflowing.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d.min(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 fn now_ms() -> i64 {
@@ -179,13 +185,13 @@ impl Writer {
             let msg = e.to_string();
             tracing::error!(error = %msg, "store write transaction failed to start");
             for cmd in batch {
-                self.apply_later(cmd).fail(&msg).send();
+                self.unapplied(cmd).fail(&msg).send();
             }
             return;
         }
         for cmd in batch {
             if let Err(e) = self.exec("SAVEPOINT cmd") {
-                replies.push(self.apply_later(cmd).fail(&e.to_string()));
+                replies.push(self.unapplied(cmd).fail(&e.to_string()));
                 continue;
             }
             let saved = self.state;
@@ -247,7 +253,7 @@ impl Writer {
     }
 
     /// A reply holder for a request that could not be applied.
-    fn apply_later(&self, cmd: Cmd) -> Reply {
+    fn unapplied(&self, cmd: Cmd) -> Reply {
         let err = || StoreError::Backend("not applied".into());
         match cmd {
             Cmd::Txn(_, tx) => Reply::Txn(tx, Err(err())),
@@ -479,12 +485,12 @@ impl Writer {
     fn maintenance(&mut self) {
         let now = Instant::now();
         if now >= self.next_lease_check {
-            self.next_lease_check = now + self.shared.config.lease_check_interval;
+            self.next_lease_check = later(now, self.shared.config.lease_check_interval);
             self.expire_leases();
         }
         let compacting = self.compact_goal > self.state.compact_revision;
         if !compacting && (now >= self.next_compaction || self.history_too_long()) {
-            self.next_compaction = now + self.shared.config.compaction_interval;
+            self.next_compaction = later(now, self.shared.config.compaction_interval);
             self.auto_compact(now);
         }
         // big deletes and vacuums are done in steps between write batches, so writes
