@@ -149,6 +149,68 @@ async fn baseline_latency(rate: u32, count: usize) {
     );
 }
 
+async fn reads(dir: &tempfile::TempDir) {
+    let store = open(dir, "reads.db", SqliteConfig::default()).await;
+    let value = Bytes::from(vec![b'r'; 1000]);
+    for i in 0..1000 {
+        store
+            .txn(put_txn(format!("/registry/pods/ns/p{i:04}"), value.clone()))
+            .await
+            .unwrap();
+    }
+    let mut gets = Vec::new();
+    for i in 0..2000 {
+        let t = Instant::now();
+        store
+            .get(&format!("/registry/pods/ns/p{:04}", i % 1000))
+            .await
+            .unwrap()
+            .unwrap();
+        gets.push(t.elapsed());
+    }
+    gets.sort();
+    let mut lists = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let resp = store
+            .range(store::RangeRequest {
+                prefix: "/registry/pods/".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(resp.kvs.len(), 1000);
+        lists.push(t.elapsed());
+    }
+    lists.sort();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..500 {
+                    store
+                        .get(&format!("/registry/pods/ns/p{:04}", (w * 500 + i) % 1000))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!(
+        "reads: get p50 {} p99 {}; 16 concurrent readers {:.0} gets/s; list of 1000 keys (1 KB) p50 {} p99 {}",
+        ms(percentile(&gets, 0.5)),
+        ms(percentile(&gets, 0.99)),
+        8000.0 / started.elapsed().as_secs_f64(),
+        ms(percentile(&lists, 0.5)),
+        ms(percentile(&lists, 0.99)),
+    );
+    store.close().await;
+}
+
 async fn churn(dir: &tempfile::TempDir) {
     let path = dir.path().join("churn.db");
     let config = SqliteConfig {
@@ -277,6 +339,9 @@ fn main() {
                 paced_latency(&dir, sync, 200, 2_000).await;
             }
             baseline_latency(200, 2_000).await;
+        }
+        if run("reads") {
+            reads(&dir).await;
         }
         if run("churn") {
             churn(&dir).await;
