@@ -137,6 +137,33 @@ async fn lease_expires_after_restart() {
     store.close().await;
 }
 
+#[tokio::test]
+async fn files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open(&path, test_config()).unwrap();
+    put(&store, "/registry/secrets/ns/s", b"secret").await;
+    for name in ["state.db", "state.db-wal", "state.db-shm", "state.db.lock"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} has mode {mode:o}");
+    }
+    store.close().await;
+}
+
+#[test]
+fn missing_directory_is_a_clear_error() {
+    let err = SqliteStore::open("/nonexistent-dir/state.db", test_config())
+        .err()
+        .expect("no such directory");
+    let msg = err.to_string();
+    assert!(msg.contains("/nonexistent-dir/state.db"), "{msg}");
+    assert!(msg.contains("No such file or directory"), "{msg}");
+}
+
 #[test]
 fn corrupt_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
