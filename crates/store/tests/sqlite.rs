@@ -437,6 +437,10 @@ async fn acknowledged_writes_survive_kill_9() {
     let mut last_revision = 0;
     for (round, n) in [300, 1000, 2000].into_iter().enumerate() {
         acked.extend(run_child_until_killed(&path, round, n));
+        let check: String = rusqlite::Connection::open(&path)
+            .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+            .expect("integrity check");
+        assert_eq!(check, "ok", "database damaged by kill -9");
         let store = SqliteStore::open(&path, test_config()).expect("reopen after kill -9");
         let current = store.current_revision().await.unwrap();
         assert!(
