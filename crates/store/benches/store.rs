@@ -118,6 +118,99 @@ async fn paced_latency(dir: &tempfile::TempDir, sync: Synchronous, rate: u32, co
     store.close().await;
 }
 
+/// The same hop as a write (std channel to a thread, oneshot back) with no database work:
+/// the scheduling noise of the machine, to read the latency figures against.
+async fn baseline_latency(rate: u32, count: usize) {
+    let (tx, rx) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>();
+    let thread = std::thread::spawn(move || {
+        while let Ok(reply) = rx.recv() {
+            let _ = reply.send(());
+        }
+    });
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lat = Vec::with_capacity(count);
+    for _ in 0..count {
+        tick.tick().await;
+        let t = Instant::now();
+        let (reply, done) = tokio::sync::oneshot::channel();
+        tx.send(reply).unwrap();
+        done.await.unwrap();
+        lat.push(t.elapsed());
+    }
+    drop(tx);
+    thread.join().unwrap();
+    lat.sort();
+    println!(
+        "baseline: thread round trip without database at {rate}/s: p50 {} p99 {} max {} (machine noise)",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(*lat.last().unwrap())
+    );
+}
+
+async fn reads(dir: &tempfile::TempDir) {
+    let store = open(dir, "reads.db", SqliteConfig::default()).await;
+    let value = Bytes::from(vec![b'r'; 1000]);
+    for i in 0..1000 {
+        store
+            .txn(put_txn(format!("/registry/pods/ns/p{i:04}"), value.clone()))
+            .await
+            .unwrap();
+    }
+    let mut gets = Vec::new();
+    for i in 0..2000 {
+        let t = Instant::now();
+        store
+            .get(&format!("/registry/pods/ns/p{:04}", i % 1000))
+            .await
+            .unwrap()
+            .unwrap();
+        gets.push(t.elapsed());
+    }
+    gets.sort();
+    let mut lists = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let resp = store
+            .range(store::RangeRequest {
+                prefix: "/registry/pods/".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(resp.kvs.len(), 1000);
+        lists.push(t.elapsed());
+    }
+    lists.sort();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..500 {
+                    store
+                        .get(&format!("/registry/pods/ns/p{:04}", (w * 500 + i) % 1000))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!(
+        "reads: get p50 {} p99 {}; 16 concurrent readers {:.0} gets/s; list of 1000 keys (1 KB) p50 {} p99 {}",
+        ms(percentile(&gets, 0.5)),
+        ms(percentile(&gets, 0.99)),
+        8000.0 / started.elapsed().as_secs_f64(),
+        ms(percentile(&lists, 0.5)),
+        ms(percentile(&lists, 0.99)),
+    );
+    store.close().await;
+}
+
 async fn churn(dir: &tempfile::TempDir) {
     let path = dir.path().join("churn.db");
     let config = SqliteConfig {
@@ -230,25 +323,31 @@ fn main() {
             std::env::var("STORE_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()),
         )
         .unwrap();
-        for sync in [Synchronous::Full, Synchronous::Normal] {
-            if std::env::var("STORE_BENCH_ONLY_CHURN").is_ok() {
-                break;
+        // `cargo bench -p store -- latency fanout` runs only the named parts
+        let only: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .collect();
+        let run = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
+        if run("throughput") {
+            for sync in [Synchronous::Full, Synchronous::Normal] {
+                concurrent_writes(&dir, sync, 16, 40_000).await;
             }
-            concurrent_writes(&dir, sync, 16, 40_000).await;
         }
-        for sync in [Synchronous::Full, Synchronous::Normal] {
-            if std::env::var("STORE_BENCH_ONLY_CHURN").is_ok() {
-                break;
+        if run("latency") {
+            for sync in [Synchronous::Full, Synchronous::Normal] {
+                paced_latency(&dir, sync, 200, 2_000).await;
             }
-            paced_latency(&dir, sync, 200, 2_000).await;
+            baseline_latency(200, 2_000).await;
         }
-        if std::env::var("STORE_BENCH_ONLY_CHURN").is_ok() {
+        if run("reads") {
+            reads(&dir).await;
+        }
+        if run("churn") {
             churn(&dir).await;
-            let kept = dir.keep();
-            println!("kept {}", kept.display());
-            return;
         }
-        churn(&dir).await;
-        fanout(&dir, 500, 200).await;
+        if run("fanout") {
+            fanout(&dir, 500, 200).await;
+        }
     });
 }

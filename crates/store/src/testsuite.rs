@@ -47,6 +47,7 @@ macro_rules! store_testsuite {
             watch_from_past_with_prev_kv,
             watch_prefix_filter,
             watch_ordering_many_writes,
+            concurrent_mixed_txns,
             compaction,
             lease_expiry,
             lease_revoke,
@@ -690,6 +691,74 @@ pub async fn watch_ordering_many_writes(store: &dyn Store) {
     }
 }
 
+/// Concurrent transactions where many fail (unknown lease, duplicate key, stale compare)
+/// leave no trace, and the successful ones get distinct, gap-free revisions.
+pub async fn concurrent_mixed_txns(store: &dyn Store) {
+    const TASKS: usize = 8;
+    const ROUNDS: usize = 25;
+    let start = store.current_revision().await.unwrap();
+    let tasks = (0..TASKS).map(|t| async move {
+        let mut revs = Vec::new();
+        for i in 0..ROUNDS {
+            let key = format!("/registry/m/{t}");
+            let ok = put(store, &key, &format!("{i}")).await;
+            assert!(ok.succeeded);
+            revs.push(ok.revision);
+            let leased = store
+                .txn(Txn {
+                    success: vec![Op::Put {
+                        key: key.clone(),
+                        value: Bytes::new(),
+                        lease: 987_654_321,
+                    }],
+                    ..Default::default()
+                })
+                .await;
+            assert!(
+                matches!(leased, Err(StoreError::LeaseNotFound(_))),
+                "{leased:?}"
+            );
+            let dup = store
+                .txn(Txn {
+                    success: vec![put_op(&key, "x"), del_op(&key)],
+                    ..Default::default()
+                })
+                .await;
+            assert!(matches!(dup, Err(StoreError::Invalid(_))), "{dup:?}");
+            let stale = txn(
+                store,
+                Txn {
+                    compares: vec![Compare::ModRevision(key.clone(), ok.revision - 1)],
+                    success: vec![put_op(&key, "stale")],
+                    failure: vec![],
+                },
+            )
+            .await;
+            assert!(!stale.succeeded);
+            assert_eq!(stale.current[0].as_ref().unwrap().mod_revision, ok.revision);
+        }
+        revs
+    });
+    let mut revs: Vec<Revision> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    revs.sort();
+    let want: Vec<Revision> = (start + 1..=start + (TASKS * ROUNDS) as Revision).collect();
+    assert_eq!(revs, want, "successful writes own every new revision, once");
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        start + (TASKS * ROUNDS) as Revision
+    );
+    let kvs = range(store, "/registry/m/", 0).await;
+    assert_eq!(kvs.len(), TASKS);
+    for kv in kvs {
+        assert_eq!(&kv.value[..], format!("{}", ROUNDS - 1).as_bytes());
+        assert_eq!(kv.version, ROUNDS as i64);
+    }
+}
+
 /// Compaction drops history: reads and watches before it fail with `Compacted`, current
 /// values and the compaction revision itself stay readable.
 pub async fn compaction(store: &dyn Store) {
@@ -731,7 +800,18 @@ pub async fn compaction(store: &dyn Store) {
         pairs(&[("/registry/c/a", "3")])
     );
 
-    // history from the compaction revision on, with previous values, is still there
+    // the compaction revision itself can be watched from
+    let mut at = store
+        .watch("/registry/c/", r3)
+        .await
+        .expect("watch from the compaction revision");
+    let first = flat(collect(&mut at, 1).await);
+    assert_eq!(
+        (first[0].kv.key.as_str(), first[0].kv.mod_revision),
+        ("/registry/c/b", r3)
+    );
+    drop(at);
+    // history after the compaction revision, with previous values, is still there
     let mut w = store
         .watch("/registry/c/", r4)
         .await

@@ -137,6 +137,33 @@ async fn lease_expires_after_restart() {
     store.close().await;
 }
 
+#[tokio::test]
+async fn files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open(&path, test_config()).unwrap();
+    put(&store, "/registry/secrets/ns/s", b"secret").await;
+    for name in ["state.db", "state.db-wal", "state.db-shm", "state.db.lock"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} has mode {mode:o}");
+    }
+    store.close().await;
+}
+
+#[test]
+fn missing_directory_is_a_clear_error() {
+    let err = SqliteStore::open("/nonexistent-dir/state.db", test_config())
+        .err()
+        .expect("no such directory");
+    let msg = err.to_string();
+    assert!(msg.contains("/nonexistent-dir/state.db"), "{msg}");
+    assert!(msg.contains("No such file or directory"), "{msg}");
+}
+
 #[test]
 fn corrupt_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -328,21 +355,30 @@ async fn churn_keeps_file_small() {
 }
 
 const KILL9_ENV: &str = "OXKUBE_STORE_KILL9_DB";
+const KILL9_ROUND_ENV: &str = "OXKUBE_STORE_KILL9_ROUND";
 
 /// Child side of `acknowledged_writes_survive_kill_9`: writes until killed, printing each
-/// acknowledged write. Does nothing unless started by that test.
+/// acknowledged write, with compaction running all the time. Does nothing unless started by
+/// that test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_child() {
     let Ok(path) = std::env::var(KILL9_ENV) else {
         return;
     };
-    let store = Arc::new(SqliteStore::open(&path, SqliteConfig::default()).unwrap());
+    let round = std::env::var(KILL9_ROUND_ENV).unwrap_or_default();
+    let config = SqliteConfig {
+        compaction_interval: Duration::from_millis(20),
+        retain_revisions: Some(100),
+        ..SqliteConfig::default()
+    };
+    let store = Arc::new(SqliteStore::open(&path, config).unwrap());
     let tasks: Vec<_> = (0..4)
         .map(|w| {
             let store = store.clone();
+            let round = round.clone();
             tokio::spawn(async move {
                 for i in 0.. {
-                    let key = format!("/registry/k/{w}-{i}");
+                    let key = format!("/registry/k/{round}/{w}-{i}");
                     let rev = put(&store, &key, key.as_bytes()).await;
                     let mut out = std::io::stdout().lock();
                     writeln!(out, "ack {key} {rev}").unwrap();
@@ -356,23 +392,28 @@ async fn kill9_child() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_writes_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
+/// Runs the child until it acknowledged `n` writes, SIGKILLs it and returns every
+/// acknowledgement it printed.
+fn run_child_until_killed(path: &Path, round: usize, n: usize) -> Vec<(String, i64)> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["kill9_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(KILL9_ENV, &path)
+        .env(KILL9_ENV, path)
+        .env(KILL9_ROUND_ENV, round.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start child");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut acked = Vec::new();
-    while acked.len() < 500 {
+    let parse = |line: &str| {
+        let rest = line.strip_prefix("ack ")?;
+        let (key, rev) = rest.split_once(' ')?;
+        Some((key.to_string(), rev.parse::<i64>().ok()?))
+    };
+    while acked.len() < n {
         let Some(line) = lines.next() else { break };
-        if let Some(rest) = line.unwrap().strip_prefix("ack ") {
-            acked.push(rest.to_string());
+        if let Some(ack) = parse(&line.unwrap()) {
+            acked.push(ack);
         }
     }
     // SIGKILL while the child keeps writing
@@ -380,28 +421,46 @@ async fn acknowledged_writes_survive_kill_9() {
     child.wait().unwrap();
     // acknowledgements already in the pipe count too
     for line in lines.map_while(|l| l.ok()) {
-        if let Some(rest) = line.strip_prefix("ack ") {
-            acked.push(rest.to_string());
+        if let Some(ack) = parse(&line) {
+            acked.push(ack);
         }
     }
-    assert!(acked.len() >= 500, "child wrote only {} keys", acked.len());
+    assert!(acked.len() >= n, "child wrote only {} keys", acked.len());
+    acked
+}
 
-    let store = SqliteStore::open(&path, test_config()).expect("reopen after kill -9");
-    let current = store.current_revision().await.unwrap();
-    for ack in &acked {
-        let (key, rev) = ack.split_once(' ').unwrap();
-        let rev: i64 = rev.parse().unwrap();
-        let kv = store
-            .get(key)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("acknowledged {key} lost"));
-        assert_eq!((kv.mod_revision, &kv.value[..]), (rev, key.as_bytes()));
-        assert!(rev <= current);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut acked = Vec::new();
+    let mut last_revision = 0;
+    for (round, n) in [300, 1000, 2000].into_iter().enumerate() {
+        acked.extend(run_child_until_killed(&path, round, n));
+        let check: String = rusqlite::Connection::open(&path)
+            .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+            .expect("integrity check");
+        assert_eq!(check, "ok", "database damaged by kill -9");
+        let store = SqliteStore::open(&path, test_config()).expect("reopen after kill -9");
+        let current = store.current_revision().await.unwrap();
+        assert!(
+            current >= last_revision,
+            "revision went back from {last_revision} to {current}"
+        );
+        for (key, rev) in &acked {
+            let kv = store
+                .get(key)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("acknowledged {key} lost"));
+            assert_eq!((kv.mod_revision, &kv.value[..]), (*rev, key.as_bytes()));
+            assert!(*rev <= current);
+        }
+        eprintln!(
+            "kill -9 round {round}: {} acknowledged writes all present, revision {current}",
+            acked.len()
+        );
+        last_revision = current;
+        store.close().await;
     }
-    eprintln!(
-        "kill -9: {} acknowledged writes all present, revision {current}",
-        acked.len()
-    );
-    store.close().await;
 }

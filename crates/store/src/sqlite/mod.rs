@@ -90,6 +90,11 @@ impl Default for SqliteConfig {
 /// Errors opening a SQLite store.
 #[derive(Debug, thiserror::Error)]
 pub enum SqliteError {
+    #[error("create store database {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("open store database {path}: {source}")]
     Open {
         path: PathBuf,

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{db_err, schema};
+use crate::keyspace::{prefix_end, range_start};
 use crate::{
     Event, EventType, KeyValue, RangeRequest, RangeResponse, Result, Revision, StoreError,
 };
@@ -63,34 +64,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::Backend(format!("store read task failed: {e}")))?
-}
-
-/// The smallest byte string greater than every key starting with `prefix`; None when no
-/// such bound exists (empty prefix or all 0xff).
-pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
-/// The inclusive lower bound of a range: the prefix, or just after `start_after` if that is
-/// further.
-pub(crate) fn range_start(prefix: &[u8], start_after: &[u8]) -> Vec<u8> {
-    if start_after.is_empty() {
-        return prefix.to_vec();
-    }
-    let mut after = start_after.to_vec();
-    after.push(0);
-    if after.as_slice() > prefix {
-        after
-    } else {
-        prefix.to_vec()
-    }
 }
 
 pub(crate) fn key_string(key: Vec<u8>) -> rusqlite::Result<String> {
@@ -166,7 +139,9 @@ pub(crate) fn range(conn: &Connection, req: &RangeRequest) -> Result<RangeRespon
     let want = if req.limit == 0 {
         i64::MAX
     } else {
-        req.limit as i64 + 1
+        i64::try_from(req.limit)
+            .unwrap_or(i64::MAX)
+            .saturating_add(1)
     };
     let mut kvs = Vec::new();
     if at == current {
@@ -302,38 +277,6 @@ pub(crate) fn deleted_kv(key: String, revision: Revision) -> KeyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_end_table() {
-        let cases: &[(&[u8], Option<&[u8]>)] = &[
-            (b"", None),
-            (b"/a/", Some(b"/a0")),
-            (b"a", Some(b"b")),
-            (b"a\xff", Some(b"b")),
-            (b"\xff\xff", None),
-        ];
-        for (prefix, want) in cases {
-            assert_eq!(prefix_end(prefix).as_deref(), *want, "prefix {prefix:?}");
-        }
-    }
-
-    #[test]
-    fn range_start_table() {
-        let cases: &[(&[u8], &[u8], &[u8])] = &[
-            (b"/p/", b"", b"/p/"),
-            (b"/p/", b"/p/b", b"/p/b\0"),
-            // start_after before the prefix: the prefix bounds
-            (b"/p/", b"/a", b"/p/"),
-            (b"", b"k", b"k\0"),
-        ];
-        for (prefix, after, want) in cases {
-            assert_eq!(
-                range_start(prefix, after),
-                *want,
-                "prefix {prefix:?} after {after:?}"
-            );
-        }
-    }
 
     #[test]
     fn check_revision_table() {

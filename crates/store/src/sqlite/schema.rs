@@ -1,6 +1,7 @@
 //! SQLite schema, pragmas and opening of the database file (writer and reader connections).
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,7 @@ pub(crate) fn lock_file(path: &Path, timeout: Duration) -> Result<File, SqliteEr
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&lock_path)
         .map_err(|source| SqliteError::LockFile {
             path: lock_path.clone(),
@@ -96,6 +98,19 @@ pub(crate) fn open_writer(
     sync: Synchronous,
 ) -> Result<(Connection, State), SqliteError> {
     let err = open_err(path);
+    // the store holds Secrets: a new file is private to its owner, and SQLite gives the
+    // WAL and shared-memory files the database file's mode
+    if !path.exists() {
+        OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| SqliteError::Create {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE

@@ -62,7 +62,8 @@ impl Hub {
         if inner.closed {
             return None;
         }
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        // tokio bounds a channel to usize::MAX >> 3 permits
+        let (tx, rx) = mpsc::channel(capacity.clamp(1, 1 << 24));
         let lagged = Arc::new(AtomicBool::new(false));
         let id = inner.next_id;
         inner.next_id += 1;

@@ -2,12 +2,12 @@
 //! its own savepoint inside one SQLite transaction), publication of committed events to the
 //! watch hub before acknowledging, lease expiry and automatic compaction.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
@@ -16,6 +16,7 @@ use super::checkpoint::Checkpointer;
 use super::read::{deleted_kv, get_current, key_string};
 use super::schema::State;
 use super::{db_err, Shared};
+use crate::keyspace::check_ops;
 use crate::{
     Compare, Event, EventType, KeyValue, LeaseId, Op, OpResult, Result, Revision, StoreError, Txn,
     TxnResponse,
@@ -64,6 +65,12 @@ impl Reply {
     }
 }
 
+/// Automatic compaction advances at most this many revisions per step.
+const COMPACT_STEP: Revision = 1000;
+
+/// Incremental vacuum frees at most this many pages per step.
+const VACUUM_STEP: i64 = 1024;
+
 /// Events of one committed revision.
 type Published = (Revision, Vec<Event>);
 
@@ -85,8 +92,9 @@ pub(crate) fn spawn(
                 samples: VecDeque::new(),
                 // expire leases that ran out while the store was down right away
                 next_lease_check: now,
-                next_compaction: now + shared.config.compaction_interval,
+                next_compaction: later(now, shared.config.compaction_interval),
                 vacuum_pending: false,
+                compact_goal: 0,
                 checkpointer,
                 commits: 0,
                 shared,
@@ -98,6 +106,12 @@ pub(crate) fn spawn(
             drop(writer);
             drop(lock);
         })
+}
+
+/// `now + d`, saturating at a year for absurd intervals instead of overflowing.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d.min(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 fn now_ms() -> i64 {
@@ -117,6 +131,8 @@ struct Writer {
     next_compaction: Instant,
     /// A compaction committed since the last look at free pages.
     vacuum_pending: bool,
+    /// Automatic compaction moves the compaction revision up to here in steps.
+    compact_goal: Revision,
     checkpointer: Checkpointer,
     /// Commits since the checkpointer was last asked to run.
     commits: u32,
@@ -126,8 +142,12 @@ impl Writer {
     fn run(&mut self, rx: mpsc::Receiver<Cmd>) {
         let max_batch = self.shared.config.max_batch.max(1);
         loop {
-            let wake = self.next_compaction.min(self.next_lease_check);
             let now = Instant::now();
+            let wake = if self.background_work() {
+                now
+            } else {
+                self.next_compaction.min(self.next_lease_check)
+            };
             let first = if wake <= now {
                 rx.try_recv().ok()
             } else {
@@ -165,13 +185,13 @@ impl Writer {
             let msg = e.to_string();
             tracing::error!(error = %msg, "store write transaction failed to start");
             for cmd in batch {
-                self.apply_later(cmd).fail(&msg).send();
+                self.unapplied(cmd).fail(&msg).send();
             }
             return;
         }
         for cmd in batch {
             if let Err(e) = self.exec("SAVEPOINT cmd") {
-                replies.push(self.apply_later(cmd).fail(&e.to_string()));
+                replies.push(self.unapplied(cmd).fail(&e.to_string()));
                 continue;
             }
             let saved = self.state;
@@ -233,7 +253,7 @@ impl Writer {
     }
 
     /// A reply holder for a request that could not be applied.
-    fn apply_later(&self, cmd: Cmd) -> Reply {
+    fn unapplied(&self, cmd: Cmd) -> Reply {
         let err = || StoreError::Backend("not applied".into());
         match cmd {
             Cmd::Txn(_, tx) => Reply::Txn(tx, Err(err())),
@@ -465,17 +485,34 @@ impl Writer {
     fn maintenance(&mut self) {
         let now = Instant::now();
         if now >= self.next_lease_check {
-            self.next_lease_check = now + self.shared.config.lease_check_interval;
+            self.next_lease_check = later(now, self.shared.config.lease_check_interval);
             self.expire_leases();
         }
-        if now >= self.next_compaction || self.history_too_long() {
-            self.next_compaction = now + self.shared.config.compaction_interval;
+        let compacting = self.compact_goal > self.state.compact_revision;
+        if !compacting && (now >= self.next_compaction || self.history_too_long()) {
+            self.next_compaction = later(now, self.shared.config.compaction_interval);
             self.auto_compact(now);
         }
-        if self.vacuum_pending {
-            self.vacuum_pending = false;
-            self.vacuum();
+        // big deletes and vacuums are done in steps between write batches, so writes
+        // never wait long behind them
+        if self.compact_goal > self.state.compact_revision {
+            let step = self
+                .compact_goal
+                .min(self.state.compact_revision + COMPACT_STEP);
+            let (tx, mut rx) = oneshot::channel();
+            self.process(vec![Cmd::Compact(step, tx)]);
+            if let Ok(Err(e)) = rx.try_recv() {
+                tracing::warn!(error = %e, revision = step, "automatic compaction failed");
+                self.compact_goal = 0;
+            }
+        } else if self.vacuum_pending {
+            self.vacuum_pending = self.vacuum();
         }
+    }
+
+    /// Whether compaction or vacuum steps are waiting.
+    fn background_work(&self) -> bool {
+        self.compact_goal > self.state.compact_revision || self.vacuum_pending
     }
 
     fn expire_leases(&mut self) {
@@ -534,41 +571,46 @@ impl Writer {
         } else {
             self.samples.clear();
         }
-        if target <= self.state.compact_revision || target > rev {
-            return;
-        }
-        let (tx, mut rx) = oneshot::channel();
-        self.process(vec![Cmd::Compact(target, tx)]);
-        if let Ok(Err(e)) = rx.try_recv() {
-            tracing::warn!(error = %e, revision = target, "automatic compaction failed");
+        if target > self.state.compact_revision && target <= rev {
+            self.compact_goal = target;
         }
     }
 
-    /// Returns free pages to the file system once a good part of the file is free; under
-    /// steady churn the free pages are reused instead.
-    fn vacuum(&self) {
+    /// Returns free pages to the file system once a good part of the file is free (under
+    /// steady churn the free pages are reused instead), a step at a time; true if more
+    /// steps are needed.
+    fn vacuum(&self) -> bool {
         let count = |pragma: &str| -> rusqlite::Result<i64> {
             self.conn
                 .query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
         };
         match (count("freelist_count"), count("page_count")) {
             (Ok(free), Ok(pages)) if free > 256 && free * 4 > pages => {
-                // the pragma frees one page per step: run it to completion
+                // the pragma frees one page per row: run it to completion
                 let run = self
                     .conn
-                    .prepare("PRAGMA incremental_vacuum")
+                    .prepare(&format!("PRAGMA incremental_vacuum({VACUUM_STEP})"))
                     .and_then(|mut s| {
                         let mut rows = s.query([])?;
                         while rows.next()?.is_some() {}
                         Ok(())
                     });
                 match run {
-                    Ok(()) => tracing::debug!(freed_pages = free, "store file shrunk"),
-                    Err(e) => tracing::warn!(error = %e, "incremental vacuum failed"),
+                    Ok(()) => {
+                        tracing::debug!(free_pages = free, "store file shrunk");
+                        free > VACUUM_STEP
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "incremental vacuum failed");
+                        false
+                    }
                 }
             }
-            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "reading page counts failed"),
-            _ => {}
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "reading page counts failed");
+                false
+            }
+            _ => false,
         }
     }
 }
@@ -579,25 +621,6 @@ fn evaluate(cmp: &Compare, kv: Option<&KeyValue>) -> bool {
         Compare::ModRevision(_, rev) => kv.map_or(0, |kv| kv.mod_revision) == *rev,
         Compare::Exists(_) => kv.is_some(),
     }
-}
-
-/// Rejects what etcd rejects: empty keys and the same key twice in one branch.
-fn check_ops(ops: &[Op]) -> Result<()> {
-    let mut seen = HashSet::new();
-    for op in ops {
-        let key = match op {
-            Op::Put { key, .. } | Op::Delete { key } => key,
-        };
-        if key.is_empty() {
-            return Err(StoreError::Invalid("empty key".into()));
-        }
-        if !seen.insert(key.as_str()) {
-            return Err(StoreError::Invalid(format!(
-                "duplicate key {key} in transaction"
-            )));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -635,22 +658,5 @@ mod tests {
                 "{cmp:?} on {current:?}"
             );
         }
-    }
-
-    #[test]
-    fn check_ops_table() {
-        let put = |k: &str| Op::Put {
-            key: k.into(),
-            value: Bytes::new(),
-            lease: 0,
-        };
-        let del = |k: &str| Op::Delete { key: k.into() };
-        assert!(check_ops(&[put("a"), del("b")]).is_ok());
-        assert!(check_ops(&[]).is_ok());
-        assert!(matches!(
-            check_ops(&[put("a"), del("a")]),
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(check_ops(&[put("")]), Err(StoreError::Invalid(_))));
     }
 }
