@@ -8,14 +8,15 @@ use apimachinery::registry::ResourceInfo;
 use apimachinery::{defaults, meta, validation, ApiError, FieldError};
 use serde_json::Value;
 
-/// Patch knowledge of a built-in kind read from its OpenAPI schema extensions.
-pub struct OpenApiSchema<'a> {
+/// Patch knowledge of a built-in kind read from its OpenAPI schema extensions (cached lookups
+/// in apimachinery's generated documents).
+pub struct BuiltinKindSchema<'a> {
     pub group: &'a str,
     pub version: &'a str,
     pub kind: &'a str,
 }
 
-impl PatchSchema for OpenApiSchema<'_> {
+impl PatchSchema for BuiltinKindSchema<'_> {
     fn lookup(&self, path: &[&str]) -> FieldInfo {
         let Some(f) = openapi::field_info(self.group, self.version, self.kind, path) else {
             return FieldInfo::default();
@@ -39,15 +40,27 @@ impl PatchSchema for OpenApiSchema<'_> {
             merge_key: f.patch_merge_key.clone(),
             list_type,
             atomic_map: f.map_type.as_deref() == Some("atomic"),
+            ..FieldInfo::default()
         }
     }
 }
 
-fn schema_for<'a>(ri: &'a ResourceInfo, custom: bool) -> Box<dyn PatchSchema + 'a> {
-    if custom {
-        Box::new(patch::NoSchema)
-    } else {
-        Box::new(OpenApiSchema { group: &ri.group, version: &ri.version, kind: &ri.kind })
+/// The patch schema of a resource: the built-in kind's, or the CRD version's structural schema.
+fn schema_for<'a>(ri: &'a ResourceInfo, crd: Option<&Value>) -> Box<dyn PatchSchema + 'a> {
+    match crd {
+        Some(crd) => {
+            let schema = crd
+                .pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .and_then(|vs| vs.iter().find(|v| v["name"] == ri.version.as_str()))
+                .and_then(|v| v.pointer("/schema/openAPIV3Schema"))
+                .cloned();
+            match schema {
+                Some(s) => Box::new(patch::OpenApiSchema::new(s, Default::default())),
+                None => Box::new(patch::NoSchema),
+            }
+        }
+        None => Box::new(BuiltinKindSchema { group: &ri.group, version: &ri.version, kind: &ri.kind }),
     }
 }
 
@@ -56,8 +69,8 @@ fn patch_err(e: patch::PatchError) -> ApiError {
 }
 
 /// Default and prepare a new object (its uid is already set) and return its validation errors.
-pub fn default_and_validate_create(ri: &ResourceInfo, custom: bool, obj: &mut Value) -> Vec<FieldError> {
-    if custom {
+pub fn default_and_validate_create(ri: &ResourceInfo, crd: Option<&Value>, obj: &mut Value) -> Vec<FieldError> {
+    if crd.is_some() {
         let rule = meta::name_rule(&ri.group, &ri.kind);
         let empty = Value::Object(Default::default());
         return meta::validate_object_meta(obj.get("metadata").unwrap_or(&empty), ri.namespaced, rule, "metadata");
@@ -72,9 +85,9 @@ pub fn default_and_validate_create(ri: &ResourceInfo, custom: bool, obj: &mut Va
 }
 
 /// Default an updated object and return its validation errors against the old one.
-pub fn default_and_validate_update(ri: &ResourceInfo, custom: bool, subresource: &str, new: &mut Value, old: &Value) -> Vec<FieldError> {
+pub fn default_and_validate_update(ri: &ResourceInfo, crd: Option<&Value>, subresource: &str, new: &mut Value, old: &Value) -> Vec<FieldError> {
     let empty = Value::Object(Default::default());
-    if custom {
+    if crd.is_some() {
         return meta::validate_object_meta_update(
             new.get("metadata").unwrap_or(&empty),
             old.get("metadata").unwrap_or(&empty),
@@ -98,16 +111,16 @@ pub fn default_and_validate_update(ri: &ResourceInfo, custom: bool, subresource:
 
 /// Strategic merge patch of an object of a built-in kind.
 pub fn strategic_merge(ri: &ResourceInfo, old: &Value, p: &Value) -> Result<Value, ApiError> {
-    let schema = OpenApiSchema { group: &ri.group, version: &ri.version, kind: &ri.kind };
+    let schema = BuiltinKindSchema { group: &ri.group, version: &ri.version, kind: &ri.kind };
     patch::strategic_merge_patch(old, p, &schema).map_err(patch_err)
 }
 
 /// Server-side apply of a configuration by a field manager (`old` is Null when creating).
-pub fn server_side_apply(ri: &ResourceInfo, custom: bool, old: &Value, config: &Value, manager: &str, force: bool, subresource: &str) -> Result<Value, ApiError> {
+pub fn server_side_apply(ri: &ResourceInfo, crd: Option<&Value>, old: &Value, config: &Value, manager: &str, force: bool, subresource: &str) -> Result<Value, ApiError> {
     if manager.is_empty() {
         return Err(ApiError::bad_request("PATCH requests of type apply require a fieldManager query parameter"));
     }
-    let schema = schema_for(ri, custom);
+    let schema = schema_for(ri, crd);
     let now = crate::objects::now();
     let api_version = ri.api_version();
     let opts = patch::apply::ApplyOptions { manager, force, api_version: &api_version, subresource, now: &now };
@@ -116,8 +129,8 @@ pub fn server_side_apply(ri: &ResourceInfo, custom: bool, old: &Value, config: &
 }
 
 /// Record a non-apply write by `manager` in the object's managedFields.
-pub fn track_update(ri: &ResourceInfo, custom: bool, old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str) -> Result<(), ApiError> {
-    let schema = schema_for(ri, custom);
+pub fn track_update(ri: &ResourceInfo, crd: Option<&Value>, old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str) -> Result<(), ApiError> {
+    let schema = schema_for(ri, crd);
     let now = crate::objects::now();
     let api_version = ri.api_version();
     let opts = patch::apply::UpdateOptions { manager, api_version: &api_version, subresource, now: &now };

@@ -475,6 +475,14 @@ impl Api {
         self.catalogue.builtin(&ri.group, &ri.version, &ri.plural).is_none()
     }
 
+    /// The CRD serving a custom resource (None for built-in kinds).
+    pub fn crd_of(&self, ri: &ResourceInfo) -> Option<Arc<Value>> {
+        if !self.is_custom(ri) {
+            return None;
+        }
+        self.lookup(&ri.group, &ri.version, &ri.plural).and_then(|(_, crd)| crd)
+    }
+
     fn tracks_generation(&self, ri: &ResourceInfo) -> bool {
         self.is_custom(ri) || apimachinery::meta::tracks_generation(&ri.group, &ri.kind)
     }
@@ -524,7 +532,8 @@ impl Api {
                 m.remove("status");
             }
         }
-        let causes = crate::admission::default_and_validate_create(ri, self.is_custom(ri), &mut obj);
+        let crd = self.crd_of(ri);
+        let causes = crate::admission::default_and_validate_create(ri, crd.as_deref(), &mut obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(&ri.group, &ri.kind, &name, causes));
         }
@@ -535,7 +544,7 @@ impl Api {
         }
         self.ensure_namespace(ri, r.namespace)?;
         if !r.apply && !r.manager.is_empty() {
-            crate::admission::track_update(ri, self.is_custom(ri), None, &mut obj, r.manager, "")?;
+            crate::admission::track_update(ri, crd.as_deref(), None, &mut obj, r.manager, "")?;
         }
         objects::normalize_meta(&mut obj);
         let key = ri.key(r.namespace, &name);
@@ -719,7 +728,8 @@ impl Api {
             cache::set_rv(new, parse_rv(objects::resource_version(old)).unwrap_or(0));
         }
         let custom = self.is_custom(ri);
-        let causes = crate::admission::default_and_validate_update(ri, custom, r.subresource, new, old);
+        let crd = self.crd_of(ri);
+        let causes = crate::admission::default_and_validate_update(ri, crd.as_deref(), r.subresource, new, old);
         if let Some(g) = apimachinery::meta::next_generation(&ri.group, &ri.kind, custom, old, new) {
             meta_mut(new).insert("generation".into(), json!(g));
         }
@@ -737,12 +747,12 @@ impl Api {
         let force = r.query.get("force").is_some_and(|v| v == "true");
         let patch = crate::patch::Patch::parse(ty, body)?;
         let sub = r.subresource.to_string();
-        let custom = self.is_custom(ri);
+        let crd = self.crd_of(ri);
         let is_apply = ty == BodyType::ApplyPatch;
         let r = &Req { apply: is_apply, ..*r };
         let result = self
             .guaranteed_update(r, "", |old| {
-                let mut new = patch.apply(ri, custom, old, &field_manager, force, &sub)?;
+                let mut new = patch.apply(ri, crd.as_deref(), old, &field_manager, force, &sub)?;
                 // a patch that sets resourceVersion is a precondition
                 if objects::resource_version(&new).is_empty() {
                     cache::set_rv(&mut new, parse_rv(objects::resource_version(old)).unwrap_or(0));
@@ -753,7 +763,7 @@ impl Api {
         match result {
             Err(e) if e.reason == apimachinery::Reason::NotFound && ty == BodyType::ApplyPatch && r.subresource.is_empty() => {
                 // server-side apply creates missing objects
-                let obj = patch.apply(ri, custom, &Value::Null, &field_manager, force, "")?;
+                let obj = patch.apply(ri, crd.as_deref(), &Value::Null, &field_manager, force, "")?;
                 let mut obj = obj;
                 if objects::name(&obj).is_empty() {
                     meta_mut(&mut obj).insert("name".into(), Value::String(r.name.to_string()));
@@ -973,7 +983,7 @@ impl Api {
             .guaranteed_update(&Req { subresource: "scale", ..*r }, &precondition, |old| {
                 let cur = scale_of(ri, old, &paths);
                 let want = match (&patch, &body_obj) {
-                    (Some(p), _) => p.apply(&scale_ri, true, &cur, "scale", true, "")?,
+                    (Some(p), _) => p.apply(&scale_ri, None, &cur, "scale", true, "")?,
                     (None, Some(b)) => b.clone(),
                     _ => cur.clone(),
                 };
