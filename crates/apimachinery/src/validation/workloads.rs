@@ -29,17 +29,28 @@ fn template_labels_error(spec: &Value, path: &str) -> FieldError {
     )
 }
 
-/// Selector required, valid, non-empty (`empty_msg`) and matching the template's labels.
-fn validate_selector_for_template(
-    spec: &Value,
-    path: &str,
-    empty_msg: &str,
-    errs: &mut Vec<FieldError>,
-) {
+/// How a workload kind's selector is checked against its template.
+#[derive(Clone, Copy)]
+struct SelectorRules<'a> {
+    /// `Required` when the selector is absent (not for DaemonSets).
+    required: bool,
+    /// Message for a selector without requirements.
+    empty_msg: &'a str,
+    /// Detail of the Invalid error for a selector that does not parse.
+    unparsable_msg: &'a str,
+}
+
+/// Selector validity, non-emptiness and agreement with the template's labels, as upstream's
+/// `ValidateDeploymentSpec` / `ValidateReplicaSetSpec` / `ValidateDaemonSetSpec` /
+/// `ValidateStatefulSetSpec` do it (an absent selector matches nothing, an empty one
+/// everything).
+fn validate_selector_for_template(spec: &Value, path: &str, rules: SelectorRules, errs: &mut Vec<FieldError>) {
     let sp = child(path, "selector");
     match spec.get("selector").filter(|s| !s.is_null()) {
         None => {
-            errs.push(FieldError::required(sp, ""));
+            if rules.required {
+                errs.push(FieldError::required(sp, ""));
+            }
             if present(spec, "template") {
                 errs.push(template_labels_error(spec, path));
             }
@@ -48,16 +59,14 @@ fn validate_selector_for_template(
             let sel_errs = validate_label_selector(sel, &sp);
             let invalid = !sel_errs.is_empty();
             errs.extend(sel_errs);
+            if selector_is_empty(sel) {
+                errs.push(FieldError::invalid(sp.clone(), sel, rules.empty_msg));
+            }
             if invalid {
-                errs.push(FieldError::invalid(sp, sel, "invalid label selector"));
-            } else if selector_is_empty(sel) {
-                errs.push(FieldError::invalid(sp, sel, empty_msg));
+                errs.push(FieldError::invalid(sp, sel, rules.unparsable_msg));
             } else if present(spec, "template")
-                && !selector_matches(
-                    sel,
-                    spec.pointer("/template/metadata/labels")
-                        .and_then(Value::as_object),
-                )
+                && !selector_is_empty(sel)
+                && !selector_matches(sel, spec.pointer("/template/metadata/labels").and_then(Value::as_object))
             {
                 errs.push(template_labels_error(spec, path));
             }
@@ -65,58 +74,46 @@ fn validate_selector_for_template(
     }
 }
 
-/// Template required and valid, `restartPolicy: Always`, no activeDeadlineSeconds.
-fn validate_always_restart_template(
-    spec: &Value,
-    path: &str,
-    owner: &str,
-    errs: &mut Vec<FieldError>,
-) {
+/// Template required and valid (`full_pod_spec`: StatefulSets only check the template's labels
+/// and annotations upstream), `restartPolicy: Always`, no activeDeadlineSeconds.
+fn validate_always_restart_template(spec: &Value, path: &str, owner: &str, full_pod_spec: bool, errs: &mut Vec<FieldError>) {
     let tp = child(path, "template");
-    errs.extend(validate_pod_template_spec(spec.get("template"), &tp, true));
+    if full_pod_spec {
+        errs.extend(validate_pod_template_spec(spec.get("template"), &tp, true));
+    } else {
+        match spec.get("template").filter(|t| !t.is_null()) {
+            None => errs.push(FieldError::required(tp.clone(), "")),
+            Some(t) => errs.extend(meta::validate_template_meta(t.get("metadata"), &child(&tp, "metadata"))),
+        }
+    }
     let Some(t) = spec.get("template").filter(|t| !t.is_null()) else {
         return;
     };
     let rp = s(t.get("spec").unwrap_or(&Value::Null), "restartPolicy");
-    if !rp.is_empty() && rp != "Always" {
-        errs.push(FieldError::not_supported(
-            format!("{tp}.spec.restartPolicy"),
-            &json!(rp),
-            &["Always"],
+    if rp != "Always" {
+        errs.push(FieldError::not_supported(format!("{tp}.spec.restartPolicy"), &json!(rp), &["Always"]));
+    }
+    if t.pointer("/spec/activeDeadlineSeconds").is_some_and(|v| !v.is_null()) {
+        errs.push(FieldError::forbidden(
+            format!("{tp}.spec.activeDeadlineSeconds"),
+            format!("activeDeadlineSeconds in {owner} is not Supported"),
         ));
     }
-    if let Some(ads) = t
-        .pointer("/spec/activeDeadlineSeconds")
-        .filter(|v| !v.is_null())
-    {
-        let ap = format!("{tp}.spec.activeDeadlineSeconds");
-        match owner {
-            "ReplicationController" => errs.push(FieldError::forbidden(
-                ap,
-                "activeDeadlineSeconds in ReplicationController is not Supported",
-            )),
-            "StatefulSet" => errs.push(FieldError::invalid(ap, ads, "must not be specified")),
-            _ => errs.push(FieldError::invalid(
-                ap,
-                ads,
-                format!("activeDeadlineSeconds in {owner} is not Supported"),
-            )),
-        }
-    }
 }
+
+const RS_SELECTOR: SelectorRules = SelectorRules {
+    required: true,
+    empty_msg: "empty selector is invalid for deployment",
+    unparsable_msg: "invalid label selector",
+};
 
 pub(crate) fn validate_deployment(d: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let spec = d.get("spec").unwrap_or(&null);
     let mut errs = Vec::new();
     nonneg(spec, "replicas", "spec", &mut errs);
-    validate_selector_for_template(
-        spec,
-        "spec",
-        "empty selector is invalid for deployment",
-        &mut errs,
-    );
-    validate_always_restart_template(spec, "spec", "ReplicaSet", &mut errs);
+    validate_selector_for_template(spec, "spec", RS_SELECTOR, &mut errs);
+    validate_always_restart_template(spec, "spec", "ReplicaSet", true, &mut errs);
     let strategy = spec.get("strategy").unwrap_or(&null);
     match s(strategy, "type") {
         "Recreate" => {
@@ -199,13 +196,8 @@ pub(crate) fn validate_replica_set(rs: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     nonneg(spec, "replicas", "spec", &mut errs);
     nonneg(spec, "minReadySeconds", "spec", &mut errs);
-    validate_selector_for_template(
-        spec,
-        "spec",
-        "empty selector is invalid for deployment",
-        &mut errs,
-    );
-    validate_always_restart_template(spec, "spec", "ReplicaSet", &mut errs);
+    validate_selector_for_template(spec, "spec", RS_SELECTOR, &mut errs);
+    validate_always_restart_template(spec, "spec", "ReplicaSet", true, &mut errs);
     errs
 }
 
@@ -230,7 +222,7 @@ pub(crate) fn validate_replication_controller(rc: &Value) -> Vec<FieldError> {
             errs.push(template_labels_error(spec, "spec"));
         }
     }
-    validate_always_restart_template(spec, "spec", "ReplicationController", &mut errs);
+    validate_always_restart_template(spec, "spec", "ReplicationController", true, &mut errs);
     errs
 }
 
@@ -271,7 +263,7 @@ pub(crate) fn validate_stateful_set(sts: &Value) -> Vec<FieldError> {
                     let p = "spec.updateStrategy.rollingUpdate.maxUnavailable";
                     errs.extend(validate_int_or_percent(Some(mu), p, true));
                     if int_or_percent_is_zero(Some(mu)) {
-                        errs.push(FieldError::invalid(p, mu, "must be greater than 0"));
+                        errs.push(FieldError::invalid(p, mu, "cannot be 0"));
                     }
                 }
             }
@@ -303,30 +295,15 @@ pub(crate) fn validate_stateful_set(sts: &Value) -> Vec<FieldError> {
     if let Some(o) = spec.get("ordinals").filter(|o| !o.is_null()) {
         nonneg(o, "start", "spec.ordinals", &mut errs);
     }
-    let svc = s(spec, "serviceName");
-    if !svc.is_empty() {
-        for m in meta::is_dns1035_label(svc) {
-            errs.push(FieldError::invalid("spec.serviceName", &json!(svc), m));
-        }
-    }
-    validate_selector_for_template(
-        spec,
-        "spec",
-        "empty selector is invalid for statefulset",
-        &mut errs,
-    );
-    validate_always_restart_template(spec, "spec", "StatefulSet", &mut errs);
-    for (i, t) in arr(spec, "volumeClaimTemplates").iter().enumerate() {
-        let tp = format!("spec.volumeClaimTemplates[{i}]");
-        errs.extend(meta::validate_template_meta(
-            t.get("metadata"),
-            &child(&tp, "metadata"),
-        ));
-        errs.extend(super::misc::validate_pvc_spec(
-            t.get("spec").unwrap_or(&null),
-            &child(&tp, "spec"),
-        ));
-    }
+    // upstream checks neither serviceName nor volumeClaimTemplates, and of the pod template
+    // only its labels and annotations
+    let rules = SelectorRules {
+        required: true,
+        empty_msg: "empty selector is invalid for statefulset",
+        unparsable_msg: "",
+    };
+    validate_selector_for_template(spec, "spec", rules, &mut errs);
+    validate_always_restart_template(spec, "spec", "StatefulSet", false, &mut errs);
     errs
 }
 
@@ -340,7 +317,6 @@ pub(crate) fn validate_stateful_set_update(new: &Value, old: &Value) -> Vec<Fiel
                 "ordinals",
                 "template",
                 "updateStrategy",
-                "revisionHistoryLimit",
                 "persistentVolumeClaimRetentionPolicy",
                 "minReadySeconds",
             ] {
@@ -352,7 +328,7 @@ pub(crate) fn validate_stateful_set_update(new: &Value, old: &Value) -> Vec<Fiel
     if strip(new) != strip(old) {
         vec![FieldError::forbidden(
             "spec",
-            "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+            "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
         )]
     } else {
         Vec::new()
@@ -363,13 +339,13 @@ pub(crate) fn validate_daemon_set(ds: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let spec = ds.get("spec").unwrap_or(&null);
     let mut errs = Vec::new();
-    validate_selector_for_template(
-        spec,
-        "spec",
-        "empty selector is invalid for daemonset",
-        &mut errs,
-    );
-    validate_always_restart_template(spec, "spec", "DaemonSet", &mut errs);
+    let rules = SelectorRules {
+        required: false,
+        empty_msg: "empty selector is invalid for daemonset",
+        unparsable_msg: "invalid label selector",
+    };
+    validate_selector_for_template(spec, "spec", rules, &mut errs);
+    validate_always_restart_template(spec, "spec", "DaemonSet", true, &mut errs);
     for k in [
         "minReadySeconds",
         "templateGeneration",
@@ -401,12 +377,17 @@ pub(crate) fn validate_daemon_set(ds: &Value) -> Vec<FieldError> {
                     || int_or_percent_is_zero(ru.get("maxUnavailable"));
                 let ms_zero = ru.get("maxSurge").is_none_or(Value::is_null)
                     || int_or_percent_is_zero(ru.get("maxSurge"));
-                if mu_zero && ms_zero {
-                    errs.push(FieldError::invalid(
+                match (mu_zero, ms_zero) {
+                    (false, false) => errs.push(FieldError::invalid(
+                        child(p, "maxSurge"),
+                        ru.get("maxSurge").unwrap_or(&null),
+                        "may not be set when maxUnavailable is non-zero",
+                    )),
+                    (true, true) => errs.push(FieldError::required(
                         child(p, "maxUnavailable"),
-                        ru.get("maxUnavailable").unwrap_or(&json!(0)),
                         "cannot be 0 when maxSurge is 0",
-                    ));
+                    )),
+                    _ => {}
                 }
             }
         },
@@ -850,18 +831,14 @@ pub(crate) fn validate_replica_status(kind: &str, status: &Value) -> Vec<FieldEr
             ));
         }
     }
-    if kind != "StatefulSet" {
-        if let (Some(a), r) = (
-            int(status, "availableReplicas"),
-            int(status, "readyReplicas").unwrap_or(0),
-        ) {
-            if a > r && !bounded.is_empty() {
-                errs.push(FieldError::invalid(
-                    "status.availableReplicas",
-                    &json!(a),
-                    "cannot be greater than readyReplicas",
-                ));
-            }
+    if let (Some(a), r) = (int(status, "availableReplicas"), int(status, "readyReplicas").unwrap_or(0)) {
+        if a > r && !bounded.is_empty() {
+            let detail = if kind == "StatefulSet" {
+                "cannot be greater than status.readyReplicas"
+            } else {
+                "cannot be greater than readyReplicas"
+            };
+            errs.push(FieldError::invalid("status.availableReplicas", &json!(a), detail));
         }
     }
     errs
