@@ -380,10 +380,12 @@ fn default_http_get(g: &mut Value) {
 }
 
 fn default_probe(p: &mut Value) {
-    set_default(p, "timeoutSeconds", json!(1));
-    set_default(p, "periodSeconds", json!(10));
-    set_default(p, "successThreshold", json!(1));
-    set_default(p, "failureThreshold", json!(3));
+    // upstream treats 0 as unset for these int32 fields
+    for (k, v) in [("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1), ("failureThreshold", 3)] {
+        if p.get(k).and_then(Value::as_i64).unwrap_or(0) == 0 {
+            p[k] = json!(v);
+        }
+    }
     if let Some(g) = with(p, "httpGet") {
         default_http_get(g);
     }
@@ -548,6 +550,13 @@ fn default_service(svc: &mut Value) {
     }
     if ty == "LoadBalancer" {
         set_default(spec, "allocateLoadBalancerNodePorts", json!(true));
+        if let Some(ingress) = svc.pointer_mut("/status/loadBalancer/ingress").and_then(Value::as_array_mut) {
+            for ing in ingress {
+                if ing.get("ip").and_then(Value::as_str).is_some_and(|ip| !ip.is_empty()) {
+                    set_default(ing, "ipMode", json!("VIP"));
+                }
+            }
+        }
     }
 }
 

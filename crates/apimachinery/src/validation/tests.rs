@@ -383,6 +383,8 @@ fn invalid_objects_table() {
         ("", "Service", set(service(), "/spec/ports/1/name", json!("")), vec!["spec.ports[1].name: Required value"]),
         ("", "Service", set(service(), "/spec/ports/1/port", json!(80)), vec!["spec.ports[1]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}"]),
         ("", "Service", set(service(), "/spec/ports/0/nodePort", json!(30080)), vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]),
+        ("", "Service", remove(set(service(), "/spec/clusterIPs", json!(["10.96.0.10"])), "/spec/clusterIP"), vec!["spec.clusterIPs: Invalid value: []string{\"10.96.0.10\"}: must be empty when `clusterIP` is not specified"]),
+        ("", "Service", set(service(), "/spec/clusterIPs", json!(["10.96.0.11"])), vec!["spec.clusterIPs: Invalid value: []string{\"10.96.0.11\"}: first value must match `clusterIP`"]),
         ("", "Service", set(service(), "/spec/type", json!("Magic")), vec!["spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""]),
         ("", "Service", set(service(), "/spec/clusterIP", json!("10.96.0.300")), vec!["spec.clusterIPs[0]: Invalid value: \"10.96.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]),
         ("", "Service", set(service(), "/spec/ports/1/targetPort", json!("Https_")), vec![
