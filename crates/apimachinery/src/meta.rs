@@ -300,10 +300,11 @@ pub fn generate_name(prefix: &str, random_suffix: &str) -> String {
 pub fn go_value(v: &Value) -> String {
     match v {
         Value::Object(m) if m.values().all(Value::is_string) => {
-            let items: Vec<String> = m
-                .iter()
-                .map(|(k, v)| format!("{:?}:{:?}", k, v.as_str().unwrap_or_default()))
-                .collect();
+            // Go prints maps with sorted keys
+            let mut sorted: Vec<(&String, &Value)> = m.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
+            let items: Vec<String> =
+                sorted.iter().map(|(k, v)| format!("{:?}:{:?}", k, v.as_str().unwrap_or_default())).collect();
             format!("map[string]string{{{}}}", items.join(", "))
         }
         Value::Array(a) if a.iter().all(Value::is_string) => {

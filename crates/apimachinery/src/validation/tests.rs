@@ -94,10 +94,9 @@ fn set(mut v: Value, pointer: &str, new: Value) -> Value {
 
 fn remove(mut v: Value, pointer: &str) -> Value {
     let (parent, k) = pointer.rsplit_once('/').unwrap();
-    v.pointer_mut(parent)
-        .and_then(Value::as_object_mut)
-        .unwrap()
-        .remove(k);
+    let k = k.replace("~1", "/").replace("~0", "~");
+    let removed = v.pointer_mut(parent).and_then(Value::as_object_mut).unwrap().remove(&k);
+    assert!(removed.is_some(), "no {pointer}");
     v
 }
 
@@ -397,6 +396,14 @@ fn invalid_objects_table() {
         ]),
         ("batch", "Job", set(job(), "/spec/completionMode", json!("Indexed")), vec![]),
         ("batch", "Job", remove(set(job(), "/spec/completionMode", json!("Indexed")), "/spec/completions"), vec!["spec.completions: Required value: when completion mode is Indexed"]),
+        ("batch", "Job", set(job(), "/spec/template/metadata/labels/job-name", json!("other")), vec![
+            "spec.template.metadata.labels[job-name]: Invalid value: map[string]string{\"batch.kubernetes.io/controller-uid\":\"u-1\", \"batch.kubernetes.io/job-name\":\"pi\", \"controller-uid\":\"u-1\", \"job-name\":\"other\"}: must be 'pi'",
+        ]),
+        ("batch", "Job", remove(job(), "/spec/template/metadata/labels/batch.kubernetes.io~1controller-uid"), vec![
+            "spec.template.metadata.labels[batch.kubernetes.io/controller-uid]: Required value: must be 'u-1'",
+            "spec.template.metadata.labels: Invalid value: map[string]string{\"batch.kubernetes.io/job-name\":\"pi\", \"controller-uid\":\"u-1\", \"job-name\":\"pi\"}: `selector` does not match template `labels`",
+        ]),
+        ("batch", "Job", set(set(job(), "/spec/manualSelector", json!(true)), "/spec/selector", json!({"matchLabels": {"job-name": "pi"}})), vec![]),
         ("batch", "Job", set(job(), "/spec/backoffLimit", json!(-1)), vec!["spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0"]),
     ];
     for (g, k, obj, want) in cases {

@@ -503,42 +503,36 @@ pub(crate) fn validate_job(job: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let spec = job.get("spec").unwrap_or(&null);
     let mut errs = Vec::new();
-    // ValidateGeneratedSelector
+    // ValidateGeneratedSelector: with a generated selector the template carries the generated
+    // labels and the selector selects them
     let manual = spec.get("manualSelector").and_then(Value::as_bool) == Some(true);
-    let uid = job
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if !manual && !uid.is_empty() {
-        let labels = spec
-            .pointer("/template/metadata/labels")
-            .and_then(Value::as_object);
-        let lp = "spec.template.metadata.labels";
-        match labels
-            .and_then(|l| l.get("batch.kubernetes.io/controller-uid"))
-            .and_then(Value::as_str)
-        {
-            None => errs.push(FieldError::required(
-                format!("{lp}[batch.kubernetes.io/controller-uid]"),
-                format!("must be '{uid}'"),
-            )),
-            Some(v) if v != uid => errs.push(FieldError::invalid(
-                format!("{lp}[batch.kubernetes.io/controller-uid]"),
-                &json!(v),
-                format!("must be '{uid}'"),
-            )),
-            _ => {}
+    if let (false, Some(sel)) = (manual, spec.get("selector").filter(|s| !s.is_null())) {
+        let uid = job.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+        let name = job.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        if uid.is_empty() {
+            errs.push(FieldError::required("metadata.uid", ""));
         }
-        if let Some(sel) = spec.get("selector").filter(|s| !s.is_null()) {
-            let expected_new = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
-            let expected_legacy = json!({"matchLabels": {"controller-uid": uid}});
-            if *sel != expected_new && *sel != expected_legacy {
-                errs.push(FieldError::invalid(
-                    "spec.selector",
-                    sel,
-                    "`selector` not auto-generated",
-                ));
+        let labels = spec.pointer("/template/metadata/labels");
+        let expected = [
+            ("controller-uid", uid),
+            ("job-name", name),
+            ("batch.kubernetes.io/controller-uid", uid),
+            ("batch.kubernetes.io/job-name", name),
+        ];
+        for (k, want) in expected {
+            let lp = format!("spec.template.metadata.labels[{k}]");
+            match labels.and_then(|l| l.get(k)).and_then(Value::as_str) {
+                None => errs.push(FieldError::required(lp, format!("must be '{want}'"))),
+                Some(v) if v != want => {
+                    errs.push(meta::invalid_go(lp, labels.unwrap_or(&Value::Null), format!("must be '{want}'")))
+                }
+                _ => {}
             }
+        }
+        let expected_labels: serde_json::Map<String, Value> =
+            expected.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        if validate_label_selector(sel, "spec.selector").is_empty() && !selector_matches(sel, Some(&expected_labels)) {
+            errs.push(FieldError::invalid("spec.selector", sel, "`selector` not auto-generated"));
         }
     }
     match spec.get("selector").filter(|s| !s.is_null()) {
