@@ -70,7 +70,7 @@ pub const POD_UPDATE_FORBIDDEN: &str = "pod updates may not change fields other 
 pub(crate) fn validate_pod(pod: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let spec = pod.get("spec").unwrap_or(&null);
-    let mut errs = validate_pod_spec(spec, "spec");
+    let mut errs = validate_pod_spec_opts(spec, "spec", true);
     // upstream: pod-level annotations are validated as part of object meta; the spec must exist
     if spec.is_null() {
         errs.insert(0, FieldError::required("spec", ""));
@@ -100,8 +100,14 @@ pub fn validate_pod_template_spec(
     errs
 }
 
-/// `ValidatePodSpec` for the pod spec at `path`.
+/// `ValidatePodSpec` for the pod spec of a pod template at `path`.
 pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
+    validate_pod_spec_opts(spec, path, false)
+}
+
+/// `ValidatePodSpec`; `is_pod` is upstream's `opts.ResourceIsPod` (a Pod rather than a
+/// template, where unset host ports are still to be defaulted).
+fn validate_pod_spec_opts(spec: &Value, path: &str, is_pod: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let volumes = validate_volumes(arr(spec, "volumes"), &child(path, "volumes"), &mut errs);
     let mut names = HashSet::new();
@@ -119,6 +125,22 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
                 &mut names,
                 &mut errs,
             );
+        }
+    }
+    if spec.get("hostNetwork").and_then(Value::as_bool) == Some(true) {
+        for key_name in ["containers", "initContainers"] {
+            for (i, c) in arr(spec, key_name).iter().enumerate() {
+                for (j, p) in arr(c, "ports").iter().enumerate() {
+                    let (hp, cp) = (int(p, "hostPort").unwrap_or(0), int(p, "containerPort").unwrap_or(0));
+                    if (is_pod || hp != 0) && hp != cp {
+                        errs.push(FieldError::invalid(
+                            format!("{path}.{key_name}[{i}].ports[{j}].hostPort"),
+                            &json!(hp),
+                            "must match `containerPort` when `hostNetwork` is true",
+                        ));
+                    }
+                }
+            }
         }
     }
     match s(spec, "restartPolicy") {
