@@ -138,6 +138,138 @@ pub fn job_generate_selector(job: &mut Value, uid: &str) {
     }
 }
 
+/// Service create normalization of the REST layer (upstream `normalizeClusterIPs` on create):
+/// a client that sets only `spec.clusterIP` gets `spec.clusterIPs: [clusterIP]`.
+pub fn service_prepare_for_create(svc: &mut Value) {
+    let Some(spec) = svc.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
+    let ip = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !ip.is_empty() && is_empty_obj_or_absent(spec.get("clusterIPs")) {
+        spec["clusterIPs"] = json!([ip]);
+    }
+}
+
+/// Service update preparation of the REST layer (upstream `patchAllocatedValues` then
+/// `normalizeClusterIPs`): a PUT that omits allocated values (`kubectl replace`) keeps the
+/// cluster IPs, node ports (matched by port name, unless already used by another port) and
+/// the health-check node port of the stored object; `clusterIP` and `clusterIPs` are kept in
+/// sync.
+pub fn service_prepare_for_update(new: &mut Value, old: &Value) {
+    let null = Value::Null;
+    let os = old.get("spec").unwrap_or(&null);
+    let Some(ns) = new.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
+    let ty = |s: &Value| {
+        s.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let needs_cluster_ip = |s: &Value| ty(s) != "ExternalName";
+    let needs_node_port = |s: &Value| {
+        let t = ty(s);
+        t == "NodePort"
+            || (t == "LoadBalancer"
+                && s.get("allocateLoadBalancerNodePorts")
+                    .and_then(Value::as_bool)
+                    != Some(false))
+    };
+    let needs_hc = |s: &Value| {
+        ty(s) == "LoadBalancer"
+            && s.get("externalTrafficPolicy").and_then(Value::as_str) == Some("Local")
+    };
+    let str_empty = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").is_empty();
+    if needs_cluster_ip(os) && needs_cluster_ip(ns) {
+        if str_empty(ns.get("clusterIP")) && !str_empty(os.get("clusterIP")) {
+            ns["clusterIP"] = os["clusterIP"].clone();
+        }
+        if is_empty_obj_or_absent(ns.get("clusterIPs"))
+            && !is_empty_obj_or_absent(os.get("clusterIPs"))
+        {
+            ns["clusterIPs"] = os["clusterIPs"].clone();
+        }
+    }
+    if needs_node_port(os) && needs_node_port(ns) {
+        let node_ports = |s: &Value| -> Vec<i64> {
+            s.get("ports")
+                .and_then(Value::as_array)
+                .map(|ps| {
+                    ps.iter()
+                        .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+                        .filter(|n| *n != 0)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let new_used = node_ports(ns);
+        let used: Vec<i64> = node_ports(os)
+            .into_iter()
+            .filter(|p| new_used.contains(p))
+            .collect();
+        let by_name: Vec<(String, i64)> = os
+            .get("ports")
+            .and_then(Value::as_array)
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        let name = p
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        (name, p.get("nodePort").and_then(Value::as_i64).unwrap_or(0))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for_each(ns, "ports", |p| {
+            if p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) == 0 {
+                let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+                if let Some((_, np)) = by_name.iter().rev().find(|(n, _)| n == name) {
+                    if *np != 0 && !used.contains(np) {
+                        p["nodePort"] = json!(np);
+                    }
+                }
+            }
+        });
+    }
+    if needs_hc(os)
+        && needs_hc(ns)
+        && ns
+            .get("healthCheckNodePort")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
+    {
+        if let Some(hc) = os.get("healthCheckNodePort").filter(|v| !v.is_null()) {
+            ns["healthCheckNodePort"] = hc.clone();
+        }
+    }
+    let ip = ns
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let old_ip = os.get("clusterIP").and_then(Value::as_str).unwrap_or("");
+    let same_ips = ns.get("clusterIPs") == os.get("clusterIPs");
+    if ip.is_empty() && !old_ip.is_empty() && same_ips {
+        // the user cleared the singular field (e.g. switching to ExternalName): clear the plural
+        if let Some(m) = ns.as_object_mut() {
+            m.remove("clusterIPs");
+        }
+    } else if !ip.is_empty()
+        && (is_empty_obj_or_absent(ns.get("clusterIPs")) || (ip != old_ip && same_ips))
+    {
+        ns["clusterIPs"] = json!([ip]);
+    }
+}
+
 /// QoS class of a pod spec (upstream `qos.GetPodQOS`, without pod-level resources):
 /// Guaranteed when every container sets cpu and memory limits with requests equal to them,
 /// BestEffort when no container sets any cpu/memory request or limit, else Burstable.
@@ -381,7 +513,12 @@ fn default_http_get(g: &mut Value) {
 
 fn default_probe(p: &mut Value) {
     // upstream treats 0 as unset for these int32 fields
-    for (k, v) in [("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1), ("failureThreshold", 3)] {
+    for (k, v) in [
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 10),
+        ("successThreshold", 1),
+        ("failureThreshold", 3),
+    ] {
         if p.get(k).and_then(Value::as_i64).unwrap_or(0) == 0 {
             p[k] = json!(v);
         }
@@ -550,9 +687,16 @@ fn default_service(svc: &mut Value) {
     }
     if ty == "LoadBalancer" {
         set_default(spec, "allocateLoadBalancerNodePorts", json!(true));
-        if let Some(ingress) = svc.pointer_mut("/status/loadBalancer/ingress").and_then(Value::as_array_mut) {
+        if let Some(ingress) = svc
+            .pointer_mut("/status/loadBalancer/ingress")
+            .and_then(Value::as_array_mut)
+        {
             for ing in ingress {
-                if ing.get("ip").and_then(Value::as_str).is_some_and(|ip| !ip.is_empty()) {
+                if ing
+                    .get("ip")
+                    .and_then(Value::as_str)
+                    .is_some_and(|ip| !ip.is_empty())
+                {
                     set_default(ing, "ipMode", json!("VIP"));
                 }
             }

@@ -303,8 +303,10 @@ pub fn go_value(v: &Value) -> String {
             // Go prints maps with sorted keys
             let mut sorted: Vec<(&String, &Value)> = m.iter().collect();
             sorted.sort_by(|a, b| a.0.cmp(b.0));
-            let items: Vec<String> =
-                sorted.iter().map(|(k, v)| format!("{:?}:{:?}", k, v.as_str().unwrap_or_default())).collect();
+            let items: Vec<String> = sorted
+                .iter()
+                .map(|(k, v)| format!("{:?}:{:?}", k, v.as_str().unwrap_or_default()))
+                .collect();
             format!("map[string]string{{{}}}", items.join(", "))
         }
         Value::Array(a) if a.iter().all(Value::is_string) => {

@@ -393,3 +393,39 @@ fn job_selector_generation() {
     job_generate_selector(&mut manual, "uid-2");
     assert_eq!(manual, before);
 }
+
+#[test]
+fn service_rest_normalization() {
+    let mut svc =
+        json!({"spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "ports": [{"port": 80}]}});
+    service_prepare_for_create(&mut svc);
+    assert_eq!(svc["spec"]["clusterIPs"], json!(["10.96.0.10"]));
+
+    let old = json!({"spec": {"type": "NodePort", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+        "ports": [{"name": "http", "port": 80, "nodePort": 30080}, {"name": "https", "port": 443, "nodePort": 30443}]}});
+    // (new spec sent by the client, expected spec after preparation)
+    let cases = vec![
+        (
+            json!({"type": "NodePort", "ports": [{"name": "http", "port": 8080}, {"name": "https", "port": 443, "nodePort": 30080}]}),
+            json!({"type": "NodePort", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+                "ports": [{"name": "http", "port": 8080}, {"name": "https", "port": 443, "nodePort": 30080}]}),
+        ),
+        (
+            json!({"type": "NodePort", "ports": [{"name": "http", "port": 80}]}),
+            json!({"type": "NodePort", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ports": [{"name": "http", "port": 80, "nodePort": 30080}]}),
+        ),
+        (
+            json!({"type": "ExternalName", "externalName": "example.com", "clusterIPs": ["10.96.0.10"]}),
+            json!({"type": "ExternalName", "externalName": "example.com"}),
+        ),
+        (
+            json!({"type": "ClusterIP", "clusterIP": "10.96.0.20", "clusterIPs": ["10.96.0.10"]}),
+            json!({"type": "ClusterIP", "clusterIP": "10.96.0.20", "clusterIPs": ["10.96.0.20"]}),
+        ),
+    ];
+    for (spec, want) in cases {
+        let mut new = json!({ "spec": spec });
+        service_prepare_for_update(&mut new, &old);
+        assert_eq!(new["spec"], want, "{spec}");
+    }
+}

@@ -60,8 +60,17 @@ pub fn validate_create(group: &str, version: &str, kind: &str, obj: &Value) -> V
         "metadata",
     );
     errs.extend(validate_kind(group, kind, obj));
-    if (group, kind) == ("", "Pod") && !arr(obj.get("spec").unwrap_or(&Value::Null), "ephemeralContainers").is_empty() {
-        errs.push(FieldError::forbidden("spec.ephemeralContainers", "cannot be set on create"));
+    if (group, kind) == ("", "Pod")
+        && !arr(
+            obj.get("spec").unwrap_or(&Value::Null),
+            "ephemeralContainers",
+        )
+        .is_empty()
+    {
+        errs.push(FieldError::forbidden(
+            "spec.ephemeralContainers",
+            "cannot be set on create",
+        ));
     }
     errs
 }

@@ -131,7 +131,10 @@ fn validate_pod_spec_opts(spec: &Value, path: &str, is_pod: bool) -> Vec<FieldEr
         for key_name in ["containers", "initContainers"] {
             for (i, c) in arr(spec, key_name).iter().enumerate() {
                 for (j, p) in arr(c, "ports").iter().enumerate() {
-                    let (hp, cp) = (int(p, "hostPort").unwrap_or(0), int(p, "containerPort").unwrap_or(0));
+                    let (hp, cp) = (
+                        int(p, "hostPort").unwrap_or(0),
+                        int(p, "containerPort").unwrap_or(0),
+                    );
                     if (is_pod || hp != 0) && hp != cp {
                         errs.push(FieldError::invalid(
                             format!("{path}.{key_name}[{i}].ports[{j}].hostPort"),

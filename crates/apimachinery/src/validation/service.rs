@@ -181,10 +181,18 @@ pub(crate) fn validate_service(svc: &Value) -> Vec<FieldError> {
                 ));
             }
         } else if ips.first().map(String::as_str) != Some(s(spec, "clusterIP")) {
-            errs.push(meta::invalid_go("spec.clusterIPs", &json!(ips), "first value must match `clusterIP`"));
+            errs.push(meta::invalid_go(
+                "spec.clusterIPs",
+                &json!(ips),
+                "first value must match `clusterIP`",
+            ));
         }
         if ips.len() > 2 {
-            errs.push(meta::invalid_go("spec.clusterIPs", &json!(ips), "may only hold up to 2 values"));
+            errs.push(meta::invalid_go(
+                "spec.clusterIPs",
+                &json!(ips),
+                "may only hold up to 2 values",
+            ));
         }
     }
     for (i, ip) in ips.iter().enumerate() {

@@ -95,7 +95,11 @@ fn set(mut v: Value, pointer: &str, new: Value) -> Value {
 fn remove(mut v: Value, pointer: &str) -> Value {
     let (parent, k) = pointer.rsplit_once('/').unwrap();
     let k = k.replace("~1", "/").replace("~0", "~");
-    let removed = v.pointer_mut(parent).and_then(Value::as_object_mut).unwrap().remove(&k);
+    let removed = v
+        .pointer_mut(parent)
+        .and_then(Value::as_object_mut)
+        .unwrap()
+        .remove(&k);
     assert!(removed.is_some(), "no {pointer}");
     v
 }

@@ -44,7 +44,12 @@ struct SelectorRules<'a> {
 /// `ValidateDeploymentSpec` / `ValidateReplicaSetSpec` / `ValidateDaemonSetSpec` /
 /// `ValidateStatefulSetSpec` do it (an absent selector matches nothing, an empty one
 /// everything).
-fn validate_selector_for_template(spec: &Value, path: &str, rules: SelectorRules, errs: &mut Vec<FieldError>) {
+fn validate_selector_for_template(
+    spec: &Value,
+    path: &str,
+    rules: SelectorRules,
+    errs: &mut Vec<FieldError>,
+) {
     let sp = child(path, "selector");
     match spec.get("selector").filter(|s| !s.is_null()) {
         None => {
@@ -66,7 +71,11 @@ fn validate_selector_for_template(spec: &Value, path: &str, rules: SelectorRules
                 errs.push(FieldError::invalid(sp, sel, rules.unparsable_msg));
             } else if present(spec, "template")
                 && !selector_is_empty(sel)
-                && !selector_matches(sel, spec.pointer("/template/metadata/labels").and_then(Value::as_object))
+                && !selector_matches(
+                    sel,
+                    spec.pointer("/template/metadata/labels")
+                        .and_then(Value::as_object),
+                )
             {
                 errs.push(template_labels_error(spec, path));
             }
@@ -76,14 +85,23 @@ fn validate_selector_for_template(spec: &Value, path: &str, rules: SelectorRules
 
 /// Template required and valid (`full_pod_spec`: StatefulSets only check the template's labels
 /// and annotations upstream), `restartPolicy: Always`, no activeDeadlineSeconds.
-fn validate_always_restart_template(spec: &Value, path: &str, owner: &str, full_pod_spec: bool, errs: &mut Vec<FieldError>) {
+fn validate_always_restart_template(
+    spec: &Value,
+    path: &str,
+    owner: &str,
+    full_pod_spec: bool,
+    errs: &mut Vec<FieldError>,
+) {
     let tp = child(path, "template");
     if full_pod_spec {
         errs.extend(validate_pod_template_spec(spec.get("template"), &tp, true));
     } else {
         match spec.get("template").filter(|t| !t.is_null()) {
             None => errs.push(FieldError::required(tp.clone(), "")),
-            Some(t) => errs.extend(meta::validate_template_meta(t.get("metadata"), &child(&tp, "metadata"))),
+            Some(t) => errs.extend(meta::validate_template_meta(
+                t.get("metadata"),
+                &child(&tp, "metadata"),
+            )),
         }
     }
     let Some(t) = spec.get("template").filter(|t| !t.is_null()) else {
@@ -91,9 +109,15 @@ fn validate_always_restart_template(spec: &Value, path: &str, owner: &str, full_
     };
     let rp = s(t.get("spec").unwrap_or(&Value::Null), "restartPolicy");
     if rp != "Always" {
-        errs.push(FieldError::not_supported(format!("{tp}.spec.restartPolicy"), &json!(rp), &["Always"]));
+        errs.push(FieldError::not_supported(
+            format!("{tp}.spec.restartPolicy"),
+            &json!(rp),
+            &["Always"],
+        ));
     }
-    if t.pointer("/spec/activeDeadlineSeconds").is_some_and(|v| !v.is_null()) {
+    if t.pointer("/spec/activeDeadlineSeconds")
+        .is_some_and(|v| !v.is_null())
+    {
         errs.push(FieldError::forbidden(
             format!("{tp}.spec.activeDeadlineSeconds"),
             format!("activeDeadlineSeconds in {owner} is not Supported"),
@@ -507,8 +531,14 @@ pub(crate) fn validate_job(job: &Value) -> Vec<FieldError> {
     // labels and the selector selects them
     let manual = spec.get("manualSelector").and_then(Value::as_bool) == Some(true);
     if let (false, Some(sel)) = (manual, spec.get("selector").filter(|s| !s.is_null())) {
-        let uid = job.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
-        let name = job.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let uid = job
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let name = job
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if uid.is_empty() {
             errs.push(FieldError::required("metadata.uid", ""));
         }
@@ -523,16 +553,26 @@ pub(crate) fn validate_job(job: &Value) -> Vec<FieldError> {
             let lp = format!("spec.template.metadata.labels[{k}]");
             match labels.and_then(|l| l.get(k)).and_then(Value::as_str) {
                 None => errs.push(FieldError::required(lp, format!("must be '{want}'"))),
-                Some(v) if v != want => {
-                    errs.push(meta::invalid_go(lp, labels.unwrap_or(&Value::Null), format!("must be '{want}'")))
-                }
+                Some(v) if v != want => errs.push(meta::invalid_go(
+                    lp,
+                    labels.unwrap_or(&Value::Null),
+                    format!("must be '{want}'"),
+                )),
                 _ => {}
             }
         }
-        let expected_labels: serde_json::Map<String, Value> =
-            expected.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-        if validate_label_selector(sel, "spec.selector").is_empty() && !selector_matches(sel, Some(&expected_labels)) {
-            errs.push(FieldError::invalid("spec.selector", sel, "`selector` not auto-generated"));
+        let expected_labels: serde_json::Map<String, Value> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        if validate_label_selector(sel, "spec.selector").is_empty()
+            && !selector_matches(sel, Some(&expected_labels))
+        {
+            errs.push(FieldError::invalid(
+                "spec.selector",
+                sel,
+                "`selector` not auto-generated",
+            ));
         }
     }
     match spec.get("selector").filter(|s| !s.is_null()) {
@@ -825,14 +865,21 @@ pub(crate) fn validate_replica_status(kind: &str, status: &Value) -> Vec<FieldEr
             ));
         }
     }
-    if let (Some(a), r) = (int(status, "availableReplicas"), int(status, "readyReplicas").unwrap_or(0)) {
+    if let (Some(a), r) = (
+        int(status, "availableReplicas"),
+        int(status, "readyReplicas").unwrap_or(0),
+    ) {
         if a > r && !bounded.is_empty() {
             let detail = if kind == "StatefulSet" {
                 "cannot be greater than status.readyReplicas"
             } else {
                 "cannot be greater than readyReplicas"
             };
-            errs.push(FieldError::invalid("status.availableReplicas", &json!(a), detail));
+            errs.push(FieldError::invalid(
+                "status.availableReplicas",
+                &json!(a),
+                detail,
+            ));
         }
     }
     errs
