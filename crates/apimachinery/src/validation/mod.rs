@@ -114,10 +114,17 @@ pub fn validate_status_update(
     );
     let status = new.get("status").unwrap_or(&null);
     match (group, kind) {
-        ("", "Pod") => errs.extend(pod::validate_pod_status(
-            status,
-            old.get("status").unwrap_or(&null),
-        )),
+        ("", "Pod") => {
+            let restart = old
+                .pointer("/spec/restartPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("Always");
+            errs.extend(pod::validate_pod_status(
+                status,
+                old.get("status").unwrap_or(&null),
+                restart,
+            ));
+        }
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
         | ("", "ReplicationController") => {
             errs.extend(workloads::validate_replica_status(kind, status));

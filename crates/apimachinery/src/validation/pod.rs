@@ -164,11 +164,23 @@ fn validate_pod_spec_opts(spec: &Value, path: &str, is_pod: bool) -> Vec<FieldEr
             DNS_POLICIES,
         )),
     }
-    if s(spec, "dnsPolicy") == "None" && !present(spec, "dnsConfig") {
-        errs.push(FieldError::required(
-            child(path, "dnsConfig"),
-            "must provide `dnsConfig` when `dnsPolicy` is None",
-        ));
+    validate_dns_config(spec, path, &mut errs);
+    // host ports may not collide across containers (upstream `checkHostPortConflicts`)
+    let mut host_ports = HashSet::new();
+    for (i, c) in arr(spec, "containers").iter().enumerate() {
+        for (j, p) in arr(c, "ports").iter().enumerate() {
+            let hp = int(p, "hostPort").unwrap_or(0);
+            if hp == 0 {
+                continue;
+            }
+            let key = format!("{}/{}/{hp}", s(p, "protocol"), s(p, "hostIP"));
+            if !host_ports.insert(key.clone()) {
+                errs.push(FieldError::duplicate(
+                    format!("{path}.containers[{i}].ports[{j}].hostPort"),
+                    &json!(key),
+                ));
+            }
+        }
     }
     if let Some(ads) = int(spec, "activeDeadlineSeconds") {
         if !(1..=u32::MAX as i64).contains(&ads) {
@@ -215,6 +227,92 @@ fn validate_pod_spec_opts(spec: &Value, path: &str, is_pod: bool) -> Vec<FieldEr
         &child(path, "tolerations"),
     ));
     errs
+}
+
+/// Upstream limits of `dnsConfig` (libc resolver limits).
+const MAX_DNS_NAMESERVERS: usize = 3;
+const MAX_DNS_SEARCH_PATHS: usize = 32;
+const MAX_DNS_SEARCH_LIST_CHARS: usize = 2048;
+
+/// `validatePodDNSConfig`.
+fn validate_dns_config(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let dp = child(path, "dnsConfig");
+    let cfg = spec.get("dnsConfig").filter(|c| !c.is_null());
+    if s(spec, "dnsPolicy") == "None" {
+        match cfg {
+            None => {
+                errs.push(FieldError::required(
+                    dp,
+                    "must provide `dnsConfig` when `dnsPolicy` is None",
+                ));
+                return;
+            }
+            Some(c) if arr(c, "nameservers").is_empty() => {
+                errs.push(FieldError::required(
+                    child(&dp, "nameservers"),
+                    "must provide at least one DNS nameserver when `dnsPolicy` is None",
+                ));
+                return;
+            }
+            _ => {}
+        }
+    }
+    let Some(c) = cfg else { return };
+    let ns = arr(c, "nameservers");
+    if ns.len() > MAX_DNS_NAMESERVERS {
+        errs.push(meta::invalid_go(
+            child(&dp, "nameservers"),
+            &json!(ns),
+            format!("must not have more than {MAX_DNS_NAMESERVERS} nameservers"),
+        ));
+    }
+    for (i, n) in ns.iter().enumerate() {
+        let v = n.as_str().unwrap_or("");
+        if !is_ip(v) {
+            errs.push(FieldError::invalid(
+                index(&child(&dp, "nameservers"), i),
+                &json!(v),
+                super::IP_ERROR,
+            ));
+        }
+    }
+    let searches = arr(c, "searches");
+    if searches.len() > MAX_DNS_SEARCH_PATHS {
+        errs.push(meta::invalid_go(
+            child(&dp, "searches"),
+            &json!(searches),
+            format!("must not have more than {MAX_DNS_SEARCH_PATHS} search paths"),
+        ));
+    }
+    let total: usize = searches
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::len)
+        .sum::<usize>()
+        + searches.len().saturating_sub(1);
+    if total > MAX_DNS_SEARCH_LIST_CHARS {
+        errs.push(FieldError::invalid(
+            child(&dp, "searches"),
+            &json!(searches.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")),
+            format!("must not have more than {MAX_DNS_SEARCH_LIST_CHARS} characters (including spaces) in the search list"),
+        ));
+    }
+    for (i, sp) in searches.iter().enumerate() {
+        let v = sp.as_str().unwrap_or("");
+        // a trailing dot is allowed (fully qualified)
+        errs.extend(dns_subdomain_field(
+            v.strip_suffix('.').unwrap_or(v),
+            &index(&child(&dp, "searches"), i),
+        ));
+    }
+    for (i, o) in arr(c, "options").iter().enumerate() {
+        if s(o, "name").is_empty() {
+            errs.push(FieldError::required(
+                child(&index(&child(&dp, "options"), i), "name"),
+                "Option.Name must not be empty",
+            ));
+        }
+    }
 }
 
 fn validate_volumes(vols: &[Value], path: &str, errs: &mut Vec<FieldError>) -> HashSet<String> {
@@ -408,7 +506,7 @@ fn validate_container(
     match s(c, "terminationMessagePolicy") {
         "" => errs.push(FieldError::required(
             child(path, "terminationMessagePolicy"),
-            "",
+            "must be 'File' or 'FallbackToLogsOnError'",
         )),
         "File" | "FallbackToLogsOnError" => {}
         p => errs.push(FieldError::invalid(
@@ -906,8 +1004,37 @@ fn changed_keys(a: &Value, b: &Value) -> BTreeSet<String> {
 
 /// `ValidatePodStatusUpdate` (the parts that need no feature gates): phase enum, no change out
 /// of a terminal phase, condition types, IPs, container status counters.
-pub(crate) fn validate_pod_status(status: &Value, old: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_pod_status(
+    status: &Value,
+    old: &Value,
+    restart_policy: &str,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
+    // upstream `ValidateContainerStateTransition`: unless containers always restart, a
+    // terminated container (that may not restart on failure) stays terminated
+    if restart_policy != "Always" {
+        for list in ["containerStatuses", "initContainerStatuses"] {
+            let news = arr(status, list);
+            for (i, o) in arr(old, list).iter().enumerate() {
+                let Some(term) = o.pointer("/state/terminated").filter(|t| !t.is_null()) else {
+                    continue;
+                };
+                if int(term, "exitCode").unwrap_or(0) != 0 && restart_policy == "OnFailure" {
+                    continue;
+                }
+                let name = s(o, "name");
+                if news.iter().any(|n| {
+                    s(n, "name") == name
+                        && n.pointer("/state/terminated").is_none_or(Value::is_null)
+                }) {
+                    errs.push(FieldError::forbidden(
+                        format!("status.{list}[{i}].state"),
+                        "may not be transitioned to non-terminated state",
+                    ));
+                }
+            }
+        }
+    }
     let phase = s(status, "phase");
     if !phase.is_empty() && !POD_PHASES.contains(&phase) {
         errs.push(FieldError::not_supported(

@@ -363,6 +363,22 @@ fn invalid_objects_table() {
         ("", "Pod", set(pod(), "/spec/tolerations/0/value", json!("v")), vec!["spec.tolerations[0].operator: Invalid value: \"v\": value must be empty when `operator` is 'Exists'"]),
         ("", "Pod", set(pod(), "/metadata/labels", json!({"app": "-web"})), vec!["metadata.labels: Invalid value: \"-web\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"]),
         ("", "Pod", remove(pod(), "/metadata/namespace"), vec!["metadata.namespace: Required value"]),
+        ("", "Pod", set(pod(), "/spec/dnsPolicy", json!("None")), vec!["spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"]),
+        ("", "Pod", set(set(pod(), "/spec/dnsPolicy", json!("None")), "/spec/dnsConfig", json!({"searches": ["svc.cluster.local"]})), vec!["spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"]),
+        ("", "Pod", set(pod(), "/spec/dnsConfig", json!({"nameservers": ["1.1.1.1", "x"], "searches": ["Bad_Domain"]})), vec![
+            "spec.dnsConfig.nameservers[1]: Invalid value: \"x\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            "spec.dnsConfig.searches[0]: Invalid value: \"Bad_Domain\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        ]),
+        ("", "Pod", set(pod(), "/spec/containers/0/terminationMessagePolicy", json!("")), vec!["spec.containers[0].terminationMessagePolicy: Required value: must be 'File' or 'FallbackToLogsOnError'"]),
+        ("", "Pod", {
+            let mut p = set(pod(), "/spec/containers/0/ports/0/hostPort", json!(8080));
+            let mut c = p["spec"]["containers"][0].clone();
+            c["name"] = json!("second");
+            c["ports"][0]["name"] = json!("http2");
+            c["ports"][0]["containerPort"] = json!(81);
+            p["spec"]["containers"].as_array_mut().unwrap().push(c);
+            p
+        }, vec!["spec.containers[1].ports[0].hostPort: Duplicate value: \"TCP//8080\""]),
         ("", "Pod", set(pod(), "/spec/hostNetwork", json!(true)), vec!["spec.containers[0].ports[0].hostPort: Invalid value: 0: must match `containerPort` when `hostNetwork` is true"]),
         ("", "Pod", defaulted("", "v1", "Pod", set(pod(), "/spec/hostNetwork", json!(true))), vec![]),
         ("", "Pod", set(pod(), "/spec/ephemeralContainers", json!([{"name": "debug", "image": "busybox", "imagePullPolicy": "Always", "terminationMessagePolicy": "File"}])), vec!["spec.ephemeralContainers: Forbidden: cannot be set on create"]),
@@ -610,6 +626,67 @@ fn status_updates_table() {
             ),
             d.clone(),
             vec!["status.availableReplicas", "status.readyReplicas"],
+        ),
+        (
+            "",
+            "Pod",
+            set(
+                p.clone(),
+                "/status",
+                json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"running": {}}}]}),
+            ),
+            set(
+                p.clone(),
+                "/status",
+                json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"terminated": {"exitCode": 0}}}]}),
+            ),
+            vec![],
+        ),
+        (
+            "",
+            "Pod",
+            set(
+                set(
+                    p.clone(),
+                    "/status",
+                    json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"running": {}}}]}),
+                ),
+                "/spec/restartPolicy",
+                json!("Never"),
+            ),
+            set(
+                set(
+                    p.clone(),
+                    "/status",
+                    json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"terminated": {"exitCode": 1}}}]}),
+                ),
+                "/spec/restartPolicy",
+                json!("Never"),
+            ),
+            vec!["status.containerStatuses[0].state"],
+        ),
+        (
+            "",
+            "Pod",
+            set(
+                set(
+                    p.clone(),
+                    "/status",
+                    json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"running": {}}}]}),
+                ),
+                "/spec/restartPolicy",
+                json!("OnFailure"),
+            ),
+            set(
+                set(
+                    p.clone(),
+                    "/status",
+                    json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"terminated": {"exitCode": 1}}}]}),
+                ),
+                "/spec/restartPolicy",
+                json!("OnFailure"),
+            ),
+            vec![],
         ),
     ];
     for (g, k, new, old, fields) in cases {
