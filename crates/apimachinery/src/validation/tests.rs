@@ -454,6 +454,17 @@ fn more_invalid_kinds_table() {
         ("batch", "CronJob", cron("60 * * * *"), vec!["spec.schedule"], "spec.schedule: Invalid value: \"60 * * * *\": end of range (60) above maximum (59): 60"),
         ("batch", "CronJob", cron("TZ=UTC 0 * * * *"), vec!["spec.schedule"], "spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"),
         ("batch", "CronJob", cron("@hourly"), vec![], ""),
+        ("batch", "CronJob", set(cron("0 3 * * *"), "/spec/timeZone", json!("Europe/Berlin")), vec![], ""),
+        ("batch", "CronJob", set(cron("0 3 * * *"), "/spec/timeZone", json!("Local")), vec!["spec.timeZone"], "spec.timeZone: Invalid value: \"Local\": timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"),
+        ("batch", "CronJob", cron("TZ=UTC 0 * *"), vec!["spec.schedule", "spec.schedule"], "spec.schedule: Invalid value: \"TZ=UTC 0 * *\": expected exactly 5 fields, found 3: [0 * *]"),
+        ("batch", "Job", {
+            let mut j = defaulted("batch", "v1", "Job", json!({
+                "metadata": {"name": "a".repeat(62), "namespace": "d", "uid": "u-2"},
+                "spec": {"completionMode": "Indexed", "completions": 10, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}
+            }));
+            job_generate_selector(&mut j, "u-2");
+            j
+        }, vec!["metadata.name"], "metadata.name: Invalid value: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": will not able to create pod with invalid DNS label: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-9"),
         ("batch", "CronJob", set(cron("@daily"), "/metadata/name", json!("a".repeat(53))), vec!["metadata.name"], "metadata.name: Invalid value: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": must be no more than 52 characters"),
         ("batch", "CronJob", set(cron("@daily"), "/spec/concurrencyPolicy", json!("Sometimes")), vec!["spec.concurrencyPolicy"], "spec.concurrencyPolicy: Unsupported value: \"Sometimes\": supported values: \"Allow\", \"Forbid\", \"Replace\""),
         ("", "ConfigMap", json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"a/b": "x"}}), vec!["data[a/b]"], "data[a/b]: Invalid value: \"a/b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"),

@@ -589,6 +589,23 @@ pub(crate) fn validate_job(job: &Value) -> Vec<FieldError> {
         }
     }
     validate_job_spec_common(spec, "spec", &mut errs);
+    // the controller names pods `<job>-<index>`, which must stay a DNS label
+    if s(spec, "completionMode") == "Indexed" {
+        if let Some(c) = int(spec, "completions").filter(|c| *c > 0) {
+            let name = job
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let hostname = format!("{name}-{}", c - 1);
+            if !meta::is_dns1123_label(&hostname).is_empty() {
+                errs.push(FieldError::invalid(
+                    "metadata.name",
+                    &json!(name),
+                    format!("will not able to create pod with invalid DNS label: {hostname}"),
+                ));
+            }
+        }
+    }
     errs
 }
 
@@ -674,23 +691,25 @@ pub(crate) fn validate_cron_job(cj: &Value) -> Vec<FieldError> {
     let schedule = s(spec, "schedule");
     if schedule.is_empty() {
         errs.push(FieldError::required("spec.schedule", ""));
-    } else if schedule.contains("TZ") {
-        errs.push(FieldError::invalid(
-            "spec.schedule",
-            &json!(schedule),
-            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
-        ));
-    } else if let Err(e) = validate_cron_schedule(schedule) {
-        errs.push(FieldError::invalid("spec.schedule", &json!(schedule), e));
-    }
-    if let Some(tz) = spec.get("timeZone").and_then(Value::as_str) {
-        if tz.is_empty() || tz.starts_with('/') || tz.contains("..") || tz.contains(' ') {
+    } else {
+        // robfig/cron's ParseStandard accepts a leading `TZ=`/`CRON_TZ=` token
+        let body = match schedule.split_once(' ') {
+            Some((tz, rest)) if tz.starts_with("TZ=") || tz.starts_with("CRON_TZ=") => rest,
+            _ => schedule,
+        };
+        if let Err(e) = validate_cron_schedule(body) {
+            errs.push(FieldError::invalid("spec.schedule", &json!(schedule), e));
+        }
+        if schedule.contains("TZ") {
             errs.push(FieldError::invalid(
-                "spec.timeZone",
-                &json!(tz),
-                "unknown time zone",
+                "spec.schedule",
+                &json!(schedule),
+                "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
             ));
         }
+    }
+    if let Some(tz) = spec.get("timeZone").and_then(Value::as_str) {
+        errs.extend(validate_time_zone(tz));
     }
     match s(spec, "concurrencyPolicy") {
         "" => errs.push(FieldError::required("spec.concurrencyPolicy", "")),
@@ -730,6 +749,43 @@ pub(crate) fn validate_cron_job(cj: &Value) -> Vec<FieldError> {
     }
     validate_job_spec_common(js, "spec.jobTemplate.spec", &mut errs);
     errs
+}
+
+/// CronJob `spec.timeZone` (upstream `validateTimeZone`). Without a time-zone database (this
+/// crate does no IO) names are checked for the IANA `Area/Location` shape only.
+fn validate_time_zone(tz: &str) -> Vec<FieldError> {
+    let p = "spec.timeZone";
+    if tz.is_empty() {
+        return vec![FieldError::invalid(
+            p,
+            &json!(tz),
+            "timeZone must be nil or non-empty string",
+        )];
+    }
+    if tz.eq_ignore_ascii_case("Local") {
+        return vec![FieldError::invalid(
+            p,
+            &json!(tz),
+            "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        )];
+    }
+    let plausible = !tz.starts_with('/')
+        && !tz.ends_with('/')
+        && !tz
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        && tz
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c));
+    if plausible {
+        Vec::new()
+    } else {
+        vec![FieldError::invalid(
+            p,
+            &json!(tz),
+            format!("unknown time zone {tz}"),
+        )]
+    }
 }
 
 /// Validates a standard 5-field cron schedule or a robfig/cron descriptor (`@daily`,
