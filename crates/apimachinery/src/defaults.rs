@@ -33,6 +33,15 @@ pub fn apply_defaults(group: &str, version: &str, kind: &str, obj: &mut Value) {
                 for_each(s, "ports", |p| set_default(p, "protocol", json!("TCP")))
             });
         }
+        ("", "v1", "ResourceQuota") => {
+            if let Some(spec) = with(obj, "spec") {
+                canon_resource_list(spec, "hard");
+            }
+            if let Some(st) = with(obj, "status") {
+                canon_resource_list(st, "hard");
+                canon_resource_list(st, "used");
+            }
+        }
         ("", "v1", "LimitRange") => {
             if let Some(spec) = obj.get_mut("spec") {
                 for_each(spec, "limits", default_limit_range_item);
@@ -371,6 +380,36 @@ fn is_empty_obj_or_absent(v: Option<&Value>) -> bool {
     }
 }
 
+/// Rewrites a quantity in its canonical form (`round_to_milli` for resource lists, as
+/// `SetDefaults_ResourceList` does); invalid quantities are left for validation to report.
+fn canon_quantity(v: &mut Value, round_to_milli: bool) {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return,
+    };
+    if let Some(c) = crate::validation::quantity::canonicalize(&text, round_to_milli) {
+        *v = Value::String(c);
+    }
+}
+
+/// Canonicalizes every quantity of the ResourceList at `key` of `v`.
+fn canon_resource_list(v: &mut Value, key: &str) {
+    if let Some(m) = v.get_mut(key).and_then(Value::as_object_mut) {
+        for q in m.values_mut() {
+            canon_quantity(q, true);
+        }
+    }
+}
+
+/// Canonicalizes `requests` and `limits` of the ResourceRequirements at `key` of `v`.
+fn canon_requirements(v: &mut Value, key: &str) {
+    if let Some(r) = with(v, key) {
+        canon_resource_list(r, "requests");
+        canon_resource_list(r, "limits");
+    }
+}
+
 // ---- core/v1 ----
 
 fn default_pod(pod: &mut Value) {
@@ -441,6 +480,8 @@ pub fn default_pod_spec(spec: &mut Value) {
         for_each(spec, key, default_container);
     }
     for_each(spec, "volumes", default_volume);
+    canon_resource_list(spec, "overhead");
+    canon_requirements(spec, "resources");
 }
 
 fn image_tag_is_latest(image: &str) -> bool {
@@ -473,6 +514,7 @@ fn default_container(c: &mut Value) {
     set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
     set_default(c, "terminationMessagePolicy", json!("File"));
     set_default(c, "resources", json!({}));
+    canon_requirements(c, "resources");
     for_each(c, "ports", |p| set_default(p, "protocol", json!("TCP")));
     for key in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = with(c, key) {
@@ -495,6 +537,9 @@ fn default_container(c: &mut Value) {
             }
             if let Some(r) = with(vf, "resourceFieldRef") {
                 set_default(r, "divisor", json!("0"));
+                if let Some(d) = r.get_mut("divisor") {
+                    canon_quantity(d, false);
+                }
             }
         }
     });
@@ -583,6 +628,10 @@ fn default_volume(v: &mut Value) {
     }
     if let Some(e) = v.pointer_mut("/ephemeral/volumeClaimTemplate/spec") {
         set_default(e, "volumeMode", json!("Filesystem"));
+        canon_requirements(e, "resources");
+    }
+    if let Some(q) = v.pointer_mut("/emptyDir/sizeLimit") {
+        canon_quantity(q, false);
     }
 }
 
@@ -728,6 +777,8 @@ fn default_namespace(ns: &mut Value) {
 
 fn default_node(node: &mut Value) {
     if let Some(status) = with(node, "status") {
+        canon_resource_list(status, "capacity");
+        canon_resource_list(status, "allocatable");
         if is_empty_obj_or_absent(status.get("allocatable")) {
             if let Some(cap) = status
                 .get("capacity")
@@ -744,16 +795,31 @@ fn default_persistent_volume(pv: &mut Value) {
     let spec = child(pv, "spec");
     set_default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
     set_default(spec, "volumeMode", json!("Filesystem"));
+    canon_resource_list(spec, "capacity");
     let status = child(pv, "status");
     set_default(status, "phase", json!("Pending"));
 }
 
 fn default_pvc(pvc: &mut Value) {
-    set_default(child(pvc, "spec"), "volumeMode", json!("Filesystem"));
+    let spec = child(pvc, "spec");
+    set_default(spec, "volumeMode", json!("Filesystem"));
+    canon_requirements(spec, "resources");
+    if let Some(st) = with(pvc, "status") {
+        canon_resource_list(st, "capacity");
+    }
     set_default(child(pvc, "status"), "phase", json!("Pending"));
 }
 
 fn default_limit_range_item(item: &mut Value) {
+    for k in [
+        "max",
+        "min",
+        "default",
+        "defaultRequest",
+        "maxLimitRequestRatio",
+    ] {
+        canon_resource_list(item, k);
+    }
     if item.get("type").and_then(Value::as_str) != Some("Container") {
         return;
     }

@@ -429,3 +429,41 @@ fn service_rest_normalization() {
         assert_eq!(new["spec"], want, "{spec}");
     }
 }
+
+#[test]
+fn quantities_are_canonicalized() {
+    let got = defaulted(
+        "apps",
+        "v1",
+        "Deployment",
+        json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "c", "image": "x:1", "resources": {"limits": {"cpu": 0.5, "memory": "1024Mi"}, "requests": {"cpu": "0.0001", "memory": "1000"}}}
+    ], "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "2048Mi"}}]}}}}),
+    );
+    let c = &got["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        c,
+        &json!({"limits": {"cpu": "500m", "memory": "1Gi"}, "requests": {"cpu": "1m", "memory": "1k"}})
+    );
+    assert_eq!(
+        got["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]["sizeLimit"],
+        "2Gi"
+    );
+    let pvc = defaulted(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        json!({"spec": {"resources": {"requests": {"storage": "1.5Gi"}}}}),
+    );
+    assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "1536Mi");
+    let rq = defaulted(
+        "",
+        "v1",
+        "ResourceQuota",
+        json!({"spec": {"hard": {"pods": 10, "requests.memory": "2048Mi", "bad": "x"}}}),
+    );
+    assert_eq!(
+        rq["spec"]["hard"],
+        json!({"pods": "10", "requests.memory": "2Gi", "bad": "x"})
+    );
+}
