@@ -1296,3 +1296,219 @@ pub(crate) fn validate_hpa(hpa: &Value) -> Vec<FieldError> {
     }
     errs
 }
+
+/// Quantities of a ResourceList at `path`: valid and non-negative; resources counted in whole
+/// objects (`pods`, `count/...`, `services`, ...) must be integers.
+fn validate_quantity_list(list: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
+    let Some(m) = list.and_then(Value::as_object) else {
+        return;
+    };
+    for (k, q) in m {
+        let kp = key(path, k);
+        if k.contains('/')
+            && !k.starts_with("count/")
+            && !k.starts_with("requests.")
+            && !k.starts_with("limits.")
+        {
+            for msg in meta::is_qualified_name(k) {
+                errs.push(FieldError::invalid(kp.clone(), &json!(k), msg));
+            }
+        }
+        let qs = q
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| q.to_string());
+        match quantity::parse(&qs) {
+            None => errs.push(FieldError::invalid(
+                kp,
+                &json!(qs),
+                quantity::QUANTITY_FORMAT_ERROR,
+            )),
+            Some(v) if v < 0.0 => errs.push(FieldError::invalid(kp, &json!(qs), meta::IS_NEGATIVE)),
+            Some(_) => {
+                let integral = k.starts_with("count/")
+                    || matches!(
+                        k.as_str(),
+                        "pods"
+                            | "services"
+                            | "replicationcontrollers"
+                            | "resourcequotas"
+                            | "secrets"
+                            | "configmaps"
+                            | "persistentvolumeclaims"
+                            | "services.nodeports"
+                            | "services.loadbalancers"
+                    );
+                if integral && !quantity::is_integer(&qs) {
+                    errs.push(FieldError::invalid(kp, &json!(qs), "must be an integer"));
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn validate_resource_quota(rq: &Value) -> Vec<FieldError> {
+    let null = Value::Null;
+    let spec = rq.get("spec").unwrap_or(&null);
+    let mut errs = Vec::new();
+    validate_quantity_list(spec.get("hard"), "spec.hard", &mut errs);
+    const SCOPES: &[&str] = &[
+        "BestEffort",
+        "CrossNamespacePodAffinity",
+        "NotBestEffort",
+        "NotTerminating",
+        "PriorityClass",
+        "Terminating",
+        "VolumeAttributesClass",
+    ];
+    for (i, sc) in arr(spec, "scopes").iter().enumerate() {
+        let v = sc.as_str().unwrap_or("");
+        if !SCOPES.contains(&v) {
+            errs.push(FieldError::not_supported(
+                index("spec.scopes", i),
+                &json!(v),
+                SCOPES,
+            ));
+        }
+    }
+    errs
+}
+
+pub(crate) fn validate_limit_range(lr: &Value) -> Vec<FieldError> {
+    let null = Value::Null;
+    let spec = lr.get("spec").unwrap_or(&null);
+    let mut errs = Vec::new();
+    const TYPES: &[&str] = &["Container", "PersistentVolumeClaim", "Pod"];
+    for (i, item) in arr(spec, "limits").iter().enumerate() {
+        let ip = index("spec.limits", i);
+        let t = s(item, "type");
+        if !TYPES.contains(&t) {
+            errs.push(FieldError::not_supported(
+                child(&ip, "type"),
+                &json!(t),
+                TYPES,
+            ));
+        }
+        for k in [
+            "max",
+            "min",
+            "default",
+            "defaultRequest",
+            "maxLimitRequestRatio",
+        ] {
+            validate_quantity_list(item.get(k), &child(&ip, k), &mut errs);
+        }
+        if t == "Pod" {
+            for k in ["default", "defaultRequest"] {
+                if map(item, k).is_some_and(|m| !m.is_empty()) {
+                    errs.push(FieldError::forbidden(
+                        child(&ip, k),
+                        "may not be specified when `type` is 'Pod'",
+                    ));
+                }
+            }
+        }
+        let get = |k: &str, r: &str| -> Option<(f64, String)> {
+            let q = item.get(k)?.get(r)?;
+            let qs = q
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| q.to_string());
+            quantity::parse(&qs).map(|v| (v, qs))
+        };
+        let mut names: Vec<&String> = Vec::new();
+        for k in ["max", "min", "default", "defaultRequest"] {
+            if let Some(m) = map(item, k) {
+                names.extend(m.keys());
+            }
+        }
+        names.sort();
+        names.dedup();
+        for r in names {
+            let (min, max, def, req) = (
+                get("min", r),
+                get("max", r),
+                get("default", r),
+                get("defaultRequest", r),
+            );
+            let mut check = |a: &Option<(f64, String)>,
+                             b: &Option<(f64, String)>,
+                             field: &str,
+                             subject: &Option<(f64, String)>,
+                             msg: &dyn Fn(&str, &str) -> String| {
+                if let (Some((av, as_)), Some((bv, bs)), Some((_, ss))) = (a, b, subject) {
+                    if av > bv {
+                        errs.push(FieldError::invalid(
+                            key(&child(&ip, field), r),
+                            &json!(ss),
+                            msg(as_, bs),
+                        ));
+                    }
+                }
+            };
+            check(&min, &max, "min", &min, &|a, b| {
+                format!("min value {a} is greater than max value {b}")
+            });
+            check(&min, &req, "defaultRequest", &req, &|a, b| {
+                format!("min value {a} is greater than default request value {b}")
+            });
+            check(&req, &max, "defaultRequest", &req, &|a, b| {
+                format!("default request value {a} is greater than max value {b}")
+            });
+            check(&req, &def, "defaultRequest", &req, &|a, b| {
+                format!("default request value {a} is greater than default limit value {b}")
+            });
+            check(&min, &def, "default", &def, &|a, b| {
+                format!("min value {a} is greater than default value {b}")
+            });
+            check(&def, &max, "default", &def, &|a, b| {
+                format!("default value {a} is greater than max value {b}")
+            });
+        }
+    }
+    errs
+}
+
+pub(crate) fn validate_ingress_class(ic: &Value) -> Vec<FieldError> {
+    let null = Value::Null;
+    let spec = ic.get("spec").unwrap_or(&null);
+    let mut errs = Vec::new();
+    let c = s(spec, "controller");
+    if c.is_empty() {
+        errs.push(FieldError::required("spec.controller", ""));
+    } else if c.len() > 250 {
+        errs.push(FieldError::too_long("spec.controller", 250));
+    }
+    if let Some(p) = spec.get("parameters").filter(|p| !p.is_null()) {
+        if s(p, "kind").is_empty() {
+            errs.push(FieldError::required("spec.parameters.kind", ""));
+        }
+        if s(p, "name").is_empty() {
+            errs.push(FieldError::required("spec.parameters.name", ""));
+        }
+        match s(p, "scope") {
+            "Cluster" => {
+                if present(p, "namespace") {
+                    errs.push(FieldError::forbidden(
+                        "spec.parameters.namespace",
+                        "`parameters.scope` is set to 'Cluster'",
+                    ));
+                }
+            }
+            "Namespace" => {
+                if s(p, "namespace").is_empty() {
+                    errs.push(FieldError::required(
+                        "spec.parameters.namespace",
+                        "`parameters.scope` is set to 'Namespace'",
+                    ));
+                }
+            }
+            other => errs.push(FieldError::not_supported(
+                "spec.parameters.scope",
+                &json!(other),
+                &["Cluster", "Namespace"],
+            )),
+        }
+    }
+    errs
+}

@@ -182,6 +182,9 @@ fn validate_kind(group: &str, kind: &str, obj: &Value) -> Vec<FieldError> {
         ("", "Node") => misc::validate_node(obj),
         ("", "PersistentVolume") => misc::validate_persistent_volume(obj),
         ("", "PersistentVolumeClaim") => misc::validate_pvc(obj),
+        ("", "ResourceQuota") => misc::validate_resource_quota(obj),
+        ("", "LimitRange") => misc::validate_limit_range(obj),
+        ("networking.k8s.io", "IngressClass") => misc::validate_ingress_class(obj),
         ("storage.k8s.io", "StorageClass") => misc::validate_storage_class(obj),
         ("scheduling.k8s.io", "PriorityClass") => misc::validate_priority_class(obj),
         ("rbac.authorization.k8s.io", "Role") => misc::validate_role(obj, true),
@@ -220,6 +223,11 @@ fn validate_kind_update(group: &str, kind: &str, new: &Value, old: &Value) -> Ve
         ("", "PersistentVolume") => misc::validate_persistent_volume_update(new, old),
         ("", "PersistentVolumeClaim") => misc::validate_pvc_update(new, old),
         ("storage.k8s.io", "StorageClass") => misc::validate_storage_class_update(new, old),
+        ("networking.k8s.io", "IngressClass") => meta::validate_immutable(
+            new.pointer("/spec/controller"),
+            old.pointer("/spec/controller"),
+            "spec.controller",
+        ),
         ("scheduling.k8s.io", "PriorityClass") => misc::validate_priority_class_update(new, old),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
             if new.get("roleRef") != old.get("roleRef") {
