@@ -226,6 +226,17 @@ fn validate_pod_spec_opts(spec: &Value, path: &str, is_pod: bool) -> Vec<FieldEr
         arr(spec, "tolerations"),
         &child(path, "tolerations"),
     ));
+    if let Some(a) = spec.get("affinity").filter(|a| !a.is_null()) {
+        validate_affinity(a, &child(path, "affinity"), &mut errs);
+    }
+    validate_topology_spread(
+        arr(spec, "topologySpreadConstraints"),
+        &child(path, "topologySpreadConstraints"),
+        &mut errs,
+    );
+    if let Some(sc) = spec.get("securityContext").filter(|v| !v.is_null()) {
+        validate_security_context(sc, &child(path, "securityContext"), true, &mut errs);
+    }
     errs
 }
 
@@ -663,6 +674,393 @@ fn validate_container(
         }
     }
     validate_resources(c.get("resources"), &child(path, "resources"), errs);
+    if let Some(sc) = c.get("securityContext").filter(|v| !v.is_null()) {
+        validate_security_context(sc, &child(path, "securityContext"), false, errs);
+    }
+    for (i, e) in arr(c, "envFrom").iter().enumerate() {
+        let ep = index(&child(path, "envFrom"), i);
+        let prefix = s(e, "prefix");
+        if !prefix.is_empty() {
+            for m in is_env_var_name(prefix) {
+                errs.push(FieldError::invalid(child(&ep, "prefix"), &json!(prefix), m));
+            }
+        }
+        match (present(e, "configMapRef"), present(e, "secretRef")) {
+            (false, false) => errs.push(FieldError::invalid(
+                ep,
+                &json!(""),
+                "must specify one of: `configMapRef` or `secretRef`",
+            )),
+            (true, true) => errs.push(FieldError::invalid(
+                ep,
+                &json!(""),
+                "may not have more than one field specified at a time",
+            )),
+            _ => {}
+        }
+    }
+    if let Some(lc) = c.get("lifecycle").filter(|v| !v.is_null()) {
+        for hook in ["postStart", "preStop"] {
+            if let Some(h) = lc.get(hook).filter(|v| !v.is_null()) {
+                let hp = child(&child(path, "lifecycle"), hook);
+                let n = ["exec", "httpGet", "tcpSocket", "sleep"]
+                    .iter()
+                    .filter(|k| present(h, k))
+                    .count();
+                if n == 0 {
+                    errs.push(FieldError::required(hp, "must specify a handler type"));
+                } else if n > 1 {
+                    errs.push(FieldError::forbidden(
+                        hp,
+                        "may not specify more than 1 handler type",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The `int32` id range of `runAsUser`, `runAsGroup`, `fsGroup`, `supplementalGroups`.
+const MAX_ID: i64 = i32::MAX as i64;
+
+/// Pod- and container-level security contexts: id ranges and seccomp/AppArmor profile shapes.
+fn validate_security_context(sc: &Value, path: &str, pod_level: bool, errs: &mut Vec<FieldError>) {
+    for k in ["runAsUser", "runAsGroup", "fsGroup"] {
+        if let Some(id) = int(sc, k) {
+            if !(0..=MAX_ID).contains(&id) {
+                errs.push(FieldError::invalid(
+                    child(path, k),
+                    &json!(id),
+                    meta::inclusive_range_error(0, MAX_ID),
+                ));
+            }
+        }
+    }
+    if pod_level {
+        for (i, g) in arr(sc, "supplementalGroups").iter().enumerate() {
+            let id = g.as_i64().unwrap_or(-1);
+            if !(0..=MAX_ID).contains(&id) {
+                errs.push(FieldError::invalid(
+                    index(&child(path, "supplementalGroups"), i),
+                    &json!(id),
+                    meta::inclusive_range_error(0, MAX_ID),
+                ));
+            }
+        }
+        if present(sc, "fsGroupChangePolicy") {
+            let p = s(sc, "fsGroupChangePolicy");
+            if !matches!(p, "OnRootMismatch" | "Always") {
+                errs.push(FieldError::not_supported(
+                    child(path, "fsGroupChangePolicy"),
+                    &json!(p),
+                    &["OnRootMismatch", "Always"],
+                ));
+            }
+        }
+    } else if sc.get("privileged").and_then(Value::as_bool) == Some(true)
+        && sc.get("allowPrivilegeEscalation").and_then(Value::as_bool) == Some(false)
+    {
+        errs.push(FieldError::invalid(
+            path.to_string(),
+            &json!(""),
+            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        ));
+    }
+    for (k, types) in [
+        (
+            "seccompProfile",
+            &["Localhost", "RuntimeDefault", "Unconfined"][..],
+        ),
+        (
+            "appArmorProfile",
+            &["Localhost", "RuntimeDefault", "Unconfined"][..],
+        ),
+    ] {
+        if let Some(p) = sc.get(k).filter(|v| !v.is_null()) {
+            let pp = child(path, k);
+            let t = s(p, "type");
+            if t.is_empty() {
+                errs.push(FieldError::required(child(&pp, "type"), ""));
+            } else if !types.contains(&t) {
+                errs.push(FieldError::not_supported(
+                    child(&pp, "type"),
+                    &json!(t),
+                    types,
+                ));
+            }
+            let local = s(p, "localhostProfile");
+            if t == "Localhost" && local.is_empty() {
+                errs.push(FieldError::required(
+                    child(&pp, "localhostProfile"),
+                    format!("must be set when {k} type is Localhost"),
+                ));
+            } else if t != "Localhost" && present(p, "localhostProfile") {
+                errs.push(FieldError::invalid(
+                    child(&pp, "localhostProfile"),
+                    &json!(local),
+                    format!("can only be set when {k} type is Localhost"),
+                ));
+            }
+        }
+    }
+}
+
+const NODE_SELECTOR_OPS: &[&str] = &["DoesNotExist", "Exists", "Gt", "In", "Lt", "NotIn"];
+
+/// A NodeSelectorRequirement list (`matchExpressions` of node affinity).
+fn validate_node_selector_requirements(reqs: &[Value], path: &str, errs: &mut Vec<FieldError>) {
+    for (i, r) in reqs.iter().enumerate() {
+        let rp = index(path, i);
+        let values = arr(r, "values");
+        match s(r, "operator") {
+            "In" | "NotIn" => {
+                if values.is_empty() {
+                    errs.push(FieldError::required(
+                        child(&rp, "values"),
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    ));
+                }
+            }
+            "Exists" | "DoesNotExist" => {
+                if !values.is_empty() {
+                    errs.push(FieldError::forbidden(
+                        child(&rp, "values"),
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    ));
+                }
+            }
+            "Gt" | "Lt" => {
+                if values.len() != 1 {
+                    errs.push(FieldError::required(
+                        child(&rp, "values"),
+                        "must be specified single value when `operator` is 'Lt' or 'Gt'",
+                    ));
+                }
+            }
+            op => errs.push(FieldError::not_supported(
+                child(&rp, "operator"),
+                &json!(op),
+                NODE_SELECTOR_OPS,
+            )),
+        }
+        errs.extend(meta::validate_label_name(s(r, "key"), &child(&rp, "key")));
+    }
+}
+
+fn validate_node_selector_term(term: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    validate_node_selector_requirements(
+        arr(term, "matchExpressions"),
+        &child(path, "matchExpressions"),
+        errs,
+    );
+    for (i, r) in arr(term, "matchFields").iter().enumerate() {
+        let rp = index(&child(path, "matchFields"), i);
+        let k = s(r, "key");
+        if k != "metadata.name" {
+            errs.push(FieldError::invalid(
+                child(&rp, "key"),
+                &json!(k),
+                "not a valid field selector key",
+            ));
+        }
+        let op = s(r, "operator");
+        if !matches!(op, "In" | "NotIn") {
+            errs.push(FieldError::invalid(
+                child(&rp, "operator"),
+                &json!(op),
+                "not a valid selector operator",
+            ));
+        }
+        if arr(r, "values").len() != 1 {
+            errs.push(FieldError::required(
+                child(&rp, "values"),
+                "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
+            ));
+        }
+    }
+}
+
+fn validate_pod_affinity_term(term: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    if let Some(sel) = term.get("labelSelector").filter(|v| !v.is_null()) {
+        errs.extend(super::validate_label_selector(
+            sel,
+            &child(path, "labelSelector"),
+        ));
+    }
+    if let Some(sel) = term.get("namespaceSelector").filter(|v| !v.is_null()) {
+        errs.extend(super::validate_label_selector(
+            sel,
+            &child(path, "namespaceSelector"),
+        ));
+    }
+    for (i, ns) in arr(term, "namespaces").iter().enumerate() {
+        let v = ns.as_str().unwrap_or("");
+        errs.extend(dns_label_field(v, &index(&child(path, "namespaces"), i)));
+    }
+    let tk = s(term, "topologyKey");
+    if tk.is_empty() {
+        errs.push(FieldError::required(
+            child(path, "topologyKey"),
+            "can not be empty",
+        ));
+    } else {
+        errs.extend(meta::validate_label_name(tk, &child(path, "topologyKey")));
+    }
+}
+
+fn validate_weight(term: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let w = int(term, "weight").unwrap_or(0);
+    if !(1..=100).contains(&w) {
+        errs.push(FieldError::invalid(
+            child(path, "weight"),
+            &json!(w),
+            "must be in the range 1-100",
+        ));
+    }
+}
+
+/// `validateAffinity`: node affinity terms and pod (anti-)affinity terms.
+fn validate_affinity(a: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    if let Some(na) = a.get("nodeAffinity").filter(|v| !v.is_null()) {
+        let np = child(path, "nodeAffinity");
+        if let Some(req) = na
+            .get("requiredDuringSchedulingIgnoredDuringExecution")
+            .filter(|v| !v.is_null())
+        {
+            let rp = child(&np, "requiredDuringSchedulingIgnoredDuringExecution");
+            let terms = arr(req, "nodeSelectorTerms");
+            if terms.is_empty() {
+                errs.push(FieldError::required(
+                    child(&rp, "nodeSelectorTerms"),
+                    "must have at least one node selector term",
+                ));
+            }
+            for (i, t) in terms.iter().enumerate() {
+                validate_node_selector_term(t, &index(&child(&rp, "nodeSelectorTerms"), i), errs);
+            }
+        }
+        for (i, t) in arr(na, "preferredDuringSchedulingIgnoredDuringExecution")
+            .iter()
+            .enumerate()
+        {
+            let tp = index(
+                &child(&np, "preferredDuringSchedulingIgnoredDuringExecution"),
+                i,
+            );
+            validate_weight(t, &tp, errs);
+            validate_node_selector_term(
+                t.get("preference").unwrap_or(&Value::Null),
+                &child(&tp, "preference"),
+                errs,
+            );
+        }
+    }
+    for kind in ["podAffinity", "podAntiAffinity"] {
+        let Some(pa) = a.get(kind).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let pp = child(path, kind);
+        for (i, t) in arr(pa, "requiredDuringSchedulingIgnoredDuringExecution")
+            .iter()
+            .enumerate()
+        {
+            validate_pod_affinity_term(
+                t,
+                &index(
+                    &child(&pp, "requiredDuringSchedulingIgnoredDuringExecution"),
+                    i,
+                ),
+                errs,
+            );
+        }
+        for (i, t) in arr(pa, "preferredDuringSchedulingIgnoredDuringExecution")
+            .iter()
+            .enumerate()
+        {
+            let tp = index(
+                &child(&pp, "preferredDuringSchedulingIgnoredDuringExecution"),
+                i,
+            );
+            validate_weight(t, &tp, errs);
+            validate_pod_affinity_term(
+                t.get("podAffinityTerm").unwrap_or(&Value::Null),
+                &child(&tp, "podAffinityTerm"),
+                errs,
+            );
+        }
+    }
+}
+
+/// `validateTopologySpreadConstraints`.
+fn validate_topology_spread(cs: &[Value], path: &str, errs: &mut Vec<FieldError>) {
+    let mut seen = HashSet::new();
+    for (i, c) in cs.iter().enumerate() {
+        let cp = index(path, i);
+        let skew = int(c, "maxSkew").unwrap_or(0);
+        if skew <= 0 {
+            errs.push(FieldError::invalid(
+                child(&cp, "maxSkew"),
+                &json!(skew),
+                "must be greater than zero",
+            ));
+        }
+        let tk = s(c, "topologyKey");
+        if tk.is_empty() {
+            errs.push(FieldError::required(
+                child(&cp, "topologyKey"),
+                "can not be empty",
+            ));
+        } else {
+            errs.extend(meta::validate_label_name(tk, &child(&cp, "topologyKey")));
+        }
+        let wu = s(c, "whenUnsatisfiable");
+        if !matches!(wu, "DoNotSchedule" | "ScheduleAnyway") {
+            errs.push(FieldError::not_supported(
+                child(&cp, "whenUnsatisfiable"),
+                &json!(wu),
+                &["DoNotSchedule", "ScheduleAnyway"],
+            ));
+        }
+        if !seen.insert((tk.to_string(), wu.to_string())) {
+            errs.push(FieldError::duplicate(
+                cp.clone(),
+                &json!(format!("{{{tk}, {wu}}}")),
+            ));
+        }
+        if let Some(md) = int(c, "minDomains") {
+            if md <= 0 {
+                errs.push(FieldError::invalid(
+                    child(&cp, "minDomains"),
+                    &json!(md),
+                    "must be greater than zero",
+                ));
+            } else if wu != "DoNotSchedule" {
+                errs.push(FieldError::invalid(
+                    child(&cp, "minDomains"),
+                    &json!(md),
+                    "can only use minDomains if whenUnsatisfiable=DoNotSchedule, not ScheduleAnyway",
+                ));
+            }
+        }
+        for k in ["nodeAffinityPolicy", "nodeTaintsPolicy"] {
+            if present(c, k) {
+                let v = s(c, k);
+                if !matches!(v, "Honor" | "Ignore") {
+                    errs.push(FieldError::not_supported(
+                        child(&cp, k),
+                        &json!(v),
+                        &["Honor", "Ignore"],
+                    ));
+                }
+            }
+        }
+        if let Some(sel) = c.get("labelSelector").filter(|v| !v.is_null()) {
+            errs.extend(super::validate_label_selector(
+                sel,
+                &child(&cp, "labelSelector"),
+            ));
+        }
+    }
 }
 
 fn validate_probe(p: &Value, path: &str, success_must_be_one: bool, errs: &mut Vec<FieldError>) {

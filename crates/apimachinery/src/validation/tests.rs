@@ -379,6 +379,23 @@ fn invalid_objects_table() {
             p["spec"]["containers"].as_array_mut().unwrap().push(c);
             p
         }, vec!["spec.containers[1].ports[0].hostPort: Duplicate value: \"TCP//8080\""]),
+        ("", "Pod", set(pod(), "/spec/affinity", json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "Near", "values": ["a"]}]}]}}, "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 0, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "web"}}}}]}})), vec![
+            "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator: Unsupported value: \"Near\": supported values: \"DoesNotExist\", \"Exists\", \"Gt\", \"In\", \"Lt\", \"NotIn\"",
+            "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 0: must be in the range 1-100",
+            "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey: Required value: can not be empty",
+        ]),
+        ("", "Pod", set(pod(), "/spec/topologySpreadConstraints", json!([{"maxSkew": 0, "topologyKey": "zone", "whenUnsatisfiable": "Maybe"}])), vec![
+            "spec.topologySpreadConstraints[0].maxSkew: Invalid value: 0: must be greater than zero",
+            "spec.topologySpreadConstraints[0].whenUnsatisfiable: Unsupported value: \"Maybe\": supported values: \"DoNotSchedule\", \"ScheduleAnyway\"",
+        ]),
+        ("", "Pod", set(pod(), "/spec/securityContext", json!({"runAsUser": -1, "seccompProfile": {"type": "Localhost"}})), vec![
+            "spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+            "spec.securityContext.seccompProfile.localhostProfile: Required value: must be set when seccompProfile type is Localhost",
+        ]),
+        ("", "Pod", set(pod(), "/spec/containers/0/envFrom", json!([{"prefix": "A=", "configMapRef": {"name": "x"}}, {}])), vec![
+            "spec.containers[0].envFrom[0].prefix: Invalid value: \"A=\": a valid environment variable name must consist only of printable ASCII characters other than '='",
+            "spec.containers[0].envFrom[1]: Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`",
+        ]),
         ("", "Pod", set(pod(), "/spec/hostNetwork", json!(true)), vec!["spec.containers[0].ports[0].hostPort: Invalid value: 0: must match `containerPort` when `hostNetwork` is true"]),
         ("", "Pod", defaulted("", "v1", "Pod", set(pod(), "/spec/hostNetwork", json!(true))), vec![]),
         ("", "Pod", set(pod(), "/spec/ephemeralContainers", json!([{"name": "debug", "image": "busybox", "imagePullPolicy": "Always", "terminationMessagePolicy": "File"}])), vec!["spec.ephemeralContainers: Forbidden: cannot be set on create"]),
