@@ -724,11 +724,16 @@ pub fn tracks_generation(group: &str, kind: &str) -> bool {
             | ("batch", "Job" | "CronJob")
             | ("networking.k8s.io", "Ingress" | "NetworkPolicy")
             | ("policy", "PodDisruptionBudget")
-            | ("autoscaling", "HorizontalPodAutoscaler")
             | ("apiextensions.k8s.io", "CustomResourceDefinition")
             | ("admissionregistration.k8s.io", _)
             | ("flowcontrol.apiserver.k8s.io", _)
     )
+}
+
+/// `metadata.generation` of a newly created object: 1 for kinds that track it (custom
+/// resources included), `None` for the others (the field is then left unset).
+pub fn initial_generation(group: &str, kind: &str, custom: bool) -> Option<i64> {
+    (custom || tracks_generation(group, kind)).then_some(1)
 }
 
 /// Whether an update from `old` to `new` bumps `metadata.generation`, per the kind's upstream
@@ -1087,5 +1092,12 @@ mod tests {
                 "{g}/{k} {new}"
             );
         }
+        assert_eq!(initial_generation("apps", "Deployment", false), Some(1));
+        assert_eq!(initial_generation("", "ConfigMap", false), None);
+        assert_eq!(
+            initial_generation("autoscaling", "HorizontalPodAutoscaler", false),
+            None
+        );
+        assert_eq!(initial_generation("example.com", "Widget", true), Some(1));
     }
 }

@@ -1,7 +1,18 @@
 //! Validation of built-in kinds on `serde_json::Value` objects, following upstream's
 //! `pkg/apis/*/validation`: field paths and messages read like upstream's so that kubectl
-//! users see the same errors. Call after defaulting (and after `prepare_for_create`), as the
-//! upstream registry does; wrap a non-empty result in `ApiError::invalid`.
+//! users see the same errors. Wrap a non-empty result in `ApiError::invalid`.
+//!
+//! The order the API server applies these helpers in, as upstream's generic registry does:
+//! - create: decode -> [`crate::defaults::apply_defaults`] -> on `generateName`,
+//!   [`crate::meta::generate_name`] -> set uid, creationTimestamp and
+//!   [`crate::meta::initial_generation`] -> [`crate::defaults::prepare_for_create`] (and
+//!   [`crate::defaults::job_generate_selector`] with the uid for Jobs,
+//!   [`crate::defaults::service_prepare_for_create`] for Services) -> [`validate_create`];
+//! - update: decode -> `apply_defaults` -> copy the stored status over the new one for kinds
+//!   with a status subresource -> [`crate::defaults::service_prepare_for_update`] for Services
+//!   -> fill an omitted resourceVersion for unconditional updates ->
+//!   [`crate::meta::next_generation`] -> [`validate_update`];
+//! - `/status`: copy the stored spec over the new one -> [`validate_status_update`].
 
 pub mod quantity;
 
