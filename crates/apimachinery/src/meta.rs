@@ -583,6 +583,59 @@ fn validate_common_meta(meta: &Value, path: &str) -> Vec<FieldError> {
         meta.get("ownerReferences"),
         &format!("{path}.ownerReferences"),
     ));
+    errs.extend(validate_managed_fields(
+        meta.get("managedFields"),
+        &format!("{path}.managedFields"),
+    ));
+    errs
+}
+
+/// Longest field manager name.
+pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
+
+/// A field manager name (`ValidateFieldManager`): at most 128 printable characters.
+pub fn validate_field_manager(manager: &str, path: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if manager.len() > FIELD_MANAGER_MAX_LENGTH {
+        errs.push(FieldError::too_long(path, FIELD_MANAGER_MAX_LENGTH));
+    }
+    if manager.chars().any(|c| c.is_control()) {
+        errs.push(FieldError::invalid(
+            path,
+            &json!(manager),
+            "must only contain printable characters",
+        ));
+    }
+    errs
+}
+
+/// `metadata.managedFields` entries (`ValidateManagedFields`).
+pub fn validate_managed_fields(fields: Option<&Value>, path: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let Some(list) = fields.and_then(Value::as_array) else {
+        return errs;
+    };
+    for (i, f) in list.iter().enumerate() {
+        let fp = format!("{path}[{i}]");
+        let op = f.get("operation").and_then(Value::as_str).unwrap_or("");
+        if !matches!(op, "Apply" | "Update") {
+            errs.push(FieldError::invalid(
+                format!("{fp}.operation"),
+                &json!(op),
+                "must be `Apply` or `Update`",
+            ));
+        }
+        let ft = f.get("fieldsType").and_then(Value::as_str).unwrap_or("");
+        if !ft.is_empty() && ft != "FieldsV1" {
+            errs.push(FieldError::invalid(
+                format!("{fp}.fieldsType"),
+                &json!(ft),
+                "must be `FieldsV1`",
+            ));
+        }
+        let manager = f.get("manager").and_then(Value::as_str).unwrap_or("");
+        errs.extend(validate_field_manager(manager, &format!("{fp}.manager")));
+    }
     errs
 }
 
@@ -1017,6 +1070,26 @@ mod tests {
             "metadata",
         );
         assert_eq!(errs[0].field, "metadata.generateName");
+    }
+
+    #[test]
+    fn managed_fields() {
+        let mf = json!([
+            {"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1"},
+            {"manager": "x".repeat(129), "operation": "Patch", "fieldsType": "FieldsV2"},
+        ]);
+        let msgs: Vec<String> = validate_managed_fields(Some(&mf), "metadata.managedFields")
+            .iter()
+            .map(FieldError::full_message)
+            .collect();
+        assert_eq!(
+            msgs,
+            vec![
+                "metadata.managedFields[1].operation: Invalid value: \"Patch\": must be `Apply` or `Update`",
+                "metadata.managedFields[1].fieldsType: Invalid value: \"FieldsV2\": must be `FieldsV1`",
+                "metadata.managedFields[1].manager: Too long: must have at most 128 bytes",
+            ]
+        );
     }
 
     #[test]
