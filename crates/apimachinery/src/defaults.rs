@@ -16,11 +16,8 @@ pub fn apply_defaults(group: &str, version: &str, kind: &str, obj: &mut Value) {
     }
     match (group, version, kind) {
         ("", "v1", "Pod") => default_pod(obj),
-        ("", "v1", "PodTemplate") => {
-            if let Some(t) = obj.get_mut("template") {
-                default_pod_template(t);
-            }
-        }
+        // the template is a struct upstream, so its pod spec is always defaulted
+        ("", "v1", "PodTemplate") => default_pod_template(child(obj, "template")),
         ("", "v1", "ReplicationController") => default_replication_controller(obj),
         ("", "v1", "Service") => default_service(obj),
         ("", "v1", "Secret") => set_default(obj, "type", json!("Opaque")),
@@ -849,10 +846,9 @@ fn default_limit_range_item(item: &mut Value) {
 
 // ---- apps/v1 ----
 
+/// Pod defaults of `spec.template`, which is a struct (always present) in these kinds.
 fn default_template_of(spec: &mut Value) {
-    if let Some(t) = with(spec, "template") {
-        default_pod_template(t);
-    }
+    default_pod_template(child(spec, "template"));
 }
 
 fn default_deployment(d: &mut Value) {
@@ -998,9 +994,8 @@ fn default_cron_job(cj: &mut Value) {
     set_default(spec, "suspend", json!(false));
     set_default(spec, "successfulJobsHistoryLimit", json!(3));
     set_default(spec, "failedJobsHistoryLimit", json!(1));
-    if let Some(js) = spec.pointer_mut("/jobTemplate/spec") {
-        default_template_of(js);
-    }
+    // jobTemplate, its spec and their pod template are structs upstream: always defaulted
+    default_template_of(child(child(spec, "jobTemplate"), "spec"));
 }
 
 // ---- autoscaling/v2 ----

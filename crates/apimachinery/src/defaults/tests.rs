@@ -118,7 +118,7 @@ fn table() {
             "v1",
             "Deployment",
             json!({"spec": {"strategy": {"type": "Recreate"}, "replicas": 0}}),
-            json!({"spec": {"strategy": {"type": "Recreate"}, "replicas": 0, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600}}),
+            json!({"spec": {"strategy": {"type": "Recreate"}, "replicas": 0, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "apps",
@@ -130,7 +130,7 @@ fn table() {
                 "podManagementPolicy": "OrderedReady",
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-                "replicas": 1, "revisionHistoryLimit": 10}}),
+                "replicas": 1, "revisionHistoryLimit": 10, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "apps",
@@ -139,21 +139,21 @@ fn table() {
             json!({"spec": {"updateStrategy": {"type": "OnDelete"}}}),
             json!({"spec": {"updateStrategy": {"type": "OnDelete"}, "podManagementPolicy": "OrderedReady",
                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-                "replicas": 1, "revisionHistoryLimit": 10}}),
+                "replicas": 1, "revisionHistoryLimit": 10, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "apps",
             "v1",
             "DaemonSet",
             json!({"spec": {}}),
-            json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}, "revisionHistoryLimit": 10}}),
+            json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}, "revisionHistoryLimit": 10, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "apps",
             "v1",
             "ReplicaSet",
             json!({"spec": {}}),
-            json!({"spec": {"replicas": 1}}),
+            json!({"spec": {"replicas": 1, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "batch",
@@ -173,7 +173,7 @@ fn table() {
             json!({"spec": {"parallelism": 3, "backoffLimitPerIndex": 1, "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}}}),
             json!({"spec": {"parallelism": 3, "backoffLimitPerIndex": 1, "backoffLimit": 2147483647,
                 "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
-                "completionMode": "NonIndexed", "suspend": false, "podReplacementPolicy": "Failed", "manualSelector": false}}),
+                "completionMode": "NonIndexed", "suspend": false, "podReplacementPolicy": "Failed", "manualSelector": false, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "batch",

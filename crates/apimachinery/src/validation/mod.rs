@@ -175,7 +175,13 @@ fn validate_kind(group: &str, kind: &str, obj: &Value) -> Vec<FieldError> {
     match (group, kind) {
         ("", "Pod") => pod::validate_pod(obj),
         ("", "PodTemplate") => {
-            pod::validate_pod_template_spec(obj.get("template"), "template", false)
+            // the template is a struct upstream: an absent one validates as empty
+            let empty = json!({});
+            let t = obj
+                .get("template")
+                .filter(|t| !t.is_null())
+                .unwrap_or(&empty);
+            pod::validate_pod_template_spec(Some(t), "template", false)
         }
         ("", "ReplicationController") => workloads::validate_replication_controller(obj),
         ("", "Service") => service::validate_service(obj),

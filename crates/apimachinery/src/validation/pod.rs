@@ -1289,6 +1289,15 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let ns = new.get("spec").unwrap_or(&null);
     let os = old.get("spec").unwrap_or(&null);
+    for list in ["containers", "initContainers"] {
+        if arr(ns, list).len() != arr(os, list).len() {
+            errs.push(FieldError::forbidden(
+                format!("spec.{list}"),
+                "pod updates may not add or remove containers",
+            ));
+            return errs;
+        }
+    }
     // activeDeadlineSeconds
     match (
         int(ns, "activeDeadlineSeconds"),

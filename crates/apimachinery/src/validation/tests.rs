@@ -504,6 +504,7 @@ fn more_invalid_kinds_table() {
         ("", "ResourceQuota", json!({"metadata": {"name": "q", "namespace": "d"}, "spec": {"hard": {"pods": "1.5", "requests.cpu": "-1", "limits.memory": "lots"}}}), vec!["spec.hard[pods]", "spec.hard[requests.cpu]", "spec.hard[limits.memory]"], "spec.hard[pods]: Invalid value: \"1.5\": must be an integer"),
         ("", "LimitRange", defaulted("", "v1", "LimitRange", json!({"metadata": {"name": "l", "namespace": "d"}, "spec": {"limits": [{"type": "Container", "min": {"cpu": "2"}, "max": {"cpu": "1"}}]}})), vec!["spec.limits[0].min[cpu]", "spec.limits[0].defaultRequest[cpu]", "spec.limits[0].default[cpu]"], "spec.limits[0].min[cpu]: Invalid value: \"2\": min value 2 is greater than max value 1"),
         ("networking.k8s.io", "IngressClass", json!({"metadata": {"name": "nginx"}, "spec": {}}), vec!["spec.controller"], "spec.controller: Required value"),
+        ("", "PodTemplate", defaulted("", "v1", "PodTemplate", json!({"metadata": {"name": "t", "namespace": "d"}})), vec!["template.spec.containers"], "template.spec.containers: Required value"),
         ("apps", "StatefulSet", defaulted("apps", "v1", "StatefulSet", json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"podManagementPolicy": "Random", "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))}})), vec!["spec.podManagementPolicy"], "spec.podManagementPolicy: Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'"),
         ("apps", "DaemonSet", defaulted("apps", "v1", "DaemonSet", json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"})), "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}}})), vec!["spec.updateStrategy.rollingUpdate.maxUnavailable"], "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0"),
         ("", "ReplicationController", json!({"metadata": {"name": "r", "namespace": "d"}, "spec": {"replicas": 1}}), vec!["spec.selector", "spec.template"], "spec.selector: Required value"),
@@ -562,6 +563,29 @@ fn updates_table() {
     );
     // (group, kind, new, old, expected field paths, expected first message or "")
     let cases: Vec<UpdateCase> = vec![
+        (
+            "",
+            "Pod",
+            set(p.clone(), "/spec/containers", json!([])),
+            p.clone(),
+            vec!["spec.containers", "spec.containers"],
+            "spec.containers: Required value",
+        ),
+        (
+            "",
+            "Pod",
+            {
+                let mut n = p.clone();
+                let mut c = n["spec"]["containers"][0].clone();
+                c["name"] = json!("sidecar");
+                c["ports"] = json!([]);
+                n["spec"]["containers"].as_array_mut().unwrap().push(c);
+                n
+            },
+            p.clone(),
+            vec!["spec.containers"],
+            "spec.containers: Forbidden: pod updates may not add or remove containers",
+        ),
         ("", "Pod", set(p.clone(), "/spec/containers/0/image", json!("nginx:1.26")), p.clone(), vec![], ""),
         ("", "Pod", set(p.clone(), "/spec/activeDeadlineSeconds", json!(30)), p.clone(), vec![], ""),
         ("", "Pod", set(p.clone(), "/spec/tolerations", json!([{"key": "k", "operator": "Exists", "effect": "NoSchedule"}, {"key": "x", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}])), p.clone(), vec![], ""),

@@ -93,20 +93,26 @@ fn validate_always_restart_template(
     errs: &mut Vec<FieldError>,
 ) {
     let tp = child(path, "template");
-    if full_pod_spec {
-        errs.extend(validate_pod_template_spec(spec.get("template"), &tp, true));
-    } else {
-        match spec.get("template").filter(|t| !t.is_null()) {
-            None => errs.push(FieldError::required(tp.clone(), "")),
-            Some(t) => errs.extend(meta::validate_template_meta(
-                t.get("metadata"),
-                &child(&tp, "metadata"),
-            )),
+    // the template is a pointer only in ReplicationControllers; elsewhere it is a struct and an
+    // absent one validates as empty
+    let empty = json!({});
+    let template = match spec.get("template").filter(|t| !t.is_null()) {
+        Some(t) => t,
+        None if owner == "ReplicationController" => {
+            errs.push(FieldError::required(tp, ""));
+            return;
         }
-    }
-    let Some(t) = spec.get("template").filter(|t| !t.is_null()) else {
-        return;
+        None => &empty,
     };
+    if full_pod_spec {
+        errs.extend(validate_pod_template_spec(Some(template), &tp, true));
+    } else {
+        errs.extend(meta::validate_template_meta(
+            template.get("metadata"),
+            &child(&tp, "metadata"),
+        ));
+    }
+    let t = template;
     let rp = s(t.get("spec").unwrap_or(&Value::Null), "restartPolicy");
     if rp != "Always" {
         errs.push(FieldError::not_supported(
@@ -505,8 +511,14 @@ fn validate_job_spec_common(spec: &Value, path: &str, errs: &mut Vec<FieldError>
         }
     }
     let tp = child(path, "template");
-    errs.extend(validate_pod_template_spec(spec.get("template"), &tp, true));
-    if let Some(t) = spec.get("template").filter(|t| !t.is_null()) {
+    let empty = json!({});
+    let template = spec
+        .get("template")
+        .filter(|t| !t.is_null())
+        .unwrap_or(&empty);
+    errs.extend(validate_pod_template_spec(Some(template), &tp, true));
+    {
+        let t = template;
         let rp = s(t.get("spec").unwrap_or(&Value::Null), "restartPolicy");
         match rp {
             "" | "Always" => errs.push(FieldError::required(
