@@ -26,7 +26,9 @@ use serde_json::{json, Map, Value};
 use crate::meta::{self, NameRule};
 use crate::status::FieldError;
 
-pub use pod::{validate_pod_spec, validate_pod_template_spec};
+pub use pod::{
+    validate_ephemeral_containers_update, validate_pod_spec, validate_pod_template_spec,
+};
 
 /// Whether a built-in kind is cluster-scoped (everything else is namespaced).
 pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {

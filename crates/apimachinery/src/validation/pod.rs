@@ -647,10 +647,7 @@ fn validate_container(
         if let Some(p) = c.get(probe).filter(|p| !p.is_null()) {
             let pp = child(path, probe);
             if list == "ephemeralContainers" {
-                errs.push(FieldError::forbidden(
-                    pp,
-                    "may not be set for ephemeral containers",
-                ));
+                // reported below with the other fields ephemeral containers may not set
                 continue;
             }
             if list == "initContainers" && s(c, "restartPolicy") != "Always" {
@@ -674,6 +671,30 @@ fn validate_container(
         }
     }
     validate_resources(c.get("resources"), &child(path, "resources"), errs);
+    if list == "ephemeralContainers" {
+        for k in [
+            "ports",
+            "resources",
+            "lifecycle",
+            "livenessProbe",
+            "readinessProbe",
+            "startupProbe",
+            "resizePolicy",
+        ] {
+            let set = match c.get(k) {
+                None | Some(Value::Null) => false,
+                Some(Value::Object(m)) => !m.is_empty(),
+                Some(Value::Array(a)) => !a.is_empty(),
+                Some(_) => true,
+            };
+            if set {
+                errs.push(FieldError::forbidden(
+                    child(path, k),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+    }
     if let Some(sc) = c.get("securityContext").filter(|v| !v.is_null()) {
         validate_security_context(sc, &child(path, "securityContext"), false, errs);
     }
@@ -1361,11 +1382,8 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
                 }
             }
         }
-        for k in [
-            "activeDeadlineSeconds",
-            "tolerations",
-            "ephemeralContainers",
-        ] {
+        // ephemeral containers change only through the ephemeralcontainers subresource
+        for k in ["activeDeadlineSeconds", "tolerations"] {
             match ns.get(k) {
                 Some(v) => m.insert(k.into(), v.clone()),
                 None => m.remove(k),
@@ -1508,6 +1526,47 @@ pub(crate) fn validate_pod_status(
                 &mut errs,
             );
         }
+    }
+    errs
+}
+
+/// `ValidatePodEphemeralContainersUpdate` (the `pods/ephemeralcontainers` subresource): only
+/// `spec.ephemeralContainers` may change, existing ones may be neither removed nor modified,
+/// and the pod with its new ephemeral containers must be valid.
+pub fn validate_ephemeral_containers_update(new: &Value, old: &Value) -> Vec<FieldError> {
+    let null = Value::Null;
+    let (ns, os) = (
+        new.get("spec").unwrap_or(&null),
+        old.get("spec").unwrap_or(&null),
+    );
+    let mut errs = validate_pod_spec_opts(ns, "spec", true);
+    let news = arr(ns, "ephemeralContainers");
+    for o in arr(os, "ephemeralContainers") {
+        let name = s(o, "name");
+        match news.iter().find(|n| s(n, "name") == name) {
+            None => errs.push(FieldError::forbidden(
+                "spec.ephemeralContainers",
+                format!("existing ephemeral containers {name:?} may not be removed\n"),
+            )),
+            Some(n) if n != o => errs.push(FieldError::forbidden(
+                "spec.ephemeralContainers",
+                format!("existing ephemeral containers {name:?} may not be changed\n"),
+            )),
+            _ => {}
+        }
+    }
+    let strip = |spec: &Value| {
+        let mut spec = spec.clone();
+        if let Some(m) = spec.as_object_mut() {
+            m.remove("ephemeralContainers");
+        }
+        spec
+    };
+    if strip(ns) != strip(os) {
+        errs.push(FieldError::forbidden(
+            "spec",
+            "only ephemeralContainers may be changed through this subresource",
+        ));
     }
     errs
 }

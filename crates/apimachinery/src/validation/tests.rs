@@ -795,3 +795,38 @@ fn selector_matching() {
         assert_eq!(selector_matches(&sel, l), want, "{sel}");
     }
 }
+
+#[test]
+fn ephemeral_containers_subresource() {
+    let old = with_rv(pod());
+    let debug = json!({"name": "debug", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+        "terminationMessagePolicy": "File", "terminationMessagePath": "/dev/termination-log", "resources": {}});
+    let added = set(
+        old.clone(),
+        "/spec/ephemeralContainers",
+        json!([debug.clone()]),
+    );
+    assert!(validate_ephemeral_containers_update(&added, &old).is_empty());
+    // the normal update path may not touch them
+    let errs = validate_update("", "v1", "Pod", &added, &old);
+    assert_eq!(
+        errs.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
+        vec!["spec"]
+    );
+    // (new ephemeral containers, expected messages)
+    let cases = vec![
+        (json!([]), vec!["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debug\" may not be removed\n"]),
+        (json!([set(debug.clone(), "/image", json!("alpine"))]), vec!["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debug\" may not be changed\n"]),
+        (json!([debug.clone(), set(set(debug.clone(), "/name", json!("d2")), "/ports", json!([{"containerPort": 80, "protocol": "TCP"}]))]),
+            vec!["spec.ephemeralContainers[1].ports: Forbidden: cannot be set for an Ephemeral Container"]),
+        (json!([debug.clone(), set(debug.clone(), "/name", json!("nginx"))]), vec!["spec.ephemeralContainers[1].name: Duplicate value: \"nginx\""]),
+    ];
+    for (ecs, want) in cases {
+        let new = set(added.clone(), "/spec/ephemeralContainers", ecs.clone());
+        assert_eq!(
+            messages(&validate_ephemeral_containers_update(&new, &added)),
+            want,
+            "{ecs}"
+        );
+    }
+}
