@@ -186,6 +186,24 @@ fn validate_kind(group: &str, kind: &str, obj: &Value) -> Vec<FieldError> {
             pod::validate_pod_template_spec(Some(t), "template", false)
         }
         ("", "ReplicationController") => workloads::validate_replication_controller(obj),
+        ("", "Binding") => {
+            // `ValidatePodBinding`
+            let null = Value::Null;
+            let target = obj.get("target").unwrap_or(&null);
+            let mut errs = Vec::new();
+            let k = s(target, "kind");
+            if !k.is_empty() && k != "Node" {
+                errs.push(FieldError::not_supported(
+                    "target.kind",
+                    &json!(k),
+                    &["Node", "<empty>"],
+                ));
+            }
+            if s(target, "name").is_empty() {
+                errs.push(FieldError::required("target.name", ""));
+            }
+            errs
+        }
         ("", "Service") => service::validate_service(obj),
         ("", "Endpoints") => service::validate_endpoints(obj),
         ("discovery.k8s.io", "EndpointSlice") => service::validate_endpoint_slice(obj),
