@@ -509,6 +509,19 @@ pub fn validate_object_meta(
     rule: NameRule,
     path: &str,
 ) -> Vec<FieldError> {
+    validate_object_meta_with(meta, namespaced, rule, path, true)
+}
+
+/// [`validate_object_meta`] with the choice of finalizer rules: built-in kinds
+/// (`core_finalizers`) only accept unqualified finalizer names that are standard; custom
+/// resources use the generic rules (any qualified name).
+pub fn validate_object_meta_with(
+    meta: &Value,
+    namespaced: bool,
+    rule: NameRule,
+    path: &str,
+    core_finalizers: bool,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let generate_name = meta_str(meta, "generateName");
     if !generate_name.is_empty() {
@@ -554,7 +567,7 @@ pub fn validate_object_meta(
     errs.extend(validate_finalizers(
         meta.get("finalizers"),
         &format!("{path}.finalizers"),
-        true,
+        core_finalizers,
     ));
     errs
 }
@@ -687,6 +700,17 @@ pub fn immutable_error(path: &str, new: &Value) -> FieldError {
 /// generation never decreases, resourceVersion is required (the server fills it for
 /// unconditional updates before validating), no finalizer is added once deletion started.
 pub fn validate_object_meta_update(new: &Value, old: &Value, path: &str) -> Vec<FieldError> {
+    validate_object_meta_update_with(new, old, path, true)
+}
+
+/// [`validate_object_meta_update`] with the choice of finalizer rules (see
+/// [`validate_object_meta_with`]).
+pub fn validate_object_meta_update_with(
+    new: &Value,
+    old: &Value,
+    path: &str,
+    core_finalizers: bool,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if old.get("deletionTimestamp").is_some_and(|d| !d.is_null()) {
         let old_f: Vec<&str> = str_list(old.get("finalizers"));
@@ -750,7 +774,7 @@ pub fn validate_object_meta_update(new: &Value, old: &Value, path: &str) -> Vec<
     errs.extend(validate_finalizers(
         new.get("finalizers"),
         &format!("{path}.finalizers"),
-        true,
+        core_finalizers,
     ));
     errs
 }

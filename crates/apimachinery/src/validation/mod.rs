@@ -109,6 +109,30 @@ pub fn validate_update(
     errs
 }
 
+/// Metadata validation of a custom resource on create (upstream's generic
+/// `ValidateObjectMetaAccessor` with DNS-subdomain names and generic finalizer rules); the
+/// scope comes from the CRD. Schema validation is the CRD machinery's job.
+pub fn validate_custom_resource_create(namespaced: bool, obj: &Value) -> Vec<FieldError> {
+    meta::validate_object_meta_with(
+        obj.get("metadata").unwrap_or(&Value::Null),
+        namespaced,
+        NameRule::Dns1123Subdomain,
+        "metadata",
+        false,
+    )
+}
+
+/// Metadata validation of a custom resource update.
+pub fn validate_custom_resource_update(new: &Value, old: &Value) -> Vec<FieldError> {
+    let null = Value::Null;
+    meta::validate_object_meta_update_with(
+        new.get("metadata").unwrap_or(&null),
+        old.get("metadata").unwrap_or(&null),
+        "metadata",
+        false,
+    )
+}
+
 /// Validation of a `/status` update: metadata immutables plus the kind's status rules (e.g. pod
 /// phase and conditions, replica counts of workloads).
 pub fn validate_status_update(

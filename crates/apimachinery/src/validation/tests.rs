@@ -831,3 +831,26 @@ fn ephemeral_containers_subresource() {
         );
     }
 }
+
+#[test]
+fn custom_resources_use_generic_meta_rules() {
+    let cr = json!({"metadata": {"name": "w1", "finalizers": ["cleanup"]}});
+    // unqualified finalizers are fine for custom resources, not for built-in kinds
+    assert!(validate_custom_resource_create(false, &cr).is_empty());
+    assert_eq!(
+        messages(&validate_create("", "v1", "Namespace", &cr)),
+        vec!["metadata.finalizers[0]: Invalid value: \"cleanup\": name is neither a standard finalizer name nor is it fully qualified"]
+    );
+    let errs = validate_custom_resource_create(true, &cr);
+    assert_eq!(messages(&errs), vec!["metadata.namespace: Required value"]);
+    let old = set(
+        set(cr.clone(), "/metadata/namespace", json!("d")),
+        "/metadata/resourceVersion",
+        json!("3"),
+    );
+    let new = set(old.clone(), "/metadata/namespace", json!("e"));
+    assert_eq!(
+        messages(&validate_custom_resource_update(&new, &old)),
+        vec!["metadata.namespace: Invalid value: \"e\": field is immutable"]
+    );
+}
