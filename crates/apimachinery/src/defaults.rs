@@ -191,6 +191,79 @@ pub fn service_prepare_for_update(new: &mut Value, old: &Value) {
             && s.get("externalTrafficPolicy").and_then(Value::as_str) == Some("Local")
     };
     let str_empty = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").is_empty();
+    let externally_accessible = |s: &Value| {
+        let t = ty(s);
+        t == "NodePort"
+            || t == "LoadBalancer"
+            || (t == "ClusterIP"
+                && s.get("externalIPs")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty()))
+    };
+    // upstream `dropTypeDependentFields`: fields the new type does not use are dropped when
+    // the client left them as they were (typically carried over by a patch)
+    {
+        let same = |ns: &Value, k: &str| ns.get(k) == os.get(k);
+        let m = ns.as_object_mut().expect("object");
+        let snapshot = Value::Object(m.clone());
+        if needs_cluster_ip(os) && !needs_cluster_ip(&snapshot) {
+            if same(&snapshot, "clusterIP") && same(&snapshot, "clusterIPs") {
+                m.remove("clusterIP");
+                m.remove("clusterIPs");
+            }
+            for k in ["ipFamilies", "ipFamilyPolicy"] {
+                if same(&snapshot, k) {
+                    m.remove(k);
+                }
+            }
+        }
+        let node_ports_of = |s: &Value| -> Vec<Value> {
+            s.get("ports")
+                .and_then(Value::as_array)
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| p.get("nodePort").cloned().unwrap_or(Value::Null))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        if needs_node_port(os)
+            && !needs_node_port(&snapshot)
+            && node_ports_of(&snapshot) == node_ports_of(os)
+        {
+            if let Some(ports) = m.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports {
+                    if let Some(pm) = p.as_object_mut() {
+                        pm.remove("nodePort");
+                    }
+                }
+            }
+        }
+        if needs_hc(os) && !needs_hc(&snapshot) && same(&snapshot, "healthCheckNodePort") {
+            m.remove("healthCheckNodePort");
+        }
+        if ty(os) == "LoadBalancer" && ty(&snapshot) != "LoadBalancer" {
+            for k in ["allocateLoadBalancerNodePorts", "loadBalancerClass"] {
+                if same(&snapshot, k) {
+                    m.remove(k);
+                }
+            }
+        }
+        if externally_accessible(os)
+            && !externally_accessible(&snapshot)
+            && same(&snapshot, "externalTrafficPolicy")
+        {
+            m.remove("externalTrafficPolicy");
+        }
+    }
+    if ty(ns) != "LoadBalancer" {
+        if let Some(lb) = new.pointer_mut("/status/loadBalancer") {
+            *lb = json!({});
+        }
+    }
+    let Some(ns) = new.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
     if needs_cluster_ip(os) && needs_cluster_ip(ns) {
         if str_empty(ns.get("clusterIP")) && !str_empty(os.get("clusterIP")) {
             ns["clusterIP"] = os["clusterIP"].clone();

@@ -428,6 +428,28 @@ fn service_rest_normalization() {
         service_prepare_for_update(&mut new, &old);
         assert_eq!(new["spec"], want, "{spec}");
     }
+
+    // switching a LoadBalancer to ClusterIP drops what only the old type used (as carried over
+    // by kubectl apply's patch), and the load-balancer status
+    let lb = json!({"spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+        "allocateLoadBalancerNodePorts": true, "externalTrafficPolicy": "Cluster", "internalTrafficPolicy": "Cluster",
+        "ports": [{"name": "http", "port": 80, "nodePort": 30080}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}});
+    let mut new = lb.clone();
+    new["spec"]["type"] = json!("ClusterIP");
+    service_prepare_for_update(&mut new, &lb);
+    assert_eq!(
+        new,
+        json!({"spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+            "internalTrafficPolicy": "Cluster", "ports": [{"name": "http", "port": 80}]},
+            "status": {"loadBalancer": {}}})
+    );
+    // a changed value is the user's and stays (validation then reports it)
+    let mut new = lb.clone();
+    new["spec"]["type"] = json!("ClusterIP");
+    new["spec"]["externalTrafficPolicy"] = json!("Local");
+    service_prepare_for_update(&mut new, &lb);
+    assert_eq!(new["spec"]["externalTrafficPolicy"], "Local");
 }
 
 #[test]
