@@ -136,12 +136,14 @@ pub fn job_generate_selector(job: &mut Value, uid: &str) {
     set_default(labels, "batch.kubernetes.io/job-name", json!(name));
     set_default(labels, "controller-uid", json!(uid));
     set_default(labels, "job-name", json!(name));
-    let selector = child(spec, "selector");
-    if selector.get("matchLabels").is_none_or(Value::is_null)
-        && selector.get("matchExpressions").is_none_or(Value::is_null)
-    {
-        selector["matchLabels"] = json!({ "batch.kubernetes.io/controller-uid": uid });
-    }
+    // the selector selects the controller-uid label; a conflicting user selector or label is
+    // left for validation to reject, as upstream does
+    let match_labels = child(child(spec, "selector"), "matchLabels");
+    set_default(
+        match_labels,
+        "batch.kubernetes.io/controller-uid",
+        json!(uid),
+    );
 }
 
 /// Service create normalization of the REST layer (upstream `normalizeClusterIPs` on create):

@@ -388,6 +388,14 @@ fn job_selector_generation() {
         job["spec"]["template"]["metadata"]["labels"],
         json!({"batch.kubernetes.io/controller-uid": "uid-1", "batch.kubernetes.io/job-name": "pi", "controller-uid": "uid-1", "job-name": "pi"})
     );
+    // a user selector without manualSelector gets the controller-uid requirement added
+    let mut user =
+        json!({"metadata": {"name": "u"}, "spec": {"selector": {"matchLabels": {"a": "b"}}}});
+    job_generate_selector(&mut user, "uid-3");
+    assert_eq!(
+        user["spec"]["selector"],
+        json!({"matchLabels": {"a": "b", "batch.kubernetes.io/controller-uid": "uid-3"}})
+    );
     let mut manual = json!({"metadata": {"name": "m"}, "spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}}});
     let before = manual.clone();
     job_generate_selector(&mut manual, "uid-2");
