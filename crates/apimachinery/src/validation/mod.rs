@@ -305,6 +305,134 @@ fn validate_kind_update(group: &str, kind: &str, new: &Value, old: &Value) -> Ve
     }
 }
 
+/// The check upstream's JSON decoding does before any validation: quantities parse and
+/// `[]byte` fields (Secret `data`, ConfigMap `binaryData`) are base64. A failure is a 400
+/// BadRequest upstream (`Pod in version "v1" cannot be handled as a Pod: quantities must
+/// match ...`), not a 422, so it is returned as the ready `ApiError`.
+pub fn check_decodable(
+    group: &str,
+    version: &str,
+    kind: &str,
+    obj: &Value,
+) -> Result<(), crate::ApiError> {
+    let fail = |detail: String| {
+        Err(crate::ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {detail}"
+        )))
+    };
+    let mut quantities: Vec<&Value> = Vec::new();
+    fn lists<'a>(v: Option<&'a Value>, out: &mut Vec<&'a Value>) {
+        if let Some(m) = v.and_then(Value::as_object) {
+            out.extend(m.values());
+        }
+    }
+    let pod_spec_at: &[&str] = match (group, kind) {
+        ("", "Pod") => &["/spec"],
+        ("", "PodTemplate") => &["/template/spec"],
+        ("", "ReplicationController") | ("apps", _) | ("batch", "Job") => &["/spec/template/spec"],
+        ("batch", "CronJob") => &["/spec/jobTemplate/spec/template/spec"],
+        _ => &[],
+    };
+    for at in pod_spec_at {
+        let Some(spec) = obj.pointer(at) else {
+            continue;
+        };
+        for list in ["containers", "initContainers", "ephemeralContainers"] {
+            for c in arr(spec, list) {
+                lists(c.pointer("/resources/requests"), &mut quantities);
+                lists(c.pointer("/resources/limits"), &mut quantities);
+            }
+        }
+        lists(spec.get("overhead"), &mut quantities);
+        lists(spec.pointer("/resources/requests"), &mut quantities);
+        lists(spec.pointer("/resources/limits"), &mut quantities);
+        for v in arr(spec, "volumes") {
+            if let Some(q) = v.pointer("/emptyDir/sizeLimit") {
+                quantities.push(q);
+            }
+        }
+    }
+    match (group, kind) {
+        ("", "PersistentVolumeClaim") => {
+            lists(obj.pointer("/spec/resources/requests"), &mut quantities);
+            lists(obj.pointer("/spec/resources/limits"), &mut quantities);
+        }
+        ("apps", "StatefulSet") => {
+            for t in arr(
+                obj.get("spec").unwrap_or(&Value::Null),
+                "volumeClaimTemplates",
+            ) {
+                lists(t.pointer("/spec/resources/requests"), &mut quantities);
+            }
+        }
+        ("", "PersistentVolume") => lists(obj.pointer("/spec/capacity"), &mut quantities),
+        ("", "Node") => {
+            lists(obj.pointer("/status/capacity"), &mut quantities);
+            lists(obj.pointer("/status/allocatable"), &mut quantities);
+        }
+        ("", "ResourceQuota") => lists(obj.pointer("/spec/hard"), &mut quantities),
+        ("", "LimitRange") => {
+            for item in arr(obj.get("spec").unwrap_or(&Value::Null), "limits") {
+                for k in [
+                    "max",
+                    "min",
+                    "default",
+                    "defaultRequest",
+                    "maxLimitRequestRatio",
+                ] {
+                    lists(item.get(k), &mut quantities);
+                }
+            }
+        }
+        _ => {}
+    }
+    for q in quantities {
+        let ok = match q {
+            Value::String(s) => quantity::parse(s).is_some(),
+            Value::Number(_) | Value::Null => true,
+            _ => false,
+        };
+        if !ok {
+            return fail(quantity::QUANTITY_FORMAT_ERROR.to_string());
+        }
+    }
+    let bytes_field = match (group, kind) {
+        ("", "Secret") => Some("data"),
+        ("", "ConfigMap") => Some("binaryData"),
+        _ => None,
+    };
+    if let Some(field) = bytes_field.and_then(|f| map(obj, f)) {
+        use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+        use base64::Engine as _;
+        // Go's StdEncoding: padding required, trailing bits tolerated, newlines skipped
+        let engine = GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            GeneralPurposeConfig::new()
+                .with_decode_allow_trailing_bits(true)
+                .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+        );
+        for v in field.values() {
+            let Some(text) = v.as_str() else {
+                if v.is_null() {
+                    continue;
+                }
+                return fail("illegal base64 data at input byte 0".to_string());
+            };
+            let cleaned: String = text.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+            if let Err(e) = engine.decode(cleaned.as_bytes()) {
+                let at = match e {
+                    base64::DecodeError::InvalidByte(i, _)
+                    | base64::DecodeError::InvalidLastSymbol(i, _) => i,
+                    // Go reports the start of the unfinished quantum
+                    _ => cleaned.len() - cleaned.len() % 4,
+                };
+                return fail(format!("illegal base64 data at input byte {at}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 // ---- shared helpers ----
 
 /// `base.child`, or `child` when base is empty.

@@ -854,3 +854,28 @@ fn custom_resources_use_generic_meta_rules() {
         vec!["metadata.namespace: Invalid value: \"e\": field is immutable"]
     );
 }
+
+#[test]
+fn decode_checks() {
+    // (kind, object, expected 400 message or "" when decodable)
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        ("", "Pod", pod(), ""),
+        ("", "Pod", set(pod(), "/spec/containers/0/resources/limits/cpu", json!("abc")),
+            "Pod in version \"v1\" cannot be handled as a Pod: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
+        ("apps", "Deployment", set(deployment(), "/spec/template/spec/containers/0/resources", json!({"requests": {"memory": "1 Gi"}})),
+            "Deployment in version \"v1\" cannot be handled as a Deployment: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
+        ("", "Secret", json!({"data": {"a": "c2VjcmV0", "b": "aGVs\nbG8="}}), ""),
+        ("", "Secret", json!({"data": {"a": "not base64!"}}), "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3"),
+        ("", "Secret", json!({"data": {"a": "c2VjcmV0YQ"}}), "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 8"),
+        ("", "ConfigMap", json!({"data": {"a": "not base64!"}, "binaryData": {"b": "AAE="}}), ""),
+    ];
+    for (g, k, obj, want) in cases {
+        match check_decodable(g, "v1", k, &obj) {
+            Ok(()) => assert_eq!(want, "", "{k} should not decode"),
+            Err(e) => {
+                assert_eq!(e.code(), 400);
+                assert_eq!(e.message, want);
+            }
+        }
+    }
+}
