@@ -314,11 +314,11 @@ pub fn check_decodable(
     version: &str,
     kind: &str,
     obj: &Value,
-) -> Result<(), crate::ApiError> {
+) -> Result<(), Box<crate::ApiError>> {
     let fail = |detail: String| {
-        Err(crate::ApiError::bad_request(format!(
+        Err(Box::new(crate::ApiError::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: {detail}"
-        )))
+        ))))
     };
     let mut quantities: Vec<&Value> = Vec::new();
     fn lists<'a>(v: Option<&'a Value>, out: &mut Vec<&'a Value>) {
