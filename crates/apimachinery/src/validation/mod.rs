@@ -3,16 +3,18 @@
 //! users see the same errors. Wrap a non-empty result in `ApiError::invalid`.
 //!
 //! The order the API server applies these helpers in, as upstream's generic registry does:
-//! - create: decode -> [`crate::defaults::apply_defaults`] -> on `generateName`,
+//! - create: decode -> [`check_decodable`] (400 on failure) -> [`crate::defaults::apply_defaults`] -> on `generateName`,
 //!   [`crate::meta::generate_name`] -> set uid, creationTimestamp and
 //!   [`crate::meta::initial_generation`] -> [`crate::defaults::prepare_for_create`] (and
 //!   [`crate::defaults::job_generate_selector`] with the uid for Jobs,
 //!   [`crate::defaults::service_prepare_for_create`] for Services) -> [`validate_create`];
-//! - update: decode -> `apply_defaults` -> copy the stored status over the new one for kinds
+//! - update: decode -> `check_decodable` -> `apply_defaults` -> copy the stored status over the new one for kinds
 //!   with a status subresource -> [`crate::defaults::service_prepare_for_update`] for Services
 //!   -> fill an omitted resourceVersion for unconditional updates ->
 //!   [`crate::meta::next_generation`] -> [`validate_update`];
-//! - `/status`: copy the stored spec over the new one -> [`validate_status_update`].
+//! - `/status`: copy the stored spec over the new one -> [`validate_status_update`];
+//! - `pods/ephemeralcontainers`: [`validate_ephemeral_containers_update`]; custom resources:
+//!   [`validate_custom_resource_create`] / [`validate_custom_resource_update`].
 
 pub mod quantity;
 
