@@ -963,10 +963,47 @@ pub(crate) fn validate_network_policy(np: &Value) -> Vec<FieldError> {
     errs
 }
 
+/// Upstream `IsWildcardDNS1123Subdomain`.
+fn wildcard_subdomain_errors(host: &str) -> Vec<String> {
+    const FMT: &str = r"\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+    let mut errs = Vec::new();
+    if host.len() > meta::DNS1123_SUBDOMAIN_MAX_LENGTH {
+        errs.push(meta::max_len_error(meta::DNS1123_SUBDOMAIN_MAX_LENGTH));
+    }
+    let ok = host
+        .strip_prefix("*.")
+        .is_some_and(|rest| meta::is_dns1123_subdomain(rest).is_empty());
+    if !ok {
+        errs.push(meta::regex_error(
+            "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character",
+            FMT,
+            &["*.example.com"],
+        ));
+    }
+    errs
+}
+
+/// `validateIngressTypedLocalObjectReference` (resource backends, IngressClass parameters).
+fn validate_typed_local_ref(r: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    if let Some(g) = r.get("apiGroup").and_then(Value::as_str) {
+        errs.extend(dns_subdomain_field(g, &child(path, "apiGroup")));
+    }
+    for k in ["kind", "name"] {
+        let v = s(r, k);
+        if v.is_empty() {
+            errs.push(FieldError::required(
+                child(path, k),
+                format!("{k} is required"),
+            ));
+        } else {
+            errs.extend(super::name_field(NameRule::PathSegment, v, &child(path, k)));
+        }
+    }
+}
+
+/// `validateIngressBackend`.
 fn validate_ingress_backend(b: &Value, path: &str, errs: &mut Vec<FieldError>) {
-    let has_svc = present(b, "service");
-    let has_res = present(b, "resource");
-    match (has_svc, has_res) {
+    match (present(b, "service"), present(b, "resource")) {
         (true, true) => errs.push(FieldError::invalid(
             path,
             &json!(""),
@@ -977,54 +1014,56 @@ fn validate_ingress_backend(b: &Value, path: &str, errs: &mut Vec<FieldError>) {
             &json!(""),
             "resource or service backend is required",
         )),
+        (false, true) => validate_typed_local_ref(&b["resource"], &child(path, "resource"), errs),
         (true, false) => {
             let svc = &b["service"];
-            let sp = child(path, "service");
             let name = s(svc, "name");
-            for m in meta::is_dns1035_label(name) {
-                errs.push(FieldError::invalid(child(&sp, "name"), &json!(name), m));
+            let np = format!("{path}.service.name");
+            if name.is_empty() {
+                errs.push(FieldError::required(np, ""));
+            } else {
+                for m in meta::is_dns1035_label(name) {
+                    errs.push(FieldError::invalid(np.clone(), &json!(name), m));
+                }
             }
             let port = svc.get("port").unwrap_or(&Value::Null);
-            let pp = child(&sp, "port");
-            let (has_name, has_num) = (
-                !s(port, "name").is_empty(),
-                int(port, "number").is_some_and(|n| n != 0),
-            );
-            match (has_name, has_num) {
+            let pname = s(port, "name");
+            let pnum = int(port, "number").unwrap_or(0);
+            match (!pname.is_empty(), pnum != 0) {
                 (true, true) => errs.push(FieldError::invalid(
-                    pp,
-                    port,
+                    path,
+                    &json!(""),
                     "cannot set both port name & port number",
                 )),
-                (false, false) => {
-                    errs.push(FieldError::required(pp, "port name or number is required"))
-                }
                 (true, false) => {
-                    let n = s(port, "name");
-                    for m in is_valid_port_name(n) {
-                        errs.push(FieldError::invalid(child(&pp, "name"), &json!(n), m));
+                    for m in is_valid_port_name(pname) {
+                        errs.push(FieldError::invalid(
+                            format!("{path}.service.port.name"),
+                            &json!(pname),
+                            m,
+                        ));
                     }
                 }
                 (false, true) => {
-                    let n = int(port, "number").unwrap_or(0);
-                    for m in is_valid_port_num(n) {
-                        errs.push(FieldError::invalid(child(&pp, "number"), &json!(n), m));
+                    for m in is_valid_port_num(pnum) {
+                        errs.push(FieldError::invalid(
+                            format!("{path}.service.port.number"),
+                            &json!(pnum),
+                            m,
+                        ));
                     }
                 }
-            }
-        }
-        (false, true) => {
-            let r = &b["resource"];
-            let rp = child(path, "resource");
-            if s(r, "kind").is_empty() {
-                errs.push(FieldError::required(child(&rp, "kind"), ""));
-            }
-            if s(r, "name").is_empty() {
-                errs.push(FieldError::required(child(&rp, "name"), ""));
+                (false, false) => errs.push(FieldError::required(
+                    path,
+                    "port name or number is required",
+                )),
             }
         }
     }
 }
+
+const INVALID_PATH_SEQUENCES: &[&str] = &["//", "/./", "/../", "%2f", "%2F"];
+const INVALID_PATH_SUFFIXES: &[&str] = &["/..", "/."];
 
 pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
     let null = Value::Null;
@@ -1035,14 +1074,10 @@ pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
         Some(b) => validate_ingress_backend(b, "spec.defaultBackend", &mut errs),
         None if rules.is_empty() => errs.push(FieldError::invalid(
             "spec",
-            &json!(spec),
+            &json!(rules),
             "either `defaultBackend` or `rules` must be specified",
         )),
         None => {}
-    }
-    let class = s(spec, "ingressClassName");
-    if !class.is_empty() {
-        errs.extend(dns_subdomain_field(class, "spec.ingressClassName"));
     }
     for (i, rule) in rules.iter().enumerate() {
         let rp = index("spec.rules", i);
@@ -1054,9 +1089,14 @@ pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
                     &json!(host),
                     "must be a DNS name, not an IP address",
                 ));
+            }
+            let msgs = if host.contains('*') {
+                wildcard_subdomain_errors(host)
             } else {
-                let h = host.strip_prefix("*.").unwrap_or(host);
-                errs.extend(dns_subdomain_field(h, &child(&rp, "host")));
+                meta::is_dns1123_subdomain(host)
+            };
+            for m in msgs {
+                errs.push(FieldError::invalid(child(&rp, "host"), &json!(host), m));
             }
         }
         let Some(http) = rule.get("http").filter(|h| !h.is_null()) else {
@@ -1069,27 +1109,56 @@ pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
         }
         for (j, p) in paths.iter().enumerate() {
             let pp = index(&child(&hp, "paths"), j);
-            let pt = s(p, "pathType");
-            const PATH_TYPES: &[&str] = &["Exact", "ImplementationSpecific", "Prefix"];
-            if pt.is_empty() {
-                errs.push(FieldError::required(
-                    child(&pp, "pathType"),
-                    "pathType must be specified",
-                ));
-            } else if !PATH_TYPES.contains(&pt) {
-                errs.push(FieldError::not_supported(
-                    child(&pp, "pathType"),
-                    &json!(pt),
-                    PATH_TYPES,
-                ));
-            }
             let path = s(p, "path");
-            if (matches!(pt, "Exact" | "Prefix") || !path.is_empty()) && !path.starts_with('/') {
-                errs.push(FieldError::invalid(
-                    child(&pp, "path"),
-                    &json!(path),
-                    "must be an absolute path",
-                ));
+            match s(p, "pathType") {
+                "" => {
+                    errs.push(FieldError::required(
+                        child(&pp, "pathType"),
+                        "pathType must be specified",
+                    ));
+                    continue;
+                }
+                "Exact" | "Prefix" => {
+                    if !path.starts_with('/') {
+                        errs.push(FieldError::invalid(
+                            child(&pp, "path"),
+                            &json!(path),
+                            "must be an absolute path",
+                        ));
+                    }
+                    for seq in INVALID_PATH_SEQUENCES {
+                        if path.contains(seq) {
+                            errs.push(FieldError::invalid(
+                                child(&pp, "path"),
+                                &json!(path),
+                                format!("must not contain '{seq}'"),
+                            ));
+                        }
+                    }
+                    for suf in INVALID_PATH_SUFFIXES {
+                        if path.ends_with(suf) {
+                            errs.push(FieldError::invalid(
+                                child(&pp, "path"),
+                                &json!(path),
+                                format!("cannot end with '{suf}'"),
+                            ));
+                        }
+                    }
+                }
+                "ImplementationSpecific" => {
+                    if !path.is_empty() && !path.starts_with('/') {
+                        errs.push(FieldError::invalid(
+                            child(&pp, "path"),
+                            &json!(path),
+                            "must be an absolute path",
+                        ));
+                    }
+                }
+                other => errs.push(FieldError::not_supported(
+                    child(&pp, "pathType"),
+                    &json!(other),
+                    &["Exact", "ImplementationSpecific", "Prefix"],
+                )),
             }
             validate_ingress_backend(
                 p.get("backend").unwrap_or(&null),
@@ -1099,14 +1168,30 @@ pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
         }
     }
     for (i, t) in arr(spec, "tls").iter().enumerate() {
+        let tp = index("spec.tls", i);
         for (j, h) in arr(t, "hosts").iter().enumerate() {
             let host = h.as_str().unwrap_or("");
-            let hh = host.strip_prefix("*.").unwrap_or(host);
-            errs.extend(dns_subdomain_field(
-                hh,
-                &index(&child(&index("spec.tls", i), "hosts"), j),
-            ));
+            let msgs = if host.contains('*') {
+                wildcard_subdomain_errors(host)
+            } else {
+                meta::is_dns1123_subdomain(host)
+            };
+            for m in msgs {
+                errs.push(FieldError::invalid(
+                    index(&child(&tp, "hosts"), j),
+                    &json!(host),
+                    m,
+                ));
+            }
         }
+        let secret = s(t, "secretName");
+        if !secret.is_empty() {
+            errs.extend(dns_subdomain_field(secret, &child(&tp, "secretName")));
+        }
+    }
+    let class = s(spec, "ingressClassName");
+    if !class.is_empty() {
+        errs.extend(dns_subdomain_field(class, "spec.ingressClassName"));
     }
     errs
 }
@@ -1474,20 +1559,27 @@ pub(crate) fn validate_ingress_class(ic: &Value) -> Vec<FieldError> {
     let spec = ic.get("spec").unwrap_or(&null);
     let mut errs = Vec::new();
     let c = s(spec, "controller");
-    if c.is_empty() {
-        errs.push(FieldError::required("spec.controller", ""));
-    } else if c.len() > 250 {
+    if c.len() > 250 {
         errs.push(FieldError::too_long("spec.controller", 250));
     }
+    // upstream `IsDomainPrefixedPath`
+    match c.split_once('/') {
+        _ if c.is_empty() => errs.push(FieldError::required("spec.controller", "")),
+        Some((host, _)) => {
+            for m in meta::is_dns1123_subdomain(host) {
+                errs.push(FieldError::invalid("spec.controller", &json!(host), m));
+            }
+        }
+        None => errs.push(FieldError::invalid(
+            "spec.controller",
+            &json!(c),
+            "must be a domain-prefixed path (such as \"acme.io/foo\")",
+        )),
+    }
     if let Some(p) = spec.get("parameters").filter(|p| !p.is_null()) {
-        if s(p, "kind").is_empty() {
-            errs.push(FieldError::required("spec.parameters.kind", ""));
-        }
-        if s(p, "name").is_empty() {
-            errs.push(FieldError::required("spec.parameters.name", ""));
-        }
+        validate_typed_local_ref(p, "spec.parameters", &mut errs);
         match s(p, "scope") {
-            "Cluster" => {
+            "" | "Cluster" => {
                 if present(p, "namespace") {
                     errs.push(FieldError::forbidden(
                         "spec.parameters.namespace",
