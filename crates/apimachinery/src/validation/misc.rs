@@ -881,6 +881,27 @@ fn validate_np_ports(ports: &[Value], path: &str, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// Whether CIDR `inner` lies within CIDR `outer` and is strictly smaller.
+fn cidr_strict_subset(inner: &str, outer: &str) -> bool {
+    fn parse(c: &str) -> Option<(u128, u32, u32)> {
+        let (ip, bits) = c.split_once('/')?;
+        let bits: u32 = bits.parse().ok()?;
+        match ip.parse::<std::net::IpAddr>().ok()? {
+            std::net::IpAddr::V4(a) => Some((u32::from(a) as u128, bits, 32)),
+            std::net::IpAddr::V6(a) => Some((u128::from(a), bits, 128)),
+        }
+    }
+    let (Some((ia, ib, iw)), Some((oa, ob, ow))) = (parse(inner), parse(outer)) else {
+        return false;
+    };
+    if iw != ow || ib <= ob {
+        return false;
+    }
+    let shift = ow - ob;
+    let net = |a: u128| if shift >= 128 { 0 } else { a >> shift };
+    net(ia) == net(oa)
+}
+
 fn validate_np_peers(peers: &[Value], path: &str, errs: &mut Vec<FieldError>) {
     for (i, peer) in peers.iter().enumerate() {
         let pp = index(path, i);
@@ -915,11 +936,14 @@ fn validate_np_peers(peers: &[Value], path: &str, errs: &mut Vec<FieldError>) {
             }
             for (j, e) in arr(b, "except").iter().enumerate() {
                 let v = e.as_str().unwrap_or("");
+                let ep = index(&child(&bp, "except"), j);
                 if !is_cidr(v) {
+                    errs.push(FieldError::invalid(ep, &json!(v), CIDR_ERROR));
+                } else if is_cidr(cidr) && !cidr_strict_subset(v, cidr) {
                     errs.push(FieldError::invalid(
-                        index(&child(&bp, "except"), j),
+                        ep,
                         &json!(v),
-                        CIDR_ERROR,
+                        "must be a strict subset of `cidr`",
                     ));
                 }
             }

@@ -497,6 +497,12 @@ fn more_invalid_kinds_table() {
         ("rbac.authorization.k8s.io", "Role", json!({"metadata": {"name": "r", "namespace": "d"}, "rules": [{"apiGroups": [""], "resources": ["pods"]}]}), vec!["rules[0].verbs"], "rules[0].verbs: Required value: verbs must contain at least one value"),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding", json!({"metadata": {"name": "b"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "sa"}]}), vec!["roleRef.kind", "subjects[0].namespace"], "roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\""),
         ("networking.k8s.io", "NetworkPolicy", json!({"metadata": {"name": "n", "namespace": "d"}, "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}], "ports": [{"port": 90, "endPort": 80, "protocol": "TCP"}]}]}}), vec!["spec.ingress[0].ports[0].endPort", "spec.ingress[0].from[0].ipBlock.cidr"], "spec.ingress[0].ports[0].endPort: Invalid value: 80: must be greater than or equal to `port`"),
+        ("networking.k8s.io", "NetworkPolicy", json!({"metadata": {"name": "n", "namespace": "d"}, "spec": {"podSelector": {}, "egress": [{"to": [
+            {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.0.0.0/8", "11.0.0.0/16", "10.1.0.0/16"]}},
+            {"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}},
+            {}
+        ]}]}}), vec!["spec.egress[0].to[0].ipBlock.except[0]", "spec.egress[0].to[0].ipBlock.except[1]", "spec.egress[0].to[1]", "spec.egress[0].to[2]"],
+            "spec.egress[0].to[0].ipBlock.except[0]: Invalid value: \"10.0.0.0/8\": must be a strict subset of `cidr`"),
         ("networking.k8s.io", "Ingress", json!({"metadata": {"name": "i", "namespace": "d"}, "spec": {"rules": [{"host": "a.com", "http": {"paths": [
             {"path": "/", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
             {"path": "x", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {}}}},
