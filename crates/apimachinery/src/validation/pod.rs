@@ -226,6 +226,57 @@ fn validate_pod_spec_opts(spec: &Value, path: &str, is_pod: bool) -> Vec<FieldEr
         arr(spec, "tolerations"),
         &child(path, "tolerations"),
     ));
+    for (i, ha) in arr(spec, "hostAliases").iter().enumerate() {
+        let hp = index(&child(path, "hostAliases"), i);
+        let ip = s(ha, "ip");
+        if ip.is_empty() {
+            errs.push(FieldError::required(child(&hp, "ip"), ""));
+        } else if !is_ip(ip) {
+            errs.push(FieldError::invalid(
+                child(&hp, "ip"),
+                &json!(ip),
+                super::IP_ERROR,
+            ));
+        }
+        for (j, h) in arr(ha, "hostnames").iter().enumerate() {
+            errs.extend(dns_subdomain_field(
+                h.as_str().unwrap_or(""),
+                &index(&child(&hp, "hostnames"), j),
+            ));
+        }
+    }
+    for (i, g) in arr(spec, "readinessGates").iter().enumerate() {
+        let t = s(g, "conditionType");
+        for m in meta::is_qualified_name(t) {
+            errs.push(FieldError::invalid(
+                child(&index(&child(path, "readinessGates"), i), "conditionType"),
+                &json!(t),
+                m,
+            ));
+        }
+    }
+    if let Some(os) = spec.get("os").filter(|o| !o.is_null()) {
+        let n = s(os, "name");
+        if n.is_empty() {
+            errs.push(FieldError::required(format!("{path}.os.name"), ""));
+        } else if !matches!(n, "linux" | "windows") {
+            errs.push(FieldError::not_supported(
+                format!("{path}.os.name"),
+                &json!(n),
+                &["linux", "windows"],
+            ));
+        }
+    }
+    for (i, g) in arr(spec, "schedulingGates").iter().enumerate() {
+        let n = s(g, "name");
+        for m in meta::is_qualified_name(n) {
+            errs.push(FieldError::invalid(
+                child(&index(&child(path, "schedulingGates"), i), "name"),
+                &json!(n),
+                m,
+            ));
+        }
+    }
     if let Some(a) = spec.get("affinity").filter(|a| !a.is_null()) {
         validate_affinity(a, &child(path, "affinity"), &mut errs);
     }

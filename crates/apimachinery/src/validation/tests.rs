@@ -396,6 +396,10 @@ fn invalid_objects_table() {
             "spec.containers[0].envFrom[0].prefix: Invalid value: \"A=\": a valid environment variable name must consist only of printable ASCII characters other than '='",
             "spec.containers[0].envFrom[1]: Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`",
         ]),
+        ("", "Pod", set(set(pod(), "/spec/hostAliases", json!([{"ip": "127.0.0.1", "hostnames": ["foo.local"]}, {"ip": "x"}])), "/spec/os", json!({"name": "plan9"})), vec![
+            "spec.hostAliases[1].ip: Invalid value: \"x\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            "spec.os.name: Unsupported value: \"plan9\": supported values: \"linux\", \"windows\"",
+        ]),
         ("", "Pod", set(pod(), "/spec/hostNetwork", json!(true)), vec!["spec.containers[0].ports[0].hostPort: Invalid value: 0: must match `containerPort` when `hostNetwork` is true"]),
         ("", "Pod", defaulted("", "v1", "Pod", set(pod(), "/spec/hostNetwork", json!(true))), vec![]),
         ("", "Pod", set(pod(), "/spec/ephemeralContainers", json!([{"name": "debug", "image": "busybox", "imagePullPolicy": "Always", "terminationMessagePolicy": "File"}])), vec!["spec.ephemeralContainers: Forbidden: cannot be set on create"]),
