@@ -900,3 +900,25 @@ fn decode_checks() {
         }
     }
 }
+
+#[test]
+fn reviews_have_no_metadata_rules() {
+    let ssar = json!({"spec": {"resourceAttributes": {"verb": "get", "resource": "pods"}}});
+    assert!(validate_create(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        &ssar
+    )
+    .is_empty());
+    // a stored kind without a name is rejected
+    assert_eq!(
+        messages(&validate_create(
+            "",
+            "v1",
+            "ConfigMap",
+            &json!({"metadata": {"namespace": "d"}})
+        )),
+        vec!["metadata.name: Required value: name or generateName is required"]
+    );
+}
