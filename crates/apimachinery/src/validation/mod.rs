@@ -28,9 +28,11 @@ use serde_json::{json, Map, Value};
 use crate::meta::{self, NameRule};
 use crate::status::FieldError;
 
+pub use misc::{is_config_map_key, MAX_DATA_SIZE};
 pub use pod::{
     validate_ephemeral_containers_update, validate_pod_spec, validate_pod_template_spec,
 };
+pub use workloads::validate_cron_schedule;
 
 /// Whether a built-in kind is cluster-scoped (everything else is namespaced).
 pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
