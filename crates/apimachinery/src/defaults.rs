@@ -16,11 +16,8 @@ pub fn apply_defaults(group: &str, version: &str, kind: &str, obj: &mut Value) {
     }
     match (group, version, kind) {
         ("", "v1", "Pod") => default_pod(obj),
-        ("", "v1", "PodTemplate") => {
-            if let Some(t) = obj.get_mut("template") {
-                default_pod_template(t);
-            }
-        }
+        // the template is a struct upstream, so its pod spec is always defaulted
+        ("", "v1", "PodTemplate") => default_pod_template(child(obj, "template")),
         ("", "v1", "ReplicationController") => default_replication_controller(obj),
         ("", "v1", "Service") => default_service(obj),
         ("", "v1", "Secret") => set_default(obj, "type", json!("Opaque")),
@@ -32,6 +29,15 @@ pub fn apply_defaults(group: &str, version: &str, kind: &str, obj: &mut Value) {
             for_each(obj, "subsets", |s| {
                 for_each(s, "ports", |p| set_default(p, "protocol", json!("TCP")))
             });
+        }
+        ("", "v1", "ResourceQuota") => {
+            if let Some(spec) = with(obj, "spec") {
+                canon_resource_list(spec, "hard");
+            }
+            if let Some(st) = with(obj, "status") {
+                canon_resource_list(st, "hard");
+                canon_resource_list(st, "used");
+            }
         }
         ("", "v1", "LimitRange") => {
             if let Some(spec) = obj.get_mut("spec") {
@@ -130,11 +136,218 @@ pub fn job_generate_selector(job: &mut Value, uid: &str) {
     set_default(labels, "batch.kubernetes.io/job-name", json!(name));
     set_default(labels, "controller-uid", json!(uid));
     set_default(labels, "job-name", json!(name));
-    let selector = child(spec, "selector");
-    if selector.get("matchLabels").is_none_or(Value::is_null)
-        && selector.get("matchExpressions").is_none_or(Value::is_null)
+    // the selector selects the controller-uid label; a conflicting user selector or label is
+    // left for validation to reject, as upstream does
+    let match_labels = child(child(spec, "selector"), "matchLabels");
+    set_default(
+        match_labels,
+        "batch.kubernetes.io/controller-uid",
+        json!(uid),
+    );
+}
+
+/// Service create normalization of the REST layer (upstream `normalizeClusterIPs` on create):
+/// a client that sets only `spec.clusterIP` gets `spec.clusterIPs: [clusterIP]`.
+pub fn service_prepare_for_create(svc: &mut Value) {
+    let Some(spec) = svc.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
+    let ip = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !ip.is_empty() && is_empty_obj_or_absent(spec.get("clusterIPs")) {
+        spec["clusterIPs"] = json!([ip]);
+    }
+}
+
+/// Service update preparation of the REST layer (upstream `patchAllocatedValues` then
+/// `normalizeClusterIPs`): a PUT that omits allocated values (`kubectl replace`) keeps the
+/// cluster IPs, node ports (matched by port name, unless already used by another port) and
+/// the health-check node port of the stored object; `clusterIP` and `clusterIPs` are kept in
+/// sync.
+pub fn service_prepare_for_update(new: &mut Value, old: &Value) {
+    let null = Value::Null;
+    let os = old.get("spec").unwrap_or(&null);
+    let Some(ns) = new.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
+    let ty = |s: &Value| {
+        s.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let needs_cluster_ip = |s: &Value| ty(s) != "ExternalName";
+    let needs_node_port = |s: &Value| {
+        let t = ty(s);
+        t == "NodePort"
+            || (t == "LoadBalancer"
+                && s.get("allocateLoadBalancerNodePorts")
+                    .and_then(Value::as_bool)
+                    != Some(false))
+    };
+    let needs_hc = |s: &Value| {
+        ty(s) == "LoadBalancer"
+            && s.get("externalTrafficPolicy").and_then(Value::as_str) == Some("Local")
+    };
+    let str_empty = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").is_empty();
+    let externally_accessible = |s: &Value| {
+        let t = ty(s);
+        t == "NodePort"
+            || t == "LoadBalancer"
+            || (t == "ClusterIP"
+                && s.get("externalIPs")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty()))
+    };
+    // upstream `dropTypeDependentFields`: fields the new type does not use are dropped when
+    // the client left them as they were (typically carried over by a patch)
     {
-        selector["matchLabels"] = json!({ "batch.kubernetes.io/controller-uid": uid });
+        let same = |ns: &Value, k: &str| ns.get(k) == os.get(k);
+        let m = ns.as_object_mut().expect("object");
+        let snapshot = Value::Object(m.clone());
+        if needs_cluster_ip(os) && !needs_cluster_ip(&snapshot) {
+            if same(&snapshot, "clusterIP") && same(&snapshot, "clusterIPs") {
+                m.remove("clusterIP");
+                m.remove("clusterIPs");
+            }
+            for k in ["ipFamilies", "ipFamilyPolicy"] {
+                if same(&snapshot, k) {
+                    m.remove(k);
+                }
+            }
+        }
+        let node_ports_of = |s: &Value| -> Vec<Value> {
+            s.get("ports")
+                .and_then(Value::as_array)
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| p.get("nodePort").cloned().unwrap_or(Value::Null))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        if needs_node_port(os)
+            && !needs_node_port(&snapshot)
+            && node_ports_of(&snapshot) == node_ports_of(os)
+        {
+            if let Some(ports) = m.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports {
+                    if let Some(pm) = p.as_object_mut() {
+                        pm.remove("nodePort");
+                    }
+                }
+            }
+        }
+        if needs_hc(os) && !needs_hc(&snapshot) && same(&snapshot, "healthCheckNodePort") {
+            m.remove("healthCheckNodePort");
+        }
+        if ty(os) == "LoadBalancer" && ty(&snapshot) != "LoadBalancer" {
+            for k in ["allocateLoadBalancerNodePorts", "loadBalancerClass"] {
+                if same(&snapshot, k) {
+                    m.remove(k);
+                }
+            }
+        }
+        if externally_accessible(os)
+            && !externally_accessible(&snapshot)
+            && same(&snapshot, "externalTrafficPolicy")
+        {
+            m.remove("externalTrafficPolicy");
+        }
+    }
+    if ty(ns) != "LoadBalancer" {
+        if let Some(lb) = new.pointer_mut("/status/loadBalancer") {
+            *lb = json!({});
+        }
+    }
+    let Some(ns) = new.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
+    if needs_cluster_ip(os) && needs_cluster_ip(ns) {
+        if str_empty(ns.get("clusterIP")) && !str_empty(os.get("clusterIP")) {
+            ns["clusterIP"] = os["clusterIP"].clone();
+        }
+        if is_empty_obj_or_absent(ns.get("clusterIPs"))
+            && !is_empty_obj_or_absent(os.get("clusterIPs"))
+        {
+            ns["clusterIPs"] = os["clusterIPs"].clone();
+        }
+    }
+    if needs_node_port(os) && needs_node_port(ns) {
+        let node_ports = |s: &Value| -> Vec<i64> {
+            s.get("ports")
+                .and_then(Value::as_array)
+                .map(|ps| {
+                    ps.iter()
+                        .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+                        .filter(|n| *n != 0)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let new_used = node_ports(ns);
+        let used: Vec<i64> = node_ports(os)
+            .into_iter()
+            .filter(|p| new_used.contains(p))
+            .collect();
+        let by_name: Vec<(String, i64)> = os
+            .get("ports")
+            .and_then(Value::as_array)
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        let name = p
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        (name, p.get("nodePort").and_then(Value::as_i64).unwrap_or(0))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for_each(ns, "ports", |p| {
+            if p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) == 0 {
+                let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+                if let Some((_, np)) = by_name.iter().rev().find(|(n, _)| n == name) {
+                    if *np != 0 && !used.contains(np) {
+                        p["nodePort"] = json!(np);
+                    }
+                }
+            }
+        });
+    }
+    if needs_hc(os)
+        && needs_hc(ns)
+        && ns
+            .get("healthCheckNodePort")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
+    {
+        if let Some(hc) = os.get("healthCheckNodePort").filter(|v| !v.is_null()) {
+            ns["healthCheckNodePort"] = hc.clone();
+        }
+    }
+    let ip = ns
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let old_ip = os.get("clusterIP").and_then(Value::as_str).unwrap_or("");
+    let same_ips = ns.get("clusterIPs") == os.get("clusterIPs");
+    if ip.is_empty() && !old_ip.is_empty() && same_ips {
+        // the user cleared the singular field (e.g. switching to ExternalName): clear the plural
+        if let Some(m) = ns.as_object_mut() {
+            m.remove("clusterIPs");
+        }
+    } else if !ip.is_empty()
+        && (is_empty_obj_or_absent(ns.get("clusterIPs")) || (ip != old_ip && same_ips))
+    {
+        ns["clusterIPs"] = json!([ip]);
     }
 }
 
@@ -239,6 +452,36 @@ fn is_empty_obj_or_absent(v: Option<&Value>) -> bool {
     }
 }
 
+/// Rewrites a quantity in its canonical form (`round_to_milli` for resource lists, as
+/// `SetDefaults_ResourceList` does); invalid quantities are left for validation to report.
+fn canon_quantity(v: &mut Value, round_to_milli: bool) {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return,
+    };
+    if let Some(c) = crate::validation::quantity::canonicalize(&text, round_to_milli) {
+        *v = Value::String(c);
+    }
+}
+
+/// Canonicalizes every quantity of the ResourceList at `key` of `v`.
+fn canon_resource_list(v: &mut Value, key: &str) {
+    if let Some(m) = v.get_mut(key).and_then(Value::as_object_mut) {
+        for q in m.values_mut() {
+            canon_quantity(q, true);
+        }
+    }
+}
+
+/// Canonicalizes `requests` and `limits` of the ResourceRequirements at `key` of `v`.
+fn canon_requirements(v: &mut Value, key: &str) {
+    if let Some(r) = with(v, key) {
+        canon_resource_list(r, "requests");
+        canon_resource_list(r, "limits");
+    }
+}
+
 // ---- core/v1 ----
 
 fn default_pod(pod: &mut Value) {
@@ -309,6 +552,8 @@ pub fn default_pod_spec(spec: &mut Value) {
         for_each(spec, key, default_container);
     }
     for_each(spec, "volumes", default_volume);
+    canon_resource_list(spec, "overhead");
+    canon_requirements(spec, "resources");
 }
 
 fn image_tag_is_latest(image: &str) -> bool {
@@ -341,6 +586,7 @@ fn default_container(c: &mut Value) {
     set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
     set_default(c, "terminationMessagePolicy", json!("File"));
     set_default(c, "resources", json!({}));
+    canon_requirements(c, "resources");
     for_each(c, "ports", |p| set_default(p, "protocol", json!("TCP")));
     for key in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = with(c, key) {
@@ -363,6 +609,9 @@ fn default_container(c: &mut Value) {
             }
             if let Some(r) = with(vf, "resourceFieldRef") {
                 set_default(r, "divisor", json!("0"));
+                if let Some(d) = r.get_mut("divisor") {
+                    canon_quantity(d, false);
+                }
             }
         }
     });
@@ -380,10 +629,17 @@ fn default_http_get(g: &mut Value) {
 }
 
 fn default_probe(p: &mut Value) {
-    set_default(p, "timeoutSeconds", json!(1));
-    set_default(p, "periodSeconds", json!(10));
-    set_default(p, "successThreshold", json!(1));
-    set_default(p, "failureThreshold", json!(3));
+    // upstream treats 0 as unset for these int32 fields
+    for (k, v) in [
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 10),
+        ("successThreshold", 1),
+        ("failureThreshold", 3),
+    ] {
+        if p.get(k).and_then(Value::as_i64).unwrap_or(0) == 0 {
+            p[k] = json!(v);
+        }
+    }
     if let Some(g) = with(p, "httpGet") {
         default_http_get(g);
     }
@@ -444,6 +700,10 @@ fn default_volume(v: &mut Value) {
     }
     if let Some(e) = v.pointer_mut("/ephemeral/volumeClaimTemplate/spec") {
         set_default(e, "volumeMode", json!("Filesystem"));
+        canon_requirements(e, "resources");
+    }
+    if let Some(q) = v.pointer_mut("/emptyDir/sizeLimit") {
+        canon_quantity(q, false);
     }
 }
 
@@ -548,6 +808,20 @@ fn default_service(svc: &mut Value) {
     }
     if ty == "LoadBalancer" {
         set_default(spec, "allocateLoadBalancerNodePorts", json!(true));
+        if let Some(ingress) = svc
+            .pointer_mut("/status/loadBalancer/ingress")
+            .and_then(Value::as_array_mut)
+        {
+            for ing in ingress {
+                if ing
+                    .get("ip")
+                    .and_then(Value::as_str)
+                    .is_some_and(|ip| !ip.is_empty())
+                {
+                    set_default(ing, "ipMode", json!("VIP"));
+                }
+            }
+        }
     }
 }
 
@@ -575,6 +849,8 @@ fn default_namespace(ns: &mut Value) {
 
 fn default_node(node: &mut Value) {
     if let Some(status) = with(node, "status") {
+        canon_resource_list(status, "capacity");
+        canon_resource_list(status, "allocatable");
         if is_empty_obj_or_absent(status.get("allocatable")) {
             if let Some(cap) = status
                 .get("capacity")
@@ -591,16 +867,31 @@ fn default_persistent_volume(pv: &mut Value) {
     let spec = child(pv, "spec");
     set_default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
     set_default(spec, "volumeMode", json!("Filesystem"));
+    canon_resource_list(spec, "capacity");
     let status = child(pv, "status");
     set_default(status, "phase", json!("Pending"));
 }
 
 fn default_pvc(pvc: &mut Value) {
-    set_default(child(pvc, "spec"), "volumeMode", json!("Filesystem"));
+    let spec = child(pvc, "spec");
+    set_default(spec, "volumeMode", json!("Filesystem"));
+    canon_requirements(spec, "resources");
+    if let Some(st) = with(pvc, "status") {
+        canon_resource_list(st, "capacity");
+    }
     set_default(child(pvc, "status"), "phase", json!("Pending"));
 }
 
 fn default_limit_range_item(item: &mut Value) {
+    for k in [
+        "max",
+        "min",
+        "default",
+        "defaultRequest",
+        "maxLimitRequestRatio",
+    ] {
+        canon_resource_list(item, k);
+    }
     if item.get("type").and_then(Value::as_str) != Some("Container") {
         return;
     }
@@ -630,10 +921,9 @@ fn default_limit_range_item(item: &mut Value) {
 
 // ---- apps/v1 ----
 
+/// Pod defaults of `spec.template`, which is a struct (always present) in these kinds.
 fn default_template_of(spec: &mut Value) {
-    if let Some(t) = with(spec, "template") {
-        default_pod_template(t);
-    }
+    default_pod_template(child(spec, "template"));
 }
 
 fn default_deployment(d: &mut Value) {
@@ -779,9 +1069,8 @@ fn default_cron_job(cj: &mut Value) {
     set_default(spec, "suspend", json!(false));
     set_default(spec, "successfulJobsHistoryLimit", json!(3));
     set_default(spec, "failedJobsHistoryLimit", json!(1));
-    if let Some(js) = spec.pointer_mut("/jobTemplate/spec") {
-        default_template_of(js);
-    }
+    // jobTemplate, its spec and their pod template are structs upstream: always defaulted
+    default_template_of(child(child(spec, "jobTemplate"), "spec"));
 }
 
 // ---- autoscaling/v2 ----

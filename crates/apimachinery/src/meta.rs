@@ -300,7 +300,10 @@ pub fn generate_name(prefix: &str, random_suffix: &str) -> String {
 pub fn go_value(v: &Value) -> String {
     match v {
         Value::Object(m) if m.values().all(Value::is_string) => {
-            let items: Vec<String> = m
+            // Go prints maps with sorted keys
+            let mut sorted: Vec<(&String, &Value)> = m.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
+            let items: Vec<String> = sorted
                 .iter()
                 .map(|(k, v)| format!("{:?}:{:?}", k, v.as_str().unwrap_or_default()))
                 .collect();
@@ -506,6 +509,19 @@ pub fn validate_object_meta(
     rule: NameRule,
     path: &str,
 ) -> Vec<FieldError> {
+    validate_object_meta_with(meta, namespaced, rule, path, true)
+}
+
+/// [`validate_object_meta`] with the choice of finalizer rules: built-in kinds
+/// (`core_finalizers`) only accept unqualified finalizer names that are standard; custom
+/// resources use the generic rules (any qualified name).
+pub fn validate_object_meta_with(
+    meta: &Value,
+    namespaced: bool,
+    rule: NameRule,
+    path: &str,
+    core_finalizers: bool,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let generate_name = meta_str(meta, "generateName");
     if !generate_name.is_empty() {
@@ -551,7 +567,7 @@ pub fn validate_object_meta(
     errs.extend(validate_finalizers(
         meta.get("finalizers"),
         &format!("{path}.finalizers"),
-        true,
+        core_finalizers,
     ));
     errs
 }
@@ -580,6 +596,59 @@ fn validate_common_meta(meta: &Value, path: &str) -> Vec<FieldError> {
         meta.get("ownerReferences"),
         &format!("{path}.ownerReferences"),
     ));
+    errs.extend(validate_managed_fields(
+        meta.get("managedFields"),
+        &format!("{path}.managedFields"),
+    ));
+    errs
+}
+
+/// Longest field manager name.
+pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
+
+/// A field manager name (`ValidateFieldManager`): at most 128 printable characters.
+pub fn validate_field_manager(manager: &str, path: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if manager.len() > FIELD_MANAGER_MAX_LENGTH {
+        errs.push(FieldError::too_long(path, FIELD_MANAGER_MAX_LENGTH));
+    }
+    if manager.chars().any(|c| c.is_control()) {
+        errs.push(FieldError::invalid(
+            path,
+            &json!(manager),
+            "must only contain printable characters",
+        ));
+    }
+    errs
+}
+
+/// `metadata.managedFields` entries (`ValidateManagedFields`).
+pub fn validate_managed_fields(fields: Option<&Value>, path: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let Some(list) = fields.and_then(Value::as_array) else {
+        return errs;
+    };
+    for (i, f) in list.iter().enumerate() {
+        let fp = format!("{path}[{i}]");
+        let op = f.get("operation").and_then(Value::as_str).unwrap_or("");
+        if !matches!(op, "Apply" | "Update") {
+            errs.push(FieldError::invalid(
+                format!("{fp}.operation"),
+                &json!(op),
+                "must be `Apply` or `Update`",
+            ));
+        }
+        let ft = f.get("fieldsType").and_then(Value::as_str).unwrap_or("");
+        if !ft.is_empty() && ft != "FieldsV1" {
+            errs.push(FieldError::invalid(
+                format!("{fp}.fieldsType"),
+                &json!(ft),
+                "must be `FieldsV1`",
+            ));
+        }
+        let manager = f.get("manager").and_then(Value::as_str).unwrap_or("");
+        errs.extend(validate_field_manager(manager, &format!("{fp}.manager")));
+    }
     errs
 }
 
@@ -631,6 +700,17 @@ pub fn immutable_error(path: &str, new: &Value) -> FieldError {
 /// generation never decreases, resourceVersion is required (the server fills it for
 /// unconditional updates before validating), no finalizer is added once deletion started.
 pub fn validate_object_meta_update(new: &Value, old: &Value, path: &str) -> Vec<FieldError> {
+    validate_object_meta_update_with(new, old, path, true)
+}
+
+/// [`validate_object_meta_update`] with the choice of finalizer rules (see
+/// [`validate_object_meta_with`]).
+pub fn validate_object_meta_update_with(
+    new: &Value,
+    old: &Value,
+    path: &str,
+    core_finalizers: bool,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if old.get("deletionTimestamp").is_some_and(|d| !d.is_null()) {
         let old_f: Vec<&str> = str_list(old.get("finalizers"));
@@ -694,7 +774,7 @@ pub fn validate_object_meta_update(new: &Value, old: &Value, path: &str) -> Vec<
     errs.extend(validate_finalizers(
         new.get("finalizers"),
         &format!("{path}.finalizers"),
-        true,
+        core_finalizers,
     ));
     errs
 }
@@ -721,11 +801,16 @@ pub fn tracks_generation(group: &str, kind: &str) -> bool {
             | ("batch", "Job" | "CronJob")
             | ("networking.k8s.io", "Ingress" | "NetworkPolicy")
             | ("policy", "PodDisruptionBudget")
-            | ("autoscaling", "HorizontalPodAutoscaler")
             | ("apiextensions.k8s.io", "CustomResourceDefinition")
             | ("admissionregistration.k8s.io", _)
             | ("flowcontrol.apiserver.k8s.io", _)
     )
+}
+
+/// `metadata.generation` of a newly created object: 1 for kinds that track it (custom
+/// resources included), `None` for the others (the field is then left unset).
+pub fn initial_generation(group: &str, kind: &str, custom: bool) -> Option<i64> {
+    (custom || tracks_generation(group, kind)).then_some(1)
 }
 
 /// Whether an update from `old` to `new` bumps `metadata.generation`, per the kind's upstream
@@ -1012,6 +1097,26 @@ mod tests {
     }
 
     #[test]
+    fn managed_fields() {
+        let mf = json!([
+            {"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1"},
+            {"manager": "x".repeat(129), "operation": "Patch", "fieldsType": "FieldsV2"},
+        ]);
+        let msgs: Vec<String> = validate_managed_fields(Some(&mf), "metadata.managedFields")
+            .iter()
+            .map(FieldError::full_message)
+            .collect();
+        assert_eq!(
+            msgs,
+            vec![
+                "metadata.managedFields[1].operation: Invalid value: \"Patch\": must be `Apply` or `Update`",
+                "metadata.managedFields[1].fieldsType: Invalid value: \"FieldsV2\": must be `FieldsV1`",
+                "metadata.managedFields[1].manager: Too long: must have at most 128 bytes",
+            ]
+        );
+    }
+
+    #[test]
     fn generate_name_truncates_prefix() {
         assert_eq!(generate_name("web-", "x7k2p"), "web-x7k2p");
         let long = "a".repeat(70);
@@ -1084,5 +1189,12 @@ mod tests {
                 "{g}/{k} {new}"
             );
         }
+        assert_eq!(initial_generation("apps", "Deployment", false), Some(1));
+        assert_eq!(initial_generation("", "ConfigMap", false), None);
+        assert_eq!(
+            initial_generation("autoscaling", "HorizontalPodAutoscaler", false),
+            None
+        );
+        assert_eq!(initial_generation("example.com", "Widget", true), Some(1));
     }
 }

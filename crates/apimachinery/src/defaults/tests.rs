@@ -24,7 +24,7 @@ fn table() {
                 {"name": "c", "image": "nginx", "ports": [{"containerPort": 80}],
                  "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}},
                  "livenessProbe": {"httpGet": {"port": 80}},
-                 "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 5},
+                 "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 5, "timeoutSeconds": 0},
                  "env": [{"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]},
                 {"name": "d", "image": "busybox:1.36"},
                 {"name": "e", "image": "registry.local:5000/app"},
@@ -75,12 +75,14 @@ fn table() {
             "",
             "v1",
             "Service",
-            json!({"spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP", "ports": [{"port": 80, "targetPort": 0}]}}),
+            json!({"spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP", "ports": [{"port": 80, "targetPort": 0}]},
+                "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}, {"hostname": "lb.example.com"}]}}}),
             json!({"spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP",
                 "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10800}},
                 "ports": [{"port": 80, "targetPort": 80, "protocol": "TCP"}],
                 "externalTrafficPolicy": "Cluster", "internalTrafficPolicy": "Cluster",
-                "ipFamilyPolicy": "SingleStack", "allocateLoadBalancerNodePorts": true}}),
+                "ipFamilyPolicy": "SingleStack", "allocateLoadBalancerNodePorts": true},
+                "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1", "ipMode": "VIP"}, {"hostname": "lb.example.com"}]}}}),
         ),
         (
             "",
@@ -116,7 +118,7 @@ fn table() {
             "v1",
             "Deployment",
             json!({"spec": {"strategy": {"type": "Recreate"}, "replicas": 0}}),
-            json!({"spec": {"strategy": {"type": "Recreate"}, "replicas": 0, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600}}),
+            json!({"spec": {"strategy": {"type": "Recreate"}, "replicas": 0, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "apps",
@@ -128,7 +130,7 @@ fn table() {
                 "podManagementPolicy": "OrderedReady",
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-                "replicas": 1, "revisionHistoryLimit": 10}}),
+                "replicas": 1, "revisionHistoryLimit": 10, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "apps",
@@ -137,21 +139,21 @@ fn table() {
             json!({"spec": {"updateStrategy": {"type": "OnDelete"}}}),
             json!({"spec": {"updateStrategy": {"type": "OnDelete"}, "podManagementPolicy": "OrderedReady",
                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-                "replicas": 1, "revisionHistoryLimit": 10}}),
+                "replicas": 1, "revisionHistoryLimit": 10, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "apps",
             "v1",
             "DaemonSet",
             json!({"spec": {}}),
-            json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}, "revisionHistoryLimit": 10}}),
+            json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}, "revisionHistoryLimit": 10, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "apps",
             "v1",
             "ReplicaSet",
             json!({"spec": {}}),
-            json!({"spec": {"replicas": 1}}),
+            json!({"spec": {"replicas": 1, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "batch",
@@ -171,7 +173,7 @@ fn table() {
             json!({"spec": {"parallelism": 3, "backoffLimitPerIndex": 1, "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}}}),
             json!({"spec": {"parallelism": 3, "backoffLimitPerIndex": 1, "backoffLimit": 2147483647,
                 "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
-                "completionMode": "NonIndexed", "suspend": false, "podReplacementPolicy": "Failed", "manualSelector": false}}),
+                "completionMode": "NonIndexed", "suspend": false, "podReplacementPolicy": "Failed", "manualSelector": false, "template": {"spec": {"dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {}, "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"}}}}),
         ),
         (
             "batch",
@@ -386,8 +388,112 @@ fn job_selector_generation() {
         job["spec"]["template"]["metadata"]["labels"],
         json!({"batch.kubernetes.io/controller-uid": "uid-1", "batch.kubernetes.io/job-name": "pi", "controller-uid": "uid-1", "job-name": "pi"})
     );
+    // a user selector without manualSelector gets the controller-uid requirement added
+    let mut user =
+        json!({"metadata": {"name": "u"}, "spec": {"selector": {"matchLabels": {"a": "b"}}}});
+    job_generate_selector(&mut user, "uid-3");
+    assert_eq!(
+        user["spec"]["selector"],
+        json!({"matchLabels": {"a": "b", "batch.kubernetes.io/controller-uid": "uid-3"}})
+    );
     let mut manual = json!({"metadata": {"name": "m"}, "spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}}});
     let before = manual.clone();
     job_generate_selector(&mut manual, "uid-2");
     assert_eq!(manual, before);
+}
+
+#[test]
+fn service_rest_normalization() {
+    let mut svc =
+        json!({"spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "ports": [{"port": 80}]}});
+    service_prepare_for_create(&mut svc);
+    assert_eq!(svc["spec"]["clusterIPs"], json!(["10.96.0.10"]));
+
+    let old = json!({"spec": {"type": "NodePort", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+        "ports": [{"name": "http", "port": 80, "nodePort": 30080}, {"name": "https", "port": 443, "nodePort": 30443}]}});
+    // (new spec sent by the client, expected spec after preparation)
+    let cases = vec![
+        (
+            json!({"type": "NodePort", "ports": [{"name": "http", "port": 8080}, {"name": "https", "port": 443, "nodePort": 30080}]}),
+            json!({"type": "NodePort", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+                "ports": [{"name": "http", "port": 8080}, {"name": "https", "port": 443, "nodePort": 30080}]}),
+        ),
+        (
+            json!({"type": "NodePort", "ports": [{"name": "http", "port": 80}]}),
+            json!({"type": "NodePort", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ports": [{"name": "http", "port": 80, "nodePort": 30080}]}),
+        ),
+        (
+            json!({"type": "ExternalName", "externalName": "example.com", "clusterIPs": ["10.96.0.10"]}),
+            json!({"type": "ExternalName", "externalName": "example.com"}),
+        ),
+        (
+            json!({"type": "ClusterIP", "clusterIP": "10.96.0.20", "clusterIPs": ["10.96.0.10"]}),
+            json!({"type": "ClusterIP", "clusterIP": "10.96.0.20", "clusterIPs": ["10.96.0.20"]}),
+        ),
+    ];
+    for (spec, want) in cases {
+        let mut new = json!({ "spec": spec });
+        service_prepare_for_update(&mut new, &old);
+        assert_eq!(new["spec"], want, "{spec}");
+    }
+
+    // switching a LoadBalancer to ClusterIP drops what only the old type used (as carried over
+    // by kubectl apply's patch), and the load-balancer status
+    let lb = json!({"spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+        "allocateLoadBalancerNodePorts": true, "externalTrafficPolicy": "Cluster", "internalTrafficPolicy": "Cluster",
+        "ports": [{"name": "http", "port": 80, "nodePort": 30080}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}});
+    let mut new = lb.clone();
+    new["spec"]["type"] = json!("ClusterIP");
+    service_prepare_for_update(&mut new, &lb);
+    assert_eq!(
+        new,
+        json!({"spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+            "internalTrafficPolicy": "Cluster", "ports": [{"name": "http", "port": 80}]},
+            "status": {"loadBalancer": {}}})
+    );
+    // a changed value is the user's and stays (validation then reports it)
+    let mut new = lb.clone();
+    new["spec"]["type"] = json!("ClusterIP");
+    new["spec"]["externalTrafficPolicy"] = json!("Local");
+    service_prepare_for_update(&mut new, &lb);
+    assert_eq!(new["spec"]["externalTrafficPolicy"], "Local");
+}
+
+#[test]
+fn quantities_are_canonicalized() {
+    let got = defaulted(
+        "apps",
+        "v1",
+        "Deployment",
+        json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "c", "image": "x:1", "resources": {"limits": {"cpu": 0.5, "memory": "1024Mi"}, "requests": {"cpu": "0.0001", "memory": "1000"}}}
+    ], "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "2048Mi"}}]}}}}),
+    );
+    let c = &got["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        c,
+        &json!({"limits": {"cpu": "500m", "memory": "1Gi"}, "requests": {"cpu": "1m", "memory": "1k"}})
+    );
+    assert_eq!(
+        got["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]["sizeLimit"],
+        "2Gi"
+    );
+    let pvc = defaulted(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        json!({"spec": {"resources": {"requests": {"storage": "1.5Gi"}}}}),
+    );
+    assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "1536Mi");
+    let rq = defaulted(
+        "",
+        "v1",
+        "ResourceQuota",
+        json!({"spec": {"hard": {"pods": 10, "requests.memory": "2048Mi", "bad": "x"}}}),
+    );
+    assert_eq!(
+        rq["spec"]["hard"],
+        json!({"pods": "10", "requests.memory": "2Gi", "bad": "x"})
+    );
 }

@@ -881,6 +881,27 @@ fn validate_np_ports(ports: &[Value], path: &str, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// Whether CIDR `inner` lies within CIDR `outer` and is strictly smaller.
+fn cidr_strict_subset(inner: &str, outer: &str) -> bool {
+    fn parse(c: &str) -> Option<(u128, u32, u32)> {
+        let (ip, bits) = c.split_once('/')?;
+        let bits: u32 = bits.parse().ok()?;
+        match ip.parse::<std::net::IpAddr>().ok()? {
+            std::net::IpAddr::V4(a) => Some((u32::from(a) as u128, bits, 32)),
+            std::net::IpAddr::V6(a) => Some((u128::from(a), bits, 128)),
+        }
+    }
+    let (Some((ia, ib, iw)), Some((oa, ob, ow))) = (parse(inner), parse(outer)) else {
+        return false;
+    };
+    if iw != ow || ib <= ob {
+        return false;
+    }
+    let shift = ow - ob;
+    let net = |a: u128| if shift >= 128 { 0 } else { a >> shift };
+    net(ia) == net(oa)
+}
+
 fn validate_np_peers(peers: &[Value], path: &str, errs: &mut Vec<FieldError>) {
     for (i, peer) in peers.iter().enumerate() {
         let pp = index(path, i);
@@ -915,11 +936,14 @@ fn validate_np_peers(peers: &[Value], path: &str, errs: &mut Vec<FieldError>) {
             }
             for (j, e) in arr(b, "except").iter().enumerate() {
                 let v = e.as_str().unwrap_or("");
+                let ep = index(&child(&bp, "except"), j);
                 if !is_cidr(v) {
+                    errs.push(FieldError::invalid(ep, &json!(v), CIDR_ERROR));
+                } else if is_cidr(cidr) && !cidr_strict_subset(v, cidr) {
                     errs.push(FieldError::invalid(
-                        index(&child(&bp, "except"), j),
+                        ep,
                         &json!(v),
-                        CIDR_ERROR,
+                        "must be a strict subset of `cidr`",
                     ));
                 }
             }
@@ -963,10 +987,47 @@ pub(crate) fn validate_network_policy(np: &Value) -> Vec<FieldError> {
     errs
 }
 
+/// Upstream `IsWildcardDNS1123Subdomain`.
+fn wildcard_subdomain_errors(host: &str) -> Vec<String> {
+    const FMT: &str = r"\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+    let mut errs = Vec::new();
+    if host.len() > meta::DNS1123_SUBDOMAIN_MAX_LENGTH {
+        errs.push(meta::max_len_error(meta::DNS1123_SUBDOMAIN_MAX_LENGTH));
+    }
+    let ok = host
+        .strip_prefix("*.")
+        .is_some_and(|rest| meta::is_dns1123_subdomain(rest).is_empty());
+    if !ok {
+        errs.push(meta::regex_error(
+            "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character",
+            FMT,
+            &["*.example.com"],
+        ));
+    }
+    errs
+}
+
+/// `validateIngressTypedLocalObjectReference` (resource backends, IngressClass parameters).
+fn validate_typed_local_ref(r: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    if let Some(g) = r.get("apiGroup").and_then(Value::as_str) {
+        errs.extend(dns_subdomain_field(g, &child(path, "apiGroup")));
+    }
+    for k in ["kind", "name"] {
+        let v = s(r, k);
+        if v.is_empty() {
+            errs.push(FieldError::required(
+                child(path, k),
+                format!("{k} is required"),
+            ));
+        } else {
+            errs.extend(super::name_field(NameRule::PathSegment, v, &child(path, k)));
+        }
+    }
+}
+
+/// `validateIngressBackend`.
 fn validate_ingress_backend(b: &Value, path: &str, errs: &mut Vec<FieldError>) {
-    let has_svc = present(b, "service");
-    let has_res = present(b, "resource");
-    match (has_svc, has_res) {
+    match (present(b, "service"), present(b, "resource")) {
         (true, true) => errs.push(FieldError::invalid(
             path,
             &json!(""),
@@ -977,54 +1038,56 @@ fn validate_ingress_backend(b: &Value, path: &str, errs: &mut Vec<FieldError>) {
             &json!(""),
             "resource or service backend is required",
         )),
+        (false, true) => validate_typed_local_ref(&b["resource"], &child(path, "resource"), errs),
         (true, false) => {
             let svc = &b["service"];
-            let sp = child(path, "service");
             let name = s(svc, "name");
-            for m in meta::is_dns1035_label(name) {
-                errs.push(FieldError::invalid(child(&sp, "name"), &json!(name), m));
+            let np = format!("{path}.service.name");
+            if name.is_empty() {
+                errs.push(FieldError::required(np, ""));
+            } else {
+                for m in meta::is_dns1035_label(name) {
+                    errs.push(FieldError::invalid(np.clone(), &json!(name), m));
+                }
             }
             let port = svc.get("port").unwrap_or(&Value::Null);
-            let pp = child(&sp, "port");
-            let (has_name, has_num) = (
-                !s(port, "name").is_empty(),
-                int(port, "number").is_some_and(|n| n != 0),
-            );
-            match (has_name, has_num) {
+            let pname = s(port, "name");
+            let pnum = int(port, "number").unwrap_or(0);
+            match (!pname.is_empty(), pnum != 0) {
                 (true, true) => errs.push(FieldError::invalid(
-                    pp,
-                    port,
+                    path,
+                    &json!(""),
                     "cannot set both port name & port number",
                 )),
-                (false, false) => {
-                    errs.push(FieldError::required(pp, "port name or number is required"))
-                }
                 (true, false) => {
-                    let n = s(port, "name");
-                    for m in is_valid_port_name(n) {
-                        errs.push(FieldError::invalid(child(&pp, "name"), &json!(n), m));
+                    for m in is_valid_port_name(pname) {
+                        errs.push(FieldError::invalid(
+                            format!("{path}.service.port.name"),
+                            &json!(pname),
+                            m,
+                        ));
                     }
                 }
                 (false, true) => {
-                    let n = int(port, "number").unwrap_or(0);
-                    for m in is_valid_port_num(n) {
-                        errs.push(FieldError::invalid(child(&pp, "number"), &json!(n), m));
+                    for m in is_valid_port_num(pnum) {
+                        errs.push(FieldError::invalid(
+                            format!("{path}.service.port.number"),
+                            &json!(pnum),
+                            m,
+                        ));
                     }
                 }
-            }
-        }
-        (false, true) => {
-            let r = &b["resource"];
-            let rp = child(path, "resource");
-            if s(r, "kind").is_empty() {
-                errs.push(FieldError::required(child(&rp, "kind"), ""));
-            }
-            if s(r, "name").is_empty() {
-                errs.push(FieldError::required(child(&rp, "name"), ""));
+                (false, false) => errs.push(FieldError::required(
+                    path,
+                    "port name or number is required",
+                )),
             }
         }
     }
 }
+
+const INVALID_PATH_SEQUENCES: &[&str] = &["//", "/./", "/../", "%2f", "%2F"];
+const INVALID_PATH_SUFFIXES: &[&str] = &["/..", "/."];
 
 pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
     let null = Value::Null;
@@ -1035,14 +1098,10 @@ pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
         Some(b) => validate_ingress_backend(b, "spec.defaultBackend", &mut errs),
         None if rules.is_empty() => errs.push(FieldError::invalid(
             "spec",
-            &json!(spec),
+            &json!(rules),
             "either `defaultBackend` or `rules` must be specified",
         )),
         None => {}
-    }
-    let class = s(spec, "ingressClassName");
-    if !class.is_empty() {
-        errs.extend(dns_subdomain_field(class, "spec.ingressClassName"));
     }
     for (i, rule) in rules.iter().enumerate() {
         let rp = index("spec.rules", i);
@@ -1054,9 +1113,14 @@ pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
                     &json!(host),
                     "must be a DNS name, not an IP address",
                 ));
+            }
+            let msgs = if host.contains('*') {
+                wildcard_subdomain_errors(host)
             } else {
-                let h = host.strip_prefix("*.").unwrap_or(host);
-                errs.extend(dns_subdomain_field(h, &child(&rp, "host")));
+                meta::is_dns1123_subdomain(host)
+            };
+            for m in msgs {
+                errs.push(FieldError::invalid(child(&rp, "host"), &json!(host), m));
             }
         }
         let Some(http) = rule.get("http").filter(|h| !h.is_null()) else {
@@ -1069,27 +1133,56 @@ pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
         }
         for (j, p) in paths.iter().enumerate() {
             let pp = index(&child(&hp, "paths"), j);
-            let pt = s(p, "pathType");
-            const PATH_TYPES: &[&str] = &["Exact", "ImplementationSpecific", "Prefix"];
-            if pt.is_empty() {
-                errs.push(FieldError::required(
-                    child(&pp, "pathType"),
-                    "pathType must be specified",
-                ));
-            } else if !PATH_TYPES.contains(&pt) {
-                errs.push(FieldError::not_supported(
-                    child(&pp, "pathType"),
-                    &json!(pt),
-                    PATH_TYPES,
-                ));
-            }
             let path = s(p, "path");
-            if (matches!(pt, "Exact" | "Prefix") || !path.is_empty()) && !path.starts_with('/') {
-                errs.push(FieldError::invalid(
-                    child(&pp, "path"),
-                    &json!(path),
-                    "must be an absolute path",
-                ));
+            match s(p, "pathType") {
+                "" => {
+                    errs.push(FieldError::required(
+                        child(&pp, "pathType"),
+                        "pathType must be specified",
+                    ));
+                    continue;
+                }
+                "Exact" | "Prefix" => {
+                    if !path.starts_with('/') {
+                        errs.push(FieldError::invalid(
+                            child(&pp, "path"),
+                            &json!(path),
+                            "must be an absolute path",
+                        ));
+                    }
+                    for seq in INVALID_PATH_SEQUENCES {
+                        if path.contains(seq) {
+                            errs.push(FieldError::invalid(
+                                child(&pp, "path"),
+                                &json!(path),
+                                format!("must not contain '{seq}'"),
+                            ));
+                        }
+                    }
+                    for suf in INVALID_PATH_SUFFIXES {
+                        if path.ends_with(suf) {
+                            errs.push(FieldError::invalid(
+                                child(&pp, "path"),
+                                &json!(path),
+                                format!("cannot end with '{suf}'"),
+                            ));
+                        }
+                    }
+                }
+                "ImplementationSpecific" => {
+                    if !path.is_empty() && !path.starts_with('/') {
+                        errs.push(FieldError::invalid(
+                            child(&pp, "path"),
+                            &json!(path),
+                            "must be an absolute path",
+                        ));
+                    }
+                }
+                other => errs.push(FieldError::not_supported(
+                    child(&pp, "pathType"),
+                    &json!(other),
+                    &["Exact", "ImplementationSpecific", "Prefix"],
+                )),
             }
             validate_ingress_backend(
                 p.get("backend").unwrap_or(&null),
@@ -1099,14 +1192,30 @@ pub(crate) fn validate_ingress(ing: &Value) -> Vec<FieldError> {
         }
     }
     for (i, t) in arr(spec, "tls").iter().enumerate() {
+        let tp = index("spec.tls", i);
         for (j, h) in arr(t, "hosts").iter().enumerate() {
             let host = h.as_str().unwrap_or("");
-            let hh = host.strip_prefix("*.").unwrap_or(host);
-            errs.extend(dns_subdomain_field(
-                hh,
-                &index(&child(&index("spec.tls", i), "hosts"), j),
-            ));
+            let msgs = if host.contains('*') {
+                wildcard_subdomain_errors(host)
+            } else {
+                meta::is_dns1123_subdomain(host)
+            };
+            for m in msgs {
+                errs.push(FieldError::invalid(
+                    index(&child(&tp, "hosts"), j),
+                    &json!(host),
+                    m,
+                ));
+            }
         }
+        let secret = s(t, "secretName");
+        if !secret.is_empty() {
+            errs.extend(dns_subdomain_field(secret, &child(&tp, "secretName")));
+        }
+    }
+    let class = s(spec, "ingressClassName");
+    if !class.is_empty() {
+        errs.extend(dns_subdomain_field(class, "spec.ingressClassName"));
     }
     errs
 }
@@ -1293,6 +1402,229 @@ pub(crate) fn validate_hpa(hpa: &Value) -> Vec<FieldError> {
     if let Some(b) = spec.get("behavior").filter(|b| !b.is_null()) {
         validate_scaling_rules(b.get("scaleUp"), "spec.behavior.scaleUp", &mut errs);
         validate_scaling_rules(b.get("scaleDown"), "spec.behavior.scaleDown", &mut errs);
+    }
+    errs
+}
+
+/// Quantities of a ResourceList at `path`: valid and non-negative; resources counted in whole
+/// objects (`pods`, `count/...`, `services`, ...) must be integers.
+fn validate_quantity_list(list: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
+    let Some(m) = list.and_then(Value::as_object) else {
+        return;
+    };
+    for (k, q) in m {
+        let kp = key(path, k);
+        if k.contains('/')
+            && !k.starts_with("count/")
+            && !k.starts_with("requests.")
+            && !k.starts_with("limits.")
+        {
+            for msg in meta::is_qualified_name(k) {
+                errs.push(FieldError::invalid(kp.clone(), &json!(k), msg));
+            }
+        }
+        let qs = q
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| q.to_string());
+        match quantity::parse(&qs) {
+            None => errs.push(FieldError::invalid(
+                kp,
+                &json!(qs),
+                quantity::QUANTITY_FORMAT_ERROR,
+            )),
+            Some(v) if v < 0.0 => errs.push(FieldError::invalid(kp, &json!(qs), meta::IS_NEGATIVE)),
+            Some(_) => {
+                let integral = k.starts_with("count/")
+                    || matches!(
+                        k.as_str(),
+                        "pods"
+                            | "services"
+                            | "replicationcontrollers"
+                            | "resourcequotas"
+                            | "secrets"
+                            | "configmaps"
+                            | "persistentvolumeclaims"
+                            | "services.nodeports"
+                            | "services.loadbalancers"
+                    );
+                if integral && !quantity::is_integer(&qs) {
+                    errs.push(FieldError::invalid(kp, &json!(qs), "must be an integer"));
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn validate_resource_quota(rq: &Value) -> Vec<FieldError> {
+    let null = Value::Null;
+    let spec = rq.get("spec").unwrap_or(&null);
+    let mut errs = Vec::new();
+    validate_quantity_list(spec.get("hard"), "spec.hard", &mut errs);
+    const SCOPES: &[&str] = &[
+        "BestEffort",
+        "CrossNamespacePodAffinity",
+        "NotBestEffort",
+        "NotTerminating",
+        "PriorityClass",
+        "Terminating",
+        "VolumeAttributesClass",
+    ];
+    for (i, sc) in arr(spec, "scopes").iter().enumerate() {
+        let v = sc.as_str().unwrap_or("");
+        if !SCOPES.contains(&v) {
+            errs.push(FieldError::not_supported(
+                index("spec.scopes", i),
+                &json!(v),
+                SCOPES,
+            ));
+        }
+    }
+    errs
+}
+
+pub(crate) fn validate_limit_range(lr: &Value) -> Vec<FieldError> {
+    let null = Value::Null;
+    let spec = lr.get("spec").unwrap_or(&null);
+    let mut errs = Vec::new();
+    const TYPES: &[&str] = &["Container", "PersistentVolumeClaim", "Pod"];
+    for (i, item) in arr(spec, "limits").iter().enumerate() {
+        let ip = index("spec.limits", i);
+        let t = s(item, "type");
+        if !TYPES.contains(&t) {
+            errs.push(FieldError::not_supported(
+                child(&ip, "type"),
+                &json!(t),
+                TYPES,
+            ));
+        }
+        for k in [
+            "max",
+            "min",
+            "default",
+            "defaultRequest",
+            "maxLimitRequestRatio",
+        ] {
+            validate_quantity_list(item.get(k), &child(&ip, k), &mut errs);
+        }
+        if t == "Pod" {
+            for k in ["default", "defaultRequest"] {
+                if map(item, k).is_some_and(|m| !m.is_empty()) {
+                    errs.push(FieldError::forbidden(
+                        child(&ip, k),
+                        "may not be specified when `type` is 'Pod'",
+                    ));
+                }
+            }
+        }
+        let get = |k: &str, r: &str| -> Option<(f64, String)> {
+            let q = item.get(k)?.get(r)?;
+            let qs = q
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| q.to_string());
+            quantity::parse(&qs).map(|v| (v, qs))
+        };
+        let mut names: Vec<&String> = Vec::new();
+        for k in ["max", "min", "default", "defaultRequest"] {
+            if let Some(m) = map(item, k) {
+                names.extend(m.keys());
+            }
+        }
+        names.sort();
+        names.dedup();
+        for r in names {
+            let (min, max, def, req) = (
+                get("min", r),
+                get("max", r),
+                get("default", r),
+                get("defaultRequest", r),
+            );
+            let mut check = |a: &Option<(f64, String)>,
+                             b: &Option<(f64, String)>,
+                             field: &str,
+                             subject: &Option<(f64, String)>,
+                             msg: &dyn Fn(&str, &str) -> String| {
+                if let (Some((av, as_)), Some((bv, bs)), Some((_, ss))) = (a, b, subject) {
+                    if av > bv {
+                        errs.push(FieldError::invalid(
+                            key(&child(&ip, field), r),
+                            &json!(ss),
+                            msg(as_, bs),
+                        ));
+                    }
+                }
+            };
+            check(&min, &max, "min", &min, &|a, b| {
+                format!("min value {a} is greater than max value {b}")
+            });
+            check(&min, &req, "defaultRequest", &req, &|a, b| {
+                format!("min value {a} is greater than default request value {b}")
+            });
+            check(&req, &max, "defaultRequest", &req, &|a, b| {
+                format!("default request value {a} is greater than max value {b}")
+            });
+            check(&req, &def, "defaultRequest", &req, &|a, b| {
+                format!("default request value {a} is greater than default limit value {b}")
+            });
+            check(&min, &def, "default", &def, &|a, b| {
+                format!("min value {a} is greater than default value {b}")
+            });
+            check(&def, &max, "default", &def, &|a, b| {
+                format!("default value {a} is greater than max value {b}")
+            });
+        }
+    }
+    errs
+}
+
+pub(crate) fn validate_ingress_class(ic: &Value) -> Vec<FieldError> {
+    let null = Value::Null;
+    let spec = ic.get("spec").unwrap_or(&null);
+    let mut errs = Vec::new();
+    let c = s(spec, "controller");
+    if c.len() > 250 {
+        errs.push(FieldError::too_long("spec.controller", 250));
+    }
+    // upstream `IsDomainPrefixedPath`
+    match c.split_once('/') {
+        _ if c.is_empty() => errs.push(FieldError::required("spec.controller", "")),
+        Some((host, _)) => {
+            for m in meta::is_dns1123_subdomain(host) {
+                errs.push(FieldError::invalid("spec.controller", &json!(host), m));
+            }
+        }
+        None => errs.push(FieldError::invalid(
+            "spec.controller",
+            &json!(c),
+            "must be a domain-prefixed path (such as \"acme.io/foo\")",
+        )),
+    }
+    if let Some(p) = spec.get("parameters").filter(|p| !p.is_null()) {
+        validate_typed_local_ref(p, "spec.parameters", &mut errs);
+        match s(p, "scope") {
+            "" | "Cluster" => {
+                if present(p, "namespace") {
+                    errs.push(FieldError::forbidden(
+                        "spec.parameters.namespace",
+                        "`parameters.scope` is set to 'Cluster'",
+                    ));
+                }
+            }
+            "Namespace" => {
+                if s(p, "namespace").is_empty() {
+                    errs.push(FieldError::required(
+                        "spec.parameters.namespace",
+                        "`parameters.scope` is set to 'Namespace'",
+                    ));
+                }
+            }
+            other => errs.push(FieldError::not_supported(
+                "spec.parameters.scope",
+                &json!(other),
+                &["Cluster", "Namespace"],
+            )),
+        }
     }
     errs
 }

@@ -1,7 +1,20 @@
 //! Validation of built-in kinds on `serde_json::Value` objects, following upstream's
 //! `pkg/apis/*/validation`: field paths and messages read like upstream's so that kubectl
-//! users see the same errors. Call after defaulting (and after `prepare_for_create`), as the
-//! upstream registry does; wrap a non-empty result in `ApiError::invalid`.
+//! users see the same errors. Wrap a non-empty result in `ApiError::invalid`.
+//!
+//! The order the API server applies these helpers in, as upstream's generic registry does:
+//! - create: decode -> [`check_decodable`] (400 on failure) -> [`crate::defaults::apply_defaults`] -> on `generateName`,
+//!   [`crate::meta::generate_name`] -> set uid, creationTimestamp and
+//!   [`crate::meta::initial_generation`] -> [`crate::defaults::prepare_for_create`] (and
+//!   [`crate::defaults::job_generate_selector`] with the uid for Jobs,
+//!   [`crate::defaults::service_prepare_for_create`] for Services) -> [`validate_create`];
+//! - update: decode -> `check_decodable` -> `apply_defaults` -> copy the stored status over the new one for kinds
+//!   with a status subresource -> [`crate::defaults::service_prepare_for_update`] for Services
+//!   -> fill an omitted resourceVersion for unconditional updates ->
+//!   [`crate::meta::next_generation`] -> [`validate_update`];
+//! - `/status`: copy the stored spec over the new one -> [`validate_status_update`];
+//! - `pods/ephemeralcontainers`: [`validate_ephemeral_containers_update`]; custom resources:
+//!   [`validate_custom_resource_create`] / [`validate_custom_resource_update`].
 
 pub mod quantity;
 
@@ -15,7 +28,11 @@ use serde_json::{json, Map, Value};
 use crate::meta::{self, NameRule};
 use crate::status::FieldError;
 
-pub use pod::{validate_pod_spec, validate_pod_template_spec};
+pub use misc::{is_config_map_key, MAX_DATA_SIZE};
+pub use pod::{
+    validate_ephemeral_containers_update, validate_pod_spec, validate_pod_template_spec,
+};
+pub use workloads::validate_cron_schedule;
 
 /// Whether a built-in kind is cluster-scoped (everything else is namespaced).
 pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
@@ -52,6 +69,10 @@ pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
 /// kind's spec rules. Unknown kinds get metadata validation only.
 pub fn validate_create(group: &str, version: &str, kind: &str, obj: &Value) -> Vec<FieldError> {
     let _ = version;
+    // reviews and token requests are not stored objects and carry no required metadata
+    if matches!(group, "authorization.k8s.io" | "authentication.k8s.io") {
+        return Vec::new();
+    }
     let namespaced = !is_cluster_scoped(group, kind);
     let mut errs = meta::validate_object_meta(
         obj.get("metadata").unwrap_or(&Value::Null),
@@ -60,6 +81,18 @@ pub fn validate_create(group: &str, version: &str, kind: &str, obj: &Value) -> V
         "metadata",
     );
     errs.extend(validate_kind(group, kind, obj));
+    if (group, kind) == ("", "Pod")
+        && !arr(
+            obj.get("spec").unwrap_or(&Value::Null),
+            "ephemeralContainers",
+        )
+        .is_empty()
+    {
+        errs.push(FieldError::forbidden(
+            "spec.ephemeralContainers",
+            "cannot be set on create",
+        ));
+    }
     errs
 }
 
@@ -84,6 +117,30 @@ pub fn validate_update(
     errs
 }
 
+/// Metadata validation of a custom resource on create (upstream's generic
+/// `ValidateObjectMetaAccessor` with DNS-subdomain names and generic finalizer rules); the
+/// scope comes from the CRD. Schema validation is the CRD machinery's job.
+pub fn validate_custom_resource_create(namespaced: bool, obj: &Value) -> Vec<FieldError> {
+    meta::validate_object_meta_with(
+        obj.get("metadata").unwrap_or(&Value::Null),
+        namespaced,
+        NameRule::Dns1123Subdomain,
+        "metadata",
+        false,
+    )
+}
+
+/// Metadata validation of a custom resource update.
+pub fn validate_custom_resource_update(new: &Value, old: &Value) -> Vec<FieldError> {
+    let null = Value::Null;
+    meta::validate_object_meta_update_with(
+        new.get("metadata").unwrap_or(&null),
+        old.get("metadata").unwrap_or(&null),
+        "metadata",
+        false,
+    )
+}
+
 /// Validation of a `/status` update: metadata immutables plus the kind's status rules (e.g. pod
 /// phase and conditions, replica counts of workloads).
 pub fn validate_status_update(
@@ -102,10 +159,17 @@ pub fn validate_status_update(
     );
     let status = new.get("status").unwrap_or(&null);
     match (group, kind) {
-        ("", "Pod") => errs.extend(pod::validate_pod_status(
-            status,
-            old.get("status").unwrap_or(&null),
-        )),
+        ("", "Pod") => {
+            let restart = old
+                .pointer("/spec/restartPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("Always");
+            errs.extend(pod::validate_pod_status(
+                status,
+                old.get("status").unwrap_or(&null),
+                restart,
+            ));
+        }
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
         | ("", "ReplicationController") => {
             errs.extend(workloads::validate_replica_status(kind, status));
@@ -145,9 +209,33 @@ fn validate_kind(group: &str, kind: &str, obj: &Value) -> Vec<FieldError> {
     match (group, kind) {
         ("", "Pod") => pod::validate_pod(obj),
         ("", "PodTemplate") => {
-            pod::validate_pod_template_spec(obj.get("template"), "template", false)
+            // the template is a struct upstream: an absent one validates as empty
+            let empty = json!({});
+            let t = obj
+                .get("template")
+                .filter(|t| !t.is_null())
+                .unwrap_or(&empty);
+            pod::validate_pod_template_spec(Some(t), "template", false)
         }
         ("", "ReplicationController") => workloads::validate_replication_controller(obj),
+        ("", "Binding") => {
+            // `ValidatePodBinding`
+            let null = Value::Null;
+            let target = obj.get("target").unwrap_or(&null);
+            let mut errs = Vec::new();
+            let k = s(target, "kind");
+            if !k.is_empty() && k != "Node" {
+                errs.push(FieldError::not_supported(
+                    "target.kind",
+                    &json!(k),
+                    &["Node", "<empty>"],
+                ));
+            }
+            if s(target, "name").is_empty() {
+                errs.push(FieldError::required("target.name", ""));
+            }
+            errs
+        }
         ("", "Service") => service::validate_service(obj),
         ("", "Endpoints") => service::validate_endpoints(obj),
         ("discovery.k8s.io", "EndpointSlice") => service::validate_endpoint_slice(obj),
@@ -163,6 +251,9 @@ fn validate_kind(group: &str, kind: &str, obj: &Value) -> Vec<FieldError> {
         ("", "Node") => misc::validate_node(obj),
         ("", "PersistentVolume") => misc::validate_persistent_volume(obj),
         ("", "PersistentVolumeClaim") => misc::validate_pvc(obj),
+        ("", "ResourceQuota") => misc::validate_resource_quota(obj),
+        ("", "LimitRange") => misc::validate_limit_range(obj),
+        ("networking.k8s.io", "IngressClass") => misc::validate_ingress_class(obj),
         ("storage.k8s.io", "StorageClass") => misc::validate_storage_class(obj),
         ("scheduling.k8s.io", "PriorityClass") => misc::validate_priority_class(obj),
         ("rbac.authorization.k8s.io", "Role") => misc::validate_role(obj, true),
@@ -201,6 +292,11 @@ fn validate_kind_update(group: &str, kind: &str, new: &Value, old: &Value) -> Ve
         ("", "PersistentVolume") => misc::validate_persistent_volume_update(new, old),
         ("", "PersistentVolumeClaim") => misc::validate_pvc_update(new, old),
         ("storage.k8s.io", "StorageClass") => misc::validate_storage_class_update(new, old),
+        ("networking.k8s.io", "IngressClass") => meta::validate_immutable(
+            new.pointer("/spec/controller"),
+            old.pointer("/spec/controller"),
+            "spec.controller",
+        ),
         ("scheduling.k8s.io", "PriorityClass") => misc::validate_priority_class_update(new, old),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
             if new.get("roleRef") != old.get("roleRef") {
@@ -215,6 +311,134 @@ fn validate_kind_update(group: &str, kind: &str, new: &Value, old: &Value) -> Ve
         }
         _ => Vec::new(),
     }
+}
+
+/// The check upstream's JSON decoding does before any validation: quantities parse and
+/// `[]byte` fields (Secret `data`, ConfigMap `binaryData`) are base64. A failure is a 400
+/// BadRequest upstream (`Pod in version "v1" cannot be handled as a Pod: quantities must
+/// match ...`), not a 422, so it is returned as the ready `ApiError`.
+pub fn check_decodable(
+    group: &str,
+    version: &str,
+    kind: &str,
+    obj: &Value,
+) -> Result<(), Box<crate::ApiError>> {
+    let fail = |detail: String| {
+        Err(Box::new(crate::ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {detail}"
+        ))))
+    };
+    let mut quantities: Vec<&Value> = Vec::new();
+    fn lists<'a>(v: Option<&'a Value>, out: &mut Vec<&'a Value>) {
+        if let Some(m) = v.and_then(Value::as_object) {
+            out.extend(m.values());
+        }
+    }
+    let pod_spec_at: &[&str] = match (group, kind) {
+        ("", "Pod") => &["/spec"],
+        ("", "PodTemplate") => &["/template/spec"],
+        ("", "ReplicationController") | ("apps", _) | ("batch", "Job") => &["/spec/template/spec"],
+        ("batch", "CronJob") => &["/spec/jobTemplate/spec/template/spec"],
+        _ => &[],
+    };
+    for at in pod_spec_at {
+        let Some(spec) = obj.pointer(at) else {
+            continue;
+        };
+        for list in ["containers", "initContainers", "ephemeralContainers"] {
+            for c in arr(spec, list) {
+                lists(c.pointer("/resources/requests"), &mut quantities);
+                lists(c.pointer("/resources/limits"), &mut quantities);
+            }
+        }
+        lists(spec.get("overhead"), &mut quantities);
+        lists(spec.pointer("/resources/requests"), &mut quantities);
+        lists(spec.pointer("/resources/limits"), &mut quantities);
+        for v in arr(spec, "volumes") {
+            if let Some(q) = v.pointer("/emptyDir/sizeLimit") {
+                quantities.push(q);
+            }
+        }
+    }
+    match (group, kind) {
+        ("", "PersistentVolumeClaim") => {
+            lists(obj.pointer("/spec/resources/requests"), &mut quantities);
+            lists(obj.pointer("/spec/resources/limits"), &mut quantities);
+        }
+        ("apps", "StatefulSet") => {
+            for t in arr(
+                obj.get("spec").unwrap_or(&Value::Null),
+                "volumeClaimTemplates",
+            ) {
+                lists(t.pointer("/spec/resources/requests"), &mut quantities);
+            }
+        }
+        ("", "PersistentVolume") => lists(obj.pointer("/spec/capacity"), &mut quantities),
+        ("", "Node") => {
+            lists(obj.pointer("/status/capacity"), &mut quantities);
+            lists(obj.pointer("/status/allocatable"), &mut quantities);
+        }
+        ("", "ResourceQuota") => lists(obj.pointer("/spec/hard"), &mut quantities),
+        ("", "LimitRange") => {
+            for item in arr(obj.get("spec").unwrap_or(&Value::Null), "limits") {
+                for k in [
+                    "max",
+                    "min",
+                    "default",
+                    "defaultRequest",
+                    "maxLimitRequestRatio",
+                ] {
+                    lists(item.get(k), &mut quantities);
+                }
+            }
+        }
+        _ => {}
+    }
+    for q in quantities {
+        let ok = match q {
+            Value::String(s) => quantity::parse(s).is_some(),
+            Value::Number(_) | Value::Null => true,
+            _ => false,
+        };
+        if !ok {
+            return fail(quantity::QUANTITY_FORMAT_ERROR.to_string());
+        }
+    }
+    let bytes_field = match (group, kind) {
+        ("", "Secret") => Some("data"),
+        ("", "ConfigMap") => Some("binaryData"),
+        _ => None,
+    };
+    if let Some(field) = bytes_field.and_then(|f| map(obj, f)) {
+        use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+        use base64::Engine as _;
+        // Go's StdEncoding: padding required, trailing bits tolerated, newlines skipped
+        let engine = GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            GeneralPurposeConfig::new()
+                .with_decode_allow_trailing_bits(true)
+                .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+        );
+        for v in field.values() {
+            let Some(text) = v.as_str() else {
+                if v.is_null() {
+                    continue;
+                }
+                return fail("illegal base64 data at input byte 0".to_string());
+            };
+            let cleaned: String = text.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+            if let Err(e) = engine.decode(cleaned.as_bytes()) {
+                let at = match e {
+                    base64::DecodeError::InvalidByte(i, _)
+                    | base64::DecodeError::InvalidLastSymbol(i, _) => i,
+                    // Go reports the start of the unfinished quantum
+                    _ => cleaned.len() - cleaned.len() % 4,
+                };
+                return fail(format!("illegal base64 data at input byte {at}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---- shared helpers ----

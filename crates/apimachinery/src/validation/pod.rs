@@ -70,7 +70,7 @@ pub const POD_UPDATE_FORBIDDEN: &str = "pod updates may not change fields other 
 pub(crate) fn validate_pod(pod: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let spec = pod.get("spec").unwrap_or(&null);
-    let mut errs = validate_pod_spec(spec, "spec");
+    let mut errs = validate_pod_spec_opts(spec, "spec", true);
     // upstream: pod-level annotations are validated as part of object meta; the spec must exist
     if spec.is_null() {
         errs.insert(0, FieldError::required("spec", ""));
@@ -100,8 +100,14 @@ pub fn validate_pod_template_spec(
     errs
 }
 
-/// `ValidatePodSpec` for the pod spec at `path`.
+/// `ValidatePodSpec` for the pod spec of a pod template at `path`.
 pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
+    validate_pod_spec_opts(spec, path, false)
+}
+
+/// `ValidatePodSpec`; `is_pod` is upstream's `opts.ResourceIsPod` (a Pod rather than a
+/// template, where unset host ports are still to be defaulted).
+fn validate_pod_spec_opts(spec: &Value, path: &str, is_pod: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let volumes = validate_volumes(arr(spec, "volumes"), &child(path, "volumes"), &mut errs);
     let mut names = HashSet::new();
@@ -119,6 +125,25 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
                 &mut names,
                 &mut errs,
             );
+        }
+    }
+    if spec.get("hostNetwork").and_then(Value::as_bool) == Some(true) {
+        for key_name in ["containers", "initContainers"] {
+            for (i, c) in arr(spec, key_name).iter().enumerate() {
+                for (j, p) in arr(c, "ports").iter().enumerate() {
+                    let (hp, cp) = (
+                        int(p, "hostPort").unwrap_or(0),
+                        int(p, "containerPort").unwrap_or(0),
+                    );
+                    if (is_pod || hp != 0) && hp != cp {
+                        errs.push(FieldError::invalid(
+                            format!("{path}.{key_name}[{i}].ports[{j}].hostPort"),
+                            &json!(hp),
+                            "must match `containerPort` when `hostNetwork` is true",
+                        ));
+                    }
+                }
+            }
         }
     }
     match s(spec, "restartPolicy") {
@@ -139,11 +164,23 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
             DNS_POLICIES,
         )),
     }
-    if s(spec, "dnsPolicy") == "None" && !present(spec, "dnsConfig") {
-        errs.push(FieldError::required(
-            child(path, "dnsConfig"),
-            "must provide `dnsConfig` when `dnsPolicy` is None",
-        ));
+    validate_dns_config(spec, path, &mut errs);
+    // host ports may not collide across containers (upstream `checkHostPortConflicts`)
+    let mut host_ports = HashSet::new();
+    for (i, c) in arr(spec, "containers").iter().enumerate() {
+        for (j, p) in arr(c, "ports").iter().enumerate() {
+            let hp = int(p, "hostPort").unwrap_or(0);
+            if hp == 0 {
+                continue;
+            }
+            let key = format!("{}/{}/{hp}", s(p, "protocol"), s(p, "hostIP"));
+            if !host_ports.insert(key.clone()) {
+                errs.push(FieldError::duplicate(
+                    format!("{path}.containers[{i}].ports[{j}].hostPort"),
+                    &json!(key),
+                ));
+            }
+        }
     }
     if let Some(ads) = int(spec, "activeDeadlineSeconds") {
         if !(1..=u32::MAX as i64).contains(&ads) {
@@ -189,7 +226,155 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
         arr(spec, "tolerations"),
         &child(path, "tolerations"),
     ));
+    for (i, ha) in arr(spec, "hostAliases").iter().enumerate() {
+        let hp = index(&child(path, "hostAliases"), i);
+        let ip = s(ha, "ip");
+        if ip.is_empty() {
+            errs.push(FieldError::required(child(&hp, "ip"), ""));
+        } else if !is_ip(ip) {
+            errs.push(FieldError::invalid(
+                child(&hp, "ip"),
+                &json!(ip),
+                super::IP_ERROR,
+            ));
+        }
+        for (j, h) in arr(ha, "hostnames").iter().enumerate() {
+            errs.extend(dns_subdomain_field(
+                h.as_str().unwrap_or(""),
+                &index(&child(&hp, "hostnames"), j),
+            ));
+        }
+    }
+    for (i, g) in arr(spec, "readinessGates").iter().enumerate() {
+        let t = s(g, "conditionType");
+        for m in meta::is_qualified_name(t) {
+            errs.push(FieldError::invalid(
+                child(&index(&child(path, "readinessGates"), i), "conditionType"),
+                &json!(t),
+                m,
+            ));
+        }
+    }
+    if let Some(os) = spec.get("os").filter(|o| !o.is_null()) {
+        let n = s(os, "name");
+        if n.is_empty() {
+            errs.push(FieldError::required(format!("{path}.os.name"), ""));
+        } else if !matches!(n, "linux" | "windows") {
+            errs.push(FieldError::not_supported(
+                format!("{path}.os.name"),
+                &json!(n),
+                &["linux", "windows"],
+            ));
+        }
+    }
+    for (i, g) in arr(spec, "schedulingGates").iter().enumerate() {
+        let n = s(g, "name");
+        for m in meta::is_qualified_name(n) {
+            errs.push(FieldError::invalid(
+                child(&index(&child(path, "schedulingGates"), i), "name"),
+                &json!(n),
+                m,
+            ));
+        }
+    }
+    if let Some(a) = spec.get("affinity").filter(|a| !a.is_null()) {
+        validate_affinity(a, &child(path, "affinity"), &mut errs);
+    }
+    validate_topology_spread(
+        arr(spec, "topologySpreadConstraints"),
+        &child(path, "topologySpreadConstraints"),
+        &mut errs,
+    );
+    if let Some(sc) = spec.get("securityContext").filter(|v| !v.is_null()) {
+        validate_security_context(sc, &child(path, "securityContext"), true, &mut errs);
+    }
     errs
+}
+
+/// Upstream limits of `dnsConfig` (libc resolver limits).
+const MAX_DNS_NAMESERVERS: usize = 3;
+const MAX_DNS_SEARCH_PATHS: usize = 32;
+const MAX_DNS_SEARCH_LIST_CHARS: usize = 2048;
+
+/// `validatePodDNSConfig`.
+fn validate_dns_config(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let dp = child(path, "dnsConfig");
+    let cfg = spec.get("dnsConfig").filter(|c| !c.is_null());
+    if s(spec, "dnsPolicy") == "None" {
+        match cfg {
+            None => {
+                errs.push(FieldError::required(
+                    dp,
+                    "must provide `dnsConfig` when `dnsPolicy` is None",
+                ));
+                return;
+            }
+            Some(c) if arr(c, "nameservers").is_empty() => {
+                errs.push(FieldError::required(
+                    child(&dp, "nameservers"),
+                    "must provide at least one DNS nameserver when `dnsPolicy` is None",
+                ));
+                return;
+            }
+            _ => {}
+        }
+    }
+    let Some(c) = cfg else { return };
+    let ns = arr(c, "nameservers");
+    if ns.len() > MAX_DNS_NAMESERVERS {
+        errs.push(meta::invalid_go(
+            child(&dp, "nameservers"),
+            &json!(ns),
+            format!("must not have more than {MAX_DNS_NAMESERVERS} nameservers"),
+        ));
+    }
+    for (i, n) in ns.iter().enumerate() {
+        let v = n.as_str().unwrap_or("");
+        if !is_ip(v) {
+            errs.push(FieldError::invalid(
+                index(&child(&dp, "nameservers"), i),
+                &json!(v),
+                super::IP_ERROR,
+            ));
+        }
+    }
+    let searches = arr(c, "searches");
+    if searches.len() > MAX_DNS_SEARCH_PATHS {
+        errs.push(meta::invalid_go(
+            child(&dp, "searches"),
+            &json!(searches),
+            format!("must not have more than {MAX_DNS_SEARCH_PATHS} search paths"),
+        ));
+    }
+    let total: usize = searches
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::len)
+        .sum::<usize>()
+        + searches.len().saturating_sub(1);
+    if total > MAX_DNS_SEARCH_LIST_CHARS {
+        errs.push(FieldError::invalid(
+            child(&dp, "searches"),
+            &json!(searches.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")),
+            format!("must not have more than {MAX_DNS_SEARCH_LIST_CHARS} characters (including spaces) in the search list"),
+        ));
+    }
+    for (i, sp) in searches.iter().enumerate() {
+        let v = sp.as_str().unwrap_or("");
+        // a trailing dot is allowed (fully qualified)
+        errs.extend(dns_subdomain_field(
+            v.strip_suffix('.').unwrap_or(v),
+            &index(&child(&dp, "searches"), i),
+        ));
+    }
+    for (i, o) in arr(c, "options").iter().enumerate() {
+        if s(o, "name").is_empty() {
+            errs.push(FieldError::required(
+                child(&index(&child(&dp, "options"), i), "name"),
+                "Option.Name must not be empty",
+            ));
+        }
+    }
 }
 
 fn validate_volumes(vols: &[Value], path: &str, errs: &mut Vec<FieldError>) -> HashSet<String> {
@@ -383,7 +568,7 @@ fn validate_container(
     match s(c, "terminationMessagePolicy") {
         "" => errs.push(FieldError::required(
             child(path, "terminationMessagePolicy"),
-            "",
+            "must be 'File' or 'FallbackToLogsOnError'",
         )),
         "File" | "FallbackToLogsOnError" => {}
         p => errs.push(FieldError::invalid(
@@ -513,10 +698,7 @@ fn validate_container(
         if let Some(p) = c.get(probe).filter(|p| !p.is_null()) {
             let pp = child(path, probe);
             if list == "ephemeralContainers" {
-                errs.push(FieldError::forbidden(
-                    pp,
-                    "may not be set for ephemeral containers",
-                ));
+                // reported below with the other fields ephemeral containers may not set
                 continue;
             }
             if list == "initContainers" && s(c, "restartPolicy") != "Always" {
@@ -540,6 +722,417 @@ fn validate_container(
         }
     }
     validate_resources(c.get("resources"), &child(path, "resources"), errs);
+    if list == "ephemeralContainers" {
+        for k in [
+            "ports",
+            "resources",
+            "lifecycle",
+            "livenessProbe",
+            "readinessProbe",
+            "startupProbe",
+            "resizePolicy",
+        ] {
+            let set = match c.get(k) {
+                None | Some(Value::Null) => false,
+                Some(Value::Object(m)) => !m.is_empty(),
+                Some(Value::Array(a)) => !a.is_empty(),
+                Some(_) => true,
+            };
+            if set {
+                errs.push(FieldError::forbidden(
+                    child(path, k),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+    }
+    if let Some(sc) = c.get("securityContext").filter(|v| !v.is_null()) {
+        validate_security_context(sc, &child(path, "securityContext"), false, errs);
+    }
+    for (i, e) in arr(c, "envFrom").iter().enumerate() {
+        let ep = index(&child(path, "envFrom"), i);
+        let prefix = s(e, "prefix");
+        if !prefix.is_empty() {
+            for m in is_env_var_name(prefix) {
+                errs.push(FieldError::invalid(child(&ep, "prefix"), &json!(prefix), m));
+            }
+        }
+        match (present(e, "configMapRef"), present(e, "secretRef")) {
+            (false, false) => errs.push(FieldError::invalid(
+                ep,
+                &json!(""),
+                "must specify one of: `configMapRef` or `secretRef`",
+            )),
+            (true, true) => errs.push(FieldError::invalid(
+                ep,
+                &json!(""),
+                "may not have more than one field specified at a time",
+            )),
+            _ => {}
+        }
+    }
+    if let Some(lc) = c.get("lifecycle").filter(|v| !v.is_null()) {
+        for hook in ["postStart", "preStop"] {
+            if let Some(h) = lc.get(hook).filter(|v| !v.is_null()) {
+                let hp = child(&child(path, "lifecycle"), hook);
+                let n = ["exec", "httpGet", "tcpSocket", "sleep"]
+                    .iter()
+                    .filter(|k| present(h, k))
+                    .count();
+                if n == 0 {
+                    errs.push(FieldError::required(hp, "must specify a handler type"));
+                } else if n > 1 {
+                    errs.push(FieldError::forbidden(
+                        hp,
+                        "may not specify more than 1 handler type",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The `int32` id range of `runAsUser`, `runAsGroup`, `fsGroup`, `supplementalGroups`.
+const MAX_ID: i64 = i32::MAX as i64;
+
+/// Pod- and container-level security contexts: id ranges and seccomp/AppArmor profile shapes.
+fn validate_security_context(sc: &Value, path: &str, pod_level: bool, errs: &mut Vec<FieldError>) {
+    for k in ["runAsUser", "runAsGroup", "fsGroup"] {
+        if let Some(id) = int(sc, k) {
+            if !(0..=MAX_ID).contains(&id) {
+                errs.push(FieldError::invalid(
+                    child(path, k),
+                    &json!(id),
+                    meta::inclusive_range_error(0, MAX_ID),
+                ));
+            }
+        }
+    }
+    if pod_level {
+        for (i, g) in arr(sc, "supplementalGroups").iter().enumerate() {
+            let id = g.as_i64().unwrap_or(-1);
+            if !(0..=MAX_ID).contains(&id) {
+                errs.push(FieldError::invalid(
+                    index(&child(path, "supplementalGroups"), i),
+                    &json!(id),
+                    meta::inclusive_range_error(0, MAX_ID),
+                ));
+            }
+        }
+        if present(sc, "fsGroupChangePolicy") {
+            let p = s(sc, "fsGroupChangePolicy");
+            if !matches!(p, "OnRootMismatch" | "Always") {
+                errs.push(FieldError::not_supported(
+                    child(path, "fsGroupChangePolicy"),
+                    &json!(p),
+                    &["OnRootMismatch", "Always"],
+                ));
+            }
+        }
+    } else if sc.get("privileged").and_then(Value::as_bool) == Some(true)
+        && sc.get("allowPrivilegeEscalation").and_then(Value::as_bool) == Some(false)
+    {
+        errs.push(FieldError::invalid(
+            path.to_string(),
+            &json!(""),
+            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        ));
+    }
+    for (k, types) in [
+        (
+            "seccompProfile",
+            &["Localhost", "RuntimeDefault", "Unconfined"][..],
+        ),
+        (
+            "appArmorProfile",
+            &["Localhost", "RuntimeDefault", "Unconfined"][..],
+        ),
+    ] {
+        if let Some(p) = sc.get(k).filter(|v| !v.is_null()) {
+            let pp = child(path, k);
+            let t = s(p, "type");
+            if t.is_empty() {
+                errs.push(FieldError::required(child(&pp, "type"), ""));
+            } else if !types.contains(&t) {
+                errs.push(FieldError::not_supported(
+                    child(&pp, "type"),
+                    &json!(t),
+                    types,
+                ));
+            }
+            let local = s(p, "localhostProfile");
+            if t == "Localhost" && local.is_empty() {
+                errs.push(FieldError::required(
+                    child(&pp, "localhostProfile"),
+                    format!("must be set when {k} type is Localhost"),
+                ));
+            } else if t != "Localhost" && present(p, "localhostProfile") {
+                errs.push(FieldError::invalid(
+                    child(&pp, "localhostProfile"),
+                    &json!(local),
+                    format!("can only be set when {k} type is Localhost"),
+                ));
+            }
+        }
+    }
+}
+
+const NODE_SELECTOR_OPS: &[&str] = &["DoesNotExist", "Exists", "Gt", "In", "Lt", "NotIn"];
+
+/// A NodeSelectorRequirement list (`matchExpressions` of node affinity).
+fn validate_node_selector_requirements(reqs: &[Value], path: &str, errs: &mut Vec<FieldError>) {
+    for (i, r) in reqs.iter().enumerate() {
+        let rp = index(path, i);
+        let values = arr(r, "values");
+        match s(r, "operator") {
+            "In" | "NotIn" => {
+                if values.is_empty() {
+                    errs.push(FieldError::required(
+                        child(&rp, "values"),
+                        "must be specified when `operator` is 'In' or 'NotIn'",
+                    ));
+                }
+            }
+            "Exists" | "DoesNotExist" => {
+                if !values.is_empty() {
+                    errs.push(FieldError::forbidden(
+                        child(&rp, "values"),
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    ));
+                }
+            }
+            "Gt" | "Lt" => {
+                if values.len() != 1 {
+                    errs.push(FieldError::required(
+                        child(&rp, "values"),
+                        "must be specified single value when `operator` is 'Lt' or 'Gt'",
+                    ));
+                }
+            }
+            op => errs.push(FieldError::not_supported(
+                child(&rp, "operator"),
+                &json!(op),
+                NODE_SELECTOR_OPS,
+            )),
+        }
+        errs.extend(meta::validate_label_name(s(r, "key"), &child(&rp, "key")));
+    }
+}
+
+fn validate_node_selector_term(term: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    validate_node_selector_requirements(
+        arr(term, "matchExpressions"),
+        &child(path, "matchExpressions"),
+        errs,
+    );
+    for (i, r) in arr(term, "matchFields").iter().enumerate() {
+        let rp = index(&child(path, "matchFields"), i);
+        let k = s(r, "key");
+        if k != "metadata.name" {
+            errs.push(FieldError::invalid(
+                child(&rp, "key"),
+                &json!(k),
+                "not a valid field selector key",
+            ));
+        }
+        let op = s(r, "operator");
+        if !matches!(op, "In" | "NotIn") {
+            errs.push(FieldError::invalid(
+                child(&rp, "operator"),
+                &json!(op),
+                "not a valid selector operator",
+            ));
+        }
+        if arr(r, "values").len() != 1 {
+            errs.push(FieldError::required(
+                child(&rp, "values"),
+                "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
+            ));
+        }
+    }
+}
+
+fn validate_pod_affinity_term(term: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    if let Some(sel) = term.get("labelSelector").filter(|v| !v.is_null()) {
+        errs.extend(super::validate_label_selector(
+            sel,
+            &child(path, "labelSelector"),
+        ));
+    }
+    if let Some(sel) = term.get("namespaceSelector").filter(|v| !v.is_null()) {
+        errs.extend(super::validate_label_selector(
+            sel,
+            &child(path, "namespaceSelector"),
+        ));
+    }
+    for (i, ns) in arr(term, "namespaces").iter().enumerate() {
+        let v = ns.as_str().unwrap_or("");
+        errs.extend(dns_label_field(v, &index(&child(path, "namespaces"), i)));
+    }
+    let tk = s(term, "topologyKey");
+    if tk.is_empty() {
+        errs.push(FieldError::required(
+            child(path, "topologyKey"),
+            "can not be empty",
+        ));
+    } else {
+        errs.extend(meta::validate_label_name(tk, &child(path, "topologyKey")));
+    }
+}
+
+fn validate_weight(term: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let w = int(term, "weight").unwrap_or(0);
+    if !(1..=100).contains(&w) {
+        errs.push(FieldError::invalid(
+            child(path, "weight"),
+            &json!(w),
+            "must be in the range 1-100",
+        ));
+    }
+}
+
+/// `validateAffinity`: node affinity terms and pod (anti-)affinity terms.
+fn validate_affinity(a: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    if let Some(na) = a.get("nodeAffinity").filter(|v| !v.is_null()) {
+        let np = child(path, "nodeAffinity");
+        if let Some(req) = na
+            .get("requiredDuringSchedulingIgnoredDuringExecution")
+            .filter(|v| !v.is_null())
+        {
+            let rp = child(&np, "requiredDuringSchedulingIgnoredDuringExecution");
+            let terms = arr(req, "nodeSelectorTerms");
+            if terms.is_empty() {
+                errs.push(FieldError::required(
+                    child(&rp, "nodeSelectorTerms"),
+                    "must have at least one node selector term",
+                ));
+            }
+            for (i, t) in terms.iter().enumerate() {
+                validate_node_selector_term(t, &index(&child(&rp, "nodeSelectorTerms"), i), errs);
+            }
+        }
+        for (i, t) in arr(na, "preferredDuringSchedulingIgnoredDuringExecution")
+            .iter()
+            .enumerate()
+        {
+            let tp = index(
+                &child(&np, "preferredDuringSchedulingIgnoredDuringExecution"),
+                i,
+            );
+            validate_weight(t, &tp, errs);
+            validate_node_selector_term(
+                t.get("preference").unwrap_or(&Value::Null),
+                &child(&tp, "preference"),
+                errs,
+            );
+        }
+    }
+    for kind in ["podAffinity", "podAntiAffinity"] {
+        let Some(pa) = a.get(kind).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let pp = child(path, kind);
+        for (i, t) in arr(pa, "requiredDuringSchedulingIgnoredDuringExecution")
+            .iter()
+            .enumerate()
+        {
+            validate_pod_affinity_term(
+                t,
+                &index(
+                    &child(&pp, "requiredDuringSchedulingIgnoredDuringExecution"),
+                    i,
+                ),
+                errs,
+            );
+        }
+        for (i, t) in arr(pa, "preferredDuringSchedulingIgnoredDuringExecution")
+            .iter()
+            .enumerate()
+        {
+            let tp = index(
+                &child(&pp, "preferredDuringSchedulingIgnoredDuringExecution"),
+                i,
+            );
+            validate_weight(t, &tp, errs);
+            validate_pod_affinity_term(
+                t.get("podAffinityTerm").unwrap_or(&Value::Null),
+                &child(&tp, "podAffinityTerm"),
+                errs,
+            );
+        }
+    }
+}
+
+/// `validateTopologySpreadConstraints`.
+fn validate_topology_spread(cs: &[Value], path: &str, errs: &mut Vec<FieldError>) {
+    let mut seen = HashSet::new();
+    for (i, c) in cs.iter().enumerate() {
+        let cp = index(path, i);
+        let skew = int(c, "maxSkew").unwrap_or(0);
+        if skew <= 0 {
+            errs.push(FieldError::invalid(
+                child(&cp, "maxSkew"),
+                &json!(skew),
+                "must be greater than zero",
+            ));
+        }
+        let tk = s(c, "topologyKey");
+        if tk.is_empty() {
+            errs.push(FieldError::required(
+                child(&cp, "topologyKey"),
+                "can not be empty",
+            ));
+        } else {
+            errs.extend(meta::validate_label_name(tk, &child(&cp, "topologyKey")));
+        }
+        let wu = s(c, "whenUnsatisfiable");
+        if !matches!(wu, "DoNotSchedule" | "ScheduleAnyway") {
+            errs.push(FieldError::not_supported(
+                child(&cp, "whenUnsatisfiable"),
+                &json!(wu),
+                &["DoNotSchedule", "ScheduleAnyway"],
+            ));
+        }
+        if !seen.insert((tk.to_string(), wu.to_string())) {
+            errs.push(FieldError::duplicate(
+                cp.clone(),
+                &json!(format!("{{{tk}, {wu}}}")),
+            ));
+        }
+        if let Some(md) = int(c, "minDomains") {
+            if md <= 0 {
+                errs.push(FieldError::invalid(
+                    child(&cp, "minDomains"),
+                    &json!(md),
+                    "must be greater than zero",
+                ));
+            } else if wu != "DoNotSchedule" {
+                errs.push(FieldError::invalid(
+                    child(&cp, "minDomains"),
+                    &json!(md),
+                    "can only use minDomains if whenUnsatisfiable=DoNotSchedule, not ScheduleAnyway",
+                ));
+            }
+        }
+        for k in ["nodeAffinityPolicy", "nodeTaintsPolicy"] {
+            if present(c, k) {
+                let v = s(c, k);
+                if !matches!(v, "Honor" | "Ignore") {
+                    errs.push(FieldError::not_supported(
+                        child(&cp, k),
+                        &json!(v),
+                        &["Honor", "Ignore"],
+                    ));
+                }
+            }
+        }
+        if let Some(sel) = c.get("labelSelector").filter(|v| !v.is_null()) {
+            errs.extend(super::validate_label_selector(
+                sel,
+                &child(&cp, "labelSelector"),
+            ));
+        }
+    }
 }
 
 fn validate_probe(p: &Value, path: &str, success_must_be_one: bool, errs: &mut Vec<FieldError>) {
@@ -768,6 +1361,15 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let ns = new.get("spec").unwrap_or(&null);
     let os = old.get("spec").unwrap_or(&null);
+    for list in ["containers", "initContainers"] {
+        if arr(ns, list).len() != arr(os, list).len() {
+            errs.push(FieldError::forbidden(
+                format!("spec.{list}"),
+                "pod updates may not add or remove containers",
+            ));
+            return errs;
+        }
+    }
     // activeDeadlineSeconds
     match (
         int(ns, "activeDeadlineSeconds"),
@@ -831,11 +1433,8 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
                 }
             }
         }
-        for k in [
-            "activeDeadlineSeconds",
-            "tolerations",
-            "ephemeralContainers",
-        ] {
+        // ephemeral containers change only through the ephemeralcontainers subresource
+        for k in ["activeDeadlineSeconds", "tolerations"] {
             match ns.get(k) {
                 Some(v) => m.insert(k.into(), v.clone()),
                 None => m.remove(k),
@@ -881,8 +1480,37 @@ fn changed_keys(a: &Value, b: &Value) -> BTreeSet<String> {
 
 /// `ValidatePodStatusUpdate` (the parts that need no feature gates): phase enum, no change out
 /// of a terminal phase, condition types, IPs, container status counters.
-pub(crate) fn validate_pod_status(status: &Value, old: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_pod_status(
+    status: &Value,
+    old: &Value,
+    restart_policy: &str,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
+    // upstream `ValidateContainerStateTransition`: unless containers always restart, a
+    // terminated container (that may not restart on failure) stays terminated
+    if restart_policy != "Always" {
+        for list in ["containerStatuses", "initContainerStatuses"] {
+            let news = arr(status, list);
+            for (i, o) in arr(old, list).iter().enumerate() {
+                let Some(term) = o.pointer("/state/terminated").filter(|t| !t.is_null()) else {
+                    continue;
+                };
+                if int(term, "exitCode").unwrap_or(0) != 0 && restart_policy == "OnFailure" {
+                    continue;
+                }
+                let name = s(o, "name");
+                if news.iter().any(|n| {
+                    s(n, "name") == name
+                        && n.pointer("/state/terminated").is_none_or(Value::is_null)
+                }) {
+                    errs.push(FieldError::forbidden(
+                        format!("status.{list}[{i}].state"),
+                        "may not be transitioned to non-terminated state",
+                    ));
+                }
+            }
+        }
+    }
     let phase = s(status, "phase");
     if !phase.is_empty() && !POD_PHASES.contains(&phase) {
         errs.push(FieldError::not_supported(
@@ -949,6 +1577,47 @@ pub(crate) fn validate_pod_status(status: &Value, old: &Value) -> Vec<FieldError
                 &mut errs,
             );
         }
+    }
+    errs
+}
+
+/// `ValidatePodEphemeralContainersUpdate` (the `pods/ephemeralcontainers` subresource): only
+/// `spec.ephemeralContainers` may change, existing ones may be neither removed nor modified,
+/// and the pod with its new ephemeral containers must be valid.
+pub fn validate_ephemeral_containers_update(new: &Value, old: &Value) -> Vec<FieldError> {
+    let null = Value::Null;
+    let (ns, os) = (
+        new.get("spec").unwrap_or(&null),
+        old.get("spec").unwrap_or(&null),
+    );
+    let mut errs = validate_pod_spec_opts(ns, "spec", true);
+    let news = arr(ns, "ephemeralContainers");
+    for o in arr(os, "ephemeralContainers") {
+        let name = s(o, "name");
+        match news.iter().find(|n| s(n, "name") == name) {
+            None => errs.push(FieldError::forbidden(
+                "spec.ephemeralContainers",
+                format!("existing ephemeral containers {name:?} may not be removed\n"),
+            )),
+            Some(n) if n != o => errs.push(FieldError::forbidden(
+                "spec.ephemeralContainers",
+                format!("existing ephemeral containers {name:?} may not be changed\n"),
+            )),
+            _ => {}
+        }
+    }
+    let strip = |spec: &Value| {
+        let mut spec = spec.clone();
+        if let Some(m) = spec.as_object_mut() {
+            m.remove("ephemeralContainers");
+        }
+        spec
+    };
+    if strip(ns) != strip(os) {
+        errs.push(FieldError::forbidden(
+            "spec",
+            "only ephemeralContainers may be changed through this subresource",
+        ));
     }
     errs
 }

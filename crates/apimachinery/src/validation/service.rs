@@ -171,12 +171,27 @@ pub(crate) fn validate_service(svc: &Value) -> Vec<FieldError> {
     errs.extend(meta::validate_labels(spec.get("selector"), "spec.selector"));
     // cluster IPs
     let ips = cluster_ips(spec);
-    if let (Some(first), false) = (ips.first(), s(spec, "clusterIP").is_empty()) {
-        if first != s(spec, "clusterIP") {
+    if ty != "ExternalName" {
+        if s(spec, "clusterIP").is_empty() {
+            if !ips.is_empty() {
+                errs.push(meta::invalid_go(
+                    "spec.clusterIPs",
+                    &json!(ips),
+                    "must be empty when `clusterIP` is not specified",
+                ));
+            }
+        } else if ips.first().map(String::as_str) != Some(s(spec, "clusterIP")) {
             errs.push(meta::invalid_go(
                 "spec.clusterIPs",
                 &json!(ips),
                 "first value must match `clusterIP`",
+            ));
+        }
+        if ips.len() > 2 {
+            errs.push(meta::invalid_go(
+                "spec.clusterIPs",
+                &json!(ips),
+                "may only hold up to 2 values",
             ));
         }
     }

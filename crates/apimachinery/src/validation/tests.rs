@@ -94,10 +94,13 @@ fn set(mut v: Value, pointer: &str, new: Value) -> Value {
 
 fn remove(mut v: Value, pointer: &str) -> Value {
     let (parent, k) = pointer.rsplit_once('/').unwrap();
-    v.pointer_mut(parent)
+    let k = k.replace("~1", "/").replace("~0", "~");
+    let removed = v
+        .pointer_mut(parent)
         .and_then(Value::as_object_mut)
         .unwrap()
-        .remove(k);
+        .remove(&k);
+    assert!(removed.is_some(), "no {pointer}");
     v
 }
 
@@ -360,6 +363,49 @@ fn invalid_objects_table() {
         ("", "Pod", set(pod(), "/spec/tolerations/0/value", json!("v")), vec!["spec.tolerations[0].operator: Invalid value: \"v\": value must be empty when `operator` is 'Exists'"]),
         ("", "Pod", set(pod(), "/metadata/labels", json!({"app": "-web"})), vec!["metadata.labels: Invalid value: \"-web\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"]),
         ("", "Pod", remove(pod(), "/metadata/namespace"), vec!["metadata.namespace: Required value"]),
+        ("", "Pod", set(pod(), "/spec/dnsPolicy", json!("None")), vec!["spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"]),
+        ("", "Pod", set(set(pod(), "/spec/dnsPolicy", json!("None")), "/spec/dnsConfig", json!({"searches": ["svc.cluster.local"]})), vec!["spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"]),
+        ("", "Pod", set(pod(), "/spec/dnsConfig", json!({"nameservers": ["1.1.1.1", "x"], "searches": ["Bad_Domain"]})), vec![
+            "spec.dnsConfig.nameservers[1]: Invalid value: \"x\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            "spec.dnsConfig.searches[0]: Invalid value: \"Bad_Domain\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        ]),
+        ("", "Pod", set(pod(), "/spec/containers/0/terminationMessagePolicy", json!("")), vec!["spec.containers[0].terminationMessagePolicy: Required value: must be 'File' or 'FallbackToLogsOnError'"]),
+        ("", "Pod", {
+            let mut p = set(pod(), "/spec/containers/0/ports/0/hostPort", json!(8080));
+            let mut c = p["spec"]["containers"][0].clone();
+            c["name"] = json!("second");
+            c["ports"][0]["name"] = json!("http2");
+            c["ports"][0]["containerPort"] = json!(81);
+            p["spec"]["containers"].as_array_mut().unwrap().push(c);
+            p
+        }, vec!["spec.containers[1].ports[0].hostPort: Duplicate value: \"TCP//8080\""]),
+        ("", "Pod", set(pod(), "/spec/affinity", json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "Near", "values": ["a"]}]}]}}, "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 0, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "web"}}}}]}})), vec![
+            "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator: Unsupported value: \"Near\": supported values: \"DoesNotExist\", \"Exists\", \"Gt\", \"In\", \"Lt\", \"NotIn\"",
+            "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 0: must be in the range 1-100",
+            "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey: Required value: can not be empty",
+        ]),
+        ("", "Pod", set(pod(), "/spec/topologySpreadConstraints", json!([{"maxSkew": 0, "topologyKey": "zone", "whenUnsatisfiable": "Maybe"}])), vec![
+            "spec.topologySpreadConstraints[0].maxSkew: Invalid value: 0: must be greater than zero",
+            "spec.topologySpreadConstraints[0].whenUnsatisfiable: Unsupported value: \"Maybe\": supported values: \"DoNotSchedule\", \"ScheduleAnyway\"",
+        ]),
+        ("", "Pod", set(pod(), "/spec/securityContext", json!({"runAsUser": -1, "seccompProfile": {"type": "Localhost"}})), vec![
+            "spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+            "spec.securityContext.seccompProfile.localhostProfile: Required value: must be set when seccompProfile type is Localhost",
+        ]),
+        ("", "Pod", set(pod(), "/spec/containers/0/envFrom", json!([{"prefix": "A=", "configMapRef": {"name": "x"}}, {}])), vec![
+            "spec.containers[0].envFrom[0].prefix: Invalid value: \"A=\": a valid environment variable name must consist only of printable ASCII characters other than '='",
+            "spec.containers[0].envFrom[1]: Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`",
+        ]),
+        ("", "Pod", set(set(pod(), "/spec/hostAliases", json!([{"ip": "127.0.0.1", "hostnames": ["foo.local"]}, {"ip": "x"}])), "/spec/os", json!({"name": "plan9"})), vec![
+            "spec.hostAliases[1].ip: Invalid value: \"x\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            "spec.os.name: Unsupported value: \"plan9\": supported values: \"linux\", \"windows\"",
+        ]),
+        ("", "Pod", set(pod(), "/spec/hostNetwork", json!(true)), vec!["spec.containers[0].ports[0].hostPort: Invalid value: 0: must match `containerPort` when `hostNetwork` is true"]),
+        ("", "Pod", defaulted("", "v1", "Pod", set(pod(), "/spec/hostNetwork", json!(true))), vec![]),
+        ("", "Pod", set(pod(), "/spec/ephemeralContainers", json!([{"name": "debug", "image": "busybox", "imagePullPolicy": "Always", "terminationMessagePolicy": "File"}])), vec!["spec.ephemeralContainers: Forbidden: cannot be set on create"]),
+        ("apps", "Deployment", set(set(deployment(), "/spec/template/spec/hostNetwork", json!(true)), "/spec/template/spec/containers/0/ports", json!([{"containerPort": 80, "protocol": "TCP"}])), vec![]),
+        ("apps", "Deployment", set(set(deployment(), "/spec/template/spec/hostNetwork", json!(true)), "/spec/template/spec/containers/0/ports", json!([{"containerPort": 80, "hostPort": 81, "protocol": "TCP"}])), vec!["spec.template.spec.containers[0].ports[0].hostPort: Invalid value: 81: must match `containerPort` when `hostNetwork` is true"]),
+        ("apps", "ReplicaSet", defaulted("apps", "v1", "ReplicaSet", json!({"metadata": {"name": "r", "namespace": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": set(template(json!({"a": "b"})), "/spec/activeDeadlineSeconds", json!(5))}})), vec!["spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported"]),
         (
             "apps", "Deployment",
             set(deployment(), "/spec/template/metadata/labels", json!({"app": "other"})),
@@ -383,6 +429,8 @@ fn invalid_objects_table() {
         ("", "Service", set(service(), "/spec/ports/1/name", json!("")), vec!["spec.ports[1].name: Required value"]),
         ("", "Service", set(service(), "/spec/ports/1/port", json!(80)), vec!["spec.ports[1]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}"]),
         ("", "Service", set(service(), "/spec/ports/0/nodePort", json!(30080)), vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]),
+        ("", "Service", remove(set(service(), "/spec/clusterIPs", json!(["10.96.0.10"])), "/spec/clusterIP"), vec!["spec.clusterIPs: Invalid value: []string{\"10.96.0.10\"}: must be empty when `clusterIP` is not specified"]),
+        ("", "Service", set(service(), "/spec/clusterIPs", json!(["10.96.0.11"])), vec!["spec.clusterIPs: Invalid value: []string{\"10.96.0.11\"}: first value must match `clusterIP`"]),
         ("", "Service", set(service(), "/spec/type", json!("Magic")), vec!["spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""]),
         ("", "Service", set(service(), "/spec/clusterIP", json!("10.96.0.300")), vec!["spec.clusterIPs[0]: Invalid value: \"10.96.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]),
         ("", "Service", set(service(), "/spec/ports/1/targetPort", json!("Https_")), vec![
@@ -395,6 +443,14 @@ fn invalid_objects_table() {
         ]),
         ("batch", "Job", set(job(), "/spec/completionMode", json!("Indexed")), vec![]),
         ("batch", "Job", remove(set(job(), "/spec/completionMode", json!("Indexed")), "/spec/completions"), vec!["spec.completions: Required value: when completion mode is Indexed"]),
+        ("batch", "Job", set(job(), "/spec/template/metadata/labels/job-name", json!("other")), vec![
+            "spec.template.metadata.labels[job-name]: Invalid value: map[string]string{\"batch.kubernetes.io/controller-uid\":\"u-1\", \"batch.kubernetes.io/job-name\":\"pi\", \"controller-uid\":\"u-1\", \"job-name\":\"other\"}: must be 'pi'",
+        ]),
+        ("batch", "Job", remove(job(), "/spec/template/metadata/labels/batch.kubernetes.io~1controller-uid"), vec![
+            "spec.template.metadata.labels[batch.kubernetes.io/controller-uid]: Required value: must be 'u-1'",
+            "spec.template.metadata.labels: Invalid value: map[string]string{\"batch.kubernetes.io/job-name\":\"pi\", \"controller-uid\":\"u-1\", \"job-name\":\"pi\"}: `selector` does not match template `labels`",
+        ]),
+        ("batch", "Job", set(set(job(), "/spec/manualSelector", json!(true)), "/spec/selector", json!({"matchLabels": {"job-name": "pi"}})), vec![]),
         ("batch", "Job", set(job(), "/spec/backoffLimit", json!(-1)), vec!["spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0"]),
     ];
     for (g, k, obj, want) in cases {
@@ -419,6 +475,17 @@ fn more_invalid_kinds_table() {
         ("batch", "CronJob", cron("60 * * * *"), vec!["spec.schedule"], "spec.schedule: Invalid value: \"60 * * * *\": end of range (60) above maximum (59): 60"),
         ("batch", "CronJob", cron("TZ=UTC 0 * * * *"), vec!["spec.schedule"], "spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"),
         ("batch", "CronJob", cron("@hourly"), vec![], ""),
+        ("batch", "CronJob", set(cron("0 3 * * *"), "/spec/timeZone", json!("Europe/Berlin")), vec![], ""),
+        ("batch", "CronJob", set(cron("0 3 * * *"), "/spec/timeZone", json!("Local")), vec!["spec.timeZone"], "spec.timeZone: Invalid value: \"Local\": timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"),
+        ("batch", "CronJob", cron("TZ=UTC 0 * *"), vec!["spec.schedule", "spec.schedule"], "spec.schedule: Invalid value: \"TZ=UTC 0 * *\": expected exactly 5 fields, found 3: [0 * *]"),
+        ("batch", "Job", {
+            let mut j = defaulted("batch", "v1", "Job", json!({
+                "metadata": {"name": "a".repeat(62), "namespace": "d", "uid": "u-2"},
+                "spec": {"completionMode": "Indexed", "completions": 10, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}
+            }));
+            job_generate_selector(&mut j, "u-2");
+            j
+        }, vec!["metadata.name"], "metadata.name: Invalid value: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": will not able to create pod with invalid DNS label: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-9"),
         ("batch", "CronJob", set(cron("@daily"), "/metadata/name", json!("a".repeat(53))), vec!["metadata.name"], "metadata.name: Invalid value: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": must be no more than 52 characters"),
         ("batch", "CronJob", set(cron("@daily"), "/spec/concurrencyPolicy", json!("Sometimes")), vec!["spec.concurrencyPolicy"], "spec.concurrencyPolicy: Unsupported value: \"Sometimes\": supported values: \"Allow\", \"Forbid\", \"Replace\""),
         ("", "ConfigMap", json!({"metadata": {"name": "c", "namespace": "d"}, "data": {"a/b": "x"}}), vec!["data[a/b]"], "data[a/b]: Invalid value: \"a/b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"),
@@ -434,13 +501,40 @@ fn more_invalid_kinds_table() {
         ("rbac.authorization.k8s.io", "Role", json!({"metadata": {"name": "r", "namespace": "d"}, "rules": [{"apiGroups": [""], "resources": ["pods"]}]}), vec!["rules[0].verbs"], "rules[0].verbs: Required value: verbs must contain at least one value"),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding", json!({"metadata": {"name": "b"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "sa"}]}), vec!["roleRef.kind", "subjects[0].namespace"], "roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\""),
         ("networking.k8s.io", "NetworkPolicy", json!({"metadata": {"name": "n", "namespace": "d"}, "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/33"}}], "ports": [{"port": 90, "endPort": 80, "protocol": "TCP"}]}]}}), vec!["spec.ingress[0].ports[0].endPort", "spec.ingress[0].from[0].ipBlock.cidr"], "spec.ingress[0].ports[0].endPort: Invalid value: 80: must be greater than or equal to `port`"),
-        ("networking.k8s.io", "Ingress", json!({"metadata": {"name": "i", "namespace": "d"}, "spec": {"rules": [{"host": "a.com", "http": {"paths": [{"path": "x", "backend": {"service": {"name": "web", "port": {}}}}]}}]}}), vec!["spec.rules[0].http.paths[0].pathType", "spec.rules[0].http.paths[0].path", "spec.rules[0].http.paths[0].backend.service.port"], "spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified"),
+        ("networking.k8s.io", "NetworkPolicy", json!({"metadata": {"name": "n", "namespace": "d"}, "spec": {"podSelector": {}, "egress": [{"to": [
+            {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.0.0.0/8", "11.0.0.0/16", "10.1.0.0/16"]}},
+            {"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}},
+            {}
+        ]}]}}), vec!["spec.egress[0].to[0].ipBlock.except[0]", "spec.egress[0].to[0].ipBlock.except[1]", "spec.egress[0].to[1]", "spec.egress[0].to[2]"],
+            "spec.egress[0].to[0].ipBlock.except[0]: Invalid value: \"10.0.0.0/8\": must be a strict subset of `cidr`"),
+        ("networking.k8s.io", "Ingress", json!({"metadata": {"name": "i", "namespace": "d"}, "spec": {"rules": [{"host": "a.com", "http": {"paths": [
+            {"path": "/", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+            {"path": "x", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {}}}},
+            {"path": "/a//b", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"name": "http", "number": 80}}}}
+        ]}}, {"host": "*.Bad.com"}]}}),
+            vec!["spec.rules[0].http.paths[0].pathType", "spec.rules[0].http.paths[1].path", "spec.rules[0].http.paths[1].backend", "spec.rules[0].http.paths[2].path", "spec.rules[0].http.paths[2].backend", "spec.rules[1].host"],
+            "spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified"),
+        ("networking.k8s.io", "Ingress", json!({"metadata": {"name": "i", "namespace": "d"}, "spec": {"rules": [{"host": "*.Bad.com"}]}}), vec!["spec.rules[0].host"],
+            "spec.rules[0].host: Invalid value: \"*.Bad.com\": a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character (e.g. '*.example.com', regex used for validation is '\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"),
+        ("networking.k8s.io", "Ingress", json!({"metadata": {"name": "i", "namespace": "d"}, "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {}}}}]}}]}}), vec!["spec.rules[0].http.paths[0].backend"],
+            "spec.rules[0].http.paths[0].backend: Required value: port name or number is required"),
         ("policy", "PodDisruptionBudget", json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"minAvailable": 1, "maxUnavailable": "120%"}}), vec!["spec", "spec.maxUnavailable"], "spec: Invalid value: {\"minAvailable\":1,\"maxUnavailable\":\"120%\"}: minAvailable and maxUnavailable cannot be both set"),
         ("autoscaling", "HorizontalPodAutoscaler", json!({"metadata": {"name": "h", "namespace": "d"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "minReplicas": 3, "maxReplicas": 2}}), vec!["spec.maxReplicas"], "spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`"),
         ("discovery.k8s.io", "EndpointSlice", json!({"metadata": {"name": "e", "namespace": "d"}, "addressType": "IPv4", "endpoints": [{"addresses": ["::1"]}], "ports": [{"port": 80, "protocol": "TCP", "name": ""}]}), vec!["endpoints[0].addresses[0]"], "endpoints[0].addresses[0]: Invalid value: \"::1\": must be a valid IPv4 address"),
+        ("", "ResourceQuota", json!({"metadata": {"name": "q", "namespace": "d"}, "spec": {"hard": {"pods": "1.5", "requests.cpu": "-1", "limits.memory": "lots"}}}), vec!["spec.hard[pods]", "spec.hard[requests.cpu]", "spec.hard[limits.memory]"], "spec.hard[pods]: Invalid value: \"1.5\": must be an integer"),
+        ("", "LimitRange", defaulted("", "v1", "LimitRange", json!({"metadata": {"name": "l", "namespace": "d"}, "spec": {"limits": [{"type": "Container", "min": {"cpu": "2"}, "max": {"cpu": "1"}}]}})), vec!["spec.limits[0].min[cpu]", "spec.limits[0].defaultRequest[cpu]", "spec.limits[0].default[cpu]"], "spec.limits[0].min[cpu]: Invalid value: \"2\": min value 2 is greater than max value 1"),
+        ("networking.k8s.io", "IngressClass", json!({"metadata": {"name": "nginx"}, "spec": {}}), vec!["spec.controller"], "spec.controller: Required value"),
+        ("networking.k8s.io", "IngressClass", json!({"metadata": {"name": "nginx"}, "spec": {"controller": "nginx"}}), vec!["spec.controller"], "spec.controller: Invalid value: \"nginx\": must be a domain-prefixed path (such as \"acme.io/foo\")"),
+        ("", "Binding", json!({"metadata": {"name": "p", "namespace": "d"}, "target": {"kind": "Pod"}}), vec!["target.kind", "target.name"], "target.kind: Unsupported value: \"Pod\": supported values: \"Node\", \"<empty>\""),
+        ("", "PodTemplate", defaulted("", "v1", "PodTemplate", json!({"metadata": {"name": "t", "namespace": "d"}})), vec!["template.spec.containers"], "template.spec.containers: Required value"),
         ("apps", "StatefulSet", defaulted("apps", "v1", "StatefulSet", json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"podManagementPolicy": "Random", "selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))}})), vec!["spec.podManagementPolicy"], "spec.podManagementPolicy: Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'"),
-        ("apps", "DaemonSet", defaulted("apps", "v1", "DaemonSet", json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"})), "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}}})), vec!["spec.updateStrategy.rollingUpdate.maxUnavailable"], "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: 0: cannot be 0 when maxSurge is 0"),
+        ("apps", "DaemonSet", defaulted("apps", "v1", "DaemonSet", json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"})), "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}}})), vec!["spec.updateStrategy.rollingUpdate.maxUnavailable"], "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0"),
         ("", "ReplicationController", json!({"metadata": {"name": "r", "namespace": "d"}, "spec": {"replicas": 1}}), vec!["spec.selector", "spec.template"], "spec.selector: Required value"),
+        ("apps", "DaemonSet", defaulted("apps", "v1", "DaemonSet", json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"})), "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "10%"}}}})), vec!["spec.updateStrategy.rollingUpdate.maxSurge"], "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: \"10%\": may not be set when maxUnavailable is non-zero"),
+        ("apps", "DaemonSet", defaulted("apps", "v1", "DaemonSet", json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"template": template(json!({"a": "b"}))}})), vec!["spec.template.metadata.labels"], "spec.template.metadata.labels: Invalid value: map[string]string{\"a\":\"b\"}: `selector` does not match template `labels`"),
+        // upstream validates only the labels and annotations of a StatefulSet's pod template
+        ("apps", "StatefulSet", defaulted("apps", "v1", "StatefulSet", json!({"metadata": {"name": "s", "namespace": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]}}}})), vec![], ""),
+        ("apps", "StatefulSet", defaulted("apps", "v1", "StatefulSet", json!({"metadata": {"name": "s.x", "namespace": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": set(template(json!({"a": "b"})), "/spec/activeDeadlineSeconds", json!(5))}})), vec!["metadata.name", "spec.template.spec.activeDeadlineSeconds"], ""),
     ];
     for (g, k, obj, fields, first) in cases {
         let errs = validate_create(g, "v1", k, &obj);
@@ -491,6 +585,29 @@ fn updates_table() {
     );
     // (group, kind, new, old, expected field paths, expected first message or "")
     let cases: Vec<UpdateCase> = vec![
+        (
+            "",
+            "Pod",
+            set(p.clone(), "/spec/containers", json!([])),
+            p.clone(),
+            vec!["spec.containers", "spec.containers"],
+            "spec.containers: Required value",
+        ),
+        (
+            "",
+            "Pod",
+            {
+                let mut n = p.clone();
+                let mut c = n["spec"]["containers"][0].clone();
+                c["name"] = json!("sidecar");
+                c["ports"] = json!([]);
+                n["spec"]["containers"].as_array_mut().unwrap().push(c);
+                n
+            },
+            p.clone(),
+            vec!["spec.containers"],
+            "spec.containers: Forbidden: pod updates may not add or remove containers",
+        ),
         ("", "Pod", set(p.clone(), "/spec/containers/0/image", json!("nginx:1.26")), p.clone(), vec![], ""),
         ("", "Pod", set(p.clone(), "/spec/activeDeadlineSeconds", json!(30)), p.clone(), vec![], ""),
         ("", "Pod", set(p.clone(), "/spec/tolerations", json!([{"key": "k", "operator": "Exists", "effect": "NoSchedule"}, {"key": "x", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}])), p.clone(), vec![], ""),
@@ -510,7 +627,7 @@ fn updates_table() {
         ("", "PersistentVolumeClaim", set(pvc.clone(), "/spec/accessModes", json!(["ReadWriteMany"])), pvc.clone(), vec!["spec"], "spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"),
         ("storage.k8s.io", "StorageClass", set(sc.clone(), "/parameters/a", json!("2")), sc.clone(), vec!["parameters"], "parameters: Forbidden: updates to parameters are forbidden."),
         ("", "ConfigMap", set(cm.clone(), "/data/a", json!("2")), cm.clone(), vec!["data"], "data: Forbidden: field is immutable when `immutable` is set"),
-        ("apps", "StatefulSet", set(sts.clone(), "/spec/serviceName", json!("other")), sts.clone(), vec!["spec"], "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"),
+        ("apps", "StatefulSet", set(sts.clone(), "/spec/serviceName", json!("other")), sts.clone(), vec!["spec"], "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"),
         ("apps", "StatefulSet", set(sts.clone(), "/spec/replicas", json!(3)), sts.clone(), vec![], ""),
         ("rbac.authorization.k8s.io", "RoleBinding", set(rb.clone(), "/roleRef/name", json!("b")), rb.clone(), vec!["roleRef"], ""),
     ];
@@ -587,6 +704,67 @@ fn status_updates_table() {
             d.clone(),
             vec!["status.availableReplicas", "status.readyReplicas"],
         ),
+        (
+            "",
+            "Pod",
+            set(
+                p.clone(),
+                "/status",
+                json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"running": {}}}]}),
+            ),
+            set(
+                p.clone(),
+                "/status",
+                json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"terminated": {"exitCode": 0}}}]}),
+            ),
+            vec![],
+        ),
+        (
+            "",
+            "Pod",
+            set(
+                set(
+                    p.clone(),
+                    "/status",
+                    json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"running": {}}}]}),
+                ),
+                "/spec/restartPolicy",
+                json!("Never"),
+            ),
+            set(
+                set(
+                    p.clone(),
+                    "/status",
+                    json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"terminated": {"exitCode": 1}}}]}),
+                ),
+                "/spec/restartPolicy",
+                json!("Never"),
+            ),
+            vec!["status.containerStatuses[0].state"],
+        ),
+        (
+            "",
+            "Pod",
+            set(
+                set(
+                    p.clone(),
+                    "/status",
+                    json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"running": {}}}]}),
+                ),
+                "/spec/restartPolicy",
+                json!("OnFailure"),
+            ),
+            set(
+                set(
+                    p.clone(),
+                    "/status",
+                    json!({"phase": "Running", "containerStatuses": [{"name": "nginx", "state": {"terminated": {"exitCode": 1}}}]}),
+                ),
+                "/spec/restartPolicy",
+                json!("OnFailure"),
+            ),
+            vec![],
+        ),
     ];
     for (g, k, new, old, fields) in cases {
         let errs = validate_status_update(g, "v1", k, &new, &old);
@@ -638,4 +816,109 @@ fn selector_matching() {
     for (sel, want) in cases {
         assert_eq!(selector_matches(&sel, l), want, "{sel}");
     }
+}
+
+#[test]
+fn ephemeral_containers_subresource() {
+    let old = with_rv(pod());
+    let debug = json!({"name": "debug", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+        "terminationMessagePolicy": "File", "terminationMessagePath": "/dev/termination-log", "resources": {}});
+    let added = set(
+        old.clone(),
+        "/spec/ephemeralContainers",
+        json!([debug.clone()]),
+    );
+    assert!(validate_ephemeral_containers_update(&added, &old).is_empty());
+    // the normal update path may not touch them
+    let errs = validate_update("", "v1", "Pod", &added, &old);
+    assert_eq!(
+        errs.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
+        vec!["spec"]
+    );
+    // (new ephemeral containers, expected messages)
+    let cases = vec![
+        (json!([]), vec!["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debug\" may not be removed\n"]),
+        (json!([set(debug.clone(), "/image", json!("alpine"))]), vec!["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debug\" may not be changed\n"]),
+        (json!([debug.clone(), set(set(debug.clone(), "/name", json!("d2")), "/ports", json!([{"containerPort": 80, "protocol": "TCP"}]))]),
+            vec!["spec.ephemeralContainers[1].ports: Forbidden: cannot be set for an Ephemeral Container"]),
+        (json!([debug.clone(), set(debug.clone(), "/name", json!("nginx"))]), vec!["spec.ephemeralContainers[1].name: Duplicate value: \"nginx\""]),
+    ];
+    for (ecs, want) in cases {
+        let new = set(added.clone(), "/spec/ephemeralContainers", ecs.clone());
+        assert_eq!(
+            messages(&validate_ephemeral_containers_update(&new, &added)),
+            want,
+            "{ecs}"
+        );
+    }
+}
+
+#[test]
+fn custom_resources_use_generic_meta_rules() {
+    let cr = json!({"metadata": {"name": "w1", "finalizers": ["cleanup"]}});
+    // unqualified finalizers are fine for custom resources, not for built-in kinds
+    assert!(validate_custom_resource_create(false, &cr).is_empty());
+    assert_eq!(
+        messages(&validate_create("", "v1", "Namespace", &cr)),
+        vec!["metadata.finalizers[0]: Invalid value: \"cleanup\": name is neither a standard finalizer name nor is it fully qualified"]
+    );
+    let errs = validate_custom_resource_create(true, &cr);
+    assert_eq!(messages(&errs), vec!["metadata.namespace: Required value"]);
+    let old = set(
+        set(cr.clone(), "/metadata/namespace", json!("d")),
+        "/metadata/resourceVersion",
+        json!("3"),
+    );
+    let new = set(old.clone(), "/metadata/namespace", json!("e"));
+    assert_eq!(
+        messages(&validate_custom_resource_update(&new, &old)),
+        vec!["metadata.namespace: Invalid value: \"e\": field is immutable"]
+    );
+}
+
+#[test]
+fn decode_checks() {
+    // (kind, object, expected 400 message or "" when decodable)
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        ("", "Pod", pod(), ""),
+        ("", "Pod", set(pod(), "/spec/containers/0/resources/limits/cpu", json!("abc")),
+            "Pod in version \"v1\" cannot be handled as a Pod: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
+        ("apps", "Deployment", set(deployment(), "/spec/template/spec/containers/0/resources", json!({"requests": {"memory": "1 Gi"}})),
+            "Deployment in version \"v1\" cannot be handled as a Deployment: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
+        ("", "Secret", json!({"data": {"a": "c2VjcmV0", "b": "aGVs\nbG8="}}), ""),
+        ("", "Secret", json!({"data": {"a": "not base64!"}}), "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3"),
+        ("", "Secret", json!({"data": {"a": "c2VjcmV0YQ"}}), "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 8"),
+        ("", "ConfigMap", json!({"data": {"a": "not base64!"}, "binaryData": {"b": "AAE="}}), ""),
+    ];
+    for (g, k, obj, want) in cases {
+        match check_decodable(g, "v1", k, &obj) {
+            Ok(()) => assert_eq!(want, "", "{k} should not decode"),
+            Err(e) => {
+                assert_eq!(e.code(), 400);
+                assert_eq!(e.message, want);
+            }
+        }
+    }
+}
+
+#[test]
+fn reviews_have_no_metadata_rules() {
+    let ssar = json!({"spec": {"resourceAttributes": {"verb": "get", "resource": "pods"}}});
+    assert!(validate_create(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        &ssar
+    )
+    .is_empty());
+    // a stored kind without a name is rejected
+    assert_eq!(
+        messages(&validate_create(
+            "",
+            "v1",
+            "ConfigMap",
+            &json!({"metadata": {"namespace": "d"}})
+        )),
+        vec!["metadata.name: Required value: name or generateName is required"]
+    );
 }

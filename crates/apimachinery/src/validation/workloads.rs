@@ -29,17 +29,33 @@ fn template_labels_error(spec: &Value, path: &str) -> FieldError {
     )
 }
 
-/// Selector required, valid, non-empty (`empty_msg`) and matching the template's labels.
+/// How a workload kind's selector is checked against its template.
+#[derive(Clone, Copy)]
+struct SelectorRules<'a> {
+    /// `Required` when the selector is absent (not for DaemonSets).
+    required: bool,
+    /// Message for a selector without requirements.
+    empty_msg: &'a str,
+    /// Detail of the Invalid error for a selector that does not parse.
+    unparsable_msg: &'a str,
+}
+
+/// Selector validity, non-emptiness and agreement with the template's labels, as upstream's
+/// `ValidateDeploymentSpec` / `ValidateReplicaSetSpec` / `ValidateDaemonSetSpec` /
+/// `ValidateStatefulSetSpec` do it (an absent selector matches nothing, an empty one
+/// everything).
 fn validate_selector_for_template(
     spec: &Value,
     path: &str,
-    empty_msg: &str,
+    rules: SelectorRules,
     errs: &mut Vec<FieldError>,
 ) {
     let sp = child(path, "selector");
     match spec.get("selector").filter(|s| !s.is_null()) {
         None => {
-            errs.push(FieldError::required(sp, ""));
+            if rules.required {
+                errs.push(FieldError::required(sp, ""));
+            }
             if present(spec, "template") {
                 errs.push(template_labels_error(spec, path));
             }
@@ -48,11 +64,13 @@ fn validate_selector_for_template(
             let sel_errs = validate_label_selector(sel, &sp);
             let invalid = !sel_errs.is_empty();
             errs.extend(sel_errs);
+            if selector_is_empty(sel) {
+                errs.push(FieldError::invalid(sp.clone(), sel, rules.empty_msg));
+            }
             if invalid {
-                errs.push(FieldError::invalid(sp, sel, "invalid label selector"));
-            } else if selector_is_empty(sel) {
-                errs.push(FieldError::invalid(sp, sel, empty_msg));
+                errs.push(FieldError::invalid(sp, sel, rules.unparsable_msg));
             } else if present(spec, "template")
+                && !selector_is_empty(sel)
                 && !selector_matches(
                     sel,
                     spec.pointer("/template/metadata/labels")
@@ -65,58 +83,67 @@ fn validate_selector_for_template(
     }
 }
 
-/// Template required and valid, `restartPolicy: Always`, no activeDeadlineSeconds.
+/// Template required and valid (`full_pod_spec`: StatefulSets only check the template's labels
+/// and annotations upstream), `restartPolicy: Always`, no activeDeadlineSeconds.
 fn validate_always_restart_template(
     spec: &Value,
     path: &str,
     owner: &str,
+    full_pod_spec: bool,
     errs: &mut Vec<FieldError>,
 ) {
     let tp = child(path, "template");
-    errs.extend(validate_pod_template_spec(spec.get("template"), &tp, true));
-    let Some(t) = spec.get("template").filter(|t| !t.is_null()) else {
-        return;
+    // the template is a pointer only in ReplicationControllers; elsewhere it is a struct and an
+    // absent one validates as empty
+    let empty = json!({});
+    let template = match spec.get("template").filter(|t| !t.is_null()) {
+        Some(t) => t,
+        None if owner == "ReplicationController" => {
+            errs.push(FieldError::required(tp, ""));
+            return;
+        }
+        None => &empty,
     };
+    if full_pod_spec {
+        errs.extend(validate_pod_template_spec(Some(template), &tp, true));
+    } else {
+        errs.extend(meta::validate_template_meta(
+            template.get("metadata"),
+            &child(&tp, "metadata"),
+        ));
+    }
+    let t = template;
     let rp = s(t.get("spec").unwrap_or(&Value::Null), "restartPolicy");
-    if !rp.is_empty() && rp != "Always" {
+    if rp != "Always" {
         errs.push(FieldError::not_supported(
             format!("{tp}.spec.restartPolicy"),
             &json!(rp),
             &["Always"],
         ));
     }
-    if let Some(ads) = t
-        .pointer("/spec/activeDeadlineSeconds")
-        .filter(|v| !v.is_null())
+    if t.pointer("/spec/activeDeadlineSeconds")
+        .is_some_and(|v| !v.is_null())
     {
-        let ap = format!("{tp}.spec.activeDeadlineSeconds");
-        match owner {
-            "ReplicationController" => errs.push(FieldError::forbidden(
-                ap,
-                "activeDeadlineSeconds in ReplicationController is not Supported",
-            )),
-            "StatefulSet" => errs.push(FieldError::invalid(ap, ads, "must not be specified")),
-            _ => errs.push(FieldError::invalid(
-                ap,
-                ads,
-                format!("activeDeadlineSeconds in {owner} is not Supported"),
-            )),
-        }
+        errs.push(FieldError::forbidden(
+            format!("{tp}.spec.activeDeadlineSeconds"),
+            format!("activeDeadlineSeconds in {owner} is not Supported"),
+        ));
     }
 }
+
+const RS_SELECTOR: SelectorRules = SelectorRules {
+    required: true,
+    empty_msg: "empty selector is invalid for deployment",
+    unparsable_msg: "invalid label selector",
+};
 
 pub(crate) fn validate_deployment(d: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let spec = d.get("spec").unwrap_or(&null);
     let mut errs = Vec::new();
     nonneg(spec, "replicas", "spec", &mut errs);
-    validate_selector_for_template(
-        spec,
-        "spec",
-        "empty selector is invalid for deployment",
-        &mut errs,
-    );
-    validate_always_restart_template(spec, "spec", "ReplicaSet", &mut errs);
+    validate_selector_for_template(spec, "spec", RS_SELECTOR, &mut errs);
+    validate_always_restart_template(spec, "spec", "ReplicaSet", true, &mut errs);
     let strategy = spec.get("strategy").unwrap_or(&null);
     match s(strategy, "type") {
         "Recreate" => {
@@ -199,13 +226,8 @@ pub(crate) fn validate_replica_set(rs: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     nonneg(spec, "replicas", "spec", &mut errs);
     nonneg(spec, "minReadySeconds", "spec", &mut errs);
-    validate_selector_for_template(
-        spec,
-        "spec",
-        "empty selector is invalid for deployment",
-        &mut errs,
-    );
-    validate_always_restart_template(spec, "spec", "ReplicaSet", &mut errs);
+    validate_selector_for_template(spec, "spec", RS_SELECTOR, &mut errs);
+    validate_always_restart_template(spec, "spec", "ReplicaSet", true, &mut errs);
     errs
 }
 
@@ -230,7 +252,7 @@ pub(crate) fn validate_replication_controller(rc: &Value) -> Vec<FieldError> {
             errs.push(template_labels_error(spec, "spec"));
         }
     }
-    validate_always_restart_template(spec, "spec", "ReplicationController", &mut errs);
+    validate_always_restart_template(spec, "spec", "ReplicationController", true, &mut errs);
     errs
 }
 
@@ -271,7 +293,7 @@ pub(crate) fn validate_stateful_set(sts: &Value) -> Vec<FieldError> {
                     let p = "spec.updateStrategy.rollingUpdate.maxUnavailable";
                     errs.extend(validate_int_or_percent(Some(mu), p, true));
                     if int_or_percent_is_zero(Some(mu)) {
-                        errs.push(FieldError::invalid(p, mu, "must be greater than 0"));
+                        errs.push(FieldError::invalid(p, mu, "cannot be 0"));
                     }
                 }
             }
@@ -303,30 +325,15 @@ pub(crate) fn validate_stateful_set(sts: &Value) -> Vec<FieldError> {
     if let Some(o) = spec.get("ordinals").filter(|o| !o.is_null()) {
         nonneg(o, "start", "spec.ordinals", &mut errs);
     }
-    let svc = s(spec, "serviceName");
-    if !svc.is_empty() {
-        for m in meta::is_dns1035_label(svc) {
-            errs.push(FieldError::invalid("spec.serviceName", &json!(svc), m));
-        }
-    }
-    validate_selector_for_template(
-        spec,
-        "spec",
-        "empty selector is invalid for statefulset",
-        &mut errs,
-    );
-    validate_always_restart_template(spec, "spec", "StatefulSet", &mut errs);
-    for (i, t) in arr(spec, "volumeClaimTemplates").iter().enumerate() {
-        let tp = format!("spec.volumeClaimTemplates[{i}]");
-        errs.extend(meta::validate_template_meta(
-            t.get("metadata"),
-            &child(&tp, "metadata"),
-        ));
-        errs.extend(super::misc::validate_pvc_spec(
-            t.get("spec").unwrap_or(&null),
-            &child(&tp, "spec"),
-        ));
-    }
+    // upstream checks neither serviceName nor volumeClaimTemplates, and of the pod template
+    // only its labels and annotations
+    let rules = SelectorRules {
+        required: true,
+        empty_msg: "empty selector is invalid for statefulset",
+        unparsable_msg: "",
+    };
+    validate_selector_for_template(spec, "spec", rules, &mut errs);
+    validate_always_restart_template(spec, "spec", "StatefulSet", false, &mut errs);
     errs
 }
 
@@ -340,7 +347,6 @@ pub(crate) fn validate_stateful_set_update(new: &Value, old: &Value) -> Vec<Fiel
                 "ordinals",
                 "template",
                 "updateStrategy",
-                "revisionHistoryLimit",
                 "persistentVolumeClaimRetentionPolicy",
                 "minReadySeconds",
             ] {
@@ -352,7 +358,7 @@ pub(crate) fn validate_stateful_set_update(new: &Value, old: &Value) -> Vec<Fiel
     if strip(new) != strip(old) {
         vec![FieldError::forbidden(
             "spec",
-            "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+            "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
         )]
     } else {
         Vec::new()
@@ -363,13 +369,13 @@ pub(crate) fn validate_daemon_set(ds: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let spec = ds.get("spec").unwrap_or(&null);
     let mut errs = Vec::new();
-    validate_selector_for_template(
-        spec,
-        "spec",
-        "empty selector is invalid for daemonset",
-        &mut errs,
-    );
-    validate_always_restart_template(spec, "spec", "DaemonSet", &mut errs);
+    let rules = SelectorRules {
+        required: false,
+        empty_msg: "empty selector is invalid for daemonset",
+        unparsable_msg: "invalid label selector",
+    };
+    validate_selector_for_template(spec, "spec", rules, &mut errs);
+    validate_always_restart_template(spec, "spec", "DaemonSet", true, &mut errs);
     for k in [
         "minReadySeconds",
         "templateGeneration",
@@ -401,12 +407,17 @@ pub(crate) fn validate_daemon_set(ds: &Value) -> Vec<FieldError> {
                     || int_or_percent_is_zero(ru.get("maxUnavailable"));
                 let ms_zero = ru.get("maxSurge").is_none_or(Value::is_null)
                     || int_or_percent_is_zero(ru.get("maxSurge"));
-                if mu_zero && ms_zero {
-                    errs.push(FieldError::invalid(
+                match (mu_zero, ms_zero) {
+                    (false, false) => errs.push(FieldError::invalid(
+                        child(p, "maxSurge"),
+                        ru.get("maxSurge").unwrap_or(&null),
+                        "may not be set when maxUnavailable is non-zero",
+                    )),
+                    (true, true) => errs.push(FieldError::required(
                         child(p, "maxUnavailable"),
-                        ru.get("maxUnavailable").unwrap_or(&json!(0)),
                         "cannot be 0 when maxSurge is 0",
-                    ));
+                    )),
+                    _ => {}
                 }
             }
         },
@@ -500,8 +511,14 @@ fn validate_job_spec_common(spec: &Value, path: &str, errs: &mut Vec<FieldError>
         }
     }
     let tp = child(path, "template");
-    errs.extend(validate_pod_template_spec(spec.get("template"), &tp, true));
-    if let Some(t) = spec.get("template").filter(|t| !t.is_null()) {
+    let empty = json!({});
+    let template = spec
+        .get("template")
+        .filter(|t| !t.is_null())
+        .unwrap_or(&empty);
+    errs.extend(validate_pod_template_spec(Some(template), &tp, true));
+    {
+        let t = template;
         let rp = s(t.get("spec").unwrap_or(&Value::Null), "restartPolicy");
         match rp {
             "" | "Always" => errs.push(FieldError::required(
@@ -522,42 +539,52 @@ pub(crate) fn validate_job(job: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let spec = job.get("spec").unwrap_or(&null);
     let mut errs = Vec::new();
-    // ValidateGeneratedSelector
+    // ValidateGeneratedSelector: with a generated selector the template carries the generated
+    // labels and the selector selects them
     let manual = spec.get("manualSelector").and_then(Value::as_bool) == Some(true);
-    let uid = job
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if !manual && !uid.is_empty() {
-        let labels = spec
-            .pointer("/template/metadata/labels")
-            .and_then(Value::as_object);
-        let lp = "spec.template.metadata.labels";
-        match labels
-            .and_then(|l| l.get("batch.kubernetes.io/controller-uid"))
+    if let (false, Some(sel)) = (manual, spec.get("selector").filter(|s| !s.is_null())) {
+        let uid = job
+            .pointer("/metadata/uid")
             .and_then(Value::as_str)
-        {
-            None => errs.push(FieldError::required(
-                format!("{lp}[batch.kubernetes.io/controller-uid]"),
-                format!("must be '{uid}'"),
-            )),
-            Some(v) if v != uid => errs.push(FieldError::invalid(
-                format!("{lp}[batch.kubernetes.io/controller-uid]"),
-                &json!(v),
-                format!("must be '{uid}'"),
-            )),
-            _ => {}
+            .unwrap_or("");
+        let name = job
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if uid.is_empty() {
+            errs.push(FieldError::required("metadata.uid", ""));
         }
-        if let Some(sel) = spec.get("selector").filter(|s| !s.is_null()) {
-            let expected_new = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
-            let expected_legacy = json!({"matchLabels": {"controller-uid": uid}});
-            if *sel != expected_new && *sel != expected_legacy {
-                errs.push(FieldError::invalid(
-                    "spec.selector",
-                    sel,
-                    "`selector` not auto-generated",
-                ));
+        let labels = spec.pointer("/template/metadata/labels");
+        let expected = [
+            ("controller-uid", uid),
+            ("job-name", name),
+            ("batch.kubernetes.io/controller-uid", uid),
+            ("batch.kubernetes.io/job-name", name),
+        ];
+        for (k, want) in expected {
+            let lp = format!("spec.template.metadata.labels[{k}]");
+            match labels.and_then(|l| l.get(k)).and_then(Value::as_str) {
+                None => errs.push(FieldError::required(lp, format!("must be '{want}'"))),
+                Some(v) if v != want => errs.push(meta::invalid_go(
+                    lp,
+                    labels.unwrap_or(&Value::Null),
+                    format!("must be '{want}'"),
+                )),
+                _ => {}
             }
+        }
+        let expected_labels: serde_json::Map<String, Value> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        if validate_label_selector(sel, "spec.selector").is_empty()
+            && !selector_matches(sel, Some(&expected_labels))
+        {
+            errs.push(FieldError::invalid(
+                "spec.selector",
+                sel,
+                "`selector` not auto-generated",
+            ));
         }
     }
     match spec.get("selector").filter(|s| !s.is_null()) {
@@ -574,6 +601,23 @@ pub(crate) fn validate_job(job: &Value) -> Vec<FieldError> {
         }
     }
     validate_job_spec_common(spec, "spec", &mut errs);
+    // the controller names pods `<job>-<index>`, which must stay a DNS label
+    if s(spec, "completionMode") == "Indexed" {
+        if let Some(c) = int(spec, "completions").filter(|c| *c > 0) {
+            let name = job
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let hostname = format!("{name}-{}", c - 1);
+            if !meta::is_dns1123_label(&hostname).is_empty() {
+                errs.push(FieldError::invalid(
+                    "metadata.name",
+                    &json!(name),
+                    format!("will not able to create pod with invalid DNS label: {hostname}"),
+                ));
+            }
+        }
+    }
     errs
 }
 
@@ -659,23 +703,25 @@ pub(crate) fn validate_cron_job(cj: &Value) -> Vec<FieldError> {
     let schedule = s(spec, "schedule");
     if schedule.is_empty() {
         errs.push(FieldError::required("spec.schedule", ""));
-    } else if schedule.contains("TZ") {
-        errs.push(FieldError::invalid(
-            "spec.schedule",
-            &json!(schedule),
-            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
-        ));
-    } else if let Err(e) = validate_cron_schedule(schedule) {
-        errs.push(FieldError::invalid("spec.schedule", &json!(schedule), e));
-    }
-    if let Some(tz) = spec.get("timeZone").and_then(Value::as_str) {
-        if tz.is_empty() || tz.starts_with('/') || tz.contains("..") || tz.contains(' ') {
+    } else {
+        // robfig/cron's ParseStandard accepts a leading `TZ=`/`CRON_TZ=` token
+        let body = match schedule.split_once(' ') {
+            Some((tz, rest)) if tz.starts_with("TZ=") || tz.starts_with("CRON_TZ=") => rest,
+            _ => schedule,
+        };
+        if let Err(e) = validate_cron_schedule(body) {
+            errs.push(FieldError::invalid("spec.schedule", &json!(schedule), e));
+        }
+        if schedule.contains("TZ") {
             errs.push(FieldError::invalid(
-                "spec.timeZone",
-                &json!(tz),
-                "unknown time zone",
+                "spec.schedule",
+                &json!(schedule),
+                "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
             ));
         }
+    }
+    if let Some(tz) = spec.get("timeZone").and_then(Value::as_str) {
+        errs.extend(validate_time_zone(tz));
     }
     match s(spec, "concurrencyPolicy") {
         "" => errs.push(FieldError::required("spec.concurrencyPolicy", "")),
@@ -715,6 +761,43 @@ pub(crate) fn validate_cron_job(cj: &Value) -> Vec<FieldError> {
     }
     validate_job_spec_common(js, "spec.jobTemplate.spec", &mut errs);
     errs
+}
+
+/// CronJob `spec.timeZone` (upstream `validateTimeZone`). Without a time-zone database (this
+/// crate does no IO) names are checked for the IANA `Area/Location` shape only.
+fn validate_time_zone(tz: &str) -> Vec<FieldError> {
+    let p = "spec.timeZone";
+    if tz.is_empty() {
+        return vec![FieldError::invalid(
+            p,
+            &json!(tz),
+            "timeZone must be nil or non-empty string",
+        )];
+    }
+    if tz.eq_ignore_ascii_case("Local") {
+        return vec![FieldError::invalid(
+            p,
+            &json!(tz),
+            "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        )];
+    }
+    let plausible = !tz.starts_with('/')
+        && !tz.ends_with('/')
+        && !tz
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        && tz
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c));
+    if plausible {
+        Vec::new()
+    } else {
+        vec![FieldError::invalid(
+            p,
+            &json!(tz),
+            format!("unknown time zone {tz}"),
+        )]
+    }
 }
 
 /// Validates a standard 5-field cron schedule or a robfig/cron descriptor (`@daily`,
@@ -850,18 +933,21 @@ pub(crate) fn validate_replica_status(kind: &str, status: &Value) -> Vec<FieldEr
             ));
         }
     }
-    if kind != "StatefulSet" {
-        if let (Some(a), r) = (
-            int(status, "availableReplicas"),
-            int(status, "readyReplicas").unwrap_or(0),
-        ) {
-            if a > r && !bounded.is_empty() {
-                errs.push(FieldError::invalid(
-                    "status.availableReplicas",
-                    &json!(a),
-                    "cannot be greater than readyReplicas",
-                ));
-            }
+    if let (Some(a), r) = (
+        int(status, "availableReplicas"),
+        int(status, "readyReplicas").unwrap_or(0),
+    ) {
+        if a > r && !bounded.is_empty() {
+            let detail = if kind == "StatefulSet" {
+                "cannot be greater than status.readyReplicas"
+            } else {
+                "cannot be greater than readyReplicas"
+            };
+            errs.push(FieldError::invalid(
+                "status.availableReplicas",
+                &json!(a),
+                detail,
+            ));
         }
     }
     errs
