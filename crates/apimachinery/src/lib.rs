@@ -7,6 +7,7 @@ pub mod meta;
 pub mod openapi;
 pub mod patch;
 pub mod registry;
+pub mod schema;
 pub mod selector;
 pub mod status;
 pub mod table;

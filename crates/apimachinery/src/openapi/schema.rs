@@ -275,7 +275,15 @@ pub fn wrap_ref_siblings(v: &mut Value) {
                     o.insert("allOf".into(), json!([{ "$ref": r }]));
                 }
             }
-            for child in o.values_mut() {
+            for (key, child) in o.iter_mut() {
+                // the values of these maps are schemas, the maps themselves are not: a property
+                // named `$ref` (JSONSchemaProps has one) must not be rewritten
+                if let ("properties" | "definitions" | "patternProperties", Value::Object(m)) =
+                    (key.as_str(), &mut *child)
+                {
+                    m.values_mut().for_each(wrap_ref_siblings);
+                    continue;
+                }
                 wrap_ref_siblings(child);
             }
         }
