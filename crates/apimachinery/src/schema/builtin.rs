@@ -25,7 +25,9 @@ pub(crate) const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Objec
 
 /// Whether `group/version, Kind=kind` is a built-in kind with a schema.
 pub fn is_builtin_kind(group: &str, version: &str, kind: &str) -> bool {
-    openapi::builtin().schema_name(group, version, kind).is_some()
+    openapi::builtin()
+        .schema_name(group, version, kind)
+        .is_some()
 }
 
 /// Removes from `obj` (a built-in kind: Pod, Deployment, ...) every field its schema does not
@@ -79,7 +81,10 @@ pub(crate) fn resolve<'a>(
             }
         }
         if s.get("properties").is_none() && s.get("type").is_none() {
-            if let Some(first) = s.get("allOf").and_then(Value::as_array).and_then(|a| a.first())
+            if let Some(first) = s
+                .get("allOf")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
             {
                 s = first;
                 continue;
@@ -104,8 +109,7 @@ fn prune(
             return;
         }
     }
-    if !s.is_object() || s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
-    {
+    if !s.is_object() || s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
         return;
     }
     match v {

@@ -26,16 +26,34 @@ pub fn default_crd(crd: &mut Value) {
         .unwrap_or("")
         .to_string();
     if let Some(names) = spec.get_mut("names").and_then(Value::as_object_mut) {
-        if names.get("singular").and_then(Value::as_str).unwrap_or("").is_empty() && !kind.is_empty() {
+        if names
+            .get("singular")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+            && !kind.is_empty()
+        {
             names.insert("singular".into(), json!(kind.to_lowercase()));
         }
-        if names.get("listKind").and_then(Value::as_str).unwrap_or("").is_empty() && !kind.is_empty() {
+        if names
+            .get("listKind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+            && !kind.is_empty()
+        {
             names.insert("listKind".into(), json!(format!("{kind}List")));
         }
     }
-    let conv = spec.entry("conversion").or_insert_with(|| json!({"strategy": "None"}));
+    let conv = spec
+        .entry("conversion")
+        .or_insert_with(|| json!({"strategy": "None"}));
     if let Some(c) = conv.as_object_mut() {
-        if c.get("strategy").and_then(Value::as_str).unwrap_or("").is_empty() {
+        if c.get("strategy")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
             c.insert("strategy".into(), json!("None"));
         }
         if let Some(svc) = c
@@ -62,7 +80,10 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
     let name = s(crd, "/metadata/name");
     if name.is_empty() {
         if s(crd, "/metadata/generateName").is_empty() {
-            errs.push(FieldError::required("metadata.name", "name or generateName is required"));
+            errs.push(FieldError::required(
+                "metadata.name",
+                "name or generateName is required",
+            ));
         }
     } else {
         let mut msgs = is_dns1123_subdomain(name);
@@ -80,9 +101,17 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
     } else {
         let e = is_dns1123_subdomain(group);
         if !e.is_empty() {
-            errs.push(FieldError::invalid("spec.group", &json!(group), e.join(",")));
+            errs.push(FieldError::invalid(
+                "spec.group",
+                &json!(group),
+                e.join(","),
+            ));
         } else if !group.contains('.') {
-            errs.push(FieldError::invalid("spec.group", &json!(group), "should be a domain with at least one dot"));
+            errs.push(FieldError::invalid(
+                "spec.group",
+                &json!(group),
+                "should be a domain with at least one dot",
+            ));
         }
     }
 
@@ -91,19 +120,34 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
     if scope.is_empty() {
         errs.push(FieldError::required("spec.scope", ""));
     } else if scope != "Cluster" && scope != "Namespaced" {
-        errs.push(FieldError::not_supported("spec.scope", &json!(scope), &["Cluster", "Namespaced"]));
+        errs.push(FieldError::not_supported(
+            "spec.scope",
+            &json!(scope),
+            &["Cluster", "Namespaced"],
+        ));
     }
 
     let empty = Vec::new();
-    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).unwrap_or(&empty);
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
     for (i, v) in versions.iter().enumerate() {
-        if v.pointer("/schema/openAPIV3Schema").is_none_or(Value::is_null) {
-            errs.push(FieldError::required(format!("spec.versions[{i}].schema.openAPIV3Schema"), "schemas are required"));
+        if v.pointer("/schema/openAPIV3Schema")
+            .is_none_or(Value::is_null)
+        {
+            errs.push(FieldError::required(
+                format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                "schemas are required",
+            ));
         }
     }
 
     let same = |ptr: &str| -> bool {
-        !versions.is_empty() && versions.iter().all(|v| v.pointer(ptr) == versions[0].pointer(ptr))
+        !versions.is_empty()
+            && versions
+                .iter()
+                .all(|v| v.pointer(ptr) == versions[0].pointer(ptr))
     };
     let shared_schema = same("/schema");
     let shared_subresources = same("/subresources");
@@ -125,7 +169,11 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
         }
         let e = is_dns1035_label(vname);
         if !e.is_empty() {
-            errs.push(FieldError::invalid(format!("{vp}.name"), &json!(vname), e.join(",")));
+            errs.push(FieldError::invalid(
+                format!("{vp}.name"),
+                &json!(vname),
+                e.join(","),
+            ));
         }
         if let Some(w) = v.get("deprecationWarning").and_then(Value::as_str) {
             let deprecated = v.get("deprecated").and_then(Value::as_bool) == Some(true);
@@ -139,24 +187,44 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
                 None
             };
             if let Some(m) = msg {
-                errs.push(FieldError::invalid(format!("{vp}.deprecationWarning"), &json!(w), m));
+                errs.push(FieldError::invalid(
+                    format!("{vp}.deprecationWarning"),
+                    &json!(w),
+                    m,
+                ));
             }
         }
         if !shared_schema {
-            if let Some(sc) = v.pointer("/schema/openAPIV3Schema").filter(|x| !x.is_null()) {
+            if let Some(sc) = v
+                .pointer("/schema/openAPIV3Schema")
+                .filter(|x| !x.is_null())
+            {
                 errs.extend(validate_schema(sc, &format!("{vp}.schema.openAPIV3Schema")));
             }
         }
         if !shared_subresources {
-            errs.extend(validate_subresources(v.get("subresources"), &format!("{vp}.subresources")));
+            errs.extend(validate_subresources(
+                v.get("subresources"),
+                &format!("{vp}.subresources"),
+            ));
         }
         if !shared_columns {
-            errs.extend(validate_columns(v.get("additionalPrinterColumns"), &format!("{vp}.additionalPrinterColumns")));
+            errs.extend(validate_columns(
+                v.get("additionalPrinterColumns"),
+                &format!("{vp}.additionalPrinterColumns"),
+            ));
         }
     }
-    let versions_value = crd.pointer("/spec/versions").cloned().unwrap_or(Value::Null);
+    let versions_value = crd
+        .pointer("/spec/versions")
+        .cloned()
+        .unwrap_or(Value::Null);
     if !unique {
-        errs.push(FieldError::invalid("spec.versions", &versions_value, "must contain unique version names"));
+        errs.push(FieldError::invalid(
+            "spec.versions",
+            &versions_value,
+            "must contain unique version names",
+        ));
     }
     if storage != 1 {
         errs.push(FieldError::invalid(
@@ -167,23 +235,40 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
     }
 
     // names
-    for (field, v) in [("plural", plural), ("singular", s(crd, "/spec/names/singular")), ("kind", s(crd, "/spec/names/kind")), ("listKind", s(crd, "/spec/names/listKind"))] {
+    for (field, v) in [
+        ("plural", plural),
+        ("singular", s(crd, "/spec/names/singular")),
+        ("kind", s(crd, "/spec/names/kind")),
+        ("listKind", s(crd, "/spec/names/listKind")),
+    ] {
         if v.is_empty() {
             errs.push(FieldError::required(format!("spec.names.{field}"), ""));
         }
     }
-    errs.extend(validate_names(crd.pointer("/spec/names").unwrap_or(&Value::Null), "spec.names"));
+    errs.extend(validate_names(
+        crd.pointer("/spec/names").unwrap_or(&Value::Null),
+        "spec.names",
+    ));
 
     if shared_schema {
-        if let Some(sc) = versions[0].pointer("/schema/openAPIV3Schema").filter(|x| !x.is_null()) {
+        if let Some(sc) = versions[0]
+            .pointer("/schema/openAPIV3Schema")
+            .filter(|x| !x.is_null())
+        {
             errs.extend(validate_schema(sc, "spec.validation.openAPIV3Schema"));
         }
     }
     if shared_subresources {
-        errs.extend(validate_subresources(versions[0].get("subresources"), "spec.subresources"));
+        errs.extend(validate_subresources(
+            versions[0].get("subresources"),
+            "spec.subresources",
+        ));
     }
     if shared_columns {
-        errs.extend(validate_columns(versions[0].get("additionalPrinterColumns"), "spec.additionalPrinterColumns"));
+        errs.extend(validate_columns(
+            versions[0].get("additionalPrinterColumns"),
+            "spec.additionalPrinterColumns",
+        ));
     }
 
     errs.extend(validate_conversion(crd.pointer("/spec/conversion")));
@@ -203,7 +288,11 @@ fn validate_names(names: &Value, path: &str) -> Vec<FieldError> {
         let v = s(names, &format!("/{field}"));
         let e = is_dns1035_label(v);
         if !v.is_empty() && !e.is_empty() {
-            errs.push(FieldError::invalid(format!("{path}.{field}"), &json!(v), e.join(",")));
+            errs.push(FieldError::invalid(
+                format!("{path}.{field}"),
+                &json!(v),
+                e.join(","),
+            ));
         }
     }
     for field in ["kind", "listKind"] {
@@ -213,7 +302,10 @@ fn validate_names(names: &Value, path: &str) -> Vec<FieldError> {
             errs.push(FieldError::invalid(
                 format!("{path}.{field}"),
                 &json!(v),
-                format!("may have mixed case, but should otherwise match: {}", e.join(",")),
+                format!(
+                    "may have mixed case, but should otherwise match: {}",
+                    e.join(",")
+                ),
             ));
         }
     }
@@ -223,14 +315,22 @@ fn validate_names(names: &Value, path: &str) -> Vec<FieldError> {
                 let x = x.as_str().unwrap_or("");
                 let e = is_dns1035_label(x);
                 if !e.is_empty() {
-                    errs.push(FieldError::invalid(format!("{path}.{field}[{i}]"), &json!(x), e.join(",")));
+                    errs.push(FieldError::invalid(
+                        format!("{path}.{field}[{i}]"),
+                        &json!(x),
+                        e.join(","),
+                    ));
                 }
             }
         }
     }
     let kind = s(names, "/kind");
     if !kind.is_empty() && kind == s(names, "/listKind") {
-        errs.push(FieldError::invalid(format!("{path}.listKind"), &json!(kind), "kind and listKind may not be the same"));
+        errs.push(FieldError::invalid(
+            format!("{path}.listKind"),
+            &json!(kind),
+            "kind and listKind may not be the same",
+        ));
     }
     errs
 }
@@ -240,7 +340,11 @@ fn simple_json_path(p: &str, field: &str) -> Vec<FieldError> {
     if p.is_empty() {
         vec![FieldError::invalid(field, &json!(p), "must not be empty")]
     } else if !p.starts_with('.') {
-        vec![FieldError::invalid(field, &json!(p), "must be a simple json path starting with .")]
+        vec![FieldError::invalid(
+            field,
+            &json!(p),
+            "must be a simple json path starting with .",
+        )]
     } else {
         Vec::new()
     }
@@ -252,8 +356,16 @@ fn validate_subresources(sub: Option<&Value>, path: &str) -> Vec<FieldError> {
         return errs;
     };
     for (field, prefix, what) in [
-        ("specReplicasPath", ".spec.", "should be a json path under .spec"),
-        ("statusReplicasPath", ".status.", "should be a json path under .status"),
+        (
+            "specReplicasPath",
+            ".spec.",
+            "should be a json path under .spec",
+        ),
+        (
+            "statusReplicasPath",
+            ".status.",
+            "should be a json path under .status",
+        ),
     ] {
         let fp = format!("{path}.scale.{field}");
         let v = s(scale, &format!("/{field}"));
@@ -275,14 +387,27 @@ fn validate_subresources(sub: Option<&Value>, path: &str) -> Vec<FieldError> {
         if !e.is_empty() {
             errs.extend(e);
         } else if !sel.starts_with(".spec.") && !sel.starts_with(".status.") {
-            errs.push(FieldError::invalid(fp, &json!(sel), "should be a json path under either .spec or .status"));
+            errs.push(FieldError::invalid(
+                fp,
+                &json!(sel),
+                "should be a json path under either .spec or .status",
+            ));
         }
     }
     errs
 }
 
 const COLUMN_TYPES: &[&str] = &["boolean", "date", "integer", "number", "string"];
-const COLUMN_FORMATS: &[&str] = &["byte", "date", "date-time", "double", "float", "int32", "int64", "password"];
+const COLUMN_FORMATS: &[&str] = &[
+    "byte",
+    "date",
+    "date-time",
+    "double",
+    "float",
+    "int32",
+    "int64",
+    "password",
+];
 
 fn validate_columns(cols: Option<&Value>, path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -296,13 +421,24 @@ fn validate_columns(cols: Option<&Value>, path: &str) -> Vec<FieldError> {
         }
         let t = s(c, "/type");
         if t.is_empty() {
-            errs.push(FieldError::required(format!("{cp}.type"), format!("must be one of {}", COLUMN_TYPES.join(","))));
+            errs.push(FieldError::required(
+                format!("{cp}.type"),
+                format!("must be one of {}", COLUMN_TYPES.join(",")),
+            ));
         } else if !COLUMN_TYPES.contains(&t) {
-            errs.push(FieldError::not_supported(format!("{cp}.type"), &json!(t), COLUMN_TYPES));
+            errs.push(FieldError::not_supported(
+                format!("{cp}.type"),
+                &json!(t),
+                COLUMN_TYPES,
+            ));
         }
         let f = s(c, "/format");
         if !f.is_empty() && !COLUMN_FORMATS.contains(&f) {
-            errs.push(FieldError::not_supported(format!("{cp}.format"), &json!(f), COLUMN_FORMATS));
+            errs.push(FieldError::not_supported(
+                format!("{cp}.format"),
+                &json!(f),
+                COLUMN_FORMATS,
+            ));
         }
         let jp = s(c, "/jsonPath");
         if jp.is_empty() {
@@ -324,11 +460,17 @@ fn validate_conversion(conv: Option<&Value>) -> Vec<FieldError> {
         "" => errs.push(FieldError::required("spec.conversion.strategy", "")),
         "None" => {
             if conv.get("webhook").is_some_and(|w| !w.is_null()) {
-                errs.push(FieldError::forbidden("spec.conversion.webhook", "should not be set when strategy is not set to Webhook"));
+                errs.push(FieldError::forbidden(
+                    "spec.conversion.webhook",
+                    "should not be set when strategy is not set to Webhook",
+                ));
             }
         }
         "Webhook" => match conv.get("webhook").filter(|w| !w.is_null()) {
-            None => errs.push(FieldError::required("spec.conversion.webhook", "required when strategy is set to Webhook")),
+            None => errs.push(FieldError::required(
+                "spec.conversion.webhook",
+                "required when strategy is set to Webhook",
+            )),
             Some(w) => {
                 if w.get("clientConfig").is_none_or(Value::is_null) {
                     errs.push(FieldError::required(
@@ -338,13 +480,20 @@ fn validate_conversion(conv: Option<&Value>) -> Vec<FieldError> {
                 }
                 let versions = w.get("conversionReviewVersions").and_then(Value::as_array);
                 match versions {
-                    None => errs.push(FieldError::required("spec.conversion.webhook.conversionReviewVersions", "")),
-                    Some(list) if list.is_empty() => {
-                        errs.push(FieldError::required("spec.conversion.webhook.conversionReviewVersions", ""))
-                    }
+                    None => errs.push(FieldError::required(
+                        "spec.conversion.webhook.conversionReviewVersions",
+                        "",
+                    )),
+                    Some(list) if list.is_empty() => errs.push(FieldError::required(
+                        "spec.conversion.webhook.conversionReviewVersions",
+                        "",
+                    )),
                     Some(list) => {
                         if !list.iter().any(|v| v == "v1" || v == "v1beta1") {
-                            let vals: Vec<String> = list.iter().filter_map(|v| v.as_str().map(String::from)).collect();
+                            let vals: Vec<String> = list
+                                .iter()
+                                .filter_map(|v| v.as_str().map(String::from))
+                                .collect();
                             errs.push(FieldError::invalid(
                                 "spec.conversion.webhook.conversionReviewVersions",
                                 &json!(vals),
@@ -355,7 +504,11 @@ fn validate_conversion(conv: Option<&Value>) -> Vec<FieldError> {
                 }
             }
         },
-        other => errs.push(FieldError::not_supported("spec.conversion.strategy", &json!(other), &["None", "Webhook"])),
+        other => errs.push(FieldError::not_supported(
+            "spec.conversion.strategy",
+            &json!(other),
+            &["None", "Webhook"],
+        )),
     }
     errs
 }

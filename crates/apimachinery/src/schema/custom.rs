@@ -178,7 +178,10 @@ fn default(s: Option<&Value>, v: &mut Value) {
             let is = s.get("items");
             for item in items.iter_mut() {
                 if is_non_nullable_null(item, is) {
-                    *item = is.and_then(|s| s.get("default")).cloned().unwrap_or(Value::Null);
+                    *item = is
+                        .and_then(|s| s.get("default"))
+                        .cloned()
+                        .unwrap_or(Value::Null);
                 }
                 default(is, item);
             }

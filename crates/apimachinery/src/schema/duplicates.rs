@@ -15,7 +15,11 @@ use super::{child_path, index_path};
 pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(body);
-    let _ = Walk { path: String::new(), out: &mut out }.deserialize(&mut de);
+    let _ = Walk {
+        path: String::new(),
+        out: &mut out,
+    }
+    .deserialize(&mut de);
     dedup(&mut out);
     out
 }
@@ -27,7 +31,11 @@ pub fn duplicate_fields_yaml(body: &[u8]) -> Vec<String> {
         return out;
     };
     if let Some(doc) = serde_yaml::Deserializer::from_str(text).next() {
-        let _ = Walk { path: String::new(), out: &mut out }.deserialize(doc);
+        let _ = Walk {
+            path: String::new(),
+            out: &mut out,
+        }
+        .deserialize(doc);
     }
     dedup(&mut out);
     out
@@ -86,7 +94,10 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
         while seq
-            .next_element_seed(Walk { path: index_path(&self.path, i), out: &mut *self.out })?
+            .next_element_seed(Walk {
+                path: index_path(&self.path, i),
+                out: &mut *self.out,
+            })?
             .is_some()
         {
             i += 1;
@@ -101,7 +112,10 @@ impl<'de> Visitor<'de> for Walk<'_> {
             if !seen.insert(key.0) {
                 self.out.push(p.clone());
             }
-            map.next_value_seed(Walk { path: p, out: &mut *self.out })?;
+            map.next_value_seed(Walk {
+                path: p,
+                out: &mut *self.out,
+            })?;
         }
         Ok(())
     }

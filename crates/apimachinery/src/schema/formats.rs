@@ -21,25 +21,32 @@ static UUID4: Lazy<Regex> = Lazy::new(|| {
 static UUID5: Lazy<Regex> = Lazy::new(|| {
     re(r"(?i)^[0-9a-f]{8}-?[0-9a-f]{4}-?5[0-9a-f]{3}-?[89ab][0-9a-f]{3}-?[0-9a-f]{12}$")
 });
-static DATE_TIME: Lazy<Regex> = Lazy::new(|| {
-    re(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-});
+static DATE_TIME: Lazy<Regex> =
+    Lazy::new(|| re(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"));
 static DATE: Lazy<Regex> = Lazy::new(|| re(r"^\d{4}-\d{2}-\d{2}$"));
 static HEX_COLOR: Lazy<Regex> = Lazy::new(|| re(r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"));
 static RGB_COLOR: Lazy<Regex> = Lazy::new(|| {
-    re(r"^rgb\(\s*(0|[1-9]\d?|1\d\d?|2[0-4]\d|25[0-5])\s*,\s*(0|[1-9]\d?|1\d\d?|2[0-4]\d|25[0-5])\s*,\s*(0|[1-9]\d?|1\d\d?|2[0-4]\d|25[0-5])\s*\)$")
+    re(
+        r"^rgb\(\s*(0|[1-9]\d?|1\d\d?|2[0-4]\d|25[0-5])\s*,\s*(0|[1-9]\d?|1\d\d?|2[0-4]\d|25[0-5])\s*,\s*(0|[1-9]\d?|1\d\d?|2[0-4]\d|25[0-5])\s*\)$",
+    )
 });
 static SSN: Lazy<Regex> = Lazy::new(|| re(r"^\d{3}[- ]?\d{2}[- ]?\d{4}$"));
 static BSON: Lazy<Regex> = Lazy::new(|| re(r"^[0-9a-fA-F]{24}$"));
 static HOSTNAME: Lazy<Regex> = Lazy::new(|| {
-    re(r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?))*\.?$")
+    re(
+        r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?))*\.?$",
+    )
 });
 static EMAIL: Lazy<Regex> = Lazy::new(|| re(r"^[^@\s<>]+@[^@\s<>]+$"));
 static DURATION: Lazy<Regex> = Lazy::new(|| {
-    re(r"^(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h|d|w))+$|^\d+\s*(?:ns|us|µs|ms|s|m|h|d|w|seconds?|minutes?|hours?|days?|weeks?|sec|min|hr)s?$")
+    re(
+        r"^(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h|d|w))+$|^\d+\s*(?:ns|us|µs|ms|s|m|h|d|w|seconds?|minutes?|hours?|days?|weeks?|sec|min|hr)s?$",
+    )
 });
 static MAC: Lazy<Regex> = Lazy::new(|| {
-    re(r"^([0-9a-fA-F]{2}([:-]))(([0-9a-fA-F]{2}[:-]){4}|([0-9a-fA-F]{2}[:-]){6}|([0-9a-fA-F]{2}[:-]){18})[0-9a-fA-F]{2}$|^([0-9a-fA-F]{4}\.){2,9}[0-9a-fA-F]{4}$")
+    re(
+        r"^([0-9a-fA-F]{2}([:-]))(([0-9a-fA-F]{2}[:-]){4}|([0-9a-fA-F]{2}[:-]){6}|([0-9a-fA-F]{2}[:-]){18})[0-9a-fA-F]{2}$|^([0-9a-fA-F]{4}\.){2,9}[0-9a-fA-F]{4}$",
+    )
 });
 
 fn valid_date(y: &str, m: &str, d: &str) -> bool {
@@ -86,16 +93,28 @@ fn isbn10(s: &str) -> bool {
 }
 
 fn isbn13(s: &str) -> bool {
-    let d: Vec<u32> = s.chars().filter(|c| *c != '-' && *c != ' ').map(|c| c.to_digit(10).unwrap_or(99)).collect();
+    let d: Vec<u32> = s
+        .chars()
+        .filter(|c| *c != '-' && *c != ' ')
+        .map(|c| c.to_digit(10).unwrap_or(99))
+        .collect();
     if d.len() != 13 || d.contains(&99) {
         return false;
     }
-    let sum: u32 = d.iter().enumerate().map(|(i, v)| if i % 2 == 0 { *v } else { v * 3 }).sum();
-    sum % 10 == 0
+    let sum: u32 = d
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i % 2 == 0 { *v } else { v * 3 })
+        .sum();
+    sum.is_multiple_of(10)
 }
 
 fn credit_card(s: &str) -> bool {
-    let d: Vec<u32> = s.chars().filter(|c| *c != '-' && *c != ' ').map(|c| c.to_digit(10).unwrap_or(99)).collect();
+    let d: Vec<u32> = s
+        .chars()
+        .filter(|c| *c != '-' && *c != ' ')
+        .map(|c| c.to_digit(10).unwrap_or(99))
+        .collect();
     if !(12..=19).contains(&d.len()) || d.contains(&99) {
         return false;
     }
@@ -103,9 +122,20 @@ fn credit_card(s: &str) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, v)| if i % 2 == 1 { let x = v * 2; if x > 9 { x - 9 } else { x } } else { *v })
+        .map(|(i, v)| {
+            if i % 2 == 1 {
+                let x = v * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                *v
+            }
+        })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn cidr(s: &str) -> bool {
@@ -132,8 +162,13 @@ fn uri(s: &str) -> bool {
     match s.split_once(':') {
         Some((scheme, rest)) => {
             !scheme.is_empty()
-                && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && scheme
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
                 && !rest.is_empty()
                 && !s.contains(char::is_whitespace)
         }

@@ -55,11 +55,18 @@ fn openapi_rules(s: &Value, path: &str, ctx: &Ctx, root: bool, errs: &mut Vec<Fi
     };
     let ty = str_of(s, "type");
     if !ty.is_empty() && !OPENAPI_TYPES.contains(&ty) {
-        errs.push(FieldError::not_supported(child(path, "type"), &json!(ty), OPENAPI_TYPES));
+        errs.push(FieldError::not_supported(
+            child(path, "type"),
+            &json!(ty),
+            OPENAPI_TYPES,
+        ));
     }
     if o.contains_key("default") {
         if let Some(reason) = &ctx.forbid_defaults {
-            errs.push(FieldError::forbidden(child(path, "default"), format!("must not be set {reason}")));
+            errs.push(FieldError::forbidden(
+                child(path, "default"),
+                format!("must not be set {reason}"),
+            ));
         }
     }
     for (k, what) in [
@@ -70,7 +77,9 @@ fn openapi_rules(s: &Value, path: &str, ctx: &Ctx, root: bool, errs: &mut Vec<Fi
         ("dependencies", "dependencies is not supported"),
         ("$ref", "$ref is not supported"),
     ] {
-        if o.get(k).is_some_and(|v| !v.is_null() && v != "" && v != &json!({})) {
+        if o.get(k)
+            .is_some_and(|v| !v.is_null() && v != "" && v != &json!({}))
+        {
             errs.push(FieldError::forbidden(child(path, k), what));
         }
     }
@@ -81,7 +90,10 @@ fn openapi_rules(s: &Value, path: &str, ctx: &Ctx, root: bool, errs: &mut Vec<Fi
         ));
     }
     if o.get("items").is_some_and(Value::is_array) {
-        errs.push(FieldError::forbidden(child(path, "items"), "items must be a schema object and not an array"));
+        errs.push(FieldError::forbidden(
+            child(path, "items"),
+            "items must be a schema object and not an array",
+        ));
     }
     if ctx.inside_meta && flag(Some(s), EMBEDDED) {
         errs.push(FieldError::forbidden(
@@ -105,7 +117,8 @@ fn openapi_rules(s: &Value, path: &str, ctx: &Ctx, root: bool, errs: &mut Vec<Fi
         }
         let mut sub = ctx.clone();
         if ctx.inside_meta {
-            sub.forbid_defaults = Some("inside additionalProperties applying to object metadata".into());
+            sub.forbid_defaults =
+                Some("inside additionalProperties applying to object metadata".into());
         }
         openapi_rules(ap, &child(path, "additionalProperties"), &sub, false, errs);
     }
@@ -135,7 +148,11 @@ fn openapi_rules(s: &Value, path: &str, ctx: &Ctx, root: bool, errs: &mut Vec<Fi
         openapi_rules(items, &child(path, "items"), ctx, false, errs);
     }
     if o.get(PRESERVE) == Some(&Value::Bool(false)) {
-        errs.push(FieldError::invalid(child(path, PRESERVE), &json!(false), "must be true or undefined"));
+        errs.push(FieldError::invalid(
+            child(path, PRESERVE),
+            &json!(false),
+            "must be true or undefined",
+        ));
     }
     list_and_map_types(s, path, ty, errs);
     if let Some(rules) = o.get("x-kubernetes-validations").and_then(Value::as_array) {
@@ -144,13 +161,27 @@ fn openapi_rules(s: &Value, path: &str, ctx: &Ctx, root: bool, errs: &mut Vec<Fi
             let rule = str_of(r, "rule").trim();
             let msg = str_of(r, "message");
             if rule.is_empty() {
-                errs.push(FieldError::required(child(&rp, "rule"), "rule is not specified"));
+                errs.push(FieldError::required(
+                    child(&rp, "rule"),
+                    "rule is not specified",
+                ));
             } else if !msg.is_empty() && msg.trim().is_empty() {
-                errs.push(FieldError::invalid(child(&rp, "message"), &json!(msg), "message must be non-empty if specified"));
+                errs.push(FieldError::invalid(
+                    child(&rp, "message"),
+                    &json!(msg),
+                    "message must be non-empty if specified",
+                ));
             } else if msg.trim().contains(['\n', '\r']) {
-                errs.push(FieldError::invalid(child(&rp, "message"), &json!(msg), "message must not contain line breaks"));
+                errs.push(FieldError::invalid(
+                    child(&rp, "message"),
+                    &json!(msg),
+                    "message must not contain line breaks",
+                ));
             } else if rule.contains(['\n', '\r']) && msg.trim().is_empty() {
-                errs.push(FieldError::required(child(&rp, "message"), "message must be specified if rule contains line breaks"));
+                errs.push(FieldError::required(
+                    child(&rp, "message"),
+                    "message must be specified if rule contains line breaks",
+                ));
             }
         }
     }
@@ -175,7 +206,11 @@ fn list_and_map_types(s: &Value, path: &str, ty: &str, errs: &mut Vec<FieldError
             });
         }
         if mt != "atomic" && mt != "granular" {
-            errs.push(FieldError::not_supported(child(path, "x-kubernetes-map-type"), &json!(mt), &["atomic", "granular"]));
+            errs.push(FieldError::not_supported(
+                child(path, "x-kubernetes-map-type"),
+                &json!(mt),
+                &["atomic", "granular"],
+            ));
         }
     }
     if let Some(lt) = list_type {
@@ -193,25 +228,44 @@ fn list_and_map_types(s: &Value, path: &str, ty: &str, errs: &mut Vec<FieldError
                 if it == "array" {
                     if let Some(ilt) = is.get("x-kubernetes-list-type").and_then(Value::as_str) {
                         if ilt != "atomic" {
-                            errs.push(FieldError::invalid(child(path, "items.x-kubernetes-list-type"), &json!(ilt), atomic_msg));
+                            errs.push(FieldError::invalid(
+                                child(path, "items.x-kubernetes-list-type"),
+                                &json!(ilt),
+                                atomic_msg,
+                            ));
                         }
                     }
-                } else if it == "object" && is.get("x-kubernetes-map-type").and_then(Value::as_str) != Some("atomic") {
-                    errs.push(FieldError::invalid(child(path, "items.x-kubernetes-map-type"), &Value::Null, atomic_msg));
+                } else if it == "object"
+                    && is.get("x-kubernetes-map-type").and_then(Value::as_str) != Some("atomic")
+                {
+                    errs.push(FieldError::invalid(
+                        child(path, "items.x-kubernetes-map-type"),
+                        &Value::Null,
+                        atomic_msg,
+                    ));
                 }
             }
         }
         if !["atomic", "set", "map"].contains(&lt) {
-            errs.push(FieldError::not_supported(child(path, "x-kubernetes-list-type"), &json!(lt), &["atomic", "set", "map"]));
+            errs.push(FieldError::not_supported(
+                child(path, "x-kubernetes-list-type"),
+                &json!(lt),
+                &["atomic", "set", "map"],
+            ));
         }
     }
     if !map_keys.is_empty() {
         let d = "must be map if x-kubernetes-list-map-keys is non-empty";
         match list_type {
-            None => errs.push(FieldError::required(child(path, "x-kubernetes-list-type"), d)),
-            Some(lt) if lt != "map" => {
-                errs.push(FieldError::invalid(child(path, "x-kubernetes-list-type"), &json!(lt), d))
-            }
+            None => errs.push(FieldError::required(
+                child(path, "x-kubernetes-list-type"),
+                d,
+            )),
+            Some(lt) if lt != "map" => errs.push(FieldError::invalid(
+                child(path, "x-kubernetes-list-type"),
+                &json!(lt),
+                d,
+            )),
             _ => {}
         }
     }
@@ -223,7 +277,10 @@ fn list_and_map_types(s: &Value, path: &str, ty: &str, errs: &mut Vec<FieldError
             ));
         }
         match items {
-            None => errs.push(FieldError::required(child(path, "items"), "must have a schema if x-kubernetes-list-type is map")),
+            None => errs.push(FieldError::required(
+                child(path, "items"),
+                "must have a schema if x-kubernetes-list-type is map",
+            )),
             Some(is) if str_of(is, "type") != "object" => errs.push(FieldError::invalid(
                 child(path, "items.type"),
                 &json!(str_of(is, "type")),
@@ -265,7 +322,10 @@ fn list_and_map_types(s: &Value, path: &str, ty: &str, errs: &mut Vec<FieldError
     // set and map list items (and map keys) must not be nullable; map keys required or defaulted
     if let (Some(lt @ ("set" | "map")), Some(is)) = (list_type, items) {
         if flag(Some(is), "nullable") {
-            errs.push(FieldError::forbidden(child(path, "items.nullable"), format!("cannot be nullable when x-kubernetes-list-type is {lt}")));
+            errs.push(FieldError::forbidden(
+                child(path, "items.nullable"),
+                format!("cannot be nullable when x-kubernetes-list-type is {lt}"),
+            ));
         }
         if lt == "map" {
             let required: Vec<&str> = is
@@ -314,25 +374,49 @@ fn structural(s: Option<&Value>, lvl: Level, path: &str, errs: &mut Vec<FieldErr
     let preserve = flag(Some(s), PRESERVE);
     let ios = flag(Some(s), INT_OR_STRING);
     if ty == "array" && s.get("items").is_none() {
-        errs.push(FieldError::required(child(path, "items"), "must be specified"));
+        errs.push(FieldError::required(
+            child(path, "items"),
+            "must be specified",
+        ));
     }
     structural(s.get("items"), Level::Item, &child(path, "items"), errs);
     if let Some(props) = properties(s) {
         for (k, ps) in props {
-            structural(Some(ps), Level::Field, &key(&child(path, "properties"), k), errs);
+            structural(
+                Some(ps),
+                Level::Field,
+                &key(&child(path, "properties"), k),
+                errs,
+            );
         }
     }
     if let Some(ap) = s.get("additionalProperties") {
         if lvl == Level::Root {
-            errs.push(FieldError::forbidden(child(path, "additionalProperties"), "must not be used at the root"));
+            errs.push(FieldError::forbidden(
+                child(path, "additionalProperties"),
+                "must not be used at the root",
+            ));
         }
-        structural(Some(ap), Level::Field, &child(path, "additionalProperties"), errs);
+        structural(
+            Some(ap),
+            Level::Field,
+            &child(path, "additionalProperties"),
+            errs,
+        );
     }
     if ios && preserve {
-        errs.push(FieldError::invalid(child(path, PRESERVE), &json!(true), "must be false if x-kubernetes-int-or-string is true"));
+        errs.push(FieldError::invalid(
+            child(path, PRESERVE),
+            &json!(true),
+            "must be false if x-kubernetes-int-or-string is true",
+        ));
     }
     if ios && embedded {
-        errs.push(FieldError::invalid(child(path, EMBEDDED), &json!(true), "must be false if x-kubernetes-int-or-string is true"));
+        errs.push(FieldError::invalid(
+            child(path, EMBEDDED),
+            &json!(true),
+            "must be false if x-kubernetes-int-or-string is true",
+        ));
     }
     // value validations: anyOf / allOf / oneOf / not
     let skip_any_of = is_int_or_string_any_of(s.get("anyOf"));
@@ -344,7 +428,13 @@ fn structural(s: Option<&Value>, lvl: Level, path: &str, errs: &mut Vec<FieldErr
     value_validation(s, skip_any_of, skip_first_all_of_any_of, lvl, path, errs);
     if let Some(p) = s.get("pattern").and_then(Value::as_str) {
         if let Err(e) = regex::Regex::new(p) {
-            let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+            let first = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
             errs.push(FieldError::invalid(
                 child(path, "pattern"),
                 &json!(p),
@@ -376,21 +466,33 @@ fn structural(s: Option<&Value>, lvl: Level, path: &str, errs: &mut Vec<FieldErr
         ));
     }
     if lvl == Level::Root && !ty.is_empty() && ty != "object" {
-        errs.push(FieldError::invalid(child(path, "type"), &json!(ty), "must be object at the root"));
+        errs.push(FieldError::invalid(
+            child(path, "type"),
+            &json!(ty),
+            "must be object at the root",
+        ));
     }
     let props = properties(s);
     for k in ["kind", "apiVersion"] {
         if let Some(ps) = props.and_then(|p| p.get(k)).filter(|_| check_metadata) {
             let t = str_of(ps, "type");
             if t != "string" {
-                errs.push(FieldError::invalid(format!("{path}.properties[{k}].type"), &json!(t), "must be string"));
+                errs.push(FieldError::invalid(
+                    format!("{path}.properties[{k}].type"),
+                    &json!(t),
+                    "must be string",
+                ));
             }
         }
     }
     if let Some(meta) = props.and_then(|p| p.get("metadata")) {
         let mp = key(&child(path, "properties"), "metadata");
         if check_metadata && str_of(meta, "type") != "object" {
-            errs.push(FieldError::invalid(child(&mp, "type"), &json!(str_of(meta, "type")), "must be object"));
+            errs.push(FieldError::invalid(
+                child(&mp, "type"),
+                &json!(str_of(meta, "type")),
+                "must be object",
+            ));
         }
         if lvl == Level::Root && !metadata_only_names(meta) {
             errs.push(FieldError::forbidden(
@@ -415,14 +517,21 @@ fn metadata_only_names(meta: &Value) -> bool {
     };
     o.iter().all(|(k, v)| match k.as_str() {
         "type" | "default" => true,
-        "properties" => v.as_object().is_some_and(|p| {
-            !p.is_empty() && p.keys().all(|k| k == "name" || k == "generateName")
-        }),
+        "properties" => v
+            .as_object()
+            .is_some_and(|p| !p.is_empty() && p.keys().all(|k| k == "name" || k == "generateName")),
         _ => false,
     })
 }
 
-fn value_validation(s: &Value, skip_any_of: bool, skip_first_all_of_any_of: bool, lvl: Level, path: &str, errs: &mut Vec<FieldError>) {
+fn value_validation(
+    s: &Value,
+    skip_any_of: bool,
+    skip_first_all_of_any_of: bool,
+    lvl: Level,
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) {
     if !skip_any_of {
         if let Some(a) = s.get("anyOf").and_then(Value::as_array) {
             for (i, sub) in a.iter().enumerate() {
@@ -432,7 +541,13 @@ fn value_validation(s: &Value, skip_any_of: bool, skip_first_all_of_any_of: bool
     }
     if let Some(a) = s.get("allOf").and_then(Value::as_array) {
         for (i, sub) in a.iter().enumerate() {
-            nested(sub, skip_first_all_of_any_of && i == 0, lvl, &format!("{path}.allOf[{i}]"), errs);
+            nested(
+                sub,
+                skip_first_all_of_any_of && i == 0,
+                lvl,
+                &format!("{path}.allOf[{i}]"),
+                errs,
+            );
         }
     }
     if let Some(a) = s.get("oneOf").and_then(Value::as_array) {
@@ -456,25 +571,46 @@ fn nested(s: &Value, skip_any_of: bool, lvl: Level, path: &str, errs: &mut Vec<F
     }
     if let Some(props) = properties(s) {
         for (k, ps) in props {
-            nested(ps, false, Level::Field, &key(&child(path, "properties"), k), errs);
+            nested(
+                ps,
+                false,
+                Level::Field,
+                &key(&child(path, "properties"), k),
+                errs,
+            );
         }
     }
     let o = s.as_object().expect("checked object");
-    let forbid = |errs: &mut Vec<FieldError>, k: &str, d: &str| errs.push(FieldError::forbidden(child(path, k), d));
-    if o.get("type").and_then(Value::as_str).is_some_and(|t| !t.is_empty()) {
+    let forbid = |errs: &mut Vec<FieldError>, k: &str, d: &str| {
+        errs.push(FieldError::forbidden(child(path, k), d))
+    };
+    if o.get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+    {
         forbid(errs, "type", "must be empty to be structural");
     }
     if let Some(ap) = o.get("additionalProperties") {
-        forbid(errs, "additionalProperties", "must be undefined to be structural");
+        forbid(
+            errs,
+            "additionalProperties",
+            "must be undefined to be structural",
+        );
         let _ = ap;
     }
     if o.contains_key("default") {
         forbid(errs, "default", "must be undefined to be structural");
     }
-    if o.get("title").and_then(Value::as_str).is_some_and(|t| !t.is_empty()) {
+    if o.get("title")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+    {
         forbid(errs, "title", "must be empty to be structural");
     }
-    if o.get("description").and_then(Value::as_str).is_some_and(|t| !t.is_empty()) {
+    if o.get("description")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+    {
         forbid(errs, "description", "must be empty to be structural");
     }
     if flag(Some(s), "nullable") {
@@ -485,17 +621,39 @@ fn nested(s: &Value, skip_any_of: bool, lvl: Level, path: &str, errs: &mut Vec<F
             forbid(errs, k, "must be false to be structural");
         }
     }
-    if o.get("x-kubernetes-list-map-keys").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
-        forbid(errs, "x-kubernetes-list-map-keys", "must be empty to be structural");
+    if o.get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        forbid(
+            errs,
+            "x-kubernetes-list-map-keys",
+            "must be empty to be structural",
+        );
     }
     if o.contains_key("x-kubernetes-list-type") {
-        forbid(errs, "x-kubernetes-list-type", "must be undefined to be structural");
+        forbid(
+            errs,
+            "x-kubernetes-list-type",
+            "must be undefined to be structural",
+        );
     }
     if o.contains_key("x-kubernetes-map-type") {
-        forbid(errs, "x-kubernetes-map-type", "must be undefined to be structural");
+        forbid(
+            errs,
+            "x-kubernetes-map-type",
+            "must be undefined to be structural",
+        );
     }
-    if o.get("x-kubernetes-validations").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
-        forbid(errs, "x-kubernetes-validations", "must be empty to be structural");
+    if o.get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        forbid(
+            errs,
+            "x-kubernetes-validations",
+            "must be empty to be structural",
+        );
     }
     if properties(s).is_some_and(|p| p.contains_key("metadata")) {
         errs.push(FieldError::forbidden(

@@ -111,14 +111,26 @@ fn prune_unknown_builtin_kinds() {
         let got = prune_unknown(c.gvk.0, c.gvk.1, c.gvk.2, &mut obj);
         assert_eq!(got, c.unknown, "{}", c.name);
         for k in c.kept {
-            assert!(obj.pointer(k).is_some(), "{}: {k} was dropped: {obj}", c.name);
+            assert!(
+                obj.pointer(k).is_some(),
+                "{}: {k} was dropped: {obj}",
+                c.name
+            );
         }
         for path in c.unknown {
             let pointer = format!("/{}", path.replace(['.', '['], "/").replace(']', ""));
-            assert!(obj.pointer(&pointer).is_none(), "{}: {path} still present", c.name);
+            assert!(
+                obj.pointer(&pointer).is_none(),
+                "{}: {path} still present",
+                c.name
+            );
         }
         // pruning is idempotent: nothing is left to report
-        assert!(prune_unknown(c.gvk.0, c.gvk.1, c.gvk.2, &mut obj).is_empty(), "{}", c.name);
+        assert!(
+            prune_unknown(c.gvk.0, c.gvk.1, c.gvk.2, &mut obj).is_empty(),
+            "{}",
+            c.name
+        );
     }
     assert!(is_builtin_kind("apps", "v1", "Deployment"));
     assert!(!is_builtin_kind("example.com", "v1", "Widget"));
@@ -127,7 +139,8 @@ fn prune_unknown_builtin_kinds() {
 #[test]
 fn the_crd_openapi_document_keeps_ref_and_allof_properties() {
     let b = crate::openapi::builtin();
-    let props = &b.schemas()["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps"]["properties"];
+    let props = &b.schemas()
+        ["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps"]["properties"];
     assert_eq!(props["$ref"]["type"], "string");
     assert_eq!(props["allOf"]["type"], "array");
 }
@@ -149,7 +162,10 @@ fn duplicate_fields_json_and_yaml() {
         assert_eq!(duplicate_fields(body), *want, "{name}");
     }
     let yaml = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\ndata:\n  x: '1'\nlist:\n- a: 1\n  a: 2\n";
-    assert_eq!(duplicate_fields_yaml(yaml), vec!["metadata.name", "list[0].a"]);
+    assert_eq!(
+        duplicate_fields_yaml(yaml),
+        vec!["metadata.name", "list[0].a"]
+    );
     assert!(duplicate_fields_yaml(b"a: 1\nb: {c: 2}\n").is_empty());
 }
 
@@ -165,14 +181,24 @@ fn strict_messages_and_directive() {
         r#"Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replica", duplicate field "metadata.name""#
     );
     assert_eq!(unknown_field_message(r#"a"b"#), r#"unknown field "a\"b""#);
-    let many: Vec<String> = (0..150).map(|i| unknown_field_message(&format!("f{i}"))).collect();
-    assert_eq!(strict_decoding_error(&many).matches("unknown field").count(), MAX_STRICT_ERRORS);
+    let many: Vec<String> = (0..150)
+        .map(|i| unknown_field_message(&format!("f{i}")))
+        .collect();
+    assert_eq!(
+        strict_decoding_error(&many)
+            .matches("unknown field")
+            .count(),
+        MAX_STRICT_ERRORS
+    );
     for (v, want) in [
         (None, Ok(FieldValidation::Warn)),
         (Some(""), Ok(FieldValidation::Warn)),
         (Some("Strict"), Ok(FieldValidation::Strict)),
         (Some("Ignore"), Ok(FieldValidation::Ignore)),
-        (Some("strict"), Err(SchemaError::InvalidDirective("strict".into()))),
+        (
+            Some("strict"),
+            Err(SchemaError::InvalidDirective("strict".into())),
+        ),
     ] {
         assert_eq!(FieldValidation::parse(v), want, "{v:?}");
     }
@@ -241,9 +267,17 @@ fn prune_custom_resources() {
         ]
     );
     for kept in [
-        "/apiVersion", "/kind", "/metadata/labels/a", "/spec/labels/any", "/spec/config/anything/deep",
-        "/spec/config/strict/a", "/spec/template/apiVersion", "/spec/template/metadata/name",
-        "/spec/free/scalar", "/spec/free/obj", "/status/ready",
+        "/apiVersion",
+        "/kind",
+        "/metadata/labels/a",
+        "/spec/labels/any",
+        "/spec/config/anything/deep",
+        "/spec/config/strict/a",
+        "/spec/template/apiVersion",
+        "/spec/template/metadata/name",
+        "/spec/free/scalar",
+        "/spec/free/obj",
+        "/status/ready",
     ] {
         assert!(obj.pointer(kept).is_some(), "{kept} dropped: {obj}");
     }
@@ -267,16 +301,23 @@ fn default_custom_resources() {
         }}
     }});
     let cases = [
-        ("empty object gets every default, recursively", json!({}),
-         json!({"spec": {"replicas": 1, "strategy": {"type": "Rolling", "max": 25}, "name": "x", "nullable": "d"}})),
-        ("existing values are kept, null replaced unless nullable",
-         json!({"spec": {"replicas": 3, "name": null, "nullable": null, "strategy": {"type": "Recreate"}}}),
-         json!({"spec": {"replicas": 3, "name": "x", "nullable": null, "strategy": {"type": "Recreate", "max": 25}}})),
-        ("list items and map values",
-         json!({"spec": {"ports": [{"port": 1}, null], "tags": {"a": null, "b": "c"}}}),
-         json!({"spec": {"ports": [{"port": 1, "protocol": "TCP"}, {"port": 80, "protocol": "TCP"}],
+        (
+            "empty object gets every default, recursively",
+            json!({}),
+            json!({"spec": {"replicas": 1, "strategy": {"type": "Rolling", "max": 25}, "name": "x", "nullable": "d"}}),
+        ),
+        (
+            "existing values are kept, null replaced unless nullable",
+            json!({"spec": {"replicas": 3, "name": null, "nullable": null, "strategy": {"type": "Recreate"}}}),
+            json!({"spec": {"replicas": 3, "name": "x", "nullable": null, "strategy": {"type": "Recreate", "max": 25}}}),
+        ),
+        (
+            "list items and map values",
+            json!({"spec": {"ports": [{"port": 1}, null], "tags": {"a": null, "b": "c"}}}),
+            json!({"spec": {"ports": [{"port": 1, "protocol": "TCP"}, {"port": 80, "protocol": "TCP"}],
                          "tags": {"a": "t", "b": "c"}, "replicas": 1, "strategy": {"type": "Rolling", "max": 25},
-                         "name": "x", "nullable": "d"}})),
+                         "name": "x", "nullable": "d"}}),
+        ),
     ];
     for (name, mut obj, want) in cases {
         default_custom(&schema, &mut obj);
@@ -292,86 +333,274 @@ fn prune_nulls_of_custom_resources() {
     }}}});
     let mut obj = json!({"spec": {"a": null, "b": null, "c": null, "m": {"k": null, "j": "v"}, "unknown": null}});
     prune_nulls_custom(&schema, &mut obj);
-    assert_eq!(obj, json!({"spec": {"b": null, "c": null, "m": {"j": "v"}, "unknown": null}}));
+    assert_eq!(
+        obj,
+        json!({"spec": {"b": null, "c": null, "m": {"j": "v"}, "unknown": null}})
+    );
 }
 
 #[test]
 fn validate_custom_resources() {
     let cases: Vec<(&str, Value, Value, Vec<&str>)> = vec![
-        ("type integer", json!({"type": "integer"}), json!("three"),
-         vec![r#"spec.v: Invalid value: "string": spec.v in body must be of type integer: "string""#]),
-        ("integer accepts 3.0, number accepts 3", json!({"type": "integer"}), json!(3.0), vec![]),
+        (
+            "type integer",
+            json!({"type": "integer"}),
+            json!("three"),
+            vec![
+                r#"spec.v: Invalid value: "string": spec.v in body must be of type integer: "string""#,
+            ],
+        ),
+        (
+            "integer accepts 3.0, number accepts 3",
+            json!({"type": "integer"}),
+            json!(3.0),
+            vec![],
+        ),
         ("number", json!({"type": "number"}), json!(3), vec![]),
-        ("boolean", json!({"type": "boolean"}), json!(1),
-         vec![r#"spec.v: Invalid value: "integer": spec.v in body must be of type boolean: "integer""#]),
-        ("object", json!({"type": "object"}), json!([1]),
-         vec![r#"spec.v: Invalid value: "array": spec.v in body must be of type object: "array""#]),
-        ("null not nullable", json!({"type": "string"}), Value::Null,
-         vec![r#"spec.v: Invalid value: "null": spec.v in body must be of type string: "null""#]),
-        ("null nullable", json!({"type": "string", "nullable": true}), Value::Null, vec![]),
-        ("enum", json!({"type": "string", "enum": ["a", "b"]}), json!("x"),
-         vec![r#"spec.v: Unsupported value: "x": supported values: "a", "b""#]),
-        ("enum of numbers", json!({"type": "integer", "enum": [1, 2]}), json!(3),
-         vec![r#"spec.v: Unsupported value: 3: supported values: "1", "2""#]),
-        ("minimum", json!({"type": "integer", "minimum": 1}), json!(0),
-         vec!["spec.v: Invalid value: 0: spec.v in body should be greater than or equal to 1"]),
-        ("exclusiveMinimum", json!({"type": "number", "minimum": 0.5, "exclusiveMinimum": true}), json!(0.5),
-         vec!["spec.v: Invalid value: 0.5: spec.v in body should be greater than 0.5"]),
-        ("maximum", json!({"type": "integer", "maximum": 10}), json!(11),
-         vec!["spec.v: Invalid value: 11: spec.v in body should be less than or equal to 10"]),
-        ("exclusiveMaximum", json!({"type": "integer", "maximum": 10, "exclusiveMaximum": true}), json!(10),
-         vec!["spec.v: Invalid value: 10: spec.v in body should be less than 10"]),
-        ("multipleOf", json!({"type": "integer", "multipleOf": 5}), json!(12),
-         vec!["spec.v: Invalid value: 12: spec.v in body should be a multiple of 5"]),
-        ("maxLength counts characters", json!({"type": "string", "maxLength": 3}), json!("abcd"),
-         vec!["spec.v: Too long: must have at most 3 bytes"]),
-        ("maxLength ok", json!({"type": "string", "maxLength": 3}), json!("äöü"), vec![]),
-        ("minLength", json!({"type": "string", "minLength": 2}), json!("a"),
-         vec![r#"spec.v: Invalid value: "a": spec.v in body should be at least 2 chars long"#]),
-        ("pattern", json!({"type": "string", "pattern": "^[a-z]+$"}), json!("ABC"),
-         vec![r#"spec.v: Invalid value: "ABC": spec.v in body should match '^[a-z]+$'"#]),
-        ("minItems", json!({"type": "array", "items": {"type": "string"}, "minItems": 2}), json!(["a"]),
-         vec!["spec.v: Invalid value: 1: spec.v in body should have at least 2 items"]),
-        ("maxItems", json!({"type": "array", "items": {"type": "string"}, "maxItems": 2}), json!(["a", "b", "c"]),
-         vec!["spec.v: Too many: 3: must have at most 2 items"]),
-        ("uniqueItems", json!({"type": "array", "items": {"type": "integer"}, "uniqueItems": true}), json!([1, 1]),
-         vec![r#"spec.v: Invalid value: "": spec.v in body shouldn't contain duplicates"#]),
-        ("maxProperties", json!({"type": "object", "maxProperties": 1}), json!({"a": 1, "b": 2}),
-         vec!["spec.v: Too many: 2: must have at most 1 items"]),
-        ("minProperties", json!({"type": "object", "minProperties": 2}), json!({"a": 1}),
-         vec![r#"spec.v: Invalid value: {"a":1}: spec.v in body should have at least 2 properties"#]),
-        ("required and nested item paths",
-         json!({"type": "object", "required": ["size"], "properties": {"items": {"type": "array", "items": {"type": "object", "required": ["name"]}}}}),
-         json!({"items": [{"name": "a"}, {}]}),
-         vec!["spec.v.size: Required value", "spec.v.items[1].name: Required value"]),
-        ("additionalProperties schema", json!({"type": "object", "additionalProperties": {"type": "string"}}), json!({"k": 1}),
-         vec![r#"spec.v.k: Invalid value: "integer": spec.v.k in body must be of type string: "integer""#]),
-        ("date-time", json!({"type": "string", "format": "date-time"}), json!("yesterday"),
-         vec![r#"spec.v: Invalid value: "yesterday": spec.v in body must be of type date-time: "yesterday""#]),
-        ("date-time ok", json!({"type": "string", "format": "date-time"}), json!("2024-02-29T10:00:00.5+02:00"), vec![]),
-        ("date", json!({"type": "string", "format": "date"}), json!("2023-02-29"),
-         vec![r#"spec.v: Invalid value: "2023-02-29": spec.v in body must be of type date: "2023-02-29""#]),
-        ("byte", json!({"type": "string", "format": "byte"}), json!("not base64!"),
-         vec![r#"spec.v: Invalid value: "not base64!": spec.v in body must be of type byte: "not base64!""#]),
-        ("byte ok", json!({"type": "string", "format": "byte"}), json!("aGVsbG8="), vec![]),
-        ("ipv4 / cidr / uuid ok", json!({"type": "array", "items": {"type": "string", "format": "cidr"}}), json!(["10.0.0.0/8", "::1/128"]), vec![]),
-        ("uuid", json!({"type": "string", "format": "uuid"}), json!("nope"),
-         vec![r#"spec.v: Invalid value: "nope": spec.v in body must be of type uuid: "nope""#]),
-        ("int32 format is not range checked (as upstream)", json!({"type": "integer", "format": "int32"}), json!(9999999999i64), vec![]),
-        ("unknown format ignored", json!({"type": "string", "format": "color"}), json!("x"), vec![]),
-        ("int-or-string", json!({"x-kubernetes-int-or-string": true}), json!(true),
-         vec![r#"spec.v: Invalid value: "boolean": spec.v in body must be of type integer,string: "boolean""#]),
-        ("int-or-string ok", json!({"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]}), json!("25%"), vec![]),
-        ("list-type set", json!({"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}}), json!(["a", "b", "a"]),
-         vec![r#"spec.v[2]: Duplicate value: "a""#]),
-        ("list-type map",
-         json!({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+        (
+            "boolean",
+            json!({"type": "boolean"}),
+            json!(1),
+            vec![
+                r#"spec.v: Invalid value: "integer": spec.v in body must be of type boolean: "integer""#,
+            ],
+        ),
+        (
+            "object",
+            json!({"type": "object"}),
+            json!([1]),
+            vec![
+                r#"spec.v: Invalid value: "array": spec.v in body must be of type object: "array""#,
+            ],
+        ),
+        (
+            "null not nullable",
+            json!({"type": "string"}),
+            Value::Null,
+            vec![r#"spec.v: Invalid value: "null": spec.v in body must be of type string: "null""#],
+        ),
+        (
+            "null nullable",
+            json!({"type": "string", "nullable": true}),
+            Value::Null,
+            vec![],
+        ),
+        (
+            "enum",
+            json!({"type": "string", "enum": ["a", "b"]}),
+            json!("x"),
+            vec![r#"spec.v: Unsupported value: "x": supported values: "a", "b""#],
+        ),
+        (
+            "enum of numbers",
+            json!({"type": "integer", "enum": [1, 2]}),
+            json!(3),
+            vec![r#"spec.v: Unsupported value: 3: supported values: "1", "2""#],
+        ),
+        (
+            "minimum",
+            json!({"type": "integer", "minimum": 1}),
+            json!(0),
+            vec!["spec.v: Invalid value: 0: spec.v in body should be greater than or equal to 1"],
+        ),
+        (
+            "exclusiveMinimum",
+            json!({"type": "number", "minimum": 0.5, "exclusiveMinimum": true}),
+            json!(0.5),
+            vec!["spec.v: Invalid value: 0.5: spec.v in body should be greater than 0.5"],
+        ),
+        (
+            "maximum",
+            json!({"type": "integer", "maximum": 10}),
+            json!(11),
+            vec!["spec.v: Invalid value: 11: spec.v in body should be less than or equal to 10"],
+        ),
+        (
+            "exclusiveMaximum",
+            json!({"type": "integer", "maximum": 10, "exclusiveMaximum": true}),
+            json!(10),
+            vec!["spec.v: Invalid value: 10: spec.v in body should be less than 10"],
+        ),
+        (
+            "multipleOf",
+            json!({"type": "integer", "multipleOf": 5}),
+            json!(12),
+            vec!["spec.v: Invalid value: 12: spec.v in body should be a multiple of 5"],
+        ),
+        (
+            "maxLength counts characters",
+            json!({"type": "string", "maxLength": 3}),
+            json!("abcd"),
+            vec!["spec.v: Too long: must have at most 3 bytes"],
+        ),
+        (
+            "maxLength ok",
+            json!({"type": "string", "maxLength": 3}),
+            json!("äöü"),
+            vec![],
+        ),
+        (
+            "minLength",
+            json!({"type": "string", "minLength": 2}),
+            json!("a"),
+            vec![r#"spec.v: Invalid value: "a": spec.v in body should be at least 2 chars long"#],
+        ),
+        (
+            "pattern",
+            json!({"type": "string", "pattern": "^[a-z]+$"}),
+            json!("ABC"),
+            vec![r#"spec.v: Invalid value: "ABC": spec.v in body should match '^[a-z]+$'"#],
+        ),
+        (
+            "minItems",
+            json!({"type": "array", "items": {"type": "string"}, "minItems": 2}),
+            json!(["a"]),
+            vec!["spec.v: Invalid value: 1: spec.v in body should have at least 2 items"],
+        ),
+        (
+            "maxItems",
+            json!({"type": "array", "items": {"type": "string"}, "maxItems": 2}),
+            json!(["a", "b", "c"]),
+            vec!["spec.v: Too many: 3: must have at most 2 items"],
+        ),
+        (
+            "uniqueItems",
+            json!({"type": "array", "items": {"type": "integer"}, "uniqueItems": true}),
+            json!([1, 1]),
+            vec![r#"spec.v: Invalid value: "": spec.v in body shouldn't contain duplicates"#],
+        ),
+        (
+            "maxProperties",
+            json!({"type": "object", "maxProperties": 1}),
+            json!({"a": 1, "b": 2}),
+            vec!["spec.v: Too many: 2: must have at most 1 items"],
+        ),
+        (
+            "minProperties",
+            json!({"type": "object", "minProperties": 2}),
+            json!({"a": 1}),
+            vec![
+                r#"spec.v: Invalid value: {"a":1}: spec.v in body should have at least 2 properties"#,
+            ],
+        ),
+        (
+            "required and nested item paths",
+            json!({"type": "object", "required": ["size"], "properties": {"items": {"type": "array", "items": {"type": "object", "required": ["name"]}}}}),
+            json!({"items": [{"name": "a"}, {}]}),
+            vec![
+                "spec.v.size: Required value",
+                "spec.v.items[1].name: Required value",
+            ],
+        ),
+        (
+            "additionalProperties schema",
+            json!({"type": "object", "additionalProperties": {"type": "string"}}),
+            json!({"k": 1}),
+            vec![
+                r#"spec.v.k: Invalid value: "integer": spec.v.k in body must be of type string: "integer""#,
+            ],
+        ),
+        (
+            "date-time",
+            json!({"type": "string", "format": "date-time"}),
+            json!("yesterday"),
+            vec![
+                r#"spec.v: Invalid value: "yesterday": spec.v in body must be of type date-time: "yesterday""#,
+            ],
+        ),
+        (
+            "date-time ok",
+            json!({"type": "string", "format": "date-time"}),
+            json!("2024-02-29T10:00:00.5+02:00"),
+            vec![],
+        ),
+        (
+            "date",
+            json!({"type": "string", "format": "date"}),
+            json!("2023-02-29"),
+            vec![
+                r#"spec.v: Invalid value: "2023-02-29": spec.v in body must be of type date: "2023-02-29""#,
+            ],
+        ),
+        (
+            "byte",
+            json!({"type": "string", "format": "byte"}),
+            json!("not base64!"),
+            vec![
+                r#"spec.v: Invalid value: "not base64!": spec.v in body must be of type byte: "not base64!""#,
+            ],
+        ),
+        (
+            "byte ok",
+            json!({"type": "string", "format": "byte"}),
+            json!("aGVsbG8="),
+            vec![],
+        ),
+        (
+            "ipv4 / cidr / uuid ok",
+            json!({"type": "array", "items": {"type": "string", "format": "cidr"}}),
+            json!(["10.0.0.0/8", "::1/128"]),
+            vec![],
+        ),
+        (
+            "uuid",
+            json!({"type": "string", "format": "uuid"}),
+            json!("nope"),
+            vec![r#"spec.v: Invalid value: "nope": spec.v in body must be of type uuid: "nope""#],
+        ),
+        (
+            "int32 format is not range checked (as upstream)",
+            json!({"type": "integer", "format": "int32"}),
+            json!(9999999999i64),
+            vec![],
+        ),
+        (
+            "unknown format ignored",
+            json!({"type": "string", "format": "color"}),
+            json!("x"),
+            vec![],
+        ),
+        (
+            "int-or-string",
+            json!({"x-kubernetes-int-or-string": true}),
+            json!(true),
+            vec![
+                r#"spec.v: Invalid value: "boolean": spec.v in body must be of type integer,string: "boolean""#,
+            ],
+        ),
+        (
+            "int-or-string ok",
+            json!({"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]}),
+            json!("25%"),
+            vec![],
+        ),
+        (
+            "list-type set",
+            json!({"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}}),
+            json!(["a", "b", "a"]),
+            vec![r#"spec.v[2]: Duplicate value: "a""#],
+        ),
+        (
+            "list-type map",
+            json!({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
                 "items": {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}}),
-         json!([{"name": "http", "port": 80}, {"name": "http", "port": 81}, {"name": "https"}]),
-         vec![r#"spec.v[1]: Duplicate value: map[string]interface {}{"name":"http"}"#]),
-        ("anyOf", json!({"anyOf": [{"type": "integer"}, {"type": "boolean"}]}), json!("x"),
-         vec![r#"spec.v: Invalid value: "x": spec.v in body must validate at least one schema (anyOf)"#]),
-        ("preserve-unknown-fields without type accepts anything", json!({"x-kubernetes-preserve-unknown-fields": true}), json!([1, "a"]), vec![]),
+            json!([{"name": "http", "port": 80}, {"name": "http", "port": 81}, {"name": "https"}]),
+            vec![r#"spec.v[1]: Duplicate value: map[string]interface {}{"name":"http"}"#],
+        ),
+        (
+            "anyOf",
+            json!({"anyOf": [{"type": "integer"}, {"type": "boolean"}]}),
+            json!("x"),
+            vec![
+                r#"spec.v: Invalid value: "x": spec.v in body must validate at least one schema (anyOf)"#,
+            ],
+        ),
+        (
+            "preserve-unknown-fields without type accepts anything",
+            json!({"x-kubernetes-preserve-unknown-fields": true}),
+            json!([1, "a"]),
+            vec![],
+        ),
     ];
     for (name, schema, value, want) in cases {
         let root = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"v": schema}}}});
@@ -379,11 +608,17 @@ fn validate_custom_resources() {
         assert_eq!(msgs(&errs), want, "{name}");
     }
     // causes carry upstream's reasons
-    let errs = validate_custom(&json!({"type": "object", "properties": {"n": {"type": "integer"}}}), &json!({"n": "x"}));
+    let errs = validate_custom(
+        &json!({"type": "object", "properties": {"n": {"type": "integer"}}}),
+        &json!({"n": "x"}),
+    );
     assert_eq!(errs[0].kind, CauseType::TypeInvalid);
     assert_eq!(errs[0].kind.reason(), "FieldValueTypeInvalid");
     let root_errs = validate_custom(&json!({"type": "object"}), &json!("x"));
-    assert_eq!(msgs(&root_errs), vec![r#": Invalid value: "string": in body must be of type object: "string""#]);
+    assert_eq!(
+        msgs(&root_errs),
+        vec![r#": Invalid value: "string": in body must be of type object: "string""#]
+    );
 }
 
 // ---------------------------------------------------------------- CustomResourceDefinitions
@@ -426,7 +661,8 @@ fn base_crd() -> Value {
 }
 
 fn schema_at(crd: &mut Value) -> &mut Value {
-    crd.pointer_mut("/spec/versions/0/schema/openAPIV3Schema").unwrap()
+    crd.pointer_mut("/spec/versions/0/schema/openAPIV3Schema")
+        .unwrap()
 }
 
 #[test]
@@ -547,7 +783,10 @@ fn crd_validation_rules() {
         let mut crd = base_crd();
         mutate(&mut crd);
         let got = msgs(&validate_crd(&crd));
-        assert!(got.iter().any(|m| m.contains(want)), "{name}: want {want:?} in {got:#?}");
+        assert!(
+            got.iter().any(|m| m.contains(want)),
+            "{name}: want {want:?} in {got:#?}"
+        );
     }
 }
 
@@ -591,8 +830,12 @@ fn crd_defaults() {
     default_crd(&mut crd);
     assert_eq!(crd["spec"]["names"]["singular"], "crontab");
     assert_eq!(crd["spec"]["names"]["listKind"], "CronTabList");
-    assert_eq!(crd["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["port"], 443);
-    let mut bare = json!({"spec": {"names": {"kind": "A", "singular": "keep", "listKind": "AList2"}}});
+    assert_eq!(
+        crd["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["port"],
+        443
+    );
+    let mut bare =
+        json!({"spec": {"names": {"kind": "A", "singular": "keep", "listKind": "AList2"}}});
     default_crd(&mut bare);
     assert_eq!(bare["spec"]["names"]["singular"], "keep");
     assert_eq!(bare["spec"]["names"]["listKind"], "AList2");
@@ -611,7 +854,10 @@ fn a_validated_crd_schema_drives_its_custom_resources() {
     assert_eq!(prune_custom(schema, &mut cr), vec!["spec.unknown"]);
     default_custom(schema, &mut cr);
     assert_eq!(cr["spec"]["replicas"], 1);
-    assert_eq!(msgs(&validate_custom(schema, &cr)), vec![r#"spec.ports[1]: Duplicate value: map[string]interface {}{"name":"a"}"#]);
+    assert_eq!(
+        msgs(&validate_custom(schema, &cr)),
+        vec![r#"spec.ports[1]: Duplicate value: map[string]interface {}{"name":"a"}"#]
+    );
     cr["spec"]["cronSpec"] = json!("often");
     cr["spec"]["replicas"] = json!(0);
     cr["spec"]["ports"] = json!([]);

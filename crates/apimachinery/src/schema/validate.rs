@@ -15,15 +15,25 @@ use crate::status::{CauseType, FieldError};
 /// `spec.size: Required value`, `spec.mode: Unsupported value: "x": supported values: "a", "b"`.
 /// CEL rules (`x-kubernetes-validations`) are skipped.
 pub fn validate_custom(schema: &Value, obj: &Value) -> Vec<FieldError> {
-    let mut v = Validator { field_prefix: String::new(), errs: Vec::new() };
+    let mut v = Validator {
+        field_prefix: String::new(),
+        errs: Vec::new(),
+    };
     v.validate(schema, obj, "");
     v.errs
 }
 
 /// Validates a schema's `default` value against the schema itself; errors are reported at
 /// `field_prefix` (the `...default` path of the CRD), messages relative to the default.
-pub(crate) fn validate_default(schema: &Value, default: &Value, field_prefix: &str) -> Vec<FieldError> {
-    let mut v = Validator { field_prefix: field_prefix.to_string(), errs: Vec::new() };
+pub(crate) fn validate_default(
+    schema: &Value,
+    default: &Value,
+    field_prefix: &str,
+) -> Vec<FieldError> {
+    let mut v = Validator {
+        field_prefix: field_prefix.to_string(),
+        errs: Vec::new(),
+    };
     v.validate(schema, default, "");
     v.errs
 }
@@ -49,7 +59,10 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 fn is_json_integer(v: &Value) -> bool {
     match v {
         Value::Number(n) => {
-            n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.is_finite())
+            n.is_i64()
+                || n.is_u64()
+                || n.as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.is_finite())
         }
         _ => false,
     }
@@ -85,7 +98,10 @@ fn go_float(f: f64) -> String {
 
 /// Renders a list-map key set as Go's `%#v` of a `map[string]interface {}`.
 fn go_map(m: &[(String, Value)]) -> String {
-    let mut items: Vec<String> = m.iter().map(|(k, v)| format!("{:?}:{}", k, go_any(v))).collect();
+    let mut items: Vec<String> = m
+        .iter()
+        .map(|(k, v)| format!("{:?}:{}", k, go_any(v)))
+        .collect();
     items.sort();
     format!("map[string]interface {{}}{{{}}}", items.join(", "))
 }
@@ -122,7 +138,8 @@ impl Validator {
 
     fn invalid(&mut self, path: &str, v: &Value, rest: &str) {
         let f = self.field(path);
-        self.errs.push(FieldError::invalid(f, v, Self::msg(path, rest)));
+        self.errs
+            .push(FieldError::invalid(f, v, Self::msg(path, rest)));
     }
 
     fn type_invalid(&mut self, path: &str, shown: &str, expected: &str) {
@@ -205,7 +222,10 @@ impl Validator {
             }
         }
         let passes = |sub: &Value| {
-            let mut t = Validator { field_prefix: String::new(), errs: Vec::new() };
+            let mut t = Validator {
+                field_prefix: String::new(),
+                errs: Vec::new(),
+            };
             t.validate(sub, v, path);
             t.errs.is_empty()
         };
@@ -268,14 +288,26 @@ impl Validator {
             if excl("exclusiveMaximum") && x >= max {
                 self.invalid(path, v, &format!("should be less than {}", go_float(max)));
             } else if x > max {
-                self.invalid(path, v, &format!("should be less than or equal to {}", go_float(max)));
+                self.invalid(
+                    path,
+                    v,
+                    &format!("should be less than or equal to {}", go_float(max)),
+                );
             }
         }
         if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
             if excl("exclusiveMinimum") && x <= min {
-                self.invalid(path, v, &format!("should be greater than {}", go_float(min)));
+                self.invalid(
+                    path,
+                    v,
+                    &format!("should be greater than {}", go_float(min)),
+                );
             } else if x < min {
-                self.invalid(path, v, &format!("should be greater than or equal to {}", go_float(min)));
+                self.invalid(
+                    path,
+                    v,
+                    &format!("should be greater than or equal to {}", go_float(min)),
+                );
             }
         }
         if let Some(m) = s.get("multipleOf").and_then(Value::as_f64) {
@@ -297,7 +329,11 @@ impl Validator {
         let n = items.len();
         if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
             if (n as u64) < min {
-                self.invalid(path, &Value::from(n), &format!("should have at least {min} items"));
+                self.invalid(
+                    path,
+                    &Value::from(n),
+                    &format!("should have at least {min} items"),
+                );
             }
         }
         if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
@@ -306,9 +342,16 @@ impl Validator {
             }
         }
         if s.get("uniqueItems").and_then(Value::as_bool) == Some(true) {
-            let dup = items.iter().enumerate().any(|(i, a)| items[..i].iter().any(|b| json_eq(a, b)));
+            let dup = items
+                .iter()
+                .enumerate()
+                .any(|(i, a)| items[..i].iter().any(|b| json_eq(a, b)));
             if dup {
-                self.invalid(path, &Value::String(String::new()), "shouldn't contain duplicates");
+                self.invalid(
+                    path,
+                    &Value::String(String::new()),
+                    "shouldn't contain duplicates",
+                );
             }
         }
         let _ = v;
@@ -331,7 +374,8 @@ impl Validator {
                     keys.iter()
                         .map(|k| {
                             let kv = item.get(*k).cloned().or_else(|| {
-                                s.pointer(&format!("/items/properties/{k}/default")).cloned()
+                                s.pointer(&format!("/items/properties/{k}/default"))
+                                    .cloned()
                             });
                             (k.to_string(), kv.unwrap_or(Value::Null))
                         })
@@ -343,7 +387,10 @@ impl Validator {
                         continue;
                     }
                     let k = key_of(item);
-                    if seen.iter().any(|x| x.iter().zip(&k).all(|(a, b)| json_eq(&a.1, &b.1))) {
+                    if seen
+                        .iter()
+                        .any(|x| x.iter().zip(&k).all(|(a, b)| json_eq(&a.1, &b.1)))
+                    {
                         let f = self.field(&index_path(path, i));
                         self.errs.push(FieldError {
                             kind: CauseType::Duplicate,
@@ -410,9 +457,13 @@ fn json_eq(a: &Value, b: &Value) -> bool {
                 x.as_f64() == y.as_f64()
             }
         }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
