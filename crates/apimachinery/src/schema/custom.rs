@@ -30,15 +30,21 @@ fn additional(s: &Value) -> Option<Option<&Value>> {
 }
 
 /// Removes from a custom resource every field its schema does not specify and returns their
-/// paths, sorted (upstream's `unknown field` paths: `spec.foo`, `spec.items[0].bar`,
-/// `metadata.foo`). `x-kubernetes-preserve-unknown-fields` subtrees keep unknown fields (their
+/// paths: the pruned ones sorted, then those of the root metadata, as upstream (`spec.foo`,
+/// `spec.items[0].bar`, `metadata.foo`). `x-kubernetes-preserve-unknown-fields` subtrees keep unknown fields (their
 /// specified fields are still pruned inside); `apiVersion`, `kind` and `metadata` are kept at
 /// the root and in `x-kubernetes-embedded-resource` objects, where metadata is pruned to
 /// ObjectMeta.
 pub fn prune_custom(schema: &Value, obj: &mut Value) -> Vec<String> {
+    // upstream sorts the pruned paths, then appends the unknown fields of the root metadata
+    let mut root_meta = Vec::new();
+    if let Some(meta) = obj.get_mut("metadata") {
+        root_meta = prune_with_component(OBJECT_META, meta, "metadata");
+    }
     let mut out = Vec::new();
     prune(Some(schema), obj, "", true, &mut out);
     out.sort();
+    out.extend(root_meta);
     out
 }
 
@@ -62,7 +68,9 @@ fn prune(s: Option<&Value>, v: &mut Value, path: &str, root: bool, out: &mut Vec
                     continue;
                 }
                 if embedded && k == "metadata" {
-                    out.extend(prune_with_component(OBJECT_META, child, &p));
+                    if !path.is_empty() {
+                        out.extend(prune_with_component(OBJECT_META, child, &p));
+                    }
                     continue;
                 }
                 if let Some(ps) = properties(s).and_then(|p| p.get(k)) {
@@ -100,13 +108,15 @@ fn skip_prune(s: Option<&Value>, v: &mut Value, path: &str, embedded: bool, out:
                     continue;
                 }
                 if embedded && k == "metadata" {
-                    out.extend(prune_with_component(OBJECT_META, child, &p));
+                    if !path.is_empty() {
+                        out.extend(prune_with_component(OBJECT_META, child, &p));
+                    }
                     continue;
                 }
                 if let Some(ps) = properties(s).and_then(|p| p.get(k)) {
                     prune(Some(ps), child, &p, false, out);
-                } else if let Some(Some(a)) = additional(s) {
-                    prune(Some(a), child, &p, false, out);
+                } else if let Some(a) = additional(s) {
+                    prune(a, child, &p, false, out);
                 }
             }
         }

@@ -255,7 +255,6 @@ fn prune_custom_resources() {
         got,
         vec![
             "extra",
-            "metadata.bogus",
             "spec.config.strict.b",
             "spec.foo",
             "spec.free.obj.inner",
@@ -264,6 +263,7 @@ fn prune_custom_resources() {
             "spec.template.other",
             "spec.template.spec.y",
             "status.phase",
+            "metadata.bogus",
         ]
     );
     for kept in [
