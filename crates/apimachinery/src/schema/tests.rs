@@ -431,7 +431,7 @@ fn validate_custom_resources() {
             "maxLength counts characters",
             json!({"type": "string", "maxLength": 3}),
             json!("abcd"),
-            vec!["spec.v: Too long: must have at most 3 bytes"],
+            vec!["spec.v: Too long: may not be longer than 3"],
         ),
         (
             "maxLength ok",

@@ -250,8 +250,14 @@ impl Validator {
         let len = st.chars().count() as u64;
         if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
             if len > max {
+                // upstream maps maxLength to field.TooLongMaxLength
                 let f = self.field(path);
-                self.errs.push(FieldError::too_long(f, max as usize));
+                self.errs.push(FieldError {
+                    kind: CauseType::TooLong,
+                    field: f,
+                    value: None,
+                    detail: format!("may not be longer than {max}"),
+                });
             }
         }
         if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
