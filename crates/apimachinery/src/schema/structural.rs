@@ -35,6 +35,7 @@ pub(crate) fn validate_schema(schema: &Value, path: &str) -> Vec<FieldError> {
     }
     let mut st = Vec::new();
     structural(Some(schema), Level::Root, path, &mut st);
+    completeness(schema, Some(schema), path, path, &mut st);
     st.sort_by_key(FieldError::full_message);
     if !st.is_empty() {
         return st;
@@ -684,5 +685,72 @@ fn validate_defaults(s: &Value, path: &str, root: bool, errs: &mut Vec<FieldErro
     }
     if let Some(ap) = o.get("additionalProperties").filter(|a| a.is_object()) {
         validate_defaults(ap, &child(path, "additionalProperties"), false, errs);
+    }
+}
+
+/// Every property or items schema a value validation (allOf/anyOf/oneOf/not) of the root
+/// mentions must also be specified structurally (upstream's `validateStructuralCompleteness`).
+fn completeness(
+    v: &Value,
+    s: Option<&Value>,
+    s_path: &str,
+    v_path: &str,
+    errs: &mut Vec<FieldError>,
+) {
+    let Some(s) = s else {
+        errs.push(FieldError::required(
+            s_path,
+            format!("because it is defined in {v_path}"),
+        ));
+        return;
+    };
+    if let Some(not) = v.get("not").filter(|n| n.is_object()) {
+        complete_nested(not, Some(s), s_path, &child(v_path, "not"), errs);
+    }
+    for j in ["allOf", "anyOf", "oneOf"] {
+        if let Some(a) = v.get(j).and_then(Value::as_array) {
+            for (i, sub) in a.iter().enumerate() {
+                complete_nested(sub, Some(s), s_path, &format!("{v_path}.{j}[{i}]"), errs);
+            }
+        }
+    }
+}
+
+fn complete_nested(
+    v: &Value,
+    s: Option<&Value>,
+    s_path: &str,
+    v_path: &str,
+    errs: &mut Vec<FieldError>,
+) {
+    let Some(s) = s else {
+        errs.push(FieldError::required(
+            s_path,
+            format!("because it is defined in {v_path}"),
+        ));
+        return;
+    };
+    completeness(v, Some(s), s_path, v_path, errs);
+    if let Some(items) = v.get("items").filter(|i| i.is_object()) {
+        complete_nested(
+            items,
+            s.get("items").filter(|i| i.is_object()),
+            &child(s_path, "items"),
+            &child(v_path, "items"),
+            errs,
+        );
+    }
+    if let Some(props) = properties(v) {
+        for (k, vf) in props {
+            let sp = key(&child(s_path, "properties"), k);
+            let vp = key(&child(v_path, "properties"), k);
+            match properties(s).and_then(|p| p.get(k)) {
+                Some(sf) => complete_nested(vf, Some(sf), &sp, &vp, errs),
+                None => errs.push(FieldError::required(
+                    sp,
+                    format!("because it is defined in {vp}"),
+                )),
+            }
+        }
     }
 }

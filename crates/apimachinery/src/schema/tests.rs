@@ -596,6 +596,21 @@ fn validate_custom_resources() {
             ],
         ),
         (
+            "embedded resource needs apiVersion and kind",
+            json!({"type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": true}),
+            json!({"kind": "Not_A_Kind", "spec": {}}),
+            vec![
+                "spec.v.apiVersion: Required value: must not be empty",
+                r#"spec.v.kind: Invalid value: "Not_A_Kind": may have mixed case, but should otherwise match: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"#,
+            ],
+        ),
+        (
+            "embedded resource ok",
+            json!({"type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": true}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment"}),
+            vec![],
+        ),
+        (
             "preserve-unknown-fields without type accepts anything",
             json!({"x-kubernetes-preserve-unknown-fields": true}),
             json!([1, "a"]),
@@ -740,6 +755,8 @@ fn crd_validation_rules() {
          "spec.validation.openAPIV3Schema.properties[spec].properties[cronSpec].anyOf[0].type: Forbidden: must be empty to be structural"),
         ("metadata in nested context", |c| schema_at(c)["properties"]["spec"]["allOf"] = json!([{"properties": {"metadata": {}}}]),
          "spec.validation.openAPIV3Schema.properties[spec].allOf[0].properties[metadata]: Forbidden: must not be specified in a nested context"),
+        ("value validations only mention specified fields", |c| schema_at(c)["anyOf"] = json!([{"properties": {"spec": {"required": ["x"]}}}, {"properties": {"other": {}}}]),
+         "spec.validation.openAPIV3Schema.properties[other]: Required value: because it is defined in spec.validation.openAPIV3Schema.anyOf[1].properties[other]"),
         ("additionalProperties at the root", |c| { let s = schema_at(c); s.as_object_mut().unwrap().remove("properties"); s["additionalProperties"] = json!({"type": "string"}); },
          "spec.validation.openAPIV3Schema.additionalProperties: Forbidden: must not be used at the root"),
         ("invalid pattern", |c| schema_at(c)["properties"]["spec"]["properties"]["cronSpec"]["pattern"] = json!("(["),

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::custom::{flag, properties, INT_OR_STRING, PRESERVE};
+use super::custom::{flag, properties, EMBEDDED, INT_OR_STRING, PRESERVE};
 use super::{child_path, formats, index_path};
 use crate::status::{CauseType, FieldError};
 
@@ -413,7 +413,66 @@ impl Validator {
         }
     }
 
+    /// apiVersion and kind of an `x-kubernetes-embedded-resource` object (upstream's
+    /// `validateEmbeddedResource`).
+    fn embedded(&mut self, m: &Map<String, Value>, path: &str) {
+        let ap = child_path(path, "apiVersion");
+        let kp = child_path(path, "kind");
+        if !m.contains_key("apiVersion") {
+            let f = self.field(&ap);
+            self.errs.push(FieldError::required(f, "must not be empty"));
+        }
+        if !m.contains_key("kind") {
+            let f = self.field(&kp);
+            self.errs.push(FieldError::required(f, "must not be empty"));
+        }
+        if let Some(a) = m.get("apiVersion") {
+            let f = self.field(&ap);
+            match a.as_str() {
+                None => self
+                    .errs
+                    .push(FieldError::invalid(f, a, "must be a string")),
+                Some("") => self
+                    .errs
+                    .push(FieldError::invalid(f, a, "must not be empty")),
+                Some(gv) if gv.matches('/').count() > 1 => self.errs.push(FieldError::invalid(
+                    f,
+                    a,
+                    format!("unexpected GroupVersion string: {gv}"),
+                )),
+                _ => {}
+            }
+        }
+        if let Some(k) = m.get("kind") {
+            let f = self.field(&kp);
+            match k.as_str() {
+                None => self
+                    .errs
+                    .push(FieldError::invalid(f, k, "must be a string")),
+                Some("") => self
+                    .errs
+                    .push(FieldError::invalid(f, k, "must not be empty")),
+                Some(kind) => {
+                    let e = crate::meta::is_dns1035_label(&kind.to_lowercase());
+                    if !e.is_empty() {
+                        self.errs.push(FieldError::invalid(
+                            f,
+                            k,
+                            format!(
+                                "may have mixed case, but should otherwise match: {}",
+                                e.join(",")
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
     fn object(&mut self, s: &Value, m: &Map<String, Value>, v: &Value, path: &str) {
+        if !path.is_empty() && flag(Some(s), EMBEDDED) {
+            self.embedded(m, path);
+        }
         let n = m.len();
         if let Some(max) = s.get("maxProperties").and_then(Value::as_u64) {
             if n as u64 > max {
