@@ -272,6 +272,7 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
     }
 
     errs.extend(validate_conversion(crd.pointer("/spec/conversion")));
+    errs.extend(validate_api_approval(crd, group));
     if crd.pointer("/spec/preserveUnknownFields") == Some(&Value::Bool(true)) {
         errs.push(FieldError::invalid(
             "spec.preserveUnknownFields",
@@ -511,4 +512,54 @@ fn validate_conversion(conv: Option<&Value>) -> Vec<FieldError> {
         )),
     }
     errs
+}
+
+const API_APPROVED: &str = "api-approved.kubernetes.io";
+
+/// CRDs in the community's protected groups (`k8s.io`, `kubernetes.io` and their subdomains)
+/// must carry the `api-approved.kubernetes.io` annotation: a URL, or a reason starting with
+/// `unapproved`.
+fn validate_api_approval(crd: &Value, group: &str) -> Vec<FieldError> {
+    let protected = ["k8s.io", "kubernetes.io"]
+        .iter()
+        .any(|g| group == *g || group.ends_with(&format!(".{g}")));
+    if !protected {
+        return Vec::new();
+    }
+    let field = format!("metadata.annotations[{API_APPROVED}]");
+    match crd
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(API_APPROVED))
+        .and_then(Value::as_str)
+    {
+        None => vec![FieldError::required(
+            field,
+            format!("protected groups must have approval annotation \"{API_APPROVED}\", see https://github.com/kubernetes/enhancements/pull/1111"),
+        )],
+        Some(v) if v.starts_with("unapproved") || is_request_uri(v) => Vec::new(),
+        Some(v) => vec![FieldError::invalid(
+            field,
+            &json!(v),
+            format!("protected groups must have approval annotation \"{API_APPROVED}\" with either a URL or a reason starting with \"unapproved\", see https://github.com/kubernetes/enhancements/pull/1111"),
+        )],
+    }
+}
+
+/// Go's `url.ParseRequestURI` succeeding: an absolute URL (`scheme:...`) or an absolute path.
+fn is_request_uri(v: &str) -> bool {
+    if v.starts_with('/') {
+        return true;
+    }
+    match v.split_once(':') {
+        Some((scheme, _)) => {
+            scheme
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        }
+        None => false,
+    }
 }

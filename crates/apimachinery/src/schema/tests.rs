@@ -808,6 +808,30 @@ fn crd_validation_rules() {
 }
 
 #[test]
+fn protected_groups_need_api_approval() {
+    let mut crd = base_crd();
+    crd["spec"]["group"] = json!("policy.k8s.io");
+    crd["metadata"]["name"] = json!("crontabs.policy.k8s.io");
+    assert_eq!(
+        msgs(&validate_crd(&crd)),
+        vec![
+            r#"metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval annotation "api-approved.kubernetes.io", see https://github.com/kubernetes/enhancements/pull/1111"#
+        ]
+    );
+    for (value, ok) in [
+        ("https://github.com/kubernetes/kubernetes/pull/78458", true),
+        ("unapproved, experimental", true),
+        ("yes please", false),
+    ] {
+        crd["metadata"]["annotations"] = json!({"api-approved.kubernetes.io": value});
+        assert_eq!(validate_crd(&crd).is_empty(), ok, "{value}");
+    }
+    crd["spec"]["group"] = json!("k8s.io.example.com");
+    crd["metadata"] = json!({"name": "crontabs.k8s.io.example.com"});
+    assert!(validate_crd(&crd).is_empty());
+}
+
+#[test]
 fn crd_schema_paths_per_version_when_schemas_differ() {
     let mut crd = base_crd();
     let mut v2 = crd["spec"]["versions"][0].clone();
