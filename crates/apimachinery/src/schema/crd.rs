@@ -199,7 +199,12 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
                 .pointer("/schema/openAPIV3Schema")
                 .filter(|x| !x.is_null())
             {
-                errs.extend(validate_schema(sc, &format!("{vp}.schema.openAPIV3Schema")));
+                let status = status_enabled(v);
+                errs.extend(validate_schema(
+                    sc,
+                    &format!("{vp}.schema.openAPIV3Schema"),
+                    status,
+                ));
             }
         }
         if !shared_subresources {
@@ -255,7 +260,13 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
             .pointer("/schema/openAPIV3Schema")
             .filter(|x| !x.is_null())
         {
-            errs.extend(validate_schema(sc, "spec.validation.openAPIV3Schema"));
+            // upstream: the status subresource of any version restricts the shared root
+            let status = versions.iter().any(status_enabled);
+            errs.extend(validate_schema(
+                sc,
+                "spec.validation.openAPIV3Schema",
+                status,
+            ));
         }
     }
     if shared_subresources {
@@ -281,6 +292,12 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
         ));
     }
     errs
+}
+
+fn status_enabled(version: &Value) -> bool {
+    version
+        .pointer("/subresources/status")
+        .is_some_and(|s| !s.is_null())
 }
 
 fn validate_names(names: &Value, path: &str) -> Vec<FieldError> {

@@ -25,22 +25,156 @@ fn str_of<'a>(s: &'a Value, k: &str) -> &'a str {
     s.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
-/// All checks of one `openAPIV3Schema` at `path` (e.g. `spec.validation.openAPIV3Schema`).
-pub(crate) fn validate_schema(schema: &Value, path: &str) -> Vec<FieldError> {
+/// JSONSchemaProps fields in Go declaration order (JSON name, Go name): the order upstream
+/// checks the root of a schema in when the status subresource is enabled.
+const ROOT_FIELDS: &[(&str, &str)] = &[
+    ("id", "ID"),
+    ("$schema", "Schema"),
+    ("$ref", "Ref"),
+    ("description", "Description"),
+    ("type", "Type"),
+    ("format", "Format"),
+    ("title", "Title"),
+    ("default", "Default"),
+    ("maximum", "Maximum"),
+    ("exclusiveMaximum", "ExclusiveMaximum"),
+    ("minimum", "Minimum"),
+    ("exclusiveMinimum", "ExclusiveMinimum"),
+    ("maxLength", "MaxLength"),
+    ("minLength", "MinLength"),
+    ("pattern", "Pattern"),
+    ("maxItems", "MaxItems"),
+    ("minItems", "MinItems"),
+    ("uniqueItems", "UniqueItems"),
+    ("multipleOf", "MultipleOf"),
+    ("enum", "Enum"),
+    ("maxProperties", "MaxProperties"),
+    ("minProperties", "MinProperties"),
+    ("required", "Required"),
+    ("items", "Items"),
+    ("allOf", "AllOf"),
+    ("oneOf", "OneOf"),
+    ("anyOf", "AnyOf"),
+    ("not", "Not"),
+    ("properties", "Properties"),
+    ("additionalProperties", "AdditionalProperties"),
+    ("patternProperties", "PatternProperties"),
+    ("dependencies", "Dependencies"),
+    ("additionalItems", "AdditionalItems"),
+    ("definitions", "Definitions"),
+    ("externalDocs", "ExternalDocs"),
+    ("example", "Example"),
+    ("nullable", "Nullable"),
+    (
+        "x-kubernetes-preserve-unknown-fields",
+        "XPreserveUnknownFields",
+    ),
+    ("x-kubernetes-embedded-resource", "XEmbeddedResource"),
+    ("x-kubernetes-int-or-string", "XIntOrString"),
+    ("x-kubernetes-list-map-keys", "XListMapKeys"),
+    ("x-kubernetes-list-type", "XListType"),
+    ("x-kubernetes-map-type", "XMapType"),
+    ("x-kubernetes-validations", "XValidations"),
+];
+
+const ALLOWED_AT_ROOT_WITH_STATUS: &[&str] = &[
+    "Description",
+    "Type",
+    "Format",
+    "Title",
+    "Maximum",
+    "ExclusiveMaximum",
+    "Minimum",
+    "ExclusiveMinimum",
+    "MaxLength",
+    "MinLength",
+    "Pattern",
+    "MaxItems",
+    "MinItems",
+    "UniqueItems",
+    "MultipleOf",
+    "Required",
+    "Items",
+    "Properties",
+    "ExternalDocs",
+    "Example",
+    "XPreserveUnknownFields",
+    "XValidations",
+];
+
+fn is_zero(v: &Value) -> bool {
+    matches!(v, Value::Null | Value::Bool(false)) || v == "" || v == &json!(0)
+}
+
+/// Keywords whose presence makes upstream fail to build the structural schema; the structural
+/// checks are skipped then (the OpenAPI rules report them).
+const NOT_STRUCTURAL: &[&str] = &[
+    "id is not supported",
+    "additionalItems is not supported",
+    "patternProperties is not supported",
+    "definitions is not supported",
+    "dependencies is not supported",
+    "$ref is not supported",
+    "items must be a schema object and not an array",
+];
+
+/// All checks of one `openAPIV3Schema` at `path` (e.g. `spec.validation.openAPIV3Schema`), in
+/// upstream's order: the root restrictions of the status subresource and of `nullable`, the
+/// structural invariants (sorted), or when they hold the defaults, then the OpenAPI rules.
+pub(crate) fn validate_schema(schema: &Value, path: &str, status_enabled: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    openapi_rules(schema, path, &Ctx::default(), true, &mut errs);
-    if !errs.is_empty() {
-        // upstream cannot build the structural schema then and stops here
-        return errs;
+    if status_enabled {
+        for (json_name, go_name) in ROOT_FIELDS {
+            let Some(v) = schema.get(*json_name).filter(|v| !is_zero(v)) else {
+                continue;
+            };
+            if *go_name == "Type" {
+                if v != "object" {
+                    errs.push(FieldError::invalid(
+                        child(path, "type"),
+                        v,
+                        "only \"object\" is allowed as the type at the root of the schema if the status subresource is enabled",
+                    ));
+                    break;
+                }
+                continue;
+            }
+            if !ALLOWED_AT_ROOT_WITH_STATUS.contains(go_name) {
+                errs.push(FieldError::invalid(
+                    path,
+                    schema,
+                    format!(
+                        "only [{}] fields are allowed at the root of the schema if the status subresource is enabled",
+                        ALLOWED_AT_ROOT_WITH_STATUS.join(" ")
+                    ),
+                ));
+                break;
+            }
+        }
     }
-    let mut st = Vec::new();
-    structural(Some(schema), Level::Root, path, &mut st);
-    completeness(schema, Some(schema), path, path, &mut st);
-    st.sort_by_key(FieldError::full_message);
-    if !st.is_empty() {
-        return st;
+    if flag(Some(schema), "nullable") {
+        errs.push(FieldError::forbidden(
+            child(path, "nullable"),
+            "nullable cannot be true at the root",
+        ));
     }
-    validate_defaults(schema, path, true, &mut errs);
+    let mut rules = Vec::new();
+    openapi_rules(schema, path, &Ctx::default(), true, &mut rules);
+    let structural_ok = !rules
+        .iter()
+        .any(|e| NOT_STRUCTURAL.contains(&e.detail.as_str()));
+    if structural_ok {
+        let mut st = Vec::new();
+        structural(Some(schema), Level::Root, path, &mut st);
+        completeness(schema, Some(schema), path, path, &mut st);
+        st.sort_by_key(FieldError::full_message);
+        if st.is_empty() {
+            validate_defaults(schema, path, true, &mut errs);
+        } else {
+            errs.extend(st);
+        }
+    }
+    errs.extend(rules);
     errs
 }
 
