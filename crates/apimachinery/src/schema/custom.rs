@@ -48,6 +48,14 @@ pub fn prune_custom(schema: &Value, obj: &mut Value) -> Vec<String> {
     out
 }
 
+/// Prunes any value against a schema (a default value, for CRD validation); `embedded` keeps
+/// apiVersion/kind/metadata at its top.
+pub(crate) fn prune_value(schema: &Value, v: &mut Value, embedded: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    prune(Some(schema), v, "", embedded, &mut out);
+    out
+}
+
 fn prune(s: Option<&Value>, v: &mut Value, path: &str, root: bool, out: &mut Vec<String>) {
     let embedded = root || flag(s, EMBEDDED);
     if flag(s, PRESERVE) {

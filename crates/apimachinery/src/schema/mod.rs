@@ -7,6 +7,19 @@
 //! Field paths follow upstream: object fields joined with `.`, list items as `[i]`
 //! (`spec.template.spec.containers[0].foo`) in decoding messages; CRD schema paths use
 //! `properties[name]` as upstream's `field.Path.Key` does.
+//!
+//! How upstream applies these to a create/update/patch body (`?fieldValidation=`, see
+//! [`FieldValidation`]):
+//! - built-in kind: `duplicate_fields(body)` (or `duplicate_fields_yaml`) and
+//!   `prune_unknown(g, v, kind, &mut obj)`; each path becomes `duplicate field "p"` /
+//!   `unknown field "p"` ([`duplicate_field_message`], [`unknown_field_message`]): Strict fails
+//!   with 400 [`strict_bad_request_message`], Warn sends each message as a `Warning: 299 - "..."`
+//!   header, Ignore drops them silently; the unknown fields are dropped in every mode.
+//! - custom resource (schema = the served version's `openAPIV3Schema`): duplicates as above,
+//!   `prune_custom` (unknown fields, reported the same way), `prune_nulls_custom`,
+//!   `default_custom`, then `validate_custom` (422 Invalid with the returned causes, after
+//!   the usual ObjectMeta validation). `default_custom` also runs on every read from storage.
+//! - CustomResourceDefinition create: `default_crd`, then `validate_crd` (422 Invalid).
 
 mod builtin;
 mod crd;

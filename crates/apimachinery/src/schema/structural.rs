@@ -804,7 +804,16 @@ fn validate_defaults(s: &Value, path: &str, root: bool, errs: &mut Vec<FieldErro
         return;
     };
     if let Some(d) = o.get("default") {
-        errs.extend(validate_default(s, d, &child(path, "default")));
+        let dp = child(path, "default");
+        let mut pruned = d.clone();
+        if !super::custom::prune_value(s, &mut pruned, flag(Some(s), EMBEDDED)).is_empty() {
+            errs.push(FieldError::invalid(&dp, d, "must not have unknown fields"));
+        }
+        errs.extend(validate_default(s, d, &dp));
+    }
+    // upstream does not follow additionalProperties: defaults are forbidden there
+    if let Some(items) = o.get("items").filter(|i| i.is_object()) {
+        validate_defaults(items, &child(path, "items"), false, errs);
     }
     if let Some(props) = properties(s) {
         for (k, ps) in props {
@@ -813,12 +822,6 @@ fn validate_defaults(s: &Value, path: &str, root: bool, errs: &mut Vec<FieldErro
             }
             validate_defaults(ps, &key(&child(path, "properties"), k), false, errs);
         }
-    }
-    if let Some(items) = o.get("items").filter(|i| i.is_object()) {
-        validate_defaults(items, &child(path, "items"), false, errs);
-    }
-    if let Some(ap) = o.get("additionalProperties").filter(|a| a.is_object()) {
-        validate_defaults(ap, &child(path, "additionalProperties"), false, errs);
     }
 }
 

@@ -779,6 +779,8 @@ fn crd_validation_rules() {
          r#"spec.validation.openAPIV3Schema.properties[spec].properties[replicas].default: Invalid value: "string": in body must be of type integer: "string""#),
         ("default must satisfy minimum", |c| schema_at(c)["properties"]["spec"]["properties"]["replicas"]["default"] = json!(0),
          "spec.validation.openAPIV3Schema.properties[spec].properties[replicas].default: Invalid value: 0: in body should be greater than or equal to 1"),
+        ("defaults must be pruned", |c| schema_at(c)["properties"]["spec"]["properties"]["strategy"] = json!({"type": "object", "default": {"type": "x", "bogus": 1}, "properties": {"type": {"type": "string"}}}),
+         r#"spec.validation.openAPIV3Schema.properties[spec].properties[strategy].default: Invalid value: {"type":"x","bogus":1}: must not have unknown fields"#),
         ("no defaults in top-level metadata", |c| schema_at(c)["properties"]["metadata"]["default"] = json!({}),
          "spec.validation.openAPIV3Schema.properties[metadata].default: Forbidden: must not be set in top-level metadata"),
         ("rule required", |c| schema_at(c)["properties"]["spec"]["x-kubernetes-validations"] = json!([{"rule": " "}]),
