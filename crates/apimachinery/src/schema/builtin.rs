@@ -112,6 +112,14 @@ fn prune(
     if !s.is_object() || s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
         return;
     }
+    if let (Value::Object(_), Some(alts)) = (&*v, s.get("oneOf").and_then(Value::as_array)) {
+        // JSONSchemaPropsOrArray / OrBool / OrStringArray: a custom Go unmarshaler decodes the
+        // object form without strict checks, so unknown fields there are dropped silently
+        if let Some(obj_schema) = alts.iter().find(|a| a.get("$ref").is_some()) {
+            prune(schemas, obj_schema, None, v, path, &mut Vec::new());
+            return;
+        }
+    }
     match v {
         Value::Object(obj) => prune_object(schemas, s, name, obj, path, out),
         Value::Array(items) => {

@@ -918,3 +918,28 @@ fn a_validated_crd_schema_drives_its_custom_resources() {
         ]
     );
 }
+
+#[test]
+fn crd_schema_or_types_drop_unknown_fields_silently() {
+    let mut crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "a.example.com"},
+    "spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+        "l": {"type": "array", "items": {"type": "string", "dropped": 1}},
+        "m": {"type": "object", "additionalProperties": {"type": "string", "gone": true}},
+        "b": {"type": "object", "additionalProperties": true}
+    }}}}]}});
+    let got = prune_unknown(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        &mut crd,
+    );
+    assert!(got.is_empty(), "{got:?}");
+    let props = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    assert_eq!(props["l"]["items"], json!({"type": "string"}));
+    assert_eq!(
+        props["m"]["additionalProperties"],
+        json!({"type": "string"})
+    );
+    assert_eq!(props["b"]["additionalProperties"], json!(true));
+}
