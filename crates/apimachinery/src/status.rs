@@ -74,6 +74,8 @@ impl Reason {
 pub enum CauseType {
     Required,
     Invalid,
+    /// `field.TypeInvalid`: a value of the wrong JSON type (rendered like Invalid)
+    TypeInvalid,
     Duplicate,
     NotSupported,
     Forbidden,
@@ -89,6 +91,7 @@ impl CauseType {
         match self {
             CauseType::Required => "FieldValueRequired",
             CauseType::Invalid => "FieldValueInvalid",
+            CauseType::TypeInvalid => "FieldValueTypeInvalid",
             CauseType::Duplicate => "FieldValueDuplicate",
             CauseType::NotSupported => "FieldValueNotSupported",
             CauseType::Forbidden => "FieldValueForbidden",
@@ -164,9 +167,14 @@ impl FieldError {
             CauseType::Required => "Required value".to_string(),
             CauseType::Forbidden => "Forbidden".to_string(),
             CauseType::TooLong => "Too long".to_string(),
-            CauseType::TooMany => "Too many".to_string(),
+            CauseType::TooMany => match &self.value {
+                Some(v) => format!("Too many: {v}"),
+                None => "Too many".to_string(),
+            },
             CauseType::Internal => "Internal error".to_string(),
-            CauseType::Invalid => format!("Invalid value: {}", self.value.as_deref().unwrap_or("null")),
+            CauseType::Invalid | CauseType::TypeInvalid => {
+                format!("Invalid value: {}", self.value.as_deref().unwrap_or("null"))
+            }
             CauseType::Duplicate => format!("Duplicate value: {}", self.value.as_deref().unwrap_or("null")),
             CauseType::NotSupported => {
                 format!("Unsupported value: {}", self.value.as_deref().unwrap_or("null"))
