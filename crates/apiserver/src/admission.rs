@@ -5,6 +5,7 @@
 use apimachinery::openapi;
 use apimachinery::patch::{self, FieldInfo, ListType, PatchSchema, PatchStrategy};
 use apimachinery::registry::ResourceInfo;
+use apimachinery::schema::{self, FieldValidation};
 use apimachinery::{defaults, meta, validation, ApiError, FieldError};
 use serde_json::Value;
 
@@ -45,6 +46,54 @@ impl PatchSchema for BuiltinKindSchema<'_> {
     }
 }
 
+/// The structural schema of a CRD version.
+pub fn crd_version_schema<'a>(crd: &'a Value, version: &str) -> Option<&'a Value> {
+    crd.pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().find(|v| v["name"] == version))
+        .and_then(|v| v.pointer("/schema/openAPIV3Schema"))
+}
+
+/// Drop fields the kind's schema does not know (as decoding into upstream's Go types does);
+/// returns the paths dropped.
+pub fn prune(ri: &ResourceInfo, crd: Option<&Value>, obj: &mut Value) -> Vec<String> {
+    match crd {
+        Some(crd) => match crd_version_schema(crd, &ri.version) {
+            Some(s) if crd.pointer("/spec/preserveUnknownFields").and_then(Value::as_bool) != Some(true) => {
+                schema::prune_custom(s, obj)
+            }
+            _ => Vec::new(),
+        },
+        None => schema::prune_unknown(&ri.group, &ri.version, &ri.kind, obj),
+    }
+}
+
+/// Apply the `fieldValidation` directive to the unknown and duplicate fields of a request:
+/// Strict fails with 400, Warn returns the warnings, Ignore drops them.
+pub fn field_validation(ri: &ResourceInfo, directive: Option<&str>, unknown: &[String], duplicates: &[String]) -> Result<Vec<String>, ApiError> {
+    let fv = FieldValidation::parse(directive).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut msgs: Vec<String> = duplicates.iter().map(|p| schema::duplicate_field_message(p)).collect();
+    msgs.extend(unknown.iter().map(|p| schema::unknown_field_message(p)));
+    match fv {
+        FieldValidation::Ignore => Ok(Vec::new()),
+        FieldValidation::Warn => Ok(msgs),
+        FieldValidation::Strict if msgs.is_empty() => Ok(Vec::new()),
+        FieldValidation::Strict => Err(ApiError::bad_request(schema::strict_bad_request_message(&ri.kind, &ri.version, &msgs))),
+    }
+}
+
+/// Defaulting and schema validation of a custom resource.
+fn custom_resource(ri: &ResourceInfo, crd: &Value, obj: &mut Value) -> Vec<FieldError> {
+    match crd_version_schema(crd, &ri.version) {
+        Some(s) => {
+            schema::prune_nulls_custom(s, obj);
+            schema::default_custom(s, obj);
+            schema::validate_custom(s, obj)
+        }
+        None => Vec::new(),
+    }
+}
+
 /// The patch schema of a resource: the built-in kind's, or the CRD version's structural schema.
 fn schema_for<'a>(ri: &'a ResourceInfo, crd: Option<&Value>) -> Box<dyn PatchSchema + 'a> {
     match crd {
@@ -70,10 +119,18 @@ fn patch_err(e: patch::PatchError) -> ApiError {
 
 /// Default and prepare a new object (its uid is already set) and return its validation errors.
 pub fn default_and_validate_create(ri: &ResourceInfo, crd: Option<&Value>, obj: &mut Value) -> Vec<FieldError> {
-    if crd.is_some() {
+    if let Some(crd) = crd {
         let rule = meta::name_rule(&ri.group, &ri.kind);
         let empty = Value::Object(Default::default());
-        return meta::validate_object_meta(obj.get("metadata").unwrap_or(&empty), ri.namespaced, rule, "metadata");
+        let mut errs = meta::validate_object_meta(obj.get("metadata").unwrap_or(&empty), ri.namespaced, rule, "metadata");
+        errs.extend(custom_resource(ri, crd, obj));
+        return errs;
+    }
+    if is_crd(ri) {
+        schema::default_crd(obj);
+        let mut errs = validation::validate_create(&ri.group, &ri.version, &ri.kind, obj);
+        errs.extend(schema::validate_crd(obj));
+        return errs;
     }
     defaults::apply_defaults(&ri.group, &ri.version, &ri.kind, obj);
     defaults::prepare_for_create(&ri.group, &ri.kind, obj);
@@ -87,12 +144,22 @@ pub fn default_and_validate_create(ri: &ResourceInfo, crd: Option<&Value>, obj: 
 /// Default an updated object and return its validation errors against the old one.
 pub fn default_and_validate_update(ri: &ResourceInfo, crd: Option<&Value>, subresource: &str, new: &mut Value, old: &Value) -> Vec<FieldError> {
     let empty = Value::Object(Default::default());
-    if crd.is_some() {
-        return meta::validate_object_meta_update(
+    if let Some(crd) = crd {
+        let mut errs = meta::validate_object_meta_update(
             new.get("metadata").unwrap_or(&empty),
             old.get("metadata").unwrap_or(&empty),
             "metadata",
         );
+        if matches!(subresource, "" | "status") {
+            errs.extend(custom_resource(ri, crd, new));
+        }
+        return errs;
+    }
+    if is_crd(ri) && subresource.is_empty() {
+        schema::default_crd(new);
+        let mut errs = validation::validate_update(&ri.group, &ri.version, &ri.kind, new, old);
+        errs.extend(schema::validate_crd(new));
+        return errs;
     }
     match subresource {
         "status" => validation::validate_status_update(&ri.group, &ri.version, &ri.kind, new, old),
@@ -107,6 +174,10 @@ pub fn default_and_validate_update(ri: &ResourceInfo, crd: Option<&Value>, subre
             "metadata",
         ),
     }
+}
+
+fn is_crd(ri: &ResourceInfo) -> bool {
+    ri.group == "apiextensions.k8s.io" && ri.kind == "CustomResourceDefinition"
 }
 
 /// Strategic merge patch of an object of a built-in kind.

@@ -753,6 +753,8 @@ impl Api {
         let result = self
             .guaranteed_update(r, "", |old| {
                 let mut new = patch.apply(ri, crd.as_deref(), old, &field_manager, force, &sub)?;
+                let unknown = crate::admission::prune(ri, crd.as_deref(), &mut new);
+                crate::admission::field_validation(ri, r.query.get("fieldValidation").map(String::as_str), &unknown, &[])?;
                 // a patch that sets resourceVersion is a precondition
                 if objects::resource_version(&new).is_empty() {
                     cache::set_rv(&mut new, parse_rv(objects::resource_version(old)).unwrap_or(0));

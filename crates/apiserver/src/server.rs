@@ -287,7 +287,7 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
     }
     let include = Include::from_query(query.get("includeObject"));
     let crd_ref = crd.as_deref();
-    let warnings: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     let resp = match (rr.verb, rr.subresource.as_str()) {
         (Verb::Get, "" | "status") => {
             let obj = api.get_object(&r).await?;
@@ -306,7 +306,8 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
         }
         (Verb::Watch, "") => return watch(api, ri.clone(), namespace.clone(), &rr, &query, accept, include, crd.clone()),
         (Verb::Create, "") => {
-            let obj = decode_body(&body, content_type.as_deref(), &ri)?;
+            let mut obj = decode_body(&body, content_type.as_deref(), &ri)?;
+            warnings.extend(check_fields(&ri, crd_ref, &query, &body, content_type.as_deref(), &mut obj)?);
             let w = api.create(&r, obj).await?;
             json_response(w.code, &w.obj, accept.format)
         }
@@ -319,7 +320,8 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
             json_response(201, &crate::subresources::evict(api, &r, obj).await?, accept.format)
         }
         (Verb::Update, "" | "status") => {
-            let obj = decode_body(&body, content_type.as_deref(), &ri)?;
+            let mut obj = decode_body(&body, content_type.as_deref(), &ri)?;
+            warnings.extend(check_fields(&ri, crd_ref, &query, &body, content_type.as_deref(), &mut obj)?);
             let w = api.update(&r, obj).await?;
             json_response(w.code, &w.obj, accept.format)
         }
@@ -358,7 +360,8 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
     };
     let mut resp = resp;
     for w in warnings {
-        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{w}\"")) {
+        let quoted = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
             resp.headers_mut().append("warning", v);
         }
     }
@@ -411,6 +414,17 @@ fn delete_options(body: &Bytes, query: &HashMap<String, String>) -> Result<Value
         opts["dryRun"] = json!(["All"]);
     }
     Ok(opts)
+}
+
+/// Prune unknown fields and find duplicate ones, then apply the `fieldValidation` directive.
+fn check_fields(ri: &ResourceInfo, crd: Option<&Value>, query: &HashMap<String, String>, body: &Bytes, content_type: Option<&str>, obj: &mut Value) -> Result<Vec<String>, ApiError> {
+    let duplicates = match negotiate::body_type(content_type)? {
+        BodyType::Json => apimachinery::schema::duplicate_fields(body),
+        BodyType::Yaml => apimachinery::schema::duplicate_fields_yaml(body),
+        _ => Vec::new(),
+    };
+    let unknown = crate::admission::prune(ri, crd, obj);
+    crate::admission::field_validation(ri, query.get("fieldValidation").map(String::as_str), &unknown, &duplicates)
 }
 
 fn decode_body(body: &Bytes, content_type: Option<&str>, ri: &ResourceInfo) -> Result<Value, ApiError> {

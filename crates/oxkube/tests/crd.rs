@@ -77,3 +77,29 @@ fn crd_lifecycle_with_custom_resources() {
     c.kubectl(&["wait", "--for=condition=established", "crd/widgets.example.com", "--timeout=10s"]);
     assert_eq!(c.kubectl(&["get", "widgets", "-A", "-o", "name"]).trim(), "");
 }
+
+#[test]
+fn custom_resources_are_validated_pruned_and_defaulted() {
+    let c = Cluster::start();
+    let crd = CRD.replace("              color: {type: string}", "              color: {type: string, enum: [blue, red], default: red}\n              mode: {type: string}\n            required: [size]");
+    c.kubectl_stdin(&["apply", "-f", "-"], &crd);
+    c.kubectl(&["wait", "--for=condition=established", "crd/widgets.example.com", "--timeout=10s"]);
+    let file = c.data_dir().join("w.yaml");
+    std::fs::write(&file, "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: bad\nspec:\n  size: big\n  color: green\n").unwrap();
+    let err = c.kubectl_err(&["create", "-f", file.to_str().unwrap()]);
+    assert!(err.contains("spec.size: Invalid value: \"string\": spec.size in body must be of type integer"), "{err}");
+    assert!(err.contains("spec.color: Unsupported value: \"green\""), "{err}");
+    std::fs::write(&file, "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: nosize\nspec: {}\n").unwrap();
+    let err = c.kubectl_err(&["create", "-f", file.to_str().unwrap()]);
+    assert!(err.contains("spec.size: Required value"), "{err}");
+    std::fs::write(&file, "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: good\nspec:\n  size: 1\n  junk: x\n").unwrap();
+    c.kubectl(&["create", "--validate=false", "-f", file.to_str().unwrap()]);
+    let w: serde_json::Value = serde_json::from_str(&c.kubectl(&["get", "widget", "good", "-o", "json"])).unwrap();
+    assert_eq!(w["spec"]["color"], "red", "schema default applied");
+    assert!(w["spec"].get("junk").is_none(), "unknown field pruned: {w}");
+    // an invalid CRD is refused
+    let bad_crd = CRD.replace("name: widgets.example.com", "name: wrong.example.com");
+    std::fs::write(&file, bad_crd).unwrap();
+    let err = c.kubectl_err(&["create", "-f", file.to_str().unwrap()]);
+    assert!(err.contains("metadata.name: Invalid value: \"wrong.example.com\""), "{err}");
+}

@@ -257,3 +257,22 @@ fn create_commands_with_protobuf_bodies() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(c.kubectl(&["get", "cm", "cm132", "-n", "pb", "-o", "jsonpath={.data.a}"]), "b");
 }
+
+#[test]
+fn field_validation_strict_warn_ignore() {
+    let c = Cluster::start();
+    let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fv\n  bogusMeta: 1\ndata:\n  a: b\nextra: true\n";
+    let file = c.data_dir().join("fv.yaml");
+    std::fs::write(&file, bad).unwrap();
+    let f = file.to_str().unwrap();
+    let err = c.kubectl_err(&["create", "-f", f]);
+    assert!(err.contains("strict decoding error") && err.contains("unknown field \"extra\"") && err.contains("unknown field \"metadata.bogusMeta\""), "{err}");
+    assert!(c.kubectl_err(&["get", "cm", "fv"]).contains("not found"), "a rejected create stores nothing");
+    let out = c.kubectl_raw(&["create", "--validate=warn", "-f", f]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Warning: unknown field \"extra\""), "{stderr}");
+    let cm: serde_json::Value = serde_json::from_str(&c.kubectl(&["get", "cm", "fv", "-o", "json"])).unwrap();
+    assert!(cm.get("extra").is_none() && cm["metadata"].get("bogusMeta").is_none(), "unknown fields are dropped: {cm}");
+    assert_eq!(cm["data"]["a"], "b");
+}
