@@ -2,6 +2,7 @@
 //! registry, object-meta rules, label and field selectors, patch engines, Status errors, Table
 //! printing, defaulting and validation of built-in kinds, OpenAPI documents. No tokio, no IO.
 
+pub mod conversion;
 pub mod defaults;
 pub mod meta;
 pub mod openapi;

@@ -49,6 +49,9 @@ pub struct ResourceInfo {
     pub storage: Storage,
     /// For resources served in several versions: the version objects are stored in.
     pub storage_version: String,
+    /// The group whose key space objects are stored in (events.k8s.io Events are stored as
+    /// core Events).
+    pub storage_group: String,
 }
 
 impl ResourceInfo {
@@ -75,7 +78,7 @@ impl ResourceInfo {
 
     /// The store key prefix shared by every object of this resource (all versions share it).
     pub fn key_prefix(&self) -> String {
-        let g = if self.group.is_empty() { "core" } else { self.group.as_str() };
+        let g = if self.storage_group.is_empty() { "core" } else { self.storage_group.as_str() };
         format!("/registry/{g}/{}/", self.plural)
     }
 
@@ -263,6 +266,7 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
                 subresources,
                 storage: s.storage,
                 storage_version: s.versions[0].to_string(),
+                storage_group: if s.group == "events.k8s.io" { String::new() } else { s.group.to_string() },
             });
         }
     }
@@ -313,6 +317,15 @@ mod tests {
         let groups = builtin_groups();
         let auto = groups.iter().find(|(g, _)| g == "autoscaling").unwrap();
         assert_eq!(auto.1, vec!["v2", "v1"]);
+    }
+
+    #[test]
+    fn both_event_apis_share_one_key_space() {
+        let all = builtin_resources();
+        let core = all.iter().find(|r| r.plural == "events" && r.group.is_empty()).unwrap();
+        let v1 = all.iter().find(|r| r.plural == "events" && r.group == "events.k8s.io").unwrap();
+        assert_eq!(core.key_prefix(), "/registry/core/events/");
+        assert_eq!(v1.key_prefix(), core.key_prefix());
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub fn crd_resources(crd: &Value) -> Vec<ResourceInfo> {
                 subresources,
                 storage: Storage::Stored,
                 storage_version: storage_version.clone(),
+                storage_group: group.clone(),
             })
         })
         .collect()

@@ -66,7 +66,18 @@ pub fn supported(group: &str, resource: &str) -> &'static [&'static str] {
 }
 
 /// The value of a selectable field of an object, or None when the field is not supported.
+/// events.k8s.io Events are stored as core Events: their fields are read under the core names.
 pub fn value(group: &str, resource: &str, obj: &Value, field: &str) -> Option<String> {
+    if (group, resource) == ("events.k8s.io", "events") && supported(group, resource).contains(&field) {
+        let core = if let Some(rest) = field.strip_prefix("regarding.") {
+            format!("involvedObject.{rest}")
+        } else if field == "reportingController" {
+            "reportingComponent".to_string()
+        } else {
+            field.to_string()
+        };
+        return value("", "events", obj, &core);
+    }
     match field {
         "metadata.name" => return Some(s(at(obj, "metadata.name"))),
         "metadata.namespace" => return Some(s(at(obj, "metadata.namespace"))),

@@ -30,6 +30,25 @@ pub struct Req<'a> {
     pub manager: &'a str,
     /// The write is a server-side apply (managedFields are maintained by the apply engine).
     pub apply: bool,
+    /// The version the client speaks when it differs from the storage form (`ri`): patches
+    /// apply to the object in this version.
+    pub view: Option<&'a ResourceInfo>,
+}
+
+/// Convert a stored object to the version a request speaks.
+pub fn to_view(view: Option<&ResourceInfo>, obj: &Value) -> Value {
+    match view {
+        Some(v) => apimachinery::conversion::from_storage(&v.group, &v.version, &v.kind, obj),
+        None => obj.clone(),
+    }
+}
+
+/// Convert an object in a request's version to its storage form.
+pub fn from_view(view: Option<&ResourceInfo>, obj: &Value) -> Value {
+    match view {
+        Some(v) => apimachinery::conversion::to_storage(&v.group, &v.version, &v.kind, obj),
+        None => obj.clone(),
+    }
 }
 
 impl Req<'_> {
@@ -752,9 +771,12 @@ impl Api {
         let r = &Req { apply: is_apply, ..*r };
         let result = self
             .guaranteed_update(r, "", |old| {
-                let mut new = patch.apply(ri, crd.as_deref(), old, &field_manager, force, &sub)?;
-                let unknown = crate::admission::prune(ri, crd.as_deref(), &mut new);
-                crate::admission::field_validation(ri, r.query.get("fieldValidation").map(String::as_str), &unknown, &[])?;
+                let pri = r.view.unwrap_or(ri);
+                let cur = to_view(r.view, old);
+                let mut new = patch.apply(pri, crd.as_deref(), &cur, &field_manager, force, &sub)?;
+                let unknown = crate::admission::prune(pri, crd.as_deref(), &mut new);
+                crate::admission::field_validation(pri, r.query.get("fieldValidation").map(String::as_str), &unknown, &[])?;
+                let mut new = from_view(r.view, &new);
                 // a patch that sets resourceVersion is a precondition
                 if objects::resource_version(&new).is_empty() {
                     cache::set_rv(&mut new, parse_rv(objects::resource_version(old)).unwrap_or(0));
@@ -765,8 +787,8 @@ impl Api {
         match result {
             Err(e) if e.reason == apimachinery::Reason::NotFound && ty == BodyType::ApplyPatch && r.subresource.is_empty() => {
                 // server-side apply creates missing objects
-                let obj = patch.apply(ri, crd.as_deref(), &Value::Null, &field_manager, force, "")?;
-                let mut obj = obj;
+                let obj = patch.apply(r.view.unwrap_or(ri), crd.as_deref(), &Value::Null, &field_manager, force, "")?;
+                let mut obj = from_view(r.view, &obj);
                 if objects::name(&obj).is_empty() {
                     meta_mut(&mut obj).insert("name".into(), Value::String(r.name.to_string()));
                 }
@@ -1034,6 +1056,7 @@ fn scale_resource_info() -> ResourceInfo {
         subresources: vec![],
         storage: apimachinery::registry::Storage::Virtual,
         storage_version: "v1".into(),
+        storage_group: "autoscaling".into(),
     }
 }
 

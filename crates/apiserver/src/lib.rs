@@ -156,13 +156,19 @@ impl Api {
         None
     }
 
+    /// The storage form of a resource served through conversion.
+    pub fn storage_info(&self, ri: &ResourceInfo) -> ResourceInfo {
+        let g = if ri.storage_group != ri.group { ri.storage_group.as_str() } else { ri.group.as_str() };
+        self.catalogue.builtin(g, &ri.storage_version, &ri.plural).cloned().unwrap_or_else(|| ri.clone())
+    }
+
     /// Create the objects every cluster has: the default, kube-system, kube-public and
     /// kube-node-lease namespaces.
     pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ServerError> {
         let (ns, _) = self.lookup("", "v1", "namespaces").expect("namespaces are built in");
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let q = Default::default();
-            let r = handlers::Req { ri: &ns, namespace: "", name, subresource: "", query: &q, username: "system:apiserver", manager: "kube-apiserver", apply: false };
+            let r = handlers::Req { ri: &ns, namespace: "", name, subresource: "", query: &q, username: "system:apiserver", manager: "kube-apiserver", apply: false, view: None };
             match self.create(&r, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})).await {
                 Ok(_) => {}
                 Err(e) if e.reason == apimachinery::Reason::AlreadyExists => {}

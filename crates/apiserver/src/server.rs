@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 
 use crate::auth::{Attributes, Decision, UserInfo};
 use crate::discovery;
-use crate::handlers::{Filter, Req};
+use crate::cache::CachedObject;
+use crate::handlers::{self, Filter, Req};
 use crate::negotiate::{self, As, BodyType, Format};
 use crate::render::{self, Include};
 use crate::request::{classify, parse_query, ResourceRequest, Target, Verb};
@@ -230,9 +231,13 @@ fn bool_param(q: &HashMap<String, String>, name: &str) -> bool {
 }
 
 async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: HashMap<String, String>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let Some((ri, crd)) = api.lookup(&rr.group, &rr.version, &rr.resource) else {
+    let Some((view_ri, crd)) = api.lookup(&rr.group, &rr.version, &rr.resource) else {
         return Err(not_found_path());
     };
+    // resources served in a version other than their storage form are converted at this edge
+    let converted = apimachinery::conversion::needs_conversion(&view_ri.group, &view_ri.version, &view_ri.kind);
+    let ri = if converted { api.storage_info(&view_ri) } else { view_ri.clone() };
+    let view = converted.then_some(&view_ri);
     if !ri.namespaced && !rr.namespace.is_empty() && !(ri.plural == "namespaces") {
         return Err(not_found_path());
     }
@@ -276,7 +281,7 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
         Bytes::new()
     };
     let manager = field_manager(&query, header(&req_headers_ua, "user-agent"));
-    let r = Req { ri: &ri, namespace: &namespace, name: &rr.name, subresource: &rr.subresource, query: &query, username: &user.username, manager: &manager, apply: false };
+    let r = Req { ri: &ri, namespace: &namespace, name: &rr.name, subresource: &rr.subresource, query: &query, username: &user.username, manager: &manager, apply: false, view };
     if ri.storage == Storage::Virtual {
         if rr.verb != Verb::Create {
             return Err(ApiError::method_not_allowed(verb_name, &ri.group, &ri.plural));
@@ -290,26 +295,31 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
     let mut warnings: Vec<String> = Vec::new();
     let resp = match (rr.verb, rr.subresource.as_str()) {
         (Verb::Get, "" | "status") => {
-            let obj = api.get_object(&r).await?;
+            let obj = handlers::to_view(view, &api.get_object(&r).await?);
             json_response(200, &render::object(&ri, accept.as_, &obj, include, crd_ref), accept.format)
         }
         (Verb::Get, "scale") => json_response(200, &api.get_scale(&r).await?, accept.format),
         (Verb::List, "") => {
-            let filter = Filter::from_query(&ri, &query)?;
-            let l = api.list(&r, &filter).await?;
+            let filter = Filter::from_query(&view_ri, &query)?;
+            let mut l = api.list(&r, &filter).await?;
+            if converted {
+                for it in l.items.iter_mut() {
+                    *it = Arc::new(CachedObject::new(it.key.clone(), it.rv, Arc::new(handlers::to_view(view, &it.obj))));
+                }
+            }
             if accept.as_ == As::Object && accept.format == Format::Json {
-                let bytes = render::list_json_bytes(&ri, &l.items, &l.rv.to_string(), l.continue_token.as_deref(), l.remaining);
+                let bytes = render::list_json_bytes(&view_ri, &l.items, &l.rv.to_string(), l.continue_token.as_deref(), l.remaining);
                 return Ok(respond(200, bytes, "application/json"));
             }
-            let out = render::list(&ri, accept.as_, &l.items, &l.rv.to_string(), l.continue_token.as_deref(), l.remaining, include, crd_ref);
+            let out = render::list(&view_ri, accept.as_, &l.items, &l.rv.to_string(), l.continue_token.as_deref(), l.remaining, include, crd_ref);
             json_response(200, &out, accept.format)
         }
-        (Verb::Watch, "") => return watch(api, ri.clone(), namespace.clone(), &rr, &query, accept, include, crd.clone()),
+        (Verb::Watch, "") => return watch(api, ri.clone(), view_ri.clone(), namespace.clone(), &rr, &query, accept, include, crd.clone()),
         (Verb::Create, "") => {
-            let mut obj = decode_body(&body, content_type.as_deref(), &ri)?;
-            warnings.extend(check_fields(&ri, crd_ref, &query, &body, content_type.as_deref(), &mut obj)?);
-            let w = api.create(&r, obj).await?;
-            json_response(w.code, &w.obj, accept.format)
+            let mut obj = decode_body(&body, content_type.as_deref(), &view_ri)?;
+            warnings.extend(check_fields(&view_ri, crd_ref, &query, &body, content_type.as_deref(), &mut obj)?);
+            let w = api.create(&r, handlers::from_view(view, &obj)).await?;
+            json_response(w.code, &handlers::to_view(view, &w.obj), accept.format)
         }
         (Verb::Create, "binding") => {
             let obj = decode_body(&body, content_type.as_deref(), &ri)?;
@@ -320,10 +330,10 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
             json_response(201, &crate::subresources::evict(api, &r, obj).await?, accept.format)
         }
         (Verb::Update, "" | "status") => {
-            let mut obj = decode_body(&body, content_type.as_deref(), &ri)?;
-            warnings.extend(check_fields(&ri, crd_ref, &query, &body, content_type.as_deref(), &mut obj)?);
-            let w = api.update(&r, obj).await?;
-            json_response(w.code, &w.obj, accept.format)
+            let mut obj = decode_body(&body, content_type.as_deref(), &view_ri)?;
+            warnings.extend(check_fields(&view_ri, crd_ref, &query, &body, content_type.as_deref(), &mut obj)?);
+            let w = api.update(&r, handlers::from_view(view, &obj)).await?;
+            json_response(w.code, &handlers::to_view(view, &w.obj), accept.format)
         }
         (Verb::Update, "finalize") => {
             let obj = decode_body(&body, content_type.as_deref(), &ri)?;
@@ -340,7 +350,7 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
                 return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json"));
             }
             let w = api.patch(&r, ty, &body).await?;
-            json_response(w.code, &w.obj, accept.format)
+            json_response(w.code, &handlers::to_view(view, &w.obj), accept.format)
         }
         (Verb::Delete, "") => {
             let opts = delete_options(&body, &query)?;
@@ -349,7 +359,7 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
                 let status = apimachinery::status::success_status(&ri.group, &ri.plural, &rr.name, crate::objects::uid(&w.obj));
                 json_response(200, &status, accept.format)
             } else {
-                json_response(w.code, &w.obj, accept.format)
+                json_response(w.code, &handlers::to_view(view, &w.obj), accept.format)
             }
         }
         (Verb::DeleteCollection, "") => {
@@ -444,6 +454,7 @@ fn decode_body(body: &Bytes, content_type: Option<&str>, ri: &ResourceInfo) -> R
 fn watch(
     api: &Arc<Api>,
     ri: ResourceInfo,
+    view_ri: ResourceInfo,
     namespace: String,
     rr: &ResourceRequest,
     query: &HashMap<String, String>,
@@ -460,7 +471,7 @@ fn watch(
         };
         filter_query.insert("fieldSelector".into(), sel);
     }
-    let filter = Filter::from_query(&ri, &filter_query)?;
+    let filter = Filter::from_query(&view_ri, &filter_query)?;
     let rv = match query.get("resourceVersion").filter(|s| !s.is_empty()) {
         Some(s) => Some(s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?),
         None => None,
@@ -485,8 +496,10 @@ fn watch(
     };
     let ri2 = ri.clone();
     let as_ = accept.as_;
+    let converted = view_ri != ri;
     let render: Render = match (as_, accept.format) {
-        (As::Object, Format::Json) => None,
+        (As::Object, Format::Json) if !converted => None,
+        (As::Object, _) => Some(Arc::new(move |o: &Value| handlers::to_view(Some(&view_ri), o))),
         _ => Some(Arc::new(move |o: &Value| render::object(&ri2, as_, o, include, crd.as_deref()))),
     };
     let rx = api.start_watch(ri, namespace, filter, params, render)?;

@@ -307,3 +307,45 @@ fn namespace_deletion_is_two_phase() {
         assert_eq!(code, 404, "a terminating namespace without finalizers is gone");
     });
 }
+
+#[test]
+fn versions_share_storage_through_conversion() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let client = client(&c).await;
+        // an autoscaling/v1 HPA is readable as autoscaling/v2 and back
+        let v1 = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 4, "targetCPUUtilizationPercentage": 70}});
+        let (code, _) = raw(&client, "POST", "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers", "application/json", v1.to_string().into_bytes()).await;
+        assert_eq!(code, 200);
+        let (_, v2) = raw(&client, "GET", "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/h", "application/json", vec![]).await;
+        assert_eq!(v2["apiVersion"], "autoscaling/v2");
+        assert_eq!(v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
+        assert_eq!(v2["spec"]["minReplicas"], 1, "v2 defaults applied to the stored form");
+        let (_, back) = raw(&client, "GET", "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/h", "application/json", vec![]).await;
+        assert_eq!(back["spec"]["targetCPUUtilizationPercentage"], 70);
+        // a merge patch in v1 terms
+        let p = json!({"spec": {"targetCPUUtilizationPercentage": 50}}).to_string().into_bytes();
+        let (code, _) = raw(&client, "PATCH", "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/h", "application/merge-patch+json", p).await;
+        assert_eq!(code, 200);
+        let (_, v2) = raw(&client, "GET", "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/h", "application/json", vec![]).await;
+        assert_eq!(v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 50);
+        let (_, list) = raw(&client, "GET", "/apis/autoscaling/v1/horizontalpodautoscalers", "application/json", vec![]).await;
+        assert_eq!(list["items"][0]["apiVersion"], "autoscaling/v1");
+
+        // an events.k8s.io/v1 Event is a core/v1 Event
+        let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
+            "eventTime": "2026-11-27T08:00:00.000000Z", "reportingController": "oxkube.io/test", "reportingInstance": "t1",
+            "action": "Testing", "reason": "Tested", "note": "hello", "type": "Normal",
+            "regarding": {"kind": "Pod", "name": "p", "namespace": "default"}});
+        let (code, s) = raw(&client, "POST", "/apis/events.k8s.io/v1/namespaces/default/events", "application/json", ev.to_string().into_bytes()).await;
+        assert_eq!(code, 200, "{s}");
+        let (_, core) = raw(&client, "GET", "/api/v1/namespaces/default/events/e1", "application/json", vec![]).await;
+        assert_eq!(core["message"], "hello");
+        assert_eq!(core["involvedObject"]["name"], "p");
+        let (_, sel) = raw(&client, "GET", "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=regarding.name%3Dp", "application/json", vec![]).await;
+        assert_eq!(sel["items"][0]["note"], "hello");
+        let (_, none) = raw(&client, "GET", "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=regarding.name%3Dq", "application/json", vec![]).await;
+        assert_eq!(none["items"], json!([]));
+    });
+}
