@@ -6,5 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh --test
 export CARGO_TERM_COLOR=never
 cargo build --workspace --all-targets
-cargo build --release -p oxkube
 cargo test --workspace --no-fail-fast -- --test-threads="${OXKUBE_TEST_THREADS:-2}"
