@@ -191,9 +191,21 @@ pub fn server_url(config: &Config) -> String {
 /// Load or create the PKI and write the admin kubeconfig; returns the PKI.
 pub fn prepare_pki(config: &Config) -> Result<pki::Pki, ServerError> {
     let p = pki::Pki::load_or_create(&config.data_dir, &config.serving_names)?;
-    let kc = p.admin_kubeconfig(&server_url(config));
+    let url = server_url(config);
+    let kc = p.admin_kubeconfig(&url);
     pki::write_file(&config.data_dir.join("kubeconfig.yaml"), kc.as_bytes(), 0o600)?;
+    // the built-in components reach the API with identities of their own, as upstream's do
+    for (file, cn) in [("scheduler", "system:kube-scheduler"), ("controller-manager", "system:kube-controller-manager")] {
+        let creds = p.component_cert(file, cn, &[])?;
+        let kc = pki::kubeconfig(&url, &p.ca.cert_pem, cn, &creds);
+        pki::write_file(&component_kubeconfig(&config.data_dir, file), kc.as_bytes(), 0o600)?;
+    }
     Ok(p)
+}
+
+/// Where the kubeconfig of a built-in component (`scheduler`, `controller-manager`) lives.
+pub fn component_kubeconfig(data_dir: &std::path::Path, component: &str) -> PathBuf {
+    data_dir.join("components").join(format!("{component}.kubeconfig"))
 }
 
 fn tls_config(p: &pki::Pki) -> Result<rustls::ServerConfig, ServerError> {

@@ -316,6 +316,19 @@ impl Pki {
         Ok(Pki { dir, ca, serving, admin, service_account_key_pem })
     }
 
+    /// A client certificate for a component (CN = user, O = groups), created on first use and
+    /// renewed when it expires soon; stored as `tls/<file>.crt|key`.
+    pub fn component_cert(&self, file: &str, common_name: &str, organizations: &[String]) -> Result<CertPair> {
+        match load_pair(&self.dir, file)? {
+            Some(p) if !needs_reissue(&p, &[]) && cert_facts(&p.cert_pem).is_some_and(|f| f.common_name == common_name) => Ok(p),
+            _ => {
+                let p = issue(&self.ca, common_name, organizations, &[], false, true)?;
+                store_pair(&self.dir, file, &p)?;
+                Ok(p)
+            }
+        }
+    }
+
     /// The admin kubeconfig for a server URL, with the credentials embedded.
     pub fn admin_kubeconfig(&self, server_url: &str) -> String {
         kubeconfig(server_url, &self.ca.cert_pem, "admin", &self.admin)
@@ -388,6 +401,16 @@ mod tests {
         assert_eq!(a.ca.cert_pem, b.ca.cert_pem);
         assert_ne!(a.serving.cert_pem, b.serving.cert_pem);
         assert!(cert_facts(&b.serving.cert_pem).unwrap().sans.contains(&"192.168.7.7".to_string()));
+    }
+
+    #[test]
+    fn component_certs_are_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Pki::load_or_create(dir.path(), &names()).unwrap();
+        let a = p.component_cert("scheduler", "system:kube-scheduler", &[]).unwrap();
+        let b = p.component_cert("scheduler", "system:kube-scheduler", &[]).unwrap();
+        assert_eq!(a.cert_pem, b.cert_pem);
+        assert_eq!(cert_facts(&a.cert_pem).unwrap().common_name, "system:kube-scheduler");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The oxkube binary: `server` (control plane with the embedded store), `kubeconfig`.
+//! The oxkube binary: `server` (API server on the embedded store, scheduler and controller
+//! manager), `kubeconfig`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(name = "oxkube", version, about = "Kubernetes in one Rust binary")]
@@ -40,6 +42,12 @@ struct ServerArgs {
     /// Do not run a node agent inside the server.
     #[arg(long)]
     disable_agent: bool,
+    /// Do not run the scheduler inside the server.
+    #[arg(long)]
+    disable_scheduler: bool,
+    /// Do not run the controller manager inside the server.
+    #[arg(long)]
+    disable_controller_manager: bool,
     /// Static bearer tokens, one `token,user,uid,"group1,group2"` per line.
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
@@ -98,6 +106,42 @@ async fn shutdown_signal() {
     }
 }
 
+/// A kube-rs client from a kubeconfig file.
+async fn client_from(path: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+/// Resolves once `stop` turns true.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Start the scheduler and controller manager once the API server is ready; they reach it
+/// through kube-rs with their own identities.
+async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    if !args.disable_scheduler {
+        let client = client_from(&apiserver::component_kubeconfig(&args.data_dir, "scheduler")).await?;
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            scheduler::run(client, scheduler::Config { identity: hostname(), ..Default::default() }, stopped(stop)).await
+        }));
+    }
+    if !args.disable_controller_manager {
+        let client = client_from(&apiserver::component_kubeconfig(&args.data_dir, "controller-manager")).await?;
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            controllers::run(client, controllers::Config { identity: hostname(), ..Default::default() }, stopped(stop)).await
+        }));
+    }
+    for t in tasks {
+        t.await.context("component task panicked")?.context("component failed")?;
+    }
+    Ok(())
+}
+
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -122,14 +166,40 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         tracing::info!("the node agent is not part of this build yet; running the control plane only");
     }
     let kubeconfig = args.data_dir.join("kubeconfig.yaml");
-    apiserver::run(config, Arc::new(store), shutdown_signal(), |url| {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let api = apiserver::run(config, Arc::new(store), stopped(stop_rx.clone()), move |url| {
         tracing::info!(%url, elapsed_ms = started.elapsed().as_millis() as u64, "API server ready");
         println!("oxkube API server ready at {url}");
         println!("export KUBECONFIG={}", kubeconfig.display());
-    })
-    .await
-    .context("API server")?;
-    Ok(())
+        let _ = ready_tx.send(());
+    });
+    let components = async {
+        if ready_rx.await.is_err() {
+            return Ok(());
+        }
+        run_components(&args, stop_rx.clone()).await
+    };
+    let signal = async {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    };
+    tokio::pin!(api, components, signal);
+    let mut components_done = false;
+    loop {
+        tokio::select! {
+            r = &mut api => return r.context("API server"),
+            r = &mut components, if !components_done => {
+                components_done = true;
+                if let Err(e) = r {
+                    tracing::error!(error = %format!("{e:#}"), "built-in components stopped");
+                    let _ = stop_tx.send(true);
+                }
+            }
+            _ = &mut signal => {}
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -275,7 +275,8 @@ fn acknowledged_writes_survive_kill_9() {
 
 #[test]
 fn namespace_deletion_is_two_phase() {
-    let c = Cluster::start();
+    // without the namespace controller, so the test plays its part
+    let c = Cluster::start_with(&["--disable-controller-manager"]);
     rt().block_on(async {
         let client = client(&c).await;
         let nss: Api<Namespace> = Api::all(client.clone());
