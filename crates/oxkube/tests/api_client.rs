@@ -350,3 +350,56 @@ fn versions_share_storage_through_conversion() {
         assert_eq!(none["items"], json!([]));
     });
 }
+
+#[test]
+fn reflector_follows_changes() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let client = client(&c).await;
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let (reader, writer) = kube::runtime::reflector::store::<ConfigMap>();
+        let stream = kube::runtime::reflector(writer, kube::runtime::watcher(api.clone(), Default::default()));
+        let task = tokio::spawn(async move {
+            let mut s = std::pin::pin!(stream);
+            while s.next().await.is_some() {}
+        });
+        for i in 0..5 {
+            api.create(&PostParams::default(), &cm(&format!("r{i}"), &[])).await.unwrap();
+        }
+        api.delete("r0", &DeleteParams::default()).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut names: Vec<String> = reader.state().iter().map(|o| o.metadata.name.clone().unwrap()).collect();
+            names.sort();
+            if names == vec!["r1", "r2", "r3", "r4"] {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "reflector store never converged: {names:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        task.abort();
+    });
+}
+
+#[test]
+fn stuck_clients_do_not_block_others() {
+    let c = Cluster::start();
+    // connections that never finish a TLS handshake
+    let stuck: Vec<std::net::TcpStream> = (0..50).map(|_| std::net::TcpStream::connect(("127.0.0.1", c.port)).unwrap()).collect();
+    rt().block_on(async {
+        let lazy = client(&c).await;
+        let client = client(&c).await;
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        // a watcher that never reads its stream
+        let lazy_api: Api<ConfigMap> = Api::namespaced(lazy, "default");
+        let _unread = lazy_api.watch(&WatchParams::default(), "0").await.unwrap();
+        for i in 0..300 {
+            let t = std::time::Instant::now();
+            api.create(&PostParams::default(), &cm(&format!("s{i}"), &[("pad", &"x".repeat(2048))])).await.unwrap();
+            assert!(t.elapsed() < Duration::from_secs(5), "a create took {:?}", t.elapsed());
+        }
+        let l = tokio::time::timeout(Duration::from_secs(10), api.list(&ListParams::default())).await.unwrap().unwrap();
+        assert_eq!(l.items.len(), 300);
+    });
+    drop(stuck);
+}
