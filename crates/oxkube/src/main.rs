@@ -54,6 +54,9 @@ struct ServerArgs {
     /// How long Events are kept.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     event_ttl: Duration,
+    /// Use an etcd cluster (comma-separated client URLs) instead of the embedded SQLite store.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
     /// The first IP of the service CIDR (covered by the serving certificate).
     #[arg(long, default_value = "10.43.0.1")]
     service_ip: IpAddr,
@@ -145,10 +148,18 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let db_dir = args.data_dir.join("db");
-    std::fs::create_dir_all(&db_dir).with_context(|| format!("creating {}", db_dir.display()))?;
-    let store = store::sqlite::SqliteStore::open(db_dir.join("state.db"), Default::default())
-        .context("opening the embedded store")?;
+    let store: Arc<dyn store::Store> = if args.etcd_servers.is_empty() {
+        let db_dir = args.data_dir.join("db");
+        std::fs::create_dir_all(&db_dir).with_context(|| format!("creating {}", db_dir.display()))?;
+        let path = db_dir.join("state.db");
+        let s = tokio::task::spawn_blocking(move || store::sqlite::SqliteStore::open(path, Default::default()))
+            .await?
+            .context("opening the embedded store")?;
+        Arc::new(s)
+    } else {
+        let cfg = store::etcd::EtcdConfig { endpoints: args.etcd_servers.clone(), ..Default::default() };
+        Arc::new(store::etcd::EtcdStore::connect(&cfg).await.context("connecting to etcd")?)
+    };
     let config = apiserver::Config {
         data_dir: args.data_dir.clone(),
         bind_address: args.bind_address,
@@ -168,7 +179,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let kubeconfig = args.data_dir.join("kubeconfig.yaml");
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
-    let api = apiserver::run(config, Arc::new(store), stopped(stop_rx.clone()), move |url| {
+    let api = apiserver::run(config, store, stopped(stop_rx.clone()), move |url| {
         tracing::info!(%url, elapsed_ms = started.elapsed().as_millis() as u64, "API server ready");
         println!("oxkube API server ready at {url}");
         println!("export KUBECONFIG={}", kubeconfig.display());
