@@ -46,9 +46,32 @@ pub async fn bind(api: &Api, r: &Req<'_>, binding: Value) -> Result<Value, ApiEr
     Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
 }
 
-/// Evict a pod: deletes it with the eviction's delete options.
+/// Evict a pod: honours the PodDisruptionBudget selecting it (429 when no disruption is
+/// allowed, else one allowed disruption is consumed), then deletes it with the eviction's
+/// delete options.
 pub async fn evict(api: &Api, r: &Req<'_>, eviction: Value) -> Result<Value, ApiError> {
     let opts = eviction.get("deleteOptions").cloned().unwrap_or_else(|| json!({}));
+    let pod = api.get_object(r).await?;
+    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    // terminal pods and pods already being deleted are not protected
+    if !matches!(phase, "Succeeded" | "Failed") && !objects::is_deleting(&pod) {
+        let prefix = format!("/registry/policy/poddisruptionbudgets/{}/", r.namespace);
+        let (pdbs, _) = api.cache.resource("/registry/policy/poddisruptionbudgets/").snapshot(&prefix, &api.cache.revision_rx());
+        let matching: Vec<_> = pdbs
+            .iter()
+            .filter(|p| {
+                apimachinery::selector::LabelSelector::from_label_selector(p.obj.pointer("/spec/selector"))
+                    .map(|sel| !sel.is_empty() && sel.matches_object(&pod))
+                    .unwrap_or(false)
+            })
+            .collect();
+        if matching.len() > 1 {
+            return Err(ApiError::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."));
+        }
+        if let Some(pdb) = matching.first() {
+            consume_disruption(api, r, &pdb.obj, r.name).await?;
+        }
+    }
     api.delete(r, &opts).await?;
     Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
 }
@@ -66,4 +89,37 @@ pub async fn finalize(api: &Api, r: &Req<'_>, ns: Value) -> Result<Value, ApiErr
         })
         .await?;
     Ok(w.obj)
+}
+
+fn too_many_requests(pdb: &str, message: String) -> ApiError {
+    let mut e = ApiError::new(apimachinery::Reason::TooManyRequests, "Cannot evict pod as it would violate the pod's disruption budget.");
+    e.extra_causes.push(("DisruptionBudget".into(), message));
+    let _ = pdb;
+    e
+}
+
+/// Take one allowed disruption from a PodDisruptionBudget (compare-and-swap on its status).
+async fn consume_disruption(api: &Api, r: &Req<'_>, pdb: &Value, pod_name: &str) -> Result<(), ApiError> {
+    let name = objects::name(pdb).to_string();
+    let pdbs = api.lookup("policy", "v1", "poddisruptionbudgets").expect("pdbs are built in").0;
+    let pr = Req { ri: &pdbs, namespace: r.namespace, name: &name, subresource: "status", view: None, apply: false, ..*r };
+    api.guaranteed_update(&pr, "", |cur| {
+        let observed = cur.pointer("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(0);
+        let generation = cur.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+        let allowed = cur.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+        if observed < generation {
+            return Err(too_many_requests(&name, format!("The disruption budget {name} is still being processed by the server.")));
+        }
+        if allowed <= 0 {
+            let healthy = cur.pointer("/status/currentHealthy").and_then(Value::as_i64).unwrap_or(0);
+            let desired = cur.pointer("/status/desiredHealthy").and_then(Value::as_i64).unwrap_or(0);
+            return Err(too_many_requests(&name, format!("The disruption budget {name} needs {desired} healthy pods and has {healthy} currently")));
+        }
+        let mut new = cur.clone();
+        new["status"]["disruptionsAllowed"] = json!(allowed - 1);
+        new["status"]["disruptedPods"][pod_name] = json!(objects::now());
+        Ok(new)
+    })
+    .await?;
+    Ok(())
 }

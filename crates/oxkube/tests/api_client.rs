@@ -403,3 +403,89 @@ fn stuck_clients_do_not_block_others() {
     });
     drop(stuck);
 }
+
+#[test]
+fn pagination_dry_run_and_initial_events() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let client = client(&c).await;
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        for i in 0..25 {
+            api.create(&PostParams::default(), &cm(&format!("pg{i:02}"), &[])).await.unwrap();
+        }
+        // limit/continue walks every object exactly once, in order
+        let mut seen = Vec::new();
+        let mut lp = ListParams::default().limit(10);
+        loop {
+            let page = api.list(&lp).await.unwrap();
+            seen.extend(page.items.iter().map(|o| o.metadata.name.clone().unwrap()));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(tok) => {
+                    assert!(page.items.len() == 10);
+                    lp = lp.continue_token(&tok);
+                }
+                None => break,
+            }
+        }
+        let want: Vec<String> = (0..25).map(|i| format!("pg{i:02}")).collect();
+        assert_eq!(seen, want);
+        // dryRun=All validates and answers but stores nothing
+        let pp = PostParams { dry_run: true, ..Default::default() };
+        let dry = api.create(&pp, &cm("dry", &[("a", "b")])).await.unwrap();
+        assert_eq!(dry.data.unwrap()["a"], "b");
+        assert_eq!(status_of(api.get("dry").await.unwrap_err()).0, 404);
+        let (code, _, _) = status_of(api.create(&pp, &cm("pg00", &[])).await.unwrap_err());
+        assert_eq!(code, 409, "dry run still reports conflicts");
+        // streaming list: sendInitialEvents delivers the state, then a bookmark marking its end
+        let wc = kube::runtime::watcher::Config::default().streaming_lists();
+        let mut w = kube::runtime::watcher(api.clone(), wc).boxed();
+        let mut n = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), w.try_next()).await.unwrap().unwrap().unwrap() {
+                kube::runtime::watcher::Event::InitApply(_) => n += 1,
+                kube::runtime::watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+        assert_eq!(n, 25);
+    });
+}
+
+#[test]
+fn token_file_authentication_and_reviews() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, "s3cret-token,alice,1001,\"devs,ops\"\n").unwrap();
+    let c = Cluster::start_with(&["--token-auth-file", tokens.to_str().unwrap()]);
+    rt().block_on(async {
+        let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
+        let mut cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+        cfg.auth_info = Default::default();
+        cfg.auth_info.token = Some("s3cret-token".to_string().into());
+        let alice = Client::try_from(cfg.clone()).unwrap();
+        let req = http::Request::post("/apis/authentication.k8s.io/v1/selfsubjectreviews")
+            .header("content-type", "application/json")
+            .body(br#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#.to_vec())
+            .unwrap();
+        let who: serde_json::Value = serde_json::from_str(&alice.request_text(req).await.unwrap()).unwrap();
+        assert_eq!(who["status"]["userInfo"]["username"], "alice");
+        assert_eq!(who["status"]["userInfo"]["groups"], json!(["devs", "ops", "system:authenticated"]));
+        // a TokenReview of the same token, by the admin
+        let admin = client(&c).await;
+        let req = http::Request::post("/apis/authentication.k8s.io/v1/tokenreviews")
+            .header("content-type", "application/json")
+            .body(br#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"s3cret-token"}}"#.to_vec())
+            .unwrap();
+        let tr: serde_json::Value = serde_json::from_str(&admin.request_text(req).await.unwrap()).unwrap();
+        assert_eq!(tr["status"]["authenticated"], true);
+        assert_eq!(tr["status"]["user"]["username"], "alice");
+        // a wrong token is 401
+        cfg.auth_info.token = Some("wrong".to_string().into());
+        let bad = Client::try_from(cfg).unwrap();
+        let ns: Api<Namespace> = Api::all(bad);
+        assert_eq!(status_of(ns.list(&ListParams::default()).await.unwrap_err()).0, 401);
+    });
+    let rules = c.kubectl(&["auth", "can-i", "--list"]);
+    assert!(rules.lines().next().unwrap().starts_with("Resources"), "{rules}");
+    assert!(rules.contains("*.*"), "{rules}");
+}

@@ -118,3 +118,23 @@ fn get_watch_streams_table_rows() {
     assert!(watched.len() >= 2, "expected the add and the label change:\n{text}");
     assert_eq!(watched[0][1], "1");
 }
+
+#[test]
+fn eviction_honours_disruption_budgets() {
+    let c = Cluster::start_with(&["--disable-controller-manager"]);
+    c.kubectl_stdin(&["apply", "-f", "-"], POD);
+    c.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: pdb\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels: {app: demo}\n");
+    // the disruption controller's verdict: no disruption allowed
+    c.kubectl(&["patch", "pdb", "pdb", "--subresource=status", "--type=merge", "-p",
+        r#"{"status":{"observedGeneration":1,"disruptionsAllowed":0,"currentHealthy":1,"desiredHealthy":1,"expectedPods":1}}"#]);
+    let ev = c.data_dir().join("eviction.json");
+    std::fs::write(&ev, r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"p1","namespace":"default"}}"#).unwrap();
+    let path = "/api/v1/namespaces/default/pods/p1/eviction";
+    let err = c.kubectl_err(&["create", "--raw", path, "-f", ev.to_str().unwrap()]);
+    assert!(err.contains("Cannot evict pod as it would violate the pod's disruption budget") || err.contains("TooManyRequests") || err.contains("429"), "{err}");
+    assert_eq!(c.kubectl(&["get", "pod", "p1", "-o", "name"]).trim(), "pod/p1");
+    c.kubectl(&["patch", "pdb", "pdb", "--subresource=status", "--type=merge", "-p", r#"{"status":{"disruptionsAllowed":1}}"#]);
+    c.kubectl(&["create", "--raw", path, "-f", ev.to_str().unwrap()]);
+    assert!(c.kubectl_err(&["get", "pod", "p1"]).contains("not found"), "an unbound pod is deleted at once");
+    assert_eq!(c.kubectl(&["get", "pdb", "pdb", "-o", "jsonpath={.status.disruptionsAllowed}"]), "0");
+}
