@@ -172,6 +172,14 @@ impl ScalePaths {
     }
 }
 
+/// Kinds whose PUT creates a missing object, as upstream's strategies allow.
+fn allows_create_on_update(ri: &ResourceInfo) -> bool {
+    matches!(
+        (ri.group.as_str(), ri.plural.as_str()),
+        ("", "endpoints") | ("", "events") | ("events.k8s.io", "events")
+    )
+}
+
 fn has_status(ri: &ResourceInfo) -> bool {
     ri.subresource("status").is_some()
 }
@@ -601,8 +609,22 @@ impl Api {
     /// PUT: replace an object (or its status/scale subresource).
     pub async fn update(&self, r: &Req<'_>, new: Value) -> Result<Written, ApiError> {
         let precondition = objects::resource_version(&new).to_string();
-        let new = Arc::new(new);
-        self.guaranteed_update(r, &precondition, move |_old| Ok((*new).clone())).await
+        let body = Arc::new(new);
+        let b = body.clone();
+        match self.guaranteed_update(r, &precondition, move |_old| Ok((*b).clone())).await {
+            // kinds upstream lets PUT create (AllowCreateOnUpdate)
+            Err(e) if e.reason == apimachinery::Reason::NotFound && r.subresource.is_empty() && allows_create_on_update(r.ri) => {
+                let mut obj = (*body).clone();
+                if objects::name(&obj).is_empty() {
+                    meta_mut(&mut obj).insert("name".into(), Value::String(r.name.to_string()));
+                }
+                if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("resourceVersion");
+                }
+                self.create(r, obj).await
+            }
+            other => other,
+        }
     }
 
     /// Read-modify-write with compare-and-swap, retried on conflicts when the caller gave no

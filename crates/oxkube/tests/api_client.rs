@@ -489,3 +489,19 @@ fn token_file_authentication_and_reviews() {
     assert!(rules.lines().next().unwrap().starts_with("Resources"), "{rules}");
     assert!(rules.contains("*.*"), "{rules}");
 }
+
+#[test]
+fn put_creates_endpoints_but_not_configmaps() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let client = client(&c).await;
+        let ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "svc"},
+            "subsets": [{"addresses": [{"ip": "10.42.0.5"}], "ports": [{"port": 80}]}]}).to_string().into_bytes();
+        let (code, s) = raw(&client, "PUT", "/api/v1/namespaces/default/endpoints/svc", "application/json", ep).await;
+        assert_eq!(code, 200, "{s}");
+        assert_eq!(s["subsets"][0]["addresses"][0]["ip"], "10.42.0.5");
+        let cmb = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}).to_string().into_bytes();
+        let (code, _) = raw(&client, "PUT", "/api/v1/namespaces/default/configmaps/x", "application/json", cmb).await;
+        assert_eq!(code, 404);
+    });
+}
