@@ -286,7 +286,11 @@ pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Arc<rustls::Server
                 .and_then(|c| c.first())
                 .map(|c| Arc::new(c.to_vec()));
             let svc = hyper::service::service_fn(move |req| server::handle(api.clone(), cert.clone(), req));
-            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            // clients multiplex many watches over one connection (upstream allows 1000 streams)
+            builder.http2().max_concurrent_streams(1000);
+            // a client that never finishes its request headers is dropped
+            builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
             if let Err(e) = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc).await {
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }
