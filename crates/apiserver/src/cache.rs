@@ -99,6 +99,17 @@ struct State {
     last_rev: Revision,
 }
 
+impl State {
+    /// The objects whose keys start with `key_prefix`, in key order.
+    fn under(&self, key_prefix: &str) -> Vec<Arc<CachedObject>> {
+        self.objects
+            .range(key_prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(key_prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
 /// The cache of one resource (one store key prefix).
 pub struct ResourceCache {
     state: RwLock<State>,
@@ -139,12 +150,7 @@ impl ResourceCache {
     pub fn snapshot(&self, key_prefix: &str, global_rev: &watch::Receiver<Revision>) -> (Vec<Arc<CachedObject>>, Revision) {
         let st = self.read();
         let rev = (*global_rev.borrow()).max(st.last_rev);
-        let items = st
-            .objects
-            .range(key_prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(key_prefix))
-            .map(|(_, v)| v.clone())
-            .collect();
+        let items = st.under(key_prefix);
         (items, rev)
     }
 
@@ -174,12 +180,7 @@ impl ResourceCache {
         let st = self.read();
         let rev = (*global_rev.borrow()).max(st.last_rev);
         let live = self.tx.subscribe();
-        let items = st
-            .objects
-            .range(key_prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(key_prefix))
-            .map(|(_, v)| v.clone())
-            .collect();
+        let items = st.under(key_prefix);
         (items, Subscription { replay: Vec::new(), live, replayed_to: rev })
     }
 

@@ -293,6 +293,13 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
     let include = Include::from_query(query.get("includeObject"));
     let crd_ref = crd.as_deref();
     let mut warnings: Vec<String> = Vec::new();
+    // a whole object in the request's version: decoded, checked per fieldValidation, and
+    // converted to its storage form
+    let decode_full = |warnings: &mut Vec<String>| -> Result<Value, ApiError> {
+        let mut obj = decode_body(&body, content_type.as_deref(), &view_ri)?;
+        warnings.extend(check_fields(&view_ri, crd_ref, &query, &body, content_type.as_deref(), &mut obj)?);
+        Ok(handlers::from_view(view, &obj))
+    };
     let resp = match (rr.verb, rr.subresource.as_str()) {
         (Verb::Get, "" | "status") => {
             let obj = handlers::to_view(view, &api.get_object(&r).await?);
@@ -316,9 +323,7 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
         }
         (Verb::Watch, "") => return watch(api, ri.clone(), view_ri.clone(), namespace.clone(), &rr, &query, accept, include, crd.clone()),
         (Verb::Create, "") => {
-            let mut obj = decode_body(&body, content_type.as_deref(), &view_ri)?;
-            warnings.extend(check_fields(&view_ri, crd_ref, &query, &body, content_type.as_deref(), &mut obj)?);
-            let w = api.create(&r, handlers::from_view(view, &obj)).await?;
+            let w = api.create(&r, decode_full(&mut warnings)?).await?;
             json_response(w.code, &handlers::to_view(view, &w.obj), accept.format)
         }
         (Verb::Create, "binding") => {
@@ -330,9 +335,7 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
             json_response(201, &crate::subresources::evict(api, &r, obj).await?, accept.format)
         }
         (Verb::Update, "" | "status") => {
-            let mut obj = decode_body(&body, content_type.as_deref(), &view_ri)?;
-            warnings.extend(check_fields(&view_ri, crd_ref, &query, &body, content_type.as_deref(), &mut obj)?);
-            let w = api.update(&r, handlers::from_view(view, &obj)).await?;
+            let w = api.update(&r, decode_full(&mut warnings)?).await?;
             json_response(w.code, &handlers::to_view(view, &w.obj), accept.format)
         }
         (Verb::Update, "finalize") => {
