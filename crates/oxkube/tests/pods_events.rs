@@ -97,7 +97,7 @@ fn describe_shows_events_and_events_expire() {
 #[test]
 fn get_watch_streams_table_rows() {
     let c = Cluster::start();
-    let mut child = std::process::Command::new("kubectl")
+    let child = std::process::Command::new("kubectl")
         .args(["--kubeconfig", c.kubeconfig().to_str().unwrap(), "get", "configmaps", "-w", "--request-timeout=20s"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

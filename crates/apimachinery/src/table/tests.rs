@@ -1,2 +1,1 @@
 //! Table-driven tests of the Table printers for each built-in kind, custom resources and the Table envelope.
-use super::*;
