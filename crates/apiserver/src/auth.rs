@@ -142,13 +142,19 @@ pub struct Authenticators {
 impl Authenticators {
     /// Authenticate a request from its verified client certificate and Authorization header.
     pub fn authenticate(&self, client_cert_der: Option<&[u8]>, authorization: Option<&str>) -> Option<UserInfo> {
+        self.authenticate_with(client_cert_der.and_then(user_from_cert_der), authorization)
+    }
+
+    /// Authenticate with the connection's certificate identity already parsed (once per
+    /// connection, not per request).
+    pub fn authenticate_with(&self, cert_user: Option<UserInfo>, authorization: Option<&str>) -> Option<UserInfo> {
         if let Some(token) = authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) {
             if !token.is_empty() {
                 // a presented but unknown token is a failure even with a client cert, as upstream
                 return self.tokens.iter().find_map(|a| a.authenticate(token));
             }
         }
-        client_cert_der.and_then(user_from_cert_der)
+        cert_user
     }
 }
 

@@ -279,12 +279,14 @@ pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Arc<rustls::Server
                 }
                 Err(_) => return,
             };
+            // the client certificate's identity, parsed once per connection
             let cert = stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .map(|c| Arc::new(c.to_vec()));
+                .and_then(|c| auth::user_from_cert_der(c))
+                .map(Arc::new);
             let svc = hyper::service::service_fn(move |req| server::handle(api.clone(), cert.clone(), req));
             let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             // clients multiplex many watches over one connection (upstream allows 1000 streams)

@@ -77,9 +77,9 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Handle one HTTP request from a connection whose verified client certificate is `peer_cert`.
-pub async fn handle(api: Arc<Api>, peer_cert: Option<Arc<Vec<u8>>>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let resp = match route(&api, peer_cert, req).await {
+/// Handle one HTTP request from a connection whose verified client certificate names `peer`.
+pub async fn handle(api: Arc<Api>, peer: Option<Arc<UserInfo>>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let resp = match route(&api, peer, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
@@ -110,7 +110,7 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
     Ok(buf.freeze())
 }
 
-async fn route(api: &Arc<Api>, peer_cert: Option<Arc<Vec<u8>>>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn route(api: &Arc<Api>, peer: Option<Arc<UserInfo>>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query());
@@ -123,7 +123,7 @@ async fn route(api: &Arc<Api>, peer_cert: Option<Arc<Vec<u8>>>, req: Request<Inc
     }
     let user = api
         .authn
-        .authenticate(peer_cert.as_deref().map(|v| v.as_slice()), header(req.headers(), "authorization"))
+        .authenticate_with(peer.as_deref().cloned(), header(req.headers(), "authorization"))
         .ok_or_else(ApiError::unauthorized)?;
     let watch_param = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     match classify(method.as_str(), &path, watch_param) {
