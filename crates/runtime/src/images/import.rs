@@ -313,24 +313,21 @@ fn read_archive(
             entry
                 .read_to_end(&mut buf)
                 .map_err(|e| corrupt(format!("cannot read {p}: {e}")))?;
+            if buf.len() as u64 != size {
+                return Err(corrupt(format!(
+                    "truncated: {p} has {} of {size} bytes",
+                    buf.len()
+                )));
+            }
             small.insert(p, buf);
             continue;
         }
-        let expected = p
-            .strip_prefix("blobs/sha256/")
-            .filter(|h| is_sha256_hex(h))
-            .map(|h| format!("sha256:{h}"));
-        let blob = match store.ingest(lease, &mut entry, expected.as_deref()) {
+        let header_size = entry
+            .header()
+            .size()
+            .map_err(|e| corrupt(format!("bad size of {p}: {e}")))?;
+        let blob = match store.ingest(lease, &mut entry, None) {
             Ok(b) => b,
-            Err(ImageError::DigestMismatch {
-                expected, actual, ..
-            }) => {
-                return Err(ImageError::DigestMismatch {
-                    what: format!("{p} in {name}"),
-                    expected,
-                    actual,
-                })
-            }
             Err(ImageError::Io { source, .. })
                 if matches!(
                     source.kind(),
@@ -343,6 +340,22 @@ fn read_archive(
             }
             Err(e) => return Err(e),
         };
+        if blob.size != header_size {
+            return Err(corrupt(format!(
+                "truncated: {p} has {} of {header_size} bytes",
+                blob.size
+            )));
+        }
+        if let Some(h) = p.strip_prefix("blobs/sha256/").filter(|h| is_sha256_hex(h)) {
+            let expected = format!("sha256:{h}");
+            if blob.digest != expected {
+                return Err(ImageError::DigestMismatch {
+                    what: format!("{p} in {name}"),
+                    expected,
+                    actual: blob.digest,
+                });
+            }
+        }
         files.insert(p, blob);
     }
     if seen == 0 {
