@@ -1,2 +1,47 @@
 //! The oxkube binary.
-fn main() {}
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "oxkube", version, about = "Kubernetes in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the node's container images.
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Import OCI image archives, OCI layout directories or docker-save tarballs (also while the
+    /// agent runs).
+    Import {
+        /// The node's data directory.
+        #[arg(long, default_value = "/var/lib/oxkube")]
+        data_dir: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Images {
+            command: ImagesCommand::Import { data_dir, files },
+        } => {
+            for img in runtime::images::import(&data_dir, &files).context("import images")? {
+                println!("imported {} {}", img.id, img.repo_tags.join(","));
+            }
+        }
+    }
+    Ok(())
+}

@@ -57,7 +57,7 @@ fn import_with_lease(
     let name = path.display().to_string();
     let meta = fs::metadata(path).map_err(|source| ImageError::Io {
         context: format!("open {name}"),
-        source,
+        cause: source,
     })?;
     let mut source = if meta.is_dir() {
         Source::Dir {
@@ -142,7 +142,7 @@ impl Source {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(source) => Err(ImageError::Io {
                     context: format!("read {}", root.join(name).display()),
-                    source,
+                    cause: source,
                 }),
             },
         }
@@ -187,7 +187,7 @@ impl Source {
                     Err(source) => {
                         return Err(ImageError::Io {
                             context: format!("read {}", full.display()),
-                            source,
+                            cause: source,
                         })
                     }
                 }
@@ -249,16 +249,16 @@ fn read_archive(
     };
     let mut f = File::open(path).map_err(|source| ImageError::Io {
         context: format!("open {name}"),
-        source,
+        cause: source,
     })?;
     let mut head = [0u8; 4];
     let n = f.read(&mut head).map_err(|source| ImageError::Io {
         context: format!("read {name}"),
-        source,
+        cause: source,
     })?;
     f.rewind().map_err(|source| ImageError::Io {
         context: format!("read {name}"),
-        source,
+        cause: source,
     })?;
     if n == 0 {
         return Err(corrupt("empty file".into()));
@@ -328,7 +328,7 @@ fn read_archive(
             .map_err(|e| corrupt(format!("bad size of {p}: {e}")))?;
         let blob = match store.ingest(lease, &mut entry, None) {
             Ok(b) => b,
-            Err(ImageError::Io { source, .. })
+            Err(ImageError::Io { cause: source, .. })
                 if matches!(
                     source.kind(),
                     std::io::ErrorKind::UnexpectedEof
@@ -509,7 +509,7 @@ fn import_docker(
                 .and_then(|mut f| f.read(&mut head))
                 .map_err(|source| ImageError::Io {
                     context: format!("read layer {}", b.digest),
-                    source,
+                    cause: source,
                 })?;
             let media_type = match unpack::sniff(&head[..n]) {
                 unpack::Compression::Gzip => media::DOCKER_LAYER_GZIP,
@@ -588,7 +588,7 @@ pub fn import_drop_dir(data_dir: &Path) -> Result<Vec<ImageRecord>, ImageError> 
         Err(source) => {
             return Err(ImageError::Io {
                 context: format!("read {}", dir.display()),
-                source,
+                cause: source,
             })
         }
     };
@@ -628,7 +628,7 @@ pub fn import_drop_dir(data_dir: &Path) -> Result<Vec<ImageRecord>, ImageError> 
         .and_then(|()| fs::rename(&tmp, &state_path))
         .map_err(|source| ImageError::Io {
             context: format!("write {}", state_path.display()),
-            source,
+            cause: source,
         })?;
     Ok(out)
 }

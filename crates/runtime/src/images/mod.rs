@@ -20,10 +20,10 @@ pub use store::{ImageConfigSummary, ImageRecord, ImageStore, LayerRecord};
 /// Errors of the image side of the runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         context: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("corrupt image source {source_name}: {reason}")]
     Corrupt { source_name: String, reason: String },

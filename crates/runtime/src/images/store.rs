@@ -133,7 +133,10 @@ pub struct ImageStore {
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ImageError {
     let context = context.into();
-    move |source| ImageError::Io { context, source }
+    move |source| ImageError::Io {
+        context,
+        cause: source,
+    }
 }
 
 /// `sha256:<hex>` -> `<hex>`, refusing anything else.
@@ -216,7 +219,7 @@ impl ImageStore {
             .map_err(io_err(format!("open {}", path.display())))?;
         Flock::lock(f, arg).map_err(|(_, e)| ImageError::Io {
             context: format!("lock {}", path.display()),
-            source: e.into(),
+            cause: e.into(),
         })
     }
 
@@ -323,7 +326,7 @@ impl ImageStore {
             } else {
                 ImageError::Io {
                     context: format!("read {}", p.display()),
-                    source: e,
+                    cause: e,
                 }
             }
         })
@@ -404,7 +407,7 @@ impl ImageStore {
                     } else {
                         Err(ImageError::Io {
                             context: format!("store snapshot {}", snap.display()),
-                            source: e,
+                            cause: e,
                         })
                     }
                 }
@@ -426,7 +429,7 @@ impl ImageStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Metadata::default()),
             Err(e) => Err(ImageError::Io {
                 context: format!("read {}", p.display()),
-                source: e,
+                cause: e,
             }),
         }
     }
@@ -527,7 +530,7 @@ impl ImageStore {
         match fs::remove_file(self.root.join("leases").join(name)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(ImageError::Io {
                 context: "remove snapshot lease".into(),
-                source: e,
+                cause: e,
             }),
             _ => Ok(()),
         }
