@@ -385,7 +385,8 @@ pub fn write_docker_archive(path: &Path, images: &[&Built]) -> std::io::Result<P
     Ok(path.to_path_buf())
 }
 
-/// Pushes a built image to a registry with oci-client (plain HTTP when `plain_http`).
+/// Pushes a built image (its exact manifest bytes, so digests match [`Built`]) to a registry with
+/// oci-client; plain HTTP when `plain_http`. Returns the manifest digest.
 pub async fn push(
     registry: &str,
     repository: &str,
@@ -394,7 +395,7 @@ pub async fn push(
     plain_http: bool,
     auth: &oci_client::secrets::RegistryAuth,
 ) -> Result<String, oci_client::errors::OciDistributionError> {
-    use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+    use oci_client::client::{ClientConfig, ClientProtocol};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = oci_client::Client::new(ClientConfig {
         protocol: if plain_http {
@@ -405,20 +406,20 @@ pub async fn push(
         ..Default::default()
     });
     let reference = oci_client::Reference::with_tag(registry.into(), repository.into(), tag.into());
-    let layers: Vec<ImageLayer> = built
-        .layers
-        .iter()
-        .map(|l| ImageLayer::new(l.data.clone(), l.media_type.clone(), None))
-        .collect();
-    let config = Config::new(
-        built.config.data.clone(),
-        built.config.media_type.clone(),
-        None,
-    );
-    let manifest: oci_client::manifest::OciImageManifest =
-        serde_json::from_slice(&built.manifest.data).expect("built manifest parses");
-    let resp = client
-        .push(&reference, &layers, config, auth, Some(manifest))
+    client
+        .auth(&reference, auth, oci_client::RegistryOperation::Push)
         .await?;
-    Ok(resp.manifest_url)
+    for b in built.layers.iter().chain(std::iter::once(&built.config)) {
+        client
+            .push_blob(&reference, b.data.clone(), &b.digest)
+            .await?;
+    }
+    client
+        .push_manifest_raw(
+            &reference,
+            built.manifest.data.clone(),
+            http::HeaderValue::from_static("application/vnd.oci.image.manifest.v1+json"),
+        )
+        .await?;
+    Ok(built.manifest.digest.clone())
 }

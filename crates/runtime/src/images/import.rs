@@ -437,11 +437,10 @@ fn import_oci(
         for l in &manifest.layers {
             layer_blobs.push(src.described(store, lease, l)?);
         }
+        // Like containerd, an import records names but no repo digests: nothing proves a
+        // registry serves this manifest under that name. A name given with a digest is kept.
         let repo_tags = names.iter().filter_map(Reference::tagged).collect();
-        let repo_digests = names
-            .iter()
-            .map(|r| r.with_digest(&top.digest).to_string())
-            .collect();
+        let repo_digests = names.iter().filter_map(Reference::digested).collect();
         out.push(finish_image(
             store,
             lease,
