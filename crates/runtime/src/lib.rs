@@ -7,6 +7,7 @@
 //! - `<data-dir>/images/`: drop dir, `*.tar`/`*.tar.gz` archives here are imported at start;
 //! - `<data-dir>/registries.yaml`: registry mirrors and credentials (k3s format).
 
+pub mod cni;
 pub mod images;
 pub mod runtime_service;
 #[cfg(feature = "testing")]
