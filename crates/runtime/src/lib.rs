@@ -5,11 +5,17 @@
 //! - `<data-dir>/run/cri.sock`: the CRI socket;
 //! - `<data-dir>/agent/images/`: the image store (see [`images::store`]);
 //! - `<data-dir>/images/`: drop dir, `*.tar`/`*.tar.gz` archives here are imported at start;
-//! - `<data-dir>/registries.yaml`: registry mirrors and credentials (k3s format).
+//! - `<data-dir>/registries.yaml`: registry mirrors and credentials (k3s format);
+//! - `<data-dir>/agent/sandboxes/<id>/`: pod sandbox state (`sandbox.json`) and the pod's
+//!   `hostname`, `hosts` and `resolv.conf`;
+//! - `<data-dir>/run/sandboxes/<id>/{net,ipc,uts}`: the pod's pinned namespaces;
+//! - `<data-dir>/agent/cni/net.d/`: CNI conf dir (default), `<data-dir>/agent/cni/ipam`: host-local
+//!   IPAM state of the default network.
 
 pub mod cni;
 pub mod images;
 pub mod runtime_service;
+pub mod sandbox;
 #[cfg(feature = "testing")]
 pub mod testimage;
 
@@ -24,6 +30,16 @@ pub struct Config {
     pub socket: Option<PathBuf>,
     /// Defaults to `<data-dir>/registries.yaml`.
     pub registries_file: Option<PathBuf>,
+    /// CNI conf dir; defaults to `<data-dir>/agent/cni/net.d`.
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where CNI plugin binaries are looked up.
+    pub cni_bin_dirs: Vec<PathBuf>,
+    /// The node's pod CIDR: when set, the default conflist is written at start (the kubelet can
+    /// also set it through UpdateRuntimeConfig).
+    pub pod_cidr: Option<String>,
+    /// Bridge and network name of the default conflist.
+    pub cni_bridge: String,
+    pub cni_network: String,
 }
 
 impl Config {
@@ -32,7 +48,48 @@ impl Config {
             data_dir: data_dir.into(),
             socket: None,
             registries_file: None,
+            cni_conf_dir: None,
+            cni_bin_dirs: cni::DEFAULT_BIN_DIRS.iter().map(PathBuf::from).collect(),
+            pod_cidr: None,
+            cni_bridge: "oxk0".into(),
+            cni_network: "oxkube".into(),
         }
+    }
+
+    pub fn cni_conf_path(&self) -> PathBuf {
+        self.cni_conf_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("agent/cni/net.d"))
+    }
+
+    /// host-local IPAM state of the default network.
+    pub fn cni_ipam_dir(&self) -> PathBuf {
+        self.data_dir.join("agent/cni/ipam")
+    }
+
+    /// Writes the default conflist for `pod_cidr` unless the conf dir holds another config.
+    pub fn write_default_cni(&self, pod_cidr: &str) -> Result<(), cni::CniError> {
+        let dir = self.cni_conf_path();
+        let foreign = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.flatten().any(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n != cni::DEFAULT_CONFLIST
+                        && (n.ends_with(".conflist")
+                            || n.ends_with(".conf")
+                            || n.ends_with(".json"))
+                })
+            })
+            .unwrap_or(false);
+        if foreign {
+            tracing::info!(dir = %dir.display(), "cni conf dir has its own config, default not written");
+            return Ok(());
+        }
+        let ipam = self.cni_ipam_dir();
+        let list =
+            cni::default_conflist(&self.cni_network, &self.cni_bridge, pod_cidr, Some(&ipam));
+        cni::write_default_conflist(&dir, &list)?;
+        Ok(())
     }
 
     pub fn socket_path(&self) -> PathBuf {
@@ -55,6 +112,10 @@ pub enum Error {
     Images(#[from] images::ImageError),
     #[error(transparent)]
     Cri(#[from] cri::Error),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
+    #[error(transparent)]
+    Cni(#[from] cni::CniError),
     #[error("runtime task failed: {0}")]
     Task(String),
 }
@@ -73,11 +134,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))??;
+    if let Some(cidr) = &config.pod_cidr {
+        config.write_default_cni(cidr)?;
+    }
+    let sandboxes = sandbox::SandboxManager::open(
+        sandbox::Paths {
+            state: config.data_dir.join("agent/sandboxes"),
+            run: config.data_dir.join("run/sandboxes"),
+            cni_conf_dir: config.cni_conf_path(),
+        },
+        std::sync::Arc::new(cni::BinaryExec {
+            bin_dirs: config.cni_bin_dirs.clone(),
+        }),
+    )?;
     let socket = config.socket_path();
     let listener = cri::bind(&socket)?;
     tracing::info!(socket = %socket.display(), "cri runtime listening");
     let image_service = images::service::ImageService::new(store, config.registries_path());
-    let runtime_service = runtime_service::RuntimeService::new(config.clone());
+    let runtime_service =
+        runtime_service::RuntimeService::new(config.clone(), std::sync::Arc::new(sandboxes));
     cri::serve(listener, runtime_service, image_service, shutdown).await?;
     let _ = std::fs::remove_file(&socket);
     Ok(())

@@ -1,25 +1,188 @@
-//! The CRI v1 RuntimeService. Version and Status are served; pod sandboxes and containers are not
-//! built yet and answer `Unimplemented` with a message saying so (no call pretends to succeed).
+//! The CRI v1 RuntimeService. Version, Status, UpdateRuntimeConfig and the pod sandbox calls are
+//! served; containers, streaming and stats are not built yet and answer `Unimplemented` with a
+//! message saying so (no call pretends to succeed).
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use cri::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::cni::{NetworkList, PortMapping};
+use crate::sandbox::{Dns, Metadata, Sandbox, SandboxError, SandboxManager, SandboxSpec, State};
 use crate::Config;
 
 /// Name reported in `VersionResponse.runtime_name`.
 pub const RUNTIME_NAME: &str = "oxkube";
 
 /// Serves the CRI RuntimeService.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RuntimeService {
-    #[allow(dead_code)]
     config: Config,
+    sandboxes: Arc<SandboxManager>,
 }
 
 impl RuntimeService {
-    pub fn new(config: Config) -> Self {
-        RuntimeService { config }
+    pub fn new(config: Config, sandboxes: Arc<SandboxManager>) -> Self {
+        RuntimeService { config, sandboxes }
     }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SandboxManager) -> Result<T, SandboxError> + Send + 'static,
+    {
+        let m = self.sandboxes.clone();
+        tokio::task::spawn_blocking(move || f(&m))
+            .await
+            .map_err(|e| Status::internal(format!("sandbox task failed: {e}")))?
+            .map_err(sandbox_status)
+    }
+}
+
+/// Maps sandbox errors to gRPC codes.
+pub fn sandbox_status(e: SandboxError) -> Status {
+    let msg = e.to_string();
+    match e {
+        SandboxError::NotFound(_) => Status::not_found(msg),
+        SandboxError::Invalid(_) => Status::invalid_argument(msg),
+        SandboxError::NameReserved { .. } => Status::already_exists(msg),
+        _ => Status::unknown(msg),
+    }
+}
+
+/// The runtime's view of a RunPodSandbox config.
+pub fn sandbox_spec(c: pb::PodSandboxConfig, runtime_handler: String) -> SandboxSpec {
+    let m = c.metadata.unwrap_or_default();
+    let ns = c
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.clone())
+        .unwrap_or_default();
+    let node = pb::NamespaceMode::Node as i32;
+    SandboxSpec {
+        metadata: Metadata {
+            name: m.name,
+            uid: m.uid,
+            namespace: m.namespace,
+            attempt: m.attempt,
+        },
+        hostname: c.hostname,
+        log_directory: c.log_directory,
+        dns: c.dns_config.map(|d| Dns {
+            servers: d.servers,
+            searches: d.searches,
+            options: d.options,
+        }),
+        port_mappings: c
+            .port_mappings
+            .into_iter()
+            .filter(|p| p.host_port > 0)
+            .map(|p| PortMapping {
+                host_port: p.host_port,
+                container_port: p.container_port,
+                protocol: match pb::Protocol::try_from(p.protocol) {
+                    Ok(pb::Protocol::Udp) => "udp",
+                    Ok(pb::Protocol::Sctp) => "sctp",
+                    _ => "tcp",
+                }
+                .into(),
+                host_ip: p.host_ip,
+            })
+            .collect(),
+        labels: c.labels.into_iter().collect(),
+        annotations: c.annotations.into_iter().collect(),
+        host_network: ns.network == node,
+        host_ipc: ns.ipc == node,
+        host_pid: ns.pid == node,
+        cgroup_parent: c.linux.map(|l| l.cgroup_parent).unwrap_or_default(),
+        runtime_handler,
+    }
+}
+
+fn pb_metadata(m: &Metadata) -> pb::PodSandboxMetadata {
+    pb::PodSandboxMetadata {
+        name: m.name.clone(),
+        uid: m.uid.clone(),
+        namespace: m.namespace.clone(),
+        attempt: m.attempt,
+    }
+}
+
+fn pb_state(s: State) -> i32 {
+    match s {
+        State::Ready => pb::PodSandboxState::SandboxReady as i32,
+        State::NotReady => pb::PodSandboxState::SandboxNotready as i32,
+    }
+}
+
+fn pb_namespace_options(s: &Sandbox) -> pb::NamespaceOption {
+    let mode = |host: bool| {
+        if host {
+            pb::NamespaceMode::Node as i32
+        } else {
+            pb::NamespaceMode::Pod as i32
+        }
+    };
+    pb::NamespaceOption {
+        network: mode(s.spec.host_network),
+        pid: if s.spec.host_pid {
+            pb::NamespaceMode::Node as i32
+        } else {
+            pb::NamespaceMode::Container as i32
+        },
+        ipc: mode(s.spec.host_ipc),
+        ..Default::default()
+    }
+}
+
+/// The CRI status of a sandbox.
+pub fn sandbox_pb_status(s: &Sandbox) -> pb::PodSandboxStatus {
+    let network = if s.spec.host_network {
+        // hostNetwork pods get no IP from the runtime; the kubelet uses the node IP.
+        None
+    } else {
+        Some(pb::PodSandboxNetworkStatus {
+            ip: s.ips.first().cloned().unwrap_or_default(),
+            additional_ips: s
+                .ips
+                .iter()
+                .skip(1)
+                .map(|ip| pb::PodIp { ip: ip.clone() })
+                .collect(),
+        })
+    };
+    pb::PodSandboxStatus {
+        id: s.id.clone(),
+        metadata: Some(pb_metadata(&s.spec.metadata)),
+        state: pb_state(s.state),
+        created_at: s.created_at,
+        network,
+        linux: Some(pb::LinuxPodSandboxStatus {
+            namespaces: Some(pb::Namespace {
+                options: Some(pb_namespace_options(s)),
+            }),
+        }),
+        labels: s.spec.labels.clone().into_iter().collect(),
+        annotations: s.spec.annotations.clone().into_iter().collect(),
+        runtime_handler: s.spec.runtime_handler.clone(),
+    }
+}
+
+/// Does `s` pass a ListPodSandbox filter?
+pub fn sandbox_matches(s: &Sandbox, f: &pb::PodSandboxFilter) -> bool {
+    if !f.id.is_empty() && !s.id.starts_with(&f.id) {
+        return false;
+    }
+    if let Some(st) = &f.state {
+        if st.state != pb_state(s.state) {
+            return false;
+        }
+    }
+    f.label_selector
+        .iter()
+        .all(|(k, v)| s.spec.labels.get(k) == Some(v))
 }
 
 fn not_yet(call: &str) -> Status {
@@ -42,19 +205,28 @@ impl cri::RuntimeService for RuntimeService {
     }
 
     async fn status(&self, _req: Request<pb::StatusRequest>) -> Res<pb::StatusResponse> {
-        // Containers and networking are not implemented yet, so neither condition is true.
+        let conf_dir = self.config.cni_conf_path();
+        let network = tokio::task::spawn_blocking(move || NetworkList::load_dir(&conf_dir))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let (net_ok, net_reason, net_msg) = match network {
+            Ok(_) => (true, String::new(), String::new()),
+            Err(e) => (false, "NetworkPluginNotReady".to_string(), e.to_string()),
+        };
+        // Containers are not implemented yet, so the runtime is not ready to run pods.
         let conditions = vec![
             pb::RuntimeCondition {
                 r#type: "RuntimeReady".into(),
                 status: false,
                 reason: "ContainersNotImplemented".into(),
-                message: "the oxkube runtime serves images only so far".into(),
+                message: "the oxkube runtime serves images and pod sandboxes, not containers yet"
+                    .into(),
             },
             pb::RuntimeCondition {
                 r#type: "NetworkReady".into(),
-                status: false,
-                reason: "NetworkPluginNotReady".into(),
-                message: "pod networking is not implemented yet".into(),
+                status: net_ok,
+                reason: net_reason,
+                message: net_msg,
             },
         ];
         Ok(Response::new(pb::StatusResponse {
@@ -65,33 +237,81 @@ impl cri::RuntimeService for RuntimeService {
 
     async fn run_pod_sandbox(
         &self,
-        _r: Request<pb::RunPodSandboxRequest>,
+        r: Request<pb::RunPodSandboxRequest>,
     ) -> Res<pb::RunPodSandboxResponse> {
-        Err(not_yet("RunPodSandbox"))
+        let r = r.into_inner();
+        let config = r
+            .config
+            .ok_or_else(|| Status::invalid_argument("pod sandbox config is required"))?;
+        let spec = sandbox_spec(config, r.runtime_handler);
+        let sb = self.blocking(move |m| m.run(spec)).await?;
+        tracing::info!(id = %sb.id, pod = %sb.spec.metadata.name, namespace = %sb.spec.metadata.namespace, ips = ?sb.ips, "pod sandbox ready");
+        Ok(Response::new(pb::RunPodSandboxResponse {
+            pod_sandbox_id: sb.id,
+        }))
     }
     async fn stop_pod_sandbox(
         &self,
-        _r: Request<pb::StopPodSandboxRequest>,
+        r: Request<pb::StopPodSandboxRequest>,
     ) -> Res<pb::StopPodSandboxResponse> {
-        Err(not_yet("StopPodSandbox"))
+        let id = r.into_inner().pod_sandbox_id;
+        self.blocking(move |m| m.stop(&id)).await?;
+        Ok(Response::new(pb::StopPodSandboxResponse {}))
     }
     async fn remove_pod_sandbox(
         &self,
-        _r: Request<pb::RemovePodSandboxRequest>,
+        r: Request<pb::RemovePodSandboxRequest>,
     ) -> Res<pb::RemovePodSandboxResponse> {
-        Err(not_yet("RemovePodSandbox"))
+        let id = r.into_inner().pod_sandbox_id;
+        self.blocking(move |m| m.remove(&id)).await?;
+        Ok(Response::new(pb::RemovePodSandboxResponse {}))
     }
     async fn pod_sandbox_status(
         &self,
-        _r: Request<pb::PodSandboxStatusRequest>,
+        r: Request<pb::PodSandboxStatusRequest>,
     ) -> Res<pb::PodSandboxStatusResponse> {
-        Err(not_yet("PodSandboxStatus"))
+        let r = r.into_inner();
+        let s = self
+            .sandboxes
+            .get(&r.pod_sandbox_id)
+            .map_err(sandbox_status)?;
+        let mut info = HashMap::new();
+        if r.verbose {
+            let v = serde_json::json!({
+                "namespaces": s.namespaces,
+                "cniResult": s.cni_result,
+                "config": s.spec,
+            });
+            info.insert("info".to_string(), v.to_string());
+        }
+        Ok(Response::new(pb::PodSandboxStatusResponse {
+            status: Some(sandbox_pb_status(&s)),
+            info,
+            containers_statuses: vec![],
+            timestamp: 0,
+        }))
     }
     async fn list_pod_sandbox(
         &self,
-        _r: Request<pb::ListPodSandboxRequest>,
+        r: Request<pb::ListPodSandboxRequest>,
     ) -> Res<pb::ListPodSandboxResponse> {
-        Err(not_yet("ListPodSandbox"))
+        let filter = r.into_inner().filter.unwrap_or_default();
+        let items = self
+            .sandboxes
+            .list()
+            .iter()
+            .filter(|s| sandbox_matches(s, &filter))
+            .map(|s| pb::PodSandbox {
+                id: s.id.clone(),
+                metadata: Some(pb_metadata(&s.spec.metadata)),
+                state: pb_state(s.state),
+                created_at: s.created_at,
+                labels: s.spec.labels.clone().into_iter().collect(),
+                annotations: s.spec.annotations.clone().into_iter().collect(),
+                runtime_handler: s.spec.runtime_handler.clone(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListPodSandboxResponse { items }))
     }
     async fn create_container(
         &self,
@@ -182,9 +402,22 @@ impl cri::RuntimeService for RuntimeService {
     }
     async fn update_runtime_config(
         &self,
-        _r: Request<pb::UpdateRuntimeConfigRequest>,
+        r: Request<pb::UpdateRuntimeConfigRequest>,
     ) -> Res<pb::UpdateRuntimeConfigResponse> {
-        Err(not_yet("UpdateRuntimeConfig"))
+        let cidr = r
+            .into_inner()
+            .runtime_config
+            .and_then(|c| c.network_config)
+            .map(|n| n.pod_cidr)
+            .unwrap_or_default();
+        if !cidr.is_empty() {
+            let config = self.config.clone();
+            tokio::task::spawn_blocking(move || config.write_default_cni(&cidr))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| Status::unknown(e.to_string()))?;
+        }
+        Ok(Response::new(pb::UpdateRuntimeConfigResponse {}))
     }
     async fn checkpoint_container(
         &self,
