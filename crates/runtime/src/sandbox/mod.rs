@@ -290,6 +290,7 @@ impl SandboxManager {
             ns::remove(&sb.namespaces);
             let _ = fs::remove_dir_all(&run_dir);
             let _ = fs::remove_dir_all(&state_dir);
+            self.sandboxes.lock().expect("sandbox map").remove(&id);
             self.op_locks.lock().expect("op lock map").remove(&id);
             return Err(e);
         }

@@ -5,6 +5,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use cri::v1 as pb;
@@ -26,9 +27,15 @@ enum Process {
     Containerd(Child),
 }
 
+static NEXT_NET: AtomicU32 = AtomicU32::new(0);
+
 /// A runtime under test.
 pub struct Target {
     pub kind: Kind,
+    /// Bridge (and CNI network) name of this target's pod network.
+    pub bridge: String,
+    /// Pod CIDR of this target, a /24 of its own.
+    pub pod_cidr: String,
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub rt: RuntimeServiceClient<Channel>,
@@ -50,28 +57,13 @@ impl Target {
             .prefix("cri-suite-")
             .tempdir()
             .unwrap();
+        let n = NEXT_NET.fetch_add(1, Ordering::SeqCst) % 100;
+        let bridge = format!("oxkt{}x{n}", std::process::id() % 1000);
+        let pod_cidr = format!("10.{}.{}.0/24", 150 + n, std::process::id() % 250);
         let (socket, process) = match kind {
             Kind::Oxkube => {
-                let data = dir.path().join("data");
-                let cfg = runtime::Config::new(&data);
-                let socket = cfg.socket_path();
-                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-                let task = tokio::spawn(async move {
-                    if let Err(e) = runtime::run(cfg, async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    {
-                        panic!("runtime::run failed: {e}");
-                    }
-                });
-                (
-                    socket,
-                    Process::Oxkube {
-                        shutdown: Some(tx),
-                        task: Some(task),
-                    },
-                )
+                let (socket, process) = start_oxkube(dir.path(), &bridge);
+                (socket, process)
             }
             Kind::Containerd => {
                 assert!(
@@ -92,6 +84,8 @@ state = "{state}"
   path = "{opt}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "registry.k8s.io/pause:3.6"
+  # these machines lack CAP_SYS_RESOURCE: oom_score_adj cannot go below the parent's
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{cni}"
@@ -129,6 +123,8 @@ state = "{state}"
         let (rt, img) = cri::clients(&socket).await.expect("dial cri socket");
         Target {
             kind,
+            bridge,
+            pod_cidr,
             dir,
             socket,
             rt,
@@ -199,6 +195,108 @@ state = "{state}"
         }
     }
 
+    /// Restarts our runtime on the same data dir (the old server is shut down first).
+    pub async fn restart_oxkube(&mut self) {
+        assert_eq!(self.kind, Kind::Oxkube);
+        if let Process::Oxkube { shutdown, task } = &mut self.process {
+            if let Some(tx) = shutdown.take() {
+                let _ = tx.send(());
+            }
+            if let Some(t) = task.take() {
+                let _ = t.await;
+            }
+        }
+        let (socket, process) = start_oxkube(self.dir.path(), &self.bridge);
+        self.process = process;
+        let s = socket.clone();
+        wait_for("cri socket", Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(&s).is_ok()
+        });
+        let (rt, img) = cri::clients(&socket).await.expect("dial cri socket");
+        self.rt = rt;
+        self.img = img;
+    }
+
+    /// Gives the runtime a pod network: ours through UpdateRuntimeConfig (as the kubelet does),
+    /// containerd through a conflist in its conf dir plus a pause image built from busybox.
+    pub async fn setup_network(&mut self) {
+        match self.kind {
+            Kind::Oxkube => {
+                self.rt
+                    .update_runtime_config(pb::UpdateRuntimeConfigRequest {
+                        runtime_config: Some(pb::RuntimeConfig {
+                            network_config: Some(pb::NetworkConfig {
+                                pod_cidr: self.pod_cidr.clone(),
+                            }),
+                        }),
+                    })
+                    .await
+                    .expect("UpdateRuntimeConfig");
+            }
+            Kind::Containerd => {
+                let list = runtime::cni::default_conflist(
+                    &self.bridge,
+                    &self.bridge,
+                    &self.pod_cidr,
+                    Some(&self.dir.path().join("ipam")),
+                );
+                runtime::cni::write_default_conflist(&self.dir.path().join("cni"), &list).unwrap();
+                let mut pause =
+                    runtime::testimage::TestImage::busybox("registry.k8s.io/pause:3.6").unwrap();
+                pause.cmd = vec!["sleep".into(), "2147483647".into()];
+                let built = pause.build();
+                let p = self.dir.path().join("pause.tar");
+                runtime::testimage::write_oci_archive(&p, &[&built]).unwrap();
+                self.import(&p).await;
+                // containerd reloads its CNI config asynchronously
+                let start = Instant::now();
+                loop {
+                    let st = self
+                        .rt
+                        .status(pb::StatusRequest { verbose: false })
+                        .await
+                        .unwrap()
+                        .into_inner();
+                    let ready = st
+                        .status
+                        .unwrap()
+                        .conditions
+                        .iter()
+                        .any(|c| c.r#type == "NetworkReady" && c.status);
+                    if ready {
+                        break;
+                    }
+                    assert!(
+                        start.elapsed() < Duration::from_secs(10),
+                        "containerd network not ready"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// The file of a sandbox's namespace `kind` (`net`, `uts`, `ipc`), from verbose status.
+    pub async fn ns_path(&mut self, sandbox: &str, kind: &str) -> PathBuf {
+        let st = self
+            .rt
+            .pod_sandbox_status(pb::PodSandboxStatusRequest {
+                pod_sandbox_id: sandbox.into(),
+                verbose: true,
+            })
+            .await
+            .expect("PodSandboxStatus")
+            .into_inner();
+        let info: serde_json::Value = serde_json::from_str(&st.info["info"]).unwrap();
+        match self.kind {
+            Kind::Oxkube => PathBuf::from(info["namespaces"][kind].as_str().expect("pinned ns")),
+            Kind::Containerd => {
+                let pid = info["pid"].as_u64().expect("pause pid");
+                PathBuf::from(format!("/proc/{pid}/ns/{kind}"))
+            }
+        }
+    }
+
     pub async fn status(&mut self, image: &str) -> Option<pb::Image> {
         self.img
             .image_status(pb::ImageStatusRequest {
@@ -249,6 +347,65 @@ state = "{state}"
     }
 }
 
+fn start_oxkube(dir: &Path, bridge: &str) -> (PathBuf, Process) {
+    let data = dir.join("data");
+    let mut cfg = runtime::Config::new(&data);
+    cfg.cni_bridge = bridge.to_string();
+    cfg.cni_network = bridge.to_string();
+    let socket = cfg.socket_path();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        if let Err(e) = runtime::run(cfg, async {
+            let _ = rx.await;
+        })
+        .await
+        {
+            panic!("runtime::run failed: {e}");
+        }
+    });
+    (
+        socket,
+        Process::Oxkube {
+            shutdown: Some(tx),
+            task: Some(task),
+        },
+    )
+}
+
+/// PIDs of processes whose command line mentions `needle` (containerd shims of one target).
+fn pids_mentioning(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let me = std::process::id() as i32;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Mount points under `dir`, deepest first.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = dir.display().to_string();
+    let mut v: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| mp.starts_with(&prefix))
+        .map(PathBuf::from)
+        .collect();
+    v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    v
+}
+
 pub fn spec(image: &str) -> pb::ImageSpec {
     pb::ImageSpec {
         image: image.to_string(),
@@ -268,10 +425,33 @@ impl Drop for Target {
                 }
             }
             Process::Containerd(child) => {
+                if std::thread::panicking() {
+                    let log = std::fs::read_to_string(self.dir.path().join("containerd.log"))
+                        .unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                    eprintln!("containerd log tail:");
+                    for l in tail.iter().rev() {
+                        eprintln!("  {l}");
+                    }
+                }
                 let _ = child.kill();
                 let _ = child.wait();
+                // shims (and the pause processes under them) of this containerd only
+                for pid in pids_mentioning(&self.socket.display().to_string()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
             }
         }
+        for m in mounts_under(self.dir.path()) {
+            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

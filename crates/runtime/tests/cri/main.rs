@@ -6,6 +6,7 @@
 
 mod harness;
 mod images;
+mod sandboxes;
 
 /// Declares `<name>::oxkube` and `<name>::containerd` running `images::<name>(target)`.
 macro_rules! cri_test {
@@ -59,4 +60,15 @@ cri_test!(
 cri_test!(
     images::pull_while_import_runs_from_cli,
     skip_containerd = "imports through oxkube's own store API"
+);
+
+cri_test!(sandboxes::lifecycle_status_list_filters);
+cri_test!(sandboxes::duplicate_name_is_refused);
+cri_test!(sandboxes::namespaces_hostname_and_pod_to_pod_traffic);
+cri_test!(sandboxes::host_network_sandbox_has_no_pod_ip);
+cri_test!(sandboxes::many_sandboxes_leave_nothing_behind);
+cri_test!(sandboxes::bad_cni_config_fails_cleanly);
+cri_test!(
+    sandboxes::sandboxes_survive_runtime_restart,
+    skip_containerd = "restarts oxkube's in-process runtime"
 );
