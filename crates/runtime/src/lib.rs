@@ -13,6 +13,7 @@
 //!   IPAM state of the default network.
 
 pub mod cni;
+pub mod container;
 pub mod images;
 pub mod runtime_service;
 pub mod sandbox;

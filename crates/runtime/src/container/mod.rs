@@ -1,0 +1,2 @@
+//! Containers: OCI spec building, the per-container shim and the container manager.
+pub mod spec;
