@@ -1,2 +1,3 @@
 //! Containers: OCI spec building, the per-container shim and the container manager.
+pub mod shim;
 pub mod spec;
