@@ -18,6 +18,12 @@ enum Command {
         #[command(subcommand)]
         command: ImagesCommand,
     },
+    /// Internal: the per-container shim the runtime starts (single-threaded).
+    #[command(hide = true)]
+    Shim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -42,6 +48,7 @@ fn main() -> anyhow::Result<()> {
                 println!("imported {} {}", img.id, img.repo_tags.join(","));
             }
         }
+        Command::Shim { args } => std::process::exit(runtime::container::shim::main(&args)),
     }
     Ok(())
 }

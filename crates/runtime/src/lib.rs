@@ -9,6 +9,9 @@
 //! - `<data-dir>/agent/sandboxes/<id>/`: pod sandbox state (`sandbox.json`) and the pod's
 //!   `hostname`, `hosts` and `resolv.conf`;
 //! - `<data-dir>/run/sandboxes/<id>/{net,ipc,uts}`: the pod's pinned namespaces;
+//! - `<data-dir>/agent/containers/<id>/`: container record, OCI bundle, overlay rootfs
+//!   (upper/work dirs), `exit.json` from the shim; `<data-dir>/run/c/`: libcontainer state and
+//!   shim control sockets (`<first 32 hex of id>.sock`);
 //! - `<data-dir>/agent/cni/net.d/`: CNI conf dir (default), `<data-dir>/agent/cni/ipam`: host-local
 //!   IPAM state of the default network.
 
@@ -41,6 +44,8 @@ pub struct Config {
     /// Bridge and network name of the default conflist.
     pub cni_bridge: String,
     pub cni_network: String,
+    /// How shims are started; defaults to this executable with the `shim` argument.
+    pub shim: Option<container::manager::ShimCommand>,
 }
 
 impl Config {
@@ -54,6 +59,7 @@ impl Config {
             pod_cidr: None,
             cni_bridge: "oxk0".into(),
             cni_network: "oxkube".into(),
+            shim: None,
         }
     }
 
@@ -117,6 +123,8 @@ pub enum Error {
     Sandbox(#[from] sandbox::SandboxError),
     #[error(transparent)]
     Cni(#[from] cni::CniError),
+    #[error(transparent)]
+    Container(#[from] container::manager::ContainerError),
     #[error("runtime task failed: {0}")]
     Task(String),
 }
@@ -151,9 +159,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
     let socket = config.socket_path();
     let listener = cri::bind(&socket)?;
     tracing::info!(socket = %socket.display(), "cri runtime listening");
+    let shim = match config.shim.clone() {
+        Some(s) => s,
+        None => container::manager::ShimCommand {
+            exe: std::env::current_exe()
+                .map_err(|e| Error::Task(format!("own executable: {e}")))?,
+            prefix: vec!["shim".into()],
+        },
+    };
+    let containers = container::manager::ContainerManager::open(
+        container::manager::Paths {
+            state: config.data_dir.join("agent/containers"),
+            run: config.data_dir.join("run/c"),
+        },
+        store.clone(),
+        shim,
+    )?;
     let image_service = images::service::ImageService::new(store, config.registries_path());
-    let runtime_service =
-        runtime_service::RuntimeService::new(config.clone(), std::sync::Arc::new(sandboxes));
+    let runtime_service = runtime_service::RuntimeService::new(
+        config.clone(),
+        std::sync::Arc::new(sandboxes),
+        std::sync::Arc::new(containers),
+    );
     cri::serve(listener, runtime_service, image_service, shutdown).await?;
     let _ = std::fs::remove_file(&socket);
     Ok(())

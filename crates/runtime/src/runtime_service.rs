@@ -1,6 +1,7 @@
-//! The CRI v1 RuntimeService. Version, Status, UpdateRuntimeConfig and the pod sandbox calls are
-//! served; containers, streaming and stats are not built yet and answer `Unimplemented` with a
-//! message saying so (no call pretends to succeed).
+//! The CRI v1 RuntimeService. Version, Status, UpdateRuntimeConfig, pod sandboxes and the
+//! container lifecycle (create/start/stop/remove/list/status, log reopen) are served; streaming
+//! (exec/attach/port-forward), stats, events and resource updates are not built yet and answer
+//! `Unimplemented` with a message saying so (no call pretends to succeed).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +10,9 @@ use cri::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::cni::{NetworkList, PortMapping};
+use crate::container::manager::{
+    ContainerError, ContainerManager, ContainerRecord, State as CState,
+};
 use crate::sandbox::{Dns, Metadata, Sandbox, SandboxError, SandboxManager, SandboxSpec, State};
 use crate::Config;
 
@@ -20,11 +24,33 @@ pub const RUNTIME_NAME: &str = "oxkube";
 pub struct RuntimeService {
     config: Config,
     sandboxes: Arc<SandboxManager>,
+    containers: Arc<ContainerManager>,
 }
 
 impl RuntimeService {
-    pub fn new(config: Config, sandboxes: Arc<SandboxManager>) -> Self {
-        RuntimeService { config, sandboxes }
+    pub fn new(
+        config: Config,
+        sandboxes: Arc<SandboxManager>,
+        containers: Arc<ContainerManager>,
+    ) -> Self {
+        RuntimeService {
+            config,
+            sandboxes,
+            containers,
+        }
+    }
+
+    async fn with_containers<T, F>(&self, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ContainerManager, &SandboxManager) -> Result<T, ContainerError> + Send + 'static,
+    {
+        let c = self.containers.clone();
+        let s = self.sandboxes.clone();
+        tokio::task::spawn_blocking(move || f(&c, &s))
+            .await
+            .map_err(|e| Status::internal(format!("container task failed: {e}")))?
+            .map_err(container_status)
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, Status>
@@ -38,6 +64,88 @@ impl RuntimeService {
             .map_err(|e| Status::internal(format!("sandbox task failed: {e}")))?
             .map_err(sandbox_status)
     }
+}
+
+/// Maps container errors to gRPC codes.
+pub fn container_status(e: ContainerError) -> Status {
+    let msg = e.to_string();
+    match e {
+        ContainerError::NotFound(_) => Status::not_found(msg),
+        ContainerError::ImageNotFound(_) => Status::not_found(msg),
+        ContainerError::Invalid(_) | ContainerError::Spec(_) => Status::invalid_argument(msg),
+        ContainerError::NameReserved { .. } => Status::already_exists(msg),
+        ContainerError::SandboxNotReady(_) => Status::failed_precondition(msg),
+        _ => Status::unknown(msg),
+    }
+}
+
+fn pb_container_state(s: CState) -> i32 {
+    match s {
+        CState::Created => pb::ContainerState::ContainerCreated as i32,
+        CState::Running => pb::ContainerState::ContainerRunning as i32,
+        CState::Exited => pb::ContainerState::ContainerExited as i32,
+        CState::Unknown => pb::ContainerState::ContainerUnknown as i32,
+    }
+}
+
+/// The CRI status of a container.
+pub fn container_pb_status(r: &ContainerRecord) -> pb::ContainerStatus {
+    pb::ContainerStatus {
+        id: r.id.clone(),
+        metadata: Some(pb::ContainerMetadata {
+            name: r.name.clone(),
+            attempt: r.attempt,
+        }),
+        state: pb_container_state(r.state),
+        created_at: r.created_at,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        exit_code: r.exit_code,
+        image: Some(pb::ImageSpec {
+            image: r.image.clone(),
+            ..Default::default()
+        }),
+        image_ref: r.image_ref.clone(),
+        reason: r.reason.clone(),
+        message: r.message.clone(),
+        labels: r.labels.clone().into_iter().collect(),
+        annotations: r.annotations.clone().into_iter().collect(),
+        mounts: r
+            .mounts
+            .iter()
+            .map(|(c, h, ro)| pb::Mount {
+                container_path: c.clone(),
+                host_path: h.clone(),
+                readonly: *ro,
+                ..Default::default()
+            })
+            .collect(),
+        log_path: r
+            .log_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        image_id: r.image_ref.clone(),
+        ..Default::default()
+    }
+}
+
+/// Does `r` pass a ListContainers filter?
+pub fn container_matches(r: &ContainerRecord, f: &pb::ContainerFilter) -> bool {
+    if !f.id.is_empty() && !r.id.starts_with(&f.id) {
+        return false;
+    }
+    if !f.pod_sandbox_id.is_empty() && !r.sandbox_id.starts_with(&f.pod_sandbox_id) {
+        return false;
+    }
+    if let Some(st) = &f.state {
+        if st.state != pb_container_state(r.state) {
+            return false;
+        }
+    }
+    f.label_selector
+        .iter()
+        .all(|(k, v)| r.labels.get(k) == Some(v))
 }
 
 /// Maps sandbox errors to gRPC codes.
@@ -213,14 +321,12 @@ impl cri::RuntimeService for RuntimeService {
             Ok(_) => (true, String::new(), String::new()),
             Err(e) => (false, "NetworkPluginNotReady".to_string(), e.to_string()),
         };
-        // Containers are not implemented yet, so the runtime is not ready to run pods.
         let conditions = vec![
             pb::RuntimeCondition {
                 r#type: "RuntimeReady".into(),
-                status: false,
-                reason: "ContainersNotImplemented".into(),
-                message: "the oxkube runtime serves images and pod sandboxes, not containers yet"
-                    .into(),
+                status: true,
+                reason: String::new(),
+                message: String::new(),
             },
             pb::RuntimeCondition {
                 r#type: "NetworkReady".into(),
@@ -255,6 +361,15 @@ impl cri::RuntimeService for RuntimeService {
         r: Request<pb::StopPodSandboxRequest>,
     ) -> Res<pb::StopPodSandboxResponse> {
         let id = r.into_inner().pod_sandbox_id;
+        let sid = id.clone();
+        self.with_containers(move |c, s| {
+            let Ok(sb) = s.get(&sid) else { return Ok(()) };
+            for rec in c.list().into_iter().filter(|r| r.sandbox_id == sb.id) {
+                c.stop(&rec.id, std::time::Duration::ZERO)?;
+            }
+            Ok(())
+        })
+        .await?;
         self.blocking(move |m| m.stop(&id)).await?;
         Ok(Response::new(pb::StopPodSandboxResponse {}))
     }
@@ -263,6 +378,15 @@ impl cri::RuntimeService for RuntimeService {
         r: Request<pb::RemovePodSandboxRequest>,
     ) -> Res<pb::RemovePodSandboxResponse> {
         let id = r.into_inner().pod_sandbox_id;
+        let sid = id.clone();
+        self.with_containers(move |c, s| {
+            let Ok(sb) = s.get(&sid) else { return Ok(()) };
+            for rec in c.list().into_iter().filter(|r| r.sandbox_id == sb.id) {
+                c.remove(&rec.id)?;
+            }
+            Ok(())
+        })
+        .await?;
         self.blocking(move |m| m.remove(&id)).await?;
         Ok(Response::new(pb::RemovePodSandboxResponse {}))
     }
@@ -315,39 +439,94 @@ impl cri::RuntimeService for RuntimeService {
     }
     async fn create_container(
         &self,
-        _r: Request<pb::CreateContainerRequest>,
+        r: Request<pb::CreateContainerRequest>,
     ) -> Res<pb::CreateContainerResponse> {
-        Err(not_yet("CreateContainer"))
+        let r = r.into_inner();
+        let config = r
+            .config
+            .ok_or_else(|| Status::invalid_argument("container config is required"))?;
+        let sid = r.pod_sandbox_id;
+        let state_root = self.config.data_dir.join("agent/sandboxes");
+        let rec = self
+            .with_containers(move |c, s| {
+                let sb = s
+                    .get(&sid)
+                    .map_err(|_| ContainerError::NotFound(format!("pod sandbox {sid}")))?;
+                c.create(&sb, &state_root.join(&sb.id), config)
+            })
+            .await?;
+        tracing::info!(id = %rec.id, name = %rec.name, sandbox = %rec.sandbox_id, "container created");
+        Ok(Response::new(pb::CreateContainerResponse {
+            container_id: rec.id,
+        }))
     }
     async fn start_container(
         &self,
-        _r: Request<pb::StartContainerRequest>,
+        r: Request<pb::StartContainerRequest>,
     ) -> Res<pb::StartContainerResponse> {
-        Err(not_yet("StartContainer"))
+        let id = r.into_inner().container_id;
+        self.with_containers(move |c, _| c.start(&id)).await?;
+        Ok(Response::new(pb::StartContainerResponse {}))
     }
     async fn stop_container(
         &self,
-        _r: Request<pb::StopContainerRequest>,
+        r: Request<pb::StopContainerRequest>,
     ) -> Res<pb::StopContainerResponse> {
-        Err(not_yet("StopContainer"))
+        let r = r.into_inner();
+        let timeout = std::time::Duration::from_secs(r.timeout.max(0) as u64);
+        let id = r.container_id;
+        self.with_containers(move |c, _| c.stop(&id, timeout))
+            .await?;
+        Ok(Response::new(pb::StopContainerResponse {}))
     }
     async fn remove_container(
         &self,
-        _r: Request<pb::RemoveContainerRequest>,
+        r: Request<pb::RemoveContainerRequest>,
     ) -> Res<pb::RemoveContainerResponse> {
-        Err(not_yet("RemoveContainer"))
+        let id = r.into_inner().container_id;
+        self.with_containers(move |c, _| c.remove(&id)).await?;
+        Ok(Response::new(pb::RemoveContainerResponse {}))
     }
     async fn list_containers(
         &self,
-        _r: Request<pb::ListContainersRequest>,
+        r: Request<pb::ListContainersRequest>,
     ) -> Res<pb::ListContainersResponse> {
-        Err(not_yet("ListContainers"))
+        let filter = r.into_inner().filter.unwrap_or_default();
+        let all = self.with_containers(|c, _| Ok(c.list())).await?;
+        let containers = all
+            .iter()
+            .filter(|r| container_matches(r, &filter))
+            .map(|r| pb::Container {
+                id: r.id.clone(),
+                pod_sandbox_id: r.sandbox_id.clone(),
+                metadata: Some(pb::ContainerMetadata {
+                    name: r.name.clone(),
+                    attempt: r.attempt,
+                }),
+                image: Some(pb::ImageSpec {
+                    image: r.image.clone(),
+                    ..Default::default()
+                }),
+                image_ref: r.image_ref.clone(),
+                state: pb_container_state(r.state),
+                created_at: r.created_at,
+                labels: r.labels.clone().into_iter().collect(),
+                annotations: r.annotations.clone().into_iter().collect(),
+                image_id: r.image_ref.clone(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListContainersResponse { containers }))
     }
     async fn container_status(
         &self,
-        _r: Request<pb::ContainerStatusRequest>,
+        r: Request<pb::ContainerStatusRequest>,
     ) -> Res<pb::ContainerStatusResponse> {
-        Err(not_yet("ContainerStatus"))
+        let id = r.into_inner().container_id;
+        let rec = self.with_containers(move |c, _| c.get(&id)).await?;
+        Ok(Response::new(pb::ContainerStatusResponse {
+            status: Some(container_pb_status(&rec)),
+            info: HashMap::new(),
+        }))
     }
     async fn update_container_resources(
         &self,
@@ -357,9 +536,11 @@ impl cri::RuntimeService for RuntimeService {
     }
     async fn reopen_container_log(
         &self,
-        _r: Request<pb::ReopenContainerLogRequest>,
+        r: Request<pb::ReopenContainerLogRequest>,
     ) -> Res<pb::ReopenContainerLogResponse> {
-        Err(not_yet("ReopenContainerLog"))
+        let id = r.into_inner().container_id;
+        self.with_containers(move |c, _| c.reopen_log(&id)).await?;
+        Ok(Response::new(pb::ReopenContainerLogResponse {}))
     }
     async fn exec_sync(&self, _r: Request<pb::ExecSyncRequest>) -> Res<pb::ExecSyncResponse> {
         Err(not_yet("ExecSync"))

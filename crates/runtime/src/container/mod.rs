@@ -1,3 +1,4 @@
 //! Containers: OCI spec building, the per-container shim and the container manager.
+pub mod manager;
 pub mod shim;
 pub mod spec;

@@ -4,8 +4,8 @@
 //! reopen-log, delete) on a unix socket, reaps the init process and records its exit status. It
 //! runs in its own session, so it outlives agent restarts.
 //!
-//! Files in the container dir: `ctl.sock` (commands, one line in, one JSON line out),
-//! `exit.json` (written once the container exited), `shim.log` (the shim's own errors).
+//! Files: the control socket `--ctl` (commands, one line in, one JSON line out), and in the
+//! container dir `exit.json` (written once the container exited), `shim.log` (the shim's errors).
 //! Handshake: the shim prints one JSON line on stdout, `{"pid":N}` or `{"error":"..."}`.
 
 use std::fs::{File, OpenOptions};
@@ -31,13 +31,17 @@ pub struct ExitRecord {
     pub signal: Option<i32>,
 }
 
-/// Shim command line: `shim --id ID --bundle DIR --state-root DIR --dir DIR --log FILE`.
+/// Shim command line:
+/// `shim --id ID --bundle DIR --state-root DIR --dir DIR --ctl SOCKET [--log FILE]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShimArgs {
+    /// The libcontainer container ID.
     pub id: String,
     pub bundle: PathBuf,
     pub state_root: PathBuf,
     pub dir: PathBuf,
+    /// Control socket (kept short: unix socket paths are limited to 108 bytes).
+    pub ctl: PathBuf,
     pub log: Option<PathBuf>,
 }
 
@@ -52,6 +56,8 @@ impl ShimArgs {
             self.state_root.display().to_string(),
             "--dir".into(),
             self.dir.display().to_string(),
+            "--ctl".into(),
+            self.ctl.display().to_string(),
         ];
         if let Some(l) = &self.log {
             v.push("--log".into());
@@ -62,7 +68,8 @@ impl ShimArgs {
 
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let mut it = args.iter();
-        let (mut id, mut bundle, mut state_root, mut dir, mut log) = (None, None, None, None, None);
+        let (mut id, mut bundle, mut state_root, mut dir, mut ctl, mut log) =
+            (None, None, None, None, None, None);
         while let Some(a) = it.next() {
             let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
             match a.as_str() {
@@ -71,6 +78,7 @@ impl ShimArgs {
                 "--bundle" => bundle = Some(PathBuf::from(val()?)),
                 "--state-root" => state_root = Some(PathBuf::from(val()?)),
                 "--dir" => dir = Some(PathBuf::from(val()?)),
+                "--ctl" => ctl = Some(PathBuf::from(val()?)),
                 "--log" => log = Some(PathBuf::from(val()?)),
                 other => return Err(format!("unknown shim argument {other:?}")),
             }
@@ -80,6 +88,7 @@ impl ShimArgs {
             bundle: bundle.ok_or("--bundle is required")?,
             state_root: state_root.ok_or("--state-root is required")?,
             dir: dir.ok_or("--dir is required")?,
+            ctl: ctl.ok_or("--ctl is required")?,
             log,
         })
     }
@@ -209,7 +218,7 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
     let (err_r, err_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let devnull = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
-    let ctl_path = args.dir.join("ctl.sock");
+    let ctl_path = args.ctl.clone();
     let _ = std::fs::remove_file(&ctl_path);
     let listener =
         UnixListener::bind(&ctl_path).map_err(|e| format!("bind {}: {e}", ctl_path.display()))?;
@@ -427,6 +436,7 @@ mod tests {
             bundle: "/b".into(),
             state_root: "/s".into(),
             dir: "/d".into(),
+            ctl: "/c.sock".into(),
             log: Some("/l/0.log".into()),
         };
         let mut argv = vec!["shim".to_string()];

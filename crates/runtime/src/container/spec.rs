@@ -152,6 +152,8 @@ pub struct SpecInput {
     pub netns: Option<PathBuf>,
     pub ipcns: Option<PathBuf>,
     pub utsns: Option<PathBuf>,
+    /// Share the host's pid namespace (hostPID) instead of getting a new one.
+    pub host_pid: bool,
     /// The sandbox's `hosts`, `resolv.conf` and `hostname` files.
     pub etc_files: Vec<(String, PathBuf)>,
     pub mounts: Vec<BindMount>,
@@ -367,7 +369,10 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
         opts.push(if m.readonly { "ro" } else { "rw" }.to_string());
         mounts.push(json!({"destination": m.container_path, "type": "bind", "source": m.host_path, "options": opts}));
     }
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "mount"})];
+    let mut namespaces = vec![json!({"type": "mount"})];
+    if !input.host_pid {
+        namespaces.insert(0, json!({"type": "pid"}));
+    }
     for (ty, path) in [
         ("network", &input.netns),
         ("ipc", &input.ipcns),

@@ -352,6 +352,10 @@ fn start_oxkube(dir: &Path, bridge: &str) -> (PathBuf, Process) {
     let mut cfg = runtime::Config::new(&data);
     cfg.cni_bridge = bridge.to_string();
     cfg.cni_network = bridge.to_string();
+    cfg.shim = Some(runtime::container::manager::ShimCommand {
+        exe: PathBuf::from(env!("CARGO_BIN_EXE_oxkube-shim")),
+        prefix: vec![],
+    });
     let socket = cfg.socket_path();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -4,6 +4,7 @@
 //! (`scripts/deps.sh --test`). A test containerd cannot pass is skipped for containerd only,
 //! with the reason printed.
 
+mod containers;
 mod harness;
 mod images;
 mod sandboxes;
@@ -70,5 +71,14 @@ cri_test!(sandboxes::many_sandboxes_leave_nothing_behind);
 cri_test!(sandboxes::bad_cni_config_fails_cleanly);
 cri_test!(
     sandboxes::sandboxes_survive_runtime_restart,
+    skip_containerd = "restarts oxkube's in-process runtime"
+);
+
+cri_test!(containers::runs_to_completion_with_exit_code_and_logs);
+cri_test!(containers::env_user_workdir_mounts_and_pod_files);
+cri_test!(containers::stop_kills_after_timeout);
+cri_test!(containers::bad_command_and_missing_image_fail_cleanly);
+cri_test!(
+    containers::containers_survive_runtime_restart,
     skip_containerd = "restarts oxkube's in-process runtime"
 );

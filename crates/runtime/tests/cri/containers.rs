@@ -1,0 +1,378 @@
+//! CRI container tests, written once and run against every runtime: real busybox containers in
+//! real pod sandboxes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cri::v1 as pb;
+use runtime::testimage::{self, TestImage};
+
+use crate::harness::{mounts_under, Kind, Target};
+
+const IMAGE: &str = "docker.io/library/busybox:cri-ctr";
+
+/// A ready pod sandbox (as the kubelet passes it on to CreateContainer).
+struct Pod {
+    id: String,
+    config: pb::PodSandboxConfig,
+}
+
+/// Network, the busybox image, and one ready sandbox; also returns its log dir.
+async fn pod(t: &mut Target, name: &str) -> (Pod, PathBuf) {
+    t.setup_network().await;
+    if t.status(IMAGE).await.is_none() {
+        let built = TestImage::busybox(IMAGE).unwrap().build();
+        let p = t.dir.path().join("ctr-image.tar");
+        testimage::write_oci_archive(&p, &[&built]).unwrap();
+        t.import(&p).await;
+    }
+    let logs = t.dir.path().join(format!("logs-{name}"));
+    std::fs::create_dir_all(&logs).unwrap();
+    let config = sandbox_config(name, &logs);
+    let id =
+        t.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("RunPodSandbox")
+        .into_inner()
+        .pod_sandbox_id;
+    (Pod { id, config }, logs)
+}
+
+fn sandbox_config(name: &str, logs: &Path) -> pb::PodSandboxConfig {
+    pb::PodSandboxConfig {
+        metadata: Some(pb::PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            namespace: "cri-suite".into(),
+            attempt: 0,
+        }),
+        hostname: format!("{name}-host"),
+        log_directory: logs.display().to_string(),
+        dns_config: Some(pb::DnsConfig {
+            servers: vec!["10.96.0.10".into()],
+            searches: vec!["cri-suite.svc.cluster.local".into()],
+            options: vec![],
+        }),
+        linux: Some(pb::LinuxPodSandboxConfig::default()),
+        ..Default::default()
+    }
+}
+
+fn container_config(name: &str, command: &[&str]) -> pb::ContainerConfig {
+    pb::ContainerConfig {
+        metadata: Some(pb::ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(pb::ImageSpec {
+            image: IMAGE.into(),
+            ..Default::default()
+        }),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        log_path: format!("{name}.log"),
+        labels: HashMap::from([("ctr".to_string(), name.to_string())]),
+        linux: Some(pb::LinuxContainerConfig {
+            security_context: Some(pb::LinuxContainerSecurityContext {
+                // what the kubelet sends for pods without shareProcessNamespace
+                namespace_options: Some(pb::NamespaceOption {
+                    pid: pb::NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn create(
+    t: &mut Target,
+    pod: &Pod,
+    cfg: pb::ContainerConfig,
+) -> Result<String, tonic::Status> {
+    t.rt.create_container(pb::CreateContainerRequest {
+        pod_sandbox_id: pod.id.clone(),
+        config: Some(cfg),
+        sandbox_config: Some(pod.config.clone()),
+    })
+    .await
+    .map(|r| r.into_inner().container_id)
+}
+
+async fn start(t: &mut Target, id: &str) -> Result<(), tonic::Status> {
+    t.rt.start_container(pb::StartContainerRequest {
+        container_id: id.into(),
+    })
+    .await
+    .map(|_| ())
+}
+
+async fn status(t: &mut Target, id: &str) -> Result<pb::ContainerStatus, tonic::Status> {
+    t.rt.container_status(pb::ContainerStatusRequest {
+        container_id: id.into(),
+        verbose: false,
+    })
+    .await
+    .map(|r| r.into_inner().status.expect("status"))
+}
+
+async fn wait_exited(t: &mut Target, id: &str) -> pb::ContainerStatus {
+    let start = Instant::now();
+    loop {
+        let s = status(t, id).await.expect("ContainerStatus");
+        if s.state == pb::ContainerState::ContainerExited as i32 {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "container never exited: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The content of each CRI log record of `stream`.
+fn log_lines(path: &Path, stream: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(4, ' ');
+            let ts = parts.next()?;
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(ts).is_ok(),
+                "bad timestamp in {l:?}"
+            );
+            let s = parts.next()?;
+            let tag = parts.next()?;
+            assert!(tag == "F" || tag == "P", "bad tag in {l:?}");
+            (s == stream).then(|| parts.next().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+async fn remove_pod(t: &mut Target, sandbox: &str) {
+    t.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
+        pod_sandbox_id: sandbox.into(),
+    })
+    .await
+    .expect("StopPodSandbox");
+    t.rt.remove_pod_sandbox(pb::RemovePodSandboxRequest {
+        pod_sandbox_id: sandbox.into(),
+    })
+    .await
+    .expect("RemovePodSandbox");
+}
+
+pub async fn runs_to_completion_with_exit_code_and_logs(mut t: Target) {
+    let (sb, logs) = pod(&mut t, "complete").await;
+    let id = create(
+        &mut t,
+        &sb,
+        container_config(
+            "complete",
+            &["sh", "-c", "echo hello; echo oops >&2; exit 3"],
+        ),
+    )
+    .await
+    .expect("CreateContainer");
+    let s = status(&mut t, &id).await.unwrap();
+    assert_eq!(s.state, pb::ContainerState::ContainerCreated as i32);
+    assert_eq!(s.metadata.as_ref().unwrap().name, "complete");
+    start(&mut t, &id).await.expect("StartContainer");
+    let s = wait_exited(&mut t, &id).await;
+    assert_eq!(s.exit_code, 3);
+    assert_eq!(s.reason, "Error");
+    assert!(s.started_at > 0 && s.finished_at >= s.started_at, "{s:?}");
+    assert!(!s.image_ref.is_empty());
+    let log = logs.join("complete.log");
+    assert_eq!(s.log_path, log.display().to_string());
+    assert_eq!(log_lines(&log, "stdout"), vec!["hello".to_string()]);
+    assert_eq!(log_lines(&log, "stderr"), vec!["oops".to_string()]);
+    remove_pod(&mut t, &sb.id).await;
+    let e = status(&mut t, &id).await.expect_err("removed with its pod");
+    assert_eq!(e.code(), tonic::Code::NotFound);
+}
+
+pub async fn env_user_workdir_mounts_and_pod_files(mut t: Target) {
+    let (sb, logs) = pod(&mut t, "envs").await;
+    let host_dir = t.dir.path().join("hostdata");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("in.txt"), "from-host").unwrap();
+    let script = "id -u; id -g; pwd; echo $FOO; cat /data/in.txt; echo; \
+                  touch /data/x 2>/dev/null && echo rw || echo ro; hostname; \
+                  grep nameserver /etc/resolv.conf; ip -o -4 addr show eth0 | wc -l";
+    let mut cfg = container_config("envs", &["sh", "-c", script]);
+    cfg.working_dir = "/tmp".into();
+    cfg.envs = vec![pb::KeyValue {
+        key: "FOO".into(),
+        value: "bar".into(),
+    }];
+    cfg.mounts = vec![pb::Mount {
+        container_path: "/data".into(),
+        host_path: host_dir.display().to_string(),
+        readonly: true,
+        ..Default::default()
+    }];
+    cfg.linux = Some(pb::LinuxContainerConfig {
+        security_context: Some(pb::LinuxContainerSecurityContext {
+            run_as_user: Some(pb::Int64Value { value: 65534 }),
+            run_as_group: Some(pb::Int64Value { value: 65534 }),
+            namespace_options: Some(pb::NamespaceOption {
+                pid: pb::NamespaceMode::Container as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id = create(&mut t, &sb, cfg).await.expect("create");
+    start(&mut t, &id).await.expect("start");
+    let s = wait_exited(&mut t, &id).await;
+    let out = log_lines(&logs.join("envs.log"), "stdout");
+    assert_eq!(s.exit_code, 0, "{out:?}");
+    assert_eq!(
+        out,
+        vec![
+            "65534",
+            "65534",
+            "/tmp",
+            "bar",
+            "from-host",
+            "ro",
+            "envs-host",
+            "nameserver 10.96.0.10",
+            "1"
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+    );
+    assert!(!host_dir.join("x").exists());
+    remove_pod(&mut t, &sb.id).await;
+}
+
+pub async fn stop_kills_after_timeout(mut t: Target) {
+    let (sb, _logs) = pod(&mut t, "stopper").await;
+    let id = create(&mut t, &sb, container_config("sleeper", &["sleep", "1000"]))
+        .await
+        .expect("create");
+    start(&mut t, &id).await.expect("start");
+    let s = status(&mut t, &id).await.unwrap();
+    assert_eq!(s.state, pb::ContainerState::ContainerRunning as i32);
+    let listed =
+        t.rt.list_containers(pb::ListContainersRequest {
+            filter: Some(pb::ContainerFilter {
+                state: Some(pb::ContainerStateValue {
+                    state: pb::ContainerState::ContainerRunning as i32,
+                }),
+                pod_sandbox_id: sb.id.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert_eq!(
+        listed.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        vec![id.clone()]
+    );
+    // sleep is PID 1 of its pid namespace and ignores SIGTERM, so SIGKILL ends it
+    t.rt.stop_container(pb::StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 1,
+    })
+    .await
+    .expect("StopContainer");
+    let s = wait_exited(&mut t, &id).await;
+    assert_eq!(s.exit_code, 137);
+    t.rt.stop_container(pb::StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 1,
+    })
+    .await
+    .expect("stopping an exited container is fine");
+    t.rt.remove_container(pb::RemoveContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .expect("RemoveContainer");
+    t.rt.remove_container(pb::RemoveContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .expect("removing twice is fine");
+    remove_pod(&mut t, &sb.id).await;
+}
+
+pub async fn bad_command_and_missing_image_fail_cleanly(mut t: Target) {
+    let (sb, _logs) = pod(&mut t, "bad").await;
+    let mut missing = container_config("noimage", &["true"]);
+    missing.image = Some(pb::ImageSpec {
+        image: "docker.io/library/absent:1".into(),
+        ..Default::default()
+    });
+    let e = create(&mut t, &sb, missing)
+        .await
+        .expect_err("image not there");
+    assert!(e.message().contains("absent"), "{e}");
+    // a command that does not exist fails at create (ours) or start (containerd)
+    let res = match create(&mut t, &sb, container_config("nocmd", &["/no/such/binary"])).await {
+        Err(e) => Err(e),
+        Ok(id) => start(&mut t, &id).await.map(|_| id),
+    };
+    let e = res.expect_err("missing binary");
+    assert!(e.message().contains("/no/such/binary"), "{e}");
+    remove_pod(&mut t, &sb.id).await;
+    if t.kind == Kind::Oxkube {
+        let data = t.dir.path().join("data");
+        assert_eq!(mounts_under(&data), Vec::<PathBuf>::new());
+        assert_eq!(
+            std::fs::read_dir(data.join("agent/containers"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(std::fs::read_dir(data.join("run/c")).unwrap().count(), 0);
+    }
+}
+
+pub async fn containers_survive_runtime_restart(mut t: Target) {
+    let (sb, logs) = pod(&mut t, "restart").await;
+    let id = create(
+        &mut t,
+        &sb,
+        container_config(
+            "ticker",
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 7' TERM; echo up; while true; do sleep 0.05; done",
+            ],
+        ),
+    )
+    .await
+    .expect("create");
+    start(&mut t, &id).await.expect("start");
+    t.restart_oxkube().await;
+    let s = status(&mut t, &id).await.expect("rediscovered");
+    assert_eq!(s.state, pb::ContainerState::ContainerRunning as i32);
+    t.rt.stop_container(pb::StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 10,
+    })
+    .await
+    .expect("stop after restart");
+    let s = wait_exited(&mut t, &id).await;
+    assert_eq!(s.exit_code, 7, "the shell's TERM trap ran");
+    assert_eq!(
+        log_lines(&logs.join("ticker.log"), "stdout"),
+        vec!["up".to_string()]
+    );
+    remove_pod(&mut t, &sb.id).await;
+}
