@@ -82,3 +82,4 @@ cri_test!(
     containers::containers_survive_runtime_restart,
     skip_containerd = "restarts oxkube's in-process runtime"
 );
+cri_test!(containers::many_pods_with_containers_leave_nothing_behind);
