@@ -218,7 +218,7 @@ pub fn merge_env(image: &[String], cri: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-fn lookup_passwd<'a>(passwd: &'a str, f: impl Fn(&[&str]) -> bool) -> Option<Vec<&'a str>> {
+fn lookup_passwd(passwd: &str, f: impl Fn(&[&str]) -> bool) -> Option<Vec<&str>> {
     passwd
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
@@ -450,12 +450,13 @@ mod tests {
 
     #[test]
     fn process_args_table() {
-        let cases: Vec<(
+        type Case = (
             ImageConfigSummary,
             Vec<String>,
             Vec<String>,
             Result<Vec<String>, SpecError>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 img(&["/ep"], &["c1"]),
                 v(&[]),

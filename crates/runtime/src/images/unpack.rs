@@ -126,7 +126,7 @@ pub fn apply_layer(blob: impl Read, dest: &Path) -> Result<Applied, UnpackError>
             let dir = ensure_dir(dest, parent_rel)?;
             let path = dir.join(target);
             remove_any(&path)?;
-            mknod(&path, libc::S_IFCHR | 0o000, 0).map_err(|source| UnpackError::Write {
+            mknod(&path, libc::S_IFCHR, 0).map_err(|source| UnpackError::Write {
                 path: path.clone(),
                 source,
             })?;

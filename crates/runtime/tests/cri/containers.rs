@@ -241,7 +241,7 @@ pub async fn env_user_workdir_mounts_and_pod_files(mut t: Target) {
     assert_eq!(s.exit_code, 0, "{out:?}");
     assert_eq!(
         out,
-        vec![
+        [
             "65534",
             "65534",
             "/tmp",
