@@ -472,3 +472,76 @@ pub async fn many_pods_with_containers_leave_nothing_behind(mut t: Target) {
         }
     }
 }
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Benchmark (run with `--ignored --nocapture`): RunPodSandbox + CreateContainer + StartContainer
+/// of busybox `sleep` with the image present, and the shim's memory. Prints figures only.
+pub async fn bench_pod_start(mut t: Target) {
+    let n = 30;
+    let (warm, _) = pod(&mut t, "benchwarm").await;
+    remove_pod(&mut t, &warm.id).await;
+    let mut times = Vec::new();
+    let mut pods = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let logs = t.dir.path().join("bench-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let config = sandbox_config(&format!("bench{i}"), &logs);
+        let begin = Instant::now();
+        let id =
+            t.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .pod_sandbox_id;
+        let p = Pod { id, config };
+        let cid = create(&mut t, &p, container_config("main", &["sleep", "1000"]))
+            .await
+            .unwrap();
+        start(&mut t, &cid).await.unwrap();
+        times.push(begin.elapsed());
+        pods.push(p);
+        ids.push(cid);
+    }
+    // shim memory: PSS of the processes that hold our containers
+    let mut pss_kib = Vec::new();
+    for id in &ids {
+        let needle = match t.kind {
+            Kind::Oxkube => id[..32].to_string(),
+            Kind::Containerd => id.clone(),
+        };
+        let (_, pids) = cgroups_and_processes_naming(&needle);
+        for pid in pids {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if !(comm.contains("shim")) {
+                continue;
+            }
+            if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
+                if let Some(l) = s.lines().find(|l| l.starts_with("Pss:")) {
+                    let kib: u64 = l.split_whitespace().nth(1).unwrap().parse().unwrap();
+                    pss_kib.push(kib);
+                }
+            }
+        }
+    }
+    for p in &pods {
+        remove_pod(&mut t, &p.id).await;
+    }
+    times.sort();
+    pss_kib.sort();
+    eprintln!(
+        "BENCH {:?}: pod+container start over {n}: p50 {:?} p90 {:?} max {:?}; shim PSS median {} KiB over {} shims",
+        t.kind,
+        percentile(&times, 0.5),
+        percentile(&times, 0.9),
+        times.last().unwrap(),
+        pss_kib.get(pss_kib.len() / 2).copied().unwrap_or(0),
+        pss_kib.len()
+    );
+}

@@ -83,3 +83,18 @@ cri_test!(
     skip_containerd = "restarts oxkube's in-process runtime"
 );
 cri_test!(containers::many_pods_with_containers_leave_nothing_behind);
+
+/// Figures, not assertions: `cargo test -p runtime --test cri bench -- --ignored --nocapture`.
+mod bench_pod_start {
+    use crate::harness::{Kind, Target};
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn oxkube() {
+        crate::containers::bench_pod_start(Target::start(Kind::Oxkube).await).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn containerd() {
+        crate::containers::bench_pod_start(Target::start(Kind::Containerd).await).await
+    }
+}
