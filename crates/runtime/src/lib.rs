@@ -171,6 +171,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         container::manager::Paths {
             state: config.data_dir.join("agent/containers"),
             run: config.data_dir.join("run/c"),
+            events: Some(config.data_dir.join("run/events.sock")),
         },
         store.clone(),
         shim,
@@ -181,7 +182,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         std::sync::Arc::new(sandboxes),
         std::sync::Arc::new(containers),
     );
-    cri::serve(listener, runtime_service, image_service, shutdown).await?;
+    let events_path = config.data_dir.join("run/events.sock");
+    let _ = std::fs::remove_file(&events_path);
+    let exits = tokio::net::UnixDatagram::bind(&events_path)
+        .map_err(|e| Error::Task(format!("bind {}: {e}", events_path.display())))?;
+    let rs = runtime_service.clone();
+    let exit_task = tokio::spawn(async move {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = exits.recv(&mut buf).await {
+            let id = String::from_utf8_lossy(&buf[..n]).into_owned();
+            rs.container_exited(&id).await;
+        }
+    });
+    let served = cri::serve(listener, runtime_service, image_service, shutdown).await;
+    exit_task.abort();
+    let _ = std::fs::remove_file(&events_path);
+    served?;
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

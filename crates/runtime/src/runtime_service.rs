@@ -1,6 +1,6 @@
-//! The CRI v1 RuntimeService. Version, Status, UpdateRuntimeConfig, pod sandboxes and the
-//! container lifecycle (create/start/stop/remove/list/status, log reopen) are served; streaming
-//! (exec/attach/port-forward), stats, events and resource updates are not built yet and answer
+//! The CRI v1 RuntimeService. Version, Status, UpdateRuntimeConfig, pod sandboxes, the container
+//! lifecycle (create/start/stop/remove/list/status, log reopen) and GetContainerEvents are served;
+//! streaming (exec/attach/port-forward), stats and resource updates are not built yet and answer
 //! `Unimplemented` with a message saying so (no call pretends to succeed).
 
 use std::collections::HashMap;
@@ -25,6 +25,7 @@ pub struct RuntimeService {
     config: Config,
     sandboxes: Arc<SandboxManager>,
     containers: Arc<ContainerManager>,
+    events: tokio::sync::broadcast::Sender<pb::ContainerEventResponse>,
 }
 
 impl RuntimeService {
@@ -37,6 +38,52 @@ impl RuntimeService {
             config,
             sandboxes,
             containers,
+            events: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
+
+    /// Publishes a container lifecycle event (with the pod's sandbox and container statuses).
+    async fn emit(&self, container_id: String, sandbox_id: String, ty: pb::ContainerEventType) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let c = self.containers.clone();
+        let s = self.sandboxes.clone();
+        let ev = tokio::task::spawn_blocking(move || {
+            let sandbox = s.get(&sandbox_id).ok();
+            let statuses = c
+                .list()
+                .iter()
+                .filter(|r| r.sandbox_id == sandbox_id)
+                .map(container_pb_status)
+                .collect();
+            pb::ContainerEventResponse {
+                container_id,
+                container_event_type: ty as i32,
+                created_at: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
+                pod_sandbox_status: sandbox.as_ref().map(sandbox_pb_status),
+                containers_statuses: statuses,
+            }
+        })
+        .await;
+        if let Ok(ev) = ev {
+            let _ = self.events.send(ev);
+        }
+    }
+
+    /// Called when a shim reports that its container (by libcontainer ID) exited.
+    pub async fn container_exited(&self, short_id: &str) {
+        let c = self.containers.clone();
+        let id = short_id.to_string();
+        let rec = tokio::task::spawn_blocking(move || c.get(&id)).await;
+        if let Ok(Ok(rec)) = rec {
+            tracing::debug!(id = %rec.id, exit_code = rec.exit_code, "container exited");
+            self.emit(
+                rec.id,
+                rec.sandbox_id,
+                pb::ContainerEventType::ContainerStoppedEvent,
+            )
+            .await;
         }
     }
 
@@ -456,6 +503,12 @@ impl cri::RuntimeService for RuntimeService {
             })
             .await?;
         tracing::info!(id = %rec.id, name = %rec.name, sandbox = %rec.sandbox_id, "container created");
+        self.emit(
+            rec.id.clone(),
+            rec.sandbox_id.clone(),
+            pb::ContainerEventType::ContainerCreatedEvent,
+        )
+        .await;
         Ok(Response::new(pb::CreateContainerResponse {
             container_id: rec.id,
         }))
@@ -465,7 +518,18 @@ impl cri::RuntimeService for RuntimeService {
         r: Request<pb::StartContainerRequest>,
     ) -> Res<pb::StartContainerResponse> {
         let id = r.into_inner().container_id;
-        self.with_containers(move |c, _| c.start(&id)).await?;
+        let rec = self
+            .with_containers(move |c, _| {
+                c.start(&id)?;
+                c.get(&id)
+            })
+            .await?;
+        self.emit(
+            rec.id,
+            rec.sandbox_id,
+            pb::ContainerEventType::ContainerStartedEvent,
+        )
+        .await;
         Ok(Response::new(pb::StartContainerResponse {}))
     }
     async fn stop_container(
@@ -484,7 +548,21 @@ impl cri::RuntimeService for RuntimeService {
         r: Request<pb::RemoveContainerRequest>,
     ) -> Res<pb::RemoveContainerResponse> {
         let id = r.into_inner().container_id;
-        self.with_containers(move |c, _| c.remove(&id)).await?;
+        let removed = self
+            .with_containers(move |c, _| {
+                let rec = c.get(&id).ok();
+                c.remove(&id)?;
+                Ok(rec)
+            })
+            .await?;
+        if let Some(rec) = removed {
+            self.emit(
+                rec.id,
+                rec.sandbox_id,
+                pb::ContainerEventType::ContainerDeletedEvent,
+            )
+            .await;
+        }
         Ok(Response::new(pb::RemoveContainerResponse {}))
     }
     async fn list_containers(
@@ -617,7 +695,10 @@ impl cri::RuntimeService for RuntimeService {
         &self,
         _r: Request<pb::GetEventsRequest>,
     ) -> Res<Self::GetContainerEventsStream> {
-        Err(not_yet("GetContainerEvents"))
+        use futures::StreamExt;
+        let rx = tokio_stream::wrappers::BroadcastStream::new(self.events.subscribe());
+        let stream = rx.filter_map(|ev| async move { ev.ok().map(Ok) });
+        Ok(Response::new(Box::pin(stream)))
     }
     async fn list_metric_descriptors(
         &self,

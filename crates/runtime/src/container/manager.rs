@@ -102,6 +102,8 @@ pub struct Paths {
     pub state: PathBuf,
     /// `<data-dir>/run/c`: libcontainer state and control sockets (short paths on purpose).
     pub run: PathBuf,
+    /// Datagram socket shims report exits to.
+    pub events: Option<PathBuf>,
 }
 
 /// Manages the node's containers.
@@ -464,6 +466,7 @@ impl ContainerManager {
             dir: dir.to_path_buf(),
             ctl: self.ctl_path(id),
             log: log_path.clone(),
+            events: self.paths.events.clone(),
         };
         let (shim_pid, init_pid) = self.spawn_shim(&args, dir)?;
         let rec = ContainerRecord {

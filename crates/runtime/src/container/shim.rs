@@ -42,6 +42,8 @@ pub struct ShimArgs {
     pub dir: PathBuf,
     /// Control socket (kept short: unix socket paths are limited to 108 bytes).
     pub ctl: PathBuf,
+    /// Datagram socket of the runtime, told the libcontainer ID when the container exited.
+    pub events: Option<PathBuf>,
     pub log: Option<PathBuf>,
 }
 
@@ -63,13 +65,17 @@ impl ShimArgs {
             v.push("--log".into());
             v.push(l.display().to_string());
         }
+        if let Some(e) = &self.events {
+            v.push("--events".into());
+            v.push(e.display().to_string());
+        }
         v
     }
 
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let mut it = args.iter();
-        let (mut id, mut bundle, mut state_root, mut dir, mut ctl, mut log) =
-            (None, None, None, None, None, None);
+        let (mut id, mut bundle, mut state_root, mut dir, mut ctl, mut log, mut events) =
+            (None, None, None, None, None, None, None);
         while let Some(a) = it.next() {
             let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
             match a.as_str() {
@@ -80,6 +86,7 @@ impl ShimArgs {
                 "--dir" => dir = Some(PathBuf::from(val()?)),
                 "--ctl" => ctl = Some(PathBuf::from(val()?)),
                 "--log" => log = Some(PathBuf::from(val()?)),
+                "--events" => events = Some(PathBuf::from(val()?)),
                 other => return Err(format!("unknown shim argument {other:?}")),
             }
         }
@@ -90,6 +97,7 @@ impl ShimArgs {
             dir: dir.ok_or("--dir is required")?,
             ctl: ctl.ok_or("--ctl is required")?,
             log,
+            events,
         })
     }
 }
@@ -349,6 +357,12 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                 }
                 write_json_atomic(&args.dir.join("exit.json"), rec)
                     .map_err(|e| format!("write exit status: {e}"))?;
+                if let Some(ev) = &args.events {
+                    // best effort: a runtime that is down learns of the exit when it restarts
+                    if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
+                        let _ = sock.send_to(args.id.as_bytes(), ev);
+                    }
+                }
                 let _ = std::fs::remove_file(&ctl_path);
                 return Ok(());
             }
@@ -438,6 +452,7 @@ mod tests {
             dir: "/d".into(),
             ctl: "/c.sock".into(),
             log: Some("/l/0.log".into()),
+            events: Some("/e.sock".into()),
         };
         let mut argv = vec!["shim".to_string()];
         argv.extend(a.to_args());

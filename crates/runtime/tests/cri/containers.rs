@@ -545,3 +545,82 @@ pub async fn bench_pod_start(mut t: Target) {
         pss_kib.len()
     );
 }
+
+pub async fn lifecycle_events_are_streamed(mut t: Target) {
+    let (sb, _logs) = pod(&mut t, "events").await;
+    let mut stream =
+        t.rt.get_container_events(pb::GetEventsRequest {})
+            .await
+            .expect("GetContainerEvents")
+            .into_inner();
+    let id = create(
+        &mut t,
+        &sb,
+        container_config("ev", &["sh", "-c", "sleep 0.1; exit 4"]),
+    )
+    .await
+    .expect("create");
+    start(&mut t, &id).await.expect("start");
+    let mut seen = Vec::new();
+    let mut latency = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.last() != Some(&pb::ContainerEventType::ContainerStoppedEvent) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = tokio::time::timeout(left, stream.message())
+            .await
+            .expect("events before the deadline")
+            .expect("event stream")
+            .expect("stream open");
+        let received = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+        if ev.container_id != id {
+            continue;
+        }
+        let ty = pb::ContainerEventType::try_from(ev.container_event_type).unwrap();
+        if ty == pb::ContainerEventType::ContainerStoppedEvent {
+            let st = ev
+                .containers_statuses
+                .iter()
+                .find(|s| s.id == id)
+                .expect("the container's status comes with the event");
+            assert_eq!(st.state, pb::ContainerState::ContainerExited as i32);
+            assert_eq!(st.exit_code, 4);
+            assert_eq!(
+                ev.pod_sandbox_status.as_ref().map(|s| s.id.clone()),
+                Some(sb.id.clone())
+            );
+            latency = Some(Duration::from_nanos(
+                (received - st.finished_at).max(0) as u64
+            ));
+        }
+        seen.push(ty);
+    }
+    assert_eq!(
+        seen,
+        vec![
+            pb::ContainerEventType::ContainerCreatedEvent,
+            pb::ContainerEventType::ContainerStartedEvent,
+            pb::ContainerEventType::ContainerStoppedEvent,
+        ]
+    );
+    eprintln!("exit recorded -> event received: {:?}", latency.unwrap());
+    t.rt.remove_container(pb::RemoveContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("deleted event")
+            .unwrap()
+            .unwrap();
+        if ev.container_id == id {
+            assert_eq!(
+                ev.container_event_type,
+                pb::ContainerEventType::ContainerDeletedEvent as i32
+            );
+            break;
+        }
+    }
+    remove_pod(&mut t, &sb.id).await;
+}

@@ -98,3 +98,7 @@ mod bench_pod_start {
         crate::containers::bench_pod_start(Target::start(Kind::Containerd).await).await
     }
 }
+cri_test!(
+    containers::lifecycle_events_are_streamed,
+    skip_containerd = "containerd 1.6 does not implement GetContainerEvents (added in 1.7)"
+);
