@@ -1,6 +1,6 @@
 //! The CRI v1 RuntimeService. Version, Status, UpdateRuntimeConfig, pod sandboxes, the container
-//! lifecycle (create/start/stop/remove/list/status, log reopen) and GetContainerEvents are served;
-//! streaming (exec/attach/port-forward), stats and resource updates are not built yet and answer
+//! lifecycle (create/start/stop/remove/list/status, log reopen), ExecSync and GetContainerEvents
+//! are served; streaming (exec/attach/port-forward), stats and resource updates are not built yet and answer
 //! `Unimplemented` with a message saying so (no call pretends to succeed).
 
 use std::collections::HashMap;
@@ -620,8 +620,17 @@ impl cri::RuntimeService for RuntimeService {
         self.with_containers(move |c, _| c.reopen_log(&id)).await?;
         Ok(Response::new(pb::ReopenContainerLogResponse {}))
     }
-    async fn exec_sync(&self, _r: Request<pb::ExecSyncRequest>) -> Res<pb::ExecSyncResponse> {
-        Err(not_yet("ExecSync"))
+    async fn exec_sync(&self, r: Request<pb::ExecSyncRequest>) -> Res<pb::ExecSyncResponse> {
+        let r = r.into_inner();
+        let timeout = std::time::Duration::from_secs(r.timeout.max(0) as u64);
+        let (stdout, stderr, exit_code) = self
+            .with_containers(move |c, _| c.exec_sync(&r.container_id, r.cmd, timeout))
+            .await?;
+        Ok(Response::new(pb::ExecSyncResponse {
+            stdout,
+            stderr,
+            exit_code,
+        }))
     }
     async fn exec(&self, _r: Request<pb::ExecRequest>) -> Res<pb::ExecResponse> {
         Err(not_yet("Exec"))

@@ -679,6 +679,47 @@ impl ContainerManager {
         }
     }
 
+    /// Runs `cmd` in the running container; returns (stdout, stderr, exit code).
+    pub fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> Result<(Vec<u8>, Vec<u8>, i32), ContainerError> {
+        let rec = self.get(id)?;
+        if rec.state != State::Running {
+            return Err(ContainerError::Invalid(format!(
+                "container {} is not running",
+                rec.id
+            )));
+        }
+        if cmd.is_empty() {
+            return Err(ContainerError::Invalid("no command to exec".into()));
+        }
+        let error_file = self
+            .dir(&rec.id)
+            .join(format!("exec-{}.err", crate::sandbox::new_id()));
+        let args = super::shim::ExecArgs {
+            id: short(&rec.id).to_string(),
+            state_root: self.paths.run.clone(),
+            error_file: error_file.clone(),
+            timeout_secs: timeout.as_secs(),
+            cmd,
+        };
+        let out = Command::new(&self.shim.exe)
+            .args(&self.shim.prefix)
+            .args(args.to_args())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| ContainerError::Shim(format!("start exec helper: {e}")))?;
+        if let Ok(msg) = fs::read_to_string(&error_file) {
+            let _ = fs::remove_file(&error_file);
+            return Err(ContainerError::Shim(msg));
+        }
+        let code = out.status.code().unwrap_or(255);
+        Ok((out.stdout, out.stderr, code))
+    }
+
     /// Asks the shim to reopen the log file (after the kubelet rotated it).
     pub fn reopen_log(&self, id: &str) -> Result<(), ContainerError> {
         let rec = self.get(id)?;

@@ -188,9 +188,16 @@ fn write_json_atomic(path: &Path, v: &impl Serialize) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Runs the shim; returns the process exit code.
+/// Runs the shim (or, with `exec` first, the exec helper); returns the process exit code.
 pub fn main(argv: &[String]) -> i32 {
-    let args = match ShimArgs::parse(argv) {
+    let argv: Vec<String> = match argv.first().map(String::as_str) {
+        Some("shim") => argv[1..].to_vec(),
+        _ => argv.to_vec(),
+    };
+    if argv.first().map(String::as_str) == Some("exec") {
+        return exec_main(&argv[1..]);
+    }
+    let args = match ShimArgs::parse(&argv) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("oxkube shim: {e}");
@@ -385,6 +392,130 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
     }
 }
 
+/// Exec helper command line:
+/// `exec --id ID --state-root DIR --error-file FILE [--timeout SECS] -- CMD...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecArgs {
+    pub id: String,
+    pub state_root: PathBuf,
+    pub error_file: PathBuf,
+    pub timeout_secs: u64,
+    pub cmd: Vec<String>,
+}
+
+impl ExecArgs {
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = vec![
+            "exec".into(),
+            "--id".into(),
+            self.id.clone(),
+            "--state-root".into(),
+            self.state_root.display().to_string(),
+            "--error-file".into(),
+            self.error_file.display().to_string(),
+            "--timeout".into(),
+            self.timeout_secs.to_string(),
+            "--".into(),
+        ];
+        v.extend(self.cmd.iter().cloned());
+        v
+    }
+
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut it = args.iter();
+        let (mut id, mut state_root, mut error_file, mut timeout_secs) = (None, None, None, 0u64);
+        let mut cmd = Vec::new();
+        while let Some(a) = it.next() {
+            let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
+            match a.as_str() {
+                "--id" => id = Some(val()?),
+                "--state-root" => state_root = Some(PathBuf::from(val()?)),
+                "--error-file" => error_file = Some(PathBuf::from(val()?)),
+                "--timeout" => timeout_secs = val()?.parse().map_err(|_| "bad --timeout")?,
+                "--" => {
+                    cmd = it.by_ref().cloned().collect();
+                }
+                other => return Err(format!("unknown exec argument {other:?}")),
+            }
+        }
+        if cmd.is_empty() {
+            return Err("no command to exec".into());
+        }
+        Ok(ExecArgs {
+            id: id.ok_or("--id is required")?,
+            state_root: state_root.ok_or("--state-root is required")?,
+            error_file: error_file.ok_or("--error-file is required")?,
+            timeout_secs,
+            cmd,
+        })
+    }
+}
+
+/// Runs a command in a running container with its stdout/stderr on ours; exits with its status.
+/// Failures to run it (and timeouts) are written to the error file, so they are not confused
+/// with the command's own output.
+pub fn exec_main(argv: &[String]) -> i32 {
+    let args = match ExecArgs::parse(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("oxkube exec: {e}");
+            return 2;
+        }
+    };
+    let fail = |msg: String| {
+        let _ = std::fs::write(&args.error_file, msg);
+        255
+    };
+    let dup = |fd: i32| -> Result<OwnedFd, String> {
+        let d = nix::unistd::dup(fd).map_err(|e| format!("dup: {e}"))?;
+        // SAFETY: `d` is a fresh descriptor we own.
+        Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(d) })
+    };
+    let (out, err) = match (dup(1), dup(2)) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    let devnull = match File::open("/dev/null") {
+        Ok(f) => f,
+        Err(e) => return fail(format!("open /dev/null: {e}")),
+    };
+    let built = libcontainer::container::builder::ContainerBuilder::new(
+        args.id.clone(),
+        libcontainer::syscall::syscall::SyscallType::Linux,
+    )
+    .with_root_path(&args.state_root)
+    .map(|b| {
+        b.with_stdin(OwnedFd::from(devnull))
+            .with_stdout(out)
+            .with_stderr(err)
+            .as_tenant()
+            .with_container_args(args.cmd.clone())
+            .with_detach(true)
+            .build()
+    });
+    let pid = match built {
+        Ok(Ok(pid)) => pid,
+        Ok(Err(e)) | Err(e) => return fail(format!("exec in container: {e}")),
+    };
+    let deadline = (args.timeout_secs > 0)
+        .then(|| std::time::Instant::now() + std::time::Duration::from_secs(args.timeout_secs));
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return fail(format!("wait for exec process: {e}")),
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return fail(format!("command timed out after {}s", args.timeout_secs));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// Handles one command; returns true when the shim should exit (container deleted).
 fn handle(
     conn: UnixStream,
@@ -459,6 +590,21 @@ mod tests {
         assert_eq!(ShimArgs::parse(&argv), Ok(a));
         assert!(ShimArgs::parse(&["--id".into()]).is_err());
         assert!(ShimArgs::parse(&["--bogus".into(), "x".into()]).is_err());
+    }
+
+    #[test]
+    fn exec_args_round_trip() {
+        let a = ExecArgs {
+            id: "abc".into(),
+            state_root: "/s".into(),
+            error_file: "/e".into(),
+            timeout_secs: 3,
+            cmd: vec!["sh".into(), "-c".into(), "echo --id".into()],
+        };
+        let argv = a.to_args();
+        assert_eq!(argv[0], "exec");
+        assert_eq!(ExecArgs::parse(&argv[1..]), Ok(a));
+        assert!(ExecArgs::parse(&["--id".into(), "x".into()]).is_err());
     }
 
     #[test]

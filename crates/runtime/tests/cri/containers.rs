@@ -624,3 +624,42 @@ pub async fn lifecycle_events_are_streamed(mut t: Target) {
     }
     remove_pod(&mut t, &sb.id).await;
 }
+
+pub async fn exec_sync_runs_in_the_container(mut t: Target) {
+    let (sb, _logs) = pod(&mut t, "exec").await;
+    let id = create(&mut t, &sb, container_config("execd", &["sleep", "1000"]))
+        .await
+        .expect("create");
+    start(&mut t, &id).await.expect("start");
+    let exec = |cmd: &[&str], timeout: i64| pb::ExecSyncRequest {
+        container_id: id.clone(),
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        timeout,
+    };
+    let r =
+        t.rt.exec_sync(exec(
+            &["sh", "-c", "echo out; echo err >&2; hostname; exit 5"],
+            0,
+        ))
+        .await
+        .expect("ExecSync")
+        .into_inner();
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "out\nexec-host\n");
+    assert_eq!(String::from_utf8_lossy(&r.stderr), "err\n");
+    assert_eq!(r.exit_code, 5);
+    // a missing binary is an error or a failing exit code, never success
+    match t.rt.exec_sync(exec(&["/no/such/tool"], 0)).await {
+        Ok(r) => assert_ne!(r.into_inner().exit_code, 0),
+        Err(e) => assert!(e.message().contains("/no/such/tool"), "{e}"),
+    }
+    let begin = Instant::now();
+    let e =
+        t.rt.exec_sync(exec(&["sleep", "30"], 1))
+            .await
+            .expect_err("timeout");
+    assert!(begin.elapsed() < Duration::from_secs(10), "{e}");
+    // the container itself keeps running
+    let s = status(&mut t, &id).await.unwrap();
+    assert_eq!(s.state, pb::ContainerState::ContainerRunning as i32);
+    remove_pod(&mut t, &sb.id).await;
+}

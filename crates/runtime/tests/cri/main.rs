@@ -102,3 +102,4 @@ cri_test!(
     containers::lifecycle_events_are_streamed,
     skip_containerd = "containerd 1.6 does not implement GetContainerEvents (added in 1.7)"
 );
+cri_test!(containers::exec_sync_runs_in_the_container);
