@@ -1,6 +1,7 @@
 //! The CRI v1 RuntimeService. Version, Status, UpdateRuntimeConfig, pod sandboxes, the container
 //! lifecycle (create/start/stop/remove/list/status, log reopen), ExecSync and GetContainerEvents
-//! are served; streaming (exec/attach/port-forward), stats and resource updates are not built yet and answer
+//! are served, with container stats and resource updates from cgroups; streaming
+//! (exec/attach/port-forward) and pod sandbox stats are not built yet and answer
 //! `Unimplemented` with a message saying so (no call pretends to succeed).
 
 use std::collections::HashMap;
@@ -174,6 +175,51 @@ pub fn container_pb_status(r: &ContainerRecord) -> pb::ContainerStatus {
             .unwrap_or_default(),
         image_id: r.image_ref.clone(),
         ..Default::default()
+    }
+}
+
+/// The CRI stats of a container.
+fn container_pb_stats(
+    config: &Config,
+    (r, u, (bytes, inodes)): (ContainerRecord, crate::container::stats::Usage, (u64, u64)),
+) -> pb::ContainerStats {
+    let ts = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let v = |x: Option<u64>| x.map(|value| pb::UInt64Value { value });
+    pb::ContainerStats {
+        attributes: Some(pb::ContainerAttributes {
+            id: r.id.clone(),
+            metadata: Some(pb::ContainerMetadata {
+                name: r.name.clone(),
+                attempt: r.attempt,
+            }),
+            labels: r.labels.clone().into_iter().collect(),
+            annotations: r.annotations.clone().into_iter().collect(),
+        }),
+        cpu: Some(pb::CpuUsage {
+            timestamp: ts,
+            usage_core_nano_seconds: v(u.cpu_usage_ns),
+            usage_nano_cores: None,
+        }),
+        memory: Some(pb::MemoryUsage {
+            timestamp: ts,
+            working_set_bytes: v(u.working_set),
+            usage_bytes: v(u.memory_usage),
+            rss_bytes: v(u.rss),
+            ..Default::default()
+        }),
+        writable_layer: Some(pb::FilesystemUsage {
+            timestamp: ts,
+            fs_id: Some(pb::FilesystemIdentifier {
+                mountpoint: config
+                    .data_dir
+                    .join("agent/containers")
+                    .display()
+                    .to_string(),
+            }),
+            used_bytes: Some(pb::UInt64Value { value: bytes }),
+            inodes_used: Some(pb::UInt64Value { value: inodes }),
+        }),
+        swap: None,
     }
 }
 
@@ -608,9 +654,22 @@ impl cri::RuntimeService for RuntimeService {
     }
     async fn update_container_resources(
         &self,
-        _r: Request<pb::UpdateContainerResourcesRequest>,
+        r: Request<pb::UpdateContainerResourcesRequest>,
     ) -> Res<pb::UpdateContainerResourcesResponse> {
-        Err(not_yet("UpdateContainerResources"))
+        let r = r.into_inner();
+        let l = r.linux.unwrap_or_default();
+        let res = crate::container::spec::Resources {
+            cpu_shares: l.cpu_shares,
+            cpu_quota: l.cpu_quota,
+            cpu_period: l.cpu_period,
+            memory_limit: l.memory_limit_in_bytes,
+            cpuset_cpus: l.cpuset_cpus,
+            cpuset_mems: l.cpuset_mems,
+        };
+        let id = r.container_id;
+        self.with_containers(move |c, _| c.update_resources(&id, &res))
+            .await?;
+        Ok(Response::new(pb::UpdateContainerResourcesResponse {}))
     }
     async fn reopen_container_log(
         &self,
@@ -646,15 +705,40 @@ impl cri::RuntimeService for RuntimeService {
     }
     async fn container_stats(
         &self,
-        _r: Request<pb::ContainerStatsRequest>,
+        r: Request<pb::ContainerStatsRequest>,
     ) -> Res<pb::ContainerStatsResponse> {
-        Err(not_yet("ContainerStats"))
+        let id = r.into_inner().container_id;
+        let st = self.with_containers(move |c, _| c.stats(&id)).await?;
+        Ok(Response::new(pb::ContainerStatsResponse {
+            stats: Some(container_pb_stats(&self.config, st)),
+        }))
     }
     async fn list_container_stats(
         &self,
-        _r: Request<pb::ListContainerStatsRequest>,
+        r: Request<pb::ListContainerStatsRequest>,
     ) -> Res<pb::ListContainerStatsResponse> {
-        Err(not_yet("ListContainerStats"))
+        let f = r.into_inner().filter.unwrap_or_default();
+        let filter = pb::ContainerFilter {
+            id: f.id,
+            pod_sandbox_id: f.pod_sandbox_id,
+            label_selector: f.label_selector,
+            state: None,
+        };
+        let all = self
+            .with_containers(move |c, _| {
+                Ok(c.list()
+                    .into_iter()
+                    .filter(|r| container_matches(r, &filter))
+                    .filter_map(|r| c.stats(&r.id).ok())
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        Ok(Response::new(pb::ListContainerStatsResponse {
+            stats: all
+                .into_iter()
+                .map(|st| container_pb_stats(&self.config, st))
+                .collect(),
+        }))
     }
     async fn pod_sandbox_stats(
         &self,

@@ -86,6 +86,9 @@ pub struct ContainerRecord {
     pub stop_signal: String,
     pub shim_pid: i32,
     pub init_pid: i32,
+    /// The container's cgroup path (relative to each controller's mount).
+    #[serde(default)]
+    pub cgroups_path: String,
 }
 
 /// How the shim is started: our own binary and the arguments before the shim's own.
@@ -403,6 +406,7 @@ impl ContainerManager {
         } else {
             sandbox.spec.cgroup_parent.trim_end_matches('/').to_string()
         };
+        let cgroups_path = format!("{cgroup_parent}/{}", short(id));
         let input = SpecInput {
             image: image.config.clone(),
             command: cfg.command.clone(),
@@ -433,7 +437,7 @@ impl ContainerManager {
                 .map(|n| (n.to_string(), sandbox_state_dir.join(n)))
                 .collect(),
             mounts,
-            cgroups_path: format!("{cgroup_parent}/{}", short(id)),
+            cgroups_path: cgroups_path.clone(),
             resources: Resources {
                 cpu_shares: res.cpu_shares,
                 cpu_quota: res.cpu_quota,
@@ -494,6 +498,7 @@ impl ContainerManager {
             stop_signal: image.config.stop_signal.clone(),
             shim_pid,
             init_pid,
+            cgroups_path,
         };
         self.save(&rec)?;
         Ok(rec)
@@ -718,6 +723,36 @@ impl ContainerManager {
         }
         let code = out.status.code().unwrap_or(255);
         Ok((out.stdout, out.stderr, code))
+    }
+
+    /// CPU/memory usage of the container's cgroup and its writable layer (bytes, inodes).
+    pub fn stats(
+        &self,
+        id: &str,
+    ) -> Result<(ContainerRecord, super::stats::Usage, (u64, u64)), ContainerError> {
+        let rec = self.get(id)?;
+        let usage = if rec.state == State::Running {
+            super::stats::Cgroup::new("/sys/fs/cgroup", &rec.cgroups_path).usage()
+        } else {
+            super::stats::Usage::default()
+        };
+        let layer = super::stats::disk_usage(&self.dir(&rec.id).join("upper"));
+        Ok((rec, usage, layer))
+    }
+
+    /// Applies new resource limits to a running container's cgroup.
+    pub fn update_resources(&self, id: &str, r: &Resources) -> Result<(), ContainerError> {
+        let rec = self.get(id)?;
+        if rec.state != State::Running && rec.state != State::Created {
+            return Err(ContainerError::Invalid(format!(
+                "container {} is not running",
+                rec.id
+            )));
+        }
+        super::stats::Cgroup::new("/sys/fs/cgroup", &rec.cgroups_path)
+            .update(r)
+            .map_err(io_err(format!("update cgroup {}", rec.cgroups_path)))?;
+        Ok(())
     }
 
     /// Asks the shim to reopen the log file (after the kubelet rotated it).

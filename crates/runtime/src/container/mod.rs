@@ -2,3 +2,4 @@
 pub mod manager;
 pub mod shim;
 pub mod spec;
+pub mod stats;

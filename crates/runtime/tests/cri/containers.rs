@@ -663,3 +663,97 @@ pub async fn exec_sync_runs_in_the_container(mut t: Target) {
     assert_eq!(s.state, pb::ContainerState::ContainerRunning as i32);
     remove_pod(&mut t, &sb.id).await;
 }
+
+pub async fn stats_and_resource_updates(mut t: Target) {
+    let (sb, _logs) = pod(&mut t, "stats").await;
+    let mut cfg = container_config(
+        "busy",
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo x > /tmp/f; sleep 1000",
+        ],
+    );
+    cfg.linux.as_mut().unwrap().resources = Some(pb::LinuxContainerResources {
+        memory_limit_in_bytes: 64 << 20,
+        cpu_shares: 256,
+        ..Default::default()
+    });
+    let id = create(&mut t, &sb, cfg).await.expect("create");
+    start(&mut t, &id).await.expect("start");
+    // wait for the busy loop to finish and the file to be written
+    let begin = Instant::now();
+    let stats = loop {
+        let st =
+            t.rt.container_stats(pb::ContainerStatsRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("ContainerStats")
+            .into_inner()
+            .stats
+            .unwrap();
+        let layer = st
+            .writable_layer
+            .as_ref()
+            .and_then(|w| w.used_bytes.as_ref())
+            .map(|v| v.value);
+        let cpu = st
+            .cpu
+            .as_ref()
+            .and_then(|c| c.usage_core_nano_seconds.as_ref())
+            .map(|v| v.value);
+        if cpu.unwrap_or(0) > 0 && layer.unwrap_or(0) > 0 {
+            break st;
+        }
+        assert!(
+            begin.elapsed() < Duration::from_secs(15),
+            "no usage reported: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stats.attributes.as_ref().unwrap().id, id);
+    let mem = stats.memory.as_ref().unwrap();
+    assert!(
+        mem.working_set_bytes.as_ref().map(|v| v.value).unwrap_or(0) > 0,
+        "{mem:?}"
+    );
+    let listed =
+        t.rt.list_container_stats(pb::ListContainerStatsRequest {
+            filter: Some(pb::ContainerStatsFilter {
+                pod_sandbox_id: sb.id.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("ListContainerStats")
+        .into_inner()
+        .stats;
+    assert_eq!(listed.len(), 1);
+    t.rt.update_container_resources(pb::UpdateContainerResourcesRequest {
+        container_id: id.clone(),
+        linux: Some(pb::LinuxContainerResources {
+            memory_limit_in_bytes: 128 << 20,
+            cpu_shares: 512,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("UpdateContainerResources");
+    if t.kind == Kind::Oxkube {
+        let limit = std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/memory/oxkube/{}/memory.limit_in_bytes",
+            &id[..32]
+        ))
+        .unwrap();
+        assert_eq!(limit.trim(), (128u64 << 20).to_string());
+        let shares = std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/cpu/oxkube/{}/cpu.shares",
+            &id[..32]
+        ))
+        .unwrap();
+        assert_eq!(shares.trim(), "512");
+    }
+    remove_pod(&mut t, &sb.id).await;
+}

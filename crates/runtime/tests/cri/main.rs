@@ -103,3 +103,4 @@ cri_test!(
     skip_containerd = "containerd 1.6 does not implement GetContainerEvents (added in 1.7)"
 );
 cri_test!(containers::exec_sync_runs_in_the_container);
+cri_test!(containers::stats_and_resource_updates);
