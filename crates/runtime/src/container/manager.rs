@@ -224,7 +224,9 @@ impl ContainerManager {
                 r.state = State::Exited;
                 r.exit_code = e.exit_code;
                 r.finished_at = e.finished_at;
-                r.reason = if e.exit_code == 0 {
+                r.reason = if e.oom_killed {
+                    "OOMKilled".into()
+                } else if e.exit_code == 0 {
                     "Completed".into()
                 } else {
                     "Error".into()

@@ -29,6 +29,37 @@ pub struct ExitRecord {
     pub finished_at: i64,
     #[serde(default)]
     pub signal: Option<i32>,
+    /// The kernel's OOM killer killed a process of the container.
+    #[serde(default)]
+    pub oom_killed: bool,
+}
+
+/// OOM kills recorded by the container's memory cgroup (v1 `memory.oom_control`, v2
+/// `memory.events`), read before the cgroup is deleted.
+fn oom_kills(bundle: &Path) -> u64 {
+    let cgroups_path = std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["linux"]["cgroupsPath"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let rel = cgroups_path.trim_start_matches('/');
+    let candidates = [
+        Path::new("/sys/fs/cgroup/memory")
+            .join(rel)
+            .join("memory.oom_control"),
+        Path::new("/sys/fs/cgroup/unified")
+            .join(rel)
+            .join("memory.events"),
+        Path::new("/sys/fs/cgroup").join(rel).join("memory.events"),
+    ];
+    for file in candidates {
+        if let Ok(s) = std::fs::read_to_string(&file) {
+            if let Some(n) = super::stats::stat_value(&s, "oom_kill") {
+                return n;
+            }
+        }
+    }
+    0
 }
 
 /// Shim command line:
@@ -338,6 +369,7 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                         exit_code: code,
                         finished_at: now_ns(),
                         signal: None,
+                        oom_killed: false,
                     });
                 }
                 Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init_pid => {
@@ -345,13 +377,14 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                         exit_code: 128 + sig as i32,
                         finished_at: now_ns(),
                         signal: Some(sig as i32),
+                        oom_killed: false,
                     });
                 }
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(_) => {}
             }
         }
-        if let Some(rec) = &exit {
+        if let Some(rec) = exit.as_mut() {
             // Pipes drained (or still held by an escaped process): finish up.
             if pipes.iter().all(Option::is_none) || timeout == PollTimeout::ZERO {
                 if let Some(l) = log.as_mut() {
@@ -359,6 +392,7 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                         let _ = l.write_all(&s.finish(chrono::Utc::now()));
                     }
                 }
+                rec.oom_killed = oom_kills(&args.bundle) > 0;
                 if let Err(e) = container.delete(true) {
                     eprintln!("oxkube shim {}: delete: {e}", args.id);
                 }

@@ -757,3 +757,19 @@ pub async fn stats_and_resource_updates(mut t: Target) {
     }
     remove_pod(&mut t, &sb.id).await;
 }
+
+pub async fn oom_killed_is_reported(mut t: Target) {
+    let (sb, _logs) = pod(&mut t, "oom").await;
+    // tail keeps a /dev/zero "line" in memory until the 16 MiB limit is hit
+    let mut cfg = container_config("hog", &["tail", "/dev/zero"]);
+    cfg.linux.as_mut().unwrap().resources = Some(pb::LinuxContainerResources {
+        memory_limit_in_bytes: 16 << 20,
+        ..Default::default()
+    });
+    let id = create(&mut t, &sb, cfg).await.expect("create");
+    start(&mut t, &id).await.expect("start");
+    let s = wait_exited(&mut t, &id).await;
+    assert_eq!(s.exit_code, 137, "{s:?}");
+    assert_eq!(s.reason, "OOMKilled", "{s:?}");
+    remove_pod(&mut t, &sb.id).await;
+}

@@ -104,3 +104,4 @@ cri_test!(
 );
 cri_test!(containers::exec_sync_runs_in_the_container);
 cri_test!(containers::stats_and_resource_updates);
+cri_test!(containers::oom_killed_is_reported);
