@@ -297,6 +297,11 @@ pub fn sandbox_spec(c: pb::PodSandboxConfig, runtime_handler: String) -> Sandbox
         host_network: ns.network == node,
         host_ipc: ns.ipc == node,
         host_pid: ns.pid == node,
+        sysctls: c
+            .linux
+            .as_ref()
+            .map(|l| l.sysctls.clone().into_iter().collect())
+            .unwrap_or_default(),
         cgroup_parent: c.linux.map(|l| l.cgroup_parent).unwrap_or_default(),
         runtime_handler,
     }

@@ -451,6 +451,7 @@ impl ContainerManager {
             // Lowering oom_score_adj needs CAP_SYS_RESOURCE, which is not given everywhere: only
             // values at or above our own are passed on.
             oom_score_adj: Some(res.oom_score_adj.max(own_oom_score_adj())),
+            sysctls: sandbox.spec.sysctls.clone(),
             passwd: fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default(),
             group: fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default(),
         };

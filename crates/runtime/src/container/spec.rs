@@ -160,6 +160,8 @@ pub struct SpecInput {
     pub cgroups_path: String,
     pub resources: Resources,
     pub oom_score_adj: Option<i64>,
+    /// Namespaced sysctls (`linux.sysctl`).
+    pub sysctls: BTreeMap<String, String>,
     /// Contents of the image's /etc/passwd and /etc/group (empty if absent).
     pub passwd: String,
     pub group: String,
@@ -414,6 +416,9 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
         "cgroupsPath": input.cgroups_path,
         "resources": resources,
     });
+    if !input.sysctls.is_empty() {
+        linux["sysctl"] = json!(input.sysctls);
+    }
     if !input.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);

@@ -67,6 +67,9 @@ pub struct SandboxSpec {
     pub host_pid: bool,
     pub cgroup_parent: String,
     pub runtime_handler: String,
+    /// Namespaced sysctls of the pod, applied in every container of it.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
 }
 
 /// Sandbox state.

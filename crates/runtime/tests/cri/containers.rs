@@ -57,7 +57,13 @@ fn sandbox_config(name: &str, logs: &Path) -> pb::PodSandboxConfig {
             searches: vec!["cri-suite.svc.cluster.local".into()],
             options: vec![],
         }),
-        linux: Some(pb::LinuxPodSandboxConfig::default()),
+        linux: Some(pb::LinuxPodSandboxConfig {
+            sysctls: HashMap::from([(
+                "net.ipv4.ip_unprivileged_port_start".to_string(),
+                "80".to_string(),
+            )]),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -209,7 +215,8 @@ pub async fn env_user_workdir_mounts_and_pod_files(mut t: Target) {
     std::fs::write(host_dir.join("in.txt"), "from-host").unwrap();
     let script = "id -u; id -g; pwd; echo $FOO; cat /data/in.txt; echo; \
                   touch /data/x 2>/dev/null && echo rw || echo ro; hostname; \
-                  grep nameserver /etc/resolv.conf; ip -o -4 addr show eth0 | wc -l";
+                  grep nameserver /etc/resolv.conf; ip -o -4 addr show eth0 | wc -l; \
+                  cat /proc/sys/net/ipv4/ip_unprivileged_port_start";
     let mut cfg = container_config("envs", &["sh", "-c", script]);
     cfg.working_dir = "/tmp".into();
     cfg.envs = vec![pb::KeyValue {
@@ -250,7 +257,8 @@ pub async fn env_user_workdir_mounts_and_pod_files(mut t: Target) {
             "ro",
             "envs-host",
             "nameserver 10.96.0.10",
-            "1"
+            "1",
+            "80"
         ]
         .iter()
         .map(|s| s.to_string())
