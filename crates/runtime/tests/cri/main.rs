@@ -4,6 +4,7 @@
 //! (`scripts/deps.sh --test`). A test containerd cannot pass is skipped for containerd only,
 //! with the reason printed.
 
+mod agent_kill;
 mod containers;
 mod harness;
 mod images;
