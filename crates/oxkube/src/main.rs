@@ -1,5 +1,5 @@
 //! The oxkube binary: `server` (API server on the embedded store, scheduler and controller
-//! manager), `kubeconfig`.
+//! manager), `kubeconfig`, `images import`, and the internal per-container `shim`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -25,6 +25,30 @@ enum Command {
     Kubeconfig {
         #[arg(long, default_value = "/var/lib/oxkube")]
         data_dir: PathBuf,
+    },
+    /// Manage the node's container images.
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
+    /// Internal: the per-container shim the runtime starts (single-threaded).
+    #[command(hide = true)]
+    Shim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Import OCI image archives, OCI layout directories or docker-save tarballs (also while the
+    /// agent runs).
+    Import {
+        /// The node's data directory.
+        #[arg(long, default_value = "/var/lib/oxkube")]
+        data_dir: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -214,6 +238,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // the shim must stay single-threaded: it runs before anything else starts
+    let command = match cli.command {
+        Command::Shim { args } => std::process::exit(runtime::container::shim::main(&args)),
+        other => other,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("OXKUBE_LOG").unwrap_or_else(|_| "info".into()),
@@ -221,8 +251,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
-    match cli.command {
+    match command {
         Command::Server(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(server(args))
@@ -234,5 +263,12 @@ fn main() -> anyhow::Result<()> {
             print!("{text}");
             Ok(())
         }
+        Command::Images { command: ImagesCommand::Import { data_dir, files } } => {
+            for img in runtime::images::import(&data_dir, &files).context("import images")? {
+                println!("imported {} {}", img.id, img.repo_tags.join(","));
+            }
+            Ok(())
+        }
+        Command::Shim { args } => std::process::exit(runtime::container::shim::main(&args)),
     }
 }

@@ -1,0 +1,5 @@
+//! Containers: OCI spec building, the per-container shim and the container manager.
+pub mod manager;
+pub mod shim;
+pub mod spec;
+pub mod stats;

@@ -1,0 +1,669 @@
+//! The per-container shim: a small single-threaded process (our own binary re-executed as
+//! `oxkube shim ...`) that creates the container with youki's libcontainer, is the parent of its
+//! init process, copies its stdout/stderr into the CRI log file, takes commands (start, kill,
+//! reopen-log, delete) on a unix socket, reaps the init process and records its exit status. It
+//! runs in its own session, so it outlives agent restarts.
+//!
+//! Files: the control socket `--ctl` (commands, one line in, one JSON line out), and in the
+//! container dir `exit.json` (written once the container exited), `shim.log` (the shim's errors).
+//! Handshake: the shim prints one JSON line on stdout, `{"pid":N}` or `{"error":"..."}`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+/// Exit status recorded by the shim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    pub exit_code: i32,
+    /// Unix nanoseconds.
+    pub finished_at: i64,
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// The kernel's OOM killer killed a process of the container.
+    #[serde(default)]
+    pub oom_killed: bool,
+}
+
+/// OOM kills recorded by the container's memory cgroup (v1 `memory.oom_control`, v2
+/// `memory.events`), read before the cgroup is deleted.
+fn oom_kills(bundle: &Path) -> u64 {
+    let cgroups_path = std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["linux"]["cgroupsPath"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let rel = cgroups_path.trim_start_matches('/');
+    let candidates = [
+        Path::new("/sys/fs/cgroup/memory")
+            .join(rel)
+            .join("memory.oom_control"),
+        Path::new("/sys/fs/cgroup/unified")
+            .join(rel)
+            .join("memory.events"),
+        Path::new("/sys/fs/cgroup").join(rel).join("memory.events"),
+    ];
+    for file in candidates {
+        if let Ok(s) = std::fs::read_to_string(&file) {
+            if let Some(n) = super::stats::stat_value(&s, "oom_kill") {
+                return n;
+            }
+        }
+    }
+    0
+}
+
+/// Shim command line:
+/// `shim --id ID --bundle DIR --state-root DIR --dir DIR --ctl SOCKET [--log FILE]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShimArgs {
+    /// The libcontainer container ID.
+    pub id: String,
+    pub bundle: PathBuf,
+    pub state_root: PathBuf,
+    pub dir: PathBuf,
+    /// Control socket (kept short: unix socket paths are limited to 108 bytes).
+    pub ctl: PathBuf,
+    /// Datagram socket of the runtime, told the libcontainer ID when the container exited.
+    pub events: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+}
+
+impl ShimArgs {
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = vec![
+            "--id".into(),
+            self.id.clone(),
+            "--bundle".into(),
+            self.bundle.display().to_string(),
+            "--state-root".into(),
+            self.state_root.display().to_string(),
+            "--dir".into(),
+            self.dir.display().to_string(),
+            "--ctl".into(),
+            self.ctl.display().to_string(),
+        ];
+        if let Some(l) = &self.log {
+            v.push("--log".into());
+            v.push(l.display().to_string());
+        }
+        if let Some(e) = &self.events {
+            v.push("--events".into());
+            v.push(e.display().to_string());
+        }
+        v
+    }
+
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut it = args.iter();
+        let (mut id, mut bundle, mut state_root, mut dir, mut ctl, mut log, mut events) =
+            (None, None, None, None, None, None, None);
+        while let Some(a) = it.next() {
+            let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
+            match a.as_str() {
+                "shim" => {}
+                "--id" => id = Some(val()?),
+                "--bundle" => bundle = Some(PathBuf::from(val()?)),
+                "--state-root" => state_root = Some(PathBuf::from(val()?)),
+                "--dir" => dir = Some(PathBuf::from(val()?)),
+                "--ctl" => ctl = Some(PathBuf::from(val()?)),
+                "--log" => log = Some(PathBuf::from(val()?)),
+                "--events" => events = Some(PathBuf::from(val()?)),
+                other => return Err(format!("unknown shim argument {other:?}")),
+            }
+        }
+        Ok(ShimArgs {
+            id: id.ok_or("--id is required")?,
+            bundle: bundle.ok_or("--bundle is required")?,
+            state_root: state_root.ok_or("--state-root is required")?,
+            dir: dir.ok_or("--dir is required")?,
+            ctl: ctl.ok_or("--ctl is required")?,
+            log,
+            events,
+        })
+    }
+}
+
+/// Formats one CRI log record: `<RFC3339Nano> <stream> <F|P> <content>\n`.
+pub fn cri_log_line(
+    ts: chrono::DateTime<chrono::Utc>,
+    stream: &str,
+    full: bool,
+    content: &[u8],
+) -> Vec<u8> {
+    let mut out = format!(
+        "{} {stream} {} ",
+        ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        if full { "F" } else { "P" }
+    )
+    .into_bytes();
+    out.extend_from_slice(content);
+    out.push(b'\n');
+    out
+}
+
+/// Longest log line kept whole; longer lines are split into partial (`P`) records.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// Splits a stream into CRI log records.
+pub struct LineSplitter {
+    stream: &'static str,
+    buf: Vec<u8>,
+}
+
+impl LineSplitter {
+    pub fn new(stream: &'static str) -> Self {
+        LineSplitter {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Feeds bytes; returns complete records.
+    pub fn feed(&mut self, data: &[u8], now: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+        self.buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                out.extend(cri_log_line(
+                    now,
+                    self.stream,
+                    true,
+                    &line[..line.len() - 1],
+                ));
+            } else if self.buf.len() >= MAX_LINE {
+                let part: Vec<u8> = self.buf.drain(..MAX_LINE).collect();
+                out.extend(cri_log_line(now, self.stream, false, &part));
+            } else {
+                break;
+            }
+        }
+        out
+    }
+
+    /// At EOF a trailing unterminated line is written as a full record.
+    pub fn finish(&mut self, now: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+        if self.buf.is_empty() {
+            return vec![];
+        }
+        let rest = std::mem::take(&mut self.buf);
+        cri_log_line(now, self.stream, true, &rest)
+    }
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+fn open_log(path: &Option<PathBuf>) -> Option<File> {
+    let p = path.as_ref()?;
+    if let Some(d) = p.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    OpenOptions::new().create(true).append(true).open(p).ok()
+}
+
+fn write_json_atomic(path: &Path, v: &impl Serialize) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(v).expect("json"))?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Runs the shim (or, with `exec` first, the exec helper); returns the process exit code.
+pub fn main(argv: &[String]) -> i32 {
+    let argv: Vec<String> = match argv.first().map(String::as_str) {
+        Some("shim") => argv[1..].to_vec(),
+        _ => argv.to_vec(),
+    };
+    if argv.first().map(String::as_str) == Some("exec") {
+        return exec_main(&argv[1..]);
+    }
+    let args = match ShimArgs::parse(&argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("oxkube shim: {e}");
+            return 2;
+        }
+    };
+    let mut handshake = std::io::stdout();
+    match run(&args, &mut handshake) {
+        Ok(()) => 0,
+        Err(e) => {
+            // Before the handshake this reaches the agent; after it, the shim log.
+            let _ = writeln!(handshake, "{}", serde_json::json!({"error": e}));
+            let _ = handshake.flush();
+            let _ = writeln!(std::io::stderr(), "oxkube shim {}: {e}", args.id);
+            1
+        }
+    }
+}
+
+fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
+    // Become a subreaper so orphans of the container are ours to reap.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block()
+        .map_err(|e| format!("block SIGCHLD: {e}"))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("signalfd: {e}"))?;
+
+    let (out_r, out_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (err_r, err_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let devnull = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+    let ctl_path = args.ctl.clone();
+    let _ = std::fs::remove_file(&ctl_path);
+    let listener =
+        UnixListener::bind(&ctl_path).map_err(|e| format!("bind {}: {e}", ctl_path.display()))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+
+    let mut container = libcontainer::container::builder::ContainerBuilder::new(
+        args.id.clone(),
+        libcontainer::syscall::syscall::SyscallType::Linux,
+    )
+    .with_root_path(&args.state_root)
+    .map_err(|e| format!("state root: {e}"))?
+    .with_stdin(OwnedFd::from(devnull))
+    .with_stdout(out_w)
+    .with_stderr(err_w)
+    .validate_id()
+    .map_err(|e| format!("container id: {e}"))?
+    .as_init(&args.bundle)
+    .with_systemd(false)
+    .with_detach(true)
+    .build()
+    .map_err(|e| format!("create container: {e}"))?;
+    let init_pid = container.pid().ok_or("created container has no pid")?;
+
+    writeln!(
+        handshake,
+        "{}",
+        serde_json::json!({"pid": init_pid.as_raw()})
+    )
+    .map_err(|e| e.to_string())?;
+    handshake.flush().map_err(|e| e.to_string())?;
+    // The agent stops reading after the handshake; nothing else goes to this stdout.
+    let null = File::options()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| e.to_string())?;
+    nix::unistd::dup2(null.as_raw_fd(), 1).map_err(|e| e.to_string())?;
+
+    let mut log = open_log(&args.log);
+    let mut splitters = [LineSplitter::new("stdout"), LineSplitter::new("stderr")];
+    let mut pipes: [Option<File>; 2] = [Some(File::from(out_r)), Some(File::from(err_r))];
+    for p in pipes.iter().flatten() {
+        nix::fcntl::fcntl(
+            p.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let mut exit: Option<ExitRecord> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // Copy whatever the container wrote.
+        let mut fds: Vec<PollFd> = vec![
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+        ];
+        for p in pipes.iter().flatten() {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+        }
+        let timeout = if exit.is_some() {
+            PollTimeout::ZERO
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        drop(fds);
+        for (i, slot) in pipes.iter_mut().enumerate() {
+            let Some(p) = slot else { continue };
+            loop {
+                match p.read(&mut buf) {
+                    Ok(0) => {
+                        let rest = splitters[i].finish(chrono::Utc::now());
+                        if let Some(l) = log.as_mut() {
+                            let _ = l.write_all(&rest);
+                        }
+                        *slot = None;
+                        break;
+                    }
+                    Ok(n) => {
+                        let recs = splitters[i].feed(&buf[..n], chrono::Utc::now());
+                        if let Some(l) = log.as_mut() {
+                            let _ = l.write_all(&recs);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        *slot = None;
+                        break;
+                    }
+                }
+            }
+        }
+        // Reap children; the init process's status is the container's.
+        while let Ok(Some(_)) = sigfd.read_signal() {}
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == init_pid => {
+                    exit = Some(ExitRecord {
+                        exit_code: code,
+                        finished_at: now_ns(),
+                        signal: None,
+                        oom_killed: false,
+                    });
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init_pid => {
+                    exit = Some(ExitRecord {
+                        exit_code: 128 + sig as i32,
+                        finished_at: now_ns(),
+                        signal: Some(sig as i32),
+                        oom_killed: false,
+                    });
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        if let Some(rec) = exit.as_mut() {
+            // Pipes drained (or still held by an escaped process): finish up.
+            if pipes.iter().all(Option::is_none) || timeout == PollTimeout::ZERO {
+                if let Some(l) = log.as_mut() {
+                    for s in splitters.iter_mut() {
+                        let _ = l.write_all(&s.finish(chrono::Utc::now()));
+                    }
+                }
+                rec.oom_killed = oom_kills(&args.bundle) > 0;
+                if let Err(e) = container.delete(true) {
+                    eprintln!("oxkube shim {}: delete: {e}", args.id);
+                }
+                write_json_atomic(&args.dir.join("exit.json"), rec)
+                    .map_err(|e| format!("write exit status: {e}"))?;
+                if let Some(ev) = &args.events {
+                    // best effort: a runtime that is down learns of the exit when it restarts
+                    if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
+                        let _ = sock.send_to(args.id.as_bytes(), ev);
+                    }
+                }
+                let _ = std::fs::remove_file(&ctl_path);
+                return Ok(());
+            }
+            continue;
+        }
+        // Commands.
+        loop {
+            match listener.accept() {
+                Ok((conn, _)) => {
+                    if handle(conn, &mut container, &mut log, args)? {
+                        // deleted before it ever ran
+                        let _ = std::fs::remove_file(&ctl_path);
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(format!("accept: {e}")),
+            }
+        }
+    }
+}
+
+/// Exec helper command line:
+/// `exec --id ID --state-root DIR --error-file FILE [--timeout SECS] -- CMD...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecArgs {
+    pub id: String,
+    pub state_root: PathBuf,
+    pub error_file: PathBuf,
+    pub timeout_secs: u64,
+    pub cmd: Vec<String>,
+}
+
+impl ExecArgs {
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = vec![
+            "exec".into(),
+            "--id".into(),
+            self.id.clone(),
+            "--state-root".into(),
+            self.state_root.display().to_string(),
+            "--error-file".into(),
+            self.error_file.display().to_string(),
+            "--timeout".into(),
+            self.timeout_secs.to_string(),
+            "--".into(),
+        ];
+        v.extend(self.cmd.iter().cloned());
+        v
+    }
+
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut it = args.iter();
+        let (mut id, mut state_root, mut error_file, mut timeout_secs) = (None, None, None, 0u64);
+        let mut cmd = Vec::new();
+        while let Some(a) = it.next() {
+            let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
+            match a.as_str() {
+                "--id" => id = Some(val()?),
+                "--state-root" => state_root = Some(PathBuf::from(val()?)),
+                "--error-file" => error_file = Some(PathBuf::from(val()?)),
+                "--timeout" => timeout_secs = val()?.parse().map_err(|_| "bad --timeout")?,
+                "--" => {
+                    cmd = it.by_ref().cloned().collect();
+                }
+                other => return Err(format!("unknown exec argument {other:?}")),
+            }
+        }
+        if cmd.is_empty() {
+            return Err("no command to exec".into());
+        }
+        Ok(ExecArgs {
+            id: id.ok_or("--id is required")?,
+            state_root: state_root.ok_or("--state-root is required")?,
+            error_file: error_file.ok_or("--error-file is required")?,
+            timeout_secs,
+            cmd,
+        })
+    }
+}
+
+/// Runs a command in a running container with its stdout/stderr on ours; exits with its status.
+/// Failures to run it (and timeouts) are written to the error file, so they are not confused
+/// with the command's own output.
+pub fn exec_main(argv: &[String]) -> i32 {
+    let args = match ExecArgs::parse(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("oxkube exec: {e}");
+            return 2;
+        }
+    };
+    let fail = |msg: String| {
+        let _ = std::fs::write(&args.error_file, msg);
+        255
+    };
+    let dup = |fd: i32| -> Result<OwnedFd, String> {
+        let d = nix::unistd::dup(fd).map_err(|e| format!("dup: {e}"))?;
+        // SAFETY: `d` is a fresh descriptor we own.
+        Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(d) })
+    };
+    let (out, err) = match (dup(1), dup(2)) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    let devnull = match File::open("/dev/null") {
+        Ok(f) => f,
+        Err(e) => return fail(format!("open /dev/null: {e}")),
+    };
+    let built = libcontainer::container::builder::ContainerBuilder::new(
+        args.id.clone(),
+        libcontainer::syscall::syscall::SyscallType::Linux,
+    )
+    .with_root_path(&args.state_root)
+    .map(|b| {
+        b.with_stdin(OwnedFd::from(devnull))
+            .with_stdout(out)
+            .with_stderr(err)
+            .as_tenant()
+            .with_container_args(args.cmd.clone())
+            .with_detach(true)
+            .build()
+    });
+    let pid = match built {
+        Ok(Ok(pid)) => pid,
+        Ok(Err(e)) | Err(e) => return fail(format!("exec in container: {e}")),
+    };
+    let deadline = (args.timeout_secs > 0)
+        .then(|| std::time::Instant::now() + std::time::Duration::from_secs(args.timeout_secs));
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return fail(format!("wait for exec process: {e}")),
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return fail(format!("command timed out after {}s", args.timeout_secs));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Handles one command; returns true when the shim should exit (container deleted).
+fn handle(
+    conn: UnixStream,
+    container: &mut libcontainer::container::Container,
+    log: &mut Option<File>,
+    args: &ShimArgs,
+) -> Result<bool, String> {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut line = String::new();
+    let mut reader = BufReader::new(&conn);
+    if reader.read_line(&mut line).is_err() {
+        return Ok(false);
+    }
+    let mut parts = line.split_whitespace();
+    let cmd = parts.next().unwrap_or("");
+    let mut exit_after = false;
+    let reply = match cmd {
+        "start" => match container.start() {
+            Ok(()) => serde_json::json!({"ok": true, "started_at": now_ns()}),
+            Err(e) => serde_json::json!({"error": format!("start container: {e}")}),
+        },
+        "kill" => {
+            let sig = parts
+                .next()
+                .and_then(|s| s.parse::<i32>().ok())
+                .unwrap_or(15);
+            match libcontainer::signal::Signal::try_from(sig) {
+                Ok(s) => match container.kill(s, true) {
+                    Ok(()) => serde_json::json!({"ok": true}),
+                    Err(e) => serde_json::json!({"error": format!("kill container: {e}")}),
+                },
+                Err(e) => serde_json::json!({"error": format!("bad signal {sig}: {e}")}),
+            }
+        }
+        "reopen" => {
+            *log = open_log(&args.log);
+            serde_json::json!({"ok": log.is_some() || args.log.is_none()})
+        }
+        "delete" => match container.delete(true) {
+            Ok(()) => {
+                exit_after = true;
+                serde_json::json!({"ok": true})
+            }
+            Err(e) => serde_json::json!({"error": format!("delete container: {e}")}),
+        },
+        other => serde_json::json!({"error": format!("unknown command {other:?}")}),
+    };
+    let mut w = &conn;
+    let _ = writeln!(w, "{reply}");
+    Ok(exit_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn args_round_trip() {
+        let a = ShimArgs {
+            id: "abc".into(),
+            bundle: "/b".into(),
+            state_root: "/s".into(),
+            dir: "/d".into(),
+            ctl: "/c.sock".into(),
+            log: Some("/l/0.log".into()),
+            events: Some("/e.sock".into()),
+        };
+        let mut argv = vec!["shim".to_string()];
+        argv.extend(a.to_args());
+        assert_eq!(ShimArgs::parse(&argv), Ok(a));
+        assert!(ShimArgs::parse(&["--id".into()]).is_err());
+        assert!(ShimArgs::parse(&["--bogus".into(), "x".into()]).is_err());
+    }
+
+    #[test]
+    fn exec_args_round_trip() {
+        let a = ExecArgs {
+            id: "abc".into(),
+            state_root: "/s".into(),
+            error_file: "/e".into(),
+            timeout_secs: 3,
+            cmd: vec!["sh".into(), "-c".into(), "echo --id".into()],
+        };
+        let argv = a.to_args();
+        assert_eq!(argv[0], "exec");
+        assert_eq!(ExecArgs::parse(&argv[1..]), Ok(a));
+        assert!(ExecArgs::parse(&["--id".into(), "x".into()]).is_err());
+    }
+
+    #[test]
+    fn cri_log_records() {
+        let ts = chrono::Utc
+            .timestamp_opt(1_700_000_000, 123_456_789)
+            .unwrap();
+        let mut s = LineSplitter::new("stdout");
+        let out = s.feed(b"hello\nwor", ts);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2023-11-14T22:13:20.123456789Z stdout F hello\n"
+        );
+        let out = s.feed(b"ld\n", ts);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2023-11-14T22:13:20.123456789Z stdout F world\n"
+        );
+        let mut e = LineSplitter::new("stderr");
+        let long = vec![b'x'; MAX_LINE + 3];
+        let out = String::from_utf8(e.feed(&long, ts)).unwrap();
+        assert_eq!(out.lines().count(), 1);
+        assert!(out.starts_with("2023-11-14T22:13:20.123456789Z stderr P xxx"));
+        let rest = String::from_utf8(e.finish(ts)).unwrap();
+        assert_eq!(rest, "2023-11-14T22:13:20.123456789Z stderr F xxx\n");
+        assert!(e.finish(ts).is_empty());
+    }
+}
