@@ -492,6 +492,7 @@ pub async fn bench_pod_start(mut t: Target) {
     let (warm, _) = pod(&mut t, "benchwarm").await;
     remove_pod(&mut t, &warm.id).await;
     let mut times = Vec::new();
+    let mut parts = Vec::new();
     let mut pods = Vec::new();
     let mut ids = Vec::new();
     for i in 0..n {
@@ -509,11 +510,14 @@ pub async fn bench_pod_start(mut t: Target) {
             .into_inner()
             .pod_sandbox_id;
         let p = Pod { id, config };
+        let t_sandbox = begin.elapsed();
         let cid = create(&mut t, &p, container_config("main", &["sleep", "1000"]))
             .await
             .unwrap();
+        let t_create = begin.elapsed();
         start(&mut t, &cid).await.unwrap();
         times.push(begin.elapsed());
+        parts.push((t_sandbox, t_create - t_sandbox, begin.elapsed() - t_create));
         pods.push(p);
         ids.push(cid);
     }
@@ -543,6 +547,17 @@ pub async fn bench_pod_start(mut t: Target) {
     }
     times.sort();
     pss_kib.sort();
+    let med = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    eprintln!(
+        "BENCH {:?}: medians: RunPodSandbox {:?}, CreateContainer {:?}, StartContainer {:?}",
+        t.kind,
+        med(parts.iter().map(|p| p.0).collect()),
+        med(parts.iter().map(|p| p.1).collect()),
+        med(parts.iter().map(|p| p.2).collect()),
+    );
     eprintln!(
         "BENCH {:?}: pod+container start over {n}: p50 {:?} p90 {:?} max {:?}; shim PSS median {} KiB over {} shims",
         t.kind,
