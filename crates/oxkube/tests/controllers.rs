@@ -1,0 +1,310 @@
+//! End-to-end tests of the controller manager: `controllers::run` in-process against a real
+//! `oxkube server`, driven with the real kubectl. With no scheduler or kubelet yet, a small
+//! stand-in plays their part through the API: it binds new pods to a node, marks them Running
+//! and Ready through pods/status, and finishes graceful deletions.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Config};
+use serde_json::{json, Value};
+
+struct Env {
+    c: Cluster,
+    _rt: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+async fn client(c: &Cluster) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
+    let cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    Client::try_from(cfg).unwrap()
+}
+
+/// Bind unscheduled pods, make them Running+Ready, and finish graceful deletions.
+async fn fake_kubelet(client: Client) {
+    let pods: Api<Pod> = Api::all(client.clone());
+    loop {
+        if let Ok(list) = pods.list(&ListParams::default()).await {
+            for p in list {
+                let ns = p.metadata.namespace.clone().unwrap_or_default();
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+                if p.metadata.deletion_timestamp.is_some() {
+                    let _ = api.delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await;
+                    continue;
+                }
+                let bound = p.spec.as_ref().and_then(|s| s.node_name.clone()).is_some_and(|n| !n.is_empty());
+                if !bound {
+                    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                        "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}});
+                    let _ = api
+                        .create_subresource::<Value, Value>("binding", &name, &PostParams::default(), &binding)
+                        .await;
+                }
+                let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                if !running {
+                    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+                    let st = json!({"status": {"phase": "Running", "conditions": [
+                        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                        {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                        {"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
+                    let _ = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&st)).await;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn start() -> Env {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = Cluster::start();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let cl = rt.block_on(client(&c));
+    let cfg = controllers::Config { identity: "test-manager".into(), ..Default::default() };
+    rt.spawn(async move {
+        let shutdown = async move {
+            let _ = rx.await;
+        };
+        tokio::select! {
+            r = controllers::run(cl.clone(), cfg, shutdown) => r.unwrap(),
+            _ = fake_kubelet(cl) => {}
+        }
+    });
+    Env { c, _rt: rt, stop: Some(tx) }
+}
+
+#[track_caller]
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn json_of(c: &Cluster, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    serde_json::from_str(&c.kubectl(&a)).unwrap()
+}
+
+fn items(c: &Cluster, args: &[&str]) -> Vec<Value> {
+    json_of(c, args)["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn active_pods(c: &Cluster, ns: &str, selector: &str) -> Vec<Value> {
+    items(c, &["get", "pods", "-n", ns, "-l", selector])
+        .into_iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .collect()
+}
+
+fn images(pods: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> =
+        pods.iter().map(|p| p["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_string()).collect();
+    v.sort();
+    v
+}
+
+const DEPLOY: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: c
+        image: nginx:1
+"#;
+
+#[test]
+fn deployment_rollout_history_undo_pause() {
+    let env = start();
+    let c = &env.c;
+    c.kubectl_stdin(&["apply", "-f", "-"], DEPLOY);
+    let out = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let pods = active_pods(c, "default", "app=web");
+    assert_eq!(pods.len(), 3);
+    let rss = items(c, &["get", "rs", "-l", "app=web"]);
+    assert_eq!(rss.len(), 1);
+    let rs = &rss[0];
+    let hash = rs["metadata"]["labels"]["pod-template-hash"].as_str().unwrap().to_string();
+    assert_eq!(rs["metadata"]["name"], format!("web-{hash}"));
+    assert_eq!(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    assert_eq!(rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"], "3");
+    assert_eq!(rs["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"], "4");
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["kind"], "Deployment");
+    assert_eq!(rs["metadata"]["ownerReferences"][0]["controller"], true);
+    for p in &pods {
+        assert_eq!(p["metadata"]["labels"]["pod-template-hash"], hash.as_str());
+        assert_eq!(p["metadata"]["ownerReferences"][0]["name"], format!("web-{hash}"));
+        assert_eq!(p["metadata"]["ownerReferences"][0]["blockOwnerDeletion"], true);
+        assert!(p["metadata"]["name"].as_str().unwrap().starts_with(&format!("web-{hash}-")));
+    }
+    let d = json_of(c, &["get", "deployment", "web"]);
+    assert_eq!(d["status"]["replicas"], 3);
+    assert_eq!(d["status"]["updatedReplicas"], 3);
+    assert_eq!(d["status"]["readyReplicas"], 3);
+    assert_eq!(d["status"]["availableReplicas"], 3);
+    assert_eq!(d["status"]["observedGeneration"], d["metadata"]["generation"]);
+    let conds = d["status"]["conditions"].as_array().unwrap();
+    let reason = |t: &str| conds.iter().find(|x| x["type"] == t).map(|x| x["reason"].as_str().unwrap().to_string());
+    assert_eq!(reason("Available").as_deref(), Some("MinimumReplicasAvailable"));
+    assert_eq!(reason("Progressing").as_deref(), Some("NewReplicaSetAvailable"));
+    let ev = c.kubectl(&["get", "events", "--field-selector", "reason=ScalingReplicaSet", "-o", "jsonpath={.items[*].message}"]);
+    assert!(ev.contains(&format!("Scaled up replica set web-{hash} to 3 from 0")), "{ev}");
+
+    // scale up and down
+    c.kubectl(&["scale", "deployment/web", "--replicas=5"]);
+    wait_for("5 pods", || active_pods(c, "default", "app=web").len() == 5);
+    c.kubectl(&["scale", "deployment/web", "--replicas=2"]);
+    wait_for("2 pods", || active_pods(c, "default", "app=web").len() == 2);
+
+    // a new image rolls out
+    c.kubectl(&["set", "image", "deployment/web", "c=nginx:2"]);
+    let out = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    wait_for("nginx:2 pods", || images(&active_pods(c, "default", "app=web")) == ["nginx:2", "nginx:2"]);
+    let hist = c.kubectl(&["rollout", "history", "deployment/web"]);
+    let revs: Vec<&str> = hist.lines().skip(2).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(revs, ["1", "2"], "{hist}");
+    let r1 = c.kubectl(&["rollout", "history", "deployment/web", "--revision=1"]);
+    assert!(r1.contains("nginx:1"), "{r1}");
+
+    // undo goes back to the previous template, reusing its ReplicaSet with a new revision
+    c.kubectl(&["rollout", "undo", "deployment/web"]);
+    let out = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    wait_for("nginx:1 pods", || images(&active_pods(c, "default", "app=web")) == ["nginx:1", "nginx:1"]);
+    let rs1 = json_of(c, &["get", "rs", &format!("web-{hash}")]);
+    assert_eq!(rs1["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3");
+    assert_eq!(rs1["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"], "1");
+    assert_eq!(items(c, &["get", "rs", "-l", "app=web"]).len(), 2, "the old ReplicaSet was reused");
+    let d = json_of(c, &["get", "deployment", "web"]);
+    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3");
+
+    c.kubectl(&["rollout", "undo", "deployment/web", "--to-revision=2"]);
+    let out = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    wait_for("nginx:2 pods again", || images(&active_pods(c, "default", "app=web")) == ["nginx:2", "nginx:2"]);
+
+    // paused: template changes do not roll out until resumed
+    c.kubectl(&["rollout", "pause", "deployment/web"]);
+    c.kubectl(&["set", "image", "deployment/web", "c=nginx:3"]);
+    wait_for("paused condition", || {
+        let d = json_of(c, &["get", "deployment", "web"]);
+        d["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|x| x["reason"] == "DeploymentPaused"))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(items(c, &["get", "rs", "-l", "app=web"]).len(), 2, "no new ReplicaSet while paused");
+    assert_eq!(images(&active_pods(c, "default", "app=web")), ["nginx:2", "nginx:2"]);
+    c.kubectl(&["rollout", "resume", "deployment/web"]);
+    let out = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    wait_for("nginx:3 pods", || images(&active_pods(c, "default", "app=web")) == ["nginx:3", "nginx:3"]);
+
+    // restart makes a new ReplicaSet too
+    c.kubectl(&["rollout", "restart", "deployment/web"]);
+    let out = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    assert_eq!(items(c, &["get", "rs", "-l", "app=web"]).len(), 4);
+}
+
+#[test]
+fn recreate_and_history_limit() {
+    let env = start();
+    let c = &env.c;
+    let y = DEPLOY.replace("spec:\n  replicas: 3", "spec:\n  replicas: 2\n  revisionHistoryLimit: 1\n  strategy: {type: Recreate}");
+    c.kubectl_stdin(&["apply", "-f", "-"], &y);
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    for img in ["nginx:2", "nginx:3"] {
+        c.kubectl(&["set", "image", "deployment/web", &format!("c={img}")]);
+        let out = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+        assert!(out.contains("successfully rolled out"), "{out}");
+        wait_for("new image", || images(&active_pods(c, "default", "app=web")) == [img, img]);
+    }
+    // one old ReplicaSet kept beside the current one
+    wait_for("history cleanup", || items(c, &["get", "rs", "-l", "app=web"]).len() == 2);
+}
+
+#[test]
+fn replicaset_replaces_pods_and_adopts() {
+    let env = start();
+    let c = &env.c;
+    // an orphan pod matching the selector is adopted and counts
+    c.kubectl(&["run", "orphan", "--image=busybox", "--labels=app=rs"]);
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: rs}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: rs}}
+  template:
+    metadata: {labels: {app: rs}}
+    spec: {containers: [{name: c, image: busybox}]}
+"#,
+    );
+    wait_for("3 ready replicas", || json_of(c, &["get", "rs", "rs"])["status"]["readyReplicas"] == 3);
+    let pods = active_pods(c, "default", "app=rs");
+    assert_eq!(pods.len(), 3);
+    let orphan = json_of(c, &["get", "pod", "orphan"]);
+    assert_eq!(orphan["metadata"]["ownerReferences"][0]["name"], "rs", "orphan adopted");
+    let rs = json_of(c, &["get", "rs", "rs"]);
+    assert_eq!(rs["status"]["replicas"], 3);
+    assert_eq!(rs["status"]["fullyLabeledReplicas"], 3);
+    assert_eq!(rs["status"]["availableReplicas"], 3);
+    assert_eq!(rs["status"]["observedGeneration"], rs["metadata"]["generation"]);
+
+    // a deleted pod is replaced
+    let victim = pods.iter().find(|p| p["metadata"]["name"] != "orphan").unwrap()["metadata"]["name"].as_str().unwrap().to_string();
+    c.kubectl(&["delete", "pod", &victim, "--wait=false"]);
+    wait_for("replacement", || {
+        let names: Vec<String> =
+            active_pods(c, "default", "app=rs").iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect();
+        names.len() == 3 && !names.contains(&victim)
+    });
+    // relabelled pods are released and replaced
+    c.kubectl(&["label", "pod", "orphan", "app=gone", "--overwrite"]);
+    wait_for("release", || json_of(c, &["get", "pod", "orphan"])["metadata"]["ownerReferences"].is_null());
+    wait_for("3 again", || active_pods(c, "default", "app=rs").len() == 3);
+    let ev = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=rs", "-o", "jsonpath={.items[*].reason}"]);
+    assert!(ev.contains("SuccessfulCreate"), "{ev}");
+    c.kubectl(&["scale", "rs", "rs", "--replicas=1"]);
+    wait_for("scale down", || active_pods(c, "default", "app=rs").len() == 1);
+    let ev = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=rs", "-o", "jsonpath={.items[*].reason}"]);
+    assert!(ev.contains("SuccessfulDelete"), "{ev}");
+    // the leader election Lease
+    let lease = json_of(c, &["get", "lease", "-n", "kube-system", "kube-controller-manager"]);
+    assert_eq!(lease["spec"]["holderIdentity"], "test-manager");
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], 15);
+    drop(env);
+}
