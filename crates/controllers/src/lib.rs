@@ -11,14 +11,14 @@ use kube::{Api, Client};
 pub mod deployment;
 pub mod events;
 pub mod expectations;
-//WIP pub mod gc;
+pub mod gc;
 pub mod informer;
 pub mod leader;
-//WIP pub mod namespace;
+pub mod namespace;
 pub mod podutil;
 pub mod queue;
 pub mod replicaset;
-//WIP pub mod serviceaccount;
+pub mod serviceaccount;
 
 /// Configuration of the controller manager.
 #[derive(Clone, Debug)]
@@ -97,8 +97,8 @@ pub async fn run_controllers(client: Client, config: Config) {
 
     let rsc = replicaset::ReplicaSetController::new(client.clone(), pods.clone(), rss.clone(), &config.identity);
     let dc = deployment::DeploymentController::new(client.clone(), pods.clone(), rss.clone(), deploys.clone(), &config.identity);
-//WIP     let nsc = namespace::NamespaceController::new(client.clone(), namespaces.clone());
-//WIP     let sac = serviceaccount::ServiceAccountController::new(client.clone(), namespaces.clone(), config.root_ca_pem.clone());
+    let nsc = namespace::NamespaceController::new(client.clone(), namespaces.clone());
+    let sac = serviceaccount::ServiceAccountController::new(client.clone(), namespaces.clone(), config.root_ca_pem.clone());
 
     for inf in [pods.clone()] {
         set.spawn(inf.run());
@@ -119,9 +119,9 @@ pub async fn run_controllers(client: Client, config: Config) {
     tracing::info!("controller informers synced; starting controllers");
     set.spawn(rsc.run(4));
     set.spawn(dc.run(4));
-//WIP     set.spawn(nsc.run(2));
-//WIP     set.spawn(sac.run());
-//WIP     set.spawn(gc::GarbageCollector::new(client.clone()).run());
+    set.spawn(nsc.run(2));
+    set.spawn(sac.run());
+    set.spawn(gc::GarbageCollector::new(client.clone()).run());
     while let Some(res) = set.join_next().await {
         if let Err(e) = res {
             if e.is_panic() {

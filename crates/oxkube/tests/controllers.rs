@@ -76,7 +76,11 @@ fn start() -> Env {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let cl = rt.block_on(client(&c));
-    let cfg = controllers::Config { identity: "test-manager".into(), ..Default::default() };
+    let cfg = controllers::Config {
+        identity: "test-manager".into(),
+        root_ca_pem: Some(std::fs::read_to_string(c.data_dir().join("tls/ca.crt")).unwrap()),
+        ..Default::default()
+    };
     rt.spawn(async move {
         let shutdown = async move {
             let _ = rx.await;
@@ -307,4 +311,81 @@ spec:
     assert_eq!(lease["spec"]["holderIdentity"], "test-manager");
     assert_eq!(lease["spec"]["leaseDurationSeconds"], 15);
     drop(env);
+}
+
+fn exists(c: &Cluster, args: &[&str]) -> bool {
+    let mut a = args.to_vec();
+    a.push("--ignore-not-found");
+    !c.kubectl(&a).trim().is_empty()
+}
+
+#[test]
+fn cascading_deletion_background_foreground_orphan() {
+    let env = start();
+    let c = &env.c;
+    let rs_count = |c: &Cluster| items(c, &["get", "rs", "-l", "app=web"]).len();
+    // background: the owner goes at once, the collector removes the dependents
+    c.kubectl_stdin(&["apply", "-f", "-"], DEPLOY);
+    wait_for("3 pods", || active_pods(c, "default", "app=web").len() == 3);
+    c.kubectl(&["delete", "deployment", "web", "--cascade=background"]);
+    wait_for("background collection", || rs_count(c) == 0 && items(c, &["get", "pods", "-l", "app=web"]).is_empty());
+
+    // foreground: dependents go first, the owner waits with its finalizer
+    c.kubectl_stdin(&["apply", "-f", "-"], DEPLOY);
+    wait_for("3 pods", || active_pods(c, "default", "app=web").len() == 3);
+    c.kubectl(&["delete", "deployment", "web", "--cascade=foreground", "--wait=false"]);
+    let d = json_of(c, &["get", "deployment", "web"]);
+    assert!(d["metadata"]["deletionTimestamp"].is_string());
+    assert!(d["metadata"]["finalizers"].as_array().unwrap().iter().any(|f| f == "foregroundDeletion"));
+    wait_for("foreground collection", || !exists(c, &["get", "deployment", "web"]));
+    assert_eq!(rs_count(c), 0, "dependents were deleted before the owner");
+    assert!(items(c, &["get", "pods", "-l", "app=web"]).is_empty());
+
+    // orphan: dependents stay, without the owner reference
+    c.kubectl_stdin(&["apply", "-f", "-"], DEPLOY);
+    wait_for("3 pods", || active_pods(c, "default", "app=web").len() == 3);
+    c.kubectl(&["delete", "deployment", "web", "--cascade=orphan"]);
+    wait_for("orphaned deployment gone", || !exists(c, &["get", "deployment", "web"]));
+    let rss = items(c, &["get", "rs", "-l", "app=web"]);
+    assert_eq!(rss.len(), 1);
+    assert!(rss[0]["metadata"]["ownerReferences"].is_null(), "{}", rss[0]["metadata"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(active_pods(c, "default", "app=web").len(), 3, "pods kept by the orphaned ReplicaSet");
+
+    // a dependent whose owner never existed (or is gone) is collected
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: dangling
+  ownerReferences:
+  - {apiVersion: v1, kind: ConfigMap, name: ghost, uid: 00000000-0000-0000-0000-000000000001}
+"#,
+    );
+    wait_for("dangling collected", || !exists(c, &["get", "configmap", "dangling"]));
+}
+
+#[test]
+fn namespace_deletion_empties_it() {
+    let env = start();
+    let c = &env.c;
+    c.kubectl(&["create", "namespace", "doomed"]);
+    wait_for("default service account", || exists(c, &["get", "serviceaccount", "default", "-n", "doomed"]));
+    wait_for("root CA configmap", || exists(c, &["get", "configmap", "kube-root-ca.crt", "-n", "doomed"]));
+    let cm = json_of(c, &["get", "configmap", "kube-root-ca.crt", "-n", "doomed"]);
+    assert!(cm["data"]["ca.crt"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
+    c.kubectl_stdin(&["apply", "-n", "doomed", "-f", "-"], DEPLOY);
+    c.kubectl(&["create", "configmap", "cfg", "-n", "doomed", "--from-literal=a=b"]);
+    c.kubectl(&["create", "secret", "generic", "sec", "-n", "doomed", "--from-literal=a=b"]);
+    wait_for("3 pods", || active_pods(c, "doomed", "app=web").len() == 3);
+    c.kubectl(&["delete", "namespace", "doomed", "--wait=false"]);
+    wait_for("namespace gone", || !exists(c, &["get", "namespace", "doomed"]));
+    // nothing of it is left behind (a namespace of the same name starts empty)
+    c.kubectl(&["create", "namespace", "doomed"]);
+    assert!(items(c, &["get", "pods", "-n", "doomed"]).is_empty());
+    assert!(items(c, &["get", "deployments", "-n", "doomed"]).is_empty());
+    assert!(!exists(c, &["get", "configmap", "cfg", "-n", "doomed"]));
+    assert!(!exists(c, &["get", "secret", "sec", "-n", "doomed"]));
 }
