@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, PostParams};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
 
 /// Records events for one controller (its name is the event source component).
 #[derive(Clone)]
@@ -31,20 +31,26 @@ impl Recorder {
     }
 
     fn record<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: &str, reason: &str, message: String) {
-        let ns = obj.namespace().unwrap_or_else(|| "default".into());
+        self.record_for(&K::api_version(&()), &K::kind(&()), obj.meta(), type_, reason, message)
+    }
+
+    /// Record an event for an object given its apiVersion, kind and metadata.
+    pub fn record_for(&self, api_version: &str, kind: &str, meta: &ObjectMeta, type_: &str, reason: &str, message: String) {
+        let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = meta.name.clone().unwrap_or_default();
         let now = Timestamp::now();
         let involved = ObjectReference {
-            api_version: Some(K::api_version(&()).into_owned()),
-            kind: Some(K::kind(&()).into_owned()),
-            name: Some(obj.name_any()),
-            namespace: obj.namespace(),
-            uid: obj.meta().uid.clone(),
-            resource_version: obj.meta().resource_version.clone(),
+            api_version: Some(api_version.to_string()),
+            kind: Some(kind.to_string()),
+            name: Some(name.clone()),
+            namespace: meta.namespace.clone(),
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
             field_path: None,
         };
         let ev = Event {
             metadata: ObjectMeta {
-                name: Some(format!("{}.{:x}", obj.name_any(), now.as_nanosecond() as u64)),
+                name: Some(format!("{}.{:x}", name, now.as_nanosecond() as u64)),
                 namespace: Some(ns.clone()),
                 ..Default::default()
             },

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController};
 use kube::{Api, Client};
 
 pub mod deployment;
@@ -95,7 +95,19 @@ pub async fn run_controllers(client: Client, config: Config) {
     let deploys = informer::Informer::new(Api::<Deployment>::all(client.clone()));
     let namespaces = informer::Informer::new(Api::<Namespace>::all(client.clone()));
 
-    let rsc = replicaset::ReplicaSetController::new(client.clone(), pods.clone(), rss.clone(), &config.identity);
+    let rcs = informer::Informer::new(Api::<ReplicationController>::all(client.clone()));
+    let rsc = replicaset::ReplicaSetController::new(
+        client.clone(),
+        pods.clone(),
+        replicaset::Source::ReplicaSets(rss.clone()),
+        &config.identity,
+    );
+    let rcc = replicaset::ReplicaSetController::new(
+        client.clone(),
+        pods.clone(),
+        replicaset::Source::ReplicationControllers(rcs.clone()),
+        &config.identity,
+    );
     let dc = deployment::DeploymentController::new(client.clone(), pods.clone(), rss.clone(), deploys.clone(), &config.identity);
     let nsc = namespace::NamespaceController::new(client.clone(), namespaces.clone());
     let sac = serviceaccount::ServiceAccountController::new(client.clone(), namespaces.clone(), config.root_ca_pem.clone());
@@ -106,18 +118,22 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(rss.clone().run());
     set.spawn(deploys.clone().run());
     set.spawn(namespaces.clone().run());
+    set.spawn(rcs.clone().run());
     let ready = {
-        let (p, r, d, n) = (pods.store.clone(), rss.store.clone(), deploys.store.clone(), namespaces.store.clone());
+        let (p, r, d, n, c) =
+            (pods.store.clone(), rss.store.clone(), deploys.store.clone(), namespaces.store.clone(), rcs.store.clone());
         async move {
             let _ = p.wait_until_ready().await;
             let _ = r.wait_until_ready().await;
             let _ = d.wait_until_ready().await;
             let _ = n.wait_until_ready().await;
+            let _ = c.wait_until_ready().await;
         }
     };
     ready.await;
     tracing::info!("controller informers synced; starting controllers");
     set.spawn(rsc.run(4));
+    set.spawn(rcc.run(2));
     set.spawn(dc.run(4));
     set.spawn(nsc.run(2));
     set.spawn(sac.run());

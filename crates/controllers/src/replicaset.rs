@@ -1,4 +1,5 @@
-//! The ReplicaSet controller (upstream's pkg/controller/replicaset): keeps `spec.replicas`
+//! The ReplicaSet and ReplicationController controller (upstream's pkg/controller/replicaset
+//! and replication, which shares its logic): keeps `spec.replicas`
 //! active pods per ReplicaSet, creating in slow-start batches and deleting the least valuable
 //! pods first, adopts and releases pods by selector, guards against stale caches with
 //! expectations and reports status.
@@ -7,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -23,10 +25,80 @@ use crate::queue::Queue;
 /// Most pods created or deleted in one sync (upstream's BurstReplicas).
 pub const BURST_REPLICAS: usize = 500;
 
+/// Where the controlled objects come from: ReplicaSets, or ReplicationControllers seen as
+/// ReplicaSets (same logic; map selector; `v1` owner references).
+#[derive(Clone)]
+pub enum Source {
+    ReplicaSets(Arc<Informer<ReplicaSet>>),
+    ReplicationControllers(Arc<Informer<ReplicationController>>),
+}
+
+/// A ReplicationController in ReplicaSet form.
+pub fn rc_as_rs(rc: &ReplicationController) -> ReplicaSet {
+    let spec = rc.spec.clone().unwrap_or_default();
+    let selector = spec
+        .selector
+        .clone()
+        .or_else(|| spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()));
+    ReplicaSet {
+        metadata: rc.metadata.clone(),
+        spec: Some(ReplicaSetSpec {
+            replicas: spec.replicas,
+            min_ready_seconds: spec.min_ready_seconds,
+            selector: LabelSelector { match_labels: selector, match_expressions: None },
+            template: spec.template,
+        }),
+        status: rc.status.as_ref().map(|st| ReplicaSetStatus {
+            replicas: st.replicas,
+            fully_labeled_replicas: st.fully_labeled_replicas,
+            ready_replicas: st.ready_replicas,
+            available_replicas: st.available_replicas,
+            observed_generation: st.observed_generation,
+            conditions: st.conditions.as_ref().map(|cs| {
+                cs.iter()
+                    .map(|c| ReplicaSetCondition {
+                        type_: c.type_.clone(),
+                        status: c.status.clone(),
+                        reason: c.reason.clone(),
+                        message: c.message.clone(),
+                        last_transition_time: c.last_transition_time.clone(),
+                    })
+                    .collect()
+            }),
+            terminating_replicas: None,
+        }),
+    }
+}
+
+impl Source {
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            Source::ReplicaSets(_) => ("apps/v1", "ReplicaSet"),
+            Source::ReplicationControllers(_) => ("v1", "ReplicationController"),
+        }
+    }
+
+    fn get(&self, ns: &str, name: &str) -> Option<Arc<ReplicaSet>> {
+        match self {
+            Source::ReplicaSets(i) => informer::get(&i.store, ns, name),
+            Source::ReplicationControllers(i) => informer::get(&i.store, ns, name).map(|rc| Arc::new(rc_as_rs(&rc))),
+        }
+    }
+
+    fn filter(&self, f: impl Fn(&ReplicaSet) -> bool) -> Vec<Arc<ReplicaSet>> {
+        match self {
+            Source::ReplicaSets(i) => i.store.state_filter(|rs| f(rs)),
+            Source::ReplicationControllers(i) => {
+                i.store.state().iter().map(|rc| Arc::new(rc_as_rs(rc))).filter(|rs| f(rs)).collect()
+            }
+        }
+    }
+}
+
 pub struct ReplicaSetController {
     client: Client,
     pods: Arc<Informer<Pod>>,
-    rss: Arc<Informer<ReplicaSet>>,
+    rss: Source,
     queue: Queue,
     expectations: Expectations,
     recorder: Recorder,
@@ -50,9 +122,13 @@ fn pod_key(p: &Pod) -> String {
 }
 
 impl ReplicaSetController {
-    pub fn new(client: Client, pods: Arc<Informer<Pod>>, rss: Arc<Informer<ReplicaSet>>, identity: &str) -> Arc<Self> {
+    pub fn new(client: Client, pods: Arc<Informer<Pod>>, rss: Source, identity: &str) -> Arc<Self> {
+        let component = match rss {
+            Source::ReplicaSets(_) => "replicaset-controller",
+            Source::ReplicationControllers(_) => "replication-controller",
+        };
         let c = Arc::new(ReplicaSetController {
-            recorder: Recorder::new(client.clone(), "replicaset-controller", identity),
+            recorder: Recorder::new(client.clone(), component, identity),
             client,
             pods,
             rss,
@@ -61,15 +137,24 @@ impl ReplicaSetController {
         });
         let q = c.queue.clone();
         let weak = Arc::downgrade(&c);
-        c.rss.on_change(move |ch| match ch {
-            Change::Added(rs) | Change::Updated { new: rs, .. } => q.add(key_of(rs)),
-            Change::Deleted(rs) => {
+        let on_set = move |key: String, deleted: bool| {
+            if deleted {
                 if let Some(c) = weak.upgrade() {
-                    c.expectations.forget(&key_of(rs));
+                    c.expectations.forget(&key);
                 }
-                q.add(key_of(rs))
             }
-        });
+            q.add(key)
+        };
+        match &c.rss {
+            Source::ReplicaSets(i) => i.on_change(move |ch| match ch {
+                Change::Added(o) | Change::Updated { new: o, .. } => on_set(key_of(o), false),
+                Change::Deleted(o) => on_set(key_of(o), true),
+            }),
+            Source::ReplicationControllers(i) => i.on_change(move |ch| match ch {
+                Change::Added(o) | Change::Updated { new: o, .. } => on_set(key_of(o), false),
+                Change::Deleted(o) => on_set(key_of(o), true),
+            }),
+        }
         let weak = Arc::downgrade(&c);
         c.pods.on_change(move |ch| {
             if let Some(c) = weak.upgrade() {
@@ -82,16 +167,16 @@ impl ReplicaSetController {
     /// The ReplicaSet controlling `pod` (by controller ref), if it is in the cache.
     fn owner_of(&self, pod: &Pod) -> Option<Arc<ReplicaSet>> {
         let r = podutil::controller_ref(&pod.metadata)?;
-        if r.kind != "ReplicaSet" {
+        if r.kind != self.rss.kind().1 {
             return None;
         }
-        let rs = informer::get(&self.rss.store, pod.metadata.namespace.as_deref().unwrap_or(""), &r.name)?;
+        let rs = self.rss.get(pod.metadata.namespace.as_deref().unwrap_or(""), &r.name)?;
         (rs.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(rs)
     }
 
     fn matching_sets(&self, pod: &Pod) -> Vec<Arc<ReplicaSet>> {
         let ns = pod.metadata.namespace.clone();
-        self.rss.store.state_filter(|rs| {
+        self.rss.filter(|rs| {
             rs.metadata.namespace == ns
                 && podutil::selector_matches(rs.spec.as_ref().map(|s| &s.selector), pod.metadata.labels.as_ref())
         })
@@ -152,6 +237,11 @@ impl ReplicaSetController {
         }
     }
 
+    fn event(&self, rs: &ReplicaSet, type_: &str, reason: &str, message: String) {
+        let (api_version, kind) = self.rss.kind();
+        self.recorder.record_for(api_version, kind, &rs.metadata, type_, reason, message);
+    }
+
     /// Run the workers until dropped.
     pub async fn run(self: Arc<Self>, workers: usize) {
         // periodic resync, as the informer resync of upstream
@@ -160,7 +250,7 @@ impl ReplicaSetController {
         let resync = async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(30)).await;
-                for rs in me.rss.store.state() {
+                for rs in me.rss.filter(|_| true) {
                     q.add(key_of(&*rs));
                 }
             }
@@ -175,7 +265,7 @@ impl ReplicaSetController {
 
     async fn sync(&self, key: &str) -> anyhow::Result<()> {
         let (ns, name) = informer::split_key(key);
-        let Some(rs) = informer::get(&self.rss.store, ns, name) else {
+        let Some(rs) = self.rss.get(ns, name) else {
             self.expectations.forget(key);
             return Ok(());
         };
@@ -224,7 +314,7 @@ impl ReplicaSetController {
                 Some(_) => {}
                 None => {
                     if matches && rs.metadata.deletion_timestamp.is_none() {
-                        let r = podutil::new_controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
+                        let r = podutil::new_controller_ref(self.rss.kind().0, self.rss.kind().1, &rs.metadata);
                         match adopt(&api, p, &r).await {
                             Ok(()) => out.push(p),
                             Err(e) => tracing::debug!(error = %e, pod = %p.name_any(), "adoption failed"),
@@ -253,7 +343,7 @@ impl ReplicaSetController {
                     labels: tmeta.labels,
                     annotations: tmeta.annotations,
                     finalizers: tmeta.finalizers,
-                    owner_references: Some(vec![podutil::new_controller_ref("apps/v1", "ReplicaSet", &rs.metadata)]),
+                    owner_references: Some(vec![podutil::new_controller_ref(self.rss.kind().0, self.rss.kind().1, &rs.metadata)]),
                     ..Default::default()
                 },
                 spec: template.spec,
@@ -268,10 +358,10 @@ impl ReplicaSetController {
                     match r {
                         Ok(p) => {
                             created += 1;
-                            self.recorder.normal(rs, "SuccessfulCreate", format!("Created pod: {}", p.name_any()));
+                            self.event(rs, "Normal", "SuccessfulCreate", format!("Created pod: {}", p.name_any()));
                         }
                         Err(e) => {
-                            self.recorder.warning(rs, "FailedCreate", format!("Error creating: {e}"));
+                            self.event(rs, "Warning", "FailedCreate", format!("Error creating: {e}"));
                             first_err.get_or_insert(e);
                         }
                     }
@@ -300,11 +390,11 @@ impl ReplicaSetController {
             let mut first_err = None;
             for (p, r) in results {
                 match r {
-                    Ok(_) => self.recorder.normal(rs, "SuccessfulDelete", format!("Deleted pod: {}", p.name_any())),
+                    Ok(_) => self.event(rs, "Normal", "SuccessfulDelete", format!("Deleted pod: {}", p.name_any())),
                     Err(kube::Error::Api(s)) if s.code == 404 => self.expectations.deletion_observed(key, &pod_key(p)),
                     Err(e) => {
                         self.expectations.deletion_observed(key, &pod_key(p));
-                        self.recorder.warning(rs, "FailedDelete", format!("Error deleting: {e}"));
+                        self.event(rs, "Warning", "FailedDelete", format!("Error deleting: {e}"));
                         first_err.get_or_insert(e);
                     }
                 }
@@ -328,8 +418,7 @@ impl ReplicaSetController {
         };
         let siblings: Vec<String> = self
             .rss
-            .store
-            .state_filter(|o| {
+            .filter(|o| {
                 o.metadata.namespace == rs.metadata.namespace
                     && podutil::controller_ref(&o.metadata).map(|r| &r.uid) == Some(&owner.uid)
             })
@@ -382,7 +471,7 @@ impl ReplicaSetController {
         if unchanged {
             return Ok(());
         }
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), rs.metadata.namespace.as_deref().unwrap_or("default"));
+        let ns = rs.metadata.namespace.as_deref().unwrap_or("default");
         let patch = json!({"status": {
             "replicas": replicas,
             "fullyLabeledReplicas": fully,
@@ -391,7 +480,17 @@ impl ReplicaSetController {
             "observedGeneration": gen,
             "conditions": if conditions.is_empty() { serde_json::Value::Null } else { serde_json::to_value(&conditions)? },
         }});
-        match api.patch_status(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        let res = match self.rss {
+            Source::ReplicaSets(_) => Api::<ReplicaSet>::namespaced(self.client.clone(), ns)
+                .patch_status(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ()),
+            Source::ReplicationControllers(_) => Api::<ReplicationController>::namespaced(self.client.clone(), ns)
+                .patch_status(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ()),
+        };
+        match res {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),

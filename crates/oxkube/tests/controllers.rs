@@ -55,7 +55,9 @@ async fn fake_kubelet(client: Client) {
                         .await;
                 }
                 let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-                if !running {
+                // images named "*unready*" never start
+                let unready = p.spec.as_ref().is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref().unwrap_or("").contains("unready")));
+                if !running && !unready {
                     let now = k8s_openapi::jiff::Timestamp::now().to_string();
                     let st = json!({"status": {"phase": "Running", "conditions": [
                         {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
@@ -74,10 +76,16 @@ fn start() -> Env {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let c = Cluster::start();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let stop = Some(spawn_manager(&c, &rt, "test-manager", true));
+    Env { c, _rt: rt, stop }
+}
+
+/// Run a controller manager (and optionally the kubelet stand-in) until the sender is used or dropped.
+fn spawn_manager(c: &Cluster, rt: &tokio::runtime::Runtime, identity: &str, kubelet: bool) -> tokio::sync::oneshot::Sender<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let cl = rt.block_on(client(&c));
+    let cl = rt.block_on(client(c));
     let cfg = controllers::Config {
-        identity: "test-manager".into(),
+        identity: identity.into(),
         root_ca_pem: Some(std::fs::read_to_string(c.data_dir().join("tls/ca.crt")).unwrap()),
         ..Default::default()
     };
@@ -85,12 +93,20 @@ fn start() -> Env {
         let shutdown = async move {
             let _ = rx.await;
         };
+        let kl = cl.clone();
+        let kubelet = async move {
+            if kubelet {
+                fake_kubelet(kl).await
+            } else {
+                std::future::pending::<()>().await
+            }
+        };
         tokio::select! {
-            r = controllers::run(cl.clone(), cfg, shutdown) => r.unwrap(),
-            _ = fake_kubelet(cl) => {}
+            r = controllers::run(cl, cfg, shutdown) => r.unwrap(),
+            _ = kubelet => {}
         }
     });
-    Env { c, _rt: rt, stop: Some(tx) }
+    tx
 }
 
 #[track_caller]
@@ -388,4 +404,90 @@ fn namespace_deletion_empties_it() {
     assert!(items(c, &["get", "deployments", "-n", "doomed"]).is_empty());
     assert!(!exists(c, &["get", "configmap", "cfg", "-n", "doomed"]));
     assert!(!exists(c, &["get", "secret", "sec", "-n", "doomed"]));
+}
+
+#[test]
+fn progress_deadline_and_min_ready_seconds() {
+    let env = start();
+    let c = &env.c;
+    let y = DEPLOY.replace("spec:\n  replicas: 3", "spec:\n  replicas: 2\n  minReadySeconds: 1\n  progressDeadlineSeconds: 2");
+    c.kubectl_stdin(&["apply", "-f", "-"], &y);
+    let out = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let d = json_of(c, &["get", "deployment", "web"]);
+    assert_eq!(d["status"]["availableReplicas"], 2, "available once ready for minReadySeconds");
+    // a rollout whose pods never become ready exceeds its deadline
+    c.kubectl(&["set", "image", "deployment/web", "c=unready:1"]);
+    let err = c.kubectl_err(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(err.contains("exceeded its progress deadline"), "{err}");
+    let d = json_of(c, &["get", "deployment", "web"]);
+    let conds = d["status"]["conditions"].as_array().unwrap();
+    let p = conds.iter().find(|x| x["type"] == "Progressing").unwrap();
+    assert_eq!(p["status"], "False");
+    assert_eq!(p["reason"], "ProgressDeadlineExceeded");
+    // maxUnavailable 25% of 2 rounds down to 0: the old pods stay
+    assert_eq!(images(&active_pods(c, "default", "app=web")).iter().filter(|i| *i == "nginx:1").count(), 2);
+    assert_eq!(d["status"]["unavailableReplicas"], 1, "{}", d["status"]);
+    // undo recovers
+    c.kubectl(&["rollout", "undo", "deployment/web"]);
+    let out = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    wait_for("unready pod removed", || images(&active_pods(c, "default", "app=web")) == ["nginx:1", "nginx:1"]);
+}
+
+#[test]
+fn replication_controller() {
+    let env = start();
+    let c = &env.c;
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: rc}
+spec:
+  replicas: 2
+  selector: {app: rc}
+  template:
+    metadata: {labels: {app: rc}}
+    spec: {containers: [{name: c, image: busybox}]}
+"#,
+    );
+    wait_for("2 ready", || json_of(c, &["get", "rc", "rc"])["status"]["readyReplicas"] == 2);
+    let pods = active_pods(c, "default", "app=rc");
+    assert_eq!(pods.len(), 2);
+    assert_eq!(pods[0]["metadata"]["ownerReferences"][0]["kind"], "ReplicationController");
+    assert_eq!(pods[0]["metadata"]["ownerReferences"][0]["apiVersion"], "v1");
+    c.kubectl(&["scale", "rc", "rc", "--replicas=3"]);
+    wait_for("3 pods", || active_pods(c, "default", "app=rc").len() == 3);
+    let ev = c.kubectl(&["get", "events", "--field-selector", "involvedObject.kind=ReplicationController", "-o", "jsonpath={.items[*].reason}"]);
+    assert!(ev.contains("SuccessfulCreate"), "{ev}");
+    // deleting the RC collects its pods
+    c.kubectl(&["delete", "rc", "rc"]);
+    wait_for("pods collected", || items(c, &["get", "pods", "-l", "app=rc"]).is_empty());
+}
+
+#[test]
+fn leader_election_hands_over() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = Cluster::start();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let a = spawn_manager(&c, &rt, "manager-a", true);
+    let holder = |c: &Cluster| {
+        json_of(c, &["get", "lease", "-n", "kube-system", "kube-controller-manager"])["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    wait_for("a leads", || exists(&c, &["get", "lease", "-n", "kube-system", "kube-controller-manager"]) && holder(&c) == "manager-a");
+    let _b = spawn_manager(&c, &rt, "manager-b", false);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(holder(&c), "manager-a", "a live leader keeps the lease");
+    // a stops (releasing the lease): b takes over and runs the controllers
+    a.send(()).unwrap();
+    wait_for("b leads", || holder(&c) == "manager-b");
+    let lease = json_of(&c, &["get", "lease", "-n", "kube-system", "kube-controller-manager"]);
+    assert!(lease["spec"]["leaseTransitions"].as_i64().unwrap() >= 1);
+    c.kubectl_stdin(&["apply", "-f", "-"], DEPLOY);
+    wait_for("pods from the new leader", || items(&c, &["get", "pods", "-l", "app=web"]).len() == 3);
 }
