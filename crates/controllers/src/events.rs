@@ -17,7 +17,11 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(client: Client, component: &'static str, instance: &str) -> Recorder {
-        Recorder { client, component, instance: instance.to_string() }
+        Recorder {
+            client,
+            component,
+            instance: instance.to_string(),
+        }
     }
 
     /// Record a Normal event.
@@ -30,12 +34,33 @@ impl Recorder {
         self.record(obj, "Warning", reason, message)
     }
 
-    fn record<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: &str, reason: &str, message: String) {
-        self.record_for(&K::api_version(&()), &K::kind(&()), obj.meta(), type_, reason, message)
+    fn record<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: &str,
+        reason: &str,
+        message: String,
+    ) {
+        self.record_for(
+            &K::api_version(&()),
+            &K::kind(&()),
+            obj.meta(),
+            type_,
+            reason,
+            message,
+        )
     }
 
     /// Record an event for an object given its apiVersion, kind and metadata.
-    pub fn record_for(&self, api_version: &str, kind: &str, meta: &ObjectMeta, type_: &str, reason: &str, message: String) {
+    pub fn record_for(
+        &self,
+        api_version: &str,
+        kind: &str,
+        meta: &ObjectMeta,
+        type_: &str,
+        reason: &str,
+        message: String,
+    ) {
         let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
         let name = meta.name.clone().unwrap_or_default();
         let now = Timestamp::now();
@@ -58,7 +83,10 @@ impl Recorder {
             reason: Some(reason.to_string()),
             message: Some(message),
             type_: Some(type_.to_string()),
-            source: Some(EventSource { component: Some(self.component.to_string()), host: None }),
+            source: Some(EventSource {
+                component: Some(self.component.to_string()),
+                host: None,
+            }),
             first_timestamp: Some(Time(now)),
             last_timestamp: Some(Time(now)),
             event_time: None::<MicroTime>,

@@ -33,12 +33,26 @@ impl Expectations {
 
     pub fn expect_creations(&self, key: &str, n: usize) {
         let mut m = self.map.lock().unwrap();
-        m.insert(key.to_string(), Entry { adds: n as i64, deletes: HashSet::new(), at: Instant::now() });
+        m.insert(
+            key.to_string(),
+            Entry {
+                adds: n as i64,
+                deletes: HashSet::new(),
+                at: Instant::now(),
+            },
+        );
     }
 
     pub fn expect_deletions(&self, key: &str, pods: impl IntoIterator<Item = String>) {
         let mut m = self.map.lock().unwrap();
-        m.insert(key.to_string(), Entry { adds: 0, deletes: pods.into_iter().collect(), at: Instant::now() });
+        m.insert(
+            key.to_string(),
+            Entry {
+                adds: 0,
+                deletes: pods.into_iter().collect(),
+                at: Instant::now(),
+            },
+        );
     }
 
     /// A creation was observed (or will never happen because it failed).

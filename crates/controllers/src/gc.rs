@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy};
+use kube::api::{
+    DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
+};
 use kube::discovery::{verbs, ApiResource, Discovery, Scope};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -62,7 +64,10 @@ impl Graph {
             }
         }
         for r in &node.owners {
-            self.dependents.entry(r.uid.clone()).or_default().insert(uid.to_string());
+            self.dependents
+                .entry(r.uid.clone())
+                .or_default()
+                .insert(uid.to_string());
         }
         old
     }
@@ -88,7 +93,10 @@ impl Graph {
             .flatten()
             .filter_map(|u| {
                 let n = self.nodes.get(u)?;
-                let block = n.owners.iter().any(|r| r.uid == owner && r.block_owner_deletion == Some(true));
+                let block = n
+                    .owners
+                    .iter()
+                    .any(|r| r.uid == owner && r.block_owner_deletion == Some(true));
                 Some((u.clone(), block))
             })
             .collect()
@@ -118,9 +126,18 @@ pub enum OwnerState {
 
 /// Decide about a dependent from its owners' states.
 pub fn verdict(node: &Node, owners: &[(String, OwnerState)], has_dependents: bool) -> Verdict {
-    let solid = owners.iter().filter(|(_, s)| *s == OwnerState::Present).count();
-    let gone: Vec<String> = owners.iter().filter(|(_, s)| *s != OwnerState::Present).map(|(u, _)| u.clone()).collect();
-    let waiting = owners.iter().any(|(_, s)| *s == OwnerState::WaitingForDependents);
+    let solid = owners
+        .iter()
+        .filter(|(_, s)| *s == OwnerState::Present)
+        .count();
+    let gone: Vec<String> = owners
+        .iter()
+        .filter(|(_, s)| *s != OwnerState::Present)
+        .map(|(u, _)| u.clone())
+        .collect();
+    let waiting = owners
+        .iter()
+        .any(|(_, s)| *s == OwnerState::WaitingForDependents);
     if owners.is_empty() {
         return Verdict::Keep;
     }
@@ -174,7 +191,12 @@ fn group_of(api_version: &str) -> String {
 
 impl GarbageCollector {
     pub fn new(client: Client) -> Arc<Self> {
-        Arc::new(GarbageCollector { client, graph: Default::default(), kinds: Default::default(), queue: Queue::new() })
+        Arc::new(GarbageCollector {
+            client,
+            graph: Default::default(),
+            kinds: Default::default(),
+            queue: Queue::new(),
+        })
     }
 
     /// Run until dropped: discovery every 30 s starts watches on new resources.
@@ -198,7 +220,10 @@ impl GarbageCollector {
                     let mut kinds = HashMap::new();
                     for g in d.groups() {
                         for (ar, caps) in g.recommended_resources() {
-                            kinds.insert((ar.group.clone(), ar.kind.clone()), (ar.clone(), caps.scope == Scope::Namespaced));
+                            kinds.insert(
+                                (ar.group.clone(), ar.kind.clone()),
+                                (ar.clone(), caps.scope == Scope::Namespaced),
+                            );
                             let ok = caps.supports_operation(verbs::LIST)
                                 && caps.supports_operation(verbs::WATCH)
                                 && caps.supports_operation(verbs::DELETE);
@@ -222,7 +247,9 @@ impl GarbageCollector {
 
     async fn watch(self: Arc<Self>, ar: ApiResource) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
-        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         let mut mine: HashSet<String> = HashSet::new();
         let mut buffer: HashSet<String> = HashSet::new();
         while let Some(ev) = stream.next().await {
@@ -235,7 +262,9 @@ impl GarbageCollector {
             };
             match ev {
                 Event::Apply(obj) | Event::InitApply(obj) => {
-                    let Some(uid) = obj.metadata.uid.clone() else { continue };
+                    let Some(uid) = obj.metadata.uid.clone() else {
+                        continue;
+                    };
                     buffer.insert(uid.clone());
                     mine.insert(uid.clone());
                     self.observe(&uid, node_of(&ar, &obj));
@@ -261,7 +290,12 @@ impl GarbageCollector {
         let mut g = self.graph.lock().unwrap();
         let old = g.upsert(uid, node.clone());
         // an owner being deleted with a finalizer the collector handles
-        if node.deleting && node.finalizers.iter().any(|f| f == FOREGROUND || f == ORPHAN) {
+        if node.deleting
+            && node
+                .finalizers
+                .iter()
+                .any(|f| f == FOREGROUND || f == ORPHAN)
+        {
             self.queue.add(uid);
         }
         // a dependent whose owners are unknown or going away in the foreground
@@ -275,7 +309,11 @@ impl GarbageCollector {
         }
         // a dependent that got deleting / lost a reference: its foreground owners may be done
         if let Some(o) = old {
-            for r in o.owners.iter().filter(|r| !node.owners.iter().any(|n| n.uid == r.uid)) {
+            for r in o
+                .owners
+                .iter()
+                .filter(|r| !node.owners.iter().any(|n| n.uid == r.uid))
+            {
                 self.queue.add(r.uid.clone());
             }
         }
@@ -304,7 +342,9 @@ impl GarbageCollector {
     }
 
     async fn process(&self, uid: &str) -> anyhow::Result<()> {
-        let Some(node) = self.graph.lock().unwrap().nodes.get(uid).cloned() else { return Ok(()) };
+        let Some(node) = self.graph.lock().unwrap().nodes.get(uid).cloned() else {
+            return Ok(());
+        };
         if node.deleting && node.finalizers.iter().any(|f| f == ORPHAN) {
             self.orphan_dependents(uid, &node).await?;
             return Ok(());
@@ -321,7 +361,10 @@ impl GarbageCollector {
     async fn orphan_dependents(&self, uid: &str, node: &Node) -> anyhow::Result<()> {
         let deps: Vec<Node> = {
             let g = self.graph.lock().unwrap();
-            g.dependents_of(uid).into_iter().filter_map(|(d, _)| g.nodes.get(&d).cloned()).collect()
+            g.dependents_of(uid)
+                .into_iter()
+                .filter_map(|(d, _)| g.nodes.get(&d).cloned())
+                .collect()
         };
         for d in deps {
             self.remove_owner_refs(&d, &[uid.to_string()]).await?;
@@ -332,7 +375,10 @@ impl GarbageCollector {
     async fn foreground(&self, uid: &str, node: &Node) -> anyhow::Result<()> {
         let deps: Vec<(String, bool, Node)> = {
             let g = self.graph.lock().unwrap();
-            g.dependents_of(uid).into_iter().filter_map(|(d, b)| g.nodes.get(&d).cloned().map(|n| (d, b, n))).collect()
+            g.dependents_of(uid)
+                .into_iter()
+                .filter_map(|(d, b)| g.nodes.get(&d).cloned().map(|n| (d, b, n)))
+                .collect()
         };
         for (duid, _, dn) in &deps {
             if !dn.deleting {
@@ -347,22 +393,34 @@ impl GarbageCollector {
         self.remove_finalizer(uid, node, FOREGROUND).await
     }
 
-    async fn owner_state(&self, r: &OwnerReference, namespace: Option<&str>) -> Result<OwnerState, GcError> {
+    async fn owner_state(
+        &self,
+        r: &OwnerReference,
+        namespace: Option<&str>,
+    ) -> Result<OwnerState, GcError> {
         let known = self.graph.lock().unwrap().nodes.get(&r.uid).cloned();
         let (deleting, finalizers) = match known {
             Some(n) => (n.deleting, n.finalizers),
             None => {
-                let entry = self.kinds.lock().unwrap().get(&(group_of(&r.api_version), r.kind.clone())).cloned();
-                let Some((ar, namespaced)) = entry else { return Err(GcError::UnknownKind(r.kind.clone())) };
+                let entry = self
+                    .kinds
+                    .lock()
+                    .unwrap()
+                    .get(&(group_of(&r.api_version), r.kind.clone()))
+                    .cloned();
+                let Some((ar, namespaced)) = entry else {
+                    return Err(GcError::UnknownKind(r.kind.clone()));
+                };
                 let api: Api<DynamicObject> = match (namespaced, namespace) {
                     (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
                     (true, None) => return Ok(OwnerState::Absent),
                     (false, _) => Api::all_with(self.client.clone(), &ar),
                 };
                 match api.get_opt(&r.name).await? {
-                    Some(o) if o.metadata.uid.as_deref() == Some(r.uid.as_str()) => {
-                        (o.metadata.deletion_timestamp.is_some(), o.metadata.finalizers.unwrap_or_default())
-                    }
+                    Some(o) if o.metadata.uid.as_deref() == Some(r.uid.as_str()) => (
+                        o.metadata.deletion_timestamp.is_some(),
+                        o.metadata.finalizers.unwrap_or_default(),
+                    ),
                     _ => return Ok(OwnerState::Absent),
                 }
             }
@@ -401,10 +459,18 @@ impl GarbageCollector {
         }
     }
 
-    async fn delete(&self, uid: &str, node: &Node, policy: PropagationPolicy) -> anyhow::Result<()> {
+    async fn delete(
+        &self,
+        uid: &str,
+        node: &Node,
+        policy: PropagationPolicy,
+    ) -> anyhow::Result<()> {
         let dp = DeleteParams {
             propagation_policy: Some(policy),
-            preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
             ..Default::default()
         };
         match self.api_for(node).delete(&node.name, &dp).await {
@@ -416,10 +482,18 @@ impl GarbageCollector {
 
     async fn remove_owner_refs(&self, node: &Node, uids: &[String]) -> anyhow::Result<()> {
         let api = self.api_for(node);
-        let Some(obj) = api.get_opt(&node.name).await? else { return Ok(()) };
+        let Some(obj) = api.get_opt(&node.name).await? else {
+            return Ok(());
+        };
         let refs = obj.metadata.owner_references.clone().unwrap_or_default();
-        let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": obj.metadata.uid})];
-        let mut idx: Vec<usize> = refs.iter().enumerate().filter(|(_, r)| uids.contains(&r.uid)).map(|(i, _)| i).collect();
+        let mut ops =
+            vec![json!({"op": "test", "path": "/metadata/uid", "value": obj.metadata.uid})];
+        let mut idx: Vec<usize> = refs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| uids.contains(&r.uid))
+            .map(|(i, _)| i)
+            .collect();
         if idx.is_empty() {
             return Ok(());
         }
@@ -429,28 +503,51 @@ impl GarbageCollector {
             ops.push(json!({"op": "remove", "path": format!("/metadata/ownerReferences/{i}")}));
         }
         let patch: json_patch::Patch = serde_json::from_value(json!(ops))?;
-        match api.patch(&node.name, &PatchParams::default(), &Patch::Json::<()>(patch)).await {
+        match api
+            .patch(
+                &node.name,
+                &PatchParams::default(),
+                &Patch::Json::<()>(patch),
+            )
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn remove_finalizer(&self, uid: &str, node: &Node, finalizer: &str) -> anyhow::Result<()> {
+    async fn remove_finalizer(
+        &self,
+        uid: &str,
+        node: &Node,
+        finalizer: &str,
+    ) -> anyhow::Result<()> {
         let api = self.api_for(node);
-        let Some(obj) = api.get_opt(&node.name).await? else { return Ok(()) };
+        let Some(obj) = api.get_opt(&node.name).await? else {
+            return Ok(());
+        };
         if obj.metadata.uid.as_deref() != Some(uid) {
             return Ok(());
         }
         let fins = obj.metadata.finalizers.clone().unwrap_or_default();
-        let Some(i) = fins.iter().position(|f| f == finalizer) else { return Ok(()) };
+        let Some(i) = fins.iter().position(|f| f == finalizer) else {
+            return Ok(());
+        };
         let ops = json!([
             {"op": "test", "path": "/metadata/uid", "value": uid},
             {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": finalizer},
             {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
         ]);
         let patch: json_patch::Patch = serde_json::from_value(ops)?;
-        match api.patch(&node.name, &PatchParams::default(), &Patch::Json::<()>(patch)).await {
+        match api
+            .patch(
+                &node.name,
+                &PatchParams::default(),
+                &Patch::Json::<()>(patch),
+            )
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
@@ -477,33 +574,71 @@ mod tests {
     fn verdicts() {
         use OwnerState::*;
         let n = node(&[]);
-        let o = |v: &[(&str, OwnerState)]| v.iter().map(|(u, s)| (u.to_string(), *s)).collect::<Vec<_>>();
+        let o = |v: &[(&str, OwnerState)]| {
+            v.iter()
+                .map(|(u, s)| (u.to_string(), *s))
+                .collect::<Vec<_>>()
+        };
         let cases = [
             (o(&[("a", Present)]), false, Verdict::Keep),
-            (o(&[("a", Present), ("b", Absent)]), false, Verdict::RemoveRefs(vec!["b".into()])),
-            (o(&[("a", Present), ("b", WaitingForDependents)]), false, Verdict::RemoveRefs(vec!["b".into()])),
-            (o(&[("a", Absent)]), false, Verdict::Delete(PropagationPolicy::Background)),
-            (o(&[("a", Absent), ("b", Absent)]), true, Verdict::Delete(PropagationPolicy::Background)),
-            (o(&[("a", WaitingForDependents)]), true, Verdict::Delete(PropagationPolicy::Foreground)),
-            (o(&[("a", WaitingForDependents)]), false, Verdict::Delete(PropagationPolicy::Background)),
+            (
+                o(&[("a", Present), ("b", Absent)]),
+                false,
+                Verdict::RemoveRefs(vec!["b".into()]),
+            ),
+            (
+                o(&[("a", Present), ("b", WaitingForDependents)]),
+                false,
+                Verdict::RemoveRefs(vec!["b".into()]),
+            ),
+            (
+                o(&[("a", Absent)]),
+                false,
+                Verdict::Delete(PropagationPolicy::Background),
+            ),
+            (
+                o(&[("a", Absent), ("b", Absent)]),
+                true,
+                Verdict::Delete(PropagationPolicy::Background),
+            ),
+            (
+                o(&[("a", WaitingForDependents)]),
+                true,
+                Verdict::Delete(PropagationPolicy::Foreground),
+            ),
+            (
+                o(&[("a", WaitingForDependents)]),
+                false,
+                Verdict::Delete(PropagationPolicy::Background),
+            ),
         ];
         for (owners, deps, want) in cases {
             assert_eq!(verdict(&n, &owners, deps), want, "{owners:?}");
         }
-        assert_eq!(verdict(&node(&[ORPHAN]), &o(&[("a", Absent)]), false), Verdict::Delete(PropagationPolicy::Orphan));
+        assert_eq!(
+            verdict(&node(&[ORPHAN]), &o(&[("a", Absent)]), false),
+            Verdict::Delete(PropagationPolicy::Orphan)
+        );
     }
 
     #[test]
     fn graph_tracks_dependents() {
         let mut g = Graph::default();
         let mut n = node(&[]);
-        n.owners = vec![OwnerReference { uid: "o".into(), block_owner_deletion: Some(true), ..Default::default() }];
+        n.owners = vec![OwnerReference {
+            uid: "o".into(),
+            block_owner_deletion: Some(true),
+            ..Default::default()
+        }];
         g.upsert("d1", n.clone());
         n.owners[0].block_owner_deletion = None;
         g.upsert("d2", n.clone());
         let mut deps = g.dependents_of("o");
         deps.sort();
-        assert_eq!(deps, vec![("d1".to_string(), true), ("d2".to_string(), false)]);
+        assert_eq!(
+            deps,
+            vec![("d1".to_string(), true), ("d2".to_string(), false)]
+        );
         n.owners.clear();
         g.upsert("d1", n);
         assert_eq!(g.dependents_of("o"), vec![("d2".to_string(), false)]);

@@ -41,7 +41,12 @@ where
 {
     pub fn new(api: Api<K>) -> Arc<Informer<K>> {
         let (store, writer) = reflector::store();
-        Arc::new(Informer { store, writer: Mutex::new(Some(writer)), handlers: Default::default(), api })
+        Arc::new(Informer {
+            store,
+            writer: Mutex::new(Some(writer)),
+            handlers: Default::default(),
+            api,
+        })
     }
 
     /// Register a handler; call before `start`.
@@ -51,8 +56,12 @@ where
 
     /// The watch loop; runs until dropped.
     pub async fn run(self: Arc<Self>) {
-        let Some(mut writer) = self.writer.lock().unwrap().take() else { return };
-        let mut stream = watcher::watcher(self.api.clone(), watcher::Config::default()).default_backoff().boxed();
+        let Some(mut writer) = self.writer.lock().unwrap().take() else {
+            return;
+        };
+        let mut stream = watcher::watcher(self.api.clone(), watcher::Config::default())
+            .default_backoff()
+            .boxed();
         let mut buffer: Vec<K> = Vec::new();
         while let Some(ev) = stream.next().await {
             let ev = match ev {
@@ -90,8 +99,12 @@ where
                     writer.apply_watcher_event(&ev);
                 }
                 Event::InitDone => {
-                    let before: HashMap<ObjectRef<K>, Arc<K>> =
-                        self.store.state().into_iter().map(|o| (ObjectRef::from_obj(&*o), o)).collect();
+                    let before: HashMap<ObjectRef<K>, Arc<K>> = self
+                        .store
+                        .state()
+                        .into_iter()
+                        .map(|o| (ObjectRef::from_obj(&*o), o))
+                        .collect();
                     writer.apply_watcher_event(&ev);
                     let mut seen = std::collections::HashSet::new();
                     let hs = self.handlers.lock().unwrap();

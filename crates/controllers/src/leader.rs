@@ -50,7 +50,11 @@ pub async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaseConfig) -> Result
     match api.get_opt(&cfg.name).await? {
         None => {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(cfg.name.clone()), namespace: Some(cfg.namespace.clone()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(cfg.name.clone()),
+                    namespace: Some(cfg.namespace.clone()),
+                    ..Default::default()
+                },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(cfg.identity.clone()),
                     lease_duration_seconds: Some(cfg.lease_duration.as_secs() as i32),
@@ -65,7 +69,10 @@ pub async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaseConfig) -> Result
         }
         Some(mut lease) => {
             if !may_acquire(lease.spec.as_ref(), &cfg.identity, now) {
-                let holder = lease.spec.and_then(|s| s.holder_identity).unwrap_or_default();
+                let holder = lease
+                    .spec
+                    .and_then(|s| s.holder_identity)
+                    .unwrap_or_default();
                 return Err(LeaderError::HeldByOther(holder));
             }
             let spec = lease.spec.get_or_insert_with(Default::default);
@@ -76,7 +83,8 @@ pub async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaseConfig) -> Result
             }
             spec.lease_duration_seconds = Some(cfg.lease_duration.as_secs() as i32);
             spec.renew_time = Some(MicroTime(now));
-            api.replace(&cfg.name, &PostParams::default(), &lease).await?;
+            api.replace(&cfg.name, &PostParams::default(), &lease)
+                .await?;
             Ok(())
         }
     }

@@ -54,7 +54,11 @@ pub const LEASE_NAMESPACE: &str = "kube-system";
 
 /// Run every controller until `shutdown` resolves; only the holder of the
 /// `kube-system/kube-controller-manager` Lease runs them.
-pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let lease = leader::LeaseConfig {
         namespace: LEASE_NAMESPACE.into(),
         name: LEASE_NAME.into(),
@@ -108,20 +112,33 @@ pub async fn run_controllers(client: Client, config: Config) {
         replicaset::Source::ReplicationControllers(rcs.clone()),
         &config.identity,
     );
-    let dc = deployment::DeploymentController::new(client.clone(), pods.clone(), rss.clone(), deploys.clone(), &config.identity);
+    let dc = deployment::DeploymentController::new(
+        client.clone(),
+        pods.clone(),
+        rss.clone(),
+        deploys.clone(),
+        &config.identity,
+    );
     let nsc = namespace::NamespaceController::new(client.clone(), namespaces.clone());
-    let sac = serviceaccount::ServiceAccountController::new(client.clone(), namespaces.clone(), config.root_ca_pem.clone());
+    let sac = serviceaccount::ServiceAccountController::new(
+        client.clone(),
+        namespaces.clone(),
+        config.root_ca_pem.clone(),
+    );
 
-    for inf in [pods.clone()] {
-        set.spawn(inf.run());
-    }
+    set.spawn(pods.clone().run());
     set.spawn(rss.clone().run());
     set.spawn(deploys.clone().run());
     set.spawn(namespaces.clone().run());
     set.spawn(rcs.clone().run());
     let ready = {
-        let (p, r, d, n, c) =
-            (pods.store.clone(), rss.store.clone(), deploys.store.clone(), namespaces.store.clone(), rcs.store.clone());
+        let (p, r, d, n, c) = (
+            pods.store.clone(),
+            rss.store.clone(),
+            deploys.store.clone(),
+            namespaces.store.clone(),
+            rcs.store.clone(),
+        );
         async move {
             let _ = p.wait_until_ready().await;
             let _ = r.wait_until_ready().await;
@@ -146,4 +163,3 @@ pub async fn run_controllers(client: Client, config: Config) {
         }
     }
 }
-

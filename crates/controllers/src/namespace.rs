@@ -20,16 +20,23 @@ use crate::queue::Queue;
 /// The finalizer this controller owns in spec.finalizers.
 pub const FINALIZER: &str = "kubernetes";
 
+type Resources = Vec<(ApiResource, ApiCapabilities)>;
+
 pub struct NamespaceController {
     client: Client,
     namespaces: Arc<Informer<Namespace>>,
     queue: Queue,
-    discovery: Mutex<Option<(Instant, Vec<(ApiResource, ApiCapabilities)>)>>,
+    discovery: Mutex<Option<(Instant, Resources)>>,
 }
 
 impl NamespaceController {
     pub fn new(client: Client, namespaces: Arc<Informer<Namespace>>) -> Arc<Self> {
-        let c = Arc::new(NamespaceController { client, namespaces, queue: Queue::new(), discovery: Mutex::new(None) });
+        let c = Arc::new(NamespaceController {
+            client,
+            namespaces,
+            queue: Queue::new(),
+            discovery: Mutex::new(None),
+        });
         let q = c.queue.clone();
         c.namespaces.on_change(move |ch| match ch {
             Change::Added(ns) | Change::Updated { new: ns, .. } => {
@@ -52,7 +59,7 @@ impl NamespaceController {
     }
 
     /// Namespaced resources that can be listed and deleted (cached for 10 s).
-    async fn resources(&self) -> anyhow::Result<Vec<(ApiResource, ApiCapabilities)>> {
+    async fn resources(&self) -> anyhow::Result<Resources> {
         if let Some((at, r)) = self.discovery.lock().unwrap().as_ref() {
             if at.elapsed() < Duration::from_secs(10) {
                 return Ok(r.clone());
@@ -62,7 +69,10 @@ impl NamespaceController {
         let mut out = vec![];
         for g in d.groups() {
             for (ar, caps) in g.recommended_resources() {
-                if caps.scope == Scope::Namespaced && caps.supports_operation(verbs::LIST) && caps.supports_operation(verbs::DELETE) {
+                if caps.scope == Scope::Namespaced
+                    && caps.supports_operation(verbs::LIST)
+                    && caps.supports_operation(verbs::DELETE)
+                {
                     out.push((ar, caps));
                 }
             }
@@ -72,11 +82,17 @@ impl NamespaceController {
     }
 
     async fn sync(&self, name: &str) -> anyhow::Result<()> {
-        let Some(ns) = informer::get(&self.namespaces.store, "", name) else { return Ok(()) };
+        let Some(ns) = informer::get(&self.namespaces.store, "", name) else {
+            return Ok(());
+        };
         if ns.metadata.deletion_timestamp.is_none() {
             return Ok(());
         }
-        let finalizers = ns.spec.as_ref().and_then(|s| s.finalizers.clone()).unwrap_or_default();
+        let finalizers = ns
+            .spec
+            .as_ref()
+            .and_then(|s| s.finalizers.clone())
+            .unwrap_or_default();
         if !finalizers.iter().any(|f| f == FINALIZER) {
             return Ok(());
         }
@@ -103,8 +119,17 @@ impl NamespaceController {
                 continue;
             }
             remaining += list.items.len();
-            remaining_kinds.push(format!("{}.{} has {} resource instances", ar.plural, ar.group, list.items.len()));
-            for o in list.items.iter().filter(|o| o.metadata.deletion_timestamp.is_none()) {
+            remaining_kinds.push(format!(
+                "{}.{} has {} resource instances",
+                ar.plural,
+                ar.group,
+                list.items.len()
+            ));
+            for o in list
+                .items
+                .iter()
+                .filter(|o| o.metadata.deletion_timestamp.is_none())
+            {
                 match api.delete(&o.name_any(), &dp).await {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
@@ -118,9 +143,13 @@ impl NamespaceController {
             return Ok(());
         }
         let mut fin = (*ns).clone();
-        fin.spec.get_or_insert_with(Default::default).finalizers = Some(finalizers.into_iter().filter(|f| f != FINALIZER).collect());
+        fin.spec.get_or_insert_with(Default::default).finalizers =
+            Some(finalizers.into_iter().filter(|f| f != FINALIZER).collect());
         let api: Api<Namespace> = Api::all(self.client.clone());
-        match api.replace_subresource("finalize", name, &PostParams::default(), &fin).await {
+        match api
+            .replace_subresource("finalize", name, &PostParams::default(), &fin)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
@@ -130,12 +159,14 @@ impl NamespaceController {
     /// Upstream's deletion conditions on the namespace status.
     async fn set_conditions(&self, ns: &Namespace, remaining: &[String], failures: &[String]) {
         let now = Time(Timestamp::now());
-        let cond = |t: &str, bad: bool, reason_bad: &str, reason_ok: &str, msg: String| NamespaceCondition {
-            type_: t.into(),
-            status: if bad { "True" } else { "False" }.into(),
-            reason: Some(if bad { reason_bad } else { reason_ok }.into()),
-            message: Some(msg),
-            last_transition_time: Some(now.clone()),
+        let cond = |t: &str, bad: bool, reason_bad: &str, reason_ok: &str, msg: String| {
+            NamespaceCondition {
+                type_: t.into(),
+                status: if bad { "True" } else { "False" }.into(),
+                reason: Some(if bad { reason_bad } else { reason_ok }.into()),
+                message: Some(msg),
+                last_transition_time: Some(now.clone()),
+            }
         };
         let want = vec![
             cond(
@@ -143,26 +174,51 @@ impl NamespaceController {
                 !failures.is_empty(),
                 "ContentDeletionFailed",
                 "ContentDeleted",
-                if failures.is_empty() { "All content successfully deleted, may be waiting on finalization".into() } else { failures.join(", ") },
+                if failures.is_empty() {
+                    "All content successfully deleted, may be waiting on finalization".into()
+                } else {
+                    failures.join(", ")
+                },
             ),
             cond(
                 "NamespaceContentRemaining",
                 !remaining.is_empty(),
                 "SomeResourcesRemain",
                 "ContentRemoved",
-                if remaining.is_empty() { "All content successfully removed".into() } else { format!("Some resources are remaining: {}", remaining.join(", ")) },
+                if remaining.is_empty() {
+                    "All content successfully removed".into()
+                } else {
+                    format!("Some resources are remaining: {}", remaining.join(", "))
+                },
             ),
         ];
-        let cur = ns.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
-        let same = want.iter().all(|w| cur.iter().any(|c| c.type_ == w.type_ && c.status == w.status && c.message == w.message));
+        let cur = ns
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let same = want.iter().all(|w| {
+            cur.iter()
+                .any(|c| c.type_ == w.type_ && c.status == w.status && c.message == w.message)
+        });
         if same {
             return;
         }
-        let mut merged: Vec<NamespaceCondition> = cur.into_iter().filter(|c| !want.iter().any(|w| w.type_ == c.type_)).collect();
+        let mut merged: Vec<NamespaceCondition> = cur
+            .into_iter()
+            .filter(|c| !want.iter().any(|w| w.type_ == c.type_))
+            .collect();
         merged.extend(want);
         let api: Api<Namespace> = Api::all(self.client.clone());
         let patch = json!({"status": {"conditions": merged}});
-        if let Err(e) = api.patch_status(&ns.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        if let Err(e) = api
+            .patch_status(
+                &ns.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
             tracing::debug!(error = %e, "namespace conditions not updated");
         }
     }

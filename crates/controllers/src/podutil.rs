@@ -5,17 +5,28 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Pod, PodCondition};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, ObjectMeta, OwnerReference, Time,
+};
 use k8s_openapi::jiff::Timestamp;
 
 /// A pod that is neither terminated nor being deleted (upstream's IsPodActive).
 pub fn is_active(p: &Pod) -> bool {
-    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
+    let phase = p
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("");
     phase != "Succeeded" && phase != "Failed" && p.metadata.deletion_timestamp.is_none()
 }
 
 fn ready_condition(p: &Pod) -> Option<&PodCondition> {
-    p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
 }
 
 /// The pod's Ready condition is True.
@@ -25,7 +36,10 @@ pub fn is_ready(p: &Pod) -> bool {
 
 /// When the pod became ready, if it is ready.
 pub fn ready_time(p: &Pod) -> Option<Timestamp> {
-    ready_condition(p).filter(|c| c.status == "True").and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0)
+    ready_condition(p)
+        .filter(|c| c.status == "True")
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0)
 }
 
 /// Ready for at least `min_ready_seconds` at `now` (upstream's IsPodAvailable).
@@ -44,7 +58,10 @@ pub fn is_available(p: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
 
 /// The owner reference with controller=true, if any.
 pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
-    meta.owner_references.as_ref()?.iter().find(|r| r.controller == Some(true))
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
 }
 
 /// A controller owner reference as controllers set it on what they create.
@@ -61,7 +78,10 @@ pub fn new_controller_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> O
 
 /// Whether labels match a label selector (an empty selector matches everything, a missing
 /// one nothing, as metav1.LabelSelectorAsSelector).
-pub fn selector_matches(sel: Option<&LabelSelector>, labels: Option<&BTreeMap<String, String>>) -> bool {
+pub fn selector_matches(
+    sel: Option<&LabelSelector>,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
     let Some(sel) = sel else { return false };
     let empty = BTreeMap::new();
     let labels = labels.unwrap_or(&empty);
@@ -90,7 +110,10 @@ pub fn selector_matches(sel: Option<&LabelSelector>, labels: Option<&BTreeMap<St
 /// A selector that selects nothing-or-everything ambiguity: upstream refuses to manage with an
 /// empty selector.
 pub fn selector_is_empty(sel: Option<&LabelSelector>) -> bool {
-    sel.is_none_or(|s| s.match_labels.as_ref().is_none_or(|m| m.is_empty()) && s.match_expressions.as_ref().is_none_or(|m| m.is_empty()))
+    sel.is_none_or(|s| {
+        s.match_labels.as_ref().is_none_or(|m| m.is_empty())
+            && s.match_expressions.as_ref().is_none_or(|m| m.is_empty())
+    })
 }
 
 fn restarts(p: &Pod) -> i32 {
@@ -111,7 +134,12 @@ fn deletion_cost(p: &Pod) -> i32 {
 }
 
 fn phase_ordinal(p: &Pod) -> Option<i32> {
-    match p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("") {
+    match p
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+    {
         "Pending" | "" => Some(0),
         "Unknown" => Some(1),
         "Running" => Some(2),
@@ -142,7 +170,12 @@ fn created(p: &Pod) -> Option<Timestamp> {
 /// Upstream's ActivePodsWithRanks.Less: whether pod `a` (rank `ra`) should be deleted before
 /// pod `b` when scaling down. Rank = active related pods on the same node.
 pub fn delete_first(a: &Pod, ra: usize, b: &Pod, rb: usize, now: Timestamp) -> bool {
-    let node = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    let node = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default()
+    };
     let (na, nb) = (node(a), node(b));
     // 1. unassigned < assigned
     if na != nb && (na.is_empty() || nb.is_empty()) {
@@ -198,17 +231,42 @@ pub fn delete_first(a: &Pod, ra: usize, b: &Pod, rb: usize, now: Timestamp) -> b
 }
 
 /// The `n` pods to delete first out of `pods`, given all pods related to the controller's owner.
-pub fn pods_to_delete<'a>(pods: &[&'a Pod], related: &[&Pod], n: usize, now: Timestamp) -> Vec<&'a Pod> {
+pub fn pods_to_delete<'a>(
+    pods: &[&'a Pod],
+    related: &[&Pod],
+    n: usize,
+    now: Timestamp,
+) -> Vec<&'a Pod> {
     if n >= pods.len() {
         return pods.to_vec();
     }
     let mut on_node: BTreeMap<String, usize> = BTreeMap::new();
     for p in related.iter().filter(|p| is_active(p)) {
-        *on_node.entry(p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default()).or_default() += 1;
+        *on_node
+            .entry(
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_default(),
+            )
+            .or_default() += 1;
     }
     let mut ranked: Vec<(&Pod, usize)> = pods
         .iter()
-        .map(|p| (*p, on_node.get(&p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default()).copied().unwrap_or(0)))
+        .map(|p| {
+            (
+                *p,
+                on_node
+                    .get(
+                        &p.spec
+                            .as_ref()
+                            .and_then(|s| s.node_name.clone())
+                            .unwrap_or_default(),
+                    )
+                    .copied()
+                    .unwrap_or(0),
+            )
+        })
         .collect();
     ranked.sort_by(|(a, ra), (b, rb)| {
         if delete_first(a, *ra, b, *rb, now) {
@@ -249,8 +307,10 @@ mod tests {
         let pending = pod("pending", "n1", "Pending", None, 900);
         let unscheduled = pod("unscheduled", "", "Pending", None, 900);
         let all = [&ready_old, &ready_new, &not_ready, &pending, &unscheduled];
-        let order: Vec<String> =
-            pods_to_delete(&all, &all, 4, now).iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+        let order: Vec<String> = pods_to_delete(&all, &all, 4, now)
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
         assert_eq!(order, ["unscheduled", "pending", "not-ready", "ready-new"]);
     }
 
@@ -262,26 +322,48 @@ mod tests {
         let c = pod("c", "n2", "Running", Some(1000), 900);
         let pods = [&a, &b];
         let related = [&a, &b, &c];
-        let order: Vec<String> =
-            pods_to_delete(&pods, &related, 1, now).iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+        let order: Vec<String> = pods_to_delete(&pods, &related, 1, now)
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
         assert_eq!(order, ["b"]);
     }
 
     #[test]
     fn selectors() {
-        let labels: BTreeMap<String, String> = [("app".to_string(), "web".to_string()), ("tier".into(), "fe".into())].into();
+        let labels: BTreeMap<String, String> = [
+            ("app".to_string(), "web".to_string()),
+            ("tier".into(), "fe".into()),
+        ]
+        .into();
         let sel = |v: serde_json::Value| serde_json::from_value::<LabelSelector>(v).unwrap();
         let cases = [
             (json!({"matchLabels": {"app": "web"}}), true),
             (json!({"matchLabels": {"app": "db"}}), false),
-            (json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]}), true),
-            (json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["fe"]}]}), false),
-            (json!({"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}), true),
-            (json!({"matchExpressions": [{"key": "x", "operator": "Exists"}]}), false),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["fe"]}]}),
+                false,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "x", "operator": "Exists"}]}),
+                false,
+            ),
             (json!({}), true),
         ];
         for (s, want) in cases {
-            assert_eq!(selector_matches(Some(&sel(s.clone())), Some(&labels)), want, "{s}");
+            assert_eq!(
+                selector_matches(Some(&sel(s.clone())), Some(&labels)),
+                want,
+                "{s}"
+            );
         }
         assert!(!selector_matches(None, Some(&labels)));
     }
@@ -292,6 +374,10 @@ mod tests {
         assert!(is_available(&p, 0, Timestamp::from_second(1000).unwrap()));
         assert!(!is_available(&p, 10, Timestamp::from_second(1005).unwrap()));
         assert!(is_available(&p, 10, Timestamp::from_second(1010).unwrap()));
-        assert!(!is_available(&pod("b", "n1", "Running", None, 900), 0, Timestamp::from_second(1000).unwrap()));
+        assert!(!is_available(
+            &pod("b", "n1", "Running", None, 900),
+            0,
+            Timestamp::from_second(1000).unwrap()
+        ));
     }
 }

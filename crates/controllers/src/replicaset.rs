@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus};
+use k8s_openapi::api::apps::v1::{
+    ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus,
+};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
@@ -36,16 +38,21 @@ pub enum Source {
 /// A ReplicationController in ReplicaSet form.
 pub fn rc_as_rs(rc: &ReplicationController) -> ReplicaSet {
     let spec = rc.spec.clone().unwrap_or_default();
-    let selector = spec
-        .selector
-        .clone()
-        .or_else(|| spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()));
+    let selector = spec.selector.clone().or_else(|| {
+        spec.template
+            .as_ref()
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+    });
     ReplicaSet {
         metadata: rc.metadata.clone(),
         spec: Some(ReplicaSetSpec {
             replicas: spec.replicas,
             min_ready_seconds: spec.min_ready_seconds,
-            selector: LabelSelector { match_labels: selector, match_expressions: None },
+            selector: LabelSelector {
+                match_labels: selector,
+                match_expressions: None,
+            },
             template: spec.template,
         }),
         status: rc.status.as_ref().map(|st| ReplicaSetStatus {
@@ -81,16 +88,22 @@ impl Source {
     fn get(&self, ns: &str, name: &str) -> Option<Arc<ReplicaSet>> {
         match self {
             Source::ReplicaSets(i) => informer::get(&i.store, ns, name),
-            Source::ReplicationControllers(i) => informer::get(&i.store, ns, name).map(|rc| Arc::new(rc_as_rs(&rc))),
+            Source::ReplicationControllers(i) => {
+                informer::get(&i.store, ns, name).map(|rc| Arc::new(rc_as_rs(&rc)))
+            }
         }
     }
 
     fn filter(&self, f: impl Fn(&ReplicaSet) -> bool) -> Vec<Arc<ReplicaSet>> {
         match self {
             Source::ReplicaSets(i) => i.store.state_filter(|rs| f(rs)),
-            Source::ReplicationControllers(i) => {
-                i.store.state().iter().map(|rc| Arc::new(rc_as_rs(rc))).filter(|rs| f(rs)).collect()
-            }
+            Source::ReplicationControllers(i) => i
+                .store
+                .state()
+                .iter()
+                .map(|rc| Arc::new(rc_as_rs(rc)))
+                .filter(|rs| f(rs))
+                .collect(),
         }
     }
 }
@@ -170,7 +183,9 @@ impl ReplicaSetController {
         if r.kind != self.rss.kind().1 {
             return None;
         }
-        let rs = self.rss.get(pod.metadata.namespace.as_deref().unwrap_or(""), &r.name)?;
+        let rs = self
+            .rss
+            .get(pod.metadata.namespace.as_deref().unwrap_or(""), &r.name)?;
         (rs.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(rs)
     }
 
@@ -178,7 +193,10 @@ impl ReplicaSetController {
         let ns = pod.metadata.namespace.clone();
         self.rss.filter(|rs| {
             rs.metadata.namespace == ns
-                && podutil::selector_matches(rs.spec.as_ref().map(|s| &s.selector), pod.metadata.labels.as_ref())
+                && podutil::selector_matches(
+                    rs.spec.as_ref().map(|s| &s.selector),
+                    pod.metadata.labels.as_ref(),
+                )
         })
     }
 
@@ -202,9 +220,12 @@ impl ReplicaSetController {
             Change::Updated { old, new } => {
                 let old_owner = self.owner_of(old);
                 let new_owner = self.owner_of(new);
-                if new.metadata.deletion_timestamp.is_some() && old.metadata.deletion_timestamp.is_none() {
+                if new.metadata.deletion_timestamp.is_some()
+                    && old.metadata.deletion_timestamp.is_none()
+                {
                     if let Some(rs) = &new_owner {
-                        self.expectations.deletion_observed(&key_of(&**rs), &pod_key(new));
+                        self.expectations
+                            .deletion_observed(&key_of(&**rs), &pod_key(new));
                     }
                 }
                 if let Some(rs) = &old_owner {
@@ -215,12 +236,18 @@ impl ReplicaSetController {
                 if let Some(rs) = &new_owner {
                     let k = key_of(&**rs);
                     self.queue.add(k.clone());
-                    let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+                    let min_ready = rs
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.min_ready_seconds)
+                        .unwrap_or(0);
                     if min_ready > 0 && !podutil::is_ready(old) && podutil::is_ready(new) {
-                        self.queue.add_after(k, Duration::from_secs(min_ready as u64 + 1));
+                        self.queue
+                            .add_after(k, Duration::from_secs(min_ready as u64 + 1));
                     }
                 } else if podutil::controller_ref(&new.metadata).is_none()
-                    && (old.metadata.labels != new.metadata.labels || old.metadata.owner_references != new.metadata.owner_references)
+                    && (old.metadata.labels != new.metadata.labels
+                        || old.metadata.owner_references != new.metadata.owner_references)
                 {
                     for rs in self.matching_sets(new) {
                         self.queue.add(key_of(&*rs));
@@ -239,7 +266,8 @@ impl ReplicaSetController {
 
     fn event(&self, rs: &ReplicaSet, type_: &str, reason: &str, message: String) {
         let (api_version, kind) = self.rss.kind();
-        self.recorder.record_for(api_version, kind, &rs.metadata, type_, reason, message);
+        self.recorder
+            .record_for(api_version, kind, &rs.metadata, type_, reason, message);
     }
 
     /// Run the workers until dropped.
@@ -256,10 +284,11 @@ impl ReplicaSetController {
             }
         };
         let c = self.clone();
-        let work = crate::queue::run_workers("replicaset", self.queue.clone(), workers, move |key| {
-            let c = c.clone();
-            async move { c.sync(&key).await }
-        });
+        let work =
+            crate::queue::run_workers("replicaset", self.queue.clone(), workers, move |key| {
+                let c = c.clone();
+                async move { c.sync(&key).await }
+            });
         tokio::join!(resync, work);
     }
 
@@ -271,11 +300,21 @@ impl ReplicaSetController {
         };
         let needs_sync = self.expectations.satisfied(key);
         let spec = rs.spec.clone().unwrap_or_default();
-        let all: Vec<Arc<Pod>> = self.pods.store.state_filter(|p| p.metadata.namespace.as_deref() == Some(ns));
-        let active: Vec<&Pod> = all.iter().map(|p| &**p).filter(|p| podutil::is_active(p)).collect();
+        let all: Vec<Arc<Pod>> = self
+            .pods
+            .store
+            .state_filter(|p| p.metadata.namespace.as_deref() == Some(ns));
+        let active: Vec<&Pod> = all
+            .iter()
+            .map(|p| &**p)
+            .filter(|p| podutil::is_active(p))
+            .collect();
         let owned = self.claim_pods(&rs, &active).await?;
         let mut manage_err = None;
-        if needs_sync && rs.metadata.deletion_timestamp.is_none() && !podutil::selector_is_empty(Some(&spec.selector)) {
+        if needs_sync
+            && rs.metadata.deletion_timestamp.is_none()
+            && !podutil::selector_is_empty(Some(&spec.selector))
+        {
             if let Err(e) = self.manage(&rs, &owned, &all, key).await {
                 manage_err = Some(e);
             }
@@ -284,9 +323,13 @@ impl ReplicaSetController {
         let min_ready = spec.min_ready_seconds.unwrap_or(0);
         if manage_err.is_none() && min_ready > 0 {
             let ready = owned.iter().filter(|p| podutil::is_ready(p)).count();
-            let avail = owned.iter().filter(|p| podutil::is_available(p, min_ready, Timestamp::now())).count();
+            let avail = owned
+                .iter()
+                .filter(|p| podutil::is_available(p, min_ready, Timestamp::now()))
+                .count();
             if ready != avail {
-                self.queue.add_after(key, Duration::from_secs(min_ready as u64));
+                self.queue
+                    .add_after(key, Duration::from_secs(min_ready as u64));
             }
         }
         match manage_err {
@@ -296,10 +339,17 @@ impl ReplicaSetController {
     }
 
     /// Adopt matching orphans, release owned pods that no longer match; returns the owned pods.
-    async fn claim_pods<'a>(&self, rs: &ReplicaSet, pods: &[&'a Pod]) -> anyhow::Result<Vec<&'a Pod>> {
+    async fn claim_pods<'a>(
+        &self,
+        rs: &ReplicaSet,
+        pods: &[&'a Pod],
+    ) -> anyhow::Result<Vec<&'a Pod>> {
         let uid = rs.metadata.uid.clone().unwrap_or_default();
         let selector = rs.spec.as_ref().map(|s| &s.selector);
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), rs.metadata.namespace.as_deref().unwrap_or("default"));
+        let api: Api<Pod> = Api::namespaced(
+            self.client.clone(),
+            rs.metadata.namespace.as_deref().unwrap_or("default"),
+        );
         let mut out = vec![];
         for &p in pods {
             let matches = podutil::selector_matches(selector, p.metadata.labels.as_ref());
@@ -314,10 +364,16 @@ impl ReplicaSetController {
                 Some(_) => {}
                 None => {
                     if matches && rs.metadata.deletion_timestamp.is_none() {
-                        let r = podutil::new_controller_ref(self.rss.kind().0, self.rss.kind().1, &rs.metadata);
+                        let r = podutil::new_controller_ref(
+                            self.rss.kind().0,
+                            self.rss.kind().1,
+                            &rs.metadata,
+                        );
                         match adopt(&api, p, &r).await {
                             Ok(()) => out.push(p),
-                            Err(e) => tracing::debug!(error = %e, pod = %p.name_any(), "adoption failed"),
+                            Err(e) => {
+                                tracing::debug!(error = %e, pod = %p.name_any(), "adoption failed")
+                            }
                         }
                     }
                 }
@@ -326,7 +382,13 @@ impl ReplicaSetController {
         Ok(out)
     }
 
-    async fn manage(&self, rs: &ReplicaSet, owned: &[&Pod], all: &[Arc<Pod>], key: &str) -> anyhow::Result<()> {
+    async fn manage(
+        &self,
+        rs: &ReplicaSet,
+        owned: &[&Pod],
+        all: &[Arc<Pod>],
+        key: &str,
+    ) -> anyhow::Result<()> {
         let spec = rs.spec.clone().unwrap_or_default();
         let want = spec.replicas.unwrap_or(1).max(0) as usize;
         let ns = rs.metadata.namespace.clone().unwrap_or_default();
@@ -343,7 +405,11 @@ impl ReplicaSetController {
                     labels: tmeta.labels,
                     annotations: tmeta.annotations,
                     finalizers: tmeta.finalizers,
-                    owner_references: Some(vec![podutil::new_controller_ref(self.rss.kind().0, self.rss.kind().1, &rs.metadata)]),
+                    owner_references: Some(vec![podutil::new_controller_ref(
+                        self.rss.kind().0,
+                        self.rss.kind().1,
+                        &rs.metadata,
+                    )]),
                     ..Default::default()
                 },
                 spec: template.spec,
@@ -358,10 +424,20 @@ impl ReplicaSetController {
                     match r {
                         Ok(p) => {
                             created += 1;
-                            self.event(rs, "Normal", "SuccessfulCreate", format!("Created pod: {}", p.name_any()));
+                            self.event(
+                                rs,
+                                "Normal",
+                                "SuccessfulCreate",
+                                format!("Created pod: {}", p.name_any()),
+                            );
                         }
                         Err(e) => {
-                            self.event(rs, "Warning", "FailedCreate", format!("Error creating: {e}"));
+                            self.event(
+                                rs,
+                                "Warning",
+                                "FailedCreate",
+                                format!("Error creating: {e}"),
+                            );
                             first_err.get_or_insert(e);
                         }
                     }
@@ -381,7 +457,8 @@ impl ReplicaSetController {
             let related = self.related_pods(rs, all);
             let related_refs: Vec<&Pod> = related.iter().map(|p| &**p).collect();
             let victims = podutil::pods_to_delete(owned, &related_refs, diff, Timestamp::now());
-            self.expectations.expect_deletions(key, victims.iter().map(|p| pod_key(p)));
+            self.expectations
+                .expect_deletions(key, victims.iter().map(|p| pod_key(p)));
             let results = join_all(victims.iter().map(|p| {
                 let api = api.clone();
                 async move { (p, api.delete(&p.name_any(), &DeleteParams::default()).await) }
@@ -390,11 +467,23 @@ impl ReplicaSetController {
             let mut first_err = None;
             for (p, r) in results {
                 match r {
-                    Ok(_) => self.event(rs, "Normal", "SuccessfulDelete", format!("Deleted pod: {}", p.name_any())),
-                    Err(kube::Error::Api(s)) if s.code == 404 => self.expectations.deletion_observed(key, &pod_key(p)),
+                    Ok(_) => self.event(
+                        rs,
+                        "Normal",
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {}", p.name_any()),
+                    ),
+                    Err(kube::Error::Api(s)) if s.code == 404 => {
+                        self.expectations.deletion_observed(key, &pod_key(p))
+                    }
                     Err(e) => {
                         self.expectations.deletion_observed(key, &pod_key(p));
-                        self.event(rs, "Warning", "FailedDelete", format!("Error deleting: {e}"));
+                        self.event(
+                            rs,
+                            "Warning",
+                            "FailedDelete",
+                            format!("Error deleting: {e}"),
+                        );
                         first_err.get_or_insert(e);
                     }
                 }
@@ -412,7 +501,9 @@ impl ReplicaSetController {
         let Some(owner) = podutil::controller_ref(&rs.metadata) else {
             return all
                 .iter()
-                .filter(|p| podutil::controller_ref(&p.metadata).map(|r| &r.uid) == rs.metadata.uid.as_ref())
+                .filter(|p| {
+                    podutil::controller_ref(&p.metadata).map(|r| &r.uid) == rs.metadata.uid.as_ref()
+                })
                 .cloned()
                 .collect();
         };
@@ -426,22 +517,41 @@ impl ReplicaSetController {
             .filter_map(|o| o.metadata.uid.clone())
             .collect();
         all.iter()
-            .filter(|p| podutil::controller_ref(&p.metadata).is_some_and(|r| siblings.contains(&r.uid)))
+            .filter(|p| {
+                podutil::controller_ref(&p.metadata).is_some_and(|r| siblings.contains(&r.uid))
+            })
             .cloned()
             .collect()
     }
 
-    async fn update_status(&self, rs: &ReplicaSet, owned: &[&Pod], err: Option<&anyhow::Error>) -> anyhow::Result<()> {
+    async fn update_status(
+        &self,
+        rs: &ReplicaSet,
+        owned: &[&Pod],
+        err: Option<&anyhow::Error>,
+    ) -> anyhow::Result<()> {
         let spec = rs.spec.clone().unwrap_or_default();
-        let tlabels = spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+        let tlabels = spec
+            .template
+            .as_ref()
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
         let now = Timestamp::now();
         let min_ready = spec.min_ready_seconds.unwrap_or(0);
         let fully = owned
             .iter()
-            .filter(|p| tlabels.iter().all(|(k, v)| p.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v)))
+            .filter(|p| {
+                tlabels
+                    .iter()
+                    .all(|(k, v)| p.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+            })
             .count() as i32;
         let ready = owned.iter().filter(|p| podutil::is_ready(p)).count() as i32;
-        let available = owned.iter().filter(|p| podutil::is_available(p, min_ready, now)).count() as i32;
+        let available = owned
+            .iter()
+            .filter(|p| podutil::is_available(p, min_ready, now))
+            .count() as i32;
         let replicas = owned.len() as i32;
         let gen = rs.metadata.generation.unwrap_or(0);
         let cur = rs.status.clone().unwrap_or_default();
@@ -450,13 +560,19 @@ impl ReplicaSetController {
         match err {
             Some(e) if !had_failure => {
                 let want = spec.replicas.unwrap_or(1) as usize;
-                let reason = if owned.len() < want { "FailedCreate" } else { "FailedDelete" };
+                let reason = if owned.len() < want {
+                    "FailedCreate"
+                } else {
+                    "FailedDelete"
+                };
                 conditions.push(k8s_openapi::api::apps::v1::ReplicaSetCondition {
                     type_: "ReplicaFailure".into(),
                     status: "True".into(),
                     reason: Some(reason.into()),
                     message: Some(format!("{e:#}")),
-                    last_transition_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)),
+                    last_transition_time: Some(
+                        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+                    ),
                 });
             }
             None if had_failure => conditions.retain(|c| c.type_ != "ReplicaFailure"),
@@ -482,13 +598,23 @@ impl ReplicaSetController {
         }});
         let res = match self.rss {
             Source::ReplicaSets(_) => Api::<ReplicaSet>::namespaced(self.client.clone(), ns)
-                .patch_status(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .patch_status(
+                    &rs.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await
                 .map(|_| ()),
-            Source::ReplicationControllers(_) => Api::<ReplicationController>::namespaced(self.client.clone(), ns)
-                .patch_status(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(|_| ()),
+            Source::ReplicationControllers(_) => {
+                Api::<ReplicationController>::namespaced(self.client.clone(), ns)
+                    .patch_status(
+                        &rs.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await
+                    .map(|_| ())
+            }
         };
         match res {
             Ok(_) => Ok(()),
@@ -499,18 +625,29 @@ impl ReplicaSetController {
 }
 
 /// Add a controller reference to an orphan (JSON patch guarded by the object's uid).
-pub async fn adopt<K>(api: &Api<K>, obj: &K, r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference) -> Result<(), kube::Error>
+pub async fn adopt<K>(
+    api: &Api<K>,
+    obj: &K,
+    r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+) -> Result<(), kube::Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let meta = obj.meta();
     let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": meta.uid})];
     match &meta.owner_references {
-        Some(refs) if !refs.is_empty() => ops.push(json!({"op": "add", "path": "/metadata/ownerReferences/-", "value": r})),
+        Some(refs) if !refs.is_empty() => {
+            ops.push(json!({"op": "add", "path": "/metadata/ownerReferences/-", "value": r}))
+        }
         _ => ops.push(json!({"op": "add", "path": "/metadata/ownerReferences", "value": [r]})),
     }
     let patch: json_patch::Patch = serde_json::from_value(json!(ops)).expect("valid json patch");
-    api.patch(meta.name.as_deref().unwrap_or(""), &PatchParams::default(), &Patch::Json::<()>(patch)).await?;
+    api.patch(
+        meta.name.as_deref().unwrap_or(""),
+        &PatchParams::default(),
+        &Patch::Json::<()>(patch),
+    )
+    .await?;
     Ok(())
 }
 
@@ -520,14 +657,28 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let meta = obj.meta();
-    let Some(i) = meta.owner_references.iter().flatten().position(|r| r.uid == owner_uid) else { return Ok(()) };
+    let Some(i) = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .position(|r| r.uid == owner_uid)
+    else {
+        return Ok(());
+    };
     let ops = json!([
         {"op": "test", "path": "/metadata/uid", "value": meta.uid},
         {"op": "test", "path": format!("/metadata/ownerReferences/{i}/uid"), "value": owner_uid},
         {"op": "remove", "path": format!("/metadata/ownerReferences/{i}")},
     ]);
     let patch: json_patch::Patch = serde_json::from_value(ops).expect("valid json patch");
-    match api.patch(meta.name.as_deref().unwrap_or(""), &PatchParams::default(), &Patch::Json::<()>(patch)).await {
+    match api
+        .patch(
+            meta.name.as_deref().unwrap_or(""),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 422 => Ok(()),
         Err(e) => Err(e),

@@ -23,8 +23,17 @@ pub struct ServiceAccountController {
 }
 
 impl ServiceAccountController {
-    pub fn new(client: Client, namespaces: Arc<Informer<Namespace>>, root_ca_pem: Option<String>) -> Arc<Self> {
-        let c = Arc::new(ServiceAccountController { client, namespaces, root_ca_pem, queue: Queue::new() });
+    pub fn new(
+        client: Client,
+        namespaces: Arc<Informer<Namespace>>,
+        root_ca_pem: Option<String>,
+    ) -> Arc<Self> {
+        let c = Arc::new(ServiceAccountController {
+            client,
+            namespaces,
+            root_ca_pem,
+            queue: Queue::new(),
+        });
         let q = c.queue.clone();
         c.namespaces.on_change(move |ch| {
             if let Change::Added(ns) | Change::Updated { new: ns, .. } = ch {
@@ -40,7 +49,11 @@ impl ServiceAccountController {
         let sa_watch = async move {
             use futures::StreamExt;
             let api: Api<ServiceAccount> = Api::all(me.client.clone());
-            let mut s = watcher::watcher(api, watcher::Config::default().fields("metadata.name=default")).boxed();
+            let mut s = watcher::watcher(
+                api,
+                watcher::Config::default().fields("metadata.name=default"),
+            )
+            .boxed();
             while let Some(ev) = s.next().await {
                 if let Ok(watcher::Event::Delete(sa)) = ev {
                     if let Some(ns) = sa.namespace() {
@@ -53,7 +66,11 @@ impl ServiceAccountController {
         let cm_watch = async move {
             use futures::StreamExt;
             let api: Api<ConfigMap> = Api::all(me.client.clone());
-            let mut s = watcher::watcher(api, watcher::Config::default().fields(&format!("metadata.name={ROOT_CA_CONFIGMAP}"))).boxed();
+            let mut s = watcher::watcher(
+                api,
+                watcher::Config::default().fields(&format!("metadata.name={ROOT_CA_CONFIGMAP}")),
+            )
+            .boxed();
             while let Some(ev) = s.next().await {
                 match ev {
                     Ok(watcher::Event::Delete(cm)) | Ok(watcher::Event::Apply(cm)) => {
@@ -74,14 +91,20 @@ impl ServiceAccountController {
     }
 
     async fn sync(&self, ns: &str) -> anyhow::Result<()> {
-        let Some(n) = crate::informer::get(&self.namespaces.store, "", ns) else { return Ok(()) };
+        let Some(n) = crate::informer::get(&self.namespaces.store, "", ns) else {
+            return Ok(());
+        };
         if n.metadata.deletion_timestamp.is_some() {
             return Ok(());
         }
         let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
         if sas.get_opt("default").await?.is_none() {
             let sa = ServiceAccount {
-                metadata: ObjectMeta { name: Some("default".into()), namespace: Some(ns.into()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some("default".into()),
+                    namespace: Some(ns.into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             ignore_exists(sas.create(&PostParams::default(), &sa).await)?;
@@ -107,7 +130,8 @@ impl ServiceAccountController {
                 }
                 Some(mut cm) if cm.data.as_ref() != Some(&data) => {
                     cm.data = Some(data);
-                    cms.replace(ROOT_CA_CONFIGMAP, &PostParams::default(), &cm).await?;
+                    cms.replace(ROOT_CA_CONFIGMAP, &PostParams::default(), &cm)
+                        .await?;
                 }
                 Some(_) => {}
             }

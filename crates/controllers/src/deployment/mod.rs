@@ -39,7 +39,9 @@ struct Sets {
 
 impl Sets {
     fn old_idx(&self) -> Vec<usize> {
-        (0..self.all.len()).filter(|i| Some(*i) != self.new).collect()
+        (0..self.all.len())
+            .filter(|i| Some(*i) != self.new)
+            .collect()
     }
     fn new_rs(&self) -> Option<&ReplicaSet> {
         self.new.map(|i| &self.all[i])
@@ -47,7 +49,13 @@ impl Sets {
 }
 
 fn created(rs: &ReplicaSet) -> (Option<i64>, String) {
-    (rs.metadata.creation_timestamp.as_ref().map(|t| t.0.as_nanosecond() as i64), rs.name_any())
+    (
+        rs.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_nanosecond() as i64),
+        rs.name_any(),
+    )
 }
 
 impl DeploymentController {
@@ -68,7 +76,9 @@ impl DeploymentController {
         });
         let q = c.queue.clone();
         c.deploys.on_change(move |ch| match ch {
-            Change::Added(d) | Change::Updated { new: d, .. } | Change::Deleted(d) => q.add(key_of(d)),
+            Change::Added(d) | Change::Updated { new: d, .. } | Change::Deleted(d) => {
+                q.add(key_of(d))
+            }
         });
         let weak = Arc::downgrade(&c);
         c.rss.on_change(move |ch| {
@@ -76,7 +86,8 @@ impl DeploymentController {
             match ch {
                 Change::Added(rs) | Change::Deleted(rs) => c.enqueue_for_rs(rs),
                 Change::Updated { old, new } => {
-                    if podutil::controller_ref(&old.metadata).map(|r| &r.uid) != podutil::controller_ref(&new.metadata).map(|r| &r.uid)
+                    if podutil::controller_ref(&old.metadata).map(|r| &r.uid)
+                        != podutil::controller_ref(&new.metadata).map(|r| &r.uid)
                         || old.metadata.labels != new.metadata.labels
                     {
                         c.enqueue_for_rs(old);
@@ -90,7 +101,9 @@ impl DeploymentController {
             // Recreate waits for old pods to go away
             if let Change::Deleted(pod) = ch {
                 let Some(c) = weak.upgrade() else { return };
-                let Some(r) = podutil::controller_ref(&pod.metadata) else { return };
+                let Some(r) = podutil::controller_ref(&pod.metadata) else {
+                    return;
+                };
                 let ns = pod.metadata.namespace.as_deref().unwrap_or("");
                 if let Some(rs) = informer::get(&c.rss.store, ns, &r.name) {
                     if let Some(d) = c.owner_of(&rs) {
@@ -109,7 +122,11 @@ impl DeploymentController {
         if r.kind != "Deployment" {
             return None;
         }
-        let d = informer::get(&self.deploys.store, rs.metadata.namespace.as_deref().unwrap_or(""), &r.name)?;
+        let d = informer::get(
+            &self.deploys.store,
+            rs.metadata.namespace.as_deref().unwrap_or(""),
+            &r.name,
+        )?;
         (d.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(d)
     }
 
@@ -120,7 +137,10 @@ impl DeploymentController {
             let ns = rs.metadata.namespace.clone();
             for d in self.deploys.store.state_filter(|d| {
                 d.metadata.namespace == ns
-                    && podutil::selector_matches(d.spec.as_ref().map(|s| &s.selector), rs.metadata.labels.as_ref())
+                    && podutil::selector_matches(
+                        d.spec.as_ref().map(|s| &s.selector),
+                        rs.metadata.labels.as_ref(),
+                    )
             }) {
                 self.queue.add(key_of(&*d));
             }
@@ -138,10 +158,11 @@ impl DeploymentController {
             }
         };
         let c = self.clone();
-        let work = crate::queue::run_workers("deployment", self.queue.clone(), workers, move |key| {
-            let c = c.clone();
-            async move { c.sync(&key).await }
-        });
+        let work =
+            crate::queue::run_workers("deployment", self.queue.clone(), workers, move |key| {
+                let c = c.clone();
+                async move { c.sync(&key).await }
+            });
         tokio::join!(resync, work);
     }
 
@@ -155,11 +176,17 @@ impl DeploymentController {
 
     async fn sync(&self, key: &str) -> anyhow::Result<()> {
         let (ns, name) = informer::split_key(key);
-        let Some(d) = informer::get(&self.deploys.store, ns, name) else { return Ok(()) };
+        let Some(d) = informer::get(&self.deploys.store, ns, name) else {
+            return Ok(());
+        };
         let mut d = (*d).clone();
         let spec = d.spec.clone().unwrap_or_default();
         if podutil::selector_is_empty(Some(&spec.selector)) {
-            self.recorder.warning(&d, "SelectingAll", "This deployment is selecting all pods. A non-empty selector is required.".into());
+            self.recorder.warning(
+                &d,
+                "SelectingAll",
+                "This deployment is selecting all pods. A non-empty selector is required.".into(),
+            );
             let mut st = d.status.clone().unwrap_or_default();
             if st.observed_generation != d.metadata.generation {
                 st.observed_generation = d.metadata.generation;
@@ -193,7 +220,11 @@ impl DeploymentController {
         let selector = d.spec.as_ref().map(|s| &s.selector);
         let api = self.rs_api(&ns);
         let mut out = vec![];
-        for rs in self.rss.store.state_filter(|rs| rs.metadata.namespace.as_deref() == Some(ns.as_str())) {
+        for rs in self
+            .rss
+            .store
+            .state_filter(|rs| rs.metadata.namespace.as_deref() == Some(ns.as_str()))
+        {
             let matches = podutil::selector_matches(selector, rs.metadata.labels.as_ref());
             match podutil::controller_ref(&rs.metadata) {
                 Some(r) if r.uid == uid => {
@@ -204,11 +235,17 @@ impl DeploymentController {
                     }
                 }
                 Some(_) => {}
-                None if matches && d.metadata.deletion_timestamp.is_none() && rs.metadata.deletion_timestamp.is_none() => {
+                None if matches
+                    && d.metadata.deletion_timestamp.is_none()
+                    && rs.metadata.deletion_timestamp.is_none() =>
+                {
                     let r = podutil::new_controller_ref("apps/v1", "Deployment", &d.metadata);
                     crate::replicaset::adopt(&api, &*rs, &r).await?;
                     let mut rs = (*rs).clone();
-                    rs.metadata.owner_references.get_or_insert_with(Vec::new).push(r);
+                    rs.metadata
+                        .owner_references
+                        .get_or_insert_with(Vec::new)
+                        .push(r);
                     out.push(rs);
                 }
                 None => {}
@@ -219,19 +256,42 @@ impl DeploymentController {
 
     /// Upstream's getAllReplicaSetsAndSyncRevision: find (or create) the new ReplicaSet and
     /// bring revisions up to date.
-    async fn get_all(&self, d: &mut Deployment, mut all: Vec<ReplicaSet>, create: bool) -> anyhow::Result<Sets> {
+    async fn get_all(
+        &self,
+        d: &mut Deployment,
+        mut all: Vec<ReplicaSet>,
+        create: bool,
+    ) -> anyhow::Result<Sets> {
         all.sort_by_key(created);
-        let template = d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
-        let new = all.iter().position(|rs| rs.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| equal_ignore_hash(t, &template)));
-        let max_old_revision = all.iter().enumerate().filter(|(i, _)| Some(*i) != new).map(|(_, rs)| revision(rs)).max().unwrap_or(0);
+        let template = d
+            .spec
+            .as_ref()
+            .map(|s| s.template.clone())
+            .unwrap_or_default();
+        let new = all.iter().position(|rs| {
+            rs.spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .is_some_and(|t| equal_ignore_hash(t, &template))
+        });
+        let max_old_revision = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != new)
+            .map(|(_, rs)| revision(rs))
+            .max()
+            .unwrap_or(0);
         let new_revision = max_old_revision + 1;
         let ns = d.metadata.namespace.clone().unwrap_or_default();
         if let Some(i) = new {
             let mut rs = all[i].clone();
-            let mut changed = set_new_rs_annotations(d, &mut rs, new_revision, true, MAX_REV_HISTORY_CHARS);
+            let mut changed =
+                set_new_rs_annotations(d, &mut rs, new_revision, true, MAX_REV_HISTORY_CHARS);
             let min_ready = d.spec.as_ref().and_then(|s| s.min_ready_seconds);
             if rs.spec.as_ref().and_then(|s| s.min_ready_seconds) != min_ready {
-                rs.spec.get_or_insert_with(Default::default).min_ready_seconds = min_ready;
+                rs.spec
+                    .get_or_insert_with(Default::default)
+                    .min_ready_seconds = min_ready;
                 changed = true;
             }
             if changed {
@@ -239,7 +299,14 @@ impl DeploymentController {
                     "metadata": {"annotations": rs.metadata.annotations, "resourceVersion": rs.metadata.resource_version},
                     "spec": {"minReadySeconds": min_ready},
                 });
-                rs = self.rs_api(&ns).patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                rs = self
+                    .rs_api(&ns)
+                    .patch(
+                        &rs.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await?;
             }
             let rev = annotation_of(&rs.metadata, REVISION);
             all[i] = rs;
@@ -247,7 +314,10 @@ impl DeploymentController {
             let mut st = d.status.clone().unwrap_or_default();
             if progress_deadline(d).is_some() && get_condition(&st, "Progressing").is_none() {
                 let msg = format!("Found new replica set \"{}\"", all[i].name_any());
-                set_condition(&mut st, new_condition("Progressing", "True", "FoundNewReplicaSet", msg));
+                set_condition(
+                    &mut st,
+                    new_condition("Progressing", "True", "FoundNewReplicaSet", msg),
+                );
                 self.write_status(d, &st).await?;
                 d.status = Some(st);
             }
@@ -259,15 +329,34 @@ impl DeploymentController {
         let collision = d.status.as_ref().and_then(|s| s.collision_count);
         let hash = compute_hash(&template, collision);
         let mut new_template = template.clone();
-        new_template.metadata.get_or_insert_with(Default::default).labels.get_or_insert_with(BTreeMap::new).insert(HASH_LABEL.into(), hash.clone());
-        let mut selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
-        selector.match_labels.get_or_insert_with(BTreeMap::new).insert(HASH_LABEL.into(), hash.clone());
+        new_template
+            .metadata
+            .get_or_insert_with(Default::default)
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(HASH_LABEL.into(), hash.clone());
+        let mut selector = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
+        selector
+            .match_labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(HASH_LABEL.into(), hash.clone());
         let mut rs = ReplicaSet {
             metadata: ObjectMeta {
                 name: Some(format!("{}-{}", d.name_any(), hash)),
                 namespace: Some(ns.clone()),
-                owner_references: Some(vec![podutil::new_controller_ref("apps/v1", "Deployment", &d.metadata)]),
-                labels: new_template.metadata.as_ref().and_then(|m| m.labels.clone()),
+                owner_references: Some(vec![podutil::new_controller_ref(
+                    "apps/v1",
+                    "Deployment",
+                    &d.metadata,
+                )]),
+                labels: new_template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.labels.clone()),
                 ..Default::default()
             },
             spec: Some(ReplicaSetSpec {
@@ -287,21 +376,40 @@ impl DeploymentController {
             Ok(c) => c,
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 let live = api.get(&rs.name_any()).await?;
-                let ours = podutil::controller_ref(&live.metadata).map(|r| &r.uid) == d.metadata.uid.as_ref();
-                if ours && live.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| equal_ignore_hash(t, &template)) {
+                let ours = podutil::controller_ref(&live.metadata).map(|r| &r.uid)
+                    == d.metadata.uid.as_ref();
+                if ours
+                    && live
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.template.as_ref())
+                        .is_some_and(|t| equal_ignore_hash(t, &template))
+                {
                     // the cache lagged; use it on the next sync
-                    return Err(anyhow::anyhow!("replica set {} exists but is not in the cache yet", live.name_any()));
+                    return Err(anyhow::anyhow!(
+                        "replica set {} exists but is not in the cache yet",
+                        live.name_any()
+                    ));
                 }
                 let mut st = d.status.clone().unwrap_or_default();
                 st.collision_count = Some(st.collision_count.unwrap_or(0) + 1);
                 self.write_status(d, &st).await?;
-                return Err(anyhow::anyhow!("hash collision for replica set {}", rs.name_any()));
+                return Err(anyhow::anyhow!(
+                    "hash collision for replica set {}",
+                    rs.name_any()
+                ));
             }
             Err(e) => {
                 let mut st = d.status.clone().unwrap_or_default();
-                let msg = format!("Failed to create new replica set \"{}\": {e}", rs.name_any());
+                let msg = format!(
+                    "Failed to create new replica set \"{}\": {e}",
+                    rs.name_any()
+                );
                 if progress_deadline(d).is_some() {
-                    set_condition(&mut st, new_condition("Progressing", "False", "ReplicaSetCreateError", msg.clone()));
+                    set_condition(
+                        &mut st,
+                        new_condition("Progressing", "False", "ReplicaSetCreateError", msg.clone()),
+                    );
                     let _ = self.write_status(d, &st).await;
                 }
                 self.recorder.warning(d, "FailedCreate", msg);
@@ -309,13 +417,25 @@ impl DeploymentController {
             }
         };
         if count > 0 {
-            self.recorder.normal(d, "ScalingReplicaSet", format!("Scaled up replica set {} to {} from 0", created_rs.name_any(), count));
+            self.recorder.normal(
+                d,
+                "ScalingReplicaSet",
+                format!(
+                    "Scaled up replica set {} to {} from 0",
+                    created_rs.name_any(),
+                    count
+                ),
+            );
         }
-        self.set_deployment_revision(d, &new_revision.to_string()).await?;
+        self.set_deployment_revision(d, &new_revision.to_string())
+            .await?;
         if progress_deadline(d).is_some() {
             let mut st = d.status.clone().unwrap_or_default();
             let msg = format!("Created new replica set \"{}\"", created_rs.name_any());
-            set_condition(&mut st, new_condition("Progressing", "True", "NewReplicaSetCreated", msg));
+            set_condition(
+                &mut st,
+                new_condition("Progressing", "True", "NewReplicaSetCreated", msg),
+            );
             self.write_status(d, &st).await?;
             d.status = Some(st);
         }
@@ -330,7 +450,14 @@ impl DeploymentController {
         }
         let patch = json!({"metadata": {"annotations": {REVISION: rev}}});
         let ns = d.metadata.namespace.clone().unwrap_or_default();
-        let updated = self.d_api(&ns).patch(&d.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        let updated = self
+            .d_api(&ns)
+            .patch(
+                &d.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
         d.metadata.annotations = updated.metadata.annotations;
         Ok(())
     }
@@ -338,13 +465,27 @@ impl DeploymentController {
     async fn write_status(&self, d: &Deployment, st: &DeploymentStatus) -> anyhow::Result<()> {
         let ns = d.metadata.namespace.clone().unwrap_or_default();
         let mut v = serde_json::to_value(st)?;
-        for f in ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas"] {
+        for f in [
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+        ] {
             if v.get(f).is_none() {
                 v[f] = json!(0);
             }
         }
         let patch = json!({ "status": v });
-        match self.d_api(&ns).patch_status(&d.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match self
+            .d_api(&ns)
+            .patch_status(
+                &d.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
@@ -363,9 +504,25 @@ impl DeploymentController {
         let paused_exists = cond.is_some_and(|c| c.reason.as_deref() == Some("DeploymentPaused"));
         let paused = d.spec.as_ref().and_then(|s| s.paused) == Some(true);
         if paused && !paused_exists {
-            set_condition(&mut st, new_condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused".into()));
+            set_condition(
+                &mut st,
+                new_condition(
+                    "Progressing",
+                    "Unknown",
+                    "DeploymentPaused",
+                    "Deployment is paused".into(),
+                ),
+            );
         } else if !paused && paused_exists {
-            set_condition(&mut st, new_condition("Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed".into()));
+            set_condition(
+                &mut st,
+                new_condition(
+                    "Progressing",
+                    "Unknown",
+                    "DeploymentResumed",
+                    "Deployment is resumed".into(),
+                ),
+            );
         } else {
             return Ok(());
         }
@@ -374,13 +531,27 @@ impl DeploymentController {
         Ok(())
     }
 
-    async fn is_scaling_event(&self, d: &mut Deployment, rs_list: Vec<ReplicaSet>) -> anyhow::Result<bool> {
+    async fn is_scaling_event(
+        &self,
+        d: &mut Deployment,
+        rs_list: Vec<ReplicaSet>,
+    ) -> anyhow::Result<bool> {
         let sets = self.get_all(d, rs_list, false).await?;
-        Ok(sets.all.iter().filter(|rs| rs_replicas(rs) > 0).any(|rs| desired_annotation(rs).is_some_and(|v| v != replicas(d))))
+        Ok(sets
+            .all
+            .iter()
+            .filter(|rs| rs_replicas(rs) > 0)
+            .any(|rs| desired_annotation(rs).is_some_and(|v| v != replicas(d))))
     }
 
     /// Scale one ReplicaSet (and its replica annotations); records ScalingReplicaSet.
-    async fn scale_rs(&self, sets: &mut Sets, i: usize, new_scale: i32, d: &Deployment) -> anyhow::Result<bool> {
+    async fn scale_rs(
+        &self,
+        sets: &mut Sets,
+        i: usize,
+        new_scale: i32,
+        d: &Deployment,
+    ) -> anyhow::Result<bool> {
         let rs = &sets.all[i];
         let old_scale = rs_replicas(rs);
         let size_needs = old_scale != new_scale;
@@ -394,13 +565,23 @@ impl DeploymentController {
             "spec": {"replicas": new_scale},
         });
         let ns = rs.metadata.namespace.clone().unwrap_or_default();
-        let updated = self.rs_api(&ns).patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        let updated = self
+            .rs_api(&ns)
+            .patch(
+                &rs.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
         if size_needs {
             let op = if new_scale > old_scale { "up" } else { "down" };
             self.recorder.normal(
                 d,
                 "ScalingReplicaSet",
-                format!("Scaled {op} replica set {} to {new_scale} from {old_scale}", updated.name_any()),
+                format!(
+                    "Scaled {op} replica set {} to {new_scale} from {old_scale}",
+                    updated.name_any()
+                ),
             );
         }
         sets.all[i] = updated;
@@ -428,7 +609,10 @@ impl DeploymentController {
         }
         // saturated new set: old sets go to zero
         if let Some(n) = sets.new_rs() {
-            if rs_replicas(n) == want && desired_annotation(n) == Some(want) && rs_available(n) == want {
+            if rs_replicas(n) == want
+                && desired_annotation(n) == Some(want)
+                && rs_available(n) == want
+            {
                 for i in sets.old_idx() {
                     if rs_replicas(&sets.all[i]) > 0 {
                         self.scale_rs(sets, i, 0, d).await?;
@@ -440,7 +624,9 @@ impl DeploymentController {
         if !is_rolling(d) {
             return Ok(());
         }
-        let mut active: Vec<usize> = (0..sets.all.len()).filter(|i| rs_replicas(&sets.all[*i]) > 0).collect();
+        let mut active: Vec<usize> = (0..sets.all.len())
+            .filter(|i| rs_replicas(&sets.all[*i]) > 0)
+            .collect();
         let total: i32 = active.iter().map(|i| rs_replicas(&sets.all[*i])).sum();
         let allowed = if want > 0 { want + max_surge(d) } else { 0 };
         let to_add = allowed - total;
@@ -449,14 +635,18 @@ impl DeploymentController {
             // larger first, newer first on ties
             active.sort_by(|a, b| {
                 let (x, y) = (&sets.all[*a], &sets.all[*b]);
-                rs_replicas(y).cmp(&rs_replicas(x)).then_with(|| created(y).cmp(&created(x)))
+                rs_replicas(y)
+                    .cmp(&rs_replicas(x))
+                    .then_with(|| created(y).cmp(&created(x)))
             });
             op = "up";
         } else if to_add < 0 {
             // larger first, older first on ties
             active.sort_by(|a, b| {
                 let (x, y) = (&sets.all[*a], &sets.all[*b]);
-                rs_replicas(y).cmp(&rs_replicas(x)).then_with(|| created(x).cmp(&created(y)))
+                rs_replicas(y)
+                    .cmp(&rs_replicas(x))
+                    .then_with(|| created(x).cmp(&created(y)))
             });
             op = "down";
         } else {
@@ -480,7 +670,11 @@ impl DeploymentController {
         Ok(())
     }
 
-    async fn rollout_rolling(&self, d: &mut Deployment, rs_list: Vec<ReplicaSet>) -> anyhow::Result<()> {
+    async fn rollout_rolling(
+        &self,
+        d: &mut Deployment,
+        rs_list: Vec<ReplicaSet>,
+    ) -> anyhow::Result<()> {
         let mut sets = self.get_all(d, rs_list, true).await?;
         let n = sets.new.expect("created when missing");
         // reconcile the new set
@@ -510,7 +704,11 @@ impl DeploymentController {
     /// Upstream's reconcileOldReplicaSets: scale old sets down within maxUnavailable.
     async fn reconcile_old(&self, d: &Deployment, sets: &mut Sets) -> anyhow::Result<bool> {
         let n = sets.new.expect("new set");
-        let old_count: i32 = sets.old_idx().iter().map(|i| rs_replicas(&sets.all[*i])).sum();
+        let old_count: i32 = sets
+            .old_idx()
+            .iter()
+            .map(|i| rs_replicas(&sets.all[*i]))
+            .sum();
         if old_count == 0 {
             return Ok(false);
         }
@@ -521,7 +719,11 @@ impl DeploymentController {
         if max_scaled_down <= 0 {
             return Ok(false);
         }
-        let mut old: Vec<usize> = sets.old_idx().into_iter().filter(|i| rs_replicas(&sets.all[*i]) > 0).collect();
+        let mut old: Vec<usize> = sets
+            .old_idx()
+            .into_iter()
+            .filter(|i| rs_replicas(&sets.all[*i]) > 0)
+            .collect();
         old.sort_by_key(|i| created(&sets.all[*i]));
         // clean up unhealthy replicas first
         let mut cleaned = 0;
@@ -559,7 +761,11 @@ impl DeploymentController {
         Ok(cleaned + scaled > 0)
     }
 
-    async fn rollout_recreate(&self, d: &mut Deployment, rs_list: Vec<ReplicaSet>) -> anyhow::Result<()> {
+    async fn rollout_recreate(
+        &self,
+        d: &mut Deployment,
+        rs_list: Vec<ReplicaSet>,
+    ) -> anyhow::Result<()> {
         let mut sets = self.get_all(d, rs_list.clone(), false).await?;
         let mut scaled_down = false;
         for i in sets.old_idx() {
@@ -571,8 +777,16 @@ impl DeploymentController {
             return self.sync_rollout_status(d, &sets).await;
         }
         // wait until no pod of an old set is running
-        let old_uids: Vec<String> = sets.old_idx().iter().filter_map(|i| sets.all[*i].metadata.uid.clone()).collect();
-        let old_status: i32 = sets.old_idx().iter().map(|i| rs_status_replicas(&sets.all[*i])).sum();
+        let old_uids: Vec<String> = sets
+            .old_idx()
+            .iter()
+            .filter_map(|i| sets.all[*i].metadata.uid.clone())
+            .collect();
+        let old_status: i32 = sets
+            .old_idx()
+            .iter()
+            .map(|i| rs_status_replicas(&sets.all[*i]))
+            .sum();
         let ns = d.metadata.namespace.clone();
         let old_pods_running = old_status > 0
             || !self
@@ -580,8 +794,12 @@ impl DeploymentController {
                 .store
                 .state_filter(|p| {
                     p.metadata.namespace == ns
-                        && podutil::controller_ref(&p.metadata).is_some_and(|r| old_uids.contains(&r.uid))
-                        && !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+                        && podutil::controller_ref(&p.metadata)
+                            .is_some_and(|r| old_uids.contains(&r.uid))
+                        && !matches!(
+                            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                            Some("Succeeded" | "Failed")
+                        )
                 })
                 .is_empty();
         if old_pods_running {
@@ -602,24 +820,48 @@ impl DeploymentController {
 
     /// Delete old ReplicaSets beyond revisionHistoryLimit (only those with no pods).
     async fn cleanup(&self, d: &Deployment, sets: &Sets) -> anyhow::Result<()> {
-        let Some(limit) = d.spec.as_ref().and_then(|s| s.revision_history_limit) else { return Ok(()) };
-        let mut cleanable: Vec<&ReplicaSet> =
-            sets.old_idx().into_iter().map(|i| &sets.all[i]).filter(|rs| rs.metadata.deletion_timestamp.is_none()).collect();
+        let Some(limit) = d.spec.as_ref().and_then(|s| s.revision_history_limit) else {
+            return Ok(());
+        };
+        let mut cleanable: Vec<&ReplicaSet> = sets
+            .old_idx()
+            .into_iter()
+            .map(|i| &sets.all[i])
+            .filter(|rs| rs.metadata.deletion_timestamp.is_none())
+            .collect();
         let diff = cleanable.len() as i64 - limit as i64;
         if diff <= 0 {
             return Ok(());
         }
-        cleanable.sort_by(|a, b| revision(a).cmp(&revision(b)).then_with(|| created(a).cmp(&created(b))));
+        cleanable.sort_by(|a, b| {
+            revision(a)
+                .cmp(&revision(b))
+                .then_with(|| created(a).cmp(&created(b)))
+        });
         for rs in cleanable.into_iter().take(diff as usize) {
-            let observed = rs.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0);
-            if rs_status_replicas(rs) != 0 || rs_replicas(rs) != 0 || rs.metadata.generation.unwrap_or(0) > observed {
+            let observed = rs
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_generation)
+                .unwrap_or(0);
+            if rs_status_replicas(rs) != 0
+                || rs_replicas(rs) != 0
+                || rs.metadata.generation.unwrap_or(0) > observed
+            {
                 continue;
             }
             let dp = DeleteParams {
-                preconditions: Some(Preconditions { uid: rs.metadata.uid.clone(), resource_version: None }),
+                preconditions: Some(Preconditions {
+                    uid: rs.metadata.uid.clone(),
+                    resource_version: None,
+                }),
                 ..Default::default()
             };
-            match self.rs_api(rs.metadata.namespace.as_deref().unwrap_or("")).delete(&rs.name_any(), &dp).await {
+            match self
+                .rs_api(rs.metadata.namespace.as_deref().unwrap_or(""))
+                .delete(&rs.name_any(), &dp)
+                .await
+            {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(e.into()),
@@ -644,9 +886,25 @@ impl DeploymentController {
             terminating_replicas: None,
         };
         if available >= replicas(d) - max_unavailable(d) {
-            set_condition(&mut st, new_condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into()));
+            set_condition(
+                &mut st,
+                new_condition(
+                    "Available",
+                    "True",
+                    "MinimumReplicasAvailable",
+                    "Deployment has minimum availability.".into(),
+                ),
+            );
         } else {
-            set_condition(&mut st, new_condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into()));
+            set_condition(
+                &mut st,
+                new_condition(
+                    "Available",
+                    "False",
+                    "MinimumReplicasUnavailable",
+                    "Deployment does not have minimum availability.".into(),
+                ),
+            );
         }
         st
     }
@@ -669,16 +927,31 @@ impl DeploymentController {
         let prev = d.status.clone().unwrap_or_default();
         let cur = get_condition(&prev, "Progressing").cloned();
         let is_complete = st.replicas == st.updated_replicas
-            && cur.as_ref().is_some_and(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"));
+            && cur
+                .as_ref()
+                .is_some_and(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"));
         if progress_deadline(d).is_some() && !is_complete {
             let what = match sets.new_rs() {
                 Some(rs) => format!("ReplicaSet \"{}\"", rs.name_any()),
                 None => format!("Deployment \"{}\"", d.name_any()),
             };
             if complete(d, &st) {
-                set_condition(&mut st, new_condition("Progressing", "True", "NewReplicaSetAvailable", format!("{what} has successfully progressed.")));
+                set_condition(
+                    &mut st,
+                    new_condition(
+                        "Progressing",
+                        "True",
+                        "NewReplicaSetAvailable",
+                        format!("{what} has successfully progressed."),
+                    ),
+                );
             } else if progressing(d, &st) {
-                let mut c = new_condition("Progressing", "True", "ReplicaSetUpdated", format!("{what} is progressing."));
+                let mut c = new_condition(
+                    "Progressing",
+                    "True",
+                    "ReplicaSetUpdated",
+                    format!("{what} is progressing."),
+                );
                 if let Some(cur) = &cur {
                     if cur.status == "True" {
                         c.last_transition_time = cur.last_transition_time.clone();
@@ -687,17 +960,36 @@ impl DeploymentController {
                 remove_condition(&mut st, "Progressing");
                 set_condition(&mut st, c);
             } else if timed_out(d, &st, Timestamp::now()) {
-                set_condition(&mut st, new_condition("Progressing", "False", "ProgressDeadlineExceeded", format!("{what} has timed out progressing.")));
+                set_condition(
+                    &mut st,
+                    new_condition(
+                        "Progressing",
+                        "False",
+                        "ProgressDeadlineExceeded",
+                        format!("{what} has timed out progressing."),
+                    ),
+                );
             }
         }
         // ReplicaFailure from the sets
         let failure = sets.all.iter().find_map(|rs| {
-            rs.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "ReplicaFailure" && c.status == "True").cloned()
+            rs.status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+                .cloned()
         });
         match failure {
             Some(f) => set_condition(
                 &mut st,
-                new_condition("ReplicaFailure", &f.status, f.reason.as_deref().unwrap_or(""), f.message.clone().unwrap_or_default()),
+                new_condition(
+                    "ReplicaFailure",
+                    &f.status,
+                    f.reason.as_deref().unwrap_or(""),
+                    f.message.clone().unwrap_or_default(),
+                ),
             ),
             None => remove_condition(&mut st, "ReplicaFailure"),
         }
@@ -711,8 +1003,12 @@ impl DeploymentController {
     }
 
     fn requeue_stuck(&self, d: &Deployment, st: &DeploymentStatus) {
-        let Some(deadline) = progress_deadline(d) else { return };
-        let Some(c) = get_condition(st, "Progressing") else { return };
+        let Some(deadline) = progress_deadline(d) else {
+            return;
+        };
+        let Some(c) = get_condition(st, "Progressing") else {
+            return;
+        };
         if complete(d, st) || c.reason.as_deref() == Some("ProgressDeadlineExceeded") {
             return;
         }
@@ -724,7 +1020,11 @@ impl DeploymentController {
 }
 
 fn annotation_of(meta: &ObjectMeta, k: &str) -> String {
-    meta.annotations.as_ref().and_then(|a| a.get(k)).cloned().unwrap_or_default()
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(k))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Upstream's FindActiveOrLatest: the only active set, or the newest if none is active.
@@ -738,7 +1038,10 @@ fn active_or_latest(sets: &Sets) -> Option<usize> {
     if let Some(n) = sets.new {
         cands.push(n);
     }
-    let active: Vec<usize> = cands.into_iter().filter(|i| rs_replicas(&sets.all[*i]) > 0).collect();
+    let active: Vec<usize> = cands
+        .into_iter()
+        .filter(|i| rs_replicas(&sets.all[*i]) > 0)
+        .collect();
     match active.len() {
         0 => sets.new.or(old.first().copied()),
         1 => Some(active[0]),

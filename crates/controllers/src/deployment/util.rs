@@ -30,7 +30,9 @@ const SKIP_COPY: [&str; 6] = [
 /// Upstream's rand.SafeEncodeString: each byte mapped onto a vowel-free alphabet.
 pub fn safe_encode(s: &str) -> String {
     const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    s.bytes().map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char).collect()
+    s.bytes()
+        .map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char)
+        .collect()
 }
 
 fn fnv32a(data: &[u8], mut h: u32) -> u32 {
@@ -76,7 +78,10 @@ fn canonical(v: &Value, out: &mut String) {
 /// upstream's ComputeHash (which hashes a Go dump of the struct instead of JSON).
 pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
     let mut s = String::new();
-    canonical(&serde_json::to_value(template).unwrap_or(Value::Null), &mut s);
+    canonical(
+        &serde_json::to_value(template).unwrap_or(Value::Null),
+        &mut s,
+    );
     let mut h = fnv32a(s.as_bytes(), 2_166_136_261);
     if let Some(c) = collision_count {
         let mut b = [0u8; 8];
@@ -88,13 +93,19 @@ pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) ->
 
 fn template_without_hash(t: &PodTemplateSpec) -> Value {
     let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-    if let Some(labels) = v.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+    if let Some(labels) = v
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
         labels.remove(HASH_LABEL);
         if labels.is_empty() {
             v["metadata"].as_object_mut().map(|m| m.remove("labels"));
         }
     }
-    if v.get("metadata").and_then(Value::as_object).is_some_and(|m| m.is_empty()) {
+    if v.get("metadata")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.is_empty())
+    {
         v.as_object_mut().map(|m| m.remove("metadata"));
     }
     v
@@ -106,10 +117,18 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
 }
 
 /// Upstream's GetScaledValueFromIntOrPercent.
-pub fn scaled_value(v: Option<&IntOrString>, total: i32, round_up: bool, default_percent: i32) -> i32 {
+pub fn scaled_value(
+    v: Option<&IntOrString>,
+    total: i32,
+    round_up: bool,
+    default_percent: i32,
+) -> i32 {
     let pct = match v {
         Some(IntOrString::Int(i)) => return *i,
-        Some(IntOrString::String(s)) => s.trim_end_matches('%').parse::<i32>().unwrap_or(default_percent),
+        Some(IntOrString::String(s)) => s
+            .trim_end_matches('%')
+            .parse::<i32>()
+            .unwrap_or(default_percent),
         None => default_percent,
     };
     let x = pct as i64 * total as i64;
@@ -117,7 +136,11 @@ pub fn scaled_value(v: Option<&IntOrString>, total: i32, round_up: bool, default
 }
 
 /// (maxSurge, maxUnavailable) resolved against `desired`; both zero means unavailable 1.
-pub fn resolve_fenceposts(surge: Option<&IntOrString>, unavailable: Option<&IntOrString>, desired: i32) -> (i32, i32) {
+pub fn resolve_fenceposts(
+    surge: Option<&IntOrString>,
+    unavailable: Option<&IntOrString>,
+    desired: i32,
+) -> (i32, i32) {
     let s = scaled_value(surge, desired, true, 25);
     let mut u = scaled_value(unavailable, desired, false, 25);
     if s == 0 && u == 0 {
@@ -131,12 +154,25 @@ pub fn replicas(d: &Deployment) -> i32 {
 }
 
 pub fn is_rolling(d: &Deployment) -> bool {
-    d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate"
+    d.spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("RollingUpdate")
+        == "RollingUpdate"
 }
 
 fn fenceposts(d: &Deployment) -> (i32, i32) {
-    let ru = d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.rolling_update.as_ref());
-    resolve_fenceposts(ru.and_then(|r| r.max_surge.as_ref()), ru.and_then(|r| r.max_unavailable.as_ref()), replicas(d))
+    let ru = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.rolling_update.as_ref());
+    resolve_fenceposts(
+        ru.and_then(|r| r.max_surge.as_ref()),
+        ru.and_then(|r| r.max_unavailable.as_ref()),
+        replicas(d),
+    )
 }
 
 pub fn max_surge(d: &Deployment) -> i32 {
@@ -162,19 +198,30 @@ pub fn rs_status_replicas(rs: &ReplicaSet) -> i32 {
 }
 
 pub fn rs_available(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
 }
 
 pub fn rs_ready(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
 }
 
-fn annotation<'a>(meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, k: &str) -> Option<&'a str> {
+fn annotation<'a>(
+    meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    k: &str,
+) -> Option<&'a str> {
     meta.annotations.as_ref()?.get(k).map(String::as_str)
 }
 
 pub fn revision(rs: &ReplicaSet) -> i64 {
-    annotation(&rs.metadata, REVISION).and_then(|v| v.parse().ok()).unwrap_or(0)
+    annotation(&rs.metadata, REVISION)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn desired_annotation(rs: &ReplicaSet) -> Option<i32> {
@@ -206,7 +253,13 @@ pub fn replicas_annotations_need_update(rs: &ReplicaSet, desired: i32, max: i32)
 }
 
 /// Upstream's SetNewReplicaSetAnnotations; true when the ReplicaSet changed.
-pub fn set_new_rs_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision: i64, exists: bool, limit: usize) -> bool {
+pub fn set_new_rs_annotations(
+    d: &Deployment,
+    rs: &mut ReplicaSet,
+    new_revision: i64,
+    exists: bool,
+    limit: usize,
+) -> bool {
     let mut updated = false;
     let a = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
     for (k, v) in d.metadata.annotations.iter().flatten() {
@@ -223,7 +276,11 @@ pub fn set_new_rs_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision:
         updated = true;
         if !old.is_empty() {
             let history = a.get(REVISION_HISTORY).cloned().unwrap_or_default();
-            let mut olds: Vec<String> = if history.is_empty() { vec![] } else { history.split(',').map(String::from).collect() };
+            let mut olds: Vec<String> = if history.is_empty() {
+                vec![]
+            } else {
+                history.split(',').map(String::from).collect()
+            };
             olds.push(old.clone());
             while olds.len() > 1 && olds.join(",").len() > limit {
                 olds.remove(0);
@@ -257,7 +314,8 @@ pub fn rs_fraction(rs: &ReplicaSet, d: &Deployment) -> i32 {
         return -rs_replicas(rs);
     }
     let deployment_replicas = replicas(d) + max_surge(d);
-    let annotated = max_replicas_annotation(rs).unwrap_or_else(|| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0));
+    let annotated = max_replicas_annotation(rs)
+        .unwrap_or_else(|| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0));
     if annotated == 0 {
         return 0;
     }
@@ -279,7 +337,12 @@ pub fn proportion(rs: &ReplicaSet, d: &Deployment, to_add: i32, added: i32) -> i
     }
 }
 
-pub fn new_condition(type_: &str, status: &str, reason: &str, message: String) -> DeploymentCondition {
+pub fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+) -> DeploymentCondition {
     let now = Some(Time(Timestamp::now()));
     DeploymentCondition {
         type_: type_.into(),
@@ -317,7 +380,10 @@ pub fn remove_condition(s: &mut DeploymentStatus, type_: &str) {
 }
 
 pub fn progress_deadline(d: &Deployment) -> Option<i32> {
-    d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).filter(|v| *v != i32::MAX)
+    d.spec
+        .as_ref()
+        .and_then(|s| s.progress_deadline_seconds)
+        .filter(|v| *v != i32::MAX)
 }
 
 /// Upstream's DeploymentComplete.
@@ -342,12 +408,19 @@ pub fn progressing(d: &Deployment, new: &DeploymentStatus) -> bool {
 
 /// Upstream's DeploymentTimedOut.
 pub fn timed_out(d: &Deployment, s: &DeploymentStatus, now: Timestamp) -> bool {
-    let Some(deadline) = progress_deadline(d) else { return false };
-    let Some(c) = get_condition(s, "Progressing") else { return false };
+    let Some(deadline) = progress_deadline(d) else {
+        return false;
+    };
+    let Some(c) = get_condition(s, "Progressing") else {
+        return false;
+    };
     match c.reason.as_deref() {
         Some("NewReplicaSetAvailable") => false,
         Some("ProgressDeadlineExceeded") => true,
-        _ => c.last_update_time.as_ref().is_some_and(|t| (t.0.as_second() + deadline as i64) < now.as_second()),
+        _ => c
+            .last_update_time
+            .as_ref()
+            .is_some_and(|t| (t.0.as_second() + deadline as i64) < now.as_second()),
     }
 }
 
@@ -373,14 +446,24 @@ mod tests {
         let t = d.spec.as_ref().unwrap().template.clone();
         let h = compute_hash(&t, None);
         assert_eq!(h, compute_hash(&t, None), "deterministic");
-        assert_ne!(h, compute_hash(&t, Some(1)), "collision count changes the hash");
+        assert_ne!(
+            h,
+            compute_hash(&t, Some(1)),
+            "collision count changes the hash"
+        );
         let mut t2 = t.clone();
         t2.spec.as_mut().unwrap().containers[0].image = Some("nginx:2".into());
         assert_ne!(h, compute_hash(&t2, None));
         assert!(h.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
         // the hash label is ignored by template equality
         let mut t3 = t.clone();
-        t3.metadata.as_mut().unwrap().labels.as_mut().unwrap().insert(HASH_LABEL.into(), h.clone());
+        t3.metadata
+            .as_mut()
+            .unwrap()
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(HASH_LABEL.into(), h.clone());
         assert!(equal_ignore_hash(&t, &t3));
         assert!(!equal_ignore_hash(&t, &t2));
     }
@@ -415,27 +498,53 @@ mod tests {
     #[test]
     fn revision_annotations() {
         let mut d = deploy(3, json!(1), json!(0));
-        d.metadata.annotations = Some([("kubernetes.io/change-cause".to_string(), "v2".to_string())].into());
+        d.metadata.annotations =
+            Some([("kubernetes.io/change-cause".to_string(), "v2".to_string())].into());
         let mut rs = ReplicaSet::default();
-        assert!(set_new_rs_annotations(&d, &mut rs, 1, false, MAX_REV_HISTORY_CHARS));
+        assert!(set_new_rs_annotations(
+            &d,
+            &mut rs,
+            1,
+            false,
+            MAX_REV_HISTORY_CHARS
+        ));
         let a = rs.metadata.annotations.clone().unwrap();
         assert_eq!(a[REVISION], "1");
         assert_eq!(a[DESIRED_REPLICAS], "3");
         assert_eq!(a[MAX_REPLICAS], "4");
         assert_eq!(a["kubernetes.io/change-cause"], "v2");
         // rollback: the old set gets a newer revision and remembers the old one
-        assert!(set_new_rs_annotations(&d, &mut rs, 3, true, MAX_REV_HISTORY_CHARS));
-        assert!(set_new_rs_annotations(&d, &mut rs, 5, true, MAX_REV_HISTORY_CHARS));
+        assert!(set_new_rs_annotations(
+            &d,
+            &mut rs,
+            3,
+            true,
+            MAX_REV_HISTORY_CHARS
+        ));
+        assert!(set_new_rs_annotations(
+            &d,
+            &mut rs,
+            5,
+            true,
+            MAX_REV_HISTORY_CHARS
+        ));
         let a = rs.metadata.annotations.clone().unwrap();
         assert_eq!(a[REVISION], "5");
         assert_eq!(a[REVISION_HISTORY], "1,3");
-        assert!(!set_new_rs_annotations(&d, &mut rs, 5, true, MAX_REV_HISTORY_CHARS));
+        assert!(!set_new_rs_annotations(
+            &d,
+            &mut rs,
+            5,
+            true,
+            MAX_REV_HISTORY_CHARS
+        ));
     }
 
     #[test]
     fn proportional_fraction() {
         let d = deploy(20, json!(3), json!(2));
-        let mut rs: ReplicaSet = serde_json::from_value(json!({"spec": {"replicas": 5, "selector": {}}})).unwrap();
+        let mut rs: ReplicaSet =
+            serde_json::from_value(json!({"spec": {"replicas": 5, "selector": {}}})).unwrap();
         rs.metadata.annotations = Some([(MAX_REPLICAS.to_string(), "13".to_string())].into());
         // 5 * 23 / 13 = 8.85 -> 9, so +4
         assert_eq!(rs_fraction(&rs, &d), 4);
