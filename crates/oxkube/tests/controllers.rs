@@ -524,6 +524,15 @@ fn cascading_deletion_background_foreground_orphan() {
     // foreground: dependents go first, the owner waits with its finalizer
     c.kubectl_stdin(&["apply", "-f", "-"], DEPLOY);
     wait_for("3 pods", || active_pods(c, "default", "app=web").len() == 3);
+    // pods with a finalizer of their own hold the chain until it is removed
+    let names: Vec<String> = active_pods(c, "default", "app=web")
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    let hold = r#"{"metadata":{"finalizers":["example.com/hold"]}}"#;
+    for n in &names {
+        c.kubectl(&["patch", "pod", n, "--type=merge", "-p", hold]);
+    }
     c.kubectl(&[
         "delete",
         "deployment",
@@ -531,13 +540,43 @@ fn cascading_deletion_background_foreground_orphan() {
         "--cascade=foreground",
         "--wait=false",
     ]);
+    wait_for("dependents being deleted", || {
+        let pods = items(c, &["get", "pods", "-l", "app=web"]);
+        pods.len() == 3
+            && pods
+                .iter()
+                .all(|p| p["metadata"]["deletionTimestamp"].is_string())
+    });
     let d = json_of(c, &["get", "deployment", "web"]);
     assert!(d["metadata"]["deletionTimestamp"].is_string());
-    assert!(d["metadata"]["finalizers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|f| f == "foregroundDeletion"));
+    let fins = |o: &Value| {
+        o["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        fins(&d).iter().any(|f| f == "foregroundDeletion"),
+        "{}",
+        d["metadata"]
+    );
+    let rs = items(c, &["get", "rs", "-l", "app=web"]);
+    assert_eq!(rs.len(), 1, "the ReplicaSet waits for its pods");
+    assert!(
+        fins(&rs[0]).iter().any(|f| f == "foregroundDeletion"),
+        "{}",
+        rs[0]["metadata"]
+    );
+    for n in &names {
+        c.kubectl(&[
+            "patch",
+            "pod",
+            n,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ]);
+    }
     wait_for("foreground collection", || {
         !exists(c, &["get", "deployment", "web"])
     });
