@@ -217,27 +217,32 @@ impl GarbageCollector {
         loop {
             match Discovery::new(self.client.clone()).run().await {
                 Ok(d) => {
+                    // the kind map first: watch events may be processed at once
                     let mut kinds = HashMap::new();
+                    let mut resources = vec![];
                     for g in d.groups() {
                         for (ar, caps) in g.recommended_resources() {
+                            let namespaced = caps.scope == Scope::Namespaced;
                             kinds.insert(
                                 (ar.group.clone(), ar.kind.clone()),
-                                (ar.clone(), caps.scope == Scope::Namespaced),
+                                (ar.clone(), namespaced),
                             );
-                            let ok = caps.supports_operation(verbs::LIST)
-                                && caps.supports_operation(verbs::WATCH)
-                                && caps.supports_operation(verbs::DELETE);
-                            if !ok || ignored(&ar) {
-                                continue;
-                            }
-                            let id = format!("{}/{}", ar.group, ar.plural);
-                            if watched.insert(id) {
-                                let me = self.clone();
-                                tasks.spawn(async move { me.watch(ar).await });
-                            }
+                            resources.push((ar, caps));
                         }
                     }
                     *self.kinds.lock().unwrap() = kinds;
+                    for (ar, caps) in resources {
+                        let ok = caps.supports_operation(verbs::LIST)
+                            && caps.supports_operation(verbs::WATCH)
+                            && caps.supports_operation(verbs::DELETE);
+                        if !ok || ignored(&ar) {
+                            continue;
+                        }
+                        if watched.insert(format!("{}/{}", ar.group, ar.plural)) {
+                            let me = self.clone();
+                            tasks.spawn(async move { me.watch(ar).await });
+                        }
+                    }
                 }
                 Err(e) => tracing::debug!(error = %e, "gc discovery failed"),
             }
@@ -440,8 +445,7 @@ impl GarbageCollector {
         for r in &node.owners {
             match self.owner_state(r, node.namespace.as_deref()).await {
                 Ok(s) => owners.push((r.uid.clone(), s)),
-                // an owner of a kind the server does not serve is absent (upstream: virtual node)
-                Err(GcError::UnknownKind(_)) => owners.push((r.uid.clone(), OwnerState::Absent)),
+                // an unresolvable kind is retried (with backoff), never taken for absent
                 Err(e) => return Err(e.into()),
             }
         }

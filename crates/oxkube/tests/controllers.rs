@@ -819,3 +819,39 @@ fn leader_election_hands_over() {
         items(&c, &["get", "pods", "-l", "app=web"]).len() == 3
     });
 }
+
+/// Figures, not assertions: `cargo test -p oxkube --test controllers -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn figures() {
+    let env = start();
+    let c = &env.c;
+    let t = Instant::now();
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &DEPLOY.replace("replicas: 3", "replicas: 100"),
+    );
+    wait_for("100 pods", || {
+        items(c, &["get", "pods", "-l", "app=web"]).len() == 100
+    });
+    println!(
+        "100-replica deployment: 100 pods created after {:?}",
+        t.elapsed()
+    );
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    println!(
+        "100-replica deployment: rolled out (all Ready, stand-in kubelet) after {:?}",
+        t.elapsed()
+    );
+    c.kubectl(&["scale", "deployment/web", "--replicas=10"]);
+    wait_for("10", || active_pods(c, "default", "app=web").len() == 10);
+    c.kubectl(&["set", "image", "deployment/web", "c=nginx:2"]);
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    let t = Instant::now();
+    c.kubectl(&["rollout", "undo", "deployment/web"]);
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    println!(
+        "rollout undo of 10 replicas until complete: {:?}",
+        t.elapsed()
+    );
+}
