@@ -855,3 +855,57 @@ fn figures() {
         t.elapsed()
     );
 }
+
+#[test]
+fn proportional_scaling_during_a_rollout() {
+    let env = start();
+    let c = &env.c;
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &DEPLOY.replace("replicas: 3", "replicas: 10"),
+    );
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let old_rs = items(c, &["get", "rs", "-l", "app=web"])[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // a rollout that cannot finish: surge 3, unavailable 2 -> old 8, new 5
+    c.kubectl(&["set", "image", "deployment/web", "c=unready:1"]);
+    let sizes = |c: &Cluster| {
+        let mut old = -1;
+        let mut new = -1;
+        for rs in items(c, &["get", "rs", "-l", "app=web"]) {
+            let r = rs["spec"]["replicas"].as_i64().unwrap();
+            if rs["metadata"]["name"] == old_rs.as_str() {
+                old = r;
+            } else {
+                new = r;
+            }
+        }
+        (old, new)
+    };
+    wait_for("rollout stuck at old 8 / new 5", || sizes(c) == (8, 5));
+    // scaling to 20 (surge 5, 25 allowed) spreads 12 more by size: 8*25/13 -> 15, 5*25/13 -> 10
+    c.kubectl(&["scale", "deployment/web", "--replicas=20"]);
+    wait_for("proportional sizes", || sizes(c) == (15, 10));
+    let rs = items(c, &["get", "rs", "-l", "app=web"]);
+    for r in &rs {
+        assert_eq!(
+            r["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"],
+            "20"
+        );
+        assert_eq!(
+            r["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"],
+            "25"
+        );
+    }
+    wait_for("old pods", || {
+        images(&active_pods(c, "default", "app=web"))
+            .iter()
+            .filter(|i| *i == "nginx:1")
+            .count()
+            == 15
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(sizes(c), (15, 10), "stable while the new pods stay unready");
+}
