@@ -73,25 +73,34 @@ pub async fn run(
             _ = &mut shutdown => return Ok(()),
             _ = leader::acquire(&client, &lease) => {}
         }
-        let controllers = tokio::spawn(run_controllers(client.clone(), config.clone()));
-        let abort = controllers.abort_handle();
-        tokio::select! {
-            _ = &mut shutdown => {
-                abort.abort();
-                let _ = controllers.await;
-                leader::release(&client, &lease).await;
-                return Ok(());
-            }
-            _ = leader::hold(&client, &lease) => {
-                abort.abort();
-                let _ = controllers.await;
+        let mut controllers = tokio::spawn(run_controllers(client.clone(), config.clone()));
+        let hold = leader::hold(&client, &lease);
+        tokio::pin!(hold);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    controllers.abort();
+                    let _ = (&mut controllers).await;
+                    leader::release(&client, &lease).await;
+                    return Ok(());
+                }
+                _ = &mut hold => {
+                    controllers.abort();
+                    let _ = (&mut controllers).await;
+                    break;
+                }
+                _ = &mut controllers => {
+                    // a controller stopped (it panicked): restart them all, still leading
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    controllers = tokio::spawn(run_controllers(client.clone(), config.clone()));
+                }
             }
         }
     }
 }
 
-/// Start the shared informers and every controller; runs until aborted (dropping the task set
-/// aborts every controller task).
+/// Start the shared informers and every controller; runs until aborted, or returns when one
+/// controller task ends (which only a panic does); dropping the task set aborts the others.
 pub async fn run_controllers(client: Client, config: Config) {
     let mut set = tokio::task::JoinSet::new();
     let pods = informer::Informer::new(Api::<Pod>::all(client.clone()));
@@ -155,11 +164,10 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(nsc.run(2));
     set.spawn(sac.run());
     set.spawn(gc::GarbageCollector::new(client.clone()).run());
-    while let Some(res) = set.join_next().await {
-        if let Err(e) = res {
-            if e.is_panic() {
-                tracing::error!(error = %e, "controller task panicked");
-            }
+    if let Some(res) = set.join_next().await {
+        match res {
+            Err(e) if e.is_panic() => tracing::error!(error = %e, "controller task panicked"),
+            _ => tracing::error!("controller task exited"),
         }
     }
 }
