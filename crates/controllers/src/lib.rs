@@ -2,23 +2,172 @@
 //! kube-rs, run together behind one leader-election Lease.
 
 use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController};
+use kube::{Api, Client};
+
+pub mod deployment;
+pub mod events;
+pub mod expectations;
+pub mod gc;
+pub mod informer;
+pub mod leader;
+pub mod namespace;
+pub mod podutil;
+pub mod queue;
+pub mod replicaset;
+pub mod serviceaccount;
 
 /// Configuration of the controller manager.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Identity used in the leader-election Lease.
     pub identity: String,
+    /// PEM of the cluster CA, published as the `kube-root-ca.crt` ConfigMap in every namespace
+    /// (the root CA publisher is off when `None`).
+    pub root_ca_pem: Option<String>,
+    /// Lease duration (upstream default 15 s).
+    pub lease_duration: Duration,
+    /// Renew deadline (upstream default 10 s).
+    pub renew_deadline: Duration,
+    /// Retry period (upstream default 2 s).
+    pub retry_period: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { identity: "oxkube".into() }
+        Config {
+            identity: "oxkube".into(),
+            root_ca_pem: None,
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
     }
 }
 
-/// Run every controller until `shutdown` resolves.
-pub async fn run(client: kube::Client, config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let _ = (client, config);
-    shutdown.await;
-    Ok(())
+/// The Lease the controller manager elects its leader on.
+pub const LEASE_NAME: &str = "kube-controller-manager";
+pub const LEASE_NAMESPACE: &str = "kube-system";
+
+/// Run every controller until `shutdown` resolves; only the holder of the
+/// `kube-system/kube-controller-manager` Lease runs them.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let lease = leader::LeaseConfig {
+        namespace: LEASE_NAMESPACE.into(),
+        name: LEASE_NAME.into(),
+        identity: config.identity.clone(),
+        lease_duration: config.lease_duration,
+        renew_deadline: config.renew_deadline,
+        retry_period: config.retry_period,
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = leader::acquire(&client, &lease) => {}
+        }
+        let mut controllers = tokio::spawn(run_controllers(client.clone(), config.clone()));
+        let hold = leader::hold(&client, &lease);
+        tokio::pin!(hold);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    controllers.abort();
+                    let _ = (&mut controllers).await;
+                    leader::release(&client, &lease).await;
+                    return Ok(());
+                }
+                _ = &mut hold => {
+                    controllers.abort();
+                    let _ = (&mut controllers).await;
+                    break;
+                }
+                _ = &mut controllers => {
+                    // a controller stopped (it panicked): restart them all, still leading
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    controllers = tokio::spawn(run_controllers(client.clone(), config.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Start the shared informers and every controller; runs until aborted, or returns when one
+/// controller task ends (which only a panic does); dropping the task set aborts the others.
+pub async fn run_controllers(client: Client, config: Config) {
+    let mut set = tokio::task::JoinSet::new();
+    let pods = informer::Informer::new(Api::<Pod>::all(client.clone()));
+    let rss = informer::Informer::new(Api::<ReplicaSet>::all(client.clone()));
+    let deploys = informer::Informer::new(Api::<Deployment>::all(client.clone()));
+    let namespaces = informer::Informer::new(Api::<Namespace>::all(client.clone()));
+
+    let rcs = informer::Informer::new(Api::<ReplicationController>::all(client.clone()));
+    let rsc = replicaset::ReplicaSetController::new(
+        client.clone(),
+        pods.clone(),
+        replicaset::Source::ReplicaSets(rss.clone()),
+        &config.identity,
+    );
+    let rcc = replicaset::ReplicaSetController::new(
+        client.clone(),
+        pods.clone(),
+        replicaset::Source::ReplicationControllers(rcs.clone()),
+        &config.identity,
+    );
+    let dc = deployment::DeploymentController::new(
+        client.clone(),
+        pods.clone(),
+        rss.clone(),
+        deploys.clone(),
+        &config.identity,
+    );
+    let nsc = namespace::NamespaceController::new(client.clone(), namespaces.clone());
+    let sac = serviceaccount::ServiceAccountController::new(
+        client.clone(),
+        namespaces.clone(),
+        config.root_ca_pem.clone(),
+    );
+
+    set.spawn(pods.clone().run());
+    set.spawn(rss.clone().run());
+    set.spawn(deploys.clone().run());
+    set.spawn(namespaces.clone().run());
+    set.spawn(rcs.clone().run());
+    let ready = {
+        let (p, r, d, n, c) = (
+            pods.store.clone(),
+            rss.store.clone(),
+            deploys.store.clone(),
+            namespaces.store.clone(),
+            rcs.store.clone(),
+        );
+        async move {
+            let _ = p.wait_until_ready().await;
+            let _ = r.wait_until_ready().await;
+            let _ = d.wait_until_ready().await;
+            let _ = n.wait_until_ready().await;
+            let _ = c.wait_until_ready().await;
+        }
+    };
+    ready.await;
+    tracing::info!("controller informers synced; starting controllers");
+    set.spawn(rsc.run(4));
+    set.spawn(rcc.run(2));
+    set.spawn(dc.run(4));
+    set.spawn(nsc.run(2));
+    set.spawn(sac.run());
+    set.spawn(gc::GarbageCollector::new(client.clone()).run());
+    if let Some(res) = set.join_next().await {
+        match res {
+            Err(e) if e.is_panic() => tracing::error!(error = %e, "controller task panicked"),
+            _ => tracing::error!("controller task exited"),
+        }
+    }
 }
