@@ -716,6 +716,18 @@ impl Api {
                 if let Some(mf) = objects::meta(new).and_then(|m| m.get("managedFields")).cloned() {
                     meta_mut(&mut merged).insert("managedFields".into(), mf);
                 }
+                // the apps workloads' status strategies keep only spec and labels: controllers
+                // record annotations (e.g. deployment.kubernetes.io/revision) through /status
+                if ri.group == "apps" {
+                    match objects::meta(new).and_then(|m| m.get("annotations")).cloned() {
+                        Some(a) => {
+                            meta_mut(&mut merged).insert("annotations".into(), a);
+                        }
+                        None => {
+                            meta_mut(&mut merged).remove("annotations");
+                        }
+                    }
+                }
                 *new = merged;
             }
             "" => {
@@ -771,8 +783,11 @@ impl Api {
         let custom = self.is_custom(ri);
         let crd = self.crd_of(ri);
         let causes = crate::admission::default_and_validate_update(ri, crd.as_deref(), r.subresource, new, old);
-        if let Some(g) = apimachinery::meta::next_generation(&ri.group, &ri.kind, custom, old, new) {
-            meta_mut(new).insert("generation".into(), json!(g));
+        // only writes of the main resource move the generation (status strategies never do)
+        if r.subresource.is_empty() || r.subresource == "scale" {
+            if let Some(g) = apimachinery::meta::next_generation(&ri.group, &ri.kind, custom, old, new) {
+                meta_mut(new).insert("generation".into(), json!(g));
+            }
         }
         objects::normalize_meta(new);
         if !causes.is_empty() {

@@ -158,9 +158,10 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
     }
     if !args.disable_controller_manager {
         let client = client_from(&apiserver::component_kubeconfig(&args.data_dir, "controller-manager")).await?;
+        let ca_pem = std::fs::read_to_string(args.data_dir.join("tls/ca.crt")).ok();
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
-            controllers::run(client, controllers::Config { identity: hostname(), ..Default::default() }, stopped(stop)).await
+            controllers::run(client, controllers::Config { identity: hostname(), root_ca_pem: ca_pem, ..Default::default() }, stopped(stop)).await
         }));
     }
     for t in tasks {

@@ -25,9 +25,18 @@ async fn client(c: &Cluster) -> Client {
     Client::try_from(cfg).unwrap()
 }
 
+/// The label on every ConfigMap these tests create, so lists leave out the cluster's own
+/// (e.g. kube-root-ca.crt, published by the controller manager in every namespace).
+const TEST_LABEL: (&str, &str) = ("e2e", "yes");
+const TEST_SELECTOR: &str = "e2e=yes";
+
 fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
     ConfigMap {
-        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            labels: Some([(TEST_LABEL.0.to_string(), TEST_LABEL.1.to_string())].into()),
+            ..Default::default()
+        },
         data: Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()),
         ..Default::default()
     }
@@ -100,9 +109,9 @@ fn watch_events_and_expired_resource_version() {
     rt().block_on(async {
         let client = client(&c).await;
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-        let list = api.list(&ListParams::default()).await.unwrap();
+        let list = api.list(&ListParams::default().labels(TEST_SELECTOR)).await.unwrap();
         let rv = list.metadata.resource_version.clone().unwrap();
-        let mut stream = api.watch(&WatchParams::default().timeout(30), &rv).await.unwrap().boxed();
+        let mut stream = api.watch(&WatchParams::default().labels(TEST_SELECTOR).timeout(30), &rv).await.unwrap().boxed();
         api.create(&PostParams::default(), &cm("w", &[("a", "1")])).await.unwrap();
         api.patch("w", &PatchParams::default(), &Patch::Merge(json!({"data": {"a": "2"}}))).await.unwrap();
         api.delete("w", &DeleteParams::default()).await.unwrap();
@@ -124,7 +133,7 @@ fn watch_events_and_expired_resource_version() {
         for i in 0..4200 {
             api.patch("churn", &PatchParams::default(), &Patch::Merge(json!({"data": {"i": i.to_string()}}))).await.unwrap();
         }
-        let mut old = api.watch(&WatchParams::default(), "5").await.unwrap().boxed();
+        let mut old = api.watch(&WatchParams::default().labels(TEST_SELECTOR), "5").await.unwrap().boxed();
         match tokio::time::timeout(Duration::from_secs(10), old.try_next()).await.unwrap() {
             Ok(Some(WatchEvent::Error(e))) => {
                 assert_eq!(e.code, 410);
@@ -133,7 +142,7 @@ fn watch_events_and_expired_resource_version() {
             other => panic!("expected a 410 ERROR event, got {other:?}"),
         }
         // the kube-rs watcher recovers by relisting
-        let cfg = kube::runtime::watcher::Config::default();
+        let cfg = kube::runtime::watcher::Config::default().labels(TEST_SELECTOR);
         let mut w = kube::runtime::watcher(api.clone(), cfg).boxed();
         let mut names = Vec::new();
         while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), w.try_next()).await.unwrap().unwrap() {
@@ -204,7 +213,8 @@ fn bad_input_gets_a_status_and_changes_nothing() {
         assert_eq!(code, 415);
         // nothing was stored by any of the above
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-        assert!(api.list(&ListParams::default()).await.unwrap().items.is_empty());
+        let stored: Vec<String> = api.list(&ListParams::default()).await.unwrap().items.into_iter().map(|o| o.metadata.name.unwrap()).collect();
+        assert!(stored.iter().all(|n| n == "kube-root-ca.crt"), "{stored:?}");
         // unauthenticated requests get 401
         let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
         let mut cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
@@ -266,7 +276,7 @@ fn acknowledged_writes_survive_kill_9() {
     rt().block_on(async {
         let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
         let names: std::collections::HashSet<String> =
-            api.list(&ListParams::default()).await.unwrap().items.into_iter().map(|o| o.metadata.name.unwrap()).collect();
+            api.list(&ListParams::default().labels(TEST_SELECTOR)).await.unwrap().items.into_iter().map(|o| o.metadata.name.unwrap()).collect();
         let lost: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
         assert!(lost.is_empty(), "{} acknowledged writes lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
         assert!(acked.len() >= 200);
@@ -358,7 +368,7 @@ fn reflector_follows_changes() {
         let client = client(&c).await;
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         let (reader, writer) = kube::runtime::reflector::store::<ConfigMap>();
-        let stream = kube::runtime::reflector(writer, kube::runtime::watcher(api.clone(), Default::default()));
+        let stream = kube::runtime::reflector(writer, kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default().labels(TEST_SELECTOR)));
         let task = tokio::spawn(async move {
             let mut s = std::pin::pin!(stream);
             while s.next().await.is_some() {}
@@ -392,13 +402,13 @@ fn stuck_clients_do_not_block_others() {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         // a watcher that never reads its stream
         let lazy_api: Api<ConfigMap> = Api::namespaced(lazy, "default");
-        let _unread = lazy_api.watch(&WatchParams::default(), "0").await.unwrap();
+        let _unread = lazy_api.watch(&WatchParams::default().labels(TEST_SELECTOR), "0").await.unwrap();
         for i in 0..300 {
             let t = std::time::Instant::now();
             api.create(&PostParams::default(), &cm(&format!("s{i}"), &[("pad", &"x".repeat(2048))])).await.unwrap();
             assert!(t.elapsed() < Duration::from_secs(5), "a create took {:?}", t.elapsed());
         }
-        let l = tokio::time::timeout(Duration::from_secs(10), api.list(&ListParams::default())).await.unwrap().unwrap();
+        let l = tokio::time::timeout(Duration::from_secs(10), api.list(&ListParams::default().labels(TEST_SELECTOR))).await.unwrap().unwrap();
         assert_eq!(l.items.len(), 300);
     });
     drop(stuck);
@@ -415,7 +425,7 @@ fn pagination_dry_run_and_initial_events() {
         }
         // limit/continue walks every object exactly once, in order
         let mut seen = Vec::new();
-        let mut lp = ListParams::default().limit(10);
+        let mut lp = ListParams::default().labels(TEST_SELECTOR).limit(10);
         loop {
             let page = api.list(&lp).await.unwrap();
             seen.extend(page.items.iter().map(|o| o.metadata.name.clone().unwrap()));
@@ -437,7 +447,7 @@ fn pagination_dry_run_and_initial_events() {
         let (code, _, _) = status_of(api.create(&pp, &cm("pg00", &[])).await.unwrap_err());
         assert_eq!(code, 409, "dry run still reports conflicts");
         // streaming list: sendInitialEvents delivers the state, then a bookmark marking its end
-        let wc = kube::runtime::watcher::Config::default().streaming_lists();
+        let wc = kube::runtime::watcher::Config::default().labels(TEST_SELECTOR).streaming_lists();
         let mut w = kube::runtime::watcher(api.clone(), wc).boxed();
         let mut n = 0;
         loop {

@@ -99,7 +99,7 @@ async fn fake_kubelet(client: Client) {
 
 fn start() -> Env {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let c = Cluster::start();
+    let c = Cluster::start_with(&["--disable-controller-manager", "--disable-scheduler"]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -763,7 +763,7 @@ spec:
 #[test]
 fn leader_election_hands_over() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let c = Cluster::start();
+    let c = Cluster::start_with(&["--disable-controller-manager", "--disable-scheduler"]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

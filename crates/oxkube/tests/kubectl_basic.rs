@@ -59,7 +59,9 @@ fn apply_twice_get_formats_and_selectors() {
     // default table and wide
     let r = rows(&c.kubectl(&["get", "deployments"]));
     assert_eq!(r[0], vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
-    assert_eq!(&r[1][..4], &["web", "0/3", "0", "0"]);
+    // no kubelet runs here: nothing becomes ready, however far the controller got
+    assert_eq!(&r[1][..2], &["web", "0/3"]);
+    assert!(r[1][2].parse::<u32>().is_ok() && r[1][3] == "0", "{:?}", r[1]);
     let r = rows(&c.kubectl(&["get", "deployments", "-o", "wide"]));
     assert_eq!(r[0], vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]);
     assert_eq!(&r[1][5..], &["c", "busybox:1.37", "app=web"]);

@@ -448,11 +448,13 @@ impl DeploymentController {
         if rev.is_empty() || annotation_of(&d.metadata, REVISION) == rev {
             return Ok(());
         }
+        // through /status, as upstream: annotation changes on the main resource would bump the
+        // Deployment's generation
         let patch = json!({"metadata": {"annotations": {REVISION: rev}}});
         let ns = d.metadata.namespace.clone().unwrap_or_default();
         let updated = self
             .d_api(&ns)
-            .patch(
+            .patch_status(
                 &d.name_any(),
                 &PatchParams::default(),
                 &Patch::Merge(&patch),
