@@ -515,3 +515,31 @@ fn put_creates_endpoints_but_not_configmaps() {
         assert_eq!(code, 404);
     });
 }
+
+#[test]
+fn server_side_apply_with_kube_rs() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
+        let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "labels": {"e2e": "yes"}}, "data": {"a": "1", "b": "2"}});
+        let pp = PatchParams::apply("tool-a");
+        let got = api.patch("ssa", &pp, &Patch::Apply(&cfg)).await.unwrap();
+        assert_eq!(got.data.as_ref().unwrap()["b"], "2");
+        let mf = got.metadata.managed_fields.unwrap();
+        assert_eq!(mf[0].manager.as_deref(), Some("tool-a"));
+        assert_eq!(mf[0].operation.as_deref(), Some("Apply"));
+        // another manager takes a field only with force
+        let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "9"}});
+        let (code, reason, msg) = status_of(api.patch("ssa", &PatchParams::apply("tool-b"), &Patch::Apply(&other)).await.unwrap_err());
+        assert_eq!((code, reason.as_str()), (409, "Conflict"));
+        assert!(msg.contains("tool-a") && msg.contains(".data.a"), "{msg}");
+        let forced = api.patch("ssa", &PatchParams::apply("tool-b").force(), &Patch::Apply(&other)).await.unwrap();
+        assert_eq!(forced.data.as_ref().unwrap()["a"], "9");
+        // tool-a re-applies without b: b goes, a now belongs to tool-b and stays
+        let fewer = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "labels": {"e2e": "yes"}}, "data": {}});
+        let after = api.patch("ssa", &pp, &Patch::Apply(&fewer)).await.unwrap();
+        let data = after.data.unwrap_or_default();
+        assert_eq!(data.get("a").map(String::as_str), Some("9"));
+        assert!(!data.contains_key("b"), "{data:?}");
+    });
+}
