@@ -2,7 +2,8 @@
 //! 1,000 configmaps, create latency at 200/s, create throughput with 16 clients, LIST of 10,000
 //! pods, and write-to-watcher latency with 500 watchers. Prints medians of several runs.
 //!
-//! Run: `cargo bench -p oxkube --bench api` (add `-- quick` for a shorter run).
+//! Run: `cargo bench -p oxkube --bench api` (add `-- quick` for a shorter run; name sections
+//! to run only those: `cold`, `writes`, `list`, `watch`).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -278,12 +279,24 @@ async fn bench_watch_fanout(quick: bool) {
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let quick = std::env::args().any(|a| a == "quick");
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let quick = args.iter().any(|a| a == "quick");
+    let sections = ["cold", "writes", "list", "watch"];
+    let chosen: Vec<&str> = sections.iter().copied().filter(|s| args.iter().any(|a| a == s)).collect();
+    let run = |name: &str| chosen.is_empty() || chosen.contains(&name);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        bench_cold_start(if quick { 3 } else { 7 }).await;
-        bench_rss_and_creates(quick).await;
-        bench_list_pods(quick).await;
-        bench_watch_fanout(quick).await;
+        if run("cold") {
+            bench_cold_start(if quick { 3 } else { 7 }).await;
+        }
+        if run("writes") {
+            bench_rss_and_creates(quick).await;
+        }
+        if run("list") {
+            bench_list_pods(quick).await;
+        }
+        if run("watch") {
+            bench_watch_fanout(quick).await;
+        }
     });
 }
