@@ -211,6 +211,12 @@ fn bad_input_gets_a_status_and_changes_nothing() {
         assert!(s["message"].as_str().unwrap().contains("metadata.name: Invalid value: \"Bad_Name\""), "{s}");
         let (code, _) = raw(&client, "POST", cms, "text/plain", b"hello".to_vec()).await;
         assert_eq!(code, 415);
+        // malformed protobuf: a bad magic, then a truncated envelope
+        let (code, s) = raw(&client, "POST", cms, "application/vnd.kubernetes.protobuf", b"nope".to_vec()).await;
+        assert_eq!(code, 400, "{s}");
+        assert!(s["message"].as_str().unwrap().contains("protobuf"), "{s}");
+        let (code, _) = raw(&client, "POST", cms, "application/vnd.kubernetes.protobuf", b"k8s\0\x0a\x7f\x0a".to_vec()).await;
+        assert_eq!(code, 400);
         // nothing was stored by any of the above
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         let stored: Vec<String> = api.list(&ListParams::default()).await.unwrap().items.into_iter().map(|o| o.metadata.name.unwrap()).collect();
