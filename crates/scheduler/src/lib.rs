@@ -3,6 +3,8 @@
 
 use std::future::Future;
 
+pub mod framework;
+
 /// Configuration of the scheduler.
 #[derive(Clone, Debug)]
 pub struct Config {
