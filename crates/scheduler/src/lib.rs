@@ -4,6 +4,7 @@
 use std::future::Future;
 
 pub mod framework;
+pub mod queue;
 
 /// Configuration of the scheduler.
 #[derive(Clone, Debug)]
