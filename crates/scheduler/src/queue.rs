@@ -4,7 +4,7 @@
 //! five minutes at most), never by polling.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,8 @@ pub struct SchedulingQueue {
     active: BTreeMap<(Reverse<i32>, u64), String>,
     backoff: BTreeMap<(Instant, u64), String>,
     entries: HashMap<String, Entry>,
+    /// Uids of the pods in the unschedulable set.
+    unsched: HashSet<String>,
     seq: u64,
     move_cycle: u64,
     pub initial_backoff: Duration,
@@ -88,6 +90,7 @@ impl SchedulingQueue {
             active: BTreeMap::new(),
             backoff: BTreeMap::new(),
             entries: HashMap::new(),
+            unsched: HashSet::new(),
             seq: 0,
             move_cycle: 0,
             initial_backoff,
@@ -125,11 +128,15 @@ impl SchedulingQueue {
             Place::Backoff(k) => {
                 self.backoff.remove(&k);
             }
-            _ => {}
+            Place::Unschedulable(_) => {
+                self.unsched.remove(uid);
+            }
+            Place::InFlight => {}
         }
     }
 
     fn place_active(&mut self, uid: &str) {
+        self.unsched.remove(uid);
         let seq = self.next_seq();
         let Some(e) = self.entries.get_mut(uid) else { return };
         let key = (Reverse(e.qp.info.priority), seq);
@@ -142,6 +149,7 @@ impl SchedulingQueue {
         let expiry = self.entries.get(uid).and_then(|e| self.backoff_expiry(&e.qp));
         match expiry {
             Some(t) if t > now => {
+                self.unsched.remove(uid);
                 let seq = self.next_seq();
                 let e = self.entries.get_mut(uid).expect("entry");
                 e.place = Place::Backoff((t, seq));
@@ -210,10 +218,12 @@ impl SchedulingQueue {
     /// Retries pods unschedulable for longer than [`MAX_UNSCHEDULABLE_DURATION`].
     fn flush_unschedulable_leftover(&mut self, now: Instant) {
         let stale: Vec<String> = self
-            .entries
+            .unsched
             .iter()
-            .filter(|(_, e)| matches!(e.place, Place::Unschedulable(t) if now.duration_since(t) >= MAX_UNSCHEDULABLE_DURATION))
-            .map(|(k, _)| k.clone())
+            .filter(|uid| {
+                matches!(self.entries[*uid].place, Place::Unschedulable(t) if now.duration_since(t) >= MAX_UNSCHEDULABLE_DURATION)
+            })
+            .cloned()
             .collect();
         for uid in stale {
             self.place_ready_or_backoff(&uid, now);
@@ -254,6 +264,7 @@ impl SchedulingQueue {
             self.place_ready_or_backoff(uid, now);
         } else {
             e.place = Place::Unschedulable(now);
+            self.unsched.insert(uid.to_string());
         }
     }
 
@@ -280,10 +291,10 @@ impl SchedulingQueue {
     pub fn on_cluster_event(&mut self, ev: ClusterEvent, now: Instant) {
         self.move_cycle += 1;
         let movable: Vec<String> = self
-            .entries
+            .unsched
             .iter()
-            .filter(|(_, e)| matches!(e.place, Place::Unschedulable(_)) && ev.may_help(&e.qp.unschedulable_plugins))
-            .map(|(k, _)| k.clone())
+            .filter(|uid| ev.may_help(&self.entries[*uid].qp.unschedulable_plugins))
+            .cloned()
             .collect();
         for uid in movable {
             self.place_ready_or_backoff(&uid, now);
@@ -294,9 +305,9 @@ impl SchedulingQueue {
     pub fn next_wakeup(&self) -> Option<Instant> {
         let backoff = self.backoff.keys().next().map(|(t, _)| *t);
         let leftover = self
-            .entries
-            .values()
-            .filter_map(|e| match e.place {
+            .unsched
+            .iter()
+            .filter_map(|uid| match self.entries[uid].place {
                 Place::Unschedulable(t) => Some(t + MAX_UNSCHEDULABLE_DURATION),
                 _ => None,
             })
@@ -315,9 +326,14 @@ impl SchedulingQueue {
 
     /// Numbers of (active, backoff, unschedulable, in flight) pods.
     pub fn lens(&self) -> (usize, usize, usize, usize) {
-        let unsched = self.entries.values().filter(|e| matches!(e.place, Place::Unschedulable(_))).count();
+        let unsched = self.unsched.len();
         let inflight = self.entries.values().filter(|e| e.place == Place::InFlight).count();
         (self.active.len(), self.backoff.len(), unsched, inflight)
+    }
+
+    /// Uids of all queued pods.
+    pub fn uids(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
     }
 
     /// The last failure message recorded for a queued pod.

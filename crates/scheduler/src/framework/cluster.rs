@@ -384,6 +384,16 @@ impl Cluster {
         }
     }
 
+    /// Uids of all accounted pods.
+    pub fn pod_uids(&self) -> Vec<String> {
+        self.pod_node.keys().cloned().collect()
+    }
+
+    /// Names of all nodes.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
     /// Number of pods accounted (on known and unknown nodes).
     pub fn num_pods(&self) -> usize {
         self.pod_node.len()

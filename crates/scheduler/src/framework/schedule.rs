@@ -270,6 +270,14 @@ impl Framework {
             err.post_filter_msg = Some("preemption: not eligible due to preemptionPolicy=Never.".into());
             return PreemptionResult::NotHelpful;
         }
+        // A pod already nominated to a node where lower-priority victims are terminating waits.
+        let nominated = pod.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref());
+        if let Some(node) = nominated.and_then(|n| cluster.node(n)) {
+            if node.pods.iter().any(|p| p.terminating && p.priority < pod.priority) {
+                err.post_filter_msg = Some("preemption: not eligible due to a terminating pod on the nominated node.".into());
+                return PreemptionResult::NotHelpful;
+            }
+        }
         let base = CycleState {
             inter_pod: inter_pod_affinity::PreFilterState::new(cluster, pod),
             spread: pod_topology_spread::PreFilterState::new(cluster, pod),
@@ -307,7 +315,8 @@ impl Framework {
         pod: &PodInfo,
         node: &NodeInfo,
     ) -> Result<Vec<Arc<PodInfo>>, Status> {
-        let mut potential: Vec<Arc<PodInfo>> = node.pods.iter().filter(|p| p.priority < pod.priority).cloned().collect();
+        let mut potential: Vec<Arc<PodInfo>> =
+            node.pods.iter().filter(|p| p.priority < pod.priority && !p.terminating).cloned().collect();
         if potential.is_empty() {
             return Err(Status::unresolvable("DefaultPreemption", "No preemption victims found for incoming pod"));
         }
