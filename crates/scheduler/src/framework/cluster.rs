@@ -12,6 +12,8 @@ use super::resource::{node_allocatable, pod_requests, Resource};
 /// A required inter-pod (anti-)affinity term, pre-compiled (upstream `framework.AffinityTerm`).
 #[derive(Clone, Debug)]
 pub struct AffinityTerm {
+    /// Identity of the term (identical terms of different pods share it).
+    pub key: String,
     pub namespaces: HashSet<String>,
     pub namespace_selector: LabelSelector,
     pub selector: LabelSelector,
@@ -27,7 +29,10 @@ impl AffinityTerm {
         if namespaces.is_empty() && t.namespace_selector.is_none() {
             namespaces.insert(ns.to_string());
         }
-        Some(AffinityTerm { namespaces, namespace_selector, selector, topology_key: t.topology_key.clone() })
+        let mut sorted: Vec<&String> = namespaces.iter().collect();
+        sorted.sort();
+        let key = format!("{sorted:?}|{namespace_selector:?}|{selector:?}|{}", t.topology_key);
+        Some(AffinityTerm { key, namespaces, namespace_selector, selector, topology_key: t.topology_key.clone() })
     }
 
     /// Whether the term selects `pod` (whose namespace has labels `ns_labels`).
@@ -170,6 +175,63 @@ pub fn normalized_image_name(name: &str) -> String {
     }
 }
 
+/// Identical inter-pod terms of existing pods, with the number of such pods per topology value
+/// of the term's key (lets a scheduling cycle evaluate each distinct term once).
+#[derive(Clone, Debug)]
+pub struct TermGroup {
+    pub term: AffinityTerm,
+    pub weight: i64,
+    pub counts: HashMap<String, i64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TermIndex {
+    groups: HashMap<String, TermGroup>,
+}
+
+impl TermIndex {
+    fn update(&mut self, term: &AffinityTerm, weight: i64, labels: &BTreeMap<String, String>, delta: i64) {
+        let Some(v) = labels.get(&term.topology_key) else { return };
+        let key = format!("{weight}|{}", term.key);
+        let g = self
+            .groups
+            .entry(key.clone())
+            .or_insert_with(|| TermGroup { term: term.clone(), weight, counts: HashMap::new() });
+        let c = g.counts.entry(v.clone()).or_insert(0);
+        *c += delta;
+        if *c == 0 {
+            g.counts.remove(v);
+            if g.counts.is_empty() {
+                self.groups.remove(&key);
+            }
+        }
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &TermGroup> {
+        self.groups.values()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
+/// Adds (delta 1) or removes (delta -1) a pod's terms on a node with `labels` to the indexes.
+fn index_terms(anti: &mut TermIndex, score: &mut TermIndex, p: &PodInfo, labels: &BTreeMap<String, String>, delta: i64) {
+    for t in &p.required_anti_affinity {
+        anti.update(t, 0, labels, delta);
+    }
+    for t in &p.required_affinity {
+        score.update(t, crate::framework::plugins::inter_pod_affinity::HARD_POD_AFFINITY_WEIGHT, labels, delta);
+    }
+    for w in &p.preferred_affinity {
+        score.update(&w.term, w.weight, labels, delta);
+    }
+    for w in &p.preferred_anti_affinity {
+        score.update(&w.term, -w.weight, labels, delta);
+    }
+}
+
 /// A node and the pods assigned to it.
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
@@ -276,6 +338,12 @@ pub struct Cluster {
     /// Normalized image name -> number of nodes that have it.
     image_nodes: HashMap<String, usize>,
     empty_labels: BTreeMap<String, String>,
+    /// Required anti-affinity terms of pods on known nodes.
+    anti_terms: TermIndex,
+    /// Terms of pods on known nodes that score other pods (required affinity, preferred terms).
+    score_terms: TermIndex,
+    /// label key -> value -> pod uid -> pod, for every accounted pod.
+    label_index: HashMap<String, HashMap<String, HashMap<String, Arc<PodInfo>>>>,
 }
 
 impl Cluster {
@@ -325,12 +393,21 @@ impl Cluster {
         let name = node.metadata.name.clone().unwrap_or_default();
         if let Some(&i) = self.index.get(&name) {
             self.count_images(i, -1);
+            let old_labels = self.nodes[i].labels.clone();
             self.nodes[i].set_node(node);
             self.count_images(i, 1);
+            let n = &self.nodes[i];
+            if n.labels != old_labels {
+                for p in &n.pods {
+                    index_terms(&mut self.anti_terms, &mut self.score_terms, p, &old_labels, -1);
+                    index_terms(&mut self.anti_terms, &mut self.score_terms, p, &n.labels, 1);
+                }
+            }
             return;
         }
         let mut info = NodeInfo::new(node);
         for p in self.orphans.remove(&name).unwrap_or_default() {
+            index_terms(&mut self.anti_terms, &mut self.score_terms, &p, &info.labels, 1);
             info.add_pod(p);
         }
         self.nodes.push(info);
@@ -344,6 +421,9 @@ impl Cluster {
         let Some(i) = self.index.remove(name) else { return };
         self.count_images(i, -1);
         let info = self.nodes.swap_remove(i);
+        for p in &info.pods {
+            index_terms(&mut self.anti_terms, &mut self.score_terms, p, &info.labels, -1);
+        }
         if i < self.nodes.len() {
             self.index.insert(self.nodes[i].name.clone(), i);
         }
@@ -361,8 +441,19 @@ impl Cluster {
     pub fn add_pod(&mut self, pod: Arc<PodInfo>, node: &str) {
         self.remove_pod(&pod.uid);
         self.pod_node.insert(pod.uid.clone(), node.to_string());
+        for (k, v) in &pod.labels {
+            self.label_index
+                .entry(k.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default()
+                .insert(pod.uid.clone(), pod.clone());
+        }
         match self.index.get(node) {
-            Some(&i) => self.nodes[i].add_pod(pod),
+            Some(&i) => {
+                index_terms(&mut self.anti_terms, &mut self.score_terms, &pod, &self.nodes[i].labels, 1);
+                self.nodes[i].add_pod(pod)
+            }
             None => self.orphans.entry(node.to_string()).or_default().push(pod),
         }
     }
@@ -370,14 +461,36 @@ impl Cluster {
     /// Removes a pod from its node.
     pub fn remove_pod(&mut self, uid: &str) -> Option<Arc<PodInfo>> {
         let node = self.pod_node.remove(uid)?;
-        match self.index.get(&node) {
-            Some(&i) => self.nodes[i].remove_pod(uid),
+        let p = self.remove_from_node(&node, uid)?;
+        for (k, v) in &p.labels {
+            if let Some(vals) = self.label_index.get_mut(k) {
+                if let Some(pods) = vals.get_mut(v) {
+                    pods.remove(uid);
+                    if pods.is_empty() {
+                        vals.remove(v);
+                    }
+                }
+                if vals.is_empty() {
+                    self.label_index.remove(k);
+                }
+            }
+        }
+        Some(p)
+    }
+
+    fn remove_from_node(&mut self, node: &str, uid: &str) -> Option<Arc<PodInfo>> {
+        match self.index.get(node) {
+            Some(&i) => {
+                let p = self.nodes[i].remove_pod(uid)?;
+                index_terms(&mut self.anti_terms, &mut self.score_terms, &p, &self.nodes[i].labels, -1);
+                Some(p)
+            }
             None => {
-                let list = self.orphans.get_mut(&node)?;
+                let list = self.orphans.get_mut(node)?;
                 let j = list.iter().position(|p| p.uid == uid)?;
                 let p = list.swap_remove(j);
                 if list.is_empty() {
-                    self.orphans.remove(&node);
+                    self.orphans.remove(node);
                 }
                 Some(p)
             }
@@ -399,8 +512,87 @@ impl Cluster {
         self.pod_node.len()
     }
 
+    /// Grouped required anti-affinity terms of the pods on known nodes.
+    pub fn anti_affinity_terms(&self) -> &TermIndex {
+        &self.anti_terms
+    }
+
+    /// Grouped scoring terms of the pods on known nodes (weight: hard affinity weight for
+    /// required affinity, +w preferred affinity, -w preferred anti-affinity).
+    pub fn scoring_terms(&self) -> &TermIndex {
+        &self.score_terms
+    }
+
+    /// Pods on known nodes that may match `sel` (narrowed by one of its exact-match labels), with
+    /// their node.
+    pub fn candidates<'a>(&'a self, sel: &'a LabelSelector) -> Box<dyn Iterator<Item = (&'a Arc<PodInfo>, &'a NodeInfo)> + 'a> {
+        if sel.is_nothing() {
+            return Box::new(std::iter::empty());
+        }
+        let exact = sel.requirements().iter().find_map(|r| sel.requires_exact_match(r.key()).map(|v| (r.key(), v)));
+        match exact {
+            Some((k, v)) => {
+                let pods = self.label_index.get(k).and_then(|m| m.get(v));
+                Box::new(pods.into_iter().flat_map(|m| m.values()).filter_map(move |p| {
+                    let n = self.pod_node.get(&p.uid)?;
+                    let i = self.index.get(n)?;
+                    Some((p, &self.nodes[*i]))
+                }))
+            }
+            None => Box::new(self.nodes.iter().flat_map(|n| n.pods.iter().map(move |p| (p, n)))),
+        }
+    }
+
     /// Whether any pod in the cluster has inter-pod affinity terms.
     pub fn any_pod_with_affinity(&self) -> bool {
         self.nodes.iter().any(|n| n.pods_with_affinity > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::plugins::testutil::*;
+    use serde_json::json;
+
+    fn anti_counts(c: &Cluster) -> Vec<(String, i64)> {
+        let mut v: Vec<(String, i64)> =
+            c.anti_affinity_terms().groups().flat_map(|g| g.counts.iter().map(|(k, n)| (k.clone(), *n))).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn term_and_label_indexes_follow_pods_and_nodes() {
+        let anti = json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone"}]}}});
+        let mut c = cluster(
+            vec![node("n1", "1", "1Gi", json!({"zone": "a"}), json!({})), node("n2", "1", "1Gi", json!({"zone": "a"}), json!({}))],
+            vec![],
+        );
+        // Identical terms of two pods share one group.
+        c.add_pod(Arc::new(pod_with("p1", json!({"app": "web"}), anti.clone())), "n1");
+        c.add_pod(Arc::new(pod_with("p2", json!({"app": "web"}), anti.clone())), "n2");
+        assert_eq!(c.anti_affinity_terms().groups().count(), 1);
+        assert_eq!(anti_counts(&c), vec![("a".to_string(), 2)]);
+        // A node relabelled moves its pods' terms to the new domain.
+        c.upsert_node(Arc::new(node("n2", "1", "1Gi", json!({"zone": "b"}), json!({}))));
+        assert_eq!(anti_counts(&c), vec![("a".to_string(), 1), ("b".to_string(), 1)]);
+        // Removed pods leave the indexes.
+        c.remove_pod("uid-p1");
+        assert_eq!(anti_counts(&c), vec![("b".to_string(), 1)]);
+        let sel = LabelSelector::from_set([("app", "web")]);
+        assert_eq!(c.candidates(&sel).map(|(p, n)| (p.name.clone(), n.name.clone())).collect::<Vec<_>>(), vec![
+            ("p2".to_string(), "n2".to_string())
+        ]);
+        // Pods of a removed node leave the term index and come back with it.
+        c.remove_node("n2");
+        assert!(c.anti_affinity_terms().is_empty());
+        assert_eq!(c.candidates(&sel).count(), 0);
+        c.upsert_node(Arc::new(node("n2", "1", "1Gi", json!({"zone": "c"}), json!({}))));
+        assert_eq!(anti_counts(&c), vec![("c".to_string(), 1)]);
+        assert_eq!(c.candidates(&sel).count(), 1);
+        assert_eq!(c.candidates(&LabelSelector::everything()).count(), 1);
+        assert_eq!(c.candidates(&LabelSelector::nothing()).count(), 0);
     }
 }

@@ -55,46 +55,39 @@ fn all_terms_match(terms: &[AffinityTerm], pod: &PodInfo, cluster: &Cluster) -> 
 impl PreFilterState {
     pub fn new(cluster: &Cluster, pod: &PodInfo) -> PreFilterState {
         let mut s = PreFilterState::default();
-        let incoming = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
         let pod_ns_labels = cluster.namespace_labels(&pod.namespace);
-        let mut any_existing = false;
-        for node in cluster.nodes() {
-            if node.pods_with_required_anti_affinity > 0 {
-                any_existing = true;
-                for existing in node.pods.iter().filter(|p| !p.required_anti_affinity.is_empty()) {
-                    for t in &existing.required_anti_affinity {
-                        if let Some(v) = node.labels.get(&t.topology_key) {
-                            if t.matches(pod, pod_ns_labels) {
-                                s.existing_anti_affinity.add(&t.topology_key, v, 1);
-                            }
-                        }
-                    }
+        // Existing pods' anti-affinity, one evaluation per distinct term.
+        let existing = cluster.anti_affinity_terms();
+        for g in existing.groups() {
+            if g.term.matches(pod, pod_ns_labels) {
+                for (v, c) in &g.counts {
+                    s.existing_anti_affinity.add(&g.term.topology_key, v, *c);
                 }
             }
-            if !incoming || node.pods.is_empty() {
-                continue;
-            }
-            for existing in &node.pods {
-                let ns_labels = cluster.namespace_labels(&existing.namespace);
-                if !pod.required_affinity.is_empty()
-                    && pod.required_affinity.iter().all(|t| t.matches(existing, ns_labels))
-                {
+        }
+        if let Some(first) = pod.required_affinity.first() {
+            for (p, node) in cluster.candidates(&first.selector) {
+                let ns_labels = cluster.namespace_labels(&p.namespace);
+                if pod.required_affinity.iter().all(|t| t.matches(p, ns_labels)) {
                     for t in &pod.required_affinity {
                         if let Some(v) = node.labels.get(&t.topology_key) {
                             s.affinity.add(&t.topology_key, v, 1);
                         }
                     }
                 }
-                for t in &pod.required_anti_affinity {
-                    if let Some(v) = node.labels.get(&t.topology_key) {
-                        if t.matches(existing, ns_labels) {
-                            s.anti_affinity.add(&t.topology_key, v, 1);
-                        }
+            }
+        }
+        for t in &pod.required_anti_affinity {
+            for (p, node) in cluster.candidates(&t.selector) {
+                if let Some(v) = node.labels.get(&t.topology_key) {
+                    if t.matches(p, cluster.namespace_labels(&p.namespace)) {
+                        s.anti_affinity.add(&t.topology_key, v, 1);
                     }
                 }
             }
         }
-        s.skip = !incoming && !any_existing;
+        let incoming = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
+        s.skip = !incoming && existing.is_empty();
         s
     }
 
@@ -189,41 +182,31 @@ pub struct PreScoreState {
 impl PreScoreState {
     pub fn new(cluster: &Cluster, pod: &PodInfo) -> PreScoreState {
         let has_constraints = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
-        if !has_constraints && !cluster.any_pod_with_affinity() {
+        let groups = cluster.scoring_terms();
+        if !has_constraints && groups.is_empty() {
             return PreScoreState { skip: true, ..Default::default() };
         }
         let mut s = TopologyCounts::default();
         let pod_ns_labels = cluster.namespace_labels(&pod.namespace);
-        for node in cluster.nodes() {
-            if !has_constraints && node.pods_with_affinity == 0 {
-                continue;
-            }
-            for existing in &node.pods {
-                if !has_constraints && !existing.has_affinity() {
-                    continue;
+        // Existing pods' terms that match the incoming pod, one evaluation per distinct term.
+        for g in groups.groups() {
+            if g.term.matches(pod, pod_ns_labels) {
+                for (v, c) in &g.counts {
+                    if !v.is_empty() {
+                        s.add(&g.term.topology_key, v, c * g.weight);
+                    }
                 }
-                let ex_ns_labels = cluster.namespace_labels(&existing.namespace);
-                let mut apply = |t: &AffinityTerm, target: &PodInfo, ns: &std::collections::BTreeMap<String, String>, w: i64| {
-                    if let Some(v) = node.labels.get(&t.topology_key) {
-                        if !v.is_empty() && t.matches(target, ns) {
-                            s.add(&t.topology_key, v, w);
+            }
+        }
+        // The incoming pod's preferred terms against existing pods.
+        for (terms, sign) in [(&pod.preferred_affinity, 1), (&pod.preferred_anti_affinity, -1)] {
+            for w in terms {
+                for (p, node) in cluster.candidates(&w.term.selector) {
+                    if let Some(v) = node.labels.get(&w.term.topology_key) {
+                        if !v.is_empty() && w.term.matches(p, cluster.namespace_labels(&p.namespace)) {
+                            s.add(&w.term.topology_key, v, sign * w.weight);
                         }
                     }
-                };
-                for w in &pod.preferred_affinity {
-                    apply(&w.term, existing, ex_ns_labels, w.weight);
-                }
-                for w in &pod.preferred_anti_affinity {
-                    apply(&w.term, existing, ex_ns_labels, -w.weight);
-                }
-                for t in &existing.required_affinity {
-                    apply(t, pod, pod_ns_labels, HARD_POD_AFFINITY_WEIGHT);
-                }
-                for w in &existing.preferred_affinity {
-                    apply(&w.term, pod, pod_ns_labels, w.weight);
-                }
-                for w in &existing.preferred_anti_affinity {
-                    apply(&w.term, pod, pod_ns_labels, -w.weight);
                 }
             }
         }
