@@ -230,6 +230,17 @@ fn unschedulable_pod_reports_and_is_scheduled_when_a_node_fits() {
         assert_eq!(evs[0].message.as_deref(), Some("Successfully assigned default/big to large"));
         assert_eq!(evs[0].type_.as_deref(), Some("Normal"));
 
+        // A gated pod is not scheduled until its gates are removed.
+        create_pod(&client, "gated", json!({}), json!({"schedulingGates": [{"name": "example.com/wait"}]})).await;
+        let (reason, msg) = wait_unschedulable(&client, "gated").await;
+        assert_eq!(reason, "SchedulingGated");
+        assert_eq!(msg, "Scheduling is blocked due to non-empty scheduling gates");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        pods.patch("gated", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"schedulingGates": null}})))
+            .await
+            .unwrap();
+        wait_bound(&client, &["gated"]).await;
+
         let _ = stop.send(());
         handle.await.unwrap().unwrap();
         // Stepping down releases the lease.

@@ -51,6 +51,8 @@ enum Action {
     Unschedulable { info: Arc<PodInfo>, message: String, nominated: Option<String> },
     Preempt { preemptor: Arc<PodInfo>, node: String, victims: Vec<Arc<PodInfo>> },
     BindFailed { info: Arc<PodInfo>, message: String },
+    /// Sets PodScheduled=False with a reason (no event).
+    Condition { info: Arc<PodInfo>, reason: &'static str, message: String, nominated: Option<String> },
 }
 
 /// A running scheduler (watchers, action runner and scheduling thread).
@@ -366,6 +368,18 @@ impl Core {
             self.queue.delete(&uid);
             return;
         }
+        let gated = info.pod.spec.as_ref().and_then(|s| s.scheduling_gates.as_ref()).is_some_and(|g| !g.is_empty());
+        if gated {
+            // PreEnqueue (SchedulingGates): not queued until the gates are removed.
+            self.queue.delete(&uid);
+            let _ = self.out.send(Action::Condition {
+                info,
+                reason: "SchedulingGated",
+                message: "Scheduling is blocked due to non-empty scheduling gates".into(),
+                nominated: None,
+            });
+            return;
+        }
         self.queue.add_or_update(info, now);
     }
 }
@@ -479,41 +493,10 @@ async fn run_actions(client: kube::Client, config: Config, mut rx: mpsc::Unbound
             }
             Action::Unschedulable { info, message, nominated } => {
                 emit(pod_event(&info, "Warning", "FailedScheduling", "Scheduling", message.clone(), &identity));
-                let current = info
-                    .pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
-                    .cloned();
-                let same = current.as_ref().is_some_and(|c| {
-                    c.status == "False" && c.reason.as_deref() == Some("Unschedulable") && c.message.as_deref() == Some(&message)
-                });
-                let cur_nominated = info.pod.status.as_ref().and_then(|s| s.nominated_node_name.clone());
-                if same && (nominated.is_none() || nominated == cur_nominated) {
-                    continue;
-                }
-                let Ok(permit) = writes.clone().acquire_owned().await else { break };
-                let api = pod_api(&client, &info);
-                tokio::spawn(async move {
-                    let transition = match current {
-                        Some(c) if c.status == "False" => c.last_transition_time.clone(),
-                        _ => None,
-                    }
-                    .unwrap_or(Time(Timestamp::now()));
-                    let mut status = json!({"conditions": [{
-                        "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
-                        "lastProbeTime": null, "lastTransitionTime": transition,
-                    }]});
-                    if let Some(n) = nominated {
-                        status["nominatedNodeName"] = json!(n);
-                    }
-                    let patch = json!({"status": status});
-                    if let Err(e) = api.patch_status(&info.name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
-                        tracing::debug!(pod = %info.name, error = %e, "updating pod condition");
-                    }
-                    drop(permit);
-                });
+                write_condition(&client, &writes, info, "Unschedulable", message, nominated).await;
+            }
+            Action::Condition { info, reason, message, nominated } => {
+                write_condition(&client, &writes, info, reason, message, nominated).await;
             }
             Action::BindFailed { info, message } => {
                 emit(pod_event(&info, "Warning", "FailedScheduling", "Scheduling", message, &identity));
@@ -537,4 +520,50 @@ async fn run_actions(client: kube::Client, config: Config, mut rx: mpsc::Unbound
         }
     }
     ev_writer.abort();
+}
+
+/// Patches PodScheduled=False (reason, message) and nominatedNodeName unless already set so.
+async fn write_condition(
+    client: &kube::Client,
+    writes: &Arc<Semaphore>,
+    info: Arc<PodInfo>,
+    reason: &'static str,
+    message: String,
+    nominated: Option<String>,
+) {
+    let current = info
+        .pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
+        .cloned();
+    let same = current.as_ref().is_some_and(|c| {
+        c.status == "False" && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(&message)
+    });
+    let cur_nominated = info.pod.status.as_ref().and_then(|s| s.nominated_node_name.clone());
+    if same && (nominated.is_none() || nominated == cur_nominated) {
+        return;
+    }
+    let Ok(permit) = writes.clone().acquire_owned().await else { return };
+    let api = pod_api(client, &info);
+    tokio::spawn(async move {
+        let transition = match current {
+            Some(c) if c.status == "False" => c.last_transition_time.clone(),
+            _ => None,
+        }
+        .unwrap_or(Time(Timestamp::now()));
+        let mut status = json!({"conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": reason, "message": message,
+            "lastProbeTime": null, "lastTransitionTime": transition,
+        }]});
+        if let Some(n) = nominated {
+            status["nominatedNodeName"] = json!(n);
+        }
+        let patch = json!({"status": status});
+        if let Err(e) = api.patch_status(&info.name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
+            tracing::debug!(pod = %info.name, error = %e, "updating pod condition");
+        }
+        drop(permit);
+    });
 }
