@@ -31,7 +31,11 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start() -> (Server, Client) {
@@ -40,7 +44,13 @@ async fn start() -> (Server, Client) {
     let child = Command::new(env!("CARGO_BIN_EXE_oxkube"))
         .args(["server", "--data-dir"])
         .arg(dir.path())
-        .args(["--bind-address", "127.0.0.1", "--secure-port", &port.to_string(), "--disable-agent"])
+        .args([
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            &port.to_string(),
+            "--disable-agent",
+        ])
         .env("OXKUBE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -101,7 +111,10 @@ fn pod(i: usize, groups: Option<usize>) -> Pod {
         spec["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             {"labelSelector": {"matchLabels": {"group": g}}, "topologyKey": "kubernetes.io/hostname"}]}});
     }
-    serde_json::from_value(json!({"metadata": {"name": format!("pod-{i}"), "labels": labels}, "spec": spec})).unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"name": format!("pod-{i}"), "labels": labels}, "spec": spec}),
+    )
+    .unwrap()
 }
 
 /// Creates the pods with 32 concurrent clients; returns when all are created and the time taken.
@@ -112,7 +125,9 @@ async fn create_pods(client: &Client, n: usize, groups: Option<usize>) -> Durati
         .map(|i| {
             let api = api.clone();
             async move {
-                api.create(&PostParams::default(), &pod(i, groups)).await.unwrap();
+                api.create(&PostParams::default(), &pod(i, groups))
+                    .await
+                    .unwrap();
             }
         })
         .buffer_unordered(32)
@@ -141,7 +156,10 @@ async fn wait_all_bound(client: Client, n: usize) -> Instant {
 
 fn start_scheduler(client: Client) -> tokio::sync::oneshot::Sender<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let cfg = scheduler::Config { leader_elect: false, ..Default::default() };
+    let cfg = scheduler::Config {
+        leader_elect: false,
+        ..Default::default()
+    };
     tokio::spawn(scheduler::run(client, cfg, async move {
         let _ = rx.await;
     }));
@@ -189,10 +207,20 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let quick = std::env::args().any(|a| a == "quick");
     let (nodes, pods) = if quick { (1000, 2000) } else { (5000, 10000) };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         concurrent("basic", nodes, pods, None).await;
-        concurrent("required anti-affinity (groups of pods/100 by hostname)", nodes, pods, Some(100)).await;
+        concurrent(
+            "required anti-affinity (groups of pods/100 by hostname)",
+            nodes,
+            pods,
+            Some(100),
+        )
+        .await;
         precreated("basic, pods created first", nodes, pods, None).await;
     });
 }

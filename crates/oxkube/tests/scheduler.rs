@@ -17,26 +17,47 @@ use serde_json::{json, Value};
 
 fn rt() -> tokio::runtime::Runtime {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn client(c: &Cluster) -> Client {
     let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
-    let cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let cfg = Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
     Client::try_from(cfg).unwrap()
 }
 
 /// Starts the scheduler in-process; the returned sender stops it.
-fn start_scheduler(client: Client) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+fn start_scheduler(
+    client: Client,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let cfg = scheduler::Config { identity: "oxkube-test".into(), ..Default::default() };
+    let cfg = scheduler::Config {
+        identity: "oxkube-test".into(),
+        ..Default::default()
+    };
     let h = tokio::spawn(scheduler::run(client, cfg, async move {
         let _ = rx.await;
     }));
     (tx, h)
 }
 
-async fn create_node(client: &Client, name: &str, cpu: &str, mem: &str, labels: Value, taints: Value) {
+async fn create_node(
+    client: &Client,
+    name: &str,
+    cpu: &str,
+    mem: &str,
+    labels: Value,
+    taints: Value,
+) {
     let api: Api<Node> = Api::all(client.clone());
     let mut labels = labels;
     labels["kubernetes.io/hostname"] = json!(name);
@@ -51,7 +72,9 @@ async fn create_node(client: &Client, name: &str, cpu: &str, mem: &str, labels: 
         "allocatable": {"cpu": cpu, "memory": mem, "pods": "110"},
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ready"}],
     }});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
 }
 
 async fn create_pod(client: &Client, name: &str, labels: Value, spec: Value) {
@@ -60,7 +83,9 @@ async fn create_pod(client: &Client, name: &str, labels: Value, spec: Value) {
     if spec.get("containers").is_none() {
         spec["containers"] = json!([{"name": "c", "image": "busybox"}]);
     }
-    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "spec": spec})).unwrap();
+    let pod: Pod =
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "spec": spec}))
+            .unwrap();
     api.create(&PostParams::default(), &pod).await.unwrap();
 }
 
@@ -83,7 +108,10 @@ async fn wait_bound(client: &Client, names: &[&str]) -> BTreeMap<String, String>
         if out.len() == names.len() {
             return out;
         }
-        assert!(Instant::now() < deadline, "pods not bound in time: {out:?} of {names:?}");
+        assert!(
+            Instant::now() < deadline,
+            "pods not bound in time: {out:?} of {names:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -94,14 +122,17 @@ async fn wait_unschedulable(client: &Client, name: &str) -> (String, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let p = api.get(name).await.unwrap();
-        let cond = p
-            .status
-            .and_then(|s| s.conditions)
-            .and_then(|cs| cs.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False"));
+        let cond = p.status.and_then(|s| s.conditions).and_then(|cs| {
+            cs.into_iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        });
         if let Some(c) = cond {
             return (c.reason.unwrap_or_default(), c.message.unwrap_or_default());
         }
-        assert!(Instant::now() < deadline, "pod {name} never reported unschedulable");
+        assert!(
+            Instant::now() < deadline,
+            "pod {name} never reported unschedulable"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -116,7 +147,10 @@ async fn events_for(client: &Client, pod: &str, reason: &str) -> Vec<Event> {
             .unwrap()
             .items
             .into_iter()
-            .filter(|e| e.involved_object.name.as_deref() == Some(pod) && e.reason.as_deref() == Some(reason))
+            .filter(|e| {
+                e.involved_object.name.as_deref() == Some(pod)
+                    && e.reason.as_deref() == Some(reason)
+            })
             .collect();
         if !evs.is_empty() {
             return evs;
@@ -261,16 +295,28 @@ fn only_the_leader_schedules() {
                      "renewTime": k8s_openapi::jiff::Timestamp::now().to_string()}
         }))
         .unwrap();
-        Api::<Lease>::namespaced(client.clone(), "kube-system").create(&PostParams::default(), &lease).await.unwrap();
+        Api::<Lease>::namespaced(client.clone(), "kube-system")
+            .create(&PostParams::default(), &lease)
+            .await
+            .unwrap();
         create_node(&client, "n1", "2", "4Gi", json!({}), json!([])).await;
         let (stop, handle) = start_scheduler(client.clone());
         create_pod(&client, "p", json!({}), json!({})).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-        assert_eq!(api.get("p").await.unwrap().spec.unwrap().node_name, None, "scheduled without the lease");
+        assert_eq!(
+            api.get("p").await.unwrap().spec.unwrap().node_name,
+            None,
+            "scheduled without the lease"
+        );
         // The other holder stops renewing: the lease expires and our scheduler takes over.
         assert_eq!(wait_bound(&client, &["p"]).await["p"], "n1");
-        let spec = Api::<Lease>::namespaced(client.clone(), "kube-system").get("kube-scheduler").await.unwrap().spec.unwrap();
+        let spec = Api::<Lease>::namespaced(client.clone(), "kube-system")
+            .get("kube-scheduler")
+            .await
+            .unwrap()
+            .spec
+            .unwrap();
         assert!(spec.holder_identity.unwrap().starts_with("oxkube-test_"));
         assert_eq!(spec.lease_transitions, Some(1));
         let _ = stop.send(());

@@ -66,5 +66,10 @@ fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     let (nodes, pods) = if quick { (1000, 2000) } else { (5000, 10000) };
     run("core basic", nodes, pods, None);
-    run("core required anti-affinity (groups of pods/100 by hostname)", nodes, pods, Some(100));
+    run(
+        "core required anti-affinity (groups of pods/100 by hostname)",
+        nodes,
+        pods,
+        Some(100),
+    );
 }

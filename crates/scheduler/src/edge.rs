@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Binding, Event, EventSource, Namespace, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{
+    Binding, Event, EventSource, Namespace, Node, ObjectReference, Pod,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
@@ -37,22 +39,48 @@ enum Watch<K> {
 }
 
 /// Inputs of the scheduling thread.
+#[allow(clippy::large_enum_variant)]
 enum Input {
     Node(Watch<Node>),
     Pod(Watch<Pod>),
     Namespace(Watch<Namespace>),
-    BindResult { info: Arc<PodInfo>, node: String, attempts: u32, error: Option<String> },
+    BindResult {
+        info: Arc<PodInfo>,
+        node: String,
+        attempts: u32,
+        error: Option<String>,
+    },
     Stop,
 }
 
 /// Outputs of the scheduling thread.
 enum Action {
-    Bind { info: Arc<PodInfo>, node: String, attempts: u32 },
-    Unschedulable { info: Arc<PodInfo>, message: String, nominated: Option<String> },
-    Preempt { preemptor: Arc<PodInfo>, node: String, victims: Vec<Arc<PodInfo>> },
-    BindFailed { info: Arc<PodInfo>, message: String },
+    Bind {
+        info: Arc<PodInfo>,
+        node: String,
+        attempts: u32,
+    },
+    Unschedulable {
+        info: Arc<PodInfo>,
+        message: String,
+        nominated: Option<String>,
+    },
+    Preempt {
+        preemptor: Arc<PodInfo>,
+        node: String,
+        victims: Vec<Arc<PodInfo>>,
+    },
+    BindFailed {
+        info: Arc<PodInfo>,
+        message: String,
+    },
     /// Sets PodScheduled=False with a reason (no event).
-    Condition { info: Arc<PodInfo>, reason: &'static str, message: String, nominated: Option<String> },
+    Condition {
+        info: Arc<PodInfo>,
+        reason: &'static str,
+        message: String,
+        nominated: Option<String>,
+    },
 }
 
 /// A running scheduler (watchers, action runner and scheduling thread).
@@ -68,11 +96,16 @@ impl Running {
     pub fn start(client: kube::Client, config: Config) -> Running {
         let (in_tx, in_rx) = std::sync::mpsc::channel::<Input>();
         let (act_tx, act_rx) = mpsc::unbounded_channel::<Action>();
-        let mut tasks = Vec::new();
-        tasks.push(spawn_watch(Api::<Node>::all(client.clone()), in_tx.clone(), Input::Node));
-        tasks.push(spawn_watch(Api::<Pod>::all(client.clone()), in_tx.clone(), Input::Pod));
-        tasks.push(spawn_watch(Api::<Namespace>::all(client.clone()), in_tx.clone(), Input::Namespace));
-        tasks.push(tokio::spawn(run_actions(client, config.clone(), act_rx, in_tx.clone())));
+        let tasks = vec![
+            spawn_watch(Api::<Node>::all(client.clone()), in_tx.clone(), Input::Node),
+            spawn_watch(Api::<Pod>::all(client.clone()), in_tx.clone(), Input::Pod),
+            spawn_watch(
+                Api::<Namespace>::all(client.clone()),
+                in_tx.clone(),
+                Input::Namespace,
+            ),
+            tokio::spawn(run_actions(client, config.clone(), act_rx, in_tx.clone())),
+        ];
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let core = std::thread::Builder::new()
             .name("scheduler".into())
@@ -81,7 +114,12 @@ impl Running {
                 let _ = done_tx.send(());
             })
             .expect("spawn scheduler thread");
-        Running { tasks, input: in_tx, core: Some(core), done }
+        Running {
+            tasks,
+            input: in_tx,
+            core: Some(core),
+            done,
+        }
     }
 
     /// Resolves if the scheduling thread ends on its own.
@@ -107,7 +145,9 @@ where
     K::DynamicType: Default,
 {
     tokio::spawn(async move {
-        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(ev) = stream.next().await {
             let w = match ev {
                 Ok(WatchEvent::Init) => Watch::Init,
@@ -146,19 +186,28 @@ const NAMESPACES: usize = 2;
 
 fn pod_uid(p: &Pod) -> String {
     p.metadata.uid.clone().unwrap_or_else(|| {
-        format!("{}/{}", p.metadata.namespace.as_deref().unwrap_or("default"), p.metadata.name.as_deref().unwrap_or(""))
+        format!(
+            "{}/{}",
+            p.metadata.namespace.as_deref().unwrap_or("default"),
+            p.metadata.name.as_deref().unwrap_or("")
+        )
     })
 }
 
 fn is_terminal(p: &Pod) -> bool {
-    matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded") | Some("Failed"))
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
 }
 
 /// Whether a node changed in a way that may make pending pods schedulable.
 fn node_changed(old: &Node, new: &Node) -> bool {
     old.metadata.labels != new.metadata.labels
-        || old.spec.as_ref().map(|s| (&s.taints, s.unschedulable)) != new.spec.as_ref().map(|s| (&s.taints, s.unschedulable))
-        || old.status.as_ref().map(|s| &s.allocatable) != new.status.as_ref().map(|s| &s.allocatable)
+        || old.spec.as_ref().map(|s| (&s.taints, s.unschedulable))
+            != new.spec.as_ref().map(|s| (&s.taints, s.unschedulable))
+        || old.status.as_ref().map(|s| &s.allocatable)
+            != new.status.as_ref().map(|s| &s.allocatable)
         || old.status.as_ref().map(|s| &s.images) != new.status.as_ref().map(|s| &s.images)
 }
 
@@ -223,20 +272,37 @@ impl Core {
                 self.queue.done(&uid);
                 self.assumed.insert(uid, r.node.clone());
                 self.cluster.add_pod(info.clone(), &r.node);
-                let _ = self.out.send(Action::Bind { info, node: r.node, attempts });
+                let _ = self.out.send(Action::Bind {
+                    info,
+                    node: r.node,
+                    attempts,
+                });
             }
             Err(mut fit) => {
                 let nominated = match self.framework.preempt(&self.cluster, &info, &mut fit) {
                     PreemptionResult::Candidate { node, victims } => {
-                        let _ = self.out.send(Action::Preempt { preemptor: info.clone(), node: node.clone(), victims });
+                        let _ = self.out.send(Action::Preempt {
+                            preemptor: info.clone(),
+                            node: node.clone(),
+                            victims,
+                        });
                         Some(node)
                     }
                     PreemptionResult::NotHelpful => None,
                 };
                 let message = fit.to_string();
                 tracing::debug!(pod = %info.name, %message, "unschedulable");
-                self.queue.unschedulable(&uid, fit.unschedulable_plugins(), message.clone(), Instant::now());
-                let _ = self.out.send(Action::Unschedulable { info, message, nominated });
+                self.queue.unschedulable(
+                    &uid,
+                    fit.unschedulable_plugins(),
+                    message.clone(),
+                    Instant::now(),
+                );
+                let _ = self.out.send(Action::Unschedulable {
+                    info,
+                    message,
+                    nominated,
+                });
             }
         }
     }
@@ -253,7 +319,10 @@ impl Core {
                     if let Some(seen) = self.relist[NODES].as_mut() {
                         seen.insert(name.clone());
                     }
-                    let changed = self.cluster.node(&name).is_none_or(|old| node_changed(&old.node, &n));
+                    let changed = self
+                        .cluster
+                        .node(&name)
+                        .is_none_or(|old| node_changed(&old.node, &n));
                     self.cluster.upsert_node(Arc::new(n));
                     if changed {
                         self.queue.on_cluster_event(ClusterEvent::NodeChange, now);
@@ -269,7 +338,9 @@ impl Core {
                     }
                     self.synced[NODES] = true;
                 }
-                Watch::Delete(n) => self.cluster.remove_node(n.metadata.name.as_deref().unwrap_or_default()),
+                Watch::Delete(n) => self
+                    .cluster
+                    .remove_node(n.metadata.name.as_deref().unwrap_or_default()),
             },
             Input::Namespace(w) => match w {
                 Watch::Init => self.relist[NAMESPACES] = Some(HashSet::new()),
@@ -278,14 +349,18 @@ impl Core {
                     if let Some(seen) = self.relist[NAMESPACES].as_mut() {
                         seen.insert(name.clone());
                     }
-                    self.cluster.set_namespace(&name, ns.metadata.labels.unwrap_or_default());
-                    self.queue.on_cluster_event(ClusterEvent::AssignedPodChange, now);
+                    self.cluster
+                        .set_namespace(&name, ns.metadata.labels.unwrap_or_default());
+                    self.queue
+                        .on_cluster_event(ClusterEvent::AssignedPodChange, now);
                 }
                 Watch::InitDone => {
                     self.relist[NAMESPACES] = None;
                     self.synced[NAMESPACES] = true;
                 }
-                Watch::Delete(ns) => self.cluster.remove_namespace(ns.metadata.name.as_deref().unwrap_or_default()),
+                Watch::Delete(ns) => self
+                    .cluster
+                    .remove_namespace(ns.metadata.name.as_deref().unwrap_or_default()),
             },
             Input::Pod(w) => match w {
                 Watch::Init => self.relist[PODS] = Some(HashSet::new()),
@@ -310,20 +385,26 @@ impl Core {
                     self.forget_pod(&uid, now);
                 }
             },
-            Input::BindResult { info, node, attempts, error } => {
+            Input::BindResult {
+                info,
+                node,
+                attempts,
+                error,
+            } => {
                 let uid = info.uid.clone();
-                match error {
-                    None => {}
-                    Some(e) => {
-                        // Forget the assumption unless the watch already confirmed or deleted it.
-                        if self.assumed.get(&uid) == Some(&node) {
-                            self.assumed.remove(&uid);
-                            self.cluster.remove_pod(&uid);
-                            self.queue.requeue_failed_binding(info.clone(), attempts, now);
-                            self.queue.on_cluster_event(ClusterEvent::AssignedPodDelete, now);
-                            let _ = self.out.send(Action::BindFailed { info, message: format!("Binding rejected: {e}") });
-                        }
-                    }
+                // On failure forget the assumption unless the watch already confirmed or
+                // deleted the pod.
+                if let Some(e) = error.filter(|_| self.assumed.get(&uid) == Some(&node)) {
+                    self.assumed.remove(&uid);
+                    self.cluster.remove_pod(&uid);
+                    self.queue
+                        .requeue_failed_binding(info.clone(), attempts, now);
+                    self.queue
+                        .on_cluster_event(ClusterEvent::AssignedPodDelete, now);
+                    let _ = self.out.send(Action::BindFailed {
+                        info,
+                        message: format!("Binding rejected: {e}"),
+                    });
                 }
             }
         }
@@ -334,7 +415,8 @@ impl Core {
         self.queue.delete(uid);
         self.assumed.remove(uid);
         if self.cluster.remove_pod(uid).is_some() {
-            self.queue.on_cluster_event(ClusterEvent::AssignedPodDelete, now);
+            self.queue
+                .on_cluster_event(ClusterEvent::AssignedPodDelete, now);
         }
     }
 
@@ -350,25 +432,41 @@ impl Core {
                 return;
             }
             let prev_labels = self.cluster.pod_node(&uid).and_then(|n| {
-                self.cluster.node(n).and_then(|ni| ni.pods.iter().find(|p| p.uid == uid).map(|p| p.labels.clone()))
+                self.cluster.node(n).and_then(|ni| {
+                    ni.pods
+                        .iter()
+                        .find(|p| p.uid == uid)
+                        .map(|p| p.labels.clone())
+                })
             });
             let changed = was_assumed || prev_labels.as_ref() != Some(&info.labels);
             self.cluster.add_pod(info, &node);
             if changed {
-                self.queue.on_cluster_event(ClusterEvent::AssignedPodChange, now);
+                self.queue
+                    .on_cluster_event(ClusterEvent::AssignedPodChange, now);
             }
             return;
         }
         if self.assumed.contains_key(&uid) {
             return;
         }
-        let ours = info.pod.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()).unwrap_or("default-scheduler")
+        let ours = info
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduler_name.as_deref())
+            .unwrap_or("default-scheduler")
             == self.scheduler_name;
         if !ours || terminal || info.terminating {
             self.queue.delete(&uid);
             return;
         }
-        let gated = info.pod.spec.as_ref().and_then(|s| s.scheduling_gates.as_ref()).is_some_and(|g| !g.is_empty());
+        let gated = info
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduling_gates.as_ref())
+            .is_some_and(|g| !g.is_empty());
         if gated {
             // PreEnqueue (SchedulingGates): not queued until the gates are removed.
             self.queue.delete(&uid);
@@ -401,7 +499,14 @@ fn pod_ref(info: &PodInfo) -> ObjectReference {
 }
 
 /// A core/v1 Event about a pod, as the scheduler's event recorder writes it.
-pub fn pod_event(info: &PodInfo, type_: &str, reason: &str, action: &str, message: String, instance: &str) -> Event {
+pub fn pod_event(
+    info: &PodInfo,
+    type_: &str,
+    reason: &str,
+    action: &str,
+    message: String,
+    instance: &str,
+) -> Event {
     let now = Timestamp::now();
     Event {
         metadata: ObjectMeta {
@@ -414,7 +519,10 @@ pub fn pod_event(info: &PodInfo, type_: &str, reason: &str, action: &str, messag
         message: Some(message),
         type_: Some(type_.into()),
         action: Some(action.into()),
-        source: Some(EventSource { component: Some(COMPONENT.into()), host: None }),
+        source: Some(EventSource {
+            component: Some(COMPONENT.into()),
+            host: None,
+        }),
         reporting_component: Some(COMPONENT.into()),
         reporting_instance: Some(instance.into()),
         first_timestamp: Some(Time(now)),
@@ -425,7 +533,12 @@ pub fn pod_event(info: &PodInfo, type_: &str, reason: &str, action: &str, messag
 }
 
 /// Runs the scheduling thread's actions concurrently (bounded), reporting binding results back.
-async fn run_actions(client: kube::Client, config: Config, mut rx: mpsc::UnboundedReceiver<Action>, input: Sender<Input>) {
+async fn run_actions(
+    client: kube::Client,
+    config: Config,
+    mut rx: mpsc::UnboundedReceiver<Action>,
+    input: Sender<Input>,
+) {
     let binds = Arc::new(Semaphore::new(config.bind_concurrency.max(1)));
     let writes = Arc::new(Semaphore::new(16));
     // Events are best effort: a bounded buffer, dropped when full (as client-go's broadcaster).
@@ -434,8 +547,13 @@ async fn run_actions(client: kube::Client, config: Config, mut rx: mpsc::Unbound
     let ev_writer = tokio::spawn(async move {
         let sem = Arc::new(Semaphore::new(4));
         while let Some(ev) = ev_rx.recv().await {
-            let Ok(permit) = sem.clone().acquire_owned().await else { return };
-            let api: Api<Event> = Api::namespaced(ev_client.clone(), ev.metadata.namespace.as_deref().unwrap_or("default"));
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                return;
+            };
+            let api: Api<Event> = Api::namespaced(
+                ev_client.clone(),
+                ev.metadata.namespace.as_deref().unwrap_or("default"),
+            );
             tokio::spawn(async move {
                 if let Err(e) = api.create(&PostParams::default(), &ev).await {
                     tracing::debug!(error = %e, "writing event");
@@ -452,8 +570,14 @@ async fn run_actions(client: kube::Client, config: Config, mut rx: mpsc::Unbound
     };
     while let Some(action) = rx.recv().await {
         match action {
-            Action::Bind { info, node, attempts } => {
-                let Ok(permit) = binds.clone().acquire_owned().await else { break };
+            Action::Bind {
+                info,
+                node,
+                attempts,
+            } => {
+                let Ok(permit) = binds.clone().acquire_owned().await else {
+                    break;
+                };
                 let api = pod_api(&client, &info);
                 let input = input.clone();
                 let emit = emit.clone();
@@ -474,13 +598,28 @@ async fn run_actions(client: kube::Client, config: Config, mut rx: mpsc::Unbound
                         },
                     };
                     let r = api
-                        .create_subresource::<Binding, serde_json::Value>("binding", &info.name, &PostParams::default(), &binding)
+                        .create_subresource::<Binding, serde_json::Value>(
+                            "binding",
+                            &info.name,
+                            &PostParams::default(),
+                            &binding,
+                        )
                         .await;
                     drop(permit);
                     let error = match r {
                         Ok(_) => {
-                            let msg = format!("Successfully assigned {}/{} to {}", info.namespace, info.name, node);
-                            emit(pod_event(&info, "Normal", "Scheduled", "Binding", msg, &identity));
+                            let msg = format!(
+                                "Successfully assigned {}/{} to {}",
+                                info.namespace, info.name, node
+                            );
+                            emit(pod_event(
+                                &info,
+                                "Normal",
+                                "Scheduled",
+                                "Binding",
+                                msg,
+                                &identity,
+                            ));
                             None
                         }
                         Err(e) => {
@@ -488,27 +627,73 @@ async fn run_actions(client: kube::Client, config: Config, mut rx: mpsc::Unbound
                             Some(e.to_string())
                         }
                     };
-                    let _ = input.send(Input::BindResult { info, node, attempts, error });
+                    let _ = input.send(Input::BindResult {
+                        info,
+                        node,
+                        attempts,
+                        error,
+                    });
                 });
             }
-            Action::Unschedulable { info, message, nominated } => {
-                emit(pod_event(&info, "Warning", "FailedScheduling", "Scheduling", message.clone(), &identity));
+            Action::Unschedulable {
+                info,
+                message,
+                nominated,
+            } => {
+                emit(pod_event(
+                    &info,
+                    "Warning",
+                    "FailedScheduling",
+                    "Scheduling",
+                    message.clone(),
+                    &identity,
+                ));
                 write_condition(&client, &writes, info, "Unschedulable", message, nominated).await;
             }
-            Action::Condition { info, reason, message, nominated } => {
+            Action::Condition {
+                info,
+                reason,
+                message,
+                nominated,
+            } => {
                 write_condition(&client, &writes, info, reason, message, nominated).await;
             }
             Action::BindFailed { info, message } => {
-                emit(pod_event(&info, "Warning", "FailedScheduling", "Scheduling", message, &identity));
+                emit(pod_event(
+                    &info,
+                    "Warning",
+                    "FailedScheduling",
+                    "Scheduling",
+                    message,
+                    &identity,
+                ));
             }
-            Action::Preempt { preemptor, node, victims } => {
+            Action::Preempt {
+                preemptor,
+                node,
+                victims,
+            } => {
                 for v in victims {
                     let api = pod_api(&client, &v);
-                    let msg = format!("Preempted by pod {} on node {}", preemptor.pod.metadata.uid.as_deref().unwrap_or(""), node);
-                    emit(pod_event(&v, "Normal", "Preempted", "Preempting", msg, &identity));
+                    let msg = format!(
+                        "Preempted by pod {} on node {}",
+                        preemptor.pod.metadata.uid.as_deref().unwrap_or(""),
+                        node
+                    );
+                    emit(pod_event(
+                        &v,
+                        "Normal",
+                        "Preempted",
+                        "Preempting",
+                        msg,
+                        &identity,
+                    ));
                     tokio::spawn(async move {
                         let dp = DeleteParams {
-                            preconditions: Some(Preconditions { uid: v.pod.metadata.uid.clone(), resource_version: None }),
+                            preconditions: Some(Preconditions {
+                                uid: v.pod.metadata.uid.clone(),
+                                resource_version: None,
+                            }),
                             ..Default::default()
                         };
                         if let Err(e) = api.delete(&v.name, &dp).await {
@@ -539,13 +724,21 @@ async fn write_condition(
         .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
         .cloned();
     let same = current.as_ref().is_some_and(|c| {
-        c.status == "False" && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(&message)
+        c.status == "False"
+            && c.reason.as_deref() == Some(reason)
+            && c.message.as_deref() == Some(&message)
     });
-    let cur_nominated = info.pod.status.as_ref().and_then(|s| s.nominated_node_name.clone());
+    let cur_nominated = info
+        .pod
+        .status
+        .as_ref()
+        .and_then(|s| s.nominated_node_name.clone());
     if same && (nominated.is_none() || nominated == cur_nominated) {
         return;
     }
-    let Ok(permit) = writes.clone().acquire_owned().await else { return };
+    let Ok(permit) = writes.clone().acquire_owned().await else {
+        return;
+    };
     let api = pod_api(client, &info);
     tokio::spawn(async move {
         let transition = match current {
@@ -561,7 +754,14 @@ async fn write_condition(
             status["nominatedNodeName"] = json!(n);
         }
         let patch = json!({"status": status});
-        if let Err(e) = api.patch_status(&info.name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
+        if let Err(e) = api
+            .patch_status(
+                &info.name,
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
+            .await
+        {
             tracing::debug!(pod = %info.name, error = %e, "updating pod condition");
         }
         drop(permit);

@@ -40,7 +40,10 @@ fn now() -> MicroTime {
 
 impl LeaderElector {
     pub fn new(client: kube::Client, cfg: LeaseConfig) -> LeaderElector {
-        LeaderElector { api: Api::namespaced(client, &cfg.namespace), cfg }
+        LeaderElector {
+            api: Api::namespaced(client, &cfg.namespace),
+            cfg,
+        }
     }
 
     /// One attempt to acquire or renew; true when we hold the lease afterwards.
@@ -49,7 +52,10 @@ impl LeaderElector {
         let existing = self.api.get_opt(&self.cfg.name).await?;
         let Some(mut lease) = existing else {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(self.cfg.name.clone()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(self.cfg.name.clone()),
+                    ..Default::default()
+                },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(self.cfg.identity.clone()),
                     lease_duration_seconds: Some(secs),
@@ -70,7 +76,11 @@ impl LeaderElector {
         let ours = holder == self.cfg.identity;
         if !ours && !holder.is_empty() {
             let duration = spec.lease_duration_seconds.unwrap_or(secs) as i64;
-            let renewed = spec.renew_time.as_ref().map(|t| t.0).unwrap_or(Timestamp::UNIX_EPOCH);
+            let renewed = spec
+                .renew_time
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or(Timestamp::UNIX_EPOCH);
             let expires = renewed.as_second() + duration;
             if Timestamp::now().as_second() < expires {
                 return Ok(false);
@@ -79,11 +89,16 @@ impl LeaderElector {
         if !ours {
             spec.holder_identity = Some(self.cfg.identity.clone());
             spec.acquire_time = Some(now());
-            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + i32::from(!holder.is_empty()));
+            spec.lease_transitions =
+                Some(spec.lease_transitions.unwrap_or(0) + i32::from(!holder.is_empty()));
         }
         spec.lease_duration_seconds = Some(secs);
         spec.renew_time = Some(now());
-        match self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.cfg.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
             Err(e) => Err(e.into()),
@@ -129,15 +144,23 @@ impl LeaderElector {
 
     /// Gives the lease up (clears the holder) so another instance can take over at once.
     pub async fn release(&self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else { return };
-        let Some(spec) = lease.spec.as_mut() else { return };
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else {
+            return;
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return;
+        };
         if spec.holder_identity.as_deref() != Some(self.cfg.identity.as_str()) {
             return;
         }
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(now());
-        if let Err(e) = self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+        if let Err(e) = self
+            .api
+            .replace(&self.cfg.name, &PostParams::default(), &lease)
+            .await
+        {
             tracing::debug!(error = %e, "releasing lease");
         }
     }

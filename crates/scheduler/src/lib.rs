@@ -53,7 +53,11 @@ impl Default for Config {
 
 /// Run the scheduler until `shutdown` resolves. With leader election it schedules only while
 /// holding the lease, and steps down (stops scheduling, tries again) when it loses it.
-pub async fn run(client: kube::Client, config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    client: kube::Client,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     let identity = format!("{}_{}", config.identity, uuid::Uuid::new_v4());
     let mut config = config;

@@ -59,7 +59,9 @@ impl ClusterEvent {
         match self {
             ClusterEvent::NodeChange | ClusterEvent::AssignedPodDelete => true,
             ClusterEvent::AssignedPodChange => {
-                plugins.is_empty() || plugins.contains("InterPodAffinity") || plugins.contains("PodTopologySpread")
+                plugins.is_empty()
+                    || plugins.contains("InterPodAffinity")
+                    || plugins.contains("PodTopologySpread")
             }
         }
     }
@@ -116,11 +118,14 @@ impl SchedulingQueue {
     }
 
     fn backoff_expiry(&self, qp: &QueuedPod) -> Option<Instant> {
-        qp.last_failure.map(|t| t + self.backoff_duration(qp.attempts))
+        qp.last_failure
+            .map(|t| t + self.backoff_duration(qp.attempts))
     }
 
     fn unplace(&mut self, uid: &str) {
-        let Some(e) = self.entries.get(uid) else { return };
+        let Some(e) = self.entries.get(uid) else {
+            return;
+        };
         match e.place {
             Place::Active(k) => {
                 self.active.remove(&k);
@@ -138,7 +143,9 @@ impl SchedulingQueue {
     fn place_active(&mut self, uid: &str) {
         self.unsched.remove(uid);
         let seq = self.next_seq();
-        let Some(e) = self.entries.get_mut(uid) else { return };
+        let Some(e) = self.entries.get_mut(uid) else {
+            return;
+        };
         let key = (Reverse(e.qp.info.priority), seq);
         e.place = Place::Active(key);
         self.active.insert(key, uid.to_string());
@@ -146,7 +153,10 @@ impl SchedulingQueue {
 
     /// Active when its backoff is over, backoff otherwise.
     fn place_ready_or_backoff(&mut self, uid: &str, now: Instant) {
-        let expiry = self.entries.get(uid).and_then(|e| self.backoff_expiry(&e.qp));
+        let expiry = self
+            .entries
+            .get(uid)
+            .and_then(|e| self.backoff_expiry(&e.qp));
         match expiry {
             Some(t) if t > now => {
                 self.unsched.remove(uid);
@@ -171,11 +181,19 @@ impl SchedulingQueue {
                     unschedulable_plugins: BTreeSet::new(),
                     last_message: None,
                 };
-                self.entries.insert(uid.clone(), Entry { qp, place: Place::Active((Reverse(0), 0)), popped_cycle: 0 });
+                self.entries.insert(
+                    uid.clone(),
+                    Entry {
+                        qp,
+                        place: Place::Active((Reverse(0), 0)),
+                        popped_cycle: 0,
+                    },
+                );
                 self.place_active(&uid);
             }
             Some(e) => {
-                let spec_changed = e.qp.info.pod.spec != info.pod.spec || e.qp.info.labels != info.labels;
+                let spec_changed =
+                    e.qp.info.pod.spec != info.pod.spec || e.qp.info.labels != info.labels;
                 e.qp.info = info;
                 match e.place {
                     Place::InFlight => {}
@@ -251,9 +269,17 @@ impl SchedulingQueue {
 
     /// The pod did not fit. If a cluster event arrived while it was being scheduled it goes to
     /// backoff at once, otherwise it waits for an event in the unschedulable set.
-    pub fn unschedulable(&mut self, uid: &str, plugins: BTreeSet<&'static str>, message: String, now: Instant) {
+    pub fn unschedulable(
+        &mut self,
+        uid: &str,
+        plugins: BTreeSet<&'static str>,
+        message: String,
+        now: Instant,
+    ) {
         let cycle = self.move_cycle;
-        let Some(e) = self.entries.get_mut(uid) else { return };
+        let Some(e) = self.entries.get_mut(uid) else {
+            return;
+        };
         if e.place != Place::InFlight {
             return;
         }
@@ -270,7 +296,9 @@ impl SchedulingQueue {
 
     /// An error (e.g. the binding failed): retry after backoff.
     pub fn error(&mut self, uid: &str, now: Instant) {
-        let Some(e) = self.entries.get_mut(uid) else { return };
+        let Some(e) = self.entries.get_mut(uid) else {
+            return;
+        };
         if e.place != Place::InFlight {
             return;
         }
@@ -282,8 +310,21 @@ impl SchedulingQueue {
     pub fn requeue_failed_binding(&mut self, info: Arc<PodInfo>, attempts: u32, now: Instant) {
         let uid = info.uid.clone();
         self.delete(&uid);
-        let qp = QueuedPod { info, attempts, last_failure: Some(now), unschedulable_plugins: BTreeSet::new(), last_message: None };
-        self.entries.insert(uid.clone(), Entry { qp, place: Place::InFlight, popped_cycle: self.move_cycle });
+        let qp = QueuedPod {
+            info,
+            attempts,
+            last_failure: Some(now),
+            unschedulable_plugins: BTreeSet::new(),
+            last_message: None,
+        };
+        self.entries.insert(
+            uid.clone(),
+            Entry {
+                qp,
+                place: Place::InFlight,
+                popped_cycle: self.move_cycle,
+            },
+        );
         self.place_ready_or_backoff(&uid, now);
     }
 
@@ -327,7 +368,11 @@ impl SchedulingQueue {
     /// Numbers of (active, backoff, unschedulable, in flight) pods.
     pub fn lens(&self) -> (usize, usize, usize, usize) {
         let unsched = self.unsched.len();
-        let inflight = self.entries.values().filter(|e| e.place == Place::InFlight).count();
+        let inflight = self
+            .entries
+            .values()
+            .filter(|e| e.place == Place::InFlight)
+            .count();
         (self.active.len(), self.backoff.len(), unsched, inflight)
     }
 
@@ -338,7 +383,9 @@ impl SchedulingQueue {
 
     /// The last failure message recorded for a queued pod.
     pub fn last_message(&self, uid: &str) -> Option<&str> {
-        self.entries.get(uid).and_then(|e| e.qp.last_message.as_deref())
+        self.entries
+            .get(uid)
+            .and_then(|e| e.qp.last_message.as_deref())
     }
 }
 
@@ -363,7 +410,9 @@ mod tests {
         for (n, prio) in [("a", 0), ("b", 10), ("c", 0), ("d", 10)] {
             q.add_or_update(p(n, prio), now);
         }
-        let order: Vec<String> = std::iter::from_fn(|| q.pop(now)).map(|qp| qp.info.name.clone()).collect();
+        let order: Vec<String> = std::iter::from_fn(|| q.pop(now))
+            .map(|qp| qp.info.name.clone())
+            .collect();
         assert_eq!(order, vec!["b", "d", "a", "c"]);
     }
 
@@ -385,7 +434,10 @@ mod tests {
         assert!(q.pop(t0 + Duration::from_secs(30)).is_none());
         assert_eq!(q.lens(), (0, 0, 1, 0));
         // An assigned pod being added does not help a resource failure.
-        q.on_cluster_event(ClusterEvent::AssignedPodChange, t0 + Duration::from_millis(100));
+        q.on_cluster_event(
+            ClusterEvent::AssignedPodChange,
+            t0 + Duration::from_millis(100),
+        );
         assert_eq!(q.lens(), (0, 0, 1, 0));
         // A node event moves it to backoff (1 s after the failure), then active.
         q.on_cluster_event(ClusterEvent::NodeChange, t0 + Duration::from_millis(200));
@@ -440,11 +492,16 @@ mod tests {
         // Raising b's priority re-sorts it; an update of a queued pod keeps one entry.
         q.add_or_update(p("c", 5), t0);
         q.add_or_update(p("b", 9), t0);
-        let order: Vec<String> = std::iter::from_fn(|| q.pop(t0)).map(|qp| qp.info.name.clone()).collect();
+        let order: Vec<String> = std::iter::from_fn(|| q.pop(t0))
+            .map(|qp| qp.info.name.clone())
+            .collect();
         assert_eq!(order, vec!["b", "c"]);
         // An unschedulable pod whose spec changes is retried.
         q.unschedulable("uid-b", plugins(&["NodeAffinity"]), "m".into(), t0);
-        q.add_or_update(Arc::new(pod("b", json!({"priority": 9, "nodeSelector": {"x": "y"}}))), t0 + Duration::from_secs(3));
+        q.add_or_update(
+            Arc::new(pod("b", json!({"priority": 9, "nodeSelector": {"x": "y"}}))),
+            t0 + Duration::from_secs(3),
+        );
         assert_eq!(q.lens().0, 1);
     }
 }

@@ -31,8 +31,17 @@ impl AffinityTerm {
         }
         let mut sorted: Vec<&String> = namespaces.iter().collect();
         sorted.sort();
-        let key = format!("{sorted:?}|{namespace_selector:?}|{selector:?}|{}", t.topology_key);
-        Some(AffinityTerm { key, namespaces, namespace_selector, selector, topology_key: t.topology_key.clone() })
+        let key = format!(
+            "{sorted:?}|{namespace_selector:?}|{selector:?}|{}",
+            t.topology_key
+        );
+        Some(AffinityTerm {
+            key,
+            namespaces,
+            namespace_selector,
+            selector,
+            topology_key: t.topology_key.clone(),
+        })
     }
 
     /// Whether the term selects `pod` (whose namespace has labels `ns_labels`).
@@ -85,12 +94,18 @@ pub struct PodInfo {
     pub terminating: bool,
 }
 
-fn weighted(ns: &str, terms: Option<&Vec<k8s_openapi::api::core::v1::WeightedPodAffinityTerm>>) -> Vec<WeightedAffinityTerm> {
+fn weighted(
+    ns: &str,
+    terms: Option<&Vec<k8s_openapi::api::core::v1::WeightedPodAffinityTerm>>,
+) -> Vec<WeightedAffinityTerm> {
     terms
         .into_iter()
         .flatten()
         .filter_map(|w| {
-            Some(WeightedAffinityTerm { term: AffinityTerm::new(ns, &w.pod_affinity_term)?, weight: w.weight as i64 })
+            Some(WeightedAffinityTerm {
+                term: AffinityTerm::new(ns, &w.pod_affinity_term)?,
+                weight: w.weight as i64,
+            })
         })
         .collect()
 }
@@ -104,14 +119,22 @@ impl PodInfo {
         let pa = aff.and_then(|a| a.pod_affinity.as_ref());
         let paa = aff.and_then(|a| a.pod_anti_affinity.as_ref());
         let req = |terms: Option<&Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
-            terms.into_iter().flatten().filter_map(|t| AffinityTerm::new(&ns, t)).collect()
+            terms
+                .into_iter()
+                .flatten()
+                .filter_map(|t| AffinityTerm::new(&ns, t))
+                .collect()
         };
         let mut host_ports = Vec::new();
         for c in spec.map(|s| s.containers.as_slice()).unwrap_or_default() {
             for p in c.ports.iter().flatten() {
                 if let Some(hp) = p.host_port.filter(|p| *p > 0) {
                     host_ports.push(HostPort {
-                        ip: p.host_ip.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
+                        ip: p
+                            .host_ip
+                            .clone()
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or_else(|| "0.0.0.0".into()),
                         protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
                         port: hp,
                     });
@@ -119,17 +142,35 @@ impl PodInfo {
             }
         }
         PodInfo {
-            uid: meta.uid.clone().unwrap_or_else(|| format!("{}/{}", ns, meta.name.clone().unwrap_or_default())),
+            uid: meta
+                .uid
+                .clone()
+                .unwrap_or_else(|| format!("{}/{}", ns, meta.name.clone().unwrap_or_default())),
             name: meta.name.clone().unwrap_or_default(),
             labels: meta.labels.clone().unwrap_or_default(),
             requests: pod_requests(&pod, false),
             non_zero_requests: pod_requests(&pod, true),
-            required_affinity: req(pa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())),
-            required_anti_affinity: req(paa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())),
-            preferred_affinity: weighted(&ns, pa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())),
+            required_affinity: req(pa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            required_anti_affinity: req(paa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_affinity: weighted(
+                &ns,
+                pa.and_then(|a| {
+                    a.preferred_during_scheduling_ignored_during_execution
+                        .as_ref()
+                }),
+            ),
             preferred_anti_affinity: weighted(
                 &ns,
-                paa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
+                paa.and_then(|a| {
+                    a.preferred_during_scheduling_ignored_during_execution
+                        .as_ref()
+                }),
             ),
             host_ports,
             priority: spec.and_then(|s| s.priority).unwrap_or(0),
@@ -148,12 +189,18 @@ impl PodInfo {
     }
 
     pub fn node_name(&self) -> Option<&str> {
-        self.pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .filter(|n| !n.is_empty())
     }
 
     /// Container images (init and app containers), normalized with a default tag.
     pub fn images(&self) -> Vec<String> {
-        let Some(spec) = self.pod.spec.as_ref() else { return Vec::new() };
+        let Some(spec) = self.pod.spec.as_ref() else {
+            return Vec::new();
+        };
         spec.init_containers
             .iter()
             .flatten()
@@ -190,13 +237,22 @@ pub struct TermIndex {
 }
 
 impl TermIndex {
-    fn update(&mut self, term: &AffinityTerm, weight: i64, labels: &BTreeMap<String, String>, delta: i64) {
-        let Some(v) = labels.get(&term.topology_key) else { return };
+    fn update(
+        &mut self,
+        term: &AffinityTerm,
+        weight: i64,
+        labels: &BTreeMap<String, String>,
+        delta: i64,
+    ) {
+        let Some(v) = labels.get(&term.topology_key) else {
+            return;
+        };
         let key = format!("{weight}|{}", term.key);
-        let g = self
-            .groups
-            .entry(key.clone())
-            .or_insert_with(|| TermGroup { term: term.clone(), weight, counts: HashMap::new() });
+        let g = self.groups.entry(key.clone()).or_insert_with(|| TermGroup {
+            term: term.clone(),
+            weight,
+            counts: HashMap::new(),
+        });
         let c = g.counts.entry(v.clone()).or_insert(0);
         *c += delta;
         if *c == 0 {
@@ -217,12 +273,23 @@ impl TermIndex {
 }
 
 /// Adds (delta 1) or removes (delta -1) a pod's terms on a node with `labels` to the indexes.
-fn index_terms(anti: &mut TermIndex, score: &mut TermIndex, p: &PodInfo, labels: &BTreeMap<String, String>, delta: i64) {
+fn index_terms(
+    anti: &mut TermIndex,
+    score: &mut TermIndex,
+    p: &PodInfo,
+    labels: &BTreeMap<String, String>,
+    delta: i64,
+) {
     for t in &p.required_anti_affinity {
         anti.update(t, 0, labels, delta);
     }
     for t in &p.required_affinity {
-        score.update(t, crate::framework::plugins::inter_pod_affinity::HARD_POD_AFFINITY_WEIGHT, labels, delta);
+        score.update(
+            t,
+            crate::framework::plugins::inter_pod_affinity::HARD_POD_AFFINITY_WEIGHT,
+            labels,
+            delta,
+        );
     }
     for w in &p.preferred_affinity {
         score.update(&w.term, w.weight, labels, delta);
@@ -281,9 +348,16 @@ impl NodeInfo {
         self.unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
         self.allocatable = node_allocatable(&node);
         self.images.clear();
-        for img in node.status.as_ref().and_then(|s| s.images.as_ref()).into_iter().flatten() {
+        for img in node
+            .status
+            .as_ref()
+            .and_then(|s| s.images.as_ref())
+            .into_iter()
+            .flatten()
+        {
             for n in img.names.iter().flatten() {
-                self.images.insert(normalized_image_name(n), img.size_bytes.unwrap_or(0));
+                self.images
+                    .insert(normalized_image_name(n), img.size_bytes.unwrap_or(0));
             }
         }
         self.node = node;
@@ -399,7 +473,13 @@ impl Cluster {
             let n = &self.nodes[i];
             if n.labels != old_labels {
                 for p in &n.pods {
-                    index_terms(&mut self.anti_terms, &mut self.score_terms, p, &old_labels, -1);
+                    index_terms(
+                        &mut self.anti_terms,
+                        &mut self.score_terms,
+                        p,
+                        &old_labels,
+                        -1,
+                    );
                     index_terms(&mut self.anti_terms, &mut self.score_terms, p, &n.labels, 1);
                 }
             }
@@ -407,7 +487,13 @@ impl Cluster {
         }
         let mut info = NodeInfo::new(node);
         for p in self.orphans.remove(&name).unwrap_or_default() {
-            index_terms(&mut self.anti_terms, &mut self.score_terms, &p, &info.labels, 1);
+            index_terms(
+                &mut self.anti_terms,
+                &mut self.score_terms,
+                &p,
+                &info.labels,
+                1,
+            );
             info.add_pod(p);
         }
         self.nodes.push(info);
@@ -418,11 +504,19 @@ impl Cluster {
 
     /// Removes a node; its pods are kept aside until they are removed or the node comes back.
     pub fn remove_node(&mut self, name: &str) {
-        let Some(i) = self.index.remove(name) else { return };
+        let Some(i) = self.index.remove(name) else {
+            return;
+        };
         self.count_images(i, -1);
         let info = self.nodes.swap_remove(i);
         for p in &info.pods {
-            index_terms(&mut self.anti_terms, &mut self.score_terms, p, &info.labels, -1);
+            index_terms(
+                &mut self.anti_terms,
+                &mut self.score_terms,
+                p,
+                &info.labels,
+                -1,
+            );
         }
         if i < self.nodes.len() {
             self.index.insert(self.nodes[i].name.clone(), i);
@@ -451,7 +545,13 @@ impl Cluster {
         }
         match self.index.get(node) {
             Some(&i) => {
-                index_terms(&mut self.anti_terms, &mut self.score_terms, &pod, &self.nodes[i].labels, 1);
+                index_terms(
+                    &mut self.anti_terms,
+                    &mut self.score_terms,
+                    &pod,
+                    &self.nodes[i].labels,
+                    1,
+                );
                 self.nodes[i].add_pod(pod)
             }
             None => self.orphans.entry(node.to_string()).or_default().push(pod),
@@ -482,7 +582,13 @@ impl Cluster {
         match self.index.get(node) {
             Some(&i) => {
                 let p = self.nodes[i].remove_pod(uid)?;
-                index_terms(&mut self.anti_terms, &mut self.score_terms, &p, &self.nodes[i].labels, -1);
+                index_terms(
+                    &mut self.anti_terms,
+                    &mut self.score_terms,
+                    &p,
+                    &self.nodes[i].labels,
+                    -1,
+                );
                 Some(p)
             }
             None => {
@@ -525,21 +631,35 @@ impl Cluster {
 
     /// Pods on known nodes that may match `sel` (narrowed by one of its exact-match labels), with
     /// their node.
-    pub fn candidates<'a>(&'a self, sel: &'a LabelSelector) -> Box<dyn Iterator<Item = (&'a Arc<PodInfo>, &'a NodeInfo)> + 'a> {
+    pub fn candidates<'a>(
+        &'a self,
+        sel: &'a LabelSelector,
+    ) -> Box<dyn Iterator<Item = (&'a Arc<PodInfo>, &'a NodeInfo)> + 'a> {
         if sel.is_nothing() {
             return Box::new(std::iter::empty());
         }
-        let exact = sel.requirements().iter().find_map(|r| sel.requires_exact_match(r.key()).map(|v| (r.key(), v)));
+        let exact = sel
+            .requirements()
+            .iter()
+            .find_map(|r| sel.requires_exact_match(r.key()).map(|v| (r.key(), v)));
         match exact {
             Some((k, v)) => {
                 let pods = self.label_index.get(k).and_then(|m| m.get(v));
-                Box::new(pods.into_iter().flat_map(|m| m.values()).filter_map(move |p| {
-                    let n = self.pod_node.get(&p.uid)?;
-                    let i = self.index.get(n)?;
-                    Some((p, &self.nodes[*i]))
-                }))
+                Box::new(
+                    pods.into_iter()
+                        .flat_map(|m| m.values())
+                        .filter_map(move |p| {
+                            let n = self.pod_node.get(&p.uid)?;
+                            let i = self.index.get(n)?;
+                            Some((p, &self.nodes[*i]))
+                        }),
+                )
             }
-            None => Box::new(self.nodes.iter().flat_map(|n| n.pods.iter().map(move |p| (p, n)))),
+            None => Box::new(
+                self.nodes
+                    .iter()
+                    .flat_map(|n| n.pods.iter().map(move |p| (p, n))),
+            ),
         }
     }
 
@@ -556,8 +676,11 @@ mod tests {
     use serde_json::json;
 
     fn anti_counts(c: &Cluster) -> Vec<(String, i64)> {
-        let mut v: Vec<(String, i64)> =
-            c.anti_affinity_terms().groups().flat_map(|g| g.counts.iter().map(|(k, n)| (k.clone(), *n))).collect();
+        let mut v: Vec<(String, i64)> = c
+            .anti_affinity_terms()
+            .groups()
+            .flat_map(|g| g.counts.iter().map(|(k, n)| (k.clone(), *n)))
+            .collect();
         v.sort();
         v
     }
@@ -567,29 +690,56 @@ mod tests {
         let anti = json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone"}]}}});
         let mut c = cluster(
-            vec![node("n1", "1", "1Gi", json!({"zone": "a"}), json!({})), node("n2", "1", "1Gi", json!({"zone": "a"}), json!({}))],
+            vec![
+                node("n1", "1", "1Gi", json!({"zone": "a"}), json!({})),
+                node("n2", "1", "1Gi", json!({"zone": "a"}), json!({})),
+            ],
             vec![],
         );
         // Identical terms of two pods share one group.
-        c.add_pod(Arc::new(pod_with("p1", json!({"app": "web"}), anti.clone())), "n1");
-        c.add_pod(Arc::new(pod_with("p2", json!({"app": "web"}), anti.clone())), "n2");
+        c.add_pod(
+            Arc::new(pod_with("p1", json!({"app": "web"}), anti.clone())),
+            "n1",
+        );
+        c.add_pod(
+            Arc::new(pod_with("p2", json!({"app": "web"}), anti.clone())),
+            "n2",
+        );
         assert_eq!(c.anti_affinity_terms().groups().count(), 1);
         assert_eq!(anti_counts(&c), vec![("a".to_string(), 2)]);
         // A node relabelled moves its pods' terms to the new domain.
-        c.upsert_node(Arc::new(node("n2", "1", "1Gi", json!({"zone": "b"}), json!({}))));
-        assert_eq!(anti_counts(&c), vec![("a".to_string(), 1), ("b".to_string(), 1)]);
+        c.upsert_node(Arc::new(node(
+            "n2",
+            "1",
+            "1Gi",
+            json!({"zone": "b"}),
+            json!({}),
+        )));
+        assert_eq!(
+            anti_counts(&c),
+            vec![("a".to_string(), 1), ("b".to_string(), 1)]
+        );
         // Removed pods leave the indexes.
         c.remove_pod("uid-p1");
         assert_eq!(anti_counts(&c), vec![("b".to_string(), 1)]);
         let sel = LabelSelector::from_set([("app", "web")]);
-        assert_eq!(c.candidates(&sel).map(|(p, n)| (p.name.clone(), n.name.clone())).collect::<Vec<_>>(), vec![
-            ("p2".to_string(), "n2".to_string())
-        ]);
+        assert_eq!(
+            c.candidates(&sel)
+                .map(|(p, n)| (p.name.clone(), n.name.clone()))
+                .collect::<Vec<_>>(),
+            vec![("p2".to_string(), "n2".to_string())]
+        );
         // Pods of a removed node leave the term index and come back with it.
         c.remove_node("n2");
         assert!(c.anti_affinity_terms().is_empty());
         assert_eq!(c.candidates(&sel).count(), 0);
-        c.upsert_node(Arc::new(node("n2", "1", "1Gi", json!({"zone": "c"}), json!({}))));
+        c.upsert_node(Arc::new(node(
+            "n2",
+            "1",
+            "1Gi",
+            json!({"zone": "c"}),
+            json!({}),
+        )));
         assert_eq!(anti_counts(&c), vec![("c".to_string(), 1)]);
         assert_eq!(c.candidates(&sel).count(), 1);
         assert_eq!(c.candidates(&LabelSelector::everything()).count(), 1);

@@ -28,11 +28,19 @@ pub struct Status {
 
 impl Status {
     pub fn unschedulable(plugin: &'static str, reason: impl Into<String>) -> Status {
-        Status { code: Code::Unschedulable, plugin, reasons: vec![reason.into()] }
+        Status {
+            code: Code::Unschedulable,
+            plugin,
+            reasons: vec![reason.into()],
+        }
     }
 
     pub fn unresolvable(plugin: &'static str, reason: impl Into<String>) -> Status {
-        Status { code: Code::UnschedulableAndUnresolvable, plugin, reasons: vec![reason.into()] }
+        Status {
+            code: Code::UnschedulableAndUnresolvable,
+            plugin,
+            reasons: vec![reason.into()],
+        }
     }
 }
 

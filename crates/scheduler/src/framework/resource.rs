@@ -27,7 +27,9 @@ pub struct Resource {
 pub fn is_scalar_resource_name(name: &str) -> bool {
     name.starts_with("hugepages-")
         || name.starts_with("attachable-volumes-")
-        || (name.contains('/') && !name.starts_with("kubernetes.io/") && !name.contains(".kubernetes.io/"))
+        || (name.contains('/')
+            && !name.starts_with("kubernetes.io/")
+            && !name.contains(".kubernetes.io/"))
         || name.starts_with("requests.")
 }
 
@@ -136,7 +138,9 @@ fn container_requests(c: &Container, non_zero: bool) -> Resource {
 /// the largest init container (plus the sidecars started before it), plus the pod overhead.
 /// With `non_zero`, containers without a cpu/memory request count the scoring defaults.
 pub fn pod_requests(pod: &Pod, non_zero: bool) -> Resource {
-    let Some(spec) = pod.spec.as_ref() else { return Resource::default() };
+    let Some(spec) = pod.spec.as_ref() else {
+        return Resource::default();
+    };
     let mut reqs = Resource::default();
     for c in &spec.containers {
         reqs.add(&container_requests(c, non_zero));
@@ -188,13 +192,19 @@ mod tests {
                 serde_json::json!({"spec":{"containers":[
                     {"name":"a","resources":{"requests":{"cpu":"100m","memory":"1Gi"}}},
                     {"name":"b","resources":{"requests":{"cpu":"1","memory":"1Mi"}}}]}}),
-                1100, (1 << 30) + (1 << 20), 1100, (1 << 30) + (1 << 20),
+                1100,
+                (1 << 30) + (1 << 20),
+                1100,
+                (1 << 30) + (1 << 20),
             ),
             (
                 "init container larger wins",
                 serde_json::json!({"spec":{"initContainers":[{"name":"i","resources":{"requests":{"cpu":"2"}}}],
                     "containers":[{"name":"a","resources":{"requests":{"cpu":"500m"}}}]}}),
-                2000, 0, 2000, DEFAULT_MEMORY_REQUEST,
+                2000,
+                0,
+                2000,
+                DEFAULT_MEMORY_REQUEST,
             ),
             (
                 "sidecar adds to containers and to later init containers",
@@ -202,18 +212,27 @@ mod tests {
                     {"name":"s","restartPolicy":"Always","resources":{"requests":{"cpu":"300m"}}},
                     {"name":"i","resources":{"requests":{"cpu":"1"}}}],
                     "containers":[{"name":"a","resources":{"requests":{"cpu":"500m"}}}]}}),
-                1300, 0, 1300, 2 * DEFAULT_MEMORY_REQUEST,
+                1300,
+                0,
+                1300,
+                2 * DEFAULT_MEMORY_REQUEST,
             ),
             (
                 "overhead is added",
                 serde_json::json!({"spec":{"overhead":{"cpu":"250m","memory":"10Mi"},
                     "containers":[{"name":"a","resources":{"requests":{"cpu":"250m"}}}]}}),
-                500, 10 << 20, 500, DEFAULT_MEMORY_REQUEST + (10 << 20),
+                500,
+                10 << 20,
+                500,
+                DEFAULT_MEMORY_REQUEST + (10 << 20),
             ),
             (
                 "no requests: defaults only when non-zero",
                 serde_json::json!({"spec":{"containers":[{"name":"a"},{"name":"b"}]}}),
-                0, 0, 2 * DEFAULT_MILLI_CPU_REQUEST, 2 * DEFAULT_MEMORY_REQUEST,
+                0,
+                0,
+                2 * DEFAULT_MILLI_CPU_REQUEST,
+                2 * DEFAULT_MEMORY_REQUEST,
             ),
         ];
         for (name, p, cpu, mem, nz_cpu, nz_mem) in cases {
@@ -227,8 +246,10 @@ mod tests {
 
     #[test]
     fn scalar_resources_are_tracked() {
-        let p = pod(serde_json::json!({"spec":{"containers":[{"name":"a","resources":{"requests":{
-            "example.com/gpu":"2","hugepages-2Mi":"4Mi","ephemeral-storage":"1G"}}}]}}));
+        let p = pod(
+            serde_json::json!({"spec":{"containers":[{"name":"a","resources":{"requests":{
+            "example.com/gpu":"2","hugepages-2Mi":"4Mi","ephemeral-storage":"1G"}}}]}}),
+        );
         let r = pod_requests(&p, false);
         assert_eq!(r.scalar("example.com/gpu"), 2);
         assert_eq!(r.scalar("hugepages-2Mi"), 4 << 20);

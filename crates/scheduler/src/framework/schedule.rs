@@ -8,8 +8,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::plugins::{
-    image_locality, inter_pod_affinity, node_affinity, node_name, node_ports, node_resources, node_unschedulable,
-    pod_topology_spread, taint_toleration,
+    image_locality, inter_pod_affinity, node_affinity, node_name, node_ports, node_resources,
+    node_unschedulable, pod_topology_spread, taint_toleration,
 };
 use super::{Cluster, Code, NodeInfo, PodInfo, Status};
 
@@ -86,7 +86,10 @@ impl std::error::Error for FitError {}
 #[derive(Clone, Debug)]
 pub enum PreemptionResult {
     /// Evicting `victims` from `node` makes room for the pod.
-    Candidate { node: String, victims: Vec<Arc<PodInfo>> },
+    Candidate {
+        node: String,
+        victims: Vec<Arc<PodInfo>>,
+    },
     /// Preemption cannot help; the FitError carries the message.
     NotHelpful,
 }
@@ -116,7 +119,11 @@ impl Default for Framework {
 impl Framework {
     /// A framework whose tie-breaking is seeded by `seed`.
     pub fn new(seed: u64) -> Framework {
-        Framework { percentage_of_nodes_to_score: 0, next_start_node_index: 0, rng: seed | 1 }
+        Framework {
+            percentage_of_nodes_to_score: 0,
+            next_start_node_index: 0,
+            rng: seed | 1,
+        }
     }
 
     fn next_rand(&mut self) -> u64 {
@@ -136,13 +143,19 @@ impl Framework {
         }
         let mut pct = self.percentage_of_nodes_to_score;
         if pct <= 0 {
-            pct = (DEFAULT_PERCENTAGE_OF_NODES_TO_SCORE - num_all as i64 / 125).max(MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND);
+            pct = (DEFAULT_PERCENTAGE_OF_NODES_TO_SCORE - num_all as i64 / 125)
+                .max(MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND);
         }
         let n = num_all * pct.min(100) as usize / 100;
         n.max(MIN_FEASIBLE_NODES_TO_FIND)
     }
 
-    fn run_filters(cluster: &Cluster, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
+    fn run_filters(
+        cluster: &Cluster,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Option<Status> {
         node_unschedulable::filter(pod, node)
             .or_else(|| node_name::filter(pod, node))
             .or_else(|| taint_toleration::filter(pod, node))
@@ -163,7 +176,11 @@ impl Framework {
     }
 
     /// Chooses a node for the pod.
-    pub fn schedule(&mut self, cluster: &Cluster, pod: &PodInfo) -> Result<ScheduleResult, FitError> {
+    pub fn schedule(
+        &mut self,
+        cluster: &Cluster,
+        pod: &PodInfo,
+    ) -> Result<ScheduleResult, FitError> {
         let nodes = cluster.nodes();
         let n = nodes.len();
         if n == 0 {
@@ -193,12 +210,20 @@ impl Framework {
         }
         self.next_start_node_index = (start + processed) % n;
         if feasible.is_empty() {
-            return Err(FitError { num_all_nodes: n, statuses, post_filter_msg: None });
+            return Err(FitError {
+                num_all_nodes: n,
+                statuses,
+                post_filter_msg: None,
+            });
         }
         let evaluated = processed;
         let feasible_count = feasible.len();
         if feasible.len() == 1 {
-            return Ok(ScheduleResult { node: feasible[0].name.clone(), evaluated_nodes: evaluated, feasible_nodes: 1 });
+            return Ok(ScheduleResult {
+                node: feasible[0].name.clone(),
+                evaluated_nodes: evaluated,
+                feasible_nodes: 1,
+            });
         }
         let totals = self.score(cluster, pod, &feasible);
         // Highest score wins; ties are broken uniformly at random (reservoir sampling).
@@ -210,12 +235,16 @@ impl Framework {
                 ties = 1;
             } else if *s == totals[best] {
                 ties += 1;
-                if self.next_rand() % ties == 0 {
+                if self.next_rand().is_multiple_of(ties) {
                     best = i;
                 }
             }
         }
-        Ok(ScheduleResult { node: feasible[best].name.clone(), evaluated_nodes: evaluated, feasible_nodes: feasible_count })
+        Ok(ScheduleResult {
+            node: feasible[best].name.clone(),
+            evaluated_nodes: evaluated,
+            feasible_nodes: feasible_count,
+        })
     }
 
     /// Weighted, normalized scores of the feasible nodes (in order).
@@ -226,7 +255,8 @@ impl Framework {
                 *t += s * weight;
             }
         };
-        let raw = |f: &dyn Fn(&NodeInfo) -> i64| -> Vec<i64> { feasible.iter().map(|n| f(n)).collect() };
+        let raw =
+            |f: &dyn Fn(&NodeInfo) -> i64| -> Vec<i64> { feasible.iter().map(|n| f(n)).collect() };
 
         let mut s = raw(&|n| taint_toleration::score(pod, n));
         taint_toleration::normalize(&mut s);
@@ -238,13 +268,22 @@ impl Framework {
             add(&s, WEIGHT_NODE_AFFINITY);
         }
 
-        add(&raw(&|n| node_resources::least_allocated_score(pod, n)), WEIGHT_NODE_RESOURCES_FIT);
+        add(
+            &raw(&|n| node_resources::least_allocated_score(pod, n)),
+            WEIGHT_NODE_RESOURCES_FIT,
+        );
         if !node_resources::balanced_skips(pod) {
-            add(&raw(&|n| node_resources::balanced_allocation_score(pod, n)), WEIGHT_BALANCED_ALLOCATION);
+            add(
+                &raw(&|n| node_resources::balanced_allocation_score(pod, n)),
+                WEIGHT_BALANCED_ALLOCATION,
+            );
         }
 
         let images = image_locality::pod_images(pod);
-        add(&raw(&|n| image_locality::score(cluster, &images, n)), WEIGHT_IMAGE_LOCALITY);
+        add(
+            &raw(&|n| image_locality::score(cluster, &images, n)),
+            WEIGHT_IMAGE_LOCALITY,
+        );
 
         let ipa = inter_pod_affinity::PreScoreState::new(cluster, pod);
         if !ipa.skip {
@@ -256,7 +295,10 @@ impl Framework {
         let spread = pod_topology_spread::PreScoreState::new(cluster, pod, feasible);
         if !spread.skip {
             let r: Vec<Option<i64>> = feasible.iter().map(|n| spread.score(pod, n)).collect();
-            add(&pod_topology_spread::normalize(&r), WEIGHT_POD_TOPOLOGY_SPREAD);
+            add(
+                &pod_topology_spread::normalize(&r),
+                WEIGHT_POD_TOPOLOGY_SPREAD,
+            );
         }
         totals
     }
@@ -264,17 +306,38 @@ impl Framework {
     /// The preemption step (upstream DefaultPreemption PostFilter): finds the node where
     /// evicting the fewest, least important lower-priority pods lets the pod fit, and sets
     /// the FitError's post-filter message when preemption cannot help.
-    pub fn preempt(&self, cluster: &Cluster, pod: &PodInfo, err: &mut FitError) -> PreemptionResult {
-        let policy = pod.pod.spec.as_ref().and_then(|s| s.preemption_policy.as_deref());
+    pub fn preempt(
+        &self,
+        cluster: &Cluster,
+        pod: &PodInfo,
+        err: &mut FitError,
+    ) -> PreemptionResult {
+        let policy = pod
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.preemption_policy.as_deref());
         if policy == Some("Never") {
-            err.post_filter_msg = Some("preemption: not eligible due to preemptionPolicy=Never.".into());
+            err.post_filter_msg =
+                Some("preemption: not eligible due to preemptionPolicy=Never.".into());
             return PreemptionResult::NotHelpful;
         }
         // A pod already nominated to a node where lower-priority victims are terminating waits.
-        let nominated = pod.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref());
+        let nominated = pod
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref());
         if let Some(node) = nominated.and_then(|n| cluster.node(n)) {
-            if node.pods.iter().any(|p| p.terminating && p.priority < pod.priority) {
-                err.post_filter_msg = Some("preemption: not eligible due to a terminating pod on the nominated node.".into());
+            if node
+                .pods
+                .iter()
+                .any(|p| p.terminating && p.priority < pod.priority)
+            {
+                err.post_filter_msg = Some(
+                    "preemption: not eligible due to a terminating pod on the nominated node."
+                        .into(),
+                );
                 return PreemptionResult::NotHelpful;
             }
         }
@@ -285,9 +348,17 @@ impl Framework {
         let mut outcome: Vec<(String, Status)> = Vec::new();
         let mut candidates: Vec<(String, Vec<Arc<PodInfo>>)> = Vec::new();
         for (name, status) in &err.statuses {
-            let Some(node) = cluster.node(name) else { continue };
+            let Some(node) = cluster.node(name) else {
+                continue;
+            };
             if status.code == Code::UnschedulableAndUnresolvable {
-                outcome.push((name.clone(), Status::unresolvable("DefaultPreemption", "Preemption is not helpful for scheduling")));
+                outcome.push((
+                    name.clone(),
+                    Status::unresolvable(
+                        "DefaultPreemption",
+                        "Preemption is not helpful for scheduling",
+                    ),
+                ));
                 continue;
             }
             match Self::select_victims(cluster, &base, pod, node) {
@@ -302,7 +373,11 @@ impl Framework {
         }) {
             return PreemptionResult::Candidate { node, victims };
         }
-        let inner = FitError { num_all_nodes: err.num_all_nodes, statuses: outcome, post_filter_msg: None };
+        let inner = FitError {
+            num_all_nodes: err.num_all_nodes,
+            statuses: outcome,
+            post_filter_msg: None,
+        };
         err.post_filter_msg = Some(format!("preemption: {inner}"));
         PreemptionResult::NotHelpful
     }
@@ -315,10 +390,17 @@ impl Framework {
         pod: &PodInfo,
         node: &NodeInfo,
     ) -> Result<Vec<Arc<PodInfo>>, Status> {
-        let mut potential: Vec<Arc<PodInfo>> =
-            node.pods.iter().filter(|p| p.priority < pod.priority && !p.terminating).cloned().collect();
+        let mut potential: Vec<Arc<PodInfo>> = node
+            .pods
+            .iter()
+            .filter(|p| p.priority < pod.priority && !p.terminating)
+            .cloned()
+            .collect();
         if potential.is_empty() {
-            return Err(Status::unresolvable("DefaultPreemption", "No preemption victims found for incoming pod"));
+            return Err(Status::unresolvable(
+                "DefaultPreemption",
+                "No preemption victims found for incoming pod",
+            ));
         }
         let mut sim = node.clone();
         let mut state = base.clone();
@@ -333,7 +415,13 @@ impl Framework {
         // Most important first: higher priority, then older.
         potential.sort_by(|a, b| {
             b.priority.cmp(&a.priority).then_with(|| {
-                let t = |p: &PodInfo| p.pod.status.as_ref().and_then(|s| s.start_time.clone()).map(|t| t.0);
+                let t = |p: &PodInfo| {
+                    p.pod
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.start_time.clone())
+                        .map(|t| t.0)
+                };
                 t(a).cmp(&t(b))
             })
         });
@@ -364,15 +452,30 @@ mod tests {
         let c = cluster(
             vec![
                 node("small", "1", "1Gi", json!({}), json!({})),
-                node("t1", "8", "8Gi", json!({}), json!({"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]})),
-                node("t2", "8", "8Gi", json!({}), json!({"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]})),
+                node(
+                    "t1",
+                    "8",
+                    "8Gi",
+                    json!({}),
+                    json!({"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}),
+                ),
+                node(
+                    "t2",
+                    "8",
+                    "8Gi",
+                    json!({}),
+                    json!({"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}),
+                ),
             ],
             vec![],
         );
         let p = pod("p", requests("2", "1Mi"));
         let mut fw = Framework::new(1);
         let mut err = fw.schedule(&c, &p).unwrap_err();
-        assert!(matches!(fw.preempt(&c, &p, &mut err), PreemptionResult::NotHelpful));
+        assert!(matches!(
+            fw.preempt(&c, &p, &mut err),
+            PreemptionResult::NotHelpful
+        ));
         assert_eq!(
             err.to_string(),
             "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {dedicated: gpu}. \
@@ -388,41 +491,67 @@ mod tests {
     #[test]
     fn no_nodes() {
         let c = cluster(vec![], vec![]);
-        let err = Framework::new(1).schedule(&c, &pod("p", json!({}))).unwrap_err();
+        let err = Framework::new(1)
+            .schedule(&c, &pod("p", json!({})))
+            .unwrap_err();
         assert_eq!(err.to_string(), "no nodes available to schedule pods");
     }
 
     #[test]
     fn picks_least_allocated_node() {
         let c = cluster(
-            vec![node("busy", "4", "4Gi", json!({}), json!({})), node("idle", "4", "4Gi", json!({}), json!({}))],
+            vec![
+                node("busy", "4", "4Gi", json!({}), json!({})),
+                node("idle", "4", "4Gi", json!({}), json!({})),
+            ],
             vec![(pod("e", requests("3", "3Gi")), "busy")],
         );
         for seed in 1..20 {
-            let r = Framework::new(seed).schedule(&c, &pod("p", requests("500m", "512Mi"))).unwrap();
+            let r = Framework::new(seed)
+                .schedule(&c, &pod("p", requests("500m", "512Mi")))
+                .unwrap();
             assert_eq!(r.node, "idle");
         }
     }
 
     #[test]
     fn ties_are_broken_randomly() {
-        let c = cluster((0..4).map(|i| node(&format!("n{i}"), "4", "4Gi", json!({}), json!({}))).collect(), vec![]);
+        let c = cluster(
+            (0..4)
+                .map(|i| node(&format!("n{i}"), "4", "4Gi", json!({}), json!({})))
+                .collect(),
+            vec![],
+        );
         let mut fw = Framework::new(7);
-        let chosen: BTreeSet<String> = (0..64).map(|_| fw.schedule(&c, &pod("p", json!({}))).unwrap().node).collect();
+        let chosen: BTreeSet<String> = (0..64)
+            .map(|_| fw.schedule(&c, &pod("p", json!({}))).unwrap().node)
+            .collect();
         assert!(chosen.len() > 1, "always the same node: {chosen:?}");
     }
 
     #[test]
     fn feasible_node_budget() {
         let fw = Framework::new(1);
-        for (all, want) in [(50, 50), (100, 100), (1000, 420), (5000, 500), (6000, 300), (1000000, 50000)] {
+        for (all, want) in [
+            (50, 50),
+            (100, 100),
+            (1000, 420),
+            (5000, 500),
+            (6000, 300),
+            (1000000, 50000),
+        ] {
             assert_eq!(fw.num_feasible_nodes_to_find(all), want, "{all}");
         }
     }
 
     #[test]
     fn large_cluster_evaluates_budget_only() {
-        let c = cluster((0..1000).map(|i| node(&format!("n{i}"), "4", "4Gi", json!({}), json!({}))).collect(), vec![]);
+        let c = cluster(
+            (0..1000)
+                .map(|i| node(&format!("n{i}"), "4", "4Gi", json!({}), json!({})))
+                .collect(),
+            vec![],
+        );
         let mut fw = Framework::new(1);
         let r = fw.schedule(&c, &pod("p", json!({}))).unwrap();
         assert_eq!((r.evaluated_nodes, r.feasible_nodes), (420, 420));
@@ -438,19 +567,33 @@ mod tests {
             pod(name, s)
         };
         let c = cluster(
-            vec![node("a", "4", "4Gi", json!({}), json!({})), node("b", "4", "4Gi", json!({}), json!({}))],
-            vec![(low("a-low", 1), "a"), (low("a-mid", 5), "a"), (low("b-mid", 5), "b"), (low("b-mid2", 5), "b")],
+            vec![
+                node("a", "4", "4Gi", json!({}), json!({})),
+                node("b", "4", "4Gi", json!({}), json!({})),
+            ],
+            vec![
+                (low("a-low", 1), "a"),
+                (low("a-mid", 5), "a"),
+                (low("b-mid", 5), "b"),
+                (low("b-mid2", 5), "b"),
+            ],
         );
         let mut high = requests("2", "1Gi");
         high["priority"] = json!(10);
         let p = pod("p", high);
         let mut fw = Framework::new(1);
         let mut err = fw.schedule(&c, &p).unwrap_err();
-        assert_eq!(err.to_string(), "0/2 nodes are available: 2 Insufficient cpu.");
+        assert_eq!(
+            err.to_string(),
+            "0/2 nodes are available: 2 Insufficient cpu."
+        );
         match fw.preempt(&c, &p, &mut err) {
             PreemptionResult::Candidate { node, victims } => {
                 assert_eq!(node, "a");
-                assert_eq!(victims.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), vec!["a-low"]);
+                assert_eq!(
+                    victims.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+                    vec!["a-low"]
+                );
             }
             other => panic!("expected a candidate, got {other:?}"),
         }
@@ -460,7 +603,12 @@ mod tests {
         never["preemptionPolicy"] = json!("Never");
         let p = pod("p", never);
         let mut err = fw.schedule(&c, &p).unwrap_err();
-        assert!(matches!(fw.preempt(&c, &p, &mut err), PreemptionResult::NotHelpful));
-        assert!(err.to_string().ends_with("preemption: not eligible due to preemptionPolicy=Never."));
+        assert!(matches!(
+            fw.preempt(&c, &p, &mut err),
+            PreemptionResult::NotHelpful
+        ));
+        assert!(err
+            .to_string()
+            .ends_with("preemption: not eligible due to preemptionPolicy=Never."));
     }
 }

@@ -39,7 +39,10 @@ mod tests {
     use crate::framework::plugins::testutil::*;
     use serde_json::json;
 
-    fn with_images(mut n: k8s_openapi::api::core::v1::Node, images: serde_json::Value) -> k8s_openapi::api::core::v1::Node {
+    fn with_images(
+        mut n: k8s_openapi::api::core::v1::Node,
+        images: serde_json::Value,
+    ) -> k8s_openapi::api::core::v1::Node {
         n.status.as_mut().unwrap().images = Some(serde_json::from_value(images).unwrap());
         n
     }
@@ -48,9 +51,15 @@ mod tests {
     fn table() {
         let c = cluster(
             vec![
-                with_images(node("a", "1", "1Gi", json!({}), json!({})), json!([{"names": ["docker.io/library/big:1"], "sizeBytes": 2000 * MB},
-                    {"names": ["small:latest"], "sizeBytes": 10 * MB}])),
-                with_images(node("b", "1", "1Gi", json!({}), json!({})), json!([{"names": ["docker.io/library/big:1"], "sizeBytes": 2000 * MB}])),
+                with_images(
+                    node("a", "1", "1Gi", json!({}), json!({})),
+                    json!([{"names": ["docker.io/library/big:1"], "sizeBytes": 2000 * MB},
+                    {"names": ["small:latest"], "sizeBytes": 10 * MB}]),
+                ),
+                with_images(
+                    node("b", "1", "1Gi", json!({}), json!({})),
+                    json!([{"names": ["docker.io/library/big:1"], "sizeBytes": 2000 * MB}]),
+                ),
                 node("c", "1", "1Gi", json!({}), json!({})),
                 node("d", "1", "1Gi", json!({}), json!({})),
             ],
@@ -61,7 +70,12 @@ mod tests {
             // 2000 MiB spread over 2/4 nodes = 1000 MiB sum -> (1000-23)/(1000-23) = 100
             ("big image on half the nodes", big(), "a", 100),
             ("image absent", big(), "c", 0),
-            ("small image below threshold", json!({"containers": [{"name": "c", "image": "small"}]}), "a", 0),
+            (
+                "small image below threshold",
+                json!({"containers": [{"name": "c", "image": "small"}]}),
+                "a",
+                0,
+            ),
             // two containers: max threshold 2000 MiB; sum 1000 MiB -> 100*(977)/(1977)
             (
                 "two containers",
@@ -71,7 +85,11 @@ mod tests {
             ),
         ] {
             let p = pod("p", spec);
-            assert_eq!(score(&c, &pod_images(&p), c.node(node_name).unwrap()), want, "{name}");
+            assert_eq!(
+                score(&c, &pod_images(&p), c.node(node_name).unwrap()),
+                want,
+                "{name}"
+            );
         }
     }
 }

@@ -8,7 +8,8 @@ use crate::framework::{AffinityTerm, Cluster, NodeInfo, PodInfo, Status, MAX_NOD
 pub const NAME: &str = "InterPodAffinity";
 pub const REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
 pub const REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
-pub const REASON_EXISTING_ANTI_AFFINITY: &str = "node(s) didn't satisfy existing pods anti-affinity rules";
+pub const REASON_EXISTING_ANTI_AFFINITY: &str =
+    "node(s) didn't satisfy existing pods anti-affinity rules";
 /// Weight of existing pods' required affinity terms in scoring (upstream `hardPodAffinityWeight`).
 pub const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
 
@@ -28,7 +29,11 @@ impl TopologyCounts {
     }
 
     pub fn get(&self, key: &str, value: &str) -> i64 {
-        self.0.get(key).and_then(|m| m.get(value)).copied().unwrap_or(0)
+        self.0
+            .get(key)
+            .and_then(|m| m.get(value))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn is_empty(&self) -> bool {
@@ -49,7 +54,10 @@ pub struct PreFilterState {
 }
 
 fn all_terms_match(terms: &[AffinityTerm], pod: &PodInfo, cluster: &Cluster) -> bool {
-    !terms.is_empty() && terms.iter().all(|t| t.matches(pod, cluster.namespace_labels(&pod.namespace)))
+    !terms.is_empty()
+        && terms
+            .iter()
+            .all(|t| t.matches(pod, cluster.namespace_labels(&pod.namespace)))
 }
 
 impl PreFilterState {
@@ -68,7 +76,11 @@ impl PreFilterState {
         if let Some(first) = pod.required_affinity.first() {
             for (p, node) in cluster.candidates(&first.selector) {
                 let ns_labels = cluster.namespace_labels(&p.namespace);
-                if pod.required_affinity.iter().all(|t| t.matches(p, ns_labels)) {
+                if pod
+                    .required_affinity
+                    .iter()
+                    .all(|t| t.matches(p, ns_labels))
+                {
                     for t in &pod.required_affinity {
                         if let Some(v) = node.labels.get(&t.topology_key) {
                             s.affinity.add(&t.topology_key, v, 1);
@@ -105,15 +117,18 @@ impl PreFilterState {
         }
         if !pods_exist {
             // The first pod of a group with affinity to itself may go anywhere.
-            return self.affinity.is_empty() && all_terms_match(&pod.required_affinity, pod, cluster);
+            return self.affinity.is_empty()
+                && all_terms_match(&pod.required_affinity, pod, cluster);
         }
         true
     }
 
     fn satisfies_anti_affinity(&self, pod: &PodInfo, node: &NodeInfo) -> bool {
-        pod.required_anti_affinity
-            .iter()
-            .all(|t| node.labels.get(&t.topology_key).is_none_or(|v| self.anti_affinity.get(&t.topology_key, v) <= 0))
+        pod.required_anti_affinity.iter().all(|t| {
+            node.labels
+                .get(&t.topology_key)
+                .is_none_or(|v| self.anti_affinity.get(&t.topology_key, v) <= 0)
+        })
     }
 
     fn satisfies_existing(&self, node: &NodeInfo) -> bool {
@@ -129,7 +144,14 @@ impl PreFilterState {
 
     /// Removes (n = -1) or adds (n = 1) an existing pod on `node` from the counts (used to
     /// evaluate preemption victims).
-    pub fn update_with_pod(&mut self, cluster: &Cluster, pod: &PodInfo, existing: &PodInfo, node: &NodeInfo, n: i64) {
+    pub fn update_with_pod(
+        &mut self,
+        cluster: &Cluster,
+        pod: &PodInfo,
+        existing: &PodInfo,
+        node: &NodeInfo,
+        n: i64,
+    ) {
         let ns_labels = cluster.namespace_labels(&existing.namespace);
         for t in &existing.required_anti_affinity {
             if let Some(v) = node.labels.get(&t.topology_key) {
@@ -138,7 +160,12 @@ impl PreFilterState {
                 }
             }
         }
-        if !pod.required_affinity.is_empty() && pod.required_affinity.iter().all(|t| t.matches(existing, ns_labels)) {
+        if !pod.required_affinity.is_empty()
+            && pod
+                .required_affinity
+                .iter()
+                .all(|t| t.matches(existing, ns_labels))
+        {
             for t in &pod.required_affinity {
                 if let Some(v) = node.labels.get(&t.topology_key) {
                     self.affinity.add(&t.topology_key, v, n);
@@ -181,10 +208,14 @@ pub struct PreScoreState {
 
 impl PreScoreState {
     pub fn new(cluster: &Cluster, pod: &PodInfo) -> PreScoreState {
-        let has_constraints = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
+        let has_constraints =
+            !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
         let groups = cluster.scoring_terms();
         if !has_constraints && groups.is_empty() {
-            return PreScoreState { skip: true, ..Default::default() };
+            return PreScoreState {
+                skip: true,
+                ..Default::default()
+            };
         }
         let mut s = TopologyCounts::default();
         let pod_ns_labels = cluster.namespace_labels(&pod.namespace);
@@ -199,18 +230,26 @@ impl PreScoreState {
             }
         }
         // The incoming pod's preferred terms against existing pods.
-        for (terms, sign) in [(&pod.preferred_affinity, 1), (&pod.preferred_anti_affinity, -1)] {
+        for (terms, sign) in [
+            (&pod.preferred_affinity, 1),
+            (&pod.preferred_anti_affinity, -1),
+        ] {
             for w in terms {
                 for (p, node) in cluster.candidates(&w.term.selector) {
                     if let Some(v) = node.labels.get(&w.term.topology_key) {
-                        if !v.is_empty() && w.term.matches(p, cluster.namespace_labels(&p.namespace)) {
+                        if !v.is_empty()
+                            && w.term.matches(p, cluster.namespace_labels(&p.namespace))
+                        {
                             s.add(&w.term.topology_key, v, sign * w.weight);
                         }
                     }
                 }
             }
         }
-        PreScoreState { skip: s.0.is_empty(), scores: s }
+        PreScoreState {
+            skip: s.0.is_empty(),
+            scores: s,
+        }
     }
 
     pub fn score(&self, node: &NodeInfo) -> i64 {
@@ -226,14 +265,22 @@ impl PreScoreState {
 
 /// Min-max normalization to 0..=100.
 pub fn normalize(scores: &mut [i64]) {
-    let (Some(min), Some(max)) = (scores.iter().copied().min(), scores.iter().copied().max()) else { return };
+    let (Some(min), Some(max)) = (scores.iter().copied().min(), scores.iter().copied().max())
+    else {
+        return;
+    };
     let diff = max - min;
     for s in scores.iter_mut() {
-        *s = if diff > 0 { MAX_NODE_SCORE * (*s - min) / diff } else { 0 };
+        *s = if diff > 0 {
+            MAX_NODE_SCORE * (*s - min) / diff
+        } else {
+            0
+        };
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
     use crate::framework::plugins::testutil::*;
@@ -256,15 +303,17 @@ mod tests {
         let s = PreFilterState::new(c, p);
         ["a1", "a2", "b1", "x"]
             .iter()
-            .map(|n| s.filter(c, p, c.node(n).unwrap()).map(|st| {
-                let r: &'static str = match st.reasons[0].as_str() {
-                    REASON_AFFINITY => "affinity",
-                    REASON_ANTI_AFFINITY => "anti",
-                    REASON_EXISTING_ANTI_AFFINITY => "existing",
-                    _ => "?",
-                };
-                r
-            }))
+            .map(|n| {
+                s.filter(c, p, c.node(n).unwrap()).map(|st| {
+                    let r: &'static str = match st.reasons[0].as_str() {
+                        REASON_AFFINITY => "affinity",
+                        REASON_ANTI_AFFINITY => "anti",
+                        REASON_EXISTING_ANTI_AFFINITY => "existing",
+                        _ => "?",
+                    };
+                    r
+                })
+            })
             .collect()
     }
 
@@ -332,9 +381,7 @@ mod tests {
 
     #[test]
     fn score_table() {
-        let pref = |kind: &str, w: i64, sel: Value, key: &str| {
-            json!({"affinity": {kind: {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": w, "podAffinityTerm": term(sel, key)}]}}})
-        };
+        let pref = |kind: &str, w: i64, sel: Value, key: &str| json!({"affinity": {kind: {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": w, "podAffinityTerm": term(sel, key)}]}}});
         let cases: Vec<(&str, Vec<(PodInfo, &str)>, PodInfo, Vec<i64>)> = vec![
             (
                 "preferred affinity to zone a",
@@ -345,12 +392,27 @@ mod tests {
             (
                 "preferred anti-affinity to zone a",
                 vec![(pod_with("db", json!({"app": "db"}), json!({})), "a1")],
-                pod("p", pref("podAntiAffinity", 5, json!({"app": "db"}), "zone")),
+                pod(
+                    "p",
+                    pref("podAntiAffinity", 5, json!({"app": "db"}), "zone"),
+                ),
                 vec![0, 0, 100, 100],
             ),
             (
                 "existing pod's preferred affinity attracts",
-                vec![(pod_with("e", json!({}), pref("podAffinity", 3, json!({"app": "web"}), "kubernetes.io/hostname")), "b1")],
+                vec![(
+                    pod_with(
+                        "e",
+                        json!({}),
+                        pref(
+                            "podAffinity",
+                            3,
+                            json!({"app": "web"}),
+                            "kubernetes.io/hostname",
+                        ),
+                    ),
+                    "b1",
+                )],
                 pod_with("p", json!({"app": "web"}), json!({})),
                 vec![0, 0, 100, 0],
             ),
@@ -372,7 +434,10 @@ mod tests {
         for (name, existing, p, want) in cases {
             let c = cluster(zones(), existing);
             let s = PreScoreState::new(&c, &p);
-            let mut scores: Vec<i64> = ["a1", "a2", "b1", "x"].iter().map(|n| s.score(c.node(n).unwrap())).collect();
+            let mut scores: Vec<i64> = ["a1", "a2", "b1", "x"]
+                .iter()
+                .map(|n| s.score(c.node(n).unwrap()))
+                .collect();
             normalize(&mut scores);
             assert_eq!(scores, want, "{name}");
         }

@@ -18,8 +18,10 @@ fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool
         "Exists" => value.is_some(),
         "DoesNotExist" => value.is_none(),
         "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (value.and_then(|v| v.parse::<i64>().ok()), vals.first().and_then(|b| b.parse::<i64>().ok()))
-            else {
+            let (Some(v), Some(bound)) = (
+                value.and_then(|v| v.parse::<i64>().ok()),
+                vals.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
                 return false;
             };
             if vals.len() != 1 {
@@ -36,20 +38,30 @@ fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool
 }
 
 /// Whether a node selector term matches (an empty term matches nothing).
-pub fn term_matches(t: &NodeSelectorTerm, labels: &BTreeMap<String, String>, node_name: &str) -> bool {
+pub fn term_matches(
+    t: &NodeSelectorTerm,
+    labels: &BTreeMap<String, String>,
+    node_name: &str,
+) -> bool {
     let exprs = t.match_expressions.as_deref().unwrap_or_default();
     let fields = t.match_fields.as_deref().unwrap_or_default();
     if exprs.is_empty() && fields.is_empty() {
         return false;
     }
-    exprs.iter().all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| r.key == "metadata.name" && requirement_matches(r, Some(node_name)))
+    exprs
+        .iter()
+        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
+        && fields
+            .iter()
+            .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(node_name)))
 }
 
 /// Whether the node satisfies the pod's nodeSelector and required node affinity (upstream
 /// `RequiredNodeAffinity.Match`).
 pub fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
-    let Some(spec) = pod.pod.spec.as_ref() else { return true };
+    let Some(spec) = pod.pod.spec.as_ref() else {
+        return true;
+    };
     if let Some(sel) = spec.node_selector.as_ref() {
         if !sel.iter().all(|(k, v)| node.labels.get(k) == Some(v)) {
             return false;
@@ -59,10 +71,16 @@ pub fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     match required {
         None => true,
-        Some(ns) => ns.node_selector_terms.iter().any(|t| term_matches(t, &node.labels, &node.name)),
+        Some(ns) => ns
+            .node_selector_terms
+            .iter()
+            .any(|t| term_matches(t, &node.labels, &node.name)),
     }
 }
 
@@ -82,7 +100,10 @@ pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|na| {
+            na.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     preferred
         .into_iter()
         .flatten()
@@ -97,7 +118,10 @@ pub fn has_preferred(pod: &PodInfo) -> bool {
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|na| {
+            na.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .is_some_and(|p| !p.is_empty())
 }
 
@@ -117,35 +141,120 @@ mod tests {
 
     #[test]
     fn filter_table() {
-        let c = cluster(vec![node("n1", "1", "1Gi", json!({"zone": "a", "gen": "5", "disk": "ssd"}), json!({}))], vec![]);
+        let c = cluster(
+            vec![node(
+                "n1",
+                "1",
+                "1Gi",
+                json!({"zone": "a", "gen": "5", "disk": "ssd"}),
+                json!({}),
+            )],
+            vec![],
+        );
         let n = c.node("n1").unwrap();
         for (name, spec, fits) in [
             ("nothing required", json!({}), true),
-            ("nodeSelector matches", json!({"nodeSelector": {"zone": "a"}}), true),
-            ("nodeSelector mismatch", json!({"nodeSelector": {"zone": "b"}}), false),
-            ("nodeSelector missing label", json!({"nodeSelector": {"gpu": "yes"}}), false),
-            ("In", req(json!([{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}])), true),
-            ("NotIn", req(json!([{"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}])), false),
-            ("NotIn absent key", req(json!([{"matchExpressions": [{"key": "x", "operator": "NotIn", "values": ["a"]}]}])), true),
-            ("Exists", req(json!([{"matchExpressions": [{"key": "disk", "operator": "Exists"}]}])), true),
-            ("DoesNotExist", req(json!([{"matchExpressions": [{"key": "disk", "operator": "DoesNotExist"}]}])), false),
-            ("Gt", req(json!([{"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["4"]}]}])), true),
-            ("Lt", req(json!([{"matchExpressions": [{"key": "gen", "operator": "Lt", "values": ["4"]}]}])), false),
-            ("terms are ORed", req(json!([
+            (
+                "nodeSelector matches",
+                json!({"nodeSelector": {"zone": "a"}}),
+                true,
+            ),
+            (
+                "nodeSelector mismatch",
+                json!({"nodeSelector": {"zone": "b"}}),
+                false,
+            ),
+            (
+                "nodeSelector missing label",
+                json!({"nodeSelector": {"gpu": "yes"}}),
+                false,
+            ),
+            (
+                "In",
+                req(
+                    json!([{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}]),
+                ),
+                true,
+            ),
+            (
+                "NotIn",
+                req(
+                    json!([{"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]}]),
+                ),
+                false,
+            ),
+            (
+                "NotIn absent key",
+                req(
+                    json!([{"matchExpressions": [{"key": "x", "operator": "NotIn", "values": ["a"]}]}]),
+                ),
+                true,
+            ),
+            (
+                "Exists",
+                req(json!([{"matchExpressions": [{"key": "disk", "operator": "Exists"}]}])),
+                true,
+            ),
+            (
+                "DoesNotExist",
+                req(json!([{"matchExpressions": [{"key": "disk", "operator": "DoesNotExist"}]}])),
+                false,
+            ),
+            (
+                "Gt",
+                req(
+                    json!([{"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["4"]}]}]),
+                ),
+                true,
+            ),
+            (
+                "Lt",
+                req(
+                    json!([{"matchExpressions": [{"key": "gen", "operator": "Lt", "values": ["4"]}]}]),
+                ),
+                false,
+            ),
+            (
+                "terms are ORed",
+                req(json!([
                 {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z"]}]},
-                {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}])), true),
-            ("expressions are ANDed", req(json!([{"matchExpressions": [
+                {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}])),
+                true,
+            ),
+            (
+                "expressions are ANDed",
+                req(json!([{"matchExpressions": [
                 {"key": "zone", "operator": "In", "values": ["a"]},
-                {"key": "disk", "operator": "In", "values": ["hdd"]}]}])), false),
+                {"key": "disk", "operator": "In", "values": ["hdd"]}]}])),
+                false,
+            ),
             ("empty term matches nothing", req(json!([{}])), false),
             ("no terms match nothing", req(json!([])), false),
-            ("matchFields name", req(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}])), true),
-            ("matchFields other name", req(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}])), false),
-            ("selector and affinity both required", {
-                let mut s = req(json!([{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]));
-                s["nodeSelector"] = json!({"disk": "hdd"});
-                s
-            }, false),
+            (
+                "matchFields name",
+                req(
+                    json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]),
+                ),
+                true,
+            ),
+            (
+                "matchFields other name",
+                req(
+                    json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}]),
+                ),
+                false,
+            ),
+            (
+                "selector and affinity both required",
+                {
+                    let mut s = req(
+                        json!([{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]),
+                    );
+                    s["nodeSelector"] = json!({"disk": "hdd"});
+                    s
+                },
+                false,
+            ),
         ] {
             let got = filter(&pod("p", spec), n);
             assert_eq!(got.is_none(), fits, "{name}");
@@ -159,8 +268,20 @@ mod tests {
     fn score_table() {
         let c = cluster(
             vec![
-                node("a", "1", "1Gi", json!({"zone": "a", "disk": "ssd"}), json!({})),
-                node("b", "1", "1Gi", json!({"zone": "b", "disk": "ssd"}), json!({})),
+                node(
+                    "a",
+                    "1",
+                    "1Gi",
+                    json!({"zone": "a", "disk": "ssd"}),
+                    json!({}),
+                ),
+                node(
+                    "b",
+                    "1",
+                    "1Gi",
+                    json!({"zone": "b", "disk": "ssd"}),
+                    json!({}),
+                ),
                 node("c", "1", "1Gi", json!({"zone": "c"}), json!({})),
             ],
             vec![],
@@ -169,12 +290,18 @@ mod tests {
             {"weight": 2, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}},
             {"weight": 6, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}});
         let p = pod("p", spec);
-        let mut s: Vec<i64> = ["a", "b", "c"].iter().map(|n| score(&p, c.node(n).unwrap())).collect();
+        let mut s: Vec<i64> = ["a", "b", "c"]
+            .iter()
+            .map(|n| score(&p, c.node(n).unwrap()))
+            .collect();
         assert_eq!(s, vec![8, 6, 0]);
         normalize(&mut s);
         assert_eq!(s, vec![100, 75, 0]);
         let p = pod("q", json!({}));
-        let mut s: Vec<i64> = ["a", "b", "c"].iter().map(|n| score(&p, c.node(n).unwrap())).collect();
+        let mut s: Vec<i64> = ["a", "b", "c"]
+            .iter()
+            .map(|n| score(&p, c.node(n).unwrap()))
+            .collect();
         normalize(&mut s);
         assert_eq!(s, vec![0, 0, 0]);
     }

@@ -6,7 +6,10 @@ pub const NAME: &str = "NodePorts";
 pub const REASON: &str = "node(s) didn't have free ports for the requested pod ports";
 
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
-    let conflict = pod.host_ports.iter().any(|want| node.used_ports.iter().any(|used| used.conflicts(want)));
+    let conflict = pod
+        .host_ports
+        .iter()
+        .any(|want| node.used_ports.iter().any(|used| used.conflicts(want)));
     conflict.then(|| Status::unschedulable(NAME, REASON))
 }
 
@@ -24,8 +27,18 @@ mod tests {
     fn table() {
         for (name, existing, wanted, fits) in [
             ("no ports", json!([]), json!([]), true),
-            ("different port", json!([{"containerPort": 80, "hostPort": 8080}]), json!([{"containerPort": 80, "hostPort": 8081}]), true),
-            ("same port", json!([{"containerPort": 80, "hostPort": 8080}]), json!([{"containerPort": 81, "hostPort": 8080}]), false),
+            (
+                "different port",
+                json!([{"containerPort": 80, "hostPort": 8080}]),
+                json!([{"containerPort": 80, "hostPort": 8081}]),
+                true,
+            ),
+            (
+                "same port",
+                json!([{"containerPort": 80, "hostPort": 8080}]),
+                json!([{"containerPort": 81, "hostPort": 8080}]),
+                false,
+            ),
             (
                 "same port other protocol",
                 json!([{"containerPort": 80, "hostPort": 8080}]),
@@ -44,9 +57,17 @@ mod tests {
                 json!([{"containerPort": 80, "hostPort": 8080}]),
                 false,
             ),
-            ("container port only", json!([{"containerPort": 80}]), json!([{"containerPort": 80}]), true),
+            (
+                "container port only",
+                json!([{"containerPort": 80}]),
+                json!([{"containerPort": 80}]),
+                true,
+            ),
         ] {
-            let c = cluster(vec![node("n1", "1", "1Gi", json!({}), json!({}))], vec![(pod("old", ports(existing)), "n1")]);
+            let c = cluster(
+                vec![node("n1", "1", "1Gi", json!({}), json!({}))],
+                vec![(pod("old", ports(existing)), "n1")],
+            );
             let got = filter(&pod("new", ports(wanted)), c.node("n1").unwrap());
             assert_eq!(got.is_none(), fits, "{name}");
         }

@@ -13,7 +13,11 @@ pub fn insufficient(pod: &PodInfo, node: &NodeInfo) -> Vec<String> {
         reasons.push("Too many pods".to_string());
     }
     let r = &pod.requests;
-    if r.milli_cpu == 0 && r.memory == 0 && r.ephemeral_storage == 0 && r.scalar.values().all(|v| *v == 0) {
+    if r.milli_cpu == 0
+        && r.memory == 0
+        && r.ephemeral_storage == 0
+        && r.scalar.values().all(|v| *v == 0)
+    {
         return reasons;
     }
     let (a, u) = (&node.allocatable, &node.requested);
@@ -39,7 +43,11 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
     if reasons.is_empty() {
         None
     } else {
-        Some(Status { code: crate::framework::Code::Unschedulable, plugin: FIT, reasons })
+        Some(Status {
+            code: crate::framework::Code::Unschedulable,
+            plugin: FIT,
+            reasons,
+        })
     }
 }
 
@@ -56,8 +64,14 @@ pub fn least_allocated_score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     let mut sum = 0;
     let mut weights = 0;
     for (alloc, req) in [
-        (node.allocatable.milli_cpu, node.non_zero_requested.milli_cpu + pod.non_zero_requests.milli_cpu),
-        (node.allocatable.memory, node.non_zero_requested.memory + pod.non_zero_requests.memory),
+        (
+            node.allocatable.milli_cpu,
+            node.non_zero_requested.milli_cpu + pod.non_zero_requests.milli_cpu,
+        ),
+        (
+            node.allocatable.memory,
+            node.non_zero_requested.memory + pod.non_zero_requests.memory,
+        ),
     ] {
         if alloc == 0 {
             continue;
@@ -81,8 +95,14 @@ pub fn balanced_skips(pod: &PodInfo) -> bool {
 pub fn balanced_allocation_score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     let mut fractions = Vec::with_capacity(2);
     for (alloc, req) in [
-        (node.allocatable.milli_cpu, node.requested.milli_cpu + pod.requests.milli_cpu),
-        (node.allocatable.memory, node.requested.memory + pod.requests.memory),
+        (
+            node.allocatable.milli_cpu,
+            node.requested.milli_cpu + pod.requests.milli_cpu,
+        ),
+        (
+            node.allocatable.memory,
+            node.requested.memory + pod.requests.memory,
+        ),
     ] {
         if alloc == 0 {
             continue;
@@ -107,11 +127,36 @@ mod tests {
         let existing = || vec![(pod("e", requests("1500m", "1Gi")), "n1")];
         for (name, alloc, spec, want) in [
             ("fits", ("4", "4Gi"), requests("1", "1Gi"), vec![]),
-            ("insufficient cpu", ("2", "4Gi"), requests("1", "1Gi"), vec!["Insufficient cpu"]),
-            ("insufficient memory", ("4", "2Gi"), requests("1", "1500Mi"), vec!["Insufficient memory"]),
-            ("both", ("2", "1Gi"), requests("1", "1Mi"), vec!["Insufficient cpu", "Insufficient memory"]),
-            ("exactly fits", ("2500m", "2Gi"), requests("1", "1Gi"), vec![]),
-            ("best effort fits a full node", ("1500m", "1Gi"), json!({}), vec![]),
+            (
+                "insufficient cpu",
+                ("2", "4Gi"),
+                requests("1", "1Gi"),
+                vec!["Insufficient cpu"],
+            ),
+            (
+                "insufficient memory",
+                ("4", "2Gi"),
+                requests("1", "1500Mi"),
+                vec!["Insufficient memory"],
+            ),
+            (
+                "both",
+                ("2", "1Gi"),
+                requests("1", "1Mi"),
+                vec!["Insufficient cpu", "Insufficient memory"],
+            ),
+            (
+                "exactly fits",
+                ("2500m", "2Gi"),
+                requests("1", "1Gi"),
+                vec![],
+            ),
+            (
+                "best effort fits a full node",
+                ("1500m", "1Gi"),
+                json!({}),
+                vec![],
+            ),
             (
                 "init container counts",
                 ("4", "4Gi"),
@@ -132,7 +177,10 @@ mod tests {
                 vec!["Insufficient example.com/gpu"],
             ),
         ] {
-            let c = cluster(vec![node("n1", alloc.0, alloc.1, json!({}), json!({}))], existing());
+            let c = cluster(
+                vec![node("n1", alloc.0, alloc.1, json!({}), json!({}))],
+                existing(),
+            );
             let got = filter(&pod("p", spec), c.node("n1").unwrap());
             let reasons = got.map(|s| s.reasons).unwrap_or_default();
             assert_eq!(reasons, want, "{name}");
@@ -142,10 +190,16 @@ mod tests {
     #[test]
     fn too_many_pods() {
         let mut n = node("n1", "4", "4Gi", json!({}), json!({}));
-        n.status.as_mut().unwrap().allocatable.as_mut().unwrap().insert(
-            "pods".into(),
-            k8s_openapi::apimachinery::pkg::api::resource::Quantity("1".into()),
-        );
+        n.status
+            .as_mut()
+            .unwrap()
+            .allocatable
+            .as_mut()
+            .unwrap()
+            .insert(
+                "pods".into(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("1".into()),
+            );
         let c = cluster(vec![n], vec![(pod("e", json!({})), "n1")]);
         let got = filter(&pod("p", json!({})), c.node("n1").unwrap()).unwrap();
         assert_eq!(got.reasons, vec!["Too many pods"]);
@@ -155,14 +209,47 @@ mod tests {
     fn least_allocated_table() {
         // Upstream's worked example: node 4000m/10000, pod requests 3000m/5000 (after existing).
         for (name, alloc, existing, spec, want) in [
-            ("empty node, best effort pod uses defaults", ("1", "2000Mi"), None, json!({}), ((900 / 10) + 90) / 2),
-            ("half used", ("4", "4Gi"), Some(requests("1", "1Gi")), requests("1", "1Gi"), 50),
-            ("over capacity scores zero", ("1", "1Gi"), Some(requests("1", "1Gi")), requests("1", "1Gi"), 0),
-            ("cpu 25% mem 75% free", ("4", "4Gi"), None, requests("3", "1Gi"), (25 + 75) / 2),
+            (
+                "empty node, best effort pod uses defaults",
+                ("1", "2000Mi"),
+                None,
+                json!({}),
+                ((900 / 10) + 90) / 2,
+            ),
+            (
+                "half used",
+                ("4", "4Gi"),
+                Some(requests("1", "1Gi")),
+                requests("1", "1Gi"),
+                50,
+            ),
+            (
+                "over capacity scores zero",
+                ("1", "1Gi"),
+                Some(requests("1", "1Gi")),
+                requests("1", "1Gi"),
+                0,
+            ),
+            (
+                "cpu 25% mem 75% free",
+                ("4", "4Gi"),
+                None,
+                requests("3", "1Gi"),
+                (25 + 75) / 2,
+            ),
         ] {
-            let pods = existing.map(|s| vec![(pod("e", s), "n1")]).unwrap_or_default();
-            let c = cluster(vec![node("n1", alloc.0, alloc.1, json!({}), json!({}))], pods);
-            assert_eq!(least_allocated_score(&pod("p", spec), c.node("n1").unwrap()), want, "{name}");
+            let pods = existing
+                .map(|s| vec![(pod("e", s), "n1")])
+                .unwrap_or_default();
+            let c = cluster(
+                vec![node("n1", alloc.0, alloc.1, json!({}), json!({}))],
+                pods,
+            );
+            assert_eq!(
+                least_allocated_score(&pod("p", spec), c.node("n1").unwrap()),
+                want,
+                "{name}"
+            );
         }
     }
 
@@ -174,8 +261,15 @@ mod tests {
             ("cpu 75% memory 25%", ("4", "4Gi"), requests("3", "1Gi"), 75),
             ("capped at 1", ("1", "4Gi"), requests("2", "2Gi"), 75),
         ] {
-            let c = cluster(vec![node("n1", alloc.0, alloc.1, json!({}), json!({}))], vec![]);
-            assert_eq!(balanced_allocation_score(&pod("p", spec), c.node("n1").unwrap()), want, "{name}");
+            let c = cluster(
+                vec![node("n1", alloc.0, alloc.1, json!({}), json!({}))],
+                vec![],
+            );
+            assert_eq!(
+                balanced_allocation_score(&pod("p", spec), c.node("n1").unwrap()),
+                want,
+                "{name}"
+            );
         }
         assert!(balanced_skips(&pod("p", json!({}))));
         assert!(!balanced_skips(&pod("p", requests("1", "1"))));

@@ -14,9 +14,17 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
     if !node.unschedulable {
         return None;
     }
-    let taint = Taint { key: TAINT_KEY.into(), effect: "NoSchedule".into(), ..Default::default() };
+    let taint = Taint {
+        key: TAINT_KEY.into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    };
     let tolerations = pod.pod.spec.as_ref().and_then(|s| s.tolerations.as_ref());
-    if tolerations.into_iter().flatten().any(|t| tolerates(t, &taint)) {
+    if tolerations
+        .into_iter()
+        .flatten()
+        .any(|t| tolerates(t, &taint))
+    {
         return None;
     }
     Some(Status::unresolvable(NAME, REASON))
@@ -32,7 +40,12 @@ mod tests {
     fn table() {
         for (name, node_spec, pod_spec, fits) in [
             ("schedulable node", json!({}), json!({}), true),
-            ("cordoned node", json!({"unschedulable": true}), json!({}), false),
+            (
+                "cordoned node",
+                json!({"unschedulable": true}),
+                json!({}),
+                false,
+            ),
             (
                 "cordoned node, tolerated",
                 json!({"unschedulable": true}),
@@ -47,7 +60,11 @@ mod tests {
             ),
         ] {
             let c = cluster(vec![node("n1", "1", "1Gi", json!({}), node_spec)], vec![]);
-            assert_eq!(filter(&pod("p", pod_spec), c.node("n1").unwrap()).is_none(), fits, "{name}");
+            assert_eq!(
+                filter(&pod("p", pod_spec), c.node("n1").unwrap()).is_none(),
+                fits,
+                "{name}"
+            );
         }
     }
 }

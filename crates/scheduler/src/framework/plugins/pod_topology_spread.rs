@@ -11,7 +11,8 @@ use crate::framework::{Cluster, NodeInfo, PodInfo, Status, MAX_NODE_SCORE};
 
 pub const NAME: &str = "PodTopologySpread";
 pub const REASON_CONSTRAINTS: &str = "node(s) didn't match pod topology spread constraints";
-pub const REASON_MISSING_LABEL: &str = "node(s) didn't match pod topology spread constraints (missing required label)";
+pub const REASON_MISSING_LABEL: &str =
+    "node(s) didn't match pod topology spread constraints (missing required label)";
 const HOSTNAME: &str = "kubernetes.io/hostname";
 
 /// A compiled topology spread constraint.
@@ -31,7 +32,12 @@ impl Constraint {
             return false;
         }
         if self.honor_taints {
-            let tols = pod.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
+            let tols = pod
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.tolerations.as_deref())
+                .unwrap_or_default();
             let untolerated = node
                 .taints
                 .iter()
@@ -48,13 +54,17 @@ impl Constraint {
 /// The pod's constraints with the given `whenUnsatisfiable`; matchLabelKeys are merged into the
 /// selector with the pod's own label values.
 pub fn constraints(pod: &PodInfo, action: &str) -> Vec<Constraint> {
-    let Some(spec) = pod.pod.spec.as_ref() else { return Vec::new() };
+    let Some(spec) = pod.pod.spec.as_ref() else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for c in spec.topology_spread_constraints.iter().flatten() {
         if c.when_unsatisfiable != action {
             continue;
         }
-        let Ok(mut selector) = LabelSelector::from_api(c.label_selector.as_ref()) else { continue };
+        let Ok(mut selector) = LabelSelector::from_api(c.label_selector.as_ref()) else {
+            continue;
+        };
         for key in c.match_label_keys.iter().flatten() {
             if let Some(v) = pod.labels.get(key) {
                 if let Ok(r) = Requirement::new(key, Operator::In, vec![v.clone()]) {
@@ -79,7 +89,10 @@ fn has_all_keys(node: &NodeInfo, cs: &[Constraint]) -> bool {
 }
 
 fn count_matching(node: &NodeInfo, sel: &LabelSelector, ns: &str) -> i64 {
-    node.pods.iter().filter(|p| !p.terminating && p.namespace == ns && sel.matches(&p.labels)).count() as i64
+    node.pods
+        .iter()
+        .filter(|p| !p.terminating && p.namespace == ns && sel.matches(&p.labels))
+        .count() as i64
 }
 
 /// Filter state: matching pods per domain of each constraint.
@@ -106,10 +119,14 @@ impl PreFilterState {
                     continue;
                 }
                 let v = &node.labels[&c.topology_key];
-                *counts[i].entry(v.clone()).or_insert(0) += count_matching(node, &c.selector, &pod.namespace);
+                *counts[i].entry(v.clone()).or_insert(0) +=
+                    count_matching(node, &c.selector, &pod.namespace);
             }
         }
-        PreFilterState { constraints: cs, counts }
+        PreFilterState {
+            constraints: cs,
+            counts,
+        }
     }
 
     /// Adjusts the counts for an existing pod removed (-1) or added (+1) on `node`.
@@ -119,7 +136,9 @@ impl PreFilterState {
         }
         for (i, c) in self.constraints.iter().enumerate() {
             if c.node_included(pod, node) && c.selector.matches(&existing.labels) {
-                *self.counts[i].entry(node.labels[&c.topology_key].clone()).or_insert(0) += n;
+                *self.counts[i]
+                    .entry(node.labels[&c.topology_key].clone())
+                    .or_insert(0) += n;
             }
         }
     }
@@ -158,7 +177,10 @@ impl PreScoreState {
     pub fn new(cluster: &Cluster, pod: &PodInfo, feasible: &[&NodeInfo]) -> PreScoreState {
         let cs = constraints(pod, "ScheduleAnyway");
         if cs.is_empty() {
-            return PreScoreState { skip: true, ..Default::default() };
+            return PreScoreState {
+                skip: true,
+                ..Default::default()
+            };
         }
         let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); cs.len()];
         let mut ignored = std::collections::HashSet::new();
@@ -169,7 +191,9 @@ impl PreScoreState {
             }
             for (i, c) in cs.iter().enumerate() {
                 if c.topology_key != HOSTNAME {
-                    counts[i].entry(n.labels[&c.topology_key].clone()).or_insert(0);
+                    counts[i]
+                        .entry(n.labels[&c.topology_key].clone())
+                        .or_insert(0);
                 }
             }
         }
@@ -177,7 +201,11 @@ impl PreScoreState {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let size = if c.topology_key == HOSTNAME { feasible.len() - ignored.len() } else { counts[i].len() };
+                let size = if c.topology_key == HOSTNAME {
+                    feasible.len() - ignored.len()
+                } else {
+                    counts[i].len()
+                };
                 ((size + 2) as f64).ln()
             })
             .collect();
@@ -194,7 +222,13 @@ impl PreScoreState {
                 }
             }
         }
-        PreScoreState { constraints: cs, counts, weights, ignored, skip: false }
+        PreScoreState {
+            constraints: cs,
+            counts,
+            weights,
+            ignored,
+            skip: false,
+        }
     }
 
     /// Raw score (lower is better); `None` for nodes missing a topology key.
@@ -207,7 +241,10 @@ impl PreScoreState {
             let cnt = if c.topology_key == HOSTNAME {
                 count_matching(node, &c.selector, &pod.namespace)
             } else {
-                self.counts[i].get(&node.labels[&c.topology_key]).copied().unwrap_or(0)
+                self.counts[i]
+                    .get(&node.labels[&c.topology_key])
+                    .copied()
+                    .unwrap_or(0)
             };
             score += cnt as f64 * self.weights[i] + (c.max_skew - 1) as f64;
         }
@@ -230,6 +267,7 @@ pub fn normalize(raw: &[Option<i64>]) -> Vec<i64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
     use crate::framework::plugins::testutil::*;
@@ -256,12 +294,22 @@ mod tests {
     #[test]
     fn filter_table() {
         let cases: Vec<(&str, Vec<(PodInfo, &str)>, Value, Vec<Option<&str>>)> = vec![
-            ("no constraints", vec![], json!({}), vec![None, None, None, None]),
+            (
+                "no constraints",
+                vec![],
+                json!({}),
+                vec![None, None, None, None],
+            ),
             (
                 "zone skew 1: zone a has one, b none",
                 vec![(web("w1"), "a1")],
                 spread("zone", 1, "DoNotSchedule"),
-                vec![Some(REASON_CONSTRAINTS), Some(REASON_CONSTRAINTS), None, Some(REASON_MISSING_LABEL)],
+                vec![
+                    Some(REASON_CONSTRAINTS),
+                    Some(REASON_CONSTRAINTS),
+                    None,
+                    Some(REASON_MISSING_LABEL),
+                ],
             ),
             (
                 "zone skew 2 allows",
@@ -273,7 +321,12 @@ mod tests {
                 "hostname skew 1",
                 vec![(web("w1"), "a1"), (web("w2"), "a2")],
                 spread("kubernetes.io/hostname", 1, "DoNotSchedule"),
-                vec![Some(REASON_CONSTRAINTS), Some(REASON_CONSTRAINTS), None, None],
+                vec![
+                    Some(REASON_CONSTRAINTS),
+                    Some(REASON_CONSTRAINTS),
+                    None,
+                    None,
+                ],
             ),
             (
                 "non-matching pods don't count",
@@ -281,15 +334,26 @@ mod tests {
                 spread("zone", 1, "DoNotSchedule"),
                 vec![None, None, None, Some(REASON_MISSING_LABEL)],
             ),
-            ("ScheduleAnyway never filters", vec![(web("w1"), "a1")], spread("zone", 1, "ScheduleAnyway"), vec![None, None, None, None]),
+            (
+                "ScheduleAnyway never filters",
+                vec![(web("w1"), "a1")],
+                spread("zone", 1, "ScheduleAnyway"),
+                vec![None, None, None, None],
+            ),
         ];
         for (name, existing, spec, want) in cases {
             let c = cluster(nodes(), existing);
             let p = pod_with("p", json!({"app": "web"}), spec);
             let s = PreFilterState::new(&c, &p);
-            let got: Vec<Option<String>> =
-                ["a1", "a2", "b1", "x"].iter().map(|n| s.filter(&p, c.node(n).unwrap()).map(|st| st.reasons[0].clone())).collect();
-            let want: Vec<Option<String>> = want.into_iter().map(|w| w.map(str::to_string)).collect();
+            let got: Vec<Option<String>> = ["a1", "a2", "b1", "x"]
+                .iter()
+                .map(|n| {
+                    s.filter(&p, c.node(n).unwrap())
+                        .map(|st| st.reasons[0].clone())
+                })
+                .collect();
+            let want: Vec<Option<String>> =
+                want.into_iter().map(|w| w.map(str::to_string)).collect();
             assert_eq!(got, want, "{name}");
         }
     }
@@ -307,16 +371,30 @@ mod tests {
 
     #[test]
     fn score_table() {
-        let c = cluster(nodes(), vec![(web("w1"), "a1"), (web("w2"), "a2"), (web("w3"), "a1")]);
-        let p = pod_with("p", json!({"app": "web"}), spread("zone", 1, "ScheduleAnyway"));
-        let feasible: Vec<&NodeInfo> = ["a1", "a2", "b1", "x"].iter().map(|n| c.node(n).unwrap()).collect();
+        let c = cluster(
+            nodes(),
+            vec![(web("w1"), "a1"), (web("w2"), "a2"), (web("w3"), "a1")],
+        );
+        let p = pod_with(
+            "p",
+            json!({"app": "web"}),
+            spread("zone", 1, "ScheduleAnyway"),
+        );
+        let feasible: Vec<&NodeInfo> = ["a1", "a2", "b1", "x"]
+            .iter()
+            .map(|n| c.node(n).unwrap())
+            .collect();
         let s = PreScoreState::new(&c, &p, &feasible);
         let raw: Vec<Option<i64>> = feasible.iter().map(|n| s.score(&p, n)).collect();
         // two zone domains: weight ln(4); zone a has 3 pods -> round(3*1.386) = 4, zone b 0.
         assert_eq!(raw, vec![Some(4), Some(4), Some(0), None]);
         assert_eq!(normalize(&raw), vec![0, 0, 100, 0]);
 
-        let p = pod_with("p", json!({"app": "web"}), spread("kubernetes.io/hostname", 1, "ScheduleAnyway"));
+        let p = pod_with(
+            "p",
+            json!({"app": "web"}),
+            spread("kubernetes.io/hostname", 1, "ScheduleAnyway"),
+        );
         let s = PreScoreState::new(&c, &p, &feasible);
         let raw: Vec<Option<i64>> = feasible.iter().map(|n| s.score(&p, n)).collect();
         // hostname: 4 feasible nodes, weight ln(6) = 1.79; a1 has 2, a2 1.

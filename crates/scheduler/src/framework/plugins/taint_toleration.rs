@@ -25,7 +25,11 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
 }
 
 fn tolerations(pod: &PodInfo) -> &[Toleration] {
-    pod.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default()
+    pod.pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or_default()
 }
 
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
@@ -37,7 +41,11 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
         .find(|taint| !tols.iter().any(|t| tolerates(t, taint)))?;
     Some(Status::unresolvable(
         NAME,
-        format!("node(s) had untolerated taint {{{}: {}}}", taint.key, taint.value.as_deref().unwrap_or("")),
+        format!(
+            "node(s) had untolerated taint {{{}: {}}}",
+            taint.key,
+            taint.value.as_deref().unwrap_or("")
+        ),
     ))
 }
 
@@ -46,7 +54,12 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
 pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     let tols: Vec<&Toleration> = tolerations(pod)
         .iter()
-        .filter(|t| matches!(t.effect.as_deref(), None | Some("") | Some("PreferNoSchedule")))
+        .filter(|t| {
+            matches!(
+                t.effect.as_deref(),
+                None | Some("") | Some("PreferNoSchedule")
+            )
+        })
         .collect();
     node.taints
         .iter()
@@ -82,7 +95,12 @@ mod tests {
                 json!([]),
                 Some("node(s) had untolerated taint {k: }"),
             ),
-            ("PreferNoSchedule ignored", json!([{"key": "k", "value": "v", "effect": "PreferNoSchedule"}]), json!([]), None),
+            (
+                "PreferNoSchedule ignored",
+                json!([{"key": "k", "value": "v", "effect": "PreferNoSchedule"}]),
+                json!([]),
+                None,
+            ),
             (
                 "tolerated with Equal",
                 json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]),
@@ -108,8 +126,14 @@ mod tests {
                 Some("node(s) had untolerated taint {k: v}"),
             ),
         ] {
-            let c = cluster(vec![node("n1", "1", "1Gi", json!({}), json!({"taints": taints}))], vec![]);
-            let got = filter(&pod("p", json!({"tolerations": tols})), c.node("n1").unwrap());
+            let c = cluster(
+                vec![node("n1", "1", "1Gi", json!({}), json!({"taints": taints}))],
+                vec![],
+            );
+            let got = filter(
+                &pod("p", json!({"tolerations": tols})),
+                c.node("n1").unwrap(),
+            );
             assert_eq!(got.as_ref().map(|s| s.reasons[0].as_str()), want, "{name}");
             if let Some(s) = got {
                 assert_eq!(s.code, crate::framework::Code::UnschedulableAndUnresolvable);
@@ -122,7 +146,13 @@ mod tests {
         let c = cluster(
             vec![
                 node("a", "1", "1Gi", json!({}), json!({})),
-                node("b", "1", "1Gi", json!({}), json!({"taints": [{"key": "x", "effect": "PreferNoSchedule"}]})),
+                node(
+                    "b",
+                    "1",
+                    "1Gi",
+                    json!({}),
+                    json!({"taints": [{"key": "x", "effect": "PreferNoSchedule"}]}),
+                ),
                 node(
                     "c",
                     "1",
@@ -135,11 +165,22 @@ mod tests {
         );
         for (name, tols, want) in [
             ("no tolerations", json!([]), vec![100, 50, 0]),
-            ("x tolerated", json!([{"key": "x", "operator": "Exists"}]), vec![100, 100, 0]),
-            ("all tolerated", json!([{"operator": "Exists", "effect": "PreferNoSchedule"}]), vec![100, 100, 100]),
+            (
+                "x tolerated",
+                json!([{"key": "x", "operator": "Exists"}]),
+                vec![100, 100, 0],
+            ),
+            (
+                "all tolerated",
+                json!([{"operator": "Exists", "effect": "PreferNoSchedule"}]),
+                vec![100, 100, 100],
+            ),
         ] {
             let p = pod("p", json!({"tolerations": tols}));
-            let mut s: Vec<i64> = ["a", "b", "c"].iter().map(|n| score(&p, c.node(n).unwrap())).collect();
+            let mut s: Vec<i64> = ["a", "b", "c"]
+                .iter()
+                .map(|n| score(&p, c.node(n).unwrap()))
+                .collect();
             normalize(&mut s);
             assert_eq!(s, want, "{name}");
         }
