@@ -127,15 +127,26 @@ impl Running {
         let _ = (&mut self.done).await;
     }
 
-    /// Stops everything.
+    /// Stops everything and waits for the scheduling thread to exit.
     pub async fn stop(mut self) {
+        self.halt();
+        if let Some(core) = self.core.take() {
+            let _ = tokio::task::spawn_blocking(move || core.join()).await;
+        }
+    }
+
+    fn halt(&mut self) {
         for t in &self.tasks {
             t.abort();
         }
         let _ = self.input.send(Input::Stop);
-        if let Some(core) = self.core.take() {
-            let _ = tokio::task::spawn_blocking(move || core.join()).await;
-        }
+    }
+}
+
+impl Drop for Running {
+    /// Dropping a running scheduler (e.g. its task was cancelled) stops it too.
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 
