@@ -323,3 +323,67 @@ fn only_the_leader_schedules() {
         handle.await.unwrap().unwrap();
     });
 }
+
+#[test]
+fn higher_priority_pod_preempts_a_lower_priority_one() {
+    let c = Cluster::start();
+    rt().block_on(async {
+        let client = client(&c).await;
+        create_node(&client, "n1", "2", "4Gi", json!({}), json!([])).await;
+        let (stop, handle) = start_scheduler(client.clone());
+        let with_priority = |cpu_req: &str, prio: i32| {
+            let mut s = cpu(cpu_req);
+            s["priority"] = json!(prio);
+            s
+        };
+        create_pod(&client, "low", json!({}), with_priority("2", 0)).await;
+        wait_bound(&client, &["low"]).await;
+        create_pod(&client, "high", json!({}), with_priority("2", 1000)).await;
+
+        // The victim is deleted by the scheduler and gets a Preempted event.
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match pods.get_opt("low").await.unwrap() {
+                None => break,
+                Some(p) if p.metadata.deletion_timestamp.is_some() => {
+                    // Without a kubelet, finish the graceful deletion as one would.
+                    let dp = kube::api::DeleteParams {
+                        grace_period_seconds: Some(0),
+                        ..Default::default()
+                    };
+                    let _ = pods.delete("low", &dp).await;
+                }
+                Some(_) => {}
+            }
+            assert!(Instant::now() < deadline, "victim not deleted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let evs = events_for(&client, "low", "Preempted").await;
+        assert!(
+            evs[0]
+                .message
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("Preempted by pod "),
+            "{:?}",
+            evs[0].message
+        );
+        let evs = events_for(&client, "high", "FailedScheduling").await;
+        let msg = evs[0].message.clone().unwrap_or_default();
+        assert!(
+            msg.starts_with("0/1 nodes are available: 1 Insufficient cpu."),
+            "{msg}"
+        );
+        // The preemptor is nominated to the node, then bound there once the victim is gone.
+        assert_eq!(wait_bound(&client, &["high"]).await["high"], "n1");
+        let high = pods.get("high").await.unwrap();
+        assert_eq!(
+            high.status.and_then(|s| s.nominated_node_name).as_deref(),
+            Some("n1")
+        );
+
+        let _ = stop.send(());
+        handle.await.unwrap().unwrap();
+    });
+}
