@@ -281,6 +281,7 @@ impl Core {
             Ok(r) => {
                 tracing::debug!(pod = %info.name, node = %r.node, evaluated = r.evaluated_nodes, feasible = r.feasible_nodes, "scheduled");
                 self.queue.done(&uid);
+                self.cluster.clear_nominated(&uid);
                 self.assumed.insert(uid, r.node.clone());
                 self.cluster.add_pod(info.clone(), &r.node);
                 let _ = self.out.send(Action::Bind {
@@ -292,6 +293,7 @@ impl Core {
             Err(mut fit) => {
                 let nominated = match self.framework.preempt(&self.cluster, &info, &mut fit) {
                     PreemptionResult::Candidate { node, victims } => {
+                        self.cluster.set_nominated(&info, Some(&node));
                         let _ = self.out.send(Action::Preempt {
                             preemptor: info.clone(),
                             node: node.clone(),
@@ -423,6 +425,7 @@ impl Core {
     }
 
     fn forget_pod(&mut self, uid: &str, now: Instant) {
+        self.cluster.clear_nominated(uid);
         self.queue.delete(uid);
         self.assumed.remove(uid);
         if self.cluster.remove_pod(uid).is_some() {
@@ -437,6 +440,7 @@ impl Core {
         let info = Arc::new(PodInfo::new(Arc::new(pod)));
         if let Some(node) = info.node_name().map(str::to_string) {
             self.queue.delete(&uid);
+            self.cluster.clear_nominated(&uid);
             let was_assumed = self.assumed.remove(&uid).is_some();
             if terminal {
                 self.forget_pod(&uid, now);
@@ -470,8 +474,16 @@ impl Core {
             == self.scheduler_name;
         if !ours || terminal || info.terminating {
             self.queue.delete(&uid);
+            self.cluster.clear_nominated(&uid);
             return;
         }
+        let nominated = info
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .filter(|n| !n.is_empty());
+        self.cluster.set_nominated(&info, nominated);
         let gated = info
             .pod
             .spec

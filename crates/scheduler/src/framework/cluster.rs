@@ -416,6 +416,10 @@ pub struct Cluster {
     anti_terms: TermIndex,
     /// Terms of pods on known nodes that score other pods (required affinity, preferred terms).
     score_terms: TermIndex,
+    /// Pending pods nominated to a node (by preemption), by node name.
+    nominated: HashMap<String, Vec<Arc<PodInfo>>>,
+    /// Nominated pod uid -> node name.
+    nominated_of: HashMap<String, String>,
     /// label key -> value -> pod uid -> pod, for every accounted pod.
     label_index: HashMap<String, HashMap<String, HashMap<String, Arc<PodInfo>>>>,
 }
@@ -616,6 +620,38 @@ impl Cluster {
     /// Number of pods accounted (on known and unknown nodes).
     pub fn num_pods(&self) -> usize {
         self.pod_node.len()
+    }
+
+    /// Records (or clears, with `None`) the node a pending pod is nominated to.
+    pub fn set_nominated(&mut self, pod: &Arc<PodInfo>, node: Option<&str>) {
+        self.clear_nominated(&pod.uid);
+        if let Some(n) = node {
+            self.nominated_of.insert(pod.uid.clone(), n.to_string());
+            self.nominated
+                .entry(n.to_string())
+                .or_default()
+                .push(pod.clone());
+        }
+    }
+
+    /// Forgets the nomination of a pod.
+    pub fn clear_nominated(&mut self, uid: &str) {
+        if let Some(old) = self.nominated_of.remove(uid) {
+            if let Some(list) = self.nominated.get_mut(&old) {
+                list.retain(|p| p.uid != uid);
+                if list.is_empty() {
+                    self.nominated.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Pending pods nominated to a node.
+    pub fn nominated_on(&self, node: &str) -> &[Arc<PodInfo>] {
+        self.nominated
+            .get(node)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// Grouped required anti-affinity terms of the pods on known nodes.

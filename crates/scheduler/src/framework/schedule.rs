@@ -166,6 +166,35 @@ impl Framework {
             .or_else(|| state.inter_pod.filter(cluster, pod, node))
     }
 
+    /// Upstream `RunFilterPluginsWithNominatedPods`: pods nominated to the node with at least the
+    /// pod's priority are accounted as if running there; the pod must fit both with and without
+    /// them.
+    fn filter_with_nominated(
+        cluster: &Cluster,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Option<Status> {
+        let nominated: Vec<&Arc<PodInfo>> = cluster
+            .nominated_on(&node.name)
+            .iter()
+            .filter(|p| p.uid != pod.uid && p.priority >= pod.priority)
+            .collect();
+        if !nominated.is_empty() {
+            let mut sim = node.clone();
+            let mut st = state.clone();
+            for p in nominated {
+                sim.add_pod(p.clone());
+                st.inter_pod.update_with_pod(cluster, pod, p, node, 1);
+                st.spread.update_with_pod(pod, p, node, 1);
+            }
+            if let Some(s) = Self::run_filters(cluster, &st, pod, &sim) {
+                return Some(s);
+            }
+        }
+        Self::run_filters(cluster, state, pod, node)
+    }
+
     /// Runs the filters on one node (for diagnostics and tests).
     pub fn filter_node(&self, cluster: &Cluster, pod: &PodInfo, node: &str) -> Option<Status> {
         let state = CycleState {
@@ -198,7 +227,7 @@ impl Framework {
         for i in 0..n {
             let node = &nodes[(start + i) % n];
             processed += 1;
-            match Self::run_filters(cluster, &state, pod, node) {
+            match Self::filter_with_nominated(cluster, &state, pod, node) {
                 None => {
                     feasible.push(node);
                     if feasible.len() >= want {
@@ -486,6 +515,36 @@ mod tests {
             err.unschedulable_plugins().into_iter().collect::<Vec<_>>(),
             vec!["NodeResourcesFit", "TaintToleration"]
         );
+    }
+
+    #[test]
+    fn nominated_pods_reserve_room_for_equal_or_higher_priority() {
+        let with_prio = |name: &str, cpu: &str, prio: i32| {
+            let mut s = requests(cpu, "1Mi");
+            s["priority"] = json!(prio);
+            Arc::new(pod(name, s))
+        };
+        let mut c = cluster(vec![node("n1", "2", "4Gi", json!({}), json!({}))], vec![]);
+        c.set_nominated(&with_prio("nominee", "2", 10), Some("n1"));
+        let mut fw = Framework::new(1);
+        for (name, prio, fits) in [
+            ("lower", 5, false),
+            ("equal", 10, false),
+            ("higher", 20, true),
+        ] {
+            let got = fw.schedule(&c, &with_prio(name, "1", prio));
+            assert_eq!(got.is_ok(), fits, "{name}");
+            if let Err(e) = got {
+                assert_eq!(
+                    e.to_string(),
+                    "0/1 nodes are available: 1 Insufficient cpu."
+                );
+            }
+        }
+        // The nominee itself is not counted against itself, and clearing the nomination frees the room.
+        assert!(fw.schedule(&c, &with_prio("nominee", "2", 10)).is_ok());
+        c.set_nominated(&with_prio("nominee", "2", 10), None);
+        assert!(fw.schedule(&c, &with_prio("lower", "1", 5)).is_ok());
     }
 
     #[test]
