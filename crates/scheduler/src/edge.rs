@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{
     Binding, Event, EventSource, Namespace, Node, ObjectReference, Pod,
 };
+use k8s_openapi::api::core::v1::{ReplicationController, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
@@ -22,9 +24,11 @@ use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::framework::cluster::ControllerSelector;
 use crate::framework::{Cluster, Framework, PodInfo, PreemptionResult};
 use crate::queue::{ClusterEvent, SchedulingQueue};
 use crate::Config;
+use apimachinery::selector::LabelSelector;
 
 /// Component name in events (`source.component`, `reportingComponent`).
 pub const COMPONENT: &str = "default-scheduler";
@@ -38,12 +42,34 @@ enum Watch<K> {
     Delete(K),
 }
 
+impl<K> Watch<K> {
+    /// The object of an apply (true) or delete (false) event.
+    fn object(&self) -> Option<(&K, bool)> {
+        match self {
+            Watch::Apply(o) | Watch::InitApply(o) => Some((o, true)),
+            Watch::Delete(o) => Some((o, false)),
+            Watch::Init | Watch::InitDone => None,
+        }
+    }
+}
+
+fn ns_name(m: &ObjectMeta) -> (String, String) {
+    (
+        m.namespace.clone().unwrap_or_default(),
+        m.name.clone().unwrap_or_default(),
+    )
+}
+
 /// Inputs of the scheduling thread.
 #[allow(clippy::large_enum_variant)]
 enum Input {
     Node(Watch<Node>),
     Pod(Watch<Pod>),
     Namespace(Watch<Namespace>),
+    Service(Watch<Service>),
+    Rc(Watch<ReplicationController>),
+    Rs(Watch<ReplicaSet>),
+    Sts(Watch<StatefulSet>),
     BindResult {
         info: Arc<PodInfo>,
         node: String,
@@ -103,6 +129,26 @@ impl Running {
                 Api::<Namespace>::all(client.clone()),
                 in_tx.clone(),
                 Input::Namespace,
+            ),
+            spawn_watch(
+                Api::<Service>::all(client.clone()),
+                in_tx.clone(),
+                Input::Service,
+            ),
+            spawn_watch(
+                Api::<ReplicationController>::all(client.clone()),
+                in_tx.clone(),
+                Input::Rc,
+            ),
+            spawn_watch(
+                Api::<ReplicaSet>::all(client.clone()),
+                in_tx.clone(),
+                Input::Rs,
+            ),
+            spawn_watch(
+                Api::<StatefulSet>::all(client.clone()),
+                in_tx.clone(),
+                Input::Sts,
             ),
             tokio::spawn(run_actions(client, config.clone(), act_rx, in_tx.clone())),
         ];
@@ -375,6 +421,61 @@ impl Core {
                     .cluster
                     .remove_namespace(ns.metadata.name.as_deref().unwrap_or_default()),
             },
+            Input::Service(w) => {
+                if let Some((o, live)) = w.object() {
+                    let sel = o
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.selector.clone())
+                        .filter(|_| live);
+                    let (ns, name) = ns_name(&o.metadata);
+                    self.cluster.set_service(&ns, &name, sel);
+                }
+            }
+            Input::Rc(w) => {
+                if let Some((o, live)) = w.object() {
+                    let sel = o
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.selector.clone())
+                        .filter(|_| live);
+                    let (ns, name) = ns_name(&o.metadata);
+                    self.cluster.set_controller(
+                        "ReplicationController",
+                        &ns,
+                        &name,
+                        sel.map(ControllerSelector::Set),
+                    );
+                }
+            }
+            Input::Rs(w) => {
+                if let Some((o, live)) = w.object() {
+                    let sel = o
+                        .spec
+                        .as_ref()
+                        .map(|s| LabelSelector::from_api(Some(&s.selector)));
+                    let (ns, name) = ns_name(&o.metadata);
+                    let sel = sel
+                        .and_then(Result::ok)
+                        .filter(|_| live)
+                        .map(ControllerSelector::Selector);
+                    self.cluster.set_controller("ReplicaSet", &ns, &name, sel);
+                }
+            }
+            Input::Sts(w) => {
+                if let Some((o, live)) = w.object() {
+                    let sel = o
+                        .spec
+                        .as_ref()
+                        .map(|s| LabelSelector::from_api(Some(&s.selector)));
+                    let (ns, name) = ns_name(&o.metadata);
+                    let sel = sel
+                        .and_then(Result::ok)
+                        .filter(|_| live)
+                        .map(ControllerSelector::Selector);
+                    self.cluster.set_controller("StatefulSet", &ns, &name, sel);
+                }
+            }
             Input::Pod(w) => match w {
                 Watch::Init => self.relist[PODS] = Some(HashSet::new()),
                 Watch::InitApply(p) | Watch::Apply(p) => {

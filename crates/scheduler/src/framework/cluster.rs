@@ -299,6 +299,15 @@ fn index_terms(
     }
 }
 
+/// The pod selector of a workload controller.
+#[derive(Clone, Debug)]
+pub enum ControllerSelector {
+    /// A ReplicationController's equality selector.
+    Set(BTreeMap<String, String>),
+    /// A ReplicaSet's or StatefulSet's label selector.
+    Selector(LabelSelector),
+}
+
 /// A node and the pods assigned to it.
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
@@ -416,6 +425,10 @@ pub struct Cluster {
     anti_terms: TermIndex,
     /// Terms of pods on known nodes that score other pods (required affinity, preferred terms).
     score_terms: TermIndex,
+    /// Service selectors by namespace and name (for default spreading).
+    services: HashMap<String, HashMap<String, BTreeMap<String, String>>>,
+    /// Selectors of ReplicationControllers, ReplicaSets and StatefulSets by (kind, namespace, name).
+    controllers: HashMap<(String, String, String), ControllerSelector>,
     /// Pending pods nominated to a node (by preemption), by node name.
     nominated: HashMap<String, Vec<Arc<PodInfo>>>,
     /// Nominated pod uid -> node name.
@@ -632,6 +645,91 @@ impl Cluster {
                 .or_default()
                 .push(pod.clone());
         }
+    }
+
+    /// Records a Service's selector (`None`: the service selects nothing).
+    pub fn set_service(
+        &mut self,
+        ns: &str,
+        name: &str,
+        selector: Option<BTreeMap<String, String>>,
+    ) {
+        let m = self.services.entry(ns.to_string()).or_default();
+        match selector {
+            Some(sel) => {
+                m.insert(name.to_string(), sel);
+            }
+            None => {
+                m.remove(name);
+            }
+        }
+    }
+
+    /// Records (or with `None` forgets) a controller's selector; kind is `ReplicationController`,
+    /// `ReplicaSet` or `StatefulSet`.
+    pub fn set_controller(
+        &mut self,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        selector: Option<ControllerSelector>,
+    ) {
+        let key = (kind.to_string(), ns.to_string(), name.to_string());
+        match selector {
+            Some(s) => {
+                self.controllers.insert(key, s);
+            }
+            None => {
+                self.controllers.remove(&key);
+            }
+        }
+    }
+
+    /// Upstream `helper.DefaultSelector`: the merged selectors of the Services selecting the pod
+    /// and of its controlling ReplicationController, ReplicaSet or StatefulSet.
+    pub fn default_selector(&self, pod: &PodInfo) -> LabelSelector {
+        let mut set: BTreeMap<String, String> = BTreeMap::new();
+        for sel in self
+            .services
+            .get(&pod.namespace)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            if sel.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
+                set.extend(sel.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        let owner = pod
+            .pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true));
+        let mut extra = Vec::new();
+        if let Some(o) = owner {
+            let kind = match (o.api_version.as_str(), o.kind.as_str()) {
+                ("v1", "ReplicationController")
+                | ("apps/v1", "ReplicaSet")
+                | ("apps/v1", "StatefulSet") => Some(&o.kind),
+                _ => None,
+            };
+            let key = kind.map(|k| (k.clone(), pod.namespace.clone(), o.name.clone()));
+            match key.and_then(|k| self.controllers.get(&k)) {
+                Some(ControllerSelector::Set(m)) => {
+                    set.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())))
+                }
+                Some(ControllerSelector::Selector(sel)) => {
+                    extra.extend(sel.requirements().iter().cloned())
+                }
+                None => {}
+            }
+        }
+        let mut sel = LabelSelector::from_set(set.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        for r in extra {
+            sel.add(r);
+        }
+        sel
     }
 
     /// Forgets the nomination of a pod.

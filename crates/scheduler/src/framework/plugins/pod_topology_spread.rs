@@ -95,6 +95,35 @@ fn count_matching(node: &NodeInfo, sel: &LabelSelector, ns: &str) -> i64 {
         .count() as i64
 }
 
+/// Upstream's system default constraints (ScheduleAnyway, hostname skew 3, zone skew 5) for a
+/// pod without constraints of its own, selecting the pods of its services and controller.
+pub fn default_constraints(cluster: &Cluster, pod: &PodInfo) -> Vec<Constraint> {
+    let has_own = pod
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.topology_spread_constraints.as_ref())
+        .is_some_and(|c| !c.is_empty());
+    if has_own {
+        return Vec::new();
+    }
+    let selector = cluster.default_selector(pod);
+    if selector.is_empty() {
+        return Vec::new();
+    }
+    [(3, HOSTNAME), (5, "topology.kubernetes.io/zone")]
+        .into_iter()
+        .map(|(skew, key)| Constraint {
+            max_skew: skew,
+            topology_key: key.to_string(),
+            selector: selector.clone(),
+            min_domains: 1,
+            honor_node_affinity: true,
+            honor_taints: false,
+        })
+        .collect()
+}
+
 /// Filter state: matching pods per domain of each constraint.
 #[derive(Clone, Debug, Default)]
 pub struct PreFilterState {
@@ -170,30 +199,36 @@ pub struct PreScoreState {
     counts: Vec<HashMap<String, i64>>,
     weights: Vec<f64>,
     ignored: std::collections::HashSet<String>,
+    /// Nodes must have every topology key (false for the system default constraints).
+    require_all: bool,
     pub skip: bool,
 }
 
 impl PreScoreState {
     pub fn new(cluster: &Cluster, pod: &PodInfo, feasible: &[&NodeInfo]) -> PreScoreState {
-        let cs = constraints(pod, "ScheduleAnyway");
+        let mut cs = constraints(pod, "ScheduleAnyway");
+        let mut require_all = true;
+        if cs.is_empty() {
+            cs = default_constraints(cluster, pod);
+            require_all = false;
+        }
         if cs.is_empty() {
             return PreScoreState {
                 skip: true,
                 ..Default::default()
             };
         }
+        let value = |n: &NodeInfo, key: &str| n.labels.get(key).cloned().unwrap_or_default();
         let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); cs.len()];
         let mut ignored = std::collections::HashSet::new();
         for n in feasible {
-            if !has_all_keys(n, &cs) {
+            if require_all && !has_all_keys(n, &cs) {
                 ignored.insert(n.name.clone());
                 continue;
             }
             for (i, c) in cs.iter().enumerate() {
                 if c.topology_key != HOSTNAME {
-                    counts[i]
-                        .entry(n.labels[&c.topology_key].clone())
-                        .or_insert(0);
+                    counts[i].entry(value(n, &c.topology_key)).or_insert(0);
                 }
             }
         }
@@ -210,14 +245,14 @@ impl PreScoreState {
             })
             .collect();
         for node in cluster.nodes() {
-            if !has_all_keys(node, &cs) {
+            if require_all && !has_all_keys(node, &cs) {
                 continue;
             }
             for (i, c) in cs.iter().enumerate() {
                 if c.topology_key == HOSTNAME || !c.node_included(pod, node) {
                     continue;
                 }
-                if let Some(e) = counts[i].get_mut(&node.labels[&c.topology_key]) {
+                if let Some(e) = counts[i].get_mut(&value(node, &c.topology_key)) {
                     *e += count_matching(node, &c.selector, &pod.namespace);
                 }
             }
@@ -227,6 +262,7 @@ impl PreScoreState {
             counts,
             weights,
             ignored,
+            require_all,
             skip: false,
         }
     }
@@ -238,13 +274,15 @@ impl PreScoreState {
         }
         let mut score = 0.0;
         for (i, c) in self.constraints.iter().enumerate() {
+            let Some(value) = node.labels.get(&c.topology_key) else {
+                // Only possible without require_all: the constraint does not apply.
+                debug_assert!(!self.require_all);
+                continue;
+            };
             let cnt = if c.topology_key == HOSTNAME {
                 count_matching(node, &c.selector, &pod.namespace)
             } else {
-                self.counts[i]
-                    .get(&node.labels[&c.topology_key])
-                    .copied()
-                    .unwrap_or(0)
+                self.counts[i].get(value).copied().unwrap_or(0)
             };
             score += cnt as f64 * self.weights[i] + (c.max_skew - 1) as f64;
         }
@@ -367,6 +405,58 @@ mod tests {
         let p = pod_with("p", json!({"app": "web"}), spec);
         let s = PreFilterState::new(&c, &p);
         assert!(s.filter(&p, c.node("a2").unwrap()).is_none());
+    }
+
+    #[test]
+    fn system_default_constraints_spread_a_replica_set() {
+        use crate::framework::cluster::ControllerSelector;
+        let owned = |name: &str| {
+            let p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"), "labels": {"app": "web"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs", "controller": true}]},
+                "spec": {"containers": [{"name": "c"}]}}))
+            .unwrap();
+            PodInfo::new(std::sync::Arc::new(p))
+        };
+        let mut c = cluster(nodes(), vec![(owned("w1"), "a1"), (owned("w2"), "a1")]);
+        let p = owned("p");
+        // Unknown controller and no service: no default constraints.
+        assert!(default_constraints(&c, &p).is_empty());
+        c.set_controller(
+            "ReplicaSet",
+            "default",
+            "web-1",
+            Some(ControllerSelector::Selector(LabelSelector::from_set([(
+                "app", "web",
+            )]))),
+        );
+        let cs = default_constraints(&c, &p);
+        assert_eq!(
+            cs.iter()
+                .map(|c| (c.topology_key.as_str(), c.max_skew))
+                .collect::<Vec<_>>(),
+            vec![(HOSTNAME, 3), ("topology.kubernetes.io/zone", 5)]
+        );
+        // Nodes without a zone label are scored (not ignored); the crowded node scores lowest.
+        let feasible: Vec<&NodeInfo> = ["a1", "a2", "b1", "x"]
+            .iter()
+            .map(|n| c.node(n).unwrap())
+            .collect();
+        let s = PreScoreState::new(&c, &p, &feasible);
+        let raw: Vec<Option<i64>> = feasible.iter().map(|n| s.score(&p, n)).collect();
+        let norm = normalize(&raw);
+        assert!(
+            norm[0] < norm[1] && norm[1] == norm[2] && norm[2] == norm[3],
+            "{raw:?} {norm:?}"
+        );
+        // A service selecting the pod also yields defaults.
+        c.set_controller("ReplicaSet", "default", "web-1", None);
+        c.set_service(
+            "default",
+            "svc",
+            Some([("app".to_string(), "web".to_string())].into()),
+        );
+        assert_eq!(default_constraints(&c, &p).len(), 2);
     }
 
     #[test]
