@@ -1,0 +1,226 @@
+//! Scheduler throughput end to end (release build): a real `oxkube server`, 5,000 Node objects
+//! and 10,000 pods created through the API while `scheduler::run` (in-process, kube-rs) binds
+//! them. Reports the time from the first pod created to the last pod bound (SchedulingBasic-like,
+//! then with required pod anti-affinity), and, separately, binding throughput for pods created
+//! before the scheduler starts.
+//!
+//! Run: `cargo bench -p oxkube --bench scheduler` (add `-- quick` for 1,000 nodes/2,000 pods).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Client, Config};
+use serde_json::json;
+
+struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start() -> (Server, Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_oxkube"))
+        .args(["server", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            &port.to_string(),
+            "--disable-agent",
+        ])
+        .env("OXKUBE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, _dir: dir };
+    let kc = server._dir.path().join("kubeconfig.yaml");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if kc.exists() {
+            if let Ok(c) = client_for(&kc).await {
+                if c.apiserver_version().await.is_ok() {
+                    return (server, c);
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn client_for(kc: &Path) -> anyhow::Result<Client> {
+    let kc = kube::config::Kubeconfig::read_from(kc)?;
+    let cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    Ok(Client::try_from(cfg)?)
+}
+
+async fn create_nodes(client: &Client, n: usize) {
+    let api: Api<Node> = Api::all(client.clone());
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let name = format!("node-{i}");
+                let node: Node = serde_json::from_value(json!({"metadata": {"name": name, "labels": {
+                    "kubernetes.io/hostname": name, "topology.kubernetes.io/zone": format!("zone-{}", i % 3)}}}))
+                .unwrap();
+                api.create(&PostParams::default(), &node).await.unwrap();
+                let status = json!({"status": {
+                    "allocatable": {"cpu": "4", "memory": "32Gi", "pods": "110"},
+                    "capacity": {"cpu": "4", "memory": "32Gi", "pods": "110"},
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ready"}]}});
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+fn pod(i: usize, groups: Option<usize>) -> Pod {
+    let mut spec = json!({"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+        "resources": {"requests": {"cpu": "100m", "memory": "500Mi"}}}]});
+    let mut labels = json!({"app": "bench"});
+    if let Some(groups) = groups {
+        let g = format!("g{}", i % groups);
+        labels["group"] = json!(g);
+        spec["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"group": g}}, "topologyKey": "kubernetes.io/hostname"}]}});
+    }
+    serde_json::from_value(
+        json!({"metadata": {"name": format!("pod-{i}"), "labels": labels}, "spec": spec}),
+    )
+    .unwrap()
+}
+
+/// Creates the pods with 32 concurrent clients; returns when all are created and the time taken.
+async fn create_pods(client: &Client, n: usize, groups: Option<usize>) -> Duration {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let t0 = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &pod(i, groups))
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    t0.elapsed()
+}
+
+/// Resolves when `n` pods of the default namespace are bound.
+async fn wait_all_bound(client: Client, n: usize) -> Instant {
+    let api: Api<Pod> = Api::namespaced(client, "default");
+    let mut bound = HashSet::new();
+    let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+    while let Some(ev) = stream.try_next().await.unwrap() {
+        if let watcher::Event::Apply(p) | watcher::Event::InitApply(p) = ev {
+            if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+                bound.insert(p.metadata.name.unwrap());
+                if bound.len() >= n {
+                    return Instant::now();
+                }
+            }
+        }
+    }
+    unreachable!("watch ended")
+}
+
+fn start_scheduler(client: Client) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let cfg = scheduler::Config {
+        leader_elect: false,
+        ..Default::default()
+    };
+    tokio::spawn(scheduler::run(client, cfg, async move {
+        let _ = rx.await;
+    }));
+    tx
+}
+
+async fn concurrent(name: &str, nodes: usize, pods: usize, groups: Option<usize>) {
+    let (_server, client) = start().await;
+    create_nodes(&client, nodes).await;
+    let stop = start_scheduler(client.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await; // initial sync of the node cache
+    let waiter = tokio::spawn(wait_all_bound(client.clone(), pods));
+    let t0 = Instant::now();
+    let create = create_pods(&client, pods, groups).await;
+    let done = waiter.await.unwrap();
+    let dt = done - t0;
+    println!(
+        "{name}: {nodes} nodes, {pods} pods: first create to all bound {:.2} s = {:.0} pods/s (creating alone took {:.2} s = {:.0} pods/s)",
+        dt.as_secs_f64(),
+        pods as f64 / dt.as_secs_f64(),
+        create.as_secs_f64(),
+        pods as f64 / create.as_secs_f64()
+    );
+    let _ = stop.send(());
+}
+
+async fn precreated(name: &str, nodes: usize, pods: usize, groups: Option<usize>) {
+    let (_server, client) = start().await;
+    create_nodes(&client, nodes).await;
+    create_pods(&client, pods, groups).await;
+    let waiter = tokio::spawn(wait_all_bound(client.clone(), pods));
+    let t0 = Instant::now();
+    let stop = start_scheduler(client.clone());
+    let done = waiter.await.unwrap();
+    let dt = done - t0;
+    println!(
+        "{name}: {nodes} nodes, {pods} pending pods: scheduler start (incl. initial list) to all bound {:.2} s = {:.0} pods/s",
+        dt.as_secs_f64(),
+        pods as f64 / dt.as_secs_f64()
+    );
+    let _ = stop.send(());
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let quick = std::env::args().any(|a| a == "quick");
+    let (nodes, pods) = if quick { (1000, 2000) } else { (5000, 10000) };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        concurrent("basic", nodes, pods, None).await;
+        concurrent(
+            "required anti-affinity (groups of pods/100 by hostname)",
+            nodes,
+            pods,
+            Some(100),
+        )
+        .await;
+        precreated("basic, pods created first", nodes, pods, None).await;
+    });
+}
