@@ -50,6 +50,7 @@ async fn start() -> (Server, Client) {
             "--secure-port",
             &port.to_string(),
             "--disable-agent",
+            "--disable-scheduler",
         ])
         .env("OXKUBE_LOG", "warn")
         .stdout(Stdio::null())

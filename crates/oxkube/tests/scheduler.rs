@@ -162,7 +162,7 @@ async fn events_for(client: &Client, pod: &str, reason: &str) -> Vec<Event> {
 
 #[test]
 fn places_pods_by_resources_selectors_taints_and_anti_affinity() {
-    let c = Cluster::start();
+    let c = Cluster::start_with(&["--disable-scheduler"]);
     rt().block_on(async {
         let client = client(&c).await;
         let taint = json!([{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]);
@@ -232,7 +232,7 @@ fn places_pods_by_resources_selectors_taints_and_anti_affinity() {
 
 #[test]
 fn unschedulable_pod_reports_and_is_scheduled_when_a_node_fits() {
-    let c = Cluster::start();
+    let c = Cluster::start_with(&["--disable-scheduler"]);
     rt().block_on(async {
         let client = client(&c).await;
         create_node(&client, "small", "1", "1Gi", json!({}), json!([])).await;
@@ -285,7 +285,7 @@ fn unschedulable_pod_reports_and_is_scheduled_when_a_node_fits() {
 
 #[test]
 fn only_the_leader_schedules() {
-    let c = Cluster::start();
+    let c = Cluster::start_with(&["--disable-scheduler"]);
     rt().block_on(async {
         let client = client(&c).await;
         // Another holder owns a fresh lease: our scheduler must wait.
@@ -326,7 +326,7 @@ fn only_the_leader_schedules() {
 
 #[test]
 fn higher_priority_pod_preempts_a_lower_priority_one() {
-    let c = Cluster::start();
+    let c = Cluster::start_with(&["--disable-scheduler"]);
     rt().block_on(async {
         let client = client(&c).await;
         create_node(&client, "n1", "2", "4Gi", json!({}), json!([])).await;
