@@ -560,6 +560,9 @@ impl Api {
             }
         }
         let crd = self.crd_of(ri);
+        if ri.group.is_empty() && ri.plural == "pods" {
+            self.admit_pod_priority(&mut obj)?;
+        }
         let causes = crate::admission::default_and_validate_create(ri, crd.as_deref(), &mut obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(&ri.group, &ri.kind, &name, causes));
@@ -596,6 +599,45 @@ impl Api {
         }
         cache::set_rv(&mut obj, resp.revision);
         Ok(Written { obj, code: 201 })
+    }
+
+    /// Priority admission: resolve `spec.priorityClassName` (or the global default class) into
+    /// `spec.priority` and `spec.preemptionPolicy`.
+    fn admit_pod_priority(&self, pod: &mut Value) -> Result<(), ApiError> {
+        let prefix = "/registry/scheduling.k8s.io/priorityclasses/";
+        let classes = self.cache.resource(prefix).snapshot(prefix, &self.cache.revision_rx()).0;
+        let name = pod.pointer("/spec/priorityClassName").and_then(Value::as_str).unwrap_or("").to_string();
+        let class = if name.is_empty() {
+            classes.iter().find(|c| c.obj.get("globalDefault").and_then(Value::as_bool) == Some(true)).map(|c| c.obj.clone())
+        } else {
+            match classes.iter().find(|c| objects::name(&c.obj) == name) {
+                Some(c) => Some(c.obj.clone()),
+                None => {
+                    return Err(ApiError::forbidden(
+                        "",
+                        "pods",
+                        objects::name(pod),
+                        &format!("no PriorityClass with name {name} was found"),
+                    ))
+                }
+            }
+        };
+        let Some(class) = class else { return Ok(()) };
+        let value = class.get("value").and_then(Value::as_i64).unwrap_or(0);
+        if let Some(p) = pod.pointer("/spec/priority").and_then(Value::as_i64) {
+            if p != value {
+                return Err(ApiError::forbidden("", "pods", objects::name(pod), "the integer value of priority must not be provided in pod spec; priority admission controller computed the value from the given PriorityClass name"));
+            }
+        }
+        if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+            if name.is_empty() {
+                spec.insert("priorityClassName".into(), json!(objects::name(&class)));
+            }
+            spec.insert("priority".into(), json!(value));
+            let policy = class.get("preemptionPolicy").and_then(Value::as_str).unwrap_or("PreemptLowerPriority");
+            spec.insert("preemptionPolicy".into(), json!(policy));
+        }
+        Ok(())
     }
 
     /// Events expire: they are stored with a TTL lease.

@@ -166,10 +166,22 @@ impl Api {
     /// kube-node-lease namespaces.
     pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ServerError> {
         let (ns, _) = self.lookup("", "v1", "namespaces").expect("namespaces are built in");
-        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let (pc, _) = self.lookup("scheduling.k8s.io", "v1", "priorityclasses").expect("priorityclasses are built in");
+        let mut objects: Vec<(&ResourceInfo, &str, Value)> = ["default", "kube-system", "kube-public", "kube-node-lease"]
+            .iter()
+            .map(|n| (&ns, *n, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}})))
+            .collect();
+        // the two system priority classes every cluster has (upstream's values)
+        for (name, value, desc) in [
+            ("system-node-critical", 2_000_001_000i64, "Used for system critical pods that must not be moved from their current node."),
+            ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+        ] {
+            objects.push((&pc, name, json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name}, "value": value, "description": desc})));
+        }
+        for (ri, name, obj) in objects {
             let q = Default::default();
-            let r = handlers::Req { ri: &ns, namespace: "", name, subresource: "", query: &q, username: "system:apiserver", manager: "kube-apiserver", apply: false, view: None };
-            match self.create(&r, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})).await {
+            let r = handlers::Req { ri, namespace: "", name, subresource: "", query: &q, username: "system:apiserver", manager: "kube-apiserver", apply: false, view: None };
+            match self.create(&r, obj).await {
                 Ok(_) => {}
                 Err(e) if e.reason == apimachinery::Reason::AlreadyExists => {}
                 Err(e) => return Err(ServerError::Bootstrap(e.to_string())),

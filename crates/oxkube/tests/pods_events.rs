@@ -138,3 +138,22 @@ fn eviction_honours_disruption_budgets() {
     assert!(c.kubectl_err(&["get", "pod", "p1"]).contains("not found"), "an unbound pod is deleted at once");
     assert_eq!(c.kubectl(&["get", "pdb", "pdb", "-o", "jsonpath={.status.disruptionsAllowed}"]), "0");
 }
+
+#[test]
+fn priority_classes_resolve_into_pod_priority() {
+    let c = Cluster::start();
+    let pcs = c.kubectl(&["get", "priorityclasses", "-o", "name"]);
+    assert!(pcs.contains("system-node-critical") && pcs.contains("system-cluster-critical"), "{pcs}");
+    let pod = POD.replace("  terminationGracePeriodSeconds: 20\n", "  priorityClassName: system-cluster-critical\n");
+    c.kubectl_stdin(&["apply", "-f", "-"], &pod);
+    assert_eq!(c.kubectl(&["get", "pod", "p1", "-o", "jsonpath={.spec.priority}"]), "2000000000");
+    assert_eq!(c.kubectl(&["get", "pod", "p1", "-o", "jsonpath={.spec.preemptionPolicy}"]), "PreemptLowerPriority");
+    let file = c.data_dir().join("p.yaml");
+    std::fs::write(&file, POD.replace("name: p1", "name: p2").replace("  terminationGracePeriodSeconds: 20\n", "  priorityClassName: nope\n")).unwrap();
+    let err = c.kubectl_err(&["create", "-f", file.to_str().unwrap()]);
+    assert!(err.contains("no PriorityClass with name nope was found"), "{err}");
+    // a global default class applies to pods that name none
+    c.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: everyday\nvalue: 1000\nglobalDefault: true\n");
+    c.kubectl_stdin(&["apply", "-f", "-"], &POD.replace("name: p1", "name: p3"));
+    assert_eq!(c.kubectl(&["get", "pod", "p3", "-o", "jsonpath={.spec.priorityClassName}/{.spec.priority}"]), "everyday/1000");
+}
