@@ -17,7 +17,7 @@ use kube::api::{
 use kube::discovery::{verbs, ApiResource, Discovery, Scope};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use serde_json::json;
 
 use crate::queue::Queue;
@@ -171,14 +171,14 @@ pub struct GarbageCollector {
     queue: Queue,
 }
 
-fn node_of(ar: &ApiResource, obj: &DynamicObject) -> Node {
+fn node_of(ar: &ApiResource, meta: &kube::api::ObjectMeta) -> Node {
     Node {
         resource: ar.clone(),
-        namespace: obj.metadata.namespace.clone(),
-        name: obj.name_any(),
-        owners: obj.metadata.owner_references.clone().unwrap_or_default(),
-        finalizers: obj.metadata.finalizers.clone().unwrap_or_default(),
-        deleting: obj.metadata.deletion_timestamp.is_some(),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone().unwrap_or_default(),
+        owners: meta.owner_references.clone().unwrap_or_default(),
+        finalizers: meta.finalizers.clone().unwrap_or_default(),
+        deleting: meta.deletion_timestamp.is_some(),
     }
 }
 
@@ -251,7 +251,8 @@ impl GarbageCollector {
     }
 
     async fn watch(self: Arc<Self>, ar: ApiResource) {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+        // metadata only, as upstream's collector: owners and finalizers are all it needs
+        let api: Api<kube::core::PartialObjectMeta<DynamicObject>> = Api::all_with(self.client.clone(), &ar);
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
@@ -272,7 +273,7 @@ impl GarbageCollector {
                     };
                     buffer.insert(uid.clone());
                     mine.insert(uid.clone());
-                    self.observe(&uid, node_of(&ar, &obj));
+                    self.observe(&uid, node_of(&ar, &obj.metadata));
                 }
                 Event::Delete(obj) => {
                     if let Some(uid) = obj.metadata.uid.clone() {
