@@ -12,7 +12,10 @@ pub const HPA_BEHAVIOR_ANNOTATION: &str = "autoscaling.alpha.kubernetes.io/behav
 
 /// Whether objects of (group, version, kind) are stored in another form.
 pub fn needs_conversion(group: &str, version: &str, kind: &str) -> bool {
-    matches!((group, version, kind), ("autoscaling", "v1", "HorizontalPodAutoscaler") | ("events.k8s.io", "v1", "Event"))
+    matches!(
+        (group, version, kind),
+        ("autoscaling", "v1", "HorizontalPodAutoscaler") | ("events.k8s.io", "v1", "Event")
+    )
 }
 
 /// Convert an object sent in (group, version) to its storage form.
@@ -45,11 +48,17 @@ fn annotations_mut(meta: &mut Value) -> &mut Map<String, Value> {
     if !meta.get("annotations").is_some_and(Value::is_object) {
         meta["annotations"] = json!({});
     }
-    meta["annotations"].as_object_mut().expect("annotations is an object")
+    meta["annotations"]
+        .as_object_mut()
+        .expect("annotations is an object")
 }
 
 fn drop_empty_annotations(meta: &mut Value) {
-    if meta.get("annotations").and_then(Value::as_object).is_some_and(Map::is_empty) {
+    if meta
+        .get("annotations")
+        .and_then(Value::as_object)
+        .is_some_and(Map::is_empty)
+    {
         if let Some(m) = meta.as_object_mut() {
             m.remove("annotations");
         }
@@ -57,7 +66,9 @@ fn drop_empty_annotations(meta: &mut Value) {
 }
 
 fn is_cpu_utilization(m: &Value) -> bool {
-    m["type"] == "Resource" && m.pointer("/resource/name") == Some(&json!("cpu")) && m.pointer("/resource/target/type") == Some(&json!("Utilization"))
+    m["type"] == "Resource"
+        && m.pointer("/resource/name") == Some(&json!("cpu"))
+        && m.pointer("/resource/target/type") == Some(&json!("Utilization"))
 }
 
 fn hpa_v2_to_v1(obj: &Value) -> Value {
@@ -67,7 +78,11 @@ fn hpa_v2_to_v1(obj: &Value) -> Value {
     copy(&spec, &mut s, "scaleTargetRef", "scaleTargetRef");
     copy(&spec, &mut s, "minReplicas", "minReplicas");
     copy(&spec, &mut s, "maxReplicas", "maxReplicas");
-    let metrics = spec.get("metrics").and_then(Value::as_array).cloned().unwrap_or_default();
+    let metrics = spec
+        .get("metrics")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut other = Vec::new();
     for m in metrics {
         if is_cpu_utilization(&m) && !s.contains_key("targetCPUUtilizationPercentage") {
@@ -81,7 +96,10 @@ fn hpa_v2_to_v1(obj: &Value) -> Value {
     {
         let ann = annotations_mut(&mut meta);
         if !other.is_empty() {
-            ann.insert(HPA_METRICS_ANNOTATION.into(), json!(Value::Array(other).to_string()));
+            ann.insert(
+                HPA_METRICS_ANNOTATION.into(),
+                json!(Value::Array(other).to_string()),
+            );
         }
         if let Some(b) = spec.get("behavior").filter(|b| !b.is_null()) {
             ann.insert(HPA_BEHAVIOR_ANNOTATION.into(), json!(b.to_string()));
@@ -90,13 +108,23 @@ fn hpa_v2_to_v1(obj: &Value) -> Value {
     let mut out = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": meta, "spec": s});
     if let Some(status) = obj.get("status").filter(|s| s.is_object()) {
         let mut st = Map::new();
-        for f in ["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"] {
+        for f in [
+            "observedGeneration",
+            "lastScaleTime",
+            "currentReplicas",
+            "desiredReplicas",
+        ] {
             copy(status, &mut st, f, f);
         }
         st.entry("currentReplicas").or_insert(json!(0));
         st.entry("desiredReplicas").or_insert(json!(0));
         let mut other_current = Vec::new();
-        for m in status.get("currentMetrics").and_then(Value::as_array).cloned().unwrap_or_default() {
+        for m in status
+            .get("currentMetrics")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
             let cpu = m["type"] == "Resource" && m.pointer("/resource/name") == Some(&json!("cpu"));
             match m.pointer("/resource/current/averageUtilization") {
                 Some(u) if cpu && !st.contains_key("currentCPUUtilizationPercentage") => {
@@ -107,10 +135,20 @@ fn hpa_v2_to_v1(obj: &Value) -> Value {
         }
         let ann = annotations_mut(&mut out["metadata"]);
         if !other_current.is_empty() {
-            ann.insert(HPA_CURRENT_METRICS_ANNOTATION.into(), json!(Value::Array(other_current).to_string()));
+            ann.insert(
+                HPA_CURRENT_METRICS_ANNOTATION.into(),
+                json!(Value::Array(other_current).to_string()),
+            );
         }
-        if let Some(c) = status.get("conditions").and_then(Value::as_array).filter(|c| !c.is_empty()) {
-            ann.insert(HPA_CONDITIONS_ANNOTATION.into(), json!(Value::Array(c.clone()).to_string()));
+        if let Some(c) = status
+            .get("conditions")
+            .and_then(Value::as_array)
+            .filter(|c| !c.is_empty())
+        {
+            ann.insert(
+                HPA_CONDITIONS_ANNOTATION.into(),
+                json!(Value::Array(c.clone()).to_string()),
+            );
         }
         out["status"] = Value::Object(st);
     }
@@ -132,7 +170,10 @@ fn hpa_v1_to_v2(obj: &Value) -> Value {
     copy(&spec, &mut s, "minReplicas", "minReplicas");
     copy(&spec, &mut s, "maxReplicas", "maxReplicas");
     let mut metrics = Vec::new();
-    if let Some(u) = spec.get("targetCPUUtilizationPercentage").filter(|u| !u.is_null()) {
+    if let Some(u) = spec
+        .get("targetCPUUtilizationPercentage")
+        .filter(|u| !u.is_null())
+    {
         metrics.push(json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": u}}}));
     }
     if let Some(Value::Array(more)) = take_json_annotation(&mut meta, HPA_METRICS_ANNOTATION) {
@@ -150,11 +191,19 @@ fn hpa_v1_to_v2(obj: &Value) -> Value {
     let mut out = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta, "spec": s});
     if let Some(status) = obj.get("status").filter(|s| s.is_object()) {
         let mut st = Map::new();
-        for f in ["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"] {
+        for f in [
+            "observedGeneration",
+            "lastScaleTime",
+            "currentReplicas",
+            "desiredReplicas",
+        ] {
             copy(status, &mut st, f, f);
         }
         let mut current = Vec::new();
-        if let Some(u) = status.get("currentCPUUtilizationPercentage").filter(|u| !u.is_null()) {
+        if let Some(u) = status
+            .get("currentCPUUtilizationPercentage")
+            .filter(|u| !u.is_null())
+        {
             current.push(json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": u}}}));
         }
         if let Some(Value::Array(more)) = current_more {
@@ -235,11 +284,17 @@ mod tests {
         assert_eq!(v1["apiVersion"], "autoscaling/v1");
         assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60);
         assert_eq!(v1["status"]["currentCPUUtilizationPercentage"], 40);
-        assert!(v1["metadata"]["annotations"][HPA_METRICS_ANNOTATION].as_str().unwrap().contains("memory"));
+        assert!(v1["metadata"]["annotations"][HPA_METRICS_ANNOTATION]
+            .as_str()
+            .unwrap()
+            .contains("memory"));
         let back = to_storage("autoscaling", "v1", "HorizontalPodAutoscaler", &v1);
         assert_eq!(back["spec"], v2["spec"]);
         assert_eq!(back["status"]["conditions"], v2["status"]["conditions"]);
-        assert!(back["metadata"].get("annotations").is_none(), "conversion annotations are consumed");
+        assert!(
+            back["metadata"].get("annotations").is_none(),
+            "conversion annotations are consumed"
+        );
     }
 
     #[test]

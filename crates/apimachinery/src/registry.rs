@@ -2,10 +2,20 @@
 //! kind, scope, verbs, short names, categories and subresources (upstream's discovery facts).
 
 /// Verbs upstream serves on a normal, fully featured resource.
-pub const ALL_VERBS: &[&str] =
-    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 /// Verbs of a resource without deletecollection (namespaces).
-pub const NO_COLLECTION_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+pub const NO_COLLECTION_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 /// Verbs of a create-only virtual resource (reviews, bindings).
 pub const CREATE_ONLY: &[&str] = &["create"];
 
@@ -78,7 +88,11 @@ impl ResourceInfo {
 
     /// The store key prefix shared by every object of this resource (all versions share it).
     pub fn key_prefix(&self) -> String {
-        let g = if self.storage_group.is_empty() { "core" } else { self.storage_group.as_str() };
+        let g = if self.storage_group.is_empty() {
+            "core"
+        } else {
+            self.storage_group.as_str()
+        };
         format!("/registry/{g}/{}/", self.plural)
     }
 
@@ -110,7 +124,12 @@ enum SubKind {
     Status,
     Scale,
     /// A connect-style subresource (log, exec, proxy...) or a create-only one (binding, eviction, token).
-    Other(&'static str, &'static str, &'static str, &'static [&'static str]),
+    Other(
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+    ),
 }
 
 const ALL: &[&str] = &["all"];
@@ -138,86 +157,598 @@ const NONE: &[&str] = &[];
 
 const SPECS: &[Spec] = &[
     // core/v1
-    spec!("", ["v1"], "Binding", "bindings", NS, CREATE_ONLY, [], NONE, []),
-    spec!("", ["v1"], "ConfigMap", "configmaps", NS, ALL_VERBS, ["cm"], NONE, []),
-    spec!("", ["v1"], "Endpoints", "endpoints", NS, ALL_VERBS, ["ep"], NONE, []),
-    spec!("", ["v1"], "Event", "events", NS, ALL_VERBS, ["ev"], NONE, []),
-    spec!("", ["v1"], "LimitRange", "limitranges", NS, ALL_VERBS, ["limits"], NONE, []),
-    spec!("", ["v1"], "Namespace", "namespaces", CLUSTER, NO_COLLECTION_VERBS, ["ns"], NONE,
-        [("status", SubKind::Status), ("finalize", SubKind::Other("Namespace", "", "v1", &["update"]))]),
-    spec!("", ["v1"], "Node", "nodes", CLUSTER, ALL_VERBS, ["no"], NONE,
-        [("status", SubKind::Status), ("proxy", SubKind::Other("NodeProxyOptions", "", "v1", &["create", "delete", "get", "patch", "update"]))]),
-    spec!("", ["v1"], "PersistentVolumeClaim", "persistentvolumeclaims", NS, ALL_VERBS, ["pvc"], NONE, [("status", SubKind::Status)]),
-    spec!("", ["v1"], "PersistentVolume", "persistentvolumes", CLUSTER, ALL_VERBS, ["pv"], NONE, [("status", SubKind::Status)]),
-    spec!("", ["v1"], "Pod", "pods", NS, ALL_VERBS, ["po"], ALL, [
-        ("status", SubKind::Status),
-        ("binding", SubKind::Other("Binding", "", "v1", CREATE_ONLY)),
-        ("eviction", SubKind::Other("Eviction", "policy", "v1", CREATE_ONLY)),
-        ("ephemeralcontainers", SubKind::Other("Pod", "", "v1", STATUS_VERBS)),
-        ("resize", SubKind::Other("Pod", "", "v1", STATUS_VERBS)),
-        ("log", SubKind::Other("Pod", "", "v1", &["get"])),
-        ("exec", SubKind::Other("PodExecOptions", "", "v1", CONNECT_VERBS)),
-        ("attach", SubKind::Other("PodAttachOptions", "", "v1", CONNECT_VERBS)),
-        ("portforward", SubKind::Other("PodPortForwardOptions", "", "v1", CONNECT_VERBS)),
-        ("proxy", SubKind::Other("PodProxyOptions", "", "v1", &["create", "delete", "get", "patch", "update"]))
-    ]),
-    spec!("", ["v1"], "PodTemplate", "podtemplates", NS, ALL_VERBS, [], NONE, []),
-    spec!("", ["v1"], "ReplicationController", "replicationcontrollers", NS, ALL_VERBS, ["rc"], ALL,
-        [("status", SubKind::Status), ("scale", SubKind::Scale)]),
-    spec!("", ["v1"], "ResourceQuota", "resourcequotas", NS, ALL_VERBS, ["quota"], NONE, [("status", SubKind::Status)]),
+    spec!(
+        "",
+        ["v1"],
+        "Binding",
+        "bindings",
+        NS,
+        CREATE_ONLY,
+        [],
+        NONE,
+        []
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "ConfigMap",
+        "configmaps",
+        NS,
+        ALL_VERBS,
+        ["cm"],
+        NONE,
+        []
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "Endpoints",
+        "endpoints",
+        NS,
+        ALL_VERBS,
+        ["ep"],
+        NONE,
+        []
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "Event",
+        "events",
+        NS,
+        ALL_VERBS,
+        ["ev"],
+        NONE,
+        []
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "LimitRange",
+        "limitranges",
+        NS,
+        ALL_VERBS,
+        ["limits"],
+        NONE,
+        []
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "Namespace",
+        "namespaces",
+        CLUSTER,
+        NO_COLLECTION_VERBS,
+        ["ns"],
+        NONE,
+        [
+            ("status", SubKind::Status),
+            (
+                "finalize",
+                SubKind::Other("Namespace", "", "v1", &["update"])
+            )
+        ]
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "Node",
+        "nodes",
+        CLUSTER,
+        ALL_VERBS,
+        ["no"],
+        NONE,
+        [
+            ("status", SubKind::Status),
+            (
+                "proxy",
+                SubKind::Other(
+                    "NodeProxyOptions",
+                    "",
+                    "v1",
+                    &["create", "delete", "get", "patch", "update"]
+                )
+            )
+        ]
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        NS,
+        ALL_VERBS,
+        ["pvc"],
+        NONE,
+        [("status", SubKind::Status)]
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "PersistentVolume",
+        "persistentvolumes",
+        CLUSTER,
+        ALL_VERBS,
+        ["pv"],
+        NONE,
+        [("status", SubKind::Status)]
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "Pod",
+        "pods",
+        NS,
+        ALL_VERBS,
+        ["po"],
+        ALL,
+        [
+            ("status", SubKind::Status),
+            ("binding", SubKind::Other("Binding", "", "v1", CREATE_ONLY)),
+            (
+                "eviction",
+                SubKind::Other("Eviction", "policy", "v1", CREATE_ONLY)
+            ),
+            (
+                "ephemeralcontainers",
+                SubKind::Other("Pod", "", "v1", STATUS_VERBS)
+            ),
+            ("resize", SubKind::Other("Pod", "", "v1", STATUS_VERBS)),
+            ("log", SubKind::Other("Pod", "", "v1", &["get"])),
+            (
+                "exec",
+                SubKind::Other("PodExecOptions", "", "v1", CONNECT_VERBS)
+            ),
+            (
+                "attach",
+                SubKind::Other("PodAttachOptions", "", "v1", CONNECT_VERBS)
+            ),
+            (
+                "portforward",
+                SubKind::Other("PodPortForwardOptions", "", "v1", CONNECT_VERBS)
+            ),
+            (
+                "proxy",
+                SubKind::Other(
+                    "PodProxyOptions",
+                    "",
+                    "v1",
+                    &["create", "delete", "get", "patch", "update"]
+                )
+            )
+        ]
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "PodTemplate",
+        "podtemplates",
+        NS,
+        ALL_VERBS,
+        [],
+        NONE,
+        []
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "ReplicationController",
+        "replicationcontrollers",
+        NS,
+        ALL_VERBS,
+        ["rc"],
+        ALL,
+        [("status", SubKind::Status), ("scale", SubKind::Scale)]
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "ResourceQuota",
+        "resourcequotas",
+        NS,
+        ALL_VERBS,
+        ["quota"],
+        NONE,
+        [("status", SubKind::Status)]
+    ),
     spec!("", ["v1"], "Secret", "secrets", NS, ALL_VERBS, [], NONE, []),
-    spec!("", ["v1"], "ServiceAccount", "serviceaccounts", NS, ALL_VERBS, ["sa"], NONE,
-        [("token", SubKind::Other("TokenRequest", "authentication.k8s.io", "v1", CREATE_ONLY))]),
-    spec!("", ["v1"], "Service", "services", NS, ALL_VERBS, ["svc"], ALL,
-        [("status", SubKind::Status), ("proxy", SubKind::Other("ServiceProxyOptions", "", "v1", &["create", "delete", "get", "patch", "update"]))]),
+    spec!(
+        "",
+        ["v1"],
+        "ServiceAccount",
+        "serviceaccounts",
+        NS,
+        ALL_VERBS,
+        ["sa"],
+        NONE,
+        [(
+            "token",
+            SubKind::Other("TokenRequest", "authentication.k8s.io", "v1", CREATE_ONLY)
+        )]
+    ),
+    spec!(
+        "",
+        ["v1"],
+        "Service",
+        "services",
+        NS,
+        ALL_VERBS,
+        ["svc"],
+        ALL,
+        [
+            ("status", SubKind::Status),
+            (
+                "proxy",
+                SubKind::Other(
+                    "ServiceProxyOptions",
+                    "",
+                    "v1",
+                    &["create", "delete", "get", "patch", "update"]
+                )
+            )
+        ]
+    ),
     // apps/v1
-    spec!("apps", ["v1"], "ControllerRevision", "controllerrevisions", NS, ALL_VERBS, [], NONE, []),
-    spec!("apps", ["v1"], "DaemonSet", "daemonsets", NS, ALL_VERBS, ["ds"], ALL, [("status", SubKind::Status)]),
-    spec!("apps", ["v1"], "Deployment", "deployments", NS, ALL_VERBS, ["deploy"], ALL,
-        [("status", SubKind::Status), ("scale", SubKind::Scale)]),
-    spec!("apps", ["v1"], "ReplicaSet", "replicasets", NS, ALL_VERBS, ["rs"], ALL,
-        [("status", SubKind::Status), ("scale", SubKind::Scale)]),
-    spec!("apps", ["v1"], "StatefulSet", "statefulsets", NS, ALL_VERBS, ["sts"], ALL,
-        [("status", SubKind::Status), ("scale", SubKind::Scale)]),
+    spec!(
+        "apps",
+        ["v1"],
+        "ControllerRevision",
+        "controllerrevisions",
+        NS,
+        ALL_VERBS,
+        [],
+        NONE,
+        []
+    ),
+    spec!(
+        "apps",
+        ["v1"],
+        "DaemonSet",
+        "daemonsets",
+        NS,
+        ALL_VERBS,
+        ["ds"],
+        ALL,
+        [("status", SubKind::Status)]
+    ),
+    spec!(
+        "apps",
+        ["v1"],
+        "Deployment",
+        "deployments",
+        NS,
+        ALL_VERBS,
+        ["deploy"],
+        ALL,
+        [("status", SubKind::Status), ("scale", SubKind::Scale)]
+    ),
+    spec!(
+        "apps",
+        ["v1"],
+        "ReplicaSet",
+        "replicasets",
+        NS,
+        ALL_VERBS,
+        ["rs"],
+        ALL,
+        [("status", SubKind::Status), ("scale", SubKind::Scale)]
+    ),
+    spec!(
+        "apps",
+        ["v1"],
+        "StatefulSet",
+        "statefulsets",
+        NS,
+        ALL_VERBS,
+        ["sts"],
+        ALL,
+        [("status", SubKind::Status), ("scale", SubKind::Scale)]
+    ),
     // batch/v1
-    spec!("batch", ["v1"], "CronJob", "cronjobs", NS, ALL_VERBS, ["cj"], ALL, [("status", SubKind::Status)]),
-    spec!("batch", ["v1"], "Job", "jobs", NS, ALL_VERBS, [], ALL, [("status", SubKind::Status)]),
+    spec!(
+        "batch",
+        ["v1"],
+        "CronJob",
+        "cronjobs",
+        NS,
+        ALL_VERBS,
+        ["cj"],
+        ALL,
+        [("status", SubKind::Status)]
+    ),
+    spec!(
+        "batch",
+        ["v1"],
+        "Job",
+        "jobs",
+        NS,
+        ALL_VERBS,
+        [],
+        ALL,
+        [("status", SubKind::Status)]
+    ),
     // autoscaling
-    spec!("autoscaling", ["v2", "v1"], "HorizontalPodAutoscaler", "horizontalpodautoscalers", NS, ALL_VERBS, ["hpa"], ALL,
-        [("status", SubKind::Status)]),
+    spec!(
+        "autoscaling",
+        ["v2", "v1"],
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        NS,
+        ALL_VERBS,
+        ["hpa"],
+        ALL,
+        [("status", SubKind::Status)]
+    ),
     // discovery.k8s.io
-    spec!("discovery.k8s.io", ["v1"], "EndpointSlice", "endpointslices", NS, ALL_VERBS, [], NONE, []),
+    spec!(
+        "discovery.k8s.io",
+        ["v1"],
+        "EndpointSlice",
+        "endpointslices",
+        NS,
+        ALL_VERBS,
+        [],
+        NONE,
+        []
+    ),
     // coordination.k8s.io
-    spec!("coordination.k8s.io", ["v1"], "Lease", "leases", NS, ALL_VERBS, [], NONE, []),
+    spec!(
+        "coordination.k8s.io",
+        ["v1"],
+        "Lease",
+        "leases",
+        NS,
+        ALL_VERBS,
+        [],
+        NONE,
+        []
+    ),
     // events.k8s.io
-    spec!("events.k8s.io", ["v1"], "Event", "events", NS, ALL_VERBS, ["ev"], NONE, []),
+    spec!(
+        "events.k8s.io",
+        ["v1"],
+        "Event",
+        "events",
+        NS,
+        ALL_VERBS,
+        ["ev"],
+        NONE,
+        []
+    ),
     // rbac
-    spec!("rbac.authorization.k8s.io", ["v1"], "ClusterRoleBinding", "clusterrolebindings", CLUSTER, ALL_VERBS, [], NONE, []),
-    spec!("rbac.authorization.k8s.io", ["v1"], "ClusterRole", "clusterroles", CLUSTER, ALL_VERBS, [], NONE, []),
-    spec!("rbac.authorization.k8s.io", ["v1"], "RoleBinding", "rolebindings", NS, ALL_VERBS, [], NONE, []),
-    spec!("rbac.authorization.k8s.io", ["v1"], "Role", "roles", NS, ALL_VERBS, [], NONE, []),
+    spec!(
+        "rbac.authorization.k8s.io",
+        ["v1"],
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        NONE,
+        []
+    ),
+    spec!(
+        "rbac.authorization.k8s.io",
+        ["v1"],
+        "ClusterRole",
+        "clusterroles",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        NONE,
+        []
+    ),
+    spec!(
+        "rbac.authorization.k8s.io",
+        ["v1"],
+        "RoleBinding",
+        "rolebindings",
+        NS,
+        ALL_VERBS,
+        [],
+        NONE,
+        []
+    ),
+    spec!(
+        "rbac.authorization.k8s.io",
+        ["v1"],
+        "Role",
+        "roles",
+        NS,
+        ALL_VERBS,
+        [],
+        NONE,
+        []
+    ),
     // storage.k8s.io
-    spec!("storage.k8s.io", ["v1"], "CSIDriver", "csidrivers", CLUSTER, ALL_VERBS, [], NONE, []),
-    spec!("storage.k8s.io", ["v1"], "StorageClass", "storageclasses", CLUSTER, ALL_VERBS, ["sc"], NONE, []),
-    spec!("storage.k8s.io", ["v1"], "VolumeAttachment", "volumeattachments", CLUSTER, ALL_VERBS, [], NONE, [("status", SubKind::Status)]),
+    spec!(
+        "storage.k8s.io",
+        ["v1"],
+        "CSIDriver",
+        "csidrivers",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        NONE,
+        []
+    ),
+    spec!(
+        "storage.k8s.io",
+        ["v1"],
+        "StorageClass",
+        "storageclasses",
+        CLUSTER,
+        ALL_VERBS,
+        ["sc"],
+        NONE,
+        []
+    ),
+    spec!(
+        "storage.k8s.io",
+        ["v1"],
+        "VolumeAttachment",
+        "volumeattachments",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        NONE,
+        [("status", SubKind::Status)]
+    ),
     // networking.k8s.io
-    spec!("networking.k8s.io", ["v1"], "IngressClass", "ingressclasses", CLUSTER, ALL_VERBS, [], NONE, []),
-    spec!("networking.k8s.io", ["v1"], "Ingress", "ingresses", NS, ALL_VERBS, ["ing"], NONE, [("status", SubKind::Status)]),
-    spec!("networking.k8s.io", ["v1"], "NetworkPolicy", "networkpolicies", NS, ALL_VERBS, ["netpol"], NONE, []),
+    spec!(
+        "networking.k8s.io",
+        ["v1"],
+        "IngressClass",
+        "ingressclasses",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        NONE,
+        []
+    ),
+    spec!(
+        "networking.k8s.io",
+        ["v1"],
+        "Ingress",
+        "ingresses",
+        NS,
+        ALL_VERBS,
+        ["ing"],
+        NONE,
+        [("status", SubKind::Status)]
+    ),
+    spec!(
+        "networking.k8s.io",
+        ["v1"],
+        "NetworkPolicy",
+        "networkpolicies",
+        NS,
+        ALL_VERBS,
+        ["netpol"],
+        NONE,
+        []
+    ),
     // policy/v1
-    spec!("policy", ["v1"], "PodDisruptionBudget", "poddisruptionbudgets", NS, ALL_VERBS, ["pdb"], NONE, [("status", SubKind::Status)]),
+    spec!(
+        "policy",
+        ["v1"],
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        NS,
+        ALL_VERBS,
+        ["pdb"],
+        NONE,
+        [("status", SubKind::Status)]
+    ),
     // scheduling.k8s.io
-    spec!("scheduling.k8s.io", ["v1"], "PriorityClass", "priorityclasses", CLUSTER, ALL_VERBS, ["pc"], NONE, []),
+    spec!(
+        "scheduling.k8s.io",
+        ["v1"],
+        "PriorityClass",
+        "priorityclasses",
+        CLUSTER,
+        ALL_VERBS,
+        ["pc"],
+        NONE,
+        []
+    ),
     // apiextensions.k8s.io
-    spec!("apiextensions.k8s.io", ["v1"], "CustomResourceDefinition", "customresourcedefinitions", CLUSTER, ALL_VERBS,
-        ["crd", "crds"], &["api-extensions"], [("status", SubKind::Status)]),
+    spec!(
+        "apiextensions.k8s.io",
+        ["v1"],
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        CLUSTER,
+        ALL_VERBS,
+        ["crd", "crds"],
+        &["api-extensions"],
+        [("status", SubKind::Status)]
+    ),
     // virtual review resources
-    Spec { storage: Storage::Virtual, ..spec!("authentication.k8s.io", ["v1"], "TokenReview", "tokenreviews", CLUSTER, CREATE_ONLY, [], NONE, []) },
-    Spec { storage: Storage::Virtual, ..spec!("authentication.k8s.io", ["v1"], "SelfSubjectReview", "selfsubjectreviews", CLUSTER, CREATE_ONLY, [], NONE, []) },
-    Spec { storage: Storage::Virtual, ..spec!("authorization.k8s.io", ["v1"], "LocalSubjectAccessReview", "localsubjectaccessreviews", NS, CREATE_ONLY, [], NONE, []) },
-    Spec { storage: Storage::Virtual, ..spec!("authorization.k8s.io", ["v1"], "SelfSubjectAccessReview", "selfsubjectaccessreviews", CLUSTER, CREATE_ONLY, [], NONE, []) },
-    Spec { storage: Storage::Virtual, ..spec!("authorization.k8s.io", ["v1"], "SelfSubjectRulesReview", "selfsubjectrulesreviews", NS, CREATE_ONLY, [], NONE, []) },
-    Spec { storage: Storage::Virtual, ..spec!("authorization.k8s.io", ["v1"], "SubjectAccessReview", "subjectaccessreviews", CLUSTER, CREATE_ONLY, [], NONE, []) },
+    Spec {
+        storage: Storage::Virtual,
+        ..spec!(
+            "authentication.k8s.io",
+            ["v1"],
+            "TokenReview",
+            "tokenreviews",
+            CLUSTER,
+            CREATE_ONLY,
+            [],
+            NONE,
+            []
+        )
+    },
+    Spec {
+        storage: Storage::Virtual,
+        ..spec!(
+            "authentication.k8s.io",
+            ["v1"],
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            CLUSTER,
+            CREATE_ONLY,
+            [],
+            NONE,
+            []
+        )
+    },
+    Spec {
+        storage: Storage::Virtual,
+        ..spec!(
+            "authorization.k8s.io",
+            ["v1"],
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            NS,
+            CREATE_ONLY,
+            [],
+            NONE,
+            []
+        )
+    },
+    Spec {
+        storage: Storage::Virtual,
+        ..spec!(
+            "authorization.k8s.io",
+            ["v1"],
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            CLUSTER,
+            CREATE_ONLY,
+            [],
+            NONE,
+            []
+        )
+    },
+    Spec {
+        storage: Storage::Virtual,
+        ..spec!(
+            "authorization.k8s.io",
+            ["v1"],
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            NS,
+            CREATE_ONLY,
+            [],
+            NONE,
+            []
+        )
+    },
+    Spec {
+        storage: Storage::Virtual,
+        ..spec!(
+            "authorization.k8s.io",
+            ["v1"],
+            "SubjectAccessReview",
+            "subjectaccessreviews",
+            CLUSTER,
+            CREATE_ONLY,
+            [],
+            NONE,
+            []
+        )
+    },
 ];
 
 /// The singular name upstream reports: the lowercased kind.
@@ -248,9 +779,13 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
                         version: "v1",
                         verbs: STATUS_VERBS,
                     },
-                    SubKind::Other(kind, group, version, verbs) => {
-                        Subresource { name, kind, group, version, verbs }
-                    }
+                    SubKind::Other(kind, group, version, verbs) => Subresource {
+                        name,
+                        kind,
+                        group,
+                        version,
+                        verbs,
+                    },
                 })
                 .collect();
             out.push(ResourceInfo {
@@ -266,7 +801,11 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
                 subresources,
                 storage: s.storage,
                 storage_version: s.versions[0].to_string(),
-                storage_group: if s.group == "events.k8s.io" { String::new() } else { s.group.to_string() },
+                storage_group: if s.group == "events.k8s.io" {
+                    String::new()
+                } else {
+                    s.group.to_string()
+                },
             });
         }
     }
@@ -285,7 +824,10 @@ pub fn builtin_groups() -> Vec<(String, Vec<String>)> {
                     }
                 }
             }
-            None => out.push((s.group.to_string(), s.versions.iter().map(|v| v.to_string()).collect())),
+            None => out.push((
+                s.group.to_string(),
+                s.versions.iter().map(|v| v.to_string()).collect(),
+            )),
         }
     }
     out
@@ -302,7 +844,10 @@ mod tests {
         assert_eq!(d.api_version(), "apps/v1");
         assert_eq!(d.subresource("scale").unwrap().kind, "Scale");
         assert_eq!(d.subresource("status").unwrap().kind, "Deployment");
-        assert_eq!(d.key("default", "web"), "/registry/apps/deployments/default/web");
+        assert_eq!(
+            d.key("default", "web"),
+            "/registry/apps/deployments/default/web"
+        );
         assert_eq!(d.short_names, vec!["deploy"]);
         assert!(d.categories.contains(&"all".to_string()));
     }
@@ -310,7 +855,10 @@ mod tests {
     #[test]
     fn hpa_served_in_two_versions_sharing_storage() {
         let all = builtin_resources();
-        let hpas: Vec<_> = all.iter().filter(|r| r.plural == "horizontalpodautoscalers").collect();
+        let hpas: Vec<_> = all
+            .iter()
+            .filter(|r| r.plural == "horizontalpodautoscalers")
+            .collect();
         assert_eq!(hpas.len(), 2);
         assert!(hpas.iter().all(|h| h.storage_version == "v2"));
         assert_eq!(hpas[0].key_prefix(), hpas[1].key_prefix());
@@ -322,8 +870,14 @@ mod tests {
     #[test]
     fn both_event_apis_share_one_key_space() {
         let all = builtin_resources();
-        let core = all.iter().find(|r| r.plural == "events" && r.group.is_empty()).unwrap();
-        let v1 = all.iter().find(|r| r.plural == "events" && r.group == "events.k8s.io").unwrap();
+        let core = all
+            .iter()
+            .find(|r| r.plural == "events" && r.group.is_empty())
+            .unwrap();
+        let v1 = all
+            .iter()
+            .find(|r| r.plural == "events" && r.group == "events.k8s.io")
+            .unwrap();
         assert_eq!(core.key_prefix(), "/registry/core/events/");
         assert_eq!(v1.key_prefix(), core.key_prefix());
     }
@@ -334,6 +888,9 @@ mod tests {
         let ns = all.iter().find(|r| r.plural == "namespaces").unwrap();
         assert!(!ns.namespaced);
         assert!(!ns.has_verb("deletecollection"));
-        assert_eq!(ns.key("", "kube-system"), "/registry/core/namespaces/kube-system");
+        assert_eq!(
+            ns.key("", "kube-system"),
+            "/registry/core/namespaces/kube-system"
+        );
     }
 }

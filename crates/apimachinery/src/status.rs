@@ -117,7 +117,12 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldError { kind: CauseType::Required, field: field.into(), value: None, detail: detail.into() }
+        FieldError {
+            kind: CauseType::Required,
+            field: field.into(),
+            value: None,
+            detail: detail.into(),
+        }
     }
 
     pub fn invalid(field: impl Into<String>, value: &Value, detail: impl Into<String>) -> Self {
@@ -130,7 +135,12 @@ impl FieldError {
     }
 
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldError { kind: CauseType::Forbidden, field: field.into(), value: None, detail: detail.into() }
+        FieldError {
+            kind: CauseType::Forbidden,
+            field: field.into(),
+            value: None,
+            detail: detail.into(),
+        }
     }
 
     pub fn not_supported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Self {
@@ -175,11 +185,19 @@ impl FieldError {
             CauseType::Invalid | CauseType::TypeInvalid => {
                 format!("Invalid value: {}", self.value.as_deref().unwrap_or("null"))
             }
-            CauseType::Duplicate => format!("Duplicate value: {}", self.value.as_deref().unwrap_or("null")),
+            CauseType::Duplicate => format!(
+                "Duplicate value: {}",
+                self.value.as_deref().unwrap_or("null")
+            ),
             CauseType::NotSupported => {
-                format!("Unsupported value: {}", self.value.as_deref().unwrap_or("null"))
+                format!(
+                    "Unsupported value: {}",
+                    self.value.as_deref().unwrap_or("null")
+                )
             }
-            CauseType::NotFound => format!("Not found: {}", self.value.as_deref().unwrap_or("null")),
+            CauseType::NotFound => {
+                format!("Not found: {}", self.value.as_deref().unwrap_or("null"))
+            }
         };
         if self.detail.is_empty() {
             head
@@ -273,8 +291,11 @@ impl ApiError {
     /// `pods "x" already exists`
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
         let qr = qualified_resource(group, resource);
-        ApiError::new(Reason::AlreadyExists, format!("{qr} \"{name}\" already exists"))
-            .with_details(group, resource, name)
+        ApiError::new(
+            Reason::AlreadyExists,
+            format!("{qr} \"{name}\" already exists"),
+        )
+        .with_details(group, resource, name)
     }
 
     /// `Operation cannot be fulfilled on pods "x": <detail>`
@@ -299,11 +320,22 @@ impl ApiError {
 
     /// `Deployment.apps "x" is invalid: [spec.replicas: Invalid value: -1: ..., ...]`
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<FieldError>) -> Self {
-        let qk = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let qk = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let msgs: Vec<String> = causes.iter().map(FieldError::full_message).collect();
-        let joined = if msgs.len() == 1 { msgs[0].clone() } else { format!("[{}]", msgs.join(", ")) };
-        let mut e = ApiError::new(Reason::Invalid, format!("{qk} \"{name}\" is invalid: {joined}"))
-            .with_details(group, kind, name);
+        let joined = if msgs.len() == 1 {
+            msgs[0].clone()
+        } else {
+            format!("[{}]", msgs.join(", "))
+        };
+        let mut e = ApiError::new(
+            Reason::Invalid,
+            format!("{qk} \"{name}\" is invalid: {joined}"),
+        )
+        .with_details(group, kind, name);
         e.causes = causes;
         e
     }
@@ -323,16 +355,25 @@ impl ApiError {
     /// `pods "x" is forbidden: <detail>`
     pub fn forbidden(group: &str, resource: &str, name: &str, detail: &str) -> Self {
         let qr = qualified_resource(group, resource);
-        let subject = if name.is_empty() { qr } else { format!("{qr} \"{name}\"") };
-        ApiError::new(Reason::Forbidden, format!("{subject} is forbidden: {detail}"))
-            .with_details(group, resource, name)
+        let subject = if name.is_empty() {
+            qr
+        } else {
+            format!("{qr} \"{name}\"")
+        };
+        ApiError::new(
+            Reason::Forbidden,
+            format!("{subject} is forbidden: {detail}"),
+        )
+        .with_details(group, resource, name)
     }
 
     pub fn method_not_allowed(verb: &str, group: &str, resource: &str) -> Self {
         let qr = qualified_resource(group, resource);
         ApiError::new(
             Reason::MethodNotAllowed,
-            format!("the server does not allow this method on the requested resource ({verb} {qr})"),
+            format!(
+                "the server does not allow this method on the requested resource ({verb} {qr})"
+            ),
         )
         .with_details(group, resource, "")
     }
@@ -396,7 +437,11 @@ impl ApiError {
             .iter()
             .map(|c| json!({"reason": c.kind.reason(), "message": c.message(), "field": c.field}))
             .collect();
-        causes.extend(self.extra_causes.iter().map(|(r, m)| json!({"reason": r, "message": m})));
+        causes.extend(
+            self.extra_causes
+                .iter()
+                .map(|(r, m)| json!({"reason": r, "message": m})),
+        );
         if !causes.is_empty() {
             details.insert("causes".into(), Value::Array(causes));
         }
@@ -455,7 +500,11 @@ mod tests {
             "",
             "ConfigMap",
             "Bad_Name",
-            vec![FieldError::invalid("metadata.name", &json!("Bad_Name"), "a lowercase RFC 1123 subdomain")],
+            vec![FieldError::invalid(
+                "metadata.name",
+                &json!("Bad_Name"),
+                "a lowercase RFC 1123 subdomain",
+            )],
         );
         let s = e.to_status();
         assert_eq!(s["code"], 422);
@@ -473,7 +522,10 @@ mod tests {
             "apps",
             "Deployment",
             "d",
-            vec![FieldError::required("spec.selector", ""), FieldError::required("spec.template", "")],
+            vec![
+                FieldError::required("spec.selector", ""),
+                FieldError::required("spec.template", ""),
+            ],
         );
         assert_eq!(
             e.message,

@@ -59,7 +59,12 @@ pub fn crd_version_schema<'a>(crd: &'a Value, version: &str) -> Option<&'a Value
 pub fn prune(ri: &ResourceInfo, crd: Option<&Value>, obj: &mut Value) -> Vec<String> {
     match crd {
         Some(crd) => match crd_version_schema(crd, &ri.version) {
-            Some(s) if crd.pointer("/spec/preserveUnknownFields").and_then(Value::as_bool) != Some(true) => {
+            Some(s)
+                if crd
+                    .pointer("/spec/preserveUnknownFields")
+                    .and_then(Value::as_bool)
+                    != Some(true) =>
+            {
                 schema::prune_custom(s, obj)
             }
             _ => Vec::new(),
@@ -70,15 +75,27 @@ pub fn prune(ri: &ResourceInfo, crd: Option<&Value>, obj: &mut Value) -> Vec<Str
 
 /// Apply the `fieldValidation` directive to the unknown and duplicate fields of a request:
 /// Strict fails with 400, Warn returns the warnings, Ignore drops them.
-pub fn field_validation(ri: &ResourceInfo, directive: Option<&str>, unknown: &[String], duplicates: &[String]) -> Result<Vec<String>, ApiError> {
+pub fn field_validation(
+    ri: &ResourceInfo,
+    directive: Option<&str>,
+    unknown: &[String],
+    duplicates: &[String],
+) -> Result<Vec<String>, ApiError> {
     let fv = FieldValidation::parse(directive).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mut msgs: Vec<String> = duplicates.iter().map(|p| schema::duplicate_field_message(p)).collect();
+    let mut msgs: Vec<String> = duplicates
+        .iter()
+        .map(|p| schema::duplicate_field_message(p))
+        .collect();
     msgs.extend(unknown.iter().map(|p| schema::unknown_field_message(p)));
     match fv {
         FieldValidation::Ignore => Ok(Vec::new()),
         FieldValidation::Warn => Ok(msgs),
         FieldValidation::Strict if msgs.is_empty() => Ok(Vec::new()),
-        FieldValidation::Strict => Err(ApiError::bad_request(schema::strict_bad_request_message(&ri.kind, &ri.version, &msgs))),
+        FieldValidation::Strict => Err(ApiError::bad_request(schema::strict_bad_request_message(
+            &ri.kind,
+            &ri.version,
+            &msgs,
+        ))),
     }
 }
 
@@ -109,7 +126,11 @@ fn schema_for<'a>(ri: &'a ResourceInfo, crd: Option<&Value>) -> Box<dyn PatchSch
                 None => Box::new(patch::NoSchema),
             }
         }
-        None => Box::new(BuiltinKindSchema { group: &ri.group, version: &ri.version, kind: &ri.kind }),
+        None => Box::new(BuiltinKindSchema {
+            group: &ri.group,
+            version: &ri.version,
+            kind: &ri.kind,
+        }),
     }
 }
 
@@ -118,11 +139,20 @@ fn patch_err(e: patch::PatchError) -> ApiError {
 }
 
 /// Default and prepare a new object (its uid is already set) and return its validation errors.
-pub fn default_and_validate_create(ri: &ResourceInfo, crd: Option<&Value>, obj: &mut Value) -> Vec<FieldError> {
+pub fn default_and_validate_create(
+    ri: &ResourceInfo,
+    crd: Option<&Value>,
+    obj: &mut Value,
+) -> Vec<FieldError> {
     if let Some(crd) = crd {
         let rule = meta::name_rule(&ri.group, &ri.kind);
         let empty = Value::Object(Default::default());
-        let mut errs = meta::validate_object_meta(obj.get("metadata").unwrap_or(&empty), ri.namespaced, rule, "metadata");
+        let mut errs = meta::validate_object_meta(
+            obj.get("metadata").unwrap_or(&empty),
+            ri.namespaced,
+            rule,
+            "metadata",
+        );
         errs.extend(custom_resource(ri, crd, obj));
         return errs;
     }
@@ -142,7 +172,13 @@ pub fn default_and_validate_create(ri: &ResourceInfo, crd: Option<&Value>, obj: 
 }
 
 /// Default an updated object and return its validation errors against the old one.
-pub fn default_and_validate_update(ri: &ResourceInfo, crd: Option<&Value>, subresource: &str, new: &mut Value, old: &Value) -> Vec<FieldError> {
+pub fn default_and_validate_update(
+    ri: &ResourceInfo,
+    crd: Option<&Value>,
+    subresource: &str,
+    new: &mut Value,
+    old: &Value,
+) -> Vec<FieldError> {
     let empty = Value::Object(Default::default());
     if let Some(crd) = crd {
         let mut errs = meta::validate_object_meta_update(
@@ -182,28 +218,60 @@ fn is_crd(ri: &ResourceInfo) -> bool {
 
 /// Strategic merge patch of an object of a built-in kind.
 pub fn strategic_merge(ri: &ResourceInfo, old: &Value, p: &Value) -> Result<Value, ApiError> {
-    let schema = BuiltinKindSchema { group: &ri.group, version: &ri.version, kind: &ri.kind };
+    let schema = BuiltinKindSchema {
+        group: &ri.group,
+        version: &ri.version,
+        kind: &ri.kind,
+    };
     patch::strategic_merge_patch(old, p, &schema).map_err(patch_err)
 }
 
 /// Server-side apply of a configuration by a field manager (`old` is Null when creating).
-pub fn server_side_apply(ri: &ResourceInfo, crd: Option<&Value>, old: &Value, config: &Value, manager: &str, force: bool, subresource: &str) -> Result<Value, ApiError> {
+pub fn server_side_apply(
+    ri: &ResourceInfo,
+    crd: Option<&Value>,
+    old: &Value,
+    config: &Value,
+    manager: &str,
+    force: bool,
+    subresource: &str,
+) -> Result<Value, ApiError> {
     if manager.is_empty() {
-        return Err(ApiError::bad_request("PATCH requests of type apply require a fieldManager query parameter"));
+        return Err(ApiError::bad_request(
+            "PATCH requests of type apply require a fieldManager query parameter",
+        ));
     }
     let schema = schema_for(ri, crd);
     let now = crate::objects::now();
     let api_version = ri.api_version();
-    let opts = patch::apply::ApplyOptions { manager, force, api_version: &api_version, subresource, now: &now };
+    let opts = patch::apply::ApplyOptions {
+        manager,
+        force,
+        api_version: &api_version,
+        subresource,
+        now: &now,
+    };
     let live = if old.is_null() { None } else { Some(old) };
     patch::apply::apply(live, config, schema.as_ref(), &opts).map_err(patch_err)
 }
 
 /// Record a non-apply write by `manager` in the object's managedFields.
-pub fn track_update(ri: &ResourceInfo, crd: Option<&Value>, old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str) -> Result<(), ApiError> {
+pub fn track_update(
+    ri: &ResourceInfo,
+    crd: Option<&Value>,
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: &str,
+) -> Result<(), ApiError> {
     let schema = schema_for(ri, crd);
     let now = crate::objects::now();
     let api_version = ri.api_version();
-    let opts = patch::apply::UpdateOptions { manager, api_version: &api_version, subresource, now: &now };
+    let opts = patch::apply::UpdateOptions {
+        manager,
+        api_version: &api_version,
+        subresource,
+        now: &now,
+    };
     patch::apply::update_managed_fields(old, new, schema.as_ref(), &opts).map_err(patch_err)
 }

@@ -50,9 +50,16 @@ impl UserInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {reason}")]
-    BadTokenLine { path: String, line: usize, reason: &'static str },
+    BadTokenLine {
+        path: String,
+        line: usize,
+        reason: &'static str,
+    },
 }
 
 /// The identity in a verified client certificate: CN is the user, each O a group.
@@ -61,7 +68,14 @@ pub fn user_from_cert_der(der: &[u8]) -> Option<UserInfo> {
     if f.common_name.is_empty() {
         return None;
     }
-    Some(UserInfo { username: f.common_name, groups: f.organizations, ..Default::default() }.authenticated())
+    Some(
+        UserInfo {
+            username: f.common_name,
+            groups: f.organizations,
+            ..Default::default()
+        }
+        .authenticated(),
+    )
 }
 
 /// A source of bearer-token identities (static token file, service account JWTs, bootstrap tokens).
@@ -77,8 +91,10 @@ pub struct TokenFile {
 
 impl TokenFile {
     pub fn load(path: &Path) -> Result<TokenFile, AuthError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| AuthError::Io { path: path.display().to_string(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| AuthError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -90,7 +106,11 @@ impl TokenFile {
                 continue;
             }
             let fields = split_csv(line);
-            let bad = |reason| AuthError::BadTokenLine { path: origin.to_string(), line: i + 1, reason };
+            let bad = |reason| AuthError::BadTokenLine {
+                path: origin.to_string(),
+                line: i + 1,
+                reason,
+            };
             if fields.len() < 3 {
                 return Err(bad("expected token,user,uid[,\"groups\"]"));
             }
@@ -99,12 +119,23 @@ impl TokenFile {
             }
             let groups = fields
                 .get(3)
-                .map(|g| g.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default();
             tokens.insert(
                 fields[0].clone(),
-                UserInfo { username: fields[1].clone(), uid: fields[2].clone(), groups, ..Default::default() }
-                    .authenticated(),
+                UserInfo {
+                    username: fields[1].clone(),
+                    uid: fields[2].clone(),
+                    groups,
+                    ..Default::default()
+                }
+                .authenticated(),
             );
         }
         Ok(TokenFile { tokens })
@@ -141,14 +172,25 @@ pub struct Authenticators {
 
 impl Authenticators {
     /// Authenticate a request from its verified client certificate and Authorization header.
-    pub fn authenticate(&self, client_cert_der: Option<&[u8]>, authorization: Option<&str>) -> Option<UserInfo> {
+    pub fn authenticate(
+        &self,
+        client_cert_der: Option<&[u8]>,
+        authorization: Option<&str>,
+    ) -> Option<UserInfo> {
         self.authenticate_with(client_cert_der.and_then(user_from_cert_der), authorization)
     }
 
     /// Authenticate with the connection's certificate identity already parsed (once per
     /// connection, not per request).
-    pub fn authenticate_with(&self, cert_user: Option<UserInfo>, authorization: Option<&str>) -> Option<UserInfo> {
-        if let Some(token) = authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) {
+    pub fn authenticate_with(
+        &self,
+        cert_user: Option<UserInfo>,
+        authorization: Option<&str>,
+    ) -> Option<UserInfo> {
+        if let Some(token) = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+        {
             if !token.is_empty() {
                 // a presented but unknown token is a failure even with a client cert, as upstream
                 return self.tokens.iter().find_map(|a| a.authenticate(token));
@@ -214,7 +256,9 @@ impl Authorizer for AllowAuthenticated {
             return Rules::default();
         }
         Rules {
-            resource_rules: vec![serde_json::json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})],
+            resource_rules: vec![
+                serde_json::json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}),
+            ],
             non_resource_rules: vec![serde_json::json!({"verbs": ["*"], "nonResourceURLs": ["*"]})],
             incomplete: false,
         }
@@ -227,36 +271,61 @@ mod tests {
 
     #[test]
     fn token_file_parses_groups_and_authenticates() {
-        let tf = TokenFile::parse("# comment\nabc,alice,1001,\"dev,ops\"\nxyz,bob,1002\n", "t").unwrap();
+        let tf =
+            TokenFile::parse("# comment\nabc,alice,1001,\"dev,ops\"\nxyz,bob,1002\n", "t").unwrap();
         let a = tf.authenticate("abc").unwrap();
         assert_eq!(a.username, "alice");
         assert_eq!(a.uid, "1001");
         assert_eq!(a.groups, vec!["dev", "ops", "system:authenticated"]);
-        assert_eq!(tf.authenticate("xyz").unwrap().groups, vec!["system:authenticated"]);
+        assert_eq!(
+            tf.authenticate("xyz").unwrap().groups,
+            vec!["system:authenticated"]
+        );
         assert!(tf.authenticate("nope").is_none());
     }
 
     #[test]
     fn token_file_rejects_short_lines() {
-        let err = TokenFile::parse("onlytoken,user\n", "tokens.csv").err().unwrap();
-        assert_eq!(err.to_string(), "tokens.csv:1: expected token,user,uid[,\"groups\"]");
+        let err = TokenFile::parse("onlytoken,user\n", "tokens.csv")
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "tokens.csv:1: expected token,user,uid[,\"groups\"]"
+        );
     }
 
     #[test]
     fn unknown_bearer_token_fails_even_with_cert_absent() {
         let tf = TokenFile::parse("abc,alice,1\n", "t").unwrap();
-        let auth = Authenticators { tokens: vec![Arc::new(tf)] };
+        let auth = Authenticators {
+            tokens: vec![Arc::new(tf)],
+        };
         assert!(auth.authenticate(None, Some("Bearer wrong")).is_none());
-        assert_eq!(auth.authenticate(None, Some("Bearer abc")).unwrap().username, "alice");
+        assert_eq!(
+            auth.authenticate(None, Some("Bearer abc"))
+                .unwrap()
+                .username,
+            "alice"
+        );
         assert!(auth.authenticate(None, None).is_none());
     }
 
     #[test]
     fn allow_authenticated_denies_anonymous() {
         let z = AllowAuthenticated;
-        let anon = Attributes { user: UserInfo::anonymous(), ..Default::default() };
+        let anon = Attributes {
+            user: UserInfo::anonymous(),
+            ..Default::default()
+        };
         assert_eq!(z.authorize(&anon), Decision::NoOpinion);
-        let u = Attributes { user: UserInfo { username: "u".into(), ..Default::default() }, ..Default::default() };
+        let u = Attributes {
+            user: UserInfo {
+                username: "u".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         assert_eq!(z.authorize(&u), Decision::Allow);
     }
 }

@@ -72,18 +72,37 @@ pub struct CacheEvent {
 }
 
 impl CacheEvent {
-    pub fn new(kind: EventKind, rv: Revision, key: String, obj: Arc<Value>, prev: Option<Arc<Value>>) -> Self {
+    pub fn new(
+        kind: EventKind,
+        rv: Revision,
+        key: String,
+        obj: Arc<Value>,
+        prev: Option<Arc<Value>>,
+    ) -> Self {
         let raw = encode_raw(&obj);
-        CacheEvent { kind, rv, key, obj, prev, raw }
+        CacheEvent {
+            kind,
+            rv,
+            key,
+            obj,
+            prev,
+            raw,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("too old resource version: {requested} ({oldest})")]
-    TooOld { requested: Revision, oldest: Revision },
+    TooOld {
+        requested: Revision,
+        oldest: Revision,
+    },
     #[error("Too large resource version: {requested}, current resource version: {current}")]
-    TooLarge { requested: Revision, current: Revision },
+    TooLarge {
+        requested: Revision,
+        current: Revision,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("stored object {key} is not valid JSON: {reason}")]
@@ -147,7 +166,11 @@ impl ResourceCache {
     }
 
     /// The objects whose keys start with `key_prefix`, in key order, and the revision they are at.
-    pub fn snapshot(&self, key_prefix: &str, global_rev: &watch::Receiver<Revision>) -> (Vec<Arc<CachedObject>>, Revision) {
+    pub fn snapshot(
+        &self,
+        key_prefix: &str,
+        global_rev: &watch::Receiver<Revision>,
+    ) -> (Vec<Arc<CachedObject>>, Revision) {
         let st = self.read();
         let rev = (*global_rev.borrow()).max(st.last_rev);
         let items = st.under(key_prefix);
@@ -163,12 +186,19 @@ impl ResourceCache {
     pub fn subscribe(&self, rv: Revision) -> Result<Subscription, CacheError> {
         let st = self.read();
         if rv < st.floor {
-            return Err(CacheError::TooOld { requested: rv, oldest: st.floor + 1 });
+            return Err(CacheError::TooOld {
+                requested: rv,
+                oldest: st.floor + 1,
+            });
         }
         let live = self.tx.subscribe();
         let replay: Vec<_> = st.history.iter().filter(|e| e.rv > rv).cloned().collect();
         let replayed_to = replay.last().map(|e| e.rv).unwrap_or(rv).max(st.last_rev);
-        Ok(Subscription { replay, live, replayed_to })
+        Ok(Subscription {
+            replay,
+            live,
+            replayed_to,
+        })
     }
 
     /// Subscribe with the current state as a list of synthetic ADDED events (watch from RV 0).
@@ -181,7 +211,14 @@ impl ResourceCache {
         let rev = (*global_rev.borrow()).max(st.last_rev);
         let live = self.tx.subscribe();
         let items = st.under(key_prefix);
-        (items, Subscription { replay: Vec::new(), live, replayed_to: rev })
+        (
+            items,
+            Subscription {
+                replay: Vec::new(),
+                live,
+                replayed_to: rev,
+            },
+        )
     }
 
     fn apply(&self, ev: Arc<CacheEvent>) {
@@ -193,7 +230,12 @@ impl ResourceCache {
             _ => {
                 st.objects.insert(
                     ev.key.clone(),
-                    Arc::new(CachedObject { key: ev.key.clone(), rv: ev.rv, obj: ev.obj.clone(), raw: ev.raw.clone() }),
+                    Arc::new(CachedObject {
+                        key: ev.key.clone(),
+                        rv: ev.rv,
+                        obj: ev.obj.clone(),
+                        raw: ev.raw.clone(),
+                    }),
                 );
             }
         }
@@ -210,11 +252,21 @@ impl ResourceCache {
 
     /// Replace the whole content after a relist; emits the differences as events.
     fn resync(&self, fresh: BTreeMap<String, Arc<CachedObject>>, rev: Revision) {
-        let old: Vec<(String, Arc<CachedObject>)> =
-            self.read().objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let old: Vec<(String, Arc<CachedObject>)> = self
+            .read()
+            .objects
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for (k, o) in &old {
             if !fresh.contains_key(k) {
-                self.apply(Arc::new(CacheEvent::new(EventKind::Deleted, rev, k.clone(), with_rv(&o.obj, rev), Some(o.obj.clone()))));
+                self.apply(Arc::new(CacheEvent::new(
+                    EventKind::Deleted,
+                    rev,
+                    k.clone(),
+                    with_rv(&o.obj, rev),
+                    Some(o.obj.clone()),
+                )));
             }
         }
         let oldmap: HashMap<_, _> = old.into_iter().collect();
@@ -222,7 +274,11 @@ impl ResourceCache {
             match oldmap.get(&k) {
                 Some(prev) if prev.rv == o.rv => {}
                 prev => self.apply(Arc::new(CacheEvent {
-                    kind: if prev.is_some() { EventKind::Modified } else { EventKind::Added },
+                    kind: if prev.is_some() {
+                        EventKind::Modified
+                    } else {
+                        EventKind::Added
+                    },
                     rv: o.rv,
                     key: k.clone(),
                     obj: o.obj.clone(),
@@ -253,8 +309,10 @@ pub fn set_rv(obj: &mut Value, rv: Revision) {
 
 /// Parse a stored value, setting its resourceVersion.
 pub fn decode(kv: &KeyValue, rv: Revision) -> Result<Value, CacheError> {
-    let mut v: Value = serde_json::from_slice(&kv.value)
-        .map_err(|e| CacheError::Corrupt { key: kv.key.clone(), reason: e.to_string() })?;
+    let mut v: Value = serde_json::from_slice(&kv.value).map_err(|e| CacheError::Corrupt {
+        key: kv.key.clone(),
+        reason: e.to_string(),
+    })?;
     set_rv(&mut v, rv);
     Ok(v)
 }
@@ -310,7 +368,12 @@ impl WatchCache {
 
     /// The cache of the resource whose keys start with `prefix` (created empty on first use).
     pub fn resource(&self, prefix: &str) -> Arc<ResourceCache> {
-        if let Some(r) = self.resources.read().unwrap_or_else(|e| e.into_inner()).get(prefix) {
+        if let Some(r) = self
+            .resources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(prefix)
+        {
             return r.clone();
         }
         let mut w = self.resources.write().unwrap_or_else(|e| e.into_inner());
@@ -334,7 +397,10 @@ impl WatchCache {
         let res = tokio::time::timeout(timeout, rx.wait_for(|r| *r >= rev)).await;
         match res {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(CacheError::TooLarge { requested: rev, current: self.revision() }),
+            _ => Err(CacheError::TooLarge {
+                requested: rev,
+                current: self.revision(),
+            }),
         }
     }
 
@@ -350,7 +416,9 @@ impl WatchCache {
         for e in events {
             let rev = e.kv.mod_revision;
             last = Some(rev);
-            let Some(prefix) = resource_prefix(&e.kv.key) else { continue };
+            let Some(prefix) = resource_prefix(&e.kv.key) else {
+                continue;
+            };
             let rc = self.resource(prefix);
             let prev = match &e.prev_kv {
                 Some(p) => Some(Arc::new(decode(p, p.mod_revision)?)),
@@ -358,7 +426,11 @@ impl WatchCache {
             };
             let ev = match e.kind {
                 EventType::Put => CacheEvent::new(
-                    if e.kv.create_revision == rev || prev.is_none() { EventKind::Added } else { EventKind::Modified },
+                    if e.kv.create_revision == rev || prev.is_none() {
+                        EventKind::Added
+                    } else {
+                        EventKind::Modified
+                    },
                     rev,
                     e.kv.key.clone(),
                     Arc::new(decode(&e.kv, rev)?),
@@ -366,7 +438,13 @@ impl WatchCache {
                 ),
                 EventType::Delete => {
                     let Some(prev) = prev else { continue };
-                    CacheEvent::new(EventKind::Deleted, rev, e.kv.key.clone(), with_rv(&prev, rev), Some(prev))
+                    CacheEvent::new(
+                        EventKind::Deleted,
+                        rev,
+                        e.kv.key.clone(),
+                        with_rv(&prev, rev),
+                        Some(prev),
+                    )
                 }
             };
             rc.apply(Arc::new(ev));
@@ -379,8 +457,13 @@ impl WatchCache {
 
     async fn relist(&self) -> Result<Revision, CacheError> {
         let (objects, rev) = load_all(&*self.store).await?;
-        let known: Vec<String> =
-            self.resources.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        let known: Vec<String> = self
+            .resources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         let mut objects = objects;
         for prefix in known {
             let fresh = objects.remove(&prefix).unwrap_or_default();
@@ -398,11 +481,16 @@ type Loaded = HashMap<String, BTreeMap<String, Arc<CachedObject>>>;
 
 async fn load_all(store: &dyn Store) -> Result<(Loaded, Revision), CacheError> {
     let resp = store
-        .range(RangeRequest { prefix: REGISTRY_PREFIX.to_string(), ..Default::default() })
+        .range(RangeRequest {
+            prefix: REGISTRY_PREFIX.to_string(),
+            ..Default::default()
+        })
         .await?;
     let mut out: Loaded = HashMap::new();
     for kv in resp.kvs {
-        let Some(prefix) = resource_prefix(&kv.key) else { continue };
+        let Some(prefix) = resource_prefix(&kv.key) else {
+            continue;
+        };
         let obj = match decode(&kv, kv.mod_revision) {
             Ok(o) => o,
             Err(e) => {
@@ -412,7 +500,11 @@ async fn load_all(store: &dyn Store) -> Result<(Loaded, Revision), CacheError> {
         };
         out.entry(prefix.to_string()).or_default().insert(
             kv.key.clone(),
-            Arc::new(CachedObject::new(kv.key.clone(), kv.mod_revision, Arc::new(obj))),
+            Arc::new(CachedObject::new(
+                kv.key.clone(),
+                kv.mod_revision,
+                Arc::new(obj),
+            )),
         );
     }
     Ok((out, resp.revision))
@@ -465,15 +557,30 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        assert_eq!(resource_prefix("/registry/core/pods/default/a"), Some("/registry/core/pods/"));
-        assert_eq!(resource_prefix("/registry/apps/deployments/ns/x"), Some("/registry/apps/deployments/"));
-        assert_eq!(resource_prefix("/registry/core/namespaces/kube-system"), Some("/registry/core/namespaces/"));
+        assert_eq!(
+            resource_prefix("/registry/core/pods/default/a"),
+            Some("/registry/core/pods/")
+        );
+        assert_eq!(
+            resource_prefix("/registry/apps/deployments/ns/x"),
+            Some("/registry/apps/deployments/")
+        );
+        assert_eq!(
+            resource_prefix("/registry/core/namespaces/kube-system"),
+            Some("/registry/core/namespaces/")
+        );
         assert_eq!(resource_prefix("/other/x"), None);
         assert_eq!(resource_prefix("/registry/core"), None);
     }
 
     fn ev(kind: EventKind, rv: Revision, key: &str) -> Arc<CacheEvent> {
-        Arc::new(CacheEvent::new(kind, rv, key.into(), Arc::new(serde_json::json!({"metadata": {"name": key}})), None))
+        Arc::new(CacheEvent::new(
+            kind,
+            rv,
+            key.into(),
+            Arc::new(serde_json::json!({"metadata": {"name": key}})),
+            None,
+        ))
     }
 
     #[test]
@@ -483,7 +590,10 @@ mod tests {
         rc.apply(ev(EventKind::Modified, 12, "/registry/core/pods/a/x"));
         rc.apply(ev(EventKind::Added, 13, "/registry/core/pods/b/y"));
         let sub = rc.subscribe(11).unwrap();
-        assert_eq!(sub.replay.iter().map(|e| e.rv).collect::<Vec<_>>(), vec![12, 13]);
+        assert_eq!(
+            sub.replay.iter().map(|e| e.rv).collect::<Vec<_>>(),
+            vec![12, 13]
+        );
         assert_eq!(sub.replayed_to, 13);
         assert!(matches!(rc.subscribe(9), Err(CacheError::TooOld { .. })));
         let (_tx, rx) = watch::channel(13);

@@ -23,7 +23,11 @@ impl Catalogue {
             .enumerate()
             .map(|(i, r)| ((r.group.clone(), r.version.clone(), r.plural.clone()), i))
             .collect();
-        Catalogue { builtin, by_gvr, groups: registry::builtin_groups() }
+        Catalogue {
+            builtin,
+            by_gvr,
+            groups: registry::builtin_groups(),
+        }
     }
 
     pub fn builtin(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceInfo> {
@@ -53,9 +57,18 @@ pub fn crd_resources(crd: &Value) -> Vec<ResourceInfo> {
     if group.is_empty() || plural.is_empty() || kind.is_empty() {
         return Vec::new();
     }
-    let singular = names["singular"].as_str().map(String::from).unwrap_or_else(|| kind.to_ascii_lowercase());
+    let singular = names["singular"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| kind.to_ascii_lowercase());
     let strings = |v: &Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     let storage_version = versions
@@ -71,10 +84,22 @@ pub fn crd_resources(crd: &Value) -> Vec<ResourceInfo> {
             let version = v["name"].as_str()?.to_string();
             let mut subresources = Vec::new();
             if v.pointer("/subresources/status").is_some() {
-                subresources.push(Subresource { name: "status", kind: "", group: "", version: "", verbs: &["get", "patch", "update"] });
+                subresources.push(Subresource {
+                    name: "status",
+                    kind: "",
+                    group: "",
+                    version: "",
+                    verbs: &["get", "patch", "update"],
+                });
             }
             if v.pointer("/subresources/scale").is_some() {
-                subresources.push(Subresource { name: "scale", kind: "Scale", group: "autoscaling", version: "v1", verbs: &["get", "patch", "update"] });
+                subresources.push(Subresource {
+                    name: "scale",
+                    kind: "Scale",
+                    group: "autoscaling",
+                    version: "v1",
+                    verbs: &["get", "patch", "update"],
+                });
             }
             Some(ResourceInfo {
                 group: group.clone(),
@@ -185,7 +210,14 @@ pub fn group_table<'a>(all: &'a [ResourceInfo], order: &[(String, Vec<String>)])
     for (g, vs) in order {
         let versions = vs
             .iter()
-            .map(|v| (v.clone(), all.iter().filter(|r| &r.group == g && &r.version == v).collect::<Vec<_>>()))
+            .map(|v| {
+                (
+                    v.clone(),
+                    all.iter()
+                        .filter(|r| &r.group == g && &r.version == v)
+                        .collect::<Vec<_>>(),
+                )
+            })
             .filter(|(_, rs)| !rs.is_empty())
             .collect::<Vec<_>>();
         if !versions.is_empty() {
@@ -193,17 +225,32 @@ pub fn group_table<'a>(all: &'a [ResourceInfo], order: &[(String, Vec<String>)])
         }
     }
     // CRD groups not in the built-in order, sorted by name
-    let mut extra: Vec<&String> = all.iter().map(|r| &r.group).filter(|g| !order.iter().any(|(o, _)| o == *g)).collect();
+    let mut extra: Vec<&String> = all
+        .iter()
+        .map(|r| &r.group)
+        .filter(|g| !order.iter().any(|(o, _)| o == *g))
+        .collect();
     extra.sort();
     extra.dedup();
     for g in extra {
-        let mut vs: Vec<&String> = all.iter().filter(|r| &r.group == g).map(|r| &r.version).collect();
+        let mut vs: Vec<&String> = all
+            .iter()
+            .filter(|r| &r.group == g)
+            .map(|r| &r.version)
+            .collect();
         vs.dedup();
         vs.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
         vs.dedup();
         let versions = vs
             .into_iter()
-            .map(|v| (v.clone(), all.iter().filter(|r| &r.group == g && &r.version == v).collect::<Vec<_>>()))
+            .map(|v| {
+                (
+                    v.clone(),
+                    all.iter()
+                        .filter(|r| &r.group == g && &r.version == v)
+                        .collect::<Vec<_>>(),
+                )
+            })
             .collect();
         out.push((g.clone(), versions));
     }
@@ -212,7 +259,9 @@ pub fn group_table<'a>(all: &'a [ResourceInfo], order: &[(String, Vec<String>)])
 
 /// Kubernetes version ordering: GA > beta > alpha, higher numbers first.
 pub fn version_priority(v: &str) -> (u8, u32, u32) {
-    let Some(rest) = v.strip_prefix('v') else { return (0, 0, 0) };
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     let major: u32 = digits.parse().unwrap_or(0);
     let tail = &rest[digits.len()..];
@@ -260,7 +309,9 @@ pub fn aggregated(table: &GroupTable<'_>, core: bool, api_version: &str) -> Valu
 pub fn wants_aggregated(accept: Option<&str>) -> Option<&'static str> {
     let h = accept?;
     for r in media_ranges(h) {
-        if r.param("as") == Some("APIGroupDiscoveryList") && r.param("g") == Some("apidiscovery.k8s.io") {
+        if r.param("as") == Some("APIGroupDiscoveryList")
+            && r.param("g") == Some("apidiscovery.k8s.io")
+        {
             match r.param("v") {
                 Some("v2") => return Some("v2"),
                 Some("v2beta1") => return Some("v2beta1"),
@@ -282,7 +333,10 @@ mod tests {
     fn version_order() {
         let mut vs = vec!["v1beta1", "v1", "v2alpha1", "v2", "v1alpha1", "v10"];
         vs.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
-        assert_eq!(vs, vec!["v10", "v2", "v1", "v1beta1", "v2alpha1", "v1alpha1"]);
+        assert_eq!(
+            vs,
+            vec!["v10", "v2", "v1", "v1beta1", "v2alpha1", "v1alpha1"]
+        );
     }
 
     #[test]
@@ -298,9 +352,22 @@ mod tests {
         let c = Catalogue::new();
         let d = c.builtin("apps", "v1", "deployments").unwrap();
         let l = resource_list("apps/v1", &[d]);
-        let names: Vec<&str> = l["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-        assert_eq!(names, vec!["deployments", "deployments/status", "deployments/scale"]);
-        let scale = l["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").unwrap();
+        let names: Vec<&str> = l["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            vec!["deployments", "deployments/status", "deployments/scale"]
+        );
+        let scale = l["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "deployments/scale")
+            .unwrap();
         assert_eq!(scale["group"], "autoscaling");
         assert_eq!(scale["kind"], "Scale");
     }

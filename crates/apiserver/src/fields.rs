@@ -68,7 +68,9 @@ pub fn supported(group: &str, resource: &str) -> &'static [&'static str] {
 /// The value of a selectable field of an object, or None when the field is not supported.
 /// events.k8s.io Events are stored as core Events: their fields are read under the core names.
 pub fn value(group: &str, resource: &str, obj: &Value, field: &str) -> Option<String> {
-    if (group, resource) == ("events.k8s.io", "events") && supported(group, resource).contains(&field) {
+    if (group, resource) == ("events.k8s.io", "events")
+        && supported(group, resource).contains(&field)
+    {
         let core = if let Some(rest) = field.strip_prefix("regarding.") {
             format!("involvedObject.{rest}")
         } else if field == "reportingController" {
@@ -95,12 +97,14 @@ pub fn value(group: &str, resource: &str, obj: &Value, field: &str) -> Option<St
                 v
             }
         }
-        ("", "pods", "spec.hostNetwork") => {
-            at(obj, "spec.hostNetwork").and_then(Value::as_bool).unwrap_or(false).to_string()
-        }
-        ("", "nodes", "spec.unschedulable") => {
-            at(obj, "spec.unschedulable").and_then(Value::as_bool).unwrap_or(false).to_string()
-        }
+        ("", "pods", "spec.hostNetwork") => at(obj, "spec.hostNetwork")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            .to_string(),
+        ("", "nodes", "spec.unschedulable") => at(obj, "spec.unschedulable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            .to_string(),
         ("", "secrets", "type") => {
             let t = s(at(obj, "type"));
             if t.is_empty() {
@@ -126,14 +130,23 @@ mod tests {
         let pod = json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
         assert_eq!(value("", "pods", &pod, "spec.nodeName").unwrap(), "n1");
         assert_eq!(value("", "pods", &pod, "status.phase").unwrap(), "Running");
-        assert_eq!(value("", "pods", &pod, "spec.hostNetwork").unwrap(), "false");
+        assert_eq!(
+            value("", "pods", &pod, "spec.hostNetwork").unwrap(),
+            "false"
+        );
         assert_eq!(value("", "pods", &pod, "metadata.namespace").unwrap(), "d");
         assert!(value("", "pods", &pod, "spec.bogus").is_none());
         assert!(value("", "configmaps", &pod, "spec.nodeName").is_none());
         let ev = json!({"involvedObject": {"uid": "u1", "name": "p"}, "source": {"component": "kubelet"}});
-        assert_eq!(value("", "events", &ev, "involvedObject.uid").unwrap(), "u1");
+        assert_eq!(
+            value("", "events", &ev, "involvedObject.uid").unwrap(),
+            "u1"
+        );
         assert_eq!(value("", "events", &ev, "source").unwrap(), "kubelet");
         let rs = json!({"status": {"replicas": 3}});
-        assert_eq!(value("apps", "replicasets", &rs, "status.replicas").unwrap(), "3");
+        assert_eq!(
+            value("apps", "replicasets", &rs, "status.replicas").unwrap(),
+            "3"
+        );
     }
 }

@@ -87,7 +87,9 @@ fn keeps_status_on_create(ri: &ResourceInfo) -> bool {
 /// `prepare_for_create`.
 fn initial_status(ri: &ResourceInfo, obj: &Value) -> Option<Value> {
     match (ri.group.as_str(), ri.plural.as_str()) {
-        ("", "persistentvolumes") | ("", "persistentvolumeclaims") => Some(json!({"phase": "Pending"})),
+        ("", "persistentvolumes") | ("", "persistentvolumeclaims") => {
+            Some(json!({"phase": "Pending"}))
+        }
         ("apiextensions.k8s.io", "customresourcedefinitions") => Some(crd_status(obj, None)),
         _ => None,
     }
@@ -112,7 +114,10 @@ pub fn crd_status(crd: &Value, old_status: Option<&Value>) -> Value {
     if !storage.is_empty() && !stored.iter().any(|v| v == &json!(storage)) {
         stored.push(json!(storage));
     }
-    let mut names = crd.pointer("/spec/names").cloned().unwrap_or_else(|| json!({}));
+    let mut names = crd
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     if names.get("singular").is_none() {
         if let Some(k) = names.get("kind").and_then(Value::as_str) {
             names["singular"] = json!(k.to_ascii_lowercase());
@@ -151,12 +156,20 @@ pub struct ScalePaths {
 
 impl ScalePaths {
     fn builtin() -> Self {
-        ScalePaths { spec: "/spec/replicas".into(), status: "/status/replicas".into(), selector: Some("/spec/selector".into()) }
+        ScalePaths {
+            spec: "/spec/replicas".into(),
+            status: "/status/replicas".into(),
+            selector: Some("/spec/selector".into()),
+        }
     }
 
     /// From a CRD version's `subresources.scale`.
     pub fn from_crd(crd: &Value, version: &str) -> Self {
-        let to_ptr = |p: &str| p.trim_start_matches('.').split('.').fold(String::new(), |acc, s| format!("{acc}/{s}"));
+        let to_ptr = |p: &str| {
+            p.trim_start_matches('.')
+                .split('.')
+                .fold(String::new(), |acc, s| format!("{acc}/{s}"))
+        };
         let scale = crd
             .pointer("/spec/versions")
             .and_then(Value::as_array)
@@ -165,8 +178,14 @@ impl ScalePaths {
             .cloned()
             .unwrap_or_default();
         ScalePaths {
-            spec: scale["specReplicasPath"].as_str().map(to_ptr).unwrap_or_else(|| "/spec/replicas".into()),
-            status: scale["statusReplicasPath"].as_str().map(to_ptr).unwrap_or_else(|| "/status/replicas".into()),
+            spec: scale["specReplicasPath"]
+                .as_str()
+                .map(to_ptr)
+                .unwrap_or_else(|| "/spec/replicas".into()),
+            status: scale["statusReplicasPath"]
+                .as_str()
+                .map(to_ptr)
+                .unwrap_or_else(|| "/status/replicas".into()),
             selector: scale["labelSelectorPath"].as_str().map(to_ptr),
         }
     }
@@ -184,10 +203,11 @@ fn has_status(ri: &ResourceInfo) -> bool {
     ri.subresource("status").is_some()
 }
 
-
 fn check_kind(ri: &ResourceInfo, obj: &mut Value, expect_kind: &str) -> Result<(), ApiError> {
     let Some(map) = obj.as_object_mut() else {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     };
     let want_av = ri.api_version();
     match map.get("kind").and_then(Value::as_str) {
@@ -219,7 +239,14 @@ fn check_kind(ri: &ResourceInfo, obj: &mut Value, expect_kind: &str) -> Result<(
 /// Fields of object metadata the server owns and clients cannot set on create.
 fn reset_server_meta(obj: &mut Value) {
     let m = meta_mut(obj);
-    for f in ["uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    for f in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         m.remove(f);
     }
 }
@@ -228,7 +255,9 @@ fn random_suffix() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Encode a stored value (without resourceVersion, which is the store's mod revision).
@@ -256,16 +285,17 @@ pub struct Filter {
 
 impl Filter {
     pub fn from_query(ri: &ResourceInfo, q: &HashMap<String, String>) -> Result<Filter, ApiError> {
-        let labels = match q.get("labelSelector").filter(|s| !s.is_empty()) {
-            Some(s) => Some(
-                LabelSelector::parse(s)
-                    .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
-            ),
-            None => None,
-        };
+        let labels =
+            match q.get("labelSelector").filter(|s| !s.is_empty()) {
+                Some(s) => Some(LabelSelector::parse(s).map_err(|e| {
+                    ApiError::bad_request(format!("unable to parse requirement: {e}"))
+                })?),
+                None => None,
+            };
         let fields = match q.get("fieldSelector").filter(|s| !s.is_empty()) {
             Some(s) => {
-                let fs = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let fs =
+                    FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
                 for t in fs.terms() {
                     let probe = json!({});
                     if crate::fields::value(&ri.group, &ri.plural, &probe, &t.field).is_none() {
@@ -279,7 +309,12 @@ impl Filter {
             }
             None => None,
         };
-        Ok(Filter { labels, fields, group: ri.group.clone(), resource: ri.plural.clone() })
+        Ok(Filter {
+            labels,
+            fields,
+            group: ri.group.clone(),
+            resource: ri.plural.clone(),
+        })
     }
 
     pub fn is_everything(&self) -> bool {
@@ -317,8 +352,12 @@ fn encode_continue(rv: Revision, last_key: &str, prefix: &str) -> String {
 
 fn decode_continue(tok: &str) -> Result<(Revision, String), ApiError> {
     use base64::Engine;
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::engine::general_purpose::URL_SAFE.decode(tok).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(tok)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
     let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
@@ -350,7 +389,9 @@ impl Api {
     pub async fn get_object(&self, r: &Req<'_>) -> Result<Value, ApiError> {
         let kv = self.store.get(&r.key()).await.map_err(store_err)?;
         match kv {
-            Some(kv) => cache::decode(&kv, kv.mod_revision).map_err(|e| ApiError::internal(e.to_string())),
+            Some(kv) => {
+                cache::decode(&kv, kv.mod_revision).map_err(|e| ApiError::internal(e.to_string()))
+            }
             None => Err(ApiError::not_found(r.group(), &r.ri.plural, r.name)),
         }
     }
@@ -359,26 +400,45 @@ impl Api {
     pub async fn list(&self, r: &Req<'_>, filter: &Filter) -> Result<ListResult, ApiError> {
         let q = r.query;
         let limit: usize = match q.get("limit").filter(|s| !s.is_empty()) {
-            Some(l) => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?.max(0)
-                as usize,
+            Some(l) => l
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?
+                .max(0) as usize,
             None => 0,
         };
         let prefix = self.namespace_prefix(r.ri, r.namespace);
         let rc = self.cache.resource(&r.ri.key_prefix());
         if let Some(tok) = q.get("continue").filter(|s| !s.is_empty()) {
             let (rv, start) = decode_continue(tok)?;
-            return self.list_from_store(r, filter, &format!("{}{start}", r.ri.key_prefix()), &prefix, rv, limit).await;
+            return self
+                .list_from_store(
+                    r,
+                    filter,
+                    &format!("{}{start}", r.ri.key_prefix()),
+                    &prefix,
+                    rv,
+                    limit,
+                )
+                .await;
         }
         let rv_param = q.get("resourceVersion").map(String::as_str).unwrap_or("");
-        let rv_match = q.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
+        let rv_match = q
+            .get("resourceVersionMatch")
+            .map(String::as_str)
+            .unwrap_or("");
         match (rv_param, rv_match) {
             ("", "") => {
-                self.cache.sync().await.map_err(|e| ApiError::timeout(e.to_string()))?;
+                self.cache
+                    .sync()
+                    .await
+                    .map_err(|e| ApiError::timeout(e.to_string()))?;
             }
             ("0", _) => {}
             (rv, "Exact") => {
                 let rv = parse_rv(rv)?;
-                return self.list_from_store(r, filter, "", &prefix, rv, limit).await;
+                return self
+                    .list_from_store(r, filter, "", &prefix, rv, limit)
+                    .await;
             }
             (rv, "" | "NotOlderThan") => {
                 let rv = parse_rv(rv)?;
@@ -392,7 +452,9 @@ impl Api {
                     })?;
             }
             (_, m) => {
-                return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: \"{m}\"")))
+                return Err(ApiError::bad_request(format!(
+                    "resourceVersionMatch: Unsupported value: \"{m}\""
+                )))
             }
         }
         let (objs, rv) = rc.snapshot(&prefix, &self.cache.revision_rx());
@@ -414,12 +476,24 @@ impl Api {
         }
         let (continue_token, remaining) = if more {
             let last = last.expect("a full page has a last item");
-            let remaining = if filter.is_everything() { Some((objs.len() - counted) as i64) } else { None };
-            (Some(encode_continue(rv, &last.key, &r.ri.key_prefix())), remaining)
+            let remaining = if filter.is_everything() {
+                Some((objs.len() - counted) as i64)
+            } else {
+                None
+            };
+            (
+                Some(encode_continue(rv, &last.key, &r.ri.key_prefix())),
+                remaining,
+            )
         } else {
             (None, None)
         };
-        Ok(ListResult { items, rv, continue_token, remaining })
+        Ok(ListResult {
+            items,
+            rv,
+            continue_token,
+            remaining,
+        })
     }
 
     async fn list_from_store(
@@ -457,7 +531,8 @@ impl Api {
             let n = resp.kvs.len();
             for kv in resp.kvs {
                 cursor = kv.key.clone();
-                let obj = cache::decode(&kv, kv.mod_revision).map_err(|e| ApiError::internal(e.to_string()))?;
+                let obj = cache::decode(&kv, kv.mod_revision)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
                 if !filter.matches(&obj) {
                     continue;
                 }
@@ -470,24 +545,41 @@ impl Api {
                         remaining: None,
                     });
                 }
-                items.push(Arc::new(CachedObject::new(kv.key.clone(), kv.mod_revision, Arc::new(obj))));
+                items.push(Arc::new(CachedObject::new(
+                    kv.key.clone(),
+                    kv.mod_revision,
+                    Arc::new(obj),
+                )));
             }
             if limit == 0 || n < limit + 1 || !resp.more && n <= limit {
                 break;
             }
         }
-        Ok(ListResult { items, rv, continue_token: None, remaining: None })
+        Ok(ListResult {
+            items,
+            rv,
+            continue_token: None,
+            remaining: None,
+        })
     }
 
-    fn ensure_namespace(&self, ri: &ResourceInfo, namespace: &str) -> Result<(), ApiError> {
+    /// The namespace of a new object must exist and not be terminating. Read from the store,
+    /// not the cache: a deletion acknowledged a moment ago must already refuse new content.
+    async fn ensure_namespace(&self, ri: &ResourceInfo, namespace: &str) -> Result<(), ApiError> {
         if !ri.namespaced {
             return Ok(());
         }
         let ns_key = format!("/registry/core/namespaces/{namespace}");
-        let nsc = self.cache.resource("/registry/core/namespaces/");
-        match nsc.get(&ns_key) {
+        let ns = match self.store.get(&ns_key).await.map_err(store_err)? {
+            Some(kv) => Some(
+                cache::decode(&kv, kv.mod_revision)
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+            ),
+            None => None,
+        };
+        match ns {
             None => Err(ApiError::not_found("", "namespaces", namespace)),
-            Some(ns) if objects::is_deleting(&ns.obj) => Err(ApiError::forbidden(
+            Some(ns) if objects::is_deleting(&ns) => Err(ApiError::forbidden(
                 &ri.group,
                 &ri.plural,
                 "",
@@ -499,7 +591,9 @@ impl Api {
 
     /// Whether a resource is served from a CRD.
     pub fn is_custom(&self, ri: &ResourceInfo) -> bool {
-        self.catalogue.builtin(&ri.group, &ri.version, &ri.plural).is_none()
+        self.catalogue
+            .builtin(&ri.group, &ri.version, &ri.plural)
+            .is_none()
     }
 
     /// The CRD serving a custom resource (None for built-in kinds).
@@ -507,7 +601,8 @@ impl Api {
         if !self.is_custom(ri) {
             return None;
         }
-        self.lookup(&ri.group, &ri.version, &ri.plural).and_then(|(_, crd)| crd)
+        self.lookup(&ri.group, &ri.version, &ri.plural)
+            .and_then(|(_, crd)| crd)
     }
 
     fn tracks_generation(&self, ri: &ResourceInfo) -> bool {
@@ -538,15 +633,24 @@ impl Api {
                     &ri.group,
                     &ri.kind,
                     "",
-                    vec![FieldError::required("metadata.name", "name or generateName is required")],
+                    vec![FieldError::required(
+                        "metadata.name",
+                        "name or generateName is required",
+                    )],
                 ));
             }
-            meta_mut(&mut obj).insert("name".into(), Value::String(format!("{gen}{}", random_suffix())));
+            meta_mut(&mut obj).insert(
+                "name".into(),
+                Value::String(format!("{gen}{}", random_suffix())),
+            );
         }
         let name = objects::name(&obj).to_string();
         {
             let m = meta_mut(&mut obj);
-            m.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+            m.insert(
+                "uid".into(),
+                Value::String(uuid::Uuid::new_v4().to_string()),
+            );
             m.insert("creationTimestamp".into(), Value::String(objects::now()));
             if self.tracks_generation(ri) {
                 m.insert("generation".into(), json!(1));
@@ -561,7 +665,7 @@ impl Api {
         }
         let crd = self.crd_of(ri);
         if ri.group.is_empty() && ri.plural == "pods" {
-            self.admit_pod_priority(&mut obj)?;
+            self.admit_pod_priority(&mut obj).await?;
         }
         let causes = crate::admission::default_and_validate_create(ri, crd.as_deref(), &mut obj);
         if !causes.is_empty() {
@@ -572,7 +676,7 @@ impl Api {
                 obj["status"] = st;
             }
         }
-        self.ensure_namespace(ri, r.namespace)?;
+        self.ensure_namespace(ri, r.namespace).await?;
         if !r.apply && !r.manager.is_empty() {
             crate::admission::track_update(ri, crd.as_deref(), None, &mut obj, r.manager, "")?;
         }
@@ -589,7 +693,11 @@ impl Api {
             .store
             .txn(Txn {
                 compares: vec![Compare::ModRevision(key.clone(), 0)],
-                success: vec![Op::Put { key: key.clone(), value: encode_stored(&obj), lease }],
+                success: vec![Op::Put {
+                    key: key.clone(),
+                    value: encode_stored(&obj),
+                    lease,
+                }],
                 failure: vec![],
             })
             .await
@@ -603,12 +711,28 @@ impl Api {
 
     /// Priority admission: resolve `spec.priorityClassName` (or the global default class) into
     /// `spec.priority` and `spec.preemptionPolicy`.
-    fn admit_pod_priority(&self, pod: &mut Value) -> Result<(), ApiError> {
+    async fn admit_pod_priority(&self, pod: &mut Value) -> Result<(), ApiError> {
+        // a class created a moment ago must be seen: read the cache once it caught up
+        self.cache
+            .sync()
+            .await
+            .map_err(|e| ApiError::timeout(e.to_string()))?;
         let prefix = "/registry/scheduling.k8s.io/priorityclasses/";
-        let classes = self.cache.resource(prefix).snapshot(prefix, &self.cache.revision_rx()).0;
-        let name = pod.pointer("/spec/priorityClassName").and_then(Value::as_str).unwrap_or("").to_string();
+        let classes = self
+            .cache
+            .resource(prefix)
+            .snapshot(prefix, &self.cache.revision_rx())
+            .0;
+        let name = pod
+            .pointer("/spec/priorityClassName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let class = if name.is_empty() {
-            classes.iter().find(|c| c.obj.get("globalDefault").and_then(Value::as_bool) == Some(true)).map(|c| c.obj.clone())
+            classes
+                .iter()
+                .find(|c| c.obj.get("globalDefault").and_then(Value::as_bool) == Some(true))
+                .map(|c| c.obj.clone())
         } else {
             match classes.iter().find(|c| objects::name(&c.obj) == name) {
                 Some(c) => Some(c.obj.clone()),
@@ -634,7 +758,10 @@ impl Api {
                 spec.insert("priorityClassName".into(), json!(objects::name(&class)));
             }
             spec.insert("priority".into(), json!(value));
-            let policy = class.get("preemptionPolicy").and_then(Value::as_str).unwrap_or("PreemptLowerPriority");
+            let policy = class
+                .get("preemptionPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("PreemptLowerPriority");
             spec.insert("preemptionPolicy".into(), json!(policy));
         }
         Ok(())
@@ -653,9 +780,16 @@ impl Api {
         let precondition = objects::resource_version(&new).to_string();
         let body = Arc::new(new);
         let b = body.clone();
-        match self.guaranteed_update(r, &precondition, move |_old| Ok((*b).clone())).await {
+        match self
+            .guaranteed_update(r, &precondition, move |_old| Ok((*b).clone()))
+            .await
+        {
             // kinds upstream lets PUT create (AllowCreateOnUpdate)
-            Err(e) if e.reason == apimachinery::Reason::NotFound && r.subresource.is_empty() && allows_create_on_update(r.ri) => {
+            Err(e)
+                if e.reason == apimachinery::Reason::NotFound
+                    && r.subresource.is_empty()
+                    && allows_create_on_update(r.ri) =>
+            {
                 let mut obj = (*body).clone();
                 if objects::name(&obj).is_empty() {
                     meta_mut(&mut obj).insert("name".into(), Value::String(r.name.to_string()));
@@ -671,7 +805,12 @@ impl Api {
 
     /// Read-modify-write with compare-and-swap, retried on conflicts when the caller gave no
     /// resourceVersion precondition. `mutate` gets the current object and returns the new one.
-    pub async fn guaranteed_update<F>(&self, r: &Req<'_>, precondition: &str, mutate: F) -> Result<Written, ApiError>
+    pub async fn guaranteed_update<F>(
+        &self,
+        r: &Req<'_>,
+        precondition: &str,
+        mutate: F,
+    ) -> Result<Written, ApiError>
     where
         F: Fn(&Value) -> Result<Value, ApiError>,
     {
@@ -681,34 +820,49 @@ impl Api {
             let Some(kv) = self.store.get(&key).await.map_err(store_err)? else {
                 return Err(ApiError::not_found(&ri.group, &ri.plural, r.name));
             };
-            let old = cache::decode(&kv, kv.mod_revision).map_err(|e| ApiError::internal(e.to_string()))?;
+            let old = cache::decode(&kv, kv.mod_revision)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
             if !precondition.is_empty() && precondition != kv.mod_revision.to_string() {
                 parse_rv(precondition)?;
-                return Err(ApiError::stale_resource_version(&ri.group, &ri.plural, r.name));
+                return Err(ApiError::stale_resource_version(
+                    &ri.group, &ri.plural, r.name,
+                ));
             }
             let mut new = mutate(&old)?;
             if !new.is_object() {
-                return Err(ApiError::bad_request("the request body must be a JSON object"));
+                return Err(ApiError::bad_request(
+                    "the request body must be a JSON object",
+                ));
             }
             let new_rv = objects::resource_version(&new).to_string();
             if !new_rv.is_empty() && new_rv != kv.mod_revision.to_string() {
                 parse_rv(&new_rv)?;
-                return Err(ApiError::stale_resource_version(&ri.group, &ri.plural, r.name));
+                return Err(ApiError::stale_resource_version(
+                    &ri.group, &ri.plural, r.name,
+                ));
             }
             self.prepare_update(r, &old, &mut new)?;
             if r.dry_run() {
                 cache::set_rv(&mut new, kv.mod_revision);
-                return Ok(Written { obj: new, code: 200 });
+                return Ok(Written {
+                    obj: new,
+                    code: 200,
+                });
             }
             // unchanged objects are not written (no new resourceVersion), as upstream
             let mut cmp_new = new.clone();
             cache::set_rv(&mut cmp_new, kv.mod_revision);
             if cmp_new == old {
-                return Ok(Written { obj: old, code: 200 });
+                return Ok(Written {
+                    obj: old,
+                    code: 200,
+                });
             }
             let finished = objects::is_deleting(&new)
                 && objects::finalizers(&new).is_empty()
-                && !(ri.group.is_empty() && ri.plural == "namespaces" && namespace_finalizers_pending(&new))
+                && !(ri.group.is_empty()
+                    && ri.plural == "namespaces"
+                    && namespace_finalizers_pending(&new))
                 && objects::meta(&new)
                     .and_then(|m| m.get("deletionGracePeriodSeconds"))
                     .and_then(Value::as_i64)
@@ -717,7 +871,11 @@ impl Api {
             let op = if finished {
                 Op::Delete { key: key.clone() }
             } else {
-                Op::Put { key: key.clone(), value: encode_stored(&new), lease: kv.lease }
+                Op::Put {
+                    key: key.clone(),
+                    value: encode_stored(&new),
+                    lease: kv.lease,
+                }
             };
             let resp = self
                 .store
@@ -730,13 +888,20 @@ impl Api {
                 .map_err(store_err)?;
             if resp.succeeded {
                 cache::set_rv(&mut new, resp.revision);
-                return Ok(Written { obj: new, code: 200 });
+                return Ok(Written {
+                    obj: new,
+                    code: 200,
+                });
             }
             if !precondition.is_empty() {
-                return Err(ApiError::stale_resource_version(&ri.group, &ri.plural, r.name));
+                return Err(ApiError::stale_resource_version(
+                    &ri.group, &ri.plural, r.name,
+                ));
             }
         }
-        Err(ApiError::stale_resource_version(&ri.group, &ri.plural, r.name))
+        Err(ApiError::stale_resource_version(
+            &ri.group, &ri.plural, r.name,
+        ))
     }
 
     /// Carry server-owned fields over from the old object and validate the update.
@@ -755,13 +920,19 @@ impl Api {
                         }
                     }
                 }
-                if let Some(mf) = objects::meta(new).and_then(|m| m.get("managedFields")).cloned() {
+                if let Some(mf) = objects::meta(new)
+                    .and_then(|m| m.get("managedFields"))
+                    .cloned()
+                {
                     meta_mut(&mut merged).insert("managedFields".into(), mf);
                 }
                 // the apps workloads' status strategies keep only spec and labels: controllers
                 // record annotations (e.g. deployment.kubernetes.io/revision) through /status
                 if ri.group == "apps" {
-                    match objects::meta(new).and_then(|m| m.get("annotations")).cloned() {
+                    match objects::meta(new)
+                        .and_then(|m| m.get("annotations"))
+                        .cloned()
+                    {
                         Some(a) => {
                             meta_mut(&mut merged).insert("annotations".into(), a);
                         }
@@ -808,7 +979,11 @@ impl Api {
                     }
                 }
             }
-            for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            for f in [
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
                 match old_meta.get(f) {
                     Some(v) => {
                         m.insert(f.into(), v.clone());
@@ -824,10 +999,18 @@ impl Api {
         }
         let custom = self.is_custom(ri);
         let crd = self.crd_of(ri);
-        let causes = crate::admission::default_and_validate_update(ri, crd.as_deref(), r.subresource, new, old);
+        let causes = crate::admission::default_and_validate_update(
+            ri,
+            crd.as_deref(),
+            r.subresource,
+            new,
+            old,
+        );
         // only writes of the main resource move the generation (status strategies never do)
         if r.subresource.is_empty() || r.subresource == "scale" {
-            if let Some(g) = apimachinery::meta::next_generation(&ri.group, &ri.kind, custom, old, new) {
+            if let Some(g) =
+                apimachinery::meta::next_generation(&ri.group, &ri.kind, custom, old, new)
+            {
                 meta_mut(new).insert("generation".into(), json!(g));
             }
         }
@@ -847,26 +1030,49 @@ impl Api {
         let sub = r.subresource.to_string();
         let crd = self.crd_of(ri);
         let is_apply = ty == BodyType::ApplyPatch;
-        let r = &Req { apply: is_apply, ..*r };
+        let r = &Req {
+            apply: is_apply,
+            ..*r
+        };
         let result = self
             .guaranteed_update(r, "", |old| {
                 let pri = r.view.unwrap_or(ri);
                 let cur = to_view(r.view, old);
-                let mut new = patch.apply(pri, crd.as_deref(), &cur, &field_manager, force, &sub)?;
+                let mut new =
+                    patch.apply(pri, crd.as_deref(), &cur, &field_manager, force, &sub)?;
                 let unknown = crate::admission::prune(pri, crd.as_deref(), &mut new);
-                crate::admission::field_validation(pri, r.query.get("fieldValidation").map(String::as_str), &unknown, &[])?;
+                crate::admission::field_validation(
+                    pri,
+                    r.query.get("fieldValidation").map(String::as_str),
+                    &unknown,
+                    &[],
+                )?;
                 let mut new = from_view(r.view, &new);
                 // a patch that sets resourceVersion is a precondition
                 if objects::resource_version(&new).is_empty() {
-                    cache::set_rv(&mut new, parse_rv(objects::resource_version(old)).unwrap_or(0));
+                    cache::set_rv(
+                        &mut new,
+                        parse_rv(objects::resource_version(old)).unwrap_or(0),
+                    );
                 }
                 Ok(new)
             })
             .await;
         match result {
-            Err(e) if e.reason == apimachinery::Reason::NotFound && ty == BodyType::ApplyPatch && r.subresource.is_empty() => {
+            Err(e)
+                if e.reason == apimachinery::Reason::NotFound
+                    && ty == BodyType::ApplyPatch
+                    && r.subresource.is_empty() =>
+            {
                 // server-side apply creates missing objects
-                let obj = patch.apply(r.view.unwrap_or(ri), crd.as_deref(), &Value::Null, &field_manager, force, "")?;
+                let obj = patch.apply(
+                    r.view.unwrap_or(ri),
+                    crd.as_deref(),
+                    &Value::Null,
+                    &field_manager,
+                    force,
+                    "",
+                )?;
                 let mut obj = from_view(r.view, &obj);
                 if objects::name(&obj).is_empty() {
                     meta_mut(&mut obj).insert("name".into(), Value::String(r.name.to_string()));
@@ -886,29 +1092,54 @@ impl Api {
             .and_then(Value::as_str)
             .map(String::from)
             .or_else(|| {
-                options.get("orphanDependents").and_then(Value::as_bool).map(|o| {
-                    if o { "Orphan".to_string() } else { "Background".to_string() }
-                })
+                options
+                    .get("orphanDependents")
+                    .and_then(Value::as_bool)
+                    .map(|o| {
+                        if o {
+                            "Orphan".to_string()
+                        } else {
+                            "Background".to_string()
+                        }
+                    })
             })
             .unwrap_or_default();
-        if !propagation.is_empty() && !matches!(propagation.as_str(), "Orphan" | "Background" | "Foreground") {
+        if !propagation.is_empty()
+            && !matches!(propagation.as_str(), "Orphan" | "Background" | "Foreground")
+        {
             return Err(ApiError::invalid(
                 "meta.k8s.io",
                 "DeleteOptions",
                 "",
-                vec![FieldError::not_supported("propagationPolicy", &json!(propagation), &["Foreground", "Background", "Orphan"])],
+                vec![FieldError::not_supported(
+                    "propagationPolicy",
+                    &json!(propagation),
+                    &["Foreground", "Background", "Orphan"],
+                )],
             ));
         }
         let grace_opt = options.get("gracePeriodSeconds").and_then(Value::as_i64);
-        let pre_uid = options.pointer("/preconditions/uid").and_then(Value::as_str).unwrap_or("").to_string();
-        let pre_rv = options.pointer("/preconditions/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
+        let pre_uid = options
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let pre_rv = options
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let dry_run = r.dry_run()
-            || options.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+            || options
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "All"));
         for _ in 0..16 {
             let Some(kv) = self.store.get(&key).await.map_err(store_err)? else {
                 return Err(ApiError::not_found(&ri.group, &ri.plural, r.name));
             };
-            let old = cache::decode(&kv, kv.mod_revision).map_err(|e| ApiError::internal(e.to_string()))?;
+            let old = cache::decode(&kv, kv.mod_revision)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
             if !pre_uid.is_empty() && pre_uid != objects::uid(&old) {
                 return Err(ApiError::conflict(&ri.group, &ri.plural, r.name, &format!(
                     "Precondition failed: UID in precondition: {pre_uid}, UID in object meta: {}", objects::uid(&old))));
@@ -920,7 +1151,9 @@ impl Api {
             let mut new = old.clone();
             let mut finalizers = objects::finalizers(&old);
             match propagation.as_str() {
-                "Orphan" if !objects::is_deleting(&old) || finalizers.iter().any(|f| f == "orphan") => {
+                "Orphan"
+                    if !objects::is_deleting(&old) || finalizers.iter().any(|f| f == "orphan") =>
+                {
                     if !finalizers.iter().any(|f| f == "orphan") {
                         finalizers.push("orphan".into());
                     }
@@ -938,21 +1171,36 @@ impl Api {
             // graceful deletion (pods bound to a node)
             let mut grace = 0i64;
             if ri.group.is_empty() && ri.plural == "pods" {
-                let bound = !old.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").is_empty();
-                let phase = old.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
-                let default = old.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+                let bound = !old
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty();
+                let phase = old
+                    .pointer("/status/phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let default = old
+                    .pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(30);
                 grace = grace_opt.unwrap_or(default).max(0);
                 if !bound || phase == "Succeeded" || phase == "Failed" {
                     grace = 0;
                 }
-                if let Some(cur) = objects::meta(&old).and_then(|m| m.get("deletionGracePeriodSeconds")).and_then(Value::as_i64) {
+                if let Some(cur) = objects::meta(&old)
+                    .and_then(|m| m.get("deletionGracePeriodSeconds"))
+                    .and_then(Value::as_i64)
+                {
                     if objects::is_deleting(&old) {
                         grace = grace.min(cur);
                     }
                 }
             }
             let is_ns = ri.group.is_empty() && ri.plural == "namespaces";
-            let immediate = finalizers.is_empty() && grace == 0 && !(is_ns && namespace_finalizers_pending(&old));
+            let immediate = finalizers.is_empty()
+                && grace == 0
+                && !(is_ns && namespace_finalizers_pending(&old));
             let txn_ops;
             let code;
             if immediate {
@@ -964,7 +1212,10 @@ impl Api {
                 if !objects::is_deleting(&old) || grace > 0 {
                     let at = std::time::SystemTime::now() + Duration::from_secs(grace as u64);
                     if !m.contains_key("deletionTimestamp") || grace > 0 {
-                        m.insert("deletionTimestamp".into(), Value::String(objects::rfc3339(at)));
+                        m.insert(
+                            "deletionTimestamp".into(),
+                            Value::String(objects::rfc3339(at)),
+                        );
                     }
                 }
                 m.insert("deletionGracePeriodSeconds".into(), json!(grace));
@@ -975,11 +1226,18 @@ impl Api {
                 if is_ns {
                     new["status"]["phase"] = json!("Terminating");
                 }
-                txn_ops = vec![Op::Put { key: key.clone(), value: encode_stored(&new), lease: kv.lease }];
+                txn_ops = vec![Op::Put {
+                    key: key.clone(),
+                    value: encode_stored(&new),
+                    lease: kv.lease,
+                }];
                 code = if is_ns { 200 } else { 202 };
             }
             if dry_run {
-                return Ok(Written { obj: if immediate { old } else { new }, code });
+                return Ok(Written {
+                    obj: if immediate { old } else { new },
+                    code,
+                });
             }
             let resp = self
                 .store
@@ -991,34 +1249,59 @@ impl Api {
                 .await
                 .map_err(store_err)?;
             if resp.succeeded {
-                if immediate && ri.group == "apiextensions.k8s.io" && ri.plural == "customresourcedefinitions" {
+                if immediate
+                    && ri.group == "apiextensions.k8s.io"
+                    && ri.plural == "customresourcedefinitions"
+                {
                     self.purge_custom_resources(&old).await;
                 }
                 if immediate {
                     let mut gone = old;
                     cache::set_rv(&mut gone, resp.revision);
-                    return Ok(Written { obj: gone, code: 200 });
+                    return Ok(Written {
+                        obj: gone,
+                        code: 200,
+                    });
                 }
                 cache::set_rv(&mut new, resp.revision);
                 return Ok(Written { obj: new, code });
             }
         }
-        Err(ApiError::stale_resource_version(&ri.group, &ri.plural, r.name))
+        Err(ApiError::stale_resource_version(
+            &ri.group, &ri.plural, r.name,
+        ))
     }
 
     /// Remove every stored object of a deleted CRD (upstream's customresourcecleanup finalizer).
     async fn purge_custom_resources(&self, crd: &Value) {
-        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
-        let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
+        let group = crd
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let plural = crd
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if group.is_empty() || plural.is_empty() {
             return;
         }
         let prefix = format!("/registry/{group}/{plural}/");
-        let Ok(resp) = self.store.range(store::RangeRequest { prefix, ..Default::default() }).await else { return };
+        let Ok(resp) = self
+            .store
+            .range(store::RangeRequest {
+                prefix,
+                ..Default::default()
+            })
+            .await
+        else {
+            return;
+        };
         for kv in resp.kvs {
             let txn = Txn {
                 compares: vec![Compare::ModRevision(kv.key.clone(), kv.mod_revision)],
-                success: vec![Op::Delete { key: kv.key.clone() }],
+                success: vec![Op::Delete {
+                    key: kv.key.clone(),
+                }],
                 failure: vec![],
             };
             if let Err(e) = self.store.txn(txn).await {
@@ -1030,14 +1313,25 @@ impl Api {
     /// DELETE of a collection: deletes every object the selectors match.
     pub async fn delete_collection(&self, r: &Req<'_>, options: &Value) -> Result<Value, ApiError> {
         let filter = Filter::from_query(r.ri, r.query)?;
-        self.cache.sync().await.map_err(|e| ApiError::timeout(e.to_string()))?;
+        self.cache
+            .sync()
+            .await
+            .map_err(|e| ApiError::timeout(e.to_string()))?;
         let prefix = self.namespace_prefix(r.ri, r.namespace);
-        let (objs, _) = self.cache.resource(&r.ri.key_prefix()).snapshot(&prefix, &self.cache.revision_rx());
+        let (objs, _) = self
+            .cache
+            .resource(&r.ri.key_prefix())
+            .snapshot(&prefix, &self.cache.revision_rx());
         let mut deleted = Vec::new();
         for o in objs.iter().filter(|o| filter.matches(&o.obj)) {
             let name = objects::name(&o.obj).to_string();
             let ns = objects::namespace(&o.obj).to_string();
-            let sub = Req { namespace: &ns, name: &name, subresource: "", ..*r };
+            let sub = Req {
+                namespace: &ns,
+                name: &name,
+                subresource: "",
+                ..*r
+            };
             match self.delete(&sub, options).await {
                 Ok(w) => deleted.push(w.obj),
                 Err(e) if e.reason == apimachinery::Reason::NotFound => {}
@@ -1066,7 +1360,12 @@ impl Api {
     }
 
     /// PUT/PATCH /scale: sets spec.replicas.
-    pub async fn update_scale(&self, r: &Req<'_>, ty: Option<BodyType>, body: &[u8]) -> Result<Value, ApiError> {
+    pub async fn update_scale(
+        &self,
+        r: &Req<'_>,
+        ty: Option<BodyType>,
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
         let ri = r.ri;
         let patch = match ty {
             Some(t) => Some(crate::patch::Patch::parse(t, body)?),
@@ -1083,29 +1382,47 @@ impl Api {
         let scale_ri = scale_resource_info();
         let paths = self.scale_paths(ri);
         let w = self
-            .guaranteed_update(&Req { subresource: "scale", ..*r }, &precondition, |old| {
-                let cur = scale_of(ri, old, &paths);
-                let want = match (&patch, &body_obj) {
-                    (Some(p), _) => p.apply(&scale_ri, None, &cur, "scale", true, "")?,
-                    (None, Some(b)) => b.clone(),
-                    _ => cur.clone(),
-                };
-                let replicas = want.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
-                if replicas < 0 {
-                    return Err(ApiError::invalid(
-                        "autoscaling",
-                        "Scale",
-                        r.name,
-                        vec![FieldError::invalid("spec.replicas", &json!(replicas), "must be greater than or equal to 0")],
-                    ));
-                }
-                let mut new = old.clone();
-                set_pointer(&mut new, &paths.spec, json!(replicas));
-                if objects::resource_version(&want) != objects::resource_version(&cur) && !objects::resource_version(&want).is_empty() {
-                    return Err(ApiError::stale_resource_version(&ri.group, &ri.plural, r.name));
-                }
-                Ok(new)
-            })
+            .guaranteed_update(
+                &Req {
+                    subresource: "scale",
+                    ..*r
+                },
+                &precondition,
+                |old| {
+                    let cur = scale_of(ri, old, &paths);
+                    let want = match (&patch, &body_obj) {
+                        (Some(p), _) => p.apply(&scale_ri, None, &cur, "scale", true, "")?,
+                        (None, Some(b)) => b.clone(),
+                        _ => cur.clone(),
+                    };
+                    let replicas = want
+                        .pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    if replicas < 0 {
+                        return Err(ApiError::invalid(
+                            "autoscaling",
+                            "Scale",
+                            r.name,
+                            vec![FieldError::invalid(
+                                "spec.replicas",
+                                &json!(replicas),
+                                "must be greater than or equal to 0",
+                            )],
+                        ));
+                    }
+                    let mut new = old.clone();
+                    set_pointer(&mut new, &paths.spec, json!(replicas));
+                    if objects::resource_version(&want) != objects::resource_version(&cur)
+                        && !objects::resource_version(&want).is_empty()
+                    {
+                        return Err(ApiError::stale_resource_version(
+                            &ri.group, &ri.plural, r.name,
+                        ));
+                    }
+                    Ok(new)
+                },
+            )
             .await?;
         Ok(scale_of(ri, &w.obj, &paths))
     }
@@ -1113,7 +1430,9 @@ impl Api {
 
 /// A namespace's own finalizers (spec.finalizers, e.g. `kubernetes`) still to run.
 fn namespace_finalizers_pending(ns: &Value) -> bool {
-    ns.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+    ns.pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
 }
 
 fn items_last_key(items: &[Arc<CachedObject>], _r: &Req<'_>, _prefix: &str) -> String {
@@ -1152,14 +1471,24 @@ fn set_pointer(obj: &mut Value, ptr: &str, v: Value) {
             cur[*p] = v;
             return;
         }
-        cur = cur.as_object_mut().expect("made an object").entry(p.to_string()).or_insert_with(|| json!({}));
+        cur = cur
+            .as_object_mut()
+            .expect("made an object")
+            .entry(p.to_string())
+            .or_insert_with(|| json!({}));
     }
 }
 
 pub fn scale_of(ri: &ResourceInfo, obj: &Value, paths: &ScalePaths) -> Value {
     let m = objects::meta(obj).cloned().unwrap_or_default();
     let mut meta = Map::new();
-    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = m.get(f) {
             meta.insert(f.into(), v.clone());
         }
@@ -1169,14 +1498,21 @@ pub fn scale_of(ri: &ResourceInfo, obj: &Value, paths: &ScalePaths) -> Value {
         Some(sel) if ri.plural == "replicationcontrollers" => {
             let labels: Vec<String> = sel
                 .as_object()
-                .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect()
+                })
                 .unwrap_or_default();
             labels.join(",")
         }
-        Some(sel) => LabelSelector::from_label_selector(Some(sel)).map(|s| s.to_string()).unwrap_or_default(),
+        Some(sel) => LabelSelector::from_label_selector(Some(sel))
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
         None => String::new(),
     };
-    let mut status = json!({"replicas": obj.pointer(&paths.status).and_then(Value::as_i64).unwrap_or(0)});
+    let mut status =
+        json!({"replicas": obj.pointer(&paths.status).and_then(Value::as_i64).unwrap_or(0)});
     if !selector.is_empty() {
         status["selector"] = json!(selector);
     }
@@ -1195,14 +1531,24 @@ mod tests {
 
     #[test]
     fn continue_tokens_roundtrip_and_reject_garbage() {
-        let t = encode_continue(42, "/registry/core/pods/default/web-1", "/registry/core/pods/");
-        assert_eq!(decode_continue(&t).unwrap(), (42, "default/web-1".to_string()));
+        let t = encode_continue(
+            42,
+            "/registry/core/pods/default/web-1",
+            "/registry/core/pods/",
+        );
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            (42, "default/web-1".to_string())
+        );
         assert_eq!(decode_continue("!!!").unwrap_err().code(), 400);
     }
 
     #[test]
     fn scale_from_deployment() {
-        let ri = apimachinery::registry::builtin_resources().into_iter().find(|r| r.plural == "deployments").unwrap();
+        let ri = apimachinery::registry::builtin_resources()
+            .into_iter()
+            .find(|r| r.plural == "deployments")
+            .unwrap();
         let d = json!({"metadata": {"name": "web", "namespace": "d", "resourceVersion": "7"},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}}, "status": {"replicas": 2}});
         let s = scale_of(&ri, &d, &ScalePaths::builtin());

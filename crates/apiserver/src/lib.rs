@@ -61,7 +61,10 @@ pub enum ServerError {
     #[error("auth: {0}")]
     Auth(#[from] auth::AuthError),
     #[error("listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("watch cache: {0}")]
     Cache(#[from] cache::CacheError),
     #[error("bootstrap: {0}")]
@@ -88,7 +91,13 @@ fn event_lease_reuse(ttl: Duration) -> Duration {
 }
 
 impl Api {
-    pub async fn new(store: Arc<dyn Store>, authn: Authenticators, authz: Arc<dyn Authorizer>, server_address: String, event_ttl: Duration) -> Result<Arc<Api>, ServerError> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        authn: Authenticators,
+        authz: Arc<dyn Authorizer>,
+        server_address: String,
+        event_ttl: Duration,
+    ) -> Result<Arc<Api>, ServerError> {
         let cache = WatchCache::start(store.clone()).await?;
         Ok(Arc::new(Api {
             catalogue: Catalogue::new(),
@@ -119,12 +128,19 @@ impl Api {
 
     fn crds(&self) -> Vec<Arc<cache::CachedObject>> {
         let prefix = "/registry/apiextensions.k8s.io/customresourcedefinitions/";
-        self.cache.resource(prefix).snapshot(prefix, &self.cache.revision_rx()).0
+        self.cache
+            .resource(prefix)
+            .snapshot(prefix, &self.cache.revision_rx())
+            .0
     }
 
     /// The CRDs currently stored (not being deleted).
     pub fn crd_objects(&self) -> Vec<Arc<Value>> {
-        self.crds().into_iter().filter(|c| !crate::objects::is_deleting(&c.obj)).map(|c| c.obj.clone()).collect()
+        self.crds()
+            .into_iter()
+            .filter(|c| !crate::objects::is_deleting(&c.obj))
+            .map(|c| c.obj.clone())
+            .collect()
     }
 
     /// Every served resource: built-in kinds and established CRDs.
@@ -139,17 +155,29 @@ impl Api {
     }
 
     /// Find a served resource; for custom resources also returns the CRD.
-    pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<(ResourceInfo, Option<Arc<Value>>)> {
+    pub fn lookup(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<(ResourceInfo, Option<Arc<Value>>)> {
         if let Some(r) = self.catalogue.builtin(group, version, plural) {
             return Some((r.clone(), None));
         }
         for crd in self.crds() {
             if crd.obj.pointer("/spec/group").and_then(Value::as_str) != Some(group)
-                || crd.obj.pointer("/spec/names/plural").and_then(Value::as_str) != Some(plural)
+                || crd
+                    .obj
+                    .pointer("/spec/names/plural")
+                    .and_then(Value::as_str)
+                    != Some(plural)
             {
                 continue;
             }
-            if let Some(r) = discovery::crd_resources(&crd.obj).into_iter().find(|r| r.version == version) {
+            if let Some(r) = discovery::crd_resources(&crd.obj)
+                .into_iter()
+                .find(|r| r.version == version)
+            {
                 return Some((r, Some(crd.obj.clone())));
             }
         }
@@ -158,19 +186,37 @@ impl Api {
 
     /// The storage form of a resource served through conversion.
     pub fn storage_info(&self, ri: &ResourceInfo) -> ResourceInfo {
-        let g = if ri.storage_group != ri.group { ri.storage_group.as_str() } else { ri.group.as_str() };
-        self.catalogue.builtin(g, &ri.storage_version, &ri.plural).cloned().unwrap_or_else(|| ri.clone())
+        let g = if ri.storage_group != ri.group {
+            ri.storage_group.as_str()
+        } else {
+            ri.group.as_str()
+        };
+        self.catalogue
+            .builtin(g, &ri.storage_version, &ri.plural)
+            .cloned()
+            .unwrap_or_else(|| ri.clone())
     }
 
     /// Create the objects every cluster has: the default, kube-system, kube-public and
     /// kube-node-lease namespaces.
     pub async fn bootstrap(self: &Arc<Self>) -> Result<(), ServerError> {
-        let (ns, _) = self.lookup("", "v1", "namespaces").expect("namespaces are built in");
-        let (pc, _) = self.lookup("scheduling.k8s.io", "v1", "priorityclasses").expect("priorityclasses are built in");
-        let mut objects: Vec<(&ResourceInfo, &str, Value)> = ["default", "kube-system", "kube-public", "kube-node-lease"]
-            .iter()
-            .map(|n| (&ns, *n, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}})))
-            .collect();
+        let (ns, _) = self
+            .lookup("", "v1", "namespaces")
+            .expect("namespaces are built in");
+        let (pc, _) = self
+            .lookup("scheduling.k8s.io", "v1", "priorityclasses")
+            .expect("priorityclasses are built in");
+        let mut objects: Vec<(&ResourceInfo, &str, Value)> =
+            ["default", "kube-system", "kube-public", "kube-node-lease"]
+                .iter()
+                .map(|n| {
+                    (
+                        &ns,
+                        *n,
+                        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}),
+                    )
+                })
+                .collect();
         // the two system priority classes every cluster has (upstream's values)
         for (name, value, desc) in [
             ("system-node-critical", 2_000_001_000i64, "Used for system critical pods that must not be moved from their current node."),
@@ -180,7 +226,17 @@ impl Api {
         }
         for (ri, name, obj) in objects {
             let q = Default::default();
-            let r = handlers::Req { ri, namespace: "", name, subresource: "", query: &q, username: "system:apiserver", manager: "kube-apiserver", apply: false, view: None };
+            let r = handlers::Req {
+                ri,
+                namespace: "",
+                name,
+                subresource: "",
+                query: &q,
+                username: "system:apiserver",
+                manager: "kube-apiserver",
+                apply: false,
+                view: None,
+            };
             match self.create(&r, obj).await {
                 Ok(_) => {}
                 Err(e) if e.reason == apimachinery::Reason::AlreadyExists => {}
@@ -195,8 +251,16 @@ impl Api {
 
 /// The URL clients use to reach the server.
 pub fn server_url(config: &Config) -> String {
-    let host = if config.bind_address.is_unspecified() { "127.0.0.1".to_string() } else { config.bind_address.to_string() };
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let host = if config.bind_address.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        config.bind_address.to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     format!("https://{host}:{}", config.secure_port)
 }
 
@@ -205,19 +269,32 @@ pub fn prepare_pki(config: &Config) -> Result<pki::Pki, ServerError> {
     let p = pki::Pki::load_or_create(&config.data_dir, &config.serving_names)?;
     let url = server_url(config);
     let kc = p.admin_kubeconfig(&url);
-    pki::write_file(&config.data_dir.join("kubeconfig.yaml"), kc.as_bytes(), 0o600)?;
+    pki::write_file(
+        &config.data_dir.join("kubeconfig.yaml"),
+        kc.as_bytes(),
+        0o600,
+    )?;
     // the built-in components reach the API with identities of their own, as upstream's do
-    for (file, cn) in [("scheduler", "system:kube-scheduler"), ("controller-manager", "system:kube-controller-manager")] {
+    for (file, cn) in [
+        ("scheduler", "system:kube-scheduler"),
+        ("controller-manager", "system:kube-controller-manager"),
+    ] {
         let creds = p.component_cert(file, cn, &[])?;
         let kc = pki::kubeconfig(&url, &p.ca.cert_pem, cn, &creds);
-        pki::write_file(&component_kubeconfig(&config.data_dir, file), kc.as_bytes(), 0o600)?;
+        pki::write_file(
+            &component_kubeconfig(&config.data_dir, file),
+            kc.as_bytes(),
+            0o600,
+        )?;
     }
     Ok(p)
 }
 
 /// Where the kubeconfig of a built-in component (`scheduler`, `controller-manager`) lives.
 pub fn component_kubeconfig(data_dir: &std::path::Path, component: &str) -> PathBuf {
-    data_dir.join("components").join(format!("{component}.kubeconfig"))
+    data_dir
+        .join("components")
+        .join(format!("{component}.kubeconfig"))
 }
 
 fn tls_config(p: &pki::Pki) -> Result<rustls::ServerConfig, ServerError> {
@@ -245,7 +322,12 @@ fn tls_config(p: &pki::Pki) -> Result<rustls::ServerConfig, ServerError> {
 }
 
 /// Run the API server until `shutdown` resolves. `ready` is called once it accepts requests.
-pub async fn run(config: Config, store: Arc<dyn Store>, shutdown: impl Future<Output = ()>, ready: impl FnOnce(&str)) -> Result<(), ServerError> {
+pub async fn run(
+    config: Config,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(&str),
+) -> Result<(), ServerError> {
     let p = prepare_pki(&config)?;
     let tls = Arc::new(tls_config(&p)?);
     let mut authn = Authenticators::default();
@@ -253,10 +335,19 @@ pub async fn run(config: Config, store: Arc<dyn Store>, shutdown: impl Future<Ou
         authn.tokens.push(Arc::new(TokenFile::load(f)?));
     }
     let addr = SocketAddr::new(config.bind_address, config.secure_port);
-    let listener = TcpListener::bind(addr).await.map_err(|e| ServerError::Listen { addr, source: e })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Listen { addr, source: e })?;
     let url = server_url(&config);
     let server_address = url.trim_start_matches("https://").to_string();
-    let api = Api::new(store, authn, Arc::new(AllowAuthenticated), server_address, config.event_ttl).await?;
+    let api = Api::new(
+        store,
+        authn,
+        Arc::new(AllowAuthenticated),
+        server_address,
+        config.event_ttl,
+    )
+    .await?;
     api.bootstrap().await?;
     ready(&url);
     serve(api, listener, tls, shutdown).await;
@@ -264,7 +355,12 @@ pub async fn run(config: Config, store: Arc<dyn Store>, shutdown: impl Future<Ou
 }
 
 /// Accept TLS connections and serve HTTP/1.1 and HTTP/2 on them.
-pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Arc<rustls::ServerConfig>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    api: Arc<Api>,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()>,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     tokio::pin!(shutdown);
     loop {
@@ -283,14 +379,15 @@ pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Arc<rustls::Server
         let acceptor = acceptor.clone();
         let api = api.clone();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "tls handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let stream =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             // the client certificate's identity, parsed once per connection
             let cert = stream
                 .get_ref()
@@ -299,13 +396,22 @@ pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Arc<rustls::Server
                 .and_then(|c| c.first())
                 .and_then(|c| auth::user_from_cert_der(c))
                 .map(Arc::new);
-            let svc = hyper::service::service_fn(move |req| server::handle(api.clone(), cert.clone(), req));
-            let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let svc = hyper::service::service_fn(move |req| {
+                server::handle(api.clone(), cert.clone(), req)
+            });
+            let mut builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             // clients multiplex many watches over one connection (upstream allows 1000 streams)
             builder.http2().max_concurrent_streams(1000);
             // a client that never finishes its request headers is dropped
-            builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
-            if let Err(e) = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc).await {
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30));
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }
         });

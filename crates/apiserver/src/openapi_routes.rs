@@ -13,11 +13,17 @@ use crate::server::{json_response, Body};
 use crate::Api;
 
 fn not_found() -> ApiError {
-    ApiError::new(apimachinery::Reason::NotFound, "the server could not find the requested resource")
+    ApiError::new(
+        apimachinery::Reason::NotFound,
+        "the server could not find the requested resource",
+    )
 }
 
 fn crd_values(api: &Api) -> Vec<Value> {
-    api.crd_objects().into_iter().map(|o| (*o).clone()).collect()
+    api.crd_objects()
+        .into_iter()
+        .map(|o| (*o).clone())
+        .collect()
 }
 
 /// The custom group versions served by CRDs: (group, version).
@@ -32,7 +38,9 @@ fn custom_group_versions(crds: &[Value]) -> BTreeSet<(String, String)> {
 }
 
 fn custom_document(crds: &[Value], group: &str, version: &str) -> Option<Arc<Document>> {
-    openapi::custom_resource_document(group, version, crds).ok().map(Arc::new)
+    openapi::custom_resource_document(group, version, crds)
+        .ok()
+        .map(Arc::new)
 }
 
 pub fn serve(api: &Api, rest: &[&str]) -> Result<Response<Body>, ApiError> {
@@ -55,10 +63,22 @@ pub fn serve(api: &Api, rest: &[&str]) -> Result<Response<Body>, ApiError> {
             _ => return Err(not_found()),
         },
     };
-    let mut r = Response::new(http_body_util::BodyExt::boxed_unsync(http_body_util::Full::new(bytes::Bytes::from(doc.bytes.clone()))));
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    let mut r = Response::new(http_body_util::BodyExt::boxed_unsync(
+        http_body_util::Full::new(bytes::Bytes::from(doc.bytes.clone())),
+    ));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     // documents are addressed by content hash
-    r.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("public, immutable"));
-    r.headers_mut().insert(http::header::ETAG, http::HeaderValue::from_str(&format!("\"{}\"", doc.hash)).unwrap_or(http::HeaderValue::from_static("\"\"")));
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("public, immutable"),
+    );
+    r.headers_mut().insert(
+        http::header::ETAG,
+        http::HeaderValue::from_str(&format!("\"{}\"", doc.hash))
+            .unwrap_or(http::HeaderValue::from_static("\"\"")),
+    );
     Ok(r)
 }

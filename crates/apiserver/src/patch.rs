@@ -34,12 +34,22 @@ impl Patch {
     }
 
     /// Apply to `old` (Null when creating through apply) and return the patched object.
-    pub fn apply(&self, ri: &ResourceInfo, crd: Option<&Value>, old: &Value, manager: &str, force: bool, subresource: &str) -> Result<Value, ApiError> {
+    pub fn apply(
+        &self,
+        ri: &ResourceInfo,
+        crd: Option<&Value>,
+        old: &Value,
+        manager: &str,
+        force: bool,
+        subresource: &str,
+    ) -> Result<Value, ApiError> {
         match self {
             Patch::Json(p) => patch::apply_json_patch(old, p).map_err(|e| e.to_api_error()),
             Patch::Merge(p) => patch::apply_merge_patch(old, p).map_err(|e| e.to_api_error()),
             Patch::Strategic(p) => crate::admission::strategic_merge(ri, old, p),
-            Patch::Apply(p) => crate::admission::server_side_apply(ri, crd, old, p, manager, force, subresource),
+            Patch::Apply(p) => {
+                crate::admission::server_side_apply(ri, crd, old, p, manager, force, subresource)
+            }
         }
     }
 }

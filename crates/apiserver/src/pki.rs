@@ -15,7 +15,10 @@ use rcgen::{
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("certificate generation failed: {0}")]
     Rcgen(#[from] rcgen::Error),
     #[error("{path}: not a valid PEM certificate or key")]
@@ -38,7 +41,9 @@ pub struct CertPair {
 
 impl std::fmt::Debug for CertPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertPair").field("cert_pem", &self.cert_pem).finish_non_exhaustive()
+        f.debug_struct("CertPair")
+            .field("cert_pem", &self.cert_pem)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,7 +100,10 @@ fn read(path: &Path) -> Result<Option<String>> {
     match fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(PkiError::Io { path: path.to_path_buf(), source: e }),
+        Err(e) => Err(PkiError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
@@ -103,7 +111,10 @@ fn read(path: &Path) -> Result<Option<String>> {
 pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |e| PkiError::Io { path: path.to_path_buf(), source: e };
+    let io = |e| PkiError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(io)?;
     }
@@ -122,7 +133,10 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 fn validity(days: i64) -> (time::OffsetDateTime, time::OffsetDateTime) {
     let now = time::OffsetDateTime::now_utc();
-    (now - time::Duration::minutes(5), now + time::Duration::days(days))
+    (
+        now - time::Duration::minutes(5),
+        now + time::Duration::days(days),
+    )
 }
 
 fn new_key() -> Result<KeyPair> {
@@ -135,8 +149,11 @@ fn ca_params() -> CertificateParams {
     dn.push(DnType::CommonName, "oxkube-ca");
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages =
-        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let (nb, na) = validity(CA_DAYS);
     p.not_before = nb;
     p.not_after = na;
@@ -169,19 +186,27 @@ pub fn issue(
             Err(_) => Ok(SanType::DnsName(s.clone().try_into()?)),
         })
         .collect::<std::result::Result<_, rcgen::Error>>()?;
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     if server {
-        p.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+        p.extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ServerAuth);
     }
     if client {
-        p.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+        p.extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ClientAuth);
     }
     p.use_authority_key_identifier_extension = true;
     let (nb, na) = validity(LEAF_DAYS);
     p.not_before = nb;
     p.not_after = na;
     let cert = p.signed_by(&key, &issuer)?;
-    Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(CertPair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 /// Facts read back from a PEM certificate.
@@ -229,12 +254,20 @@ pub fn cert_facts_der(der: &[u8]) -> Option<CertFacts> {
     }
     let now = x509_parser::time::ASN1Time::now().timestamp();
     let expires_in = cert.validity().not_after.timestamp() - now;
-    Some(CertFacts { common_name, organizations, sans, expires_in })
+    Some(CertFacts {
+        common_name,
+        organizations,
+        sans,
+        expires_in,
+    })
 }
 
 fn pem_der(pem_text: &str) -> Option<Vec<u8>> {
     let mut rd = std::io::BufReader::new(pem_text.as_bytes());
-    let first = rustls_pemfile::certs(&mut rd).next()?.ok().map(|c| c.to_vec());
+    let first = rustls_pemfile::certs(&mut rd)
+        .next()?
+        .ok()
+        .map(|c| c.to_vec());
     first
 }
 
@@ -253,8 +286,16 @@ fn load_pair(dir: &Path, name: &str) -> Result<Option<CertPair>> {
 }
 
 fn store_pair(dir: &Path, name: &str, pair: &CertPair) -> Result<()> {
-    write_file(&dir.join(format!("{name}.key")), pair.key_pem.as_bytes(), 0o600)?;
-    write_file(&dir.join(format!("{name}.crt")), pair.cert_pem.as_bytes(), 0o644)
+    write_file(
+        &dir.join(format!("{name}.key")),
+        pair.key_pem.as_bytes(),
+        0o600,
+    )?;
+    write_file(
+        &dir.join(format!("{name}.crt")),
+        pair.cert_pem.as_bytes(),
+        0o644,
+    )
 }
 
 /// Whether a stored leaf must be re-issued: unparsable, expiring soon, or missing a wanted SAN.
@@ -275,14 +316,19 @@ impl Pki {
         let ca = match load_pair(&dir, "ca")? {
             Some(p) => {
                 if cert_facts(&p.cert_pem).is_none() {
-                    return Err(PkiError::BadPem { path: dir.join("ca.crt") });
+                    return Err(PkiError::BadPem {
+                        path: dir.join("ca.crt"),
+                    });
                 }
                 p
             }
             None => {
                 let key = new_key()?;
                 let cert = ca_params().self_signed(&key)?;
-                let p = CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() };
+                let p = CertPair {
+                    cert_pem: cert.pem(),
+                    key_pem: key.serialize_pem(),
+                };
                 store_pair(&dir, "ca", &p)?;
                 p
             }
@@ -299,7 +345,14 @@ impl Pki {
         let admin = match load_pair(&dir, "admin")? {
             Some(p) if !needs_reissue(&p, &[]) => p,
             _ => {
-                let p = issue(&ca, "system:admin", &["system:masters".to_string()], &[], false, true)?;
+                let p = issue(
+                    &ca,
+                    "system:admin",
+                    &["system:masters".to_string()],
+                    &[],
+                    false,
+                    true,
+                )?;
                 store_pair(&dir, "admin", &p)?;
                 p
             }
@@ -313,14 +366,30 @@ impl Pki {
                 k
             }
         };
-        Ok(Pki { dir, ca, serving, admin, service_account_key_pem })
+        Ok(Pki {
+            dir,
+            ca,
+            serving,
+            admin,
+            service_account_key_pem,
+        })
     }
 
     /// A client certificate for a component (CN = user, O = groups), created on first use and
     /// renewed when it expires soon; stored as `tls/<file>.crt|key`.
-    pub fn component_cert(&self, file: &str, common_name: &str, organizations: &[String]) -> Result<CertPair> {
+    pub fn component_cert(
+        &self,
+        file: &str,
+        common_name: &str,
+        organizations: &[String],
+    ) -> Result<CertPair> {
         match load_pair(&self.dir, file)? {
-            Some(p) if !needs_reissue(&p, &[]) && cert_facts(&p.cert_pem).is_some_and(|f| f.common_name == common_name) => Ok(p),
+            Some(p)
+                if !needs_reissue(&p, &[])
+                    && cert_facts(&p.cert_pem).is_some_and(|f| f.common_name == common_name) =>
+            {
+                Ok(p)
+            }
             _ => {
                 let p = issue(&self.ca, common_name, organizations, &[], false, true)?;
                 store_pair(&self.dir, file, &p)?;
@@ -378,7 +447,11 @@ mod tests {
             "kubernetes.default.svc.cluster.local",
             "10.43.0.1",
         ] {
-            assert!(facts.sans.contains(&want.to_string()), "missing SAN {want}: {:?}", facts.sans);
+            assert!(
+                facts.sans.contains(&want.to_string()),
+                "missing SAN {want}: {:?}",
+                facts.sans
+            );
         }
         let admin = cert_facts(&a.admin.cert_pem).unwrap();
         assert_eq!(admin.common_name, "system:admin");
@@ -400,17 +473,27 @@ mod tests {
         let b = Pki::load_or_create(dir.path(), &n).unwrap();
         assert_eq!(a.ca.cert_pem, b.ca.cert_pem);
         assert_ne!(a.serving.cert_pem, b.serving.cert_pem);
-        assert!(cert_facts(&b.serving.cert_pem).unwrap().sans.contains(&"192.168.7.7".to_string()));
+        assert!(cert_facts(&b.serving.cert_pem)
+            .unwrap()
+            .sans
+            .contains(&"192.168.7.7".to_string()));
     }
 
     #[test]
     fn component_certs_are_reused() {
         let dir = tempfile::tempdir().unwrap();
         let p = Pki::load_or_create(dir.path(), &names()).unwrap();
-        let a = p.component_cert("scheduler", "system:kube-scheduler", &[]).unwrap();
-        let b = p.component_cert("scheduler", "system:kube-scheduler", &[]).unwrap();
+        let a = p
+            .component_cert("scheduler", "system:kube-scheduler", &[])
+            .unwrap();
+        let b = p
+            .component_cert("scheduler", "system:kube-scheduler", &[])
+            .unwrap();
         assert_eq!(a.cert_pem, b.cert_pem);
-        assert_eq!(cert_facts(&a.cert_pem).unwrap().common_name, "system:kube-scheduler");
+        assert_eq!(
+            cert_facts(&a.cert_pem).unwrap().common_name,
+            "system:kube-scheduler"
+        );
     }
 
     #[test]
@@ -420,8 +503,12 @@ mod tests {
         let kc = p.admin_kubeconfig("https://127.0.0.1:6443");
         assert!(kc.contains("server: https://127.0.0.1:6443"));
         let v: serde_yaml::Value = serde_yaml::from_str(&kc).unwrap();
-        let data = v["users"][0]["user"]["client-certificate-data"].as_str().unwrap();
-        let pem = base64::engine::general_purpose::STANDARD.decode(data).unwrap();
+        let data = v["users"][0]["user"]["client-certificate-data"]
+            .as_str()
+            .unwrap();
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap();
         assert_eq!(String::from_utf8(pem).unwrap(), p.admin.cert_pem);
     }
 }

@@ -10,9 +10,11 @@ use serde_json::Value;
 pub fn decode(body: &[u8], ri: &ResourceInfo) -> Result<Value, ApiError> {
     match decode_unknown(body) {
         Ok(v) => Ok(v),
-        Err(ProtobufError::UnknownKind { .. }) if ri.group.contains('.') => {
-            Err(ApiError::unsupported_media_type("application/vnd.kubernetes.protobuf"))
-        }
-        Err(e) => Err(ApiError::bad_request(format!("error decoding protobuf body: {e}"))),
+        Err(ProtobufError::UnknownKind { .. }) if ri.group.contains('.') => Err(
+            ApiError::unsupported_media_type("application/vnd.kubernetes.protobuf"),
+        ),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "error decoding protobuf body: {e}"
+        ))),
     }
 }

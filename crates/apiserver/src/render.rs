@@ -37,7 +37,14 @@ impl Include {
 }
 
 /// A Table of objects (a single GET renders a one-row table).
-pub fn table(ri: &ResourceInfo, objs: &[Arc<Value>], list_rv: Option<&str>, cont: Option<&str>, include: Include, crd: Option<&Value>) -> Value {
+pub fn table(
+    ri: &ResourceInfo,
+    objs: &[Arc<Value>],
+    list_rv: Option<&str>,
+    cont: Option<&str>,
+    include: Include,
+    crd: Option<&Value>,
+) -> Value {
     let now = std::time::SystemTime::now();
     let refs: Vec<&Value> = objs.iter().map(|o| o.as_ref()).collect();
     let mut t = crate::tables::table(ri, &refs, crd, now);
@@ -62,7 +69,13 @@ pub fn table(ri: &ResourceInfo, objs: &[Arc<Value>], list_rv: Option<&str>, cont
 }
 
 /// A JSON list of objects built from their cached serializations (no re-encoding).
-pub fn list_json_bytes(ri: &ResourceInfo, items: &[Arc<CachedObject>], rv: &str, cont: Option<&str>, remaining: Option<i64>) -> Vec<u8> {
+pub fn list_json_bytes(
+    ri: &ResourceInfo,
+    items: &[Arc<CachedObject>],
+    rv: &str,
+    cont: Option<&str>,
+    remaining: Option<i64>,
+) -> Vec<u8> {
     let mut meta = json!({"resourceVersion": rv});
     if let Some(c) = cont {
         meta["continue"] = json!(c);
@@ -87,7 +100,16 @@ pub fn list_json_bytes(ri: &ResourceInfo, items: &[Arc<CachedObject>], rv: &str,
 }
 
 /// A list object of the negotiated representation.
-pub fn list(ri: &ResourceInfo, as_: As, items: &[Arc<CachedObject>], rv: &str, cont: Option<&str>, remaining: Option<i64>, include: Include, crd: Option<&Value>) -> Value {
+pub fn list(
+    ri: &ResourceInfo,
+    as_: As,
+    items: &[Arc<CachedObject>],
+    rv: &str,
+    cont: Option<&str>,
+    remaining: Option<i64>,
+    include: Include,
+    crd: Option<&Value>,
+) -> Value {
     let items: Vec<Arc<Value>> = items.iter().map(|i| i.obj.clone()).collect();
     let items = &items[..];
     match as_ {
@@ -107,7 +129,11 @@ pub fn list(ri: &ResourceInfo, as_: As, items: &[Arc<CachedObject>], rv: &str, c
                     items.iter().map(|o| partial_metadata(o)).collect(),
                 )
             } else {
-                (ri.list_kind(), ri.api_version(), items.iter().map(|o| (**o).clone()).collect())
+                (
+                    ri.list_kind(),
+                    ri.api_version(),
+                    items.iter().map(|o| (**o).clone()).collect(),
+                )
             };
             json!({"kind": kind, "apiVersion": av, "metadata": meta, "items": items})
         }
@@ -115,7 +141,13 @@ pub fn list(ri: &ResourceInfo, as_: As, items: &[Arc<CachedObject>], rv: &str, c
 }
 
 /// One object in the negotiated representation.
-pub fn object(ri: &ResourceInfo, as_: As, obj: &Value, include: Include, crd: Option<&Value>) -> Value {
+pub fn object(
+    ri: &ResourceInfo,
+    as_: As,
+    obj: &Value,
+    include: Include,
+    crd: Option<&Value>,
+) -> Value {
     match as_ {
         As::Object => obj.clone(),
         As::Metadata => partial_metadata(obj),
@@ -129,15 +161,38 @@ mod tests {
 
     #[test]
     fn byte_list_equals_value_list() {
-        let ri = apimachinery::registry::builtin_resources().into_iter().find(|r| r.plural == "configmaps").unwrap();
+        let ri = apimachinery::registry::builtin_resources()
+            .into_iter()
+            .find(|r| r.plural == "configmaps")
+            .unwrap();
         let items: Vec<Arc<CachedObject>> = (0..3)
-            .map(|i| Arc::new(CachedObject::new(format!("k{i}"), i, Arc::new(json!({"metadata": {"name": format!("c{i}")}, "data": {"a": "\"quoted\""}})))))
+            .map(|i| {
+                Arc::new(CachedObject::new(
+                    format!("k{i}"),
+                    i,
+                    Arc::new(
+                        json!({"metadata": {"name": format!("c{i}")}, "data": {"a": "\"quoted\""}}),
+                    ),
+                ))
+            })
             .collect();
         let bytes = list_json_bytes(&ri, &items, "9", Some("tok"), Some(4));
         let parsed: Value = serde_json::from_slice(&bytes).unwrap();
-        let expected = list(&ri, As::Object, &items, "9", Some("tok"), Some(4), Include::Metadata, None);
+        let expected = list(
+            &ri,
+            As::Object,
+            &items,
+            "9",
+            Some("tok"),
+            Some(4),
+            Include::Metadata,
+            None,
+        );
         assert_eq!(parsed, expected);
         let empty = list_json_bytes(&ri, &[], "1", None, None);
-        assert_eq!(serde_json::from_slice::<Value>(&empty).unwrap()["items"], json!([]));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&empty).unwrap()["items"],
+            json!([])
+        );
     }
 }

@@ -77,7 +77,9 @@ pub fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -181,17 +183,116 @@ mod tests {
     fn classifies_like_upstream() {
         let cases: &[(&str, &str, &str, &str, &str, &str, &str, Verb)] = &[
             ("GET", "/api/v1/pods", "", "v1", "", "pods", "", Verb::List),
-            ("GET", "/api/v1/namespaces/default/pods", "", "v1", "default", "pods", "", Verb::List),
-            ("GET", "/api/v1/namespaces/default/pods/p1", "", "v1", "default", "pods", "p1", Verb::Get),
-            ("PUT", "/api/v1/namespaces/default/pods/p1/status", "", "v1", "default", "pods", "p1", Verb::Update),
-            ("GET", "/api/v1/namespaces/kube-system", "", "v1", "kube-system", "namespaces", "kube-system", Verb::Get),
-            ("PUT", "/api/v1/namespaces/ns1/finalize", "", "v1", "ns1", "namespaces", "ns1", Verb::Update),
-            ("DELETE", "/apis/apps/v1/namespaces/a/deployments", "apps", "v1", "a", "deployments", "", Verb::DeleteCollection),
-            ("DELETE", "/apis/apps/v1/namespaces/a/deployments/d", "apps", "v1", "a", "deployments", "d", Verb::Delete),
-            ("POST", "/apis/apps/v1/namespaces/a/deployments", "apps", "v1", "a", "deployments", "", Verb::Create),
-            ("PATCH", "/apis/apps/v1/namespaces/a/deployments/d/scale", "apps", "v1", "a", "deployments", "d", Verb::Patch),
-            ("GET", "/api/v1/watch/namespaces/a/pods", "", "v1", "a", "pods", "", Verb::Watch),
-            ("GET", "/api/v1/nodes/n1", "", "v1", "", "nodes", "n1", Verb::Get),
+            (
+                "GET",
+                "/api/v1/namespaces/default/pods",
+                "",
+                "v1",
+                "default",
+                "pods",
+                "",
+                Verb::List,
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/default/pods/p1",
+                "",
+                "v1",
+                "default",
+                "pods",
+                "p1",
+                Verb::Get,
+            ),
+            (
+                "PUT",
+                "/api/v1/namespaces/default/pods/p1/status",
+                "",
+                "v1",
+                "default",
+                "pods",
+                "p1",
+                Verb::Update,
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/kube-system",
+                "",
+                "v1",
+                "kube-system",
+                "namespaces",
+                "kube-system",
+                Verb::Get,
+            ),
+            (
+                "PUT",
+                "/api/v1/namespaces/ns1/finalize",
+                "",
+                "v1",
+                "ns1",
+                "namespaces",
+                "ns1",
+                Verb::Update,
+            ),
+            (
+                "DELETE",
+                "/apis/apps/v1/namespaces/a/deployments",
+                "apps",
+                "v1",
+                "a",
+                "deployments",
+                "",
+                Verb::DeleteCollection,
+            ),
+            (
+                "DELETE",
+                "/apis/apps/v1/namespaces/a/deployments/d",
+                "apps",
+                "v1",
+                "a",
+                "deployments",
+                "d",
+                Verb::Delete,
+            ),
+            (
+                "POST",
+                "/apis/apps/v1/namespaces/a/deployments",
+                "apps",
+                "v1",
+                "a",
+                "deployments",
+                "",
+                Verb::Create,
+            ),
+            (
+                "PATCH",
+                "/apis/apps/v1/namespaces/a/deployments/d/scale",
+                "apps",
+                "v1",
+                "a",
+                "deployments",
+                "d",
+                Verb::Patch,
+            ),
+            (
+                "GET",
+                "/api/v1/watch/namespaces/a/pods",
+                "",
+                "v1",
+                "a",
+                "pods",
+                "",
+                Verb::Watch,
+            ),
+            (
+                "GET",
+                "/api/v1/nodes/n1",
+                "",
+                "v1",
+                "",
+                "nodes",
+                "n1",
+                Verb::Get,
+            ),
         ];
         for (m, p, g, v, ns, res, name, verb) in cases {
             let r = rr(m, p);
@@ -201,8 +302,14 @@ mod tests {
             assert_eq!(r.name, *name, "{p}");
             assert_eq!(r.verb, *verb, "{p}");
         }
-        assert_eq!(rr("PUT", "/api/v1/namespaces/ns1/finalize").subresource, "finalize");
-        assert_eq!(rr("GET", "/apis/apps/v1/namespaces/a/deployments/d/scale").subresource, "scale");
+        assert_eq!(
+            rr("PUT", "/api/v1/namespaces/ns1/finalize").subresource,
+            "finalize"
+        );
+        assert_eq!(
+            rr("GET", "/apis/apps/v1/namespaces/a/deployments/d/scale").subresource,
+            "scale"
+        );
     }
 
     #[test]
@@ -214,14 +321,27 @@ mod tests {
             },
             Verb::Watch
         );
-        for p in ["/api", "/api/v1", "/apis", "/apis/apps", "/apis/apps/v1", "/version", "/healthz"] {
-            assert!(matches!(classify("GET", p, false), Target::NonResource(_)), "{p}");
+        for p in [
+            "/api",
+            "/api/v1",
+            "/apis",
+            "/apis/apps",
+            "/apis/apps/v1",
+            "/version",
+            "/healthz",
+        ] {
+            assert!(
+                matches!(classify("GET", p, false), Target::NonResource(_)),
+                "{p}"
+            );
         }
     }
 
     #[test]
     fn query_decoding() {
-        let q = parse_query(Some("labelSelector=app%3Dweb%2Ctier+in+%28a%29&limit=500&watch"));
+        let q = parse_query(Some(
+            "labelSelector=app%3Dweb%2Ctier+in+%28a%29&limit=500&watch",
+        ));
         assert_eq!(q["labelSelector"], "app=web,tier in (a)");
         assert_eq!(q["limit"], "500");
         assert_eq!(q["watch"], "");

@@ -16,8 +16,8 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{json, Value};
 
 use crate::auth::{Attributes, Decision, UserInfo};
-use crate::discovery;
 use crate::cache::CachedObject;
+use crate::discovery;
 use crate::handlers::{self, Filter, Req};
 use crate::negotiate::{self, As, BodyType, Format};
 use crate::render::{self, Include};
@@ -37,7 +37,10 @@ fn full(b: impl Into<Bytes>) -> Body {
 fn respond(code: u16, body: Vec<u8>, content_type: &str) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")),
+    );
     r
 }
 
@@ -50,7 +53,8 @@ pub fn json_response(code: u16, v: &Value, format: Format) -> Response<Body> {
 pub fn error_response(e: &ApiError) -> Response<Body> {
     let mut r = json_response(e.code(), &e.to_status(), Format::Json);
     if let Some(s) = e.retry_after_seconds {
-        r.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+        r.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(s));
     }
     r
 }
@@ -78,7 +82,11 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Handle one HTTP request from a connection whose verified client certificate names `peer`.
-pub async fn handle(api: Arc<Api>, peer: Option<Arc<UserInfo>>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    api: Arc<Api>,
+    peer: Option<Arc<UserInfo>>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let resp = match route(&api, peer, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
@@ -94,7 +102,8 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
     let mut buf = bytes::BytesMut::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request(format!("error reading request body: {e}")))?;
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("error reading request body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             total += data.len();
             if total <= MAX_BODY {
@@ -110,7 +119,11 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
     Ok(buf.freeze())
 }
 
-async fn route(api: &Arc<Api>, peer: Option<Arc<UserInfo>>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn route(
+    api: &Arc<Api>,
+    peer: Option<Arc<UserInfo>>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query());
@@ -123,17 +136,23 @@ async fn route(api: &Arc<Api>, peer: Option<Arc<UserInfo>>, req: Request<Incomin
     }
     let user = api
         .authn
-        .authenticate_with(peer.as_deref().cloned(), header(req.headers(), "authorization"))
+        .authenticate_with(
+            peer.as_deref().cloned(),
+            header(req.headers(), "authorization"),
+        )
         .ok_or_else(ApiError::unauthorized)?;
     let watch_param = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     match classify(method.as_str(), &path, watch_param) {
         Target::NonResource(p) => {
-            authorize(api, &Attributes {
-                user: user.clone(),
-                verb: method.as_str().to_ascii_lowercase(),
-                path: p.clone(),
-                ..Default::default()
-            })?;
+            authorize(
+                api,
+                &Attributes {
+                    user: user.clone(),
+                    verb: method.as_str().to_ascii_lowercase(),
+                    path: p.clone(),
+                    ..Default::default()
+                },
+            )?;
             non_resource(api, &p, req.headers()).await
         }
         Target::Resource(rr) => resource(api, user, rr, query, req).await,
@@ -149,24 +168,48 @@ fn authorize(api: &Api, attrs: &Attributes) -> Result<(), ApiError> {
 }
 
 fn forbidden(a: &Attributes, reason: &str) -> ApiError {
-    let tail = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+    let tail = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {reason}")
+    };
     if !a.resource_request {
-        return ApiError::forbidden_msg(format!("forbidden: User \"{}\" cannot {} path \"{}\"{tail}", a.user.username, a.verb, a.path));
+        return ApiError::forbidden_msg(format!(
+            "forbidden: User \"{}\" cannot {} path \"{}\"{tail}",
+            a.user.username, a.verb, a.path
+        ));
     }
-    let res = if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
+    let res = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
     let scope = if a.namespace.is_empty() {
         "at the cluster scope".to_string()
     } else {
         format!("in the namespace \"{}\"", a.namespace)
     };
-    let g = if a.group.is_empty() { "\"\"".to_string() } else { format!("\"{}\"", a.group) };
-    ApiError::forbidden(&a.group, &a.resource, &a.name, &format!(
-        "User \"{}\" cannot {} resource \"{res}\" in API group {g} {scope}{tail}",
-        a.user.username, a.verb
-    ))
+    let g = if a.group.is_empty() {
+        "\"\"".to_string()
+    } else {
+        format!("\"{}\"", a.group)
+    };
+    ApiError::forbidden(
+        &a.group,
+        &a.resource,
+        &a.name,
+        &format!(
+            "User \"{}\" cannot {} resource \"{res}\" in API group {g} {scope}{tail}",
+            a.user.username, a.verb
+        ),
+    )
 }
 
-async fn non_resource(api: &Arc<Api>, path: &str, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
+async fn non_resource(
+    api: &Arc<Api>,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, ApiError> {
     let p = path.trim_end_matches('/');
     let parts: Vec<&str> = p.trim_start_matches('/').split('/').collect();
     let accept = header(headers, "accept");
@@ -175,29 +218,52 @@ async fn non_resource(api: &Arc<Api>, path: &str, headers: &HeaderMap) -> Result
     let aggregated_response = |v: &str, core: bool| {
         let body = discovery::aggregated(&table, core, &format!("apidiscovery.k8s.io/{v}"));
         let (bytes, _) = negotiate::encode(&body, Format::Json);
-        respond(200, bytes, &format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"))
+        respond(
+            200,
+            bytes,
+            &format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"),
+        )
     };
     match parts.as_slice() {
         ["api"] => {
             if let Some(v) = discovery::wants_aggregated(accept) {
                 return Ok(aggregated_response(v, true));
             }
-            Ok(json_response(200, &json!({
-                "kind": "APIVersions",
-                "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": api.server_address}],
-            }), Format::Json))
+            Ok(json_response(
+                200,
+                &json!({
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": api.server_address}],
+                }),
+                Format::Json,
+            ))
         }
         ["apis"] => {
             if let Some(v) = discovery::wants_aggregated(accept) {
                 return Ok(aggregated_response(v, false));
             }
-            let groups: Vec<Value> = table.iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| discovery::group_entry(g, vs)).collect();
-            Ok(json_response(200, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}), Format::Json))
+            let groups: Vec<Value> = table
+                .iter()
+                .filter(|(g, _)| !g.is_empty())
+                .map(|(g, vs)| discovery::group_entry(g, vs))
+                .collect();
+            Ok(json_response(
+                200,
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+                Format::Json,
+            ))
         }
         ["api", "v1"] => {
-            let rs: Vec<&ResourceInfo> = all.iter().filter(|r| r.group.is_empty() && r.version == "v1").collect();
-            Ok(json_response(200, &discovery::resource_list("v1", &rs), Format::Json))
+            let rs: Vec<&ResourceInfo> = all
+                .iter()
+                .filter(|r| r.group.is_empty() && r.version == "v1")
+                .collect();
+            Ok(json_response(
+                200,
+                &discovery::resource_list("v1", &rs),
+                Format::Json,
+            ))
         }
         ["apis", g] => match table.iter().find(|(name, _)| name == g) {
             Some((name, vs)) => {
@@ -209,11 +275,18 @@ async fn non_resource(api: &Arc<Api>, path: &str, headers: &HeaderMap) -> Result
             None => Err(not_found_path()),
         },
         ["apis", g, v] => {
-            let rs: Vec<&ResourceInfo> = all.iter().filter(|r| r.group == *g && r.version == *v).collect();
+            let rs: Vec<&ResourceInfo> = all
+                .iter()
+                .filter(|r| r.group == *g && r.version == *v)
+                .collect();
             if rs.is_empty() {
                 return Err(not_found_path());
             }
-            Ok(json_response(200, &discovery::resource_list(&format!("{g}/{v}"), &rs), Format::Json))
+            Ok(json_response(
+                200,
+                &discovery::resource_list(&format!("{g}/{v}"), &rs),
+                Format::Json,
+            ))
         }
         ["openapi", "v3", rest @ ..] => crate::openapi_routes::serve(api, rest),
         _ => Err(not_found_path()),
@@ -221,7 +294,10 @@ async fn non_resource(api: &Arc<Api>, path: &str, headers: &HeaderMap) -> Result
 }
 
 fn not_found_path() -> ApiError {
-    let mut e = ApiError::new(apimachinery::Reason::NotFound, "the server could not find the requested resource");
+    let mut e = ApiError::new(
+        apimachinery::Reason::NotFound,
+        "the server could not find the requested resource",
+    );
     e.kind = None;
     e
 }
@@ -230,13 +306,24 @@ fn bool_param(q: &HashMap<String, String>, name: &str) -> bool {
     q.get(name).is_some_and(|v| v == "true" || v == "1")
 }
 
-async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: HashMap<String, String>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn resource(
+    api: &Arc<Api>,
+    user: UserInfo,
+    rr: ResourceRequest,
+    query: HashMap<String, String>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let Some((view_ri, crd)) = api.lookup(&rr.group, &rr.version, &rr.resource) else {
         return Err(not_found_path());
     };
     // resources served in a version other than their storage form are converted at this edge
-    let converted = apimachinery::conversion::needs_conversion(&view_ri.group, &view_ri.version, &view_ri.kind);
-    let ri = if converted { api.storage_info(&view_ri) } else { view_ri.clone() };
+    let converted =
+        apimachinery::conversion::needs_conversion(&view_ri.group, &view_ri.version, &view_ri.kind);
+    let ri = if converted {
+        api.storage_info(&view_ri)
+    } else {
+        view_ri.clone()
+    };
     let view = converted.then_some(&view_ri);
     if !ri.namespaced && !rr.namespace.is_empty() && !(ri.plural == "namespaces") {
         return Err(not_found_path());
@@ -245,22 +332,33 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
         return Err(not_found_path());
     }
     // a namespaced resource addressed without a namespace only supports list/watch across all
-    let namespace = if ri.namespaced { rr.namespace.clone() } else { String::new() };
-    if ri.namespaced && namespace.is_empty() && !matches!(rr.verb, Verb::List | Verb::Watch) && ri.storage == Storage::Stored {
+    let namespace = if ri.namespaced {
+        rr.namespace.clone()
+    } else {
+        String::new()
+    };
+    if ri.namespaced
+        && namespace.is_empty()
+        && !matches!(rr.verb, Verb::List | Verb::Watch)
+        && ri.storage == Storage::Stored
+    {
         return Err(not_found_path());
     }
-    authorize(api, &Attributes {
-        user: user.clone(),
-        verb: rr.verb.as_str().to_string(),
-        namespace: namespace.clone(),
-        group: rr.group.clone(),
-        version: rr.version.clone(),
-        resource: rr.resource.clone(),
-        subresource: rr.subresource.clone(),
-        name: rr.name.clone(),
-        path: String::new(),
-        resource_request: true,
-    })?;
+    authorize(
+        api,
+        &Attributes {
+            user: user.clone(),
+            verb: rr.verb.as_str().to_string(),
+            namespace: namespace.clone(),
+            group: rr.group.clone(),
+            version: rr.version.clone(),
+            resource: rr.resource.clone(),
+            subresource: rr.subresource.clone(),
+            name: rr.name.clone(),
+            path: String::new(),
+            resource_request: true,
+        },
+    )?;
     let verb_name = rr.verb.as_str();
     let allowed = if rr.subresource.is_empty() {
         ri.has_verb(verb_name)
@@ -269,22 +367,40 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
         s.verbs.contains(&verb_name)
     };
     if !allowed {
-        return Err(ApiError::method_not_allowed(verb_name, &ri.group, &ri.plural));
+        return Err(ApiError::method_not_allowed(
+            verb_name, &ri.group, &ri.plural,
+        ));
     }
-    let table_ok = matches!(rr.verb, Verb::Get | Verb::List | Verb::Watch) && rr.subresource.is_empty();
+    let table_ok =
+        matches!(rr.verb, Verb::Get | Verb::List | Verb::Watch) && rr.subresource.is_empty();
     let accept = negotiate::negotiate(header(req.headers(), "accept"), table_ok)?;
     let content_type = header(req.headers(), "content-type").map(String::from);
     let req_headers_ua = req.headers().clone();
-    let body = if matches!(rr.verb, Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection) {
+    let body = if matches!(
+        rr.verb,
+        Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
+    ) {
         read_body(req.into_body()).await?
     } else {
         Bytes::new()
     };
     let manager = field_manager(&query, header(&req_headers_ua, "user-agent"));
-    let r = Req { ri: &ri, namespace: &namespace, name: &rr.name, subresource: &rr.subresource, query: &query, username: &user.username, manager: &manager, apply: false, view };
+    let r = Req {
+        ri: &ri,
+        namespace: &namespace,
+        name: &rr.name,
+        subresource: &rr.subresource,
+        query: &query,
+        username: &user.username,
+        manager: &manager,
+        apply: false,
+        view,
+    };
     if ri.storage == Storage::Virtual {
         if rr.verb != Verb::Create {
-            return Err(ApiError::method_not_allowed(verb_name, &ri.group, &ri.plural));
+            return Err(ApiError::method_not_allowed(
+                verb_name, &ri.group, &ri.plural,
+            ));
         }
         let obj = decode_body(&body, content_type.as_deref(), &ri)?;
         let out = crate::reviews::create(api, &ri, &namespace, &user, obj)?;
@@ -297,13 +413,24 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
     // converted to its storage form
     let decode_full = |warnings: &mut Vec<String>| -> Result<Value, ApiError> {
         let mut obj = decode_body(&body, content_type.as_deref(), &view_ri)?;
-        warnings.extend(check_fields(&view_ri, crd_ref, &query, &body, content_type.as_deref(), &mut obj)?);
+        warnings.extend(check_fields(
+            &view_ri,
+            crd_ref,
+            &query,
+            &body,
+            content_type.as_deref(),
+            &mut obj,
+        )?);
         Ok(handlers::from_view(view, &obj))
     };
     let resp = match (rr.verb, rr.subresource.as_str()) {
         (Verb::Get, "" | "status") => {
             let obj = handlers::to_view(view, &api.get_object(&r).await?);
-            json_response(200, &render::object(&ri, accept.as_, &obj, include, crd_ref), accept.format)
+            json_response(
+                200,
+                &render::object(&ri, accept.as_, &obj, include, crd_ref),
+                accept.format,
+            )
         }
         (Verb::Get, "scale") => json_response(200, &api.get_scale(&r).await?, accept.format),
         (Verb::List, "") => {
@@ -311,28 +438,67 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
             let mut l = api.list(&r, &filter).await?;
             if converted {
                 for it in l.items.iter_mut() {
-                    *it = Arc::new(CachedObject::new(it.key.clone(), it.rv, Arc::new(handlers::to_view(view, &it.obj))));
+                    *it = Arc::new(CachedObject::new(
+                        it.key.clone(),
+                        it.rv,
+                        Arc::new(handlers::to_view(view, &it.obj)),
+                    ));
                 }
             }
             if accept.as_ == As::Object && accept.format == Format::Json {
-                let bytes = render::list_json_bytes(&view_ri, &l.items, &l.rv.to_string(), l.continue_token.as_deref(), l.remaining);
+                let bytes = render::list_json_bytes(
+                    &view_ri,
+                    &l.items,
+                    &l.rv.to_string(),
+                    l.continue_token.as_deref(),
+                    l.remaining,
+                );
                 return Ok(respond(200, bytes, "application/json"));
             }
-            let out = render::list(&view_ri, accept.as_, &l.items, &l.rv.to_string(), l.continue_token.as_deref(), l.remaining, include, crd_ref);
+            let out = render::list(
+                &view_ri,
+                accept.as_,
+                &l.items,
+                &l.rv.to_string(),
+                l.continue_token.as_deref(),
+                l.remaining,
+                include,
+                crd_ref,
+            );
             json_response(200, &out, accept.format)
         }
-        (Verb::Watch, "") => return watch(api, ri.clone(), view_ri.clone(), namespace.clone(), &rr, &query, accept, include, crd.clone()),
+        (Verb::Watch, "") => {
+            return watch(
+                api,
+                ri.clone(),
+                view_ri.clone(),
+                namespace.clone(),
+                &rr,
+                &query,
+                accept,
+                include,
+                crd.clone(),
+            )
+        }
         (Verb::Create, "") => {
             let w = api.create(&r, decode_full(&mut warnings)?).await?;
             json_response(w.code, &handlers::to_view(view, &w.obj), accept.format)
         }
         (Verb::Create, "binding") => {
             let obj = decode_body(&body, content_type.as_deref(), &ri)?;
-            json_response(201, &crate::subresources::bind(api, &r, obj).await?, accept.format)
+            json_response(
+                201,
+                &crate::subresources::bind(api, &r, obj).await?,
+                accept.format,
+            )
         }
         (Verb::Create, "eviction") => {
             let obj = decode_body(&body, content_type.as_deref(), &ri)?;
-            json_response(201, &crate::subresources::evict(api, &r, obj).await?, accept.format)
+            json_response(
+                201,
+                &crate::subresources::evict(api, &r, obj).await?,
+                accept.format,
+            )
         }
         (Verb::Update, "" | "status") => {
             let w = api.update(&r, decode_full(&mut warnings)?).await?;
@@ -340,17 +506,31 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
         }
         (Verb::Update, "finalize") => {
             let obj = decode_body(&body, content_type.as_deref(), &ri)?;
-            json_response(200, &crate::subresources::finalize(api, &r, obj).await?, accept.format)
+            json_response(
+                200,
+                &crate::subresources::finalize(api, &r, obj).await?,
+                accept.format,
+            )
         }
-        (Verb::Update, "scale") => json_response(200, &api.update_scale(&r, None, &body).await?, accept.format),
+        (Verb::Update, "scale") => json_response(
+            200,
+            &api.update_scale(&r, None, &body).await?,
+            accept.format,
+        ),
         (Verb::Patch, "scale") => {
             let ty = negotiate::body_type(content_type.as_deref())?;
-            json_response(200, &api.update_scale(&r, Some(ty), &body).await?, accept.format)
+            json_response(
+                200,
+                &api.update_scale(&r, Some(ty), &body).await?,
+                accept.format,
+            )
         }
         (Verb::Patch, "" | "status") => {
             let ty = negotiate::body_type(content_type.as_deref())?;
             if ty == BodyType::StrategicMergePatch && crd.is_some() {
-                return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json"));
+                return Err(ApiError::unsupported_media_type(
+                    "application/strategic-merge-patch+json",
+                ));
             }
             let w = api.patch(&r, ty, &body).await?;
             json_response(w.code, &handlers::to_view(view, &w.obj), accept.format)
@@ -359,7 +539,12 @@ async fn resource(api: &Arc<Api>, user: UserInfo, rr: ResourceRequest, query: Ha
             let opts = delete_options(&body, &query)?;
             let w = api.delete(&r, &opts).await?;
             if w.code == 200 && !returns_deleted_object(&ri) && !objects_has_deletion(&w.obj) {
-                let status = apimachinery::status::success_status(&ri.group, &ri.plural, &rr.name, crate::objects::uid(&w.obj));
+                let status = apimachinery::status::success_status(
+                    &ri.group,
+                    &ri.plural,
+                    &rr.name,
+                    crate::objects::uid(&w.obj),
+                );
                 json_response(200, &status, accept.format)
             } else {
                 json_response(w.code, &handlers::to_view(view, &w.obj), accept.format)
@@ -399,9 +584,38 @@ fn objects_has_deletion(obj: &Value) -> bool {
 /// Resources whose DELETE returns the deleted object rather than a Status (upstream's
 /// `ReturnDeletedObject`).
 fn returns_deleted_object(ri: &ResourceInfo) -> bool {
-    ri.group.is_empty() && matches!(ri.plural.as_str(), "pods" | "namespaces" | "services" | "persistentvolumes" | "persistentvolumeclaims" | "nodes" | "serviceaccounts" | "replicationcontrollers")
-        || matches!(ri.group.as_str(), "apps" | "batch" | "autoscaling" | "policy" | "networking.k8s.io" | "apiextensions.k8s.io")
-        || ri.subresources.is_empty() && !ri.group.is_empty() && !matches!(ri.group.as_str(), "rbac.authorization.k8s.io" | "coordination.k8s.io" | "discovery.k8s.io" | "events.k8s.io" | "storage.k8s.io" | "scheduling.k8s.io")
+    ri.group.is_empty()
+        && matches!(
+            ri.plural.as_str(),
+            "pods"
+                | "namespaces"
+                | "services"
+                | "persistentvolumes"
+                | "persistentvolumeclaims"
+                | "nodes"
+                | "serviceaccounts"
+                | "replicationcontrollers"
+        )
+        || matches!(
+            ri.group.as_str(),
+            "apps"
+                | "batch"
+                | "autoscaling"
+                | "policy"
+                | "networking.k8s.io"
+                | "apiextensions.k8s.io"
+        )
+        || ri.subresources.is_empty()
+            && !ri.group.is_empty()
+            && !matches!(
+                ri.group.as_str(),
+                "rbac.authorization.k8s.io"
+                    | "coordination.k8s.io"
+                    | "discovery.k8s.io"
+                    | "events.k8s.io"
+                    | "storage.k8s.io"
+                    | "scheduling.k8s.io"
+            )
 }
 
 fn delete_options(body: &Bytes, query: &HashMap<String, String>) -> Result<Value, ApiError> {
@@ -414,7 +628,9 @@ fn delete_options(body: &Bytes, query: &HashMap<String, String>) -> Result<Value
         return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));
     }
     if let Some(g) = query.get("gracePeriodSeconds") {
-        let g: i64 = g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}")))?;
+        let g: i64 = g
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}")))?;
         opts["gracePeriodSeconds"] = json!(g);
     }
     if let Some(p) = query.get("propagationPolicy") {
@@ -430,17 +646,33 @@ fn delete_options(body: &Bytes, query: &HashMap<String, String>) -> Result<Value
 }
 
 /// Prune unknown fields and find duplicate ones, then apply the `fieldValidation` directive.
-fn check_fields(ri: &ResourceInfo, crd: Option<&Value>, query: &HashMap<String, String>, body: &Bytes, content_type: Option<&str>, obj: &mut Value) -> Result<Vec<String>, ApiError> {
+fn check_fields(
+    ri: &ResourceInfo,
+    crd: Option<&Value>,
+    query: &HashMap<String, String>,
+    body: &Bytes,
+    content_type: Option<&str>,
+    obj: &mut Value,
+) -> Result<Vec<String>, ApiError> {
     let duplicates = match negotiate::body_type(content_type)? {
         BodyType::Json => apimachinery::schema::duplicate_fields(body),
         BodyType::Yaml => apimachinery::schema::duplicate_fields_yaml(body),
         _ => Vec::new(),
     };
     let unknown = crate::admission::prune(ri, crd, obj);
-    crate::admission::field_validation(ri, query.get("fieldValidation").map(String::as_str), &unknown, &duplicates)
+    crate::admission::field_validation(
+        ri,
+        query.get("fieldValidation").map(String::as_str),
+        &unknown,
+        &duplicates,
+    )
 }
 
-fn decode_body(body: &Bytes, content_type: Option<&str>, ri: &ResourceInfo) -> Result<Value, ApiError> {
+fn decode_body(
+    body: &Bytes,
+    content_type: Option<&str>,
+    ri: &ResourceInfo,
+) -> Result<Value, ApiError> {
     let ty = negotiate::body_type(content_type)?;
     let v = match ty {
         BodyType::Protobuf => crate::protobuf::decode(body, ri)?,
@@ -476,19 +708,31 @@ fn watch(
     }
     let filter = Filter::from_query(&view_ri, &filter_query)?;
     let rv = match query.get("resourceVersion").filter(|s| !s.is_empty()) {
-        Some(s) => Some(s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?),
+        Some(s) => Some(
+            s.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?,
+        ),
         None => None,
     };
     let timeout = match query.get("timeoutSeconds") {
-        Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {t}")))?),
+        Some(t) => Duration::from_secs(
+            t.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {t}")))?,
+        ),
         None => Duration::from_secs(1800),
     };
     let send_initial = bool_param(query, "sendInitialEvents");
-    if send_initial && query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
-        return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", vec![apimachinery::FieldError::forbidden(
-            "resourceVersionMatch",
-            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-        )]));
+    if send_initial && query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan")
+    {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            vec![apimachinery::FieldError::forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            )],
+        ));
     }
     let params = WatchParams {
         rv,
@@ -502,16 +746,22 @@ fn watch(
     let converted = view_ri != ri;
     let render: Render = match (as_, accept.format) {
         (As::Object, Format::Json) if !converted => None,
-        (As::Object, _) => Some(Arc::new(move |o: &Value| handlers::to_view(Some(&view_ri), o))),
-        _ => Some(Arc::new(move |o: &Value| render::object(&ri2, as_, o, include, crd.as_deref()))),
+        (As::Object, _) => Some(Arc::new(move |o: &Value| {
+            handlers::to_view(Some(&view_ri), o)
+        })),
+        _ => Some(Arc::new(move |o: &Value| {
+            render::object(&ri2, as_, o, include, crd.as_deref())
+        })),
     };
     let rx = api.start_watch(ri, namespace, filter, params, render)?;
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b)));
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
+        .map(|b| Ok::<_, Infallible>(Frame::data(b)));
     let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
     let ct = match accept.format {
         Format::Json => "application/json",
         Format::Yaml => "application/yaml",
     };
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
     Ok(resp)
 }

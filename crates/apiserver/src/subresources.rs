@@ -10,13 +10,32 @@ use crate::Api;
 
 /// Bind a pod to a node: sets spec.nodeName once; a bound pod gets 409.
 pub async fn bind(api: &Api, r: &Req<'_>, binding: Value) -> Result<Value, ApiError> {
-    let target = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let target = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if target.is_empty() {
-        return Err(ApiError::invalid("", "Binding", r.name, vec![FieldError::required("target.name", "")]));
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            r.name,
+            vec![FieldError::required("target.name", "")],
+        ));
     }
-    let pod_name = if r.name.is_empty() { objects::name(&binding).to_string() } else { r.name.to_string() };
+    let pod_name = if r.name.is_empty() {
+        objects::name(&binding).to_string()
+    } else {
+        r.name.to_string()
+    };
     let pods = api.lookup("", "v1", "pods").expect("pods are built in").0;
-    let pr = Req { ri: &pods, namespace: r.namespace, name: &pod_name, subresource: "binding", ..*r };
+    let pr = Req {
+        ri: &pods,
+        namespace: r.namespace,
+        name: &pod_name,
+        subresource: "binding",
+        ..*r
+    };
     let annotations = binding.pointer("/metadata/annotations").cloned();
     api.guaranteed_update(&pr, "", |old| {
         if objects::is_deleting(old) {
@@ -43,26 +62,43 @@ pub async fn bind(api: &Api, r: &Req<'_>, binding: Value) -> Result<Value, ApiEr
         Ok(new)
     })
     .await?;
-    Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+    Ok(
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
 }
 
 /// Evict a pod: honours the PodDisruptionBudget selecting it (429 when no disruption is
 /// allowed, else one allowed disruption is consumed), then deletes it with the eviction's
 /// delete options.
 pub async fn evict(api: &Api, r: &Req<'_>, eviction: Value) -> Result<Value, ApiError> {
-    let opts = eviction.get("deleteOptions").cloned().unwrap_or_else(|| json!({}));
+    let opts = eviction
+        .get("deleteOptions")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let pod = api.get_object(r).await?;
-    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     // terminal pods and pods already being deleted are not protected
     if !matches!(phase, "Succeeded" | "Failed") && !objects::is_deleting(&pod) {
         let prefix = format!("/registry/policy/poddisruptionbudgets/{}/", r.namespace);
-        let (pdbs, _) = api.cache.resource("/registry/policy/poddisruptionbudgets/").snapshot(&prefix, &api.cache.revision_rx());
+        api.cache
+            .sync()
+            .await
+            .map_err(|e| ApiError::timeout(e.to_string()))?;
+        let (pdbs, _) = api
+            .cache
+            .resource("/registry/policy/poddisruptionbudgets/")
+            .snapshot(&prefix, &api.cache.revision_rx());
         let matching: Vec<_> = pdbs
             .iter()
             .filter(|p| {
-                apimachinery::selector::LabelSelector::from_label_selector(p.obj.pointer("/spec/selector"))
-                    .map(|sel| !sel.is_empty() && sel.matches_object(&pod))
-                    .unwrap_or(false)
+                apimachinery::selector::LabelSelector::from_label_selector(
+                    p.obj.pointer("/spec/selector"),
+                )
+                .map(|sel| !sel.is_empty() && sel.matches_object(&pod))
+                .unwrap_or(false)
             })
             .collect();
         if matching.len() > 1 {
@@ -73,36 +109,67 @@ pub async fn evict(api: &Api, r: &Req<'_>, eviction: Value) -> Result<Value, Api
         }
     }
     api.delete(r, &opts).await?;
-    Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+    Ok(
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
 }
 
 /// PUT namespaces/<name>/finalize: replaces spec.finalizers; a terminating namespace with no
 /// finalizers left is deleted.
 pub async fn finalize(api: &Api, r: &Req<'_>, ns: Value) -> Result<Value, ApiError> {
-    let finalizers = ns.pointer("/spec/finalizers").cloned().unwrap_or_else(|| json!([]));
+    let finalizers = ns
+        .pointer("/spec/finalizers")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
     let rv = objects::resource_version(&ns).to_string();
     let w = api
-        .guaranteed_update(&Req { subresource: "finalize", ..*r }, &rv, |old| {
-            let mut new = old.clone();
-            new["spec"]["finalizers"] = finalizers.clone();
-            Ok(new)
-        })
+        .guaranteed_update(
+            &Req {
+                subresource: "finalize",
+                ..*r
+            },
+            &rv,
+            |old| {
+                let mut new = old.clone();
+                new["spec"]["finalizers"] = finalizers.clone();
+                Ok(new)
+            },
+        )
         .await?;
     Ok(w.obj)
 }
 
 fn too_many_requests(pdb: &str, message: String) -> ApiError {
-    let mut e = ApiError::new(apimachinery::Reason::TooManyRequests, "Cannot evict pod as it would violate the pod's disruption budget.");
+    let mut e = ApiError::new(
+        apimachinery::Reason::TooManyRequests,
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+    );
     e.extra_causes.push(("DisruptionBudget".into(), message));
     let _ = pdb;
     e
 }
 
 /// Take one allowed disruption from a PodDisruptionBudget (compare-and-swap on its status).
-async fn consume_disruption(api: &Api, r: &Req<'_>, pdb: &Value, pod_name: &str) -> Result<(), ApiError> {
+async fn consume_disruption(
+    api: &Api,
+    r: &Req<'_>,
+    pdb: &Value,
+    pod_name: &str,
+) -> Result<(), ApiError> {
     let name = objects::name(pdb).to_string();
-    let pdbs = api.lookup("policy", "v1", "poddisruptionbudgets").expect("pdbs are built in").0;
-    let pr = Req { ri: &pdbs, namespace: r.namespace, name: &name, subresource: "status", view: None, apply: false, ..*r };
+    let pdbs = api
+        .lookup("policy", "v1", "poddisruptionbudgets")
+        .expect("pdbs are built in")
+        .0;
+    let pr = Req {
+        ri: &pdbs,
+        namespace: r.namespace,
+        name: &name,
+        subresource: "status",
+        view: None,
+        apply: false,
+        ..*r
+    };
     api.guaranteed_update(&pr, "", |cur| {
         let observed = cur.pointer("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(0);
         let generation = cur.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);

@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 
 /// A Table (without metadata and row objects) of the given objects.
 pub fn table(ri: &ResourceInfo, objs: &[&Value], crd: Option<&Value>, now: SystemTime) -> Value {
-    let nanos = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
     let now = Timestamp::from_unix_nanos(nanos);
     let conv = match crd {
         Some(crd) => TableConvertor::for_crd(crd, &ri.version).unwrap_or_else(|e| {
@@ -18,7 +21,10 @@ pub fn table(ri: &ResourceInfo, objs: &[&Value], crd: Option<&Value>, now: Syste
         }),
         None => TableConvertor::for_resource(&ri.group, &ri.plural),
     };
-    let rows: Vec<Value> = objs.iter().map(|o| json!({"cells": conv.cells(o, now)})).collect();
+    let rows: Vec<Value> = objs
+        .iter()
+        .map(|o| json!({"cells": conv.cells(o, now)}))
+        .collect();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

@@ -121,26 +121,47 @@ async fn run_watch(
                 return;
             }
         } else if let Some(rv) = params.rv.filter(|r| *r > 0) {
-            if api.cache.wait_for(rv, Duration::from_secs(3)).await.is_err() {
+            if api
+                .cache
+                .wait_for(rv, Duration::from_secs(3))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
         let (items, sub) = rc.subscribe_with_state(&prefix, &api.cache.revision_rx());
         for o in items.iter().filter(|o| filter.matches(&o.obj)) {
-            if tx.send(event_line("ADDED", &o.obj, &o.raw, &render)).await.is_err() {
+            if tx
+                .send(event_line("ADDED", &o.obj, &o.raw, &render))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
         if params.send_initial_events && params.bookmarks {
-            if tx.send(line("BOOKMARK", &bookmark(&ri, sub.replayed_to, true))).await.is_err() {
+            if tx
+                .send(line("BOOKMARK", &bookmark(&ri, sub.replayed_to, true)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
         sub
     } else {
         let rv = params.rv.unwrap_or(0);
-        if api.cache.wait_for(rv, Duration::from_secs(3)).await.is_err() {
-            let err = ApiError::timeout(format!("Too large resource version: {rv}, current resource version: {}", api.cache.revision()));
+        if api
+            .cache
+            .wait_for(rv, Duration::from_secs(3))
+            .await
+            .is_err()
+        {
+            let err = ApiError::timeout(format!(
+                "Too large resource version: {rv}, current resource version: {}",
+                api.cache.revision()
+            ));
             let _ = tx.send(line("ERROR", &err.to_status())).await;
             return;
         }
@@ -217,7 +238,13 @@ mod tests {
     use apimachinery::selector::LabelSelector;
 
     fn ev(kind: EventKind, obj: Value, prev: Option<Value>) -> CacheEvent {
-        CacheEvent::new(kind, 5, "/registry/core/pods/a/x".into(), Arc::new(obj), prev.map(Arc::new))
+        CacheEvent::new(
+            kind,
+            5,
+            "/registry/core/pods/a/x".into(),
+            Arc::new(obj),
+            prev.map(Arc::new),
+        )
     }
 
     #[test]
@@ -231,14 +258,70 @@ mod tests {
         let render: Render = None;
         let web = json!({"metadata": {"labels": {"app": "web"}}});
         let db = json!({"metadata": {"labels": {"app": "db"}}});
-        let kind = |b: Option<Bytes>| b.map(|b| serde_json::from_slice::<Value>(&b).unwrap()["type"].as_str().unwrap().to_string());
+        let kind = |b: Option<Bytes>| {
+            b.map(|b| {
+                serde_json::from_slice::<Value>(&b).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+        };
         let p = "/registry/core/pods/a/";
-        assert_eq!(kind(transform(&ev(EventKind::Modified, web.clone(), Some(db.clone())), p, &filter, &render)).as_deref(), Some("ADDED"));
-        assert_eq!(kind(transform(&ev(EventKind::Modified, db.clone(), Some(web.clone())), p, &filter, &render)).as_deref(), Some("DELETED"));
-        assert_eq!(kind(transform(&ev(EventKind::Modified, web.clone(), Some(web.clone())), p, &filter, &render)).as_deref(), Some("MODIFIED"));
-        assert_eq!(kind(transform(&ev(EventKind::Added, db.clone(), None), p, &filter, &render)), None);
-        assert_eq!(kind(transform(&ev(EventKind::Added, web.clone(), None), "/registry/core/pods/b/", &filter, &render)), None);
-        let b = transform(&ev(EventKind::Added, web.clone(), None), p, &filter, &render).unwrap();
+        assert_eq!(
+            kind(transform(
+                &ev(EventKind::Modified, web.clone(), Some(db.clone())),
+                p,
+                &filter,
+                &render
+            ))
+            .as_deref(),
+            Some("ADDED")
+        );
+        assert_eq!(
+            kind(transform(
+                &ev(EventKind::Modified, db.clone(), Some(web.clone())),
+                p,
+                &filter,
+                &render
+            ))
+            .as_deref(),
+            Some("DELETED")
+        );
+        assert_eq!(
+            kind(transform(
+                &ev(EventKind::Modified, web.clone(), Some(web.clone())),
+                p,
+                &filter,
+                &render
+            ))
+            .as_deref(),
+            Some("MODIFIED")
+        );
+        assert_eq!(
+            kind(transform(
+                &ev(EventKind::Added, db.clone(), None),
+                p,
+                &filter,
+                &render
+            )),
+            None
+        );
+        assert_eq!(
+            kind(transform(
+                &ev(EventKind::Added, web.clone(), None),
+                "/registry/core/pods/b/",
+                &filter,
+                &render
+            )),
+            None
+        );
+        let b = transform(
+            &ev(EventKind::Added, web.clone(), None),
+            p,
+            &filter,
+            &render,
+        )
+        .unwrap();
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v, json!({"type": "ADDED", "object": web}));
         assert!(b.ends_with(b"\n"));

@@ -252,7 +252,8 @@ impl GarbageCollector {
 
     async fn watch(self: Arc<Self>, ar: ApiResource) {
         // metadata only, as upstream's collector: owners and finalizers are all it needs
-        let api: Api<kube::core::PartialObjectMeta<DynamicObject>> = Api::all_with(self.client.clone(), &ar);
+        let api: Api<kube::core::PartialObjectMeta<DynamicObject>> =
+            Api::all_with(self.client.clone(), &ar);
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();

@@ -29,7 +29,11 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn(dir: &Path, port: u16) -> Child {
@@ -40,7 +44,13 @@ fn spawn_with(dir: &Path, port: u16, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_oxkube"))
         .args(["server", "--data-dir"])
         .arg(dir)
-        .args(["--bind-address", "127.0.0.1", "--secure-port", &port.to_string(), "--disable-agent"])
+        .args([
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            &port.to_string(),
+            "--disable-agent",
+        ])
         .args(extra)
         .env("OXKUBE_LOG", "warn")
         .stdout(Stdio::null())
@@ -51,7 +61,9 @@ fn spawn_with(dir: &Path, port: u16, extra: &[&str]) -> Child {
 
 async fn client_for(dir: &Path) -> Client {
     let kc = kube::config::Kubeconfig::read_from(dir.join("kubeconfig.yaml")).unwrap();
-    let cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let cfg = Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
     Client::try_from(cfg).unwrap()
 }
 
@@ -75,7 +87,10 @@ async fn wait_ready(dir: &Path, t0: Instant) -> Duration {
                 return t0.elapsed();
             }
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "server did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -128,8 +143,18 @@ async fn bench_cold_start(runs: usize) {
         s.child = spawn(s.dir.path(), s.port);
         restart.push(wait_ready(s.dir.path(), t0).await);
     }
-    println!("cold start to /readyz 200, empty data dir (PKI generated): median {} (min {}, max {})", ms(pct(&mut first, 0.5)), ms(first[0]), ms(*first.last().unwrap()));
-    println!("restart to /readyz 200, existing data dir:                 median {} (min {}, max {})", ms(pct(&mut restart, 0.5)), ms(restart[0]), ms(*restart.last().unwrap()));
+    println!(
+        "cold start to /readyz 200, empty data dir (PKI generated): median {} (min {}, max {})",
+        ms(pct(&mut first, 0.5)),
+        ms(first[0]),
+        ms(*first.last().unwrap())
+    );
+    println!(
+        "restart to /readyz 200, existing data dir:                 median {} (min {}, max {})",
+        ms(pct(&mut restart, 0.5)),
+        ms(restart[0]),
+        ms(*restart.last().unwrap())
+    );
 }
 
 async fn create_many(api: &Api<ConfigMap>, prefix: &str, n: usize, parallel: usize) {
@@ -137,7 +162,11 @@ async fn create_many(api: &Api<ConfigMap>, prefix: &str, n: usize, parallel: usi
         .map(|i| {
             let api = api.clone();
             let name = format!("{prefix}-{i}");
-            async move { api.create(&PostParams::default(), &cm(&name)).await.unwrap() }
+            async move {
+                api.create(&PostParams::default(), &cm(&name))
+                    .await
+                    .unwrap()
+            }
         })
         .buffer_unordered(parallel)
         .for_each(|_| async {})
@@ -159,7 +188,8 @@ async fn rss_with_configmaps(extra: &[&str]) -> u64 {
 }
 
 async fn bench_rss_and_creates(quick: bool) {
-    let api_only = rss_with_configmaps(&["--disable-scheduler", "--disable-controller-manager"]).await;
+    let api_only =
+        rss_with_configmaps(&["--disable-scheduler", "--disable-controller-manager"]).await;
     println!("RSS of an idle API server (no scheduler/controllers) holding 1,000 configmaps: {api_only} MiB");
     let (s, _) = start(tempfile::tempdir().unwrap(), free_port()).await;
     let client = client_for(s.dir.path()).await;
@@ -175,12 +205,18 @@ async fn bench_rss_and_creates(quick: bool) {
     for i in 0..n {
         tick.tick().await;
         let t = Instant::now();
-        api.create(&PostParams::default(), &cm(&format!("paced-{i}"))).await.unwrap();
+        api.create(&PostParams::default(), &cm(&format!("paced-{i}")))
+            .await
+            .unwrap();
         lat.push(t.elapsed());
     }
     let p50 = pct(&mut lat, 0.5);
     let p99 = pct(&mut lat, 0.99);
-    println!("create configmap at 200/s, one client: p50 {} p99 {} ({n} creates)", ms(p50), ms(p99));
+    println!(
+        "create configmap at 200/s, one client: p50 {} p99 {} ({n} creates)",
+        ms(p50),
+        ms(p99)
+    );
 
     // throughput with 16 concurrent clients (each its own connection)
     let secs = if quick { 3 } else { 8 };
@@ -198,7 +234,9 @@ async fn bench_rss_and_creates(quick: bool) {
                 let api: Api<ConfigMap> = Api::namespaced(c, "default");
                 let mut n = 0u64;
                 while Instant::now() < deadline {
-                    api.create(&PostParams::default(), &cm(&format!("tp-{w}-{n}"))).await.unwrap();
+                    api.create(&PostParams::default(), &cm(&format!("tp-{w}-{n}")))
+                        .await
+                        .unwrap();
                     n += 1;
                 }
                 n
@@ -209,7 +247,11 @@ async fn bench_rss_and_creates(quick: bool) {
     for t in tasks {
         total += t.await.unwrap();
     }
-    println!("creates/s sustained with 16 concurrent clients: {:.0} ({total} in {:.1} s)", total as f64 / t0.elapsed().as_secs_f64(), t0.elapsed().as_secs_f64());
+    println!(
+        "creates/s sustained with 16 concurrent clients: {:.0} ({total} in {:.1} s)",
+        total as f64 / t0.elapsed().as_secs_f64(),
+        t0.elapsed().as_secs_f64()
+    );
 }
 
 async fn bench_list_pods(quick: bool) {
@@ -220,12 +262,18 @@ async fn bench_list_pods(quick: bool) {
     futures::stream::iter(0..n)
         .map(|i| {
             let pods = pods.clone();
-            async move { pods.create(&PostParams::default(), &pod(&format!("pod-{i}"))).await.unwrap() }
+            async move {
+                pods.create(&PostParams::default(), &pod(&format!("pod-{i}")))
+                    .await
+                    .unwrap()
+            }
         })
         .buffer_unordered(32)
         .for_each(|_| async {})
         .await;
-    let sample = serde_json::to_vec(&pods.get("pod-0").await.unwrap()).unwrap().len();
+    let sample = serde_json::to_vec(&pods.get("pod-0").await.unwrap())
+        .unwrap()
+        .len();
     let all: Api<Pod> = Api::all(client.clone());
     let mut lat = Vec::new();
     for _ in 0..7 {
@@ -234,7 +282,10 @@ async fn bench_list_pods(quick: bool) {
         lat.push(t.elapsed());
         assert_eq!(l.items.len(), n);
     }
-    println!("LIST of {n} pods (~{sample} B each, client decode included): p50 {}", ms(pct(&mut lat, 0.5)));
+    println!(
+        "LIST of {n} pods (~{sample} B each, client decode included): p50 {}",
+        ms(pct(&mut lat, 0.5))
+    );
     let mut raw_lat = Vec::new();
     for _ in 0..7 {
         let t = Instant::now();
@@ -243,7 +294,10 @@ async fn bench_list_pods(quick: bool) {
         raw_lat.push(t.elapsed());
         assert!(body.len() > n * 500);
     }
-    println!("LIST of {n} pods, raw bytes (no client decode): p50 {}", ms(pct(&mut raw_lat, 0.5)));
+    println!(
+        "LIST of {n} pods, raw bytes (no client decode): p50 {}",
+        ms(pct(&mut raw_lat, 0.5))
+    );
     drop(s);
 }
 
@@ -257,7 +311,13 @@ async fn bench_watch_fanout(quick: bool) {
         clients.push(client_for(s.dir.path()).await);
     }
     let writer: Api<ConfigMap> = Api::namespaced(client_for(s.dir.path()).await, "default");
-    let rv = writer.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let rv = writer
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
     let ready = Arc::new(tokio::sync::Barrier::new(watchers + 1));
     for w in 0..watchers {
@@ -266,7 +326,11 @@ async fn bench_watch_fanout(quick: bool) {
         let rv = rv.clone();
         let ready = ready.clone();
         tokio::spawn(async move {
-            let mut st = api.watch(&WatchParams::default().timeout(290), &rv).await.unwrap().boxed();
+            let mut st = api
+                .watch(&WatchParams::default().timeout(290), &rv)
+                .await
+                .unwrap()
+                .boxed();
             ready.wait().await;
             while let Ok(Some(ev)) = st.try_next().await {
                 if let WatchEvent::Added(o) = ev {
@@ -280,11 +344,17 @@ async fn bench_watch_fanout(quick: bool) {
     let mut lat = Vec::new();
     for i in 0..writes {
         let name = format!("fan-{i}");
-        writer.create(&PostParams::default(), &cm(&name)).await.unwrap();
+        writer
+            .create(&PostParams::default(), &cm(&name))
+            .await
+            .unwrap();
         let acked = Instant::now();
         let mut got = 0;
         while got < watchers {
-            let (n, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+            let (n, at) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
             if n == name {
                 lat.push(at.saturating_duration_since(acked));
                 got += 1;
@@ -300,12 +370,22 @@ async fn bench_watch_fanout(quick: bool) {
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let quick = args.iter().any(|a| a == "quick");
     let sections = ["cold", "writes", "list", "watch"];
-    let chosen: Vec<&str> = sections.iter().copied().filter(|s| args.iter().any(|a| a == s)).collect();
+    let chosen: Vec<&str> = sections
+        .iter()
+        .copied()
+        .filter(|s| args.iter().any(|a| a == s))
+        .collect();
     let run = |name: &str| chosen.is_empty() || chosen.contains(&name);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         if run("cold") {
             bench_cold_start(if quick { 3 } else { 7 }).await;

@@ -121,7 +121,9 @@ fn host_ips() -> Vec<IpAddr> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 async fn shutdown_signal() {
@@ -135,7 +137,8 @@ async fn shutdown_signal() {
 
 /// A kube-rs client from a kubeconfig file.
 async fn client_from(path: &std::path::Path) -> anyhow::Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading {}", path.display()))?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
     Ok(kube::Client::try_from(cfg)?)
 }
@@ -150,40 +153,78 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     if !args.disable_scheduler {
-        let client = client_from(&apiserver::component_kubeconfig(&args.data_dir, "scheduler")).await?;
+        let client = client_from(&apiserver::component_kubeconfig(
+            &args.data_dir,
+            "scheduler",
+        ))
+        .await?;
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
-            scheduler::run(client, scheduler::Config { identity: hostname(), ..Default::default() }, stopped(stop)).await
+            scheduler::run(
+                client,
+                scheduler::Config {
+                    identity: hostname(),
+                    ..Default::default()
+                },
+                stopped(stop),
+            )
+            .await
         }));
     }
     if !args.disable_controller_manager {
-        let client = client_from(&apiserver::component_kubeconfig(&args.data_dir, "controller-manager")).await?;
+        let client = client_from(&apiserver::component_kubeconfig(
+            &args.data_dir,
+            "controller-manager",
+        ))
+        .await?;
         let ca_pem = std::fs::read_to_string(args.data_dir.join("tls/ca.crt")).ok();
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
-            controllers::run(client, controllers::Config { identity: hostname(), root_ca_pem: ca_pem, ..Default::default() }, stopped(stop)).await
+            controllers::run(
+                client,
+                controllers::Config {
+                    identity: hostname(),
+                    root_ca_pem: ca_pem,
+                    ..Default::default()
+                },
+                stopped(stop),
+            )
+            .await
         }));
     }
     for t in tasks {
-        t.await.context("component task panicked")?.context("component failed")?;
+        t.await
+            .context("component task panicked")?
+            .context("component failed")?;
     }
     Ok(())
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let store: Arc<dyn store::Store> = if args.etcd_servers.is_empty() {
         let db_dir = args.data_dir.join("db");
-        std::fs::create_dir_all(&db_dir).with_context(|| format!("creating {}", db_dir.display()))?;
+        std::fs::create_dir_all(&db_dir)
+            .with_context(|| format!("creating {}", db_dir.display()))?;
         let path = db_dir.join("state.db");
-        let s = tokio::task::spawn_blocking(move || store::sqlite::SqliteStore::open(path, Default::default()))
-            .await?
-            .context("opening the embedded store")?;
+        let s = tokio::task::spawn_blocking(move || {
+            store::sqlite::SqliteStore::open(path, Default::default())
+        })
+        .await?
+        .context("opening the embedded store")?;
         Arc::new(s)
     } else {
-        let cfg = store::etcd::EtcdConfig { endpoints: args.etcd_servers.clone(), ..Default::default() };
-        Arc::new(store::etcd::EtcdStore::connect(&cfg).await.context("connecting to etcd")?)
+        let cfg = store::etcd::EtcdConfig {
+            endpoints: args.etcd_servers.clone(),
+            ..Default::default()
+        };
+        Arc::new(
+            store::etcd::EtcdStore::connect(&cfg)
+                .await
+                .context("connecting to etcd")?,
+        )
     };
     let config = apiserver::Config {
         data_dir: args.data_dir.clone(),
@@ -199,7 +240,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         },
     };
     if !args.disable_agent {
-        tracing::info!("the node agent is not part of this build yet; running the control plane only");
+        tracing::info!(
+            "the node agent is not part of this build yet; running the control plane only"
+        );
     }
     let kubeconfig = args.data_dir.join("kubeconfig.yaml");
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -247,24 +290,33 @@ fn main() -> anyhow::Result<()> {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("OXKUBE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("OXKUBE_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     match command {
         Command::Server(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(server(args))
         }
         Command::Kubeconfig { data_dir } => {
             let path = data_dir.join("kubeconfig.yaml");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {} (has `oxkube server` run with this --data-dir?)", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "reading {} (has `oxkube server` run with this --data-dir?)",
+                    path.display()
+                )
+            })?;
             print!("{text}");
             Ok(())
         }
-        Command::Images { command: ImagesCommand::Import { data_dir, files } } => {
+        Command::Images {
+            command: ImagesCommand::Import { data_dir, files },
+        } => {
             for img in runtime::images::import(&data_dir, &files).context("import images")? {
                 println!("imported {} {}", img.id, img.repo_tags.join(","));
             }

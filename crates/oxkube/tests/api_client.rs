@@ -10,18 +10,26 @@ use std::time::Duration;
 use common::Cluster;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::{Client, Config};
 use serde_json::json;
 
 fn rt() -> tokio::runtime::Runtime {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn client(c: &Cluster) -> Client {
     let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
-    let cfg = Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let cfg = Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
     Client::try_from(cfg).unwrap()
 }
 
@@ -37,7 +45,11 @@ fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
             labels: Some([(TEST_LABEL.0.to_string(), TEST_LABEL.1.to_string())].into()),
             ..Default::default()
         },
-        data: Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()),
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
         ..Default::default()
     }
 }
@@ -54,28 +66,54 @@ fn crud_conflicts_and_not_found() {
     let c = Cluster::start();
     rt().block_on(async {
         let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
-        let created = api.create(&PostParams::default(), &cm("a", &[("k", "v")])).await.unwrap();
+        let created = api
+            .create(&PostParams::default(), &cm("a", &[("k", "v")]))
+            .await
+            .unwrap();
         let rv1 = created.metadata.resource_version.clone().unwrap();
         assert!(created.metadata.uid.is_some());
         assert!(created.metadata.creation_timestamp.is_some());
-        let (code, reason, msg) = status_of(api.create(&PostParams::default(), &cm("a", &[])).await.unwrap_err());
+        let (code, reason, msg) = status_of(
+            api.create(&PostParams::default(), &cm("a", &[]))
+                .await
+                .unwrap_err(),
+        );
         assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
         assert_eq!(msg, "configmaps \"a\" already exists");
         let mut upd = created.clone();
         upd.data = Some([("k".to_string(), "v2".to_string())].into());
-        let updated = api.replace("a", &PostParams::default(), &upd).await.unwrap();
-        assert_ne!(updated.metadata.resource_version.as_deref(), Some(rv1.as_str()));
+        let updated = api
+            .replace("a", &PostParams::default(), &upd)
+            .await
+            .unwrap();
+        assert_ne!(
+            updated.metadata.resource_version.as_deref(),
+            Some(rv1.as_str())
+        );
         // the old resourceVersion is stale now
-        let (code, reason, msg) = status_of(api.replace("a", &PostParams::default(), &upd).await.unwrap_err());
+        let (code, reason, msg) = status_of(
+            api.replace("a", &PostParams::default(), &upd)
+                .await
+                .unwrap_err(),
+        );
         assert_eq!((code, reason.as_str()), (409, "Conflict"));
         assert!(msg.contains("the object has been modified"), "{msg}");
-        assert_eq!(api.get("a").await.unwrap().data.unwrap()["k"], "v2", "a rejected write changes nothing");
+        assert_eq!(
+            api.get("a").await.unwrap().data.unwrap()["k"],
+            "v2",
+            "a rejected write changes nothing"
+        );
         api.delete("a", &DeleteParams::default()).await.unwrap();
         let (code, reason, _) = status_of(api.get("a").await.unwrap_err());
         assert_eq!((code, reason.as_str()), (404, "NotFound"));
         // a namespace that does not exist
         let other: Api<ConfigMap> = Api::namespaced(client(&c).await, "nope");
-        let (code, _, msg) = status_of(other.create(&PostParams::default(), &cm("x", &[])).await.unwrap_err());
+        let (code, _, msg) = status_of(
+            other
+                .create(&PostParams::default(), &cm("x", &[]))
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(code, 404);
         assert_eq!(msg, "namespaces \"nope\" not found");
     });
@@ -86,19 +124,45 @@ fn patch_types() {
     let c = Cluster::start();
     rt().block_on(async {
         let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
-        api.create(&PostParams::default(), &cm("p", &[("a", "1")])).await.unwrap();
+        api.create(&PostParams::default(), &cm("p", &[("a", "1")]))
+            .await
+            .unwrap();
         let pp = PatchParams::default();
-        api.patch("p", &pp, &Patch::Merge(json!({"data": {"b": "2"}}))).await.unwrap();
+        api.patch("p", &pp, &Patch::Merge(json!({"data": {"b": "2"}})))
+            .await
+            .unwrap();
         let client = client(&c).await;
         let path = "/api/v1/namespaces/default/configmaps/p";
-        let jp = json!([{"op": "add", "path": "/data/c", "value": "3"}]).to_string().into_bytes();
-        assert_eq!(raw(&client, "PATCH", path, "application/json-patch+json", jp).await.0, 200);
-        api.patch("p", &pp, &Patch::Strategic(json!({"data": {"d": "4"}}))).await.unwrap();
+        let jp = json!([{"op": "add", "path": "/data/c", "value": "3"}])
+            .to_string()
+            .into_bytes();
+        assert_eq!(
+            raw(&client, "PATCH", path, "application/json-patch+json", jp)
+                .await
+                .0,
+            200
+        );
+        api.patch("p", &pp, &Patch::Strategic(json!({"data": {"d": "4"}})))
+            .await
+            .unwrap();
         let got = api.get("p").await.unwrap();
-        assert_eq!(got.data.unwrap(), [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        assert_eq!(
+            got.data.unwrap(),
+            [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        );
         // a JSON patch that fails its test op is rejected and changes nothing
-        let bad = json!([{"op": "test", "path": "/data/a", "value": "nope"}]).to_string().into_bytes();
-        assert_eq!(raw(&client, "PATCH", path, "application/json-patch+json", bad).await.0, 422);
+        let bad = json!([{"op": "test", "path": "/data/a", "value": "nope"}])
+            .to_string()
+            .into_bytes();
+        assert_eq!(
+            raw(&client, "PATCH", path, "application/json-patch+json", bad)
+                .await
+                .0,
+            422
+        );
         assert_eq!(api.get("p").await.unwrap().data.unwrap().len(), 4);
     });
 }
@@ -109,15 +173,37 @@ fn watch_events_and_expired_resource_version() {
     rt().block_on(async {
         let client = client(&c).await;
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-        let list = api.list(&ListParams::default().labels(TEST_SELECTOR)).await.unwrap();
+        let list = api
+            .list(&ListParams::default().labels(TEST_SELECTOR))
+            .await
+            .unwrap();
         let rv = list.metadata.resource_version.clone().unwrap();
-        let mut stream = api.watch(&WatchParams::default().labels(TEST_SELECTOR).timeout(30), &rv).await.unwrap().boxed();
-        api.create(&PostParams::default(), &cm("w", &[("a", "1")])).await.unwrap();
-        api.patch("w", &PatchParams::default(), &Patch::Merge(json!({"data": {"a": "2"}}))).await.unwrap();
+        let mut stream = api
+            .watch(
+                &WatchParams::default().labels(TEST_SELECTOR).timeout(30),
+                &rv,
+            )
+            .await
+            .unwrap()
+            .boxed();
+        api.create(&PostParams::default(), &cm("w", &[("a", "1")]))
+            .await
+            .unwrap();
+        api.patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "2"}})),
+        )
+        .await
+        .unwrap();
         api.delete("w", &DeleteParams::default()).await.unwrap();
         let mut seen = Vec::new();
         while seen.len() < 3 {
-            let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next()).await.unwrap().unwrap().unwrap();
+            let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             match ev {
                 WatchEvent::Added(o) => seen.push(("ADDED", o.data.unwrap()["a"].clone())),
                 WatchEvent::Modified(o) => seen.push(("MODIFIED", o.data.unwrap()["a"].clone())),
@@ -126,15 +212,37 @@ fn watch_events_and_expired_resource_version() {
                 WatchEvent::Error(e) => panic!("watch error {e:?}"),
             }
         }
-        assert_eq!(seen, vec![("ADDED", "1".to_string()), ("MODIFIED", "2".to_string()), ("DELETED", "2".to_string())]);
+        assert_eq!(
+            seen,
+            vec![
+                ("ADDED", "1".to_string()),
+                ("MODIFIED", "2".to_string()),
+                ("DELETED", "2".to_string())
+            ]
+        );
 
         // churn one object past the watch cache history: watching from the start is 410
-        api.create(&PostParams::default(), &cm("churn", &[])).await.unwrap();
+        api.create(&PostParams::default(), &cm("churn", &[]))
+            .await
+            .unwrap();
         for i in 0..4200 {
-            api.patch("churn", &PatchParams::default(), &Patch::Merge(json!({"data": {"i": i.to_string()}}))).await.unwrap();
+            api.patch(
+                "churn",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"data": {"i": i.to_string()}})),
+            )
+            .await
+            .unwrap();
         }
-        let mut old = api.watch(&WatchParams::default().labels(TEST_SELECTOR), "5").await.unwrap().boxed();
-        match tokio::time::timeout(Duration::from_secs(10), old.try_next()).await.unwrap() {
+        let mut old = api
+            .watch(&WatchParams::default().labels(TEST_SELECTOR), "5")
+            .await
+            .unwrap()
+            .boxed();
+        match tokio::time::timeout(Duration::from_secs(10), old.try_next())
+            .await
+            .unwrap()
+        {
             Ok(Some(WatchEvent::Error(e))) => {
                 assert_eq!(e.code, 410);
                 assert_eq!(e.reason, "Expired");
@@ -145,7 +253,11 @@ fn watch_events_and_expired_resource_version() {
         let cfg = kube::runtime::watcher::Config::default().labels(TEST_SELECTOR);
         let mut w = kube::runtime::watcher(api.clone(), cfg).boxed();
         let mut names = Vec::new();
-        while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), w.try_next()).await.unwrap().unwrap() {
+        while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), w.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             match ev {
                 kube::runtime::watcher::Event::InitApply(o) => names.push(o.metadata.name.unwrap()),
                 kube::runtime::watcher::Event::InitDone => break,
@@ -160,10 +272,24 @@ fn watch_events_and_expired_resource_version() {
 fn discovery_lists_builtin_groups() {
     let c = Cluster::start();
     rt().block_on(async {
-        let d = kube::discovery::Discovery::new(client(&c).await).run().await.unwrap();
+        let d = kube::discovery::Discovery::new(client(&c).await)
+            .run()
+            .await
+            .unwrap();
         let groups: Vec<String> = d.groups().map(|g| g.name().to_string()).collect();
-        for g in ["", "apps", "batch", "autoscaling", "rbac.authorization.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io"] {
-            assert!(groups.iter().any(|x| x == g), "missing group {g:?} in {groups:?}");
+        for g in [
+            "",
+            "apps",
+            "batch",
+            "autoscaling",
+            "rbac.authorization.k8s.io",
+            "apiextensions.k8s.io",
+            "coordination.k8s.io",
+        ] {
+            assert!(
+                groups.iter().any(|x| x == g),
+                "missing group {g:?} in {groups:?}"
+            );
         }
         let apps = d.get("apps").unwrap();
         let (ar, caps) = apps.recommended_kind("Deployment").unwrap();
@@ -172,8 +298,19 @@ fn discovery_lists_builtin_groups() {
     });
 }
 
-async fn raw(client: &Client, method: &str, path: &str, ct: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
-    let req = http::Request::builder().method(method).uri(path).header("content-type", ct).body(body).unwrap();
+async fn raw(
+    client: &Client,
+    method: &str,
+    path: &str,
+    ct: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", ct)
+        .body(body)
+        .unwrap();
     match client.request_text(req).await {
         Ok(t) => (200, serde_json::from_str(&t).unwrap_or(json!(t))),
         Err(kube::Error::Api(s)) => (s.code, json!({"reason": s.reason, "message": s.message})),
@@ -246,7 +383,10 @@ fn acknowledged_writes_survive_kill_9() {
                 tokio::spawn(async move {
                     for i in 0.. {
                         let name = format!("w{w}-{i}");
-                        match api.create(&PostParams::default(), &cm(&name, &[("i", "x")])).await {
+                        match api
+                            .create(&PostParams::default(), &cm(&name, &[("i", "x")]))
+                            .await
+                        {
                             Ok(_) => {
                                 if tx.send(name).is_err() {
                                     return;
@@ -278,13 +418,28 @@ fn acknowledged_writes_survive_kill_9() {
     c.kill9();
     let ca_before = std::fs::read_to_string(c.data_dir().join("tls/ca.crt")).unwrap();
     c.spawn();
-    assert_eq!(std::fs::read_to_string(c.data_dir().join("tls/ca.crt")).unwrap(), ca_before, "restart reuses the PKI");
+    assert_eq!(
+        std::fs::read_to_string(c.data_dir().join("tls/ca.crt")).unwrap(),
+        ca_before,
+        "restart reuses the PKI"
+    );
     rt().block_on(async {
         let api: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
-        let names: std::collections::HashSet<String> =
-            api.list(&ListParams::default().labels(TEST_SELECTOR)).await.unwrap().items.into_iter().map(|o| o.metadata.name.unwrap()).collect();
+        let names: std::collections::HashSet<String> = api
+            .list(&ListParams::default().labels(TEST_SELECTOR))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|o| o.metadata.name.unwrap())
+            .collect();
         let lost: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
-        assert!(lost.is_empty(), "{} acknowledged writes lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+        assert!(
+            lost.is_empty(),
+            "{} acknowledged writes lost, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
         assert!(acked.len() >= 200);
     });
 }
@@ -296,17 +451,32 @@ fn namespace_deletion_is_two_phase() {
     rt().block_on(async {
         let client = client(&c).await;
         let nss: Api<Namespace> = Api::all(client.clone());
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap();
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap();
         let created = nss.create(&PostParams::default(), &ns).await.unwrap();
-        assert_eq!(created.spec.unwrap().finalizers.unwrap(), vec!["kubernetes"]);
+        assert_eq!(
+            created.spec.unwrap().finalizers.unwrap(),
+            vec!["kubernetes"]
+        );
         assert_eq!(created.status.unwrap().phase.as_deref(), Some("Active"));
         let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
-        cms.create(&PostParams::default(), &cm("inside", &[])).await.unwrap();
-        nss.delete("doomed", &DeleteParams::default()).await.unwrap();
+        cms.create(&PostParams::default(), &cm("inside", &[]))
+            .await
+            .unwrap();
+        nss.delete("doomed", &DeleteParams::default())
+            .await
+            .unwrap();
         let ns = nss.get("doomed").await.unwrap();
-        assert_eq!(ns.status.as_ref().unwrap().phase.as_deref(), Some("Terminating"));
+        assert_eq!(
+            ns.status.as_ref().unwrap().phase.as_deref(),
+            Some("Terminating")
+        );
         assert!(ns.metadata.deletion_timestamp.is_some());
-        let (code, reason, msg) = status_of(cms.create(&PostParams::default(), &cm("late", &[])).await.unwrap_err());
+        let (code, reason, msg) = status_of(
+            cms.create(&PostParams::default(), &cm("late", &[]))
+                .await
+                .unwrap_err(),
+        );
         assert_eq!((code, reason.as_str()), (403, "Forbidden"));
         assert!(msg.contains("because it is being terminated"), "{msg}");
         // the namespace controller's last step: clear spec.finalizers through /finalize
@@ -321,7 +491,10 @@ fn namespace_deletion_is_two_phase() {
             .unwrap();
         client.request_text(req).await.unwrap();
         let (code, _, _) = status_of(nss.get("doomed").await.unwrap_err());
-        assert_eq!(code, 404, "a terminating namespace without finalizers is gone");
+        assert_eq!(
+            code, 404,
+            "a terminating namespace without finalizers is gone"
+        );
     });
 }
 
@@ -374,23 +547,38 @@ fn reflector_follows_changes() {
         let client = client(&c).await;
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         let (reader, writer) = kube::runtime::reflector::store::<ConfigMap>();
-        let stream = kube::runtime::reflector(writer, kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default().labels(TEST_SELECTOR)));
+        let stream = kube::runtime::reflector(
+            writer,
+            kube::runtime::watcher(
+                api.clone(),
+                kube::runtime::watcher::Config::default().labels(TEST_SELECTOR),
+            ),
+        );
         let task = tokio::spawn(async move {
             let mut s = std::pin::pin!(stream);
             while s.next().await.is_some() {}
         });
         for i in 0..5 {
-            api.create(&PostParams::default(), &cm(&format!("r{i}"), &[])).await.unwrap();
+            api.create(&PostParams::default(), &cm(&format!("r{i}"), &[]))
+                .await
+                .unwrap();
         }
         api.delete("r0", &DeleteParams::default()).await.unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let mut names: Vec<String> = reader.state().iter().map(|o| o.metadata.name.clone().unwrap()).collect();
+            let mut names: Vec<String> = reader
+                .state()
+                .iter()
+                .map(|o| o.metadata.name.clone().unwrap())
+                .collect();
             names.sort();
             if names == vec!["r1", "r2", "r3", "r4"] {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "reflector store never converged: {names:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "reflector store never converged: {names:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         task.abort();
@@ -401,20 +589,40 @@ fn reflector_follows_changes() {
 fn stuck_clients_do_not_block_others() {
     let c = Cluster::start();
     // connections that never finish a TLS handshake
-    let stuck: Vec<std::net::TcpStream> = (0..50).map(|_| std::net::TcpStream::connect(("127.0.0.1", c.port)).unwrap()).collect();
+    let stuck: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", c.port)).unwrap())
+        .collect();
     rt().block_on(async {
         let lazy = client(&c).await;
         let client = client(&c).await;
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         // a watcher that never reads its stream
         let lazy_api: Api<ConfigMap> = Api::namespaced(lazy, "default");
-        let _unread = lazy_api.watch(&WatchParams::default().labels(TEST_SELECTOR), "0").await.unwrap();
+        let _unread = lazy_api
+            .watch(&WatchParams::default().labels(TEST_SELECTOR), "0")
+            .await
+            .unwrap();
         for i in 0..300 {
             let t = std::time::Instant::now();
-            api.create(&PostParams::default(), &cm(&format!("s{i}"), &[("pad", &"x".repeat(2048))])).await.unwrap();
-            assert!(t.elapsed() < Duration::from_secs(5), "a create took {:?}", t.elapsed());
+            api.create(
+                &PostParams::default(),
+                &cm(&format!("s{i}"), &[("pad", &"x".repeat(2048))]),
+            )
+            .await
+            .unwrap();
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "a create took {:?}",
+                t.elapsed()
+            );
         }
-        let l = tokio::time::timeout(Duration::from_secs(10), api.list(&ListParams::default().labels(TEST_SELECTOR))).await.unwrap().unwrap();
+        let l = tokio::time::timeout(
+            Duration::from_secs(10),
+            api.list(&ListParams::default().labels(TEST_SELECTOR)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert_eq!(l.items.len(), 300);
     });
     drop(stuck);
@@ -427,7 +635,9 @@ fn pagination_dry_run_and_initial_events() {
         let client = client(&c).await;
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         for i in 0..25 {
-            api.create(&PostParams::default(), &cm(&format!("pg{i:02}"), &[])).await.unwrap();
+            api.create(&PostParams::default(), &cm(&format!("pg{i:02}"), &[]))
+                .await
+                .unwrap();
         }
         // limit/continue walks every object exactly once, in order
         let mut seen = Vec::new();
@@ -446,18 +656,28 @@ fn pagination_dry_run_and_initial_events() {
         let want: Vec<String> = (0..25).map(|i| format!("pg{i:02}")).collect();
         assert_eq!(seen, want);
         // dryRun=All validates and answers but stores nothing
-        let pp = PostParams { dry_run: true, ..Default::default() };
+        let pp = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
         let dry = api.create(&pp, &cm("dry", &[("a", "b")])).await.unwrap();
         assert_eq!(dry.data.unwrap()["a"], "b");
         assert_eq!(status_of(api.get("dry").await.unwrap_err()).0, 404);
         let (code, _, _) = status_of(api.create(&pp, &cm("pg00", &[])).await.unwrap_err());
         assert_eq!(code, 409, "dry run still reports conflicts");
         // streaming list: sendInitialEvents delivers the state, then a bookmark marking its end
-        let wc = kube::runtime::watcher::Config::default().labels(TEST_SELECTOR).streaming_lists();
+        let wc = kube::runtime::watcher::Config::default()
+            .labels(TEST_SELECTOR)
+            .streaming_lists();
         let mut w = kube::runtime::watcher(api.clone(), wc).boxed();
         let mut n = 0;
         loop {
-            match tokio::time::timeout(Duration::from_secs(10), w.try_next()).await.unwrap().unwrap().unwrap() {
+            match tokio::time::timeout(Duration::from_secs(10), w.try_next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+            {
                 kube::runtime::watcher::Event::InitApply(_) => n += 1,
                 kube::runtime::watcher::Event::InitDone => break,
                 _ => {}
@@ -502,7 +722,10 @@ fn token_file_authentication_and_reviews() {
         assert_eq!(status_of(ns.list(&ListParams::default()).await.unwrap_err()).0, 401);
     });
     let rules = c.kubectl(&["auth", "can-i", "--list"]);
-    assert!(rules.lines().next().unwrap().starts_with("Resources"), "{rules}");
+    assert!(
+        rules.lines().next().unwrap().starts_with("Resources"),
+        "{rules}"
+    );
     assert!(rules.contains("*.*"), "{rules}");
 }
 
@@ -512,12 +735,30 @@ fn put_creates_endpoints_but_not_configmaps() {
     rt().block_on(async {
         let client = client(&c).await;
         let ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "svc"},
-            "subsets": [{"addresses": [{"ip": "10.42.0.5"}], "ports": [{"port": 80}]}]}).to_string().into_bytes();
-        let (code, s) = raw(&client, "PUT", "/api/v1/namespaces/default/endpoints/svc", "application/json", ep).await;
+            "subsets": [{"addresses": [{"ip": "10.42.0.5"}], "ports": [{"port": 80}]}]})
+        .to_string()
+        .into_bytes();
+        let (code, s) = raw(
+            &client,
+            "PUT",
+            "/api/v1/namespaces/default/endpoints/svc",
+            "application/json",
+            ep,
+        )
+        .await;
         assert_eq!(code, 200, "{s}");
         assert_eq!(s["subsets"][0]["addresses"][0]["ip"], "10.42.0.5");
-        let cmb = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}).to_string().into_bytes();
-        let (code, _) = raw(&client, "PUT", "/api/v1/namespaces/default/configmaps/x", "application/json", cmb).await;
+        let cmb = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
+            .to_string()
+            .into_bytes();
+        let (code, _) = raw(
+            &client,
+            "PUT",
+            "/api/v1/namespaces/default/configmaps/x",
+            "application/json",
+            cmb,
+        )
+        .await;
         assert_eq!(code, 404);
     });
 }

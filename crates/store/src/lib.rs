@@ -64,8 +64,14 @@ pub enum Compare {
 /// A write inside a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    Put { key: String, value: Bytes, lease: LeaseId },
-    Delete { key: String },
+    Put {
+        key: String,
+        value: Bytes,
+        lease: LeaseId,
+    },
+    Delete {
+        key: String,
+    },
 }
 
 /// A transaction: if every compare holds, apply `success`, else apply `failure`.
@@ -138,7 +144,10 @@ pub struct Event {
 pub enum StoreError {
     /// The requested revision has been compacted away; carries the compacted revision.
     #[error("required revision {requested} has been compacted (compacted revision {compacted})")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
     /// The requested revision is in the future.
     #[error("required revision {0} is a future revision")]
     FutureRevision(Revision),
@@ -179,7 +188,10 @@ pub trait Store: Send + Sync + 'static {
     /// Read one key at the latest revision.
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let resp = self
-            .range(RangeRequest { prefix: key.to_string(), ..Default::default() })
+            .range(RangeRequest {
+                prefix: key.to_string(),
+                ..Default::default()
+            })
             .await?;
         Ok(resp.kvs.into_iter().find(|kv| kv.key == key))
     }

@@ -21,7 +21,9 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Result<&'a str, OpenApiError> {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| OpenApiError::InvalidCrd(format!("{} is required", &pointer[1..].replace('/', "."))))
+        .ok_or_else(|| {
+            OpenApiError::InvalidCrd(format!("{} is required", &pointer[1..].replace('/', ".")))
+        })
 }
 
 /// `stable.example.com` + `v1` + `CronTab` -> `com.example.stable.v1.CronTab` (upstream's
@@ -64,9 +66,7 @@ fn add_embedded_properties(s: &mut Value) {
                 json!({"allOf": [ref_to(OBJECT_META)], "description": METADATA_DESCRIPTION}),
             );
         }
-        let req = o
-            .entry("required")
-            .or_insert_with(|| Value::Array(vec![]));
+        let req = o.entry("required").or_insert_with(|| Value::Array(vec![]));
         if let Value::Array(r) = req {
             for k in ["kind", "apiVersion"] {
                 if !r.iter().any(|x| x == k) {
@@ -78,12 +78,7 @@ fn add_embedded_properties(s: &mut Value) {
 }
 
 /// The schema of a custom resource kind from its version's `openAPIV3Schema`.
-fn kind_schema(
-    openapi_schema: Option<&Value>,
-    group: &str,
-    version: &str,
-    kind: &str,
-) -> Value {
+fn kind_schema(openapi_schema: Option<&Value>, group: &str, version: &str, kind: &str) -> Value {
     let gvk = json!([super::schema::gvk(group, version, kind)]);
     let Some(src) = openapi_schema.filter(|s| s.is_object()) else {
         // no schema: anything goes; properties would make kubectl reject unknown fields
@@ -154,12 +149,7 @@ pub fn custom_resource_document(
             continue;
         };
         let name = custom_schema_name(group, version, kind);
-        let schema = kind_schema(
-            v.pointer("/schema/openAPIV3Schema"),
-            group,
-            version,
-            kind,
-        );
+        let schema = kind_schema(v.pointer("/schema/openAPIV3Schema"), group, version, kind);
         own.insert(name.clone(), schema);
         let list_name = list_schema_name(&name);
         let mut list = list_schema(&own, &name, kind);
@@ -189,10 +179,18 @@ pub fn custom_resource_document(
             kind: kind.into(),
             namespaced,
             // custom resources have no deprecated /watch/ paths
-            verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "update"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            verbs: [
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             schema: name,
             list_schema: Some(list_name),
             subresources,

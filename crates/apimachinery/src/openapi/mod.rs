@@ -134,11 +134,10 @@ pub fn builtin_documents() -> Vec<Arc<Document>> {
 /// strategy `merge`. `None` when the kind or the field is unknown.
 pub fn field_info(group: &str, version: &str, kind: &str, path: &[&str]) -> Option<FieldInfo> {
     let b = builtin();
-    let root = b.components.kinds.get(&(
-        group.to_string(),
-        version.to_string(),
-        kind.to_string(),
-    ))?;
+    let root =
+        b.components
+            .kinds
+            .get(&(group.to_string(), version.to_string(), kind.to_string()))?;
     lookup_field(&b.components.schemas, root, path)
 }
 

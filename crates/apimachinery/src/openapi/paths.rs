@@ -430,7 +430,9 @@ pub fn resource_paths(gv: &GvPaths, r: &PathResource, paths: &mut Map<String, Va
 
     // all-namespaces list
     if r.namespaced && r.has("list") {
-        put_item(paths, &tag, 
+        put_item(
+            paths,
+            &tag,
             format!("{root}/{}", r.plural),
             vec![p_pretty()],
             vec![(
@@ -456,24 +458,25 @@ pub fn resource_paths(gv: &GvPaths, r: &PathResource, paths: &mut Map<String, Va
         } else {
             format!("{root}/watch/{}", r.plural)
         };
-        let mut with_list = |path: String, params: Vec<Value>, id: String, action, description: String| {
-            let mut item = Map::new();
-            let op = Op {
-                id,
-                description,
-                action,
-                gvk: Some(kind_gvk.clone()),
-                params: vec![],
-                body: None,
-                responses: responses(&["200"], WATCH_RESPONSE_TYPES, &ev),
+        let mut with_list =
+            |path: String, params: Vec<Value>, id: String, action, description: String| {
+                let mut item = Map::new();
+                let op = Op {
+                    id,
+                    description,
+                    action,
+                    gvk: Some(kind_gvk.clone()),
+                    params: vec![],
+                    body: None,
+                    responses: responses(&["200"], WATCH_RESPONSE_TYPES, &ev),
+                };
+                item.insert("get".into(), op.to_value(&tag));
+                let mut all = list_params();
+                all.extend(params);
+                sort_params(&mut all);
+                item.insert("parameters".into(), Value::Array(all));
+                paths.insert(path, Value::Object(item));
             };
-            item.insert("get".into(), op.to_value(&tag));
-            let mut all = list_params();
-            all.extend(params);
-            sort_params(&mut all);
-            item.insert("parameters".into(), Value::Array(all));
-            paths.insert(path, Value::Object(item));
-        };
         let mut scope_params = Vec::new();
         if r.namespaced {
             scope_params.push(p_namespace());
@@ -615,7 +618,12 @@ pub fn resource_paths(gv: &GvPaths, r: &PathResource, paths: &mut Map<String, Va
                         body: None,
                         responses: responses(
                             &["200"],
-                            &["text/plain", "application/json", "application/yaml", "application/vnd.kubernetes.protobuf"],
+                            &[
+                                "text/plain",
+                                "application/json",
+                                "application/yaml",
+                                "application/vnd.kubernetes.protobuf",
+                            ],
                             &text,
                         ),
                     },

@@ -22,8 +22,9 @@ pub const ALL_VERBS: &[&str] = &[
     "watch",
 ];
 /// Every verb but deletecollection (namespaces).
-pub const NO_DELETECOLLECTION: &[&str] =
-    &["create", "delete", "get", "list", "patch", "update", "watch"];
+pub const NO_DELETECOLLECTION: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 /// Create-only resources (reviews, bindings).
 pub const CREATE_ONLY: &[&str] = &["create"];
 /// Read-only list resources (componentstatuses).
@@ -146,9 +147,9 @@ fn status() -> SubresourceDef {
 fn scale() -> SubresourceDef {
     SubresourceDef {
         name: "scale",
-        kind: SubresourceKind::OtherGetPutPatch(kind_ref::<
-            k8s_openapi::api::autoscaling::v1::Scale,
-        >()),
+        kind: SubresourceKind::OtherGetPutPatch(
+            kind_ref::<k8s_openapi::api::autoscaling::v1::Scale>(),
+        ),
     }
 }
 
@@ -219,7 +220,9 @@ pub fn builtin_group_versions() -> Vec<GroupVersionDef> {
                     ALL_VERBS,
                     vec![SubresourceDef {
                         name: "token",
-                        kind: SubresourceKind::Create(kind_ref::<authentication::v1::TokenRequest>()),
+                        kind: SubresourceKind::Create(
+                            kind_ref::<authentication::v1::TokenRequest>(),
+                        ),
                     }],
                 ),
                 res::<core::v1::Service>(ALL_VERBS, vec![status()]),

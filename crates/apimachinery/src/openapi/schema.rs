@@ -308,8 +308,14 @@ mod wrap_tests {
         }});
         wrap_ref_siblings(&mut v);
         assert_eq!(v["properties"]["$ref"], json!({"type": "string"}));
-        assert_eq!(v["properties"]["allOf"]["items"], json!({"$ref": "#/components/schemas/X"}));
-        assert_eq!(v["properties"]["child"], json!({"allOf": [{"$ref": "#/components/schemas/Y"}], "description": "d"}));
+        assert_eq!(
+            v["properties"]["allOf"]["items"],
+            json!({"$ref": "#/components/schemas/X"})
+        );
+        assert_eq!(
+            v["properties"]["child"],
+            json!({"allOf": [{"$ref": "#/components/schemas/Y"}], "description": "d"})
+        );
     }
 }
 

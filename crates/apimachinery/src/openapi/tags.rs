@@ -5466,25 +5466,88 @@ pub(super) static FIELD_TAGS: &[FieldTag] = &[
 
 /// Per-type extensions (`+structType=atomic` becomes `x-kubernetes-map-type: atomic`).
 pub(super) static STRUCT_TAGS: &[StructTag] = &[
-    StructTag { schema: "io.k8s.api.core.v1.ConfigMapKeySelector", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.EndpointAddress", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.EndpointPort", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.LocalObjectReference", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.NodeSelector", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.NodeSelectorTerm", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.ObjectFieldSelector", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.ObjectReference", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.ResourceFieldSelector", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.ScopeSelector", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.SecretKeySelector", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.SecretReference", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.TopologySelectorTerm", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.core.v1.TypedLocalObjectReference", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.autoscaling.v1.CrossVersionObjectReference", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.discovery.v1.EndpointPort", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.rbac.v1.RoleRef", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.rbac.v1.Subject", map_type: "atomic" },
-    StructTag { schema: "io.k8s.api.networking.v1.ServiceBackendPort", map_type: "atomic" },
-    StructTag { schema: "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector", map_type: "atomic" },
-    StructTag { schema: "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference", map_type: "atomic" },
+    StructTag {
+        schema: "io.k8s.api.core.v1.ConfigMapKeySelector",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.EndpointAddress",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.EndpointPort",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.LocalObjectReference",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.NodeSelector",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.NodeSelectorTerm",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.ObjectFieldSelector",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.ObjectReference",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.ResourceFieldSelector",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.ScopeSelector",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.SecretKeySelector",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.SecretReference",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.TopologySelectorTerm",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.core.v1.TypedLocalObjectReference",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.autoscaling.v1.CrossVersionObjectReference",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.discovery.v1.EndpointPort",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.rbac.v1.RoleRef",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.rbac.v1.Subject",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.api.networking.v1.ServiceBackendPort",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+        map_type: "atomic",
+    },
+    StructTag {
+        schema: "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference",
+        map_type: "atomic",
+    },
 ];

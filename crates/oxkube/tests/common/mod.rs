@@ -18,7 +18,11 @@ pub struct Cluster {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn bin() -> &'static str {
@@ -66,7 +70,13 @@ impl Cluster {
         let child = Command::new(bin())
             .args(["server", "--data-dir"])
             .arg(self.dir.path())
-            .args(["--bind-address", "127.0.0.1", "--secure-port", &self.port.to_string(), "--disable-agent"])
+            .args([
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                &self.port.to_string(),
+                "--disable-agent",
+            ])
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
@@ -155,7 +165,12 @@ impl Cluster {
     #[track_caller]
     pub fn kubectl_err(&self, args: &[&str]) -> String {
         let out = self.kubectl_raw(args);
-        assert!(!out.status.success(), "kubectl {:?} unexpectedly succeeded: {}", args, String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {:?} unexpectedly succeeded: {}",
+            args,
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8(out.stderr).unwrap()
     }
 
@@ -169,10 +184,19 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         if !out.status.success() {
-            panic!("kubectl {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "kubectl {:?} failed: {}",
+                args,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         String::from_utf8(out.stdout).unwrap()
     }
@@ -186,7 +210,11 @@ impl Cluster {
         }
         let out = cmd.output().unwrap();
         if !out.status.success() {
-            panic!("kubectl {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "kubectl {:?} failed: {}",
+                args,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         String::from_utf8(out.stdout).unwrap()
     }
@@ -215,5 +243,7 @@ pub fn tail(s: &str, n: usize) -> String {
 
 /// Split kubectl table output into rows of whitespace-separated cells.
 pub fn rows(out: &str) -> Vec<Vec<String>> {
-    out.lines().map(|l| l.split_whitespace().map(String::from).collect()).collect()
+    out.lines()
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect()
 }
