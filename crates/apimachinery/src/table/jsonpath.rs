@@ -335,8 +335,14 @@ mod tests {
             (".spec.items[2].name", None),
             (".spec.items[*].name", Some(json!("a"))),
             (".spec.missing.deeper", None),
-            (".metadata.labels['app.kubernetes.io/name']", Some(json!("pg"))),
-            (".metadata.labels[\"app.kubernetes.io/name\"]", Some(json!("pg"))),
+            (
+                ".metadata.labels['app.kubernetes.io/name']",
+                Some(json!("pg")),
+            ),
+            (
+                ".metadata.labels[\"app.kubernetes.io/name\"]",
+                Some(json!("pg")),
+            ),
             (
                 ".status.conditions[?(@.type==\"Ready\")].status",
                 Some(json!("True")),

@@ -127,6 +127,68 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every built-in printer.
+    pub const ALL: &'static [Kind] = &[
+        Kind::Pod,
+        Kind::PodTemplate,
+        Kind::PodDisruptionBudget,
+        Kind::ReplicationController,
+        Kind::ReplicaSet,
+        Kind::DaemonSet,
+        Kind::Job,
+        Kind::CronJob,
+        Kind::Service,
+        Kind::Ingress,
+        Kind::IngressClass,
+        Kind::StatefulSet,
+        Kind::Endpoints,
+        Kind::Node,
+        Kind::Event,
+        Kind::Namespace,
+        Kind::Secret,
+        Kind::ServiceAccount,
+        Kind::PersistentVolume,
+        Kind::PersistentVolumeClaim,
+        Kind::ComponentStatus,
+        Kind::Deployment,
+        Kind::HorizontalPodAutoscaler,
+        Kind::ConfigMap,
+        Kind::NetworkPolicy,
+        Kind::RoleBinding,
+        Kind::ClusterRoleBinding,
+        Kind::CertificateSigningRequest,
+        Kind::ClusterTrustBundle,
+        Kind::Lease,
+        Kind::LeaseCandidate,
+        Kind::StorageClass,
+        Kind::VolumeAttributesClass,
+        Kind::ControllerRevision,
+        Kind::ResourceQuota,
+        Kind::PriorityClass,
+        Kind::RuntimeClass,
+        Kind::VolumeAttachment,
+        Kind::EndpointSlice,
+        Kind::CsiNode,
+        Kind::CsiDriver,
+        Kind::CsiStorageCapacity,
+        Kind::MutatingWebhookConfiguration,
+        Kind::ValidatingWebhookConfiguration,
+        Kind::ValidatingAdmissionPolicy,
+        Kind::ValidatingAdmissionPolicyBinding,
+        Kind::MutatingAdmissionPolicy,
+        Kind::MutatingAdmissionPolicyBinding,
+        Kind::FlowSchema,
+        Kind::PriorityLevelConfiguration,
+        Kind::StorageVersion,
+        Kind::DeviceClass,
+        Kind::ResourceClaim,
+        Kind::ResourceClaimTemplate,
+        Kind::ResourceSlice,
+        Kind::ServiceCidr,
+        Kind::IpAddress,
+        Kind::StorageVersionMigration,
+    ];
+
     /// The printer upstream registers for a group and plural resource name.
     pub fn for_resource(group: &str, resource: &str) -> Option<Kind> {
         use Kind::*;
@@ -675,7 +737,14 @@ impl Kind {
                     .unwrap_or("<none>");
                 let (names, images) = containers(
                     o,
-                    &["spec", "jobTemplate", "spec", "template", "spec", "containers"],
+                    &[
+                        "spec",
+                        "jobTemplate",
+                        "spec",
+                        "template",
+                        "spec",
+                        "containers",
+                    ],
                 );
                 vec![
                     name,
@@ -751,12 +820,7 @@ impl Kind {
             Node => node_cells(o, now),
             Event => event_cells(o, now),
             Namespace => vec![name, json!(s(o, &["status", "phase"])), age],
-            Secret => vec![
-                name,
-                json!(s(o, &["type"])),
-                json!(len(o, &["data"])),
-                age,
-            ],
+            Secret => vec![name, json!(s(o, &["type"])), json!(len(o, &["data"])), age],
             ServiceAccount => vec![name, json!(len(o, &["secrets"])), age],
             PersistentVolume => pv_cells(o, now),
             PersistentVolumeClaim => pvc_cells(o, now),
@@ -802,10 +866,16 @@ impl Kind {
                 ]
             }
             HorizontalPodAutoscaler => hpa_cells(o, now),
-            ConfigMap => vec![name, json!(len(o, &["data"]) + len(o, &["binaryData"])), age],
+            ConfigMap => vec![
+                name,
+                json!(len(o, &["data"]) + len(o, &["binaryData"])),
+                age,
+            ],
             NetworkPolicy => {
                 // An absent podSelector is the empty selector (it selects every pod).
-                let sel = get(o, &["spec", "podSelector"]).cloned().unwrap_or(json!({}));
+                let sel = get(o, &["spec", "podSelector"])
+                    .cloned()
+                    .unwrap_or(json!({}));
                 vec![name, json!(format_label_selector(Some(&sel))), age]
             }
             RoleBinding | ClusterRoleBinding => {
@@ -921,7 +991,12 @@ impl Kind {
                         request.push(entry);
                     }
                 }
-                vec![name, json!(request.join(", ")), json!(limit.join(", ")), age]
+                vec![
+                    name,
+                    json!(request.join(", ")),
+                    json!(limit.join(", ")),
+                    age,
+                ]
             }
             PriorityClass => vec![
                 name,
@@ -1048,7 +1123,12 @@ impl Kind {
                     }
                     _ => "<unset>".to_string(),
                 };
-                vec![name, json!(s(o, &["spec", "policyName"])), json!(param), age]
+                vec![
+                    name,
+                    json!(s(o, &["spec", "policyName"])),
+                    json!(param),
+                    age,
+                ]
             }
             FlowSchema => {
                 let distinguisher = match get(o, &["spec", "distinguisherMethod"]) {
@@ -1075,8 +1155,7 @@ impl Kind {
                     (none.clone(), none.clone(), none.clone(), none);
                 if let Some(l) = get(o, &["spec", "limited"]).filter(|v| v.is_object()) {
                     ncs = json!(i(l, &["nominalConcurrencyShares"]));
-                    if let Some(q) =
-                        get(l, &["limitResponse", "queuing"]).filter(|v| v.is_object())
+                    if let Some(q) = get(l, &["limitResponse", "queuing"]).filter(|v| v.is_object())
                     {
                         queues = json!(i(q, &["queues"]));
                         hand = json!(i(q, &["handSize"]));
@@ -1099,19 +1178,19 @@ impl Kind {
                     .unwrap_or("<unset>");
                 let versions: Vec<String> = arr(o, &["status", "storageVersions"])
                     .iter()
-                    .map(|v| {
-                        format!(
-                            "{}={}",
-                            s(v, &["apiServerID"]),
-                            s(v, &["encodingVersion"])
-                        )
-                    })
+                    .map(|v| format!("{}={}", s(v, &["apiServerID"]), s(v, &["encodingVersion"])))
                     .collect();
-                vec![name, json!(common), json!(list_with_more(&versions, 3)), age]
+                vec![
+                    name,
+                    json!(common),
+                    json!(list_with_more(&versions, 3)),
+                    age,
+                ]
             }
             DeviceClass | ResourceClaimTemplate => vec![name, age],
             ResourceClaim => {
-                let deleted = get(o, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null());
+                let deleted =
+                    get(o, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null());
                 let mut states = Vec::new();
                 if deleted {
                     states.push("deleted");
@@ -1158,7 +1237,9 @@ impl Kind {
                     }
                     _ => "<none>".to_string(),
                 };
-                vec![name, json!(parent), age]
+                // Upstream also appends the age, but declares no column for it; the cells
+                // here match the declared columns.
+                vec![name, json!(parent)]
             }
             StorageVersionMigration => {
                 let r = |k: &str| s(o, &["spec", "resource", k]);
@@ -1787,8 +1868,8 @@ fn node_cells(o: &Value, now: Timestamp) -> Vec<Value> {
     // The last Ready condition wins, as in upstream's condition map.
     let ready = arr(o, &["status", "conditions"])
         .iter()
-        .filter(|c| s(c, &["type"]) == "Ready")
-        .last();
+        .rev()
+        .find(|c| s(c, &["type"]) == "Ready");
     let mut status = vec![match ready {
         Some(c) if s(c, &["status"]) == "True" => "Ready",
         Some(_) => "NotReady",
@@ -1886,10 +1967,7 @@ fn event_cells(o: &Value, now: Timestamp) -> Vec<Value> {
     } else {
         format!("{kind}/{obj_name}")
     };
-    let component = non_empty_or(
-        s(o, &[source, "component"]),
-        s(o, &["reportingController"]),
-    );
+    let component = non_empty_or(s(o, &[source, "component"]), s(o, &["reportingController"]));
     let host = non_empty_or(s(o, &[source, "host"]), s(o, &["reportingInstance"]));
     let source_str = if host.is_empty() {
         component.to_string()
@@ -2025,7 +2103,10 @@ fn hpa_metrics(o: &Value) -> String {
     }
     let q = |v: Option<&Value>| canonical_value(v);
     let status_of = |i: usize, key: &str| -> Option<&Value> {
-        statuses.get(i).and_then(|st| get(st, &[key])).filter(|v| v.is_object())
+        statuses
+            .get(i)
+            .and_then(|st| get(st, &[key]))
+            .filter(|v| v.is_object())
     };
     let mut list = Vec::new();
     for (idx, spec) in specs.iter().enumerate() {

@@ -318,7 +318,11 @@ mod tests {
     fn parse_and_format_rfc3339() {
         let cases: &[(&str, i64, &str)] = &[
             ("1970-01-01T00:00:00Z", 0, "1970-01-01T00:00:00Z"),
-            ("2024-02-29T12:34:56Z", 1_709_210_096, "2024-02-29T12:34:56Z"),
+            (
+                "2024-02-29T12:34:56Z",
+                1_709_210_096,
+                "2024-02-29T12:34:56Z",
+            ),
             (
                 "2024-02-29T14:34:56+02:00",
                 1_709_210_096,
@@ -380,7 +384,10 @@ mod tests {
         let now = Timestamp::parse_rfc3339("2024-01-01T00:00:00Z").unwrap();
         assert_eq!(translate_since(Timestamp::ZERO, now), "<unknown>");
         assert_eq!(translate_since(parse_opt(None), now), "<unknown>");
-        assert_eq!(translate_since(parse_opt(Some("garbage")), now), "<unknown>");
+        assert_eq!(
+            translate_since(parse_opt(Some("garbage")), now),
+            "<unknown>"
+        );
         let t = Timestamp::parse_rfc3339("2023-12-31T23:55:50Z").unwrap();
         assert_eq!(translate_since(t, now), "4m10s");
         let future = Timestamp::parse_rfc3339("2024-01-01T00:00:05Z").unwrap();
