@@ -124,6 +124,7 @@ pub enum Kind {
     ServiceCidr,
     IpAddress,
     StorageVersionMigration,
+    ApiService,
 }
 
 impl Kind {
@@ -187,6 +188,7 @@ impl Kind {
         Kind::ServiceCidr,
         Kind::IpAddress,
         Kind::StorageVersionMigration,
+        Kind::ApiService,
     ];
 
     /// The printer upstream registers for a group and plural resource name.
@@ -267,6 +269,7 @@ impl Kind {
             ("resource.k8s.io", "resourceclaimtemplates") => ResourceClaimTemplate,
             ("resource.k8s.io", "resourceslices") => ResourceSlice,
             ("storagemigration.k8s.io", "storageversionmigrations") => StorageVersionMigration,
+            ("apiregistration.k8s.io", "apiservices") => ApiService,
             _ => return None,
         };
         Some(k)
@@ -651,6 +654,16 @@ impl Kind {
             ],
             ServiceCidr => vec![name_col(), col("CIDRs", "string", D_SCIDR_CIDRS), age_col()],
             IpAddress => vec![name_col(), col("ParentRef", "string", D_IPA_PARENT)],
+            ApiService => vec![
+                name_col(),
+                col(
+                    "Service",
+                    "string",
+                    "The reference to the service that hosts this API endpoint.",
+                ),
+                col("Available", "string", "Whether this service is available."),
+                age_col(),
+            ],
             StorageVersionMigration => vec![
                 col("Name", "string", D_NAME),
                 col("Resource", "string", "Fully qualified resource to migrate"),
@@ -1240,6 +1253,26 @@ impl Kind {
                 // Upstream also appends the age, but declares no column for it; the cells
                 // here match the declared columns.
                 vec![name, json!(parent)]
+            }
+            ApiService => {
+                let service = match get(o, &["spec", "service"]) {
+                    Some(svc) if svc.is_object() => {
+                        format!("{}/{}", s(svc, &["namespace"]), s(svc, &["name"]))
+                    }
+                    _ => "Local".to_string(),
+                };
+                let available = match arr(o, &["status", "conditions"])
+                    .iter()
+                    .find(|c| s(c, &["type"]) == "Available")
+                {
+                    Some(c) if s(c, &["status"]) == "True" => "True".to_string(),
+                    Some(c) if !s(c, &["reason"]).is_empty() => {
+                        format!("{} ({})", s(c, &["status"]), s(c, &["reason"]))
+                    }
+                    Some(c) => s(c, &["status"]).to_string(),
+                    None => "Unknown".to_string(),
+                };
+                vec![name, json!(service), json!(available), age]
             }
             StorageVersionMigration => {
                 let r = |k: &str| s(o, &["spec", "resource", k]);

@@ -1835,6 +1835,37 @@ fn policy_rbac_and_cluster_rows() {
             json!(["etcd-0", "Healthy", "ok", ""]),
         ),
         (
+            "local apiservice",
+            "apiregistration.k8s.io",
+            "apiservices",
+            with_meta(
+                json!({"spec": {"group": "apps", "version": "v1", "groupPriorityMinimum": 17800},
+                       "status": {"conditions": [{"type": "Available", "status": "True", "reason": "Local"}]}}),
+                "v1.apps",
+                DAY,
+            ),
+            json!(["v1.apps", "Local", "True", "24h"]),
+        ),
+        (
+            "unavailable aggregated apiservice",
+            "apiregistration.k8s.io",
+            "apiservices",
+            with_meta(
+                json!({"spec": {"group": "metrics.k8s.io", "version": "v1beta1",
+                                "service": {"namespace": "kube-system", "name": "metrics-server"}},
+                       "status": {"conditions": [{"type": "Available", "status": "False",
+                                                  "reason": "MissingEndpoints"}]}}),
+                "v1beta1.metrics.k8s.io",
+                DAY,
+            ),
+            json!([
+                "v1beta1.metrics.k8s.io",
+                "kube-system/metrics-server",
+                "False (MissingEndpoints)",
+                "24h"
+            ]),
+        ),
+        (
             "resource claim",
             "resource.k8s.io",
             "resourceclaims",
