@@ -2497,3 +2497,67 @@ fn ages_come_from_now_parameter() {
         );
     }
 }
+
+#[test]
+fn malformed_objects_do_not_break_rows() {
+    let garbage = [
+        json!({}),
+        json!({"metadata": {"name": 5, "creationTimestamp": "not a time"}, "spec": [], "status": "x"}),
+        json!({"metadata": null, "spec": {"replicas": "3", "containers": "c", "ports": [1, "x", null],
+               "selector": {"matchExpressions": [{"key": "k", "operator": "Bogus"}]}},
+               "status": {"conditions": [null, 1], "containerStatuses": [{"state": "running"}],
+                          "initContainerStatuses": [{"state": {"terminated": "yes"}}]}}),
+        json!([1, 2, 3]),
+        json!("pod"),
+    ];
+    for kind in Kind::ALL {
+        for obj in &garbage {
+            let cells = kind.cells(obj, now());
+            assert_eq!(cells.len(), kind.columns().len(), "{kind:?} on {obj}");
+        }
+    }
+}
+
+#[test]
+fn parsers_reject_garbage_without_panicking() {
+    for s in [
+        "",
+        "[",
+        "['",
+        "[?(",
+        "[?(@",
+        "[?(@.a==",
+        "[?(@.a==\"x",
+        ".é",
+        ".a['é\\",
+        "[-]",
+        "[1",
+        "{.a",
+    ] {
+        let _ = JsonPath::parse(s);
+    }
+    for s in [
+        "",
+        "-",
+        ".",
+        "1.",
+        ".5",
+        "1..2",
+        "1ee3",
+        "1e",
+        "é",
+        "99999999999999999999999999999999999Ei",
+    ] {
+        let _ = canonical_quantity(s);
+    }
+    for s in [
+        "",
+        "2024-01-01Té0:00:00Z",
+        "2024-01-01T00:00:00+é",
+        "2024-01-01T00:00:00.é",
+    ] {
+        assert!(Timestamp::parse_rfc3339(s).is_err(), "{s:?}");
+    }
+    assert_eq!(canonical_quantity(".5"), "500m");
+    assert_eq!(canonical_quantity("1."), "1");
+}
