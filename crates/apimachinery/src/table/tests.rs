@@ -2561,3 +2561,37 @@ fn parsers_reject_garbage_without_panicking() {
     assert_eq!(canonical_quantity(".5"), "500m");
     assert_eq!(canonical_quantity("1."), "1");
 }
+
+#[test]
+fn convert_lists_and_single_objects() {
+    let conv = TableConvertor::for_resource("", "configmaps");
+    let cm = |n: &str| {
+        with_meta(
+            json!({"kind": "ConfigMap", "apiVersion": "v1", "data": {"k": "v"}}),
+            n,
+            MIN,
+        )
+    };
+    let list = json!({"kind": "ConfigMapList", "apiVersion": "v1",
+                      "metadata": {"resourceVersion": "77", "continue": "next", "remainingItemCount": 12},
+                      "items": [cm("a"), cm("b")]});
+    let t = conv.convert(&list, IncludeObject::Metadata, false, now());
+    assert_eq!(
+        t["metadata"],
+        json!({"resourceVersion": "77", "continue": "next", "remainingItemCount": 12})
+    );
+    assert_eq!(t["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(t["rows"][1]["cells"], json!(["b", 1, "60s"]));
+
+    let single = conv.convert(&cm("solo"), IncludeObject::Object, true, now());
+    assert_eq!(single["metadata"], json!({"resourceVersion": "42"}));
+    assert_eq!(single["columnDefinitions"], Value::Null);
+    assert_eq!(single["rows"][0]["cells"], json!(["solo", 1, "60s"]));
+    assert_eq!(single["rows"][0]["object"]["kind"], "ConfigMap");
+
+    // A custom resource with a top-level "items" field is still a single object.
+    let cr = with_meta(json!({"kind": "Basket", "items": [1, 2]}), "basket", MIN);
+    let t = TableConvertor::Default.convert(&cr, IncludeObject::None, false, now());
+    assert_eq!(t["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(t["rows"][0]["cells"][0], "basket");
+}
