@@ -2134,7 +2134,11 @@ fn hpa_metrics(o: &Value) -> String {
     if specs.is_empty() {
         return "<none>".to_string();
     }
-    let q = |v: Option<&Value>| canonical_value(v);
+    // HPA quantities are pointers upstream; a nil one prints as "<nil>".
+    let q = |v: Option<&Value>| match v {
+        Some(v) if !v.is_null() => canonical_value(Some(v)),
+        _ => "<nil>".to_string(),
+    };
     let status_of = |i: usize, key: &str| -> Option<&Value> {
         statuses
             .get(i)

@@ -1688,6 +1688,32 @@ fn policy_rbac_and_cluster_rows() {
             ]),
         ),
         (
+            "hpa v2 with a status entry missing its current value",
+            "autoscaling",
+            "horizontalpodautoscalers",
+            with_meta(
+                json!({"spec": {"scaleTargetRef": {"kind": "Deployment", "name": "q"}, "maxReplicas": 2,
+                                "metrics": [{"type": "External", "external": {"metric": {"name": "m"},
+                                                "target": {"type": "Value", "value": "1500m"}}},
+                                            {"type": "Resource", "resource": {"name": "memory",
+                                                "target": {"type": "AverageValue", "averageValue": "100Mi"}}}]},
+                       "status": {"currentReplicas": 1, "currentMetrics": [
+                           {"type": "External", "external": {"metric": {"name": "m"}, "current": {}}},
+                           {"type": "Resource", "resource": {"name": "memory", "current": {"averageValue": "52428800"}}}]}}),
+                "q",
+                DAY,
+            ),
+            json!([
+                "q",
+                "Deployment/q",
+                "<nil>/1500m, memory: 52428800/100Mi",
+                "<unset>",
+                2,
+                1,
+                "24h"
+            ]),
+        ),
+        (
             "hpa v1",
             "autoscaling",
             "horizontalpodautoscalers",
