@@ -260,6 +260,53 @@ impl TableConvertor {
     }
 }
 
+impl TableConvertor {
+    /// Converts what a GET or LIST handler would return (a single object, or a `...List` with
+    /// `items` and list metadata) into a Table, taking `resourceVersion`, `continue` and
+    /// `remainingItemCount` from it as upstream's `ConvertToTable` does.
+    pub fn convert(
+        &self,
+        obj_or_list: &Value,
+        include_object: IncludeObject,
+        no_headers: bool,
+        now: Timestamp,
+    ) -> Value {
+        let meta = obj_or_list.get("metadata");
+        let meta_str = |k: &str| {
+            meta.and_then(|m| m.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let mut opts = TableOptions {
+            include_object,
+            no_headers,
+            resource_version: meta_str("resourceVersion"),
+            ..TableOptions::default()
+        };
+        match list_items(obj_or_list) {
+            Some(items) => {
+                let c = meta_str("continue");
+                opts.continue_token = (!c.is_empty()).then_some(c);
+                opts.remaining_item_count = meta
+                    .and_then(|m| m.get("remainingItemCount"))
+                    .and_then(Value::as_i64);
+                self.table(items, &opts, now)
+            }
+            None => self.table(std::slice::from_ref(obj_or_list), &opts, now),
+        }
+    }
+}
+
+/// The items of a list object (`kind: ...List`, or kindless with an `items` array).
+fn list_items(v: &Value) -> Option<&[Value]> {
+    let items = v.get("items")?.as_array()?;
+    match v.get("kind").and_then(Value::as_str) {
+        Some(kind) if !kind.ends_with("List") => None,
+        _ => Some(items.as_slice()),
+    }
+}
+
 /// The `TableColumnDefinition`s upstream serves for a built-in group and plural resource.
 pub fn column_definitions(group: &str, resource: &str) -> Vec<Value> {
     TableConvertor::for_resource(group, resource).column_definitions()

@@ -124,9 +124,73 @@ pub enum Kind {
     ServiceCidr,
     IpAddress,
     StorageVersionMigration,
+    ApiService,
 }
 
 impl Kind {
+    /// Every built-in printer.
+    pub const ALL: &'static [Kind] = &[
+        Kind::Pod,
+        Kind::PodTemplate,
+        Kind::PodDisruptionBudget,
+        Kind::ReplicationController,
+        Kind::ReplicaSet,
+        Kind::DaemonSet,
+        Kind::Job,
+        Kind::CronJob,
+        Kind::Service,
+        Kind::Ingress,
+        Kind::IngressClass,
+        Kind::StatefulSet,
+        Kind::Endpoints,
+        Kind::Node,
+        Kind::Event,
+        Kind::Namespace,
+        Kind::Secret,
+        Kind::ServiceAccount,
+        Kind::PersistentVolume,
+        Kind::PersistentVolumeClaim,
+        Kind::ComponentStatus,
+        Kind::Deployment,
+        Kind::HorizontalPodAutoscaler,
+        Kind::ConfigMap,
+        Kind::NetworkPolicy,
+        Kind::RoleBinding,
+        Kind::ClusterRoleBinding,
+        Kind::CertificateSigningRequest,
+        Kind::ClusterTrustBundle,
+        Kind::Lease,
+        Kind::LeaseCandidate,
+        Kind::StorageClass,
+        Kind::VolumeAttributesClass,
+        Kind::ControllerRevision,
+        Kind::ResourceQuota,
+        Kind::PriorityClass,
+        Kind::RuntimeClass,
+        Kind::VolumeAttachment,
+        Kind::EndpointSlice,
+        Kind::CsiNode,
+        Kind::CsiDriver,
+        Kind::CsiStorageCapacity,
+        Kind::MutatingWebhookConfiguration,
+        Kind::ValidatingWebhookConfiguration,
+        Kind::ValidatingAdmissionPolicy,
+        Kind::ValidatingAdmissionPolicyBinding,
+        Kind::MutatingAdmissionPolicy,
+        Kind::MutatingAdmissionPolicyBinding,
+        Kind::FlowSchema,
+        Kind::PriorityLevelConfiguration,
+        Kind::StorageVersion,
+        Kind::DeviceClass,
+        Kind::ResourceClaim,
+        Kind::ResourceClaimTemplate,
+        Kind::ResourceSlice,
+        Kind::ServiceCidr,
+        Kind::IpAddress,
+        Kind::StorageVersionMigration,
+        Kind::ApiService,
+    ];
+
     /// The printer upstream registers for a group and plural resource name.
     pub fn for_resource(group: &str, resource: &str) -> Option<Kind> {
         use Kind::*;
@@ -205,6 +269,7 @@ impl Kind {
             ("resource.k8s.io", "resourceclaimtemplates") => ResourceClaimTemplate,
             ("resource.k8s.io", "resourceslices") => ResourceSlice,
             ("storagemigration.k8s.io", "storageversionmigrations") => StorageVersionMigration,
+            ("apiregistration.k8s.io", "apiservices") => ApiService,
             _ => return None,
         };
         Some(k)
@@ -589,6 +654,16 @@ impl Kind {
             ],
             ServiceCidr => vec![name_col(), col("CIDRs", "string", D_SCIDR_CIDRS), age_col()],
             IpAddress => vec![name_col(), col("ParentRef", "string", D_IPA_PARENT)],
+            ApiService => vec![
+                name_col(),
+                col(
+                    "Service",
+                    "string",
+                    "The reference to the service that hosts this API endpoint.",
+                ),
+                col("Available", "string", "Whether this service is available."),
+                age_col(),
+            ],
             StorageVersionMigration => vec![
                 col("Name", "string", D_NAME),
                 col("Resource", "string", "Fully qualified resource to migrate"),
@@ -1175,7 +1250,29 @@ impl Kind {
                     }
                     _ => "<none>".to_string(),
                 };
-                vec![name, json!(parent), age]
+                // Upstream also appends the age, but declares no column for it; the cells
+                // here match the declared columns.
+                vec![name, json!(parent)]
+            }
+            ApiService => {
+                let service = match get(o, &["spec", "service"]) {
+                    Some(svc) if svc.is_object() => {
+                        format!("{}/{}", s(svc, &["namespace"]), s(svc, &["name"]))
+                    }
+                    _ => "Local".to_string(),
+                };
+                let available = match arr(o, &["status", "conditions"])
+                    .iter()
+                    .find(|c| s(c, &["type"]) == "Available")
+                {
+                    Some(c) if s(c, &["status"]) == "True" => "True".to_string(),
+                    Some(c) if !s(c, &["reason"]).is_empty() => {
+                        format!("{} ({})", s(c, &["status"]), s(c, &["reason"]))
+                    }
+                    Some(c) => s(c, &["status"]).to_string(),
+                    None => "Unknown".to_string(),
+                };
+                vec![name, json!(service), json!(available), age]
             }
             StorageVersionMigration => {
                 let r = |k: &str| s(o, &["spec", "resource", k]);
@@ -1804,8 +1901,8 @@ fn node_cells(o: &Value, now: Timestamp) -> Vec<Value> {
     // The last Ready condition wins, as in upstream's condition map.
     let ready = arr(o, &["status", "conditions"])
         .iter()
-        .filter(|c| s(c, &["type"]) == "Ready")
-        .last();
+        .rev()
+        .find(|c| s(c, &["type"]) == "Ready");
     let mut status = vec![match ready {
         Some(c) if s(c, &["status"]) == "True" => "Ready",
         Some(_) => "NotReady",
@@ -2037,7 +2134,11 @@ fn hpa_metrics(o: &Value) -> String {
     if specs.is_empty() {
         return "<none>".to_string();
     }
-    let q = |v: Option<&Value>| canonical_value(v);
+    // HPA quantities are pointers upstream; a nil one prints as "<nil>".
+    let q = |v: Option<&Value>| match v {
+        Some(v) if !v.is_null() => canonical_value(Some(v)),
+        _ => "<nil>".to_string(),
+    };
     let status_of = |i: usize, key: &str| -> Option<&Value> {
         statuses
             .get(i)

@@ -151,6 +151,16 @@ impl Timestamp {
     }
 }
 
+impl From<std::time::SystemTime> for Timestamp {
+    /// Converts a wall-clock reading taken by the caller (this module never reads the clock).
+    fn from(t: std::time::SystemTime) -> Self {
+        match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timestamp::from_unix_nanos(d.as_nanos() as i128),
+            Err(e) => Timestamp::from_unix_nanos(-(e.duration().as_nanos() as i128)),
+        }
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.format_rfc3339())
@@ -377,6 +387,14 @@ mod tests {
         ] {
             assert!(Timestamp::parse_rfc3339(s).is_err(), "{s:?} must not parse");
         }
+    }
+
+    #[test]
+    fn from_system_time() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_500);
+        assert_eq!(Timestamp::from(t).unix_nanos(), 1_500_000_000);
+        let before = std::time::UNIX_EPOCH - std::time::Duration::from_secs(2);
+        assert_eq!(Timestamp::from(before).unix_seconds(), -2);
     }
 
     #[test]
