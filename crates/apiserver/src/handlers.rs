@@ -537,7 +537,10 @@ impl Api {
                     continue;
                 }
                 if limit > 0 && items.len() == limit {
-                    let prev_key = items_last_key(&items, r, prefix);
+                    let prev_key = items
+                        .last()
+                        .map(|o: &Arc<CachedObject>| o.key.clone())
+                        .unwrap_or_default();
                     return Ok(ListResult {
                         items,
                         rv,
@@ -551,7 +554,7 @@ impl Api {
                     Arc::new(obj),
                 )));
             }
-            if limit == 0 || n < limit + 1 || !resp.more && n <= limit {
+            if limit == 0 || n <= limit {
                 break;
             }
         }
@@ -1433,10 +1436,6 @@ fn namespace_finalizers_pending(ns: &Value) -> bool {
     ns.pointer("/spec/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|a| !a.is_empty())
-}
-
-fn items_last_key(items: &[Arc<CachedObject>], _r: &Req<'_>, _prefix: &str) -> String {
-    items.last().map(|o| o.key.clone()).unwrap_or_default()
 }
 
 /// The ResourceInfo used to patch Scale objects.

@@ -538,7 +538,8 @@ async fn resource(
         (Verb::Delete, "") => {
             let opts = delete_options(&body, &query)?;
             let w = api.delete(&r, &opts).await?;
-            if w.code == 200 && !returns_deleted_object(&ri) && !objects_has_deletion(&w.obj) {
+            if w.code == 200 && !returns_deleted_object(&ri) && !crate::objects::is_deleting(&w.obj)
+            {
                 let status = apimachinery::status::success_status(
                     &ri.group,
                     &ri.plural,
@@ -575,10 +576,6 @@ fn field_manager(query: &HashMap<String, String>, user_agent: Option<&str>) -> S
     let ua = user_agent.unwrap_or("unknown");
     let prefix = ua.split('/').next().unwrap_or(ua);
     prefix.chars().take(128).collect()
-}
-
-fn objects_has_deletion(obj: &Value) -> bool {
-    crate::objects::is_deleting(obj)
 }
 
 /// Resources whose DELETE returns the deleted object rather than a Status (upstream's
