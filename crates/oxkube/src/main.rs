@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod kubeclient;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
@@ -140,7 +142,7 @@ async fn client_from(path: &std::path::Path) -> anyhow::Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(path)
         .with_context(|| format!("reading {}", path.display()))?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    Ok(kube::Client::try_from(cfg)?)
+    kubeclient::client(cfg)
 }
 
 /// Resolves once `stop` turns true.
@@ -265,7 +267,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     tokio::pin!(api, components, signal);
-    let mut components_done = false;
+    let (mut components_done, mut signalled) = (false, false);
     loop {
         tokio::select! {
             r = &mut api => return r.context("API server"),
@@ -276,7 +278,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
                     let _ = stop_tx.send(true);
                 }
             }
-            _ = &mut signal => {}
+            // a completed future must not be polled again
+            _ = &mut signal, if !signalled => signalled = true,
         }
     }
 }

@@ -790,3 +790,19 @@ fn server_side_apply_with_kube_rs() {
         assert!(!data.contains_key("b"), "{data:?}");
     });
 }
+
+/// SIGTERM stops the whole server (API server, scheduler, controller manager) cleanly: exit
+/// status 0 and no panic on the way out.
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let mut c = Cluster::start();
+    c.kubectl(&["create", "configmap", "before-stop"]);
+    let mut child = c.child.take().expect("server running");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    let log = c.log();
+    assert!(status.success(), "exit {status:?}; log:\n{log}");
+    assert!(!log.contains("panicked"), "panic while stopping:\n{log}");
+}
