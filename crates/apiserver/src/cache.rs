@@ -13,8 +13,10 @@ use tokio::sync::{broadcast, watch};
 
 /// Events kept per resource for watches that resume from a past resourceVersion.
 const HISTORY: usize = 4096;
-/// Buffered live events per resource before a slow watcher is dropped (it re-watches).
-const FANOUT: usize = 4096;
+/// Buffered live events per resource before a slow watcher is dropped (it resumes from
+/// `HISTORY` without a relist). tokio preallocates every slot (32 bytes each) for each watched
+/// resource, so this is kept well below `HISTORY`.
+const FANOUT: usize = 1024;
 
 /// The key prefix all stored objects live under.
 pub const REGISTRY_PREFIX: &str = "/registry/";
