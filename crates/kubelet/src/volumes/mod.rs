@@ -270,25 +270,25 @@ impl VolumeManager {
 
         if let Some(ed) = &vol.empty_dir {
             let dir = self.volume_dir(uid, EMPTY_DIR, name);
-            match ed.medium.as_deref().unwrap_or("") {
-                "" => {
-                    ensure_dir(&dir, 0o777).map_err(|e| fail(e.to_string()))?;
-                }
+            let created = match ed.medium.as_deref().unwrap_or("") {
+                "" => ensure_dir(&dir, 0o777).map_err(|e| fail(e.to_string()))?,
                 "Memory" => {
                     let size = memory_volume_size(
                         pod,
                         ed.size_limit.as_ref(),
                         self.config.allocatable.memory_bytes,
                     );
-                    self.ensure_tmpfs(&dir, size).map_err(fail)?;
+                    self.ensure_tmpfs(&dir, size).map_err(fail)?
                 }
                 other => {
                     return Err(fail(format!(
                         "emptyDir medium {other:?} is not supported on this node"
                     )))
                 }
-            }
-            if let Some(gid) = fs_group {
+            };
+            // ownership is applied once, when the (empty) volume is created, not to user data
+            // on every resync
+            if let (true, Some(gid)) = (created, fs_group) {
                 set_ownership(&dir, gid, false).map_err(|e| fail(e.to_string()))?;
             }
             return Ok(MountedVolume {
@@ -602,14 +602,16 @@ impl VolumeManager {
         }
     }
 
-    fn ensure_tmpfs(&self, dir: &Path, size: Option<u64>) -> Result<(), String> {
+    /// Mounts a tmpfs on `dir` unless one is there; `true` when it mounted one.
+    fn ensure_tmpfs(&self, dir: &Path, size: Option<u64>) -> Result<bool, String> {
         if self.mounter.is_mount_point(dir).map_err(|e| e.to_string())? {
-            return Ok(());
+            return Ok(false);
         }
         ensure_dir(dir, 0o750).map_err(|e| e.to_string())?;
         self.mounter
             .mount_tmpfs(dir, size)
-            .map_err(|e| format!("mount of tmpfs on {} failed: {e}", dir.display()))
+            .map_err(|e| format!("mount of tmpfs on {} failed: {e}", dir.display()))?;
+        Ok(true)
     }
 
     /// The CRI mounts of one container (upstream `makeMounts` for volumes): readOnly, propagation,
@@ -783,12 +785,14 @@ fn pod_uid(pod: &Pod) -> Result<&str, String> {
     Ok(uid)
 }
 
-fn ensure_dir(dir: &Path, mode: u32) -> io::Result<()> {
+/// Creates `dir` with `mode` (umask ignored) unless it exists; `true` when it created it.
+fn ensure_dir(dir: &Path, mode: u32) -> io::Result<bool> {
     if dir.is_dir() {
-        return Ok(());
+        return Ok(false);
     }
     fs::create_dir_all(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
+    Ok(true)
 }
 
 fn write_payload(dir: &Path, payload: &Payload, fs_group: Option<u32>) -> Result<(), String> {

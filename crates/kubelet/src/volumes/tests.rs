@@ -793,3 +793,96 @@ async fn teardown_unmounts_then_removes() {
     e.vm.teardown("uid-1").unwrap();
     assert!(e.vm.teardown("../x").is_err());
 }
+
+#[tokio::test]
+async fn generic_ephemeral_volume_needs_the_pod_as_owner() {
+    use k8s_openapi::api::core::v1::EphemeralVolumeSource;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    let e = env();
+    let host = e.root.parent().unwrap().join("eph");
+    fs::create_dir_all(&host).unwrap();
+    let mut owned = claim("web-scratch", "Bound", Some("pv-eph"));
+    owned.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name: "web".into(),
+        uid: "uid-1".into(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    }]);
+    e.api
+        .claims
+        .lock()
+        .unwrap()
+        .insert("web-scratch".into(), owned.clone());
+    e.api.volumes.lock().unwrap().insert(
+        "pv-eph".into(),
+        pv(
+            "pv-eph",
+            Some("claim-web-scratch"),
+            PersistentVolumeSpec {
+                host_path: Some(HostPathVolumeSource {
+                    path: host.display().to_string(),
+                    type_: None,
+                }),
+                ..Default::default()
+            },
+        ),
+    );
+    let p = pod(vec![Volume {
+        name: "scratch".into(),
+        ephemeral: Some(EphemeralVolumeSource::default()),
+        ..Default::default()
+    }]);
+    let vols = e.vm.setup(&p).await.unwrap();
+    assert_eq!(vols.volumes["scratch"].host_path, host);
+
+    owned.metadata.owner_references = None;
+    e.api
+        .claims
+        .lock()
+        .unwrap()
+        .insert("web-scratch".into(), owned);
+    let err = e.vm.setup(&p).await.unwrap_err();
+    assert_eq!(
+        err.failures[0].to_string(),
+        "error processing PVC ns/web-scratch: PVC ns/web-scratch was not created for pod ns/web (pod is not owner)"
+    );
+}
+
+#[tokio::test]
+async fn fs_group_applies_to_new_empty_dirs_and_written_files() {
+    let e = env();
+    e.api
+        .config_maps
+        .lock()
+        .unwrap()
+        .insert("app".into(), cm("app", &[("k", "v")]));
+    let mut p = pod(vec![
+        Volume {
+            name: "scratch".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+        config_map_volume("cfg", "app", None),
+    ]);
+    p.spec.as_mut().unwrap().security_context = Some(PodSecurityContext {
+        fs_group: Some(2000),
+        ..Default::default()
+    });
+    let vols = e.vm.setup(&p).await.unwrap();
+    let scratch = &vols.volumes["scratch"].host_path;
+    let meta = fs::metadata(scratch).unwrap();
+    assert_eq!(meta.gid(), 2000);
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o2777);
+    // user data written later keeps its ownership across resyncs
+    fs::write(scratch.join("mine"), "x").unwrap();
+    fs::set_permissions(scratch.join("mine"), fs::Permissions::from_mode(0o600)).unwrap();
+    e.vm.setup(&p).await.unwrap();
+    let mine = fs::metadata(scratch.join("mine")).unwrap();
+    // (its group is 2000 through the setgid directory; the resync did not add g+rw)
+    assert_eq!(mine.permissions().mode() & 0o777, 0o600);
+    // configMap files: group 2000, mode 0644 | 0440
+    let k = fs::metadata(vols.volumes["cfg"].host_path.join("k")).unwrap();
+    assert_eq!((k.gid(), k.permissions().mode() & 0o777), (2000, 0o644));
+}
