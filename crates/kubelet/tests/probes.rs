@@ -50,14 +50,21 @@ where
             Some("http://elsewhere.invalid/x".to_string()),
             "moved".to_string(),
         ),
-        "/loop" => ("302 Found", Some(format!("http://127.0.0.1:{port}/loop")), String::new()),
+        "/loop" => (
+            "302 Found",
+            Some(format!("http://127.0.0.1:{port}/loop")),
+            String::new(),
+        ),
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(30)).await;
             return;
         }
         _ => ("404 Not Found", None, String::new()),
     };
-    let mut resp = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     if let Some(l) = location {
         resp.push_str(&format!("Location: {l}\r\n"));
     }
@@ -187,7 +194,10 @@ async fn http_probe_outcomes() {
     assert!(head.contains("user-agent: kube-probe/1.33\r\n"), "{head}");
     assert!(head.contains("x-check: yes\r\n"), "{head}");
     assert!(head.contains("accept: */*\r\n"), "{head}");
-    assert!(head.contains(&format!("host: 127.0.0.1:{port}\r\n")), "{head}");
+    assert!(
+        head.contains(&format!("host: 127.0.0.1:{port}\r\n")),
+        "{head}"
+    );
     // /loop: 10 requests, then the client gives up
     let loops = seen
         .lock()
@@ -209,7 +219,14 @@ async fn http_probe_outcomes() {
     );
     // an unknown named port cannot run at all
     assert!(matches!(
-        prober::run(&http_probe("/ok", IntOrString::String("nope".into()), None), &c, "", "127.0.0.1", &NoExec).await,
+        prober::run(
+            &http_probe("/ok", IntOrString::String("nope".into()), None),
+            &c,
+            "",
+            "127.0.0.1",
+            &NoExec
+        )
+        .await,
         Outcome::Error(_)
     ));
 }
@@ -245,7 +262,9 @@ async fn tcp_probe() {
     drop(listener);
     assert_eq!(
         prober::run(&probe(port), &c, "", "127.0.0.1", &NoExec).await,
-        Outcome::Failure(format!("dial tcp 127.0.0.1:{port}: connect: connection refused"))
+        Outcome::Failure(format!(
+            "dial tcp 127.0.0.1:{port}: connect: connection refused"
+        ))
     );
 }
 
@@ -256,7 +275,9 @@ async fn grpc_probe() {
     reporter
         .set_service_status("db", ServingStatus::NotServing)
         .await;
-    reporter.set_service_status("", ServingStatus::Serving).await;
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(
@@ -285,7 +306,10 @@ async fn grpc_probe() {
         let c = c.clone();
         async move { prober::run(&p, &c, "", "127.0.0.1", &NoExec).await }
     };
-    assert_eq!(run(probe(port, None)).await, Outcome::Success("service healthy".into()));
+    assert_eq!(
+        run(probe(port, None)).await,
+        Outcome::Success("service healthy".into())
+    );
     assert_eq!(
         run(probe(port, Some("db"))).await,
         Outcome::Failure("service unhealthy (responded with \"NOT_SERVING\")".into())
@@ -306,7 +330,9 @@ async fn grpc_probe() {
     drop(closed);
     match run(probe(dead, None)).await {
         Outcome::Failure(m) => assert!(
-            m.starts_with(&format!("error: failed to connect service at \"127.0.0.1:{dead}\"")),
+            m.starts_with(&format!(
+                "error: failed to connect service at \"127.0.0.1:{dead}\""
+            )),
             "{m}"
         ),
         other => panic!("unexpected {other:?}"),
@@ -382,7 +408,9 @@ async fn lifecycle_hooks() {
     };
 
     let c = with(exec_h("ok"), exec_h("fail"));
-    lifecycle::post_start(&exec, &pod, &c, "cid", "127.0.0.1").await.unwrap();
+    lifecycle::post_start(&exec, &pod, &c, "cid", "127.0.0.1")
+        .await
+        .unwrap();
     let err = lifecycle::pre_stop(&exec, &pod, &c, "cid", "127.0.0.1", Duration::from_secs(5))
         .await
         .unwrap_err();
@@ -395,7 +423,9 @@ async fn lifecycle_hooks() {
 
     // httpGet: any answer is fine (even 500); no answer fails
     let c = with(http_h("/fail", port), sleep_h(0));
-    lifecycle::post_start(&exec, &pod, &c, "cid", "127.0.0.1").await.unwrap();
+    lifecycle::post_start(&exec, &pod, &c, "cid", "127.0.0.1")
+        .await
+        .unwrap();
     assert!(seen.lock().unwrap()[0].contains("User-Agent: kube-lifecycle/1.33"));
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead = closed.local_addr().unwrap().port();
@@ -414,14 +444,27 @@ async fn lifecycle_hooks() {
     let mut https_h = http_h("/ok", port);
     https_h.http_get.as_mut().unwrap().scheme = Some("HTTPS".into());
     let c = with(https_h, sleep_h(0));
-    lifecycle::post_start(&exec, &pod, &c, "cid", "127.0.0.1").await.unwrap();
-    assert!(seen.lock().unwrap().iter().any(|h| h.starts_with("GET /ok ")));
+    lifecycle::post_start(&exec, &pod, &c, "cid", "127.0.0.1")
+        .await
+        .unwrap();
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|h| h.starts_with("GET /ok ")));
 
     // a preStop outliving the grace period is cut short without an error, as upstream
     let c = with(sleep_h(0), sleep_h(30));
     let started = std::time::Instant::now();
-    lifecycle::pre_stop(&exec, &pod, &c, "cid", "127.0.0.1", Duration::from_millis(200))
-        .await
-        .unwrap();
+    lifecycle::pre_stop(
+        &exec,
+        &pod,
+        &c,
+        "cid",
+        "127.0.0.1",
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
     assert!(started.elapsed() < Duration::from_secs(30));
 }

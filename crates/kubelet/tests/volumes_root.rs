@@ -122,7 +122,9 @@ fn is_mounted(p: &Path) -> bool {
 
 #[tokio::test]
 async fn memory_empty_dir_and_secret_are_tmpfs_and_torn_down() {
-    let Some((root, api, vm)) = setup() else { return };
+    let Some((root, api, vm)) = setup() else {
+        return;
+    };
     api.secrets.lock().unwrap().insert(
         "s".into(),
         Secret {
@@ -184,7 +186,9 @@ async fn memory_empty_dir_and_secret_are_tmpfs_and_torn_down() {
 
 #[tokio::test]
 async fn sub_paths_are_bound_safely_and_host_files_survive_teardown() {
-    let Some((root, _api, vm)) = setup() else { return };
+    let Some((root, _api, vm)) = setup() else {
+        return;
+    };
     let host = root.dir.path().join("host");
     fs::create_dir_all(host.join("keep")).unwrap();
     fs::write(host.join("keep/precious"), "do not delete").unwrap();
@@ -219,7 +223,12 @@ async fn sub_paths_are_bound_safely_and_host_files_survive_teardown() {
     };
     let env = BTreeMap::new();
     let err = vm
-        .container_mounts(&p, &vols, &container(vec![mount("scratch", "escape")]), &env)
+        .container_mounts(
+            &p,
+            &vols,
+            &container(vec![mount("scratch", "escape")]),
+            &env,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("not within volume path"), "{err}");
 
@@ -237,7 +246,10 @@ async fn sub_paths_are_bound_safely_and_host_files_survive_teardown() {
     assert!(is_mounted(&a_b) && is_mounted(&keep));
     fs::write(a_b.join("f"), "x").unwrap();
     assert_eq!(fs::read_to_string(scratch.join("a/b/f")).unwrap(), "x");
-    assert_eq!(fs::read_to_string(keep.join("precious")).unwrap(), "do not delete");
+    assert_eq!(
+        fs::read_to_string(keep.join("precious")).unwrap(),
+        "do not delete"
+    );
     // preparing the same mounts again reuses the binds
     vm.container_mounts(&p, &vols, &container(vec![mount("scratch", "a/b")]), &env)
         .unwrap();
@@ -253,7 +265,9 @@ async fn sub_paths_are_bound_safely_and_host_files_survive_teardown() {
 
 #[tokio::test]
 async fn local_persistent_volume_is_bind_mounted() {
-    let Some((root, api, vm)) = setup() else { return };
+    let Some((root, api, vm)) = setup() else {
+        return;
+    };
     let disk = root.dir.path().join("disk");
     fs::create_dir_all(&disk).unwrap();
     fs::write(disk.join("data"), "on disk").unwrap();

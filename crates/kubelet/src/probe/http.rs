@@ -130,7 +130,10 @@ pub fn dial_error(addr: &str, e: &std::io::Error) -> String {
             format!("dial tcp {addr}: connect: connection refused")
         }
         std::io::ErrorKind::TimedOut => format!("dial tcp {addr}: i/o timeout"),
-        _ => format!("dial tcp {addr}: {}", e.to_string().split(" (os error").next().unwrap_or("")),
+        _ => format!(
+            "dial tcp {addr}: {}",
+            e.to_string().split(" (os error").next().unwrap_or("")
+        ),
     }
 }
 
@@ -236,8 +239,14 @@ fn split_authority(authority: &str, default_port: u16) -> Result<(String, u16), 
 }
 
 fn build_request(req: &HttpGet, user_agent: &str) -> Result<Request<Empty<Bytes>>, String> {
-    let path = if req.path.is_empty() { "/" } else { req.path.as_str() };
-    let uri: Uri = path.parse().map_err(|e| format!("invalid path {path:?}: {e}"))?;
+    let path = if req.path.is_empty() {
+        "/"
+    } else {
+        req.path.as_str()
+    };
+    let uri: Uri = path
+        .parse()
+        .map_err(|e| format!("invalid path {path:?}: {e}"))?;
     let mut headers = HeaderMap::new();
     for (k, v) in &req.headers {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
@@ -326,7 +335,10 @@ where
         let _ = conn.await;
     });
     let result = async {
-        let resp = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let resp = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
         let status = resp.status();
         let location = resp
             .headers()
@@ -347,7 +359,11 @@ where
             }
         }
         data.truncate(MAX_BODY);
-        Ok((status, location, String::from_utf8_lossy(&data).into_owned()))
+        Ok((
+            status,
+            location,
+            String::from_utf8_lossy(&data).into_owned(),
+        ))
     }
     .await;
     driver.abort();
@@ -421,6 +437,9 @@ mod tests {
         assert_eq!(plain.headers()["host"], "10.1.0.5:8080");
         let mut ua = get_req("/");
         ua.headers = vec![("user-agent".into(), "mine".into())];
-        assert_eq!(build_request(&ua, "kube-probe/1.33").unwrap().headers()["user-agent"], "mine");
+        assert_eq!(
+            build_request(&ua, "kube-probe/1.33").unwrap().headers()["user-agent"],
+            "mine"
+        );
     }
 }

@@ -85,7 +85,9 @@ pub async fn run_handler(
                 tracing::info!(host = %req.host, "HTTPS lifecycle hook got an HTTP response, retrying with HTTP");
                 let mut plain = req.clone();
                 plain.scheme = "http".into();
-                plain.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+                plain
+                    .headers
+                    .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
                 http::get(&plain, LIFECYCLE_USER_AGENT)
                     .await
                     .map(drop)
@@ -119,7 +121,11 @@ pub async fn post_start(
     container_id: &str,
     pod_ip: &str,
 ) -> Result<(), HookFailure> {
-    let Some(handler) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
+    let Some(handler) = container
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.post_start.as_ref())
+    else {
         return Ok(());
     };
     run_handler(exec, pod, container, container_id, pod_ip, handler)
@@ -140,7 +146,11 @@ pub async fn pre_stop(
     pod_ip: &str,
     grace: Duration,
 ) -> Result<(), HookFailure> {
-    let Some(handler) = container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else {
+    let Some(handler) = container
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
+    else {
         return Ok(());
     };
     let fail = |message: String| HookFailure {

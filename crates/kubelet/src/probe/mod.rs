@@ -124,6 +124,9 @@ struct PodState {
     started: HashMap<String, String>,
 }
 
+/// (pod uid, container, probe) -> (container id, effective result).
+type Results = Arc<Mutex<HashMap<(String, String, ProbeType), (String, ProbeResult)>>>;
+
 struct PodEntry {
     state: Arc<watch::Sender<PodState>>,
     stop: watch::Sender<bool>,
@@ -135,7 +138,7 @@ pub struct ProbeManager {
     exec: Arc<dyn ContainerExec>,
     events: mpsc::UnboundedSender<ProbeEvent>,
     pods: Arc<Mutex<HashMap<String, PodEntry>>>,
-    results: Arc<Mutex<HashMap<(String, String, ProbeType), (String, ProbeResult)>>>,
+    results: Results,
     started_at: tokio::time::Instant,
     started_at_wall: SystemTime,
 }
@@ -300,7 +303,7 @@ struct Worker {
     exec: Arc<dyn ContainerExec>,
     events: mpsc::UnboundedSender<ProbeEvent>,
     state: Arc<watch::Sender<PodState>>,
-    results: Arc<Mutex<HashMap<(String, String, ProbeType), (String, ProbeResult)>>>,
+    results: Results,
     stop: watch::Receiver<bool>,
     manager_started: tokio::time::Instant,
     manager_started_wall: SystemTime,
@@ -349,7 +352,11 @@ impl Worker {
         let Some(result) = result else { return };
         let id = st.container_id().to_string();
         self.results.lock().expect("probe results").insert(
-            (self.pod_uid.clone(), self.container.name.clone(), self.probe),
+            (
+                self.pod_uid.clone(),
+                self.container.name.clone(),
+                self.probe,
+            ),
             (id.clone(), result),
         );
         if self.probe == ProbeType::Startup && result == ProbeResult::Success {

@@ -40,9 +40,9 @@ pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, St
                 .map(|p| p.container_port as i64);
             match named {
                 Some(n) => n,
-                None => name.parse::<i64>().map_err(|_| {
-                    format!("strconv.Atoi: parsing {name:?}: invalid syntax")
-                })?,
+                None => name
+                    .parse::<i64>()
+                    .map_err(|_| format!("strconv.Atoi: parsing {name:?}: invalid syntax"))?,
             }
         }
     };
@@ -141,7 +141,11 @@ pub async fn run(
         };
     }
     if let Some(t) = &probe.tcp_socket {
-        let host = t.host.as_deref().filter(|h| !h.is_empty()).unwrap_or(pod_ip);
+        let host = t
+            .host
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .unwrap_or(pod_ip);
         return match resolve_port(&t.port, container) {
             Ok(port) => run_tcp(host, port, timeout).await,
             Err(e) => Outcome::Error(e),
@@ -236,7 +240,9 @@ pub async fn run_grpc(host: &str, port: u16, service: &str, timeout: Duration) -
             .expect("static user agent is a valid header")
             .connect_timeout(timeout)
             .timeout(timeout),
-        Err(e) => return Outcome::Failure(format!("error: failed to connect service at {addr:?}: {e}")),
+        Err(e) => {
+            return Outcome::Failure(format!("error: failed to connect service at {addr:?}: {e}"))
+        }
     };
     let deadline = tokio::time::Instant::now() + timeout;
     let channel = match tokio::time::timeout_at(deadline, endpoint.connect()).await {
@@ -339,7 +345,10 @@ mod tests {
                 Err("strconv.Atoi: parsing \"metrics\": invalid syntax".to_string()),
             ),
             (IntOrString::Int(0), Err("invalid port number: 0".into())),
-            (IntOrString::Int(70000), Err("invalid port number: 70000".into())),
+            (
+                IntOrString::Int(70000),
+                Err("invalid port number: 70000".into()),
+            ),
         ];
         for (port, want) in cases {
             assert_eq!(resolve_port(&port, &c), want, "{port:?}");

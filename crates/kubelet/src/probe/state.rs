@@ -116,19 +116,49 @@ mod tests {
     use ProbeResult::{Failure as F, Success as S, Unknown as U};
 
     /// (probe, success threshold, failure threshold, results, published after each)
-    type Case = (ProbeType, i32, i32, Vec<ProbeResult>, Vec<Option<ProbeResult>>);
+    type Case = (
+        ProbeType,
+        i32,
+        i32,
+        Vec<ProbeResult>,
+        Vec<Option<ProbeResult>>,
+    );
 
     #[test]
     fn thresholds_table() {
         let cases: Vec<Case> = vec![
             // readiness starts failed; one success is enough by default
-            (ProbeType::Readiness, 1, 3, vec![S, S, F, F, F, S], vec![Some(S), None, None, None, Some(F), Some(S)]),
+            (
+                ProbeType::Readiness,
+                1,
+                3,
+                vec![S, S, F, F, F, S],
+                vec![Some(S), None, None, None, Some(F), Some(S)],
+            ),
             // successThreshold 2 needs two in a row
-            (ProbeType::Readiness, 2, 1, vec![S, F, S, S], vec![None, None, None, Some(S)]),
+            (
+                ProbeType::Readiness,
+                2,
+                1,
+                vec![S, F, S, S],
+                vec![None, None, None, Some(S)],
+            ),
             // liveness starts successful; failureThreshold 3
-            (ProbeType::Liveness, 1, 3, vec![F, F, S, F, F, F], vec![None, None, None, None, None, Some(F)]),
+            (
+                ProbeType::Liveness,
+                1,
+                3,
+                vec![F, F, S, F, F, F],
+                vec![None, None, None, None, None, Some(F)],
+            ),
             // startup: Unknown until the first success
-            (ProbeType::Startup, 1, 2, vec![F, S, S], vec![None, Some(S), None]),
+            (
+                ProbeType::Startup,
+                1,
+                2,
+                vec![F, S, S],
+                vec![None, Some(S), None],
+            ),
             (ProbeType::Startup, 1, 2, vec![F, F], vec![None, Some(F)]),
         ];
         for (probe, st, ft, results, want) in cases {

@@ -44,10 +44,11 @@ impl ContainerExec for ScriptedExec {
         _timeout: Duration,
     ) -> Result<ExecOutput, ExecError> {
         let name = cmd[0].clone();
-        self.calls
-            .lock()
-            .unwrap()
-            .push((name.clone(), container_id.into(), tokio::time::Instant::now()));
+        self.calls.lock().unwrap().push((
+            name.clone(),
+            container_id.into(),
+            tokio::time::Instant::now(),
+        ));
         let mut script = self.script.lock().unwrap();
         let q = script.entry(name.clone()).or_default();
         let code = if q.len() > 1 {
@@ -99,7 +100,9 @@ fn running(id: &str) -> ContainerState {
     }
 }
 
-async fn next_result(rx: &mut mpsc::UnboundedReceiver<ProbeEvent>) -> (String, ProbeType, ProbeResult) {
+async fn next_result(
+    rx: &mut mpsc::UnboundedReceiver<ProbeEvent>,
+) -> (String, ProbeType, ProbeResult) {
     loop {
         match rx.recv().await.expect("manager alive") {
             ProbeEvent::Result {
@@ -133,7 +136,9 @@ async fn readiness_follows_thresholds_and_reports_events() {
     let mut unhealthy = Vec::new();
     let failed = loop {
         match rx.recv().await.unwrap() {
-            ProbeEvent::Event { reason, message, .. } => unhealthy.push((reason, message)),
+            ProbeEvent::Event {
+                reason, message, ..
+            } => unhealthy.push((reason, message)),
             ProbeEvent::Result { result, .. } => break result,
         }
     };
@@ -141,15 +146,24 @@ async fn readiness_follows_thresholds_and_reports_events() {
     assert_eq!(
         unhealthy,
         vec![
-            ("Unhealthy", "Readiness probe failed: ready said 1".to_string()),
-            ("Unhealthy", "Readiness probe failed: ready said 1".to_string())
+            (
+                "Unhealthy",
+                "Readiness probe failed: ready said 1".to_string()
+            ),
+            (
+                "Unhealthy",
+                "Readiness probe failed: ready said 1".to_string()
+            )
         ]
     );
     assert_eq!(next_result(&mut rx).await, ("c1".into(), R, Success));
     // one run per period
     let calls = exec.calls_of("ready");
     let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1].1 - w[0].1).collect();
-    assert!(gaps.iter().all(|g| *g >= Duration::from_secs(1)), "{gaps:?}");
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_secs(1)),
+        "{gaps:?}"
+    );
     m.remove_pod("uid");
     assert_eq!(m.result("uid", "app", "c1", R), None);
 }
@@ -185,7 +199,10 @@ async fn startup_gates_liveness_and_liveness_failure_holds() {
     );
     let first_live = exec.calls_of("live")[0].1;
     let start_ok = exec.calls_of("start")[1].1;
-    assert!(first_live >= start_ok, "liveness ran before startup succeeded");
+    assert!(
+        first_live >= start_ok,
+        "liveness ran before startup succeeded"
+    );
     // on hold: no more liveness runs for c1
     let live_runs = exec.calls_of("live").len();
     tokio::time::sleep(Duration::from_secs(5)).await;

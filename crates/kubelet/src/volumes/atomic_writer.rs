@@ -27,7 +27,9 @@ pub enum WriteError {
     PathTooLong,
     #[error("invalid path: must not contain '..': {0}")]
     Backstep(String),
-    #[error("invalid path: filenames must be less than or equal to {MAX_FILE_NAME_LENGTH} characters")]
+    #[error(
+        "invalid path: filenames must be less than or equal to {MAX_FILE_NAME_LENGTH} characters"
+    )]
     NameTooLong,
     #[error("invalid path: must not start with '..': {0}")]
     DotDotPrefix(String),
@@ -108,7 +110,9 @@ pub fn write(
         // (3) user-visible paths that disappear
         to_remove = paths_to_remove(&clean, &old_path)?;
         // (4) nothing to do when the content and modes are the same
-        if to_remove.is_empty() && !should_write(&clean, &old_path)? && visible_ok(target_dir, &clean)
+        if to_remove.is_empty()
+            && !should_write(&clean, &old_path)?
+            && visible_ok(target_dir, &clean)
         {
             return Ok(WriteOutcome::Unchanged);
         }
@@ -116,7 +120,10 @@ pub fn write(
 
     // (5) new timestamped directory
     let ts_dir = new_timestamp_dir(target_dir)?;
-    let ts_name = ts_dir.file_name().expect("timestamp dir has a name").to_owned();
+    let ts_name = ts_dir
+        .file_name()
+        .expect("timestamp dir has a name")
+        .to_owned();
 
     // (6) the files
     if let Err(e) = write_payload(&clean, &ts_dir) {
@@ -163,8 +170,7 @@ fn top_level(p: &str) -> &str {
 fn visible_ok(target_dir: &Path, payload: &Payload) -> bool {
     payload.keys().all(|p| {
         let name = top_level(p);
-        fs::read_link(target_dir.join(name))
-            .is_ok_and(|t| t == Path::new(DATA_DIR).join(name))
+        fs::read_link(target_dir.join(name)).is_ok_and(|t| t == Path::new(DATA_DIR).join(name))
     })
 }
 
@@ -227,7 +233,9 @@ fn should_write(payload: &Payload, old_dir: &Path) -> Result<bool, WriteError> {
 }
 
 fn new_timestamp_dir(target_dir: &Path) -> Result<PathBuf, WriteError> {
-    let stamp = chrono::Utc::now().format("..%Y_%m_%d_%H_%M_%S.").to_string();
+    let stamp = chrono::Utc::now()
+        .format("..%Y_%m_%d_%H_%M_%S.")
+        .to_string();
     for _ in 0..16 {
         let suffix: u32 = rand::random();
         let dir = target_dir.join(format!("{stamp}{suffix}"));
@@ -301,15 +309,30 @@ mod tests {
         let cases: Vec<(&str, Option<&str>)> = vec![
             ("file", None),
             ("dir/file", None),
-            ("..file", Some("invalid path: must not start with '..': ..file")),
+            (
+                "..file",
+                Some("invalid path: must not start with '..': ..file"),
+            ),
             ("a/..b", None),
             ("..", Some("invalid path: must not contain '..': ..")),
             ("", Some("invalid path: must not be empty: \"\"")),
             ("/abs", Some("invalid path: must be relative path: /abs")),
-            ("a/../b", Some("invalid path: must not contain '..': a/../b")),
-            ("..data/x", Some("invalid path: must not start with '..': ..data/x")),
-            (&long_name, Some("invalid path: filenames must be less than or equal to 255 characters")),
-            (&long_path, Some("invalid path: must be less than or equal to 4096 characters")),
+            (
+                "a/../b",
+                Some("invalid path: must not contain '..': a/../b"),
+            ),
+            (
+                "..data/x",
+                Some("invalid path: must not start with '..': ..data/x"),
+            ),
+            (
+                &long_name,
+                Some("invalid path: filenames must be less than or equal to 255 characters"),
+            ),
+            (
+                &long_path,
+                Some("invalid path: must be less than or equal to 4096 characters"),
+            ),
         ];
         for (p, want) in cases {
             assert_eq!(
@@ -337,7 +360,10 @@ mod tests {
         );
 
         // same payload: nothing happens
-        assert_eq!(write(t, &first, &no_perms).unwrap(), WriteOutcome::Unchanged);
+        assert_eq!(
+            write(t, &first, &no_perms).unwrap(),
+            WriteOutcome::Unchanged
+        );
         assert_eq!(fs::read_link(t.join("..data")).unwrap(), ts1);
 
         // an update replaces the version and prunes "sub"
@@ -366,7 +392,10 @@ mod tests {
     fn invalid_payload_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let bad = payload(&[("ok", "1", 0o644), ("../escape", "x", 0o644)]);
-        assert!(matches!(write(dir.path(), &bad, &no_perms), Err(WriteError::Backstep(_))));
+        assert!(matches!(
+            write(dir.path(), &bad, &no_perms),
+            Err(WriteError::Backstep(_))
+        ));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -18,7 +18,9 @@ pub fn check_type(path: &Path, path_type: Option<&str>) -> Result<(), String> {
             }
             match kind() {
                 Some(k) if k.is_dir() => Ok(()),
-                _ => Err(format!("hostPath type check failed: {p} is not a directory")),
+                _ => Err(format!(
+                    "hostPath type check failed: {p} is not a directory"
+                )),
             }
         }
         t @ ("FileOrCreate" | "File") => {
@@ -32,7 +34,9 @@ pub fn check_type(path: &Path, path_type: Option<&str>) -> Result<(), String> {
         }
         "Socket" => match kind() {
             Some(k) if k.is_socket() => Ok(()),
-            _ => Err(format!("hostPath type check failed: {p} is not a socket file")),
+            _ => Err(format!(
+                "hostPath type check failed: {p} is not a socket file"
+            )),
         },
         "CharDevice" => match kind() {
             Some(k) if k.is_char_device() => Ok(()),
@@ -42,7 +46,9 @@ pub fn check_type(path: &Path, path_type: Option<&str>) -> Result<(), String> {
         },
         "BlockDevice" => match kind() {
             Some(k) if k.is_block_device() => Ok(()),
-            _ => Err(format!("hostPath type check failed: {p} is not a block device")),
+            _ => Err(format!(
+                "hostPath type check failed: {p} is not a block device"
+            )),
         },
         other => Err(format!("{other} is an invalid volume type")),
     }
@@ -78,16 +84,59 @@ mod tests {
             (s("missing"), None, Ok(())),
             (s("missing"), Some(""), Ok(())),
             (s("file"), Some("File"), Ok(())),
-            (s("file"), Some("Directory"), Err(format!("hostPath type check failed: {} is not a directory", s("file")))),
-            (s("missing"), Some("Directory"), Err(format!("hostPath type check failed: {} is not a directory", s("missing")))),
+            (
+                s("file"),
+                Some("Directory"),
+                Err(format!(
+                    "hostPath type check failed: {} is not a directory",
+                    s("file")
+                )),
+            ),
+            (
+                s("missing"),
+                Some("Directory"),
+                Err(format!(
+                    "hostPath type check failed: {} is not a directory",
+                    s("missing")
+                )),
+            ),
             (s(""), Some("Directory"), Ok(())),
-            (s(""), Some("File"), Err(format!("hostPath type check failed: {} is not a file", s("")))),
+            (
+                s(""),
+                Some("File"),
+                Err(format!(
+                    "hostPath type check failed: {} is not a file",
+                    s("")
+                )),
+            ),
             (s("sock"), Some("Socket"), Ok(())),
-            (s("file"), Some("Socket"), Err(format!("hostPath type check failed: {} is not a socket file", s("file")))),
+            (
+                s("file"),
+                Some("Socket"),
+                Err(format!(
+                    "hostPath type check failed: {} is not a socket file",
+                    s("file")
+                )),
+            ),
             ("/dev/null".into(), Some("CharDevice"), Ok(())),
-            (s("file"), Some("CharDevice"), Err(format!("hostPath type check failed: {} is not a character device", s("file")))),
-            ("/dev/null".into(), Some("BlockDevice"), Err("hostPath type check failed: /dev/null is not a block device".into())),
-            (s("file"), Some("Weird"), Err("Weird is an invalid volume type".into())),
+            (
+                s("file"),
+                Some("CharDevice"),
+                Err(format!(
+                    "hostPath type check failed: {} is not a character device",
+                    s("file")
+                )),
+            ),
+            (
+                "/dev/null".into(),
+                Some("BlockDevice"),
+                Err("hostPath type check failed: /dev/null is not a block device".into()),
+            ),
+            (
+                s("file"),
+                Some("Weird"),
+                Err("Weird is an invalid volume type".into()),
+            ),
         ];
         for (path, t, want) in cases {
             assert_eq!(check_type(Path::new(&path), t), want, "{path} {t:?}");
@@ -100,7 +149,10 @@ mod tests {
         let nested = dir.path().join("a/b/c");
         check_type(&nested, Some("DirectoryOrCreate")).unwrap();
         assert!(nested.is_dir());
-        assert_eq!(fs::metadata(&nested).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(
+            fs::metadata(&nested).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
         let file = dir.path().join("a/f");
         check_type(&file, Some("FileOrCreate")).unwrap();
         assert!(file.is_file());

@@ -181,7 +181,10 @@ impl VolumeManager {
 
     /// `<root>/pods/<uid>/volumes/<plugin>/<name>`.
     pub fn volume_dir(&self, pod_uid: &str, plugin: &str, name: &str) -> PathBuf {
-        self.pod_dir(pod_uid).join("volumes").join(plugin).join(name)
+        self.pod_dir(pod_uid)
+            .join("volumes")
+            .join(plugin)
+            .join(name)
     }
 
     fn pod_lock(&self, uid: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -488,10 +491,7 @@ impl VolumeManager {
         if let Some(local) = &spec.local {
             let source = PathBuf::from(&local.path);
             if !source.exists() {
-                return Err(fail(format!(
-                    "path {:?} does not exist",
-                    local.path
-                )));
+                return Err(fail(format!("path {:?} does not exist", local.path)));
             }
             let target = self.volume_dir(uid, LOCAL_VOLUME, &pv_name);
             if !self.mounter.is_mount_point(&target).unwrap_or(false) {
@@ -569,7 +569,11 @@ impl VolumeManager {
                     .and_then(|s| s.security_context.as_ref())
                     .and_then(|s| s.run_as_user)
                     .filter(|_| fs_group.is_some());
-                let mode = if fs_group.is_some() { 0o600 } else { default_mode };
+                let mode = if fs_group.is_some() {
+                    0o600
+                } else {
+                    default_mode
+                };
                 let sa = pod
                     .spec
                     .as_ref()
@@ -604,7 +608,11 @@ impl VolumeManager {
 
     /// Mounts a tmpfs on `dir` unless one is there; `true` when it mounted one.
     fn ensure_tmpfs(&self, dir: &Path, size: Option<u64>) -> Result<bool, String> {
-        if self.mounter.is_mount_point(dir).map_err(|e| e.to_string())? {
+        if self
+            .mounter
+            .is_mount_point(dir)
+            .map_err(|e| e.to_string())?
+        {
             return Ok(false);
         }
         ensure_dir(dir, 0o750).map_err(|e| e.to_string())?;
@@ -666,21 +674,25 @@ impl VolumeManager {
                     .join(&vm.name)
                     .join(&container.name)
                     .join(index.to_string());
-                host_path =
-                    subpath::prepare_safe(self.mounter.as_ref(), &vol.host_path, &sub_path, &target)
-                        .map_err(err)?;
+                host_path = subpath::prepare_safe(
+                    self.mounter.as_ref(),
+                    &vol.host_path,
+                    &sub_path,
+                    &target,
+                )
+                .map_err(err)?;
             }
             let propagation = match vm.mount_propagation.as_deref() {
                 None | Some("None") => P::PropagationPrivate,
                 Some("HostToContainer") => P::PropagationHostToContainer,
                 Some("Bidirectional") if privileged => P::PropagationBidirectional,
-                Some("Bidirectional") => {
-                    return Err(err(
-                        "Bidirectional mount propagation is available only to privileged containers"
-                            .into(),
-                    ))
+                Some("Bidirectional") => return Err(err(
+                    "Bidirectional mount propagation is available only to privileged containers"
+                        .into(),
+                )),
+                Some(other) => {
+                    return Err(err(format!("invalid MountPropagation mode: {other:?}")))
                 }
-                Some(other) => return Err(err(format!("invalid MountPropagation mode: {other:?}"))),
             };
             let read_only = vm.read_only.unwrap_or(false) || vol.read_only;
             let recursive_read_only = match vm.recursive_read_only.as_deref() {

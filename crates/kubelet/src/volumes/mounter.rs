@@ -87,7 +87,9 @@ fn unescape_octal(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
         {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
@@ -137,7 +139,10 @@ pub(crate) mod fake {
             Ok(())
         }
         fn unmount(&self, target: &Path) -> io::Result<()> {
-            self.calls.lock().unwrap().push(Call::Unmount(target.into()));
+            self.calls
+                .lock()
+                .unwrap()
+                .push(Call::Unmount(target.into()));
             self.mounted.lock().unwrap().retain(|m| m != target);
             Ok(())
         }

@@ -105,10 +105,7 @@ pub fn secret_payload(
             if optional {
                 continue;
             }
-            return Err(format!(
-                "references non-existent secret key: {}",
-                item.key
-            ));
+            return Err(format!("references non-existent secret key: {}", item.key));
         };
         payload.insert(
             item.path.clone(),
@@ -133,7 +130,12 @@ pub fn downward_api_payload(
         let value = if let Some(f) = &item.field_ref {
             extract_field_path(pod, &f.field_path)
         } else if let Some(r) = &item.resource_field_ref {
-            extract_resource_value(r, pod, r.container_name.as_deref().unwrap_or(""), allocatable)
+            extract_resource_value(
+                r,
+                pod,
+                r.container_name.as_deref().unwrap_or(""),
+                allocatable,
+            )
         } else {
             Ok(String::new())
         };
@@ -213,7 +215,9 @@ pub fn extract_field_path(pod: &Pod, field_path: &str) -> Result<String, String>
                     .cloned()
                     .unwrap_or_default())
             }
-            _ => Err(format!("fieldPath {field_path:?} does not support subscript")),
+            _ => Err(format!(
+                "fieldPath {field_path:?} does not support subscript"
+            )),
         };
     }
     match field_path {
@@ -307,9 +311,16 @@ pub fn extract_resource_value(
         return Err(format!("container {container_name} not found"));
     };
     let resources = container.resources.as_ref();
-    let limit = |name: &str| resources.and_then(|r| r.limits.as_ref()).and_then(|l| l.get(name));
-    let request =
-        |name: &str| resources.and_then(|r| r.requests.as_ref()).and_then(|l| l.get(name));
+    let limit = |name: &str| {
+        resources
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get(name))
+    };
+    let request = |name: &str| {
+        resources
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|l| l.get(name))
+    };
     let divisor = match &selector.divisor {
         Some(q) if quantity(q) != 0.0 => quantity(q),
         _ => 1.0,
@@ -334,10 +345,16 @@ pub fn extract_resource_value(
         "requests.memory" => Ok(bytes(request("memory"), 0)),
         "requests.ephemeral-storage" => Ok(bytes(request("ephemeral-storage"), 0)),
         r => {
-            if let Some(name) = r.strip_prefix("requests.").filter(|n| n.starts_with("hugepages-")) {
+            if let Some(name) = r
+                .strip_prefix("requests.")
+                .filter(|n| n.starts_with("hugepages-"))
+            {
                 return Ok(bytes(request(name), 0));
             }
-            if let Some(name) = r.strip_prefix("limits.").filter(|n| n.starts_with("hugepages-")) {
+            if let Some(name) = r
+                .strip_prefix("limits.")
+                .filter(|n| n.starts_with("hugepages-"))
+            {
                 return Ok(bytes(limit(name), 0));
             }
             Err(format!("unsupported container resource : {r}"))
@@ -394,9 +411,11 @@ mod tests {
             config_map_payload(&[ktp("zz", "z", None)], &cm(), DEFAULT_MODE, false).unwrap_err(),
             "configmap references non-existent config key: zz"
         );
-        assert!(config_map_payload(&[ktp("zz", "z", None)], &cm(), DEFAULT_MODE, true)
-            .unwrap()
-            .is_empty());
+        assert!(
+            config_map_payload(&[ktp("zz", "z", None)], &cm(), DEFAULT_MODE, true)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -537,7 +556,10 @@ mod tests {
             ..Default::default()
         };
         let ok = downward_api_payload(
-            &[item("./labels", "metadata.labels"), item("name", "metadata.name")],
+            &[
+                item("./labels", "metadata.labels"),
+                item("name", "metadata.name"),
+            ],
             &p,
             &NodeAllocatable::default(),
             DEFAULT_MODE,

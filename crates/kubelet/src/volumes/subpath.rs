@@ -133,7 +133,12 @@ pub fn prepare_safe(
                 .map(drop)
         }
     };
-    mk().map_err(|e| format!("error creating subpath mount point {}: {e}", target.display()))?;
+    mk().map_err(|e| {
+        format!(
+            "error creating subpath mount point {}: {e}",
+            target.display()
+        )
+    })?;
     let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
     mounter
         .bind_mount(&source, target)
@@ -150,9 +155,18 @@ mod tests {
         let cases = [
             ("a/b", Ok(())),
             ("a..b/c", Ok(())),
-            ("/etc", Err("error SubPath `/etc` must not be an absolute path")),
-            ("a/../../etc", Err("unable to provision SubPath `a/../../etc`: must not contain '..'")),
-            ("..", Err("unable to provision SubPath `..`: must not contain '..'")),
+            (
+                "/etc",
+                Err("error SubPath `/etc` must not be an absolute path"),
+            ),
+            (
+                "a/../../etc",
+                Err("unable to provision SubPath `a/../../etc`: must not contain '..'"),
+            ),
+            (
+                "..",
+                Err("unable to provision SubPath `..`: must not contain '..'"),
+            ),
         ];
         for (p, want) in cases {
             assert_eq!(validate(p), want.map_err(String::from), "{p}");

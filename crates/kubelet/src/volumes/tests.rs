@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestStatus};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapProjection, ConfigMapVolumeSource, EmptyDirVolumeSource,
-    HostPathVolumeSource, KeyToPath, LocalVolumeSource, ObjectReference,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PersistentVolumeClaimVolumeSource,
-    PersistentVolumeSpec, PodSecurityContext, PodSpec, ProjectedVolumeSource, Secret,
-    SecretVolumeSource, SecurityContext, ServiceAccountTokenProjection, VolumeMount,
+    HostPathVolumeSource, KeyToPath, LocalVolumeSource, ObjectReference, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimStatus, PersistentVolumeClaimVolumeSource, PersistentVolumeSpec,
+    PodSecurityContext, PodSpec, ProjectedVolumeSource, Secret, SecretVolumeSource,
+    SecurityContext, ServiceAccountTokenProjection, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::ByteString;
@@ -157,7 +157,9 @@ async fn config_map_volume_written_and_updated() {
         .insert("app".into(), cm("app", &[("k", "v1")]));
     let p = pod(vec![config_map_volume("cfg", "app", None)]);
     let vols = e.vm.setup(&p).await.unwrap();
-    let dir = e.root.join("pods/uid-1/volumes/kubernetes.io~configmap/cfg");
+    let dir = e
+        .root
+        .join("pods/uid-1/volumes/kubernetes.io~configmap/cfg");
     assert_eq!(
         vols.volumes["cfg"],
         MountedVolume {
@@ -167,7 +169,10 @@ async fn config_map_volume_written_and_updated() {
         }
     );
     assert_eq!(fs::read_to_string(dir.join("k")).unwrap(), "v1");
-    assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o777);
+    assert_eq!(
+        fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o777
+    );
 
     e.api
         .config_maps
@@ -237,7 +242,9 @@ async fn missing_objects_report_failed_mount() {
     );
     assert_eq!(err.volumes(), vec!["cfg", "denied", "odd", "sec"]);
     // the optional one was still prepared (empty)
-    let opt = e.root.join("pods/uid-1/volumes/kubernetes.io~configmap/opt");
+    let opt = e
+        .root
+        .join("pods/uid-1/volumes/kubernetes.io~configmap/opt");
     assert!(opt.join("..data").exists());
 }
 
@@ -280,7 +287,11 @@ async fn secret_on_tmpfs_with_items_and_modes() {
     );
     assert_eq!(fs::read(dir.join("private/key.pem")).unwrap(), b"KEY");
     assert_eq!(
-        fs::metadata(dir.join("private/key.pem")).unwrap().permissions().mode() & 0o777,
+        fs::metadata(dir.join("private/key.pem"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o400
     );
     assert!(!dir.join("tls.crt").exists());
@@ -308,11 +319,18 @@ async fn empty_dir_disk_and_memory_sizes() {
         },
     ]);
     let vols = e.vm.setup(&p).await.unwrap();
-    let scratch = e.root.join("pods/uid-1/volumes/kubernetes.io~empty-dir/scratch");
+    let scratch = e
+        .root
+        .join("pods/uid-1/volumes/kubernetes.io~empty-dir/scratch");
     assert_eq!(vols.volumes["scratch"].host_path, scratch);
     assert!(!vols.volumes["scratch"].read_only);
-    assert_eq!(fs::metadata(&scratch).unwrap().permissions().mode() & 0o777, 0o777);
-    let mem = e.root.join("pods/uid-1/volumes/kubernetes.io~empty-dir/mem");
+    assert_eq!(
+        fs::metadata(&scratch).unwrap().permissions().mode() & 0o777,
+        0o777
+    );
+    let mem = e
+        .root
+        .join("pods/uid-1/volumes/kubernetes.io~empty-dir/mem");
     assert_eq!(
         e.mounter.calls.lock().unwrap().clone(),
         vec![Call::Tmpfs(mem, Some(64 << 20))]
@@ -324,13 +342,15 @@ async fn empty_dir_disk_and_memory_sizes() {
         limits: Some([("memory".to_string(), Quantity("32Mi".into()))].into()),
         ..Default::default()
     });
-    let lim = |s: Option<&str>| {
-        memory_volume_size(&p, s.map(|s| Quantity(s.into())).as_ref(), 4 << 30)
-    };
+    let lim =
+        |s: Option<&str>| memory_volume_size(&p, s.map(|s| Quantity(s.into())).as_ref(), 4 << 30);
     assert_eq!(lim(Some("64Mi")), Some(32 << 20));
     assert_eq!(lim(Some("16Mi")), Some(16 << 20));
     assert_eq!(lim(None), Some(32 << 20));
-    assert_eq!(memory_volume_size(&pod(vec![]), None, 4 << 30), Some(4 << 30));
+    assert_eq!(
+        memory_volume_size(&pod(vec![]), None, 4 << 30),
+        Some(4 << 30)
+    );
     assert_eq!(memory_volume_size(&pod(vec![]), None, 0), None);
 }
 
@@ -462,7 +482,11 @@ async fn persistent_volume_claims() {
         );
         volumes.insert(
             "pv-other".into(),
-            pv("pv-other", Some("someone-else"), PersistentVolumeSpec::default()),
+            pv(
+                "pv-other",
+                Some("someone-else"),
+                PersistentVolumeSpec::default(),
+            ),
         );
     }
     let ok = pod(vec![pvc_volume("data", "good"), pvc_volume("l", "loc")]);
@@ -475,7 +499,9 @@ async fn persistent_volume_claims() {
             read_only: true
         }
     );
-    let local_target = e.root.join("pods/uid-1/volumes/kubernetes.io~local-volume/pv-local");
+    let local_target = e
+        .root
+        .join("pods/uid-1/volumes/kubernetes.io~local-volume/pv-local");
     assert_eq!(vols.volumes["l"].host_path, local_target);
     assert_eq!(
         e.mounter.calls.lock().unwrap().clone(),
@@ -630,9 +656,8 @@ async fn container_mounts_table() {
     };
     let p = pod(vec![]);
     let env = BTreeMap::new();
-    let got = e
-        .vm
-        .container_mounts(
+    let got =
+        e.vm.container_mounts(
             &p,
             &vols,
             &container(
@@ -674,9 +699,27 @@ async fn container_mounts_table() {
     assert_eq!(
         summary,
         vec![
-            ("/data", "/v/data", true, P::PropagationHostToContainer as i32, false),
-            ("/etc/cfg", "/v/cfg", true, P::PropagationPrivate as i32, false),
-            ("/shared", "/v/data", false, P::PropagationBidirectional as i32, false),
+            (
+                "/data",
+                "/v/data",
+                true,
+                P::PropagationHostToContainer as i32,
+                false
+            ),
+            (
+                "/etc/cfg",
+                "/v/cfg",
+                true,
+                P::PropagationPrivate as i32,
+                false
+            ),
+            (
+                "/shared",
+                "/v/data",
+                false,
+                P::PropagationBidirectional as i32,
+                false
+            ),
             ("/ro", "/v/cfg", true, P::PropagationPrivate as i32, true),
         ]
     );
@@ -755,7 +798,9 @@ async fn sub_path_expr_is_expanded_created_and_bound() {
     };
     let env: BTreeMap<String, String> = [("POD_NAME".to_string(), "web".to_string())].into();
     let mounts = e.vm.container_mounts(&p, &vols, &c, &env).unwrap();
-    let vol = e.root.join("pods/uid-1/volumes/kubernetes.io~empty-dir/logs");
+    let vol = e
+        .root
+        .join("pods/uid-1/volumes/kubernetes.io~empty-dir/logs");
     assert!(vol.join("pods/web").is_dir());
     let target = e.root.join("pods/uid-1/volume-subpaths/logs/app/0");
     assert_eq!(mounts[0].host_path, target.display().to_string());

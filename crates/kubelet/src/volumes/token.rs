@@ -53,7 +53,10 @@ pub fn token_request(
 /// Seconds since the epoch of the token's expiry and its requested lifetime.
 fn expiry(tr: &TokenRequest) -> Option<(i64, i64)> {
     let exp = tr.status.as_ref()?.expiration_timestamp.0.as_second();
-    let ttl = tr.spec.expiration_seconds.unwrap_or(DEFAULT_EXPIRATION_SECONDS);
+    let ttl = tr
+        .spec
+        .expiration_seconds
+        .unwrap_or(DEFAULT_EXPIRATION_SECONDS);
     Some((exp, ttl))
 }
 
@@ -112,13 +115,22 @@ impl TokenManager {
         };
         let now = k8s_openapi::jiff::Timestamp::now().as_second();
         let jitter = (rand::random::<f64>() * MAX_JITTER_SECONDS) as i64;
-        let cached = self.cache.lock().expect("token cache lock").get(&key).cloned();
+        let cached = self
+            .cache
+            .lock()
+            .expect("token cache lock")
+            .get(&key)
+            .cloned();
         if let Some(tr) = &cached {
             if !requires_refresh(tr, now, jitter) {
                 return Ok(tr.clone());
             }
         }
-        match self.api.create_token(namespace, service_account, request).await {
+        match self
+            .api
+            .create_token(namespace, service_account, request)
+            .await
+        {
             Ok(tr) => {
                 if tr.status.as_ref().is_none_or(|s| s.token.is_empty()) {
                     return Err(ApiError::other("tokenrequest returned no token"));
@@ -186,7 +198,11 @@ mod tests {
             (4700, 0, true),
         ];
         for (now, jitter, want) in cases {
-            assert_eq!(requires_refresh(&tr, now, jitter), want, "now {now} jitter {jitter}");
+            assert_eq!(
+                requires_refresh(&tr, now, jitter),
+                want,
+                "now {now} jitter {jitter}"
+            );
         }
         assert_eq!(refresh_at(&tr), Some(3880));
         // a 48 h token is refreshed after 24 h
@@ -202,8 +218,17 @@ mod tests {
         assert_eq!(tr.spec.audiences, vec!["vault".to_string()]);
         assert_eq!(tr.spec.expiration_seconds, Some(600));
         let b = tr.spec.bound_object_ref.unwrap();
-        assert_eq!((b.kind.as_deref(), b.name.as_deref(), b.uid.as_deref()), (Some("Pod"), Some("web"), Some("uid-1")));
-        assert!(token_request("web", "u", "", None).spec.audiences.is_empty());
-        assert_eq!(token_request("web", "u", "", None).spec.expiration_seconds, Some(3600));
+        assert_eq!(
+            (b.kind.as_deref(), b.name.as_deref(), b.uid.as_deref()),
+            (Some("Pod"), Some("web"), Some("uid-1"))
+        );
+        assert!(token_request("web", "u", "", None)
+            .spec
+            .audiences
+            .is_empty());
+        assert_eq!(
+            token_request("web", "u", "", None).spec.expiration_seconds,
+            Some(3600)
+        );
     }
 }
