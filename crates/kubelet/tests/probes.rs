@@ -468,3 +468,79 @@ async fn lifecycle_hooks() {
     .unwrap();
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn manager_runs_http_readiness_against_the_pod_ip() {
+    use kubelet::probe::{ContainerState, ProbeEvent, ProbeManager, ProbeResult, ProbeType};
+    let (port, seen) = http_server().await;
+    let (manager, mut events) = ProbeManager::new(Arc::new(NoExec));
+    let mut c = container(port);
+    c.readiness_probe = Some(Probe {
+        period_seconds: Some(1),
+        ..http_probe("/ok", IntOrString::String("web".into()), None)
+    });
+    c.liveness_probe = Some(Probe {
+        period_seconds: Some(1),
+        failure_threshold: Some(1),
+        ..http_probe("/fail", IntOrString::String("web".into()), None)
+    });
+    let pod = Pod {
+        metadata: ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("ns".into()),
+            uid: Some("u1".into()),
+            ..Default::default()
+        },
+        spec: Some(k8s_openapi::api::core::v1::PodSpec {
+            containers: vec![c],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    manager.add_pod(&pod);
+    manager.set_pod_ip("u1", "127.0.0.1");
+    manager.set_container_state(
+        "u1",
+        "app",
+        ContainerState {
+            container_id: "cid".into(),
+            running_since: Some(std::time::SystemTime::now()),
+            terminated: false,
+        },
+    );
+    let mut results = Vec::new();
+    let mut unhealthy = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while results.len() < 4 {
+        let ev = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("probe results within 10s")
+            .unwrap();
+        match ev {
+            ProbeEvent::Result { probe, result, .. } => results.push((probe, result)),
+            ProbeEvent::Event {
+                reason, message, ..
+            } => unhealthy.push((reason, message)),
+        }
+    }
+    results.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(
+        results,
+        vec![
+            (ProbeType::Liveness, ProbeResult::Failure),
+            (ProbeType::Liveness, ProbeResult::Success),
+            (ProbeType::Readiness, ProbeResult::Failure),
+            (ProbeType::Readiness, ProbeResult::Success),
+        ]
+    );
+    assert!(unhealthy.contains(&(
+        "Unhealthy",
+        "Liveness probe failed: HTTP probe failed with statuscode: 500".to_string()
+    )));
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|h| h.starts_with("GET /ok ")));
+    manager.remove_pod("u1");
+}

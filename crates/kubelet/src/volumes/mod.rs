@@ -106,7 +106,8 @@ pub enum VolumeError {
     /// waiting reason CreateContainerConfigError).
     #[error("{message}")]
     ContainerMount { container: String, message: String },
-    /// Unmounting or removing the pod's volumes failed (event reason FailedUnmount? upstream logs).
+    /// Unmounting or removing the pod's volumes failed (upstream logs it and retries on the next
+    /// housekeeping pass; keep the pod directory and call `teardown` again later).
     #[error("{message}")]
     TearDown { message: String },
 }
