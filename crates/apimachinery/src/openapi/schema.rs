@@ -221,6 +221,13 @@ fn postprocess(name: &str, schema: &mut Value) {
     let Some(obj) = schema.as_object_mut() else {
         return;
     };
+    // k8s-openapi makes `metadata` a required Rust field; upstream's schemas never require it
+    if let Some(Value::Array(req)) = obj.get_mut("required") {
+        req.retain(|r| r != "metadata");
+        if req.is_empty() {
+            obj.remove("required");
+        }
+    }
     if let Some(t) = STRUCT_TAGS.iter().find(|t| t.schema == name) {
         obj.insert("x-kubernetes-map-type".into(), t.map_type.into());
     }
