@@ -277,6 +277,7 @@ fn apply_field_tag(p: &mut Map<String, Value>, tag: &FieldTag) {
 pub fn wrap_ref_siblings(v: &mut Value) {
     match v {
         Value::Object(o) => {
+            // (a string: JSONSchemaProps has a *property* named `$ref`)
             if o.len() > 1 && o.get("$ref").is_some_and(Value::is_string) {
                 if let Some(r) = o.shift_remove("$ref") {
                     o.insert("allOf".into(), json!([{ "$ref": r }]));

@@ -79,7 +79,7 @@ fn every_ref_resolves_inside_its_document_and_no_ref_has_siblings() {
         let mut objs = Vec::new();
         objects(&v, &mut objs);
         for o in objs {
-            if o.contains_key("$ref") {
+            if o.get("$ref").is_some_and(Value::is_string) {
                 assert_eq!(o.len(), 1, "{}: $ref with siblings {o:?}", d.path);
             }
         }
@@ -703,6 +703,10 @@ fn types_formats_enums_and_map_types() {
         status["x-kubernetes-group-version-kind"],
         json!([{"group": "", "kind": "Status", "version": "v1"}])
     );
+    // a property named `$ref` is not a reference
+    let ext = doc("apis/apiextensions.k8s.io/v1");
+    let props = schema(&ext, "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps");
+    assert_eq!(props["properties"]["$ref"]["type"], "string");
     let del = schema(&core, "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions");
     assert!(del["x-kubernetes-group-version-kind"]
         .as_array()
