@@ -4,13 +4,16 @@
 //!
 //! Schemas come from the `k8s-openapi` crate (its `schemars` feature: descriptions, types,
 //! formats, required fields) rewritten to upstream's v3 form (`allOf: [{$ref}]` for references with
-//! siblings, int-or-string / quantity formats) and completed with the vendor extensions upstream
+//! siblings, `oneOf` int-or-string / quantity, untyped JSON) and completed with the vendor extensions upstream
 //! derives from its Go type markers (`x-kubernetes-patch-merge-key`, `x-kubernetes-patch-strategy`,
 //! `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`, enums: see
 //! `tags.rs`) and `x-kubernetes-group-version-kind`. Paths carry upstream's operationIds,
 //! parameters and `x-kubernetes-action` / `x-kubernetes-group-version-kind`.
 //!
 //! Built-in documents are generated once, lazily, and kept as serialized bytes ([`document`]).
+//! Cost (debug build, `cargo run -p apimachinery --example openapi_stats`): the 449 component
+//! schemas take ~10 ms, all 16 documents ~135 ms, 3.7 MB of compact JSON in total (api/v1 1.15 MB,
+//! apps/v1 0.55 MB); a cached lookup is a map access.
 //! Custom resources get theirs from [`custom_resource_document`]. [`discovery_paths`] builds the
 //! `/openapi/v3` index; [`field_info`] answers per-field patch metadata for the patch engines.
 

@@ -23,6 +23,13 @@ pub(super) const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 pub(super) const API_RESOURCE_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList";
 const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
 const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
+/// Types whose OpenAPISchemaType is nil upstream (they hold any JSON value).
+const UNTYPED: &[&str] = &[
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray",
+];
 
 pub(super) const API_VERSION_DESCRIPTION: &str = "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources";
 pub(super) const KIND_DESCRIPTION: &str = "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
@@ -207,11 +214,18 @@ fn postprocess(name: &str, schema: &mut Value) {
             });
             return;
         }
+        // (Quantity's OpenAPISchemaFormat is empty upstream: no format)
         QUANTITY => {
             *schema = json!({
                 "description": schema.get("description").cloned().unwrap_or(Value::Null),
-                "format": "quantity",
                 "oneOf": [{"type": "string"}, {"type": "number"}],
+            });
+            return;
+        }
+        // any JSON value: upstream declares no type (k8s-openapi says object)
+        n if UNTYPED.contains(&n) => {
+            *schema = json!({
+                "description": schema.get("description").cloned().unwrap_or(Value::Null),
             });
             return;
         }

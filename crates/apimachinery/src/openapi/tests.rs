@@ -660,7 +660,8 @@ fn types_formats_enums_and_map_types() {
         json!([{"type": "integer"}, {"type": "string"}])
     );
     let q = schema(&core, "io.k8s.apimachinery.pkg.api.resource.Quantity");
-    assert_eq!(q["format"], "quantity");
+    assert_eq!(q["oneOf"], json!([{"type": "string"}, {"type": "number"}]));
+    assert!(q.get("format").is_none());
     let t = schema(&core, "io.k8s.apimachinery.pkg.apis.meta.v1.Time");
     assert_eq!(
         (t["type"].as_str(), t["format"].as_str()),
@@ -705,8 +706,16 @@ fn types_formats_enums_and_map_types() {
     );
     // a property named `$ref` is not a reference
     let ext = doc("apis/apiextensions.k8s.io/v1");
-    let props = schema(&ext, "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps");
+    let props = schema(
+        &ext,
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps",
+    );
     assert_eq!(props["properties"]["$ref"]["type"], "string");
+    let any = schema(
+        &ext,
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON",
+    );
+    assert!(any.get("type").is_none() && any["description"].is_string());
     let del = schema(&core, "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions");
     assert!(del["x-kubernetes-group-version-kind"]
         .as_array()
@@ -714,17 +723,20 @@ fn types_formats_enums_and_map_types() {
         .contains(&json!({"group": "apps", "kind": "DeleteOptions", "version": "v1"})));
 }
 
+/// (group, version, kind, path, merge key, strategies, list type)
+type LookupCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    Option<&'static str>,
+    &'static [&'static str],
+    Option<&'static str>,
+);
+
 #[test]
 fn field_info_follows_paths_through_references_and_lists() {
-    let cases: &[(
-        &str,
-        &str,
-        &str,
-        &[&str],
-        Option<&str>,
-        &[&str],
-        Option<&str>,
-    )] = &[
+    let cases: &[LookupCase] = &[
         (
             "",
             "v1",
