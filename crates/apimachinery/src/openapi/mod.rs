@@ -23,6 +23,7 @@ mod paths;
 pub mod resources;
 mod schema;
 mod tags;
+pub mod v2;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -30,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
-pub use crd::custom_resource_document;
+pub use crd::{custom_group_versions, custom_resource_document};
 pub use lookup::{lookup_field, FieldInfo};
 pub use resources::{builtin_group_versions, gv_path, GroupVersionDef};
 pub use schema::REF_PREFIX;
@@ -186,6 +187,11 @@ impl Builtin {
     }
 
     fn build(&self, gv: &GroupVersionDef) -> Value {
+        assemble(self.paths(gv), &self.components.schemas, &BTreeMap::new())
+    }
+
+    /// The `paths` section of one built-in group-version document.
+    fn paths(&self, gv: &GroupVersionDef) -> Map<String, Value> {
         let gp = GvPaths {
             group: gv.group,
             version: gv.version,
@@ -228,7 +234,7 @@ impl Builtin {
             };
             paths::resource_paths(&gp, &pr, &mut p);
         }
-        assemble(p, &self.components.schemas, &BTreeMap::new())
+        p
     }
 }
 
