@@ -1,0 +1,236 @@
+//! End-to-end: the OpenAPI v2 document at /openapi/v2 as kubectl 1.33 and 1.32 use it: client-side
+//! validation of a `kind: List` (which kubectl checks against the v2 document, in protobuf form),
+//! custom resources in a List, the document following CRD changes, ETag revalidation, and
+//! `kubectl explain` still answered from OpenAPI v3.
+
+mod common;
+
+use std::process::Output;
+
+use common::Cluster;
+
+const MIXED_LIST: &str = r#"{"apiVersion": "v1", "kind": "List", "items": [
+ {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm1"}, "data": {"k": "v"}},
+ {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc1"},
+  "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}},
+ {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+  "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+   "template": {"metadata": {"labels": {"app": "web"}},
+    "spec": {"containers": [{"name": "c", "image": "busybox",
+      "resources": {"limits": {"cpu": 1, "memory": "10Mi"}},
+      "ports": [{"name": "http", "containerPort": 8080}]}]}}}}
+]}"#;
+
+const BAD_LIST: &str = r#"{"apiVersion": "v1", "kind": "List", "items": [
+ {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad1"}, "data": {"k": "v"}, "bogus": 1},
+ {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bad2", "labelz": {}}, "stringData": {"k": "v"}}
+]}"#;
+
+const BAD_LIST_ERROR: &str = r#"error validating data: [ValidationError(ConfigMap): unknown field "bogus" in io.k8s.api.core.v1.ConfigMap, ValidationError(Secret.metadata): unknown field "labelz" in io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta]; if you choose to ignore these errors, turn validation off with --validate=false"#;
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+"#;
+
+const CR_LIST: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: example.com/v1
+  kind: Gadget
+  metadata: {name: g1}
+  spec: {size: 2, color: red}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: with-gadget}
+"#;
+
+fn write(c: &Cluster, name: &str, text: &str) -> String {
+    let p = c.data_dir().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn lists_of_mixed_kinds_are_validated_client_side_like_upstream() {
+    let c = Cluster::start();
+    let list = write(&c, "list.json", MIXED_LIST);
+    assert_eq!(
+        c.kubectl(&["create", "-f", &list]).trim(),
+        "configmap/cm1 created\nservice/svc1 created\ndeployment.apps/web created"
+    );
+    // applied twice with a change: configured, then unchanged
+    let changed = write(
+        &c,
+        "list2.json",
+        &MIXED_LIST.replace("\"k\": \"v\"", "\"k\": \"w\""),
+    );
+    let out = c.kubectl(&["apply", "-f", &changed]);
+    assert!(out.contains("configmap/cm1 configured"), "{out}");
+    let out = c.kubectl(&["apply", "-f", &changed]);
+    assert!(out.contains("configmap/cm1 unchanged"), "{out}");
+    // (not the Deployment: its config says `cpu: 1`, the live object `"1"`, so kubectl's
+    // three-way patch is never empty, with upstream too)
+    assert!(out.contains("service/svc1 unchanged"), "{out}");
+    assert_eq!(
+        c.kubectl(&["get", "cm", "cm1", "-o", "jsonpath={.data.k}"]),
+        "w"
+    );
+
+    // an unknown field in a List item: refused before anything is sent, as upstream
+    let bad = write(&c, "bad.json", BAD_LIST);
+    for verb in ["create", "apply"] {
+        let err = c.kubectl_err(&[verb, "-f", &bad]);
+        assert_eq!(
+            err.trim(),
+            format!("error: error validating \"{bad}\": {BAD_LIST_ERROR}"),
+            "kubectl {verb}"
+        );
+    }
+    let o = c.kubectl132(&["create", "-f", &bad]);
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o).trim(),
+        format!("error: error validating \"{bad}\": {BAD_LIST_ERROR}")
+    );
+    let missing = c.kubectl_raw(&["get", "cm", "bad1"]);
+    assert!(
+        !missing.status.success(),
+        "nothing of the bad list was created"
+    );
+    // --validate=false sends it, and the server drops the unknown fields
+    let out = c.kubectl(&["create", "-f", &bad, "--validate=false"]);
+    assert!(out.contains("configmap/bad1 created"), "{out}");
+
+    // kubectl 1.32: the same List flow
+    let list132 = write(
+        &c,
+        "list132.json",
+        &MIXED_LIST
+            .replace("cm1", "cm132")
+            .replace("svc1", "svc132")
+            .replace("\"name\": \"web\"", "\"name\": \"web132\""),
+    );
+    let o = c.kubectl132(&["create", "-f", &list132]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "configmap/cm132 created\nservice/svc132 created\ndeployment.apps/web132 created"
+    );
+    let o = c.kubectl132(&["apply", "-f", &list132]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("configmap/cm132 configured"),
+        "{}",
+        stdout(&o)
+    );
+
+    // explain (OpenAPI v3) still works
+    let ex = c.kubectl(&["explain", "pods.spec.containers.ports"]);
+    assert!(ex.contains("containerPort\t<integer> -required-"), "{ex}");
+}
+
+#[test]
+fn custom_resources_in_a_list_follow_crd_changes() {
+    let c = Cluster::start();
+    c.kubectl_stdin(&["apply", "-f", "-"], CRD);
+    c.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "crd/gadgets.example.com",
+        "--timeout=10s",
+    ]);
+    let list = write(&c, "crlist.yaml", CR_LIST);
+    let without_color = write(&c, "crlist0.yaml", &CR_LIST.replace(", color: red", ""));
+    assert_eq!(
+        c.kubectl(&["create", "-f", &without_color]).trim(),
+        "gadget.example.com/g1 created\nconfigmap/with-gadget created"
+    );
+    // color is not in the schema: kubectl's v2 validation refuses it
+    let err = c.kubectl_err(&["apply", "-f", &list]);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "error: error validating \"{list}\": error validating data: ValidationError(Gadget.spec): unknown field \"color\" in com.example.v1.Gadget.spec; if you choose to ignore these errors, turn validation off with --validate=false"
+        )
+    );
+    let o = c.kubectl132(&["apply", "-f", &list]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown field \"color\" in com.example.v1.Gadget.spec"),
+        "{}",
+        stderr(&o)
+    );
+    // the CRD gains the field: the v2 document follows (kubectl revalidates its cached copy)
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &CRD.replace(
+            "size: {type: integer}",
+            "size: {type: integer}\n              color: {type: string}",
+        ),
+    );
+    let out = c.kubectl(&["apply", "-f", &list]);
+    assert!(out.contains("gadget.example.com/g1 configured"), "{out}");
+    assert_eq!(
+        c.kubectl(&["get", "gadget", "g1", "-o", "jsonpath={.spec.color}"]),
+        "red"
+    );
+    let out = c.kubectl(&["apply", "-f", &list]);
+    assert!(out.contains("gadget.example.com/g1 unchanged"), "{out}");
+    let o = c.kubectl132(&["apply", "-f", &list]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // explain of the custom resource
+    let ex = c.kubectl(&["explain", "gadgets.spec"]);
+    assert!(ex.contains("color\t<string>"), "{ex}");
+
+    // the JSON form over the wire
+    let raw: serde_json::Value =
+        serde_json::from_str(&c.kubectl(&["get", "--raw", "/openapi/v2"])).unwrap();
+    assert_eq!(raw["swagger"], "2.0");
+    assert_eq!(
+        raw["definitions"]["com.example.v1.Gadget"]["properties"]["spec"]["properties"]["color"]
+            ["type"],
+        "string"
+    );
+    assert!(raw["paths"]
+        .get("/apis/example.com/v1/namespaces/{namespace}/gadgets/{name}")
+        .is_some());
+    // the CRD is deleted: its definitions go
+    c.kubectl(&[
+        "delete",
+        "crd",
+        "gadgets.example.com",
+        "--wait=true",
+        "--timeout=20s",
+    ]);
+    let raw: serde_json::Value =
+        serde_json::from_str(&c.kubectl(&["get", "--raw", "/openapi/v2"])).unwrap();
+    assert!(raw["definitions"].get("com.example.v1.Gadget").is_none());
+}
