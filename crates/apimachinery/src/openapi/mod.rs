@@ -193,8 +193,8 @@ impl Builtin {
     /// The `paths` section of one built-in group-version document.
     fn paths(&self, gv: &GroupVersionDef) -> Map<String, Value> {
         let gp = GvPaths {
-            group: gv.group,
-            version: gv.version,
+            group: &gv.group,
+            version: &gv.version,
             strategic_merge: true,
         };
         let mut p = Map::new();
@@ -204,31 +204,31 @@ impl Builtin {
                 .subresources
                 .iter()
                 .map(|s| {
-                    let ops = match s.kind {
+                    let ops = match &s.kind {
                         SubresourceKind::ParentGetPutPatch => SubOps::ParentGetPutPatch,
                         SubresourceKind::ParentPut => SubOps::ParentPut,
                         SubresourceKind::Log => SubOps::Log,
-                        SubresourceKind::OtherGetPutPatch(k) => {
-                            SubOps::OtherGetPutPatch(self.kind_schema(k.group, k.version, k.kind))
-                        }
+                        SubresourceKind::OtherGetPutPatch(k) => SubOps::OtherGetPutPatch(
+                            self.kind_schema(&k.group, &k.version, &k.kind),
+                        ),
                         SubresourceKind::Create(k) => {
-                            SubOps::Create(self.kind_schema(k.group, k.version, k.kind))
+                            SubOps::Create(self.kind_schema(&k.group, &k.version, &k.kind))
                         }
                     };
-                    (s.name.to_string(), ops)
+                    (s.name.clone(), ops)
                 })
                 .collect();
             let pr = PathResource {
-                plural: r.plural.into(),
-                kind: r.kind.into(),
+                plural: r.plural.clone(),
+                kind: r.kind.clone(),
                 namespaced: r.namespaced,
-                verbs: r.verbs.iter().map(|v| v.to_string()).collect(),
+                verbs: r.verbs.clone(),
                 schema: self
-                    .schema_name(gv.group, gv.version, r.kind)
+                    .schema_name(&gv.group, &gv.version, &r.kind)
                     .unwrap_or_default()
                     .to_string(),
                 list_schema: self
-                    .schema_name(gv.group, gv.version, &format!("{}List", r.kind))
+                    .schema_name(&gv.group, &gv.version, &format!("{}List", r.kind))
                     .map(String::from),
                 subresources,
             };

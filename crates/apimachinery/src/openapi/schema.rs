@@ -92,7 +92,7 @@ pub fn builtin_components(gvs: &[GroupVersionDef]) -> BuiltinComponents {
     for gv in gvs {
         for r in &gv.resources {
             let name = schema_name(&mut g, r.schema);
-            kinds.insert(key(gv.group, gv.version, r.kind), name.clone());
+            kinds.insert(key(&gv.group, &gv.version, &r.kind), name.clone());
             if r.has("list") {
                 lists.push((
                     gv.group.to_string(),
@@ -102,10 +102,10 @@ pub fn builtin_components(gvs: &[GroupVersionDef]) -> BuiltinComponents {
                 ));
             }
             for s in &r.subresources {
-                match s.kind {
+                match &s.kind {
                     SubresourceKind::OtherGetPutPatch(k) | SubresourceKind::Create(k) => {
                         let name = schema_name(&mut g, k.schema);
-                        kinds.insert(key(k.group, k.version, k.kind), name);
+                        kinds.insert(key(&k.group, &k.version, &k.kind), name);
                     }
                     _ => {}
                 }
@@ -144,7 +144,7 @@ pub fn builtin_components(gvs: &[GroupVersionDef]) -> BuiltinComponents {
         let kind = common.rsplit('.').next().unwrap_or_default();
         if let Some(s) = schemas.get_mut(common).and_then(Value::as_object_mut) {
             for gv in gvs {
-                push_gvk(s, gvk(gv.group, gv.version, kind));
+                push_gvk(s, gvk(&gv.group, &gv.version, kind));
             }
         }
     }

@@ -137,7 +137,7 @@ fn every_resource_has_its_operations_and_kind_schemas() {
                 );
                 assert!(op["operationId"].is_string());
             }
-            let name = b.schema_name(gv.group, gv.version, r.kind).unwrap();
+            let name = b.schema_name(&gv.group, &gv.version, &r.kind).unwrap();
             let s = schema(&d, name);
             assert!(
                 s["x-kubernetes-group-version-kind"]
@@ -149,7 +149,7 @@ fn every_resource_has_its_operations_and_kind_schemas() {
             assert!(s["properties"].as_object().unwrap().len() >= 2, "{name}");
             if r.has("list") {
                 let list_kind = format!("{}List", r.kind);
-                let ln = b.schema_name(gv.group, gv.version, &list_kind).unwrap();
+                let ln = b.schema_name(&gv.group, &gv.version, &list_kind).unwrap();
                 let l = schema(&d, ln);
                 assert_eq!(
                     l["x-kubernetes-group-version-kind"],
