@@ -57,9 +57,12 @@ pub fn serve(api: &Api, rest: &[&str]) -> Result<Response<Body>, ApiError> {
             }
         }
         let index = openapi::discovery_paths(docs.iter().map(|d| d.as_ref()));
+        // the first index generates every built-in document; custom ones are built each time
+        release_free_heap();
         return Ok(json_response(200, &index, crate::negotiate::Format::Json));
     }
     let path = rest.join("/");
+    let fresh = !openapi::builtin().is_generated(&path);
     let doc = match openapi::document(&path) {
         Some(d) => d,
         None => match rest {
@@ -67,6 +70,10 @@ pub fn serve(api: &Api, rest: &[&str]) -> Result<Response<Body>, ApiError> {
             _ => return Err(not_found()),
         },
     };
+    if fresh {
+        // generating a document allocates far more than the bytes kept
+        release_free_heap();
+    }
     let mut r = Response::new(http_body_util::BodyExt::boxed_unsync(
         http_body_util::Full::new(bytes::Bytes::from(doc.bytes.clone())),
     ));
@@ -96,8 +103,9 @@ pub struct V2Cache {
 struct V2Entry {
     /// fingerprint of the CRD specs the document was built from
     crds: Vec<u8>,
-    json: Bytes,
     protobuf: Bytes,
+    /// the JSON form, kept once asked for (kubectl only asks for protobuf)
+    json: std::sync::OnceLock<Bytes>,
     /// quoted, as sent in `ETag`
     etag: String,
 }
@@ -120,12 +128,37 @@ impl V2Cache {
         );
         let e = Arc::new(V2Entry {
             crds: fp,
-            json: Bytes::from(d.json),
             protobuf: Bytes::from(d.protobuf),
+            json: std::sync::OnceLock::new(),
             etag: format!("\"{}\"", d.etag),
         });
+        drop(d.json);
+        release_free_heap();
         *g = Some(e.clone());
         e
+    }
+}
+
+impl V2Entry {
+    /// The JSON form (rebuilt from the same CRDs on first request).
+    fn json(&self, crds: &[Value]) -> Bytes {
+        self.json
+            .get_or_init(|| {
+                let b = Bytes::from(v2::build(crds).json);
+                release_free_heap();
+                b
+            })
+            .clone()
+    }
+}
+
+/// Gives freed heap pages back to the OS: building the v2 document is a burst of allocations
+/// many times larger than what is kept, which glibc's allocator would otherwise hold on to.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the OS; it takes no pointers
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -226,7 +259,8 @@ pub fn serve_v2(api: &Api, headers: &HeaderMap) -> Result<Response<Body>, ApiErr
         *r.status_mut() = StatusCode::NOT_ACCEPTABLE;
         return Ok(r);
     };
-    let doc = api.openapi_v2.get(&crd_values(api));
+    let crds = crd_values(api);
+    let doc = api.openapi_v2.get(&crds);
     if let Ok(v) = HeaderValue::from_str(&doc.etag) {
         r.headers_mut().insert(http::header::ETAG, v);
     }
@@ -238,7 +272,7 @@ pub fn serve_v2(api: &Api, headers: &HeaderMap) -> Result<Response<Body>, ApiErr
         return Ok(r);
     }
     let (bytes, content_type) = match form {
-        V2Form::Json => (doc.json.clone(), "application/json"),
+        V2Form::Json => (doc.json(&crds), "application/json"),
         V2Form::Protobuf => (doc.protobuf.clone(), v2::PROTOBUF_MEDIA_TYPE),
     };
     *r.body_mut() = http_body_util::BodyExt::boxed_unsync(http_body_util::Full::new(bytes));

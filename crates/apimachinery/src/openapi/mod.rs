@@ -164,6 +164,11 @@ impl Builtin {
             .map(String::as_str)
     }
 
+    /// Whether the document of a built-in group-version has been generated already.
+    pub fn is_generated(&self, path: &str) -> bool {
+        self.docs.get(path).is_some_and(|c| c.get().is_some())
+    }
+
     /// The document of one built-in group-version.
     pub fn document(&self, path: &str) -> Option<Arc<Document>> {
         let cell = self.docs.get(path)?;
@@ -238,6 +243,27 @@ impl Builtin {
     }
 }
 
+/// Every component schema the paths reference, directly or through other schemas, looked up
+/// in `own` first, then in `shared`, by name.
+fn referenced_components<'a>(
+    paths: &Map<String, Value>,
+    shared: &'a BTreeMap<String, Value>,
+    own: &'a BTreeMap<String, Value>,
+) -> BTreeMap<String, &'a Value> {
+    let mut out = BTreeMap::new();
+    let mut stack = paths::referenced_schemas(paths);
+    while let Some(n) = stack.pop() {
+        if out.contains_key(&n) {
+            continue;
+        }
+        if let Some(s) = own.get(&n).or_else(|| shared.get(&n)) {
+            schema::collect_refs(s, &mut stack);
+            out.insert(n, s);
+        }
+    }
+    out
+}
+
 /// Builds a whole document from its paths: the components are every schema the paths reference,
 /// looked up in `own` first, then in `shared`.
 fn assemble(
@@ -246,22 +272,9 @@ fn assemble(
     own: &BTreeMap<String, Value>,
 ) -> Value {
     paths.sort_keys();
-    let roots = paths::referenced_schemas(&paths);
-    let mut seen = std::collections::BTreeSet::new();
-    let mut stack = roots;
-    while let Some(n) = stack.pop() {
-        if !seen.insert(n.clone()) {
-            continue;
-        }
-        if let Some(s) = own.get(&n).or_else(|| shared.get(&n)) {
-            schema::collect_refs(s, &mut stack);
-        }
-    }
     let mut schemas = Map::new();
-    for n in seen {
-        if let Some(s) = own.get(&n).or_else(|| shared.get(&n)) {
-            schemas.insert(n, s.clone());
-        }
+    for (n, s) in referenced_components(&paths, shared, own) {
+        schemas.insert(n, s.clone());
     }
     json!({
         "openapi": "3.0.0",

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha512};
 
 use super::crd::{custom_parts, kind_schema_v2};
 use super::schema::{sort_keys, REF_PREFIX};
-use super::{assemble, builtin, custom_group_versions, KUBERNETES_VERSION};
+use super::{builtin, custom_group_versions, referenced_components, KUBERNETES_VERSION};
 
 /// The protobuf types of gnostic's `openapi.v2` package (generated from `proto/openapi_v2.proto`).
 #[allow(clippy::all, missing_docs)]
@@ -74,8 +74,13 @@ pub fn document_value(crds: &[Value]) -> Value {
             own.extend(o);
         }
     }
-    let v3 = assemble(paths, b.schemas(), &own);
-    from_v3(&v3)
+    // converted straight from the shared component schemas: no merged v3 document is built
+    let mut definitions = Map::new();
+    for (name, s) in referenced_components(&paths, b.schemas(), &own) {
+        definitions.insert(name, schema(s));
+    }
+    let paths = paths.iter().map(|(p, item)| (p.clone(), path_item(item))).collect();
+    v2_document(paths, definitions)
 }
 
 /// Converts a whole OpenAPI v3 document to Swagger 2.0.
@@ -92,6 +97,10 @@ pub fn from_v3(v3: &Value) -> Value {
             paths.insert(path.clone(), path_item(item));
         }
     }
+    v2_document(paths, definitions)
+}
+
+fn v2_document(paths: Map<String, Value>, definitions: Map<String, Value>) -> Value {
     let mut doc = json!({
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
