@@ -461,3 +461,19 @@ fn v2_structural_reduction() {
         assert_eq!(input, want, "from {orig}");
     }
 }
+
+#[test]
+fn a_single_v3_document_converts_like_the_whole() {
+    let whole = doc_with(&[]);
+    let apps = crate::openapi::document("apis/apps/v1").unwrap().to_value();
+    let part = from_v3(&apps);
+    assert_eq!(part["swagger"], "2.0");
+    let defs = part["definitions"].as_object().unwrap();
+    assert!(defs.contains_key("io.k8s.api.apps.v1.Deployment"));
+    for (name, d) in defs {
+        assert_eq!(d, def(&whole, name), "{name}");
+    }
+    for (path, item) in part["paths"].as_object().unwrap() {
+        assert_eq!(item, &whole["paths"][path], "{path}");
+    }
+}
