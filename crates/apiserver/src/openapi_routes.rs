@@ -246,7 +246,7 @@ fn none_match(header: Option<&str>, etag: &str) -> bool {
 }
 
 /// `GET /openapi/v2`.
-pub fn serve_v2(api: &Api, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
+pub fn serve_v2(api: &Api, headers: &HeaderMap) -> Response<Body> {
     let accept = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
@@ -257,7 +257,7 @@ pub fn serve_v2(api: &Api, headers: &HeaderMap) -> Result<Response<Body>, ApiErr
         .insert(http::header::VARY, HeaderValue::from_static("Accept"));
     let Some(form) = negotiate_v2(accept) else {
         *r.status_mut() = StatusCode::NOT_ACCEPTABLE;
-        return Ok(r);
+        return r;
     };
     let crds = crd_values(api);
     let doc = api.openapi_v2.get(&crds);
@@ -269,7 +269,7 @@ pub fn serve_v2(api: &Api, headers: &HeaderMap) -> Result<Response<Body>, ApiErr
         .and_then(|v| v.to_str().ok());
     if none_match(if_none_match, &doc.etag) {
         *r.status_mut() = StatusCode::NOT_MODIFIED;
-        return Ok(r);
+        return r;
     }
     let (bytes, content_type) = match form {
         V2Form::Json => (doc.json(&crds), "application/json"),
@@ -280,7 +280,7 @@ pub fn serve_v2(api: &Api, headers: &HeaderMap) -> Result<Response<Body>, ApiErr
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(content_type),
     );
-    Ok(r)
+    r
 }
 
 #[cfg(test)]
@@ -335,10 +335,16 @@ mod tests {
         let mut a2 = a.clone();
         a2["metadata"]["resourceVersion"] = "2".into();
         a2["status"] = serde_json::json!({"conditions": []});
-        assert_eq!(crd_fingerprint(&[a.clone()]), crd_fingerprint(&[a2]));
+        assert_eq!(
+            crd_fingerprint(std::slice::from_ref(&a)),
+            crd_fingerprint(&[a2])
+        );
         let mut a3 = a.clone();
         a3["spec"]["group"] = "h".into();
-        assert_ne!(crd_fingerprint(&[a.clone()]), crd_fingerprint(&[a3]));
+        assert_ne!(
+            crd_fingerprint(std::slice::from_ref(&a)),
+            crd_fingerprint(&[a3])
+        );
         let b = serde_json::json!({"metadata": {"name": "b"}, "spec": {}});
         assert_eq!(
             crd_fingerprint(&[a.clone(), b.clone()]),

@@ -220,12 +220,15 @@ pub fn custom_resource_document(
 pub(super) type KindSchemaFn = fn(Option<&Value>, &str, &str, &str) -> Value;
 
 /// The paths and own component schemas (kinds and lists) of one custom group-version.
+pub(super) type CustomParts = (Map<String, Value>, BTreeMap<String, Value>);
+
+/// The paths and own component schemas (kinds and lists) of one custom group-version.
 pub(super) fn custom_parts(
     group: &str,
     version: &str,
     crds: &[Value],
     kind_schema: KindSchemaFn,
-) -> Result<(Map<String, Value>, BTreeMap<String, Value>), OpenApiError> {
+) -> Result<CustomParts, OpenApiError> {
     let gp = GvPaths {
         group,
         version,
