@@ -155,6 +155,21 @@ fn lists_of_mixed_kinds_are_validated_client_side_like_upstream() {
     // explain (OpenAPI v3) still works
     let ex = c.kubectl(&["explain", "pods.spec.containers.ports"]);
     assert!(ex.contains("containerPort\t<integer> -required-"), "{ex}");
+    // and kubectl's v2 explain reads the same fields from /openapi/v2
+    let ex = c.kubectl(&[
+        "explain",
+        "pods.spec.containers.ports",
+        "--output=plaintext-openapiv2",
+    ]);
+    assert!(ex.contains("RESOURCE: ports <[]Object>"), "{ex}");
+    assert!(ex.contains("containerPort\t<integer> -required-"), "{ex}");
+    // a List that matches the live objects: diff finds nothing, replace replaces
+    assert_eq!(
+        c.kubectl_raw(&["diff", "-f", &changed]).status.code(),
+        Some(0)
+    );
+    let out = c.kubectl(&["replace", "-f", &changed]);
+    assert!(out.contains("configmap/cm1 replaced"), "{out}");
 }
 
 #[test]
@@ -208,6 +223,9 @@ fn custom_resources_in_a_list_follow_crd_changes() {
     assert!(o.status.success(), "{}", stderr(&o));
     // explain of the custom resource
     let ex = c.kubectl(&["explain", "gadgets.spec"]);
+    assert!(ex.contains("color\t<string>"), "{ex}");
+    let ex = c.kubectl(&["explain", "gadgets.spec", "--output=plaintext-openapiv2"]);
+    assert!(ex.contains("VERSION:  example.com/v1"), "{ex}");
     assert!(ex.contains("color\t<string>"), "{ex}");
 
     // the JSON form over the wire
