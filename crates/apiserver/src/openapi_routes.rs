@@ -144,7 +144,7 @@ impl V2Entry {
     fn json(&self, crds: &[Value]) -> Bytes {
         self.json
             .get_or_init(|| {
-                let b = Bytes::from(v2::build(crds).json);
+                let b = Bytes::from(v2::build_json(crds));
                 release_free_heap();
                 b
             })
@@ -245,35 +245,52 @@ fn none_match(header: Option<&str>, etag: &str) -> bool {
     })
 }
 
-/// `GET /openapi/v2`.
-pub fn serve_v2(api: &Api, headers: &HeaderMap) -> Response<Body> {
-    let accept = headers
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok());
+/// `GET /openapi/v2`. A (re)build runs on the blocking pool, not on a request worker.
+pub async fn serve_v2(api: &Arc<Api>, headers: &HeaderMap) -> Response<Body> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let mut r = Response::new(http_body_util::BodyExt::boxed_unsync(
         http_body_util::Full::new(Bytes::new()),
     ));
     r.headers_mut()
         .insert(http::header::VARY, HeaderValue::from_static("Accept"));
-    let Some(form) = negotiate_v2(accept) else {
+    let Some(form) = negotiate_v2(header(http::header::ACCEPT)) else {
         *r.status_mut() = StatusCode::NOT_ACCEPTABLE;
         return r;
     };
-    let crds = crd_values(api);
-    let doc = api.openapi_v2.get(&crds);
-    if let Ok(v) = HeaderValue::from_str(&doc.etag) {
+    let if_none_match = header(http::header::IF_NONE_MATCH).map(String::from);
+    let api = api.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        let crds = crd_values(&api);
+        let doc = api.openapi_v2.get(&crds);
+        if none_match(if_none_match.as_deref(), &doc.etag) {
+            return (doc.etag.clone(), None);
+        }
+        let bytes = match form {
+            V2Form::Json => doc.json(&crds),
+            V2Form::Protobuf => doc.protobuf.clone(),
+        };
+        (doc.etag.clone(), Some(bytes))
+    })
+    .await;
+    let Ok((etag, bytes)) = got else {
+        tracing::error!("building the openapi v2 document failed");
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return r;
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
         r.headers_mut().insert(http::header::ETAG, v);
     }
-    let if_none_match = headers
-        .get(http::header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok());
-    if none_match(if_none_match, &doc.etag) {
+    let Some(bytes) = bytes else {
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         return r;
-    }
-    let (bytes, content_type) = match form {
-        V2Form::Json => (doc.json(&crds), "application/json"),
-        V2Form::Protobuf => (doc.protobuf.clone(), v2::PROTOBUF_MEDIA_TYPE),
+    };
+    let content_type = match form {
+        V2Form::Json => "application/json",
+        V2Form::Protobuf => v2::PROTOBUF_MEDIA_TYPE,
     };
     *r.body_mut() = http_body_util::BodyExt::boxed_unsync(http_body_util::Full::new(bytes));
     r.headers_mut().insert(

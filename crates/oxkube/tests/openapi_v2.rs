@@ -7,7 +7,9 @@ mod common;
 
 use std::process::Output;
 
+use apimachinery::openapi::v2::pb;
 use common::Cluster;
+use prost::Message;
 
 const MIXED_LIST: &str = r#"{"apiVersion": "v1", "kind": "List", "items": [
  {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm1"}, "data": {"k": "v"}},
@@ -251,4 +253,92 @@ fn custom_resources_in_a_list_follow_crd_changes() {
     let raw: serde_json::Value =
         serde_json::from_str(&c.kubectl(&["get", "--raw", "/openapi/v2"])).unwrap();
     assert!(raw["definitions"].get("com.example.v1.Gadget").is_none());
+}
+
+/// GET /openapi/v2 with the kube-rs client: (status, content type, etag, body).
+async fn get_v2(
+    client: &kube::Client,
+    accept: &str,
+    if_none_match: Option<&str>,
+) -> (u16, String, String, Vec<u8>) {
+    let mut req = http::Request::get("/openapi/v2").header("Accept", accept);
+    if let Some(e) = if_none_match {
+        req = req.header("If-None-Match", e);
+    }
+    let resp = client
+        .send(req.body(kube::client::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let h = |n: &str| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (status, ct, etag) = (resp.status().as_u16(), h("content-type"), h("etag"));
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, ct, etag, body)
+}
+
+#[test]
+fn protobuf_form_etag_and_not_modified() {
+    let c = Cluster::start();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(cfg).unwrap();
+        let pb_type = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+        let (status, ct, etag, body) = get_v2(&client, pb_type, None).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            ct,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+        );
+        assert!(etag.starts_with('"') && etag.len() == 130, "{etag}");
+        let doc = pb::Document::decode(body.as_slice()).expect("gnostic Document");
+        assert_eq!(doc.swagger, "2.0");
+        let defs = &doc.definitions.unwrap().additional_properties;
+        assert!(defs
+            .iter()
+            .any(|d| d.name == "io.k8s.api.apps.v1.Deployment"));
+        // the JSON form shares the etag (Vary: Accept)
+        let (status, ct, json_etag, body) = get_v2(&client, "application/json", None).await;
+        assert_eq!((status, ct.as_str()), (200, "application/json"));
+        assert_eq!(json_etag, etag);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["swagger"], "2.0");
+        // revalidation
+        let (status, _, again, body) = get_v2(&client, pb_type, Some(&etag)).await;
+        assert_eq!(
+            (status, again.as_str(), body.len()),
+            (304, etag.as_str(), 0)
+        );
+        let (status, ..) = get_v2(&client, "text/html", None).await;
+        assert_eq!(status, 406);
+        // a new CRD: a new document
+        c.kubectl_stdin(&["apply", "-f", "-"], CRD);
+        let (status, _, changed, body) = get_v2(&client, pb_type, Some(&etag)).await;
+        assert_eq!(status, 200);
+        assert_ne!(changed, etag);
+        let doc = pb::Document::decode(body.as_slice()).unwrap();
+        assert!(doc
+            .definitions
+            .unwrap()
+            .additional_properties
+            .iter()
+            .any(|d| d.name == "com.example.v1.Gadget"));
+    });
 }

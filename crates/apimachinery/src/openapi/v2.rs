@@ -54,6 +54,11 @@ pub fn build(crds: &[Value]) -> V2Document {
     }
 }
 
+/// Only the JSON form of [`build`].
+pub fn build_json(crds: &[Value]) -> Vec<u8> {
+    serde_json::to_vec(&document_value(crds)).expect("a json value serializes")
+}
+
 /// The v2 document as JSON.
 pub fn document_value(crds: &[Value]) -> Value {
     let b = builtin();
@@ -79,7 +84,10 @@ pub fn document_value(crds: &[Value]) -> Value {
     for (name, s) in referenced_components(&paths, b.schemas(), &own) {
         definitions.insert(name, schema(s));
     }
-    let paths = paths.iter().map(|(p, item)| (p.clone(), path_item(item))).collect();
+    let paths = paths
+        .iter()
+        .map(|(p, item)| (p.clone(), path_item(item)))
+        .collect();
     v2_document(paths, definitions)
 }
 
