@@ -124,7 +124,7 @@ def parse_file(path, pkg):
                         tags = parse_tags(tag)
                         js = tags.get("json", "")
                         jname = js.split(",")[0]
-                        if fname is None or ",inline" in js and jname == "":
+                        if fname is None and jname == "":
                             # embedded type
                             st["inline"].append(ftype)
                         elif jname and jname != "-":

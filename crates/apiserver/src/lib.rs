@@ -82,6 +82,8 @@ pub struct Api {
     pub server_address: String,
     pub event_ttl: Duration,
     event_lease: tokio::sync::Mutex<Option<(LeaseId, Instant)>>,
+    /// The OpenAPI v2 document (built on first request, rebuilt when the CRDs change).
+    pub openapi_v2: openapi_routes::V2Cache,
 }
 
 /// How long one event lease is reused before a new one is granted: 5% of the TTL, at most a
@@ -108,6 +110,7 @@ impl Api {
             server_address,
             event_ttl,
             event_lease: tokio::sync::Mutex::new(None),
+            openapi_v2: openapi_routes::V2Cache::default(),
         }))
     }
 

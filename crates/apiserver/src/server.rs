@@ -289,6 +289,7 @@ async fn non_resource(
             ))
         }
         ["openapi", "v3", rest @ ..] => crate::openapi_routes::serve(api, rest),
+        ["openapi", "v2"] => Ok(crate::openapi_routes::serve_v2(api, headers).await),
         _ => Err(not_found_path()),
     }
 }

@@ -35,18 +35,25 @@ pub fn custom_schema_name(group: &str, version: &str, kind: &str) -> String {
 }
 
 /// Adds apiVersion/kind/metadata to every `x-kubernetes-embedded-resource` object, as upstream.
-fn add_embedded_properties(s: &mut Value) {
+/// For OpenAPI v2 (`v2`), objects that keep unknown fields get none: kubectl would then refuse
+/// every other field.
+fn add_embedded_properties(s: &mut Value, v2: bool) {
     let Some(o) = s.as_object_mut() else {
         return;
     };
     if let Some(Value::Object(props)) = o.get_mut("properties") {
-        props.values_mut().for_each(add_embedded_properties);
+        props
+            .values_mut()
+            .for_each(|p| add_embedded_properties(p, v2));
     }
     if let Some(items) = o.get_mut("items") {
-        add_embedded_properties(items);
+        add_embedded_properties(items, v2);
     }
     if let Some(ap) = o.get_mut("additionalProperties") {
-        add_embedded_properties(ap);
+        add_embedded_properties(ap, v2);
+    }
+    if v2 && o.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        return;
     }
     if o.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true)) {
         let props = o
@@ -85,7 +92,93 @@ fn kind_schema(openapi_schema: Option<&Value>, group: &str, version: &str, kind:
         return json!({"type": "object", "x-kubernetes-group-version-kind": gvk});
     };
     let mut s = src.clone();
-    add_embedded_properties(&mut s);
+    add_embedded_properties(&mut s, false);
+    with_type_meta(s, gvk)
+}
+
+/// The OpenAPI v2 schema of a custom resource kind, as upstream publishes it for kubectl's
+/// client-side validation: without a schema, or when the root keeps unknown fields, just an
+/// object (so no field is refused); otherwise the schema reduced to what kubectl's v2 model
+/// understands ([`to_v2_structural`]).
+pub(super) fn kind_schema_v2(
+    openapi_schema: Option<&Value>,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Value {
+    let gvk = json!([super::schema::gvk(group, version, kind)]);
+    let Some(src) = openapi_schema.filter(|s| {
+        s.is_object() && s.get("x-kubernetes-preserve-unknown-fields") != Some(&Value::Bool(true))
+    }) else {
+        return json!({"type": "object", "x-kubernetes-group-version-kind": gvk});
+    };
+    let mut s = src.clone();
+    to_v2_structural(&mut s);
+    add_embedded_properties(&mut s, true);
+    with_type_meta(s, gvk)
+}
+
+/// Upstream's `ToStructuralOpenAPIV2`: drops the junctors (allOf/oneOf/anyOf/not); a nullable
+/// value loses its type, items and properties (and is no longer required); a value keeping
+/// unknown fields loses items and properties, and its object type; an array without items loses
+/// its type.
+pub(super) fn to_v2_structural(s: &mut Value) {
+    let Some(o) = s.as_object_mut() else {
+        return;
+    };
+    for k in ["allOf", "oneOf", "anyOf", "not"] {
+        o.shift_remove(k);
+    }
+    let nullable = o.shift_remove("nullable") == Some(Value::Bool(true));
+    let preserve = o.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    if nullable {
+        o.shift_remove("type");
+    }
+    if nullable || preserve {
+        o.shift_remove("items");
+        o.shift_remove("properties");
+    }
+    let ty = o.get("type").and_then(Value::as_str).map(String::from);
+    if ty.as_deref() == Some("array") && o.get("items").is_none() {
+        o.shift_remove("type");
+    }
+    if preserve && ty.as_deref() == Some("object") {
+        o.shift_remove("type");
+    }
+    let is_nullable = |v: &Value| v.get("nullable") == Some(&Value::Bool(true));
+    let nullable_props: Vec<String> = o
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| {
+            p.iter()
+                .filter(|(_, v)| is_nullable(v))
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let nullable_values = o.get("additionalProperties").is_some_and(is_nullable);
+    if let Some(Value::Array(req)) = o.get_mut("required") {
+        req.retain(|r| {
+            !r.as_str()
+                .is_some_and(|r| nullable_props.iter().any(|p| p == r))
+        });
+        if req.is_empty() || nullable_values {
+            o.shift_remove("required");
+        }
+    }
+    if let Some(Value::Object(props)) = o.get_mut("properties") {
+        props.values_mut().for_each(to_v2_structural);
+    }
+    if let Some(items) = o.get_mut("items") {
+        to_v2_structural(items);
+    }
+    if let Some(ap) = o.get_mut("additionalProperties") {
+        to_v2_structural(ap);
+    }
+}
+
+/// Adds apiVersion, kind, metadata and the group-version-kind to a custom kind's schema.
+fn with_type_meta(mut s: Value, gvk: Value) -> Value {
     let o = s.as_object_mut().expect("checked object");
     o.entry("type").or_insert_with(|| "object".into());
     let props = o
@@ -117,7 +210,25 @@ pub fn custom_resource_document(
     version: &str,
     crds: &[Value],
 ) -> Result<Document, OpenApiError> {
-    let b = builtin();
+    let (p, own) = custom_parts(group, version, crds, kind_schema)?;
+    let doc = assemble(p, builtin().schemas(), &own);
+    Ok(Document::new(super::gv_path(group, version), &doc))
+}
+
+/// Builds the schema of a custom kind from its version's `openAPIV3Schema` (absent when the
+/// version has none).
+pub(super) type KindSchemaFn = fn(Option<&Value>, &str, &str, &str) -> Value;
+
+/// The paths and own component schemas (kinds and lists) of one custom group-version.
+pub(super) type CustomParts = (Map<String, Value>, BTreeMap<String, Value>);
+
+/// The paths and own component schemas (kinds and lists) of one custom group-version.
+pub(super) fn custom_parts(
+    group: &str,
+    version: &str,
+    crds: &[Value],
+    kind_schema: KindSchemaFn,
+) -> Result<CustomParts, OpenApiError> {
     let gp = GvPaths {
         group,
         version,
@@ -204,6 +315,29 @@ pub fn custom_resource_document(
     for s in own.values_mut() {
         sort_keys(s);
     }
-    let doc = assemble(p, b.schemas(), &own);
-    Ok(Document::new(super::gv_path(group, version), &doc))
+    Ok((p, own))
+}
+
+/// The (group, version) pairs the CRDs serve, sorted.
+pub fn custom_group_versions(crds: &[Value]) -> Vec<(String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for crd in crds {
+        let Some(group) = crd.pointer("/spec/group").and_then(Value::as_str) else {
+            continue;
+        };
+        for v in crd
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if v.get("served").and_then(Value::as_bool) == Some(false) {
+                continue;
+            }
+            if let Some(name) = v.get("name").and_then(Value::as_str) {
+                out.insert((group.to_string(), name.to_string()));
+            }
+        }
+    }
+    out.into_iter().collect()
 }

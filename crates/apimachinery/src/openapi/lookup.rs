@@ -83,12 +83,9 @@ pub fn lookup_field(
             let items = s.get("items")?;
             s = resolve(schemas, items).0;
         }
-        let next = if let Some(p) = s.get("properties").and_then(|p| p.get(*seg)) {
-            p
-        } else if let Some(ap) = s.get("additionalProperties").filter(|v| v.is_object()) {
-            ap
-        } else {
-            return None;
+        let next = match s.get("properties").and_then(|p| p.get(*seg)) {
+            Some(p) => p,
+            None => s.get("additionalProperties").filter(|v| v.is_object())?,
         };
         field = Some(next);
         cur = next;

@@ -4,13 +4,16 @@
 //!
 //! Schemas come from the `k8s-openapi` crate (its `schemars` feature: descriptions, types,
 //! formats, required fields) rewritten to upstream's v3 form (`allOf: [{$ref}]` for references with
-//! siblings, int-or-string / quantity formats) and completed with the vendor extensions upstream
+//! siblings, `oneOf` int-or-string / quantity, untyped JSON) and completed with the vendor extensions upstream
 //! derives from its Go type markers (`x-kubernetes-patch-merge-key`, `x-kubernetes-patch-strategy`,
 //! `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`, enums: see
 //! `tags.rs`) and `x-kubernetes-group-version-kind`. Paths carry upstream's operationIds,
 //! parameters and `x-kubernetes-action` / `x-kubernetes-group-version-kind`.
 //!
 //! Built-in documents are generated once, lazily, and kept as serialized bytes ([`document`]).
+//! Cost (debug build, `cargo run -p apimachinery --example openapi_stats`): the 449 component
+//! schemas take ~10 ms, all 16 documents ~135 ms, 3.7 MB of compact JSON in total (api/v1 1.15 MB,
+//! apps/v1 0.55 MB); a cached lookup is a map access.
 //! Custom resources get theirs from [`custom_resource_document`]. [`discovery_paths`] builds the
 //! `/openapi/v3` index; [`field_info`] answers per-field patch metadata for the patch engines.
 
@@ -20,6 +23,7 @@ mod paths;
 pub mod resources;
 mod schema;
 mod tags;
+pub mod v2;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -27,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
-pub use crd::custom_resource_document;
+pub use crd::{custom_group_versions, custom_resource_document};
 pub use lookup::{lookup_field, FieldInfo};
 pub use resources::{builtin_group_versions, gv_path, GroupVersionDef};
 pub use schema::REF_PREFIX;
@@ -160,6 +164,11 @@ impl Builtin {
             .map(String::as_str)
     }
 
+    /// Whether the document of a built-in group-version has been generated already.
+    pub fn is_generated(&self, path: &str) -> bool {
+        self.docs.get(path).is_some_and(|c| c.get().is_some())
+    }
+
     /// The document of one built-in group-version.
     pub fn document(&self, path: &str) -> Option<Arc<Document>> {
         let cell = self.docs.get(path)?;
@@ -183,9 +192,14 @@ impl Builtin {
     }
 
     fn build(&self, gv: &GroupVersionDef) -> Value {
+        assemble(self.paths(gv), &self.components.schemas, &BTreeMap::new())
+    }
+
+    /// The `paths` section of one built-in group-version document.
+    fn paths(&self, gv: &GroupVersionDef) -> Map<String, Value> {
         let gp = GvPaths {
-            group: gv.group,
-            version: gv.version,
+            group: &gv.group,
+            version: &gv.version,
             strategic_merge: true,
         };
         let mut p = Map::new();
@@ -195,38 +209,59 @@ impl Builtin {
                 .subresources
                 .iter()
                 .map(|s| {
-                    let ops = match s.kind {
+                    let ops = match &s.kind {
                         SubresourceKind::ParentGetPutPatch => SubOps::ParentGetPutPatch,
                         SubresourceKind::ParentPut => SubOps::ParentPut,
                         SubresourceKind::Log => SubOps::Log,
-                        SubresourceKind::OtherGetPutPatch(k) => {
-                            SubOps::OtherGetPutPatch(self.kind_schema(k.group, k.version, k.kind))
-                        }
+                        SubresourceKind::OtherGetPutPatch(k) => SubOps::OtherGetPutPatch(
+                            self.kind_schema(&k.group, &k.version, &k.kind),
+                        ),
                         SubresourceKind::Create(k) => {
-                            SubOps::Create(self.kind_schema(k.group, k.version, k.kind))
+                            SubOps::Create(self.kind_schema(&k.group, &k.version, &k.kind))
                         }
                     };
-                    (s.name.to_string(), ops)
+                    (s.name.clone(), ops)
                 })
                 .collect();
             let pr = PathResource {
-                plural: r.plural.into(),
-                kind: r.kind.into(),
+                plural: r.plural.clone(),
+                kind: r.kind.clone(),
                 namespaced: r.namespaced,
-                verbs: r.verbs.iter().map(|v| v.to_string()).collect(),
+                verbs: r.verbs.clone(),
                 schema: self
-                    .schema_name(gv.group, gv.version, r.kind)
+                    .schema_name(&gv.group, &gv.version, &r.kind)
                     .unwrap_or_default()
                     .to_string(),
                 list_schema: self
-                    .schema_name(gv.group, gv.version, &format!("{}List", r.kind))
+                    .schema_name(&gv.group, &gv.version, &format!("{}List", r.kind))
                     .map(String::from),
                 subresources,
             };
             paths::resource_paths(&gp, &pr, &mut p);
         }
-        assemble(p, &self.components.schemas, &BTreeMap::new())
+        p
     }
+}
+
+/// Every component schema the paths reference, directly or through other schemas, looked up
+/// in `own` first, then in `shared`, by name.
+fn referenced_components<'a>(
+    paths: &Map<String, Value>,
+    shared: &'a BTreeMap<String, Value>,
+    own: &'a BTreeMap<String, Value>,
+) -> BTreeMap<String, &'a Value> {
+    let mut out = BTreeMap::new();
+    let mut stack = paths::referenced_schemas(paths);
+    while let Some(n) = stack.pop() {
+        if out.contains_key(&n) {
+            continue;
+        }
+        if let Some(s) = own.get(&n).or_else(|| shared.get(&n)) {
+            schema::collect_refs(s, &mut stack);
+            out.insert(n, s);
+        }
+    }
+    out
 }
 
 /// Builds a whole document from its paths: the components are every schema the paths reference,
@@ -237,22 +272,9 @@ fn assemble(
     own: &BTreeMap<String, Value>,
 ) -> Value {
     paths.sort_keys();
-    let roots = paths::referenced_schemas(&paths);
-    let mut seen = std::collections::BTreeSet::new();
-    let mut stack = roots;
-    while let Some(n) = stack.pop() {
-        if !seen.insert(n.clone()) {
-            continue;
-        }
-        if let Some(s) = own.get(&n).or_else(|| shared.get(&n)) {
-            schema::collect_refs(s, &mut stack);
-        }
-    }
     let mut schemas = Map::new();
-    for n in seen {
-        if let Some(s) = own.get(&n).or_else(|| shared.get(&n)) {
-            schemas.insert(n, s.clone());
-        }
+    for (n, s) in referenced_components(&paths, shared, own) {
+        schemas.insert(n, s.clone());
     }
     json!({
         "openapi": "3.0.0",

@@ -1,7 +1,11 @@
-//! The built-in group-versions and resources whose OpenAPI v3 documents the API server serves.
+//! The built-in group-versions and resources whose OpenAPI documents the API server serves,
+//! derived from the resource registry (kinds, scope, verbs, subresources: one source of truth),
+//! plus the binding of each kind to its k8s-openapi Rust type (where the schemas come from).
 
 use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};
-use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
+use k8s_openapi::Resource;
+
+use crate::registry::{self, ResourceInfo, Subresource};
 
 /// Adds the schema of one Rust type (and everything it references) to a generator.
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -10,37 +14,17 @@ fn schema_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
 
-/// Every verb of a normal resource.
-pub const ALL_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
-/// Every verb but deletecollection (namespaces).
-pub const NO_DELETECOLLECTION: &[&str] = &[
-    "create", "delete", "get", "list", "patch", "update", "watch",
-];
-/// Create-only resources (reviews, bindings).
-pub const CREATE_ONLY: &[&str] = &["create"];
-/// Read-only list resources (componentstatuses).
-pub const GET_LIST: &[&str] = &["get", "list"];
-
 /// A kind that a subresource accepts or returns when it is not the parent kind.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct KindRef {
-    pub group: &'static str,
-    pub version: &'static str,
-    pub kind: &'static str,
+    pub group: String,
+    pub version: String,
+    pub kind: String,
     pub schema: SchemaFn,
 }
 
 /// What a subresource is, which decides its operations.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub enum SubresourceKind {
     /// get/replace/patch of the parent kind (status, ephemeralcontainers, resize)
     ParentGetPutPatch,
@@ -55,19 +39,19 @@ pub enum SubresourceKind {
 }
 
 /// One subresource of a resource.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct SubresourceDef {
-    pub name: &'static str,
+    pub name: String,
     pub kind: SubresourceKind,
 }
 
 /// One resource of a group-version.
 #[derive(Clone)]
 pub struct ResourceDef {
-    pub plural: &'static str,
-    pub kind: &'static str,
+    pub plural: String,
+    pub kind: String,
     pub namespaced: bool,
-    pub verbs: &'static [&'static str],
+    pub verbs: Vec<String>,
     pub subresources: Vec<SubresourceDef>,
     pub schema: SchemaFn,
 }
@@ -75,22 +59,22 @@ pub struct ResourceDef {
 impl ResourceDef {
     /// Whether the resource has the verb.
     pub fn has(&self, verb: &str) -> bool {
-        self.verbs.contains(&verb)
+        self.verbs.iter().any(|v| v == verb)
     }
 }
 
 /// One built-in group-version.
 #[derive(Clone)]
 pub struct GroupVersionDef {
-    pub group: &'static str,
-    pub version: &'static str,
+    pub group: String,
+    pub version: String,
     pub resources: Vec<ResourceDef>,
 }
 
 impl GroupVersionDef {
     /// The OpenAPI v3 discovery key: `api/v1` or `apis/<group>/<version>`.
     pub fn path(&self) -> String {
-        gv_path(self.group, self.version)
+        gv_path(&self.group, &self.version)
     }
 }
 
@@ -103,251 +87,250 @@ pub fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
-trait Scoped {
-    const NAMESPACED: bool;
-}
-impl Scoped for NamespaceResourceScope {
-    const NAMESPACED: bool = true;
-}
-impl Scoped for ClusterResourceScope {
-    const NAMESPACED: bool = false;
-}
-
-fn res<T>(verbs: &'static [&'static str], subresources: Vec<SubresourceDef>) -> ResourceDef
-where
-    T: Resource + JsonSchema,
-    T::Scope: Scoped,
-{
-    ResourceDef {
-        plural: T::URL_PATH_SEGMENT,
-        kind: T::KIND,
-        namespaced: <T::Scope as Scoped>::NAMESPACED,
-        verbs,
-        subresources,
-        schema: schema_of::<T>,
-    }
-}
-
-fn kind_ref<T: Resource + JsonSchema>() -> KindRef {
-    KindRef {
-        group: T::GROUP,
-        version: T::VERSION,
-        kind: T::KIND,
-        schema: schema_of::<T>,
-    }
-}
-
-fn status() -> SubresourceDef {
-    SubresourceDef {
-        name: "status",
-        kind: SubresourceKind::ParentGetPutPatch,
-    }
-}
-
-fn scale() -> SubresourceDef {
-    SubresourceDef {
-        name: "scale",
-        kind: SubresourceKind::OtherGetPutPatch(
-            kind_ref::<k8s_openapi::api::autoscaling::v1::Scale>(),
-        ),
-    }
-}
-
-/// The built-in group-versions in the order the API server lists them.
-pub fn builtin_group_versions() -> Vec<GroupVersionDef> {
+/// The k8s-openapi type of every built-in kind the registry names (resources and the kinds
+/// their subresources take), as a schema generator.
+pub fn schema_fn(group: &str, version: &str, kind: &str) -> Option<SchemaFn> {
     use k8s_openapi::api::*;
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions_v1;
-    let gv = |group, version, resources| GroupVersionDef {
-        group,
-        version,
-        resources,
+    macro_rules! kinds {
+        ($($t:ty),* $(,)?) => {
+            $(
+                if <$t as Resource>::GROUP == group
+                    && <$t as Resource>::VERSION == version
+                    && <$t as Resource>::KIND == kind
+                {
+                    return Some(schema_of::<$t>);
+                }
+            )*
+        };
+    }
+    kinds!(
+        core::v1::Binding,
+        core::v1::ComponentStatus,
+        core::v1::ConfigMap,
+        core::v1::Endpoints,
+        core::v1::Event,
+        core::v1::LimitRange,
+        core::v1::Namespace,
+        core::v1::Node,
+        core::v1::PersistentVolumeClaim,
+        core::v1::PersistentVolume,
+        core::v1::Pod,
+        core::v1::PodTemplate,
+        core::v1::ReplicationController,
+        core::v1::ResourceQuota,
+        core::v1::Secret,
+        core::v1::ServiceAccount,
+        core::v1::Service,
+        apps::v1::ControllerRevision,
+        apps::v1::DaemonSet,
+        apps::v1::Deployment,
+        apps::v1::ReplicaSet,
+        apps::v1::StatefulSet,
+        autoscaling::v1::Scale,
+        autoscaling::v1::HorizontalPodAutoscaler,
+        autoscaling::v2::HorizontalPodAutoscaler,
+        batch::v1::CronJob,
+        batch::v1::Job,
+        discovery::v1::EndpointSlice,
+        coordination::v1::Lease,
+        events::v1::Event,
+        rbac::v1::ClusterRoleBinding,
+        rbac::v1::ClusterRole,
+        rbac::v1::RoleBinding,
+        rbac::v1::Role,
+        storage::v1::CSIDriver,
+        storage::v1::CSINode,
+        storage::v1::CSIStorageCapacity,
+        storage::v1::StorageClass,
+        storage::v1::VolumeAttachment,
+        networking::v1::IngressClass,
+        networking::v1::Ingress,
+        networking::v1::IPAddress,
+        networking::v1::NetworkPolicy,
+        networking::v1::ServiceCIDR,
+        policy::v1::Eviction,
+        policy::v1::PodDisruptionBudget,
+        scheduling::v1::PriorityClass,
+        apiextensions_v1::CustomResourceDefinition,
+        authentication::v1::SelfSubjectReview,
+        authentication::v1::TokenReview,
+        authentication::v1::TokenRequest,
+        authorization::v1::LocalSubjectAccessReview,
+        authorization::v1::SelfSubjectAccessReview,
+        authorization::v1::SelfSubjectRulesReview,
+        authorization::v1::SubjectAccessReview,
+    );
+    None
+}
+
+/// How the OpenAPI documents describe a registry subresource; `None` for connect-style ones
+/// (exec, attach, portforward, proxy: their `connect` operations are not generated).
+fn subresource_kind(parent: &ResourceInfo, s: &Subresource) -> Option<SubresourceKind> {
+    let verbs = |v: &[&str]| {
+        let mut a: Vec<&str> = s.verbs.to_vec();
+        a.sort_unstable();
+        a == v
     };
-    vec![
-        gv(
-            "",
-            "v1",
-            vec![
-                res::<core::v1::Binding>(CREATE_ONLY, vec![]),
-                res::<core::v1::ComponentStatus>(GET_LIST, vec![]),
-                res::<core::v1::ConfigMap>(ALL_VERBS, vec![]),
-                res::<core::v1::Endpoints>(ALL_VERBS, vec![]),
-                res::<core::v1::Event>(ALL_VERBS, vec![]),
-                res::<core::v1::LimitRange>(ALL_VERBS, vec![]),
-                res::<core::v1::Namespace>(
-                    NO_DELETECOLLECTION,
-                    vec![
-                        SubresourceDef {
-                            name: "finalize",
-                            kind: SubresourceKind::ParentPut,
-                        },
-                        status(),
-                    ],
-                ),
-                res::<core::v1::Node>(ALL_VERBS, vec![status()]),
-                res::<core::v1::PersistentVolumeClaim>(ALL_VERBS, vec![status()]),
-                res::<core::v1::PersistentVolume>(ALL_VERBS, vec![status()]),
-                res::<core::v1::Pod>(
-                    ALL_VERBS,
-                    vec![
-                        SubresourceDef {
-                            name: "binding",
-                            kind: SubresourceKind::Create(kind_ref::<core::v1::Binding>()),
-                        },
-                        SubresourceDef {
-                            name: "ephemeralcontainers",
-                            kind: SubresourceKind::ParentGetPutPatch,
-                        },
-                        SubresourceDef {
-                            name: "eviction",
-                            kind: SubresourceKind::Create(kind_ref::<policy::v1::Eviction>()),
-                        },
-                        SubresourceDef {
-                            name: "log",
-                            kind: SubresourceKind::Log,
-                        },
-                        SubresourceDef {
-                            name: "resize",
-                            kind: SubresourceKind::ParentGetPutPatch,
-                        },
-                        status(),
-                    ],
-                ),
-                res::<core::v1::PodTemplate>(ALL_VERBS, vec![]),
-                res::<core::v1::ReplicationController>(ALL_VERBS, vec![scale(), status()]),
-                res::<core::v1::ResourceQuota>(ALL_VERBS, vec![status()]),
-                res::<core::v1::Secret>(ALL_VERBS, vec![]),
-                res::<core::v1::ServiceAccount>(
-                    ALL_VERBS,
-                    vec![SubresourceDef {
-                        name: "token",
-                        kind: SubresourceKind::Create(
-                            kind_ref::<authentication::v1::TokenRequest>(),
-                        ),
-                    }],
-                ),
-                res::<core::v1::Service>(ALL_VERBS, vec![status()]),
-            ],
-        ),
-        gv(
-            "apps",
-            "v1",
-            vec![
-                res::<apps::v1::ControllerRevision>(ALL_VERBS, vec![]),
-                res::<apps::v1::DaemonSet>(ALL_VERBS, vec![status()]),
-                res::<apps::v1::Deployment>(ALL_VERBS, vec![scale(), status()]),
-                res::<apps::v1::ReplicaSet>(ALL_VERBS, vec![scale(), status()]),
-                res::<apps::v1::StatefulSet>(ALL_VERBS, vec![scale(), status()]),
-            ],
-        ),
-        gv(
-            "batch",
-            "v1",
-            vec![
-                res::<batch::v1::CronJob>(ALL_VERBS, vec![status()]),
-                res::<batch::v1::Job>(ALL_VERBS, vec![status()]),
-            ],
-        ),
-        gv(
-            "autoscaling",
-            "v1",
-            vec![res::<autoscaling::v1::HorizontalPodAutoscaler>(
-                ALL_VERBS,
-                vec![status()],
-            )],
-        ),
-        gv(
-            "autoscaling",
-            "v2",
-            vec![res::<autoscaling::v2::HorizontalPodAutoscaler>(
-                ALL_VERBS,
-                vec![status()],
-            )],
-        ),
-        gv(
-            "discovery.k8s.io",
-            "v1",
-            vec![res::<discovery::v1::EndpointSlice>(ALL_VERBS, vec![])],
-        ),
-        gv(
-            "coordination.k8s.io",
-            "v1",
-            vec![res::<coordination::v1::Lease>(ALL_VERBS, vec![])],
-        ),
-        gv(
-            "events.k8s.io",
-            "v1",
-            vec![res::<events::v1::Event>(ALL_VERBS, vec![])],
-        ),
-        gv(
-            "rbac.authorization.k8s.io",
-            "v1",
-            vec![
-                res::<rbac::v1::ClusterRoleBinding>(ALL_VERBS, vec![]),
-                res::<rbac::v1::ClusterRole>(ALL_VERBS, vec![]),
-                res::<rbac::v1::RoleBinding>(ALL_VERBS, vec![]),
-                res::<rbac::v1::Role>(ALL_VERBS, vec![]),
-            ],
-        ),
-        gv(
-            "storage.k8s.io",
-            "v1",
-            vec![
-                res::<storage::v1::CSIDriver>(ALL_VERBS, vec![]),
-                res::<storage::v1::CSINode>(ALL_VERBS, vec![]),
-                res::<storage::v1::CSIStorageCapacity>(ALL_VERBS, vec![]),
-                res::<storage::v1::StorageClass>(ALL_VERBS, vec![]),
-                res::<storage::v1::VolumeAttachment>(ALL_VERBS, vec![status()]),
-            ],
-        ),
-        gv(
-            "networking.k8s.io",
-            "v1",
-            vec![
-                res::<networking::v1::IngressClass>(ALL_VERBS, vec![]),
-                res::<networking::v1::Ingress>(ALL_VERBS, vec![status()]),
-                res::<networking::v1::IPAddress>(ALL_VERBS, vec![]),
-                res::<networking::v1::NetworkPolicy>(ALL_VERBS, vec![]),
-                res::<networking::v1::ServiceCIDR>(ALL_VERBS, vec![status()]),
-            ],
-        ),
-        gv(
-            "policy",
-            "v1",
-            vec![res::<policy::v1::PodDisruptionBudget>(
-                ALL_VERBS,
-                vec![status()],
-            )],
-        ),
-        gv(
-            "scheduling.k8s.io",
-            "v1",
-            vec![res::<scheduling::v1::PriorityClass>(ALL_VERBS, vec![])],
-        ),
-        gv(
-            "apiextensions.k8s.io",
-            "v1",
-            vec![res::<apiextensions_v1::CustomResourceDefinition>(
-                ALL_VERBS,
-                vec![status()],
-            )],
-        ),
-        gv(
-            "authentication.k8s.io",
-            "v1",
-            vec![
-                res::<authentication::v1::SelfSubjectReview>(CREATE_ONLY, vec![]),
-                res::<authentication::v1::TokenReview>(CREATE_ONLY, vec![]),
-            ],
-        ),
-        gv(
-            "authorization.k8s.io",
-            "v1",
-            vec![
-                res::<authorization::v1::LocalSubjectAccessReview>(CREATE_ONLY, vec![]),
-                res::<authorization::v1::SelfSubjectAccessReview>(CREATE_ONLY, vec![]),
-                res::<authorization::v1::SelfSubjectRulesReview>(CREATE_ONLY, vec![]),
-                res::<authorization::v1::SubjectAccessReview>(CREATE_ONLY, vec![]),
-            ],
-        ),
-    ]
+    let same_kind = s.kind == parent.kind && s.group == parent.group;
+    let other = || -> Option<KindRef> {
+        Some(KindRef {
+            group: s.group.to_string(),
+            version: s.version.to_string(),
+            kind: s.kind.to_string(),
+            schema: schema_fn(s.group, s.version, s.kind)?,
+        })
+    };
+    if s.name == "log" && verbs(&["get"]) {
+        return Some(SubresourceKind::Log);
+    }
+    if verbs(&["get", "patch", "update"]) {
+        return if same_kind {
+            Some(SubresourceKind::ParentGetPutPatch)
+        } else {
+            other().map(SubresourceKind::OtherGetPutPatch)
+        };
+    }
+    if verbs(&["update"]) && same_kind {
+        return Some(SubresourceKind::ParentPut);
+    }
+    if verbs(&["create"]) {
+        return other().map(SubresourceKind::Create);
+    }
+    None
+}
+
+/// The built-in group-versions in discovery order, from the resource registry. A registry kind
+/// without a k8s-openapi type is left out (a test keeps the table complete).
+pub fn builtin_group_versions() -> Vec<GroupVersionDef> {
+    let all = registry::builtin_resources();
+    let mut out: Vec<GroupVersionDef> = Vec::new();
+    for (group, versions) in registry::builtin_groups() {
+        for version in versions {
+            let resources = all
+                .iter()
+                .filter(|r| r.group == group && r.version == version)
+                .filter_map(|r| {
+                    let schema = schema_fn(&r.group, &r.version, &r.kind)?;
+                    let mut subresources: Vec<SubresourceDef> = r
+                        .subresources
+                        .iter()
+                        .filter_map(|s| {
+                            Some(SubresourceDef {
+                                name: s.name.to_string(),
+                                kind: subresource_kind(r, s)?,
+                            })
+                        })
+                        .collect();
+                    subresources.sort_by(|a, b| a.name.cmp(&b.name));
+                    Some(ResourceDef {
+                        plural: r.plural.clone(),
+                        kind: r.kind.clone(),
+                        namespaced: r.namespaced,
+                        verbs: r.verbs.clone(),
+                        subresources,
+                        schema,
+                    })
+                })
+                .collect();
+            out.push(GroupVersionDef {
+                group: group.clone(),
+                version,
+                resources,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registry_kind_has_a_schema_with_the_same_scope() {
+        use k8s_openapi::schemars::generate::SchemaSettings;
+        let mut g = SchemaSettings::openapi3().into_generator();
+        for r in registry::builtin_resources() {
+            let f = schema_fn(&r.group, &r.version, &r.kind).unwrap_or_else(|| {
+                panic!(
+                    "no k8s-openapi type for {}/{} {}",
+                    r.group, r.version, r.kind
+                )
+            });
+            assert!(f(&mut g).as_value().get("$ref").is_some(), "{}", r.kind);
+        }
+        let gvs = builtin_group_versions();
+        let n: usize = gvs.iter().map(|g| g.resources.len()).sum();
+        assert_eq!(n, registry::builtin_resources().len());
+    }
+
+    #[test]
+    fn subresources_map_to_their_operations() {
+        let gvs = builtin_group_versions();
+        let res = |g: &str, v: &str, plural: &str| {
+            gvs.iter()
+                .find(|d| d.group == g && d.version == v)
+                .and_then(|d| d.resources.iter().find(|r| r.plural == plural))
+                .cloned()
+                .unwrap_or_else(|| panic!("{g}/{v} {plural}"))
+        };
+        let names = |r: &ResourceDef| -> Vec<(String, String)> {
+            r.subresources
+                .iter()
+                .map(|s| {
+                    let k = match &s.kind {
+                        SubresourceKind::ParentGetPutPatch => "parent".to_string(),
+                        SubresourceKind::OtherGetPutPatch(k) => format!("other {}", k.kind),
+                        SubresourceKind::Create(k) => format!("create {}", k.kind),
+                        SubresourceKind::ParentPut => "put".to_string(),
+                        SubresourceKind::Log => "log".to_string(),
+                    };
+                    (s.name.clone(), k)
+                })
+                .collect()
+        };
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            names(&res("", "v1", "pods")),
+            pairs(&[
+                ("binding", "create Binding"),
+                ("ephemeralcontainers", "parent"),
+                ("eviction", "create Eviction"),
+                ("log", "log"),
+                ("resize", "parent"),
+                ("status", "parent"),
+            ])
+        );
+        assert_eq!(
+            names(&res("apps", "v1", "deployments")),
+            pairs(&[("scale", "other Scale"), ("status", "parent")])
+        );
+        assert_eq!(
+            names(&res("", "v1", "namespaces")),
+            pairs(&[("finalize", "put"), ("status", "parent")])
+        );
+        assert_eq!(
+            names(&res("", "v1", "serviceaccounts")),
+            pairs(&[("token", "create TokenRequest")])
+        );
+        // connect-style subresources have no operations here
+        assert_eq!(
+            names(&res("", "v1", "nodes")),
+            pairs(&[("status", "parent")])
+        );
+        let ns = res("", "v1", "namespaces");
+        assert!(!ns.namespaced && !ns.has("deletecollection"));
+        // autoscaling is served in v2 (preferred) and v1
+        assert!(gvs
+            .iter()
+            .any(|g| g.group == "autoscaling" && g.version == "v1"));
+        assert!(gvs
+            .iter()
+            .any(|g| g.group == "autoscaling" && g.version == "v2"));
+    }
 }

@@ -23,6 +23,13 @@ pub(super) const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 pub(super) const API_RESOURCE_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList";
 const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
 const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
+/// Types whose OpenAPISchemaType is nil upstream (they hold any JSON value).
+const UNTYPED: &[&str] = &[
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray",
+];
 
 pub(super) const API_VERSION_DESCRIPTION: &str = "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources";
 pub(super) const KIND_DESCRIPTION: &str = "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
@@ -85,7 +92,7 @@ pub fn builtin_components(gvs: &[GroupVersionDef]) -> BuiltinComponents {
     for gv in gvs {
         for r in &gv.resources {
             let name = schema_name(&mut g, r.schema);
-            kinds.insert(key(gv.group, gv.version, r.kind), name.clone());
+            kinds.insert(key(&gv.group, &gv.version, &r.kind), name.clone());
             if r.has("list") {
                 lists.push((
                     gv.group.to_string(),
@@ -95,10 +102,10 @@ pub fn builtin_components(gvs: &[GroupVersionDef]) -> BuiltinComponents {
                 ));
             }
             for s in &r.subresources {
-                match s.kind {
+                match &s.kind {
                     SubresourceKind::OtherGetPutPatch(k) | SubresourceKind::Create(k) => {
                         let name = schema_name(&mut g, k.schema);
-                        kinds.insert(key(k.group, k.version, k.kind), name);
+                        kinds.insert(key(&k.group, &k.version, &k.kind), name);
                     }
                     _ => {}
                 }
@@ -137,7 +144,7 @@ pub fn builtin_components(gvs: &[GroupVersionDef]) -> BuiltinComponents {
         let kind = common.rsplit('.').next().unwrap_or_default();
         if let Some(s) = schemas.get_mut(common).and_then(Value::as_object_mut) {
             for gv in gvs {
-                push_gvk(s, gvk(gv.group, gv.version, kind));
+                push_gvk(s, gvk(&gv.group, &gv.version, kind));
             }
         }
     }
@@ -207,11 +214,18 @@ fn postprocess(name: &str, schema: &mut Value) {
             });
             return;
         }
+        // (Quantity's OpenAPISchemaFormat is empty upstream: no format)
         QUANTITY => {
             *schema = json!({
                 "description": schema.get("description").cloned().unwrap_or(Value::Null),
-                "format": "quantity",
                 "oneOf": [{"type": "string"}, {"type": "number"}],
+            });
+            return;
+        }
+        // any JSON value: upstream declares no type (k8s-openapi says object)
+        n if UNTYPED.contains(&n) => {
+            *schema = json!({
+                "description": schema.get("description").cloned().unwrap_or(Value::Null),
             });
             return;
         }
@@ -221,6 +235,13 @@ fn postprocess(name: &str, schema: &mut Value) {
     let Some(obj) = schema.as_object_mut() else {
         return;
     };
+    // k8s-openapi makes `metadata` a required Rust field; upstream's schemas never require it
+    if let Some(Value::Array(req)) = obj.get_mut("required") {
+        req.retain(|r| r != "metadata");
+        if req.is_empty() {
+            obj.remove("required");
+        }
+    }
     if let Some(t) = STRUCT_TAGS.iter().find(|t| t.schema == name) {
         obj.insert("x-kubernetes-map-type".into(), t.map_type.into());
     }
@@ -270,6 +291,7 @@ fn apply_field_tag(p: &mut Map<String, Value>, tag: &FieldTag) {
 pub fn wrap_ref_siblings(v: &mut Value) {
     match v {
         Value::Object(o) => {
+            // (a string: JSONSchemaProps has a *property* named `$ref`)
             if o.len() > 1 && o.get("$ref").is_some_and(Value::is_string) {
                 if let Some(r) = o.shift_remove("$ref") {
                     o.insert("allOf".into(), json!([{ "$ref": r }]));

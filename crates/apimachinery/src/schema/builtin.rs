@@ -21,6 +21,15 @@ const OPAQUE: &[&str] = &[
 const EMPTY_STRUCTS: &[&str] =
     &["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus"];
 
+const SCHEMA_PROPS: &str =
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps";
+/// The JSONSchemaPropsOr* union types (OrArray first).
+const SCHEMA_PROPS_OR: &[&str] = &[
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray",
+];
+
 pub(crate) const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 /// Whether `group/version, Kind=kind` is a built-in kind with a schema.
@@ -112,13 +121,25 @@ fn prune(
     if !s.is_object() || s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
         return;
     }
-    if let (Value::Object(_), Some(alts)) = (&*v, s.get("oneOf").and_then(Value::as_array)) {
-        // JSONSchemaPropsOrArray / OrBool / OrStringArray: a custom Go unmarshaler decodes the
-        // object form without strict checks, so unknown fields there are dropped silently
-        if let Some(obj_schema) = alts.iter().find(|a| a.get("$ref").is_some()) {
-            prune(schemas, obj_schema, None, v, path, &mut Vec::new());
-            return;
+    if let Some(n) = name.filter(|n| SCHEMA_PROPS_OR.contains(n)) {
+        // JSONSchemaPropsOrArray / OrBool / OrStringArray are untyped in the schema (any JSON):
+        // their custom Go unmarshalers decode the object form (and OrArray's list of objects)
+        // into JSONSchemaProps without strict checks, so unknown fields there are dropped
+        // silently
+        let props = schemas.get(SCHEMA_PROPS);
+        match (&mut *v, props) {
+            (Value::Object(_), Some(p)) => {
+                prune(schemas, p, Some(SCHEMA_PROPS), v, path, &mut Vec::new())
+            }
+            (Value::Array(items), Some(p)) if n == SCHEMA_PROPS_OR[0] => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let at = index_path(path, i);
+                    prune(schemas, p, Some(SCHEMA_PROPS), item, &at, &mut Vec::new());
+                }
+            }
+            _ => {}
         }
+        return;
     }
     match v {
         Value::Object(obj) => prune_object(schemas, s, name, obj, path, out),

@@ -926,7 +926,8 @@ fn crd_schema_or_types_drop_unknown_fields_silently() {
     "spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": {"type": "object", "properties": {
         "l": {"type": "array", "items": {"type": "string", "dropped": 1}},
         "m": {"type": "object", "additionalProperties": {"type": "string", "gone": true}},
-        "b": {"type": "object", "additionalProperties": true}
+        "b": {"type": "object", "additionalProperties": true},
+        "t": {"type": "array", "items": [{"type": "string", "lost": 1}]}
     }}}}]}});
     let got = prune_unknown(
         "apiextensions.k8s.io",
@@ -942,4 +943,5 @@ fn crd_schema_or_types_drop_unknown_fields_silently() {
         json!({"type": "string"})
     );
     assert_eq!(props["b"]["additionalProperties"], json!(true));
+    assert_eq!(props["t"]["items"], json!([{"type": "string"}]));
 }
