@@ -196,4 +196,149 @@ mod tests {
         assert_eq!(versions.len(), 2);
         assert_eq!(h["sec-websocket-protocol"], "v5.channel.k8s.io");
     }
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads an HTTP head (up to the blank line) from `s`.
+    async fn read_head(s: &mut tokio::net::TcpStream) -> String {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut b).await.unwrap(), 1, "eof in head: {head:?}");
+            head.push(b[0]);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    /// A streaming-server stand-in: answers an upgrade with 101 choosing the first offered
+    /// WebSocket protocol, then echoes every byte; records the request head it saw.
+    async fn echo_upstream() -> (Uri, tokio::sync::oneshot::Receiver<String>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let head = read_head(&mut s).await;
+            let proto = head
+                .lines()
+                .find_map(|l| l.strip_prefix("sec-websocket-protocol: "))
+                .and_then(|v| v.split(',').next())
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let _ = tx.send(head.clone());
+            s.write_all(
+                format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: {proto}\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+            let (mut r, mut w) = s.split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+        });
+        (format!("http://{addr}/exec/token-1").parse().unwrap(), rx)
+    }
+
+    /// A plain upstream that refuses with 404 and a body.
+    async fn refusing_upstream() -> Uri {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            read_head(&mut s).await;
+            s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 13\r\n\r\nunknown token")
+                .await
+                .unwrap();
+        });
+        format!("http://{addr}/exec/bad").parse().unwrap()
+    }
+
+    /// Serves one connection whose requests are proxied to `target`.
+    async fn front(target: Uri) -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let svc = hyper::service::service_fn(move |req| {
+                let target = target.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(match upgrade(req, &target).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let mut r = Response::new(super::super::full(e.to_string()));
+                            *r.status_mut() = StatusCode::BAD_GATEWAY;
+                            r
+                        }
+                    })
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(s), svc)
+                .with_upgrades()
+                .await;
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn pipes_an_upgraded_connection_both_ways() {
+        let (target, seen) = echo_upstream().await;
+        let addr = front(target).await;
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /exec/ns/pod/ctr?command=sh&stdin=1 HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io, v4.channel.k8s.io\r\n\r\n").await.unwrap();
+        let head = read_head(&mut c).await.to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(head.contains("sec-websocket-protocol: v5.channel.k8s.io"), "{head}");
+        let upstream_head = seen.await.unwrap();
+        assert!(
+            upstream_head.starts_with("GET /exec/token-1?command=sh&stdin=1 HTTP/1.1"),
+            "{upstream_head}"
+        );
+        assert!(upstream_head.contains("sec-websocket-protocol: v5.channel.k8s.io, v4.channel.k8s.io"));
+        assert!(!upstream_head.to_ascii_lowercase().contains("authorization"));
+        // arbitrary bytes, including ones that are not valid HTTP, come back unchanged
+        let payload: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+        let (mut r, mut w) = c.into_split();
+        let writer = tokio::spawn({
+            let payload = payload.clone();
+            async move {
+                w.write_all(&payload).await.unwrap();
+                w
+            }
+        });
+        let mut back = vec![0u8; payload.len()];
+        r.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, payload);
+        drop(writer.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_refused_upgrade_is_returned_as_is() {
+        let addr = front(refusing_upstream().await).await;
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"POST /exec/ns/pod/ctr HTTP/1.1\r\nHost: node\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n").await.unwrap();
+        // the connection stays open (keep-alive): read until the 13-byte body is in
+        let mut resp = Vec::new();
+        let mut buf = [0u8; 256];
+        while !resp.ends_with(b"unknown token") {
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(n > 0, "eof: {}", String::from_utf8_lossy(&resp));
+            resp.extend_from_slice(&buf[..n]);
+        }
+        let resp = String::from_utf8(resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+        assert!(resp.ends_with("unknown token"), "{resp}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_backend_is_a_dial_error() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let target: Uri = format!("http://{addr}/x").parse().unwrap();
+        let front = front(target).await;
+        let mut c = tokio::net::TcpStream::connect(front).await.unwrap();
+        c.write_all(b"GET /x HTTP/1.1\r\nHost: n\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n").await.unwrap();
+        let head = read_head(&mut c).await;
+        assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+    }
 }
