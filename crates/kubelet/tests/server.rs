@@ -84,8 +84,8 @@ fn leaf(ca: &Pair, cn: &str, orgs: &[&str], sans: &[&str], server: bool) -> Pair
 }
 
 fn pki() -> Pki {
-    let (ca, _) = ca("test-cluster-ca");
     let (other, _) = ca("some-other-ca");
+    let (ca, _) = ca("test-cluster-ca");
     Pki {
         serving: leaf(&ca, "system:node:n1", &["system:nodes"], &["n1", "127.0.0.1"], true),
         apiserver: leaf(&ca, "kube-apiserver-kubelet-client", &["system:masters"], &[], false),
