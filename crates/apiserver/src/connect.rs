@@ -114,10 +114,16 @@ pub fn kubelet_endpoint(node: &Value) -> Result<(String, u16), ApiError> {
                 .collect()
         })
         .unwrap_or_default();
-    let pick = ["InternalIP", "Hostname", "InternalDNS", "ExternalIP", "ExternalDNS"]
-        .iter()
-        .find_map(|t| addrs.iter().find(|(ty, a)| ty == t && !a.is_empty()))
-        .map(|(_, a)| a.to_string());
+    let pick = [
+        "InternalIP",
+        "Hostname",
+        "InternalDNS",
+        "ExternalIP",
+        "ExternalDNS",
+    ]
+    .iter()
+    .find_map(|t| addrs.iter().find(|(ty, a)| ty == t && !a.is_empty()))
+    .map(|(_, a)| a.to_string());
     let Some(host) = pick else {
         let known: Vec<String> = addrs.iter().map(|(t, a)| format!("{{{t} {a}}}")).collect();
         return Err(ApiError::internal(format!(
@@ -136,7 +142,10 @@ pub fn kubelet_endpoint(node: &Value) -> Result<(String, u16), ApiError> {
 
 /// The container a pod request addresses (upstream's validateContainer).
 pub fn validate_container(pod: &Value, container: &str) -> Result<String, ApiError> {
-    let pod_name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let pod_name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let names = |path: &str| -> Vec<String> {
         pod.pointer(path)
             .and_then(Value::as_array)
@@ -210,7 +219,10 @@ fn encode_query(pairs: &[(&str, String)]) -> String {
 }
 
 fn last<'a>(q: &'a [(String, String)], k: &str) -> Option<&'a str> {
-    q.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    q.iter()
+        .rev()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.as_str())
 }
 
 fn truthy(v: Option<&str>) -> bool {
@@ -242,7 +254,11 @@ pub fn log_query(pod_name: &str, q: &[(String, String)]) -> Result<String, ApiEr
         ));
     }
     if let Some(l) = limit.filter(|l| *l < 1) {
-        errs.push(FieldError::invalid("limitBytes", &json!(l), "must be greater than 0"));
+        errs.push(FieldError::invalid(
+            "limitBytes",
+            &json!(l),
+            "must be greater than 0",
+        ));
     }
     if since_s.is_some() && since_t.is_some() {
         errs.push(FieldError::forbidden(
@@ -250,7 +266,11 @@ pub fn log_query(pod_name: &str, q: &[(String, String)]) -> Result<String, ApiEr
             "at most one of `sinceTime` or `sinceSeconds` may be specified",
         ));
     } else if let Some(s) = since_s.filter(|s| *s < 1) {
-        errs.push(FieldError::invalid("sinceSeconds", &json!(s), "must be greater than 0"));
+        errs.push(FieldError::invalid(
+            "sinceSeconds",
+            &json!(s),
+            "must be greater than 0",
+        ));
     }
     let stream = last(q, "stream").filter(|v| !v.is_empty());
     if let Some(s) = stream.filter(|s| !matches!(*s, "All" | "Stdout" | "Stderr")) {
@@ -359,7 +379,10 @@ pub fn proxy_remainder(path: &str, resource: &str, name: &str) -> String {
 pub fn is_upgrade(h: &HeaderMap) -> bool {
     let conn_upgrade = h.get_all(header::CONNECTION).iter().any(|v| {
         v.to_str()
-            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            .map(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
             .unwrap_or(false)
     });
     conn_upgrade && h.contains_key(header::UPGRADE)
@@ -369,7 +392,12 @@ pub fn is_upgrade(h: &HeaderMap) -> bool {
 fn passed_on(name: &str, upgrade: bool) -> bool {
     !matches!(
         name,
-        "host" | "authorization" | "proxy-authorization" | "te" | "trailer" | "keep-alive"
+        "host"
+            | "authorization"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "keep-alive"
             | "proxy-connection"
     ) && !name.starts_with("impersonate-")
         && (upgrade || !matches!(name, "connection" | "upgrade" | "transfer-encoding"))
@@ -441,7 +469,8 @@ where
         .send_request(out)
         .await
         .map_err(|e| proxy_error("error trying to reach service", e))?;
-    let Some(client_upgrade) = client_upgrade.filter(|_| resp.status() == StatusCode::SWITCHING_PROTOCOLS)
+    let Some(client_upgrade) =
+        client_upgrade.filter(|_| resp.status() == StatusCode::SWITCHING_PROTOCOLS)
     else {
         let (parts, body) = resp.into_parts();
         return Ok(Response::from_parts(parts, relay(body)));
@@ -489,11 +518,26 @@ async fn check_log_response(resp: Response<Body>, pod: &str) -> Result<Response<
         500 => ApiError::internal(text),
         _ => {
             let (reason, msg) = match code {
-                401 => (Reason::Unauthorized, "the server has asked for the client to provide credentials"),
-                403 => (Reason::Forbidden, "the server does not allow access to the requested resource"),
-                404 => (Reason::NotFound, "the server could not find the requested resource"),
-                503 => (Reason::ServiceUnavailable, "the server is currently unable to handle the request"),
-                _ => (Reason::InternalError, "an error on the server has prevented the request from succeeding"),
+                401 => (
+                    Reason::Unauthorized,
+                    "the server has asked for the client to provide credentials",
+                ),
+                403 => (
+                    Reason::Forbidden,
+                    "the server does not allow access to the requested resource",
+                ),
+                404 => (
+                    Reason::NotFound,
+                    "the server could not find the requested resource",
+                ),
+                503 => (
+                    Reason::ServiceUnavailable,
+                    "the server is currently unable to handle the request",
+                ),
+                _ => (
+                    Reason::InternalError,
+                    "an error on the server has prevented the request from succeeding",
+                ),
             };
             let mut e = ApiError::new(reason, format!("{msg} ( pods/log {pod})"));
             e.name = Some(pod.to_string());
@@ -526,7 +570,10 @@ async fn get(api: &Api, resource: &str, namespace: &str, name: &str) -> Result<V
 }
 
 fn node_of(pod: &Value, name: &str, empty_ok: bool) -> Result<Option<String>, ApiError> {
-    let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if node.is_empty() {
         if empty_ok {
             return Ok(None);
@@ -611,8 +658,7 @@ pub async fn serve(
         ("pods", sub @ ("exec" | "attach")) => {
             let pod = get(api, "pods", ns, name).await?;
             let container = validate_container(&pod, last(&q, "container").unwrap_or(""))?;
-            let node = node_of(&pod, name, false)?
-                .expect("unscheduled pods are refused");
+            let node = node_of(&pod, name, false)?.expect("unscheduled pods are refused");
             require_upgrade(&req)?;
             let path = format!("/{sub}/{ns}/{name}/{container}");
             let query = stream_query(&q, sub == "exec");
@@ -620,8 +666,7 @@ pub async fn serve(
         }
         ("pods", "portforward") => {
             let pod = get(api, "pods", ns, name).await?;
-            let node = node_of(&pod, name, false)?
-                .expect("unscheduled pods are refused");
+            let node = node_of(&pod, name, false)?.expect("unscheduled pods are refused");
             require_upgrade(&req)?;
             let query = port_forward_query(&q)?;
             let path = format!("/portForward/{ns}/{name}");
@@ -700,7 +745,9 @@ async fn pod_proxy(
         .or_else(|| pod.pointer("/status/podIP"))
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
-        .filter(|ip: &std::net::IpAddr| !ip.is_unspecified() && !ip.is_multicast() && !ip.is_loopback())
+        .filter(|ip: &std::net::IpAddr| {
+            !ip.is_unspecified() && !ip.is_multicast() && !ip.is_loopback()
+        })
         .ok_or_else(|| ApiError::bad_request("address not allowed"))?;
     let rest = proxy_remainder(req.uri().path(), "pods", id);
     let raw_q = req.uri().query().unwrap_or("").to_string();
@@ -712,8 +759,18 @@ async fn pod_proxy(
     let out = backend_request(&parts, &with_query(&rest, &raw_q), &host, body)?;
     let tcp = tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect((ip, port)))
         .await
-        .map_err(|_| proxy_error("error trying to reach service", format!("dial tcp {host}: i/o timeout")))?
-        .map_err(|e| proxy_error("error trying to reach service", format!("dial tcp {host}: {e}")))?;
+        .map_err(|_| {
+            proxy_error(
+                "error trying to reach service",
+                format!("dial tcp {host}: i/o timeout"),
+            )
+        })?
+        .map_err(|e| {
+            proxy_error(
+                "error trying to reach service",
+                format!("dial tcp {host}: {e}"),
+            )
+        })?;
     forward(TokioIo::new(tcp), out, client_upgrade).await
 }
 
@@ -740,7 +797,11 @@ mod tests {
         assert_eq!(kubelet_endpoint(&node).unwrap(), ("n1".into(), 10250));
         let e = kubelet_endpoint(&json!({"status": {}})).unwrap_err();
         assert_eq!(e.code(), 500);
-        assert!(e.message.contains("no preferred addresses found"), "{}", e.message);
+        assert!(
+            e.message.contains("no preferred addresses found"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -759,20 +820,30 @@ mod tests {
             "a container name must be specified for pod p, choose one of: [init a b]"
         );
         let e = validate_container(&one, "zz").unwrap_err();
-        assert_eq!((e.code(), e.message.as_str()), (400, "container zz is not valid for pod p"));
+        assert_eq!(
+            (e.code(), e.message.as_str()),
+            (400, "container zz is not valid for pod p")
+        );
     }
 
     #[test]
     fn log_queries() {
         assert_eq!(
-            log_query("p", &q("follow=true&tailLines=10&timestamps=true&previous=1&limitBytes=5&container=a")).unwrap(),
+            log_query(
+                "p",
+                &q("follow=true&tailLines=10&timestamps=true&previous=1&limitBytes=5&container=a")
+            )
+            .unwrap(),
             "follow=true&previous=true&timestamps=true&tailLines=10&limitBytes=5"
         );
         assert_eq!(
             log_query("p", &q("sinceTime=2026-11-27T10%3A00%3A00.5%2B01%3A00")).unwrap(),
             "sinceTime=2026-11-27T09%3A00%3A00Z"
         );
-        assert_eq!(log_query("p", &q("sinceSeconds=30")).unwrap(), "sinceSeconds=30");
+        assert_eq!(
+            log_query("p", &q("sinceSeconds=30")).unwrap(),
+            "sinceSeconds=30"
+        );
         for (bad, code) in [
             ("tailLines=-1", 422),
             ("limitBytes=0", 422),
@@ -796,20 +867,36 @@ mod tests {
             "stdin=1&stdout=1&command=sh&command=-c&command=echo%20hi"
         );
         assert_eq!(stream_query(&q("stdout=1&command=x"), false), "stdout=1");
-        assert_eq!(port_forward_query(&q("ports=80&ports=443,8080")).unwrap(), "port=80%2C443%2C8080");
+        assert_eq!(
+            port_forward_query(&q("ports=80&ports=443,8080")).unwrap(),
+            "port=80%2C443%2C8080"
+        );
         assert_eq!(port_forward_query(&q("")).unwrap(), "");
-        assert_eq!(port_forward_query(&q("ports=http")).unwrap_err().code(), 400);
+        assert_eq!(
+            port_forward_query(&q("ports=http")).unwrap_err().code(),
+            400
+        );
     }
 
     #[test]
     fn proxy_paths() {
         let cases = [
             ("/api/v1/nodes/n1/proxy/healthz", "nodes", "n1", "/healthz"),
-            ("/api/v1/nodes/n1/proxy/stats/summary", "nodes", "n1", "/stats/summary"),
+            (
+                "/api/v1/nodes/n1/proxy/stats/summary",
+                "nodes",
+                "n1",
+                "/stats/summary",
+            ),
             ("/api/v1/nodes/n1/proxy/", "nodes", "n1", "/"),
             ("/api/v1/nodes/n1/proxy", "nodes", "n1", "/"),
             ("/api/v1/nodes/n1/proxy/a%20b/", "nodes", "n1", "/a%20b/"),
-            ("/api/v1/namespaces/d/pods/web:8080/proxy/x", "pods", "web:8080", "/x"),
+            (
+                "/api/v1/namespaces/d/pods/web:8080/proxy/x",
+                "pods",
+                "web:8080",
+                "/x",
+            ),
         ];
         for (path, res, name, want) in cases {
             assert_eq!(proxy_remainder(path, res, name), want, "{path}");
@@ -818,7 +905,10 @@ mod tests {
             split_scheme_name_port("http:web:80"),
             Some(("http".into(), "web".into(), "80".into()))
         );
-        assert_eq!(split_scheme_name_port("web"), Some(("".into(), "web".into(), "".into())));
+        assert_eq!(
+            split_scheme_name_port("web"),
+            Some(("".into(), "web".into(), "".into()))
+        );
         assert_eq!(split_scheme_name_port("ftp:web:1"), None);
         assert_eq!(split_scheme_name_port("a:b:c:d"), None);
     }
@@ -838,7 +928,10 @@ mod tests {
         let out = backend_request(&parts, "/pods", "10.0.0.1:10250", ()).unwrap();
         let h = out.headers();
         assert!(h.get("authorization").is_none() && h.get("impersonate-user").is_none());
-        assert!(h.get("connection").is_none(), "hop-by-hop header of a plain request");
+        assert!(
+            h.get("connection").is_none(),
+            "hop-by-hop header of a plain request"
+        );
         assert_eq!(h["accept"], "application/json");
         assert_eq!(h["host"], "10.0.0.1:10250");
         let up = Request::builder()
@@ -926,13 +1019,18 @@ mod tests {
         c.write_all(b"GET /api/v1/namespaces/default/pods/web/exec?command=sh&stdin=true HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer secret\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io, v4.channel.k8s.io\r\n\r\n").await.unwrap();
         let head = read_head(&mut c).await.to_ascii_lowercase();
         assert!(head.starts_with("http/1.1 101"), "{head}");
-        assert!(head.contains("sec-websocket-protocol: v5.channel.k8s.io"), "{head}");
+        assert!(
+            head.contains("sec-websocket-protocol: v5.channel.k8s.io"),
+            "{head}"
+        );
         let backend_head = seen.await.unwrap();
         assert!(
             backend_head.starts_with("GET /exec/default/web/app?command=sh&stdin=1 HTTP/1.1"),
             "{backend_head}"
         );
-        assert!(backend_head.contains("sec-websocket-protocol: v5.channel.k8s.io, v4.channel.k8s.io"));
+        assert!(
+            backend_head.contains("sec-websocket-protocol: v5.channel.k8s.io, v4.channel.k8s.io")
+        );
         assert!(!backend_head.to_ascii_lowercase().contains("secret"));
         let payload: Vec<u8> = (0..=255u8).rev().cycle().take(200_000).collect();
         let (mut r, mut w) = c.into_split();

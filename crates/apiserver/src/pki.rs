@@ -572,11 +572,17 @@ mod tests {
         assert_eq!(f.organizations, vec!["system:nodes"]);
         assert_eq!(f.sans, vec!["node-a".to_string(), "10.1.2.3".to_string()]);
         assert!(dir.path().join("tls/kubelet/node-a.key").exists());
-        assert_eq!(p.kubelet_serving_cert("node-a", &[ip]).unwrap().cert_pem, s.cert_pem);
+        assert_eq!(
+            p.kubelet_serving_cert("node-a", &[ip]).unwrap().cert_pem,
+            s.cert_pem
+        );
         // a new node IP re-issues it
         let ip2: IpAddr = "10.9.9.9".parse().unwrap();
         let s2 = p.kubelet_serving_cert("node-a", &[ip, ip2]).unwrap();
         assert_ne!(s2.cert_pem, s.cert_pem);
-        assert!(cert_facts(&s2.cert_pem).unwrap().sans.contains(&"10.9.9.9".to_string()));
+        assert!(cert_facts(&s2.cert_pem)
+            .unwrap()
+            .sans
+            .contains(&"10.9.9.9".to_string()));
     }
 }

@@ -45,7 +45,10 @@ fn ca(cn: &str) -> (Pair, KeyPair) {
     let mut p = CertificateParams::default();
     p.distinguished_name.push(DnType::CommonName, cn);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let cert = p.self_signed(&key).unwrap();
     (
         Pair {
@@ -87,11 +90,29 @@ fn pki() -> Pki {
     let (other, _) = ca("some-other-ca");
     let (ca, _) = ca("test-cluster-ca");
     Pki {
-        serving: leaf(&ca, "system:node:n1", &["system:nodes"], &["n1", "127.0.0.1"], true),
-        apiserver: leaf(&ca, "kube-apiserver-kubelet-client", &["system:masters"], &[], false),
+        serving: leaf(
+            &ca,
+            "system:node:n1",
+            &["system:nodes"],
+            &["n1", "127.0.0.1"],
+            true,
+        ),
+        apiserver: leaf(
+            &ca,
+            "kube-apiserver-kubelet-client",
+            &["system:masters"],
+            &[],
+            false,
+        ),
         admin: leaf(&ca, "system:admin", &["system:masters"], &[], false),
         bob: leaf(&ca, "bob", &["dev"], &[], false),
-        stranger: leaf(&other, "kube-apiserver-kubelet-client", &["system:masters"], &[], false),
+        stranger: leaf(
+            &other,
+            "kube-apiserver-kubelet-client",
+            &["system:masters"],
+            &[],
+            false,
+        ),
         ca,
     }
 }
@@ -195,14 +216,20 @@ struct Env {
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 impl Env {
     async fn start() -> Env {
-        let dir = tempfile::Builder::new().prefix("kubelet-api-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("kubelet-api-")
+            .tempdir()
+            .unwrap();
         let data = dir.path().join("data");
         let built = runtime::testimage::TestImage::busybox(IMAGE)
             .expect("busybox-static installed")
@@ -227,7 +254,9 @@ impl Env {
             }
         });
         let s = socket.clone();
-        wait_for("cri socket", || std::os::unix::net::UnixStream::connect(&s).is_ok());
+        wait_for("cri socket", || {
+            std::os::unix::net::UnixStream::connect(&s).is_ok()
+        });
         let (mut rt, _) = cri::clients(&socket).await.unwrap();
         let logs = dir.path().join("pods/default_web_uid-web");
         std::fs::create_dir_all(&logs).unwrap();
@@ -360,7 +389,10 @@ impl Env {
     async fn wait_exited(&mut self, id: &str) {
         let start = Instant::now();
         while self.state(id).await != pb::ContainerState::ContainerExited as i32 {
-            assert!(start.elapsed() < Duration::from_secs(30), "container {id} never exited");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "container {id} never exited"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -437,22 +469,38 @@ async fn auth_and_health(env: &mut Env) {
         "Forbidden (user=bob, verb=get, resource=nodes, subresource=stats)"
     );
     // a certificate from another CA is refused by TLS
-    let r = env.client(Some(&env.pki.stranger)).send("GET", "/healthz").await;
+    let r = env
+        .client(Some(&env.pki.stranger))
+        .send("GET", "/healthz")
+        .await;
     assert!(r.is_err(), "foreign client certificate accepted");
     let (code, body) = env.apiserver().get("/nope").await;
     assert_eq!((code, body.trim()), (404, "404 page not found"));
-    let (code, _) = env.apiserver().send("DELETE", "/pods").await.map(|r| (r.status().as_u16(), ())).unwrap();
+    let (code, _) = env
+        .apiserver()
+        .send("DELETE", "/pods")
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
     assert_eq!(code, 405);
 }
 
 async fn pods_logs_and_stats(env: &mut Env) {
     // attempt 0 exits with three lines; attempt 1 prints slowly, then exits
     let first = env
-        .run("app", 0, "echo one; echo two; sleep 0.2; echo three >&2; exit 3")
+        .run(
+            "app",
+            0,
+            "echo one; echo two; sleep 0.2; echo three >&2; exit 3",
+        )
         .await;
     env.wait_exited(&first).await;
     let second = env
-        .run("app", 1, "i=0; while [ $i -lt 6 ]; do echo line$i; i=$((i+1)); sleep 0.3; done")
+        .run(
+            "app",
+            1,
+            "i=0; while [ $i -lt 6 ]; do echo line$i; i=$((i+1)); sleep 0.3; done",
+        )
         .await;
     let api = env.apiserver();
     // follow streams until the container exits and its file is drained
@@ -462,25 +510,38 @@ async fn pods_logs_and_stats(env: &mut Env) {
     env.wait_exited(&second).await;
     let (_, body) = api.get("/containerLogs/default/web/app?tailLines=2").await;
     assert_eq!(body, "line4\nline5\n");
-    let (_, body) = api.get("/containerLogs/default/web/app?previous=true").await;
+    let (_, body) = api
+        .get("/containerLogs/default/web/app?previous=true")
+        .await;
     assert_eq!(body, "one\ntwo\nthree\n");
-    let (_, body) = api.get("/containerLogs/default/web/app?previous=true&limitBytes=6").await;
+    let (_, body) = api
+        .get("/containerLogs/default/web/app?previous=true&limitBytes=6")
+        .await;
     assert_eq!(body, "one\ntw");
-    let (_, body) = api.get("/containerLogs/default/web/app?timestamps=true&tailLines=1").await;
+    let (_, body) = api
+        .get("/containerLogs/default/web/app?timestamps=true&tailLines=1")
+        .await;
     let (ts, line) = body.trim_end().split_once(' ').expect("timestamp prefix");
     assert_eq!(line, "line5");
     let t = chrono::DateTime::parse_from_rfc3339(ts).expect("RFC 3339 timestamp");
     assert_eq!(ts.len(), "2026-11-27T11:00:00.000000000Z".len(), "{ts}");
     assert!((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds() < 600);
-    let (_, body) = api.get("/containerLogs/default/web/app?sinceTime=2999-01-01T00:00:00Z").await;
+    let (_, body) = api
+        .get("/containerLogs/default/web/app?sinceTime=2999-01-01T00:00:00Z")
+        .await;
     assert_eq!(body, "");
-    let (_, body) = api.get("/containerLogs/default/web/app?sinceSeconds=600&tailLines=1").await;
+    let (_, body) = api
+        .get("/containerLogs/default/web/app?sinceSeconds=600&tailLines=1")
+        .await;
     assert_eq!(body, "line5\n");
     // errors, worded as upstream's kubelet words them
     let (code, body) = api.get("/containerLogs/default/nope/app").await;
     assert_eq!((code, body.trim()), (404, "pod \"nope\" does not exist"));
     let (code, body) = api.get("/containerLogs/default/web/zzz").await;
-    assert_eq!((code, body.trim()), (404, "container \"zzz\" not found in pod \"web\""));
+    assert_eq!(
+        (code, body.trim()),
+        (404, "container \"zzz\" not found in pod \"web\"")
+    );
     let (code, _) = api.get("/containerLogs/default/web/app?tailLines=-3").await;
     assert_eq!(code, 400);
 
@@ -488,7 +549,10 @@ async fn pods_logs_and_stats(env: &mut Env) {
     let sleeper = env.run("sleeper", 0, "echo up; exec sleep 1000").await;
     let start = Instant::now();
     while env.state(&sleeper).await != pb::ContainerState::ContainerRunning as i32 {
-        assert!(start.elapsed() < Duration::from_secs(30), "sleeper never ran");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "sleeper never ran"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pods = api.json("/pods").await;
@@ -514,7 +578,10 @@ async fn pods_logs_and_stats(env: &mut Env) {
 
     let running = api.json("/runningpods/").await;
     let items = running["items"].as_array().unwrap();
-    let web = items.iter().find(|p| p["metadata"]["uid"] == "uid-web").expect("web runs");
+    let web = items
+        .iter()
+        .find(|p| p["metadata"]["uid"] == "uid-web")
+        .expect("web runs");
     let names: Vec<&str> = web["spec"]["containers"]
         .as_array()
         .unwrap()
@@ -526,12 +593,18 @@ async fn pods_logs_and_stats(env: &mut Env) {
     let s = api.json("/stats/summary").await;
     let node = &s["node"];
     assert_eq!(node["nodeName"], "n1");
-    assert!(node["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0, "{node}");
+    assert!(
+        node["cpu"]["usageCoreNanoSeconds"].as_u64().unwrap() > 0,
+        "{node}"
+    );
     assert!(node["memory"]["workingSetBytes"].as_u64().unwrap() > 0);
     assert!(node["memory"]["availableBytes"].as_u64().unwrap() > 0);
     assert!(node["fs"]["capacityBytes"].as_u64().unwrap() > 0);
     assert!(node["rlimit"]["curproc"].as_u64().unwrap() > 1);
-    assert!(node["runtime"]["imageFs"]["usedBytes"].as_u64().unwrap() > 0, "{node}");
+    assert!(
+        node["runtime"]["imageFs"]["usedBytes"].as_u64().unwrap() > 0,
+        "{node}"
+    );
     let pod = s["pods"]
         .as_array()
         .unwrap()
@@ -547,7 +620,11 @@ async fn pods_logs_and_stats(env: &mut Env) {
     // the second summary has CPU rates computed from the first
     tokio::time::sleep(Duration::from_millis(200)).await;
     let s2 = api.json("/stats/summary").await;
-    assert!(s2["node"]["cpu"]["usageNanoCores"].as_u64().is_some(), "{}", s2["node"]);
+    assert!(
+        s2["node"]["cpu"]["usageNanoCores"].as_u64().is_some(),
+        "{}",
+        s2["node"]
+    );
 
     // exec needs an upgrade request
     let (code, body) = api
@@ -577,10 +654,8 @@ fn main() {
         std::process::exit(runtime::container::shim::main(&args[2..]));
     }
     let filter: Option<&String> = args.iter().skip(1).find(|a| !a.starts_with('-'));
-    let tests: Vec<(&str, TestFn)> = vec![
-        ("auth_and_health", t_auth),
-        ("pods_logs_and_stats", t_pods),
-    ];
+    let tests: Vec<(&str, TestFn)> =
+        vec![("auth_and_health", t_auth), ("pods_logs_and_stats", t_pods)];
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -35,7 +35,10 @@ struct Sandbox {
 
 impl Node {
     fn start(data_dir: &Path) -> Node {
-        let dir = tempfile::Builder::new().prefix("kubelet-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("kubelet-e2e-")
+            .tempdir()
+            .unwrap();
         let data = dir.path().join("data");
         let built = runtime::testimage::TestImage::busybox(IMAGE)
             .expect("busybox-static installed")
@@ -304,14 +307,21 @@ fn kubectl_logs_and_node_proxy_through_the_kubelet() {
     let c = Cluster::start_with(&["--disable-scheduler", "--disable-controller-manager"]);
     let mut node = Node::start(c.data_dir());
     assert!(
-        c.data_dir().join("tls/apiserver-kubelet-client.crt").exists(),
+        c.data_dir()
+            .join("tls/apiserver-kubelet-client.crt")
+            .exists(),
         "the API server's kubelet client certificate is written under the data dir"
     );
     point_node_at(&c, NODE, node.port);
     c.kubectl_stdin(&["apply", "-f", "-"], &pod_yaml("web", NODE, &["app"]));
     let uid = c.kubectl(&["get", "pod", "web", "-o", "jsonpath={.metadata.uid}"]);
     let sb = node.sandbox("default", "web", &uid);
-    let first = node.run(&sb, "app", 0, "echo one; echo two; sleep 0.2; echo three >&2; exit 1");
+    let first = node.run(
+        &sb,
+        "app",
+        0,
+        "echo one; echo two; sleep 0.2; echo three >&2; exit 1",
+    );
     node.wait_exited(&first);
     let second = node.run(
         &sb,
@@ -326,19 +336,41 @@ fn kubectl_logs_and_node_proxy_through_the_kubelet() {
         "line0\nline1\nline2\nline3\nline4\n"
     );
     node.wait_exited(&second);
-    assert_eq!(c.kubectl(&["logs", "web"]), "line0\nline1\nline2\nline3\nline4\n");
+    assert_eq!(
+        c.kubectl(&["logs", "web"]),
+        "line0\nline1\nline2\nline3\nline4\n"
+    );
     assert_eq!(c.kubectl(&["logs", "web", "--tail=2"]), "line3\nline4\n");
-    assert_eq!(c.kubectl(&["logs", "web", "-c", "app", "--previous"]), "one\ntwo\nthree\n");
-    assert_eq!(c.kubectl(&["logs", "web", "--previous", "--limit-bytes=5"]), "one\nt");
+    assert_eq!(
+        c.kubectl(&["logs", "web", "-c", "app", "--previous"]),
+        "one\ntwo\nthree\n"
+    );
+    assert_eq!(
+        c.kubectl(&["logs", "web", "--previous", "--limit-bytes=5"]),
+        "one\nt"
+    );
     let stamped = c.kubectl(&["logs", "web", "--timestamps", "--tail=1"]);
-    let (ts, line) = stamped.trim_end().split_once(' ').expect("timestamp prefix");
+    let (ts, line) = stamped
+        .trim_end()
+        .split_once(' ')
+        .expect("timestamp prefix");
     assert_eq!(line, "line4");
-    assert!(ts.ends_with('Z') && ts.contains('T') && ts.len() == 30, "{ts}");
-    assert_eq!(c.kubectl(&["logs", "web", "--since=10m", "--tail=1"]), "line4\n");
+    assert!(
+        ts.ends_with('Z') && ts.contains('T') && ts.len() == 30,
+        "{ts}"
+    );
+    assert_eq!(
+        c.kubectl(&["logs", "web", "--since=10m", "--tail=1"]),
+        "line4\n"
+    );
 
     // nodes/proxy: any path to the kubelet
     assert_eq!(
-        c.kubectl(&["get", "--raw", &format!("/api/v1/nodes/{NODE}/proxy/healthz")]),
+        c.kubectl(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{NODE}/proxy/healthz")
+        ]),
         "ok\n"
     );
     let summary: serde_json::Value = serde_json::from_str(&c.kubectl(&[
@@ -381,15 +413,24 @@ fn kubectl_logs_and_node_proxy_through_the_kubelet() {
     let e = c.kubectl_err(&["logs", "multi", "-c", "a"]);
     assert!(e.contains("NotFound") || e.contains("not find"), "{e}");
     // unscheduled pod: no logs yet, exec refused
-    c.kubectl_stdin(&["apply", "-f", "-"], &pod_yaml("pending", "", &["app"]).replace("  nodeName: \n", ""));
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &pod_yaml("pending", "", &["app"]).replace("  nodeName: \n", ""),
+    );
     assert_eq!(c.kubectl(&["logs", "pending"]), "");
     let e = c.kubectl_err(&["exec", "pending", "--", "true"]);
-    assert!(e.contains("pod pending does not have a host assigned"), "{e}");
+    assert!(
+        e.contains("pod pending does not have a host assigned"),
+        "{e}"
+    );
     // a node whose kubelet does not answer
     point_node_at(&c, "gone", common::free_port());
     c.kubectl_stdin(&["apply", "-f", "-"], &pod_yaml("orphan", "gone", &["app"]));
     let e = c.kubectl_err(&["logs", "orphan"]);
-    assert!(e.contains("error trying to reach service") && e.contains("refused"), "{e}");
+    assert!(
+        e.contains("error trying to reach service") && e.contains("refused"),
+        "{e}"
+    );
     let e = c.kubectl_err(&["get", "--raw", "/api/v1/nodes/gone/proxy/healthz"]);
     assert!(e.contains("error trying to reach service"), "{e}");
     let e = c.kubectl_err(&["get", "--raw", "/api/v1/nodes/missing/proxy/healthz"]);

@@ -92,7 +92,10 @@ mod tests {
     fn who_may_use_the_api() {
         let cases = [
             (user(APISERVER_KUBELET_CLIENT, &[]), true),
-            (user("kube-apiserver-kubelet-client", &["system:masters"]), true),
+            (
+                user("kube-apiserver-kubelet-client", &["system:masters"]),
+                true,
+            ),
             (user("system:admin", &["system:masters"]), true),
             (user("bob", &["system:authenticated", "dev"]), false),
             (user("system:node:n1", &["system:nodes"]), false),

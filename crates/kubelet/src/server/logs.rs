@@ -407,7 +407,8 @@ mod tests {
 
     #[test]
     fn parses_cri_lines() {
-        let cases: &[(&[u8], Result<(Stream, bool, &[u8]), ()>)] = &[
+        type Want = Result<(Stream, bool, &'static [u8]), ()>;
+        let cases: &[(&[u8], Want)] = &[
             (
                 b"2026-11-27T11:00:00.123456789Z stdout F hello world\n",
                 Ok((Stream::Stdout, false, b"hello world\n")),
@@ -460,8 +461,7 @@ mod tests {
         assert_eq!(o.limit_bytes, Some(100));
         assert_eq!(o.stream, StreamFilter::Stderr);
         assert_eq!(o.since.unwrap().to_rfc3339(), "2026-11-27T11:59:00+00:00");
-        let o =
-            LogOptions::from_query(&q(&[("sinceTime", "2026-11-27T10:00:00Z")]), now).unwrap();
+        let o = LogOptions::from_query(&q(&[("sinceTime", "2026-11-27T10:00:00Z")]), now).unwrap();
         assert_eq!(o.since.unwrap().to_rfc3339(), "2026-11-27T10:00:00+00:00");
         for bad in [
             q(&[("tailLines", "-1")]),
@@ -573,7 +573,10 @@ mod tests {
             tail_lines: Some(3),
             ..Default::default()
         };
-        assert_eq!(collect(&p, &tail).await, "line 4998\nline 4999\nno newline yet");
+        assert_eq!(
+            collect(&p, &tail).await,
+            "line 4998\nline 4999\nno newline yet"
+        );
         let follow = LogOptions {
             follow: true,
             tail_lines: Some(2),

@@ -97,12 +97,12 @@ fn tls_config(c: &Config) -> Result<rustls::ServerConfig, ServerError> {
     let tls = |e: &dyn std::fmt::Display| ServerError::Tls(e.to_string());
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut c.client_ca_pem.as_bytes()) {
-        roots
-            .add(cert.map_err(|e| tls(&e))?)
-            .map_err(|e| tls(&e))?;
+        roots.add(cert.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
     }
     if roots.is_empty() {
-        return Err(ServerError::Tls("client CA bundle holds no certificate".into()));
+        return Err(ServerError::Tls(
+            "client CA bundle holds no certificate".into(),
+        ));
     }
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
@@ -194,9 +194,8 @@ impl Server {
                     .and_then(|c| c.first())
                     .and_then(|c| auth::user_from_cert(c))
                     .map(Arc::new);
-                let svc = hyper::service::service_fn(move |req| {
-                    handle(state.clone(), user.clone(), req)
-                });
+                let svc =
+                    hyper::service::service_fn(move |req| handle(state.clone(), user.clone(), req));
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder
                     .timer(hyper_util::rt::TokioTimer::new())
@@ -382,7 +381,11 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         ["portForward", ns, pod] | ["portForward", ns, pod, _] if stream_method => {
             port_forward(state, ns, pod, req).await
         }
-        ["healthz"] | ["healthz", "ping"] | ["pods"] | ["runningpods"] | ["stats", "summary"]
+        ["healthz"]
+        | ["healthz", "ping"]
+        | ["pods"]
+        | ["runningpods"]
+        | ["stats", "summary"]
         | ["containerLogs", _, _, _] => Err(not_allowed()),
         ["exec" | "attach", _, _, _] | ["exec" | "attach", _, _, _, _] => Err(not_allowed()),
         ["portForward", _, _] | ["portForward", _, _, _] => Err(not_allowed()),
@@ -419,7 +422,12 @@ async fn container_status(state: &State, id: &str) -> Result<pb::ContainerStatus
         .map_err(|s| cri_failure("failed to get container status", s))?
         .into_inner()
         .status
-        .ok_or_else(|| Failure(StatusCode::INTERNAL_SERVER_ERROR, "runtime returned no status".into()))
+        .ok_or_else(|| {
+            Failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "runtime returned no status".into(),
+            )
+        })
 }
 
 async fn pod_list(state: &State) -> Result<Value, Failure> {
@@ -520,10 +528,8 @@ async fn container_logs(
         tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok::<_, BoxError>(Frame::data(b))),
     );
     let mut r = Response::new(body.boxed_unsync());
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain"),
-    );
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(r)
 }
 
@@ -611,7 +617,8 @@ async fn exec(
     container: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Failure> {
-    let o = StreamOptions::from_query(&query_pairs(req.uri().query())).map_err(Failure::bad_request)?;
+    let o =
+        StreamOptions::from_query(&query_pairs(req.uri().query())).map_err(Failure::bad_request)?;
     require_upgrade(&req)?;
     let c = running_container(state, ns, pod, container).await?;
     let url = state
@@ -639,7 +646,8 @@ async fn attach(
     container: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Failure> {
-    let o = StreamOptions::from_query(&query_pairs(req.uri().query())).map_err(Failure::bad_request)?;
+    let o =
+        StreamOptions::from_query(&query_pairs(req.uri().query())).map_err(Failure::bad_request)?;
     require_upgrade(&req)?;
     let c = running_container(state, ns, pod, container).await?;
     let url = state
@@ -795,7 +803,8 @@ mod tests {
 
     #[test]
     fn stream_options_like_upstream() {
-        let o = StreamOptions::from_query(&q("command=ls&command=-l&stdout=1&stderr=true")).unwrap();
+        let o =
+            StreamOptions::from_query(&q("command=ls&command=-l&stdout=1&stderr=true")).unwrap();
         assert_eq!(
             o,
             StreamOptions {
@@ -816,7 +825,10 @@ mod tests {
 
     #[test]
     fn port_forward_ports() {
-        assert_eq!(forward_ports(&q("port=80,443&port=8080")).unwrap(), vec![80, 443, 8080]);
+        assert_eq!(
+            forward_ports(&q("port=80,443&port=8080")).unwrap(),
+            vec![80, 443, 8080]
+        );
         assert_eq!(forward_ports(&q("")).unwrap(), Vec::<i32>::new());
         assert!(forward_ports(&q("port=0")).is_err());
         assert!(forward_ports(&q("port=http")).is_err());

@@ -48,7 +48,12 @@ pub fn container_name(c: &pb::Container) -> String {
         .get(CONTAINER_NAME_LABEL)
         .filter(|v| !v.is_empty())
         .cloned()
-        .unwrap_or_else(|| c.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default())
+        .unwrap_or_else(|| {
+            c.metadata
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default()
+        })
 }
 
 /// One pod: its sandboxes (newest first) and the containers of all of them (newest first).
@@ -120,15 +125,23 @@ pub fn group(sandboxes: &[pb::PodSandbox], containers: &[pb::Container]) -> Vec<
     for p in &mut pods {
         p.sandboxes.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         p.containers.sort_by_key(|c| {
-            std::cmp::Reverse((c.created_at, c.metadata.as_ref().map(|m| m.attempt).unwrap_or(0)))
+            std::cmp::Reverse((
+                c.created_at,
+                c.metadata.as_ref().map(|m| m.attempt).unwrap_or(0),
+            ))
         });
     }
     pods.sort_by(|a, b| {
-        (a.namespace.as_str(), a.name.as_str(), b.sandboxes[0].created_at).cmp(&(
-            b.namespace.as_str(),
-            b.name.as_str(),
-            a.sandboxes[0].created_at,
-        ))
+        (
+            a.namespace.as_str(),
+            a.name.as_str(),
+            b.sandboxes[0].created_at,
+        )
+            .cmp(&(
+                b.namespace.as_str(),
+                b.name.as_str(),
+                a.sandboxes[0].created_at,
+            ))
     });
     pods
 }
@@ -151,7 +164,11 @@ pub fn resolve<'a>(
     previous: bool,
 ) -> Result<&'a pb::Container, LookupError> {
     let named = pod.named(container);
-    let pick = if previous { named.get(1) } else { named.first() };
+    let pick = if previous {
+        named.get(1)
+    } else {
+        named.first()
+    };
     match pick {
         Some(c) => Ok(c),
         None if previous && !named.is_empty() => Err(LookupError::NoPrevious {
@@ -229,7 +246,11 @@ pub fn pod_list(
                 let named = p.named(&name);
                 let cur = named[0];
                 let st = statuses.get(&cur.id);
-                let image = cur.image.as_ref().map(|i| i.image.clone()).unwrap_or_default();
+                let image = cur
+                    .image
+                    .as_ref()
+                    .map(|i| i.image.clone())
+                    .unwrap_or_default();
                 containers.push(json!({"name": name, "image": image}));
                 let id = format!("{runtime}://{}", cur.id);
                 let mut state = container_state(st, cur);
@@ -335,7 +356,14 @@ pub fn running_pods(pods: &[Pod]) -> Value {
 mod tests {
     use super::*;
 
-    fn sandbox(id: &str, ns: &str, name: &str, uid: &str, created: i64, ready: bool) -> pb::PodSandbox {
+    fn sandbox(
+        id: &str,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        created: i64,
+        ready: bool,
+    ) -> pb::PodSandbox {
         pb::PodSandbox {
             id: id.into(),
             metadata: Some(pb::PodSandboxMetadata {
@@ -405,7 +433,14 @@ mod tests {
         let pods = fixture();
         let names: Vec<(&str, &str, &str, usize)> = pods
             .iter()
-            .map(|p| (p.namespace.as_str(), p.name.as_str(), p.uid.as_str(), p.sandboxes.len()))
+            .map(|p| {
+                (
+                    p.namespace.as_str(),
+                    p.name.as_str(),
+                    p.uid.as_str(),
+                    p.sandboxes.len(),
+                )
+            })
             .collect();
         assert_eq!(
             names,

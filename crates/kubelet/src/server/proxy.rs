@@ -40,7 +40,12 @@ pub fn is_upgrade(h: &HeaderMap) -> bool {
 
 /// Headers that describe the client's connection to us, not the request: dropped when the
 /// request is replayed upstream (Connection and Upgrade are kept for upgrade requests).
-const DROPPED: &[&str] = &["host", "authorization", "proxy-authorization", "content-length"];
+const DROPPED: &[&str] = &[
+    "host",
+    "authorization",
+    "proxy-authorization",
+    "content-length",
+];
 
 /// The request to send upstream: `method` on `path_and_query` of `target`, the client's headers
 /// (credentials dropped), `Host` set to the target.
@@ -78,7 +83,10 @@ pub async fn upgrade(req: Request<Incoming>, target: &Uri) -> Result<Response<Bo
     if target.scheme_str() != Some("http") {
         return Err(ProxyError::Scheme(target.to_string()));
     }
-    let host = target.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
+    let host = target
+        .host()
+        .unwrap_or("127.0.0.1")
+        .trim_matches(['[', ']']);
     let port = target.port_u16().unwrap_or(80);
     let addr = format!("{host}:{port}");
     let tcp = tokio::time::timeout(
@@ -126,7 +134,9 @@ where
         .map_err(|e| ProxyError::Http(e.to_string()))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let (parts, body) = resp.into_parts();
-        let body = body.map_err(|e| -> super::BoxError { Box::new(e) }).boxed_unsync();
+        let body = body
+            .map_err(|e| -> super::BoxError { Box::new(e) })
+            .boxed_unsync();
         return Ok(Response::from_parts(parts, body));
     }
     let upstream_upgrade = hyper::upgrade::on(&mut resp);
@@ -159,7 +169,10 @@ mod tests {
     fn upgrade_detection() {
         let mut h = HeaderMap::new();
         assert!(!is_upgrade(&h));
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         assert!(!is_upgrade(&h));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(is_upgrade(&h));
@@ -287,13 +300,18 @@ mod tests {
         c.write_all(b"GET /exec/ns/pod/ctr?command=sh&stdin=1 HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io, v4.channel.k8s.io\r\n\r\n").await.unwrap();
         let head = read_head(&mut c).await.to_ascii_lowercase();
         assert!(head.starts_with("http/1.1 101"), "{head}");
-        assert!(head.contains("sec-websocket-protocol: v5.channel.k8s.io"), "{head}");
+        assert!(
+            head.contains("sec-websocket-protocol: v5.channel.k8s.io"),
+            "{head}"
+        );
         let upstream_head = seen.await.unwrap();
         assert!(
             upstream_head.starts_with("GET /exec/token-1?command=sh&stdin=1 HTTP/1.1"),
             "{upstream_head}"
         );
-        assert!(upstream_head.contains("sec-websocket-protocol: v5.channel.k8s.io, v4.channel.k8s.io"));
+        assert!(
+            upstream_head.contains("sec-websocket-protocol: v5.channel.k8s.io, v4.channel.k8s.io")
+        );
         assert!(!upstream_head.to_ascii_lowercase().contains("authorization"));
         // arbitrary bytes, including ones that are not valid HTTP, come back unchanged
         let payload: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
@@ -337,7 +355,11 @@ mod tests {
         let target: Uri = format!("http://{addr}/x").parse().unwrap();
         let front = front(target).await;
         let mut c = tokio::net::TcpStream::connect(front).await.unwrap();
-        c.write_all(b"GET /x HTTP/1.1\r\nHost: n\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n").await.unwrap();
+        c.write_all(
+            b"GET /x HTTP/1.1\r\nHost: n\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        )
+        .await
+        .unwrap();
         let head = read_head(&mut c).await;
         assert!(head.starts_with("HTTP/1.1 502"), "{head}");
     }

@@ -207,9 +207,7 @@ fn fs_json(time: &Value, f: &FsStats) -> Value {
 }
 
 fn net_json(time: &Value, ifs: &[NetIf]) -> Value {
-    let one = |i: &NetIf| {
-        json!({"name": i.name, "rxBytes": i.rx_bytes, "rxErrors": i.rx_errors, "txBytes": i.tx_bytes, "txErrors": i.tx_errors})
-    };
+    let one = |i: &NetIf| json!({"name": i.name, "rxBytes": i.rx_bytes, "rxErrors": i.rx_errors, "txBytes": i.tx_bytes, "txErrors": i.tx_errors});
     let mut v = match ifs.first() {
         Some(i) => one(i),
         None => json!({}),
@@ -238,7 +236,11 @@ fn cpu_json(key: &str, u: Option<&pb::CpuUsage>, rates: &mut CpuRates) -> Option
     if let Some(r) = rate {
         m.insert("usageNanoCores".into(), json!(r));
     }
-    insert_u64(&mut m, "usageCoreNanoSeconds", u.usage_core_nano_seconds.as_ref());
+    insert_u64(
+        &mut m,
+        "usageCoreNanoSeconds",
+        u.usage_core_nano_seconds.as_ref(),
+    );
     Some(Value::Object(m))
 }
 
@@ -392,7 +394,10 @@ pub fn summary(inp: &Inputs<'_>, rates: &mut CpuRates) -> Value {
             "startTime": ts_ns(sb.created_at),
             "containers": containers,
         });
-        match sandbox_by_id.get(sb.id.as_str()).and_then(|s| s.linux.as_ref()) {
+        match sandbox_by_id
+            .get(sb.id.as_str())
+            .and_then(|s| s.linux.as_ref())
+        {
             Some(l) => {
                 if let Some(v) = cpu_json(&sb.id, l.cpu.as_ref(), rates) {
                     pj["cpu"] = v;
@@ -441,7 +446,9 @@ pub fn summary(inp: &Inputs<'_>, rates: &mut CpuRates) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::pods::{group, CONTAINER_NAME_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL, POD_UID_LABEL};
+    use crate::server::pods::{
+        group, CONTAINER_NAME_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL, POD_UID_LABEL,
+    };
 
     #[test]
     fn parses_proc_files() {
@@ -561,13 +568,19 @@ mod tests {
         assert_eq!(s1["node"]["fs"]["inodesUsed"], 6);
         assert_eq!(s1["node"]["runtime"]["imageFs"]["usedBytes"], 7);
         let pod = &s1["pods"][0];
-        assert_eq!(pod["podRef"], json!({"name": "web", "namespace": "default", "uid": "u1"}));
+        assert_eq!(
+            pod["podRef"],
+            json!({"name": "web", "namespace": "default", "uid": "u1"})
+        );
         let c = &pod["containers"][0];
         assert_eq!(c["name"], "app");
         assert_eq!(c["memory"]["workingSetBytes"], 4096);
         assert_eq!(c["rootfs"]["usedBytes"], 12);
         assert_eq!(c["rootfs"]["capacityBytes"], 100);
-        assert!(c["cpu"].get("usageNanoCores").is_none(), "one sample has no rate");
+        assert!(
+            c["cpu"].get("usageNanoCores").is_none(),
+            "one sample has no rate"
+        );
         assert_eq!(pod["memory"]["workingSetBytes"], 4096);
         assert_eq!(pod["ephemeral-storage"]["usedBytes"], 12);
         let second = [stat(1_000 + 250_000_000, 2_000_000_000)];
