@@ -397,6 +397,14 @@ fn kubectl_logs_and_node_proxy_through_the_kubelet() {
     let nf = c.kubectl_err(&["get", "--raw", &format!("/api/v1/nodes/{NODE}/proxy/nope")]);
     assert!(nf.contains("NotFound") || nf.contains("not found"), "{nf}");
 
+    // exec goes through the API server to the kubelet as an upgrade request (WebSocket, then
+    // kubectl's SPDY fallback); the kubelet's refusal comes back to kubectl
+    let e = c.kubectl_err(&["exec", "web", "--", "true"]);
+    assert!(
+        e.contains("container \"app\" in pod \"web\" is not running"),
+        "{e}"
+    );
+
     // errors as upstream reports them
     c.kubectl_stdin(&["apply", "-f", "-"], &pod_yaml("multi", NODE, &["a", "b"]));
     // (kubectl itself defaults to the first container, so ask the API directly)
