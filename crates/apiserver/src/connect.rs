@@ -680,6 +680,7 @@ pub async fn serve(
             to_kubelet(api, name, &with_query(&rest, &raw_q), req).await
         }
         ("pods", "proxy") => pod_proxy(api, ns, name, req).await,
+        ("services", "proxy") => service_proxy(api, ns, name, req).await,
         _ => Err(ApiError::new(
             Reason::NotFound,
             "the server could not find the requested resource",
@@ -707,6 +708,139 @@ pub fn split_scheme_name_port(id: &str) -> Option<(String, String, String)> {
         return None;
     }
     Some((scheme.to_string(), name.to_string(), port.to_string()))
+}
+
+/// The service port name a services/proxy port names (a number is looked up among the
+/// service's ports, as upstream does).
+pub fn service_port_name(svc: &Value, port: &str, id: &str) -> Result<String, ApiError> {
+    if port.parse::<u16>().is_err() {
+        return Ok(port.to_string());
+    }
+    svc.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p["port"].as_u64().map(|n| n.to_string()).as_deref() == Some(port))
+        })
+        .map(|p| p["name"].as_str().unwrap_or("").to_string())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("no service port {port} found for service {id:?}"))
+        })
+}
+
+/// A ready endpoint (address, port) of EndpointSlices for the service port named `port_name`.
+pub fn pick_endpoint(slices: &[Value], port_name: &str) -> Option<(std::net::IpAddr, u16)> {
+    let mut candidates = Vec::new();
+    for s in slices {
+        let Some(port) = s
+            .pointer("/ports")
+            .and_then(Value::as_array)
+            .and_then(|ps| {
+                ps.iter()
+                    .find(|p| p["name"].as_str().unwrap_or("") == port_name)
+            })
+            .and_then(|p| p["port"].as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+        else {
+            continue;
+        };
+        for e in s["endpoints"].as_array().into_iter().flatten() {
+            if e.pointer("/conditions/ready") == Some(&Value::Bool(false)) {
+                continue;
+            }
+            if let Some(ip) = e
+                .pointer("/addresses/0")
+                .and_then(Value::as_str)
+                .and_then(|a| a.parse().ok())
+            {
+                candidates.push((ip, port));
+            }
+        }
+    }
+    if candidates.is_empty() {
+        return None;
+    }
+    let i = rand::random_range(0..candidates.len());
+    Some(candidates[i])
+}
+
+/// services/proxy: plain HTTP to a ready endpoint of the service port.
+async fn service_proxy(
+    api: &Api,
+    ns: &str,
+    id: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let (scheme, name, port) = split_scheme_name_port(id)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid service request {id:?}")))?;
+    if scheme == "https" {
+        return Err(ApiError::bad_request(
+            "https to services is not supported by this server's services/proxy",
+        ));
+    }
+    let svc = get(api, "services", ns, &name).await?;
+    let port_name = service_port_name(&svc, &port, id)?;
+    let (ri, _) = api
+        .lookup("discovery.k8s.io", "v1", "endpointslices")
+        .expect("endpointslices are built in");
+    let q = HashMap::from([(
+        "labelSelector".to_string(),
+        format!("kubernetes.io/service-name={name}"),
+    )]);
+    let filter = crate::handlers::Filter::from_query(&ri, &q)?;
+    let list = api
+        .list(
+            &Req {
+                ri: &ri,
+                namespace: ns,
+                name: "",
+                subresource: "",
+                query: &q,
+                username: "system:apiserver",
+                manager: "",
+                apply: false,
+                view: None,
+            },
+            &filter,
+        )
+        .await?;
+    let slices: Vec<Value> = list.items.iter().map(|o| (*o.obj).clone()).collect();
+    let (ip, port) = pick_endpoint(&slices, &port_name).ok_or_else(|| {
+        ApiError::service_unavailable(format!("no endpoints available for service {id:?}"))
+    })?;
+    let rest = proxy_remainder(req.uri().path(), "services", id);
+    let raw_q = req.uri().query().unwrap_or("").to_string();
+    dial_and_forward(ip, port, &with_query(&rest, &raw_q), req).await
+}
+
+/// Plain-HTTP proxying of `req` to `ip:port` at `path_and_query`.
+async fn dial_and_forward(
+    ip: std::net::IpAddr,
+    port: u16,
+    path_and_query: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let upgrade = is_upgrade(req.headers());
+    let mut req = req;
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let host = join_host_port(&ip.to_string(), port);
+    let out = backend_request(&parts, path_and_query, &host, body)?;
+    let tcp = tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect((ip, port)))
+        .await
+        .map_err(|_| {
+            proxy_error(
+                "error trying to reach service",
+                format!("dial tcp {host}: i/o timeout"),
+            )
+        })?
+        .map_err(|e| {
+            proxy_error(
+                "error trying to reach service",
+                format!("dial tcp {host}: {e}"),
+            )
+        })?;
+    forward(TokioIo::new(tcp), out, client_upgrade).await
 }
 
 /// pods/proxy: plain HTTP to the pod IP on the named or first declared container port.
@@ -751,27 +885,7 @@ async fn pod_proxy(
         .ok_or_else(|| ApiError::bad_request("address not allowed"))?;
     let rest = proxy_remainder(req.uri().path(), "pods", id);
     let raw_q = req.uri().query().unwrap_or("").to_string();
-    let upgrade = is_upgrade(req.headers());
-    let mut req = req;
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (parts, body) = req.into_parts();
-    let host = join_host_port(&ip.to_string(), port);
-    let out = backend_request(&parts, &with_query(&rest, &raw_q), &host, body)?;
-    let tcp = tokio::time::timeout(DIAL_TIMEOUT, tokio::net::TcpStream::connect((ip, port)))
-        .await
-        .map_err(|_| {
-            proxy_error(
-                "error trying to reach service",
-                format!("dial tcp {host}: i/o timeout"),
-            )
-        })?
-        .map_err(|e| {
-            proxy_error(
-                "error trying to reach service",
-                format!("dial tcp {host}: {e}"),
-            )
-        })?;
-    forward(TokioIo::new(tcp), out, client_upgrade).await
+    dial_and_forward(ip, port, &with_query(&rest, &raw_q), req).await
 }
 
 #[cfg(test)]
@@ -911,6 +1025,33 @@ mod tests {
         );
         assert_eq!(split_scheme_name_port("ftp:web:1"), None);
         assert_eq!(split_scheme_name_port("a:b:c:d"), None);
+    }
+
+    #[test]
+    fn service_ports_and_endpoints() {
+        let svc =
+            json!({"spec": {"ports": [{"name": "http", "port": 80}, {"name": "", "port": 9}]}});
+        assert_eq!(service_port_name(&svc, "80", "s:80").unwrap(), "http");
+        assert_eq!(service_port_name(&svc, "9", "s:9").unwrap(), "");
+        assert_eq!(service_port_name(&svc, "web", "s:web").unwrap(), "web");
+        assert_eq!(
+            service_port_name(&svc, "81", "s:81").unwrap_err().code(),
+            400
+        );
+        let slices = vec![
+            json!({"ports": [{"name": "other", "port": 1}], "endpoints": [{"addresses": ["10.0.0.9"]}]}),
+            json!({"ports": [{"name": "http", "port": 8080}], "endpoints": [
+                {"addresses": ["10.0.0.1"], "conditions": {"ready": false}},
+                {"addresses": ["10.0.0.2"], "conditions": {"ready": true}},
+            ]}),
+        ];
+        for _ in 0..20 {
+            assert_eq!(
+                pick_endpoint(&slices, "http"),
+                Some(("10.0.0.2".parse().unwrap(), 8080))
+            );
+        }
+        assert_eq!(pick_endpoint(&slices, "nope"), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! --disable-agent`, our CRI runtime and the kubelet HTTPS server in this process, a Node
 //! object pointing at that kubelet and Pod objects bound to it whose containers are started
 //! through CRI with the kubelet's labels; then the real kubectl: `logs` (-f, --tail,
-//! --timestamps, --previous), `get --raw .../nodes/<n>/proxy/...` and the error cases.
+//! --timestamps, --previous), `get --raw .../nodes/<n>/proxy/...`, `exec` reaching the kubelet,
+//! services/proxy to an EndpointSlice endpoint, and the error cases.
 //! Needs root and busybox-static.
 
 mod common;
@@ -444,4 +445,68 @@ fn kubectl_logs_and_node_proxy_through_the_kubelet() {
     let e = c.kubectl_err(&["get", "--raw", "/api/v1/nodes/missing/proxy/healthz"]);
     assert!(e.contains("nodes \"missing\" not found"), "{e}");
     drop(node);
+}
+
+/// An HTTP server answering every request with its request line.
+fn request_line_server() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = r.read_line(&mut first);
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let body = format!("backend saw: {}", first.trim_end());
+            let mut w = s;
+            let _ = write!(
+                w,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn services_proxy_reaches_a_ready_endpoint() {
+    let c = Cluster::start_with(&["--disable-scheduler", "--disable-controller-manager"]);
+    let port = request_line_server();
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n  ports:\n  - name: http\n    port: 80\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: echo-1\n  labels:\n    kubernetes.io/service-name: echo\naddressType: IPv4\nendpoints:\n- addresses: [\"127.0.0.1\"]\n  conditions: {{ready: true}}\nports:\n- name: http\n  port: {port}\n  protocol: TCP\n"
+        ),
+    );
+    let out = c.kubectl(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/services/echo:80/proxy/hello/world?x=1",
+    ]);
+    assert_eq!(out, "backend saw: GET /hello/world?x=1 HTTP/1.1");
+    let out = c.kubectl(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/services/http:echo:http/proxy/",
+    ]);
+    assert_eq!(out, "backend saw: GET / HTTP/1.1");
+    let e = c.kubectl_err(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/services/echo:81/proxy/",
+    ]);
+    assert!(e.contains("no service port 81 found for service"), "{e}");
+    let e = c.kubectl_err(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/services/echo:other/proxy/",
+    ]);
+    assert!(e.contains("no endpoints available for service"), "{e}");
 }
