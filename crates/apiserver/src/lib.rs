@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod auth;
 pub mod cache;
+pub mod connect;
 pub mod discovery;
 pub mod fields;
 pub mod handlers;
@@ -69,6 +70,8 @@ pub enum ServerError {
     Cache(#[from] cache::CacheError),
     #[error("bootstrap: {0}")]
     Bootstrap(String),
+    #[error(transparent)]
+    Connect(#[from] connect::ConnectError),
 }
 
 /// The shared state of the API server.
@@ -81,6 +84,9 @@ pub struct Api {
     /// host:port clients reach this server at (discovery's serverAddressByClientCIDRs).
     pub server_address: String,
     pub event_ttl: Duration,
+    /// How kubelets are reached for logs, exec, attach, port-forward and node proxy; set once
+    /// the PKI is loaded.
+    pub kubelet_client: std::sync::OnceLock<connect::KubeletClient>,
     event_lease: tokio::sync::Mutex<Option<(LeaseId, Instant)>>,
     /// The OpenAPI v2 document (built on first request, rebuilt when the CRDs change).
     pub openapi_v2: openapi_routes::V2Cache,
@@ -109,6 +115,7 @@ impl Api {
             authz,
             server_address,
             event_ttl,
+            kubelet_client: std::sync::OnceLock::new(),
             event_lease: tokio::sync::Mutex::new(None),
             openapi_v2: openapi_routes::V2Cache::default(),
         }))
@@ -351,6 +358,8 @@ pub async fn run(
         config.event_ttl,
     )
     .await?;
+    let kubelet_client = connect::KubeletClient::new(&p.ca.cert_pem, &p.kubelet_client_cert()?)?;
+    let _ = api.kubelet_client.set(kubelet_client);
     api.bootstrap().await?;
     ready(&url);
     serve(api, listener, tls, shutdown).await;

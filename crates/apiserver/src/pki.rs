@@ -27,6 +27,9 @@ pub enum PkiError {
 
 type Result<T> = std::result::Result<T, PkiError>;
 
+/// The user of the API server's kubelet client certificate.
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
+
 /// Days a leaf certificate is valid; it is re-issued at start when less than RENEW_DAYS remain.
 const LEAF_DAYS: i64 = 365;
 const RENEW_DAYS: i64 = 90;
@@ -398,6 +401,46 @@ impl Pki {
         }
     }
 
+    /// The API server's client certificate for kubelets (CN `kube-apiserver-kubelet-client`,
+    /// O `system:masters`, as kubeadm issues it), stored as `tls/apiserver-kubelet-client.*`.
+    pub fn kubelet_client_cert(&self) -> Result<CertPair> {
+        self.component_cert(
+            "apiserver-kubelet-client",
+            KUBELET_CLIENT_USER,
+            &["system:masters".to_string()],
+        )
+    }
+
+    /// A kubelet serving certificate for `node_name` (CN `system:node:<name>`, O `system:nodes`,
+    /// SANs: the node name and its IPs), issued by the cluster CA; stored as
+    /// `tls/kubelet/<node>.crt|key` and reused until it expires soon or lacks a SAN.
+    pub fn kubelet_serving_cert(&self, node_name: &str, ips: &[IpAddr]) -> Result<CertPair> {
+        let mut sans = vec![node_name.to_string()];
+        sans.extend(ips.iter().map(|ip| ip.to_string()));
+        let dir = self.dir.join("kubelet");
+        let cn = format!("system:node:{node_name}");
+        match load_pair(&dir, node_name)? {
+            Some(p)
+                if !needs_reissue(&p, &sans)
+                    && cert_facts(&p.cert_pem).is_some_and(|f| f.common_name == cn) =>
+            {
+                Ok(p)
+            }
+            _ => {
+                let p = issue(
+                    &self.ca,
+                    &cn,
+                    &["system:nodes".to_string()],
+                    &sans,
+                    true,
+                    false,
+                )?;
+                store_pair(&dir, node_name, &p)?;
+                Ok(p)
+            }
+        }
+    }
+
     /// The admin kubeconfig for a server URL, with the credentials embedded.
     pub fn admin_kubeconfig(&self, server_url: &str) -> String {
         kubeconfig(server_url, &self.ca.cert_pem, "admin", &self.admin)
@@ -510,5 +553,36 @@ mod tests {
             .decode(data)
             .unwrap();
         assert_eq!(String::from_utf8(pem).unwrap(), p.admin.cert_pem);
+    }
+
+    #[test]
+    fn kubelet_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Pki::load_or_create(dir.path(), &names()).unwrap();
+        let c = p.kubelet_client_cert().unwrap();
+        let f = cert_facts(&c.cert_pem).unwrap();
+        assert_eq!(f.common_name, "kube-apiserver-kubelet-client");
+        assert_eq!(f.organizations, vec!["system:masters"]);
+        assert!(dir.path().join("tls/apiserver-kubelet-client.crt").exists());
+        assert_eq!(p.kubelet_client_cert().unwrap().cert_pem, c.cert_pem);
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        let s = p.kubelet_serving_cert("node-a", &[ip]).unwrap();
+        let f = cert_facts(&s.cert_pem).unwrap();
+        assert_eq!(f.common_name, "system:node:node-a");
+        assert_eq!(f.organizations, vec!["system:nodes"]);
+        assert_eq!(f.sans, vec!["node-a".to_string(), "10.1.2.3".to_string()]);
+        assert!(dir.path().join("tls/kubelet/node-a.key").exists());
+        assert_eq!(
+            p.kubelet_serving_cert("node-a", &[ip]).unwrap().cert_pem,
+            s.cert_pem
+        );
+        // a new node IP re-issues it
+        let ip2: IpAddr = "10.9.9.9".parse().unwrap();
+        let s2 = p.kubelet_serving_cert("node-a", &[ip, ip2]).unwrap();
+        assert_ne!(s2.cert_pem, s.cert_pem);
+        assert!(cert_facts(&s2.cert_pem)
+            .unwrap()
+            .sans
+            .contains(&"10.9.9.9".to_string()));
     }
 }

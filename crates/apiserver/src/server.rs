@@ -372,6 +372,15 @@ async fn resource(
             verb_name, &ri.group, &ri.plural,
         ));
     }
+    if crd.is_none()
+        && ri.group.is_empty()
+        && matches!(
+            rr.subresource.as_str(),
+            "log" | "exec" | "attach" | "portforward" | "proxy"
+        )
+    {
+        return crate::connect::serve(api, &ri, &rr, req).await;
+    }
     let table_ok =
         matches!(rr.verb, Verb::Get | Verb::List | Verb::Watch) && rr.subresource.is_empty();
     let accept = negotiate::negotiate(header(req.headers(), "accept"), table_ok)?;

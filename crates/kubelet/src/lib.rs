@@ -2,4 +2,5 @@
 //! (and nothing else), heals them, and serves the kubelet HTTPS API.
 
 pub mod probe;
+pub mod server;
 pub mod volumes;

@@ -1,0 +1,366 @@
+//! The upgrade-aware proxy between a kubelet API client and the runtime's streaming server: the
+//! client's upgrade request (WebSocket or SPDY, its `Sec-WebSocket-Protocol` /
+//! `X-Stream-Protocol-Version` offers untouched) is replayed to the URL CRI Exec/Attach/
+//! PortForward returned, the upstream's answer goes back as is, and after a 101 both
+//! connections are piped into each other byte for byte.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use super::Body;
+
+/// Errors reaching the streaming server.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("unsupported streaming url {0}: only http:// is supported")]
+    Scheme(String),
+    #[error("error dialing backend {addr}: {reason}")]
+    Dial { addr: String, reason: String },
+    #[error("error proxying to backend: {0}")]
+    Http(String),
+}
+
+/// Whether a request asks for a protocol upgrade (`Connection: Upgrade` plus `Upgrade`).
+pub fn is_upgrade(h: &HeaderMap) -> bool {
+    let conn_upgrade = h.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .map(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+            .unwrap_or(false)
+    });
+    conn_upgrade && h.contains_key(header::UPGRADE)
+}
+
+/// Headers that describe the client's connection to us, not the request: dropped when the
+/// request is replayed upstream (Connection and Upgrade are kept for upgrade requests).
+const DROPPED: &[&str] = &[
+    "host",
+    "authorization",
+    "proxy-authorization",
+    "content-length",
+];
+
+/// The request to send upstream: `method` on `path_and_query` of `target`, the client's headers
+/// (credentials dropped), `Host` set to the target.
+pub fn upstream_request(
+    parts: &http::request::Parts,
+    target: &Uri,
+    query: Option<&str>,
+) -> Result<Request<Empty<Bytes>>, ProxyError> {
+    let path = target.path();
+    let pq = match query.filter(|q| !q.is_empty()) {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut req = Request::builder()
+        .method(parts.method.clone())
+        .uri(pq)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| ProxyError::Http(e.to_string()))?;
+    for (k, v) in &parts.headers {
+        if !DROPPED.contains(&k.as_str()) && !k.as_str().starts_with("impersonate-") {
+            req.headers_mut().append(k.clone(), v.clone());
+        }
+    }
+    if let Some(a) = target.authority() {
+        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+            req.headers_mut().insert(header::HOST, v);
+        }
+    }
+    Ok(req)
+}
+
+/// Proxies an upgrade request to `target` (the client's query string is passed on, as
+/// upstream's upgrade-aware handler does). A non-101 answer is returned to the client as is.
+pub async fn upgrade(req: Request<Incoming>, target: &Uri) -> Result<Response<Body>, ProxyError> {
+    if target.scheme_str() != Some("http") {
+        return Err(ProxyError::Scheme(target.to_string()));
+    }
+    let host = target
+        .host()
+        .unwrap_or("127.0.0.1")
+        .trim_matches(['[', ']']);
+    let port = target.port_u16().unwrap_or(80);
+    let addr = format!("{host}:{port}");
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect((host, port)),
+    )
+    .await
+    .map_err(|_| ProxyError::Dial {
+        addr: addr.clone(),
+        reason: "timed out".into(),
+    })?
+    .map_err(|e| ProxyError::Dial {
+        addr: addr.clone(),
+        reason: e.to_string(),
+    })?;
+    let _ = tcp.set_nodelay(true);
+    let query = req.uri().query().map(str::to_string);
+    let mut req = req;
+    let client_upgrade = hyper::upgrade::on(&mut req);
+    let (parts, _body) = req.into_parts();
+    let out = upstream_request(&parts, target, query.as_deref())?;
+    pipe(TokioIo::new(tcp), out, client_upgrade).await
+}
+
+/// Sends `out` over `io` and, on a 101, joins the two upgraded connections.
+pub async fn pipe<I>(
+    io: I,
+    out: Request<Empty<Bytes>>,
+    client_upgrade: hyper::upgrade::OnUpgrade,
+) -> Result<Response<Body>, ProxyError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| ProxyError::Http(e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "streaming backend connection ended");
+        }
+    });
+    let mut resp = sender
+        .send_request(out)
+        .await
+        .map_err(|e| ProxyError::Http(e.to_string()))?;
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .map_err(|e| -> super::BoxError { Box::new(e) })
+            .boxed_unsync();
+        return Ok(Response::from_parts(parts, body));
+    }
+    let upstream_upgrade = hyper::upgrade::on(&mut resp);
+    let mut back = Response::new(super::empty());
+    *back.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *back.headers_mut() = resp.headers().clone();
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
+            (Ok(c), Ok(u)) => (c, u),
+            (c, u) => {
+                tracing::debug!(client = ?c.err(), upstream = ?u.err(), "upgrade failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            Ok((up, down)) => tracing::debug!(up, down, "stream closed"),
+            Err(e) => tracing::debug!(error = %e, "stream ended with error"),
+        }
+    });
+    Ok(back)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrade_detection() {
+        let mut h = HeaderMap::new();
+        assert!(!is_upgrade(&h));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        assert!(!is_upgrade(&h));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(&h));
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        assert!(!is_upgrade(&h));
+    }
+
+    #[test]
+    fn upstream_request_keeps_protocol_headers_and_drops_credentials() {
+        let req = Request::builder()
+            .method("POST")
+            .uri("https://node:10250/exec/ns/p/c?command=ls&stdout=1")
+            .header("host", "node:10250")
+            .header("authorization", "Bearer secret")
+            .header("connection", "Upgrade")
+            .header("upgrade", "SPDY/3.1")
+            .header("x-stream-protocol-version", "v4.channel.k8s.io")
+            .header("x-stream-protocol-version", "v3.channel.k8s.io")
+            .header("sec-websocket-protocol", "v5.channel.k8s.io")
+            .header("impersonate-user", "x")
+            .body(())
+            .unwrap();
+        let (parts, _) = req.into_parts();
+        let target: Uri = "http://127.0.0.1:4321/exec/tok123".parse().unwrap();
+        let out = upstream_request(&parts, &target, Some("command=ls&stdout=1")).unwrap();
+        assert_eq!(out.method(), "POST");
+        assert_eq!(out.uri().to_string(), "/exec/tok123?command=ls&stdout=1");
+        let h = out.headers();
+        assert_eq!(h["host"], "127.0.0.1:4321");
+        assert!(h.get("authorization").is_none());
+        assert!(h.get("impersonate-user").is_none());
+        assert_eq!(h["upgrade"], "SPDY/3.1");
+        let versions: Vec<_> = h.get_all("x-stream-protocol-version").iter().collect();
+        assert_eq!(versions.len(), 2);
+        assert_eq!(h["sec-websocket-protocol"], "v5.channel.k8s.io");
+    }
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads an HTTP head (up to the blank line) from `s`.
+    async fn read_head(s: &mut tokio::net::TcpStream) -> String {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(s.read(&mut b).await.unwrap(), 1, "eof in head: {head:?}");
+            head.push(b[0]);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    /// A streaming-server stand-in: answers an upgrade with 101 choosing the first offered
+    /// WebSocket protocol, then echoes every byte; records the request head it saw.
+    async fn echo_upstream() -> (Uri, tokio::sync::oneshot::Receiver<String>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let head = read_head(&mut s).await;
+            let proto = head
+                .lines()
+                .find_map(|l| l.strip_prefix("sec-websocket-protocol: "))
+                .and_then(|v| v.split(',').next())
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let _ = tx.send(head.clone());
+            s.write_all(
+                format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: {proto}\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+            let (mut r, mut w) = s.split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+        });
+        (format!("http://{addr}/exec/token-1").parse().unwrap(), rx)
+    }
+
+    /// A plain upstream that refuses with 404 and a body.
+    async fn refusing_upstream() -> Uri {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            read_head(&mut s).await;
+            s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 13\r\n\r\nunknown token")
+                .await
+                .unwrap();
+        });
+        format!("http://{addr}/exec/bad").parse().unwrap()
+    }
+
+    /// Serves one connection whose requests are proxied to `target`.
+    async fn front(target: Uri) -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let svc = hyper::service::service_fn(move |req| {
+                let target = target.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(match upgrade(req, &target).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let mut r = Response::new(super::super::full(e.to_string()));
+                            *r.status_mut() = StatusCode::BAD_GATEWAY;
+                            r
+                        }
+                    })
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(s), svc)
+                .with_upgrades()
+                .await;
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn pipes_an_upgraded_connection_both_ways() {
+        let (target, seen) = echo_upstream().await;
+        let addr = front(target).await;
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /exec/ns/pod/ctr?command=sh&stdin=1 HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io, v4.channel.k8s.io\r\n\r\n").await.unwrap();
+        let head = read_head(&mut c).await.to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(
+            head.contains("sec-websocket-protocol: v5.channel.k8s.io"),
+            "{head}"
+        );
+        let upstream_head = seen.await.unwrap();
+        assert!(
+            upstream_head.starts_with("GET /exec/token-1?command=sh&stdin=1 HTTP/1.1"),
+            "{upstream_head}"
+        );
+        assert!(
+            upstream_head.contains("sec-websocket-protocol: v5.channel.k8s.io, v4.channel.k8s.io")
+        );
+        assert!(!upstream_head.to_ascii_lowercase().contains("authorization"));
+        // arbitrary bytes, including ones that are not valid HTTP, come back unchanged
+        let payload: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+        let (mut r, mut w) = c.into_split();
+        let writer = tokio::spawn({
+            let payload = payload.clone();
+            async move {
+                w.write_all(&payload).await.unwrap();
+                w
+            }
+        });
+        let mut back = vec![0u8; payload.len()];
+        r.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, payload);
+        drop(writer.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_refused_upgrade_is_returned_as_is() {
+        let addr = front(refusing_upstream().await).await;
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"POST /exec/ns/pod/ctr HTTP/1.1\r\nHost: node\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n").await.unwrap();
+        // the connection stays open (keep-alive): read until the 13-byte body is in
+        let mut resp = Vec::new();
+        let mut buf = [0u8; 256];
+        while !resp.ends_with(b"unknown token") {
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(n > 0, "eof: {}", String::from_utf8_lossy(&resp));
+            resp.extend_from_slice(&buf[..n]);
+        }
+        let resp = String::from_utf8(resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+        assert!(resp.ends_with("unknown token"), "{resp}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_backend_is_a_dial_error() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let target: Uri = format!("http://{addr}/x").parse().unwrap();
+        let front = front(target).await;
+        let mut c = tokio::net::TcpStream::connect(front).await.unwrap();
+        c.write_all(
+            b"GET /x HTTP/1.1\r\nHost: n\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let head = read_head(&mut c).await;
+        assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+    }
+}
