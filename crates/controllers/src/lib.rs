@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController};
 use kube::{Api, Client};
 
+pub mod cron;
 pub mod deployment;
 pub mod events;
 pub mod expectations;
