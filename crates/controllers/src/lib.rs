@@ -14,6 +14,7 @@ pub mod events;
 pub mod expectations;
 pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod leader;
 pub mod namespace;
 pub mod podutil;
