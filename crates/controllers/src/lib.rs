@@ -5,10 +5,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController};
 use kube::{Api, Client};
 
 pub mod cron;
+pub mod cronjob;
 pub mod deployment;
 pub mod events;
 pub mod expectations;
@@ -111,6 +113,8 @@ pub async fn run_controllers(client: Client, config: Config) {
     let namespaces = informer::Informer::new(Api::<Namespace>::all(client.clone()));
 
     let rcs = informer::Informer::new(Api::<ReplicationController>::all(client.clone()));
+    let jobs = informer::Informer::new(Api::<Job>::all(client.clone()));
+    let cronjobs = informer::Informer::new(Api::<CronJob>::all(client.clone()));
     let rsc = replicaset::ReplicaSetController::new(
         client.clone(),
         pods.clone(),
@@ -130,6 +134,13 @@ pub async fn run_controllers(client: Client, config: Config) {
         deploys.clone(),
         &config.identity,
     );
+    let jc = job::JobController::new(client.clone(), pods.clone(), jobs.clone(), &config.identity);
+    let cjc = cronjob::CronJobController::new(
+        client.clone(),
+        jobs.clone(),
+        cronjobs.clone(),
+        &config.identity,
+    );
     let nsc = namespace::NamespaceController::new(client.clone(), namespaces.clone());
     let sac = serviceaccount::ServiceAccountController::new(
         client.clone(),
@@ -142,6 +153,8 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(deploys.clone().run());
     set.spawn(namespaces.clone().run());
     set.spawn(rcs.clone().run());
+    set.spawn(jobs.clone().run());
+    set.spawn(cronjobs.clone().run());
     let ready = {
         let (p, r, d, n, c) = (
             pods.store.clone(),
@@ -150,12 +163,15 @@ pub async fn run_controllers(client: Client, config: Config) {
             namespaces.store.clone(),
             rcs.store.clone(),
         );
+        let (j, cj) = (jobs.store.clone(), cronjobs.store.clone());
         async move {
             let _ = p.wait_until_ready().await;
             let _ = r.wait_until_ready().await;
             let _ = d.wait_until_ready().await;
             let _ = n.wait_until_ready().await;
             let _ = c.wait_until_ready().await;
+            let _ = j.wait_until_ready().await;
+            let _ = cj.wait_until_ready().await;
         }
     };
     ready.await;
@@ -164,6 +180,8 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(rcc.run(2));
     set.spawn(dc.run(4));
     set.spawn(nsc.run(2));
+    set.spawn(jc.run(4));
+    set.spawn(cjc.run(2));
     set.spawn(sac.run());
     set.spawn(gc::GarbageCollector::new(client.clone()).run());
     if let Some(res) = set.join_next().await {
