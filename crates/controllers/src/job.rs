@@ -519,7 +519,18 @@ impl JobController {
                 continue;
             }
             to_release.push(p);
-            if unc_s.contains(&uid) || unc_f.contains(&uid) {
+            if unc_f.contains(&uid) {
+                // recorded by an earlier sync that did not get to finish: its verdict again
+                if let Some((PfpAction::FailJob, _, msg)) = spec
+                    .pod_failure_policy
+                    .as_ref()
+                    .and_then(|pfp| match_failure_policy(pfp, p))
+                {
+                    fail_job.get_or_insert(msg);
+                }
+                continue;
+            }
+            if unc_s.contains(&uid) {
                 continue;
             }
             if succeeded {
@@ -580,7 +591,7 @@ impl JobController {
         }
 
         // step 1: record newly finished pods as uncounted before letting go of them
-        let mut pending_release = false;
+        let mut latest: Job = (*job).clone();
         if !to_release.is_empty() {
             st.uncounted_terminated_pods = Some(UncountedTerminatedPods {
                 succeeded: Some(unc_s.iter().cloned().collect()),
@@ -592,15 +603,20 @@ impl JobController {
                     st.failed_indexes = Some(format_indexes(&failed_ix));
                 }
             }
-            let job = self.write_status(&job, &st).await?;
-            st = job.status.clone().unwrap_or_default();
+            if let Some(msg) = &fail_job {
+                if condition(&st, "FailureTarget").is_none() {
+                    set_condition(&mut st, "FailureTarget", "True", "PodFailurePolicy", msg, now);
+                }
+            }
+            let written = self.write_status(&latest, &st).await?;
+            st = written.status.clone().unwrap_or_default();
+            latest = written;
             for p in &to_release {
                 remove_finalizer(&pod_api, p).await?;
                 if let Some(uid) = &p.metadata.uid {
                     self.released.lock().unwrap().insert(uid.clone());
                 }
             }
-            pending_release = true;
         }
         // step 2: fold uncounted pods whose finalizer is gone into the counters
         let released = self.released.lock().unwrap().clone();
@@ -621,7 +637,6 @@ impl JobController {
         });
         let succeeded_total = st.succeeded.unwrap_or(0) + ks.len() as i32;
         let failed_total = st.failed.unwrap_or(0) + kf.len() as i32;
-        let _ = pending_release;
 
         let active: Vec<&Pod> = owned
             .iter()
@@ -809,7 +824,7 @@ impl JobController {
             }
         }
         if st != old {
-            self.write_status(&job, &st).await?;
+            self.write_status(&latest, &st).await?;
         }
         match manage_err {
             Some(e) => Err(e),

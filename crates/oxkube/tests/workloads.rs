@@ -1,0 +1,452 @@
+//! End-to-end tests of the workload controllers (Job, CronJob, StatefulSet, DaemonSet):
+//! `controllers::run` in-process against a real `oxkube server`, driven with the real kubectl.
+//! A stand-in plays the scheduler and kubelet through the API: it binds pods (to the node named
+//! by a `metadata.name` node-affinity term, else `node-1`), and sets their status from the
+//! image name: `succeed` exits 0, `exit-N` fails with exit code N, `unready` never starts,
+//! anything else runs Ready.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Config};
+use serde_json::{json, Value};
+
+struct Env {
+    c: Cluster,
+    _rt: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+async fn client(c: &Cluster) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
+    let cfg = Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    Client::try_from(cfg).unwrap()
+}
+
+fn affinity_node(p: &Pod) -> Option<String> {
+    let v = serde_json::to_value(p.spec.as_ref()?.affinity.as_ref()?).ok()?;
+    let terms = v.pointer("/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")?;
+    for t in terms.as_array()? {
+        for f in t["matchFields"].as_array().into_iter().flatten() {
+            if f["key"] == "metadata.name" && f["operator"] == "In" {
+                return f["values"][0].as_str().map(String::from);
+            }
+        }
+    }
+    None
+}
+
+fn container_statuses(p: &Pod, state: Value, ready: bool) -> Value {
+    let cs: Vec<Value> = p
+        .spec
+        .as_ref()
+        .map(|s| s.containers.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            json!({"name": c.name, "image": c.image, "imageID": "", "ready": ready,
+                   "restartCount": 0, "started": ready, "state": state})
+        })
+        .collect();
+    json!(cs)
+}
+
+/// Bind pods, play their containers from the image name, finish graceful deletions.
+async fn fake_kubelet(client: Client) {
+    let pods: Api<Pod> = Api::all(client.clone());
+    loop {
+        if let Ok(list) = pods.list(&ListParams::default()).await {
+            for p in list {
+                let ns = p.metadata.namespace.clone().unwrap_or_default();
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+                let phase = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_default();
+                if p.metadata.deletion_timestamp.is_some() {
+                    if phase != "Succeeded" && phase != "Failed" {
+                        // the container is killed: exit 137
+                        let st = json!({"status": {"phase": "Failed", "containerStatuses":
+                            container_statuses(&p, json!({"terminated": {"exitCode": 137, "reason": "Error"}}), false)}});
+                        let _ = api
+                            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&st))
+                            .await;
+                    }
+                    let _ = api
+                        .delete(
+                            &name,
+                            &DeleteParams {
+                                grace_period_seconds: Some(0),
+                                ..Default::default()
+                            },
+                        )
+                        .await;
+                    continue;
+                }
+                let bound = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .is_some_and(|n| !n.is_empty());
+                if !bound {
+                    let node = affinity_node(&p).unwrap_or_else(|| "node-1".into());
+                    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                        "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
+                    let _ = api
+                        .create_subresource::<Value, Value>(
+                            "binding",
+                            &name,
+                            &PostParams::default(),
+                            &binding,
+                        )
+                        .await;
+                    continue;
+                }
+                if !phase.is_empty() && phase != "Pending" {
+                    continue;
+                }
+                let image = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.containers.first())
+                    .and_then(|c| c.image.clone())
+                    .unwrap_or_default();
+                let now = k8s_openapi::jiff::Timestamp::now().to_string();
+                let st = if image.contains("unready") {
+                    continue;
+                } else if image.contains("succeed") {
+                    json!({"status": {"phase": "Succeeded", "containerStatuses": container_statuses(&p,
+                        json!({"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now}}), false)}})
+                } else if let Some(code) = image.split("exit-").nth(1) {
+                    let code: i32 = code
+                        .trim_end_matches(|c: char| !c.is_ascii_digit())
+                        .parse()
+                        .unwrap_or(1);
+                    json!({"status": {"phase": "Failed", "containerStatuses": container_statuses(&p,
+                        json!({"terminated": {"exitCode": code, "reason": "Error", "finishedAt": now}}), false)}})
+                } else {
+                    json!({"status": {"phase": "Running", "conditions": [
+                        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                        {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                        {"type": "Ready", "status": "True", "lastTransitionTime": now}],
+                        "containerStatuses": container_statuses(&p, json!({"running": {"startedAt": now}}), true)}})
+                };
+                let _ = api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&st))
+                    .await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn start() -> Env {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = Cluster::start_with(&["--disable-controller-manager", "--disable-scheduler"]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let cl = rt.block_on(client(&c));
+    let cfg = controllers::Config {
+        identity: "workloads-test".into(),
+        ..Default::default()
+    };
+    rt.spawn(async move {
+        let shutdown = async move {
+            let _ = rx.await;
+        };
+        let kl = cl.clone();
+        tokio::select! {
+            r = controllers::run(cl, cfg, shutdown) => r.unwrap(),
+            _ = fake_kubelet(kl) => {}
+        }
+    });
+    Env {
+        c,
+        _rt: rt,
+        stop: Some(tx),
+    }
+}
+
+#[track_caller]
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn json_of(c: &Cluster, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    serde_json::from_str(&c.kubectl(&a)).unwrap()
+}
+
+fn items(c: &Cluster, args: &[&str]) -> Vec<Value> {
+    json_of(c, args)["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn condition(obj: &Value, type_: &str) -> Option<Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_ && c["status"] == "True")
+        .cloned()
+}
+
+fn job_yaml(name: &str, image: &str, spec: &str) -> String {
+    format!(
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+spec:
+{spec}
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: {image}
+"#
+    )
+}
+
+#[test]
+fn job_runs_to_completion() {
+    let env = start();
+    let c = &env.c;
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &job_yaml("work", "succeed", "  completions: 3\n  parallelism: 2"),
+    );
+    wait_for("job complete", 60, || {
+        condition(&json_of(c, &["get", "job", "work"]), "Complete").is_some()
+    });
+    let job = json_of(c, &["get", "job", "work"]);
+    assert_eq!(job["status"]["succeeded"], 3, "{job}");
+    assert!(job["status"]["completionTime"].is_string());
+    assert!(job["status"]["startTime"].is_string());
+    let sc = condition(&job, "SuccessCriteriaMet").expect("SuccessCriteriaMet");
+    assert_eq!(sc["reason"], "CompletionsReached");
+    assert_eq!(job["status"]["active"].as_i64().unwrap_or(0), 0);
+    // finalizers released on every pod, and exactly 3 pods ran
+    let pods = items(c, &["get", "pods", "-l", "batch.kubernetes.io/job-name=work"]);
+    assert_eq!(pods.len(), 3);
+    for p in &pods {
+        assert!(p["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty()), "{p}");
+        assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "Job");
+    }
+    // kubectl get jobs columns
+    let out = c.kubectl(&["get", "jobs"]);
+    let rows = common::rows(&out);
+    assert_eq!(
+        rows[0][..4],
+        ["NAME", "STATUS", "COMPLETIONS", "DURATION"].map(String::from)
+    );
+    assert_eq!(rows[1][0], "work");
+    assert_eq!(rows[1][1], "Complete");
+    assert_eq!(rows[1][2], "3/3");
+    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=work"]);
+    assert!(events.contains("SuccessfulCreate"), "{events}");
+    assert!(events.contains("Completed"), "{events}");
+}
+
+#[test]
+fn job_failures_backoff_limit_and_pod_failure_policy() {
+    let env = start();
+    let c = &env.c;
+    // backoffLimit 0: the first failure fails the job
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &job_yaml("once", "exit-3", "  backoffLimit: 0"),
+    );
+    // a FailJob rule on exit code 42
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &job_yaml(
+            "pfp",
+            "exit-42",
+            "  backoffLimit: 6\n  podFailurePolicy:\n    rules:\n    - action: FailJob\n      onExitCodes:\n        containerName: main\n        operator: In\n        values: [42]",
+        ),
+    );
+    // activeDeadlineSeconds on pods that never finish
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &job_yaml("slow", "sleeper", "  activeDeadlineSeconds: 2"),
+    );
+    for (name, reason) in [
+        ("once", "BackoffLimitExceeded"),
+        ("pfp", "PodFailurePolicy"),
+        ("slow", "DeadlineExceeded"),
+    ] {
+        wait_for(&format!("job {name} failed"), 60, || {
+            condition(&json_of(c, &["get", "job", name]), "Failed").is_some()
+        });
+        let job = json_of(c, &["get", "job", name]);
+        let failed = condition(&job, "Failed").unwrap();
+        assert_eq!(failed["reason"], reason, "{job}");
+        let target = condition(&job, "FailureTarget").expect("FailureTarget first");
+        assert_eq!(target["reason"], reason);
+        assert!(job["status"]["completionTime"].is_null());
+    }
+    let pfp = json_of(c, &["get", "job", "pfp"]);
+    assert_eq!(pfp["status"]["failed"], 1, "{pfp}");
+    assert!(condition(&pfp, "Failed").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .contains("failed with exit code 42 matching FailJob rule at index 0"));
+    let slow = json_of(c, &["get", "job", "slow"]);
+    assert_eq!(slow["status"]["active"].as_i64().unwrap_or(0), 0);
+    let out = c.kubectl(&["get", "jobs"]);
+    assert!(out.contains("Failed"), "{out}");
+    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=once"]);
+    assert!(events.contains("BackoffLimitExceeded"), "{events}");
+}
+
+#[test]
+fn indexed_job_suspend_and_ttl() {
+    let env = start();
+    let c = &env.c;
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &job_yaml(
+            "ix",
+            "succeed",
+            "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n  suspend: true\n  ttlSecondsAfterFinished: 3",
+        ),
+    );
+    wait_for("suspended", 30, || {
+        condition(&json_of(c, &["get", "job", "ix"]), "Suspended").is_some()
+    });
+    assert!(items(c, &["get", "pods", "-l", "batch.kubernetes.io/job-name=ix"]).is_empty());
+    c.kubectl(&["patch", "job", "ix", "--type=merge", "-p", r#"{"spec":{"suspend":false}}"#]);
+    wait_for("indexed job complete", 60, || {
+        condition(&json_of(c, &["get", "job", "ix"]), "Complete").is_some()
+    });
+    let job = json_of(c, &["get", "job", "ix"]);
+    assert_eq!(job["status"]["completedIndexes"], "0-2", "{job}");
+    let resumed = job["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Suspended")
+        .cloned()
+        .unwrap();
+    assert_eq!(resumed["status"], "False");
+    assert_eq!(resumed["reason"], "JobResumed");
+    let pods = items(c, &["get", "pods", "-l", "batch.kubernetes.io/job-name=ix"]);
+    let mut seen: Vec<(String, String)> = pods
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                p["spec"]["hostname"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [("0", "ix-0"), ("1", "ix-1"), ("2", "ix-2")].map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    // ttlSecondsAfterFinished: the job and its pods go away
+    wait_for("job deleted by ttl", 30, || {
+        !c.kubectl_raw(&["get", "job", "ix"]).status.success()
+    });
+}
+
+#[test]
+fn cronjob_schedules_jobs_and_kubectl_create_from() {
+    let env = start();
+    let c = &env.c;
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: tick
+spec:
+  schedule: "* * * * *"
+  timeZone: Europe/Paris
+  successfulJobsHistoryLimit: 1
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: main
+            image: succeed
+"#,
+    );
+    // manual run, client side: kubectl builds the Job from the template
+    c.kubectl(&["create", "job", "manual", "--from=cronjob/tick"]);
+    wait_for("manual job complete", 60, || {
+        condition(&json_of(c, &["get", "job", "manual"]), "Complete").is_some()
+    });
+    let manual = json_of(c, &["get", "job", "manual"]);
+    assert_eq!(manual["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    // the next minute boundary starts a scheduled job
+    wait_for("scheduled job", 75, || {
+        json_of(c, &["get", "cronjob", "tick"])["status"]["lastScheduleTime"].is_string()
+    });
+    let cj = json_of(c, &["get", "cronjob", "tick"]);
+    let last = cj["status"]["lastScheduleTime"].as_str().unwrap().to_string();
+    let ts: k8s_openapi::jiff::Timestamp = last.parse().unwrap();
+    let name = format!("tick-{}", ts.as_second() / 60);
+    let job = json_of(c, &["get", "job", &name]);
+    assert!(job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+        .as_str()
+        .unwrap()
+        .ends_with("+01:00")
+        || job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with("+02:00"));
+    wait_for("lastSuccessfulTime", 60, || {
+        let cj = json_of(c, &["get", "cronjob", "tick"]);
+        cj["status"]["lastSuccessfulTime"].is_string() && cj["status"]["active"].is_null()
+    });
+    // history limit 1: of the two finished jobs only the newest is kept
+    wait_for("history pruned", 60, || {
+        let jobs = items(c, &["get", "jobs"]);
+        jobs.len() == 1 && jobs[0]["metadata"]["name"] == name.as_str()
+    });
+    let out = c.kubectl(&["get", "cronjobs"]);
+    assert!(out.contains("* * * * *"), "{out}");
+    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=tick"]);
+    assert!(events.contains("SuccessfulCreate"), "{events}");
+    assert!(events.contains("SawCompletedJob"), "{events}");
+}
