@@ -450,3 +450,273 @@ spec:
     assert!(events.contains("SuccessfulCreate"), "{events}");
     assert!(events.contains("SawCompletedJob"), "{events}");
 }
+
+const STS: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: nginx
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: c
+        image: nginx:1
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 1Gi
+"#;
+
+fn pod_image(c: &Cluster, name: &str) -> String {
+    json_of(c, &["get", "pod", name])["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn exists(c: &Cluster, args: &[&str]) -> bool {
+    c.kubectl_raw(args).status.success()
+}
+
+#[test]
+fn statefulset_ordered_pods_claims_and_partitioned_rollout() {
+    let env = start();
+    let c = &env.c;
+    c.kubectl_stdin(&["apply", "-f", "-"], STS);
+    c.kubectl(&["rollout", "status", "statefulset/web", "--timeout=90s"]);
+    let pods = items(c, &["get", "pods", "-l", "app=web"]);
+    let mut names: Vec<&str> = pods
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["web-0", "web-1", "web-2"]);
+    for p in &pods {
+        let name = p["metadata"]["name"].as_str().unwrap();
+        let labels = &p["metadata"]["labels"];
+        assert_eq!(labels["statefulset.kubernetes.io/pod-name"], name);
+        assert_eq!(labels["apps.kubernetes.io/pod-index"], &name[4..]);
+        assert_eq!(p["spec"]["hostname"], name);
+        assert_eq!(p["spec"]["subdomain"], "nginx");
+        assert_eq!(
+            p["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            format!("data-{name}")
+        );
+        assert!(exists(c, &["get", "pvc", &format!("data-{name}")]));
+    }
+    // OrderedReady: each pod was created after the previous one became ready
+    let ready_at = |name: &str| {
+        let p = pods.iter().find(|p| p["metadata"]["name"] == name).unwrap();
+        p["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()["lastTransitionTime"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let created = |name: &str| {
+        let p = pods.iter().find(|p| p["metadata"]["name"] == name).unwrap();
+        p["metadata"]["creationTimestamp"].as_str().unwrap().to_string()
+    };
+    assert!(created("web-1") >= ready_at("web-0"));
+    assert!(created("web-2") >= ready_at("web-1"));
+    let sts = json_of(c, &["get", "sts", "web"]);
+    assert_eq!(sts["status"]["readyReplicas"], 3);
+    assert_eq!(sts["status"]["currentRevision"], sts["status"]["updateRevision"]);
+
+    // a partitioned rolling update touches only ordinals >= partition, from the top
+    c.kubectl(&[
+        "patch", "sts", "web", "--type=merge", "-p",
+        r#"{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"partition":1}}}}"#,
+    ]);
+    c.kubectl(&["set", "image", "statefulset/web", "c=nginx:2"]);
+    c.kubectl(&["rollout", "status", "statefulset/web", "--timeout=90s"]);
+    wait_for("ordinals 1 and 2 updated", 60, || {
+        pod_image(c, "web-2") == "nginx:2" && pod_image(c, "web-1") == "nginx:2"
+    });
+    assert_eq!(pod_image(c, "web-0"), "nginx:1");
+    let sts = json_of(c, &["get", "sts", "web"]);
+    assert_eq!(sts["status"]["updatedReplicas"], 2, "{sts}");
+    assert_ne!(sts["status"]["currentRevision"], sts["status"]["updateRevision"]);
+    // partition 0 finishes the rollout
+    c.kubectl(&[
+        "patch", "sts", "web", "--type=merge", "-p",
+        r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}"#,
+    ]);
+    c.kubectl(&["rollout", "status", "statefulset/web", "--timeout=90s"]);
+    wait_for("revisions converge", 60, || {
+        let s = json_of(c, &["get", "sts", "web"]);
+        s["status"]["currentRevision"] == s["status"]["updateRevision"]
+            && s["status"]["updatedReplicas"] == 3
+    });
+    assert_eq!(pod_image(c, "web-0"), "nginx:2");
+    let revs = items(c, &["get", "controllerrevisions"]);
+    assert_eq!(revs.len(), 2, "{revs:?}");
+    let hist = c.kubectl(&["rollout", "history", "statefulset/web"]);
+    assert!(hist.contains('1') && hist.contains('2'), "{hist}");
+
+    // scale down: highest ordinals go, claims stay (Retain)
+    c.kubectl(&["scale", "statefulset/web", "--replicas=1"]);
+    wait_for("scaled down", 60, || {
+        items(c, &["get", "pods", "-l", "app=web"]).len() == 1
+    });
+    assert!(exists(c, &["get", "pod", "web-0"]));
+    assert!(exists(c, &["get", "pvc", "data-web-2"]));
+    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=web"]);
+    assert!(events.contains("create Pod web-0 in StatefulSet web successful"), "{events}");
+}
+
+#[test]
+fn statefulset_parallel_with_ordinal_start_and_claim_deletion() {
+    let env = start();
+    let c = &env.c;
+    let yaml = STS
+        .replace("name: web", "name: par")
+        .replace("app: web", "app: par")
+        .replace("replicas: 3", "replicas: 3\n  podManagementPolicy: Parallel\n  ordinals: {start: 5}\n  persistentVolumeClaimRetentionPolicy: {whenScaled: Delete, whenDeleted: Retain}");
+    c.kubectl_stdin(&["apply", "-f", "-"], &yaml);
+    c.kubectl(&["rollout", "status", "statefulset/par", "--timeout=90s"]);
+    let mut names: Vec<String> = items(c, &["get", "pods", "-l", "app=par"])
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["par-5", "par-6", "par-7"]);
+    // a failed pod is replaced under the same name
+    let uid = json_of(c, &["get", "pod", "par-6"])["metadata"]["uid"].clone();
+    c.kubectl(&["delete", "pod", "par-6", "--wait=false"]);
+    wait_for("par-6 replaced", 60, || {
+        let p = c.kubectl_raw(&["get", "pod", "par-6", "-o", "json"]);
+        p.status.success()
+            && serde_json::from_slice::<Value>(&p.stdout).unwrap()["metadata"]["uid"] != uid
+    });
+    c.kubectl(&["scale", "statefulset/par", "--replicas=1"]);
+    wait_for("scaled down with claims", 60, || {
+        items(c, &["get", "pods", "-l", "app=par"]).len() == 1
+            && !exists(c, &["get", "pvc", "data-par-7"])
+            && !exists(c, &["get", "pvc", "data-par-6"])
+    });
+    assert!(exists(c, &["get", "pvc", "data-par-5"]));
+}
+
+#[test]
+fn daemonset_one_pod_per_eligible_node_and_rolling_update() {
+    let env = start();
+    let c = &env.c;
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-a
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-b
+spec:
+  unschedulable: true
+  taints:
+  - {key: node.kubernetes.io/unschedulable, effect: NoSchedule}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-gpu
+spec:
+  taints:
+  - {key: dedicated, value: gpu, effect: NoSchedule}
+"#,
+    );
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      containers:
+      - name: c
+        image: agent:1
+"#,
+    );
+    c.kubectl(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
+    let nodes_of = || {
+        let mut v: Vec<String> = items(c, &["get", "pods", "-l", "app=agent"])
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(nodes_of(), ["node-a", "node-b"]);
+    let pods = items(c, &["get", "pods", "-l", "app=agent"]);
+    for p in &pods {
+        let node = p["spec"]["nodeName"].as_str().unwrap();
+        let term = &p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchFields"][0];
+        assert_eq!(term["key"], "metadata.name");
+        assert_eq!(term["values"][0], node);
+        let tols = p["spec"]["tolerations"].as_array().unwrap();
+        assert!(tols.iter().any(|t| t["key"] == "node.kubernetes.io/unschedulable"));
+        assert!(p["metadata"]["labels"]["controller-revision-hash"].is_string());
+    }
+    let ds = json_of(c, &["get", "ds", "agent"]);
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 2, "{ds}");
+    assert_eq!(ds["status"]["currentNumberScheduled"], 2);
+    assert_eq!(ds["status"]["numberReady"], 2);
+    assert_eq!(ds["status"]["numberMisscheduled"], 0);
+
+    // the gpu node tolerated: a third pod
+    c.kubectl(&[
+        "patch", "ds", "agent", "--type=json", "-p",
+        r#"[{"op":"add","path":"/spec/template/spec/tolerations","value":[{"key":"dedicated","operator":"Exists","effect":"NoSchedule"}]}]"#,
+    ]);
+    c.kubectl(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
+    wait_for("three nodes", 60, || nodes_of() == ["node-a", "node-b", "node-gpu"]);
+
+    // rolling update to a new image
+    c.kubectl(&["set", "image", "daemonset/agent", "c=agent:2"]);
+    c.kubectl(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
+    wait_for("all on agent:2", 60, || {
+        let pods: Vec<Value> = items(c, &["get", "pods", "-l", "app=agent"])
+            .into_iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect();
+        pods.len() == 3 && pods.iter().all(|p| p["spec"]["containers"][0]["image"] == "agent:2")
+    });
+    let ds = json_of(c, &["get", "ds", "agent"]);
+    assert_eq!(ds["status"]["updatedNumberScheduled"], 3, "{ds}");
+    assert!(items(c, &["get", "controllerrevisions"]).len() >= 2);
+
+    // a NoExecute taint evicts the daemon pod from that node
+    c.kubectl(&["taint", "node", "node-a", "evict=now:NoExecute"]);
+    wait_for("evicted from node-a", 60, || nodes_of() == ["node-b", "node-gpu"]);
+    let ds = json_of(c, &["get", "ds", "agent"]);
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 2, "{ds}");
+    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=agent"]);
+    assert!(events.contains("SuccessfulCreate"), "{events}");
+}
