@@ -498,6 +498,7 @@ impl JobController {
         let comp_n = completions.unwrap_or(0);
 
         // ---- account finished pods ----
+        let failing = condition(&st, "FailureTarget").is_some();
         let released = self.released.lock().unwrap().clone();
         let mut unc = st.uncounted_terminated_pods.clone().unwrap_or_default();
         let mut unc_s: BTreeSet<String> = unc.succeeded.take().unwrap_or_default().into_iter().collect();
@@ -514,7 +515,8 @@ impl JobController {
                 continue;
             }
             let succeeded = phase(p) == "Succeeded";
-            let failed = !succeeded && is_failed(p, &job);
+            // once the job is failing, every pod still running counts as failed
+            let failed = !succeeded && (failing || is_failed(p, &job));
             if !succeeded && !failed {
                 continue;
             }
@@ -692,7 +694,7 @@ impl JobController {
                 target = Some((
                     "Failed",
                     "MaxFailedIndexesExceeded".into(),
-                    "Job has exceeded the specified maximum number of failed indexes".into(),
+                    "Job has exceeded the specified maximal number of failed indexes".into(),
                 ));
             } else if per_index.is_some()
                 && !failed_ix.is_empty()
@@ -715,11 +717,12 @@ impl JobController {
                     format!("Matched rules at index {i}"),
                 ));
             } else {
-                let done = match completions {
-                    Some(c) if indexed => completed.len() as i32 >= c,
-                    Some(c) => succeeded_total >= c,
-                    None => succeeded_total > 0 && active.is_empty(),
-                };
+                let done = active.is_empty()
+                    && match completions {
+                        Some(c) if indexed => completed.len() as i32 >= c,
+                        Some(c) => succeeded_total >= c,
+                        None => succeeded_total > 0,
+                    };
                 if done {
                     target = Some((
                         "Complete",

@@ -3,7 +3,7 @@
 //! A stand-in plays the scheduler and kubelet through the API: it binds pods (to the node named
 //! by a `metadata.name` node-affinity term, else `node-1`), and sets their status from the
 //! image name: `succeed` exits 0, `exit-N` fails with exit code N, `unready` never starts,
-//! anything else runs Ready.
+//! `index-I-<behaviour>` applies to completion index I only, anything else runs Ready.
 
 mod common;
 
@@ -127,6 +127,20 @@ async fn fake_kubelet(client: Client) {
                     .and_then(|s| s.containers.first())
                     .and_then(|c| c.image.clone())
                     .unwrap_or_default();
+                // `index-N-<behaviour>`: the pod with completion index N behaves so; the others
+                // succeed (when N fails) or run
+                let index = p
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("batch.kubernetes.io/job-completion-index").cloned())
+                    .unwrap_or_default();
+                let image = match image.strip_prefix("index-").and_then(|r| r.split_once('-')) {
+                    Some((n, rest)) if n == index => rest.to_string(),
+                    Some((_, rest)) if rest.starts_with("exit") => "succeed".to_string(),
+                    Some(_) => "run".to_string(),
+                    None => image,
+                };
                 let now = k8s_openapi::jiff::Timestamp::now().to_string();
                 let st = if image.contains("unready") {
                     continue;
@@ -383,6 +397,57 @@ fn indexed_job_suspend_and_ttl() {
     // ttlSecondsAfterFinished: the job and its pods go away
     wait_for("job deleted by ttl", 30, || {
         !c.kubectl_raw(&["get", "job", "ix"]).status.success()
+    });
+}
+
+#[test]
+fn indexed_job_success_policy_and_backoff_limit_per_index() {
+    let env = start();
+    let c = &env.c;
+    // index 1 fails once: with backoffLimitPerIndex 0 the index fails, the others complete
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &job_yaml(
+            "perindex",
+            "index-1-exit-7",
+            "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n  backoffLimitPerIndex: 0",
+        ),
+    );
+    // index 0 succeeds, the others keep running: the success policy completes the job
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &job_yaml(
+            "leader",
+            "index-0-succeed",
+            "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n  successPolicy:\n    rules:\n    - succeededIndexes: \"0\"",
+        ),
+    );
+    wait_for("perindex failed", 60, || {
+        condition(&json_of(c, &["get", "job", "perindex"]), "Failed").is_some()
+    });
+    let job = json_of(c, &["get", "job", "perindex"]);
+    assert_eq!(condition(&job, "Failed").unwrap()["reason"], "FailedIndexes", "{job}");
+    assert_eq!(job["status"]["failedIndexes"], "1");
+    assert_eq!(job["status"]["completedIndexes"], "0,2");
+    assert_eq!(job["status"]["failed"], 1);
+    assert_eq!(job["status"]["succeeded"], 2);
+    // the failed index was not retried
+    let pods = items(c, &["get", "pods", "-l", "batch.kubernetes.io/job-name=perindex"]);
+    assert_eq!(pods.len(), 3, "{pods:?}");
+
+    wait_for("leader complete", 60, || {
+        condition(&json_of(c, &["get", "job", "leader"]), "Complete").is_some()
+    });
+    let job = json_of(c, &["get", "job", "leader"]);
+    let met = condition(&job, "SuccessCriteriaMet").unwrap();
+    assert_eq!(met["reason"], "SuccessPolicy");
+    assert_eq!(met["message"], "Matched rules at index 0");
+    assert_eq!(job["status"]["completedIndexes"], "0");
+    // the other indexes were stopped
+    wait_for("leader pods stopped", 30, || {
+        items(c, &["get", "pods", "-l", "batch.kubernetes.io/job-name=leader"])
+            .iter()
+            .all(|p| p["status"]["phase"] != "Running")
     });
 }
 
