@@ -31,12 +31,12 @@ pub fn job_name(cronjob: &str, scheduled: &DateTime<Utc>) -> String {
 }
 
 pub fn to_chrono(t: Timestamp) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
-        .unwrap_or_default()
+    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32).unwrap_or_default()
 }
 
 pub fn to_jiff(t: &DateTime<Utc>) -> Timestamp {
-    Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
+    Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// What a sync decided about the schedule (pure: the caller performs it).
@@ -66,8 +66,7 @@ pub fn decide(
             from = deadline;
         }
     }
-    let (recent, missed) =
-        cron::most_recent(s, &from.with_timezone(&tz), &now.with_timezone(&tz))?;
+    let (recent, missed) = cron::most_recent(s, &from.with_timezone(&tz), &now.with_timezone(&tz))?;
     let Some(t) = recent.map(|t| t.with_timezone(&Utc)) else {
         return Ok((Decision::Wait, missed));
     };
@@ -232,7 +231,9 @@ impl CronJobController {
         }
         active.retain(|r| !missing.contains(&r.uid));
 
-        let result = self.schedule(&cj, &jobs, &mut active, &mut st, &job_api).await;
+        let result = self
+            .schedule(&cj, &jobs, &mut active, &mut st, &job_api)
+            .await;
         st.active = (!active.is_empty()).then_some(active);
         if st != old {
             let mut c = (*cj).clone();
@@ -372,11 +373,8 @@ impl CronJobController {
                         ),
                         Err(kube::Error::Api(s)) if s.code == 404 => {}
                         Err(e) => {
-                            self.recorder.warning(
-                                cj,
-                                "FailedDelete",
-                                format!("Deleted job: {e}"),
-                            );
+                            self.recorder
+                                .warning(cj, "FailedDelete", format!("Deleted job: {e}"));
                             active.push(r);
                             return Err(e.into());
                         }
@@ -476,7 +474,9 @@ impl CronJobController {
                         "SuccessfulDelete",
                         format!("Deleted job {}", j.name_any()),
                     ),
-                    Err(e) => tracing::debug!(error = %e, job = %j.name_any(), "history cleanup failed"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, job = %j.name_any(), "history cleanup failed")
+                    }
                 }
             }
         }
@@ -505,7 +505,12 @@ mod tests {
         let every5 = cron::parse("*/5 * * * *").unwrap();
         let cases = [
             // nothing due yet
-            ("2024-01-01T00:00:00Z", "2024-01-01T00:03:00Z", None, Decision::Wait),
+            (
+                "2024-01-01T00:00:00Z",
+                "2024-01-01T00:03:00Z",
+                None,
+                Decision::Wait,
+            ),
             // due
             (
                 "2024-01-01T00:00:00Z",

@@ -50,7 +50,10 @@ pub fn add_daemon_tolerations(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
         toleration("node.kubernetes.io/unschedulable", "NoSchedule"),
     ];
     if spec.host_network == Some(true) {
-        add.push(toleration("node.kubernetes.io/network-unavailable", "NoSchedule"));
+        add.push(toleration(
+            "node.kubernetes.io/network-unavailable",
+            "NoSchedule",
+        ));
     }
     let ts = spec.tolerations.get_or_insert_with(Vec::new);
     for t in add {
@@ -72,7 +75,10 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     }
     match t.operator.as_deref().unwrap_or("Equal") {
         "Exists" => true,
-        "Equal" | "" => !key.is_empty() && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        "Equal" | "" => {
+            !key.is_empty()
+                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
         _ => false,
     }
 }
@@ -114,9 +120,9 @@ pub fn node_selector_matches(sel: &NodeSelector, node: &Node) -> bool {
         exprs
             .iter()
             .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-            && fields.iter().all(|r| {
-                r.key == "metadata.name" && requirement_matches(r, Some(name.as_str()))
-            })
+            && fields
+                .iter()
+                .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(name.as_str())))
     })
 }
 
@@ -127,7 +133,11 @@ pub fn should_run(template: &PodTemplateSpec, node: &Node) -> (bool, bool) {
     let mut spec = template.spec.clone().unwrap_or_default();
     add_daemon_tolerations(&mut spec);
     let name = node.metadata.name.as_deref().unwrap_or("");
-    if spec.node_name.as_deref().is_some_and(|n| !n.is_empty() && n != name) {
+    if spec
+        .node_name
+        .as_deref()
+        .is_some_and(|n| !n.is_empty() && n != name)
+    {
         return (false, false);
     }
     let labels = node.metadata.labels.clone().unwrap_or_default();
@@ -140,7 +150,10 @@ pub fn should_run(template: &PodTemplateSpec, node: &Node) -> (bool, bool) {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
     {
         if !node_selector_matches(req, node) {
             return (false, false);
@@ -148,7 +161,12 @@ pub fn should_run(template: &PodTemplateSpec, node: &Node) -> (bool, bool) {
     }
     let tols = spec.tolerations.unwrap_or_default();
     let mut run = true;
-    for taint in node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default() {
+    for taint in node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default()
+    {
         if taint.effect == "PreferNoSchedule" || tols.iter().any(|t| tolerates(t, &taint)) {
             continue;
         }
@@ -227,7 +245,11 @@ pub struct NodeView {
 
 /// Rolling update plan over the nodes that should run the daemon: which nodes' old pods to
 /// delete, and on which nodes to surge a new pod next to the old one.
-pub fn rolling_plan(nodes: &[NodeView], max_unavailable: i32, max_surge: i32) -> (Vec<usize>, Vec<usize>) {
+pub fn rolling_plan(
+    nodes: &[NodeView],
+    max_unavailable: i32,
+    max_surge: i32,
+) -> (Vec<usize>, Vec<usize>) {
     let mut delete = vec![];
     let mut surge = vec![];
     if max_surge > 0 {
@@ -313,7 +335,8 @@ impl DaemonSetController {
             let relevant = match ch {
                 Change::Updated { old, new } => {
                     old.metadata.labels != new.metadata.labels
-                        || old.spec.as_ref().map(|s| &s.taints) != new.spec.as_ref().map(|s| &s.taints)
+                        || old.spec.as_ref().map(|s| &s.taints)
+                            != new.spec.as_ref().map(|s| &s.taints)
                 }
                 _ => true,
             };
@@ -354,10 +377,11 @@ impl DaemonSetController {
             }
         };
         let c = self.clone();
-        let work = crate::queue::run_workers("daemonset", self.queue.clone(), workers, move |key| {
-            let c = c.clone();
-            async move { c.sync(&key).await }
-        });
+        let work =
+            crate::queue::run_workers("daemonset", self.queue.clone(), workers, move |key| {
+                let c = c.clone();
+                async move { c.sync(&key).await }
+            });
         tokio::join!(resync, work);
     }
 
@@ -379,7 +403,8 @@ impl DaemonSetController {
             .store
             .state_filter(|p| p.metadata.namespace.as_deref() == Some(ns))
         {
-            let matches = podutil::selector_matches(Some(&spec.selector), p.metadata.labels.as_ref());
+            let matches =
+                podutil::selector_matches(Some(&spec.selector), p.metadata.labels.as_ref());
             match podutil::controller_ref(&p.metadata) {
                 Some(r) if r.uid == uid => {
                     if matches {
@@ -389,7 +414,10 @@ impl DaemonSetController {
                     }
                 }
                 Some(_) => {}
-                None if matches && podutil::is_active(&p) && ds.metadata.deletion_timestamp.is_none() => {
+                None if matches
+                    && podutil::is_active(&p)
+                    && ds.metadata.deletion_timestamp.is_none() =>
+                {
                     let r = podutil::new_controller_ref("apps/v1", "DaemonSet", &ds.metadata);
                     if adopt(&pod_api, &*p, &r).await.is_ok() {
                         owned.push(p);
@@ -534,7 +562,8 @@ impl DaemonSetController {
                     st.number_available = Some(st.number_available.unwrap_or(0) + 1);
                 }
                 if live.iter().any(|p| is_updated(p)) {
-                    st.updated_number_scheduled = Some(st.updated_number_scheduled.unwrap_or(0) + 1);
+                    st.updated_number_scheduled =
+                        Some(st.updated_number_scheduled.unwrap_or(0) + 1);
                 }
             }
             // at most one pod per node (one old and one new while surging)
@@ -563,9 +592,8 @@ impl DaemonSetController {
                     .filter(|p| p.metadata.deletion_timestamp.is_none()),
             );
         }
-        st.number_unavailable = Some(
-            (st.desired_number_scheduled - st.number_available.unwrap_or(0)).max(0),
-        );
+        st.number_unavailable =
+            Some((st.desired_number_scheduled - st.number_available.unwrap_or(0)).max(0));
 
         if surge_on {
             let desired = st.desired_number_scheduled;
@@ -607,7 +635,10 @@ impl DaemonSetController {
             if !seen.insert(p.metadata.uid.clone()) {
                 continue;
             }
-            match pod_api.delete(&p.name_any(), &DeleteParams::default()).await {
+            match pod_api
+                .delete(&p.name_any(), &DeleteParams::default())
+                .await
+            {
                 Ok(_) => self.recorder.normal(
                     &*ds,
                     "SuccessfulDelete",
@@ -714,26 +745,106 @@ mod tests {
     fn eligibility_table() {
         let plain = template(json!({}));
         let ssd = template(json!({"nodeSelector": {"disk": "ssd"}}));
-        let affinity = template(json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}]}}}}));
-        let tolerant = template(json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]}));
+        let affinity = template(
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}]}}}}),
+        );
+        let tolerant = template(
+            json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]}),
+        );
         let cases = [
             (&plain, node("n", json!({}), json!([])), (true, true)),
-            (&ssd, node("n", json!({"disk": "hdd"}), json!([])), (false, false)),
-            (&ssd, node("n", json!({"disk": "ssd"}), json!([])), (true, true)),
-            (&affinity, node("n", json!({"zone": "b"}), json!([])), (true, true)),
-            (&affinity, node("n", json!({"zone": "c"}), json!([])), (false, false)),
+            (
+                &ssd,
+                node("n", json!({"disk": "hdd"}), json!([])),
+                (false, false),
+            ),
+            (
+                &ssd,
+                node("n", json!({"disk": "ssd"}), json!([])),
+                (true, true),
+            ),
+            (
+                &affinity,
+                node("n", json!({"zone": "b"}), json!([])),
+                (true, true),
+            ),
+            (
+                &affinity,
+                node("n", json!({"zone": "c"}), json!([])),
+                (false, false),
+            ),
             // NoSchedule: no new pod, the running one stays
-            (&plain, node("n", json!({}), json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])), (false, true)),
-            (&tolerant, node("n", json!({}), json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])), (true, true)),
+            (
+                &plain,
+                node(
+                    "n",
+                    json!({}),
+                    json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]),
+                ),
+                (false, true),
+            ),
+            (
+                &tolerant,
+                node(
+                    "n",
+                    json!({}),
+                    json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]),
+                ),
+                (true, true),
+            ),
             // NoExecute: evicted
-            (&plain, node("n", json!({}), json!([{"key": "x", "effect": "NoExecute"}])), (false, false)),
-            (&plain, node("n", json!({}), json!([{"key": "x", "effect": "PreferNoSchedule"}])), (true, true)),
+            (
+                &plain,
+                node("n", json!({}), json!([{"key": "x", "effect": "NoExecute"}])),
+                (false, false),
+            ),
+            (
+                &plain,
+                node(
+                    "n",
+                    json!({}),
+                    json!([{"key": "x", "effect": "PreferNoSchedule"}]),
+                ),
+                (true, true),
+            ),
             // the tolerations added to every daemon pod
-            (&plain, node("n", json!({}), json!([{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}])), (true, true)),
-            (&plain, node("n", json!({}), json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}])), (true, true)),
-            (&plain, node("n", json!({}), json!([{"key": "node.kubernetes.io/network-unavailable", "effect": "NoSchedule"}])), (false, true)),
-            (&template(json!({"hostNetwork": true})), node("n", json!({}), json!([{"key": "node.kubernetes.io/network-unavailable", "effect": "NoSchedule"}])), (true, true)),
+            (
+                &plain,
+                node(
+                    "n",
+                    json!({}),
+                    json!([{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]),
+                ),
+                (true, true),
+            ),
+            (
+                &plain,
+                node(
+                    "n",
+                    json!({}),
+                    json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]),
+                ),
+                (true, true),
+            ),
+            (
+                &plain,
+                node(
+                    "n",
+                    json!({}),
+                    json!([{"key": "node.kubernetes.io/network-unavailable", "effect": "NoSchedule"}]),
+                ),
+                (false, true),
+            ),
+            (
+                &template(json!({"hostNetwork": true})),
+                node(
+                    "n",
+                    json!({}),
+                    json!([{"key": "node.kubernetes.io/network-unavailable", "effect": "NoSchedule"}]),
+                ),
+                (true, true),
+            ),
         ];
         for (i, (t, n, want)) in cases.iter().enumerate() {
             assert_eq!(should_run(t, n), *want, "case {i}");
@@ -753,8 +864,20 @@ mod tests {
         .unwrap();
         let p = build_pod(&ds, "h1", 3, "node-7");
         assert_eq!(target_node(&p).as_deref(), Some("node-7"));
-        let terms = &p.spec.as_ref().unwrap().affinity.as_ref().unwrap().node_affinity.as_ref().unwrap()
-            .required_during_scheduling_ignored_during_execution.as_ref().unwrap().node_selector_terms;
+        let terms = &p
+            .spec
+            .as_ref()
+            .unwrap()
+            .affinity
+            .as_ref()
+            .unwrap()
+            .node_affinity
+            .as_ref()
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap()
+            .node_selector_terms;
         assert_eq!(terms.len(), 1);
         assert!(terms[0].match_expressions.is_none());
         let labels = p.metadata.labels.as_ref().unwrap();
@@ -767,22 +890,58 @@ mod tests {
 
     #[test]
     fn rolling_plans() {
-        let old = |a| NodeView { old: Some(a), new: None };
-        let both = |a| NodeView { old: Some(true), new: Some(a) };
-        let new = |a| NodeView { old: None, new: Some(a) };
+        let old = |a| NodeView {
+            old: Some(a),
+            new: None,
+        };
+        let both = |a| NodeView {
+            old: Some(true),
+            new: Some(a),
+        };
+        let new = |a| NodeView {
+            old: None,
+            new: Some(a),
+        };
         // maxUnavailable 1: one available old pod at a time
-        assert_eq!(rolling_plan(&[old(true), old(true), old(true)], 1, 0), (vec![0], vec![]));
+        assert_eq!(
+            rolling_plan(&[old(true), old(true), old(true)], 1, 0),
+            (vec![0], vec![])
+        );
         // a node already without an available pod uses the budget
-        assert_eq!(rolling_plan(&[new(false), old(true), old(true)], 1, 0), (vec![], vec![]));
+        assert_eq!(
+            rolling_plan(&[new(false), old(true), old(true)], 1, 0),
+            (vec![], vec![])
+        );
         // unavailable old pods are replaced regardless
-        assert_eq!(rolling_plan(&[old(false), old(true)], 1, 0), (vec![0], vec![]));
+        assert_eq!(
+            rolling_plan(&[old(false), old(true)], 1, 0),
+            (vec![0], vec![])
+        );
         // maxUnavailable 2
-        assert_eq!(rolling_plan(&[old(true), old(true), old(true)], 2, 0), (vec![0, 1], vec![]));
+        assert_eq!(
+            rolling_plan(&[old(true), old(true), old(true)], 2, 0),
+            (vec![0, 1], vec![])
+        );
         // surge 1: a new pod next to the old, the old goes once the new is available
-        assert_eq!(rolling_plan(&[old(true), old(true)], 0, 1), (vec![], vec![0]));
-        assert_eq!(rolling_plan(&[both(false), old(true)], 0, 1), (vec![], vec![]));
-        assert_eq!(rolling_plan(&[both(true), old(true)], 0, 1), (vec![0], vec![]));
-        assert_eq!(scaled(Some(&IntOrString::String("25%".into())), 10, false, 1), 2);
-        assert_eq!(scaled(Some(&IntOrString::String("25%".into())), 10, true, 1), 3);
+        assert_eq!(
+            rolling_plan(&[old(true), old(true)], 0, 1),
+            (vec![], vec![0])
+        );
+        assert_eq!(
+            rolling_plan(&[both(false), old(true)], 0, 1),
+            (vec![], vec![])
+        );
+        assert_eq!(
+            rolling_plan(&[both(true), old(true)], 0, 1),
+            (vec![0], vec![])
+        );
+        assert_eq!(
+            scaled(Some(&IntOrString::String("25%".into())), 10, false, 1),
+            2
+        );
+        assert_eq!(
+            scaled(Some(&IntOrString::String("25%".into())), 10, true, 1),
+            3
+        );
     }
 }

@@ -67,7 +67,10 @@ pub fn revision_name(parent: &str, hash: &str) -> String {
 }
 
 fn data_of(rev: &ControllerRevision) -> Value {
-    rev.data.as_ref().map(|d| d.0.clone()).unwrap_or(Value::Null)
+    rev.data
+        .as_ref()
+        .map(|d| d.0.clone())
+        .unwrap_or(Value::Null)
 }
 
 /// Revisions equal in data (what upstream's FindEqualRevisions compares).
@@ -108,7 +111,9 @@ pub async fn sync_revisions(
     let equal: Vec<&Arc<ControllerRevision>> =
         revisions.iter().filter(|r| equal_data(r, &data)).collect();
     let update = match equal.last() {
-        Some(r) if Some(r.metadata.uid.clone()) == revisions.last().map(|l| l.metadata.uid.clone()) => {
+        Some(r)
+            if Some(r.metadata.uid.clone()) == revisions.last().map(|l| l.metadata.uid.clone()) =>
+        {
             (***r).clone()
         }
         Some(r) => {
@@ -238,9 +243,7 @@ mod tests {
         assert_eq!(h, hash_revision(&a, Some(0)));
         assert_ne!(h, hash_revision(&b, Some(0)));
         assert_ne!(h, hash_revision(&a, Some(1)));
-        assert!(h
-            .chars()
-            .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+        assert!(h.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
         assert_eq!(revision_name("web", &h), format!("web-{h}"));
         let long = "x".repeat(300);
         assert_eq!(revision_name(&long, "abc").len(), 223 + 4);

@@ -30,8 +30,7 @@ use crate::replicaset::{adopt, release, slow_start_batches};
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
-pub const INDEX_IGNORED_FAILURE_COUNT: &str =
-    "batch.kubernetes.io/job-index-ignored-failure-count";
+pub const INDEX_IGNORED_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-ignored-failure-count";
 /// Upstream's DefaultJobPodFailureBackOff and MaxJobPodFailureBackOff.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(360);
@@ -147,7 +146,11 @@ pub fn match_failure_policy(
             }
         }
         for pat in rule.on_pod_conditions.iter().flatten() {
-            let want = if pat.status.is_empty() { "True" } else { pat.status.as_str() };
+            let want = if pat.status.is_empty() {
+                "True"
+            } else {
+                pat.status.as_str()
+            };
             let hit = status
                 .and_then(|s| s.conditions.as_ref())
                 .is_some_and(|cs| cs.iter().any(|c| c.type_ == pat.type_ && c.status == want));
@@ -172,8 +175,10 @@ pub fn match_success_policy(
     succeeded: &BTreeSet<i32>,
     completions: i32,
 ) -> Option<usize> {
-    policy.rules.iter().position(|r| {
-        match (&r.succeeded_indexes, r.succeeded_count) {
+    policy
+        .rules
+        .iter()
+        .position(|r| match (&r.succeeded_indexes, r.succeeded_count) {
             (Some(ix), count) => {
                 let want = parse_indexes(ix, completions);
                 let have = want.intersection(succeeded).count() as i32;
@@ -184,8 +189,7 @@ pub fn match_success_policy(
             }
             (None, Some(c)) => succeeded.len() as i32 >= c,
             (None, None) => false,
-        }
-    })
+        })
 }
 
 /// The completion index of a pod (annotation, or label), if valid.
@@ -501,8 +505,14 @@ impl JobController {
         let failing = condition(&st, "FailureTarget").is_some();
         let released = self.released.lock().unwrap().clone();
         let mut unc = st.uncounted_terminated_pods.clone().unwrap_or_default();
-        let mut unc_s: BTreeSet<String> = unc.succeeded.take().unwrap_or_default().into_iter().collect();
-        let mut unc_f: BTreeSet<String> = unc.failed.take().unwrap_or_default().into_iter().collect();
+        let mut unc_s: BTreeSet<String> = unc
+            .succeeded
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let mut unc_f: BTreeSet<String> =
+            unc.failed.take().unwrap_or_default().into_iter().collect();
         let mut completed = parse_indexes(st.completed_indexes.as_deref().unwrap_or(""), comp_n);
         let mut failed_ix = parse_indexes(st.failed_indexes.as_deref().unwrap_or(""), comp_n);
         let mut to_release: Vec<&Pod> = vec![];
@@ -537,13 +547,11 @@ impl JobController {
             }
             if succeeded {
                 if indexed {
-                    match pod_index(p) {
-                        Some(i) if i < comp_n && !failed_ix.contains(&i) => {
-                            if completed.insert(i) {
-                                unc_s.insert(uid);
-                            }
+                    if let Some(i) = pod_index(p).filter(|i| *i < comp_n && !failed_ix.contains(i))
+                    {
+                        if completed.insert(i) {
+                            unc_s.insert(uid);
                         }
-                        _ => {}
                     }
                 } else {
                     unc_s.insert(uid);
@@ -607,7 +615,14 @@ impl JobController {
             }
             if let Some(msg) = &fail_job {
                 if condition(&st, "FailureTarget").is_none() {
-                    set_condition(&mut st, "FailureTarget", "True", "PodFailurePolicy", msg, now);
+                    set_condition(
+                        &mut st,
+                        "FailureTarget",
+                        "True",
+                        "PodFailurePolicy",
+                        msg,
+                        now,
+                    );
                 }
             }
             let written = self.write_status(&latest, &st).await?;
@@ -766,14 +781,27 @@ impl JobController {
             }
         } else if suspended {
             self.delete_pods(&job, &pod_api, &active, key).await;
-            if set_condition(&mut st, "Suspended", "True", "JobSuspended", "Job suspended", now)
-            {
+            if set_condition(
+                &mut st,
+                "Suspended",
+                "True",
+                "JobSuspended",
+                "Job suspended",
+                now,
+            ) {
                 self.recorder
                     .normal(&*job, "Suspended", "Job suspended".into());
             }
         } else {
             if condition(&st, "Suspended").is_some() {
-                set_condition(&mut st, "Suspended", "False", "JobResumed", "Job resumed", now);
+                set_condition(
+                    &mut st,
+                    "Suspended",
+                    "False",
+                    "JobResumed",
+                    "Job resumed",
+                    now,
+                );
                 st.start_time = Some(Time(now));
                 self.recorder.normal(&*job, "Resumed", "Job resumed".into());
             }
@@ -793,8 +821,17 @@ impl JobController {
                 };
                 let r = if indexed {
                     self.manage_indexed(
-                        &job, &pod_api, &active, &owned, &completed, &failed_ix, comp_n,
-                        parallelism, occupying, key, now,
+                        &job,
+                        &pod_api,
+                        &active,
+                        &owned,
+                        &completed,
+                        &failed_ix,
+                        comp_n,
+                        parallelism,
+                        occupying,
+                        key,
+                        now,
                     )
                     .await
                 } else {
@@ -812,12 +849,7 @@ impl JobController {
             }
         }
 
-        st.active = Some(
-            owned
-                .iter()
-                .filter(|p| podutil::is_active(p))
-                .count() as i32,
-        );
+        st.active = Some(owned.iter().filter(|p| podutil::is_active(p)).count() as i32);
         st.ready = Some(ready);
         st.terminating = Some(terminating);
         if indexed {
@@ -959,11 +991,16 @@ impl JobController {
             .iter()
             .filter(|p| {
                 podutil::is_active(p)
-                    || (p.metadata.deletion_timestamp.is_some() && !matches!(phase(p), "Failed" | "Succeeded"))
+                    || (p.metadata.deletion_timestamp.is_some()
+                        && !matches!(phase(p), "Failed" | "Succeeded"))
             })
             .filter_map(|p| pod_index(p))
             .collect();
-        let per_index = job.spec.as_ref().and_then(|s| s.backoff_limit_per_index).is_some();
+        let per_index = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.backoff_limit_per_index)
+            .is_some();
         let mut pods = vec![];
         let mut wait = Duration::ZERO;
         for i in 0..completions {
@@ -1056,7 +1093,10 @@ impl JobController {
         self.expectations
             .expect_deletions(key, pods.iter().map(|p| key_of(*p)));
         let results = join_all(pods.iter().map(|p| async move {
-            (*p, api.delete(&p.name_any(), &DeleteParams::default()).await)
+            (
+                *p,
+                api.delete(&p.name_any(), &DeleteParams::default()).await,
+            )
         }))
         .await;
         for (p, r) in results {
@@ -1215,7 +1255,11 @@ async fn remove_finalizer(api: &Api<Pod>, p: &Pod) -> Result<(), kube::Error> {
     ]);
     let patch: json_patch::Patch = serde_json::from_value(ops).expect("valid json patch");
     match api
-        .patch(&p.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch))
+        .patch(
+            &p.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
         .await
     {
         Ok(_) => Ok(()),
@@ -1246,9 +1290,22 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_ten_seconds_up_to_six_minutes() {
-        let cases = [(0, 0), (1, 10), (2, 20), (3, 40), (5, 160), (6, 320), (7, 360), (40, 360)];
+        let cases = [
+            (0, 0),
+            (1, 10),
+            (2, 20),
+            (3, 40),
+            (5, 160),
+            (6, 320),
+            (7, 360),
+            (40, 360),
+        ];
         for (failures, secs) in cases {
-            assert_eq!(backoff_delay(failures), Duration::from_secs(secs), "{failures}");
+            assert_eq!(
+                backoff_delay(failures),
+                Duration::from_secs(secs),
+                "{failures}"
+            );
         }
     }
 
@@ -1308,17 +1365,41 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(match_success_policy(&policy, &s, 10), want, "{s:?}");
         }
-        assert_eq!(match_success_policy(&policy, &set(&[0, 1, 9, 10, 11, 12]), 20), Some(2));
+        assert_eq!(
+            match_success_policy(&policy, &set(&[0, 1, 9, 10, 11, 12]), 20),
+            Some(2)
+        );
     }
 
     #[test]
     fn conditions_and_deadline() {
         let now = Timestamp::from_second(1000).unwrap();
         let mut st = JobStatus::default();
-        assert!(set_condition(&mut st, "Suspended", "True", "JobSuspended", "Job suspended", now));
-        assert!(!set_condition(&mut st, "Suspended", "True", "JobSuspended", "Job suspended", now));
+        assert!(set_condition(
+            &mut st,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended",
+            now
+        ));
+        assert!(!set_condition(
+            &mut st,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended",
+            now
+        ));
         assert!(condition(&st, "Suspended").is_some());
-        assert!(set_condition(&mut st, "Suspended", "False", "JobResumed", "Job resumed", now));
+        assert!(set_condition(
+            &mut st,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed",
+            now
+        ));
         assert!(condition(&st, "Suspended").is_none());
         assert_eq!(st.conditions.as_ref().unwrap().len(), 1);
 
@@ -1347,7 +1428,10 @@ mod tests {
         assert_eq!(p.metadata.generate_name.as_deref(), Some("j-3-"));
         assert_eq!(pod_index(&p), Some(3));
         assert_eq!(p.metadata.labels.as_ref().unwrap()[COMPLETION_INDEX], "3");
-        assert_eq!(p.metadata.annotations.as_ref().unwrap()[INDEX_FAILURE_COUNT], "2");
+        assert_eq!(
+            p.metadata.annotations.as_ref().unwrap()[INDEX_FAILURE_COUNT],
+            "2"
+        );
         assert_eq!(p.spec.as_ref().unwrap().hostname.as_deref(), Some("j-3"));
         assert_eq!(
             p.spec.as_ref().unwrap().containers[0].env.as_ref().unwrap()[0].name,

@@ -300,7 +300,8 @@ impl StatefulSetController {
             .state_filter(|p| p.metadata.namespace.as_deref() == Some(ns));
         let mut owned: Vec<Arc<Pod>> = vec![];
         for p in &all {
-            let matches = podutil::selector_matches(Some(&spec.selector), p.metadata.labels.as_ref());
+            let matches =
+                podutil::selector_matches(Some(&spec.selector), p.metadata.labels.as_ref());
             match podutil::controller_ref(&p.metadata) {
                 Some(r) if r.uid == uid => {
                     if matches {
@@ -315,7 +316,8 @@ impl StatefulSetController {
                         && set.metadata.deletion_timestamp.is_none()
                         && ordinal_of(name, &p.name_any()).is_some()
                     {
-                        let r = podutil::new_controller_ref("apps/v1", "StatefulSet", &set.metadata);
+                        let r =
+                            podutil::new_controller_ref("apps/v1", "StatefulSet", &set.metadata);
                         if adopt(&pod_api, &**p, &r).await.is_ok() {
                             owned.push(p.clone());
                         }
@@ -445,10 +447,7 @@ impl StatefulSetController {
             let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
             let mut s = (*set).clone();
             s.status = Some(st.clone());
-            match api
-                .replace_status(name, &PostParams::default(), &s)
-                .await
-            {
+            match api.replace_status(name, &PostParams::default(), &s).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
@@ -625,7 +624,10 @@ impl StatefulSetController {
                         Ok(_) => self.recorder.normal(
                             set,
                             "SuccessfulCreate",
-                            format!("create Claim {cname} Pod {pod_name} in StatefulSet {} success", set.name_any()),
+                            format!(
+                                "create Claim {cname} Pod {pod_name} in StatefulSet {} success",
+                                set.name_any()
+                            ),
                         ),
                         Err(kube::Error::Api(s)) if s.code == 409 => {}
                         Err(e) => {
@@ -645,7 +647,10 @@ impl StatefulSetController {
                 self.recorder.normal(
                     set,
                     "SuccessfulCreate",
-                    format!("create Pod {pod_name} in StatefulSet {} successful", set.name_any()),
+                    format!(
+                        "create Pod {pod_name} in StatefulSet {} successful",
+                        set.name_any()
+                    ),
                 );
                 Ok(())
             }
@@ -654,7 +659,10 @@ impl StatefulSetController {
                 self.recorder.warning(
                     set,
                     "FailedCreate",
-                    format!("create Pod {pod_name} in StatefulSet {} failed error: {e}", set.name_any()),
+                    format!(
+                        "create Pod {pod_name} in StatefulSet {} failed error: {e}",
+                        set.name_any()
+                    ),
                 );
                 Err(e.into())
             }
@@ -667,7 +675,11 @@ impl StatefulSetController {
                 self.recorder.normal(
                     set,
                     "SuccessfulDelete",
-                    format!("delete Pod {} in StatefulSet {} successful", p.name_any(), set.name_any()),
+                    format!(
+                        "delete Pod {} in StatefulSet {} successful",
+                        p.name_any(),
+                        set.name_any()
+                    ),
                 );
                 Ok(())
             }
@@ -676,7 +688,11 @@ impl StatefulSetController {
                 self.recorder.warning(
                     set,
                     "FailedDelete",
-                    format!("delete Pod {} in StatefulSet {} failed error: {e}", p.name_any(), set.name_any()),
+                    format!(
+                        "delete Pod {} in StatefulSet {} failed error: {e}",
+                        p.name_any(),
+                        set.name_any()
+                    ),
                 );
                 Err(e.into())
             }

@@ -39,7 +39,9 @@ async fn client(c: &Cluster) -> Client {
 
 fn affinity_node(p: &Pod) -> Option<String> {
     let v = serde_json::to_value(p.spec.as_ref()?.affinity.as_ref()?).ok()?;
-    let terms = v.pointer("/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")?;
+    let terms = v.pointer(
+        "/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms",
+    )?;
     for t in terms.as_array()? {
         for f in t["matchFields"].as_array().into_iter().flatten() {
             if f["key"] == "metadata.name" && f["operator"] == "In" {
@@ -272,10 +274,18 @@ fn job_runs_to_completion() {
     assert_eq!(sc["reason"], "CompletionsReached");
     assert_eq!(job["status"]["active"].as_i64().unwrap_or(0), 0);
     // finalizers released on every pod, and exactly 3 pods ran
-    let pods = items(c, &["get", "pods", "-l", "batch.kubernetes.io/job-name=work"]);
+    let pods = items(
+        c,
+        &["get", "pods", "-l", "batch.kubernetes.io/job-name=work"],
+    );
     assert_eq!(pods.len(), 3);
     for p in &pods {
-        assert!(p["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty()), "{p}");
+        assert!(
+            p["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(|f| f.is_empty()),
+            "{p}"
+        );
         assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "Job");
     }
     // kubectl get jobs columns
@@ -288,7 +298,12 @@ fn job_runs_to_completion() {
     assert_eq!(rows[1][0], "work");
     assert_eq!(rows[1][1], "Complete");
     assert_eq!(rows[1][2], "3/3");
-    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=work"]);
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=work",
+    ]);
     assert!(events.contains("SuccessfulCreate"), "{events}");
     assert!(events.contains("Completed"), "{events}");
 }
@@ -341,7 +356,12 @@ fn job_failures_backoff_limit_and_pod_failure_policy() {
     assert_eq!(slow["status"]["active"].as_i64().unwrap_or(0), 0);
     let out = c.kubectl(&["get", "jobs"]);
     assert!(out.contains("Failed"), "{out}");
-    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=once"]);
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=once",
+    ]);
     assert!(events.contains("BackoffLimitExceeded"), "{events}");
 }
 
@@ -361,7 +381,14 @@ fn indexed_job_suspend_and_ttl() {
         condition(&json_of(c, &["get", "job", "ix"]), "Suspended").is_some()
     });
     assert!(items(c, &["get", "pods", "-l", "batch.kubernetes.io/job-name=ix"]).is_empty());
-    c.kubectl(&["patch", "job", "ix", "--type=merge", "-p", r#"{"spec":{"suspend":false}}"#]);
+    c.kubectl(&[
+        "patch",
+        "job",
+        "ix",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"suspend":false}}"#,
+    ]);
     wait_for("indexed job complete", 60, || {
         condition(&json_of(c, &["get", "job", "ix"]), "Complete").is_some()
     });
@@ -426,13 +453,20 @@ fn indexed_job_success_policy_and_backoff_limit_per_index() {
         condition(&json_of(c, &["get", "job", "perindex"]), "Failed").is_some()
     });
     let job = json_of(c, &["get", "job", "perindex"]);
-    assert_eq!(condition(&job, "Failed").unwrap()["reason"], "FailedIndexes", "{job}");
+    assert_eq!(
+        condition(&job, "Failed").unwrap()["reason"],
+        "FailedIndexes",
+        "{job}"
+    );
     assert_eq!(job["status"]["failedIndexes"], "1");
     assert_eq!(job["status"]["completedIndexes"], "0,2");
     assert_eq!(job["status"]["failed"], 1);
     assert_eq!(job["status"]["succeeded"], 2);
     // the failed index was not retried
-    let pods = items(c, &["get", "pods", "-l", "batch.kubernetes.io/job-name=perindex"]);
+    let pods = items(
+        c,
+        &["get", "pods", "-l", "batch.kubernetes.io/job-name=perindex"],
+    );
     assert_eq!(pods.len(), 3, "{pods:?}");
 
     wait_for("leader complete", 60, || {
@@ -445,9 +479,12 @@ fn indexed_job_success_policy_and_backoff_limit_per_index() {
     assert_eq!(job["status"]["completedIndexes"], "0");
     // the other indexes were stopped
     wait_for("leader pods stopped", 30, || {
-        items(c, &["get", "pods", "-l", "batch.kubernetes.io/job-name=leader"])
-            .iter()
-            .all(|p| p["status"]["phase"] != "Running")
+        items(
+            c,
+            &["get", "pods", "-l", "batch.kubernetes.io/job-name=leader"],
+        )
+        .iter()
+        .all(|p| p["status"]["phase"] != "Running")
     });
 }
 
@@ -488,18 +525,23 @@ spec:
         json_of(c, &["get", "cronjob", "tick"])["status"]["lastScheduleTime"].is_string()
     });
     let cj = json_of(c, &["get", "cronjob", "tick"]);
-    let last = cj["status"]["lastScheduleTime"].as_str().unwrap().to_string();
+    let last = cj["status"]["lastScheduleTime"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let ts: k8s_openapi::jiff::Timestamp = last.parse().unwrap();
     let name = format!("tick-{}", ts.as_second() / 60);
     let job = json_of(c, &["get", "job", &name]);
-    assert!(job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
-        .as_str()
-        .unwrap()
-        .ends_with("+01:00")
-        || job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+    assert!(
+        job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
             .as_str()
             .unwrap()
-            .ends_with("+02:00"));
+            .ends_with("+01:00")
+            || job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+                .as_str()
+                .unwrap()
+                .ends_with("+02:00")
+    );
     wait_for("lastSuccessfulTime", 60, || {
         let cj = json_of(c, &["get", "cronjob", "tick"]);
         cj["status"]["lastSuccessfulTime"].is_string() && cj["status"]["active"].is_null()
@@ -511,7 +553,12 @@ spec:
     });
     let out = c.kubectl(&["get", "cronjobs"]);
     assert!(out.contains("* * * * *"), "{out}");
-    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=tick"]);
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=tick",
+    ]);
     assert!(events.contains("SuccessfulCreate"), "{events}");
     assert!(events.contains("SawCompletedJob"), "{events}");
 }
@@ -595,17 +642,27 @@ fn statefulset_ordered_pods_claims_and_partitioned_rollout() {
     };
     let created = |name: &str| {
         let p = pods.iter().find(|p| p["metadata"]["name"] == name).unwrap();
-        p["metadata"]["creationTimestamp"].as_str().unwrap().to_string()
+        p["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     assert!(created("web-1") >= ready_at("web-0"));
     assert!(created("web-2") >= ready_at("web-1"));
     let sts = json_of(c, &["get", "sts", "web"]);
     assert_eq!(sts["status"]["readyReplicas"], 3);
-    assert_eq!(sts["status"]["currentRevision"], sts["status"]["updateRevision"]);
+    assert_eq!(
+        sts["status"]["currentRevision"],
+        sts["status"]["updateRevision"]
+    );
 
     // a partitioned rolling update touches only ordinals >= partition, from the top
     c.kubectl(&[
-        "patch", "sts", "web", "--type=merge", "-p",
+        "patch",
+        "sts",
+        "web",
+        "--type=merge",
+        "-p",
         r#"{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"partition":1}}}}"#,
     ]);
     c.kubectl(&["set", "image", "statefulset/web", "c=nginx:2"]);
@@ -616,10 +673,17 @@ fn statefulset_ordered_pods_claims_and_partitioned_rollout() {
     assert_eq!(pod_image(c, "web-0"), "nginx:1");
     let sts = json_of(c, &["get", "sts", "web"]);
     assert_eq!(sts["status"]["updatedReplicas"], 2, "{sts}");
-    assert_ne!(sts["status"]["currentRevision"], sts["status"]["updateRevision"]);
+    assert_ne!(
+        sts["status"]["currentRevision"],
+        sts["status"]["updateRevision"]
+    );
     // partition 0 finishes the rollout
     c.kubectl(&[
-        "patch", "sts", "web", "--type=merge", "-p",
+        "patch",
+        "sts",
+        "web",
+        "--type=merge",
+        "-p",
         r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}"#,
     ]);
     c.kubectl(&["rollout", "status", "statefulset/web", "--timeout=90s"]);
@@ -641,8 +705,16 @@ fn statefulset_ordered_pods_claims_and_partitioned_rollout() {
     });
     assert!(exists(c, &["get", "pod", "web-0"]));
     assert!(exists(c, &["get", "pvc", "data-web-2"]));
-    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=web"]);
-    assert!(events.contains("create Pod web-0 in StatefulSet web successful"), "{events}");
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=web",
+    ]);
+    assert!(
+        events.contains("create Pod web-0 in StatefulSet web successful"),
+        "{events}"
+    );
 }
 
 #[test]
@@ -741,12 +813,15 @@ spec:
     let pods = items(c, &["get", "pods", "-l", "app=agent"]);
     for p in &pods {
         let node = p["spec"]["nodeName"].as_str().unwrap();
-        let term = &p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-            ["nodeSelectorTerms"][0]["matchFields"][0];
+        let term = &p["spec"]["affinity"]["nodeAffinity"]
+            ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+            ["matchFields"][0];
         assert_eq!(term["key"], "metadata.name");
         assert_eq!(term["values"][0], node);
         let tols = p["spec"]["tolerations"].as_array().unwrap();
-        assert!(tols.iter().any(|t| t["key"] == "node.kubernetes.io/unschedulable"));
+        assert!(tols
+            .iter()
+            .any(|t| t["key"] == "node.kubernetes.io/unschedulable"));
         assert!(p["metadata"]["labels"]["controller-revision-hash"].is_string());
     }
     let ds = json_of(c, &["get", "ds", "agent"]);
@@ -761,7 +836,9 @@ spec:
         r#"[{"op":"add","path":"/spec/template/spec/tolerations","value":[{"key":"dedicated","operator":"Exists","effect":"NoSchedule"}]}]"#,
     ]);
     c.kubectl(&["rollout", "status", "daemonset/agent", "--timeout=90s"]);
-    wait_for("three nodes", 60, || nodes_of() == ["node-a", "node-b", "node-gpu"]);
+    wait_for("three nodes", 60, || {
+        nodes_of() == ["node-a", "node-b", "node-gpu"]
+    });
 
     // rolling update to a new image
     c.kubectl(&["set", "image", "daemonset/agent", "c=agent:2"]);
@@ -771,7 +848,10 @@ spec:
             .into_iter()
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
             .collect();
-        pods.len() == 3 && pods.iter().all(|p| p["spec"]["containers"][0]["image"] == "agent:2")
+        pods.len() == 3
+            && pods
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == "agent:2")
     });
     let ds = json_of(c, &["get", "ds", "agent"]);
     assert_eq!(ds["status"]["updatedNumberScheduled"], 3, "{ds}");
@@ -779,9 +859,16 @@ spec:
 
     // a NoExecute taint evicts the daemon pod from that node
     c.kubectl(&["taint", "node", "node-a", "evict=now:NoExecute"]);
-    wait_for("evicted from node-a", 60, || nodes_of() == ["node-b", "node-gpu"]);
+    wait_for("evicted from node-a", 60, || {
+        nodes_of() == ["node-b", "node-gpu"]
+    });
     let ds = json_of(c, &["get", "ds", "agent"]);
     assert_eq!(ds["status"]["desiredNumberScheduled"], 2, "{ds}");
-    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=agent"]);
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=agent",
+    ]);
     assert!(events.contains("SuccessfulCreate"), "{events}");
 }
