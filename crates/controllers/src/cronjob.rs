@@ -85,6 +85,26 @@ pub fn until_next(s: &Schedule, tz: Tz, now: DateTime<Utc>) -> Option<Duration> 
     Some(Duration::from_millis(ms))
 }
 
+/// What concurrencyPolicy makes of a due run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Start the Job (alongside any still running).
+    Run,
+    /// Forbid with Jobs still running: skip this run.
+    Skip,
+    /// Delete the running Jobs, then start the new one.
+    Replace,
+}
+
+/// Upstream's concurrencyPolicy handling for `active` running Jobs.
+pub fn concurrency(policy: Option<&str>, active: usize) -> Concurrency {
+    match policy {
+        Some("Forbid") if active > 0 => Concurrency::Skip,
+        Some("Replace") if active > 0 => Concurrency::Replace,
+        _ => Concurrency::Run,
+    }
+}
+
 pub struct CronJobController {
     client: Client,
     jobs: Arc<Informer<Job>>,
@@ -349,8 +369,8 @@ impl CronJobController {
         if already {
             return Ok(next);
         }
-        match spec.concurrency_policy.as_deref() {
-            Some("Forbid") if !active.is_empty() => {
+        match concurrency(spec.concurrency_policy.as_deref(), active.len()) {
+            Concurrency::Skip => {
                 self.recorder.normal(
                     cj,
                     "JobAlreadyActive",
@@ -358,7 +378,7 @@ impl CronJobController {
                 );
                 return Ok(next);
             }
-            Some("Replace") => {
+            Concurrency::Replace => {
                 for r in std::mem::take(active) {
                     let jname = r.name.clone().unwrap_or_default();
                     let dp = DeleteParams {
@@ -381,7 +401,7 @@ impl CronJobController {
                     }
                 }
             }
-            _ => {}
+            Concurrency::Run => {}
         }
         let tmpl = spec.job_template;
         let tmeta = tmpl.metadata.unwrap_or_default();
@@ -556,6 +576,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got, Decision::Run(utc("2024-01-02T00:00:00Z")));
+    }
+
+    #[test]
+    fn concurrency_policies() {
+        let cases = [
+            (None, 0, Concurrency::Run),
+            (Some("Allow"), 3, Concurrency::Run),
+            (Some("Forbid"), 0, Concurrency::Run),
+            (Some("Forbid"), 1, Concurrency::Skip),
+            (Some("Replace"), 0, Concurrency::Run),
+            (Some("Replace"), 2, Concurrency::Replace),
+        ];
+        for (policy, active, want) in cases {
+            assert_eq!(concurrency(policy, active), want, "{policy:?} {active}");
+        }
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! scheduler to bind; RollingUpdate (maxUnavailable, maxSurge) or OnDelete through
 //! ControllerRevisions; status counters.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
@@ -19,7 +19,8 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client, ResourceExt};
 
 use crate::events::Recorder;
-use crate::history::{self, HASH_LABEL, REVISION_HASH_LABEL};
+use crate::expectations::Expectations;
+use crate::history::{self, REVISION_HASH_LABEL};
 use crate::informer::{self, key_of, Change, Informer};
 use crate::podutil;
 use crate::queue::Queue;
@@ -303,7 +304,14 @@ pub struct DaemonSetController {
     revisions: Arc<Informer<ControllerRevision>>,
     queue: Queue,
     recorder: Recorder,
+    expectations: Expectations,
+    /// failed-pod backoff per `<daemonset key>#<node>`: (delay, last update)
+    failed_backoff: Mutex<HashMap<String, (Duration, Instant)>>,
 }
+
+/// Upstream's failedPodsBackoff: 1 s doubling up to 15 min.
+const FAILED_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+const FAILED_BACKOFF_MAX: Duration = Duration::from_secs(900);
 
 impl DaemonSetController {
     pub fn new(
@@ -322,6 +330,8 @@ impl DaemonSetController {
             sets,
             revisions,
             queue: Queue::new(),
+            expectations: Expectations::default(),
+            failed_backoff: Default::default(),
         });
         let q = c.queue.clone();
         c.sets.on_change(move |ch| match ch {
@@ -349,16 +359,34 @@ impl DaemonSetController {
         let weak = Arc::downgrade(&c);
         c.pods.on_change(move |ch| {
             let Some(c) = weak.upgrade() else { return };
-            let p = match ch {
-                Change::Added(p) | Change::Deleted(p) | Change::Updated { new: p, .. } => p,
+            let (p, created, gone) = match ch {
+                Change::Added(p) => (
+                    p,
+                    p.metadata.deletion_timestamp.is_none(),
+                    p.metadata.deletion_timestamp.is_some(),
+                ),
+                Change::Deleted(p) => (p, false, true),
+                Change::Updated { old, new } => (
+                    new,
+                    false,
+                    new.metadata.deletion_timestamp.is_some()
+                        && old.metadata.deletion_timestamp.is_none(),
+                ),
             };
             if let Some(r) = podutil::controller_ref(&p.metadata) {
                 if r.kind == "DaemonSet" {
-                    c.queue.add(format!(
+                    let k = format!(
                         "{}/{}",
                         p.metadata.namespace.as_deref().unwrap_or(""),
                         r.name
-                    ));
+                    );
+                    if created {
+                        c.expectations.creation_observed(&k);
+                    }
+                    if gone {
+                        c.expectations.deletion_observed(&k, &key_of(p));
+                    }
+                    c.queue.add(k);
                 }
             }
         });
@@ -385,9 +413,33 @@ impl DaemonSetController {
         tokio::join!(resync, work);
     }
 
+    /// None when a failed pod may be deleted now (the backoff advances), else how long to wait.
+    fn failed_pod_backoff(&self, key: &str) -> Option<Duration> {
+        let mut m = self.failed_backoff.lock().unwrap();
+        let now = Instant::now();
+        match m.get(key).copied() {
+            Some((delay, at)) if now.duration_since(at) < delay => {
+                Some(delay - now.duration_since(at))
+            }
+            Some((delay, at)) if now.duration_since(at) < 2 * FAILED_BACKOFF_MAX => {
+                m.insert(key.into(), ((delay * 2).min(FAILED_BACKOFF_MAX), now));
+                None
+            }
+            _ => {
+                m.insert(key.into(), (FAILED_BACKOFF_INITIAL, now));
+                None
+            }
+        }
+    }
+
     async fn sync(&self, key: &str) -> anyhow::Result<()> {
         let (ns, name) = informer::split_key(key);
         let Some(ds) = informer::get(&self.sets.store, ns, name) else {
+            self.expectations.forget(key);
+            self.failed_backoff
+                .lock()
+                .unwrap()
+                .retain(|k, _| !k.starts_with(&format!("{key}#")));
             return Ok(());
         };
         let uid = ds.metadata.uid.clone().unwrap_or_default();
@@ -447,6 +499,7 @@ impl DaemonSetController {
                 .unwrap_or_default(),
             current_revision_name: None,
             collision_count: status.collision_count.unwrap_or(0),
+            style: history::Style::DaemonSet(&spec.template),
         };
         let r = history::sync_revisions(
             &self.client,
@@ -460,7 +513,7 @@ impl DaemonSetController {
             .metadata
             .labels
             .as_ref()
-            .and_then(|l| l.get(HASH_LABEL).cloned())
+            .and_then(|l| l.get(REVISION_HASH_LABEL).cloned())
             .unwrap_or_else(|| {
                 r.update
                     .name_any()
@@ -535,13 +588,30 @@ impl DaemonSetController {
                 }
                 continue;
             }
-            // failed daemon pods are replaced
-            delete.extend(
-                finished
-                    .iter()
-                    .filter(|p| p.metadata.deletion_timestamp.is_none())
-                    .cloned(),
-            );
+            // failed daemon pods are replaced, with a backoff per node against hot loops
+            for p in finished
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+            {
+                let failed = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed");
+                if failed {
+                    match self.failed_pod_backoff(&format!("{key}#{nname}")) {
+                        Some(wait) => {
+                            self.queue.add_after(key, wait);
+                            continue;
+                        }
+                        None => self.recorder.warning(
+                            &*ds,
+                            "FailedDaemonPod",
+                            format!(
+                                "Found failed daemon pod {ns}/{} on node {nname}, will try to kill it",
+                                p.name_any()
+                            ),
+                        ),
+                    }
+                }
+                delete.push(p.clone());
+            }
             if !run {
                 if !live.is_empty() {
                     st.number_misscheduled += 1;
@@ -549,9 +619,7 @@ impl DaemonSetController {
                 continue;
             }
             if live.is_empty() {
-                if active.is_empty() {
-                    create_on.push(nname.clone());
-                }
+                create_on.push(nname.clone());
             } else {
                 st.current_number_scheduled += 1;
                 let first = &live[0];
@@ -615,6 +683,15 @@ impl DaemonSetController {
 
         let mut first_err: Option<anyhow::Error> = None;
         let gen = ds.metadata.generation.unwrap_or(0);
+        if !self.expectations.satisfied(key) {
+            // earlier creations or deletions are not in the cache yet
+            create_on.clear();
+            delete.clear();
+        }
+        let mut seen = std::collections::HashSet::new();
+        delete.retain(|p| seen.insert(p.metadata.uid.clone()));
+        self.expectations
+            .expect(key, create_on.len(), delete.iter().map(|p| key_of(&**p)));
         for node in &create_on {
             let pod = build_pod(&ds, &hash, gen, node);
             match pod_api.create(&PostParams::default(), &pod).await {
@@ -624,17 +701,14 @@ impl DaemonSetController {
                     format!("Created pod: {}", p.name_any()),
                 ),
                 Err(e) => {
+                    self.expectations.creation_observed(key);
                     self.recorder
                         .warning(&*ds, "FailedCreate", format!("Error creating: {e}"));
                     first_err.get_or_insert(e.into());
                 }
             }
         }
-        let mut seen = std::collections::HashSet::new();
         for p in delete {
-            if !seen.insert(p.metadata.uid.clone()) {
-                continue;
-            }
             match pod_api
                 .delete(&p.name_any(), &DeleteParams::default())
                 .await
@@ -644,8 +718,11 @@ impl DaemonSetController {
                     "SuccessfulDelete",
                     format!("Deleted pod: {}", p.name_any()),
                 ),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    self.expectations.deletion_observed(key, &key_of(&*p))
+                }
                 Err(e) => {
+                    self.expectations.deletion_observed(key, &key_of(&*p));
                     self.recorder
                         .warning(&*ds, "FailedDelete", format!("Error deleting: {e}"));
                     first_err.get_or_insert(e.into());
@@ -653,6 +730,16 @@ impl DaemonSetController {
             }
         }
 
+        // omitted when zero, as upstream's omitempty fields
+        for f in [
+            &mut st.number_available,
+            &mut st.number_unavailable,
+            &mut st.updated_number_scheduled,
+        ] {
+            if *f == Some(0) {
+                *f = None;
+            }
+        }
         if Some(&st) != ds.status.as_ref() {
             let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), ns);
             let mut d = (*ds).clone();

@@ -13,7 +13,7 @@ use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{json, Value};
 
-use crate::deployment::util::{canonical, fnv32a, safe_encode};
+use crate::deployment::util::{canonical, compute_hash, safe_encode};
 use crate::podutil;
 
 /// The pod label naming the revision a pod was made from.
@@ -48,14 +48,22 @@ pub fn revision_template(rev: &ControllerRevision) -> Option<PodTemplateSpec> {
     serde_json::from_value(t).ok()
 }
 
-/// FNV-32a over the canonical revision data, then the decimal collision count, safe-encoded
-/// (upstream's HashControllerRevision).
+fn fnv32(data: &[u8], mut h: u32) -> u32 {
+    for b in data {
+        h = h.wrapping_mul(16_777_619);
+        h ^= *b as u32;
+    }
+    h
+}
+
+/// FNV-32 over the canonical revision data, then the decimal collision count, safe-encoded
+/// (upstream's HashControllerRevision, which hashes the raw JSON bytes).
 pub fn hash_revision(data: &Value, collision_count: Option<i32>) -> String {
     let mut s = String::new();
     canonical(data, &mut s);
-    let mut h = fnv32a(s.as_bytes(), 2_166_136_261);
+    let mut h = fnv32(s.as_bytes(), 2_166_136_261);
     if let Some(c) = collision_count {
-        h = fnv32a(c.to_string().as_bytes(), h);
+        h = fnv32(c.to_string().as_bytes(), h);
     }
     safe_encode(&h.to_string())
 }
@@ -93,6 +101,16 @@ pub struct Owner<'a> {
     pub labels: BTreeMap<String, String>,
     pub current_revision_name: Option<String>,
     pub collision_count: i32,
+    /// How the revision is named and labelled: StatefulSets hash the revision data into
+    /// `controller.kubernetes.io/hash`; DaemonSets hash the pod template as Deployments do
+    /// (upstream's ComputeHash) into `controller-revision-hash` and copy their annotations.
+    pub style: Style<'a>,
+}
+
+/// See [`Owner::style`].
+pub enum Style<'a> {
+    StatefulSet,
+    DaemonSet(&'a PodTemplateSpec),
 }
 
 /// Make sure a revision for `data` exists and is the newest; returns the current and update
@@ -128,9 +146,21 @@ pub async fn sync_revisions(
         None => {
             let mut created = None;
             for _ in 0..20 {
-                let hash = hash_revision(&data, Some(collision_count));
                 let mut labels = owner.labels.clone();
-                labels.insert(HASH_LABEL.into(), hash.clone());
+                let mut annotations = None;
+                let hash = match owner.style {
+                    Style::StatefulSet => {
+                        let h = hash_revision(&data, Some(collision_count));
+                        labels.insert(HASH_LABEL.into(), h.clone());
+                        h
+                    }
+                    Style::DaemonSet(t) => {
+                        let h = compute_hash(t, Some(collision_count));
+                        labels.insert(REVISION_HASH_LABEL.into(), h.clone());
+                        annotations = owner.meta.annotations.clone();
+                        h
+                    }
+                };
                 let rev = ControllerRevision {
                     metadata: ObjectMeta {
                         name: Some(revision_name(
@@ -139,6 +169,7 @@ pub async fn sync_revisions(
                         )),
                         namespace: Some(ns.to_string()),
                         labels: Some(labels),
+                        annotations,
                         owner_references: Some(vec![podutil::new_controller_ref(
                             owner.api_version,
                             owner.kind,

@@ -858,6 +858,7 @@ impl JobController {
                 st.failed_indexes = Some(format_indexes(&failed_ix));
             }
         }
+        normalize(&mut st);
         if st != old {
             self.write_status(&latest, &st).await?;
         }
@@ -1118,12 +1119,14 @@ impl JobController {
     }
 
     async fn write_status(&self, job: &Job, st: &JobStatus) -> anyhow::Result<Job> {
+        let mut st = st.clone();
+        normalize(&mut st);
         let api: Api<Job> = Api::namespaced(
             self.client.clone(),
             job.metadata.namespace.as_deref().unwrap_or("default"),
         );
         let mut j = job.clone();
-        j.status = Some(st.clone());
+        j.status = Some(st);
         Ok(api
             .replace_status(&job.name_any(), &PostParams::default(), &j)
             .await?)
@@ -1235,6 +1238,23 @@ pub fn build_pod(job: &Job, index: Option<i32>, failures: u32) -> Pod {
         },
         spec: Some(pspec),
         status: None,
+    }
+}
+
+/// Drop what upstream omits when empty: zero counters and empty uncounted lists.
+fn normalize(st: &mut JobStatus) {
+    for f in [&mut st.active, &mut st.succeeded, &mut st.failed] {
+        if *f == Some(0) {
+            *f = None;
+        }
+    }
+    let u = st
+        .uncounted_terminated_pods
+        .get_or_insert_with(Default::default);
+    for l in [&mut u.succeeded, &mut u.failed] {
+        if l.as_ref().is_some_and(|l| l.is_empty()) {
+            *l = None;
+        }
     }
 }
 

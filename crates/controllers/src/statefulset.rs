@@ -347,6 +347,7 @@ impl StatefulSetController {
                 .unwrap_or_default(),
             current_revision_name: status.current_revision.clone(),
             collision_count: status.collision_count.unwrap_or(0),
+            style: history::Style::StatefulSet,
         };
         let r = history::sync_revisions(
             &self.client,
@@ -442,6 +443,16 @@ impl StatefulSetController {
         {
             st.current_revision = st.update_revision.clone();
             st.current_replicas = st.updated_replicas;
+        }
+        // omitted when zero, as upstream's omitempty fields
+        for f in [
+            &mut st.ready_replicas,
+            &mut st.current_replicas,
+            &mut st.updated_replicas,
+        ] {
+            if *f == Some(0) {
+                *f = None;
+            }
         }
         if Some(&st) != set.status.as_ref() {
             let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);

@@ -872,3 +872,79 @@ spec:
     ]);
     assert!(events.contains("SuccessfulCreate"), "{events}");
 }
+
+#[test]
+fn daemonset_surge_update_and_failed_pod_replacement() {
+    let env = start();
+    let c = &env.c;
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n---\napiVersion: v1\nkind: Node\nmetadata:\n  name: n2\n",
+    );
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: surge
+spec:
+  selector:
+    matchLabels: {app: surge}
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
+  template:
+    metadata:
+      labels: {app: surge}
+    spec:
+      containers:
+      - name: c
+        image: v1
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: crash
+spec:
+  selector:
+    matchLabels: {app: crash}
+  template:
+    metadata:
+      labels: {app: crash}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: n1}
+      containers:
+      - name: c
+        image: exit-1
+"#,
+    );
+    c.kubectl(&["rollout", "status", "daemonset/surge", "--timeout=90s"]);
+    c.kubectl(&["set", "image", "daemonset/surge", "c=v2"]);
+    c.kubectl(&["rollout", "status", "daemonset/surge", "--timeout=90s"]);
+    wait_for("surge pods on v2", 60, || {
+        let pods: Vec<Value> = items(c, &["get", "pods", "-l", "app=surge"])
+            .into_iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect();
+        pods.len() == 2 && pods.iter().all(|p| p["spec"]["containers"][0]["image"] == "v2")
+    });
+    let ds = json_of(c, &["get", "ds", "surge"]);
+    assert_eq!(ds["status"]["updatedNumberScheduled"], 2, "{ds}");
+    assert_eq!(ds["status"]["numberAvailable"], 2, "{ds}");
+
+    // no node carries the label the crash DaemonSet selects
+    let ds = json_of(c, &["get", "ds", "crash"]);
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 0, "{ds}");
+    c.kubectl(&["label", "node", "n1", "kubernetes.io/hostname=n1"]);
+    // its pod fails: deleted (event FailedDaemonPod) and replaced
+    let mut uids = std::collections::BTreeSet::new();
+    wait_for("failed daemon pods replaced", 60, || {
+        for p in items(c, &["get", "pods", "-l", "app=crash"]) {
+            uids.insert(p["metadata"]["uid"].as_str().unwrap_or("").to_string());
+        }
+        uids.len() >= 2
+    });
+    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=crash"]);
+    assert!(events.contains("FailedDaemonPod"), "{events}");
+}
