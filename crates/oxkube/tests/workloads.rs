@@ -697,6 +697,20 @@ fn statefulset_ordered_pods_claims_and_partitioned_rollout() {
     assert_eq!(revs.len(), 2, "{revs:?}");
     let hist = c.kubectl(&["rollout", "history", "statefulset/web"]);
     assert!(hist.contains('1') && hist.contains('2'), "{hist}");
+    // undo: the first revision's template comes back as revision 3, no new revision object
+    c.kubectl(&["rollout", "undo", "statefulset/web"]);
+    c.kubectl(&["rollout", "status", "statefulset/web", "--timeout=90s"]);
+    wait_for("rolled back", 60, || {
+        (0..3).all(|i| pod_image(c, &format!("web-{i}")) == "nginx:1")
+    });
+    let revs = items(c, &["get", "controllerrevisions"]);
+    assert_eq!(revs.len(), 2, "{revs:?}");
+    let mut numbers: Vec<i64> = revs
+        .iter()
+        .map(|r| r["revision"].as_i64().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, [2, 3]);
 
     // scale down: highest ordinals go, claims stay (Retain)
     c.kubectl(&["scale", "statefulset/web", "--replicas=1"]);
@@ -741,6 +755,34 @@ fn statefulset_parallel_with_ordinal_start_and_claim_deletion() {
         p.status.success()
             && serde_json::from_slice::<Value>(&p.stdout).unwrap()["metadata"]["uid"] != uid
     });
+    // OnDelete: a new template reaches a pod only when that pod is deleted
+    c.kubectl(&[
+        "patch",
+        "sts",
+        "par",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"type":"OnDelete","rollingUpdate":null}}}"#,
+    ]);
+    let before = json_of(c, &["get", "pod", "par-7"])["metadata"]["uid"].clone();
+    c.kubectl(&["set", "image", "statefulset/par", "c=nginx:2"]);
+    // the sync that records the new revision has already decided about the pods
+    wait_for("update revision recorded", 30, || {
+        let s = json_of(c, &["get", "sts", "par"]);
+        s["status"]["updateRevision"] != s["status"]["currentRevision"]
+    });
+    let p7 = json_of(c, &["get", "pod", "par-7"]);
+    assert_eq!(p7["metadata"]["uid"], before);
+    assert!(p7["metadata"]["deletionTimestamp"].is_null());
+    assert_eq!(p7["spec"]["containers"][0]["image"], "nginx:1");
+    c.kubectl(&["delete", "pod", "par-7", "--wait=false"]);
+    wait_for("par-7 recreated on the new template", 60, || {
+        let p = c.kubectl_raw(&["get", "pod", "par-7", "-o", "json"]);
+        p.status.success()
+            && serde_json::from_slice::<Value>(&p.stdout).unwrap()["spec"]["containers"][0]["image"]
+                == "nginx:2"
+    });
+    assert_eq!(pod_image(c, "par-5"), "nginx:1");
     c.kubectl(&["scale", "statefulset/par", "--replicas=1"]);
     wait_for("scaled down with claims", 60, || {
         items(c, &["get", "pods", "-l", "app=par"]).len() == 1
@@ -927,7 +969,10 @@ spec:
             .into_iter()
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
             .collect();
-        pods.len() == 2 && pods.iter().all(|p| p["spec"]["containers"][0]["image"] == "v2")
+        pods.len() == 2
+            && pods
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == "v2")
     });
     let ds = json_of(c, &["get", "ds", "surge"]);
     assert_eq!(ds["status"]["updatedNumberScheduled"], 2, "{ds}");
@@ -945,6 +990,11 @@ spec:
         }
         uids.len() >= 2
     });
-    let events = c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=crash"]);
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=crash",
+    ]);
     assert!(events.contains("FailedDaemonPod"), "{events}");
 }
