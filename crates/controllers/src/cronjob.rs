@@ -408,7 +408,9 @@ impl CronJobController {
         let mut annotations = tmeta.annotations.unwrap_or_default();
         annotations.insert(
             SCHEDULED_TIMESTAMP.into(),
-            scheduled.with_timezone(&tz).to_rfc3339(),
+            scheduled
+                .with_timezone(&tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         );
         let job = Job {
             metadata: ObjectMeta {

@@ -32,6 +32,8 @@ pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
 pub const INDEX_IGNORED_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-ignored-failure-count";
 /// Upstream's DefaultJobPodFailureBackOff and MaxJobPodFailureBackOff.
+/// The `spec.managedBy` value naming this controller.
+pub const MANAGED_BY: &str = "kubernetes.io/job-controller";
 pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(360);
 
@@ -311,6 +313,37 @@ pub fn set_condition(
     true
 }
 
+/// With restartPolicy OnFailure failures are container restarts: the restarts of running and
+/// pending pods reach the backoff limit (upstream's pastBackoffLimitOnFailure).
+pub fn past_backoff_limit_on_failure(job: &Job, pods: &[&Pod], backoff_limit: i32) -> bool {
+    let on_failure = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.restart_policy.as_deref())
+        == Some("OnFailure");
+    if !on_failure {
+        return false;
+    }
+    let restarts: i32 = pods
+        .iter()
+        .filter(|p| matches!(phase(p), "Running" | "Pending"))
+        .filter_map(|p| p.status.as_ref())
+        .flat_map(|s| {
+            s.init_container_statuses
+                .iter()
+                .flatten()
+                .chain(s.container_statuses.iter().flatten())
+        })
+        .map(|c| c.restart_count)
+        .sum();
+    if backoff_limit == 0 {
+        restarts > 0
+    } else {
+        restarts >= backoff_limit
+    }
+}
+
 /// Whether the job ran past `activeDeadlineSeconds` at `now`.
 pub fn past_deadline(job: &Job, now: Timestamp) -> bool {
     let (Some(ads), Some(start)) = (
@@ -471,6 +504,12 @@ impl JobController {
             self.expectations.forget(key);
             return Ok(());
         };
+        if let Some(m) = job.spec.as_ref().and_then(|s| s.managed_by.as_deref()) {
+            if m != MANAGED_BY {
+                // another controller owns this Job (spec.managedBy)
+                return Ok(());
+            }
+        }
         let now = Timestamp::now();
         let pod_api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let all: Vec<Arc<Pod>> = self
@@ -689,7 +728,9 @@ impl JobController {
             let backoff_limit = spec.backoff_limit.unwrap_or(6);
             if let Some(msg) = fail_job {
                 target = Some(("Failed", "PodFailurePolicy".into(), msg));
-            } else if failed_total > backoff_limit {
+            } else if failed_total > backoff_limit
+                || past_backoff_limit_on_failure(&job, &owned, backoff_limit)
+            {
                 target = Some((
                     "Failed",
                     "BackoffLimitExceeded".into(),
@@ -1206,7 +1247,7 @@ pub fn build_pod(job: &Job, index: Option<i32>, failures: u32) -> Pod {
             value_from: Some(EnvVarSource {
                 field_ref: Some(ObjectFieldSelector {
                     api_version: None,
-                    field_path: format!("metadata.labels['{COMPLETION_INDEX}']"),
+                    field_path: format!("metadata.annotations['{COMPLETION_INDEX}']"),
                 }),
                 ..Default::default()
             }),
@@ -1433,6 +1474,36 @@ mod tests {
         assert!(!past_deadline(&job, Timestamp::from_second(999).unwrap()));
         assert!(past_deadline(&job, Timestamp::from_second(1000).unwrap()));
         assert_eq!(is_finished(&job), Some("Complete"));
+    }
+
+    #[test]
+    fn restarts_count_against_the_backoff_limit_with_on_failure() {
+        let job = |policy: &str| -> Job {
+            serde_json::from_value(json!({"metadata": {"name": "j"},
+                "spec": {"template": {"spec": {"restartPolicy": policy, "containers": []}}}}))
+            .unwrap()
+        };
+        let pod = |phase: &str, restarts: i32| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "p"}, "status": {"phase": phase,
+                "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false,
+                    "restartCount": restarts}]}}))
+            .unwrap()
+        };
+        let (a, b, done) = (pod("Running", 2), pod("Pending", 1), pod("Failed", 9));
+        let cases = [
+            ("OnFailure", vec![&a, &b], 3, true),
+            ("OnFailure", vec![&a, &b], 4, false),
+            ("OnFailure", vec![&a, &done], 3, false),
+            ("OnFailure", vec![&b], 0, true),
+            ("Never", vec![&a, &b], 1, false),
+        ];
+        for (policy, pods, limit, want) in cases {
+            assert_eq!(
+                past_backoff_limit_on_failure(&job(policy), &pods, limit),
+                want,
+                "{policy} {limit}"
+            );
+        }
     }
 
     #[test]

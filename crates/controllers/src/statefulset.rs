@@ -50,11 +50,16 @@ pub fn wanted_ordinals(start: i32, replicas: i32) -> std::ops::Range<i32> {
     start..start + replicas.max(0)
 }
 
-/// Upstream's isRunningAndReady plus minReadySeconds availability.
+/// Upstream's isRunningAndReady.
 pub fn is_healthy(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none()
         && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
         && podutil::is_ready(p)
+}
+
+/// Running, ready, and available for minReadySeconds (upstream's isRunningAndAvailable).
+pub fn is_available(p: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
+    is_healthy(p) && podutil::is_available(p, min_ready_seconds, now)
 }
 
 fn phase(p: &Pod) -> &str {
@@ -416,7 +421,7 @@ impl StatefulSetController {
             available_replicas: Some(
                 created
                     .iter()
-                    .filter(|p| is_healthy(p) && podutil::is_available(p, min_ready, now))
+                    .filter(|p| is_available(p, min_ready, now))
                     .count() as i32,
             ),
             current_replicas: Some(
@@ -504,6 +509,12 @@ impl StatefulSetController {
         update: (&str, &PodTemplateSpec),
     ) -> anyhow::Result<()> {
         let start = wanted.start;
+        let min_ready = set
+            .spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0);
+        let now = Timestamp::now();
         // create missing pods, replace finished ones, in ordinal order
         let mut unhealthy = 0;
         for ord in wanted.clone() {
@@ -529,10 +540,14 @@ impl StatefulSetController {
                         unhealthy += 1;
                         continue;
                     }
-                    if !is_healthy(p) {
+                    if !is_available(p, min_ready, now) {
                         unhealthy += 1;
                         if monotonic {
                             // wait for this pod before touching the next one
+                            if is_healthy(p) && min_ready > 0 {
+                                self.queue
+                                    .add_after(key_of(set), Duration::from_secs(min_ready as u64));
+                            }
                             return Ok(());
                         }
                     }
@@ -565,7 +580,7 @@ impl StatefulSetController {
                 Some(p) => (
                     o,
                     revision_of(p).map(String::from),
-                    is_healthy(p),
+                    is_available(p, min_ready, now),
                     p.metadata.deletion_timestamp.is_some(),
                 ),
                 None => (o, None, false, false),
