@@ -1299,34 +1299,49 @@ fn normalize(st: &mut JobStatus) {
     }
 }
 
-/// Remove the tracking finalizer from a pod (JSON patch guarded by position and value).
-async fn remove_finalizer(api: &Api<Pod>, p: &Pod) -> Result<(), kube::Error> {
-    let Some(i) = p
-        .metadata
-        .finalizers
-        .iter()
-        .flatten()
-        .position(|f| f == TRACKING_FINALIZER)
-    else {
-        return Ok(());
-    };
-    let ops = json!([
-        {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": TRACKING_FINALIZER},
-        {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
-    ]);
-    let patch: json_patch::Patch = serde_json::from_value(ops).expect("valid json patch");
-    match api
-        .patch(
-            &p.name_any(),
-            &PatchParams::default(),
-            &Patch::Json::<()>(patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 422 => Ok(()),
-        Err(e) => Err(e),
+/// Remove the tracking finalizer from a pod: a JSON patch guarded by the pod's uid and the
+/// finalizer's position, re-read and retried when the finalizers moved meanwhile.
+async fn remove_finalizer(api: &Api<Pod>, p: &Pod) -> anyhow::Result<()> {
+    let mut cur = p.clone();
+    for _ in 0..3 {
+        let Some(i) = cur
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .position(|f| f == TRACKING_FINALIZER)
+        else {
+            return Ok(());
+        };
+        let ops = json!([
+            {"op": "test", "path": "/metadata/uid", "value": cur.metadata.uid},
+            {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": TRACKING_FINALIZER},
+            {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
+        ]);
+        let patch: json_patch::Patch = serde_json::from_value(ops).expect("valid json patch");
+        match api
+            .patch(
+                &cur.name_any(),
+                &PatchParams::default(),
+                &Patch::Json::<()>(patch),
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => {
+                match api.get_opt(&cur.name_any()).await? {
+                    Some(fresh) if fresh.metadata.uid == p.metadata.uid => cur = fresh,
+                    _ => return Ok(()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
+    anyhow::bail!(
+        "could not remove the {TRACKING_FINALIZER} finalizer from {}",
+        p.name_any()
+    )
 }
 
 #[cfg(test)]
