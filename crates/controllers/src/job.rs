@@ -313,6 +313,110 @@ pub fn set_condition(
     true
 }
 
+/// What a sync counted for a job that has not finished.
+pub struct Tally<'a> {
+    /// failed pods, counted and uncounted
+    pub failed: i32,
+    /// succeeded pods, counted and uncounted
+    pub succeeded: i32,
+    /// active pods
+    pub active: usize,
+    pub completed: &'a BTreeSet<i32>,
+    pub failed_indexes: &'a BTreeSet<i32>,
+    /// the message of a matching FailJob pod failure policy rule
+    pub fail_job: Option<String>,
+    /// restartPolicy OnFailure restarts reached the backoff limit
+    pub restarts_exceeded: bool,
+}
+
+/// Where a job is heading, in upstream's order of evaluation: an existing FailureTarget or
+/// SuccessCriteriaMet, then pod failure policy, backoff limit, deadline, failed indexes,
+/// success policy and completions. Returns (final condition, reason, message).
+pub fn finishing(
+    job: &Job,
+    st: &JobStatus,
+    t: Tally<'_>,
+    now: Timestamp,
+) -> Option<(&'static str, String, String)> {
+    let keep = |c: &JobCondition| {
+        (
+            c.reason.clone().unwrap_or_default(),
+            c.message.clone().unwrap_or_default(),
+        )
+    };
+    if let Some(c) = condition(st, "FailureTarget") {
+        let (r, m) = keep(c);
+        return Some(("Failed", r, m));
+    }
+    if let Some(c) = condition(st, "SuccessCriteriaMet") {
+        let (r, m) = keep(c);
+        return Some(("Complete", r, m));
+    }
+    let spec = job.spec.clone().unwrap_or_default();
+    let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+    let per_index = indexed && spec.backoff_limit_per_index.is_some();
+    let completions = spec.completions;
+    let comp_n = completions.unwrap_or(0);
+    let failed = |r: &str, m: &str| Some(("Failed", r.to_string(), m.to_string()));
+    if let Some(msg) = t.fail_job {
+        return Some(("Failed", "PodFailurePolicy".into(), msg));
+    }
+    if t.failed > spec.backoff_limit.unwrap_or(6) || t.restarts_exceeded {
+        return failed(
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        );
+    }
+    if spec.suspend != Some(true) && past_deadline(job, now) {
+        return failed(
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline",
+        );
+    }
+    if per_index {
+        if spec
+            .max_failed_indexes
+            .is_some_and(|m| t.failed_indexes.len() as i32 > m)
+        {
+            return failed(
+                "MaxFailedIndexesExceeded",
+                "Job has exceeded the specified maximal number of failed indexes",
+            );
+        }
+        if !t.failed_indexes.is_empty()
+            && (t.completed.len() + t.failed_indexes.len()) as i32 >= comp_n
+        {
+            return failed("FailedIndexes", "Job has failed indexes");
+        }
+    }
+    if indexed {
+        if let Some(i) = spec
+            .success_policy
+            .as_ref()
+            .and_then(|sp| match_success_policy(sp, t.completed, comp_n))
+        {
+            return Some((
+                "Complete",
+                "SuccessPolicy".into(),
+                format!("Matched rules at index {i}"),
+            ));
+        }
+    }
+    let done = t.active == 0
+        && match completions {
+            Some(c) if indexed => t.completed.len() as i32 >= c,
+            Some(c) => t.succeeded >= c,
+            None => t.succeeded > 0,
+        };
+    done.then(|| {
+        (
+            "Complete",
+            "CompletionsReached".into(),
+            "Reached expected number of succeeded pods".into(),
+        )
+    })
+}
+
 /// With restartPolicy OnFailure failures are container restarts: the restarts of running and
 /// pending pods reach the backoff limit (upstream's pastBackoffLimitOnFailure).
 pub fn past_backoff_limit_on_failure(job: &Job, pods: &[&Pod], backoff_limit: i32) -> bool {
@@ -710,83 +814,27 @@ impl JobController {
         let suspended = spec.suspend == Some(true);
 
         // ---- decide whether the job is finishing ----
-        let mut target: Option<(&str, String, String)> = None; // (type, reason, message)
-        if let Some(c) = condition(&st, "FailureTarget") {
-            target = Some((
-                "Failed",
-                c.reason.clone().unwrap_or_default(),
-                c.message.clone().unwrap_or_default(),
-            ));
-        } else if let Some(c) = condition(&st, "SuccessCriteriaMet") {
-            target = Some((
-                "Complete",
-                c.reason.clone().unwrap_or_default(),
-                c.message.clone().unwrap_or_default(),
-            ));
-        }
-        if target.is_none() {
-            let backoff_limit = spec.backoff_limit.unwrap_or(6);
-            if let Some(msg) = fail_job {
-                target = Some(("Failed", "PodFailurePolicy".into(), msg));
-            } else if failed_total > backoff_limit
-                || past_backoff_limit_on_failure(&job, &owned, backoff_limit)
-            {
-                target = Some((
-                    "Failed",
-                    "BackoffLimitExceeded".into(),
-                    "Job has reached the specified backoff limit".into(),
-                ));
-            } else if !suspended && past_deadline(&job, now) {
-                target = Some((
-                    "Failed",
-                    "DeadlineExceeded".into(),
-                    "Job was active longer than specified deadline".into(),
-                ));
-            } else if per_index.is_some()
-                && spec
-                    .max_failed_indexes
-                    .is_some_and(|m| failed_ix.len() as i32 > m)
-            {
-                target = Some((
-                    "Failed",
-                    "MaxFailedIndexesExceeded".into(),
-                    "Job has exceeded the specified maximal number of failed indexes".into(),
-                ));
-            } else if per_index.is_some()
-                && !failed_ix.is_empty()
-                && (completed.len() + failed_ix.len()) as i32 >= comp_n
-            {
-                target = Some((
-                    "Failed",
-                    "FailedIndexes".into(),
-                    "Job has failed indexes".into(),
-                ));
-            } else if let Some(i) = spec
-                .success_policy
-                .as_ref()
-                .filter(|_| indexed)
-                .and_then(|sp| match_success_policy(sp, &completed, comp_n))
-            {
-                target = Some((
-                    "Complete",
-                    "SuccessPolicy".into(),
-                    format!("Matched rules at index {i}"),
-                ));
-            } else {
-                let done = active.is_empty()
-                    && match completions {
-                        Some(c) if indexed => completed.len() as i32 >= c,
-                        Some(c) => succeeded_total >= c,
-                        None => succeeded_total > 0,
-                    };
-                if done {
-                    target = Some((
-                        "Complete",
-                        "CompletionsReached".into(),
-                        "Reached expected number of succeeded pods".into(),
-                    ));
-                }
-            }
+        let target = finishing(
+            &job,
+            &st,
+            Tally {
+                failed: failed_total,
+                succeeded: succeeded_total,
+                active: active.len(),
+                completed: &completed,
+                failed_indexes: &failed_ix,
+                fail_job,
+                restarts_exceeded: past_backoff_limit_on_failure(
+                    &job,
+                    &owned,
+                    spec.backoff_limit.unwrap_or(6),
+                ),
+            },
+            now,
+        );
+        if condition(&st, "FailureTarget").is_none()
+            && condition(&st, "SuccessCriteriaMet").is_none()
+        {
             if let Some((t, reason, msg)) = &target {
                 let interim = if *t == "Failed" {
                     "FailureTarget"
@@ -1489,6 +1537,168 @@ mod tests {
         assert!(!past_deadline(&job, Timestamp::from_second(999).unwrap()));
         assert!(past_deadline(&job, Timestamp::from_second(1000).unwrap()));
         assert_eq!(is_finished(&job), Some("Complete"));
+    }
+
+    #[test]
+    fn finishing_transitions_table() {
+        let now = Timestamp::from_second(1000).unwrap();
+        let job = |spec: serde_json::Value| -> Job {
+            let mut s = json!({"template": {}, "backoffLimit": 2, "completions": 3});
+            for (k, v) in spec.as_object().unwrap() {
+                s[k] = v.clone();
+            }
+            serde_json::from_value(json!({"metadata": {"name": "j"}, "spec": s,
+                "status": {"startTime": "1970-01-01T00:16:00Z"}}))
+            .unwrap()
+        };
+        let set = |v: &[i32]| v.iter().copied().collect::<BTreeSet<i32>>();
+        let none = set(&[]);
+        let indexed = json!({"completionMode": "Indexed", "backoffLimitPerIndex": 0,
+            "maxFailedIndexes": 1, "backoffLimit": 100});
+        struct Case {
+            spec: serde_json::Value,
+            failed: i32,
+            succeeded: i32,
+            active: usize,
+            completed: BTreeSet<i32>,
+            failed_ix: BTreeSet<i32>,
+            fail_job: bool,
+            want: Option<(&'static str, &'static str)>,
+        }
+        let c = |spec, failed, succeeded, active, want| Case {
+            spec,
+            failed,
+            succeeded,
+            active,
+            completed: none.clone(),
+            failed_ix: none.clone(),
+            fail_job: false,
+            want,
+        };
+        let cases = vec![
+            c(json!({}), 0, 1, 1, None),
+            c(json!({}), 2, 1, 1, None),
+            c(json!({}), 3, 1, 1, Some(("Failed", "BackoffLimitExceeded"))),
+            c(json!({}), 0, 3, 0, Some(("Complete", "CompletionsReached"))),
+            // completions reached but a pod still runs: not yet
+            c(json!({}), 0, 3, 1, None),
+            // work queue (no completions): the first success once nothing runs
+            c(
+                json!({"completions": null}),
+                0,
+                1,
+                0,
+                Some(("Complete", "CompletionsReached")),
+            ),
+            c(json!({"completions": null}), 0, 1, 2, None),
+            c(
+                json!({"activeDeadlineSeconds": 30}),
+                0,
+                0,
+                1,
+                Some(("Failed", "DeadlineExceeded")),
+            ),
+            c(json!({"activeDeadlineSeconds": 60}), 0, 0, 1, None),
+            // the deadline does not run while suspended
+            c(
+                json!({"activeDeadlineSeconds": 30, "suspend": true}),
+                0,
+                0,
+                0,
+                None,
+            ),
+            Case {
+                fail_job: true,
+                ..c(json!({}), 1, 0, 1, Some(("Failed", "PodFailurePolicy")))
+            },
+            // failure policy wins over success
+            Case {
+                fail_job: true,
+                ..c(json!({}), 1, 3, 0, Some(("Failed", "PodFailurePolicy")))
+            },
+            Case {
+                failed_ix: set(&[0, 1]),
+                ..c(
+                    indexed.clone(),
+                    2,
+                    0,
+                    1,
+                    Some(("Failed", "MaxFailedIndexesExceeded")),
+                )
+            },
+            Case {
+                failed_ix: set(&[1]),
+                completed: set(&[0]),
+                ..c(indexed.clone(), 1, 1, 1, None)
+            },
+            Case {
+                failed_ix: set(&[1]),
+                completed: set(&[0, 2]),
+                ..c(indexed.clone(), 1, 2, 0, Some(("Failed", "FailedIndexes")))
+            },
+            Case {
+                completed: set(&[0, 1, 2]),
+                ..c(
+                    json!({"completionMode": "Indexed"}),
+                    0,
+                    3,
+                    0,
+                    Some(("Complete", "CompletionsReached")),
+                )
+            },
+            Case {
+                completed: set(&[2]),
+                ..c(
+                    json!({"completionMode": "Indexed", "successPolicy": {"rules": [{"succeededIndexes": "2"}]}}),
+                    0,
+                    1,
+                    2,
+                    Some(("Complete", "SuccessPolicy")),
+                )
+            },
+        ];
+        for (i, case) in cases.into_iter().enumerate() {
+            let j = job(case.spec.clone());
+            let got = finishing(
+                &j,
+                j.status.as_ref().unwrap(),
+                Tally {
+                    failed: case.failed,
+                    succeeded: case.succeeded,
+                    active: case.active,
+                    completed: &case.completed,
+                    failed_indexes: &case.failed_ix,
+                    fail_job: case.fail_job.then(|| "rule matched".to_string()),
+                    restarts_exceeded: false,
+                },
+                now,
+            );
+            assert_eq!(
+                got.as_ref().map(|(t, r, _)| (*t, r.as_str())),
+                case.want,
+                "case {i}: {}",
+                case.spec
+            );
+        }
+        // an interim condition already recorded decides, whatever the counts say now
+        let mut j = job(json!({}));
+        let st = j.status.as_mut().unwrap();
+        set_condition(st, "FailureTarget", "True", "DeadlineExceeded", "m", now);
+        let got = finishing(
+            &j,
+            j.status.as_ref().unwrap(),
+            Tally {
+                failed: 0,
+                succeeded: 3,
+                active: 0,
+                completed: &none,
+                failed_indexes: &none,
+                fail_job: None,
+                restarts_exceeded: false,
+            },
+            now,
+        );
+        assert_eq!(got, Some(("Failed", "DeadlineExceeded".into(), "m".into())));
     }
 
     #[test]
