@@ -8,7 +8,9 @@ use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController,
+};
 use kube::{Api, Client};
 
 pub mod cron;
@@ -124,6 +126,7 @@ pub async fn run_controllers(client: Client, config: Config) {
     let daemonsets = informer::Informer::new(Api::<DaemonSet>::all(client.clone()));
     let revisions = informer::Informer::new(Api::<ControllerRevision>::all(client.clone()));
     let nodes = informer::Informer::new(Api::<Node>::all(client.clone()));
+    let claims = informer::Informer::new(Api::<PersistentVolumeClaim>::all(client.clone()));
     let rsc = replicaset::ReplicaSetController::new(
         client.clone(),
         pods.clone(),
@@ -155,6 +158,7 @@ pub async fn run_controllers(client: Client, config: Config) {
         pods.clone(),
         statefulsets.clone(),
         revisions.clone(),
+        claims.clone(),
         &config.identity,
     );
     let dsc = daemonset::DaemonSetController::new(
@@ -183,6 +187,7 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(daemonsets.clone().run());
     set.spawn(revisions.clone().run());
     set.spawn(nodes.clone().run());
+    set.spawn(claims.clone().run());
     let ready = {
         let (p, r, d, n, c) = (
             pods.store.clone(),
@@ -198,6 +203,7 @@ pub async fn run_controllers(client: Client, config: Config) {
             revisions.store.clone(),
             nodes.store.clone(),
         );
+        let pvc = claims.store.clone();
         async move {
             let _ = p.wait_until_ready().await;
             let _ = r.wait_until_ready().await;
@@ -210,6 +216,7 @@ pub async fn run_controllers(client: Client, config: Config) {
             let _ = ds.wait_until_ready().await;
             let _ = cr.wait_until_ready().await;
             let _ = no.wait_until_ready().await;
+            let _ = pvc.wait_until_ready().await;
         }
     };
     ready.await;

@@ -133,6 +133,29 @@ pub fn build_pod(
     }
 }
 
+/// The owner references a claim should have for `whenDeleted` (Delete: the set is an owner,
+/// Retain: it is not); None when they are right already.
+pub fn set_owner_refs(
+    refs: &[OwnerReference],
+    set: &ObjectMeta,
+    delete_with_set: bool,
+) -> Option<Vec<OwnerReference>> {
+    let uid = set.uid.clone().unwrap_or_default();
+    let has = refs.iter().any(|r| r.uid == uid);
+    match (delete_with_set, has) {
+        (true, false) => {
+            let mut out = refs.to_vec();
+            out.push(OwnerReference {
+                controller: None,
+                ..podutil::new_controller_ref("apps/v1", "StatefulSet", set)
+            });
+            Some(out)
+        }
+        (false, true) => Some(refs.iter().filter(|r| r.uid != uid).cloned().collect()),
+        _ => None,
+    }
+}
+
 fn max_unavailable(set: &StatefulSet, replicas: i32) -> Option<i32> {
     let v = set
         .spec
@@ -205,6 +228,7 @@ pub struct StatefulSetController {
     pods: Arc<Informer<Pod>>,
     sets: Arc<Informer<StatefulSet>>,
     revisions: Arc<Informer<ControllerRevision>>,
+    claims: Arc<Informer<PersistentVolumeClaim>>,
     queue: Queue,
     recorder: Recorder,
 }
@@ -215,6 +239,7 @@ impl StatefulSetController {
         pods: Arc<Informer<Pod>>,
         sets: Arc<Informer<StatefulSet>>,
         revisions: Arc<Informer<ControllerRevision>>,
+        claims: Arc<Informer<PersistentVolumeClaim>>,
         identity: &str,
     ) -> Arc<Self> {
         let c = Arc::new(StatefulSetController {
@@ -223,6 +248,7 @@ impl StatefulSetController {
             pods,
             sets,
             revisions,
+            claims,
             queue: Queue::new(),
         });
         let q = c.queue.clone();
@@ -473,6 +499,33 @@ impl StatefulSetController {
             self.queue
                 .add_after(key, Duration::from_secs(min_ready as u64));
         }
+        // whenDeleted: the claims of every pod carry (Delete) or lose (Retain) the set as owner
+        let delete_with_set = spec
+            .persistent_volume_claim_retention_policy
+            .as_ref()
+            .and_then(|p| p.when_deleted.as_deref())
+            == Some("Delete");
+        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
+        for p in &owned {
+            for t in spec.volume_claim_templates.iter().flatten() {
+                let cname = claim_name(t.metadata.name.as_deref().unwrap_or(""), &p.name_any());
+                let Some(claim) = informer::get(&self.claims.store, ns, &cname) else {
+                    continue;
+                };
+                let refs = claim.metadata.owner_references.clone().unwrap_or_default();
+                if let Some(new) = set_owner_refs(&refs, &set.metadata, delete_with_set) {
+                    let patch = json!({"metadata": {
+                        "resourceVersion": claim.metadata.resource_version,
+                        "ownerReferences": new}});
+                    if let Err(e) = pvcs
+                        .patch(&cname, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
+                        tracing::debug!(error = %e, claim = %cname, "updating claim owners failed");
+                    }
+                }
+            }
+        }
         // history
         let mut live: Vec<String> = owned
             .iter()
@@ -618,17 +671,7 @@ impl StatefulSetController {
                 ..podutil::new_controller_ref("apps/v1", "StatefulSet", &set.metadata)
             };
             match pvcs.get_opt(&cname).await? {
-                Some(existing) => {
-                    let has = existing
-                        .metadata
-                        .owner_references
-                        .iter()
-                        .flatten()
-                        .any(|r| Some(&r.uid) == set.metadata.uid.as_ref());
-                    if delete_with_set && !has {
-                        let _ = adopt(&pvcs, &existing, &set_ref).await;
-                    }
-                }
+                Some(_) => {}
                 None => {
                     let mut labels = t.metadata.labels.clone().unwrap_or_default();
                     for (k, v) in spec.selector.match_labels.iter().flatten() {
@@ -819,6 +862,33 @@ mod tests {
         // one already unavailable uses the budget
         let pods = view(&[(0, "old", true), (1, "old", true), (2, "new", false)]);
         assert_eq!(rolling_victims(&pods, "new", 0, Some(2)), vec![1]);
+    }
+
+    #[test]
+    fn claim_owners_follow_when_deleted() {
+        let set = ObjectMeta {
+            name: Some("web".into()),
+            uid: Some("set-uid".into()),
+            ..Default::default()
+        };
+        let pod_ref = OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: "web-3".into(),
+            uid: "pod-uid".into(),
+            ..Default::default()
+        };
+        let added = set_owner_refs(std::slice::from_ref(&pod_ref), &set, true).unwrap();
+        assert_eq!(added.len(), 2);
+        assert_eq!(added[1].uid, "set-uid");
+        assert_eq!(added[1].kind, "StatefulSet");
+        assert_eq!(added[1].controller, None);
+        assert_eq!(set_owner_refs(&added, &set, true), None);
+        assert_eq!(
+            set_owner_refs(&added, &set, false),
+            Some(vec![pod_ref.clone()])
+        );
+        assert_eq!(set_owner_refs(&[pod_ref], &set, false), None);
     }
 
     #[test]

@@ -790,6 +790,25 @@ fn statefulset_parallel_with_ordinal_start_and_claim_deletion() {
             && !exists(c, &["get", "pvc", "data-par-6"])
     });
     assert!(exists(c, &["get", "pvc", "data-par-5"]));
+    // whenDeleted: Delete makes the set an owner of the remaining claim; deleting the set
+    // then removes it
+    c.kubectl(&[
+        "patch",
+        "sts",
+        "par",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"persistentVolumeClaimRetentionPolicy":{"whenDeleted":"Delete"}}}"#,
+    ]);
+    wait_for("claim owned by the set", 30, || {
+        json_of(c, &["get", "pvc", "data-par-5"])["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["kind"] == "StatefulSet"))
+    });
+    c.kubectl(&["delete", "sts", "par", "--wait=false"]);
+    wait_for("claim deleted with the set", 60, || {
+        !exists(c, &["get", "pvc", "data-par-5"])
+    });
 }
 
 #[test]
