@@ -55,6 +55,19 @@ impl Expectations {
         );
     }
 
+    /// Expect `adds` creations and the deletion of `pods` at once.
+    pub fn expect(&self, key: &str, adds: usize, pods: impl IntoIterator<Item = String>) {
+        let mut m = self.map.lock().unwrap();
+        m.insert(
+            key.to_string(),
+            Entry {
+                adds: adds as i64,
+                deletes: pods.into_iter().collect(),
+                at: Instant::now(),
+            },
+        );
+    }
+
     /// A creation was observed (or will never happen because it failed).
     pub fn creation_observed(&self, key: &str) {
         if let Some(e) = self.map.lock().unwrap().get_mut(key) {
@@ -93,6 +106,11 @@ mod tests {
         assert!(!e.satisfied("a"));
         e.deletion_observed("a", "ns/p2");
         assert!(e.satisfied("a"));
+        e.expect("c", 1, ["ns/p3".to_string()]);
+        e.creation_observed("c");
+        assert!(!e.satisfied("c"));
+        e.deletion_observed("c", "ns/p3");
+        assert!(e.satisfied("c"));
         e.expect_creations("b", 1);
         e.forget("b");
         assert!(e.satisfied("b"));

@@ -4,21 +4,32 @@
 use std::future::Future;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController,
+};
 use kube::{Api, Client};
 
+pub mod cron;
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod events;
 pub mod expectations;
 pub mod gc;
+pub mod history;
 pub mod informer;
+pub mod job;
 pub mod leader;
 pub mod namespace;
 pub mod podutil;
 pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 
 /// Configuration of the controller manager.
 #[derive(Clone, Debug)]
@@ -109,6 +120,13 @@ pub async fn run_controllers(client: Client, config: Config) {
     let namespaces = informer::Informer::new(Api::<Namespace>::all(client.clone()));
 
     let rcs = informer::Informer::new(Api::<ReplicationController>::all(client.clone()));
+    let jobs = informer::Informer::new(Api::<Job>::all(client.clone()));
+    let cronjobs = informer::Informer::new(Api::<CronJob>::all(client.clone()));
+    let statefulsets = informer::Informer::new(Api::<StatefulSet>::all(client.clone()));
+    let daemonsets = informer::Informer::new(Api::<DaemonSet>::all(client.clone()));
+    let revisions = informer::Informer::new(Api::<ControllerRevision>::all(client.clone()));
+    let nodes = informer::Informer::new(Api::<Node>::all(client.clone()));
+    let claims = informer::Informer::new(Api::<PersistentVolumeClaim>::all(client.clone()));
     let rsc = replicaset::ReplicaSetController::new(
         client.clone(),
         pods.clone(),
@@ -128,6 +146,29 @@ pub async fn run_controllers(client: Client, config: Config) {
         deploys.clone(),
         &config.identity,
     );
+    let jc = job::JobController::new(client.clone(), pods.clone(), jobs.clone(), &config.identity);
+    let cjc = cronjob::CronJobController::new(
+        client.clone(),
+        jobs.clone(),
+        cronjobs.clone(),
+        &config.identity,
+    );
+    let ssc = statefulset::StatefulSetController::new(
+        client.clone(),
+        pods.clone(),
+        statefulsets.clone(),
+        revisions.clone(),
+        claims.clone(),
+        &config.identity,
+    );
+    let dsc = daemonset::DaemonSetController::new(
+        client.clone(),
+        pods.clone(),
+        nodes.clone(),
+        daemonsets.clone(),
+        revisions.clone(),
+        &config.identity,
+    );
     let nsc = namespace::NamespaceController::new(client.clone(), namespaces.clone());
     let sac = serviceaccount::ServiceAccountController::new(
         client.clone(),
@@ -140,6 +181,13 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(deploys.clone().run());
     set.spawn(namespaces.clone().run());
     set.spawn(rcs.clone().run());
+    set.spawn(jobs.clone().run());
+    set.spawn(cronjobs.clone().run());
+    set.spawn(statefulsets.clone().run());
+    set.spawn(daemonsets.clone().run());
+    set.spawn(revisions.clone().run());
+    set.spawn(nodes.clone().run());
+    set.spawn(claims.clone().run());
     let ready = {
         let (p, r, d, n, c) = (
             pods.store.clone(),
@@ -148,12 +196,27 @@ pub async fn run_controllers(client: Client, config: Config) {
             namespaces.store.clone(),
             rcs.store.clone(),
         );
+        let (j, cj) = (jobs.store.clone(), cronjobs.store.clone());
+        let (ss, ds, cr, no) = (
+            statefulsets.store.clone(),
+            daemonsets.store.clone(),
+            revisions.store.clone(),
+            nodes.store.clone(),
+        );
+        let pvc = claims.store.clone();
         async move {
             let _ = p.wait_until_ready().await;
             let _ = r.wait_until_ready().await;
             let _ = d.wait_until_ready().await;
             let _ = n.wait_until_ready().await;
             let _ = c.wait_until_ready().await;
+            let _ = j.wait_until_ready().await;
+            let _ = cj.wait_until_ready().await;
+            let _ = ss.wait_until_ready().await;
+            let _ = ds.wait_until_ready().await;
+            let _ = cr.wait_until_ready().await;
+            let _ = no.wait_until_ready().await;
+            let _ = pvc.wait_until_ready().await;
         }
     };
     ready.await;
@@ -162,6 +225,10 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(rcc.run(2));
     set.spawn(dc.run(4));
     set.spawn(nsc.run(2));
+    set.spawn(jc.run(4));
+    set.spawn(cjc.run(2));
+    set.spawn(ssc.run(2));
+    set.spawn(dsc.run(2));
     set.spawn(sac.run());
     set.spawn(gc::GarbageCollector::new(client.clone()).run());
     if let Some(res) = set.join_next().await {

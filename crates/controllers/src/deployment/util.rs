@@ -35,7 +35,7 @@ pub fn safe_encode(s: &str) -> String {
         .collect()
 }
 
-fn fnv32a(data: &[u8], mut h: u32) -> u32 {
+pub(crate) fn fnv32a(data: &[u8], mut h: u32) -> u32 {
     for b in data {
         h ^= *b as u32;
         h = h.wrapping_mul(16_777_619);
@@ -43,7 +43,7 @@ fn fnv32a(data: &[u8], mut h: u32) -> u32 {
     h
 }
 
-fn canonical(v: &Value, out: &mut String) {
+pub(crate) fn canonical(v: &Value, out: &mut String) {
     match v {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
