@@ -20,6 +20,7 @@ pub mod container;
 pub mod images;
 pub mod runtime_service;
 pub mod sandbox;
+pub mod stream;
 #[cfg(feature = "testing")]
 pub mod testimage;
 
