@@ -651,7 +651,14 @@ impl ContainerManager {
                 return Ok(());
             }
         }
-        self.ctl(&rec.id, &format!("kill {}", libc::SIGKILL))?;
+        if let Err(e) = self.ctl(&rec.id, &format!("kill {}", libc::SIGKILL)) {
+            // the container may have exited on its own meanwhile (its shim is then gone)
+            if self.wait_exit(&rec.id, Duration::from_secs(2)) {
+                self.get(&rec.id)?;
+                return Ok(());
+            }
+            return Err(e);
+        }
         if !self.wait_exit(&rec.id, Duration::from_secs(10)) {
             return Err(ContainerError::Shim(format!(
                 "container {} did not exit after SIGKILL",

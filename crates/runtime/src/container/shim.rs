@@ -724,15 +724,6 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                         let _ = l.write_all(&s.finish(chrono::Utc::now()));
                     }
                 }
-                // attached clients get what is left, then EOF
-                for c in clients.iter_mut() {
-                    let _ = c.conn.set_nonblocking(false);
-                    let _ = c
-                        .conn
-                        .set_write_timeout(Some(std::time::Duration::from_secs(1)));
-                    let _ = (&c.conn).write_all(&c.out);
-                }
-                clients.clear();
                 if let Some(p) = &args.attach {
                     let _ = std::fs::remove_file(p);
                 }
@@ -748,6 +739,16 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                         let _ = sock.send_to(args.id.as_bytes(), ev);
                     }
                 }
+                // attached clients get what is left, then EOF (after the exit is recorded, so
+                // a session that ended finds the container exited)
+                for c in clients.iter_mut() {
+                    let _ = c.conn.set_nonblocking(false);
+                    let _ = c
+                        .conn
+                        .set_write_timeout(Some(std::time::Duration::from_secs(1)));
+                    let _ = (&c.conn).write_all(&c.out);
+                }
+                clients.clear();
                 let _ = std::fs::remove_file(&ctl_path);
                 return Ok(());
             }

@@ -210,14 +210,16 @@ impl RuntimeBackend {
             let feeder = tokio::spawn(async move {
                 let (mut stdin, mut resize) = (stdin, resize);
                 loop {
+                    // resizes first: a size sent before a line applies before the line
                     tokio::select! {
-                        d = async { match stdin.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => match d {
-                            Some(d) => { if write_fd(&m, &d).await.is_err() { break } }
-                            None => stdin = None,
-                        },
+                        biased;
                         s = async { match resize.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => match s {
                             Some(s) => super::shim::set_winsize(m.get_ref(), s.width, s.height),
                             None => resize = None,
+                        },
+                        d = async { match stdin.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => match d {
+                            Some(d) => { if write_fd(&m, &d).await.is_err() { break } }
+                            None => stdin = None,
                         },
                     }
                 }
@@ -289,13 +291,7 @@ impl RuntimeBackend {
             let (mut stdin, mut resize) = (stdin, resize);
             loop {
                 let frame = tokio::select! {
-                    d = async { match stdin.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => match d {
-                        Some(d) => attach_frame::encode(attach_frame::STDIN, &d),
-                        None => {
-                            stdin = None;
-                            attach_frame::encode(attach_frame::CLOSE_STDIN, &[])
-                        }
-                    },
+                    biased;
                     s = async { match resize.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => match s {
                         Some(s) => {
                             let mut p = s.width.to_be_bytes().to_vec();
@@ -303,6 +299,13 @@ impl RuntimeBackend {
                             attach_frame::encode(attach_frame::RESIZE, &p)
                         }
                         None => { resize = None; continue }
+                    },
+                    d = async { match stdin.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => match d {
+                        Some(d) => attach_frame::encode(attach_frame::STDIN, &d),
+                        None => {
+                            stdin = None;
+                            attach_frame::encode(attach_frame::CLOSE_STDIN, &[])
+                        }
                     },
                 };
                 if wr.write_all(&frame).await.is_err() {

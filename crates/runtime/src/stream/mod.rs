@@ -372,9 +372,16 @@ fn exec_options(r: &Request) -> remotecommand::Options {
 }
 
 async fn run_command(backend: Arc<dyn Backend>, req: Request, io: StdIo) -> Outcome {
+    // upstream's ServeExec/ServeAttach wording
     match req {
-        Request::Exec(e) => backend.exec(e, io).await,
-        Request::Attach(a) => backend.attach(a, io).await,
+        Request::Exec(e) => match backend.exec(e, io).await {
+            Outcome::Error(e) => Outcome::Error(format!("error executing command in container: {e}")),
+            o => o,
+        },
+        Request::Attach(a) => match backend.attach(a, io).await {
+            Outcome::Error(e) => Outcome::Error(format!("error attaching to container: {e}")),
+            o => o,
+        },
         Request::PortForward(_) => Outcome::Error("not a remotecommand".into()),
     }
 }

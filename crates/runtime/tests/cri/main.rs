@@ -9,6 +9,7 @@ mod containers;
 mod harness;
 mod images;
 mod sandboxes;
+mod streaming;
 
 /// Declares `<name>::oxkube` and `<name>::containerd` running `images::<name>(target)`.
 macro_rules! cri_test {
@@ -106,3 +107,20 @@ cri_test!(
 cri_test!(containers::exec_sync_runs_in_the_container);
 cri_test!(containers::stats_and_resource_updates);
 cri_test!(containers::oom_killed_is_reported);
+
+cri_test!(streaming::exec_over_websocket_v4);
+cri_test!(
+    streaming::exec_over_websocket_v5,
+    skip_containerd = "containerd 1.6's streaming server predates v5.channel.k8s.io (Kubernetes 1.29)"
+);
+cri_test!(streaming::exec_with_tty);
+cri_test!(streaming::exec_over_spdy);
+cri_test!(streaming::stream_requests_are_validated);
+cri_test!(streaming::attach_streams_stdio);
+cri_test!(streaming::attach_to_tty);
+cri_test!(streaming::port_forward_over_spdy);
+cri_test!(streaming::port_forward_over_websocket);
+cri_test!(
+    streaming::port_forward_over_tunnelled_spdy,
+    skip_containerd = "upstream terminates the SPDY-over-WebSocket tunnel in the API server; containerd only speaks plain SPDY"
+);
