@@ -8,6 +8,7 @@ mod agent_kill;
 mod containers;
 mod harness;
 mod images;
+mod kubectl;
 mod sandboxes;
 mod streaming;
 
@@ -124,3 +125,6 @@ cri_test!(
     streaming::port_forward_over_tunnelled_spdy,
     skip_containerd = "upstream terminates the SPDY-over-WebSocket tunnel in the API server; containerd only speaks plain SPDY"
 );
+
+cri_test!(kubectl::kubectl_exec_websocket_and_spdy);
+cri_test!(kubectl::kubectl_port_forward_tunnel_and_spdy);
