@@ -464,3 +464,106 @@ pub async fn kubectl_port_forward_tunnel_and_spdy(mut t: Target) {
     }
     remove_pod(&mut t, &p.sandbox).await;
 }
+
+/// `kubectl attach -i` to containers with stdin and stdin_once: the input reaches the
+/// container, kubectl's stdin EOF closes the container's stdin, the container ends and so does
+/// the session (over WebSocket v5, then over SPDY).
+pub async fn kubectl_attach_stdin_once(mut t: Target) {
+    let (sb, _) = pod(&mut t, "kattach").await;
+    let mut containers = HashMap::new();
+    for name in ["a", "b"] {
+        let mut cfg = container_config(
+            name,
+            &["sh", "-c", "while read l; do echo got:$l; done; echo stdin-closed"],
+        );
+        cfg.stdin = true;
+        cfg.stdin_once = true;
+        let id = create(&mut t, &sb, cfg).await.expect("create");
+        start(&mut t, &id).await.expect("start");
+        containers.insert(name.to_string(), id);
+    }
+    let p = PodInfo {
+        name: "kattach".into(),
+        sandbox: sb.id.clone(),
+        containers: containers.clone(),
+    };
+    let api = FakeApi::start(&t, t.rt.clone(), p.clone()).await;
+    for (name, envs) in [
+        ("a", &[][..]),
+        ("b", &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")][..]),
+    ] {
+        let mut child = api
+            .kubectl(&["attach", "-i", "kattach", "-c", name], envs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        // attach shows only what is written after it connected: feed lines until one echoes
+        let first = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut n = 0;
+            loop {
+                n += 1;
+                stdin.write_all(format!("x{n}\n").as_bytes()).await.unwrap();
+                let next = tokio::time::timeout(Duration::from_millis(500), stdout.next_line()).await;
+                if let Ok(Ok(Some(l))) = next {
+                    return l;
+                }
+            }
+        })
+        .await
+        .expect("attach echoes input");
+        assert!(first.starts_with("got:x"), "{name}: {first}");
+        drop(stdin);
+        let rest = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut v = Vec::new();
+            while let Ok(Some(l)) = stdout.next_line().await {
+                v.push(l);
+            }
+            v
+        })
+        .await
+        .expect("kubectl attach ends once the container exits");
+        assert_eq!(rest.last().map(String::as_str), Some("stdin-closed"), "{name}: {rest:?}");
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("kubectl exits")
+            .unwrap();
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err).await;
+        assert!(status.success(), "{name}: {status:?} {err}");
+    }
+    remove_pod(&mut t, &sb.id).await;
+}
+
+/// `kubectl exec -it` on a terminal (util-linux `script` provides kubectl's pty).
+pub async fn kubectl_exec_tty(mut t: Target) {
+    let p = running_pod(&mut t, "ktty", &["sleep", "1000"]).await;
+    let api = FakeApi::start(&t, t.rt.clone(), p.clone()).await;
+    let cmdline = format!(
+        "{KUBECTL} --kubeconfig {} --cache-dir {} exec -it ktty -c c -- sh -c 'test -t 0 && echo TTY-OK; tty'",
+        api.kubeconfig.display(),
+        api.cache.display()
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("script")
+            .args(["-qec", &cmdline, "/dev/null"])
+            .stdin(Stdio::piped())
+            .output(),
+    )
+    .await
+    .expect("kubectl exec -it finishes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("TTY-OK"), "{stdout:?} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("/dev/pts/"), "{stdout:?}");
+    assert!(out.status.success(), "{:?}", out.status);
+    let seen = api.seen.lock().unwrap().clone();
+    if t.kind == crate::harness::Kind::Oxkube {
+        assert_eq!(seen.len(), 1, "{seen:?}");
+    }
+    remove_pod(&mut t, &p.sandbox).await;
+}

@@ -128,3 +128,5 @@ cri_test!(
 
 cri_test!(kubectl::kubectl_exec_websocket_and_spdy);
 cri_test!(kubectl::kubectl_port_forward_tunnel_and_spdy);
+cri_test!(kubectl::kubectl_attach_stdin_once);
+cri_test!(kubectl::kubectl_exec_tty);
