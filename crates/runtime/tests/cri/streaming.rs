@@ -32,6 +32,8 @@ fn host_of(url: &str) -> (String, String) {
 struct Ws {
     ws: WebSocketStream<TcpStream>,
     protocol: String,
+    /// Output read but not yet asked for, per channel.
+    pending: HashMap<u8, Vec<u8>>,
 }
 
 async fn ws_connect(url: &str, protocols: &[&str]) -> Result<Ws, String> {
@@ -56,7 +58,11 @@ async fn ws_connect(url: &str, protocols: &[&str]) -> Result<Ws, String> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    Ok(Ws { ws, protocol })
+    Ok(Ws {
+        ws,
+        protocol,
+        pending: HashMap::new(),
+    })
 }
 
 impl Ws {
@@ -79,7 +85,7 @@ impl Ws {
 
     /// Everything per channel until the server closes.
     async fn collect(mut self) -> HashMap<u8, Vec<u8>> {
-        let mut out: HashMap<u8, Vec<u8>> = HashMap::new();
+        let mut out = std::mem::take(&mut self.pending);
         tokio::time::timeout(SESSION, async {
             while let Some((ch, d)) = self.next().await {
                 out.entry(ch).or_default().extend(d);
@@ -90,21 +96,24 @@ impl Ws {
         out
     }
 
-    /// Reads until `channel` has produced output containing `needle`.
+    /// Reads until `channel` has produced output containing `needle`; returns that channel's
+    /// output so far (other channels' output is kept for later calls).
     async fn read_until(&mut self, channel: u8, needle: &str) -> String {
-        let mut seen = Vec::new();
         let done = tokio::time::timeout(SESSION, async {
-            while !String::from_utf8_lossy(&seen).contains(needle) {
+            loop {
+                let have = self.pending.get(&channel).map(Vec::as_slice).unwrap_or(b"");
+                if String::from_utf8_lossy(have).contains(needle) {
+                    return true;
+                }
                 match self.next().await {
-                    Some((ch, d)) if ch == channel => seen.extend(d),
-                    Some(_) => {}
+                    Some((ch, d)) => self.pending.entry(ch).or_default().extend(d),
                     None => return false,
                 }
             }
-            true
         })
         .await;
-        let seen = String::from_utf8_lossy(&seen).into_owned();
+        let seen = String::from_utf8_lossy(&self.pending.remove(&channel).unwrap_or_default())
+            .into_owned();
         assert!(
             matches!(done, Ok(true)),
             "no {needle:?} on channel {channel}, got {seen:?}"
