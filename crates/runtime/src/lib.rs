@@ -10,8 +10,10 @@
 //!   `hostname`, `hosts` and `resolv.conf`;
 //! - `<data-dir>/run/sandboxes/<id>/{net,ipc,uts}`: the pod's pinned namespaces;
 //! - `<data-dir>/agent/containers/<id>/`: container record, OCI bundle, overlay rootfs
-//!   (upper/work dirs), `exit.json` from the shim; `<data-dir>/run/c/`: libcontainer state and
-//!   shim control sockets (`<first 32 hex of id>.sock`);
+//!   (upper/work dirs), `exit.json` from the shim; `<data-dir>/run/c/`: libcontainer state,
+//!   shim control sockets (`<first 32 hex of id>.sock`) and attach sockets (`.att`);
+//! - the streaming server (exec/attach/port-forward URLs) on 127.0.0.1, a random port unless
+//!   [`Config::stream_addr`] says otherwise (see [`stream`]);
 //! - `<data-dir>/agent/cni/net.d/`: CNI conf dir (default), `<data-dir>/agent/cni/ipam`: host-local
 //!   IPAM state of the default network.
 

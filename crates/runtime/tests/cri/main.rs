@@ -130,3 +130,18 @@ cri_test!(kubectl::kubectl_exec_websocket_and_spdy);
 cri_test!(kubectl::kubectl_port_forward_tunnel_and_spdy);
 cri_test!(kubectl::kubectl_attach_stdin_once);
 cri_test!(kubectl::kubectl_exec_tty);
+
+/// Figures: `cargo test -p runtime --test cri bench_streaming -- --ignored --nocapture`.
+mod bench_streaming {
+    use crate::harness::{Kind, Target};
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn oxkube() {
+        crate::streaming::bench_streaming(Target::start(Kind::Oxkube).await).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn containerd() {
+        crate::streaming::bench_streaming(Target::start(Kind::Containerd).await).await
+    }
+}

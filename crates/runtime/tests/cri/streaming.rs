@@ -718,3 +718,87 @@ pub async fn port_forward_over_tunnelled_spdy(mut t: Target) {
     );
     remove_pod(&mut t, &sb.id).await;
 }
+
+/// PSS of the shim holding container `id` (KiB), for oxkube; containerd's shim serves a whole
+/// pod, so its figure is per pod.
+fn shim_pss_kib(kind: crate::harness::Kind, id: &str) -> Option<u64> {
+    let needle = match kind {
+        crate::harness::Kind::Oxkube => id[..32].to_string(),
+        crate::harness::Kind::Containerd => id.to_string(),
+    };
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !comm.contains("shim") {
+            continue;
+        }
+        let holds = String::from_utf8_lossy(&cmd).contains(&needle)
+            || std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|c| {
+                    std::fs::read_to_string(format!("/proc/{c}/cgroup"))
+                        .unwrap_or_default()
+                        .contains(&needle)
+                });
+        if !holds {
+            continue;
+        }
+        let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+        let l = s.lines().find(|l| l.starts_with("Pss:"))?;
+        return l.split_whitespace().nth(1)?.parse().ok();
+    }
+    None
+}
+
+/// Figures, not assertions: exec session latency over WebSocket v4 (CRI Exec + upgrade +
+/// `true` + status) and shim memory with stdin/tty/attach.
+pub async fn bench_streaming(mut t: Target) {
+    let (sb, plain) = running(&mut t, "benchs", container_config("plain", &["sleep", "1000"])).await;
+    let mut cfg = container_config("tty", &["sh"]);
+    cfg.stdin = true;
+    cfg.tty = true;
+    let tty = create(&mut t, &sb, cfg).await.unwrap();
+    start(&mut t, &tty).await.unwrap();
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let begin = std::time::Instant::now();
+        let url = exec_url(&mut t, exec_req(&plain, &["true"], false, false)).await;
+        let out = ws_connect(&url, &["v4.channel.k8s.io"])
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(status_of(&out)["status"], "Success");
+        times.push(begin.elapsed());
+    }
+    times.sort();
+    let url =
+        t.rt.attach(pb::AttachRequest {
+            container_id: tty.clone(),
+            stdin: true,
+            tty: true,
+            stdout: true,
+            stderr: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let mut ws = ws_connect(&url, &["v4.channel.k8s.io"]).await.unwrap();
+    ws.send(0, b"echo attached\r").await;
+    ws.read_until(1, "attached").await;
+    eprintln!(
+        "BENCH {:?}: websocket exec session p50 {:?} p90 {:?}; shim PSS plain {:?} KiB, stdin+tty with a client attached {:?} KiB",
+        t.kind,
+        times[times.len() / 2],
+        times[times.len() * 9 / 10],
+        shim_pss_kib(t.kind, &plain),
+        shim_pss_kib(t.kind, &tty),
+    );
+    drop(ws);
+    remove_pod(&mut t, &sb.id).await;
+}
