@@ -786,10 +786,12 @@ impl cri::RuntimeService for RuntimeService {
                 sb.id
             )));
         }
-        let url = self.stream_url(crate::stream::Request::PortForward(pb::PortForwardRequest {
-            pod_sandbox_id: sb.id,
-            port: r.port,
-        }))?;
+        let url = self.stream_url(crate::stream::Request::PortForward(
+            pb::PortForwardRequest {
+                pod_sandbox_id: sb.id,
+                port: r.port,
+            },
+        ))?;
         Ok(Response::new(pb::PortForwardResponse { url }))
     }
     async fn container_stats(

@@ -303,8 +303,8 @@ pub mod attach_frame {
         let mut out = Vec::new();
         let mut at = 0;
         while buf.len() >= at + 5 {
-            let len = u32::from_be_bytes([buf[at + 1], buf[at + 2], buf[at + 3], buf[at + 4]])
-                as usize;
+            let len =
+                u32::from_be_bytes([buf[at + 1], buf[at + 2], buf[at + 3], buf[at + 4]]) as usize;
             if buf.len() < at + 5 + len {
                 break;
             }
@@ -670,10 +670,11 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
             }
             for (ty, data) in attach_frame::decode(&mut c.inbuf) {
                 match ty {
-                    attach_frame::STDIN if input.file.is_some() => {
-                        if input.pending.len() + data.len() <= MAX_CLIENT_BACKLOG {
-                            input.pending.extend_from_slice(&data);
-                        }
+                    attach_frame::STDIN
+                        if input.file.is_some()
+                            && input.pending.len() + data.len() <= MAX_CLIENT_BACKLOG =>
+                    {
+                        input.pending.extend_from_slice(&data);
                     }
                     attach_frame::CLOSE_STDIN if args.stdin_once => {
                         input.close_when_flushed = true;

@@ -71,7 +71,7 @@ async fn pump(mut from: impl AsyncRead + Unpin, to: Option<mpsc::Sender<Vec<u8>>
 async fn read_fd(fd: &AsyncFd<File>, buf: &mut [u8]) -> std::io::Result<usize> {
     loop {
         let mut guard = fd.readable().await?;
-        if let Ok(r) = guard.try_io(|inner| (&*inner.get_ref()).read(buf)) {
+        if let Ok(r) = guard.try_io(|inner| inner.get_ref().read(buf)) {
             return r;
         }
     }
@@ -80,7 +80,7 @@ async fn read_fd(fd: &AsyncFd<File>, buf: &mut [u8]) -> std::io::Result<usize> {
 async fn write_fd(fd: &AsyncFd<File>, mut data: &[u8]) -> std::io::Result<()> {
     while !data.is_empty() {
         let mut guard = fd.writable().await?;
-        if let Ok(r) = guard.try_io(|inner| (&*inner.get_ref()).write(data)) {
+        if let Ok(r) = guard.try_io(|inner| inner.get_ref().write(data)) {
             data = &data[r?..];
         }
     }
@@ -204,7 +204,8 @@ impl RuntimeBackend {
             // SAFETY: the File owns the master descriptor; nothing else closes or replaces it
             // while the AsyncFd holds it.
             let master = Arc::new(
-                unsafe { AsyncFd::register(master) }.map_err(|e| format!("register terminal: {e}"))?,
+                unsafe { AsyncFd::register(master) }
+                    .map_err(|e| format!("register terminal: {e}"))?,
             );
             let m = master.clone();
             let feeder = tokio::spawn(async move {
@@ -256,8 +257,7 @@ impl RuntimeBackend {
             };
             let out = child.stdout.take().expect("piped");
             let err = child.stderr.take().expect("piped");
-            let (status, (), ()) =
-                tokio::join!(child.wait(), pump(out, stdout), pump(err, stderr));
+            let (status, (), ()) = tokio::join!(child.wait(), pump(out, stdout), pump(err, stderr));
             if let Some(f) = feeder {
                 f.abort();
             }
@@ -386,7 +386,9 @@ impl Backend for RuntimeBackend {
                 return Err(format!("pod sandbox {id} is not ready"));
             }
             dial_in_netns(sb.namespaces.net.clone(), port).map_err(|e| {
-                format!("failed to connect to localhost:{port} inside namespace of sandbox {id}: {e}")
+                format!(
+                    "failed to connect to localhost:{port} inside namespace of sandbox {id}: {e}"
+                )
             })
         })
         .await

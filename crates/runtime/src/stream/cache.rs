@@ -91,7 +91,11 @@ mod tests {
             .chars()
             .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_'));
         assert_eq!(c.consume(&a, t0 + Duration::from_secs(1)), Some("a"));
-        assert_eq!(c.consume(&a, t0 + Duration::from_secs(1)), None, "single use");
+        assert_eq!(
+            c.consume(&a, t0 + Duration::from_secs(1)),
+            None,
+            "single use"
+        );
         assert_eq!(c.consume(&b, t0 + TTL), None, "expired at the TTL");
         assert_eq!(c.consume("nope", t0), None);
         assert!(c.is_empty());

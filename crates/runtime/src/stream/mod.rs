@@ -52,7 +52,10 @@ pub struct StdIo {
 pub enum Outcome {
     Success,
     /// Non-zero exit; `message` describes it (upstream: "command ... exited with N").
-    Exited { code: i32, message: String },
+    Exited {
+        code: i32,
+        message: String,
+    },
     /// It could not be run, or the stream failed.
     Error(String),
 }
@@ -246,7 +249,12 @@ impl StreamServer {
                     }
                 }
                 Request::PortForward(pf) => {
-                    match pf.port.iter().map(|p| portforward::parse_port(&p.to_string())).collect() {
+                    match pf
+                        .port
+                        .iter()
+                        .map(|p| portforward::parse_port(&p.to_string()))
+                        .collect()
+                    {
                         Ok(p) => p,
                         Err(e) => return plain(StatusCode::BAD_REQUEST, &e),
                     }
@@ -261,8 +269,9 @@ impl StreamServer {
                         return;
                     }
                 };
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                    .await;
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
                 serve_ws(ws, protocol, cached, ports, backend).await;
             });
             return resp.body(Full::default()).expect("response");
@@ -375,7 +384,9 @@ async fn run_command(backend: Arc<dyn Backend>, req: Request, io: StdIo) -> Outc
     // upstream's ServeExec/ServeAttach wording
     match req {
         Request::Exec(e) => match backend.exec(e, io).await {
-            Outcome::Error(e) => Outcome::Error(format!("error executing command in container: {e}")),
+            Outcome::Error(e) => {
+                Outcome::Error(format!("error executing command in container: {e}"))
+            }
             o => o,
         },
         Request::Attach(a) => match backend.attach(a, io).await {

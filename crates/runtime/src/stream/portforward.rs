@@ -30,7 +30,10 @@ pub const WS_PROTOCOLS: &[&str] = &[
 
 /// Dials a port of the pod.
 pub trait Dialer: Send + Sync + 'static {
-    fn dial(&self, port: u16) -> std::pin::Pin<Box<dyn Future<Output = Result<TcpStream, String>> + Send>>;
+    fn dial(
+        &self,
+        port: u16,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<TcpStream, String>> + Send>>;
     /// Names the pod in error messages.
     fn pod(&self) -> String;
 }
@@ -276,11 +279,7 @@ where
     let inbound = async {
         while let Some(Ok(m)) = source.next().await {
             match m {
-                Message::Binary(b) => {
-                    if tw.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Binary(b) if tw.write_all(&b).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }

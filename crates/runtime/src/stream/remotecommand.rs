@@ -83,9 +83,9 @@ pub fn status_json(o: &Outcome) -> Vec<u8> {
 pub fn status_text(o: &Outcome) -> Option<Vec<u8>> {
     match o {
         Outcome::Success => None,
-        Outcome::Exited { message, .. } => Some(
-            format!("command terminated with non-zero exit code: {message}").into_bytes(),
-        ),
+        Outcome::Exited { message, .. } => {
+            Some(format!("command terminated with non-zero exit code: {message}").into_bytes())
+        }
         Outcome::Error(e) => Some(format!("Internal error occurred: {e}").into_bytes()),
     }
 }
@@ -419,7 +419,8 @@ mod tests {
 
     #[test]
     fn status_messages_match_upstream() {
-        let ok: serde_json::Value = serde_json::from_slice(&status_json(&Outcome::Success)).unwrap();
+        let ok: serde_json::Value =
+            serde_json::from_slice(&status_json(&Outcome::Success)).unwrap();
         assert_eq!(ok, json!({"metadata": {}, "status": "Success"}));
         let exit: serde_json::Value = serde_json::from_slice(&status_json(&Outcome::Exited {
             code: 3,

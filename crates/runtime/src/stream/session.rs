@@ -106,8 +106,7 @@ impl Session {
             while let Some(o) = out_rx.recv().await {
                 match o {
                     Out::Frame(f) => {
-                        if w.write_all(&enc.encode(&f)).await.is_err() || w.flush().await.is_err()
-                        {
+                        if w.write_all(&enc.encode(&f)).await.is_err() || w.flush().await.is_err() {
                             break;
                         }
                     }
@@ -193,7 +192,9 @@ impl Session {
                         Frame::Ping { id } => {
                             let _ = reply.send(Out::Frame(Frame::Ping { id })).await;
                         }
-                        Frame::Headers { stream_id, flags, .. } if flags & spdy::FLAG_FIN != 0 => {
+                        Frame::Headers {
+                            stream_id, flags, ..
+                        } if flags & spdy::FLAG_FIN != 0 => {
                             open.remove(&stream_id);
                         }
                         _ => {}

@@ -226,7 +226,11 @@ impl Decoder {
                         });
                     }
                     let idf = be32(&payload[at..at + 4]);
-                    entries.push(((idf >> 24) as u8, idf & 0x00ff_ffff, be32(&payload[at + 4..])));
+                    entries.push((
+                        (idf >> 24) as u8,
+                        idf & 0x00ff_ffff,
+                        be32(&payload[at + 4..]),
+                    ));
                 }
                 Frame::Settings { entries }
             }
@@ -571,7 +575,11 @@ mod tests {
         let z = &bytes[12..];
         assert_eq!(z[0], 0x78);
         assert!(z[1] & 0x20 != 0, "FDICT set");
-        assert_eq!(be32(&z[2..6]), 0xe3c6_a7c2, "adler32 of the spdy/3 dictionary");
+        assert_eq!(
+            be32(&z[2..6]),
+            0xe3c6_a7c2,
+            "adler32 of the spdy/3 dictionary"
+        );
         assert_eq!(DICTIONARY.len(), 1423);
     }
 
@@ -582,7 +590,10 @@ mod tests {
         assert_eq!(d.next_frame(), Err(SpdyError::Version(2)));
         let mut d = Decoder::new();
         d.feed(&[0x80, 0x03, 0, 3, 0, 0, 0, 2, 0, 0]);
-        assert!(matches!(d.next_frame(), Err(SpdyError::Short { ty: 3, .. })));
+        assert!(matches!(
+            d.next_frame(),
+            Err(SpdyError::Short { ty: 3, .. })
+        ));
         assert!(parse_header_block(&[0, 0, 0, 1, 0, 0, 0, 9, b'a']).is_err());
         assert_eq!(
             header(&hdrs(&[("StreamType", "stdin")]), "streamtype"),

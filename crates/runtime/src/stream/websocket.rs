@@ -163,7 +163,10 @@ mod tests {
         let v4 = ChannelCodec::for_protocol(V4_BINARY).unwrap();
         let close = Message::Binary(vec![255, 0].into());
         assert_eq!(v5.decode(&close).unwrap(), Some(Incoming::Close(0)));
-        assert_eq!(v4.decode(&close).unwrap(), Some(Incoming::Data(255, vec![0])));
+        assert_eq!(
+            v4.decode(&close).unwrap(),
+            Some(Incoming::Data(255, vec![0]))
+        );
         assert_eq!(
             v5.decode(&Message::Binary(vec![255].into())),
             Err(FrameError::BadClose(0))

@@ -190,7 +190,9 @@ async fn serve_conn(
                     ]}),
                 )
             }
-            ["api", "v1", "namespaces", ns, "pods", name] if *name == pod.name && method == "GET" => {
+            ["api", "v1", "namespaces", ns, "pods", name]
+                if *name == pod.name && method == "GET" =>
+            {
                 let containers: Vec<_> = pod
                     .containers
                     .keys()
@@ -199,9 +201,11 @@ async fn serve_conn(
                 let statuses: Vec<_> = pod
                     .containers
                     .iter()
-                    .map(|(c, id)| serde_json::json!({"name": c, "ready": true, "restartCount": 0,
+                    .map(|(c, id)| {
+                        serde_json::json!({"name": c, "ready": true, "restartCount": 0,
                         "image": "busybox", "imageID": "", "containerID": format!("cri://{id}"),
-                        "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}))
+                        "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}})
+                    })
                     .collect();
                 json_response(
                     "200 OK",
@@ -368,11 +372,17 @@ pub async fn kubectl_exec_websocket_and_spdy(mut t: Target) {
         let (code, stdout, stderr) = kubectl_exec(&api, &p.name, envs).await;
         assert_eq!(stdout, "from kubectl\n", "{envs:?}: stderr {stderr}");
         assert!(stderr.contains("to-stderr"), "{envs:?}: {stderr}");
-        assert_eq!(code, 4, "{envs:?}: kubectl exits with the command's code; {stderr}");
+        assert_eq!(
+            code, 4,
+            "{envs:?}: kubectl exits with the command's code; {stderr}"
+        );
     }
     let seen = api.seen.lock().unwrap().clone();
     let last = seen.last().expect("upgrade requests");
-    assert!(last.1.to_ascii_lowercase().starts_with("spdy/3.1"), "{seen:?}");
+    assert!(
+        last.1.to_ascii_lowercase().starts_with("spdy/3.1"),
+        "{seen:?}"
+    );
     if t.kind == crate::harness::Kind::Oxkube {
         // the first session stayed on WebSocket v5 (no fallback to SPDY)
         assert_eq!(seen.len(), 2, "{seen:?}");
@@ -450,7 +460,11 @@ pub async fn kubectl_port_forward_tunnel_and_spdy(mut t: Target) {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(String::from_utf8_lossy(&got), "through kubectl\n", "{envs:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "through kubectl\n",
+            "{envs:?}"
+        );
         // a second connection through the same session
         assert_eq!(echo_through(port, b"again\n").await, b"again\n");
         let _ = child.kill().await;
@@ -459,8 +473,14 @@ pub async fn kubectl_port_forward_tunnel_and_spdy(mut t: Target) {
     if t.kind == crate::harness::Kind::Oxkube {
         assert_eq!(seen.len(), 2, "{seen:?}");
         assert_eq!(seen[0].1.to_ascii_lowercase(), "websocket", "{seen:?}");
-        assert!(seen[0].2.contains("SPDY/3.1+portforward.k8s.io"), "{seen:?}");
-        assert!(seen[1].1.to_ascii_lowercase().starts_with("spdy/3.1"), "{seen:?}");
+        assert!(
+            seen[0].2.contains("SPDY/3.1+portforward.k8s.io"),
+            "{seen:?}"
+        );
+        assert!(
+            seen[1].1.to_ascii_lowercase().starts_with("spdy/3.1"),
+            "{seen:?}"
+        );
     }
     remove_pod(&mut t, &p.sandbox).await;
 }
@@ -474,7 +494,11 @@ pub async fn kubectl_attach_stdin_once(mut t: Target) {
     for name in ["a", "b"] {
         let mut cfg = container_config(
             name,
-            &["sh", "-c", "while read l; do echo got:$l; done; echo stdin-closed"],
+            &[
+                "sh",
+                "-c",
+                "while read l; do echo got:$l; done; echo stdin-closed",
+            ],
         );
         cfg.stdin = true;
         cfg.stdin_once = true;
@@ -507,7 +531,8 @@ pub async fn kubectl_attach_stdin_once(mut t: Target) {
             loop {
                 n += 1;
                 stdin.write_all(format!("x{n}\n").as_bytes()).await.unwrap();
-                let next = tokio::time::timeout(Duration::from_millis(500), stdout.next_line()).await;
+                let next =
+                    tokio::time::timeout(Duration::from_millis(500), stdout.next_line()).await;
                 if let Ok(Ok(Some(l))) = next {
                     return l;
                 }
@@ -526,7 +551,11 @@ pub async fn kubectl_attach_stdin_once(mut t: Target) {
         })
         .await
         .expect("kubectl attach ends once the container exits");
-        assert_eq!(rest.last().map(String::as_str), Some("stdin-closed"), "{name}: {rest:?}");
+        assert_eq!(
+            rest.last().map(String::as_str),
+            Some("stdin-closed"),
+            "{name}: {rest:?}"
+        );
         let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
             .await
             .expect("kubectl exits")
@@ -558,7 +587,11 @@ pub async fn kubectl_exec_tty(mut t: Target) {
     .expect("kubectl exec -it finishes")
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("TTY-OK"), "{stdout:?} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("TTY-OK"),
+        "{stdout:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("/dev/pts/"), "{stdout:?}");
     assert!(out.status.success(), "{:?}", out.status);
     let seen = api.seen.lock().unwrap().clone();

@@ -112,7 +112,8 @@ cri_test!(containers::oom_killed_is_reported);
 cri_test!(streaming::exec_over_websocket_v4);
 cri_test!(
     streaming::exec_over_websocket_v5,
-    skip_containerd = "containerd 1.6's streaming server predates v5.channel.k8s.io (Kubernetes 1.29)"
+    skip_containerd =
+        "containerd 1.6's streaming server predates v5.channel.k8s.io (Kubernetes 1.29)"
 );
 cri_test!(streaming::exec_with_tty);
 cri_test!(streaming::exec_over_spdy);

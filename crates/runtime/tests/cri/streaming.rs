@@ -363,7 +363,11 @@ pub async fn exec_over_websocket_v4(mut t: Target) {
 /// Exec over `v5.channel.k8s.io` (kubectl 1.33's default): closing stdin with the close signal.
 pub async fn exec_over_websocket_v5(mut t: Target) {
     let (sb, id) = running(&mut t, "wsv5", container_config("c", &["sleep", "1000"])).await;
-    let url = exec_url(&mut t, exec_req(&id, &["sh", "-c", "cat; echo done"], true, false)).await;
+    let url = exec_url(
+        &mut t,
+        exec_req(&id, &["sh", "-c", "cat; echo done"], true, false),
+    )
+    .await;
     let mut ws = ws_connect(&url, &["v5.channel.k8s.io", "v4.channel.k8s.io"])
         .await
         .unwrap();
@@ -393,7 +397,10 @@ pub async fn exec_with_tty(mut t: Target) {
     let s = text(&out, 1);
     assert!(s.contains("45 123"), "{s:?}");
     assert!(s.contains("got:hi"), "{s:?}");
-    assert!(!out.contains_key(&2) || out[&2].is_empty(), "no stderr on a tty");
+    assert!(
+        !out.contains_key(&2) || out[&2].is_empty(),
+        "no stderr on a tty"
+    );
     assert_eq!(status_of(&out)["status"], "Success");
     remove_pod(&mut t, &sb.id).await;
 }
@@ -493,14 +500,24 @@ pub async fn attach_streams_stdio(mut t: Target) {
         stdout: true,
         stderr: true,
     };
-    let url = t.rt.attach(attach(true)).await.expect("Attach").into_inner().url;
+    let url =
+        t.rt.attach(attach(true))
+            .await
+            .expect("Attach")
+            .into_inner()
+            .url;
     let mut ws = ws_connect(&url, &["v4.channel.k8s.io"]).await.unwrap();
     ws.send(0, b"one\n").await;
     ws.read_until(1, "got:one").await;
     ws.read_until(2, "err:one").await;
     drop(ws);
     // a second session: the container's stdin stayed open (not stdin_once)
-    let url = t.rt.attach(attach(true)).await.expect("Attach").into_inner().url;
+    let url =
+        t.rt.attach(attach(true))
+            .await
+            .expect("Attach")
+            .into_inner()
+            .url;
     let mut ws = ws_connect(&url, &["v4.channel.k8s.io"]).await.unwrap();
     ws.send(0, b"two\n").await;
     let s = ws.read_until(1, "got:two").await;
@@ -677,8 +694,8 @@ pub async fn port_forward_over_websocket(mut t: Target) {
         .await;
         let err = String::from_utf8_lossy(got.get(&3).map(Vec::as_slice).unwrap_or(b""));
         assert!(err.contains("forwarding port 1"), "{err}");
-        echoed = String::from_utf8_lossy(got.get(&0).map(Vec::as_slice).unwrap_or(b""))
-            .into_owned();
+        echoed =
+            String::from_utf8_lossy(got.get(&0).map(Vec::as_slice).unwrap_or(b"")).into_owned();
         if !echoed.is_empty() {
             break;
         }
@@ -704,7 +721,8 @@ pub async fn port_forward_over_tunnelled_spdy(mut t: Target) {
             dec: spdy::Decoder::new(),
             next_id: 1,
         };
-        (echoed, err) = spdy_echo(&mut c, &n.to_string(), "8080", b"ping through the tunnel\n").await;
+        (echoed, err) =
+            spdy_echo(&mut c, &n.to_string(), "8080", b"ping through the tunnel\n").await;
         if !echoed.is_empty() {
             break;
         }
@@ -757,7 +775,12 @@ fn shim_pss_kib(kind: crate::harness::Kind, id: &str) -> Option<u64> {
 /// Figures, not assertions: exec session latency over WebSocket v4 (CRI Exec + upgrade +
 /// `true` + status) and shim memory with stdin/tty/attach.
 pub async fn bench_streaming(mut t: Target) {
-    let (sb, plain) = running(&mut t, "benchs", container_config("plain", &["sleep", "1000"])).await;
+    let (sb, plain) = running(
+        &mut t,
+        "benchs",
+        container_config("plain", &["sleep", "1000"]),
+    )
+    .await;
     let mut cfg = container_config("tty", &["sh"]);
     cfg.stdin = true;
     cfg.tty = true;
