@@ -429,19 +429,26 @@ async fn kubectl_port_forward(
 }
 
 async fn echo_through(port: u16, msg: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(msg).await.unwrap();
+    let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut r, mut w) = s.into_split();
+    // write while reading: the echo flows back before all is sent
+    let data = msg.to_vec();
+    let writer = tokio::spawn(async move {
+        let _ = w.write_all(&data).await;
+        w
+    });
     let mut got = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buf = vec![0u8; 64 * 1024];
         while got.len() < msg.len() {
-            match s.read(&mut buf).await {
+            match r.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
             }
         }
     })
     .await;
+    drop(writer.await);
     got
 }
 
@@ -465,8 +472,14 @@ pub async fn kubectl_port_forward_tunnel_and_spdy(mut t: Target) {
             "through kubectl\n",
             "{envs:?}"
         );
-        // a second connection through the same session
-        assert_eq!(echo_through(port, b"again\n").await, b"again\n");
+        // a second connection through the same session, with 1 MiB each way
+        let blob: Vec<u8> = (0..1u32 << 20)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        assert!(
+            echo_through(port, &blob).await == blob,
+            "{envs:?}: 1 MiB echoed intact"
+        );
         let _ = child.kill().await;
     }
     let seen = api.seen.lock().unwrap().clone();

@@ -825,3 +825,49 @@ pub async fn bench_streaming(mut t: Target) {
     drop(ws);
     remove_pod(&mut t, &sb.id).await;
 }
+
+/// A client that goes away ends its exec'd process (the kubelet's request context ends, the
+/// runtime kills the process, as containerd does).
+pub async fn exec_ends_when_the_client_goes_away(mut t: Target) {
+    let (sb, id) = running(&mut t, "gone", container_config("c", &["sleep", "1000"])).await;
+    let url = exec_url(
+        &mut t,
+        exec_req(
+            &id,
+            &["sh", "-c", "echo started; exec sleep 777"],
+            true,
+            false,
+        ),
+    )
+    .await;
+    let mut ws = ws_connect(&url, &["v4.channel.k8s.io"]).await.unwrap();
+    ws.read_until(1, "started").await;
+    let ps = |t: &mut Target| {
+        let mut rt = t.rt.clone();
+        let id = id.clone();
+        async move {
+            let r = rt
+                .exec_sync(pb::ExecSyncRequest {
+                    container_id: id,
+                    cmd: vec!["ps".into()],
+                    timeout: 10,
+                })
+                .await
+                .expect("ExecSync")
+                .into_inner();
+            String::from_utf8_lossy(&r.stdout).into_owned()
+        }
+    };
+    assert!(ps(&mut t).await.contains("sleep 777"));
+    drop(ws);
+    let mut left = String::new();
+    for _ in 0..100 {
+        left = ps(&mut t).await;
+        if !left.contains("sleep 777") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!left.contains("sleep 777"), "{left}");
+    remove_pod(&mut t, &sb.id).await;
+}
