@@ -34,6 +34,7 @@ struct PodInfo {
 type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 
 struct FakeApi {
+    addr: std::net::SocketAddr,
     kubeconfig: PathBuf,
     cache: PathBuf,
     seen: Seen,
@@ -106,6 +107,7 @@ impl FakeApi {
         )
         .unwrap();
         FakeApi {
+            addr,
             kubeconfig,
             cache: dir.join("cache"),
             seen,
@@ -612,4 +614,143 @@ pub async fn kubectl_exec_tty(mut t: Target) {
         assert_eq!(seen.len(), 1, "{seen:?}");
     }
     remove_pod(&mut t, &p.sandbox).await;
+}
+
+/// kube-rs's own clients: `Api::exec` (WebSocket v5), `Api::attach` and `Api::portforward`
+/// (WebSocket v4 channels).
+pub async fn kube_rs_exec_attach_and_portforward(mut t: Target) {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, AttachParams};
+
+    let (sb, _) = pod(&mut t, "kubers").await;
+    let mut containers = HashMap::new();
+    let echo = create(
+        &mut t,
+        &sb,
+        container_config("echo", &["nc", "-ll", "-p", "8080", "-e", "cat"]),
+    )
+    .await
+    .expect("create");
+    start(&mut t, &echo).await.expect("start");
+    containers.insert("echo".to_string(), echo);
+    let mut cfg = container_config(
+        "reader",
+        &["sh", "-c", "while read l; do echo got:$l; done"],
+    );
+    cfg.stdin = true;
+    let reader = create(&mut t, &sb, cfg).await.expect("create");
+    start(&mut t, &reader).await.expect("start");
+    containers.insert("reader".to_string(), reader);
+    let p = PodInfo {
+        name: "kubers".into(),
+        sandbox: sb.id.clone(),
+        containers,
+    };
+    let api = FakeApi::start(&t, t.rt.clone(), p).await;
+    let mut config = kube::Config::new(format!("http://{}", api.addr).parse().unwrap());
+    config.default_namespace = "default".into();
+    let client = kube::Client::try_from(config).expect("kube client");
+    let pods: Api<Pod> = Api::default_namespaced(client);
+
+    // exec: stdin in, stdout and stderr out, the exit status as a Status
+    let mut proc = pods
+        .exec(
+            "kubers",
+            ["sh", "-c", "cat; echo err >&2; exit 6"],
+            &AttachParams::default()
+                .container("echo")
+                .stdin(true)
+                .stderr(true),
+        )
+        .await
+        .expect("kube-rs exec");
+    let mut stdin = proc.stdin().unwrap();
+    let mut stdout = proc.stdout().unwrap();
+    let mut stderr = proc.stderr().unwrap();
+    let status = proc.take_status().unwrap();
+    stdin.write_all(b"kube-rs\n").await.unwrap();
+    // EOF on stdin (kube-rs sends the v5 close signal; over v4 it closes the connection)
+    stdin.shutdown().await.unwrap();
+    let (mut out, mut err) = (String::new(), String::new());
+    let (_, _, st) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(
+            stdout.read_to_string(&mut out),
+            stderr.read_to_string(&mut err),
+            status
+        )
+    })
+    .await
+    .expect("exec finishes");
+    assert_eq!(out, "kube-rs\n");
+    assert_eq!(err, "err\n");
+    let st = st.expect("status");
+    assert_eq!(st.reason.as_deref(), Some("NonZeroExitCode"), "{st:?}");
+    let code = st
+        .details
+        .and_then(|d| d.causes)
+        .and_then(|c| {
+            c.into_iter()
+                .find(|c| c.reason.as_deref() == Some("ExitCode"))
+        })
+        .and_then(|c| c.message);
+    assert_eq!(code.as_deref(), Some("6"));
+    let _ = proc.join().await;
+
+    // attach to the reader container
+    let mut proc = pods
+        .attach(
+            "kubers",
+            &AttachParams::default()
+                .container("reader")
+                .stdin(true)
+                .stderr(false),
+        )
+        .await
+        .expect("kube-rs attach");
+    let mut stdin = proc.stdin().unwrap();
+    let mut stdout = proc.stdout().unwrap();
+    stdin.write_all(b"via attach\n").await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&got).contains("got:via attach") {
+            let n = stdout.read(&mut buf).await.unwrap();
+            assert!(n > 0, "attach ended early");
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("attach echoes");
+    proc.abort();
+
+    // port-forward, retried until nc listens
+    let mut echoed = Vec::new();
+    for _ in 0..50 {
+        let mut pf = pods
+            .portforward("kubers", &[8080])
+            .await
+            .expect("kube-rs portforward");
+        let mut s = pf.take_stream(8080).unwrap();
+        s.write_all(b"pf via kube-rs\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        echoed = match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(n)) => buf[..n].to_vec(),
+            _ => vec![],
+        };
+        drop(s);
+        pf.abort();
+        if !echoed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(String::from_utf8_lossy(&echoed), "pf via kube-rs\n");
+    let seen = api.seen.lock().unwrap().clone();
+    if t.kind == crate::harness::Kind::Oxkube {
+        assert!(
+            seen.iter().all(|s| s.1.eq_ignore_ascii_case("websocket")),
+            "{seen:?}"
+        );
+    }
+    remove_pod(&mut t, &sb.id).await;
 }
