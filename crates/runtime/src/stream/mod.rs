@@ -261,6 +261,10 @@ impl StreamServer {
                 }
                 _ => vec![],
             };
+            if ports.len() > 127 {
+                // two channels per port, numbered by one byte
+                return plain(StatusCode::BAD_REQUEST, "too many ports for one connection");
+            }
             tokio::spawn(async move {
                 let upgraded = match on_upgrade.await {
                     Ok(u) => u,
