@@ -582,36 +582,53 @@ pub async fn kubectl_attach_stdin_once(mut t: Target) {
     remove_pod(&mut t, &sb.id).await;
 }
 
-/// `kubectl exec -it` on a terminal (util-linux `script` provides kubectl's pty).
+/// `kubectl exec -it` on a terminal (util-linux `script` provides kubectl's pty of 33x77),
+/// over WebSocket v5 and SPDY: a tty in the container, and kubectl's size reaches it.
 pub async fn kubectl_exec_tty(mut t: Target) {
     let p = running_pod(&mut t, "ktty", &["sleep", "1000"]).await;
     let api = FakeApi::start(&t, t.rt.clone(), p.clone()).await;
-    let cmdline = format!(
-        "{KUBECTL} --kubeconfig {} --cache-dir {} exec -it ktty -c c -- sh -c 'test -t 0 && echo TTY-OK; tty'",
-        api.kubeconfig.display(),
-        api.cache.display()
-    );
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("script")
-            .args(["-qec", &cmdline, "/dev/null"])
-            .stdin(Stdio::piped())
-            .output(),
-    )
-    .await
-    .expect("kubectl exec -it finishes")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("TTY-OK"),
-        "{stdout:?} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("/dev/pts/"), "{stdout:?}");
-    assert!(out.status.success(), "{:?}", out.status);
+    // the size kubectl sends arrives shortly after the command starts: poll for it
+    let remote = r#"test -t 0 && echo TTY-OK; tty; for i in $(seq 50); do s=$(stty size); [ "$s" != "0 0" ] && break; sleep 0.1; done; echo size:$s"#;
+    for websockets in ["true", "false"] {
+        let cmdline = format!(
+            "stty rows 33 cols 77; KUBECTL_REMOTE_COMMAND_WEBSOCKETS={websockets} {KUBECTL} --kubeconfig {} --cache-dir {} exec -it ktty -c c -- sh -c '{remote}'",
+            api.kubeconfig.display(),
+            api.cache.display()
+        );
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new("script")
+                .args(["-qec", &cmdline, "/dev/null"])
+                .stdin(Stdio::piped())
+                .output(),
+        )
+        .await
+        .expect("kubectl exec -it finishes")
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let ctx = format!(
+            "websockets={websockets}: {stdout:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("TTY-OK"), "{ctx}");
+        assert!(stdout.contains("/dev/pts/"), "{ctx}");
+        // containerd 1.6 + runc: `stty` in a command substitution fails there with ECHILD
+        if t.kind == crate::harness::Kind::Oxkube {
+            assert!(
+                stdout.contains("size:33 77"),
+                "resize reached the terminal: {ctx}"
+            );
+        }
+        assert!(out.status.success(), "{:?} {ctx}", out.status);
+    }
     let seen = api.seen.lock().unwrap().clone();
     if t.kind == crate::harness::Kind::Oxkube {
-        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0].1.to_ascii_lowercase(), "websocket", "{seen:?}");
+        assert!(
+            seen[1].1.to_ascii_lowercase().starts_with("spdy/3.1"),
+            "{seen:?}"
+        );
     }
     remove_pod(&mut t, &p.sandbox).await;
 }
