@@ -151,19 +151,18 @@ impl RuntimeBackend {
         };
         let shim = self.containers.shim_command();
         let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-        let mut child = tokio::process::Command::new(&shim.exe)
+        let spawned = tokio::process::Command::new(&shim.exe)
             .args(&shim.prefix)
             .args(args.to_args())
             .stdin(piped(args.stdin))
             .stdout(piped(!req.tty))
             .stderr(piped(!req.tty))
-            .spawn()
-            .map_err(|e| format!("start exec helper: {e}"));
-        let mut child = match child.as_mut() {
-            Ok(_) => child.expect("checked"),
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
             Err(e) => {
                 let _ = std::fs::remove_file(&console_path);
-                return Err(e.clone());
+                return Err(format!("start exec helper: {e}"));
             }
         };
         let StdIo {
