@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::transport::Channel;
 
-use crate::containers::{container_config, create, pod, remove_pod, start};
+use crate::containers::{container_config, create, pod, remove_pod, start, wait_exited};
 use crate::harness::Target;
 
 const KUBECTL: &str = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33";
@@ -578,6 +578,10 @@ pub async fn kubectl_attach_stdin_once(mut t: Target) {
         let mut err = String::new();
         let _ = child.stderr.take().unwrap().read_to_string(&mut err).await;
         assert!(status.success(), "{name}: {status:?} {err}");
+    }
+    // both containers ended on their own (stdin_once): wait before tearing the pod down
+    for id in containers.values() {
+        assert_eq!(wait_exited(&mut t, id).await.exit_code, 0);
     }
     remove_pod(&mut t, &sb.id).await;
 }
