@@ -10,8 +10,10 @@
 //!   `hostname`, `hosts` and `resolv.conf`;
 //! - `<data-dir>/run/sandboxes/<id>/{net,ipc,uts}`: the pod's pinned namespaces;
 //! - `<data-dir>/agent/containers/<id>/`: container record, OCI bundle, overlay rootfs
-//!   (upper/work dirs), `exit.json` from the shim; `<data-dir>/run/c/`: libcontainer state and
-//!   shim control sockets (`<first 32 hex of id>.sock`);
+//!   (upper/work dirs), `exit.json` from the shim; `<data-dir>/run/c/`: libcontainer state,
+//!   shim control sockets (`<first 32 hex of id>.sock`) and attach sockets (`.att`);
+//! - the streaming server (exec/attach/port-forward URLs) on 127.0.0.1, a random port unless
+//!   [`Config::stream_addr`] says otherwise (see [`stream`]);
 //! - `<data-dir>/agent/cni/net.d/`: CNI conf dir (default), `<data-dir>/agent/cni/ipam`: host-local
 //!   IPAM state of the default network.
 
@@ -20,6 +22,7 @@ pub mod container;
 pub mod images;
 pub mod runtime_service;
 pub mod sandbox;
+pub mod stream;
 #[cfg(feature = "testing")]
 pub mod testimage;
 
@@ -46,6 +49,9 @@ pub struct Config {
     pub cni_network: String,
     /// How shims are started; defaults to this executable with the `shim` argument.
     pub shim: Option<container::manager::ShimCommand>,
+    /// Address of the streaming server (exec/attach/port-forward URLs); defaults to
+    /// 127.0.0.1 on a random port, as containerd's.
+    pub stream_addr: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -60,6 +66,7 @@ impl Config {
             cni_bridge: "oxk0".into(),
             cni_network: "oxkube".into(),
             shim: None,
+            stream_addr: None,
         }
     }
 
@@ -125,6 +132,8 @@ pub enum Error {
     Cni(#[from] cni::CniError),
     #[error(transparent)]
     Container(#[from] container::manager::ContainerError),
+    #[error(transparent)]
+    Stream(#[from] stream::StreamError),
     #[error("runtime task failed: {0}")]
     Task(String),
 }
@@ -177,11 +186,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         shim,
     )?;
     let image_service = images::service::ImageService::new(store, config.registries_path());
-    let runtime_service = runtime_service::RuntimeService::new(
-        config.clone(),
-        std::sync::Arc::new(sandboxes),
-        std::sync::Arc::new(containers),
+    let sandboxes = std::sync::Arc::new(sandboxes);
+    let containers = std::sync::Arc::new(containers);
+    let backend = std::sync::Arc::new(container::streaming::RuntimeBackend {
+        containers: containers.clone(),
+        sandboxes: sandboxes.clone(),
+    });
+    let stream_addr = config
+        .stream_addr
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let (streaming, stream_listener) = stream::StreamServer::bind(stream_addr, backend).await?;
+    tracing::info!(addr = %streaming.addr(), "streaming server listening");
+    let stream_task = tokio::spawn(
+        streaming
+            .clone()
+            .serve(stream_listener, std::future::pending()),
     );
+    let runtime_service =
+        runtime_service::RuntimeService::new(config.clone(), sandboxes, containers)
+            .with_streaming(streaming);
     let events_path = config.data_dir.join("run/events.sock");
     let _ = std::fs::remove_file(&events_path);
     let exits = tokio::net::UnixDatagram::bind(&events_path)
@@ -196,6 +219,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
     });
     let served = cri::serve(listener, runtime_service, image_service, shutdown).await;
     exit_task.abort();
+    stream_task.abort();
     let _ = std::fs::remove_file(&events_path);
     served?;
     let _ = std::fs::remove_file(&socket);

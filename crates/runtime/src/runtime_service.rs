@@ -1,8 +1,8 @@
 //! The CRI v1 RuntimeService. Version, Status, UpdateRuntimeConfig, pod sandboxes, the container
-//! lifecycle (create/start/stop/remove/list/status, log reopen), ExecSync and GetContainerEvents
-//! are served, with container stats and resource updates from cgroups; streaming
-//! (exec/attach/port-forward) and pod sandbox stats are not built yet and answer
-//! `Unimplemented` with a message saying so (no call pretends to succeed).
+//! lifecycle (create/start/stop/remove/list/status, log reopen), ExecSync, GetContainerEvents and
+//! the streaming calls (Exec, Attach, PortForward return a URL on the streaming server) are
+//! served, with container stats and resource updates from cgroups; pod sandbox stats are not
+//! built yet and answer `Unimplemented` with a message saying so (no call pretends to succeed).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +27,7 @@ pub struct RuntimeService {
     sandboxes: Arc<SandboxManager>,
     containers: Arc<ContainerManager>,
     events: tokio::sync::broadcast::Sender<pb::ContainerEventResponse>,
+    streaming: Option<Arc<crate::stream::StreamServer>>,
 }
 
 impl RuntimeService {
@@ -40,7 +41,36 @@ impl RuntimeService {
             sandboxes,
             containers,
             events: tokio::sync::broadcast::channel(1024).0,
+            streaming: None,
         }
+    }
+
+    /// Serves Exec, Attach and PortForward through `server`.
+    pub fn with_streaming(mut self, server: Arc<crate::stream::StreamServer>) -> Self {
+        self.streaming = Some(server);
+        self
+    }
+
+    fn stream_url(&self, req: crate::stream::Request) -> Result<String, Status> {
+        let server = self
+            .streaming
+            .as_ref()
+            .ok_or_else(|| Status::unavailable("the streaming server is not running"))?;
+        server
+            .url(req)
+            .map_err(|e| Status::resource_exhausted(e.to_string()))
+    }
+
+    /// Checks that the container exists and runs (as containerd does before handing out a URL).
+    async fn running_container(&self, id: String) -> Result<(), Status> {
+        let rec = self.with_containers(move |c, _| c.get(&id)).await?;
+        if rec.state != CState::Running {
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running",
+                rec.id
+            )));
+        }
+        Ok(())
     }
 
     /// Publishes a container lifecycle event (with the pod's sandbox and container statuses).
@@ -391,6 +421,30 @@ pub fn sandbox_matches(s: &Sandbox, f: &pb::PodSandboxFilter) -> bool {
         .all(|(k, v)| s.spec.labels.get(k) == Some(v))
 }
 
+/// Upstream's checks of Exec and Attach requests (kubelet/cri/streaming/server.go).
+fn validate_stdio(
+    container_id: &str,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    tty: bool,
+) -> Result<(), Status> {
+    if container_id.is_empty() {
+        return Err(Status::invalid_argument("missing required container_id"));
+    }
+    if tty && stderr {
+        return Err(Status::invalid_argument(
+            "tty and stderr cannot both be true",
+        ));
+    }
+    if !stdin && !stdout && !stderr {
+        return Err(Status::invalid_argument(
+            "one of stdin, stdout, or stderr must be set",
+        ));
+    }
+    Ok(())
+}
+
 fn not_yet(call: &str) -> Status {
     Status::unimplemented(format!(
         "{call} is not implemented by the oxkube runtime yet"
@@ -696,17 +750,49 @@ impl cri::RuntimeService for RuntimeService {
             exit_code,
         }))
     }
-    async fn exec(&self, _r: Request<pb::ExecRequest>) -> Res<pb::ExecResponse> {
-        Err(not_yet("Exec"))
+    async fn exec(&self, r: Request<pb::ExecRequest>) -> Res<pb::ExecResponse> {
+        let r = r.into_inner();
+        validate_stdio(&r.container_id, r.stdin, r.stdout, r.stderr, r.tty)?;
+        if r.cmd.is_empty() {
+            return Err(Status::invalid_argument("cmd must not be empty"));
+        }
+        self.running_container(r.container_id.clone()).await?;
+        let url = self.stream_url(crate::stream::Request::Exec(r))?;
+        Ok(Response::new(pb::ExecResponse { url }))
     }
-    async fn attach(&self, _r: Request<pb::AttachRequest>) -> Res<pb::AttachResponse> {
-        Err(not_yet("Attach"))
+    async fn attach(&self, r: Request<pb::AttachRequest>) -> Res<pb::AttachResponse> {
+        let r = r.into_inner();
+        validate_stdio(&r.container_id, r.stdin, r.stdout, r.stderr, r.tty)?;
+        self.running_container(r.container_id.clone()).await?;
+        let url = self.stream_url(crate::stream::Request::Attach(r))?;
+        Ok(Response::new(pb::AttachResponse { url }))
     }
     async fn port_forward(
         &self,
-        _r: Request<pb::PortForwardRequest>,
+        r: Request<pb::PortForwardRequest>,
     ) -> Res<pb::PortForwardResponse> {
-        Err(not_yet("PortForward"))
+        let r = r.into_inner();
+        if r.pod_sandbox_id.is_empty() {
+            return Err(Status::invalid_argument("missing required pod_sandbox_id"));
+        }
+        if let Some(p) = r.port.iter().find(|p| !(1..=65535).contains(*p)) {
+            return Err(Status::invalid_argument(format!("invalid port {p}")));
+        }
+        let id = r.pod_sandbox_id.clone();
+        let sb = self.blocking(move |m| m.get(&id)).await?;
+        if sb.state != State::Ready {
+            return Err(Status::failed_precondition(format!(
+                "pod sandbox {} is not ready",
+                sb.id
+            )));
+        }
+        let url = self.stream_url(crate::stream::Request::PortForward(
+            pb::PortForwardRequest {
+                pod_sandbox_id: sb.id,
+                port: r.port,
+            },
+        ))?;
+        Ok(Response::new(pb::PortForwardResponse { url }))
     }
     async fn container_stats(
         &self,

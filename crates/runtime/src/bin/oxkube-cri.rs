@@ -1,6 +1,6 @@
 //! A standalone CRI server over `runtime::run`, for this crate's tests (an agent that can be
 //! killed with SIGKILL and restarted) and for poking at the runtime with crictl. Usage:
-//! `oxkube-cri --data-dir DIR [--bridge NAME] [--pod-cidr CIDR] [--shim PATH]`.
+//! `oxkube-cri --data-dir DIR [--bridge NAME] [--pod-cidr CIDR] [--shim PATH] [--stream-addr IP:PORT]`.
 use std::path::PathBuf;
 
 #[tokio::main]
@@ -17,6 +17,13 @@ async fn main() {
                 cfg.cni_network = val;
             }
             "--pod-cidr" => cfg.pod_cidr = Some(val),
+            "--stream-addr" => match val.parse() {
+                Ok(a) => cfg.stream_addr = Some(a),
+                Err(e) => {
+                    eprintln!("oxkube-cri: bad --stream-addr {val:?}: {e}");
+                    std::process::exit(2);
+                }
+            },
             "--shim" => {
                 cfg.shim = Some(runtime::container::manager::ShimCommand {
                     exe: PathBuf::from(val),

@@ -188,6 +188,26 @@ impl ContainerManager {
         self.paths.run.join(format!("{}.sock", short(id)))
     }
 
+    /// The shim's attach socket of a container.
+    pub fn attach_path(&self, id: &str) -> PathBuf {
+        self.paths.run.join(format!("{}.att", short(id)))
+    }
+
+    /// How to start the exec helper: our executable and its leading arguments.
+    pub fn shim_command(&self) -> &ShimCommand {
+        &self.shim
+    }
+
+    /// The container's libcontainer ID and state root (for the exec helper).
+    pub fn exec_target(&self, id: &str) -> (String, PathBuf) {
+        (short(id).to_string(), self.paths.run.clone())
+    }
+
+    /// The container's own directory.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.dir(id)
+    }
+
     fn op_lock(&self, id: &str) -> Arc<Mutex<()>> {
         self.op_locks
             .lock()
@@ -455,7 +475,10 @@ impl ContainerManager {
             passwd: fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default(),
             group: fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default(),
         };
-        let oci = spec::build(&input)?;
+        let mut oci = spec::build(&input)?;
+        if cfg.tty {
+            oci["process"]["terminal"] = serde_json::json!(true);
+        }
         fs::write(
             dir.join("bundle/config.json"),
             serde_json::to_vec_pretty(&oci).expect("json"),
@@ -474,6 +497,10 @@ impl ContainerManager {
             ctl: self.ctl_path(id),
             log: log_path.clone(),
             events: self.paths.events.clone(),
+            stdin: cfg.stdin,
+            stdin_once: cfg.stdin_once,
+            tty: cfg.tty,
+            attach: Some(self.attach_path(id)),
         };
         let (shim_pid, init_pid) = self.spawn_shim(&args, dir)?;
         let rec = ContainerRecord {
@@ -624,7 +651,14 @@ impl ContainerManager {
                 return Ok(());
             }
         }
-        self.ctl(&rec.id, &format!("kill {}", libc::SIGKILL))?;
+        if let Err(e) = self.ctl(&rec.id, &format!("kill {}", libc::SIGKILL)) {
+            // the container may have exited on its own meanwhile (its shim is then gone)
+            if self.wait_exit(&rec.id, Duration::from_secs(2)) {
+                self.get(&rec.id)?;
+                return Ok(());
+            }
+            return Err(e);
+        }
         if !self.wait_exit(&rec.id, Duration::from_secs(10)) {
             return Err(ContainerError::Shim(format!(
                 "container {} did not exit after SIGKILL",
@@ -676,6 +710,7 @@ impl ContainerManager {
             Err(e) => tracing::warn!(path = %rootfs.display(), error = %e, "unmount rootfs"),
         }
         let _ = fs::remove_file(self.ctl_path(id));
+        let _ = fs::remove_file(self.attach_path(id));
         let _ = fs::remove_dir_all(self.paths.run.join(short(id)));
         if let Err(e) = fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -713,6 +748,9 @@ impl ContainerManager {
             error_file: error_file.clone(),
             timeout_secs: timeout.as_secs(),
             cmd,
+            stdin: false,
+            console_socket: None,
+            pid_file: None,
         };
         let out = Command::new(&self.shim.exe)
             .args(&self.shim.prefix)

@@ -3,3 +3,4 @@ pub mod manager;
 pub mod shim;
 pub mod spec;
 pub mod stats;
+pub mod streaming;

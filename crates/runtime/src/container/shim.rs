@@ -76,6 +76,14 @@ pub struct ShimArgs {
     /// Datagram socket of the runtime, told the libcontainer ID when the container exited.
     pub events: Option<PathBuf>,
     pub log: Option<PathBuf>,
+    /// Keep the container's stdin open (a pipe the shim holds) for attach.
+    pub stdin: bool,
+    /// Close the container's stdin when the first attach client closes its stdin.
+    pub stdin_once: bool,
+    /// Run the container on a terminal (its master held by the shim).
+    pub tty: bool,
+    /// Attach socket: clients get the container's output and feed its stdin.
+    pub attach: Option<PathBuf>,
 }
 
 impl ShimArgs {
@@ -100,6 +108,19 @@ impl ShimArgs {
             v.push("--events".into());
             v.push(e.display().to_string());
         }
+        if let Some(a) = &self.attach {
+            v.push("--attach".into());
+            v.push(a.display().to_string());
+        }
+        for (on, flag) in [
+            (self.stdin, "--stdin"),
+            (self.stdin_once, "--stdin-once"),
+            (self.tty, "--tty"),
+        ] {
+            if on {
+                v.push(flag.into());
+            }
+        }
         v
     }
 
@@ -107,10 +128,15 @@ impl ShimArgs {
         let mut it = args.iter();
         let (mut id, mut bundle, mut state_root, mut dir, mut ctl, mut log, mut events) =
             (None, None, None, None, None, None, None);
+        let (mut stdin, mut stdin_once, mut tty, mut attach) = (false, false, false, None);
         while let Some(a) = it.next() {
             let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
             match a.as_str() {
                 "shim" => {}
+                "--stdin" => stdin = true,
+                "--stdin-once" => stdin_once = true,
+                "--tty" => tty = true,
+                "--attach" => attach = Some(PathBuf::from(val()?)),
                 "--id" => id = Some(val()?),
                 "--bundle" => bundle = Some(PathBuf::from(val()?)),
                 "--state-root" => state_root = Some(PathBuf::from(val()?)),
@@ -129,6 +155,10 @@ impl ShimArgs {
             ctl: ctl.ok_or("--ctl is required")?,
             log,
             events,
+            stdin,
+            stdin_once,
+            tty,
+            attach,
         })
     }
 }
@@ -248,6 +278,176 @@ pub fn main(argv: &[String]) -> i32 {
     }
 }
 
+/// Frame types of the attach socket: `[type u8][length u32 BE][payload]`.
+pub mod attach_frame {
+    /// client -> shim: data for the container's stdin
+    pub const STDIN: u8 = 0;
+    /// shim -> client: container output
+    pub const STDOUT: u8 = 1;
+    pub const STDERR: u8 = 2;
+    /// client -> shim: this client closed stdin (closes the container's stdin if stdin_once)
+    pub const CLOSE_STDIN: u8 = 3;
+    /// client -> shim: terminal size, width and height as u16 BE
+    pub const RESIZE: u8 = 4;
+
+    pub fn encode(ty: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(5 + payload.len());
+        v.push(ty);
+        v.extend((payload.len() as u32).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    /// Takes complete frames off the front of `buf`.
+    pub fn decode(buf: &mut Vec<u8>) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while buf.len() >= at + 5 {
+            let len =
+                u32::from_be_bytes([buf[at + 1], buf[at + 2], buf[at + 3], buf[at + 4]]) as usize;
+            if buf.len() < at + 5 + len {
+                break;
+            }
+            out.push((buf[at], buf[at + 5..at + 5 + len].to_vec()));
+            at += 5 + len;
+        }
+        buf.drain(..at);
+        out
+    }
+}
+
+/// Most output buffered for one slow attach client (it is dropped beyond this).
+const MAX_CLIENT_BACKLOG: usize = 4 << 20;
+
+/// Receives one file descriptor (SCM_RIGHTS), as a console socket gets a terminal master.
+pub fn recv_fd(sock: &UnixStream) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("receive terminal: {e}"))?;
+    for c in msg.cmsgs().map_err(|e| format!("receive terminal: {e}"))? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor for us.
+                return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err("no terminal received on the console socket".into())
+}
+
+/// Accepts the console socket's one connection and takes the terminal master from it.
+pub fn accept_terminal(listener: &UnixListener, timeout_ms: u16) -> Result<OwnedFd, String> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(timeout_ms)) {
+        Ok(n) if n > 0 => {}
+        Ok(_) => return Err("no terminal from the container".into()),
+        Err(e) => return Err(format!("poll console socket: {e}")),
+    }
+    let (conn, _) = listener
+        .accept()
+        .map_err(|e| format!("accept console socket: {e}"))?;
+    let _ = conn.set_nonblocking(false);
+    recv_fd(&conn)
+}
+
+/// Sets a terminal's size.
+pub fn set_winsize(fd: &impl AsRawFd, width: u16, height: u16) {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize struct we own.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
+fn set_nonblocking(fd: &impl AsRawFd) -> Result<(), String> {
+    nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// One attached client.
+struct Client {
+    conn: UnixStream,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    dead: bool,
+}
+
+impl Client {
+    fn flush(&mut self) {
+        while !self.out.is_empty() && !self.dead {
+            match (&self.conn).write(&self.out) {
+                Ok(0) => self.dead = true,
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => self.dead = true,
+            }
+        }
+    }
+
+    fn send(&mut self, ty: u8, data: &[u8]) {
+        if self.dead {
+            return;
+        }
+        self.out.extend(attach_frame::encode(ty, data));
+        if self.out.len() > MAX_CLIENT_BACKLOG {
+            self.dead = true;
+        }
+        self.flush();
+    }
+}
+
+/// The container's stdin as the shim holds it: the pipe's write end or the terminal master.
+struct Input {
+    file: Option<File>,
+    pending: Vec<u8>,
+    close_when_flushed: bool,
+}
+
+impl Input {
+    fn flush(&mut self) {
+        let Some(f) = self.file.as_mut() else {
+            self.pending.clear();
+            return;
+        };
+        while !self.pending.is_empty() {
+            match f.write(&self.pending) {
+                Ok(n) if n > 0 => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                _ => {
+                    self.file = None;
+                    self.pending.clear();
+                    return;
+                }
+            }
+        }
+        if self.close_when_flushed {
+            self.file = None;
+        }
+    }
+}
+
 fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
     // Become a subreaper so orphans of the container are ours to reap.
     // SAFETY: prctl with integer arguments only.
@@ -259,34 +459,92 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| format!("signalfd: {e}"))?;
 
-    let (out_r, out_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    let (err_r, err_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    let devnull = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
     let ctl_path = args.ctl.clone();
     let _ = std::fs::remove_file(&ctl_path);
     let listener =
         UnixListener::bind(&ctl_path).map_err(|e| format!("bind {}: {e}", ctl_path.display()))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
 
-    let mut container = libcontainer::container::builder::ContainerBuilder::new(
+    let builder = libcontainer::container::builder::ContainerBuilder::new(
         args.id.clone(),
         libcontainer::syscall::syscall::SyscallType::Linux,
     )
     .with_root_path(&args.state_root)
-    .map_err(|e| format!("state root: {e}"))?
-    .with_stdin(OwnedFd::from(devnull))
-    .with_stdout(out_w)
-    .with_stderr(err_w)
-    .validate_id()
-    .map_err(|e| format!("container id: {e}"))?
-    .as_init(&args.bundle)
-    .with_systemd(false)
-    .with_detach(true)
-    .build()
-    .map_err(|e| format!("create container: {e}"))?;
+    .map_err(|e| format!("state root: {e}"))?;
+    let mut pipes: [Option<File>; 2] = [None, None];
+    let mut input = Input {
+        file: None,
+        pending: Vec::new(),
+        close_when_flushed: false,
+    };
+    let mut console: Option<(UnixListener, PathBuf)> = None;
+    let builder = if args.tty {
+        let path = ctl_path.with_extension("tty");
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).map_err(|e| format!("bind {}: {e}", path.display()))?;
+        let b = builder.with_console_socket(Some(&path));
+        console = Some((l, path));
+        b
+    } else {
+        let (out_r, out_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        pipes = [Some(File::from(out_r)), Some(File::from(err_r))];
+        let stdin: OwnedFd = if args.stdin {
+            let (in_r, in_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| format!("pipe: {e}"))?;
+            set_nonblocking(&in_w)?;
+            input.file = Some(File::from(in_w));
+            in_r
+        } else {
+            File::open("/dev/null")
+                .map_err(|e| format!("open /dev/null: {e}"))?
+                .into()
+        };
+        builder
+            .with_stdin(stdin)
+            .with_stdout(out_w)
+            .with_stderr(err_w)
+    };
+    let built = builder
+        .validate_id()
+        .map_err(|e| format!("container id: {e}"))
+        .and_then(|b| {
+            b.as_init(&args.bundle)
+                .with_systemd(false)
+                .with_detach(true)
+                .build()
+                .map_err(|e| format!("create container: {e}"))
+        });
+    // the terminal master arrived while the container was created
+    let mut master_ctl: Option<File> = None;
+    if let Some((l, path)) = console.take() {
+        let got = built.as_ref().ok().map(|_| accept_terminal(&l, 10_000));
+        let _ = std::fs::remove_file(&path);
+        if let Some(master) = got {
+            let master = File::from(master?);
+            set_nonblocking(&master)?;
+            let dup = |f: &File| f.try_clone().map_err(|e| format!("dup terminal: {e}"));
+            if args.stdin {
+                input.file = Some(dup(&master)?);
+            }
+            master_ctl = Some(dup(&master)?);
+            pipes[0] = Some(master);
+        }
+    }
+    let mut container = built?;
     let init_pid = container.pid().ok_or("created container has no pid")?;
+    let attach = match &args.attach {
+        Some(p) => {
+            let _ = std::fs::remove_file(p);
+            let l = UnixListener::bind(p).map_err(|e| format!("bind {}: {e}", p.display()))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Some(l)
+        }
+        None => None,
+    };
+    let mut clients: Vec<Client> = Vec::new();
 
     writeln!(
         handshake,
@@ -304,13 +562,8 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
 
     let mut log = open_log(&args.log);
     let mut splitters = [LineSplitter::new("stdout"), LineSplitter::new("stderr")];
-    let mut pipes: [Option<File>; 2] = [Some(File::from(out_r)), Some(File::from(err_r))];
     for p in pipes.iter().flatten() {
-        nix::fcntl::fcntl(
-            p.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        )
-        .map_err(|e| e.to_string())?;
+        set_nonblocking(p)?;
     }
     let mut exit: Option<ExitRecord> = None;
     let mut buf = vec![0u8; 64 * 1024];
@@ -322,6 +575,19 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
         ];
         for p in pipes.iter().flatten() {
             fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(a) = &attach {
+            fds.push(PollFd::new(a.as_fd(), PollFlags::POLLIN));
+        }
+        for c in &clients {
+            let mut ev = PollFlags::POLLIN;
+            if !c.out.is_empty() {
+                ev |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(c.conn.as_fd(), ev));
+        }
+        if let (Some(f), false) = (&input.file, input.pending.is_empty()) {
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLOUT));
         }
         let timeout = if exit.is_some() {
             PollTimeout::ZERO
@@ -350,16 +616,83 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                         if let Some(l) = log.as_mut() {
                             let _ = l.write_all(&recs);
                         }
+                        let ty = if i == 0 {
+                            attach_frame::STDOUT
+                        } else {
+                            attach_frame::STDERR
+                        };
+                        for c in clients.iter_mut() {
+                            c.send(ty, &buf[..n]);
+                        }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    // a terminal master reads EIO once the container side is closed
                     Err(_) => {
+                        let rest = splitters[i].finish(chrono::Utc::now());
+                        if let Some(l) = log.as_mut() {
+                            let _ = l.write_all(&rest);
+                        }
                         *slot = None;
                         break;
                     }
                 }
             }
         }
+        // Attach clients: new ones, their input, their backlog.
+        if let Some(a) = &attach {
+            while let Ok((conn, _)) = a.accept() {
+                if conn.set_nonblocking(true).is_ok() {
+                    clients.push(Client {
+                        conn,
+                        inbuf: Vec::new(),
+                        out: Vec::new(),
+                        dead: false,
+                    });
+                }
+            }
+        }
+        for c in clients.iter_mut() {
+            loop {
+                match (&c.conn).read(&mut buf) {
+                    Ok(0) => {
+                        c.dead = true;
+                        break;
+                    }
+                    Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        c.dead = true;
+                        break;
+                    }
+                }
+            }
+            for (ty, data) in attach_frame::decode(&mut c.inbuf) {
+                match ty {
+                    attach_frame::STDIN
+                        if input.file.is_some()
+                            && input.pending.len() + data.len() <= MAX_CLIENT_BACKLOG =>
+                    {
+                        input.pending.extend_from_slice(&data);
+                    }
+                    attach_frame::CLOSE_STDIN if args.stdin_once => {
+                        input.close_when_flushed = true;
+                    }
+                    attach_frame::RESIZE if data.len() == 4 => {
+                        if let Some(m) = &master_ctl {
+                            let w = u16::from_be_bytes([data[0], data[1]]);
+                            let h = u16::from_be_bytes([data[2], data[3]]);
+                            set_winsize(m, w, h);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            c.flush();
+        }
+        clients.retain(|c| !c.dead);
+        input.flush();
         // Reap children; the init process's status is the container's.
         while let Ok(Some(_)) = sigfd.read_signal() {}
         loop {
@@ -392,6 +725,9 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                         let _ = l.write_all(&s.finish(chrono::Utc::now()));
                     }
                 }
+                if let Some(p) = &args.attach {
+                    let _ = std::fs::remove_file(p);
+                }
                 rec.oom_killed = oom_kills(&args.bundle) > 0;
                 if let Err(e) = container.delete(true) {
                     eprintln!("oxkube shim {}: delete: {e}", args.id);
@@ -404,6 +740,16 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                         let _ = sock.send_to(args.id.as_bytes(), ev);
                     }
                 }
+                // attached clients get what is left, then EOF (after the exit is recorded, so
+                // a session that ended finds the container exited)
+                for c in clients.iter_mut() {
+                    let _ = c.conn.set_nonblocking(false);
+                    let _ = c
+                        .conn
+                        .set_write_timeout(Some(std::time::Duration::from_secs(1)));
+                    let _ = (&c.conn).write_all(&c.out);
+                }
+                clients.clear();
                 let _ = std::fs::remove_file(&ctl_path);
                 return Ok(());
             }
@@ -416,6 +762,9 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                     if handle(conn, &mut container, &mut log, args)? {
                         // deleted before it ever ran
                         let _ = std::fs::remove_file(&ctl_path);
+                        if let Some(p) = &args.attach {
+                            let _ = std::fs::remove_file(p);
+                        }
                         return Ok(());
                     }
                 }
@@ -426,8 +775,8 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
     }
 }
 
-/// Exec helper command line:
-/// `exec --id ID --state-root DIR --error-file FILE [--timeout SECS] -- CMD...`.
+/// Exec helper command line: `exec --id ID --state-root DIR --error-file FILE [--timeout SECS]
+/// [--stdin] [--console-socket SOCKET] [--pid-file FILE] -- CMD...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecArgs {
     pub id: String,
@@ -435,6 +784,13 @@ pub struct ExecArgs {
     pub error_file: PathBuf,
     pub timeout_secs: u64,
     pub cmd: Vec<String>,
+    /// The command reads our stdin (else /dev/null).
+    pub stdin: bool,
+    /// Run it on a new terminal whose master is sent to this unix socket (runc's
+    /// `--console-socket`); stdio then is the terminal.
+    pub console_socket: Option<PathBuf>,
+    /// Where the command's (host) PID is written once it runs.
+    pub pid_file: Option<PathBuf>,
 }
 
 impl ExecArgs {
@@ -449,8 +805,19 @@ impl ExecArgs {
             self.error_file.display().to_string(),
             "--timeout".into(),
             self.timeout_secs.to_string(),
-            "--".into(),
         ];
+        if self.stdin {
+            v.push("--stdin".into());
+        }
+        if let Some(p) = &self.console_socket {
+            v.push("--console-socket".into());
+            v.push(p.display().to_string());
+        }
+        if let Some(p) = &self.pid_file {
+            v.push("--pid-file".into());
+            v.push(p.display().to_string());
+        }
+        v.push("--".into());
         v.extend(self.cmd.iter().cloned());
         v
     }
@@ -458,10 +825,14 @@ impl ExecArgs {
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let mut it = args.iter();
         let (mut id, mut state_root, mut error_file, mut timeout_secs) = (None, None, None, 0u64);
+        let (mut stdin, mut console_socket, mut pid_file) = (false, None, None);
         let mut cmd = Vec::new();
         while let Some(a) = it.next() {
             let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
             match a.as_str() {
+                "--stdin" => stdin = true,
+                "--console-socket" => console_socket = Some(PathBuf::from(val()?)),
+                "--pid-file" => pid_file = Some(PathBuf::from(val()?)),
                 "--id" => id = Some(val()?),
                 "--state-root" => state_root = Some(PathBuf::from(val()?)),
                 "--error-file" => error_file = Some(PathBuf::from(val()?)),
@@ -481,8 +852,36 @@ impl ExecArgs {
             error_file: error_file.ok_or("--error-file is required")?,
             timeout_secs,
             cmd,
+            stdin,
+            console_socket,
+            pid_file,
         })
     }
+}
+
+/// The container's process spec (from its bundle) turned into the exec process `cmd` on a
+/// terminal, written next to `near`; returns its path.
+fn terminal_process_file(args: &ExecArgs, near: &Path) -> Result<PathBuf, String> {
+    let container = libcontainer::container::Container::load(args.state_root.join(&args.id))
+        .map_err(|e| format!("load container state: {e}"))?;
+    let config = std::fs::read(container.bundle().join("config.json"))
+        .map_err(|e| format!("read container config: {e}"))?;
+    let spec: serde_json::Value =
+        serde_json::from_slice(&config).map_err(|e| format!("parse container config: {e}"))?;
+    let mut process = spec
+        .get("process")
+        .cloned()
+        .ok_or("container config has no process")?;
+    process["args"] = serde_json::json!(args.cmd);
+    process["terminal"] = serde_json::json!(true);
+    if let Some(o) = process.as_object_mut() {
+        // the exec process does not change the container's OOM score
+        o.remove("oomScoreAdj");
+    }
+    let path = near.with_extension("process.json");
+    std::fs::write(&path, serde_json::to_vec(&process).expect("json"))
+        .map_err(|e| format!("write process spec: {e}"))?;
+    Ok(path)
 }
 
 /// Runs a command in a running container with its stdout/stderr on ours; exits with its status.
@@ -505,32 +904,63 @@ pub fn exec_main(argv: &[String]) -> i32 {
         // SAFETY: `d` is a fresh descriptor we own.
         Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(d) })
     };
-    let (out, err) = match (dup(1), dup(2)) {
-        (Ok(o), Ok(e)) => (o, e),
-        (Err(e), _) | (_, Err(e)) => return fail(e),
-    };
-    let devnull = match File::open("/dev/null") {
-        Ok(f) => f,
-        Err(e) => return fail(format!("open /dev/null: {e}")),
-    };
-    let built = libcontainer::container::builder::ContainerBuilder::new(
+    let base = match libcontainer::container::builder::ContainerBuilder::new(
         args.id.clone(),
         libcontainer::syscall::syscall::SyscallType::Linux,
     )
     .with_root_path(&args.state_root)
-    .map(|b| {
-        b.with_stdin(OwnedFd::from(devnull))
+    {
+        Ok(b) => b,
+        Err(e) => return fail(format!("exec in container: {e}")),
+    };
+    let built = if let Some(console) = &args.console_socket {
+        let process = match terminal_process_file(&args, &args.error_file) {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        let r = base
+            .with_console_socket(Some(console))
+            .as_tenant()
+            .with_process(Some(&process))
+            .with_detach(true)
+            .build();
+        let _ = std::fs::remove_file(&process);
+        r
+    } else {
+        let (out, err) = match (dup(1), dup(2)) {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(e), _) | (_, Err(e)) => return fail(e),
+        };
+        let input = if args.stdin {
+            dup(0)
+        } else {
+            File::open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(|e| format!("open /dev/null: {e}"))
+        };
+        let input = match input {
+            Ok(i) => i,
+            Err(e) => return fail(e),
+        };
+        base.with_stdin(input)
             .with_stdout(out)
             .with_stderr(err)
             .as_tenant()
             .with_container_args(args.cmd.clone())
             .with_detach(true)
             .build()
-    });
-    let pid = match built {
-        Ok(Ok(pid)) => pid,
-        Ok(Err(e)) | Err(e) => return fail(format!("exec in container: {e}")),
     };
+    let pid = match built {
+        Ok(pid) => pid,
+        Err(e) => return fail(format!("exec in container: {e}")),
+    };
+    if args.stdin {
+        // the command has its copy; ours must not keep the pipe open
+        let _ = nix::unistd::close(0);
+    }
+    if let Some(p) = &args.pid_file {
+        let _ = std::fs::write(p, pid.as_raw().to_string());
+    }
     let deadline = (args.timeout_secs > 0)
         .then(|| std::time::Instant::now() + std::time::Duration::from_secs(args.timeout_secs));
     loop {
@@ -618,6 +1048,10 @@ mod tests {
             ctl: "/c.sock".into(),
             log: Some("/l/0.log".into()),
             events: Some("/e.sock".into()),
+            stdin: true,
+            stdin_once: false,
+            tty: true,
+            attach: Some("/a.sock".into()),
         };
         let mut argv = vec!["shim".to_string()];
         argv.extend(a.to_args());
@@ -634,11 +1068,35 @@ mod tests {
             error_file: "/e".into(),
             timeout_secs: 3,
             cmd: vec!["sh".into(), "-c".into(), "echo --id".into()],
+            stdin: true,
+            console_socket: Some("/t.sock".into()),
+            pid_file: Some("/p".into()),
         };
         let argv = a.to_args();
         assert_eq!(argv[0], "exec");
         assert_eq!(ExecArgs::parse(&argv[1..]), Ok(a));
         assert!(ExecArgs::parse(&["--id".into(), "x".into()]).is_err());
+    }
+
+    #[test]
+    fn attach_frames() {
+        let mut wire = attach_frame::encode(attach_frame::STDIN, b"hi");
+        wire.extend(attach_frame::encode(attach_frame::RESIZE, &[0, 80, 0, 24]));
+        wire.extend(attach_frame::encode(attach_frame::CLOSE_STDIN, b""));
+        let mut part = wire[..9].to_vec();
+        assert_eq!(
+            attach_frame::decode(&mut part),
+            vec![(attach_frame::STDIN, b"hi".to_vec())]
+        );
+        part.extend_from_slice(&wire[9..]);
+        assert_eq!(
+            attach_frame::decode(&mut part),
+            vec![
+                (attach_frame::RESIZE, vec![0, 80, 0, 24]),
+                (attach_frame::CLOSE_STDIN, vec![])
+            ]
+        );
+        assert!(part.is_empty());
     }
 
     #[test]

@@ -8,7 +8,9 @@ mod agent_kill;
 mod containers;
 mod harness;
 mod images;
+mod kubectl;
 mod sandboxes;
+mod streaming;
 
 /// Declares `<name>::oxkube` and `<name>::containerd` running `images::<name>(target)`.
 macro_rules! cri_test {
@@ -106,3 +108,50 @@ cri_test!(
 cri_test!(containers::exec_sync_runs_in_the_container);
 cri_test!(containers::stats_and_resource_updates);
 cri_test!(containers::oom_killed_is_reported);
+
+cri_test!(streaming::exec_over_websocket_v4);
+cri_test!(
+    streaming::exec_over_websocket_v5,
+    skip_containerd =
+        "containerd 1.6's streaming server predates v5.channel.k8s.io (Kubernetes 1.29)"
+);
+cri_test!(streaming::exec_with_tty);
+cri_test!(
+    streaming::exec_ends_when_the_client_goes_away,
+    skip_containerd =
+        "containerd 1.6 leaves the exec'd process running after its client disconnects"
+);
+cri_test!(streaming::exec_over_spdy);
+cri_test!(streaming::stream_requests_are_validated);
+cri_test!(streaming::attach_streams_stdio);
+cri_test!(streaming::attach_to_tty);
+cri_test!(streaming::port_forward_over_spdy);
+cri_test!(streaming::port_forward_over_websocket);
+cri_test!(
+    streaming::port_forward_over_tunnelled_spdy,
+    skip_containerd = "upstream terminates the SPDY-over-WebSocket tunnel in the API server; containerd only speaks plain SPDY"
+);
+
+cri_test!(kubectl::kubectl_exec_websocket_and_spdy);
+cri_test!(kubectl::kubectl_port_forward_tunnel_and_spdy);
+cri_test!(kubectl::kubectl_attach_stdin_once);
+cri_test!(kubectl::kubectl_exec_tty);
+cri_test!(
+    kubectl::kube_rs_exec_attach_and_portforward,
+    skip_containerd = "containerd 1.6 lacks v5.channel.k8s.io, and over v4 kube-rs closes the connection at stdin EOF, losing the rest of the output"
+);
+
+/// Figures: `cargo test -p runtime --test cri bench_streaming -- --ignored --nocapture`.
+mod bench_streaming {
+    use crate::harness::{Kind, Target};
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn oxkube() {
+        crate::streaming::bench_streaming(Target::start(Kind::Oxkube).await).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn containerd() {
+        crate::streaming::bench_streaming(Target::start(Kind::Containerd).await).await
+    }
+}
