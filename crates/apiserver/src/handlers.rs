@@ -669,6 +669,7 @@ impl Api {
         let crd = self.crd_of(ri);
         if ri.group.is_empty() && ri.plural == "pods" {
             self.admit_pod_priority(&mut obj).await?;
+            crate::admission::add_default_tolerations(&mut obj, &self.default_tolerations);
         }
         let causes = crate::admission::default_and_validate_create(ri, crd.as_deref(), &mut obj);
         if !causes.is_empty() {

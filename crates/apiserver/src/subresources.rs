@@ -190,3 +190,32 @@ async fn consume_disruption(
     .await?;
     Ok(())
 }
+
+/// serviceaccounts/token: issue a bound service account token (TokenRequest).
+pub async fn token_request(api: &Api, r: &Req<'_>, req: Value) -> Result<Value, ApiError> {
+    let Some(tokens) = api.tokens.clone() else {
+        return Err(ApiError::not_found("", "serviceaccounts/token", r.name));
+    };
+    let sa = api.get_object(r).await?;
+    // the bound object is read from the cache once it holds every acknowledged write
+    api.cache
+        .sync()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let ns = r.namespace.to_string();
+    let lookup = |kind: &str, name: &str| -> Option<Value> {
+        use crate::serviceaccounts::ObjectSource;
+        let key = match kind {
+            "Pod" => format!("/registry/core/pods/{ns}/{name}"),
+            "Secret" => format!("/registry/core/secrets/{ns}/{name}"),
+            _ => format!("/registry/core/nodes/{name}"),
+        };
+        api.cache.object(&key).map(|v| (*v).clone())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let jti = uuid::Uuid::new_v4().to_string();
+    tokens.request(&sa, req, lookup, &jti, now)
+}
