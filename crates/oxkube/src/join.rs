@@ -52,7 +52,13 @@ impl Files {
     }
 }
 
-fn identity(files: &Files, node_name: &str, server: &str, ca_pem: String, issued: bool) -> NodeIdentity {
+fn identity(
+    files: &Files,
+    node_name: &str,
+    server: &str,
+    ca_pem: String,
+    issued: bool,
+) -> NodeIdentity {
     NodeIdentity {
         node_name: node_name.to_string(),
         server: server.to_string(),
@@ -177,7 +183,13 @@ pub async fn node_identity(
     let server = server.trim_end_matches('/');
     let token = JoinToken::parse(token).context("parsing the join token")?;
     let files = Files::in_dir(dir);
-    if let Some(ca) = reusable(&files, node_name, node_ips, server, token.ca_hash.as_deref()) {
+    if let Some(ca) = reusable(
+        &files,
+        node_name,
+        node_ips,
+        server,
+        token.ca_hash.as_deref(),
+    ) {
         tracing::info!(node = %node_name, dir = %dir.display(), "reusing the node identity");
         return Ok(identity(&files, node_name, server, ca, false));
     }
@@ -213,9 +225,17 @@ pub async fn node_identity(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     pki::write_file(&files.ca_cert, ca.as_bytes(), 0o644)?;
     pki::write_file(&files.client_key, client_key.as_bytes(), 0o600)?;
-    pki::write_file(&files.client_cert, resp.client_certificate.as_bytes(), 0o644)?;
+    pki::write_file(
+        &files.client_cert,
+        resp.client_certificate.as_bytes(),
+        0o644,
+    )?;
     pki::write_file(&files.serving_key, serving_key.as_bytes(), 0o600)?;
-    pki::write_file(&files.serving_cert, resp.serving_certificate.as_bytes(), 0o644)?;
+    pki::write_file(
+        &files.serving_cert,
+        resp.serving_certificate.as_bytes(),
+        0o644,
+    )?;
     let creds = CertPair {
         cert_pem: resp.client_certificate,
         key_pem: client_key,
@@ -251,9 +271,19 @@ mod tests {
         let server = "https://10.0.0.1:6443";
         pki::write_file(&files.ca_cert, p.ca.cert_pem.as_bytes(), 0o644).unwrap();
         pki::write_file(&files.client_key, ck.as_bytes(), 0o600).unwrap();
-        pki::write_file(&files.client_cert, resp.client_certificate.as_bytes(), 0o644).unwrap();
+        pki::write_file(
+            &files.client_cert,
+            resp.client_certificate.as_bytes(),
+            0o644,
+        )
+        .unwrap();
         pki::write_file(&files.serving_key, sk.as_bytes(), 0o600).unwrap();
-        pki::write_file(&files.serving_cert, resp.serving_certificate.as_bytes(), 0o644).unwrap();
+        pki::write_file(
+            &files.serving_cert,
+            resp.serving_certificate.as_bytes(),
+            0o644,
+        )
+        .unwrap();
         let creds = CertPair {
             cert_pem: resp.client_certificate.clone(),
             key_pem: ck,
