@@ -348,6 +348,9 @@ pub struct NodeLifecycleController {
     recorder: crate::events::Recorder,
     /// Pods whose eviction was already requested (namespace/name -> uid).
     evicted: Mutex<HashMap<String, String>>,
+    /// When this controller first saw each NoExecute taint of a node (node -> key -> time);
+    /// tolerationSeconds count from there, on the controller's clock as upstream.
+    taints_seen: Mutex<HashMap<String, HashMap<String, Timestamp>>>,
 }
 
 impl NodeLifecycleController {
@@ -369,6 +372,7 @@ impl NodeLifecycleController {
             health: Default::default(),
             limiters: Default::default(),
             evicted: Default::default(),
+            taints_seen: Default::default(),
         })
     }
 
@@ -618,6 +622,24 @@ impl NodeLifecycleController {
             .map(|p| crate::informer::key_of(&**p))
             .collect();
         self.evicted.lock().unwrap().retain(|k, _| live.contains(k));
+        // tolerationSeconds count from when each taint was first seen
+        let since_by_node: HashMap<String, Timestamp> = {
+            let mut seen = self.taints_seen.lock().unwrap();
+            seen.retain(|n, _| taints_by_node.contains_key(n));
+            taints_by_node
+                .iter()
+                .map(|(node, taints)| {
+                    let e = seen.entry(node.clone()).or_default();
+                    e.retain(|k, _| taints.iter().any(|t| &t.key == k));
+                    let latest = taints
+                        .iter()
+                        .map(|t| *e.entry(t.key.clone()).or_insert(now))
+                        .max()
+                        .unwrap_or(now);
+                    (node.clone(), latest)
+                })
+                .collect()
+        };
         if taints_by_node.is_empty() {
             return Ok(());
         }
@@ -640,13 +662,10 @@ impl NodeLifecycleController {
                 Eviction::Never => false,
                 Eviction::Now => true,
                 Eviction::After(d) => {
-                    // counted from the latest of the NoExecute taints' addition
-                    let since = taints
-                        .iter()
-                        .filter_map(|t| t.time_added.as_ref().map(|t| t.0))
-                        .max()
-                        .unwrap_or(now);
-                    since.as_second() + d.as_secs() as i64 <= now.as_second()
+                    // counted from when the latest of the node's NoExecute taints appeared
+                    let since = since_by_node.get(node).copied().unwrap_or(now);
+                    let d = k8s_openapi::jiff::SignedDuration::try_from(d).unwrap_or_default();
+                    since.checked_add(d).is_ok_and(|due| due <= now)
                 }
             };
             if !due {
