@@ -255,7 +255,8 @@ mod tests {
     #[test]
     fn token_parsing() {
         let h = "a".repeat(64);
-        let cases: Vec<(String, Option<(Option<&str>, &str, &str)>)> = vec![
+        type Parts<'a> = Option<(Option<&'a str>, &'a str, &'a str)>;
+        let cases: Vec<(String, Parts)> = vec![
             (
                 format!("K10{h}::node:s3cret"),
                 Some((Some(&h), "node", "s3cret")),

@@ -922,7 +922,7 @@ mod tests {
         );
         // a new NoExecute taint gets timeAdded now
         let got = reconcile_taints(
-            &[foreign.clone()],
+            std::slice::from_ref(&foreign),
             &[taint(TAINT_NOT_READY, NO_EXECUTE)],
             now,
         )

@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane (API server on the embedded store) and, unless disabled, a node agent.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Print the admin kubeconfig.
     Kubeconfig {
         #[arg(long, default_value = "/var/lib/oxkube")]
@@ -369,7 +369,7 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(server(args))
+            rt.block_on(server(*args))
         }
         Command::Kubeconfig { data_dir } => {
             let path = data_dir.join("kubeconfig.yaml");
