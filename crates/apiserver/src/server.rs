@@ -160,13 +160,23 @@ async fn route(
         }
         _ => {}
     }
-    let user = api
+    let authorization = header(req.headers(), "authorization");
+    let mut user = api
         .authn
-        .authenticate_with(
-            peer.as_deref().cloned(),
-            header(req.headers(), "authorization"),
-        )
-        .ok_or_else(ApiError::unauthorized)?;
+        .authenticate_with(peer.as_deref().cloned(), authorization);
+    let jwt = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .is_some_and(|t| apimachinery::satoken::looks_like_jwt(t.trim()));
+    if user.is_none() && jwt {
+        // the objects a service account token names may be newer than the watch cache:
+        // read-your-writes once before refusing
+        if api.cache.sync().await.is_ok() {
+            user = api
+                .authn
+                .authenticate_with(peer.as_deref().cloned(), authorization);
+        }
+    }
+    let user = user.ok_or_else(ApiError::unauthorized)?;
     let watch_param = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     match classify(method.as_str(), &path, watch_param) {
         Target::NonResource(p) => {
