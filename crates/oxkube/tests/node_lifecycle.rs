@@ -1,8 +1,8 @@
 //! End-to-end: node health and pod garbage collection with fake nodes (Node objects and
 //! Leases the test renews, or stops renewing) and short grace periods: a silent node turns
 //! Unknown and gets the unreachable taints, its pods are marked not ready and evicted as
-//! their tolerationSeconds allow; cordoning taints unschedulable; a node that reports again
-//! is untainted; pods of deleted or missing nodes and terminated pods beyond the threshold
+//! their tolerationSeconds allow; cordoning taints unschedulable; Ready=False taints
+//! not-ready; a node that reports again is untainted; pods of deleted or missing nodes and terminated pods beyond the threshold
 //! are collected.
 
 mod common;
@@ -134,11 +134,15 @@ fn silent_node_is_tainted_and_its_pods_evicted_per_toleration() {
         create_node(&client, "dead").await;
         // the alive node's kubelet keeps renewing its lease
         let stop = Arc::new(AtomicBool::new(false));
+        let revived = Arc::new(AtomicBool::new(false));
         let renewer = {
-            let (client, stop) = (client.clone(), stop.clone());
+            let (client, stop, revived) = (client.clone(), stop.clone(), revived.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     renew(&client, "alive").await;
+                    if revived.load(Ordering::Relaxed) {
+                        renew(&client, "dead").await;
+                    }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             })
@@ -263,7 +267,7 @@ fn silent_node_is_tainted_and_its_pods_evicted_per_toleration() {
         .await;
 
         // the dead node reports again: its taints go
-        renew(&client, "dead").await;
+        revived.store(true, Ordering::Relaxed);
         report_ready(&client, "dead").await;
         wait_for("the dead node's taints to go", || {
             let nodes = nodes.clone();
@@ -277,6 +281,37 @@ fn silent_node_is_tainted_and_its_pods_evicted_per_toleration() {
             }
         })
         .await;
+        // a node reporting Ready=False (while the other is healthy: no full disruption) is
+        // tainted not-ready, and its pods go after their default not-ready toleration
+        let not_ready = json!({"status": {"conditions": [
+            {"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "container runtime is down", "lastHeartbeatTime": Timestamp::now().to_string()[..19].to_string() + "Z"},
+        ]}});
+        nodes
+            .patch_status("alive", &PatchParams::default(), &Patch::Merge(&not_ready))
+            .await
+            .unwrap();
+        wait_for("the not-ready taints", || {
+            let nodes = nodes.clone();
+            async move {
+                let n = nodes.get("alive").await.unwrap();
+                let t = n.spec.as_ref()?.taints.clone()?;
+                let has = |e: &str| {
+                    t.iter()
+                        .any(|t| t.key == "node.kubernetes.io/not-ready" && t.effect == e)
+                };
+                (has("NoSchedule") && has("NoExecute")).then_some(())
+            }
+        })
+        .await;
+        wait_for("the pod of the not-ready node to be evicted", || {
+            let pods = pods.clone();
+            async move {
+                let p = pods.get("on-alive").await.unwrap();
+                p.metadata.deletion_timestamp.map(|_| ())
+            }
+        })
+        .await;
+
         stop.store(true, Ordering::Relaxed);
         let _ = renewer.await;
     });

@@ -98,6 +98,14 @@ fn service_account_tokens_authenticate_until_revoked() {
     );
     let sa_uid = c.kubectl(&["get", "sa", "robot", "-o", "jsonpath={.metadata.uid}"]);
     assert_eq!(u["uid"], sa_uid.as_str());
+    // `kubectl --token` on top of the admin kubeconfig: the token is who the request is
+    let flag = format!("--token={token}");
+    let who: Value =
+        serde_json::from_str(&c.kubectl(&[&flag, "auth", "whoami", "-o", "json"])).unwrap();
+    assert_eq!(
+        who["status"]["userInfo"]["username"],
+        "system:serviceaccount:default:robot"
+    );
     assert!(u["extra"]["authentication.kubernetes.io/credential-id"][0]
         .as_str()
         .unwrap()
