@@ -530,9 +530,12 @@ impl NodeLifecycleController {
                 .unwrap_or_default();
             let mut wanted = condition_taints(node);
             if let Some(key) = ready_taint(node) {
-                let has = existing
-                    .iter()
-                    .any(|t| t.key == key && t.effect == NO_EXECUTE);
+                // a node already tainted NoExecute swaps not-ready/unreachable without waiting
+                // for the rate limiter, as upstream's SwapNodeControllerTaint
+                let has = existing.iter().any(|t| {
+                    t.effect == NO_EXECUTE
+                        && (t.key == TAINT_NOT_READY || t.key == TAINT_UNREACHABLE)
+                });
                 // when every zone is fully disrupted the controller assumes its own
                 // connectivity is at fault and evicts nothing (upstream)
                 if !all_disrupted
