@@ -111,6 +111,33 @@ fn service_account_tokens_authenticate_until_revoked() {
         .unwrap()
         .starts_with("JTI="));
 
+    // kubectl 1.32 sends the TokenRequest as protobuf
+    let out = c.kubectl132(&["create", "token", "robot", "--duration", "15m"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t132 = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(
+        whoami(&c, &t132).expect("1.32 token authenticates")["username"],
+        "system:serviceaccount:default:robot"
+    );
+    let claims: Value = {
+        use base64::Engine;
+        let part = t132.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+
     // the TokenRequest itself: defaults echoed, 10 minute minimum enforced
     let out = c.kubectl(&[
         "create",
