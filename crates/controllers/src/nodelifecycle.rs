@@ -286,6 +286,68 @@ pub fn zone_of(node: &Node) -> String {
     format!("{region}:\x00:{zone}")
 }
 
+/// Each zone's state and size (upstream's per-zone ready/not-ready count).
+pub fn zones(nodes: &[Node], unhealthy_threshold: f64) -> BTreeMap<String, (ZoneState, usize)> {
+    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for node in nodes {
+        let z = counts.entry(zone_of(node)).or_default();
+        if ready_status(node) == Some("True") {
+            z.0 += 1;
+        } else {
+            z.1 += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(z, (r, nr))| (z, (zone_state(r, nr, unhealthy_threshold), r + nr)))
+        .collect()
+}
+
+/// Every zone fully disrupted: the controller assumes its own connectivity is at fault and
+/// evicts nothing (upstream).
+pub fn all_fully_disrupted(zones: &BTreeMap<String, (ZoneState, usize)>) -> bool {
+    !zones.is_empty() && zones.values().all(|(s, _)| *s == ZoneState::FullDisruption)
+}
+
+/// The NoExecute tainting rate of a zone.
+pub fn eviction_rate(state: ZoneState, size: usize, config: &Config) -> f64 {
+    match state {
+        ZoneState::Normal | ZoneState::FullDisruption => config.eviction_rate,
+        ZoneState::PartialDisruption if size > config.large_cluster_threshold => {
+            config.secondary_eviction_rate
+        }
+        ZoneState::PartialDisruption => 0.0,
+    }
+}
+
+/// The managed taints a node should carry: the condition taints, plus the Ready NoExecute
+/// taint unless every zone is fully disrupted; a node already tainted NoExecute swaps
+/// not-ready/unreachable at once (upstream's SwapNodeControllerTaint), a new tainting needs a
+/// rate-limiter token (`take_token`).
+pub fn wanted_taints(
+    node: &Node,
+    all_disrupted: bool,
+    take_token: impl FnOnce() -> bool,
+) -> Vec<Taint> {
+    let mut wanted = condition_taints(node);
+    if let Some(key) = ready_taint(node) {
+        let tainted = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|ts| {
+                ts.iter().any(|t| {
+                    t.effect == NO_EXECUTE
+                        && (t.key == TAINT_NOT_READY || t.key == TAINT_UNREACHABLE)
+                })
+            });
+        if !all_disrupted && (tainted || take_token()) {
+            wanted.push(taint(key, NO_EXECUTE));
+        }
+    }
+    wanted
+}
+
 /// A token bucket (burst 1) limiting NoExecute taintings per zone.
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
@@ -484,38 +546,12 @@ impl NodeLifecycleController {
             }
         }
         // 3. zones and taints
-        let mut zones: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
-        for node in &current {
-            let z = zones.entry(zone_of(node)).or_default();
-            z.2 += 1;
-            if ready_status(node) == Some("True") {
-                z.0 += 1;
-            } else {
-                z.1 += 1;
-            }
-        }
-        let states: BTreeMap<String, ZoneState> = zones
-            .iter()
-            .map(|(z, (r, nr, _))| {
-                (
-                    z.clone(),
-                    zone_state(*r, *nr, self.config.unhealthy_zone_threshold),
-                )
-            })
-            .collect();
-        let all_disrupted =
-            !states.is_empty() && states.values().all(|s| *s == ZoneState::FullDisruption);
+        let zones = zones(&current, self.config.unhealthy_zone_threshold);
+        let all_disrupted = all_fully_disrupted(&zones);
         {
             let mut limiters = self.limiters.lock().unwrap();
-            for (z, state) in &states {
-                let size = zones[z].2;
-                let rate = match state {
-                    ZoneState::Normal | ZoneState::FullDisruption => self.config.eviction_rate,
-                    ZoneState::PartialDisruption if size > self.config.large_cluster_threshold => {
-                        self.config.secondary_eviction_rate
-                    }
-                    ZoneState::PartialDisruption => 0.0,
-                };
+            for (z, (state, size)) in &zones {
+                let rate = eviction_rate(*state, *size, &self.config);
                 limiters
                     .entry(z.clone())
                     .or_insert_with(|| RateLimiter::new(rate))
@@ -528,28 +564,13 @@ impl NodeLifecycleController {
                 .as_ref()
                 .and_then(|s| s.taints.clone())
                 .unwrap_or_default();
-            let mut wanted = condition_taints(node);
-            if let Some(key) = ready_taint(node) {
-                // a node already tainted NoExecute swaps not-ready/unreachable without waiting
-                // for the rate limiter, as upstream's SwapNodeControllerTaint
-                let has = existing.iter().any(|t| {
-                    t.effect == NO_EXECUTE
-                        && (t.key == TAINT_NOT_READY || t.key == TAINT_UNREACHABLE)
-                });
-                // when every zone is fully disrupted the controller assumes its own
-                // connectivity is at fault and evicts nothing (upstream)
-                if !all_disrupted
-                    && (has
-                        || self
-                            .limiters
-                            .lock()
-                            .unwrap()
-                            .get_mut(&zone_of(node))
-                            .is_some_and(|l| l.try_take(now)))
-                {
-                    wanted.push(taint(key, NO_EXECUTE));
-                }
-            }
+            let wanted = wanted_taints(node, all_disrupted, || {
+                self.limiters
+                    .lock()
+                    .unwrap()
+                    .get_mut(&zone_of(node))
+                    .is_some_and(|l| l.try_take(now))
+            });
             if let Some(taints) = reconcile_taints(&existing, &wanted, ts) {
                 let mut updated = node.clone();
                 updated.spec.get_or_insert_with(Default::default).taints =
@@ -952,6 +973,54 @@ mod tests {
         let mut again = n.clone();
         again.status.as_mut().unwrap().conditions = Some(conds);
         assert_eq!(unknown_conditions(&again, now), None);
+    }
+
+    #[test]
+    fn no_execute_tainting_respects_disruption_and_rate() {
+        let keys = |ts: Vec<Taint>| -> Vec<String> {
+            ts.into_iter()
+                .map(|t| format!("{}:{}", t.key, t.effect))
+                .collect()
+        };
+        let dead = node(Some("Unknown"), false);
+        let alive = node(Some("True"), false);
+        // one of two nodes dead: a normal zone, the tainting takes a token
+        let z = zones(&[dead.clone(), alive.clone()], 0.55);
+        assert!(!all_fully_disrupted(&z));
+        assert_eq!(
+            keys(wanted_taints(&dead, false, || true)),
+            vec![
+                format!("{TAINT_UNREACHABLE}:{NO_SCHEDULE}"),
+                format!("{TAINT_UNREACHABLE}:{NO_EXECUTE}")
+            ]
+        );
+        // no token left: only the NoSchedule taint for now
+        assert_eq!(
+            keys(wanted_taints(&dead, false, || false)),
+            vec![format!("{TAINT_UNREACHABLE}:{NO_SCHEDULE}")]
+        );
+        // the only node dead: full disruption everywhere, nothing is evicted
+        let z = zones(std::slice::from_ref(&dead), 0.55);
+        assert!(all_fully_disrupted(&z));
+        assert_eq!(
+            keys(wanted_taints(&dead, true, || panic!("no token needed"))),
+            vec![format!("{TAINT_UNREACHABLE}:{NO_SCHEDULE}")]
+        );
+        // already tainted unreachable, now reporting NotReady: swapped without a token
+        let mut swapped = node(Some("False"), false);
+        swapped.spec.as_mut().unwrap().taints = Some(vec![taint(TAINT_UNREACHABLE, NO_EXECUTE)]);
+        assert_eq!(
+            keys(wanted_taints(&swapped, false, || false)),
+            vec![
+                format!("{TAINT_NOT_READY}:{NO_SCHEDULE}"),
+                format!("{TAINT_NOT_READY}:{NO_EXECUTE}")
+            ]
+        );
+        // rates per zone state
+        let cfg = Config::default();
+        assert_eq!(eviction_rate(ZoneState::Normal, 3, &cfg), 0.1);
+        assert_eq!(eviction_rate(ZoneState::PartialDisruption, 10, &cfg), 0.0);
+        assert_eq!(eviction_rate(ZoneState::PartialDisruption, 100, &cfg), 0.01);
     }
 
     #[test]
