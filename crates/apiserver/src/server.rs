@@ -326,7 +326,11 @@ async fn non_resource(
         }
         ["openapi", "v3", rest @ ..] => crate::openapi_routes::serve(api, rest),
         [".well-known", "openid-configuration"] => match &api.tokens {
-            Some(t) => Ok(json_response(200, &t.openid_configuration(), Format::Json)),
+            Some(t) => Ok(json_response(
+                200,
+                &t.openid_configuration(&api.server_address),
+                Format::Json,
+            )),
             None => Err(not_found_path()),
         },
         ["openid", "v1", "jwks"] => match &api.tokens {

@@ -225,11 +225,12 @@ impl Tokens {
         Ok(())
     }
 
-    /// The OpenID discovery document of the issuer.
-    pub fn openid_configuration(&self) -> Value {
+    /// The OpenID discovery document of the issuer; its keys are served by the API server at
+    /// `server_address` (host:port), as upstream's default jwks_uri.
+    pub fn openid_configuration(&self, server_address: &str) -> Value {
         json!({
             "issuer": self.issuer,
-            "jwks_uri": format!("{}/openid/v1/jwks", self.issuer.trim_end_matches('/')),
+            "jwks_uri": format!("https://{server_address}/openid/v1/jwks"),
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
@@ -683,11 +684,9 @@ mod tests {
     #[test]
     fn discovery_documents() {
         let (_, t) = setup();
-        let c = t.openid_configuration();
-        assert_eq!(
-            c["jwks_uri"],
-            "https://kubernetes.default.svc.cluster.local/openid/v1/jwks"
-        );
+        let c = t.openid_configuration("10.0.0.1:6443");
+        assert_eq!(c["jwks_uri"], "https://10.0.0.1:6443/openid/v1/jwks");
+        assert_eq!(c["issuer"], satoken::DEFAULT_ISSUER);
         let jwks = t.jwks();
         assert_eq!(jwks["keys"][0]["alg"], "ES256");
         assert_eq!(jwks["keys"][0]["kid"], t.keys[0].kid);

@@ -342,6 +342,10 @@ fn legacy_token_secrets_discovery_and_default_tolerations() {
         serde_json::from_str(&c.kubectl(&["get", "--raw", "/.well-known/openid-configuration"]))
             .unwrap();
     assert_eq!(oidc["issuer"], satoken::DEFAULT_ISSUER);
+    assert_eq!(
+        oidc["jwks_uri"],
+        format!("https://127.0.0.1:{}/openid/v1/jwks", c.port)
+    );
     let jwks: Value =
         serde_json::from_str(&c.kubectl(&["get", "--raw", "/openid/v1/jwks"])).unwrap();
     let key = std::fs::read_to_string(c.data_dir().join("tls/service-account.key")).unwrap();
