@@ -429,6 +429,121 @@ impl Tokens {
     }
 }
 
+/// Where the service account token volume is mounted in every container.
+pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// The lifetime the kubelet asks for when it projects the token (upstream's 3607 s).
+const PROJECTED_TOKEN_SECONDS: i64 = satoken::KUBELET_EXPIRATION_SECONDS;
+
+/// The service account of a new pod: `spec.serviceAccountName`, else the deprecated
+/// `spec.serviceAccount`, else `default`; both fields are set to it (as upstream's v1 form).
+pub fn pod_service_account(pod: &mut Value) -> String {
+    let get = |k: &str| {
+        pod.pointer(&format!("/spec/{k}"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+    };
+    let name = get("serviceAccountName")
+        .or_else(|| get("serviceAccount"))
+        .unwrap_or_else(|| "default".to_string());
+    if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("serviceAccountName".into(), json!(name));
+        spec.insert("serviceAccount".into(), json!(name));
+    }
+    name
+}
+
+/// Upstream's ServiceAccount admission of a new pod, given its service account object:
+/// copies the account's imagePullSecrets when the pod has none, and unless automounting is
+/// off (pod, else account) adds the `kube-api-access-<suffix>` projected volume (token,
+/// kube-root-ca.crt, namespace) mounted read-only at [`TOKEN_MOUNT_PATH`] in every container
+/// and init container that does not mount something there already. Mirror pods are left alone.
+pub fn admit_pod(pod: &mut Value, sa: &Value, volume_suffix: &str) {
+    if pod
+        .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+        .is_some()
+    {
+        return;
+    }
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let no_pull_secrets = spec
+        .get("imagePullSecrets")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    if no_pull_secrets {
+        if let Some(ps) = sa
+            .get("imagePullSecrets")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+        {
+            spec.insert("imagePullSecrets".into(), Value::Array(ps.clone()));
+        }
+    }
+    let automount = spec
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        .or_else(|| {
+            sa.get("automountServiceAccountToken")
+                .and_then(Value::as_bool)
+        })
+        .unwrap_or(true);
+    if !automount {
+        return;
+    }
+    let mounts_path = |c: &Value| {
+        c.get("volumeMounts")
+            .and_then(Value::as_array)
+            .is_some_and(|ms| ms.iter().any(|m| m["mountPath"] == TOKEN_MOUNT_PATH))
+    };
+    let wants: Vec<(&str, usize)> = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|list| {
+            spec.get(*list)
+                .and_then(Value::as_array)
+                .map(|cs| {
+                    cs.iter()
+                        .enumerate()
+                        .filter(|(_, c)| !mounts_path(c))
+                        .map(|(i, _)| (*list, i))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    if wants.is_empty() {
+        return;
+    }
+    let volume = format!("kube-api-access-{volume_suffix}");
+    for (list, i) in wants {
+        let c = &mut spec.get_mut(list).expect("listed above")[i];
+        let mounts = c
+            .as_object_mut()
+            .expect("containers are objects")
+            .entry("volumeMounts")
+            .or_insert_with(|| json!([]));
+        if let Some(ms) = mounts.as_array_mut() {
+            ms.push(json!({"name": volume, "readOnly": true, "mountPath": TOKEN_MOUNT_PATH}));
+        }
+    }
+    let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
+    if !volumes.is_array() {
+        *volumes = json!([]);
+    }
+    volumes.as_array_mut().expect("set above").push(json!({
+        "name": volume,
+        "projected": {
+            "defaultMode": 420,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": PROJECTED_TOKEN_SECONDS, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+            ],
+        },
+    }));
+}
+
 /// The bearer authenticator of service account JWTs at this API server's audiences.
 pub struct ServiceAccountAuthenticator(pub Arc<Tokens>);
 
@@ -679,6 +794,71 @@ mod tests {
         assert_eq!(u.username, "system:serviceaccount:ns:robot");
         objects.remove(&secret_key("ns", "robot-token"));
         assert!(t.authenticate_token(&token, &t.api_audiences, now).is_err());
+    }
+
+    #[test]
+    fn pods_get_the_token_volume_unless_opted_out() {
+        let pod = || {
+            json!({"metadata": {"name": "p"}, "spec": {
+                "initContainers": [{"name": "i", "image": "x"}],
+                "containers": [
+                    {"name": "a", "image": "x"},
+                    {"name": "b", "image": "x", "volumeMounts": [{"name": "own", "mountPath": TOKEN_MOUNT_PATH}]},
+                ],
+            }})
+        };
+        let sa =
+            json!({"metadata": {"name": "default"}, "imagePullSecrets": [{"name": "regcred"}]});
+        let mut p = pod();
+        assert_eq!(pod_service_account(&mut p), "default");
+        assert_eq!(p["spec"]["serviceAccount"], "default");
+        admit_pod(&mut p, &sa, "abcde");
+        let vol = &p["spec"]["volumes"][0];
+        assert_eq!(vol["name"], "kube-api-access-abcde");
+        let sources = vol["projected"]["sources"].as_array().unwrap();
+        assert_eq!(sources[0]["serviceAccountToken"]["expirationSeconds"], 3607);
+        assert_eq!(sources[1]["configMap"]["name"], "kube-root-ca.crt");
+        assert_eq!(
+            sources[2]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"],
+            "metadata.namespace"
+        );
+        let mount = json!({"name": "kube-api-access-abcde", "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
+        assert_eq!(
+            p["spec"]["initContainers"][0]["volumeMounts"],
+            json!([mount])
+        );
+        assert_eq!(p["spec"]["containers"][0]["volumeMounts"], json!([mount]));
+        // a container mounting its own volume there keeps it alone
+        assert_eq!(
+            p["spec"]["containers"][1]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(p["spec"]["imagePullSecrets"], json!([{"name": "regcred"}]));
+
+        // opting out on the pod, or on the account (unless the pod opts in)
+        let mut p = pod();
+        p["spec"]["automountServiceAccountToken"] = json!(false);
+        admit_pod(&mut p, &sa, "x");
+        assert!(p["spec"].get("volumes").is_none());
+        let off = json!({"metadata": {"name": "default"}, "automountServiceAccountToken": false});
+        let mut p = pod();
+        admit_pod(&mut p, &off, "x");
+        assert!(p["spec"].get("volumes").is_none());
+        let mut p = pod();
+        p["spec"]["automountServiceAccountToken"] = json!(true);
+        admit_pod(&mut p, &off, "x");
+        assert_eq!(p["spec"]["volumes"].as_array().unwrap().len(), 1);
+
+        // the deprecated field names the account when the new one is empty; mirror pods skip
+        let mut p = json!({"spec": {"serviceAccount": "builder", "containers": []}});
+        assert_eq!(pod_service_account(&mut p), "builder");
+        let mut m = pod();
+        m["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "x"});
+        admit_pod(&mut m, &sa, "x");
+        assert!(m["spec"].get("volumes").is_none());
     }
 
     #[test]

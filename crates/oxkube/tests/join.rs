@@ -25,7 +25,18 @@ fn rt() -> tokio::runtime::Runtime {
 fn join_token_issues_a_working_node_identity() {
     let c = Cluster::start();
     let token_path = c.data_dir().join("token");
-    let mode = std::fs::metadata(&token_path).unwrap().permissions().mode();
+    let mode = match std::fs::metadata(&token_path) {
+        Ok(m) => m.permissions().mode(),
+        Err(e) => panic!(
+            "{}: {e}; data dir: {:?}\nserver log:\n{}",
+            token_path.display(),
+            std::fs::read_dir(c.data_dir())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>(),
+            c.log()
+        ),
+    };
     assert_eq!(mode & 0o777, 0o600);
     let token = std::fs::read_to_string(&token_path)
         .unwrap()

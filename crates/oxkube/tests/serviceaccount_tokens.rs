@@ -231,6 +231,25 @@ fn service_account_tokens_authenticate_until_revoked() {
         &["apply", "-f", "-"],
         r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},"spec":{"serviceAccountName":"robot","containers":[{"name":"c","image":"busybox"}]}}"#,
     );
+    // the ServiceAccount admission mounted the projected token volume
+    let web: Value =
+        serde_json::from_str(&c.kubectl(&["get", "pod", "web", "-o", "json"])).unwrap();
+    let vol = &web["spec"]["volumes"][0];
+    assert!(
+        vol["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("kube-api-access-"),
+        "{vol}"
+    );
+    assert_eq!(
+        vol["projected"]["sources"][0]["serviceAccountToken"]["path"],
+        "token"
+    );
+    assert_eq!(
+        web["spec"]["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/var/run/secrets/kubernetes.io/serviceaccount"
+    );
     let bound = c
         .kubectl(&[
             "create",
