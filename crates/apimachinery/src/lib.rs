@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
+pub mod satoken;
 pub mod schema;
 pub mod selector;
 pub mod status;

@@ -275,3 +275,120 @@ pub fn track_update(
     };
     patch::apply::update_managed_fields(old, new, schema.as_ref(), &opts).map_err(patch_err)
 }
+
+/// The tolerationSeconds of the NoExecute tolerations for not-ready and unreachable nodes that
+/// pods get by default (upstream's DefaultTolerationSeconds admission plugin; 300 s each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DefaultTolerations {
+    pub not_ready_seconds: i64,
+    pub unreachable_seconds: i64,
+}
+
+impl Default for DefaultTolerations {
+    fn default() -> Self {
+        DefaultTolerations {
+            not_ready_seconds: 300,
+            unreachable_seconds: 300,
+        }
+    }
+}
+
+pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
+pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+
+/// Add the default not-ready/unreachable NoExecute tolerations to a new pod that does not
+/// already tolerate those taints.
+pub fn add_default_tolerations(pod: &mut Value, d: &DefaultTolerations) {
+    let existing = pod
+        .pointer("/spec/tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let tolerates = |key: &str| {
+        existing.iter().any(|t| {
+            let k = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let e = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            (k == key || k.is_empty()) && (e == "NoExecute" || e.is_empty())
+        })
+    };
+    let mut add = Vec::new();
+    for (key, secs) in [
+        (TAINT_NOT_READY, d.not_ready_seconds),
+        (TAINT_UNREACHABLE, d.unreachable_seconds),
+    ] {
+        if !tolerates(key) {
+            add.push(serde_json::json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": secs}));
+        }
+    }
+    if add.is_empty() {
+        return;
+    }
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let list = spec
+        .entry("tolerations")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        *list = Value::Array(Vec::new());
+    }
+    list.as_array_mut().expect("set above").extend(add);
+}
+
+#[cfg(test)]
+mod toleration_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn default_tolerations_are_added_unless_tolerated() {
+        let d = DefaultTolerations {
+            not_ready_seconds: 5,
+            unreachable_seconds: 7,
+        };
+        // (existing tolerations, expected keys and seconds added)
+        let cases: Vec<(Value, Vec<(&str, i64)>)> = vec![
+            (
+                json!(null),
+                vec![(TAINT_NOT_READY, 5), (TAINT_UNREACHABLE, 7)],
+            ),
+            (
+                json!([{"key": TAINT_UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 1}]),
+                vec![(TAINT_NOT_READY, 5)],
+            ),
+            // an empty key with Exists tolerates everything
+            (json!([{"operator": "Exists"}]), vec![]),
+            // a NoSchedule toleration does not cover NoExecute
+            (
+                json!([{"key": TAINT_NOT_READY, "operator": "Exists", "effect": "NoSchedule"}]),
+                vec![(TAINT_NOT_READY, 5), (TAINT_UNREACHABLE, 7)],
+            ),
+        ];
+        for (existing, want) in cases {
+            let mut pod = json!({"spec": {"containers": []}});
+            if !existing.is_null() {
+                pod["spec"]["tolerations"] = existing.clone();
+            }
+            let before = existing.as_array().map(Vec::len).unwrap_or(0);
+            add_default_tolerations(&mut pod, &d);
+            let all = pod["spec"]["tolerations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let added: Vec<(&str, i64)> = all[before..]
+                .iter()
+                .map(|t| {
+                    assert_eq!(t["effect"], "NoExecute");
+                    assert_eq!(t["operator"], "Exists");
+                    let key = if t["key"] == TAINT_NOT_READY {
+                        TAINT_NOT_READY
+                    } else {
+                        TAINT_UNREACHABLE
+                    };
+                    (key, t["tolerationSeconds"].as_i64().unwrap())
+                })
+                .collect();
+            assert_eq!(added, want, "existing {existing}");
+        }
+    }
+}

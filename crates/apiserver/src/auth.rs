@@ -80,7 +80,28 @@ pub fn user_from_cert_der(der: &[u8]) -> Option<UserInfo> {
 
 /// A source of bearer-token identities (static token file, service account JWTs, bootstrap tokens).
 pub trait TokenAuthenticator: Send + Sync {
+    /// The identity of a token presented to this API server.
     fn authenticate(&self, token: &str) -> Option<UserInfo>;
+
+    /// The identity of a token for the given audiences (TokenReview's `spec.audiences`), with
+    /// the audiences it is valid for. Audience-unaware authenticators accept a token only for
+    /// requests that include the API server's own audiences (`api_audiences`).
+    fn authenticate_audiences(
+        &self,
+        token: &str,
+        audiences: &[String],
+        api_audiences: &[String],
+    ) -> Option<(UserInfo, Vec<String>)> {
+        let matched: Vec<String> = audiences
+            .iter()
+            .filter(|a| api_audiences.contains(a))
+            .cloned()
+            .collect();
+        if matched.is_empty() {
+            return None;
+        }
+        self.authenticate(token).map(|u| (u, matched))
+    }
 }
 
 /// Static tokens from a CSV file as upstream's `--token-auth-file`: `token,user,uid,"group1,group2"`.
@@ -168,9 +189,28 @@ fn split_csv(line: &str) -> Vec<String> {
 #[derive(Clone, Default)]
 pub struct Authenticators {
     pub tokens: Vec<Arc<dyn TokenAuthenticator>>,
+    /// The audiences of this API server (`--api-audiences`; the service account issuer).
+    pub api_audiences: Vec<String>,
 }
 
 impl Authenticators {
+    /// Authenticate a bearer token for `audiences` (the API server's when empty), as
+    /// TokenReview does; returns the user and the audiences the token is valid for.
+    pub fn authenticate_token(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Option<(UserInfo, Vec<String>)> {
+        let wanted = if audiences.is_empty() {
+            &self.api_audiences
+        } else {
+            audiences
+        };
+        self.tokens
+            .iter()
+            .find_map(|a| a.authenticate_audiences(token, wanted, &self.api_audiences))
+    }
+
     /// Authenticate a request from its verified client certificate and Authorization header.
     pub fn authenticate(
         &self,
@@ -300,7 +340,16 @@ mod tests {
         let tf = TokenFile::parse("abc,alice,1\n", "t").unwrap();
         let auth = Authenticators {
             tokens: vec![Arc::new(tf)],
+            api_audiences: vec!["api".into()],
         };
+        assert!(auth.authenticate_token("abc", &[]).is_some());
+        assert!(auth.authenticate_token("abc", &["vault".into()]).is_none());
+        assert_eq!(
+            auth.authenticate_token("abc", &["vault".into(), "api".into()])
+                .unwrap()
+                .1,
+            vec!["api"]
+        );
         assert!(auth.authenticate(None, Some("Bearer wrong")).is_none());
         assert_eq!(
             auth.authenticate(None, Some("Bearer abc"))

@@ -669,6 +669,8 @@ impl Api {
         let crd = self.crd_of(ri);
         if ri.group.is_empty() && ri.plural == "pods" {
             self.admit_pod_priority(&mut obj).await?;
+            crate::admission::add_default_tolerations(&mut obj, &self.default_tolerations);
+            self.admit_pod_service_account(r.namespace, &mut obj);
         }
         let causes = crate::admission::default_and_validate_create(ri, crd.as_deref(), &mut obj);
         if !causes.is_empty() {
@@ -714,6 +716,22 @@ impl Api {
 
     /// Priority admission: resolve `spec.priorityClassName` (or the global default class) into
     /// `spec.priority` and `spec.preemptionPolicy`.
+    /// The ServiceAccount admission of a new pod (after `admit_pod_priority`, so the cache
+    /// holds every acknowledged write). A missing account is let through without the token
+    /// volume (upstream refuses the pod) so that clusters without the controller manager,
+    /// which creates the `default` accounts, still accept pods.
+    fn admit_pod_service_account(&self, namespace: &str, pod: &mut Value) {
+        use crate::serviceaccounts::ObjectSource;
+        let name = crate::serviceaccounts::pod_service_account(pod);
+        let key = format!("/registry/core/serviceaccounts/{namespace}/{name}");
+        match self.cache.object(&key) {
+            Some(sa) => crate::serviceaccounts::admit_pod(pod, &sa, &random_suffix()),
+            None => {
+                tracing::debug!(%namespace, account = %name, "pod created without its service account")
+            }
+        }
+    }
+
     async fn admit_pod_priority(&self, pod: &mut Value) -> Result<(), ApiError> {
         // a class created a moment ago must be seen: read the cache once it caught up
         self.cache

@@ -10,6 +10,7 @@ pub mod connect;
 pub mod discovery;
 pub mod fields;
 pub mod handlers;
+pub mod join;
 pub mod negotiate;
 pub mod objects;
 pub mod openapi_routes;
@@ -20,6 +21,7 @@ pub mod render;
 pub mod request;
 pub mod reviews;
 pub mod server;
+pub mod serviceaccounts;
 pub mod subresources;
 pub mod tables;
 pub mod watch;
@@ -51,6 +53,29 @@ pub struct Config {
     pub event_ttl: Duration,
     /// The names the serving certificate covers.
     pub serving_names: pki::ServingNames,
+    /// The issuer of service account tokens (`--service-account-issuer`); also the API
+    /// server's audience.
+    pub service_account_issuer: String,
+    /// The tolerationSeconds of the default not-ready/unreachable NoExecute tolerations added
+    /// to pods (`--default-not-ready-toleration-seconds`, `--default-unreachable-toleration-seconds`).
+    pub default_tolerations: admission::DefaultTolerations,
+}
+
+impl Config {
+    /// A configuration with upstream's defaults for everything but where to keep state and
+    /// where to listen.
+    pub fn new(data_dir: PathBuf, bind_address: IpAddr, secure_port: u16) -> Config {
+        Config {
+            data_dir,
+            bind_address,
+            secure_port,
+            token_auth_file: None,
+            event_ttl: Duration::from_secs(3600),
+            serving_names: Default::default(),
+            service_account_issuer: apimachinery::satoken::DEFAULT_ISSUER.to_string(),
+            default_tolerations: Default::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +97,20 @@ pub enum ServerError {
     Bootstrap(String),
     #[error(transparent)]
     Connect(#[from] connect::ConnectError),
+    #[error("service account key: {0}")]
+    ServiceAccountKey(#[from] apimachinery::satoken::TokenError),
+    #[error("join token: {0}")]
+    Join(#[from] join::JoinError),
+}
+
+/// Optional parts of the API server beyond storage and authentication.
+#[derive(Default)]
+pub struct ApiOptions {
+    /// Service account token issuance (TokenRequest) and issuer discovery.
+    pub tokens: Option<Arc<serviceaccounts::Tokens>>,
+    /// Node join: `/cacerts` and the node identity endpoint.
+    pub join: Option<Arc<join::NodeIdentityIssuer>>,
+    pub default_tolerations: admission::DefaultTolerations,
 }
 
 /// The shared state of the API server.
@@ -90,6 +129,9 @@ pub struct Api {
     event_lease: tokio::sync::Mutex<Option<(LeaseId, Instant)>>,
     /// The OpenAPI v2 document (built on first request, rebuilt when the CRDs change).
     pub openapi_v2: openapi_routes::V2Cache,
+    pub tokens: Option<Arc<serviceaccounts::Tokens>>,
+    pub join: Option<Arc<join::NodeIdentityIssuer>>,
+    pub default_tolerations: admission::DefaultTolerations,
 }
 
 /// How long one event lease is reused before a new one is granted: 5% of the TTL, at most a
@@ -107,7 +149,28 @@ impl Api {
         event_ttl: Duration,
     ) -> Result<Arc<Api>, ServerError> {
         let cache = WatchCache::start(store.clone()).await?;
-        Ok(Arc::new(Api {
+        Ok(Self::assemble(
+            store,
+            cache,
+            authn,
+            authz,
+            server_address,
+            event_ttl,
+            ApiOptions::default(),
+        ))
+    }
+
+    /// The API state over an already started watch cache.
+    pub fn assemble(
+        store: Arc<dyn Store>,
+        cache: Arc<WatchCache>,
+        authn: Authenticators,
+        authz: Arc<dyn Authorizer>,
+        server_address: String,
+        event_ttl: Duration,
+        options: ApiOptions,
+    ) -> Arc<Api> {
+        Arc::new(Api {
             catalogue: Catalogue::new(),
             store,
             cache,
@@ -118,7 +181,10 @@ impl Api {
             kubelet_client: std::sync::OnceLock::new(),
             event_lease: tokio::sync::Mutex::new(None),
             openapi_v2: openapi_routes::V2Cache::default(),
-        }))
+            tokens: options.tokens,
+            join: options.join,
+            default_tolerations: options.default_tolerations,
+        })
     }
 
     /// The lease Events are attached to; reused for a minute so leases stay few.
@@ -340,7 +406,11 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let p = prepare_pki(&config)?;
     let tls = Arc::new(tls_config(&p)?);
-    let mut authn = Authenticators::default();
+    let join_token = join::load_or_create_token(&config.data_dir, &p.ca.cert_pem)?;
+    let mut authn = Authenticators {
+        api_audiences: vec![config.service_account_issuer.clone()],
+        ..Default::default()
+    };
     if let Some(f) = &config.token_auth_file {
         authn.tokens.push(Arc::new(TokenFile::load(f)?));
     }
@@ -350,14 +420,34 @@ pub async fn run(
         .map_err(|e| ServerError::Listen { addr, source: e })?;
     let url = server_url(&config);
     let server_address = url.trim_start_matches("https://").to_string();
-    let api = Api::new(
+    let cache = WatchCache::start(store.clone()).await?;
+    let tokens = Arc::new(serviceaccounts::Tokens::new(
+        &p.service_account_key_pem,
+        &config.service_account_issuer,
+        authn.api_audiences.clone(),
+        cache.clone(),
+    )?);
+    authn
+        .tokens
+        .push(Arc::new(serviceaccounts::ServiceAccountAuthenticator(
+            tokens.clone(),
+        )));
+    let api = Api::assemble(
         store,
+        cache,
         authn,
         Arc::new(AllowAuthenticated),
         server_address,
         config.event_ttl,
-    )
-    .await?;
+        ApiOptions {
+            tokens: Some(tokens),
+            join: Some(Arc::new(join::NodeIdentityIssuer::new(
+                p.ca.clone(),
+                &join_token,
+            )?)),
+            default_tolerations: config.default_tolerations,
+        },
+    );
     let kubelet_client = connect::KubeletClient::new(&p.ca.cert_pem, &p.kubelet_client_cert()?)?;
     let _ = api.kubelet_client.set(kubelet_client);
     api.bootstrap().await?;

@@ -163,18 +163,14 @@ fn ca_params() -> CertificateParams {
     p
 }
 
-/// Issue a leaf certificate signed by the CA.
-pub fn issue(
-    ca: &CertPair,
+/// The parameters of a leaf certificate: subject, SANs (IPs or DNS names), key usages.
+fn leaf_params(
     common_name: &str,
     organizations: &[String],
     sans: &[String],
     server: bool,
     client: bool,
-) -> Result<CertPair> {
-    let ca_key = KeyPair::from_pem(&ca.key_pem)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
-    let key = new_key()?;
+) -> Result<CertificateParams> {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     for o in organizations {
@@ -205,11 +201,57 @@ pub fn issue(
     let (nb, na) = validity(LEAF_DAYS);
     p.not_before = nb;
     p.not_after = na;
+    Ok(p)
+}
+
+/// Issue a leaf certificate signed by the CA.
+pub fn issue(
+    ca: &CertPair,
+    common_name: &str,
+    organizations: &[String],
+    sans: &[String],
+    server: bool,
+    client: bool,
+) -> Result<CertPair> {
+    let ca_key = KeyPair::from_pem(&ca.key_pem)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
+    let key = new_key()?;
+    let p = leaf_params(common_name, organizations, sans, server, client)?;
     let cert = p.signed_by(&key, &issuer)?;
     Ok(CertPair {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     })
+}
+
+/// Sign the public key of a PEM certificate signing request (its signature checked) as a leaf
+/// with the given subject and SANs; whatever subject or extensions the request asks for are
+/// ignored. Returns the certificate PEM.
+pub fn sign_csr(
+    ca: &CertPair,
+    csr_pem: &str,
+    common_name: &str,
+    organizations: &[String],
+    sans: &[String],
+    server: bool,
+    client: bool,
+) -> Result<String> {
+    let ca_key = KeyPair::from_pem(&ca.key_pem)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
+    let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?;
+    csr.params = leaf_params(common_name, organizations, sans, server, client)?;
+    Ok(csr.signed_by(&issuer)?.pem())
+}
+
+/// A new ECDSA P-256 key (PKCS#8 PEM) and a certificate signing request for it.
+pub fn new_key_and_csr(common_name: &str) -> Result<(String, String)> {
+    let key = new_key()?;
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    p.distinguished_name = dn;
+    let csr = p.serialize_request(&key)?;
+    Ok((key.serialize_pem(), csr.pem()?))
 }
 
 /// Facts read back from a PEM certificate.

@@ -136,12 +136,18 @@ pub fn create(
                     vec![FieldError::required("spec.token", "")],
                 ));
             }
-            match api
-                .authn
-                .authenticate(None, Some(&format!("Bearer {token}")))
-            {
-                Some(u) => {
-                    json!({"authenticated": true, "user": u.to_json(), "audiences": spec.get("audiences").cloned().unwrap_or(json!([]))})
+            let audiences: Vec<String> = spec
+                .get("audiences")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            match api.authn.authenticate_token(token, &audiences) {
+                Some((u, auds)) => {
+                    json!({"authenticated": true, "user": u.to_json(), "audiences": auds})
                 }
                 None => {
                     json!({"authenticated": false, "user": {}, "error": "invalid bearer token"})

@@ -132,15 +132,51 @@ async fn route(
             return Ok(text(200, "ok"));
         }
         "/version" | "/version/" => return Ok(json_response(200, &version_info(), Format::Json)),
+        crate::join::CACERTS_PATH if method == http::Method::GET => {
+            // unauthenticated: the joining agent checks it against its token's CA hash
+            return match &api.join {
+                Some(j) => Ok(respond(200, j.ca_pem().as_bytes().to_vec(), "text/plain")),
+                None => Err(not_found_path()),
+            };
+        }
+        crate::join::NODE_IDENTITY_PATH if method == http::Method::POST => {
+            let Some(j) = api.join.clone() else {
+                return Err(not_found_path());
+            };
+            if !j.authorized(header(req.headers(), "authorization")) {
+                return Err(ApiError::unauthorized());
+            }
+            let body = read_body(req.into_body()).await?;
+            let ask: crate::join::NodeIdentityRequest =
+                serde_json::from_slice(&body).map_err(|e| {
+                    ApiError::bad_request(format!("invalid node identity request: {e}"))
+                })?;
+            let out = j.issue(&ask)?;
+            return Ok(json_response(
+                200,
+                &serde_json::to_value(out).unwrap_or_default(),
+                Format::Json,
+            ));
+        }
         _ => {}
     }
-    let user = api
+    let authorization = header(req.headers(), "authorization");
+    let mut user = api
         .authn
-        .authenticate_with(
-            peer.as_deref().cloned(),
-            header(req.headers(), "authorization"),
-        )
-        .ok_or_else(ApiError::unauthorized)?;
+        .authenticate_with(peer.as_deref().cloned(), authorization);
+    let jwt = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .is_some_and(|t| apimachinery::satoken::looks_like_jwt(t.trim()));
+    if user.is_none() && jwt {
+        // the objects a service account token names may be newer than the watch cache:
+        // read-your-writes once before refusing
+        if api.cache.sync().await.is_ok() {
+            user = api
+                .authn
+                .authenticate_with(peer.as_deref().cloned(), authorization);
+        }
+    }
+    let user = user.ok_or_else(ApiError::unauthorized)?;
     let watch_param = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     match classify(method.as_str(), &path, watch_param) {
         Target::NonResource(p) => {
@@ -290,6 +326,21 @@ async fn non_resource(
         }
         ["openapi", "v3", rest @ ..] => crate::openapi_routes::serve(api, rest),
         ["openapi", "v2"] => Ok(crate::openapi_routes::serve_v2(api, headers).await),
+        [".well-known", "openid-configuration"] => match &api.tokens {
+            Some(t) => Ok(json_response(
+                200,
+                &t.openid_configuration(&api.server_address),
+                Format::Json,
+            )),
+            None => Err(not_found_path()),
+        },
+        ["openid", "v1", "jwks"] => match &api.tokens {
+            Some(t) => {
+                let (bytes, _) = negotiate::encode(&t.jwks(), Format::Json);
+                Ok(respond(200, bytes, "application/jwk-set+json"))
+            }
+            None => Err(not_found_path()),
+        },
         _ => Err(not_found_path()),
     }
 }
@@ -499,6 +550,14 @@ async fn resource(
             json_response(
                 201,
                 &crate::subresources::bind(api, &r, obj).await?,
+                accept.format,
+            )
+        }
+        (Verb::Create, "token") => {
+            let obj = decode_body(&body, content_type.as_deref(), &ri)?;
+            json_response(
+                201,
+                &crate::subresources::token_request(api, &r, obj).await?,
                 accept.format,
             )
         }

@@ -190,3 +190,81 @@ async fn consume_disruption(
     .await?;
     Ok(())
 }
+
+/// serviceaccounts/token: issue a bound service account token (TokenRequest).
+pub async fn token_request(api: &Api, r: &Req<'_>, req: Value) -> Result<Value, ApiError> {
+    let Some(tokens) = api.tokens.clone() else {
+        return Err(ApiError::not_found("", "serviceaccounts/token", r.name));
+    };
+    let sa = api.get_object(r).await?;
+    // the bound object (and a pod's node) read from the store, for the issuer to check
+    let mut found: Vec<(String, String, Value)> = Vec::new();
+    let bound = req
+        .pointer("/spec/boundObjectRef")
+        .filter(|b| b.is_object());
+    if let Some(b) = bound {
+        let kind = b.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = b.get("name").and_then(Value::as_str).unwrap_or("");
+        let plural = match kind {
+            "Pod" => "pods",
+            "Secret" => "secrets",
+            "Node" => "nodes",
+            _ => "",
+        };
+        if !plural.is_empty() && !name.is_empty() {
+            if let Some(obj) = get_optional(api, r, plural, name).await? {
+                if kind == "Pod" {
+                    let node = obj
+                        .pointer("/spec/nodeName")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if !node.is_empty() {
+                        if let Some(n) = get_optional(api, r, "nodes", node).await? {
+                            found.push(("Node".into(), node.to_string(), n));
+                        }
+                    }
+                }
+                found.push((kind.to_string(), name.to_string(), obj));
+            }
+        }
+    }
+    let lookup = |kind: &str, name: &str| -> Option<Value> {
+        found
+            .iter()
+            .find(|(k, n, _)| k == kind && n == name)
+            .map(|(_, _, v)| v.clone())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let jti = uuid::Uuid::new_v4().to_string();
+    tokens.request(&sa, req, lookup, &jti, now)
+}
+
+/// A core/v1 object by resource and name (in the request's namespace when namespaced), None
+/// when it does not exist.
+async fn get_optional(
+    api: &Api,
+    r: &Req<'_>,
+    plural: &str,
+    name: &str,
+) -> Result<Option<Value>, ApiError> {
+    let ri = api
+        .lookup("", "v1", plural)
+        .expect("core resources are built in")
+        .0;
+    let namespace = if ri.namespaced { r.namespace } else { "" };
+    let q = Req {
+        ri: &ri,
+        namespace,
+        name,
+        subresource: "",
+        ..*r
+    };
+    match api.get_object(&q).await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.reason == apimachinery::Reason::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController,
 };
@@ -25,11 +26,14 @@ pub mod informer;
 pub mod job;
 pub mod leader;
 pub mod namespace;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod podutil;
 pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod statefulset;
+pub mod tokens;
 
 /// Configuration of the controller manager.
 #[derive(Clone, Debug)]
@@ -45,6 +49,13 @@ pub struct Config {
     pub renew_deadline: Duration,
     /// Retry period (upstream default 2 s).
     pub retry_period: Duration,
+    /// PEM of the key that signs service account tokens; the legacy token controller (filling
+    /// `kubernetes.io/service-account-token` Secrets) is off when `None`.
+    pub service_account_key_pem: Option<String>,
+    /// Node health monitoring and taint-based eviction.
+    pub node_lifecycle: nodelifecycle::Config,
+    /// Pod garbage collection.
+    pub pod_gc: podgc::Config,
 }
 
 impl Default for Config {
@@ -55,6 +66,9 @@ impl Default for Config {
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
+            service_account_key_pem: None,
+            node_lifecycle: Default::default(),
+            pod_gc: Default::default(),
         }
     }
 }
@@ -118,6 +132,11 @@ pub async fn run_controllers(client: Client, config: Config) {
     let rss = informer::Informer::new(Api::<ReplicaSet>::all(client.clone()));
     let deploys = informer::Informer::new(Api::<Deployment>::all(client.clone()));
     let namespaces = informer::Informer::new(Api::<Namespace>::all(client.clone()));
+    let nodes = informer::Informer::new(Api::<Node>::all(client.clone()));
+    let leases = informer::Informer::new(Api::<Lease>::namespaced(
+        client.clone(),
+        nodelifecycle::LEASE_NAMESPACE,
+    ));
 
     let rcs = informer::Informer::new(Api::<ReplicationController>::all(client.clone()));
     let jobs = informer::Informer::new(Api::<Job>::all(client.clone()));
@@ -125,7 +144,6 @@ pub async fn run_controllers(client: Client, config: Config) {
     let statefulsets = informer::Informer::new(Api::<StatefulSet>::all(client.clone()));
     let daemonsets = informer::Informer::new(Api::<DaemonSet>::all(client.clone()));
     let revisions = informer::Informer::new(Api::<ControllerRevision>::all(client.clone()));
-    let nodes = informer::Informer::new(Api::<Node>::all(client.clone()));
     let claims = informer::Informer::new(Api::<PersistentVolumeClaim>::all(client.clone()));
     let rsc = replicaset::ReplicaSetController::new(
         client.clone(),
@@ -188,6 +206,7 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(revisions.clone().run());
     set.spawn(nodes.clone().run());
     set.spawn(claims.clone().run());
+    set.spawn(leases.clone().run());
     let ready = {
         let (p, r, d, n, c) = (
             pods.store.clone(),
@@ -219,6 +238,12 @@ pub async fn run_controllers(client: Client, config: Config) {
             let _ = pvc.wait_until_ready().await;
         }
     };
+    let (n, l) = (nodes.store.clone(), leases.store.clone());
+    let ready = async move {
+        ready.await;
+        let _ = n.wait_until_ready().await;
+        let _ = l.wait_until_ready().await;
+    };
     ready.await;
     tracing::info!("controller informers synced; starting controllers");
     set.spawn(rsc.run(4));
@@ -231,6 +256,34 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(dsc.run(2));
     set.spawn(sac.run());
     set.spawn(gc::GarbageCollector::new(client.clone()).run());
+    set.spawn(
+        nodelifecycle::NodeLifecycleController::new(
+            client.clone(),
+            config.node_lifecycle.clone(),
+            nodes.clone(),
+            pods.clone(),
+            leases.clone(),
+            &config.identity,
+        )
+        .run(),
+    );
+    set.spawn(
+        podgc::PodGc::new(
+            client.clone(),
+            config.pod_gc.clone(),
+            pods.clone(),
+            nodes.clone(),
+        )
+        .run(),
+    );
+    if let Some(key) = &config.service_account_key_pem {
+        match tokens::TokensController::new(client.clone(), key, config.root_ca_pem.clone()) {
+            Ok(c) => {
+                set.spawn(c.run());
+            }
+            Err(e) => tracing::error!(error = %e, "legacy token controller not started"),
+        }
+    }
     if let Some(res) = set.join_next().await {
         match res {
             Err(e) if e.is_panic() => tracing::error!(error = %e, "controller task panicked"),

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane (API server on the embedded store) and, unless disabled, a node agent.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Print the admin kubeconfig.
     Kubeconfig {
         #[arg(long, default_value = "/var/lib/oxkube")]
@@ -86,6 +86,33 @@ struct ServerArgs {
     /// The first IP of the service CIDR (covered by the serving certificate).
     #[arg(long, default_value = "10.43.0.1")]
     service_ip: IpAddr,
+    /// The issuer (and API audience) of service account tokens.
+    #[arg(long, default_value = apimachinery::satoken::DEFAULT_ISSUER)]
+    service_account_issuer: String,
+    /// tolerationSeconds of the not-ready:NoExecute toleration added to every pod.
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds of the unreachable:NoExecute toleration added to every pod.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
+    /// How often the node lifecycle controller checks node health.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    node_monitor_period: Duration,
+    /// How long a node may stop heartbeating before it is marked Unknown (unreachable).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: Duration,
+    /// The grace of a node that never reported its status.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    node_startup_grace_period: Duration,
+    /// Terminated pods kept before the pod garbage collector deletes the oldest (0: no limit).
+    #[arg(long, default_value_t = 12500)]
+    terminated_pod_gc_threshold: usize,
+    /// How often the pod garbage collector runs.
+    #[arg(long, default_value = "20s", value_parser = parse_duration, hide = true)]
+    pod_gc_period: Duration,
+    /// How long a node must be gone before the pod garbage collector deletes its pods.
+    #[arg(long, default_value = "40s", value_parser = parse_duration, hide = true)]
+    pod_gc_quarantine: Duration,
 }
 
 /// Parse `90s`, `5m`, `1h` or plain seconds.
@@ -180,6 +207,18 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
         ))
         .await?;
         let ca_pem = std::fs::read_to_string(args.data_dir.join("tls/ca.crt")).ok();
+        let sa_key = std::fs::read_to_string(args.data_dir.join("tls/service-account.key")).ok();
+        let node_lifecycle = controllers::nodelifecycle::Config {
+            monitor_period: args.node_monitor_period,
+            grace_period: args.node_monitor_grace_period,
+            startup_grace_period: args.node_startup_grace_period,
+            ..Default::default()
+        };
+        let pod_gc = controllers::podgc::Config {
+            terminated_threshold: args.terminated_pod_gc_threshold,
+            check_period: args.pod_gc_period,
+            quarantine: args.pod_gc_quarantine,
+        };
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             controllers::run(
@@ -187,6 +226,9 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
                 controllers::Config {
                     identity: hostname(),
                     root_ca_pem: ca_pem,
+                    service_account_key_pem: sa_key,
+                    node_lifecycle,
+                    pod_gc,
                     ..Default::default()
                 },
                 stopped(stop),
@@ -240,6 +282,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             service_ip: Some(args.service_ip),
             extra_dns: vec![],
         },
+        service_account_issuer: args.service_account_issuer.clone(),
+        default_tolerations: apiserver::admission::DefaultTolerations {
+            not_ready_seconds: args.default_not_ready_toleration_seconds,
+            unreachable_seconds: args.default_unreachable_toleration_seconds,
+        },
     };
     if !args.disable_agent {
         tracing::info!(
@@ -247,12 +294,33 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
     let kubeconfig = args.data_dir.join("kubeconfig.yaml");
+    let token_file = args.data_dir.join("token");
+    let join_host = if args.bind_address.is_unspecified() {
+        host_ips()
+            .into_iter()
+            .find(IpAddr::is_ipv4)
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(hostname)
+    } else {
+        args.bind_address.to_string()
+    };
+    let join_url = if join_host.contains(':') {
+        format!("https://[{join_host}]:{}", args.secure_port)
+    } else {
+        format!("https://{join_host}:{}", args.secure_port)
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let api = apiserver::run(config, store, stopped(stop_rx.clone()), move |url| {
         tracing::info!(%url, elapsed_ms = started.elapsed().as_millis() as u64, "API server ready");
         println!("oxkube API server ready at {url}");
         println!("export KUBECONFIG={}", kubeconfig.display());
+        if let Ok(token) = std::fs::read_to_string(&token_file) {
+            println!(
+                "join another node with: oxkube agent --server {join_url} --token {}",
+                token.trim()
+            );
+        }
         let _ = ready_tx.send(());
     });
     let components = async {
@@ -304,7 +372,7 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(server(args))
+            rt.block_on(server(*args))
         }
         Command::Kubeconfig { data_dir } => {
             let path = data_dir.join("kubeconfig.yaml");
