@@ -120,7 +120,9 @@ pub fn container_status(e: ContainerError) -> Status {
     match e {
         ContainerError::NotFound(_) => Status::not_found(msg),
         ContainerError::ImageNotFound(_) => Status::not_found(msg),
-        ContainerError::Invalid(_) | ContainerError::Spec(_) => Status::invalid_argument(msg),
+        ContainerError::Invalid(_) | ContainerError::Spec(_) | ContainerError::Seccomp(_) => {
+            Status::invalid_argument(msg)
+        }
         ContainerError::NameReserved { .. } => Status::already_exists(msg),
         ContainerError::SandboxNotReady(_) => Status::failed_precondition(msg),
         _ => Status::unknown(msg),
@@ -262,7 +264,13 @@ pub fn sandbox_spec(c: pb::PodSandboxConfig, runtime_handler: String) -> Sandbox
         .and_then(|s| s.namespace_options.clone())
         .unwrap_or_default();
     let node = pb::NamespaceMode::Node as i32;
+    let privileged = c
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .is_some_and(|s| s.privileged);
     SandboxSpec {
+        privileged,
         metadata: Metadata {
             name: m.name,
             uid: m.uid,

@@ -17,6 +17,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::seccomp;
 use super::shim::{ExitRecord, ShimArgs};
 use super::spec::{self, BindMount, Resources, SpecInput};
 use crate::images::{ImageError, ImageStore};
@@ -37,6 +38,8 @@ pub enum ContainerError {
     SandboxNotReady(String),
     #[error(transparent)]
     Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    Seccomp(#[from] super::seccomp::SeccompError),
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error("shim: {0}")]
@@ -409,6 +412,25 @@ impl ContainerManager {
             sandbox.spec.cgroup_parent.trim_end_matches('/').to_string()
         };
         let cgroups_path = format!("{cgroup_parent}/{}", short(id));
+        if sc.privileged && !sandbox.spec.privileged {
+            return Err(ContainerError::Invalid(
+                "no privileged container allowed in sandbox".into(),
+            ));
+        }
+        let seccomp = match seccomp::select(
+            sc.privileged,
+            sc.seccomp
+                .as_ref()
+                .map(|p| (p.profile_type, p.localhost_ref.as_str())),
+            #[allow(deprecated)]
+            &sc.seccomp_profile_path,
+        )? {
+            seccomp::Profile::Unconfined => None,
+            seccomp::Profile::RuntimeDefault => Some(spec::Seccomp::RuntimeDefault),
+            seccomp::Profile::Localhost(p) => {
+                Some(spec::Seccomp::Custom(seccomp::load_localhost(&p)?))
+            }
+        };
         let input = SpecInput {
             image: image.config.clone(),
             command: cfg.command.clone(),
@@ -454,6 +476,8 @@ impl ContainerManager {
             sysctls: sandbox.spec.sysctls.clone(),
             passwd: fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default(),
             group: fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default(),
+            host_caps: own_bounding_caps(),
+            seccomp,
         };
         let oci = spec::build(&input)?;
         fs::write(
@@ -769,6 +793,13 @@ impl ContainerManager {
         }
         self.ctl(&rec.id, "reopen").map(|_| ())
     }
+}
+
+/// This process's capability bounding set (CapBnd of /proc/self/status).
+fn own_bounding_caps() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 fn own_oom_score_adj() -> i64 {

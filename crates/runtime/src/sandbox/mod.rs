@@ -70,6 +70,9 @@ pub struct SandboxSpec {
     /// Namespaced sysctls of the pod, applied in every container of it.
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
+    /// The pod may run privileged containers.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// Sandbox state.

@@ -13,13 +13,13 @@ use crate::harness::{mounts_under, Kind, Target};
 const IMAGE: &str = "docker.io/library/busybox:cri-ctr";
 
 /// A ready pod sandbox (as the kubelet passes it on to CreateContainer).
-struct Pod {
-    id: String,
-    config: pb::PodSandboxConfig,
+pub(crate) struct Pod {
+    pub(crate) id: String,
+    pub(crate) config: pb::PodSandboxConfig,
 }
 
 /// Network, the busybox image, and one ready sandbox; also returns its log dir.
-async fn pod(t: &mut Target, name: &str) -> (Pod, PathBuf) {
+pub(crate) async fn pod(t: &mut Target, name: &str) -> (Pod, PathBuf) {
     t.setup_network().await;
     if t.status(IMAGE).await.is_none() {
         let built = TestImage::busybox(IMAGE).unwrap().build();
@@ -42,7 +42,7 @@ async fn pod(t: &mut Target, name: &str) -> (Pod, PathBuf) {
     (Pod { id, config }, logs)
 }
 
-fn sandbox_config(name: &str, logs: &Path) -> pb::PodSandboxConfig {
+pub(crate) fn sandbox_config(name: &str, logs: &Path) -> pb::PodSandboxConfig {
     pb::PodSandboxConfig {
         metadata: Some(pb::PodSandboxMetadata {
             name: name.into(),
@@ -68,7 +68,7 @@ fn sandbox_config(name: &str, logs: &Path) -> pb::PodSandboxConfig {
     }
 }
 
-fn container_config(name: &str, command: &[&str]) -> pb::ContainerConfig {
+pub(crate) fn container_config(name: &str, command: &[&str]) -> pb::ContainerConfig {
     pb::ContainerConfig {
         metadata: Some(pb::ContainerMetadata {
             name: name.into(),
@@ -96,7 +96,7 @@ fn container_config(name: &str, command: &[&str]) -> pb::ContainerConfig {
     }
 }
 
-async fn create(
+pub(crate) async fn create(
     t: &mut Target,
     pod: &Pod,
     cfg: pb::ContainerConfig,
@@ -110,7 +110,7 @@ async fn create(
     .map(|r| r.into_inner().container_id)
 }
 
-async fn start(t: &mut Target, id: &str) -> Result<(), tonic::Status> {
+pub(crate) async fn start(t: &mut Target, id: &str) -> Result<(), tonic::Status> {
     t.rt.start_container(pb::StartContainerRequest {
         container_id: id.into(),
     })
@@ -118,7 +118,7 @@ async fn start(t: &mut Target, id: &str) -> Result<(), tonic::Status> {
     .map(|_| ())
 }
 
-async fn status(t: &mut Target, id: &str) -> Result<pb::ContainerStatus, tonic::Status> {
+pub(crate) async fn status(t: &mut Target, id: &str) -> Result<pb::ContainerStatus, tonic::Status> {
     t.rt.container_status(pb::ContainerStatusRequest {
         container_id: id.into(),
         verbose: false,
@@ -127,7 +127,7 @@ async fn status(t: &mut Target, id: &str) -> Result<pb::ContainerStatus, tonic::
     .map(|r| r.into_inner().status.expect("status"))
 }
 
-async fn wait_exited(t: &mut Target, id: &str) -> pb::ContainerStatus {
+pub(crate) async fn wait_exited(t: &mut Target, id: &str) -> pb::ContainerStatus {
     let start = Instant::now();
     loop {
         let s = status(t, id).await.expect("ContainerStatus");
@@ -143,7 +143,7 @@ async fn wait_exited(t: &mut Target, id: &str) -> pb::ContainerStatus {
 }
 
 /// The content of each CRI log record of `stream`.
-fn log_lines(path: &Path, stream: &str) -> Vec<String> {
+pub(crate) fn log_lines(path: &Path, stream: &str) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter_map(|l| {
@@ -161,7 +161,7 @@ fn log_lines(path: &Path, stream: &str) -> Vec<String> {
         .collect()
 }
 
-async fn remove_pod(t: &mut Target, sandbox: &str) {
+pub(crate) async fn remove_pod(t: &mut Target, sandbox: &str) {
     t.rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
         pod_sandbox_id: sandbox.into(),
     })

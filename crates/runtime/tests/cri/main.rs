@@ -9,6 +9,7 @@ mod containers;
 mod harness;
 mod images;
 mod sandboxes;
+mod security;
 
 /// Declares `<name>::oxkube` and `<name>::containerd` running `images::<name>(target)`.
 macro_rules! cri_test {
@@ -106,3 +107,5 @@ cri_test!(
 cri_test!(containers::exec_sync_runs_in_the_container);
 cri_test!(containers::stats_and_resource_updates);
 cri_test!(containers::oom_killed_is_reported);
+
+cri_test!(security::seccomp_profiles);
