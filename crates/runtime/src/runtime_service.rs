@@ -468,11 +468,13 @@ impl cri::RuntimeService for RuntimeService {
     ) -> Res<pb::StopPodSandboxResponse> {
         let id = r.into_inner().pod_sandbox_id;
         let sid = id.clone();
+        let state_root = self.config.data_dir.join("agent/sandboxes");
         self.with_containers(move |c, s| {
             let Ok(sb) = s.get(&sid) else { return Ok(()) };
             for rec in c.list().into_iter().filter(|r| r.sandbox_id == sb.id) {
                 c.stop(&rec.id, std::time::Duration::ZERO)?;
             }
+            c.stop_pod_init(&state_root.join(&sb.id));
             Ok(())
         })
         .await?;
@@ -485,11 +487,13 @@ impl cri::RuntimeService for RuntimeService {
     ) -> Res<pb::RemovePodSandboxResponse> {
         let id = r.into_inner().pod_sandbox_id;
         let sid = id.clone();
+        let state_root = self.config.data_dir.join("agent/sandboxes");
         self.with_containers(move |c, s| {
             let Ok(sb) = s.get(&sid) else { return Ok(()) };
             for rec in c.list().into_iter().filter(|r| r.sandbox_id == sb.id) {
                 c.remove(&rec.id)?;
             }
+            c.stop_pod_init(&state_root.join(&sb.id));
             Ok(())
         })
         .await?;

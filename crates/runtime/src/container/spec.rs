@@ -154,6 +154,8 @@ pub struct SpecInput {
     pub utsns: Option<PathBuf>,
     /// Share the host's pid namespace (hostPID) instead of getting a new one.
     pub host_pid: bool,
+    /// A pid namespace to join (the pod's shared one, or a target container's).
+    pub pidns: Option<PathBuf>,
     /// The sandbox's `hosts`, `resolv.conf` and `hostname` files.
     pub etc_files: Vec<(String, PathBuf)>,
     pub mounts: Vec<BindMount>,
@@ -398,7 +400,11 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     }
     let mut namespaces = vec![json!({"type": "mount"})];
     if !input.host_pid {
-        namespaces.insert(0, json!({"type": "pid"}));
+        let pid = match &input.pidns {
+            Some(p) => json!({"type": "pid", "path": p}),
+            None => json!({"type": "pid"}),
+        };
+        namespaces.insert(0, pid);
     }
     for (ty, path) in [
         ("network", &input.netns),

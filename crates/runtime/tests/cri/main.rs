@@ -109,3 +109,4 @@ cri_test!(containers::stats_and_resource_updates);
 cri_test!(containers::oom_killed_is_reported);
 
 cri_test!(security::seccomp_profiles);
+cri_test!(security::pid_namespace_modes);

@@ -232,3 +232,159 @@ pub async fn seccomp_profiles(mut t: Target) {
     assert_eq!(out, ["Seccomp: 0", "unshare=ok", "mkdir=ok"], "privileged");
     remove_pod(&mut t, &sb.id).await;
 }
+
+fn with_pid_mode(
+    name: &str,
+    command: &[&str],
+    mode: pb::NamespaceMode,
+    target: &str,
+) -> pb::ContainerConfig {
+    let mut cfg = container_config(name, command);
+    let sc = cfg
+        .linux
+        .as_mut()
+        .unwrap()
+        .security_context
+        .as_mut()
+        .unwrap();
+    sc.namespace_options = Some(pb::NamespaceOption {
+        pid: mode as i32,
+        target_id: target.into(),
+        ..Default::default()
+    });
+    cfg
+}
+
+/// The command lines of the processes a container sees (its /proc).
+async fn visible_commands(t: &mut Target, id: &str) -> String {
+    let r =
+        t.rt.exec_sync(pb::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: ["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '; echo"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            timeout: 10,
+        })
+        .await
+        .expect("ExecSync")
+        .into_inner();
+    assert_eq!(r.exit_code, 0, "{}", String::from_utf8_lossy(&r.stderr));
+    String::from_utf8_lossy(&r.stdout).to_string()
+}
+
+async fn running(t: &mut Target, sb: &Pod, cfg: pb::ContainerConfig) -> String {
+    let id = create(t, sb, cfg).await.expect("CreateContainer");
+    start(t, &id).await.expect("StartContainer");
+    id
+}
+
+pub async fn pid_namespace_modes(mut t: Target) {
+    use pb::NamespaceMode::{Container, Node, Pod as PodMode, Target as TargetMode};
+    // sleep durations unique to this run, to recognise its processes
+    let base = 100_000 + (std::process::id() % 100_000) * 10;
+    let sleep = |n: u32| (base + n).to_string();
+    let (s1, s2, s3, s4, s5) = (sleep(1), sleep(2), sleep(3), sleep(4), sleep(5));
+    let (sb, logs) = pod(&mut t, "pidns").await;
+    // POD: containers of the pod see each other's processes, even after the first one exits
+    let first = create(&mut t, &sb, with_pid_mode("init", &["true"], PodMode, ""))
+        .await
+        .expect("create init");
+    start(&mut t, &first).await.expect("start init");
+    wait_exited(&mut t, &first).await;
+    let a = running(
+        &mut t,
+        &sb,
+        with_pid_mode("a", &["sleep", &s1], PodMode, ""),
+    )
+    .await;
+    running(
+        &mut t,
+        &sb,
+        with_pid_mode("b", &["sleep", &s2], PodMode, ""),
+    )
+    .await;
+    let seen = visible_commands(&mut t, &a).await;
+    assert!(
+        seen.contains(&format!("sleep {s1}")) && seen.contains(&format!("sleep {s2}")),
+        "POD: {seen}"
+    );
+    // CONTAINER: only its own processes
+    let c = running(
+        &mut t,
+        &sb,
+        with_pid_mode("c", &["sleep", &s3], Container, ""),
+    )
+    .await;
+    let seen = visible_commands(&mut t, &c).await;
+    assert!(seen.contains(&format!("sleep {s3}")), "CONTAINER: {seen}");
+    assert!(
+        !seen.contains(&format!("sleep {s1}")),
+        "CONTAINER sees the pod: {seen}"
+    );
+    let seen = visible_commands(&mut t, &a).await;
+    assert!(
+        !seen.contains(&format!("sleep {s3}")),
+        "POD sees a CONTAINER-mode one: {seen}"
+    );
+    // TARGET (ephemeral containers): the target container's namespace
+    let d = running(
+        &mut t,
+        &sb,
+        with_pid_mode("debug", &["sleep", &s4], TargetMode, &c),
+    )
+    .await;
+    let seen = visible_commands(&mut t, &d).await;
+    assert!(
+        seen.contains(&format!("sleep {s3}")) && seen.contains(&format!("sleep {s4}")),
+        "TARGET: {seen}"
+    );
+    assert!(!seen.contains(&format!("sleep {s1}")), "TARGET: {seen}");
+    remove_pod(&mut t, &sb.id).await;
+    // NODE (a hostPID pod): the host's processes, e.g. this test itself
+    let mut config = sandbox_config("pidns-node", &logs);
+    config.linux.as_mut().unwrap().security_context = Some(pb::LinuxSandboxSecurityContext {
+        namespace_options: Some(pb::NamespaceOption {
+            pid: Node as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id =
+        t.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("RunPodSandbox")
+        .into_inner()
+        .pod_sandbox_id;
+    let node_pod = Pod { id, config };
+    let n = running(
+        &mut t,
+        &node_pod,
+        with_pid_mode("node", &["sleep", &s5], Node, ""),
+    )
+    .await;
+    let seen = visible_commands(&mut t, &n).await;
+    let me = String::from_utf8_lossy(&std::fs::read("/proc/self/cmdline").unwrap())
+        .split('\0')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(seen.contains(&me), "NODE does not see {me}: {seen}");
+    remove_pod(&mut t, &node_pod.id).await;
+    // nothing of the pods is left running
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| {
+            [&s1, &s2, &s3, &s4, &s5]
+                .iter()
+                .any(|s| c.trim() == format!("sleep {s}"))
+        })
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+}
