@@ -2,6 +2,7 @@
 //! CNI networking, and their state on disk (`<data-dir>/agent/sandboxes/<id>/sandbox.json`), which
 //! is reloaded when the runtime restarts.
 
+pub mod netstats;
 pub mod ns;
 
 use std::collections::BTreeMap;

@@ -20,6 +20,15 @@ pub(crate) struct Pod {
 
 /// Network, the busybox image, and one ready sandbox; also returns its log dir.
 pub(crate) async fn pod(t: &mut Target, name: &str) -> (Pod, PathBuf) {
+    pod_with(t, name, |_| {}).await
+}
+
+/// Like [`pod`], with the sandbox config changed by `edit` first.
+pub(crate) async fn pod_with(
+    t: &mut Target,
+    name: &str,
+    edit: impl FnOnce(&mut pb::PodSandboxConfig),
+) -> (Pod, PathBuf) {
     t.setup_network().await;
     if t.status(IMAGE).await.is_none() {
         let built = TestImage::busybox(IMAGE).unwrap().build();
@@ -29,7 +38,8 @@ pub(crate) async fn pod(t: &mut Target, name: &str) -> (Pod, PathBuf) {
     }
     let logs = t.dir.path().join(format!("logs-{name}"));
     std::fs::create_dir_all(&logs).unwrap();
-    let config = sandbox_config(name, &logs);
+    let mut config = sandbox_config(name, &logs);
+    edit(&mut config);
     let id =
         t.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
             config: Some(config.clone()),

@@ -8,6 +8,7 @@ mod agent_kill;
 mod containers;
 mod harness;
 mod images;
+mod pod_stats;
 mod sandboxes;
 mod security;
 
@@ -110,3 +111,4 @@ cri_test!(containers::oom_killed_is_reported);
 
 cri_test!(security::seccomp_profiles);
 cri_test!(security::pid_namespace_modes);
+cri_test!(pod_stats::pod_sandbox_stats);
