@@ -425,6 +425,7 @@ pub fn sandbox_spec(c: pb::PodSandboxConfig, runtime_handler: String) -> Sandbox
         host_network: ns.network == node,
         host_ipc: ns.ipc == node,
         host_pid: ns.pid == node,
+        share_pid: ns.pid == pb::NamespaceMode::Pod as i32,
         sysctls: c
             .linux
             .as_ref()
@@ -463,6 +464,8 @@ fn pb_namespace_options(s: &Sandbox) -> pb::NamespaceOption {
         network: mode(s.spec.host_network),
         pid: if s.spec.host_pid {
             pb::NamespaceMode::Node as i32
+        } else if s.spec.share_pid {
+            pb::NamespaceMode::Pod as i32
         } else {
             pb::NamespaceMode::Container as i32
         },

@@ -643,15 +643,18 @@ mod tests {
             .collect()
     }
 
+    /// (privileged, seccomp field, deprecated path, expected)
+    type Case<'a> = (
+        bool,
+        Option<(i32, &'a str)>,
+        &'a str,
+        Result<Profile, SeccompError>,
+    );
+
     #[test]
     fn select_table() {
         let abs = Profile::Localhost("/p.json".into());
-        let cases: Vec<(
-            bool,
-            Option<(i32, &str)>,
-            &str,
-            Result<Profile, SeccompError>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (false, None, "", Ok(Profile::Unconfined)),
             (false, None, "unconfined", Ok(Profile::Unconfined)),
             (false, None, "runtime/default", Ok(Profile::RuntimeDefault)),

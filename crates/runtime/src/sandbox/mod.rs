@@ -71,6 +71,9 @@ pub struct SandboxSpec {
     /// Namespaced sysctls of the pod, applied in every container of it.
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
+    /// The pod's containers share one pid namespace (CRI pid mode POD).
+    #[serde(default)]
+    pub share_pid: bool,
     /// The pod may run privileged containers.
     #[serde(default)]
     pub privileged: bool,
