@@ -388,3 +388,38 @@ pub async fn pid_namespace_modes(mut t: Target) {
         .collect();
     assert!(left.is_empty(), "left running: {left:?}");
 }
+
+/// Processes exec'd into a confined container are confined too.
+pub async fn seccomp_applies_to_exec(mut t: Target) {
+    use pb::security_profile::ProfileType;
+    let (sb, _logs) = pod(&mut t, "seccomp-exec").await;
+    let id = create(&mut t, &sb, {
+        let mut c = with_seccomp(
+            "default-exec",
+            profile(ProfileType::RuntimeDefault, ""),
+            "",
+            false,
+        );
+        c.command = vec!["sleep".into(), "1000".into()];
+        c
+    })
+    .await
+    .expect("CreateContainer");
+    start(&mut t, &id).await.expect("StartContainer");
+    let r =
+        t.rt.exec_sync(pb::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec!["sh".into(), "-c".into(), PROBE.into()],
+            timeout: 10,
+        })
+        .await
+        .expect("ExecSync")
+        .into_inner();
+    let out: Vec<String> = String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .map(|l| l.replace('\t', " "))
+        .collect();
+    assert_eq!(out, ["Seccomp: 2", "unshare=denied", "mkdir=ok"], "exec");
+
+    remove_pod(&mut t, &sb.id).await;
+}
