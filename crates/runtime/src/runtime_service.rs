@@ -150,7 +150,9 @@ pub fn container_status(e: ContainerError) -> Status {
     match e {
         ContainerError::NotFound(_) => Status::not_found(msg),
         ContainerError::ImageNotFound(_) => Status::not_found(msg),
-        ContainerError::Invalid(_) | ContainerError::Spec(_) => Status::invalid_argument(msg),
+        ContainerError::Invalid(_) | ContainerError::Spec(_) | ContainerError::Seccomp(_) => {
+            Status::invalid_argument(msg)
+        }
         ContainerError::NameReserved { .. } => Status::already_exists(msg),
         ContainerError::SandboxNotReady(_) => Status::failed_precondition(msg),
         _ => Status::unknown(msg),
@@ -209,6 +211,126 @@ pub fn container_pb_status(r: &ContainerRecord) -> pb::ContainerStatus {
 }
 
 /// The CRI stats of a container.
+type RawContainerStats = (ContainerRecord, crate::container::stats::Usage, (u64, u64));
+
+/// What PodSandboxStats reports, read from cgroups and the pod's network namespace.
+struct RawSandboxStats {
+    sandbox: Sandbox,
+    usage: crate::container::stats::Usage,
+    processes: Option<u64>,
+    interfaces: Vec<crate::sandbox::netstats::Interface>,
+    containers: Vec<RawContainerStats>,
+}
+
+/// Pod usage: the pod cgroup (the kubelet's cgroup parent) when there is one, else the sum of
+/// its running containers' cgroups; network counters from the pod's network namespace.
+fn raw_sandbox_stats(c: &ContainerManager, sb: Sandbox) -> RawSandboxStats {
+    use crate::container::stats::{Cgroup, Usage};
+    let containers: Vec<RawContainerStats> = c
+        .list()
+        .into_iter()
+        .filter(|r| r.sandbox_id == sb.id && r.state == crate::container::manager::State::Running)
+        .filter_map(|r| c.stats(&r.id).ok())
+        .collect();
+    let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    };
+    let mut usage = Usage::default();
+    let mut processes = None;
+    for (r, u, _) in &containers {
+        usage.cpu_usage_ns = add(usage.cpu_usage_ns, u.cpu_usage_ns);
+        usage.memory_usage = add(usage.memory_usage, u.memory_usage);
+        usage.working_set = add(usage.working_set, u.working_set);
+        usage.rss = add(usage.rss, u.rss);
+        processes = add(
+            processes,
+            Cgroup::new("/sys/fs/cgroup", &r.cgroups_path).process_count(),
+        );
+    }
+    if !sb.spec.cgroup_parent.is_empty() {
+        let pod = Cgroup::new("/sys/fs/cgroup", &sb.spec.cgroup_parent);
+        let u = pod.usage();
+        if u.cpu_usage_ns.is_some() || u.memory_usage.is_some() {
+            usage = u;
+            processes = pod.process_count().or(processes);
+        }
+    }
+    let interfaces = sb
+        .namespaces
+        .net
+        .as_deref()
+        .and_then(|ns| crate::sandbox::netstats::read(ns).ok())
+        .unwrap_or_default();
+    RawSandboxStats {
+        sandbox: sb,
+        usage,
+        processes,
+        interfaces,
+        containers,
+    }
+}
+
+fn sandbox_pb_stats(config: &Config, raw: RawSandboxStats) -> pb::PodSandboxStats {
+    let ts = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let v = |x: Option<u64>| x.map(|value| pb::UInt64Value { value });
+    let u = &raw.usage;
+    let interfaces: Vec<pb::NetworkInterfaceUsage> = raw
+        .interfaces
+        .iter()
+        .map(|i| pb::NetworkInterfaceUsage {
+            name: i.name.clone(),
+            rx_bytes: v(Some(i.rx_bytes)),
+            rx_errors: v(Some(i.rx_errors)),
+            tx_bytes: v(Some(i.tx_bytes)),
+            tx_errors: v(Some(i.tx_errors)),
+        })
+        .collect();
+    let network = (!interfaces.is_empty()).then(|| pb::NetworkUsage {
+        timestamp: ts,
+        default_interface: interfaces
+            .iter()
+            .find(|i| i.name == "eth0")
+            .or(interfaces.first())
+            .cloned(),
+        interfaces,
+    });
+    let sb = &raw.sandbox;
+    pb::PodSandboxStats {
+        attributes: Some(pb::PodSandboxAttributes {
+            id: sb.id.clone(),
+            metadata: Some(pb_metadata(&sb.spec.metadata)),
+            labels: sb.spec.labels.clone().into_iter().collect(),
+            annotations: sb.spec.annotations.clone().into_iter().collect(),
+        }),
+        linux: Some(pb::LinuxPodSandboxStats {
+            cpu: Some(pb::CpuUsage {
+                timestamp: ts,
+                usage_core_nano_seconds: v(u.cpu_usage_ns),
+                usage_nano_cores: None,
+            }),
+            memory: Some(pb::MemoryUsage {
+                timestamp: ts,
+                working_set_bytes: v(u.working_set),
+                usage_bytes: v(u.memory_usage),
+                rss_bytes: v(u.rss),
+                ..Default::default()
+            }),
+            network,
+            process: Some(pb::ProcessUsage {
+                timestamp: ts,
+                process_count: v(raw.processes),
+            }),
+            containers: raw
+                .containers
+                .into_iter()
+                .map(|st| container_pb_stats(config, st))
+                .collect(),
+        }),
+        windows: None,
+    }
+}
+
 fn container_pb_stats(
     config: &Config,
     (r, u, (bytes, inodes)): (ContainerRecord, crate::container::stats::Usage, (u64, u64)),
@@ -292,7 +414,13 @@ pub fn sandbox_spec(c: pb::PodSandboxConfig, runtime_handler: String) -> Sandbox
         .and_then(|s| s.namespace_options.clone())
         .unwrap_or_default();
     let node = pb::NamespaceMode::Node as i32;
+    let privileged = c
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .is_some_and(|s| s.privileged);
     SandboxSpec {
+        privileged,
         metadata: Metadata {
             name: m.name,
             uid: m.uid,
@@ -327,6 +455,7 @@ pub fn sandbox_spec(c: pb::PodSandboxConfig, runtime_handler: String) -> Sandbox
         host_network: ns.network == node,
         host_ipc: ns.ipc == node,
         host_pid: ns.pid == node,
+        share_pid: ns.pid == pb::NamespaceMode::Pod as i32,
         sysctls: c
             .linux
             .as_ref()
@@ -365,6 +494,8 @@ fn pb_namespace_options(s: &Sandbox) -> pb::NamespaceOption {
         network: mode(s.spec.host_network),
         pid: if s.spec.host_pid {
             pb::NamespaceMode::Node as i32
+        } else if s.spec.share_pid {
+            pb::NamespaceMode::Pod as i32
         } else {
             pb::NamespaceMode::Container as i32
         },
@@ -514,11 +645,13 @@ impl cri::RuntimeService for RuntimeService {
     ) -> Res<pb::StopPodSandboxResponse> {
         let id = r.into_inner().pod_sandbox_id;
         let sid = id.clone();
+        let state_root = self.config.data_dir.join("agent/sandboxes");
         self.with_containers(move |c, s| {
             let Ok(sb) = s.get(&sid) else { return Ok(()) };
             for rec in c.list().into_iter().filter(|r| r.sandbox_id == sb.id) {
                 c.stop(&rec.id, std::time::Duration::ZERO)?;
             }
+            c.stop_pod_init(&state_root.join(&sb.id));
             Ok(())
         })
         .await?;
@@ -531,11 +664,13 @@ impl cri::RuntimeService for RuntimeService {
     ) -> Res<pb::RemovePodSandboxResponse> {
         let id = r.into_inner().pod_sandbox_id;
         let sid = id.clone();
+        let state_root = self.config.data_dir.join("agent/sandboxes");
         self.with_containers(move |c, s| {
             let Ok(sb) = s.get(&sid) else { return Ok(()) };
             for rec in c.list().into_iter().filter(|r| r.sandbox_id == sb.id) {
                 c.remove(&rec.id)?;
             }
+            c.stop_pod_init(&state_root.join(&sb.id));
             Ok(())
         })
         .await?;
@@ -833,15 +968,47 @@ impl cri::RuntimeService for RuntimeService {
     }
     async fn pod_sandbox_stats(
         &self,
-        _r: Request<pb::PodSandboxStatsRequest>,
+        r: Request<pb::PodSandboxStatsRequest>,
     ) -> Res<pb::PodSandboxStatsResponse> {
-        Err(not_yet("PodSandboxStats"))
+        let id = r.into_inner().pod_sandbox_id;
+        let raw = self
+            .with_containers(move |c, s| {
+                let sb = s
+                    .get(&id)
+                    .map_err(|_| ContainerError::NotFound(format!("pod sandbox {id}")))?;
+                Ok(raw_sandbox_stats(c, sb))
+            })
+            .await?;
+        Ok(Response::new(pb::PodSandboxStatsResponse {
+            stats: Some(sandbox_pb_stats(&self.config, raw)),
+        }))
     }
     async fn list_pod_sandbox_stats(
         &self,
-        _r: Request<pb::ListPodSandboxStatsRequest>,
+        r: Request<pb::ListPodSandboxStatsRequest>,
     ) -> Res<pb::ListPodSandboxStatsResponse> {
-        Err(not_yet("ListPodSandboxStats"))
+        let f = r.into_inner().filter.unwrap_or_default();
+        let all = self
+            .with_containers(move |c, s| {
+                Ok(s.list()
+                    .into_iter()
+                    .filter(|sb| sb.state == State::Ready)
+                    .filter(|sb| f.id.is_empty() || sb.id.starts_with(&f.id))
+                    .filter(|sb| {
+                        f.label_selector
+                            .iter()
+                            .all(|(k, v)| sb.spec.labels.get(k) == Some(v))
+                    })
+                    .map(|sb| raw_sandbox_stats(c, sb))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        Ok(Response::new(pb::ListPodSandboxStatsResponse {
+            stats: all
+                .into_iter()
+                .map(|raw| sandbox_pb_stats(&self.config, raw))
+                .collect(),
+        }))
     }
     async fn update_runtime_config(
         &self,

@@ -17,6 +17,8 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::podinit;
+use super::seccomp;
 use super::shim::{ExitRecord, ShimArgs};
 use super::spec::{self, BindMount, Resources, SpecInput};
 use crate::images::{ImageError, ImageStore};
@@ -37,6 +39,10 @@ pub enum ContainerError {
     SandboxNotReady(String),
     #[error(transparent)]
     Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    Seccomp(#[from] super::seccomp::SeccompError),
+    #[error(transparent)]
+    PodInit(#[from] podinit::PodInitError),
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error("shim: {0}")]
@@ -394,15 +400,34 @@ impl ContainerManager {
         let sc = linux.security_context.clone().unwrap_or_default();
         let res = linux.resources.clone().unwrap_or_default();
         let caps = sc.capabilities.clone().unwrap_or_default();
-        let pid_mode = sc
-            .namespace_options
-            .as_ref()
-            .map(|n| n.pid)
-            .unwrap_or_default();
-        if pid_mode == pb::NamespaceMode::Pod as i32 {
-            // Without a pause process there is no pod-wide pid namespace to join yet.
-            tracing::warn!(id = %id, "pod-shared pid namespace is not supported, the container gets its own");
-        }
+        let ns_opts = sc.namespace_options.clone().unwrap_or_default();
+        let pid_mode = ns_opts.pid;
+        let pidns = if pid_mode == pb::NamespaceMode::Pod as i32 {
+            let pid = podinit::ensure(sandbox_state_dir, &self.shim.exe, &self.shim.prefix)?;
+            Some(PathBuf::from(format!("/proc/{pid}/ns/pid")))
+        } else if pid_mode == pb::NamespaceMode::Target as i32 {
+            let target = self.get(&ns_opts.target_id).map_err(|_| {
+                ContainerError::Invalid(format!(
+                    "pid namespace target container {:?} not found",
+                    ns_opts.target_id
+                ))
+            })?;
+            if target.sandbox_id != sandbox.id {
+                return Err(ContainerError::Invalid(format!(
+                    "pid namespace target container {} is not in pod sandbox {}",
+                    target.id, sandbox.id
+                )));
+            }
+            if target.state != State::Running {
+                return Err(ContainerError::Invalid(format!(
+                    "pid namespace target container {} is not running",
+                    target.id
+                )));
+            }
+            Some(PathBuf::from(format!("/proc/{}/ns/pid", target.init_pid)))
+        } else {
+            None
+        };
         let mut mounts = Vec::new();
         for m in &cfg.mounts {
             let propagation = match pb::MountPropagation::try_from(m.propagation) {
@@ -429,6 +454,25 @@ impl ContainerManager {
             sandbox.spec.cgroup_parent.trim_end_matches('/').to_string()
         };
         let cgroups_path = format!("{cgroup_parent}/{}", short(id));
+        if sc.privileged && !sandbox.spec.privileged {
+            return Err(ContainerError::Invalid(
+                "no privileged container allowed in sandbox".into(),
+            ));
+        }
+        let seccomp = match seccomp::select(
+            sc.privileged,
+            sc.seccomp
+                .as_ref()
+                .map(|p| (p.profile_type, p.localhost_ref.as_str())),
+            #[allow(deprecated)]
+            &sc.seccomp_profile_path,
+        )? {
+            seccomp::Profile::Unconfined => None,
+            seccomp::Profile::RuntimeDefault => Some(spec::Seccomp::RuntimeDefault),
+            seccomp::Profile::Localhost(p) => {
+                Some(spec::Seccomp::Custom(seccomp::load_localhost(&p)?))
+            }
+        };
         let input = SpecInput {
             image: image.config.clone(),
             command: cfg.command.clone(),
@@ -454,6 +498,7 @@ impl ContainerManager {
             ipcns: sandbox.namespaces.ipc.clone(),
             utsns: sandbox.namespaces.uts.clone(),
             host_pid: pid_mode == pb::NamespaceMode::Node as i32,
+            pidns,
             etc_files: ["hosts", "resolv.conf", "hostname"]
                 .iter()
                 .map(|n| (n.to_string(), sandbox_state_dir.join(n)))
@@ -474,6 +519,8 @@ impl ContainerManager {
             sysctls: sandbox.spec.sysctls.clone(),
             passwd: fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default(),
             group: fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default(),
+            host_caps: own_bounding_caps(),
+            seccomp,
         };
         let mut oci = spec::build(&input)?;
         if cfg.tty {
@@ -595,6 +642,12 @@ impl ContainerManager {
             return Err(ContainerError::Shim(err.to_string()));
         }
         Ok(v)
+    }
+
+    /// Stops the pod-wide pid namespace of the sandbox whose state dir is `sandbox_state_dir`
+    /// (if it has one), killing whatever is left in it. Idempotent.
+    pub fn stop_pod_init(&self, sandbox_state_dir: &Path) {
+        podinit::stop(sandbox_state_dir);
     }
 
     pub fn start(&self, id: &str) -> Result<(), ContainerError> {
@@ -807,6 +860,13 @@ impl ContainerManager {
         }
         self.ctl(&rec.id, "reopen").map(|_| ())
     }
+}
+
+/// This process's capability bounding set (CapBnd of /proc/self/status).
+fn own_bounding_caps() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 fn own_oom_score_adj() -> i64 {

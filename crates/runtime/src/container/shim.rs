@@ -255,6 +255,9 @@ pub fn main(argv: &[String]) -> i32 {
         Some("shim") => argv[1..].to_vec(),
         _ => argv.to_vec(),
     };
+    if argv.first().map(String::as_str) == Some(super::podinit::ARG) {
+        return super::podinit::main();
+    }
     if argv.first().map(String::as_str) == Some("exec") {
         return exec_main(&argv[1..]);
     }

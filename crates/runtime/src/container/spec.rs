@@ -154,6 +154,8 @@ pub struct SpecInput {
     pub utsns: Option<PathBuf>,
     /// Share the host's pid namespace (hostPID) instead of getting a new one.
     pub host_pid: bool,
+    /// A pid namespace to join (the pod's shared one, or a target container's).
+    pub pidns: Option<PathBuf>,
     /// The sandbox's `hosts`, `resolv.conf` and `hostname` files.
     pub etc_files: Vec<(String, PathBuf)>,
     pub mounts: Vec<BindMount>,
@@ -165,6 +167,20 @@ pub struct SpecInput {
     /// Contents of the image's /etc/passwd and /etc/group (empty if absent).
     pub passwd: String,
     pub group: String,
+    /// The runtime's own capability bounding set (bit n = capability n, as in /proc's CapBnd);
+    /// privileged containers get every capability in it (None: all of [`ALL_CAPS`]).
+    pub host_caps: Option<u64>,
+    /// The seccomp filter (None: unconfined).
+    pub seccomp: Option<Seccomp>,
+}
+
+/// The seccomp filter a container gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seccomp {
+    /// The runtime default profile, built for the container's capabilities.
+    RuntimeDefault,
+    /// A profile read from the node (OCI `LinuxSeccomp` JSON).
+    Custom(Value),
 }
 
 /// The process arguments: CRI command replaces the entrypoint, CRI args replace the cmd.
@@ -276,9 +292,16 @@ pub fn resolve_user(input: &SpecInput) -> Result<(u32, u32), SpecError> {
     Ok((uid, gid))
 }
 
-fn caps(input: &SpecInput) -> Vec<String> {
+/// The container's capability set (bounding = effective = permitted).
+pub fn caps(input: &SpecInput) -> Vec<String> {
     if input.privileged {
-        return ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        // ALL_CAPS is in capability number order
+        return ALL_CAPS
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| input.host_caps.is_none_or(|m| m & (1u64 << n) != 0))
+            .map(|(_, s)| s.to_string())
+            .collect();
     }
     let norm = |c: &str| {
         let c = c.to_ascii_uppercase();
@@ -330,8 +353,12 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
         "env": merge_env(&input.image.env, &input.envs),
         "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "noNewPrivileges": input.no_new_privs,
     });
+    if input.no_new_privs {
+        // Only set when true: libcontainer loads seccomp after dropping capabilities whenever the
+        // field is present, which without no_new_privs fails with EPERM.
+        process["noNewPrivileges"] = json!(true);
+    }
     if let Some(adj) = input.oom_score_adj {
         process["oomScoreAdj"] = json!(adj);
     }
@@ -373,7 +400,11 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     }
     let mut namespaces = vec![json!({"type": "mount"})];
     if !input.host_pid {
-        namespaces.insert(0, json!({"type": "pid"}));
+        let pid = match &input.pidns {
+            Some(p) => json!({"type": "pid", "path": p}),
+            None => json!({"type": "pid"}),
+        };
+        namespaces.insert(0, pid);
     }
     for (ty, path) in [
         ("network", &input.netns),
@@ -418,6 +449,13 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     });
     if !input.sysctls.is_empty() {
         linux["sysctl"] = json!(input.sysctls);
+    }
+    match &input.seccomp {
+        Some(Seccomp::RuntimeDefault) => {
+            linux["seccomp"] = super::seccomp::runtime_default(&caps, std::env::consts::ARCH)
+        }
+        Some(Seccomp::Custom(v)) => linux["seccomp"] = v.clone(),
+        None => {}
     }
     if !input.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
@@ -568,6 +606,13 @@ mod tests {
         assert!(caps(&i).is_empty());
         i.privileged = true;
         assert_eq!(caps(&i).len(), ALL_CAPS.len());
+        // privileged gets what the runtime itself holds: here all but CAP_SYS_RESOURCE (24)
+        i.host_caps = Some(((1u64 << 41) - 1) & !(1 << 24));
+        let c = caps(&i);
+        assert_eq!(c.len(), ALL_CAPS.len() - 1);
+        assert!(!c.contains(&"CAP_SYS_RESOURCE".to_string()));
+        assert!(c.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(c.contains(&"CAP_CHECKPOINT_RESTORE".to_string()));
     }
 
     #[test]

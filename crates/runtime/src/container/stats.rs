@@ -86,6 +86,14 @@ impl Cgroup {
         u
     }
 
+    /// Number of processes in the cgroup (`pids.current`), if the pids controller is there.
+    pub fn process_count(&self) -> Option<u64> {
+        if let Some(p) = self.v1("pids") {
+            return read_u64(&p.join("pids.current"));
+        }
+        self.v2().and_then(|p| read_u64(&p.join("pids.current")))
+    }
+
     /// Applies new limits (zero = leave as is). Returns the files written.
     pub fn update(&self, r: &super::spec::Resources) -> std::io::Result<Vec<PathBuf>> {
         let mut written = Vec::new();

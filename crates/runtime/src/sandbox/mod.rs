@@ -2,6 +2,7 @@
 //! CNI networking, and their state on disk (`<data-dir>/agent/sandboxes/<id>/sandbox.json`), which
 //! is reloaded when the runtime restarts.
 
+pub mod netstats;
 pub mod ns;
 
 use std::collections::BTreeMap;
@@ -70,6 +71,12 @@ pub struct SandboxSpec {
     /// Namespaced sysctls of the pod, applied in every container of it.
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
+    /// The pod's containers share one pid namespace (CRI pid mode POD).
+    #[serde(default)]
+    pub share_pid: bool,
+    /// The pod may run privileged containers.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// Sandbox state.

@@ -14,12 +14,21 @@ const IMAGE: &str = "docker.io/library/busybox:cri-ctr";
 
 /// A ready pod sandbox (as the kubelet passes it on to CreateContainer).
 pub(crate) struct Pod {
-    pub id: String,
-    pub config: pb::PodSandboxConfig,
+    pub(crate) id: String,
+    pub(crate) config: pb::PodSandboxConfig,
 }
 
 /// Network, the busybox image, and one ready sandbox; also returns its log dir.
 pub(crate) async fn pod(t: &mut Target, name: &str) -> (Pod, PathBuf) {
+    pod_with(t, name, |_| {}).await
+}
+
+/// Like [`pod`], with the sandbox config changed by `edit` first.
+pub(crate) async fn pod_with(
+    t: &mut Target,
+    name: &str,
+    edit: impl FnOnce(&mut pb::PodSandboxConfig),
+) -> (Pod, PathBuf) {
     t.setup_network().await;
     if t.status(IMAGE).await.is_none() {
         let built = TestImage::busybox(IMAGE).unwrap().build();
@@ -29,7 +38,8 @@ pub(crate) async fn pod(t: &mut Target, name: &str) -> (Pod, PathBuf) {
     }
     let logs = t.dir.path().join(format!("logs-{name}"));
     std::fs::create_dir_all(&logs).unwrap();
-    let config = sandbox_config(name, &logs);
+    let mut config = sandbox_config(name, &logs);
+    edit(&mut config);
     let id =
         t.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
             config: Some(config.clone()),
@@ -42,7 +52,7 @@ pub(crate) async fn pod(t: &mut Target, name: &str) -> (Pod, PathBuf) {
     (Pod { id, config }, logs)
 }
 
-fn sandbox_config(name: &str, logs: &Path) -> pb::PodSandboxConfig {
+pub(crate) fn sandbox_config(name: &str, logs: &Path) -> pb::PodSandboxConfig {
     pb::PodSandboxConfig {
         metadata: Some(pb::PodSandboxMetadata {
             name: name.into(),
@@ -143,7 +153,7 @@ pub(crate) async fn wait_exited(t: &mut Target, id: &str) -> pb::ContainerStatus
 }
 
 /// The content of each CRI log record of `stream`.
-fn log_lines(path: &Path, stream: &str) -> Vec<String> {
+pub(crate) fn log_lines(path: &Path, stream: &str) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter_map(|l| {
