@@ -5,3 +5,7 @@ pub mod backoff;
 pub mod env;
 pub mod expand;
 pub mod qos;
+pub mod labels;
+pub mod plan;
+pub mod podstate;
+pub mod status;
