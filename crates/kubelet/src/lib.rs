@@ -9,3 +9,5 @@ pub mod labels;
 pub mod plan;
 pub mod podstate;
 pub mod status;
+pub mod criconfig;
+pub mod pullsecrets;
