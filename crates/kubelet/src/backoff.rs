@@ -71,6 +71,14 @@ impl Backoff {
         (since < e.backoff).then(|| e.backoff - since)
     }
 
+    /// Whether `key` is still backing off counting from its last update (upstream
+    /// `IsInBackOffSinceUpdate`, used for image pulls); returns the time left when it is.
+    pub fn in_backoff_since_update(&self, key: &str, now: Instant) -> Option<Duration> {
+        let e = self.entries.get(key)?;
+        let since = now.saturating_duration_since(e.last_update);
+        (since < e.backoff).then(|| e.backoff - since)
+    }
+
     /// Forgets `key`.
     pub fn reset(&mut self, key: &str) {
         self.entries.remove(key);
@@ -150,6 +158,18 @@ mod tests {
     }
 
     #[test]
+    fn since_update_counts_from_the_last_failure() {
+        let t0 = Instant::now();
+        let mut b = Backoff::new(S(10), S(300));
+        assert_eq!(b.in_backoff_since_update("img", t0), None);
+        b.next("img", t0, t0);
+        assert_eq!(b.in_backoff_since_update("img", t0 + S(4)), Some(S(6)));
+        assert_eq!(b.in_backoff_since_update("img", t0 + S(10)), None);
+        b.next("img", t0 + S(10), t0 + S(10));
+        assert_eq!(b.in_backoff_since_update("img", t0 + S(25)), Some(S(5)));
+    }
+
+    #[test]
     fn forget_prefix_drops_only_that_pod() {
         let t0 = Instant::now();
         let mut b = Backoff::new(S(10), S(300));
@@ -158,5 +178,32 @@ mod tests {
         b.forget_prefix("uid1/");
         assert_eq!(b.get("uid1/a"), Duration::ZERO);
         assert_eq!(b.get("uid2/a"), S(10));
+    }
+}
+
+/// A duration formatted as Go's `time.Duration.String` for whole seconds (`10s`, `1m20s`,
+/// `5m0s`), as upstream's backoff messages print it.
+pub fn go_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        return format!("{s}s");
+    }
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else {
+        format!("{m}m{s}s")
+    }
+}
+
+#[cfg(test)]
+mod fmt_tests {
+    use super::*;
+
+    #[test]
+    fn go_duration_table() {
+        for (secs, want) in [(0, "0s"), (10, "10s"), (80, "1m20s"), (160, "2m40s"), (300, "5m0s"), (3720, "1h2m0s")] {
+            assert_eq!(go_duration(Duration::from_secs(secs)), want);
+        }
     }
 }
