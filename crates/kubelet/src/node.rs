@@ -656,19 +656,22 @@ mod tests {
     #[test]
     fn status_fields_and_heartbeat_only_changes() {
         let m = machine();
-        let input = |old: &[NodeCondition], now| StatusInput {
-            machine: &m,
-            old,
-            runtime_problem: None,
-            runtime_version: "containerd://1.6.20",
-            hostname: "h1",
-            node_ips: &["192.168.1.10".to_string()],
-            max_pods: 110,
-            images: vec![],
-            now,
+        let ips = vec!["192.168.1.10".to_string()];
+        let status = |old: &[NodeCondition], now| {
+            node_status(&StatusInput {
+                machine: &m,
+                old,
+                runtime_problem: None,
+                runtime_version: "containerd://1.6.20",
+                hostname: "h1",
+                node_ips: &ips,
+                max_pods: 110,
+                images: vec![],
+                now,
+            })
         };
         let t0 = Timestamp::from_second(1_700_000_000).unwrap();
-        let s1 = node_status(&input(&[], t0));
+        let s1 = status(&[], t0);
         let info = s1.node_info.as_ref().unwrap();
         assert_eq!(info.kubelet_version, KUBELET_VERSION);
         assert_eq!(info.container_runtime_version, "containerd://1.6.20");
@@ -678,7 +681,7 @@ mod tests {
         assert_eq!(addrs[1].type_, "Hostname");
         // a later heartbeat with nothing else changed is not a change
         let t1 = Timestamp::from_second(1_700_000_100).unwrap();
-        let s2 = node_status(&input(s1.conditions.as_deref().unwrap(), t1));
+        let s2 = status(s1.conditions.as_deref().unwrap(), t1);
         assert_eq!(without_heartbeats(&s1), without_heartbeats(&s2));
         assert_ne!(serde_json::to_value(&s1).unwrap(), serde_json::to_value(&s2).unwrap());
     }
