@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController};
 use kube::{Api, Client};
 
 pub mod deployment;
@@ -15,6 +15,7 @@ pub mod gc;
 pub mod informer;
 pub mod leader;
 pub mod namespace;
+pub mod nodeipam;
 pub mod podutil;
 pub mod queue;
 pub mod replicaset;
@@ -34,6 +35,10 @@ pub struct Config {
     pub renew_deadline: Duration,
     /// Retry period (upstream default 2 s).
     pub retry_period: Duration,
+    /// The cluster CIDR node pod CIDRs are allocated from (node IPAM is off when `None`).
+    pub cluster_cidr: Option<String>,
+    /// Prefix length of each node's pod CIDR (upstream `--node-cidr-mask-size`, 24).
+    pub node_cidr_mask: u8,
 }
 
 impl Default for Config {
@@ -44,6 +49,8 @@ impl Default for Config {
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
+            cluster_cidr: None,
+            node_cidr_mask: 24,
         }
     }
 }
@@ -164,6 +171,20 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(nsc.run(2));
     set.spawn(sac.run());
     set.spawn(gc::GarbageCollector::new(client.clone()).run());
+    if let Some(cidr) = &config.cluster_cidr {
+        let nodes = informer::Informer::new(Api::<Node>::all(client.clone()));
+        match nodeipam::NodeIpamController::new(client.clone(), nodes.clone(), cidr, config.node_cidr_mask) {
+            Ok(c) => {
+                set.spawn(nodes.clone().run());
+                let store = nodes.store.clone();
+                set.spawn(async move {
+                    let _ = store.wait_until_ready().await;
+                    c.run().await;
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "node ipam controller not started"),
+        }
+    }
     if let Some(res) = set.join_next().await {
         match res {
             Err(e) if e.is_panic() => tracing::error!(error = %e, "controller task panicked"),
