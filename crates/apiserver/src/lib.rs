@@ -50,6 +50,9 @@ pub struct Config {
     pub event_ttl: Duration,
     /// The names the serving certificate covers.
     pub serving_names: pki::ServingNames,
+    /// The node of the embedded agent: a client certificate for `system:node:<name>` (group
+    /// `system:nodes`) is written with its kubeconfig (`components/kubelet.kubeconfig`).
+    pub node_name: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -287,10 +290,21 @@ pub fn prepare_pki(config: &Config) -> Result<pki::Pki, ServerError> {
             0o600,
         )?;
     }
+    if let Some(node) = &config.node_name {
+        let cn = format!("system:node:{node}");
+        let creds = p.component_cert("kubelet", &cn, &["system:nodes".to_string()])?;
+        let kc = pki::kubeconfig(&url, &p.ca.cert_pem, &cn, &creds);
+        pki::write_file(
+            &component_kubeconfig(&config.data_dir, "kubelet"),
+            kc.as_bytes(),
+            0o600,
+        )?;
+    }
     Ok(p)
 }
 
-/// Where the kubeconfig of a built-in component (`scheduler`, `controller-manager`) lives.
+/// Where the kubeconfig of a built-in component (`scheduler`, `controller-manager`, `kubelet`)
+/// lives.
 pub fn component_kubeconfig(data_dir: &std::path::Path, component: &str) -> PathBuf {
     data_dir
         .join("components")

@@ -645,14 +645,8 @@ impl Worker {
         );
         self.event(ev, "Warning", "Failed", "Error: ErrImagePull".into());
         self.pull_errors.insert(image.clone(), last_err.clone());
-        let left = self
-            .shared
-            .image_backoff
-            .lock()
-            .unwrap()
-            .in_backoff_since_update(&key, Instant::now())
-            .unwrap_or(Duration::from_secs(1));
-        Err(("ErrImagePull".into(), last_err, left + Duration::from_millis(5)))
+        // sync again soon: the pod then shows ImagePullBackOff until the backoff ends
+        Err(("ErrImagePull".into(), last_err, Duration::from_secs(1)))
     }
 
     async fn pull_secrets(&self) -> Vec<Secret> {

@@ -1,5 +1,7 @@
-//! The oxkube binary: `server` (API server on the embedded store, scheduler and controller
-//! manager), `kubeconfig`, `images import`, and the internal per-container `shim`.
+//! The oxkube binary: `server` (API server on the embedded store, scheduler, controller
+//! manager and, unless disabled, a node agent), `agent` (container runtime + kubelet joining a
+//! cluster through a kubeconfig), `kubeconfig`, `images import`, and the internal
+//! per-container `shim`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -21,6 +23,9 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server on the embedded store) and, unless disabled, a node agent.
     Server(ServerArgs),
+    /// Run a node agent: the embedded container runtime (unless an external CRI endpoint is
+    /// given) and the kubelet.
+    Agent(AgentArgs),
     /// Print the admin kubeconfig.
     Kubeconfig {
         #[arg(long, default_value = "/var/lib/oxkube")]
@@ -84,6 +89,53 @@ struct ServerArgs {
     /// The first IP of the service CIDR (covered by the serving certificate).
     #[arg(long, default_value = "10.43.0.1")]
     service_ip: IpAddr,
+    /// The CIDR node pod CIDRs (a /24 each) are allocated from.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Settings of the node agent (kubelet and runtime).
+#[derive(clap::Args, Clone)]
+struct NodeArgs {
+    /// The node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// The node's IP (default: the first non-loopback address of the host).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// Use this CRI socket (e.g. unix:///run/containerd/containerd.sock) instead of the embedded
+    /// runtime.
+    #[arg(long)]
+    container_runtime_endpoint: Option<PathBuf>,
+    /// Bridge (and CNI network) name of the embedded runtime's pod network.
+    #[arg(long, default_value = "oxk0")]
+    cni_bridge: String,
+    /// Cluster DNS server IPs given to ClusterFirst pods (none: they use the host's resolv.conf).
+    #[arg(long, value_delimiter = ',')]
+    cluster_dns: Vec<IpAddr>,
+    /// Node lease renew interval.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    node_lease_renew_interval: Duration,
+    /// CrashLoopBackOff initial delay.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    crash_backoff_initial: Duration,
+    /// CrashLoopBackOff maximum delay.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    crash_backoff_max: Duration,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// Kubeconfig with the node's credentials.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Where the agent keeps its state.
+    #[arg(long, default_value = "/var/lib/oxkube")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 /// Parse `90s`, `5m`, `1h` or plain seconds.
@@ -121,6 +173,7 @@ fn host_ips() -> Vec<IpAddr> {
 }
 
 fn hostname() -> String {
+    // (the kernel's host name; node names default to it)
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
@@ -179,17 +232,31 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
         .await?;
         let ca_pem = std::fs::read_to_string(args.data_dir.join("tls/ca.crt")).ok();
         let stop = stop.clone();
+        let cluster_cidr = Some(args.cluster_cidr.clone());
         tasks.push(tokio::spawn(async move {
             controllers::run(
                 client,
                 controllers::Config {
                     identity: hostname(),
                     root_ca_pem: ca_pem,
+                    cluster_cidr,
                     ..Default::default()
                 },
                 stopped(stop),
             )
             .await
+        }));
+    }
+    if !args.disable_agent {
+        let client = client_from(&apiserver::component_kubeconfig(&args.data_dir, "kubelet")).await?;
+        let data_dir = args.data_dir.clone();
+        let node = args.node.clone();
+        let mut labels = std::collections::BTreeMap::new();
+        // the server's node carries the control-plane roles, as k3s marks its server nodes
+        labels.insert("node-role.kubernetes.io/control-plane".to_string(), "true".to_string());
+        labels.insert("node-role.kubernetes.io/master".to_string(), "true".to_string());
+        tasks.push(tokio::spawn(async move {
+            run_agent(client, data_dir, node, labels, stop).await
         }));
     }
     for t in tasks {
@@ -198,6 +265,79 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
             .context("component failed")?;
     }
     Ok(())
+}
+
+fn node_name(node: &NodeArgs) -> String {
+    node.node_name
+        .clone()
+        .unwrap_or_else(|| hostname().to_lowercase())
+}
+
+/// Runs the embedded runtime (unless an external endpoint is configured) and the kubelet.
+async fn run_agent(
+    client: kube::Client,
+    data_dir: PathBuf,
+    node: NodeArgs,
+    labels: std::collections::BTreeMap<String, String>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let name = node_name(&node);
+    let (socket, runtime_task) = match &node.container_runtime_endpoint {
+        Some(ep) => (ep.clone(), None),
+        None => {
+            let mut rc = runtime::Config::new(&data_dir);
+            rc.cni_bridge = node.cni_bridge.clone();
+            let socket = rc.socket_path();
+            let stop = stop.clone();
+            let task = tokio::spawn(async move { runtime::run(rc, stopped(stop)).await });
+            (socket, Some(task))
+        }
+    };
+    let mut kc = kubelet::Config::new(client, &name, socket, &data_dir);
+    kc.hostname = hostname().to_lowercase();
+    kc.node_ips = match node.node_ip {
+        Some(ip) => vec![ip],
+        None => host_ips().into_iter().filter(|ip| ip.is_ipv4()).take(1).collect(),
+    };
+    kc.node_labels = labels;
+    kc.cluster_dns = node.cluster_dns.clone();
+    kc.lease_renew_interval = node.node_lease_renew_interval;
+    kc.crash_backoff_initial = node.crash_backoff_initial;
+    kc.crash_backoff_max = node.crash_backoff_max;
+    let kubelet = kubelet::run(kc, stopped(stop.clone()));
+    let result = kubelet.await.context("kubelet");
+    if let Some(t) = runtime_task {
+        match t.await {
+            Ok(r) => r.context("container runtime")?,
+            Err(e) => anyhow::bail!("container runtime task failed: {e}"),
+        }
+    }
+    result
+}
+
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let client = client_from(&args.kubeconfig).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let agent = run_agent(
+        client,
+        args.data_dir.clone(),
+        args.node.clone(),
+        Default::default(),
+        stop_rx,
+    );
+    let signal = async {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        // wait for the agent to finish below
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        r = agent => r,
+        _ = signal => Ok(()),
+    }
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -238,12 +378,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             service_ip: Some(args.service_ip),
             extra_dns: vec![],
         },
+        node_name: (!args.disable_agent).then(|| node_name(&args.node)),
     };
-    if !args.disable_agent {
-        tracing::info!(
-            "the node agent is not part of this build yet; running the control plane only"
-        );
-    }
     let kubeconfig = args.data_dir.join("kubeconfig.yaml");
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
@@ -302,6 +438,12 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(server(args))
+        }
+        Command::Agent(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(agent(args))
         }
         Command::Kubeconfig { data_dir } => {
             let path = data_dir.join("kubeconfig.yaml");
