@@ -510,7 +510,10 @@ mod tests {
         let d = p
             .component_cert("kubelet", "system:node:n2", &["system:nodes".to_string()])
             .unwrap();
-        assert_eq!(cert_facts(&d.cert_pem).unwrap().common_name, "system:node:n2");
+        assert_eq!(
+            cert_facts(&d.cert_pem).unwrap().common_name,
+            "system:node:n2"
+        );
     }
 
     #[test]

@@ -173,7 +173,12 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(gc::GarbageCollector::new(client.clone()).run());
     if let Some(cidr) = &config.cluster_cidr {
         let nodes = informer::Informer::new(Api::<Node>::all(client.clone()));
-        match nodeipam::NodeIpamController::new(client.clone(), nodes.clone(), cidr, config.node_cidr_mask) {
+        match nodeipam::NodeIpamController::new(
+            client.clone(),
+            nodes.clone(),
+            cidr,
+            config.node_cidr_mask,
+        ) {
             Ok(c) => {
                 set.spawn(nodes.clone().run());
                 let store = nodes.store.clone();

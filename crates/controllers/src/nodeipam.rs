@@ -99,11 +99,7 @@ impl CidrSet {
 
     /// Allocates the lowest free subnet.
     pub fn allocate(&mut self) -> Result<String, CidrError> {
-        let i = self
-            .used
-            .iter()
-            .position(|u| !u)
-            .ok_or(CidrError::Full)?;
+        let i = self.used.iter().position(|u| !u).ok_or(CidrError::Full)?;
         self.used[i] = true;
         Ok(self.cidr_at(i))
     }
@@ -214,8 +210,14 @@ mod tests {
 
     #[test]
     fn parse_table() {
-        assert_eq!(parse_v4("10.42.0.0/16").unwrap(), (u32::from(Ipv4Addr::new(10, 42, 0, 0)), 16));
-        assert_eq!(parse_v4("10.42.7.9/16").unwrap().0, u32::from(Ipv4Addr::new(10, 42, 0, 0)));
+        assert_eq!(
+            parse_v4("10.42.0.0/16").unwrap(),
+            (u32::from(Ipv4Addr::new(10, 42, 0, 0)), 16)
+        );
+        assert_eq!(
+            parse_v4("10.42.7.9/16").unwrap().0,
+            u32::from(Ipv4Addr::new(10, 42, 0, 0))
+        );
         for bad in ["10.42.0.0", "10.42.0.0/33", "x/16", "fd00::/64"] {
             assert!(parse_v4(bad).is_err(), "{bad}");
         }
@@ -238,8 +240,17 @@ mod tests {
         assert_eq!(s.allocate().unwrap(), "10.0.0.0/24");
         assert_eq!(s.allocate().unwrap(), "10.0.1.0/24");
         assert_eq!(s.allocate(), Err(CidrError::Full));
-        assert!(matches!(s.occupy("10.9.0.0/24"), Err(CidrError::Outside(_))));
-        assert!(matches!(s.occupy("10.0.0.0/25"), Err(CidrError::Outside(_))));
-        assert!(matches!(CidrSet::new("10.0.0.0/24", 24), Err(CidrError::Mask { .. })));
+        assert!(matches!(
+            s.occupy("10.9.0.0/24"),
+            Err(CidrError::Outside(_))
+        ));
+        assert!(matches!(
+            s.occupy("10.0.0.0/25"),
+            Err(CidrError::Outside(_))
+        ));
+        assert!(matches!(
+            CidrSet::new("10.0.0.0/24", 24),
+            Err(CidrError::Mask { .. })
+        ));
     }
 }

@@ -39,10 +39,7 @@ impl Backoff {
 
     /// The current backoff of `key` (zero when unknown).
     pub fn get(&self, key: &str) -> Duration {
-        self.entries
-            .get(key)
-            .map(|e| e.backoff)
-            .unwrap_or_default()
+        self.entries.get(key).map(|e| e.backoff).unwrap_or_default()
     }
 
     /// Records one more failure of `key` observed at `event_time`; `now` is the current time.
@@ -62,7 +59,12 @@ impl Backoff {
 
     /// Whether `key` is still backing off from a failure at `event_time`; returns the time
     /// left when it is.
-    pub fn in_backoff_since(&self, key: &str, event_time: Instant, now: Instant) -> Option<Duration> {
+    pub fn in_backoff_since(
+        &self,
+        key: &str,
+        event_time: Instant,
+        now: Instant,
+    ) -> Option<Duration> {
         let e = self.entries.get(key)?;
         if self.expired(event_time, e.last_update) {
             return None;
@@ -202,7 +204,14 @@ mod fmt_tests {
 
     #[test]
     fn go_duration_table() {
-        for (secs, want) in [(0, "0s"), (10, "10s"), (80, "1m20s"), (160, "2m40s"), (300, "5m0s"), (3720, "1h2m0s")] {
+        for (secs, want) in [
+            (0, "0s"),
+            (10, "10s"),
+            (80, "1m20s"),
+            (160, "2m40s"),
+            (300, "5m0s"),
+            (3720, "1h2m0s"),
+        ] {
             assert_eq!(go_duration(Duration::from_secs(secs)), want);
         }
     }

@@ -67,7 +67,10 @@ pub fn dns_config(pod: &Pod, node: &NodeFacts) -> (pb::DnsConfig, bool) {
     let spec = pod.spec.clone().unwrap_or_default();
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let host_network = spec.host_network == Some(true);
-    let mut policy = spec.dns_policy.clone().unwrap_or_else(|| "ClusterFirst".into());
+    let mut policy = spec
+        .dns_policy
+        .clone()
+        .unwrap_or_else(|| "ClusterFirst".into());
     let mut missing_cluster_dns = false;
     if policy == "ClusterFirstWithHostNet" {
         policy = "ClusterFirst".into();
@@ -184,7 +187,12 @@ pub fn namespace_options(pod: &Pod) -> pb::NamespaceOption {
 }
 
 /// The RunPodSandbox config of `pod`.
-pub fn sandbox_config(pod: &Pod, node: &NodeFacts, attempt: u32, dns: pb::DnsConfig) -> pb::PodSandboxConfig {
+pub fn sandbox_config(
+    pod: &Pod,
+    node: &NodeFacts,
+    attempt: u32,
+    dns: pb::DnsConfig,
+) -> pb::PodSandboxConfig {
     let spec = pod.spec.clone().unwrap_or_default();
     let m = &pod.metadata;
     let psc = spec.security_context.clone().unwrap_or_default();
@@ -291,7 +299,11 @@ pub struct ImageUser {
 }
 
 /// Upstream's `verifyRunAsNonRoot`.
-pub fn verify_run_as_non_root(pod: &Pod, c: &Container, image: &ImageUser) -> Result<(), ConfigError> {
+pub fn verify_run_as_non_root(
+    pod: &Pod,
+    c: &Container,
+    image: &ImageUser,
+) -> Result<(), ConfigError> {
     let (uid, _, non_root) = effective_user(pod, c);
     if !non_root {
         return Ok(());
@@ -450,7 +462,9 @@ mod tests {
 
     #[test]
     fn resolv_conf_parse() {
-        let r = ResolvConf::parse("# c\nnameserver 8.8.8.8\nnameserver 8.8.4.4 # x\nsearch a b\noptions ndots:2 rotate\n");
+        let r = ResolvConf::parse(
+            "# c\nnameserver 8.8.8.8\nnameserver 8.8.4.4 # x\nsearch a b\noptions ndots:2 rotate\n",
+        );
         assert_eq!(r.servers, vec!["8.8.8.8", "8.8.4.4"]);
         assert_eq!(r.searches, vec!["a", "b"]);
         assert_eq!(r.options, vec!["ndots:2", "rotate"]);
@@ -459,23 +473,77 @@ mod tests {
     #[test]
     fn dns_policy_table() {
         let cases = [
-            (json!({}), vec!["10.43.0.10"], vec!["ns1.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"], vec!["ndots:5"], false),
-            (json!({"dnsPolicy": "Default"}), vec!["1.1.1.1"], vec!["corp.example"], vec!["edns0"], false),
-            (json!({"hostNetwork": true}), vec!["1.1.1.1"], vec!["corp.example"], vec!["edns0"], false),
-            (json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"}), vec!["10.43.0.10"], vec!["ns1.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"], vec!["ndots:5"], false),
-            (json!({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["9.9.9.9"], "searches": ["x.y"], "options": [{"name": "ndots", "value": "1"}]}}),
-             vec!["9.9.9.9"], vec!["x.y"], vec!["ndots:1"], false),
-            (json!({"dnsConfig": {"options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}}),
-             vec!["10.43.0.10"], vec!["ns1.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"], vec!["ndots:2", "edns0"], false),
+            (
+                json!({}),
+                vec!["10.43.0.10"],
+                vec![
+                    "ns1.svc.cluster.local",
+                    "svc.cluster.local",
+                    "cluster.local",
+                    "corp.example",
+                ],
+                vec!["ndots:5"],
+                false,
+            ),
+            (
+                json!({"dnsPolicy": "Default"}),
+                vec!["1.1.1.1"],
+                vec!["corp.example"],
+                vec!["edns0"],
+                false,
+            ),
+            (
+                json!({"hostNetwork": true}),
+                vec!["1.1.1.1"],
+                vec!["corp.example"],
+                vec!["edns0"],
+                false,
+            ),
+            (
+                json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"}),
+                vec!["10.43.0.10"],
+                vec![
+                    "ns1.svc.cluster.local",
+                    "svc.cluster.local",
+                    "cluster.local",
+                    "corp.example",
+                ],
+                vec!["ndots:5"],
+                false,
+            ),
+            (
+                json!({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["9.9.9.9"], "searches": ["x.y"], "options": [{"name": "ndots", "value": "1"}]}}),
+                vec!["9.9.9.9"],
+                vec!["x.y"],
+                vec!["ndots:1"],
+                false,
+            ),
+            (
+                json!({"dnsConfig": {"options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}}),
+                vec!["10.43.0.10"],
+                vec![
+                    "ns1.svc.cluster.local",
+                    "svc.cluster.local",
+                    "cluster.local",
+                    "corp.example",
+                ],
+                vec!["ndots:2", "edns0"],
+                false,
+            ),
         ];
         for (i, (mut spec, servers, searches, options, missing)) in cases.into_iter().enumerate() {
             spec["containers"] = json!([{"name": "c", "image": "i"}]);
             let (d, m) = dns_config(&pod(spec), &node());
-            assert_eq!((d.servers, d.searches, d.options, m), (
-                servers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                searches.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                options.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                missing), "case {i}");
+            assert_eq!(
+                (d.servers, d.searches, d.options, m),
+                (
+                    servers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                    searches.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                    options.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                    missing
+                ),
+                "case {i}"
+            );
         }
         // no cluster DNS: ClusterFirst falls back to Default and says so
         let mut n = node();
@@ -495,7 +563,15 @@ mod tests {
                 {"containerPort": 9000}]}]}));
         let cfg = sandbox_config(&p, &node(), 2, pb::DnsConfig::default());
         let m = cfg.metadata.unwrap();
-        assert_eq!((m.name.as_str(), m.namespace.as_str(), m.uid.as_str(), m.attempt), ("web", "ns1", "u1", 2));
+        assert_eq!(
+            (
+                m.name.as_str(),
+                m.namespace.as_str(),
+                m.uid.as_str(),
+                m.attempt
+            ),
+            ("web", "ns1", "u1", 2)
+        );
         assert_eq!(cfg.hostname, "h");
         assert_eq!(cfg.log_directory, "/var/log/pods/ns1_web_u1");
         assert_eq!(cfg.port_mappings.len(), 2);
@@ -508,36 +584,59 @@ mod tests {
         assert_eq!(linux.sysctls["net.core.somaxconn"], "1024");
         let sc = linux.security_context.unwrap();
         assert_eq!(sc.run_as_user.unwrap().value, 1000);
-        assert_eq!(sc.namespace_options.unwrap().network, pb::NamespaceMode::Pod as i32);
+        assert_eq!(
+            sc.namespace_options.unwrap().network,
+            pb::NamespaceMode::Pod as i32
+        );
     }
 
     #[test]
     fn host_namespaces() {
         let p = pod(json!({"hostNetwork": true, "hostPID": true, "containers": []}));
         let o = namespace_options(&p);
-        assert_eq!((o.network, o.pid, o.ipc), (pb::NamespaceMode::Node as i32, pb::NamespaceMode::Node as i32, pb::NamespaceMode::Pod as i32));
+        assert_eq!(
+            (o.network, o.pid, o.ipc),
+            (
+                pb::NamespaceMode::Node as i32,
+                pb::NamespaceMode::Node as i32,
+                pb::NamespaceMode::Pod as i32
+            )
+        );
         let p = pod(json!({"shareProcessNamespace": true, "containers": []}));
         assert_eq!(namespace_options(&p).pid, pb::NamespaceMode::Pod as i32);
-        let cfg = sandbox_config(&pod(json!({"hostNetwork": true, "containers": []})), &node(), 0, Default::default());
+        let cfg = sandbox_config(
+            &pod(json!({"hostNetwork": true, "containers": []})),
+            &node(),
+            0,
+            Default::default(),
+        );
         assert_eq!(cfg.hostname, "");
     }
 
     #[test]
     fn container_config_fields() {
-        let p = pod(json!({"securityContext": {"runAsUser": 1000}, "containers": [{"name": "c", "image": "busybox", "workingDir": "/w", "tty": true,
+        let p = pod(
+            json!({"securityContext": {"runAsUser": 1000}, "containers": [{"name": "c", "image": "busybox", "workingDir": "/w", "tty": true,
             "securityContext": {"runAsUser": 2000, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                                 "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}},
-            "resources": {"limits": {"cpu": "1", "memory": "64Mi"}}}]}));
+            "resources": {"limits": {"cpu": "1", "memory": "64Mi"}}}]}),
+        );
         let c = &p.spec.as_ref().unwrap().containers[0];
-        let cfg = container_config(&p, c, QosClass::Guaranteed, &node(), ContainerInputs {
-            image_ref: "sha256:abc".into(),
-            command: vec!["sh".into()],
-            args: vec!["-c".into(), "true".into()],
-            envs: vec![("A".into(), "1".into())],
-            mounts: vec![],
-            restart_count: 4,
-            termination_host_path: Some("/k/pods/u1/containers/c/x".into()),
-        });
+        let cfg = container_config(
+            &p,
+            c,
+            QosClass::Guaranteed,
+            &node(),
+            ContainerInputs {
+                image_ref: "sha256:abc".into(),
+                command: vec!["sh".into()],
+                args: vec!["-c".into(), "true".into()],
+                envs: vec![("A".into(), "1".into())],
+                mounts: vec![],
+                restart_count: 4,
+                termination_host_path: Some("/k/pods/u1/containers/c/x".into()),
+            },
+        );
         assert_eq!(cfg.metadata.as_ref().unwrap().attempt, 4);
         assert_eq!(cfg.log_path, "c/4.log");
         assert_eq!(cfg.image.as_ref().unwrap().image, "sha256:abc");
@@ -554,33 +653,55 @@ mod tests {
         assert!(sc.readonly_rootfs);
         assert_eq!(sc.capabilities.unwrap().drop_capabilities, vec!["ALL"]);
         let r = linux.resources.unwrap();
-        assert_eq!((r.cpu_quota, r.memory_limit_in_bytes, r.oom_score_adj), (100_000, 64 << 20, -997));
+        assert_eq!(
+            (r.cpu_quota, r.memory_limit_in_bytes, r.oom_score_adj),
+            (100_000, 64 << 20, -997)
+        );
     }
 
     #[test]
     fn run_as_non_root_table() {
-        let mk = |sc: serde_json::Value| pod(json!({"containers": [{"name": "c", "image": "i", "securityContext": sc}]}));
-        let img = |uid: Option<i64>, name: &str| ImageUser { uid, username: name.into() };
+        let mk = |sc: serde_json::Value| {
+            pod(json!({"containers": [{"name": "c", "image": "i", "securityContext": sc}]}))
+        };
+        let img = |uid: Option<i64>, name: &str| ImageUser {
+            uid,
+            username: name.into(),
+        };
         let cases = [
             (json!({}), img(None, ""), true),
             (json!({"runAsNonRoot": true}), img(Some(0), ""), false),
             (json!({"runAsNonRoot": true}), img(Some(1000), ""), true),
-            (json!({"runAsNonRoot": true, "runAsUser": 0}), img(Some(1000), ""), false),
-            (json!({"runAsNonRoot": true, "runAsUser": 5}), img(Some(0), ""), true),
+            (
+                json!({"runAsNonRoot": true, "runAsUser": 0}),
+                img(Some(1000), ""),
+                false,
+            ),
+            (
+                json!({"runAsNonRoot": true, "runAsUser": 5}),
+                img(Some(0), ""),
+                true,
+            ),
             (json!({"runAsNonRoot": true}), img(None, "nobody"), false),
             (json!({"runAsNonRoot": true}), img(None, ""), false),
         ];
         for (i, (sc, image, ok)) in cases.into_iter().enumerate() {
             let p = mk(sc);
             let c = &p.spec.as_ref().unwrap().containers[0];
-            assert_eq!(verify_run_as_non_root(&p, c, &image).is_ok(), ok, "case {i}");
+            assert_eq!(
+                verify_run_as_non_root(&p, c, &image).is_ok(),
+                ok,
+                "case {i}"
+            );
         }
     }
 
     #[test]
     fn hostname_truncation() {
         let long = "a".repeat(62) + "-bcd";
-        let p: Pod = serde_json::from_value(json!({"metadata": {"name": long}, "spec": {"containers": []}})).unwrap();
+        let p: Pod =
+            serde_json::from_value(json!({"metadata": {"name": long}, "spec": {"containers": []}}))
+                .unwrap();
         assert_eq!(pod_hostname(&p), "a".repeat(62));
     }
 }

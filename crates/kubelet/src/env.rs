@@ -270,7 +270,9 @@ pub fn make_env(src: &EnvSources<'_>, container: &Container) -> Result<Env, EnvE
     for e in container.env.iter().flatten() {
         let mut value = e.value.clone().unwrap_or_default();
         if !value.is_empty() {
-            value = expand(&value, &|k: &str| tmp.get(k).cloned().or_else(|| svc_lookup(k)));
+            value = expand(&value, &|k: &str| {
+                tmp.get(k).cloned().or_else(|| svc_lookup(k))
+            });
         } else if let Some(vf) = &e.value_from {
             if let Some(f) = &vf.field_ref {
                 value = field_value(pod, &f.field_path, src.host_ips, src.pod_ips)?;
@@ -456,10 +458,7 @@ pub fn resource_value(
 pub fn expand_command(c: &Container, env: &Env) -> (Vec<String>, Vec<String>) {
     let lookup = |k: &str| env.get(k).map(str::to_string);
     let ex = |v: &Option<Vec<String>>| -> Vec<String> {
-        v.iter()
-            .flatten()
-            .map(|s| expand(s, &lookup))
-            .collect()
+        v.iter().flatten().map(|s| expand(s, &lookup)).collect()
     };
     (ex(&c.command), ex(&c.args))
 }
@@ -535,7 +534,12 @@ mod tests {
     #[test]
     fn service_selection_table() {
         let all = vec![
-            svc("default", "kubernetes", "10.43.0.1", json!([{"name": "https", "port": 443}])),
+            svc(
+                "default",
+                "kubernetes",
+                "10.43.0.1",
+                json!([{"name": "https", "port": 443}]),
+            ),
             svc("default", "other", "10.43.0.2", json!([{"port": 80}])),
             svc("ns1", "mine", "10.43.0.3", json!([{"port": 80}])),
             svc("ns1", "headless", "None", json!([{"port": 80}])),
@@ -544,9 +548,15 @@ mod tests {
         let names = |v: Vec<&Service>| -> Vec<String> {
             v.iter().map(|s| s.metadata.name.clone().unwrap()).collect()
         };
-        assert_eq!(names(pod_services(&all, "ns1", true)), vec!["kubernetes", "mine"]);
+        assert_eq!(
+            names(pod_services(&all, "ns1", true)),
+            vec!["kubernetes", "mine"]
+        );
         assert_eq!(names(pod_services(&all, "ns1", false)), vec!["kubernetes"]);
-        assert_eq!(names(pod_services(&all, "default", true)), vec!["kubernetes", "other"]);
+        assert_eq!(
+            names(pod_services(&all, "default", true)),
+            vec!["kubernetes", "other"]
+        );
     }
 
     fn build(
@@ -574,28 +584,28 @@ mod tests {
     #[test]
     fn env_sources_and_expansion() {
         let p = pod(json!({"containers": [{"name": "c", "image": "busybox",
-            "resources": {"limits": {"memory": "64Mi"}, "requests": {"cpu": "250m"}},
-            "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"},
-                        {"secretRef": {"name": "sec"}}],
-            "env": [
-                {"name": "A", "value": "a"},
-                {"name": "B", "value": "$(A)-$(CFG_one)-$(MISSING)-$$(A)-$(KUBERNETES_SERVICE_HOST)"},
-                {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "one"}}},
-                {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "pw"}}},
-                {"name": "OPT", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k", "optional": true}}},
-                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                {"name": "POD_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
-                {"name": "LABEL", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
-                {"name": "ANN", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['a/b']"}}},
-                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                {"name": "POD_IPS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIPs"}}},
-                {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
-                {"name": "MEM_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
-                {"name": "CPU_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
-                {"name": "CPU_REQ_M", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}}},
-                {"name": "A", "value": "override"}
-            ]}]}));
+        "resources": {"limits": {"memory": "64Mi"}, "requests": {"cpu": "250m"}},
+        "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"},
+                    {"secretRef": {"name": "sec"}}],
+        "env": [
+            {"name": "A", "value": "a"},
+            {"name": "B", "value": "$(A)-$(CFG_one)-$(MISSING)-$$(A)-$(KUBERNETES_SERVICE_HOST)"},
+            {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "one"}}},
+            {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "pw"}}},
+            {"name": "OPT", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k", "optional": true}}},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+            {"name": "LABEL", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+            {"name": "ANN", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['a/b']"}}},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "POD_IPS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIPs"}}},
+            {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+            {"name": "MEM_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+            {"name": "CPU_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+            {"name": "CPU_REQ_M", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}}},
+            {"name": "A", "value": "override"}
+        ]}]}));
         let services = vec![svc(
             "default",
             "kubernetes",
@@ -637,7 +647,11 @@ mod tests {
         assert_eq!(env.get("OPT"), None);
         assert_eq!(env.vars.iter().filter(|(k, _)| k == "A").count(), 1);
         assert_eq!(env.warnings.len(), 1);
-        assert!(env.warnings[0].contains("[CFG_bad key]"), "{:?}", env.warnings);
+        assert!(
+            env.warnings[0].contains("[CFG_bad key]"),
+            "{:?}",
+            env.warnings
+        );
     }
 
     #[test]
@@ -684,7 +698,9 @@ mod tests {
             ),
         ];
         for (i, (env, env_from, want)) in cases.into_iter().enumerate() {
-            let p = pod(json!({"containers": [{"name": "c", "image": "i", "env": env, "envFrom": env_from}]}));
+            let p = pod(
+                json!({"containers": [{"name": "c", "image": "i", "env": env, "envFrom": env_from}]}),
+            );
             let got = build(&p, &[cm("cfg", json!({"one": "1"}))], &[], &[])
                 .map(|e| e.get("X").map(str::to_string));
             assert_eq!(got, want, "case {i}");
@@ -705,7 +721,14 @@ mod tests {
 
     #[test]
     fn env_var_names() {
-        for (n, ok) in [("A", true), ("a.b-c_1", true), ("_x", true), ("1a", false), ("a b", false), ("", false)] {
+        for (n, ok) in [
+            ("A", true),
+            ("a.b-c_1", true),
+            ("_x", true),
+            ("1a", false),
+            ("a b", false),
+            ("", false),
+        ] {
             assert_eq!(is_env_var_name(n), ok, "{n}");
         }
     }

@@ -31,7 +31,14 @@ impl Recorder {
     }
 
     /// Records an event about a pod, or one of its containers when `field_path` is given.
-    pub fn pod(&self, pod: &Pod, field_path: Option<String>, type_: &str, reason: &str, message: String) {
+    pub fn pod(
+        &self,
+        pod: &Pod,
+        field_path: Option<String>,
+        type_: &str,
+        reason: &str,
+        message: String,
+    ) {
         let m = &pod.metadata;
         let involved = ObjectReference {
             api_version: Some("v1".into()),

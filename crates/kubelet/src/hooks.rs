@@ -95,7 +95,8 @@ mod tests {
     #[tokio::test]
     async fn no_volumes_refuses_mounts_only() {
         let plain: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
-            "spec": {"containers": [{"name": "c", "image": "i"}]}})).unwrap();
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}))
+        .unwrap();
         assert!(NoVolumes.setup(&plain).await.unwrap().is_empty());
         let with: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
             "spec": {"volumes": [{"name": "data", "emptyDir": {}}],

@@ -102,7 +102,12 @@ impl std::fmt::Debug for Config {
 impl Config {
     /// Defaults as upstream's, state under `<data-dir>/agent/kubelet` and logs under
     /// `<data-dir>/agent/logs/pods`.
-    pub fn new(client: kube::Client, node_name: &str, cri_socket: PathBuf, data_dir: &std::path::Path) -> Config {
+    pub fn new(
+        client: kube::Client,
+        node_name: &str,
+        cri_socket: PathBuf,
+        data_dir: &std::path::Path,
+    ) -> Config {
         Config {
             client,
             node_name: node_name.to_string(),
@@ -210,7 +215,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     tracing::info!(runtime = %version.runtime_name, version = %version.runtime_version, "connected to the container runtime");
     let node_ips: Vec<String> = config.node_ips.iter().map(|i| i.to_string()).collect();
-    let host_dns = ResolvConf::parse(&std::fs::read_to_string(&config.resolv_conf).unwrap_or_default());
+    let host_dns =
+        ResolvConf::parse(&std::fs::read_to_string(&config.resolv_conf).unwrap_or_default());
     let facts = NodeFacts {
         node_name: config.node_name.clone(),
         host_ips: node_ips.clone(),
@@ -234,8 +240,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         last_status_report: Mutex::new(None),
         network_ready: tokio::sync::watch::channel(false).0,
         status_now: tokio::sync::Notify::new(),
-        crash_backoff: Mutex::new(Backoff::new(config.crash_backoff_initial, config.crash_backoff_max)),
-        image_backoff: Mutex::new(Backoff::new(config.image_backoff_initial, config.image_backoff_max)),
+        crash_backoff: Mutex::new(Backoff::new(
+            config.crash_backoff_initial,
+            config.crash_backoff_max,
+        )),
+        image_backoff: Mutex::new(Backoff::new(
+            config.image_backoff_initial,
+            config.image_backoff_max,
+        )),
         services: services_store,
         cri,
         client,
@@ -258,7 +270,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
         Err(e) => tracing::warn!(error = %e, "first node status update failed"),
     }
-    shared.recorder.node(&node_uid, "Normal", "Starting", "Starting kubelet.".into());
+    shared
+        .recorder
+        .node(&node_uid, "Normal", "Starting", "Starting kubelet.".into());
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(node::run_lease(shared.clone(), node_uid));
     tasks.spawn(node::run_status(shared.clone()));

@@ -158,7 +158,10 @@ pub fn resources(
             "memory".to_string(),
             q(ki(m.memory_total - EVICTION_MEMORY_AVAILABLE)),
         ),
-        ("ephemeral-storage".to_string(), q(fs_alloc.max(0).to_string())),
+        (
+            "ephemeral-storage".to_string(),
+            q(fs_alloc.max(0).to_string()),
+        ),
         ("pods".to_string(), q(max_pods.to_string())),
         ("hugepages-1Gi".to_string(), q("0".into())),
         ("hugepages-2Mi".to_string(), q("0".into())),
@@ -222,27 +225,76 @@ pub fn conditions(
     now: Timestamp,
 ) -> Vec<NodeCondition> {
     let mem_pressure = m.memory_total > 0 && m.memory_available < EVICTION_MEMORY_AVAILABLE;
-    let disk_pressure =
-        m.fs_total > 0 && (m.fs_available as f64) < m.fs_total as f64 * EVICTION_NODEFS_AVAILABLE_PCT;
+    let disk_pressure = m.fs_total > 0
+        && (m.fs_available as f64) < m.fs_total as f64 * EVICTION_NODEFS_AVAILABLE_PCT;
     let pid_pressure = m.pid_max > 0 && (m.pid_max - m.pids_in_use) < m.pid_max / 10;
     vec![
         if mem_pressure {
-            condition(old, "MemoryPressure", true, "KubeletHasInsufficientMemory", "kubelet has insufficient memory available", now)
+            condition(
+                old,
+                "MemoryPressure",
+                true,
+                "KubeletHasInsufficientMemory",
+                "kubelet has insufficient memory available",
+                now,
+            )
         } else {
-            condition(old, "MemoryPressure", false, "KubeletHasSufficientMemory", "kubelet has sufficient memory available", now)
+            condition(
+                old,
+                "MemoryPressure",
+                false,
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+                now,
+            )
         },
         if disk_pressure {
-            condition(old, "DiskPressure", true, "KubeletHasDiskPressure", "kubelet has disk pressure", now)
+            condition(
+                old,
+                "DiskPressure",
+                true,
+                "KubeletHasDiskPressure",
+                "kubelet has disk pressure",
+                now,
+            )
         } else {
-            condition(old, "DiskPressure", false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure", now)
+            condition(
+                old,
+                "DiskPressure",
+                false,
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure",
+                now,
+            )
         },
         if pid_pressure {
-            condition(old, "PIDPressure", true, "KubeletHasInsufficientPID", "kubelet has insufficient PID available", now)
+            condition(
+                old,
+                "PIDPressure",
+                true,
+                "KubeletHasInsufficientPID",
+                "kubelet has insufficient PID available",
+                now,
+            )
         } else {
-            condition(old, "PIDPressure", false, "KubeletHasSufficientPID", "kubelet has sufficient PID available", now)
+            condition(
+                old,
+                "PIDPressure",
+                false,
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+                now,
+            )
         },
         match runtime_problem {
-            None => condition(old, "Ready", true, "KubeletReady", "kubelet is posting ready status", now),
+            None => condition(
+                old,
+                "Ready",
+                true,
+                "KubeletReady",
+                "kubelet is posting ready status",
+                now,
+            ),
             Some(p) => condition(old, "Ready", false, "KubeletNotReady", p, now),
         },
     ]
@@ -318,7 +370,7 @@ pub fn without_heartbeats(s: &NodeStatus) -> serde_json::Value {
 /// The images of the node status, biggest first (as upstream sorts them).
 pub fn status_images(list: &[pb::Image]) -> Vec<ContainerImage> {
     let mut imgs: Vec<&pb::Image> = list.iter().collect();
-    imgs.sort_by(|a, b| b.size.cmp(&a.size));
+    imgs.sort_by_key(|i| std::cmp::Reverse(i.size));
     imgs.into_iter()
         .take(MAX_IMAGES)
         .map(|i| {
@@ -362,7 +414,11 @@ pub async fn register(shared: &Shared) -> Result<Node, kube::Error> {
         Err(kube::Error::Api(e)) if e.code == 409 => {
             let patch = serde_json::json!({"metadata": {"labels": labels}});
             let n = api
-                .patch(&cfg.node_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(
+                    &cfg.node_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await?;
             tracing::info!(node = %cfg.node_name, "node already registered");
             Ok(n)
@@ -431,8 +487,12 @@ pub async fn update_status(shared: &Shared, force: bool) -> Result<Option<String
         .is_none_or(|t| t.elapsed() >= cfg.node_status_report_frequency);
     if changed || force || due {
         let patch = serde_json::json!({"status": new});
-        api.patch_status(&cfg.node_name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        api.patch_status(
+            &cfg.node_name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
         *shared.last_status_report.lock().unwrap() = Some(Instant::now());
         tracing::debug!(node = %cfg.node_name, changed, "node status updated");
     }
@@ -519,7 +579,8 @@ pub async fn run_pod_cidr(shared: std::sync::Arc<Shared>) {
     use futures::StreamExt;
     use kube::runtime::watcher;
     let api: Api<Node> = Api::all(shared.client.clone());
-    let wc = watcher::Config::default().fields(&format!("metadata.name={}", shared.config.node_name));
+    let wc =
+        watcher::Config::default().fields(&format!("metadata.name={}", shared.config.node_name));
     let mut stream = watcher::watcher(api, wc).boxed();
     let mut applied = String::new();
     while let Some(ev) = stream.next().await {
@@ -582,7 +643,9 @@ mod tests {
 
     #[test]
     fn parse_proc_files() {
-        let (t, a) = parse_meminfo("MemTotal:        4028440 kB\nMemFree:  1 kB\nMemAvailable:    2000000 kB\n");
+        let (t, a) = parse_meminfo(
+            "MemTotal:        4028440 kB\nMemFree:  1 kB\nMemAvailable:    2000000 kB\n",
+        );
         assert_eq!((t, a), (4028440 * 1024, 2000000 * 1024));
         assert_eq!(
             parse_os_release("NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"),
@@ -609,7 +672,10 @@ mod tests {
         assert_eq!(c["cpu"].0, "2");
         assert_eq!(c["memory"].0, format!("{}Ki", (4u64 << 30) / 1024));
         assert_eq!(c["pods"].0, "110");
-        assert_eq!(a["memory"].0, format!("{}Ki", ((4i64 << 30) - (100 << 20)) / 1024));
+        assert_eq!(
+            a["memory"].0,
+            format!("{}Ki", ((4i64 << 30) - (100 << 20)) / 1024)
+        );
         let fs = 100i64 << 30;
         assert_eq!(a["ephemeral-storage"].0, (fs - fs / 10).to_string());
     }
@@ -624,25 +690,53 @@ mod tests {
         };
         let c = conditions(&[], &m, None, now);
         assert_eq!(get(&c, "Ready"), ("True".into(), "KubeletReady".into()));
-        assert_eq!(get(&c, "MemoryPressure"), ("False".into(), "KubeletHasSufficientMemory".into()));
-        assert_eq!(get(&c, "DiskPressure"), ("False".into(), "KubeletHasNoDiskPressure".into()));
-        assert_eq!(get(&c, "PIDPressure"), ("False".into(), "KubeletHasSufficientPID".into()));
+        assert_eq!(
+            get(&c, "MemoryPressure"),
+            ("False".into(), "KubeletHasSufficientMemory".into())
+        );
+        assert_eq!(
+            get(&c, "DiskPressure"),
+            ("False".into(), "KubeletHasNoDiskPressure".into())
+        );
+        assert_eq!(
+            get(&c, "PIDPressure"),
+            ("False".into(), "KubeletHasSufficientPID".into())
+        );
         m.memory_available = 50 << 20;
         m.fs_available = 1 << 30;
         m.pids_in_use = 32000;
         let c = conditions(&[], &m, Some("container runtime network not ready: x"), now);
         assert_eq!(get(&c, "Ready"), ("False".into(), "KubeletNotReady".into()));
-        assert_eq!(get(&c, "MemoryPressure"), ("True".into(), "KubeletHasInsufficientMemory".into()));
-        assert_eq!(get(&c, "DiskPressure"), ("True".into(), "KubeletHasDiskPressure".into()));
-        assert_eq!(get(&c, "PIDPressure"), ("True".into(), "KubeletHasInsufficientPID".into()));
+        assert_eq!(
+            get(&c, "MemoryPressure"),
+            ("True".into(), "KubeletHasInsufficientMemory".into())
+        );
+        assert_eq!(
+            get(&c, "DiskPressure"),
+            ("True".into(), "KubeletHasDiskPressure".into())
+        );
+        assert_eq!(
+            get(&c, "PIDPressure"),
+            ("True".into(), "KubeletHasInsufficientPID".into())
+        );
     }
 
     #[test]
     fn runtime_problem_messages() {
         let st = |net: bool| pb::RuntimeStatus {
             conditions: vec![
-                pb::RuntimeCondition { r#type: "RuntimeReady".into(), status: true, reason: String::new(), message: String::new() },
-                pb::RuntimeCondition { r#type: "NetworkReady".into(), status: net, reason: "NetworkPluginNotReady".into(), message: "no cni config".into() },
+                pb::RuntimeCondition {
+                    r#type: "RuntimeReady".into(),
+                    status: true,
+                    reason: String::new(),
+                    message: String::new(),
+                },
+                pb::RuntimeCondition {
+                    r#type: "NetworkReady".into(),
+                    status: net,
+                    reason: "NetworkPluginNotReady".into(),
+                    message: "no cni config".into(),
+                },
             ],
         };
         assert_eq!(runtime_problem(Ok(&st(true))), None);
@@ -650,7 +744,9 @@ mod tests {
             runtime_problem(Ok(&st(false))).unwrap(),
             "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:no cni config"
         );
-        assert!(runtime_problem(Err("connection refused")).unwrap().starts_with("container runtime is down"));
+        assert!(runtime_problem(Err("connection refused"))
+            .unwrap()
+            .starts_with("container runtime is down"));
     }
 
     #[test]
@@ -675,25 +771,54 @@ mod tests {
         let info = s1.node_info.as_ref().unwrap();
         assert_eq!(info.kubelet_version, KUBELET_VERSION);
         assert_eq!(info.container_runtime_version, "containerd://1.6.20");
-        assert_eq!(s1.daemon_endpoints.as_ref().unwrap().kubelet_endpoint.as_ref().unwrap().port, 10250);
+        assert_eq!(
+            s1.daemon_endpoints
+                .as_ref()
+                .unwrap()
+                .kubelet_endpoint
+                .as_ref()
+                .unwrap()
+                .port,
+            10250
+        );
         let addrs = s1.addresses.as_ref().unwrap();
-        assert_eq!((addrs[0].type_.as_str(), addrs[0].address.as_str()), ("InternalIP", "192.168.1.10"));
+        assert_eq!(
+            (addrs[0].type_.as_str(), addrs[0].address.as_str()),
+            ("InternalIP", "192.168.1.10")
+        );
         assert_eq!(addrs[1].type_, "Hostname");
         // a later heartbeat with nothing else changed is not a change
         let t1 = Timestamp::from_second(1_700_000_100).unwrap();
         let s2 = status(s1.conditions.as_deref().unwrap(), t1);
         assert_eq!(without_heartbeats(&s1), without_heartbeats(&s2));
-        assert_ne!(serde_json::to_value(&s1).unwrap(), serde_json::to_value(&s2).unwrap());
+        assert_ne!(
+            serde_json::to_value(&s1).unwrap(),
+            serde_json::to_value(&s2).unwrap()
+        );
     }
 
     #[test]
     fn images_sorted_by_size() {
         let imgs = vec![
-            pb::Image { id: "a".into(), repo_tags: vec!["small:1".into()], size: 10, ..Default::default() },
-            pb::Image { id: "b".into(), repo_tags: vec!["big:1".into()], repo_digests: vec!["big@sha256:x".into()], size: 99, ..Default::default() },
+            pb::Image {
+                id: "a".into(),
+                repo_tags: vec!["small:1".into()],
+                size: 10,
+                ..Default::default()
+            },
+            pb::Image {
+                id: "b".into(),
+                repo_tags: vec!["big:1".into()],
+                repo_digests: vec!["big@sha256:x".into()],
+                size: 99,
+                ..Default::default()
+            },
         ];
         let s = status_images(&imgs);
-        assert_eq!(s[0].names.as_ref().unwrap(), &vec!["big@sha256:x".to_string(), "big:1".to_string()]);
+        assert_eq!(
+            s[0].names.as_ref().unwrap(),
+            &vec!["big@sha256:x".to_string(), "big:1".to_string()]
+        );
         assert_eq!(s[1].size_bytes, Some(10));
     }
 }

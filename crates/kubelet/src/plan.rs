@@ -156,10 +156,7 @@ pub fn plan(pod: &Pod, rt: &PodRuntime, liveness_failed: &LivenessFailures) -> P
     }
 
     // app containers already created in this sandbox mean initialization finished
-    let mut initialized = spec
-        .containers
-        .iter()
-        .any(|c| current(&c.name).is_some());
+    let mut initialized = spec.containers.iter().any(|c| current(&c.name).is_some());
     let hash_changed = |c: &Container, id_hash: &str| labels::container_hash(c) != id_hash;
     if !initialized {
         initialized = true;
@@ -312,7 +309,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn pod(spec: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p", "uid": "u"}, "spec": spec})).unwrap()
+        serde_json::from_value(json!({"metadata": {"name": "p", "uid": "u"}, "spec": spec}))
+            .unwrap()
     }
 
     fn sb(id: &str, attempt: u32, ready: bool, created: i64) -> RuntimeSandbox {
@@ -326,7 +324,14 @@ mod tests {
         }
     }
 
-    fn c(p: &Pod, name: &str, sandbox: &str, state: CState, exit: i32, created: i64) -> RuntimeContainer {
+    fn c(
+        p: &Pod,
+        name: &str,
+        sandbox: &str,
+        state: CState,
+        exit: i32,
+        created: i64,
+    ) -> RuntimeContainer {
         let spec = p.spec.as_ref().unwrap();
         let hash = spec
             .containers
@@ -362,7 +367,8 @@ mod tests {
 
     #[test]
     fn new_pod_creates_sandbox_and_starts_containers() {
-        let p = pod(json!({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}]}));
+        let p =
+            pod(json!({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}]}));
         let plan = plan(&p, &PodRuntime::default(), &HashSet::new());
         assert_eq!(plan.create_sandbox, Some(0));
         assert!(!plan.kill_pod);
@@ -379,7 +385,13 @@ mod tests {
             (vec![], vec!["i1"]),
             (vec![c(&p, "i1", "s", CState::Running, 0, 2)], vec![]),
             (vec![c(&p, "i1", "s", CState::Exited, 0, 2)], vec!["i2"]),
-            (vec![c(&p, "i1", "s", CState::Exited, 0, 2), c(&p, "i2", "s", CState::Exited, 0, 3)], vec!["a"]),
+            (
+                vec![
+                    c(&p, "i1", "s", CState::Exited, 0, 2),
+                    c(&p, "i2", "s", CState::Exited, 0, 3),
+                ],
+                vec!["a"],
+            ),
             // a failed init container is retried (restartPolicy Always)
             (vec![c(&p, "i1", "s", CState::Exited, 1, 2)], vec!["i1"]),
             // once the app container exists, init is done even if init containers vanished
@@ -398,7 +410,10 @@ mod tests {
         let p = pod(json!({"restartPolicy": "Never",
             "initContainers": [{"name": "i1", "image": "x"}],
             "containers": [{"name": "a", "image": "x"}]}));
-        let rt = PodRuntime::new(vec![sb("s", 0, true, 1)], vec![c(&p, "i1", "s", CState::Exited, 2, 2)]);
+        let rt = PodRuntime::new(
+            vec![sb("s", 0, true, 1)],
+            vec![c(&p, "i1", "s", CState::Exited, 2, 2)],
+        );
         let plan = plan(&p, &rt, &HashSet::new());
         assert!(plan.init_failed);
         assert!(plan.start.is_empty());
@@ -414,9 +429,21 @@ mod tests {
         let cases = vec![
             (vec![], vec!["side"]),
             (vec![c(&p, "side", "s", CState::Running, 0, 2)], vec!["i2"]),
-            (vec![c(&p, "side", "s", CState::Running, 0, 2), c(&p, "i2", "s", CState::Exited, 0, 3)], vec!["a"]),
+            (
+                vec![
+                    c(&p, "side", "s", CState::Running, 0, 2),
+                    c(&p, "i2", "s", CState::Exited, 0, 3),
+                ],
+                vec!["a"],
+            ),
             // the sidecar died after initialization: restarted, the app keeps running
-            (vec![c(&p, "side", "s", CState::Exited, 1, 2), c(&p, "a", "s", CState::Running, 0, 4)], vec!["side"]),
+            (
+                vec![
+                    c(&p, "side", "s", CState::Exited, 1, 2),
+                    c(&p, "a", "s", CState::Running, 0, 4),
+                ],
+                vec!["side"],
+            ),
         ];
         for (i, (containers, want)) in cases.into_iter().enumerate() {
             let rt = PodRuntime::new(vec![s.clone()], containers);
@@ -434,8 +461,12 @@ mod tests {
             ("Never", 0, false),
             ("Never", 1, false),
         ] {
-            let p = pod(json!({"restartPolicy": policy, "containers": [{"name": "a", "image": "x"}]}));
-            let rt = PodRuntime::new(vec![sb("s", 0, true, 1)], vec![c(&p, "a", "s", CState::Exited, exit, 2)]);
+            let p =
+                pod(json!({"restartPolicy": policy, "containers": [{"name": "a", "image": "x"}]}));
+            let rt = PodRuntime::new(
+                vec![sb("s", 0, true, 1)],
+                vec![c(&p, "a", "s", CState::Exited, exit, 2)],
+            );
             let got = !plan(&p, &rt, &HashSet::new()).start.is_empty();
             assert_eq!(got, restart, "{policy} exit {exit}");
         }
@@ -452,7 +483,8 @@ mod tests {
         assert!(pl.kill_pod);
         assert_eq!(pl.create_sandbox, Some(1));
         assert_eq!(starts(&pl), vec!["a"]);
-        let never = pod(json!({"restartPolicy": "Never", "containers": [{"name": "a", "image": "x"}]}));
+        let never =
+            pod(json!({"restartPolicy": "Never", "containers": [{"name": "a", "image": "x"}]}));
         let pl = plan(&never, &rt, &HashSet::new());
         assert!(pl.kill_pod);
         assert_eq!(pl.create_sandbox, None);
@@ -482,7 +514,10 @@ mod tests {
         let other = pod(json!({"containers": [{"name": "gone", "image": "x"}]}));
         let rt = PodRuntime::new(
             vec![sb("s", 0, true, 1)],
-            vec![c(&p, "a", "s", CState::Running, 0, 2), c(&other, "gone", "s", CState::Running, 0, 3)],
+            vec![
+                c(&p, "a", "s", CState::Running, 0, 2),
+                c(&other, "gone", "s", CState::Running, 0, 3),
+            ],
         );
         let pl = plan(&p, &rt, &HashSet::new());
         assert_eq!(pl.kill.len(), 1);

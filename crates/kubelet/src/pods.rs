@@ -35,7 +35,8 @@ pub async fn run(shared: Arc<Shared>) {
     }
 
     let api: Api<Pod> = Api::all(shared.client.clone());
-    let wc = watcher::Config::default().fields(&format!("spec.nodeName={}", shared.config.node_name));
+    let wc =
+        watcher::Config::default().fields(&format!("spec.nodeName={}", shared.config.node_name));
     let mut stream = watcher::watcher(api, wc).boxed();
     let mut workers: HashMap<String, Handle> = HashMap::new();
     // pods of the API (by uid) and their latest state
@@ -177,7 +178,11 @@ async fn runtime_pod_uids(shared: &Shared) -> HashSet<String> {
 }
 
 /// Evented PLEG: pokes the pod of every container event the runtime streams.
-async fn run_events(shared: Arc<Shared>, poke: mpsc::UnboundedSender<String>, evented: Arc<AtomicBool>) {
+async fn run_events(
+    shared: Arc<Shared>,
+    poke: mpsc::UnboundedSender<String>,
+    evented: Arc<AtomicBool>,
+) {
     loop {
         let mut rt = shared.cri.rt.clone();
         let mut stream = match rt.get_container_events(pb::GetEventsRequest {}).await {
@@ -231,7 +236,11 @@ type Fingerprint = Vec<(String, i32)>;
 
 /// Generic PLEG: relists sandboxes and containers and pokes pods whose state changed (every
 /// relist period, or ten times less often while events stream).
-async fn run_relist(shared: Arc<Shared>, poke: mpsc::UnboundedSender<String>, evented: Arc<AtomicBool>) {
+async fn run_relist(
+    shared: Arc<Shared>,
+    poke: mpsc::UnboundedSender<String>,
+    evented: Arc<AtomicBool>,
+) {
     let mut last: BTreeMap<String, Fingerprint> = BTreeMap::new();
     let mut since_full = 0u32;
     loop {

@@ -77,7 +77,11 @@ impl RuntimeContainer {
             exit_code: s.exit_code,
             reason: s.reason.clone(),
             message: s.message.clone(),
-            image: s.image.as_ref().map(|i| i.image.clone()).unwrap_or_default(),
+            image: s
+                .image
+                .as_ref()
+                .map(|i| i.image.clone())
+                .unwrap_or_default(),
             image_ref: s.image_ref.clone(),
             annotations: s.annotations.clone(),
             log_path: s.log_path.clone(),
@@ -133,7 +137,7 @@ pub struct PodRuntime {
 
 impl PodRuntime {
     pub fn new(mut sandboxes: Vec<RuntimeSandbox>, mut containers: Vec<RuntimeContainer>) -> Self {
-        sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sandboxes.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         containers.sort_by(|a, b| {
             b.created_at
                 .cmp(&a.created_at)
@@ -150,7 +154,10 @@ impl PodRuntime {
     }
 
     /// Instances of a container across sandboxes, newest first.
-    pub fn instances<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a RuntimeContainer> + 'a {
+    pub fn instances<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a RuntimeContainer> + 'a {
         self.containers.iter().filter(move |c| c.name == name)
     }
 
@@ -162,7 +169,9 @@ impl PodRuntime {
     }
 
     pub fn running(&self) -> impl Iterator<Item = &RuntimeContainer> {
-        self.containers.iter().filter(|c| c.state == CState::Running)
+        self.containers
+            .iter()
+            .filter(|c| c.state == CState::Running)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -194,7 +203,14 @@ mod tests {
         };
         let c = RuntimeContainer::from_status(&s, "sb");
         assert_eq!(
-            (c.name.as_str(), c.attempt, c.restart_count, c.hash.as_str(), c.state, c.exit_code),
+            (
+                c.name.as_str(),
+                c.attempt,
+                c.restart_count,
+                c.hash.as_str(),
+                c.state,
+                c.exit_code
+            ),
             ("c", 2, 2, "beef", CState::Exited, 3)
         );
     }

@@ -68,7 +68,9 @@ pub fn secret_entries(secret: &Secret) -> Vec<(String, DockerAuth)> {
 pub fn image_location(image: &str) -> (String, String) {
     let name = image.split('@').next().unwrap_or(image);
     let (first, rest) = match name.split_once('/') {
-        Some((f, r)) if f.contains('.') || f.contains(':') || f == "localhost" => (f.to_string(), r),
+        Some((f, r)) if f.contains('.') || f.contains(':') || f == "localhost" => {
+            (f.to_string(), r)
+        }
         _ => ("docker.io".to_string(), name),
     };
     // drop the tag
@@ -165,7 +167,8 @@ mod tests {
 
     fn secret(ty: &str, key: &str, content: serde_json::Value) -> Secret {
         let b64 = base64::engine::general_purpose::STANDARD.encode(content.to_string());
-        serde_json::from_value(json!({"metadata": {"name": "s"}, "type": ty, "data": {key: b64}})).unwrap()
+        serde_json::from_value(json!({"metadata": {"name": "s"}, "type": ty, "data": {key: b64}}))
+            .unwrap()
     }
 
     #[test]
@@ -175,8 +178,16 @@ mod tests {
             ("busybox:1.36", "docker.io", "library/busybox"),
             ("user/app@sha256:abc", "docker.io", "user/app"),
             ("localhost:5000/a/b:tag", "localhost:5000", "a/b"),
-            ("registry.example.com/team/app", "registry.example.com", "team/app"),
-            ("index.docker.io/library/nginx", "docker.io", "library/nginx"),
+            (
+                "registry.example.com/team/app",
+                "registry.example.com",
+                "team/app",
+            ),
+            (
+                "index.docker.io/library/nginx",
+                "docker.io",
+                "library/nginx",
+            ),
         ];
         for (img, h, p) in cases {
             assert_eq!(image_location(img), (h.to_string(), p.to_string()), "{img}");
@@ -214,10 +225,25 @@ mod tests {
 
     #[test]
     fn legacy_dockercfg_and_other_types() {
-        let s = secret("kubernetes.io/dockercfg", ".dockercfg", json!({"quay.io": {"username": "q", "password": "w"}}));
+        let s = secret(
+            "kubernetes.io/dockercfg",
+            ".dockercfg",
+            json!({"quay.io": {"username": "q", "password": "w"}}),
+        );
         let a = auths_for("quay.io/org/img", &[s]);
-        assert_eq!((a[0].username.as_str(), a[0].password.as_str(), a[0].server_address.as_str()), ("q", "w", "quay.io"));
-        let opaque = secret("Opaque", ".dockerconfigjson", json!({"auths": {"quay.io": {"username": "x"}}}));
+        assert_eq!(
+            (
+                a[0].username.as_str(),
+                a[0].password.as_str(),
+                a[0].server_address.as_str()
+            ),
+            ("q", "w", "quay.io")
+        );
+        let opaque = secret(
+            "Opaque",
+            ".dockerconfigjson",
+            json!({"auths": {"quay.io": {"username": "x"}}}),
+        );
         assert!(auths_for("quay.io/org/img", &[opaque]).is_empty());
     }
 }

@@ -49,7 +49,7 @@ pub fn value(q: &Quantity) -> i64 {
         .unwrap_or(0)
 }
 
-fn list<'a>(c: &'a Container, limits: bool) -> Option<&'a BTreeMap<String, Quantity>> {
+fn list(c: &Container, limits: bool) -> Option<&BTreeMap<String, Quantity>> {
     let r = c.resources.as_ref()?;
     if limits {
         r.limits.as_ref()
@@ -206,8 +206,10 @@ mod tests {
     use serde_json::json;
 
     fn pod(containers: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": containers}}))
-            .unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": containers}}),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -247,7 +249,14 @@ mod tests {
 
     #[test]
     fn shares_and_quota_table() {
-        for (m, want) in [(0, 2), (1, 2), (100, 102), (250, 256), (1000, 1024), (500_000, 262_144)] {
+        for (m, want) in [
+            (0, 2),
+            (1, 2),
+            (100, 102),
+            (250, 256),
+            (1000, 1024),
+            (500_000, 262_144),
+        ] {
             assert_eq!(milli_cpu_to_shares(m), want, "{m}");
         }
         for (m, want) in [(0, 0), (5, 1000), (100, 10_000), (1500, 150_000)] {
@@ -278,27 +287,49 @@ mod tests {
         let c = &p.spec.as_ref().unwrap().containers[0];
         let r = container_resources(QosClass::BestEffort, c, 1 << 30);
         assert_eq!(
-            (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes, r.oom_score_adj),
+            (
+                r.cpu_shares,
+                r.cpu_quota,
+                r.memory_limit_in_bytes,
+                r.oom_score_adj
+            ),
             (2, 0, 0, 1000)
         );
     }
 
     #[test]
     fn oom_score_adj_bounds() {
-        let p = pod(json!([{"name": "a", "resources": {"requests": {"memory": "1Gi"}}},
-                           {"name": "b", "resources": {"requests": {"memory": "1"}}}]));
+        let p = pod(
+            json!([{"name": "a", "resources": {"requests": {"memory": "1Gi"}}},
+                           {"name": "b", "resources": {"requests": {"memory": "1"}}}]),
+        );
         let s = p.spec.as_ref().unwrap();
         // a request of the whole memory clamps to 3
-        assert_eq!(oom_score_adj(QosClass::Burstable, &s.containers[0], 1 << 30), 3);
+        assert_eq!(
+            oom_score_adj(QosClass::Burstable, &s.containers[0], 1 << 30),
+            3
+        );
         // a tiny request would give 1000: it becomes 999
-        assert_eq!(oom_score_adj(QosClass::Burstable, &s.containers[1], 1 << 30), 999);
-        assert_eq!(oom_score_adj(QosClass::Guaranteed, &s.containers[1], 1 << 30), -997);
+        assert_eq!(
+            oom_score_adj(QosClass::Burstable, &s.containers[1], 1 << 30),
+            999
+        );
+        assert_eq!(
+            oom_score_adj(QosClass::Guaranteed, &s.containers[1], 1 << 30),
+            -997
+        );
     }
 
     #[test]
     fn cgroup_parents() {
         assert_eq!(cgroup_parent(QosClass::Guaranteed, "u"), "/kubepods/podu");
-        assert_eq!(cgroup_parent(QosClass::Burstable, "u"), "/kubepods/burstable/podu");
-        assert_eq!(cgroup_parent(QosClass::BestEffort, "u"), "/kubepods/besteffort/podu");
+        assert_eq!(
+            cgroup_parent(QosClass::Burstable, "u"),
+            "/kubepods/burstable/podu"
+        );
+        assert_eq!(
+            cgroup_parent(QosClass::BestEffort, "u"),
+            "/kubepods/besteffort/podu"
+        );
     }
 }

@@ -162,8 +162,7 @@ fn container_statuses(
                                 st.state = Some(ContainerState {
                                     waiting: Some(ContainerStateWaiting {
                                         reason: Some(w.reason.clone()),
-                                        message: Some(w.message.clone())
-                                            .filter(|m| !m.is_empty()),
+                                        message: Some(w.message.clone()).filter(|m| !m.is_empty()),
                                     }),
                                     ..Default::default()
                                 });
@@ -347,7 +346,10 @@ fn incomplete_init(pod: &Pod, init: &[ContainerStatus], app: &[ContainerStatus])
         } else {
             app_started
                 || s.is_some_and(|s| {
-                    matches!(state_kind(s), ("terminated", Some(0)) | ("waiting-after-exit", Some(0)))
+                    matches!(
+                        state_kind(s),
+                        ("terminated", Some(0)) | ("waiting-after-exit", Some(0))
+                    )
                 })
         };
         if !done {
@@ -431,7 +433,12 @@ pub fn pod_status(input: &StatusInput<'_>) -> PodStatus {
         )
     });
     let mut unready: Vec<String> = Vec::new();
-    for c in spec.init_containers.iter().flatten().filter(|c| is_sidecar(c)) {
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| is_sidecar(c))
+    {
         if !init.iter().any(|s| s.name == c.name && s.ready) {
             unready.push(c.name.clone());
         }
@@ -449,7 +456,10 @@ pub fn pod_status(input: &StatusInput<'_>) -> PodStatus {
         (
             false,
             Some("ContainersNotReady"),
-            Some(format!("containers with unready status: [{}]", unready.join(" "))),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
         )
     };
     conditions.push(condition(
@@ -507,12 +517,7 @@ pub fn pod_status(input: &StatusInput<'_>) -> PodStatus {
     } else {
         match sandbox.filter(|s| !s.ips.is_empty() && s.ready) {
             Some(s) => s.ips.clone(),
-            None => old
-                .pod_ips
-                .iter()
-                .flatten()
-                .map(|p| p.ip.clone())
-                .collect(),
+            None => old.pod_ips.iter().flatten().map(|p| p.ip.clone()).collect(),
         }
     };
     PodStatus {
@@ -600,7 +605,14 @@ mod tests {
         .unwrap()
     }
 
-    fn rc(name: &str, id: &str, state: CState, exit: i32, created: i64, restarts: i32) -> RuntimeContainer {
+    fn rc(
+        name: &str,
+        id: &str,
+        state: CState,
+        exit: i32,
+        created: i64,
+        restarts: i32,
+    ) -> RuntimeContainer {
         RuntimeContainer {
             id: id.into(),
             sandbox_id: "sb".into(),
@@ -611,7 +623,11 @@ mod tests {
             state,
             created_at: created,
             started_at: created + 1_000_000_000,
-            finished_at: if state == CState::Exited { created + 2_000_000_000 } else { 0 },
+            finished_at: if state == CState::Exited {
+                created + 2_000_000_000
+            } else {
+                0
+            },
             exit_code: exit,
             reason: String::new(),
             message: String::new(),
@@ -660,55 +676,137 @@ mod tests {
     #[test]
     fn status_table() {
         let one = json!({"containers": [{"name": "c", "image": "busybox"}]});
-        let never = json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]});
+        let never =
+            json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]});
         let onfail = json!({"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]});
         let with_init = json!({"initContainers": [{"name": "i", "image": "busybox"}],
                                "containers": [{"name": "c", "image": "busybox"}]});
         let cases = vec![
-            Case { name: "nothing yet", spec: one.clone(), containers: vec![], waiting: vec![],
-                   phase: "Pending", ready: false, states: vec![("c", "waiting", "ContainerCreating")] },
-            Case { name: "running", spec: one.clone(),
-                   containers: vec![rc("c", "1", CState::Running, 0, T0, 0)], waiting: vec![],
-                   phase: "Running", ready: true, states: vec![("c", "running", "")] },
-            Case { name: "crash loop", spec: one.clone(),
-                   containers: vec![rc("c", "2", CState::Exited, 1, T0 + 5, 1), rc("c", "1", CState::Exited, 1, T0, 0)],
-                   waiting: vec![("c", "CrashLoopBackOff")],
-                   phase: "Running", ready: false, states: vec![("c", "waiting", "CrashLoopBackOff")] },
-            Case { name: "image pull error", spec: one.clone(), containers: vec![],
-                   waiting: vec![("c", "ErrImagePull")],
-                   phase: "Pending", ready: false, states: vec![("c", "waiting", "ErrImagePull")] },
-            Case { name: "never: failed", spec: never.clone(),
-                   containers: vec![rc("c", "1", CState::Exited, 3, T0, 0)], waiting: vec![],
-                   phase: "Failed", ready: false, states: vec![("c", "terminated", "Error")] },
-            Case { name: "never: succeeded", spec: never,
-                   containers: vec![rc("c", "1", CState::Exited, 0, T0, 0)], waiting: vec![],
-                   phase: "Succeeded", ready: false, states: vec![("c", "terminated", "Completed")] },
-            Case { name: "onfailure: success is final", spec: onfail.clone(),
-                   containers: vec![rc("c", "1", CState::Exited, 0, T0, 0)], waiting: vec![],
-                   phase: "Succeeded", ready: false, states: vec![("c", "terminated", "Completed")] },
-            Case { name: "onfailure: failure restarts", spec: onfail,
-                   containers: vec![rc("c", "1", CState::Exited, 2, T0, 0)], waiting: vec![],
-                   phase: "Running", ready: false, states: vec![("c", "terminated", "Error")] },
-            Case { name: "init running", spec: with_init.clone(),
-                   containers: vec![rc("i", "1", CState::Running, 0, T0, 0)], waiting: vec![],
-                   phase: "Pending", ready: false,
-                   states: vec![("i", "running", ""), ("c", "waiting", "PodInitializing")] },
-            Case { name: "init done, app running", spec: with_init.clone(),
-                   containers: vec![rc("c", "2", CState::Running, 0, T0 + 5, 0), rc("i", "1", CState::Exited, 0, T0, 0)],
-                   waiting: vec![], phase: "Running", ready: true,
-                   states: vec![("i", "terminated", "Completed"), ("c", "running", "")] },
-            Case { name: "config error", spec: one, containers: vec![],
-                   waiting: vec![("c", "CreateContainerConfigError")],
-                   phase: "Pending", ready: false, states: vec![("c", "waiting", "CreateContainerConfigError")] },
+            Case {
+                name: "nothing yet",
+                spec: one.clone(),
+                containers: vec![],
+                waiting: vec![],
+                phase: "Pending",
+                ready: false,
+                states: vec![("c", "waiting", "ContainerCreating")],
+            },
+            Case {
+                name: "running",
+                spec: one.clone(),
+                containers: vec![rc("c", "1", CState::Running, 0, T0, 0)],
+                waiting: vec![],
+                phase: "Running",
+                ready: true,
+                states: vec![("c", "running", "")],
+            },
+            Case {
+                name: "crash loop",
+                spec: one.clone(),
+                containers: vec![
+                    rc("c", "2", CState::Exited, 1, T0 + 5, 1),
+                    rc("c", "1", CState::Exited, 1, T0, 0),
+                ],
+                waiting: vec![("c", "CrashLoopBackOff")],
+                phase: "Running",
+                ready: false,
+                states: vec![("c", "waiting", "CrashLoopBackOff")],
+            },
+            Case {
+                name: "image pull error",
+                spec: one.clone(),
+                containers: vec![],
+                waiting: vec![("c", "ErrImagePull")],
+                phase: "Pending",
+                ready: false,
+                states: vec![("c", "waiting", "ErrImagePull")],
+            },
+            Case {
+                name: "never: failed",
+                spec: never.clone(),
+                containers: vec![rc("c", "1", CState::Exited, 3, T0, 0)],
+                waiting: vec![],
+                phase: "Failed",
+                ready: false,
+                states: vec![("c", "terminated", "Error")],
+            },
+            Case {
+                name: "never: succeeded",
+                spec: never,
+                containers: vec![rc("c", "1", CState::Exited, 0, T0, 0)],
+                waiting: vec![],
+                phase: "Succeeded",
+                ready: false,
+                states: vec![("c", "terminated", "Completed")],
+            },
+            Case {
+                name: "onfailure: success is final",
+                spec: onfail.clone(),
+                containers: vec![rc("c", "1", CState::Exited, 0, T0, 0)],
+                waiting: vec![],
+                phase: "Succeeded",
+                ready: false,
+                states: vec![("c", "terminated", "Completed")],
+            },
+            Case {
+                name: "onfailure: failure restarts",
+                spec: onfail,
+                containers: vec![rc("c", "1", CState::Exited, 2, T0, 0)],
+                waiting: vec![],
+                phase: "Running",
+                ready: false,
+                states: vec![("c", "terminated", "Error")],
+            },
+            Case {
+                name: "init running",
+                spec: with_init.clone(),
+                containers: vec![rc("i", "1", CState::Running, 0, T0, 0)],
+                waiting: vec![],
+                phase: "Pending",
+                ready: false,
+                states: vec![("i", "running", ""), ("c", "waiting", "PodInitializing")],
+            },
+            Case {
+                name: "init done, app running",
+                spec: with_init.clone(),
+                containers: vec![
+                    rc("c", "2", CState::Running, 0, T0 + 5, 0),
+                    rc("i", "1", CState::Exited, 0, T0, 0),
+                ],
+                waiting: vec![],
+                phase: "Running",
+                ready: true,
+                states: vec![("i", "terminated", "Completed"), ("c", "running", "")],
+            },
+            Case {
+                name: "config error",
+                spec: one,
+                containers: vec![],
+                waiting: vec![("c", "CreateContainerConfigError")],
+                phase: "Pending",
+                ready: false,
+                states: vec![("c", "waiting", "CreateContainerConfigError")],
+            },
         ];
         for case in cases {
-            let p = pod(case.spec.clone(), json!({"conditions": [
-                {"type": "PodScheduled", "status": "True"}]}));
+            let p = pod(
+                case.spec.clone(),
+                json!({"conditions": [
+                {"type": "PodScheduled", "status": "True"}]}),
+            );
             let rt = PodRuntime::new(vec![sandbox()], case.containers.clone());
             let waiting: HashMap<String, Waiting> = case
                 .waiting
                 .iter()
-                .map(|(c, r)| (c.to_string(), Waiting { reason: r.to_string(), message: "m".into() }))
+                .map(|(c, r)| {
+                    (
+                        c.to_string(),
+                        Waiting {
+                            reason: r.to_string(),
+                            message: "m".into(),
+                        },
+                    )
+                })
                 .collect();
             let probes = ProbeStatus::default();
             let host = vec!["192.168.0.2".to_string()];
@@ -722,8 +820,19 @@ mod tests {
                 now: Timestamp::now(),
             });
             assert_eq!(st.phase.as_deref(), Some(case.phase), "{}", case.name);
-            let ready = st.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").unwrap();
-            assert_eq!(ready.status == "True", case.ready, "{}: {ready:?}", case.name);
+            let ready = st
+                .conditions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .unwrap();
+            assert_eq!(
+                ready.status == "True",
+                case.ready,
+                "{}: {ready:?}",
+                case.name
+            );
             let all: Vec<ContainerStatus> = st
                 .init_container_statuses
                 .clone()
@@ -739,22 +848,36 @@ mod tests {
             assert_eq!(st.pod_ip.as_deref(), Some("10.42.0.7"), "{}", case.name);
             assert_eq!(st.host_ip.as_deref(), Some("192.168.0.2"));
             assert_eq!(st.qos_class.as_deref(), Some("BestEffort"));
-            let scheduled = st.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "PodScheduled");
+            let scheduled = st
+                .conditions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|c| c.type_ == "PodScheduled");
             assert!(scheduled.is_some(), "{}", case.name);
         }
     }
 
     #[test]
     fn crash_loop_reports_restart_count_and_last_state() {
-        let p = pod(json!({"containers": [{"name": "c", "image": "busybox"}]}), json!({}));
+        let p = pod(
+            json!({"containers": [{"name": "c", "image": "busybox"}]}),
+            json!({}),
+        );
         let rt = PodRuntime::new(
             vec![sandbox()],
-            vec![rc("c", "b", CState::Exited, 1, T0 + 10, 2), rc("c", "a", CState::Exited, 1, T0, 1)],
+            vec![
+                rc("c", "b", CState::Exited, 1, T0 + 10, 2),
+                rc("c", "a", CState::Exited, 1, T0, 1),
+            ],
         );
-        let waiting = HashMap::from([("c".to_string(), Waiting {
-            reason: "CrashLoopBackOff".into(),
-            message: "back-off 20s restarting failed container=c pod=p_default(u)".into(),
-        })]);
+        let waiting = HashMap::from([(
+            "c".to_string(),
+            Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: "back-off 20s restarting failed container=c pod=p_default(u)".into(),
+            },
+        )]);
         let st = pod_status(&StatusInput {
             pod: &p,
             runtime: &rt,
@@ -777,9 +900,15 @@ mod tests {
 
     #[test]
     fn readiness_probe_without_result_is_not_ready() {
-        let p = pod(json!({"containers": [{"name": "c", "image": "busybox",
-            "readinessProbe": {"exec": {"command": ["true"]}}}]}), json!({}));
-        let rt = PodRuntime::new(vec![sandbox()], vec![rc("c", "1", CState::Running, 0, T0, 0)]);
+        let p = pod(
+            json!({"containers": [{"name": "c", "image": "busybox",
+            "readinessProbe": {"exec": {"command": ["true"]}}}]}),
+            json!({}),
+        );
+        let rt = PodRuntime::new(
+            vec![sandbox()],
+            vec![rc("c", "1", CState::Running, 0, T0, 0)],
+        );
         let mut probes = ProbeStatus::default();
         let run = |probes: &ProbeStatus| {
             pod_status(&StatusInput {
@@ -821,9 +950,15 @@ mod tests {
         let conds = st.conditions.unwrap();
         let get = |t: &str| conds.iter().find(|c| c.type_ == t).unwrap().clone();
         assert_eq!(get("Ready").status, "False");
-        assert_eq!(serde_json::to_value(&get("Ready").last_transition_time).unwrap(), json!(old_time));
+        assert_eq!(
+            serde_json::to_value(&get("Ready").last_transition_time).unwrap(),
+            json!(old_time)
+        );
         assert_eq!(get("Initialized").status, "True");
-        assert_ne!(serde_json::to_value(&get("Initialized").last_transition_time).unwrap(), json!(old_time));
+        assert_ne!(
+            serde_json::to_value(&get("Initialized").last_transition_time).unwrap(),
+            json!(old_time)
+        );
     }
 
     #[test]
@@ -850,10 +985,26 @@ mod tests {
         let cases = [
             (json!({"a": 1}), json!({"a": 1}), None),
             (json!({"a": 1}), json!({"a": 2}), Some(json!({"a": 2}))),
-            (json!({"a": 1, "b": 2}), json!({"a": 1}), Some(json!({"b": null}))),
-            (json!({"a": {"x": 1, "y": 2}}), json!({"a": {"x": 1, "y": 3}}), Some(json!({"a": {"y": 3}}))),
-            (json!({"l": [1, 2]}), json!({"l": [1]}), Some(json!({"l": [1]}))),
-            (json!({}), json!({"n": {"z": true}}), Some(json!({"n": {"z": true}}))),
+            (
+                json!({"a": 1, "b": 2}),
+                json!({"a": 1}),
+                Some(json!({"b": null})),
+            ),
+            (
+                json!({"a": {"x": 1, "y": 2}}),
+                json!({"a": {"x": 1, "y": 3}}),
+                Some(json!({"a": {"y": 3}})),
+            ),
+            (
+                json!({"l": [1, 2]}),
+                json!({"l": [1]}),
+                Some(json!({"l": [1]})),
+            ),
+            (
+                json!({}),
+                json!({"n": {"z": true}}),
+                Some(json!({"n": {"z": true}})),
+            ),
         ];
         for (old, new, want) in cases {
             assert_eq!(merge_diff(&old, &new), want, "{old} -> {new}");

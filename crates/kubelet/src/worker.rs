@@ -326,8 +326,11 @@ impl Worker {
         let p = plan::plan(&self.pod, &rt, &liveness);
         let mut next = self.shared.config.resync_period;
         if p.kill_pod {
-            self.kill_all(&rt, "the pod sandbox changed, it will be killed and re-created")
-                .await;
+            self.kill_all(
+                &rt,
+                "the pod sandbox changed, it will be killed and re-created",
+            )
+            .await;
         }
         let mut rt = rt;
         if p.kill_pod || !p.kill.is_empty() {
@@ -468,13 +471,8 @@ impl Worker {
                     started_any = true;
                 }
                 Err((reason, message, retry)) => {
-                    self.waiting.insert(
-                        c.name.clone(),
-                        Waiting {
-                            reason,
-                            message,
-                        },
-                    );
+                    self.waiting
+                        .insert(c.name.clone(), Waiting { reason, message });
                     next = next.min(retry);
                     if kind != Kind::App {
                         break;
@@ -548,9 +546,8 @@ impl Worker {
                 return Ok((i.id.clone(), user(i)));
             }
         } else if policy == "Never" {
-            let msg = format!(
-                "Container image \"{image}\" is not present with pull policy of Never"
-            );
+            let msg =
+                format!("Container image \"{image}\" is not present with pull policy of Never");
             self.event(ev, "Warning", "ErrImageNeverPull", msg.clone());
             return Err(("ErrImageNeverPull".into(), msg, Duration::from_secs(10)));
         }
@@ -576,12 +573,18 @@ impl Worker {
                 left + Duration::from_millis(5),
             ));
         }
-        self.event(ev, "Normal", "Pulling", format!("Pulling image \"{image}\""));
+        self.event(
+            ev,
+            "Normal",
+            "Pulling",
+            format!("Pulling image \"{image}\""),
+        );
         let secrets = self.pull_secrets().await;
-        let mut auths: Vec<Option<pb::AuthConfig>> = crate::pullsecrets::auths_for(&image, &secrets)
-            .into_iter()
-            .map(Some)
-            .collect();
+        let mut auths: Vec<Option<pb::AuthConfig>> =
+            crate::pullsecrets::auths_for(&image, &secrets)
+                .into_iter()
+                .map(Some)
+                .collect();
         if auths.is_empty() {
             auths.push(None);
         }
@@ -791,7 +794,12 @@ impl Worker {
                 return Err(("CreateContainerError".into(), msg, Duration::from_secs(10)));
             }
         };
-        self.event(ev, "Normal", "Created", format!("Created container: {}", c.name));
+        self.event(
+            ev,
+            "Normal",
+            "Created",
+            format!("Created container: {}", c.name),
+        );
         if let Err(e) = crt
             .start_container(pb::StartContainerRequest {
                 container_id: id.clone(),
@@ -802,7 +810,12 @@ impl Worker {
             self.event(ev, "Warning", "Failed", format!("Error: {msg}"));
             return Err(("RunContainerError".into(), msg, Duration::from_secs(10)));
         }
-        self.event(ev, "Normal", "Started", format!("Started container {}", c.name));
+        self.event(
+            ev,
+            "Normal",
+            "Started",
+            format!("Started container {}", c.name),
+        );
         // keep only the newest dead instance of this container (for lastState and logs)
         for old in rt
             .instances(&c.name)
@@ -835,7 +848,10 @@ impl Worker {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let path = dir.join(format!("{:08x}", (nanos as u64) ^ std::process::id() as u64));
+        let path = dir.join(format!(
+            "{:08x}",
+            (nanos as u64) ^ std::process::id() as u64
+        ));
         tokio::fs::write(&path, b"")
             .await
             .map_err(|e| format!("create {}: {e}", path.display()))?;
@@ -1042,7 +1058,10 @@ pub async fn cleanup_orphan(shared: &Shared, uid: &str) {
     if rt.is_empty() {
         return;
     }
-    tracing::info!(uid, "removing containers of a pod no longer bound to this node");
+    tracing::info!(
+        uid,
+        "removing containers of a pod no longer bound to this node"
+    );
     let mut crt = shared.cri.rt.clone();
     for c in rt.running() {
         let grace = c
@@ -1088,16 +1107,23 @@ mod tests {
     #[test]
     fn pod_desc_format() {
         let p: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web", "namespace": "ns", "uid": "u-1"}})).unwrap();
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u-1"}}))
+        .unwrap();
         assert_eq!(pod_desc(&p), "web_ns(u-1)");
     }
 
     #[test]
     fn instants_from_cri_times() {
-        let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64;
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
         let i = instant_of(now_ns - 5_000_000_000);
         let ago = Instant::now().duration_since(i);
-        assert!(ago >= Duration::from_secs(5) && ago < Duration::from_secs(60), "{ago:?}");
+        assert!(
+            ago >= Duration::from_secs(5) && ago < Duration::from_secs(60),
+            "{ago:?}"
+        );
     }
 
     #[test]
@@ -1106,7 +1132,11 @@ mod tests {
         let msg = dir.path().join("msg");
         std::fs::write(&msg, "bye").unwrap();
         let log = dir.path().join("0.log");
-        std::fs::write(&log, "2024-01-01T00:00:00Z stdout F line one\n2024-01-01T00:00:00Z stderr F boom\n").unwrap();
+        std::fs::write(
+            &log,
+            "2024-01-01T00:00:00Z stdout F line one\n2024-01-01T00:00:00Z stderr F boom\n",
+        )
+        .unwrap();
         let mut rc = RuntimeContainer {
             id: "x".into(),
             sandbox_id: "s".into(),

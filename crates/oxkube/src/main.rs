@@ -248,13 +248,20 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
         }));
     }
     if !args.disable_agent {
-        let client = client_from(&apiserver::component_kubeconfig(&args.data_dir, "kubelet")).await?;
+        let client =
+            client_from(&apiserver::component_kubeconfig(&args.data_dir, "kubelet")).await?;
         let data_dir = args.data_dir.clone();
         let node = args.node.clone();
         let mut labels = std::collections::BTreeMap::new();
         // the server's node carries the control-plane roles, as k3s marks its server nodes
-        labels.insert("node-role.kubernetes.io/control-plane".to_string(), "true".to_string());
-        labels.insert("node-role.kubernetes.io/master".to_string(), "true".to_string());
+        labels.insert(
+            "node-role.kubernetes.io/control-plane".to_string(),
+            "true".to_string(),
+        );
+        labels.insert(
+            "node-role.kubernetes.io/master".to_string(),
+            "true".to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             run_agent(client, data_dir, node, labels, stop).await
         }));
@@ -297,7 +304,11 @@ async fn run_agent(
     kc.hostname = hostname().to_lowercase();
     kc.node_ips = match node.node_ip {
         Some(ip) => vec![ip],
-        None => host_ips().into_iter().filter(|ip| ip.is_ipv4()).take(1).collect(),
+        None => host_ips()
+            .into_iter()
+            .filter(|ip| ip.is_ipv4())
+            .take(1)
+            .collect(),
     };
     kc.node_labels = labels;
     kc.cluster_dns = node.cluster_dns.clone();

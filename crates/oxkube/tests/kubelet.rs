@@ -49,7 +49,10 @@ fn wait_for<T>(c: &Cluster, what: &str, secs: u64, mut f: impl FnMut() -> Option
             return v;
         }
         if Instant::now() > deadline {
-            panic!("timed out waiting for {what}\nserver log tail:\n{}", common::tail(&c.log(), 60));
+            panic!(
+                "timed out waiting for {what}\nserver log tail:\n{}",
+                common::tail(&c.log(), 60)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -102,7 +105,15 @@ fn apply(c: &Cluster, manifest: &str) {
 }
 
 fn events_of(c: &Cluster, pod: &str) -> Vec<(String, String)> {
-    let v = json(c, &["get", "events", "--field-selector", &format!("involvedObject.name={pod}")]);
+    let v = json(
+        c,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={pod}"),
+        ],
+    );
     v["items"]
         .as_array()
         .unwrap()
@@ -122,7 +133,10 @@ fn node_registers_and_pods_run_with_env_and_errors_are_isolated() {
     let node = wait_node_ready(&c);
     let name = node["metadata"]["name"].as_str().unwrap().to_string();
     let labels = &node["metadata"]["labels"];
-    assert_eq!(labels["kubernetes.io/hostname"].as_str().map(str::is_empty), Some(false));
+    assert_eq!(
+        labels["kubernetes.io/hostname"].as_str().map(str::is_empty),
+        Some(false)
+    );
     assert_eq!(labels["kubernetes.io/os"], "linux");
     assert_eq!(labels["node-role.kubernetes.io/control-plane"], "true");
     let st = &node["status"];
@@ -136,9 +150,21 @@ fn node_registers_and_pods_run_with_env_and_errors_are_isolated() {
         .starts_with("oxkube://"));
     // pressure conditions follow the host (this one may really be short of disk)
     for (t, ok, pressed) in [
-        ("MemoryPressure", "KubeletHasSufficientMemory", "KubeletHasInsufficientMemory"),
-        ("DiskPressure", "KubeletHasNoDiskPressure", "KubeletHasDiskPressure"),
-        ("PIDPressure", "KubeletHasSufficientPID", "KubeletHasInsufficientPID"),
+        (
+            "MemoryPressure",
+            "KubeletHasSufficientMemory",
+            "KubeletHasInsufficientMemory",
+        ),
+        (
+            "DiskPressure",
+            "KubeletHasNoDiskPressure",
+            "KubeletHasDiskPressure",
+        ),
+        (
+            "PIDPressure",
+            "KubeletHasSufficientPID",
+            "KubeletHasInsufficientPID",
+        ),
         ("Ready", "KubeletReady", "KubeletNotReady"),
     ] {
         let cond = st["conditions"]
@@ -148,7 +174,11 @@ fn node_registers_and_pods_run_with_env_and_errors_are_isolated() {
             .find(|c| c["type"] == t)
             .unwrap_or_else(|| panic!("condition {t}"));
         let positive = (cond["status"] == "True") == (t == "Ready");
-        assert_eq!(cond["reason"], if positive { ok } else { pressed }, "{t}: {cond}");
+        assert_eq!(
+            cond["reason"],
+            if positive { ok } else { pressed },
+            "{t}: {cond}"
+        );
     }
     let cidr = node["spec"]["podCIDR"].as_str().unwrap().to_string();
     let cluster = c.agent.as_ref().unwrap().cluster_cidr.clone();
@@ -182,10 +212,24 @@ fn node_registers_and_pods_run_with_env_and_errors_are_isolated() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["type"].as_str().unwrap().into(), c["status"].as_str().unwrap().into()))
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap().into(),
+                c["status"].as_str().unwrap().into(),
+            )
+        })
         .collect();
-    for t in ["PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"] {
-        assert!(conds.contains(&(t.to_string(), "True".to_string())), "{t}: {conds:?}");
+    for t in [
+        "PodScheduled",
+        "PodReadyToStartContainers",
+        "Initialized",
+        "ContainersReady",
+        "Ready",
+    ] {
+        assert!(
+            conds.contains(&(t.to_string(), "True".to_string())),
+            "{t}: {conds:?}"
+        );
     }
     assert!(p["status"]["hostIP"].is_string());
     assert!(p["status"]["startTime"].is_string());
@@ -199,8 +243,20 @@ fn node_registers_and_pods_run_with_env_and_errors_are_isolated() {
         &c,
         "apiVersion: v1\nkind: Service\nmetadata: {name: my-svc}\nspec: {clusterIP: 10.43.0.99, ports: [{name: http, port: 80, targetPort: 8080}]}\n",
     );
-    c.kubectl(&["create", "configmap", "cfg", "--from-literal=color=blue", "--from-literal=size=xl"]);
-    c.kubectl(&["create", "secret", "generic", "sec", "--from-literal=password=s3cr3t"]);
+    c.kubectl(&[
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=color=blue",
+        "--from-literal=size=xl",
+    ]);
+    c.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "sec",
+        "--from-literal=password=s3cr3t",
+    ]);
     apply(
         &c,
         r#"
@@ -277,7 +333,9 @@ spec:
     assert_eq!(p["status"]["phase"], "Pending");
     let events = events_of(&c, "nocfg");
     assert!(
-        events.iter().any(|(r, m)| r == "Failed" && m == "Error: configmap \"nope\" not found"),
+        events
+            .iter()
+            .any(|(r, m)| r == "Failed" && m == "Error: configmap \"nope\" not found"),
         "{events:?}"
     );
     // creating the configMap lets it start
@@ -289,7 +347,8 @@ spec:
     let mut seen = std::collections::BTreeSet::new();
     wait_for(&c, "ErrImagePull and ImagePullBackOff", 60, || {
         let p = pod(&c, "noimg")?;
-        if let Some(r) = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].as_str() {
+        if let Some(r) = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].as_str()
+        {
             seen.insert(r.to_string());
         }
         (seen.contains("ErrImagePull") && seen.contains("ImagePullBackOff")).then_some(())
@@ -308,7 +367,16 @@ spec:
 fn crash_loops_back_off_and_restart_policies_hold() {
     let c = start(&["--crash-backoff-initial", "2s", "--crash-backoff-max", "8s"]);
     wait_node_ready(&c);
-    c.kubectl(&["run", "crash", "--image", IMAGE, "--", "sh", "-c", "echo started; exit 3"]);
+    c.kubectl(&[
+        "run",
+        "crash",
+        "--image",
+        IMAGE,
+        "--",
+        "sh",
+        "-c",
+        "echo started; exit 3",
+    ]);
     let mut saw_backoff = false;
     let p = wait_for(&c, "restartCount >= 3", 90, || {
         let p = pod(&c, "crash")?;
@@ -328,19 +396,45 @@ fn crash_loops_back_off_and_restart_policies_hold() {
     assert_eq!(last["reason"], "Error");
     assert_eq!(p["status"]["phase"], "Running");
     let events = events_of(&c, "crash");
-    assert!(events.iter().any(|(r, m)| r == "BackOff"
-        && m.starts_with("Back-off restarting failed container crash in pod crash_default(")),
-        "{events:?}");
+    assert!(
+        events.iter().any(|(r, m)| r == "BackOff"
+            && m.starts_with("Back-off restarting failed container crash in pod crash_default(")),
+        "{events:?}"
+    );
 
     // restartPolicy Never: success and failure are final, with exit codes
-    c.kubectl(&["run", "ok", "--restart=Never", "--image", IMAGE, "--", "true"]);
-    c.kubectl(&["run", "bad", "--restart=Never", "--image", IMAGE, "--", "sh", "-c", "exit 7"]);
+    c.kubectl(&[
+        "run",
+        "ok",
+        "--restart=Never",
+        "--image",
+        IMAGE,
+        "--",
+        "true",
+    ]);
+    c.kubectl(&[
+        "run",
+        "bad",
+        "--restart=Never",
+        "--image",
+        IMAGE,
+        "--",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
     let ok = wait_phase(&c, "ok", "Succeeded");
     let t = &ok["status"]["containerStatuses"][0]["state"]["terminated"];
-    assert_eq!((t["exitCode"].as_i64(), t["reason"].as_str()), (Some(0), Some("Completed")));
+    assert_eq!(
+        (t["exitCode"].as_i64(), t["reason"].as_str()),
+        (Some(0), Some("Completed"))
+    );
     let bad = wait_phase(&c, "bad", "Failed");
     let t = &bad["status"]["containerStatuses"][0]["state"]["terminated"];
-    assert_eq!((t["exitCode"].as_i64(), t["reason"].as_str()), (Some(7), Some("Error")));
+    assert_eq!(
+        (t["exitCode"].as_i64(), t["reason"].as_str()),
+        (Some(7), Some("Error"))
+    );
     assert_eq!(bad["status"]["containerStatuses"][0]["restartCount"], 0);
     let ready = bad["status"]["conditions"]
         .as_array()
@@ -373,12 +467,22 @@ spec:
     for s in init {
         assert_eq!(s["state"]["terminated"]["reason"], "Completed");
     }
-    let f = |n: usize| init[n]["state"]["terminated"]["finishedAt"].as_str().unwrap().to_string();
+    let f = |n: usize| {
+        init[n]["state"]["terminated"]["finishedAt"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let main_started = p["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"]
         .as_str()
         .unwrap()
         .to_string();
-    assert!(f(0) <= f(1) && f(1) <= main_started, "{} {} {main_started}", f(0), f(1));
+    assert!(
+        f(0) <= f(1) && f(1) <= main_started,
+        "{} {} {main_started}",
+        f(0),
+        f(1)
+    );
 }
 
 #[test]
@@ -412,11 +516,16 @@ spec:
     c.kubectl(&["delete", "pod", "stubborn", "--wait=false"]);
     let p = pod(&c, "stubborn").expect("pod still there while terminating");
     assert!(p["metadata"]["deletionTimestamp"].is_string());
-    wait_for(&c, "stubborn gone", 60, || pod(&c, "stubborn").is_none().then_some(()));
+    wait_for(&c, "stubborn gone", 60, || {
+        pod(&c, "stubborn").is_none().then_some(())
+    });
     let events = json(&c, &["get", "events"]);
     assert!(
-        events["items"].as_array().unwrap().iter().any(|e| e["reason"] == "Killing"
-            && e["involvedObject"]["name"] == "stubborn"),
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "Killing" && e["involvedObject"]["name"] == "stubborn"),
         "no Killing event"
     );
     wait_for(&c, "stubborn's container removed", 30, || {

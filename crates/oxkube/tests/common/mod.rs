@@ -383,7 +383,13 @@ impl Cluster {
     fn teardown_agent(&mut self) {
         if self.child.is_some() {
             let _ = self.kubectl_raw(&[
-                "delete", "pods", "--all", "-A", "--grace-period=0", "--force", "--wait=false",
+                "delete",
+                "pods",
+                "--all",
+                "-A",
+                "--grace-period=0",
+                "--force",
+                "--wait=false",
             ]);
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline
@@ -416,10 +422,18 @@ impl Cluster {
                 .stderr(Stdio::null())
                 .status();
         }
-        for root in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        for root in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             for qos in ["", "burstable", "besteffort"] {
                 for u in &uids {
-                    let d = root.path().join("kubepods").join(qos).join(format!("pod{u}"));
+                    let d = root
+                        .path()
+                        .join("kubepods")
+                        .join(qos)
+                        .join(format!("pod{u}"));
                     for c in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                         let _ = std::fs::remove_dir(c.path());
                     }
