@@ -282,7 +282,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let api: kube::Api<Service> = kube::Api::all(shared.client.clone());
         let stream = reflector::reflector(
             services_writer,
-            kube::runtime::watcher(api, Default::default()),
+            kube::runtime::WatchStreamExt::default_backoff(kube::runtime::watcher(
+                api,
+                Default::default(),
+            )),
         );
         tasks.spawn(async move {
             stream.for_each(|_| async {}).await;

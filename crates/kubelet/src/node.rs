@@ -577,11 +577,11 @@ pub async fn run_status(shared: std::sync::Arc<Shared>) {
 /// Watches the node's spec.podCIDR and hands it to the runtime (CRI UpdateRuntimeConfig).
 pub async fn run_pod_cidr(shared: std::sync::Arc<Shared>) {
     use futures::StreamExt;
-    use kube::runtime::watcher;
+    use kube::runtime::{watcher, WatchStreamExt};
     let api: Api<Node> = Api::all(shared.client.clone());
     let wc =
         watcher::Config::default().fields(&format!("metadata.name={}", shared.config.node_name));
-    let mut stream = watcher::watcher(api, wc).boxed();
+    let mut stream = watcher::watcher(api, wc).default_backoff().boxed();
     let mut applied = String::new();
     while let Some(ev) = stream.next().await {
         let node = match ev {

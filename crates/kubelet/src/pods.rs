@@ -13,7 +13,7 @@ use cri::v1 as pb;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use tokio::sync::mpsc;
 
 use crate::labels;
@@ -37,7 +37,7 @@ pub async fn run(shared: Arc<Shared>) {
     let api: Api<Pod> = Api::all(shared.client.clone());
     let wc =
         watcher::Config::default().fields(&format!("spec.nodeName={}", shared.config.node_name));
-    let mut stream = watcher::watcher(api, wc).boxed();
+    let mut stream = watcher::watcher(api, wc).default_backoff().boxed();
     let mut workers: HashMap<String, Handle> = HashMap::new();
     // pods of the API (by uid) and their latest state
     let mut known: HashMap<String, Arc<Pod>> = HashMap::new();
