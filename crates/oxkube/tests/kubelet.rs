@@ -59,9 +59,22 @@ fn wait_for<T>(c: &Cluster, what: &str, secs: u64, mut f: impl FnMut() -> Option
 }
 
 fn wait_phase(c: &Cluster, name: &str, phase: &str) -> Value {
-    wait_for(c, &format!("pod {name} {phase}"), 60, || {
-        pod(c, name).filter(|p| p["status"]["phase"] == phase)
-    })
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = pod(c, name);
+        if let Some(p) = p.as_ref().filter(|p| p["status"]["phase"] == phase) {
+            return p.clone();
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out waiting for pod {name} {phase}: status {:#}\nevents {:?}\nserver log tail:\n{}",
+                p.map(|p| p["status"].clone()).unwrap_or_default(),
+                events_of(c, name),
+                common::tail(&c.log(), 40)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn wait_node_ready(c: &Cluster) -> Value {
@@ -561,4 +574,156 @@ spec:
         .collect();
     assert_eq!(pid_after, pid_before);
     assert!(Path::new(&format!("/proc/{}", pid_after[0])).exists());
+}
+
+/// containerd with its own config, state, socket and CNI conf dir, started for one test.
+struct Containerd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl Containerd {
+    fn start(bridge: &str, pod_cidr: &str) -> Containerd {
+        let dir = tempfile::Builder::new()
+            .prefix("kubelet-ctrd-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let socket = d.join("containerd.sock");
+        let config = format!(
+            r#"version = 2
+root = "{root}"
+state = "{state}"
+[grpc]
+  address = "{sock}"
+[ttrpc]
+  address = "{sock}.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{opt}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.6"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{cni}"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+    SystemdCgroup = false
+"#,
+            root = d.join("root").display(),
+            state = d.join("state").display(),
+            sock = socket.display(),
+            opt = d.join("opt").display(),
+            cni = d.join("cni").display(),
+        );
+        std::fs::write(d.join("config.toml"), config).unwrap();
+        let list = runtime::cni::default_conflist(bridge, bridge, pod_cidr, Some(&d.join("ipam")));
+        runtime::cni::write_default_conflist(&d.join("cni"), &list).unwrap();
+        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
+        let child = std::process::Command::new("/usr/bin/containerd")
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "containerd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let c = Containerd { child, dir, socket };
+        // the pause image (a busybox sleeping) and the test image, in the k8s.io namespace
+        use runtime::testimage::{self, TestImage};
+        let mut pause = TestImage::busybox("registry.k8s.io/pause:3.6").unwrap();
+        pause.cmd = vec!["sleep".into(), "2147483647".into()];
+        // containerd keeps images under their normalised names
+        let busybox = TestImage::busybox(&format!("docker.io/library/{IMAGE}")).unwrap();
+        let images = [pause.build(), busybox.build()];
+        for (i, built) in images.iter().enumerate() {
+            let p = c.dir.path().join(format!("img{i}.tar"));
+            testimage::write_oci_archive(&p, &[built]).unwrap();
+            let out = std::process::Command::new("ctr")
+                .arg("--address")
+                .arg(&c.socket)
+                .args(["-n", "k8s.io", "images", "import"])
+                .arg(&p)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ctr import: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        c
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in common::pids_mentioning(&self.socket.display().to_string()) {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        for m in common::mounts_under(self.dir.path()) {
+            let c = std::ffi::CString::new(m.display().to_string()).unwrap();
+            unsafe {
+                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+            }
+        }
+    }
+}
+
+#[test]
+fn kubelet_runs_pods_on_containerd() {
+    if !Path::new("/usr/bin/containerd").exists() {
+        panic!("containerd is not installed: run scripts/deps.sh --test");
+    }
+    let net = common::AgentNet::unique();
+    // nodeipam gives the first node the first /24 of the cluster CIDR
+    let pod_cidr = net.cluster_cidr.replace(".0.0/16", ".0.0/24");
+    let ctrd = Containerd::start(&net.bridge, &pod_cidr);
+    let endpoint = format!("unix://{}", ctrd.socket.display());
+    let c = Cluster::start_with_agent_net(
+        net.clone(),
+        |_| {},
+        &["--container-runtime-endpoint", &endpoint],
+    );
+    let node = wait_node_ready(&c);
+    assert!(node["status"]["nodeInfo"]["containerRuntimeVersion"]
+        .as_str()
+        .unwrap()
+        .starts_with("containerd://"));
+    c.kubectl(&["run", "bb", "--image", IMAGE, "--", "sleep", "3600"]);
+    let p = wait_phase(&c, "bb", "Running");
+    let cs = container_status(&p, "bb");
+    assert!(cs["containerID"]
+        .as_str()
+        .unwrap()
+        .starts_with("containerd://"));
+    let ip = p["status"]["podIP"].as_str().unwrap();
+    assert!(
+        ip.starts_with(pod_cidr.rsplit_once(".0/").unwrap().0),
+        "{ip} not in {pod_cidr}"
+    );
+    // restarts work the same (containerd 1.6 has no container events: relist)
+    c.kubectl(&["run", "crash", "--image", IMAGE, "--", "sh", "-c", "exit 2"]);
+    wait_for(&c, "a restart on containerd", 60, || {
+        pod(&c, "crash")
+            .filter(|p| p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1))
+    });
+    c.kubectl(&["delete", "pod", "crash", "--grace-period=1"]);
+    assert!(pod(&c, "crash").is_none());
+    drop(c);
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", &net.bridge])
+        .stderr(std::process::Stdio::null())
+        .status();
+    drop(ctrd);
 }

@@ -101,6 +101,15 @@ impl Cluster {
     /// Start a server with its node agent; `prepare` runs on the data dir first (e.g. to drop
     /// image archives into `<data-dir>/images/`).
     pub fn start_with_agent(prepare: impl FnOnce(&Path), extra: &[&str]) -> Cluster {
+        Self::start_with_agent_net(AgentNet::unique(), prepare, extra)
+    }
+
+    /// As [`Cluster::start_with_agent`] with given network names.
+    pub fn start_with_agent_net(
+        net: AgentNet,
+        prepare: impl FnOnce(&Path),
+        extra: &[&str],
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
         let mut c = Cluster {
@@ -109,7 +118,7 @@ impl Cluster {
             port: free_port(),
             cache: tempfile::tempdir().unwrap(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            agent: Some(AgentNet::unique()),
+            agent: Some(net),
         };
         c.spawn();
         c
