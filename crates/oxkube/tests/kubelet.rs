@@ -581,6 +581,7 @@ struct Containerd {
     child: std::process::Child,
     dir: tempfile::TempDir,
     socket: PathBuf,
+    bridge: String,
 }
 
 impl Containerd {
@@ -634,7 +635,12 @@ state = "{state}"
             assert!(Instant::now() < deadline, "containerd did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let c = Containerd { child, dir, socket };
+        let c = Containerd {
+            child,
+            dir,
+            socket,
+            bridge: bridge.to_string(),
+        };
         // the pause image (a busybox sleeping) and the test image, in the k8s.io namespace
         use runtime::testimage::{self, TestImage};
         let mut pause = TestImage::busybox("registry.k8s.io/pause:3.6").unwrap();
@@ -677,6 +683,10 @@ impl Drop for Containerd {
                 libc::umount2(c.as_ptr(), libc::MNT_DETACH);
             }
         }
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
@@ -720,10 +730,21 @@ fn kubelet_runs_pods_on_containerd() {
     });
     c.kubectl(&["delete", "pod", "crash", "--grace-period=1"]);
     assert!(pod(&c, "crash").is_none());
+    // the kubelet removes what it ran from containerd too
+    c.kubectl(&["delete", "pod", "bb", "--grace-period=1"]);
+    wait_for(&c, "containerd empty", 30, || {
+        let out = std::process::Command::new("ctr")
+            .arg("--address")
+            .arg(&ctrd.socket)
+            .args(["-n", "k8s.io", "containers", "ls", "-q"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+    // the cluster goes first, then containerd and the bridge
     drop(c);
-    let _ = std::process::Command::new("ip")
-        .args(["link", "del", &net.bridge])
-        .stderr(std::process::Stdio::null())
-        .status();
     drop(ctrd);
 }
