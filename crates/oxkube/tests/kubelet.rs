@@ -357,15 +357,28 @@ spec:
 
     // an image that cannot be pulled: ErrImagePull, then ImagePullBackOff
     c.kubectl(&["run", "noimg", "--image", "127.0.0.1:1/nosuch:1.0"]);
-    let mut seen = std::collections::BTreeSet::new();
-    wait_for(&c, "ErrImagePull and ImagePullBackOff", 60, || {
-        let p = pod(&c, "noimg")?;
-        if let Some(r) = p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].as_str()
-        {
-            seen.insert(r.to_string());
-        }
-        (seen.contains("ErrImagePull") && seen.contains("ImagePullBackOff")).then_some(())
+    // ErrImagePull shows only until the next sync (about a second), ImagePullBackOff for the
+    // backoff; the ErrImagePull failure is in the events and the back-off message
+    let p = wait_for(&c, "ImagePullBackOff", 60, || {
+        pod(&c, "noimg").filter(|p| {
+            p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
+        })
     });
+    let msg = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.starts_with("Back-off pulling image \"127.0.0.1:1/nosuch:1.0\": ErrImagePull: "),
+        "{msg}"
+    );
+    let events = events_of(&c, "noimg");
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "Failed" && m == "Error: ErrImagePull"),
+        "{events:?}"
+    );
     let reasons: Vec<String> = events_of(&c, "noimg").into_iter().map(|e| e.0).collect();
     for r in ["Pulling", "Failed", "BackOff"] {
         assert!(reasons.contains(&r.to_string()), "{r} in {reasons:?}");
