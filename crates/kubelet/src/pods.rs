@@ -25,8 +25,11 @@ pub async fn run(shared: Arc<Shared>) {
     let (poke_tx, mut poke_rx) = mpsc::unbounded_channel::<String>();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let evented = Arc::new(AtomicBool::new(false));
-    tokio::spawn(run_events(shared.clone(), poke_tx.clone(), evented.clone()));
-    tokio::spawn(run_relist(shared.clone(), poke_tx.clone(), evented));
+    // every task this manager starts lives in this set: aborting the manager ends them all
+    // (and with them the CRI connections)
+    let mut children = tokio::task::JoinSet::new();
+    children.spawn(run_events(shared.clone(), poke_tx.clone(), evented.clone()));
+    children.spawn(run_relist(shared.clone(), poke_tx.clone(), evented));
     {
         let tx = poke_tx.clone();
         shared.config.prober.start(Arc::new(move |uid: &str| {
@@ -45,10 +48,12 @@ pub async fn run(shared: Arc<Shared>) {
     let mut synced = false;
     let mut cleaning: HashSet<String> = HashSet::new();
 
-    let spawn = |workers: &mut HashMap<String, Handle>, pod: Arc<Pod>| {
+    let spawn = |children: &mut tokio::task::JoinSet<()>,
+                 workers: &mut HashMap<String, Handle>,
+                 pod: Arc<Pod>| {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(worker::run(shared.clone(), pod, rx, done_tx.clone()));
+        children.spawn(worker::run(shared.clone(), pod, rx, done_tx.clone()));
         workers.insert(uid, Handle { tx });
     };
 
@@ -74,7 +79,7 @@ pub async fn run(shared: Arc<Shared>) {
                             Some(h) => {
                                 let _ = h.tx.send(Msg::Update(pod));
                             }
-                            None => spawn(&mut workers, pod),
+                            None => spawn(&mut children, &mut workers, pod),
                         }
                     }
                     watcher::Event::Delete(pod) => {
@@ -88,7 +93,7 @@ pub async fn run(shared: Arc<Shared>) {
                             None => {
                                 let (tx, rx) = mpsc::unbounded_channel();
                                 let _ = tx.send(Msg::Removed(pod.clone()));
-                                tokio::spawn(worker::run(shared.clone(), pod, rx, done_tx.clone()));
+                                children.spawn(worker::run(shared.clone(), pod, rx, done_tx.clone()));
                                 workers.insert(uid, Handle { tx });
                             }
                         }
@@ -126,12 +131,13 @@ pub async fn run(shared: Arc<Shared>) {
                 } else if synced && !known.contains_key(&uid) && cleaning.insert(uid.clone()) {
                     let s = shared.clone();
                     let done = done_tx.clone();
-                    tokio::spawn(async move {
+                    children.spawn(async move {
                         worker::cleanup_orphan(&s, &uid).await;
                         let _ = done.send(format!("orphan:{uid}"));
                     });
                 }
             }
+            Some(_) = children.join_next(), if !children.is_empty() => {}
             uid = done_rx.recv() => {
                 let Some(uid) = uid else { break };
                 if let Some(o) = uid.strip_prefix("orphan:") {
@@ -142,7 +148,7 @@ pub async fn run(shared: Arc<Shared>) {
                 // the pod may have come back (or never left) while the worker finished
                 if let Some(pod) = known.get(&uid).cloned() {
                     if pod.metadata.deletion_timestamp.is_none() {
-                        spawn(&mut workers, pod);
+                        spawn(&mut children, &mut workers, pod);
                     }
                 }
             }
