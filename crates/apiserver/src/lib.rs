@@ -59,6 +59,9 @@ pub struct Config {
     /// The tolerationSeconds of the default not-ready/unreachable NoExecute tolerations added
     /// to pods (`--default-not-ready-toleration-seconds`, `--default-unreachable-toleration-seconds`).
     pub default_tolerations: admission::DefaultTolerations,
+    /// The node of the embedded agent: a client certificate for `system:node:<name>` (group
+    /// `system:nodes`) is written with its kubeconfig (`components/kubelet.kubeconfig`).
+    pub node_name: Option<String>,
 }
 
 impl Config {
@@ -74,6 +77,7 @@ impl Config {
             serving_names: Default::default(),
             service_account_issuer: apimachinery::satoken::DEFAULT_ISSUER.to_string(),
             default_tolerations: Default::default(),
+            node_name: None,
         }
     }
 }
@@ -363,10 +367,23 @@ pub fn prepare_pki(config: &Config) -> Result<pki::Pki, ServerError> {
             0o600,
         )?;
     }
+    if let Some(node) = &config.node_name {
+        let cn = format!("system:node:{node}");
+        let creds = p.component_cert("kubelet", &cn, &["system:nodes".to_string()])?;
+        let kc = pki::kubeconfig(&url, &p.ca.cert_pem, &cn, &creds);
+        pki::write_file(
+            &component_kubeconfig(&config.data_dir, "kubelet"),
+            kc.as_bytes(),
+            0o600,
+        )?;
+        // the embedded kubelet's serving certificate (`tls/kubelet/<node>.crt|key`)
+        p.kubelet_serving_cert(node, &config.serving_names.ips)?;
+    }
     Ok(p)
 }
 
-/// Where the kubeconfig of a built-in component (`scheduler`, `controller-manager`) lives.
+/// Where the kubeconfig of a built-in component (`scheduler`, `controller-manager`, `kubelet`)
+/// lives.
 pub fn component_kubeconfig(data_dir: &std::path::Path, component: &str) -> PathBuf {
     data_dir
         .join("components")

@@ -582,6 +582,26 @@ mod tests {
     }
 
     #[test]
+    fn node_cert_carries_the_nodes_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Pki::load_or_create(dir.path(), &names()).unwrap();
+        let c = p
+            .component_cert("kubelet", "system:node:n1", &["system:nodes".to_string()])
+            .unwrap();
+        let f = cert_facts(&c.cert_pem).unwrap();
+        assert_eq!(f.common_name, "system:node:n1");
+        assert_eq!(f.organizations, vec!["system:nodes".to_string()]);
+        // another node name is another identity: re-issued
+        let d = p
+            .component_cert("kubelet", "system:node:n2", &["system:nodes".to_string()])
+            .unwrap();
+        assert_eq!(
+            cert_facts(&d.cert_pem).unwrap().common_name,
+            "system:node:n2"
+        );
+    }
+
+    #[test]
     fn kubeconfig_embeds_credentials() {
         let dir = tempfile::tempdir().unwrap();
         let p = Pki::load_or_create(dir.path(), &names()).unwrap();

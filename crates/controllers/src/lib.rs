@@ -28,6 +28,7 @@ pub mod leader;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
+pub mod nodeipam;
 pub mod podutil;
 pub mod queue;
 pub mod replicaset;
@@ -56,6 +57,10 @@ pub struct Config {
     pub node_lifecycle: nodelifecycle::Config,
     /// Pod garbage collection.
     pub pod_gc: podgc::Config,
+    /// The cluster CIDR node pod CIDRs are allocated from (node IPAM is off when `None`).
+    pub cluster_cidr: Option<String>,
+    /// Prefix length of each node's pod CIDR (upstream `--node-cidr-mask-size`, 24).
+    pub node_cidr_mask: u8,
 }
 
 impl Default for Config {
@@ -69,6 +74,8 @@ impl Default for Config {
             service_account_key_pem: None,
             node_lifecycle: Default::default(),
             pod_gc: Default::default(),
+            cluster_cidr: None,
+            node_cidr_mask: 24,
         }
     }
 }
@@ -282,6 +289,20 @@ pub async fn run_controllers(client: Client, config: Config) {
                 set.spawn(c.run());
             }
             Err(e) => tracing::error!(error = %e, "legacy token controller not started"),
+        }
+    }
+    if let Some(cidr) = &config.cluster_cidr {
+        // the shared node informer is synced already (`ready` above)
+        match nodeipam::NodeIpamController::new(
+            client.clone(),
+            nodes.clone(),
+            cidr,
+            config.node_cidr_mask,
+        ) {
+            Ok(c) => {
+                set.spawn(c.run());
+            }
+            Err(e) => tracing::error!(error = %e, "node ipam controller not started"),
         }
     }
     if let Some(res) = set.join_next().await {

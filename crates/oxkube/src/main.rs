@@ -1,5 +1,7 @@
-//! The oxkube binary: `server` (API server on the embedded store, scheduler and controller
-//! manager), `kubeconfig`, `images import`, and the internal per-container `shim`.
+//! The oxkube binary: `server` (API server on the embedded store, scheduler, controller
+//! manager and, unless disabled, a node agent), `agent` (container runtime + kubelet joining a
+//! cluster through a kubeconfig), `kubeconfig`, `images import`, and the internal
+//! per-container `shim`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -23,6 +25,9 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server on the embedded store) and, unless disabled, a node agent.
     Server(Box<ServerArgs>),
+    /// Run a node agent: the embedded container runtime (unless an external CRI endpoint is
+    /// given) and the kubelet.
+    Agent(AgentArgs),
     /// Print the admin kubeconfig.
     Kubeconfig {
         #[arg(long, default_value = "/var/lib/oxkube")]
@@ -113,6 +118,62 @@ struct ServerArgs {
     /// How long a node must be gone before the pod garbage collector deletes its pods.
     #[arg(long, default_value = "40s", value_parser = parse_duration, hide = true)]
     pod_gc_quarantine: Duration,
+    /// The CIDR node pod CIDRs (a /24 each) are allocated from.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Settings of the node agent (kubelet and runtime).
+#[derive(clap::Args, Clone)]
+struct NodeArgs {
+    /// The node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// The node's IP (default: the first non-loopback address of the host).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// Use this CRI socket (e.g. unix:///run/containerd/containerd.sock) instead of the embedded
+    /// runtime.
+    #[arg(long)]
+    container_runtime_endpoint: Option<PathBuf>,
+    /// Bridge (and CNI network) name of the embedded runtime's pod network.
+    #[arg(long, default_value = "oxk0")]
+    cni_bridge: String,
+    /// Cluster DNS server IPs given to ClusterFirst pods (none: they use the host's resolv.conf).
+    #[arg(long, value_delimiter = ',')]
+    cluster_dns: Vec<IpAddr>,
+    /// Node lease renew interval.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    node_lease_renew_interval: Duration,
+    /// CrashLoopBackOff initial delay.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    crash_backoff_initial: Duration,
+    /// CrashLoopBackOff maximum delay.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    crash_backoff_max: Duration,
+    /// Port of the kubelet HTTPS API (logs, exec, attach, port-forward, stats).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// Kubeconfig with the node's credentials (instead of joining with --server and --token).
+    #[arg(long, conflicts_with_all = ["server", "token"], required_unless_present = "server")]
+    kubeconfig: Option<PathBuf>,
+    /// The API server to join (`https://HOST:6443`); needs --token.
+    #[arg(long, requires = "token")]
+    server: Option<String>,
+    /// The join token the server printed (also in `<data-dir>/token` on the server).
+    #[arg(long, env = "OXKUBE_TOKEN", hide_env_values = true, requires = "server")]
+    token: Option<String>,
+    /// Where the agent keeps its state.
+    #[arg(long, default_value = "/var/lib/oxkube")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 /// Parse `90s`, `5m`, `1h` or plain seconds.
@@ -150,6 +211,7 @@ fn host_ips() -> Vec<IpAddr> {
 }
 
 fn hostname() -> String {
+    // (the kernel's host name; node names default to it)
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
@@ -220,6 +282,7 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
             quarantine: args.pod_gc_quarantine,
         };
         let stop = stop.clone();
+        let cluster_cidr = Some(args.cluster_cidr.clone());
         tasks.push(tokio::spawn(async move {
             controllers::run(
                 client,
@@ -229,11 +292,38 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
                     service_account_key_pem: sa_key,
                     node_lifecycle,
                     pod_gc,
+                    cluster_cidr,
                     ..Default::default()
                 },
                 stopped(stop),
             )
             .await
+        }));
+    }
+    if !args.disable_agent {
+        let client =
+            client_from(&apiserver::component_kubeconfig(&args.data_dir, "kubelet")).await?;
+        let data_dir = args.data_dir.clone();
+        let node = args.node.clone();
+        let mut labels = std::collections::BTreeMap::new();
+        // the server's node carries the control-plane roles, as k3s marks its server nodes
+        labels.insert(
+            "node-role.kubernetes.io/control-plane".to_string(),
+            "true".to_string(),
+        );
+        labels.insert(
+            "node-role.kubernetes.io/master".to_string(),
+            "true".to_string(),
+        );
+        let tls_dir = args.data_dir.join("tls");
+        let node_name = node_name(&args.node);
+        let tls = KubeletTls::read(
+            &tls_dir.join(format!("kubelet/{node_name}.crt")),
+            &tls_dir.join(format!("kubelet/{node_name}.key")),
+            &tls_dir.join("ca.crt"),
+        )?;
+        tasks.push(tokio::spawn(async move {
+            run_agent(client, data_dir, node, labels, tls, stop).await
         }));
     }
     for t in tasks {
@@ -242,6 +332,163 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
             .context("component failed")?;
     }
     Ok(())
+}
+
+/// The node's IPs: `--node-ip`, else the host's first IPv4 address.
+fn agent_node_ips(node: &NodeArgs) -> Vec<IpAddr> {
+    match node.node_ip {
+        Some(ip) => vec![ip],
+        None => host_ips()
+            .into_iter()
+            .filter(|ip| ip.is_ipv4())
+            .take(1)
+            .collect(),
+    }
+}
+
+fn node_name(node: &NodeArgs) -> String {
+    node.node_name
+        .clone()
+        .unwrap_or_else(|| hostname().to_lowercase())
+}
+
+/// Runs the embedded runtime (unless an external endpoint is configured) and the kubelet.
+async fn run_agent(
+    client: kube::Client,
+    data_dir: PathBuf,
+    node: NodeArgs,
+    labels: std::collections::BTreeMap<String, String>,
+    tls: KubeletTls,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let name = node_name(&node);
+    let (socket, runtime_task) = match &node.container_runtime_endpoint {
+        Some(ep) => (ep.clone(), None),
+        None => {
+            let mut rc = runtime::Config::new(&data_dir);
+            rc.cni_bridge = node.cni_bridge.clone();
+            let socket = rc.socket_path();
+            let stop = stop.clone();
+            let task = tokio::spawn(async move { runtime::run(rc, stopped(stop)).await });
+            (socket, Some(task))
+        }
+    };
+    let mut kc = kubelet::Config::new(client, &name, socket, &data_dir);
+    kc.hostname = hostname().to_lowercase();
+    kc.node_ips = agent_node_ips(&node);
+    kc.node_labels = labels;
+    kc.cluster_dns = node.cluster_dns.clone();
+    kc.lease_renew_interval = node.node_lease_renew_interval;
+    kc.crash_backoff_initial = node.crash_backoff_initial;
+    kc.crash_backoff_max = node.crash_backoff_max;
+    kc.kubelet_port = node.kubelet_port;
+    let api_config = kubelet::server::Config {
+        bind_address: std::net::SocketAddr::new(IpAddr::from([0, 0, 0, 0]), node.kubelet_port),
+        serving_cert_pem: tls.cert_pem,
+        serving_key_pem: tls.key_pem,
+        client_ca_pem: tls.ca_pem,
+        cri_socket: kc.cri_socket.clone(),
+        node_name: name.clone(),
+        root_dir: kc.root_dir.clone(),
+    };
+    let api_stop = stop.clone();
+    let api_task = tokio::spawn(async move {
+        // the runtime may still be starting: its socket appears within moments
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let server = loop {
+            match kubelet::server::Server::bind(api_config.clone()).await {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        server.serve(stopped(api_stop)).await;
+        Ok(())
+    });
+    let kubelet = kubelet::run(kc, stopped(stop.clone()));
+    let result = kubelet.await.context("kubelet");
+    match api_task.await {
+        Ok(r) => r.context("kubelet API server")?,
+        Err(e) => anyhow::bail!("kubelet API server task failed: {e}"),
+    }
+    if let Some(t) = runtime_task {
+        match t.await {
+            Ok(r) => r.context("container runtime")?,
+            Err(e) => anyhow::bail!("container runtime task failed: {e}"),
+        }
+    }
+    result
+}
+
+/// The kubelet API's TLS material: serving certificate and key, and the CA client
+/// certificates (the API server's) must chain to.
+struct KubeletTls {
+    cert_pem: String,
+    key_pem: String,
+    ca_pem: String,
+}
+
+impl KubeletTls {
+    fn read(cert: &std::path::Path, key: &std::path::Path, ca: &std::path::Path) -> anyhow::Result<Self> {
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+        };
+        Ok(KubeletTls {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            ca_pem: read(ca)?,
+        })
+    }
+}
+
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let (kubeconfig, tls) = match (&args.kubeconfig, &args.server, &args.token) {
+        (Some(kc), _, _) => {
+            // an explicit kubeconfig: the serving certificate comes from the identity directory
+            let dir = args.data_dir.join("agent/identity");
+            let tls = KubeletTls::read(&dir.join("serving.crt"), &dir.join("serving.key"), &dir.join("ca.crt"))
+                .context("the kubelet API needs serving.crt, serving.key and ca.crt in <data-dir>/agent/identity")?;
+            (kc.clone(), tls)
+        }
+        (None, Some(server), Some(token)) => {
+            let ips = agent_node_ips(&args.node);
+            let id = oxkube::join::node_identity(
+                server,
+                token,
+                &node_name(&args.node),
+                &ips,
+                &args.data_dir.join("agent/identity"),
+            )
+            .await
+            .context("joining the cluster")?;
+            let tls = KubeletTls::read(&id.serving_cert, &id.serving_key, &id.ca_cert)?;
+            (id.kubeconfig, tls)
+        }
+        _ => anyhow::bail!("give --kubeconfig, or --server with --token"),
+    };
+    let client = client_from(&kubeconfig).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let agent = run_agent(
+        client,
+        args.data_dir.clone(),
+        args.node.clone(),
+        Default::default(),
+        tls,
+        stop_rx,
+    );
+    let signal = async {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        // wait for the agent to finish below
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        r = agent => r,
+        _ = signal => Ok(()),
+    }
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -287,12 +534,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             not_ready_seconds: args.default_not_ready_toleration_seconds,
             unreachable_seconds: args.default_unreachable_toleration_seconds,
         },
+        node_name: (!args.disable_agent).then(|| node_name(&args.node)),
     };
-    if !args.disable_agent {
-        tracing::info!(
-            "the node agent is not part of this build yet; running the control plane only"
-        );
-    }
     let kubeconfig = args.data_dir.join("kubeconfig.yaml");
     let token_file = args.data_dir.join("token");
     let join_host = if args.bind_address.is_unspecified() {
@@ -373,6 +616,12 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(server(*args))
+        }
+        Command::Agent(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(agent(args))
         }
         Command::Kubeconfig { data_dir } => {
             let path = data_dir.join("kubeconfig.yaml");

@@ -15,6 +15,56 @@ pub struct Cluster {
     pub port: u16,
     cache: tempfile::TempDir,
     extra_args: Vec<String>,
+    /// Set when the server runs its node agent.
+    pub agent: Option<AgentNet>,
+}
+
+/// The pod network of a cluster's agent, unique on this host.
+#[derive(Debug, Clone)]
+pub struct AgentNet {
+    pub node_name: String,
+    pub bridge: String,
+    pub cluster_cidr: String,
+    /// Port of the agent's kubelet HTTPS API.
+    pub kubelet_port: u16,
+}
+
+static NEXT_AGENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl AgentNet {
+    /// A bridge name and a cluster CIDR (10.X.0.0/16) no other network of this host uses.
+    pub fn unique() -> AgentNet {
+        let n = NEXT_AGENT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let pid = std::process::id();
+        let routes = String::from_utf8_lossy(
+            &Command::new("ip")
+                .args(["-4", "route", "show"])
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default(),
+        )
+        .into_owned();
+        let mut x = 20 + ((pid as u64 * 31 + n as u64 * 7 + now_nanos()) % 80) as u32;
+        for _ in 0..80 {
+            if !routes.contains(&format!("10.{x}.")) {
+                break;
+            }
+            x = 20 + (x - 20 + 1) % 80;
+        }
+        AgentNet {
+            node_name: format!("node-{}-{n}", pid % 100_000),
+            bridge: format!("oxe{}x{n}", pid % 100_000),
+            cluster_cidr: format!("10.{x}.0.0/16"),
+            kubelet_port: free_port(),
+        }
+    }
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
 }
 
 pub fn free_port() -> u16 {
@@ -25,8 +75,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_oxkube")
+/// The oxkube binary under test (`OXKUBE_BIN` overrides the one cargo built, e.g. a copy taken
+/// right after the build when the target dir is shared).
+pub fn bin() -> String {
+    std::env::var("OXKUBE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_oxkube").to_string())
 }
 
 impl Cluster {
@@ -43,6 +95,33 @@ impl Cluster {
             port: free_port(),
             cache: tempfile::tempdir().unwrap(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            agent: None,
+        };
+        c.spawn();
+        c
+    }
+
+    /// Start a server with its node agent; `prepare` runs on the data dir first (e.g. to drop
+    /// image archives into `<data-dir>/images/`).
+    pub fn start_with_agent(prepare: impl FnOnce(&Path), extra: &[&str]) -> Cluster {
+        Self::start_with_agent_net(AgentNet::unique(), prepare, extra)
+    }
+
+    /// As [`Cluster::start_with_agent`] with given network names.
+    pub fn start_with_agent_net(
+        net: AgentNet,
+        prepare: impl FnOnce(&Path),
+        extra: &[&str],
+    ) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
+        let mut c = Cluster {
+            child: None,
+            dir,
+            port: free_port(),
+            cache: tempfile::tempdir().unwrap(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            agent: Some(net),
         };
         c.spawn();
         c
@@ -67,6 +146,19 @@ impl Cluster {
             .append(true)
             .open(self.dir.path().join("server.log"))
             .unwrap();
+        let agent_args: Vec<String> = match &self.agent {
+            None => vec!["--disable-agent".into()],
+            Some(a) => vec![
+                "--node-name".into(),
+                a.node_name.clone(),
+                "--cni-bridge".into(),
+                a.bridge.clone(),
+                "--cluster-cidr".into(),
+                a.cluster_cidr.clone(),
+                "--kubelet-port".into(),
+                a.kubelet_port.to_string(),
+            ],
+        };
         let child = Command::new(bin())
             .args(["server", "--data-dir"])
             .arg(self.dir.path())
@@ -75,8 +167,8 @@ impl Cluster {
                 "127.0.0.1",
                 "--secure-port",
                 &self.port.to_string(),
-                "--disable-agent",
             ])
+            .args(&agent_args)
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
@@ -232,7 +324,137 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if self.agent.is_some() {
+            self.teardown_agent();
+        }
         self.kill9();
+    }
+}
+
+/// Pids whose command line mentions `needle`.
+pub fn pids_mentioning(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let me = std::process::id() as i32;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Mount points under `dir`, deepest first.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = dir.display().to_string();
+    let mut v: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| mp.starts_with(&prefix))
+        .map(PathBuf::from)
+        .collect();
+    v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    v
+}
+
+fn kill(pid: i64) {
+    if pid > 1 {
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+    }
+}
+
+impl Cluster {
+    /// Container records the embedded runtime keeps.
+    pub fn runtime_containers(&self) -> Vec<serde_json::Value> {
+        let dir = self.dir.path().join("agent/containers");
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("container.json")).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect()
+    }
+
+    fn runtime_sandbox_count(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("agent/sandboxes"))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    }
+
+    /// Deletes every pod and waits for the runtime to be empty, then removes whatever is left
+    /// (processes, mounts, the bridge, pod cgroups) by force.
+    fn teardown_agent(&mut self) {
+        if self.child.is_some() {
+            let _ = self.kubectl_raw(&[
+                "delete",
+                "pods",
+                "--all",
+                "-A",
+                "--grace-period=0",
+                "--force",
+                "--wait=false",
+            ]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline
+                && (!self.runtime_containers().is_empty() || self.runtime_sandbox_count() > 0)
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        self.kill9();
+        let mut uids = Vec::new();
+        for c in self.runtime_containers() {
+            kill(c["init_pid"].as_i64().unwrap_or(0));
+            kill(c["shim_pid"].as_i64().unwrap_or(0));
+            if let Some(u) = c["labels"]["io.kubernetes.pod.uid"].as_str() {
+                uids.push(u.to_string());
+            }
+        }
+        for pid in pids_mentioning(&self.dir.path().display().to_string()) {
+            kill(pid as i64);
+        }
+        for m in mounts_under(self.dir.path()) {
+            let c = std::ffi::CString::new(m.display().to_string()).unwrap();
+            unsafe {
+                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+            }
+        }
+        if let Some(a) = &self.agent {
+            let _ = Command::new("ip")
+                .args(["link", "del", &a.bridge])
+                .stderr(Stdio::null())
+                .status();
+        }
+        for root in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for qos in ["", "burstable", "besteffort"] {
+                for u in &uids {
+                    let d = root
+                        .path()
+                        .join("kubepods")
+                        .join(qos)
+                        .join(format!("pod{u}"));
+                    for c in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                        let _ = std::fs::remove_dir(c.path());
+                    }
+                    let _ = std::fs::remove_dir(&d);
+                }
+            }
+        }
     }
 }
 

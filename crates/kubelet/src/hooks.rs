@@ -1,0 +1,107 @@
+//! Seams for the parts of the kubelet built separately: the volume manager (per-container CRI
+//! mounts for a pod) and the prober (readiness/startup results feeding status, liveness failures
+//! feeding restarts). The defaults here do not pretend: [`NoVolumes`] refuses pods that mount
+//! volumes with a clear error (reported as FailedMount, the pod stays ContainerCreating), and
+//! [`NoProbes`] reports no results (containers with a readiness probe stay not ready).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cri::v1 as pb;
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::plan::LivenessFailures;
+use crate::podstate::PodRuntime;
+use crate::status::ProbeStatus;
+
+/// A volume set-up failure, reported as a `FailedMount` event with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct VolumeError(pub String);
+
+/// Prepares and tears down a pod's volumes.
+#[async_trait::async_trait]
+pub trait Volumes: Send + Sync {
+    /// Makes every volume of `pod` ready and returns the CRI mounts of each container (by
+    /// container name, init containers included). Called before the sandbox is created and
+    /// again before each container start (it must be idempotent).
+    async fn setup(&self, pod: &Pod) -> Result<HashMap<String, Vec<pb::Mount>>, VolumeError>;
+    /// Removes everything set up for the pod with this uid.
+    async fn teardown(&self, pod_uid: &str) -> Result<(), VolumeError>;
+}
+
+/// The volume manager of a kubelet built without volume plugins.
+pub struct NoVolumes;
+
+#[async_trait::async_trait]
+impl Volumes for NoVolumes {
+    async fn setup(&self, pod: &Pod) -> Result<HashMap<String, Vec<pb::Mount>>, VolumeError> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut names: Vec<String> = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .flat_map(|c| c.volume_mounts.iter().flatten().map(|m| m.name.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        if names.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Err(VolumeError(format!(
+            "Unable to attach or mount volumes: unmounted volumes=[{}]: this kubelet has no volume plugins",
+            names.join(" ")
+        )))
+    }
+
+    async fn teardown(&self, _pod_uid: &str) -> Result<(), VolumeError> {
+        Ok(())
+    }
+}
+
+/// Called with a pod uid when a probe result of that pod changed.
+pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Runs probes for pods' containers.
+pub trait Prober: Send + Sync {
+    /// Called once at start with the callback that re-syncs a pod.
+    fn start(&self, notify: Notify);
+    /// Called after every sync of a pod with what runs: start probing new containers, stop
+    /// probing gone ones.
+    fn observe(&self, pod: &Pod, runtime: &PodRuntime);
+    /// The current results of a pod's containers.
+    fn results(&self, pod_uid: &str) -> (ProbeStatus, LivenessFailures);
+    /// The pod is gone: stop its probes.
+    fn forget(&self, pod_uid: &str);
+}
+
+/// The prober of a kubelet built without probes: no results.
+pub struct NoProbes;
+
+impl Prober for NoProbes {
+    fn start(&self, _notify: Notify) {}
+    fn observe(&self, _pod: &Pod, _runtime: &PodRuntime) {}
+    fn results(&self, _pod_uid: &str) -> (ProbeStatus, LivenessFailures) {
+        Default::default()
+    }
+    fn forget(&self, _pod_uid: &str) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn no_volumes_refuses_mounts_only() {
+        let plain: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}))
+        .unwrap();
+        assert!(NoVolumes.setup(&plain).await.unwrap().is_empty());
+        let with: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
+            "spec": {"volumes": [{"name": "data", "emptyDir": {}}],
+                     "containers": [{"name": "c", "image": "i", "volumeMounts": [{"name": "data", "mountPath": "/d"}]}]}})).unwrap();
+        let err = NoVolumes.setup(&with).await.unwrap_err();
+        assert!(err.0.contains("unmounted volumes=[data]"), "{err}");
+    }
+}
