@@ -60,6 +60,62 @@ impl Volumes for NoVolumes {
 }
 
 /// Called with a pod uid when a probe result of that pod changed.
+/// The volume plugins of [`crate::volumes`] behind the [`Volumes`] seam: every volume of the
+/// pod prepared under `<root-dir>/pods/<uid>/volumes`, then each container's CRI mounts.
+pub struct ManagedVolumes {
+    manager: crate::volumes::VolumeManager,
+}
+
+impl ManagedVolumes {
+    pub fn new(client: kube::Client, root_dir: std::path::PathBuf) -> Self {
+        let config = crate::volumes::VolumeConfig {
+            root_dir,
+            allocatable: Default::default(),
+        };
+        ManagedVolumes {
+            manager: crate::volumes::VolumeManager::new(
+                config,
+                Arc::new(crate::volumes::KubeVolumeApi::new(client)),
+                Arc::new(crate::volumes::LinuxMounter),
+            ),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Volumes for ManagedVolumes {
+    async fn setup(&self, pod: &Pod) -> Result<HashMap<String, Vec<pb::Mount>>, VolumeError> {
+        let prepared = self
+            .manager
+            .setup(pod)
+            .await
+            .map_err(|e| VolumeError(format!("Unable to attach or mount volumes: {e}")))?;
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut out = HashMap::new();
+        // subPathExpr sees no container environment here: only plain subPaths expand
+        let env = std::collections::BTreeMap::new();
+        for c in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+        {
+            let mounts = self
+                .manager
+                .container_mounts(pod, &prepared, c, &env)
+                .map_err(|e| VolumeError(e.to_string()))?;
+            out.insert(c.name.clone(), mounts);
+        }
+        Ok(out)
+    }
+
+    async fn teardown(&self, pod_uid: &str) -> Result<(), VolumeError> {
+        self.manager
+            .teardown(pod_uid)
+            .map_err(|e| VolumeError(e.to_string()))
+    }
+}
+
 pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Runs probes for pods' containers.

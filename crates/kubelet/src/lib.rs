@@ -22,8 +22,8 @@ pub mod labels;
 pub mod node;
 pub mod plan;
 pub mod pods;
-pub mod probe;
 pub mod podstate;
+pub mod probe;
 pub mod pullsecrets;
 pub mod qos;
 pub mod server;
@@ -71,6 +71,8 @@ pub struct Config {
     pub max_pods: i64,
     /// Port of the kubelet HTTPS API, published in the node's daemonEndpoints.
     pub kubelet_port: u16,
+    /// Hard eviction thresholds (memory and disk pressure, allocatable).
+    pub eviction: node::Eviction,
     /// Node lease duration (upstream 40 s).
     pub node_lease_duration: Duration,
     /// How often the lease is renewed (upstream 10 s).
@@ -114,7 +116,7 @@ impl Config {
         data_dir: &std::path::Path,
     ) -> Config {
         Config {
-            client,
+            client: client.clone(),
             node_name: node_name.to_string(),
             hostname: node_name.to_string(),
             node_ips: Vec::new(),
@@ -127,6 +129,7 @@ impl Config {
             resolv_conf: "/etc/resolv.conf".into(),
             max_pods: 110,
             kubelet_port: node::KUBELET_PORT,
+            eviction: Default::default(),
             node_lease_duration: Duration::from_secs(40),
             lease_renew_interval: Duration::from_secs(10),
             node_status_update_frequency: Duration::from_secs(10),
@@ -137,7 +140,10 @@ impl Config {
             image_backoff_max: Duration::from_secs(300),
             relist_period: Duration::from_secs(1),
             resync_period: Duration::from_secs(60),
-            volumes: Arc::new(hooks::NoVolumes),
+            volumes: Arc::new(hooks::ManagedVolumes::new(
+                client.clone(),
+                data_dir.join("agent/kubelet"),
+            )),
             prober: Arc::new(hooks::NoProbes),
         }
     }

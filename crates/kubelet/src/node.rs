@@ -27,6 +27,63 @@ pub const KUBELET_PORT: u16 = 10250;
 /// Upstream's default hard eviction thresholds, subtracted from capacity for allocatable.
 pub const EVICTION_MEMORY_AVAILABLE: i64 = 100 * 1024 * 1024;
 pub const EVICTION_NODEFS_AVAILABLE_PCT: f64 = 0.10;
+
+/// Hard eviction thresholds (upstream `--eviction-hard`): below them the node reports memory or
+/// disk pressure, and allocatable is capacity minus them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Eviction {
+    /// `memory.available`, bytes.
+    pub memory_available: i64,
+    /// `nodefs.available`, a fraction of the filesystem.
+    pub nodefs_available: f64,
+}
+
+impl Default for Eviction {
+    fn default() -> Self {
+        Eviction {
+            memory_available: EVICTION_MEMORY_AVAILABLE,
+            nodefs_available: EVICTION_NODEFS_AVAILABLE_PCT,
+        }
+    }
+}
+
+impl std::str::FromStr for Eviction {
+    type Err = String;
+
+    /// `memory.available<100Mi,nodefs.available<10%` (signals not given keep their defaults).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut e = Eviction::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (signal, value) = part
+                .split_once('<')
+                .ok_or_else(|| format!("invalid eviction threshold {part:?}: want signal<value"))?;
+            match signal.trim() {
+                "memory.available" => {
+                    let v = value.trim();
+                    let (num, mult) = [("Ki", 1i64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)]
+                        .iter()
+                        .find_map(|(suf, m)| v.strip_suffix(suf).map(|n| (n, *m)))
+                        .unwrap_or((v, 1));
+                    let n: i64 = num
+                        .parse()
+                        .map_err(|_| format!("invalid memory.available quantity {v:?}"))?;
+                    e.memory_available = n * mult;
+                }
+                "nodefs.available" => {
+                    let pct: f64 = value
+                        .trim()
+                        .strip_suffix('%')
+                        .and_then(|n| n.parse().ok())
+                        .filter(|p: &f64| (0.0..100.0).contains(p))
+                        .ok_or_else(|| format!("invalid nodefs.available percentage {value:?}"))?;
+                    e.nodefs_available = pct / 100.0;
+                }
+                other => return Err(format!("unsupported eviction signal {other:?}")),
+            }
+        }
+        Ok(e)
+    }
+}
 /// Namespace of node leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// At most this many images are reported in node status (upstream `nodeStatusMaxImages`).
@@ -140,6 +197,7 @@ pub fn node_labels(hostname: &str, extra: &BTreeMap<String, String>) -> BTreeMap
 pub fn resources(
     m: &Machine,
     max_pods: i64,
+    eviction: &Eviction,
 ) -> (BTreeMap<String, Quantity>, BTreeMap<String, Quantity>) {
     let q = |s: String| Quantity(s);
     let ki = |b: i64| format!("{}Ki", b.max(0) / 1024);
@@ -151,12 +209,12 @@ pub fn resources(
         ("hugepages-1Gi".to_string(), q("0".into())),
         ("hugepages-2Mi".to_string(), q("0".into())),
     ]);
-    let fs_alloc = m.fs_total - (m.fs_total as f64 * EVICTION_NODEFS_AVAILABLE_PCT) as i64;
+    let fs_alloc = m.fs_total - (m.fs_total as f64 * eviction.nodefs_available) as i64;
     let allocatable = BTreeMap::from([
         ("cpu".to_string(), q(m.cpus.to_string())),
         (
             "memory".to_string(),
-            q(ki(m.memory_total - EVICTION_MEMORY_AVAILABLE)),
+            q(ki(m.memory_total - eviction.memory_available)),
         ),
         (
             "ephemeral-storage".to_string(),
@@ -221,12 +279,13 @@ fn condition(
 pub fn conditions(
     old: &[NodeCondition],
     m: &Machine,
+    eviction: &Eviction,
     runtime_problem: Option<&str>,
     now: Timestamp,
 ) -> Vec<NodeCondition> {
-    let mem_pressure = m.memory_total > 0 && m.memory_available < EVICTION_MEMORY_AVAILABLE;
-    let disk_pressure = m.fs_total > 0
-        && (m.fs_available as f64) < m.fs_total as f64 * EVICTION_NODEFS_AVAILABLE_PCT;
+    let mem_pressure = m.memory_total > 0 && m.memory_available < eviction.memory_available;
+    let disk_pressure =
+        m.fs_total > 0 && (m.fs_available as f64) < m.fs_total as f64 * eviction.nodefs_available;
     let pid_pressure = m.pid_max > 0 && (m.pid_max - m.pids_in_use) < m.pid_max / 10;
     vec![
         if mem_pressure {
@@ -312,11 +371,12 @@ pub struct StatusInput<'a> {
     pub images: Vec<ContainerImage>,
     /// The port of the kubelet HTTPS API (daemonEndpoints).
     pub kubelet_port: u16,
+    pub eviction: Eviction,
     pub now: Timestamp,
 }
 
 pub fn node_status(i: &StatusInput<'_>) -> NodeStatus {
-    let (capacity, allocatable) = resources(i.machine, i.max_pods);
+    let (capacity, allocatable) = resources(i.machine, i.max_pods, &i.eviction);
     let mut addresses: Vec<NodeAddress> = i
         .node_ips
         .iter()
@@ -334,7 +394,7 @@ pub fn node_status(i: &StatusInput<'_>) -> NodeStatus {
         addresses: Some(addresses),
         allocatable: Some(allocatable),
         capacity: Some(capacity),
-        conditions: Some(conditions(i.old, m, i.runtime_problem, i.now)),
+        conditions: Some(conditions(i.old, m, &i.eviction, i.runtime_problem, i.now)),
         daemon_endpoints: Some(NodeDaemonEndpoints {
             kubelet_endpoint: Some(DaemonEndpoint {
                 port: i.kubelet_port as i32,
@@ -472,10 +532,11 @@ pub async fn update_status(shared: &Shared, force: bool) -> Result<Option<String
         max_pods: cfg.max_pods,
         images,
         kubelet_port: cfg.kubelet_port,
+        eviction: cfg.eviction,
         now: Timestamp::now(),
     });
     {
-        let (_, alloc) = resources(&machine, cfg.max_pods);
+        let (_, alloc) = resources(&machine, cfg.max_pods, &cfg.eviction);
         let mut facts = shared.facts.write().unwrap();
         facts.memory_capacity = machine.memory_total;
         facts.allocatable = (
@@ -673,7 +734,7 @@ mod tests {
 
     #[test]
     fn capacity_and_allocatable() {
-        let (c, a) = resources(&machine(), 110);
+        let (c, a) = resources(&machine(), 110, &Eviction::default());
         assert_eq!(c["cpu"].0, "2");
         assert_eq!(c["memory"].0, format!("{}Ki", (4u64 << 30) / 1024));
         assert_eq!(c["pods"].0, "110");
@@ -693,7 +754,7 @@ mod tests {
             let c = c.iter().find(|c| c.type_ == t).unwrap();
             (c.status.clone(), c.reason.clone().unwrap())
         };
-        let c = conditions(&[], &m, None, now);
+        let c = conditions(&[], &m, &Eviction::default(), None, now);
         assert_eq!(get(&c, "Ready"), ("True".into(), "KubeletReady".into()));
         assert_eq!(
             get(&c, "MemoryPressure"),
@@ -710,7 +771,13 @@ mod tests {
         m.memory_available = 50 << 20;
         m.fs_available = 1 << 30;
         m.pids_in_use = 32000;
-        let c = conditions(&[], &m, Some("container runtime network not ready: x"), now);
+        let c = conditions(
+            &[],
+            &m,
+            &Eviction::default(),
+            Some("container runtime network not ready: x"),
+            now,
+        );
         assert_eq!(get(&c, "Ready"), ("False".into(), "KubeletNotReady".into()));
         assert_eq!(
             get(&c, "MemoryPressure"),
@@ -769,6 +836,7 @@ mod tests {
                 max_pods: 110,
                 images: vec![],
                 kubelet_port: KUBELET_PORT,
+                eviction: Eviction::default(),
                 now,
             })
         };
@@ -826,5 +894,36 @@ mod tests {
             &vec!["big@sha256:x".to_string(), "big:1".to_string()]
         );
         assert_eq!(s[1].size_bytes, Some(10));
+    }
+
+    #[test]
+    fn eviction_thresholds_parse_like_eviction_hard() {
+        let e: Eviction = "memory.available<200Mi, nodefs.available<1%"
+            .parse()
+            .unwrap();
+        assert_eq!(e.memory_available, 200 << 20);
+        assert!((e.nodefs_available - 0.01).abs() < 1e-9);
+        let d: Eviction = "".parse().unwrap();
+        assert_eq!(d, Eviction::default());
+        for bad in [
+            "nodefs.available<10",
+            "imagefs.available<5%",
+            "memory.available=1Gi",
+            "memory.available<x",
+        ] {
+            assert!(bad.parse::<Eviction>().is_err(), "{bad}");
+        }
+        // a lower nodefs threshold lifts disk pressure
+        let mut m = machine();
+        m.fs_total = 1000;
+        m.fs_available = 50;
+        let t = Timestamp::from_second(1_700_000_000).unwrap();
+        let pressure = |e: &Eviction| {
+            conditions(&[], &m, e, None, t)
+                .into_iter()
+                .any(|c| c.type_ == "DiskPressure" && c.status == "True")
+        };
+        assert!(pressure(&Eviction::default()));
+        assert!(!pressure(&"nodefs.available<1%".parse().unwrap()));
     }
 }

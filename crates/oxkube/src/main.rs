@@ -156,6 +156,10 @@ struct NodeArgs {
     /// Port of the kubelet HTTPS API (logs, exec, attach, port-forward, stats).
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
+    /// Hard eviction thresholds: `memory.available<100Mi,nodefs.available<10%` (upstream's
+    /// defaults); below them the node reports memory or disk pressure.
+    #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
+    eviction_hard: kubelet::node::Eviction,
 }
 
 #[derive(clap::Args)]
@@ -167,7 +171,12 @@ struct AgentArgs {
     #[arg(long, requires = "token")]
     server: Option<String>,
     /// The join token the server printed (also in `<data-dir>/token` on the server).
-    #[arg(long, env = "OXKUBE_TOKEN", hide_env_values = true, requires = "server")]
+    #[arg(
+        long,
+        env = "OXKUBE_TOKEN",
+        hide_env_values = true,
+        requires = "server"
+    )]
     token: Option<String>,
     /// Where the agent keeps its state.
     #[arg(long, default_value = "/var/lib/oxkube")]
@@ -382,6 +391,7 @@ async fn run_agent(
     kc.crash_backoff_initial = node.crash_backoff_initial;
     kc.crash_backoff_max = node.crash_backoff_max;
     kc.kubelet_port = node.kubelet_port;
+    kc.eviction = node.eviction_hard;
     let api_config = kubelet::server::Config {
         bind_address: std::net::SocketAddr::new(IpAddr::from([0, 0, 0, 0]), node.kubelet_port),
         serving_cert_pem: tls.cert_pem,
@@ -429,7 +439,11 @@ struct KubeletTls {
 }
 
 impl KubeletTls {
-    fn read(cert: &std::path::Path, key: &std::path::Path, ca: &std::path::Path) -> anyhow::Result<Self> {
+    fn read(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> anyhow::Result<Self> {
         let read = |p: &std::path::Path| {
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
         };

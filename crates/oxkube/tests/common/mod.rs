@@ -157,6 +157,9 @@ impl Cluster {
                 a.cluster_cidr.clone(),
                 "--kubelet-port".into(),
                 a.kubelet_port.to_string(),
+                // test machines run with little free disk; pressure would taint the node
+                "--eviction-hard".into(),
+                "memory.available<1Mi,nodefs.available<1%".into(),
             ],
         };
         let child = Command::new(bin())
