@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(protobuf-compiler libprotobuf-dev libseccomp-dev pkg-config nftables containernetworking-plugins iproute2)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(busybox-static etcd-server etcd-client docker-registry containerd runc)
+  pkgs+=(busybox-static etcd-server etcd-client docker-registry containerd runc curl)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -764,3 +764,81 @@ fn kubelet_runs_pods_on_containerd() {
     drop(c);
     drop(ctrd);
 }
+
+/// The whole path of the streaming subresources, with nothing stood in: kubectl -> API server
+/// (pods/log, pods/exec) -> the agent's kubelet API -> the runtime's streaming server -> the
+/// container.
+#[test]
+fn logs_and_exec_through_the_whole_stack() {
+    let c = start(&[]);
+    c.kubectl(&[
+        "run",
+        "talk",
+        "--image",
+        IMAGE,
+        "--image-pull-policy=Never",
+        "--",
+        "sh",
+        "-c",
+        "echo hello-from-talk; sleep 3600",
+    ]);
+    wait_phase(&c, "talk", "Running");
+    let logs = wait_for(&c, "the container's output in kubectl logs", 30, || {
+        let out = c.kubectl_raw(&["logs", "talk"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("hello-from-talk").then_some(text)
+    });
+    assert_eq!(logs, "hello-from-talk\n");
+    // exec over WebSocket (kubectl 1.33's default), stdout and the exit code
+    assert_eq!(
+        c.kubectl(&["exec", "talk", "--", "sh", "-c", "echo out-$((6*7))"]),
+        "out-42\n"
+    );
+    let failed = c.kubectl_raw(&["exec", "talk", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(failed.status.code(), Some(3), "{failed:?}");
+    // stdin reaches the process
+    assert_eq!(
+        c.kubectl_stdin(&["exec", "-i", "talk", "--", "cat"], "piped\n"),
+        "piped\n"
+    );
+
+    // port-forward (kubectl 1.33 tunnels SPDY over WebSocket) to a web server in a pod
+    c.kubectl(&[
+        "run",
+        "web",
+        "--image",
+        IMAGE,
+        "--image-pull-policy=Never",
+        "--",
+        "sh",
+        "-c",
+        "echo hi-web > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
+    ]);
+    wait_phase(&c, "web", "Running");
+    let port = common::free_port();
+    /// Ends `kubectl port-forward` however the test ends.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _pf = KillOnDrop(
+        c.kubectl_cmd(&["port-forward", "pod/web", &format!("{port}:8080")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let body = wait_for(&c, "a response through kubectl port-forward", 30, || {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "2"])
+            .arg(format!("http://127.0.0.1:{port}/index.html"))
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("hi-web").then_some(text)
+    });
+    assert_eq!(body, "hi-web\n");
+}

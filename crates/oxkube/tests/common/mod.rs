@@ -219,7 +219,7 @@ impl Cluster {
         }
     }
 
-    fn kubectl_cmd(&self, args: &[&str]) -> Command {
+    pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("kubectl");
         cmd.arg("--kubeconfig").arg(self.kubeconfig());
         cmd.arg("--cache-dir").arg(self.cache.path());
