@@ -129,6 +129,151 @@ pub trait Prober: Send + Sync {
     fn results(&self, pod_uid: &str) -> (ProbeStatus, LivenessFailures);
     /// The pod is gone: stop its probes.
     fn forget(&self, pod_uid: &str);
+    /// True for a prober that never probes ([`NoProbes`]): `run` then installs the real one.
+    fn is_noop(&self) -> bool {
+        false
+    }
+}
+
+/// The probe runner of [`crate::probe`] behind the [`Prober`] seam: the pod worker reports
+/// what runs, probe results re-sync the pod.
+pub struct ManagedProbes {
+    manager: crate::probe::ProbeManager,
+    events:
+        std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::probe::ProbeEvent>>>,
+    /// Pod uid -> container name -> (current container id, running).
+    current: std::sync::Mutex<HashMap<String, HashMap<String, (String, bool)>>>,
+    added: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl ManagedProbes {
+    pub fn new(exec: Arc<dyn crate::probe::ContainerExec>) -> Self {
+        let (manager, events) = crate::probe::ProbeManager::new(exec);
+        ManagedProbes {
+            manager,
+            events: std::sync::Mutex::new(Some(events)),
+            current: Default::default(),
+            added: Default::default(),
+        }
+    }
+}
+
+impl Prober for ManagedProbes {
+    fn start(&self, notify: Notify) {
+        let Some(mut rx) = self.events.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    crate::probe::ProbeEvent::Result { pod_uid, .. } => notify(&pod_uid),
+                    crate::probe::ProbeEvent::Event {
+                        pod_uid,
+                        container,
+                        reason,
+                        message,
+                        ..
+                    } => {
+                        tracing::info!(%pod_uid, %container, reason, %message, "probe");
+                    }
+                }
+            }
+        });
+    }
+
+    fn observe(&self, pod: &Pod, runtime: &PodRuntime) {
+        use crate::podstate::CState;
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if self
+            .added
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.clone())
+        {
+            self.manager.add_pod(pod);
+        }
+        if pod.metadata.deletion_timestamp.is_some() {
+            self.manager.set_terminating(&uid);
+        }
+        if let Some(ip) = runtime.latest_sandbox().and_then(|s| s.ips.first()) {
+            self.manager.set_pod_ip(&uid, ip);
+        }
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut current = HashMap::new();
+        for c in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+        {
+            let Some(rc) = runtime.instances(&c.name).next() else {
+                continue;
+            };
+            let running = rc.state == CState::Running;
+            self.manager.set_container_state(
+                &uid,
+                &c.name,
+                crate::probe::ContainerState {
+                    container_id: rc.id.clone(),
+                    running_since: running.then(|| {
+                        std::time::UNIX_EPOCH
+                            + std::time::Duration::from_nanos(rc.started_at.max(0) as u64)
+                    }),
+                    terminated: rc.state == CState::Exited,
+                },
+            );
+            current.insert(c.name.clone(), (rc.id.clone(), running));
+        }
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid, current);
+    }
+
+    fn results(&self, pod_uid: &str) -> (ProbeStatus, LivenessFailures) {
+        use crate::probe::{ProbeResult, ProbeType};
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(pod_uid)
+            .cloned()
+            .unwrap_or_default();
+        let mut status = ProbeStatus::default();
+        let mut failed = LivenessFailures::default();
+        for (name, (id, running)) in current {
+            let result = |p| self.manager.result(pod_uid, &name, &id, p);
+            if let Some(r) = result(ProbeType::Readiness) {
+                status.ready.insert(name.clone(), r == ProbeResult::Success);
+            }
+            if let Some(r) = result(ProbeType::Startup) {
+                status
+                    .started
+                    .insert(name.clone(), r == ProbeResult::Success);
+            }
+            // only the running container is killed for a failed liveness/startup probe (a
+            // stopped one reports Failure too)
+            let dead = [ProbeType::Liveness, ProbeType::Startup]
+                .into_iter()
+                .any(|p| result(p) == Some(ProbeResult::Failure));
+            if running && dead {
+                failed.insert(name);
+            }
+        }
+        (status, failed)
+    }
+
+    fn forget(&self, pod_uid: &str) {
+        self.manager.remove_pod(pod_uid);
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(pod_uid);
+        self.added
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(pod_uid);
+    }
 }
 
 /// The prober of a kubelet built without probes: no results.
@@ -141,6 +286,9 @@ impl Prober for NoProbes {
         Default::default()
     }
     fn forget(&self, _pod_uid: &str) {}
+    fn is_noop(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -207,8 +207,14 @@ async fn connect_cri(path: &std::path::Path, wait: Duration) -> Result<Cri, Erro
 
 /// Runs the kubelet until `shutdown` resolves. Running containers are left running on
 /// shutdown: a restarted kubelet re-adopts them.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let cri = connect_cri(&config.cri_socket, Duration::from_secs(60)).await?;
+    if config.prober.is_noop() {
+        // probes exec through the same CRI connection
+        config.prober = Arc::new(hooks::ManagedProbes::new(Arc::new(probe::CriExec::new(
+            cri.rt.clone(),
+        ))));
+    }
     let version = {
         let mut rt = cri.rt.clone();
         let start = Instant::now();

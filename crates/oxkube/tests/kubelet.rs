@@ -842,3 +842,53 @@ fn logs_and_exec_through_the_whole_stack() {
     });
     assert_eq!(body, "hi-web\n");
 }
+
+/// The kubelet runs probes: an exec readiness probe gates the container's (and the pod's)
+/// readiness; a failing liveness probe restarts the container.
+#[test]
+fn readiness_gates_ready_and_liveness_restarts() {
+    let c = start(&[]);
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probed"},
+        "spec": {"containers": [{
+            "name": "app", "image": IMAGE, "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "touch /tmp/alive; exec sleep 3600"],
+            "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]},
+                               "periodSeconds": 1, "failureThreshold": 1},
+            "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]},
+                              "periodSeconds": 1, "failureThreshold": 1}
+        }]}
+    });
+    c.kubectl_stdin(&["apply", "-f", "-"], &pod.to_string());
+    wait_phase(&c, "probed", "Running");
+    let ready =
+        |c: &Cluster| pod_of(c, "probed")["status"]["containerStatuses"][0]["ready"] == true;
+    // the probe fails while /tmp/ready is missing: running, not ready
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!ready(&c), "ready before the readiness probe passed");
+    c.kubectl(&["exec", "probed", "--", "touch", "/tmp/ready"]);
+    wait_for(
+        &c,
+        "the readiness probe to make the container ready",
+        30,
+        || ready(&c).then_some(()),
+    );
+    let cond = pod_of(&c, "probed")["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["type"] == "Ready")
+        .cloned()
+        .unwrap();
+    assert_eq!(cond["status"], "True", "{cond}");
+    // liveness fails once /tmp/alive is gone: the container is restarted
+    c.kubectl(&["exec", "probed", "--", "rm", "/tmp/alive"]);
+    wait_for(&c, "a restart after the liveness probe failed", 60, || {
+        let p = pod_of(&c, "probed");
+        (p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1)).then_some(())
+    });
+}
+
+fn pod_of(c: &Cluster, name: &str) -> Value {
+    pod(c, name).unwrap_or_else(|| panic!("pod {name} is gone"))
+}
