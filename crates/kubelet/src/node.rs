@@ -60,14 +60,10 @@ impl std::str::FromStr for Eviction {
             match signal.trim() {
                 "memory.available" => {
                     let v = value.trim();
-                    let (num, mult) = [("Ki", 1i64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)]
-                        .iter()
-                        .find_map(|(suf, m)| v.strip_suffix(suf).map(|n| (n, *m)))
-                        .unwrap_or((v, 1));
-                    let n: i64 = num
-                        .parse()
-                        .map_err(|_| format!("invalid memory.available quantity {v:?}"))?;
-                    e.memory_available = n * mult;
+                    let bytes = apimachinery::validation::quantity::parse(v)
+                        .filter(|b| *b >= 0.0)
+                        .ok_or_else(|| format!("invalid memory.available quantity {v:?}"))?;
+                    e.memory_available = bytes.ceil() as i64;
                 }
                 "nodefs.available" => {
                     let pct: f64 = value
@@ -902,6 +898,10 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(e.memory_available, 200 << 20);
+        let g: Eviction = "memory.available<1.5Gi".parse().unwrap();
+        assert_eq!(g.memory_available, 3 << 29);
+        let k: Eviction = "memory.available<500M".parse().unwrap();
+        assert_eq!(k.memory_available, 500_000_000);
         assert!((e.nodefs_available - 0.01).abs() < 1e-9);
         let d: Eviction = "".parse().unwrap();
         assert_eq!(d, Eviction::default());
@@ -910,6 +910,7 @@ mod tests {
             "imagefs.available<5%",
             "memory.available=1Gi",
             "memory.available<x",
+            "memory.available<-1Mi",
         ] {
             assert!(bad.parse::<Eviction>().is_err(), "{bad}");
         }
