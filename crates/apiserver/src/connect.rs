@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use apimachinery::registry::ResourceInfo;
 use apimachinery::{ApiError, FieldError, Reason};
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use relay::is_upgrade;
 
 use crate::handlers::Req;
 use crate::pki::CertPair;
@@ -375,57 +376,15 @@ pub fn proxy_remainder(path: &str, resource: &str, name: &str) -> String {
     "/".into()
 }
 
-/// Whether a request asks for a protocol upgrade.
-pub fn is_upgrade(h: &HeaderMap) -> bool {
-    let conn_upgrade = h.get_all(header::CONNECTION).iter().any(|v| {
-        v.to_str()
-            .map(|s| {
-                s.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-            .unwrap_or(false)
-    });
-    conn_upgrade && h.contains_key(header::UPGRADE)
-}
-
-/// Headers not passed on to a backend: the client's credentials and connection details.
-fn passed_on(name: &str, upgrade: bool) -> bool {
-    !matches!(
-        name,
-        "host"
-            | "authorization"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "keep-alive"
-            | "proxy-connection"
-    ) && !name.starts_with("impersonate-")
-        && (upgrade || !matches!(name, "connection" | "upgrade" | "transfer-encoding"))
-}
-
-/// Builds the backend request: `method` on `path_and_query`, the client's headers minus
-/// credentials (and minus hop-by-hop headers unless upgrading), `Host` set to the backend.
+/// The backend request (see [`relay::backend_request`]) with errors as a Status.
 pub fn backend_request<B>(
     parts: &http::request::Parts,
     path_and_query: &str,
     host: &str,
     body: B,
 ) -> Result<Request<B>, ApiError> {
-    let upgrade = is_upgrade(&parts.headers);
-    let mut req = Request::builder()
-        .method(parts.method.clone())
-        .uri(path_and_query)
-        .body(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid proxy request: {e}")))?;
-    for (k, v) in &parts.headers {
-        if passed_on(k.as_str(), upgrade) {
-            req.headers_mut().append(k.clone(), v.clone());
-        }
-    }
-    if let Ok(v) = HeaderValue::from_str(host) {
-        req.headers_mut().insert(header::HOST, v);
-    }
-    Ok(req)
+    relay::backend_request(parts, path_and_query, host, body)
+        .map_err(|e| ApiError::bad_request(format!("invalid proxy request: {e}")))
 }
 
 /// A backend response body relayed to the client (ends early if the backend fails).
@@ -447,8 +406,8 @@ fn proxy_error(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(Reason::InternalError, format!("{what}: {e}"))
 }
 
-/// Sends `req` over `io`. For an upgrade, a 101 answer joins the client's and the backend's
-/// connections byte for byte; any other answer is returned as is.
+/// Sends `out` over `io` through the shared relay (an upgrade answered 101 is joined byte for
+/// byte; any other answer is returned as is, its body streamed).
 pub async fn forward<I>(
     io: I,
     out: Request<Incoming>,
@@ -457,44 +416,15 @@ pub async fn forward<I>(
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+    let resp = relay::send(io, out, client_upgrade)
         .await
-        .map_err(|e| proxy_error("error dialing backend", e))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "backend connection ended");
-        }
-    });
-    let mut resp = sender
-        .send_request(out)
-        .await
-        .map_err(|e| proxy_error("error trying to reach service", e))?;
-    let Some(client_upgrade) =
-        client_upgrade.filter(|_| resp.status() == StatusCode::SWITCHING_PROTOCOLS)
-    else {
-        let (parts, body) = resp.into_parts();
-        return Ok(Response::from_parts(parts, relay(body)));
-    };
-    let backend_upgrade = hyper::upgrade::on(&mut resp);
-    let mut back = Response::new(http_body_util::Empty::new().boxed_unsync());
-    *back.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *back.headers_mut() = resp.headers().clone();
-    tokio::spawn(async move {
-        let (client, backend) = match tokio::join!(client_upgrade, backend_upgrade) {
-            (Ok(c), Ok(b)) => (c, b),
-            (c, b) => {
-                tracing::debug!(client = ?c.err(), backend = ?b.err(), "upgrade failed");
-                return;
-            }
-        };
-        let mut client = TokioIo::new(client);
-        let mut backend = TokioIo::new(backend);
-        match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-            Ok((up, down)) => tracing::debug!(up, down, "upgraded stream closed"),
-            Err(e) => tracing::debug!(error = %e, "upgraded stream ended with error"),
-        }
-    });
-    Ok(back)
+        .map_err(|e| match e {
+            relay::RelayError::Handshake(e) => proxy_error("error dialing backend", e),
+            relay::RelayError::Send(e) => proxy_error("error trying to reach service", e),
+            e @ relay::RelayError::Request(_) => proxy_error("error proxying", e),
+        })?;
+    let (parts, body) = resp.into_parts();
+    Ok(Response::from_parts(parts, relay(body)))
 }
 
 /// A non-2xx kubelet answer to pods/log as a Status (upstream's GenericHttpResponseChecker).
@@ -1052,168 +982,5 @@ mod tests {
             );
         }
         assert_eq!(pick_endpoint(&slices, "nope"), None);
-    }
-
-    #[test]
-    fn backend_requests_drop_credentials() {
-        let req = Request::builder()
-            .method("GET")
-            .uri("/api/v1/nodes/n/proxy/pods")
-            .header("authorization", "Bearer x")
-            .header("impersonate-user", "y")
-            .header("connection", "keep-alive")
-            .header("accept", "application/json")
-            .body(())
-            .unwrap();
-        let (parts, _) = req.into_parts();
-        let out = backend_request(&parts, "/pods", "10.0.0.1:10250", ()).unwrap();
-        let h = out.headers();
-        assert!(h.get("authorization").is_none() && h.get("impersonate-user").is_none());
-        assert!(
-            h.get("connection").is_none(),
-            "hop-by-hop header of a plain request"
-        );
-        assert_eq!(h["accept"], "application/json");
-        assert_eq!(h["host"], "10.0.0.1:10250");
-        let up = Request::builder()
-            .uri("/x")
-            .header("connection", "Upgrade")
-            .header("upgrade", "websocket")
-            .header("sec-websocket-protocol", "v5.channel.k8s.io")
-            .body(())
-            .unwrap();
-        let (parts, _) = up.into_parts();
-        let out = backend_request(&parts, "/exec/a/b/c", "h:1", ()).unwrap();
-        assert_eq!(out.headers()["connection"], "Upgrade");
-        assert_eq!(out.headers()["upgrade"], "websocket");
-        assert_eq!(out.headers()["sec-websocket-protocol"], "v5.channel.k8s.io");
-    }
-
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    async fn read_head(s: &mut tokio::net::TcpStream) -> String {
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(s.read(&mut b).await.unwrap(), 1, "eof in head: {head:?}");
-            head.push(b[0]);
-        }
-        String::from_utf8(head).unwrap()
-    }
-
-    /// A WebSocket-speaking stand-in for a kubelet: 101 with the first offered protocol,
-    /// then an echo of every byte; hands back the request head it saw.
-    async fn echo_backend() -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<String>) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let head = read_head(&mut s).await;
-            let proto = head
-                .lines()
-                .find_map(|l| l.strip_prefix("sec-websocket-protocol: "))
-                .and_then(|v| v.split(',').next())
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            let _ = tx.send(head);
-            s.write_all(format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: {proto}\r\n\r\n").as_bytes())
-                .await
-                .unwrap();
-            let (mut r, mut w) = s.split();
-            let _ = tokio::io::copy(&mut r, &mut w).await;
-        });
-        (addr, rx)
-    }
-
-    /// Serves one connection, forwarding each request to `backend` at `path`.
-    async fn front(backend: std::net::SocketAddr, path: &'static str) -> std::net::SocketAddr {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| async move {
-                let up = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
-                let (parts, body) = req.into_parts();
-                let out = backend_request(&parts, path, &backend.to_string(), body).unwrap();
-                let tcp = tokio::net::TcpStream::connect(backend).await.unwrap();
-                Ok::<_, Infallible>(
-                    forward(TokioIo::new(tcp), out, up)
-                        .await
-                        .unwrap_or_else(|e| crate::server::error_response(&e)),
-                )
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(s), svc)
-                .with_upgrades()
-                .await;
-        });
-        addr
-    }
-
-    #[tokio::test]
-    async fn upgraded_connections_are_piped_unchanged() {
-        let (backend, seen) = echo_backend().await;
-        let addr = front(backend, "/exec/default/web/app?command=sh&stdin=1").await;
-        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-        c.write_all(b"GET /api/v1/namespaces/default/pods/web/exec?command=sh&stdin=true HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer secret\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io, v4.channel.k8s.io\r\n\r\n").await.unwrap();
-        let head = read_head(&mut c).await.to_ascii_lowercase();
-        assert!(head.starts_with("http/1.1 101"), "{head}");
-        assert!(
-            head.contains("sec-websocket-protocol: v5.channel.k8s.io"),
-            "{head}"
-        );
-        let backend_head = seen.await.unwrap();
-        assert!(
-            backend_head.starts_with("GET /exec/default/web/app?command=sh&stdin=1 HTTP/1.1"),
-            "{backend_head}"
-        );
-        assert!(
-            backend_head.contains("sec-websocket-protocol: v5.channel.k8s.io, v4.channel.k8s.io")
-        );
-        assert!(!backend_head.to_ascii_lowercase().contains("secret"));
-        let payload: Vec<u8> = (0..=255u8).rev().cycle().take(200_000).collect();
-        let (mut r, mut w) = c.into_split();
-        let writer = tokio::spawn({
-            let payload = payload.clone();
-            async move {
-                w.write_all(&payload).await.unwrap();
-                w
-            }
-        });
-        let mut back = vec![0u8; payload.len()];
-        r.read_exact(&mut back).await.unwrap();
-        assert_eq!(back, payload);
-        drop(writer.await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn plain_requests_are_relayed_with_their_body() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let backend = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let head = read_head(&mut s).await;
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            let mut body = vec![0u8; len];
-            s.read_exact(&mut body).await.unwrap();
-            let first = head.lines().next().unwrap().to_string();
-            let reply = format!("{first}|{}", String::from_utf8(body).unwrap());
-            s.write_all(format!("HTTP/1.1 201 Created\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{reply}", reply.len()).as_bytes()).await.unwrap();
-        });
-        let addr = front(backend, "/configz?x=1").await;
-        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-        c.write_all(b"PUT /api/v1/nodes/n/proxy/configz?x=1 HTTP/1.1\r\nHost: api\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello").await.unwrap();
-        let mut resp = String::new();
-        let _ = c.read_to_string(&mut resp).await;
-        assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
-        assert!(resp.ends_with("PUT /configz?x=1 HTTP/1.1|hello"), "{resp}");
     }
 }

@@ -23,7 +23,7 @@ use cri::v1 as pb;
 use cri::{ImageServiceClient, RuntimeServiceClient};
 use futures::StreamExt;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full, StreamBody};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -216,10 +216,6 @@ impl Server {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     Server::bind(config).await?.serve(shutdown).await;
     Ok(())
-}
-
-pub(crate) fn empty() -> Body {
-    Empty::<Bytes>::new().map_err(|e| match e {}).boxed_unsync()
 }
 
 fn full(b: impl Into<Bytes>) -> Body {
@@ -573,7 +569,7 @@ impl StreamOptions {
 }
 
 fn require_upgrade(req: &Request<Incoming>) -> Result<(), Failure> {
-    if proxy::is_upgrade(req.headers()) {
+    if relay::is_upgrade(req.headers()) {
         Ok(())
     } else {
         Err(Failure::bad_request("Upgrade request required"))

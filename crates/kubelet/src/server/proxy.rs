@@ -1,13 +1,13 @@
 //! The upgrade-aware proxy between a kubelet API client and the runtime's streaming server: the
 //! client's upgrade request (WebSocket or SPDY, its `Sec-WebSocket-Protocol` /
-//! `X-Stream-Protocol-Version` offers untouched) is replayed to the URL CRI Exec/Attach/
-//! PortForward returned, the upstream's answer goes back as is, and after a 101 both
+//! `X-Stream-Protocol-Version` offers untouched) is replayed through the shared [`relay`] to the
+//! URL CRI Exec/Attach/PortForward returned; the answer goes back as is, and after a 101 both
 //! connections are piped into each other byte for byte.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{header, Request, Response, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -22,33 +22,11 @@ pub enum ProxyError {
     #[error("error dialing backend {addr}: {reason}")]
     Dial { addr: String, reason: String },
     #[error("error proxying to backend: {0}")]
-    Http(String),
+    Http(#[from] relay::RelayError),
 }
 
-/// Whether a request asks for a protocol upgrade (`Connection: Upgrade` plus `Upgrade`).
-pub fn is_upgrade(h: &HeaderMap) -> bool {
-    let conn_upgrade = h.get_all(header::CONNECTION).iter().any(|v| {
-        v.to_str()
-            .map(|s| {
-                s.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
-            .unwrap_or(false)
-    });
-    conn_upgrade && h.contains_key(header::UPGRADE)
-}
-
-/// Headers that describe the client's connection to us, not the request: dropped when the
-/// request is replayed upstream (Connection and Upgrade are kept for upgrade requests).
-const DROPPED: &[&str] = &[
-    "host",
-    "authorization",
-    "proxy-authorization",
-    "content-length",
-];
-
-/// The request to send upstream: `method` on `path_and_query` of `target`, the client's headers
-/// (credentials dropped), `Host` set to the target.
+/// The request to send upstream: the client's upgrade request on the target's path with the
+/// client's query (credentials dropped by the relay), without a body.
 pub fn upstream_request(
     parts: &http::request::Parts,
     target: &Uri,
@@ -59,21 +37,11 @@ pub fn upstream_request(
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
     };
-    let mut req = Request::builder()
-        .method(parts.method.clone())
-        .uri(pq)
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| ProxyError::Http(e.to_string()))?;
-    for (k, v) in &parts.headers {
-        if !DROPPED.contains(&k.as_str()) && !k.as_str().starts_with("impersonate-") {
-            req.headers_mut().append(k.clone(), v.clone());
-        }
-    }
-    if let Some(a) = target.authority() {
-        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-            req.headers_mut().insert(header::HOST, v);
-        }
-    }
+    let host = target.authority().map(|a| a.as_str()).unwrap_or("");
+    let mut req = relay::backend_request(parts, &pq, host, Empty::<Bytes>::new())?;
+    // the body is not relayed
+    req.headers_mut().remove(header::CONTENT_LENGTH);
+    req.headers_mut().remove(header::TRANSFER_ENCODING);
     Ok(req)
 }
 
@@ -108,77 +76,19 @@ pub async fn upgrade(req: Request<Incoming>, target: &Uri) -> Result<Response<Bo
     let client_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _body) = req.into_parts();
     let out = upstream_request(&parts, target, query.as_deref())?;
-    pipe(TokioIo::new(tcp), out, client_upgrade).await
+    let resp = relay::send(TokioIo::new(tcp), out, Some(client_upgrade)).await?;
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .map_err(|e| -> super::BoxError { Box::new(e) })
+        .boxed_unsync();
+    Ok(Response::from_parts(parts, body))
 }
 
-/// Sends `out` over `io` and, on a 101, joins the two upgraded connections.
-pub async fn pipe<I>(
-    io: I,
-    out: Request<Empty<Bytes>>,
-    client_upgrade: hyper::upgrade::OnUpgrade,
-) -> Result<Response<Body>, ProxyError>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| ProxyError::Http(e.to_string()))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "streaming backend connection ended");
-        }
-    });
-    let mut resp = sender
-        .send_request(out)
-        .await
-        .map_err(|e| ProxyError::Http(e.to_string()))?;
-    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let (parts, body) = resp.into_parts();
-        let body = body
-            .map_err(|e| -> super::BoxError { Box::new(e) })
-            .boxed_unsync();
-        return Ok(Response::from_parts(parts, body));
-    }
-    let upstream_upgrade = hyper::upgrade::on(&mut resp);
-    let mut back = Response::new(super::empty());
-    *back.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *back.headers_mut() = resp.headers().clone();
-    tokio::spawn(async move {
-        let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
-            (Ok(c), Ok(u)) => (c, u),
-            (c, u) => {
-                tracing::debug!(client = ?c.err(), upstream = ?u.err(), "upgrade failed");
-                return;
-            }
-        };
-        let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
-        match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            Ok((up, down)) => tracing::debug!(up, down, "stream closed"),
-            Err(e) => tracing::debug!(error = %e, "stream ended with error"),
-        }
-    });
-    Ok(back)
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn upgrade_detection() {
-        let mut h = HeaderMap::new();
-        assert!(!is_upgrade(&h));
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, Upgrade"),
-        );
-        assert!(!is_upgrade(&h));
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        assert!(is_upgrade(&h));
-        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        assert!(!is_upgrade(&h));
-    }
+    use http::StatusCode;
 
     #[test]
     fn upstream_request_keeps_protocol_headers_and_drops_credentials() {
