@@ -482,25 +482,16 @@ impl DaemonSetController {
             return Ok(());
         }
 
-        let revs: Vec<Arc<ControllerRevision>> = self.revisions.store.state_filter(|r| {
-            r.metadata.namespace.as_deref() == Some(ns)
-                && podutil::controller_ref(&r.metadata).is_some_and(|o| o.uid == uid)
-        });
+        let revs = history::owned_revisions(&self.revisions, &ds.metadata);
         let status = ds.status.clone().unwrap_or_default();
-        let owner = history::Owner {
-            api_version: "apps/v1",
-            kind: "DaemonSet",
-            meta: &ds.metadata,
-            labels: spec
-                .template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.clone())
-                .unwrap_or_default(),
-            current_revision_name: None,
-            collision_count: status.collision_count.unwrap_or(0),
-            style: history::Style::DaemonSet(&spec.template),
-        };
+        let owner = history::Owner::new(
+            "DaemonSet",
+            &ds.metadata,
+            &spec.template,
+            None,
+            status.collision_count,
+            history::Style::DaemonSet(&spec.template),
+        );
         let r = history::sync_revisions(
             &self.client,
             &owner,

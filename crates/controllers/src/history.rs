@@ -107,6 +107,44 @@ pub struct Owner<'a> {
     pub style: Style<'a>,
 }
 
+impl<'a> Owner<'a> {
+    /// The apps/v1 workload `kind` described by `meta`, whose pods come from `template`.
+    pub fn new(
+        kind: &'a str,
+        meta: &'a ObjectMeta,
+        template: &PodTemplateSpec,
+        current_revision_name: Option<String>,
+        collision_count: Option<i32>,
+        style: Style<'a>,
+    ) -> Owner<'a> {
+        Owner {
+            api_version: "apps/v1",
+            kind,
+            meta,
+            labels: template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default(),
+            current_revision_name,
+            collision_count: collision_count.unwrap_or(0),
+            style,
+        }
+    }
+}
+
+/// The revisions in `cache` whose controller is the object of `meta`.
+pub fn owned_revisions(
+    cache: &crate::informer::Informer<ControllerRevision>,
+    meta: &ObjectMeta,
+) -> Vec<Arc<ControllerRevision>> {
+    let uid = meta.uid.as_deref().unwrap_or_default();
+    cache.store.state_filter(|r| {
+        r.metadata.namespace == meta.namespace
+            && podutil::controller_ref(&r.metadata).is_some_and(|o| o.uid == uid)
+    })
+}
+
 /// See [`Owner::style`].
 pub enum Style<'a> {
     StatefulSet,

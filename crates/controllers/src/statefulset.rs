@@ -361,25 +361,16 @@ impl StatefulSetController {
         }
 
         // revisions
-        let revs: Vec<Arc<ControllerRevision>> = self.revisions.store.state_filter(|r| {
-            r.metadata.namespace.as_deref() == Some(ns)
-                && podutil::controller_ref(&r.metadata).is_some_and(|o| o.uid == uid)
-        });
+        let revs = history::owned_revisions(&self.revisions, &set.metadata);
         let status = set.status.clone().unwrap_or_default();
-        let owner = history::Owner {
-            api_version: "apps/v1",
-            kind: "StatefulSet",
-            meta: &set.metadata,
-            labels: spec
-                .template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.labels.clone())
-                .unwrap_or_default(),
-            current_revision_name: status.current_revision.clone(),
-            collision_count: status.collision_count.unwrap_or(0),
-            style: history::Style::StatefulSet,
-        };
+        let owner = history::Owner::new(
+            "StatefulSet",
+            &set.metadata,
+            &spec.template,
+            status.current_revision.clone(),
+            status.collision_count,
+            history::Style::StatefulSet,
+        );
         let r = history::sync_revisions(
             &self.client,
             &owner,
