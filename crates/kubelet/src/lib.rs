@@ -21,6 +21,7 @@ pub mod hooks;
 pub mod labels;
 pub mod node;
 pub mod plan;
+pub mod podcgroup;
 pub mod pods;
 pub mod podstate;
 pub mod probe;
@@ -92,6 +93,9 @@ pub struct Config {
     pub relist_period: Duration,
     /// Periodic re-sync of every pod (upstream 1 min).
     pub resync_period: Duration,
+    /// How often the contents of a running pod's configMap, secret, downwardAPI and projected
+    /// volumes are refreshed from the API (upstream: with each ~1 min resync).
+    pub volume_refresh_period: Duration,
     pub volumes: Arc<dyn hooks::Volumes>,
     pub prober: Arc<dyn hooks::Prober>,
 }
@@ -140,6 +144,7 @@ impl Config {
             image_backoff_max: Duration::from_secs(300),
             relist_period: Duration::from_secs(1),
             resync_period: Duration::from_secs(60),
+            volume_refresh_period: Duration::from_secs(10),
             volumes: Arc::new(hooks::ManagedVolumes::new(
                 client.clone(),
                 data_dir.join("agent/kubelet"),

@@ -79,6 +79,24 @@ pub fn should_restart(policy: &str, exit_code: i32) -> bool {
     }
 }
 
+/// The reason and message of a pod failed for its `activeDeadlineSeconds` (upstream
+/// `activeDeadlineHandler`).
+pub const DEADLINE_REASON: &str = "DeadlineExceeded";
+pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+
+/// How long the pod may still run under its `activeDeadlineSeconds`, counted from its status'
+/// `startTime` (zero: the deadline has passed); `None` without a deadline or a start time.
+pub fn active_deadline_left(
+    pod: &Pod,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Option<std::time::Duration> {
+    let ads = pod.spec.as_ref()?.active_deadline_seconds?;
+    let start = pod.status.as_ref()?.start_time.as_ref()?.0;
+    let ran_ms = now.as_millisecond() - start.as_millisecond();
+    let left_ms = ads.saturating_mul(1000).saturating_sub(ran_ms);
+    Some(std::time::Duration::from_millis(left_ms.max(0) as u64))
+}
+
 /// Liveness failures reported by the prober, by container name.
 pub type LivenessFailures = HashSet<String>;
 
@@ -522,5 +540,31 @@ mod tests {
         let pl = plan(&p, &rt, &HashSet::new());
         assert_eq!(pl.kill.len(), 1);
         assert_eq!(pl.kill[0].name, "gone");
+    }
+
+    #[test]
+    fn active_deadline_table() {
+        use k8s_openapi::jiff::Timestamp;
+        let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+        let pod = |ads: Option<i64>, start: Option<&str>| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c"}], "activeDeadlineSeconds": ads},
+                "status": {"startTime": start},
+            }))
+            .unwrap()
+        };
+        let cases = [
+            (None, Some("2026-01-01T00:00:00Z"), None),
+            (Some(30), None, None),
+            (Some(90), Some("2026-01-01T00:00:00Z"), Some(30_000)),
+            (Some(60), Some("2026-01-01T00:00:00Z"), Some(0)),
+            (Some(10), Some("2026-01-01T00:00:00Z"), Some(0)),
+            (Some(61), Some("2026-01-01T00:00:00Z"), Some(1_000)),
+        ];
+        for (ads, start, want) in cases {
+            let got = active_deadline_left(&pod(ads, start), now).map(|d| d.as_millis() as i64);
+            assert_eq!(got, want, "{ads:?} {start:?}");
+        }
     }
 }
