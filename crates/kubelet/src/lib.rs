@@ -5,8 +5,8 @@
 //! hands the node's podCIDR to the runtime, and runs one worker per pod bound to the node
 //! ([`pods`], [`worker`]). The decisions are pure functions: [`plan`] (what to start/kill),
 //! [`status`] (pod status), [`env`] and [`expand`] (environment), [`qos`] (QoS and CRI
-//! resources), [`criconfig`] (CRI configs), [`backoff`] (CrashLoopBackOff), [`node`] (Node
-//! object). Volumes and probes plug in through [`hooks`].
+//! resources), [`podcgroup`] (pod-level cgroup and limits), [`criconfig`] (CRI configs),
+//! [`backoff`] (CrashLoopBackOff), [`node`] (Node object). Volumes and probes plug in through [`hooks`].
 //!
 //! Paths: `<root-dir>/pods/<uid>/containers/<name>/<id>` termination message files;
 //! `<pod-logs-dir>/<ns>_<name>_<uid>/<container>/<restart>.log` container logs (written by the
