@@ -218,12 +218,15 @@ pub struct ManagedProbes {
     events:
         std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::probe::ProbeEvent>>>,
     /// Pod uid -> container name -> (current container id, running).
-    current: std::sync::Mutex<HashMap<String, HashMap<String, (String, bool)>>>,
+    current: std::sync::Mutex<HashMap<String, ContainerIds>>,
     added: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Pod uid -> what the pod's events refer to (the pod's identity, each container's field
     /// path).
     refs: Arc<std::sync::Mutex<HashMap<String, EventRef>>>,
 }
+
+/// Container name -> (current container id, running).
+type ContainerIds = HashMap<String, (String, bool)>;
 
 /// The object a probe event is about: the pod (identity only) and its containers' field paths.
 #[derive(Clone)]

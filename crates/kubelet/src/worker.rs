@@ -365,7 +365,8 @@ impl Worker {
         let mut rt = rt;
         if p.kill_pod || !p.kill.is_empty() {
             for k in &p.kill {
-                self.kill_container(&k.id, &k.name, &k.message).await;
+                self.kill_container(&k.id, &k.name, &k.message, k.probe_grace)
+                    .await;
             }
             rt = pod_runtime(&self.shared, &self.uid).await?;
         }
@@ -909,7 +910,7 @@ impl Worker {
                 tracing::warn!(pod = %pod_desc(&self.pod), container = %c.name, error = %f.message, "postStart hook failed");
                 // as upstream, the hook's output stays out of the event (it may hold secrets)
                 self.event(ev, "Warning", f.reason, "PostStartHook failed".into());
-                self.kill_container(&id, &c.name, "FailedPostStartHook")
+                self.kill_container(&id, &c.name, "FailedPostStartHook", None)
                     .await;
                 return Err((
                     "PostStartHookError".into(),
@@ -965,7 +966,7 @@ impl Worker {
     /// Upstream `killContainer`: the Killing event (`message`, or "Stopping container X"), the
     /// preStop hook within the grace period, then StopContainer with what is left of it (at
     /// least the minimum grace period).
-    async fn kill_container(&self, id: &str, name: &str, message: &str) {
+    async fn kill_container(&self, id: &str, name: &str, message: &str, grace: Option<i64>) {
         let spec = self.container(name);
         let kind = spec.as_ref().map(|(_, k)| *k).unwrap_or(Kind::App);
         self.event(
@@ -978,7 +979,11 @@ impl Worker {
                 message.to_string()
             },
         );
-        let mut grace = self.grace_period_raw();
+        // a probe's own grace period wins over the pod's, except while the pod is deleted
+        let mut grace = match grace {
+            Some(g) if self.pod.metadata.deletion_timestamp.is_none() => g,
+            _ => self.grace_period_raw(),
+        };
         let pre_stop = spec
             .as_ref()
             .filter(|(c, _)| c.lifecycle.as_ref().is_some_and(|l| l.pre_stop.is_some()));
@@ -1042,7 +1047,7 @@ impl Worker {
             futures::future::join_all(
                 group
                     .iter()
-                    .map(|c| self.kill_container(&c.id, &c.name, "")),
+                    .map(|c| self.kill_container(&c.id, &c.name, "", None)),
             )
             .await;
         }
