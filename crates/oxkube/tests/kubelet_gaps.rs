@@ -107,9 +107,10 @@ fn busybox(name: &str, script: &str) -> Value {
 }
 
 /// postStart runs after the start (its file is there), preStop runs on deletion before the
-/// container is stopped (it writes to a hostPath the test reads); a failing postStart kills the
-/// container (FailedPostStartHook, restarted); failing probes record Unhealthy events and the
-/// liveness kill says why, in `kubectl describe` too.
+/// container is stopped (it writes to a hostPath the test reads); httpGet hooks reach a handler
+/// pod; a failing postStart kills the container (FailedPostStartHook, restarted); failing probes
+/// record Unhealthy events, the liveness kill says why (in `kubectl describe` too) and runs the
+/// preStop hook.
 #[test]
 fn lifecycle_hooks_and_probe_events() {
     let c = start();
@@ -142,6 +143,39 @@ fn lifecycle_hooks_and_probe_events() {
         "stopping-by-hook\n"
     );
 
+    // httpGet hooks: postStart and preStop call a handler pod (any response counts)
+    apply(
+        &c,
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "handler"},
+                "spec": {"terminationGracePeriodSeconds": 2,
+                         "containers": [busybox("srv", "exec httpd -f -vv -p 8080 -h /tmp")]}}),
+    );
+    let handler_ip = wait_running(&c, "handler")["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut web = busybox("app", "exec sleep 3600");
+    web["lifecycle"] = json!({
+        "postStart": {"httpGet": {"host": handler_ip, "port": 8080, "path": "/poststart"}},
+        "preStop": {"httpGet": {"host": handler_ip, "port": 8080, "path": "/prestop"}}
+    });
+    apply(
+        &c,
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "httphooked"},
+                "spec": {"terminationGracePeriodSeconds": 5, "containers": [web]}}),
+    );
+    wait_running(&c, "httphooked");
+    assert!(c.kubectl(&["logs", "handler"]).contains("url:/poststart"));
+    c.kubectl(&[
+        "delete",
+        "pod",
+        "httphooked",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    let logs = c.kubectl(&["logs", "handler"]);
+    assert!(logs.contains("url:/prestop"), "{logs}");
+
     // a failing postStart: the container is killed and restarted per policy
     let mut bad = busybox("app", "exec sleep 3600");
     bad["lifecycle"] = json!({"postStart": {"exec": {"command": ["sh", "-c", "exit 7"]}}});
@@ -167,10 +201,15 @@ fn lifecycle_hooks_and_probe_events() {
                                       "periodSeconds": 1, "failureThreshold": 1});
     probed["livenessProbe"] = json!({"exec": {"command": ["cat", "/tmp/alive"]},
                                      "periodSeconds": 1, "failureThreshold": 2});
+    // preStop runs for the liveness kill too
+    probed["lifecycle"] = json!({"preStop": {"exec": {"command":
+        ["sh", "-c", "echo liveness-kill >> /host/liveness-prestop"]}}});
+    probed["volumeMounts"] = json!([{"name": "host", "mountPath": "/host"}]);
     apply(
         &c,
         &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "unhealthy"},
-                "spec": {"terminationGracePeriodSeconds": 2, "containers": [probed]}}),
+                "spec": {"terminationGracePeriodSeconds": 2, "containers": [probed],
+                         "volumes": [{"name": "host", "hostPath": {"path": host.display().to_string()}}]}}),
     );
     let (t, m) = wait_event(&c, "unhealthy", "Unhealthy", "Readiness probe failed:");
     assert_eq!(t, "Warning");
@@ -184,6 +223,11 @@ fn lifecycle_hooks_and_probe_events() {
         "Container app failed liveness probe, will be restarted",
     );
     assert_eq!(t, "Normal");
+    wait_for(&c, "the preStop hook of the liveness kill", 60, || {
+        std::fs::read_to_string(host.join("liveness-prestop"))
+            .ok()
+            .filter(|s| s.starts_with("liveness-kill\n"))
+    });
     let describe = c.kubectl(&["describe", "pod", "unhealthy"]);
     assert!(
         describe.contains("Liveness probe failed:") && describe.contains("Unhealthy"),
