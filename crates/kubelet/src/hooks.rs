@@ -441,4 +441,22 @@ mod tests {
         let err = NoVolumes.setup(&with).await.unwrap_err();
         assert!(err.0.contains("unmounted volumes=[data]"), "{err}");
     }
+
+    #[test]
+    fn probe_events_refer_to_the_pod_and_container() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "resourceVersion": "7",
+                         "labels": {"a": "b"}},
+            "spec": {"initContainers": [{"name": "side", "image": "i", "restartPolicy": "Always"}],
+                     "containers": [{"name": "app", "image": "i"}]}}))
+        .unwrap();
+        let r = EventRef::of(&p);
+        assert_eq!(r.field_paths["app"], "spec.containers{app}");
+        assert_eq!(r.field_paths["side"], "spec.initContainers{side}");
+        assert_eq!(r.pod.metadata.name.as_deref(), Some("p"));
+        assert_eq!(r.pod.metadata.namespace.as_deref(), Some("ns"));
+        assert_eq!(r.pod.metadata.uid.as_deref(), Some("u1"));
+        // only the identity is kept per pod
+        assert!(r.pod.metadata.labels.is_none() && r.pod.spec.is_none());
+    }
 }
