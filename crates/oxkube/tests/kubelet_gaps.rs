@@ -272,6 +272,34 @@ fn volume_updates_sub_path_expr_deadline_and_pod_cgroup() {
     c.kubectl(&["exec", "vols", "--", "sh", "-c", "echo mine > /mine/f"]);
     assert_eq!(cat("/all/per-pod/vols/f"), "mine\n");
 
+    // a subPathExpr naming an empty variable keeps the container from being created until the
+    // pod is fixed (here: the annotation its env comes from)
+    let mut fixme = busybox("app", "exec sleep 3600");
+    fixme["env"] = json!([{"name": "SUBDIR",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['subdir']"}}}]);
+    fixme["volumeMounts"] =
+        json!([{"name": "scratch", "mountPath": "/d", "subPathExpr": "$(SUBDIR)"}]);
+    apply(
+        &c,
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fixme"},
+                "spec": {"terminationGracePeriodSeconds": 2, "containers": [fixme],
+                         "volumes": [{"name": "scratch", "emptyDir": {}}]}}),
+    );
+    let waiting = wait_for(
+        &c,
+        "CreateContainerConfigError for the subPathExpr",
+        60,
+        || {
+            let p = pod(&c, "fixme")?;
+            let w = p["status"]["containerStatuses"][0]["state"]["waiting"].clone();
+            (w["reason"] == "CreateContainerConfigError").then_some(w)
+        },
+    );
+    assert_eq!(waiting["message"], "missing value for SUBDIR");
+    c.kubectl(&["annotate", "pod", "fixme", "subdir=fixed"]);
+    wait_running(&c, "fixme");
+    c.kubectl(&["exec", "fixme", "--", "sh", "-c", "echo ok > /d/f"]);
+
     // the pod cgroup (burstable, every limit set: the limits are the pod's)
     let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
     let mem = Path::new("/sys/fs/cgroup/memory/kubepods/burstable")
