@@ -1,9 +1,41 @@
-//! `$(VAR)` expansion in env values, command and args, with upstream's rules
-//! (`third_party/forked/golang/expansion`): `$(NAME)` becomes the value when NAME is defined and
-//! stays `$(NAME)` otherwise; `$$` is an escaped `$`; a `$` before anything else is kept as is.
+//! `$(VAR)` expansion, the one expander of the kubelet (env values, command and args, probe
+//! commands, subPathExpr), with upstream's rules (`third_party/forked/golang/expansion`):
+//! `$(NAME)` becomes the value when NAME is defined and stays `$(NAME)` otherwise; `$$` is an
+//! escaped `$`; a `$` before anything else is kept as is.
 
-/// Expands `input`, looking names up with `lookup`.
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Expands `input`, looking names up with `lookup` (undefined names stay `$(NAME)`).
 pub fn expand(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    expand_with(input, |name| {
+        lookup(name).unwrap_or_else(|| format!("$({name})"))
+    })
+}
+
+/// Expands a volume mount's `subPathExpr` with the container's environment as upstream's
+/// `ExpandContainerVolumeMounts`: a reference to an unset or empty variable is an error naming
+/// every such variable, sorted.
+pub fn expand_sub_path_expr(expr: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut missing = BTreeSet::new();
+    let expanded = expand_with(expr, |key| match env.get(key) {
+        Some(v) if !v.is_empty() => v.clone(),
+        _ => {
+            missing.insert(key.to_string());
+            String::new()
+        }
+    });
+    if missing.is_empty() {
+        Ok(expanded)
+    } else {
+        Err(format!(
+            "missing value for {}",
+            missing.into_iter().collect::<Vec<_>>().join(", ")
+        ))
+    }
+}
+
+/// Expands `input`, replacing each `$(NAME)` with `mapping(NAME)` (upstream `expansion.Expand`).
+pub fn expand_with(input: &str, mut mapping: impl FnMut(&str) -> String) -> String {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -22,15 +54,7 @@ pub fn expand(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
             }
             '(' => match after.find(')') {
                 Some(end) => {
-                    let name = &after[1..end];
-                    match lookup(name) {
-                        Some(v) => out.push_str(&v),
-                        None => {
-                            out.push_str("$(");
-                            out.push_str(name);
-                            out.push(')');
-                        }
-                    }
+                    out.push_str(&mapping(&after[1..end]));
                     rest = &after[end + 1..];
                 }
                 None => {
@@ -92,5 +116,36 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(expand(input, &env), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn mapping_sees_every_reference() {
+        let mut seen = Vec::new();
+        let out = expand_with("$(A)-$$(B)-$(C)$(A", |k| {
+            seen.push(k.to_string());
+            k.to_lowercase()
+        });
+        assert_eq!(out, "a-$(B)-c$(A");
+        assert_eq!(seen, ["A", "C"]);
+    }
+
+    #[test]
+    fn sub_path_expr_reports_missing_variables_sorted() {
+        let env: BTreeMap<String, String> = [("POD_NAME", "web-0"), ("EMPTY", "")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            expand_sub_path_expr("logs/$(POD_NAME)", &env).unwrap(),
+            "logs/web-0"
+        );
+        assert_eq!(
+            expand_sub_path_expr("$$(POD_NAME)/$(POD_NAME)", &env).unwrap(),
+            "$(POD_NAME)/web-0"
+        );
+        assert_eq!(
+            expand_sub_path_expr("$(Z)/$(EMPTY)/$(A)", &env).unwrap_err(),
+            "missing value for A, EMPTY, Z"
+        );
     }
 }

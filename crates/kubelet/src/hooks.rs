@@ -28,6 +28,21 @@ pub trait Volumes: Send + Sync {
     async fn setup(&self, pod: &Pod) -> Result<HashMap<String, Vec<pb::Mount>>, VolumeError>;
     /// Removes everything set up for the pod with this uid.
     async fn teardown(&self, pod_uid: &str) -> Result<(), VolumeError>;
+    /// Refreshes the contents of a running pod's configMap, secret, downwardAPI and projected
+    /// volumes (called periodically; subPath mounts keep what they had, as upstream).
+    async fn update(&self, _pod: &Pod) -> Result<(), VolumeError> {
+        Ok(())
+    }
+    /// The CRI mounts of a container that uses `subPathExpr`, expanded with its environment;
+    /// `None` when [`Volumes::setup`]'s mounts are final.
+    fn container_mounts(
+        &self,
+        _pod: &Pod,
+        _container: &k8s_openapi::api::core::v1::Container,
+        _env: &std::collections::BTreeMap<String, String>,
+    ) -> Option<Result<Vec<pb::Mount>, VolumeError>> {
+        None
+    }
 }
 
 /// The volume manager of a kubelet built without volume plugins.
@@ -64,6 +79,17 @@ impl Volumes for NoVolumes {
 /// pod prepared under `<root-dir>/pods/<uid>/volumes`, then each container's CRI mounts.
 pub struct ManagedVolumes {
     manager: crate::volumes::VolumeManager,
+    /// The volumes prepared by the last `setup` of each pod (by uid), for the mounts of
+    /// containers that need their environment (subPathExpr).
+    prepared: std::sync::Mutex<HashMap<String, crate::volumes::PodVolumes>>,
+}
+
+/// Whether a container mounts a volume with `subPathExpr` (its mounts need its environment).
+fn uses_sub_path_expr(c: &k8s_openapi::api::core::v1::Container) -> bool {
+    c.volume_mounts
+        .iter()
+        .flatten()
+        .any(|m| m.sub_path_expr.as_deref().is_some_and(|e| !e.is_empty()))
 }
 
 impl ManagedVolumes {
@@ -78,6 +104,7 @@ impl ManagedVolumes {
                 Arc::new(crate::volumes::KubeVolumeApi::new(client)),
                 Arc::new(crate::volumes::LinuxMounter),
             ),
+            prepared: Default::default(),
         }
     }
 }
@@ -92,7 +119,6 @@ impl Volumes for ManagedVolumes {
             .map_err(|e| VolumeError(format!("Unable to attach or mount volumes: {e}")))?;
         let spec = pod.spec.clone().unwrap_or_default();
         let mut out = HashMap::new();
-        // subPathExpr sees no container environment here: only plain subPaths expand
         let env = std::collections::BTreeMap::new();
         for c in spec
             .init_containers
@@ -100,19 +126,68 @@ impl Volumes for ManagedVolumes {
             .flatten()
             .chain(spec.containers.iter())
         {
+            if uses_sub_path_expr(c) {
+                // expanded with the container's environment in `container_mounts`
+                continue;
+            }
             let mounts = self
                 .manager
                 .container_mounts(pod, &prepared, c, &env)
                 .map_err(|e| VolumeError(e.to_string()))?;
             out.insert(c.name.clone(), mounts);
         }
+        if let Some(uid) = pod.metadata.uid.clone() {
+            self.prepared
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(uid, prepared);
+        }
         Ok(out)
     }
 
     async fn teardown(&self, pod_uid: &str) -> Result<(), VolumeError> {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(pod_uid);
         self.manager
             .teardown(pod_uid)
             .map_err(|e| VolumeError(e.to_string()))
+    }
+
+    async fn update(&self, pod: &Pod) -> Result<(), VolumeError> {
+        self.manager
+            .update(pod)
+            .await
+            .map_err(|e| VolumeError(e.to_string()))
+    }
+
+    fn container_mounts(
+        &self,
+        pod: &Pod,
+        container: &k8s_openapi::api::core::v1::Container,
+        env: &std::collections::BTreeMap<String, String>,
+    ) -> Option<Result<Vec<pb::Mount>, VolumeError>> {
+        if !uses_sub_path_expr(container) {
+            return None;
+        }
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let prepared = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&uid)
+            .cloned();
+        let Some(prepared) = prepared else {
+            return Some(Err(VolumeError(format!(
+                "the volumes of pod {uid} are not set up"
+            ))));
+        };
+        Some(
+            self.manager
+                .container_mounts(pod, &prepared, container, env)
+                .map_err(|e| VolumeError(e.to_string())),
+        )
     }
 }
 
@@ -120,8 +195,9 @@ pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Runs probes for pods' containers.
 pub trait Prober: Send + Sync {
-    /// Called once at start with the callback that re-syncs a pod.
-    fn start(&self, notify: Notify);
+    /// Called once at start with the callback that re-syncs a pod and the recorder of the
+    /// probes' events (Unhealthy, ProbeWarning).
+    fn start(&self, notify: Notify, recorder: crate::events::Recorder);
     /// Called after every sync of a pod with what runs: start probing new containers, stop
     /// probing gone ones.
     fn observe(&self, pod: &Pod, runtime: &PodRuntime);
@@ -142,8 +218,46 @@ pub struct ManagedProbes {
     events:
         std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::probe::ProbeEvent>>>,
     /// Pod uid -> container name -> (current container id, running).
-    current: std::sync::Mutex<HashMap<String, HashMap<String, (String, bool)>>>,
+    current: std::sync::Mutex<HashMap<String, ContainerIds>>,
     added: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Pod uid -> what the pod's events refer to (the pod's identity, each container's field
+    /// path).
+    refs: Arc<std::sync::Mutex<HashMap<String, EventRef>>>,
+}
+
+/// Container name -> (current container id, running).
+type ContainerIds = HashMap<String, (String, bool)>;
+
+/// The object a probe event is about: the pod (identity only) and its containers' field paths.
+#[derive(Clone)]
+struct EventRef {
+    pod: Pod,
+    field_paths: HashMap<String, String>,
+}
+
+impl EventRef {
+    fn of(pod: &Pod) -> EventRef {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut field_paths = HashMap::new();
+        for c in spec.init_containers.iter().flatten() {
+            field_paths.insert(c.name.clone(), format!("spec.initContainers{{{}}}", c.name));
+        }
+        for c in &spec.containers {
+            field_paths.insert(c.name.clone(), format!("spec.containers{{{}}}", c.name));
+        }
+        let meta = &pod.metadata;
+        let pod = Pod {
+            metadata: kube::api::ObjectMeta {
+                name: meta.name.clone(),
+                namespace: meta.namespace.clone(),
+                uid: meta.uid.clone(),
+                resource_version: meta.resource_version.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        EventRef { pod, field_paths }
+    }
 }
 
 impl ManagedProbes {
@@ -154,15 +268,17 @@ impl ManagedProbes {
             events: std::sync::Mutex::new(Some(events)),
             current: Default::default(),
             added: Default::default(),
+            refs: Default::default(),
         }
     }
 }
 
 impl Prober for ManagedProbes {
-    fn start(&self, notify: Notify) {
+    fn start(&self, notify: Notify, recorder: crate::events::Recorder) {
         let Some(mut rx) = self.events.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
+        let refs = self.refs.clone();
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 match ev {
@@ -174,7 +290,16 @@ impl Prober for ManagedProbes {
                         message,
                         ..
                     } => {
-                        tracing::info!(%pod_uid, %container, reason, %message, "probe");
+                        tracing::debug!(%pod_uid, %container, reason, %message, "probe");
+                        let r = refs
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(&pod_uid)
+                            .cloned();
+                        if let Some(r) = r {
+                            let fp = r.field_paths.get(&container).cloned();
+                            recorder.pod(&r.pod, fp, "Warning", reason, message);
+                        }
                     }
                 }
             }
@@ -192,6 +317,10 @@ impl Prober for ManagedProbes {
         {
             self.manager.add_pod(pod);
         }
+        self.refs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.clone(), EventRef::of(pod));
         if pod.metadata.deletion_timestamp.is_some() {
             self.manager.set_terminating(&uid);
         }
@@ -273,6 +402,10 @@ impl Prober for ManagedProbes {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(pod_uid);
+        self.refs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(pod_uid);
     }
 }
 
@@ -280,7 +413,7 @@ impl Prober for ManagedProbes {
 pub struct NoProbes;
 
 impl Prober for NoProbes {
-    fn start(&self, _notify: Notify) {}
+    fn start(&self, _notify: Notify, _recorder: crate::events::Recorder) {}
     fn observe(&self, _pod: &Pod, _runtime: &PodRuntime) {}
     fn results(&self, _pod_uid: &str) -> (ProbeStatus, LivenessFailures) {
         Default::default()
@@ -307,5 +440,23 @@ mod tests {
                      "containers": [{"name": "c", "image": "i", "volumeMounts": [{"name": "data", "mountPath": "/d"}]}]}})).unwrap();
         let err = NoVolumes.setup(&with).await.unwrap_err();
         assert!(err.0.contains("unmounted volumes=[data]"), "{err}");
+    }
+
+    #[test]
+    fn probe_events_refer_to_the_pod_and_container() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "resourceVersion": "7",
+                         "labels": {"a": "b"}},
+            "spec": {"initContainers": [{"name": "side", "image": "i", "restartPolicy": "Always"}],
+                     "containers": [{"name": "app", "image": "i"}]}}))
+        .unwrap();
+        let r = EventRef::of(&p);
+        assert_eq!(r.field_paths["app"], "spec.containers{app}");
+        assert_eq!(r.field_paths["side"], "spec.initContainers{side}");
+        assert_eq!(r.pod.metadata.name.as_deref(), Some("p"));
+        assert_eq!(r.pod.metadata.namespace.as_deref(), Some("ns"));
+        assert_eq!(r.pod.metadata.uid.as_deref(), Some("u1"));
+        // only the identity is kept per pod
+        assert!(r.pod.metadata.labels.is_none() && r.pod.spec.is_none());
     }
 }

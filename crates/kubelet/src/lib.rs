@@ -5,8 +5,8 @@
 //! hands the node's podCIDR to the runtime, and runs one worker per pod bound to the node
 //! ([`pods`], [`worker`]). The decisions are pure functions: [`plan`] (what to start/kill),
 //! [`status`] (pod status), [`env`] and [`expand`] (environment), [`qos`] (QoS and CRI
-//! resources), [`criconfig`] (CRI configs), [`backoff`] (CrashLoopBackOff), [`node`] (Node
-//! object). Volumes and probes plug in through [`hooks`].
+//! resources), [`podcgroup`] (pod-level cgroup and limits), [`criconfig`] (CRI configs),
+//! [`backoff`] (CrashLoopBackOff), [`node`] (Node object). Volumes and probes plug in through [`hooks`].
 //!
 //! Paths: `<root-dir>/pods/<uid>/containers/<name>/<id>` termination message files;
 //! `<pod-logs-dir>/<ns>_<name>_<uid>/<container>/<restart>.log` container logs (written by the
@@ -21,6 +21,7 @@ pub mod hooks;
 pub mod labels;
 pub mod node;
 pub mod plan;
+pub mod podcgroup;
 pub mod pods;
 pub mod podstate;
 pub mod probe;
@@ -92,6 +93,9 @@ pub struct Config {
     pub relist_period: Duration,
     /// Periodic re-sync of every pod (upstream 1 min).
     pub resync_period: Duration,
+    /// How often the contents of a running pod's configMap, secret, downwardAPI and projected
+    /// volumes are refreshed from the API (upstream: with each ~1 min resync).
+    pub volume_refresh_period: Duration,
     pub volumes: Arc<dyn hooks::Volumes>,
     pub prober: Arc<dyn hooks::Prober>,
 }
@@ -140,6 +144,7 @@ impl Config {
             image_backoff_max: Duration::from_secs(300),
             relist_period: Duration::from_secs(1),
             resync_period: Duration::from_secs(60),
+            volume_refresh_period: Duration::from_secs(10),
             volumes: Arc::new(hooks::ManagedVolumes::new(
                 client.clone(),
                 data_dir.join("agent/kubelet"),

@@ -42,8 +42,12 @@ pub struct Start {
 pub struct Kill {
     pub id: String,
     pub name: String,
-    /// Why (the Killing event's message suffix), e.g. `Container spec hash changed`.
+    /// Why (the Killing event's message), e.g. `Container app failed liveness probe, will be
+    /// restarted`.
     pub message: String,
+    /// The grace period of a kill for a failed probe when the probe sets its own
+    /// `terminationGracePeriodSeconds` (upstream: it overrides the pod's).
+    pub probe_grace: Option<i64>,
 }
 
 /// The actions of one sync.
@@ -77,6 +81,24 @@ pub fn should_restart(policy: &str, exit_code: i32) -> bool {
         "OnFailure" => exit_code != 0,
         _ => true,
     }
+}
+
+/// The reason and message of a pod failed for its `activeDeadlineSeconds` (upstream
+/// `activeDeadlineHandler`).
+pub const DEADLINE_REASON: &str = "DeadlineExceeded";
+pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+
+/// How long the pod may still run under its `activeDeadlineSeconds`, counted from its status'
+/// `startTime` (zero: the deadline has passed); `None` without a deadline or a start time.
+pub fn active_deadline_left(
+    pod: &Pod,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Option<std::time::Duration> {
+    let ads = pod.spec.as_ref()?.active_deadline_seconds?;
+    let start = pod.status.as_ref()?.start_time.as_ref()?.0;
+    let ran_ms = now.as_millisecond() - start.as_millisecond();
+    let left_ms = ads.saturating_mul(1000).saturating_sub(ran_ms);
+    Some(std::time::Duration::from_millis(left_ms.max(0) as u64))
 }
 
 /// Liveness failures reported by the prober, by container name.
@@ -148,6 +170,7 @@ pub fn plan(pod: &Pod, rt: &PodRuntime, liveness_failed: &LivenessFailures) -> P
     for c in rt.running() {
         if c.sandbox_id == sandbox.id && !known.contains(c.name.as_str()) {
             p.kill.push(Kill {
+                probe_grace: None,
                 id: c.id.clone(),
                 name: c.name.clone(),
                 message: "Container is not in the pod spec".into(),
@@ -176,6 +199,7 @@ pub fn plan(pod: &Pod, rt: &PodRuntime, liveness_failed: &LivenessFailures) -> P
                 Some(i) => match i.state {
                     CState::Created | CState::Unknown => {
                         p.kill.push(Kill {
+                            probe_grace: None,
                             id: i.id.clone(),
                             name: i.name.clone(),
                             message: "Container is in an unknown state, will be restarted".into(),
@@ -188,6 +212,7 @@ pub fn plan(pod: &Pod, rt: &PodRuntime, liveness_failed: &LivenessFailures) -> P
                         if sidecar {
                             if hash_changed(ic, &i.hash) {
                                 p.kill.push(Kill {
+                                    probe_grace: None,
                                     id: i.id.clone(),
                                     name: i.name.clone(),
                                     message: "Init container spec hash changed".into(),
@@ -228,6 +253,7 @@ pub fn plan(pod: &Pod, rt: &PodRuntime, liveness_failed: &LivenessFailures) -> P
                 Some(i) if i.state == CState::Running => {
                     if hash_changed(ic, &i.hash) || liveness_failed.contains(&ic.name) {
                         p.kill.push(Kill {
+                            probe_grace: None,
                             id: i.id.clone(),
                             name: i.name.clone(),
                             message: "Init container spec hash changed".into(),
@@ -259,6 +285,7 @@ pub fn plan(pod: &Pod, rt: &PodRuntime, liveness_failed: &LivenessFailures) -> P
             Some(i) => match i.state {
                 CState::Created | CState::Unknown => {
                     p.kill.push(Kill {
+                        probe_grace: None,
                         id: i.id.clone(),
                         name: i.name.clone(),
                         message: "Container is in an unknown state, will be restarted".into(),
@@ -268,6 +295,7 @@ pub fn plan(pod: &Pod, rt: &PodRuntime, liveness_failed: &LivenessFailures) -> P
                 CState::Running => {
                     if hash_changed(c, &i.hash) {
                         p.kill.push(Kill {
+                            probe_grace: None,
                             id: i.id.clone(),
                             name: i.name.clone(),
                             message: format!(
@@ -278,6 +306,7 @@ pub fn plan(pod: &Pod, rt: &PodRuntime, liveness_failed: &LivenessFailures) -> P
                         p.start.push(start);
                     } else if liveness_failed.contains(&c.name) {
                         p.kill.push(Kill {
+                            probe_grace: None,
                             id: i.id.clone(),
                             name: i.name.clone(),
                             message: format!(
@@ -285,6 +314,17 @@ pub fn plan(pod: &Pod, rt: &PodRuntime, liveness_failed: &LivenessFailures) -> P
                                 c.name
                             ),
                         });
+                        if let Some(k) = p.kill.last_mut() {
+                            k.probe_grace = c
+                                .liveness_probe
+                                .as_ref()
+                                .and_then(|p| p.termination_grace_period_seconds)
+                                .or_else(|| {
+                                    c.startup_probe
+                                        .as_ref()
+                                        .and_then(|p| p.termination_grace_period_seconds)
+                                });
+                        }
                         if should_restart(&policy, 1) {
                             p.start.push(start);
                         }
@@ -500,7 +540,21 @@ mod tests {
         let failed: HashSet<String> = ["a".to_string()].into();
         let pl = plan(&p, &rt, &failed);
         assert_eq!(pl.kill.len(), 1);
+        assert_eq!(
+            pl.kill[0].message,
+            "Container a failed liveness probe, will be restarted"
+        );
+        assert_eq!(pl.kill[0].probe_grace, None);
         assert_eq!(starts(&pl), vec!["a"]);
+        // a liveness probe with its own grace period: the kill uses it
+        let with_grace = pod(json!({"containers": [{"name": "a", "image": "x",
+            "livenessProbe": {"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 7}}]}));
+        let rt_g = PodRuntime::new(
+            vec![sb("s", 0, true, 1)],
+            vec![c(&with_grace, "a", "s", CState::Running, 0, 2)],
+        );
+        let pl = plan(&with_grace, &rt_g, &failed);
+        assert_eq!(pl.kill[0].probe_grace, Some(7));
         running.hash = "other".into();
         let rt = PodRuntime::new(vec![sb("s", 0, true, 1)], vec![running]);
         let pl = plan(&p, &rt, &HashSet::new());
@@ -522,5 +576,31 @@ mod tests {
         let pl = plan(&p, &rt, &HashSet::new());
         assert_eq!(pl.kill.len(), 1);
         assert_eq!(pl.kill[0].name, "gone");
+    }
+
+    #[test]
+    fn active_deadline_table() {
+        use k8s_openapi::jiff::Timestamp;
+        let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+        let pod = |ads: Option<i64>, start: Option<&str>| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c"}], "activeDeadlineSeconds": ads},
+                "status": {"startTime": start},
+            }))
+            .unwrap()
+        };
+        let cases = [
+            (None, Some("2026-01-01T00:00:00Z"), None),
+            (Some(30), None, None),
+            (Some(90), Some("2026-01-01T00:00:00Z"), Some(30_000)),
+            (Some(60), Some("2026-01-01T00:00:00Z"), Some(0)),
+            (Some(10), Some("2026-01-01T00:00:00Z"), Some(0)),
+            (Some(61), Some("2026-01-01T00:00:00Z"), Some(1_000)),
+        ];
+        for (ads, start, want) in cases {
+            let got = active_deadline_left(&pod(ads, start), now).map(|d| d.as_millis() as i64);
+            assert_eq!(got, want, "{ads:?} {start:?}");
+        }
     }
 }

@@ -32,9 +32,12 @@ pub async fn run(shared: Arc<Shared>) {
     children.spawn(run_relist(shared.clone(), poke_tx.clone(), evented));
     {
         let tx = poke_tx.clone();
-        shared.config.prober.start(Arc::new(move |uid: &str| {
-            let _ = tx.send(uid.to_string());
-        }));
+        shared.config.prober.start(
+            Arc::new(move |uid: &str| {
+                let _ = tx.send(uid.to_string());
+            }),
+            shared.recorder.clone(),
+        );
     }
 
     let api: Api<Pod> = Api::all(shared.client.clone());

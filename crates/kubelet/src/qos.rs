@@ -111,7 +111,7 @@ pub fn pod_qos(pod: &Pod) -> QosClass {
 }
 
 /// Requests default to limits when only limits are set (as API defaulting does).
-fn request_or_limit(c: &Container, name: &str) -> Option<i64> {
+pub(crate) fn request_or_limit(c: &Container, name: &str) -> Option<i64> {
     let pick = |q: &Quantity| if name == "cpu" { milli(q) } else { value(q) };
     list(c, false)
         .and_then(|l| l.get(name))
@@ -119,7 +119,7 @@ fn request_or_limit(c: &Container, name: &str) -> Option<i64> {
         .or_else(|| list(c, true).and_then(|l| l.get(name)).map(pick))
 }
 
-fn limit(c: &Container, name: &str) -> Option<i64> {
+pub(crate) fn limit(c: &Container, name: &str) -> Option<i64> {
     list(c, true)
         .and_then(|l| l.get(name))
         .map(|q| if name == "cpu" { milli(q) } else { value(q) })

@@ -19,8 +19,12 @@ use crate::env::{self, EnvSources};
 use crate::labels;
 use crate::plan::{self, Kind};
 use crate::podstate::{CState, PodRuntime, RuntimeContainer, RuntimeSandbox};
+use crate::probe::{lifecycle, CriExec};
 use crate::status::{self, StatusInput, Waiting};
 use crate::{qos, Shared};
+
+/// Upstream's `minimumGracePeriodInSeconds`: containers always get this long to stop.
+const MIN_GRACE_SECONDS: i64 = 2;
 
 /// What a worker is told.
 #[derive(Debug)]
@@ -176,6 +180,11 @@ struct Worker {
     /// Sandbox stopped for a terminal pod.
     terminal_done: bool,
     sandbox_failed: Option<Instant>,
+    /// The pod ran past its activeDeadlineSeconds: it is killed and fails.
+    deadline_exceeded: bool,
+    /// When the pod's volume contents were last refreshed, and the pod metadata the downward
+    /// API saw then.
+    volumes_refreshed: Option<(Instant, String)>,
 }
 
 /// What a sync decided about the next one.
@@ -201,6 +210,8 @@ pub async fn run(
         pull_errors: HashMap::new(),
         terminal_done: false,
         sandbox_failed: None,
+        deadline_exceeded: false,
+        volumes_refreshed: None,
     };
     loop {
         let next = match w.sync().await {
@@ -281,9 +292,9 @@ impl Worker {
             .map(|c| (c.clone(), Kind::App))
     }
 
-    fn grace_period(&self) -> i64 {
-        let g = self
-            .pod
+    /// The pod's termination grace period (deletion grace, else the spec's, else 30 s).
+    fn grace_period_raw(&self) -> i64 {
+        self.pod
             .metadata
             .deletion_grace_period_seconds
             .or_else(|| {
@@ -292,9 +303,7 @@ impl Worker {
                     .as_ref()
                     .and_then(|s| s.termination_grace_period_seconds)
             })
-            .unwrap_or(30);
-        // upstream's minimumGracePeriodInSeconds
-        g.max(2)
+            .unwrap_or(30)
     }
 
     async fn sync(&mut self) -> anyhow::Result<Next> {
@@ -322,9 +331,30 @@ impl Worker {
             }
             return Ok(Next::After(self.shared.config.resync_period));
         }
+        let deadline_left = plan::active_deadline_left(&self.pod, Timestamp::now());
+        if deadline_left.is_some_and(|d| d.is_zero()) {
+            if !self.deadline_exceeded {
+                self.deadline_exceeded = true;
+                self.event(
+                    None,
+                    "Normal",
+                    plan::DEADLINE_REASON,
+                    plan::DEADLINE_MESSAGE.into(),
+                );
+            }
+            self.kill_all(&rt, "the pod ran past its active deadline")
+                .await;
+            self.terminal_done = true;
+            let rt = pod_runtime(&self.shared, &self.uid).await?;
+            self.post_status(&rt).await?;
+            return Ok(Next::After(self.shared.config.resync_period));
+        }
         let (_, liveness) = self.shared.config.prober.results(&self.uid);
         let p = plan::plan(&self.pod, &rt, &liveness);
         let mut next = self.shared.config.resync_period;
+        if let Some(left) = deadline_left {
+            next = next.min(left + Duration::from_millis(5));
+        }
         if p.kill_pod {
             self.kill_all(
                 &rt,
@@ -335,7 +365,8 @@ impl Worker {
         let mut rt = rt;
         if p.kill_pod || !p.kill.is_empty() {
             for k in &p.kill {
-                self.kill_container(&k.id, &k.name, &k.message).await;
+                self.kill_container(&k.id, &k.name, &k.message, k.probe_grace)
+                    .await;
             }
             rt = pod_runtime(&self.shared, &self.uid).await?;
         }
@@ -380,6 +411,14 @@ impl Worker {
                 let facts = self.shared.facts.read().unwrap();
                 criconfig::sandbox_config(&self.pod, &facts, attempt, dns.clone())
             };
+            // the pod-level cgroup with the pod's limits, the sandbox's cgroup parent
+            let parent = qos::cgroup_parent(qos::pod_qos(&self.pod), &self.uid);
+            let res = crate::podcgroup::pod_resources(&self.pod);
+            if let Err(e) =
+                crate::podcgroup::ensure(std::path::Path::new("/sys/fs/cgroup"), &parent, &res)
+            {
+                tracing::warn!(pod = %pod_desc(&self.pod), error = %e, "creating the pod cgroup failed");
+            }
             let log_dir = cfg.log_directory.clone();
             let _ = tokio::fs::create_dir_all(&log_dir).await;
             let mut crt = self.shared.cri.rt.clone();
@@ -486,8 +525,44 @@ impl Worker {
             rt
         };
         self.shared.config.prober.observe(&self.pod, &rt);
+        if rt.running().next().is_some() {
+            next = next.min(self.refresh_volumes().await);
+        }
         self.post_status(&rt).await?;
         Ok(Next::After(next))
+    }
+
+    /// Refreshes the pod's configMap, secret, downwardAPI and projected volumes when the refresh
+    /// period passed or the pod's labels/annotations changed (downward API); returns when to do
+    /// it next. Files change by an atomic swap, so readers never see half an update.
+    async fn refresh_volumes(&mut self) -> Duration {
+        let period = self.shared.config.volume_refresh_period;
+        let has_content = self.spec().volumes.iter().flatten().any(|v| {
+            v.config_map.is_some()
+                || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some()
+        });
+        if !has_content {
+            return self.shared.config.resync_period;
+        }
+        let meta =
+            serde_json::to_string(&(&self.pod.metadata.labels, &self.pod.metadata.annotations))
+                .unwrap_or_default();
+        let now = Instant::now();
+        let due = match &self.volumes_refreshed {
+            None => true,
+            Some((at, m)) => now.duration_since(*at) >= period || *m != meta,
+        };
+        if !due {
+            let (at, _) = self.volumes_refreshed.as_ref().expect("refreshed");
+            return period.saturating_sub(now.duration_since(*at)) + Duration::from_millis(5);
+        }
+        if let Err(e) = self.shared.config.volumes.update(&self.pod).await {
+            tracing::warn!(pod = %pod_desc(&self.pod), error = %e, "refreshing volumes failed");
+        }
+        self.volumes_refreshed = Some((now, meta));
+        period
     }
 
     /// Pulls the container's image as its pull policy says.
@@ -757,6 +832,18 @@ impl Worker {
         if let Err(e) = criconfig::verify_run_as_non_root(&self.pod, c, &image_user) {
             return Err(config_err(self, e.to_string()));
         }
+        let mut mounts = mounts;
+        let env_map: BTreeMap<String, String> = env.vars.iter().cloned().collect();
+        match self
+            .shared
+            .config
+            .volumes
+            .container_mounts(&self.pod, c, &env_map)
+        {
+            None => {}
+            Some(Ok(m)) => mounts = m,
+            Some(Err(e)) => return Err(config_err(self, e.0)),
+        }
         let (command, args) = env::expand_command(c, &env);
         let term_path = match self.termination_file(&c.name).await {
             Ok(p) => p,
@@ -816,6 +903,22 @@ impl Worker {
             "Started",
             format!("Started container {}", c.name),
         );
+        if c.lifecycle.as_ref().is_some_and(|l| l.post_start.is_some()) {
+            let exec = CriExec::new(self.shared.cri.rt.clone());
+            let pod_ip = sandbox.ips.first().cloned().unwrap_or_default();
+            if let Err(f) = lifecycle::post_start(&exec, &self.pod, c, &id, &pod_ip).await {
+                tracing::warn!(pod = %pod_desc(&self.pod), container = %c.name, error = %f.message, "postStart hook failed");
+                // as upstream, the hook's output stays out of the event (it may hold secrets)
+                self.event(ev, "Warning", f.reason, "PostStartHook failed".into());
+                self.kill_container(&id, &c.name, "FailedPostStartHook", None)
+                    .await;
+                return Err((
+                    "PostStartHookError".into(),
+                    f.message,
+                    Duration::from_secs(1),
+                ));
+            }
+        }
         // keep only the newest dead instance of this container (for lastState and logs)
         for old in rt
             .instances(&c.name)
@@ -860,23 +963,65 @@ impl Worker {
         Ok(Some(path.display().to_string()))
     }
 
-    async fn kill_container(&self, id: &str, name: &str, why: &str) {
-        let kind = self.container(name).map(|(_, k)| k).unwrap_or(Kind::App);
+    /// Upstream `killContainer`: the Killing event (`message`, or "Stopping container X"), the
+    /// preStop hook within the grace period, then StopContainer with what is left of it (at
+    /// least the minimum grace period).
+    async fn kill_container(&self, id: &str, name: &str, message: &str, grace: Option<i64>) {
+        let spec = self.container(name);
+        let kind = spec.as_ref().map(|(_, k)| *k).unwrap_or(Kind::App);
         self.event(
             Some((kind, name)),
             "Normal",
             "Killing",
-            if why.is_empty() {
+            if message.is_empty() {
                 format!("Stopping container {name}")
             } else {
-                format!("Stopping container {name}: {why}")
+                message.to_string()
             },
         );
+        // a probe's own grace period wins over the pod's, except while the pod is deleted
+        let mut grace = match grace {
+            Some(g) if self.pod.metadata.deletion_timestamp.is_none() => g,
+            _ => self.grace_period_raw(),
+        };
+        let pre_stop = spec
+            .as_ref()
+            .filter(|(c, _)| c.lifecycle.as_ref().is_some_and(|l| l.pre_stop.is_some()));
+        if let (Some((c, _)), true) = (pre_stop, grace > 0) {
+            let started = Instant::now();
+            let exec = CriExec::new(self.shared.cri.rt.clone());
+            let pod_ip = self
+                .pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.clone())
+                .unwrap_or_default();
+            let r = lifecycle::pre_stop(
+                &exec,
+                &self.pod,
+                c,
+                id,
+                &pod_ip,
+                Duration::from_secs(grace as u64),
+            )
+            .await;
+            if let Err(f) = r {
+                tracing::info!(pod = %pod_desc(&self.pod), container = name, error = %f.message, "preStop hook failed");
+                // as upstream, the hook's output stays out of the event (it may hold secrets)
+                self.event(
+                    Some((kind, name)),
+                    "Warning",
+                    f.reason,
+                    "PreStopHook failed".into(),
+                );
+            }
+            grace -= started.elapsed().as_secs() as i64;
+        }
         let mut crt = self.shared.cri.rt.clone();
         if let Err(e) = crt
             .stop_container(pb::StopContainerRequest {
                 container_id: id.to_string(),
-                timeout: self.grace_period(),
+                timeout: grace.max(MIN_GRACE_SECONDS),
             })
             .await
         {
@@ -902,7 +1047,7 @@ impl Worker {
             futures::future::join_all(
                 group
                     .iter()
-                    .map(|c| self.kill_container(&c.id, &c.name, "")),
+                    .map(|c| self.kill_container(&c.id, &c.name, "", None)),
             )
             .await;
         }
@@ -992,8 +1137,23 @@ impl Worker {
                 .next()
                 .is_none_or(|i| i.state != CState::Running)
         });
+        let failed_pod;
+        let pod = if self.deadline_exceeded {
+            // upstream's eviction for the active deadline: the pod fails with its reason
+            let mut p = (*self.pod).clone();
+            let st = p.status.get_or_insert_with(Default::default);
+            if !matches!(st.phase.as_deref(), Some("Failed" | "Succeeded")) {
+                st.phase = Some("Failed".into());
+                st.reason = Some(plan::DEADLINE_REASON.into());
+                st.message = Some(plan::DEADLINE_MESSAGE.into());
+            }
+            failed_pod = p;
+            &failed_pod
+        } else {
+            &*self.pod
+        };
         let new = status::pod_status(&StatusInput {
-            pod: &self.pod,
+            pod,
             runtime: rt,
             waiting: &waiting,
             probes: &probes,

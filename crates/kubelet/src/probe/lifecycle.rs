@@ -3,10 +3,11 @@
 //! is retried over HTTP), sleep; failures carry upstream's event reason and message.
 //!
 //! The pod worker: after StartContainer, `post_start(...)`; on `Err(f)` record a Warning event
-//! `f.reason` (FailedPostStartHook) with `f.message`, kill the container with reason
-//! "FailedPostStartHook" and treat the start as failed. Before StopContainer, `pre_stop(...,
-//! grace)`; on `Err(f)` record the FailedPreStopHook event and go on stopping; subtract the
-//! elapsed time from the grace period.
+//! `f.reason` (FailedPostStartHook, message "PostStartHook failed": as upstream, the hook's
+//! output stays out of events), kill the container with reason "FailedPostStartHook" and treat
+//! the start as failed (waiting reason PostStartHookError, message `f.message`). Before
+//! StopContainer, `pre_stop(..., grace)`; on `Err(f)` record FailedPreStopHook ("PreStopHook
+//! failed") and go on stopping; subtract the elapsed time from the grace period.
 
 use std::time::Duration;
 

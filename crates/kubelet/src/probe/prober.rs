@@ -99,7 +99,7 @@ pub fn expand_command(cmd: &[String], container: &Container) -> Vec<String> {
         .collect();
     cmd.iter()
         .map(|arg| {
-            crate::volumes::expand::expand(arg, |key| match env.get(key) {
+            crate::expand::expand_with(arg, |key| match env.get(key) {
                 Some(v) => v.to_string(),
                 None => format!("$({key})"),
             })

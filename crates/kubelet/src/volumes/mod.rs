@@ -27,7 +27,6 @@
 
 pub mod api;
 pub mod atomic_writer;
-pub mod expand;
 pub mod hostpath;
 pub mod mounter;
 pub mod payload;
@@ -655,7 +654,7 @@ impl VolumeManager {
             let mut host_path = vol.host_path.clone();
             let mut sub_path = vm.sub_path.clone().unwrap_or_default();
             if let Some(expr) = vm.sub_path_expr.as_deref().filter(|e| !e.is_empty()) {
-                sub_path = expand::expand_sub_path_expr(expr, env).map_err(err)?;
+                sub_path = crate::expand::expand_sub_path_expr(expr, env).map_err(err)?;
             }
             if !sub_path.is_empty() {
                 subpath::validate(&sub_path).map_err(err)?;
