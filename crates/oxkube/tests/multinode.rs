@@ -83,7 +83,8 @@ fn web_pod(name: &str, node: &str) -> String {
             "containers": [{
                 "name": "web", "image": IMAGE,
                 "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
-                "command": ["sh", "-c", "mkdir -p /www && echo \"$NODE\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+                // index.html names the node; cgi-bin/ip echoes the client's address
+                "command": ["sh", "-c", "mkdir -p /www/cgi-bin && echo \"$NODE\" > /www/index.html && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 8080 -h /www"]
             }]
         }
     })
@@ -106,9 +107,12 @@ fn wait_running(mn: &MultiNode, name: &str) -> (String, String) {
 
 /// `wget` from inside pod `from` to `ip:8080`; the page names the serving node.
 fn fetch_from_pod(mn: &MultiNode, from: &str, ip: &str) -> Result<String, String> {
-    let url = format!("http://{ip}:8080/");
+    fetch_url_from_pod(mn, from, &format!("http://{ip}:8080/"))
+}
+
+fn fetch_url_from_pod(mn: &MultiNode, from: &str, url: &str) -> Result<String, String> {
     let out = mn.server.kubectl_raw(&[
-        "exec", from, "--", "timeout", "5", "wget", "-q", "-O", "-", &url,
+        "exec", from, "--", "timeout", "5", "wget", "-q", "-O", "-", url,
     ]);
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -183,6 +187,36 @@ fn cross_node(backend: &str) {
             assert_eq!(&got, to_node, "{from} ({from_node}) fetched {ip}");
         }
     }
+    // pod-to-pod traffic keeps the source pod IP (not masqueraded)
+    for (from, to) in [(1, 2), (2, 0), (0, 1)] {
+        let url = format!("http://{}:8080/cgi-bin/ip", pods[to].2);
+        let got = wait_for(&mn, &format!("client address seen by {}", pods[to].0), 20, || {
+            fetch_url_from_pod(&mn, &pods[from].0, &url).ok()
+        });
+        // busybox httpd listens on IPv6 and shows IPv4 clients as [::ffff:a.b.c.d]
+        let got = got
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim_start_matches("::ffff:");
+        assert_eq!(got, pods[from].2, "{} -> {} keeps its source", pods[from].0, pods[to].0);
+    }
+    // traffic from a pod to outside the cluster CIDR leaves with its node's address
+    let listener = std::net::TcpListener::bind((mn.net.host_ip().as_str(), 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::thread::spawn(move || {
+        let (mut conn, peer) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = conn.read(&mut buf);
+        let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        peer.ip().to_string()
+    });
+    let url = format!("http://{}:{port}/", mn.net.host_ip());
+    assert_eq!(fetch_url_from_pod(&mn, &pods[1].0, &url).as_deref(), Ok("ok"));
+    assert_eq!(
+        seen.join().unwrap(),
+        mn.agents[0].ip,
+        "egress from a pod on node 2 is masqueraded to node 2's address"
+    );
+
     // the host (the first node) reaches pods on the other nodes
     for (_, node, ip) in &pods[1..] {
         let got = wait_for(&mn, &format!("host -> {ip}"), 20, || {

@@ -438,6 +438,11 @@ impl Cluster {
                 .args(["link", "del", &a.bridge])
                 .stderr(Stdio::null())
                 .status();
+            // the pod network's masquerade table (named after the bridge)
+            sh_quiet(
+                "nft",
+                &["delete", "table", "ip", &format!("oxkube-podnet-{}", a.bridge)],
+            );
         }
         for root in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
