@@ -27,7 +27,7 @@ enum Command {
     Server(Box<ServerArgs>),
     /// Run a node agent: the embedded container runtime (unless an external CRI endpoint is
     /// given) and the kubelet.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Print the admin kubeconfig.
     Kubeconfig {
         #[arg(long, default_value = "/var/lib/oxkube")]
@@ -190,7 +190,8 @@ struct NodeArgs {
 }
 
 fn parse_backend(s: &str) -> Result<podnet::plan::Backend, String> {
-    s.parse().map_err(|e: podnet::plan::PlanError| e.to_string())
+    s.parse()
+        .map_err(|e: podnet::plan::PlanError| e.to_string())
 }
 
 #[derive(clap::Args)]
@@ -705,7 +706,7 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(agent(args))
+            rt.block_on(agent(*args))
         }
         Command::Kubeconfig { data_dir } => {
             let path = data_dir.join("kubeconfig.yaml");

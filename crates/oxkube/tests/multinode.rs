@@ -190,14 +190,21 @@ fn cross_node(backend: &str) {
     // pod-to-pod traffic keeps the source pod IP (not masqueraded)
     for (from, to) in [(1, 2), (2, 0), (0, 1)] {
         let url = format!("http://{}:8080/cgi-bin/ip", pods[to].2);
-        let got = wait_for(&mn, &format!("client address seen by {}", pods[to].0), 20, || {
-            fetch_url_from_pod(&mn, &pods[from].0, &url).ok()
-        });
+        let got = wait_for(
+            &mn,
+            &format!("client address seen by {}", pods[to].0),
+            20,
+            || fetch_url_from_pod(&mn, &pods[from].0, &url).ok(),
+        );
         // busybox httpd listens on IPv6 and shows IPv4 clients as [::ffff:a.b.c.d]
         let got = got
             .trim_matches(|c| c == '[' || c == ']')
             .trim_start_matches("::ffff:");
-        assert_eq!(got, pods[from].2, "{} -> {} keeps its source", pods[from].0, pods[to].0);
+        assert_eq!(
+            got, pods[from].2,
+            "{} -> {} keeps its source",
+            pods[from].0, pods[to].0
+        );
     }
     // traffic from a pod to outside the cluster CIDR leaves with its node's address
     let listener = std::net::TcpListener::bind((mn.net.host_ip().as_str(), 0)).unwrap();
@@ -210,7 +217,10 @@ fn cross_node(backend: &str) {
         peer.ip().to_string()
     });
     let url = format!("http://{}:{port}/", mn.net.host_ip());
-    assert_eq!(fetch_url_from_pod(&mn, &pods[1].0, &url).as_deref(), Ok("ok"));
+    assert_eq!(
+        fetch_url_from_pod(&mn, &pods[1].0, &url).as_deref(),
+        Ok("ok")
+    );
     assert_eq!(
         seen.join().unwrap(),
         mn.agents[0].ip,
@@ -255,11 +265,17 @@ fn cross_node(backend: &str) {
     // a node deleted from the API loses its routes on the others (its agent is gone first:
     // a running kubelet would register it again)
     mn.agents[1].fail();
-    mn.server.kubectl(&["delete", "node", &last_node, "--wait=false"]);
-    wait_for(&mn, "routes to the deleted node's pod CIDR removed", 30, || {
-        (routes_to(&mn, 0, &last_cidr).is_empty() && routes_to(&mn, 1, &last_cidr).is_empty())
-            .then_some(())
-    });
+    mn.server
+        .kubectl(&["delete", "node", &last_node, "--wait=false"]);
+    wait_for(
+        &mn,
+        "routes to the deleted node's pod CIDR removed",
+        30,
+        || {
+            (routes_to(&mn, 0, &last_cidr).is_empty() && routes_to(&mn, 1, &last_cidr).is_empty())
+                .then_some(())
+        },
+    );
     // the other routes stay
     let (_, middle_cidr) = &nodes[1];
     assert!(!routes_to(&mn, 0, middle_cidr).is_empty());
@@ -341,9 +357,10 @@ fn pods_of_a_failed_node_are_replaced_on_the_surviving_node() {
     let pods = get_json(&mn, &["get", "pods", "-l", "app=spread"]);
     let tol = &pods["items"][0]["spec"]["tolerations"];
     assert!(
-        tol.as_array().unwrap().iter().any(|t| t["key"]
-            == "node.kubernetes.io/unreachable"
-            && t["tolerationSeconds"] == 5),
+        tol.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["key"] == "node.kubernetes.io/unreachable" && t["tolerationSeconds"] == 5),
         "{tol}"
     );
 

@@ -307,8 +307,20 @@ impl PodNetwork {
             self.sys.run(
                 "ip",
                 &[
-                    "link", "add", &dev, "type", "vxlan", "id", &vni, "local", &local_s, "dev",
-                    &underlay, "dstport", &port, "nolearning",
+                    "link",
+                    "add",
+                    &dev,
+                    "type",
+                    "vxlan",
+                    "id",
+                    &vni,
+                    "local",
+                    &local_s,
+                    "dev",
+                    &underlay,
+                    "dstport",
+                    &port,
+                    "nolearning",
                 ],
             )?;
             tracing::info!(%dev, vni = self.config.vxlan_vni, %local, "vxlan device created");

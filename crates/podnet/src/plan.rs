@@ -572,7 +572,10 @@ mod tests {
     fn masquerade_script_spares_cluster_traffic() {
         let s = masquerade_script("t", &net("10.42.1.0/24"), &net("10.42.0.0/16"));
         assert!(s.starts_with("table ip t\ndelete table ip t\n"), "{s}");
-        assert!(s.contains("type nat hook postrouting priority srcnat"), "{s}");
+        assert!(
+            s.contains("type nat hook postrouting priority srcnat"),
+            "{s}"
+        );
         assert!(
             s.contains(
                 "ip saddr 10.42.1.0/24 ip daddr != { 10.42.0.0/16, 224.0.0.0/4 } masquerade"

@@ -441,7 +441,12 @@ impl Cluster {
             // the pod network's masquerade table (named after the bridge)
             sh_quiet(
                 "nft",
-                &["delete", "table", "ip", &format!("oxkube-podnet-{}", a.bridge)],
+                &[
+                    "delete",
+                    "table",
+                    "ip",
+                    &format!("oxkube-podnet-{}", a.bridge),
+                ],
             );
         }
         for root in std::fs::read_dir("/sys/fs/cgroup")
@@ -696,7 +701,8 @@ impl MultiNode {
         let net = TestNet::create();
         let node_net = AgentNet::unique();
         // a VNI per test cluster: several clusters' VXLAN devices share the host namespace
-        let vni = 100 + NEXT_AGENT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        let vni = 100
+            + NEXT_AGENT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + (std::process::id() % 1000) * 1000;
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
@@ -776,7 +782,11 @@ impl MultiNode {
         let ip = format!("{}.{}", self.net.prefix, 10 + i);
         sh("ip", &["netns", "add", &netns]);
         let agent = NetnsAgent {
-            node_name: format!("{}-n{}", self.server.agent.as_ref().unwrap().node_name, i + 1),
+            node_name: format!(
+                "{}-n{}",
+                self.server.agent.as_ref().unwrap().node_name,
+                i + 1
+            ),
             netns: netns.clone(),
             veth: veth.clone(),
             ip: ip.clone(),
@@ -793,11 +803,22 @@ impl MultiNode {
                 "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
             ],
         );
-        sh("ip", &["link", "set", &veth, "master", &self.net.bridge, "up"]);
+        sh(
+            "ip",
+            &["link", "set", &veth, "master", &self.net.bridge, "up"],
+        );
         sh("ip", &["-n", &netns, "link", "set", "lo", "up"]);
         sh(
             "ip",
-            &["-n", &netns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+            &[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("{ip}/24"),
+                "dev",
+                "eth0",
+            ],
         );
         sh("ip", &["-n", &netns, "link", "set", "eth0", "up"]);
         sh(
@@ -897,7 +918,12 @@ impl Drop for MultiNode {
             self.server.agent = None;
             let _ = Command::new(bin())
                 .args(["uninstall-network", "--cluster-cidr", &a.cluster_cidr])
-                .args(["--cni-bridge", &a.bridge, "--vxlan-vni", &self.vni.to_string()])
+                .args([
+                    "--cni-bridge",
+                    &a.bridge,
+                    "--vxlan-vni",
+                    &self.vni.to_string(),
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
