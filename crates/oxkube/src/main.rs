@@ -175,8 +175,9 @@ struct NodeArgs {
     #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
     eviction_hard: kubelet::node::Eviction,
     /// How pods reach pods on other nodes: `host-gw` (a route per node via its IP; nodes share
-    /// an L2 segment), `vxlan` (an overlay, as flannel's), or `none` (another CNI owns it).
-    #[arg(long, default_value = "host-gw", value_parser = parse_backend)]
+    /// an L2 segment), `vxlan` (an overlay, as flannel's), `auto` (host-gw to nodes on a
+    /// directly connected subnet, vxlan to the others), or `none` (another CNI owns it).
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pod_network_backend: podnet::plan::Backend,
     /// VXLAN network identifier of the vxlan backend (the same on every node).
     #[arg(long, default_value_t = 1)]

@@ -218,20 +218,33 @@ impl PodNetwork {
         let me = nodes.iter().find(|n| n.name == self.config.node_name);
         let my_cidr = me.and_then(|n| n.pod_cidr);
         let dev = self.config.vxlan_dev();
-        if self.config.backend == Backend::Vxlan {
-            match my_cidr {
-                Some(c) => self.ensure_vxlan(&c)?,
-                // the VTEP address is the pod CIDR's: wait for the node IPAM controller
-                None => return Ok(report),
-            }
-        }
-        let want = plan::desired(
+        let local_nets = if self.config.backend == Backend::Auto {
+            let v = self.sys.json("ip", &["-4", "addr", "show"])?;
+            plan::parse_local_nets(&v, &dev, &self.cluster)
+        } else {
+            Vec::new()
+        };
+        let mut want = plan::desired(
             self.config.backend,
             &self.config.node_name,
             &self.cluster,
             &dev,
             nodes,
+            &local_nets,
         );
+        // under auto the device exists even without overlay peers of its own: a peer that
+        // is not on our subnet reaches us through it although we reach it directly
+        if matches!(self.config.backend, Backend::Vxlan | Backend::Auto) {
+            match my_cidr {
+                Some(c) => self.ensure_vxlan(&c)?,
+                // the VTEP address is the pod CIDR's: wait for the node IPAM controller
+                None if self.config.backend == Backend::Vxlan => return Ok(report),
+                None => {
+                    want.routes.retain(|r| r.dev.is_none());
+                    want.vxlan_peers.clear();
+                }
+            }
+        }
         let listed = self.sys.json(
             "ip",
             &["-4", "route", "show", "proto", &ROUTE_PROTO.to_string()],
@@ -240,7 +253,7 @@ impl PodNetwork {
             .into_iter()
             .filter(|r| self.cluster.covers(&r.dst))
             .collect();
-        if self.config.backend == Backend::Vxlan {
+        if self.vxlan_ready {
             let fdb = plan::parse_fdb(&self.sys.json("bridge", &["fdb", "show", "dev", &dev])?);
             let neigh = plan::parse_neigh(&self.sys.json("ip", &["neigh", "show", "dev", &dev])?);
             let (b, i) = plan::vxlan_commands(&dev, &fdb, &neigh, &want.vxlan_peers);
@@ -623,6 +636,40 @@ mod tests {
             "ip batch route replace 10.42.1.0/24 via 10.42.1.0 dev oxkube.1 onlink proto 150",
         ];
         assert_eq!(&calls[..expect.len()], &expect, "{calls:?}");
+    }
+
+    #[test]
+    fn auto_uses_host_gw_on_one_subnet_without_an_overlay() {
+        let fake = Arc::new(Fake::default());
+        {
+            let mut l = fake.listings.lock().unwrap();
+            l.insert("ip -4 route show proto 150".into(), json!([]));
+            l.insert("bridge fdb show dev oxkube.1".into(), json!([]));
+            l.insert("ip neigh show dev oxkube.1".into(), json!([]));
+            l.insert(
+                "ip -4 addr show".into(),
+                json!([{"ifname":"eth9","addr_info":[{"local":"192.168.7.1","prefixlen":24}]}]),
+            );
+        }
+        let mut net = PodNetwork::new(config(Backend::Auto), fake.clone()).unwrap();
+        net.sync(&nodes()).unwrap();
+        let calls = fake.calls.lock().unwrap().clone();
+        assert!(
+            calls.contains(
+                &"ip batch route replace 10.42.1.0/24 via 192.168.7.2 proto 150".to_string()
+            ),
+            "{calls:?}"
+        );
+        assert!(
+            calls[2].starts_with("ip link add oxkube.1 type vxlan"),
+            "{calls:?}"
+        );
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.contains("fdb") || c.contains("neigh")),
+            "no overlay peers: {calls:?}"
+        );
     }
 
     #[test]

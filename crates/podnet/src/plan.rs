@@ -16,7 +16,7 @@ pub const ROUTE_PROTO: u8 = 150;
 pub enum PlanError {
     #[error("invalid ipv4 cidr {0:?}")]
     BadCidr(String),
-    #[error("unknown pod network backend {0:?} (use host-gw, vxlan or none)")]
+    #[error("unknown pod network backend {0:?} (use auto, host-gw, vxlan or none)")]
     BadBackend(String),
 }
 
@@ -78,6 +78,9 @@ pub enum Backend {
     /// neighbour (its VTEP IP at its VTEP MAC) and a route to its pod CIDR via its VTEP IP, as
     /// flannel's vxlan backend does.
     Vxlan,
+    /// host-gw to nodes on a subnet this node is directly connected to, vxlan to the others
+    /// (flannel's vxlan backend with DirectRouting).
+    Auto,
     /// No routes and no masquerading: another network plugin owns the pod network.
     None,
 }
@@ -88,6 +91,7 @@ impl FromStr for Backend {
         match s {
             "host-gw" => Ok(Backend::HostGw),
             "vxlan" => Ok(Backend::Vxlan),
+            "auto" => Ok(Backend::Auto),
             "none" => Ok(Backend::None),
             _ => Err(PlanError::BadBackend(s.to_string())),
         }
@@ -99,6 +103,7 @@ impl fmt::Display for Backend {
         f.write_str(match self {
             Backend::HostGw => "host-gw",
             Backend::Vxlan => "vxlan",
+            Backend::Auto => "auto",
             Backend::None => "none",
         })
     }
@@ -150,18 +155,17 @@ pub struct Desired {
 }
 
 /// The routes and VXLAN peers for every other node with a node IP and a pod CIDR inside the
-/// cluster CIDR.
+/// cluster CIDR. `local_nets` (the subnets this node is directly connected to) decide per peer
+/// under [`Backend::Auto`].
 pub fn desired(
     backend: Backend,
     self_name: &str,
     cluster_cidr: &Ipv4Net,
     vxlan_dev: &str,
     nodes: &[NodeInfo],
+    local_nets: &[Ipv4Net],
 ) -> Desired {
     let mut d = Desired::default();
-    if backend == Backend::None {
-        return d;
-    }
     for n in nodes {
         if n.name == self_name {
             continue;
@@ -172,31 +176,52 @@ pub fn desired(
         if !cluster_cidr.covers(&cidr) {
             continue;
         }
-        match backend {
-            Backend::HostGw => d.routes.push(Route {
+        let direct = match backend {
+            Backend::None => continue,
+            Backend::HostGw => true,
+            Backend::Vxlan => false,
+            Backend::Auto => local_nets.iter().any(|l| l.contains(ip)),
+        };
+        if direct {
+            d.routes.push(Route {
                 dst: cidr,
                 via: ip,
                 dev: None,
-            }),
-            Backend::Vxlan => {
-                d.routes.push(Route {
-                    dst: cidr,
-                    via: vtep_ip(&cidr),
-                    dev: Some(vxlan_dev.to_string()),
-                });
-                d.vxlan_peers.push(VxlanPeer {
-                    vtep_ip: vtep_ip(&cidr),
-                    vtep_mac: vtep_mac(&cidr),
-                    node_ip: ip,
-                });
-            }
-            Backend::None => {}
+            });
+        } else {
+            d.routes.push(Route {
+                dst: cidr,
+                via: vtep_ip(&cidr),
+                dev: Some(vxlan_dev.to_string()),
+            });
+            d.vxlan_peers.push(VxlanPeer {
+                vtep_ip: vtep_ip(&cidr),
+                vtep_mac: vtep_mac(&cidr),
+                node_ip: ip,
+            });
         }
     }
     d.routes.sort();
     d.routes.dedup_by(|a, b| a.dst == b.dst);
     d.vxlan_peers.sort();
     d
+}
+
+/// The subnets of `ip -j -4 addr show` output, leaving out loopback, the VXLAN device and
+/// anything inside the cluster CIDR (pod bridges).
+pub fn parse_local_nets(v: &serde_json::Value, vxlan_dev: &str, cluster: &Ipv4Net) -> Vec<Ipv4Net> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["ifname"] != "lo" && l["ifname"] != vxlan_dev)
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| {
+            let ip = a["local"].as_str()?;
+            let len = a["prefixlen"].as_u64()?;
+            format!("{ip}/{len}").parse::<Ipv4Net>().ok()
+        })
+        .filter(|n| !cluster.covers(n) && n.prefix < 32)
+        .collect()
 }
 
 /// `ip route` batch lines that turn `current` (our routes inside the cluster CIDR, as the
@@ -406,6 +431,7 @@ mod tests {
         for (s, b) in [
             ("host-gw", Backend::HostGw),
             ("vxlan", Backend::Vxlan),
+            ("auto", Backend::Auto),
             ("none", Backend::None),
         ] {
             assert_eq!(s.parse::<Backend>().unwrap(), b);
@@ -435,7 +461,7 @@ mod tests {
             node("elsewhere", Some("192.168.1.5"), Some("10.99.0.0/24")),
         ];
         let cluster = net("10.42.0.0/16");
-        let hg = desired(Backend::HostGw, "a", &cluster, "vx", &nodes);
+        let hg = desired(Backend::HostGw, "a", &cluster, "vx", &nodes, &[]);
         assert_eq!(
             hg.routes,
             vec![
@@ -453,7 +479,7 @@ mod tests {
         );
         assert!(hg.vxlan_peers.is_empty());
 
-        let vx = desired(Backend::Vxlan, "b", &cluster, "vx", &nodes);
+        let vx = desired(Backend::Vxlan, "b", &cluster, "vx", &nodes, &[]);
         assert_eq!(
             vx.routes.iter().map(|r| r.to_owned()).collect::<Vec<_>>(),
             vec![
@@ -478,9 +504,51 @@ mod tests {
             }
         );
         assert_eq!(
-            desired(Backend::None, "a", &cluster, "vx", &nodes),
+            desired(Backend::None, "a", &cluster, "vx", &nodes, &[]),
             Desired::default()
         );
+        // auto: host-gw to the peer on a connected subnet, vxlan to the one behind a router
+        let mut routed = nodes.clone();
+        routed[2].node_ip = Some("172.16.0.3".parse().unwrap());
+        let auto = desired(
+            Backend::Auto,
+            "a",
+            &cluster,
+            "vx",
+            &routed,
+            &[net("192.168.1.0/24")],
+        );
+        assert_eq!(
+            auto.routes,
+            vec![
+                Route {
+                    dst: net("10.42.1.0/24"),
+                    via: "192.168.1.2".parse().unwrap(),
+                    dev: None
+                },
+                Route {
+                    dst: net("10.42.2.0/24"),
+                    via: "10.42.2.0".parse().unwrap(),
+                    dev: Some("vx".into())
+                },
+            ]
+        );
+        assert_eq!(auto.vxlan_peers.len(), 1);
+        assert_eq!(
+            auto.vxlan_peers[0].node_ip,
+            "172.16.0.3".parse::<Ipv4Addr>().unwrap()
+        );
+        // all on one subnet: no overlay at all
+        let flat = desired(
+            Backend::Auto,
+            "a",
+            &cluster,
+            "vx",
+            &nodes,
+            &[net("192.168.1.0/24")],
+        );
+        assert!(flat.vxlan_peers.is_empty());
+        assert_eq!(flat.routes, hg.routes);
     }
 
     #[test]
@@ -581,6 +649,21 @@ mod tests {
                 "ip saddr 10.42.1.0/24 ip daddr != { 10.42.0.0/16, 224.0.0.0/4 } masquerade"
             ),
             "{s}"
+        );
+    }
+
+    #[test]
+    fn local_nets_leave_out_loopback_overlay_and_pod_bridges() {
+        let v = json!([
+            {"ifname":"lo","addr_info":[{"local":"127.0.0.1","prefixlen":8}]},
+            {"ifname":"eth0","addr_info":[{"local":"192.168.1.7","prefixlen":24}]},
+            {"ifname":"cni0","addr_info":[{"local":"10.42.0.1","prefixlen":24}]},
+            {"ifname":"vx","addr_info":[{"local":"10.42.0.0","prefixlen":32}]},
+            {"ifname":"eth1","addr_info":[{"local":"172.16.5.2","prefixlen":16}]}
+        ]);
+        assert_eq!(
+            parse_local_nets(&v, "vx", &net("10.42.0.0/16")),
+            vec![net("192.168.1.0/24"), net("172.16.0.0/16")]
         );
     }
 
