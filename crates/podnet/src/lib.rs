@@ -661,7 +661,7 @@ mod tests {
             "{calls:?}"
         );
         assert!(
-            calls[2].starts_with("ip link add oxkube.1 type vxlan"),
+            calls[1].starts_with("ip link add oxkube.1 type vxlan"),
             "{calls:?}"
         );
         assert!(
