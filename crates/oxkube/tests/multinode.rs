@@ -149,6 +149,41 @@ fn routes_to(mn: &MultiNode, i: usize, cidr: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// One web pod per node, placed by the scheduler; returns (pod, node, pod IP) per node.
+fn web_pods(mn: &MultiNode, nodes: &[(String, String)]) -> Vec<(String, String, String)> {
+    for (i, (node, _)) in nodes.iter().enumerate() {
+        mn.server
+            .kubectl_stdin(&["apply", "-f", "-"], &web_pod(&format!("web-{i}"), node));
+    }
+    let mut pods = Vec::new();
+    for (i, (node, cidr)) in nodes.iter().enumerate() {
+        let (on, ip) = wait_running(mn, &format!("web-{i}"));
+        assert_eq!(&on, node, "web-{i} runs where its nodeSelector says");
+        let net: podnet::plan::Ipv4Net = cidr.parse().unwrap();
+        assert!(
+            net.contains(ip.parse().unwrap()),
+            "pod IP {ip} is in its node's pod CIDR {cidr}"
+        );
+        pods.push((format!("web-{i}"), node.clone(), ip));
+    }
+    pods
+}
+
+/// Every pod reaches every pod on another node by pod IP, both ways.
+fn all_pairs_reach(mn: &MultiNode, pods: &[(String, String, String)]) {
+    for (from, from_node, _) in pods {
+        for (_, to_node, ip) in pods {
+            if from_node == to_node {
+                continue;
+            }
+            let got = wait_for(mn, &format!("{from} -> {ip}"), 20, || {
+                fetch_from_pod(mn, from, ip).ok()
+            });
+            assert_eq!(&got, to_node, "{from} ({from_node}) fetched {ip}");
+        }
+    }
+}
+
 fn cross_node(backend: &str) {
     let mut mn = MultiNode::start(backend, 2, drop_image, &[]);
     let nodes = wait_nodes(&mn);
@@ -158,35 +193,8 @@ fn cross_node(backend: &str) {
     cidrs.dedup();
     assert_eq!(cidrs.len(), 3, "every node has its own pod CIDR: {nodes:?}");
 
-    // one web pod per node, placed by the scheduler
-    for (i, (node, _)) in nodes.iter().enumerate() {
-        mn.server
-            .kubectl_stdin(&["apply", "-f", "-"], &web_pod(&format!("web-{i}"), node));
-    }
-    let mut pods = Vec::new();
-    for (i, (node, cidr)) in nodes.iter().enumerate() {
-        let (on, ip) = wait_running(&mn, &format!("web-{i}"));
-        assert_eq!(&on, node, "web-{i} runs where its nodeSelector says");
-        let net: podnet::plan::Ipv4Net = cidr.parse().unwrap();
-        assert!(
-            net.contains(ip.parse().unwrap()),
-            "pod IP {ip} is in its node's pod CIDR {cidr}"
-        );
-        pods.push((format!("web-{i}"), node.clone(), ip));
-    }
-
-    // every pod reaches every other pod by pod IP, both ways
-    for (from, from_node, _) in &pods {
-        for (_, to_node, ip) in &pods {
-            if from_node == to_node {
-                continue;
-            }
-            let got = wait_for(&mn, &format!("{from} -> {ip}"), 20, || {
-                fetch_from_pod(&mn, from, ip).ok()
-            });
-            assert_eq!(&got, to_node, "{from} ({from_node}) fetched {ip}");
-        }
-    }
+    let pods = web_pods(&mn, &nodes);
+    all_pairs_reach(&mn, &pods);
     // pod-to-pod traffic keeps the source pod IP (not masqueraded)
     for (from, to) in [(1, 2), (2, 0), (0, 1)] {
         let url = format!("http://{}:8080/cgi-bin/ip", pods[to].2);
@@ -291,6 +299,36 @@ fn pods_reach_pods_on_other_nodes_host_gw() {
 #[test]
 fn pods_reach_pods_on_other_nodes_vxlan() {
     cross_node("vxlan");
+}
+
+/// The default `auto` backend: nodes on one subnet route directly, a node behind a router
+/// (the host, between two test bridges) is reached through VXLAN.
+#[test]
+fn auto_backend_routes_directly_or_through_vxlan() {
+    let mut mn = MultiNode::start("auto", 1, drop_image, &[]);
+    mn.add_routed_agent();
+    let nodes = wait_nodes(&mn);
+    let pods = web_pods(&mn, &nodes);
+    all_pairs_reach(&mn, &pods);
+    for (_, node, ip) in &pods[1..] {
+        let got = wait_for(&mn, &format!("host -> {ip}"), 20, || {
+            fetch_from_host(ip).ok()
+        });
+        assert_eq!(&got, node);
+    }
+    let vx = format!("oxkube.{}", mn.vni);
+    // the host is on both subnets: direct routes to both agents
+    let r = routes_to(&mn, 0, &nodes[2].1);
+    assert!(r.contains(&format!("via {}", mn.agents[1].ip)), "{r:?}");
+    let r = routes_to(&mn, 0, &nodes[1].1);
+    assert!(r.contains(&format!("via {}", mn.agents[0].ip)), "{r:?}");
+    // the agents share no subnet: the overlay between them, direct to the host
+    let r = routes_to(&mn, 1, &nodes[2].1);
+    assert!(r.contains(&format!("dev {vx}")), "{r:?}");
+    let r = routes_to(&mn, 2, &nodes[1].1);
+    assert!(r.contains(&format!("dev {vx}")), "{r:?}");
+    let r = routes_to(&mn, 1, &nodes[0].1);
+    assert!(r.contains(&format!("via {}", mn.net.host_ip())), "{r:?}");
 }
 
 /// Issue 5's node failure: a Deployment spread over two nodes; the second node dies (agent,

@@ -691,6 +691,8 @@ pub struct MultiNode {
     pub backend: String,
     pub vni: u32,
     prepare: fn(&Path),
+    /// Further test bridges (nodes on other subnets).
+    pub other_nets: Vec<TestNet>,
 }
 
 impl MultiNode {
@@ -721,6 +723,7 @@ impl MultiNode {
             backend: backend.to_string(),
             vni,
             prepare,
+            other_nets: Vec::new(),
         };
         mn.spawn_server();
         for _ in 0..agents {
@@ -776,10 +779,22 @@ impl MultiNode {
     /// Adds a node: a network namespace with a veth on the test bridge and an agent joining
     /// with the server's token.
     pub fn add_agent(&mut self) -> usize {
+        self.add_agent_on(self.net.clone())
+    }
+
+    /// Adds a node on a subnet of its own (a second test bridge): the host routes between
+    /// it and the first subnet, so this node shares no L2 segment with the other agents.
+    pub fn add_routed_agent(&mut self) -> usize {
+        let net = TestNet::create();
+        self.other_nets.push(net.clone());
+        self.add_agent_on(net)
+    }
+
+    fn add_agent_on(&mut self, net: TestNet) -> usize {
         let i = self.agents.len();
         let netns = format!("oxkube-{}-{i}", self.net.tag);
         let veth = format!("ov{}a{i}", self.net.tag);
-        let ip = format!("{}.{}", self.net.prefix, 10 + i);
+        let ip = format!("{}.{}", net.prefix, 10 + i);
         sh("ip", &["netns", "add", &netns]);
         let agent = NetnsAgent {
             node_name: format!(
@@ -803,10 +818,7 @@ impl MultiNode {
                 "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
             ],
         );
-        sh(
-            "ip",
-            &["link", "set", &veth, "master", &self.net.bridge, "up"],
-        );
+        sh("ip", &["link", "set", &veth, "master", &net.bridge, "up"]);
         sh("ip", &["-n", &netns, "link", "set", "lo", "up"]);
         sh(
             "ip",
@@ -830,7 +842,7 @@ impl MultiNode {
                 "add",
                 "default",
                 "via",
-                &self.net.host_ip(),
+                &net.host_ip(),
             ],
         );
         (self.prepare)(agent_ref.dir.path());
@@ -929,5 +941,8 @@ impl Drop for MultiNode {
                 .status();
         }
         sh_quiet("ip", &["link", "del", &self.net.bridge]);
+        for n in &self.other_nets {
+            sh_quiet("ip", &["link", "del", &n.bridge]);
+        }
     }
 }
