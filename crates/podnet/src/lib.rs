@@ -232,9 +232,15 @@ impl PodNetwork {
             nodes,
             &local_nets,
         );
-        // under auto the device exists even without overlay peers of its own: a peer that
-        // is not on our subnet reaches us through it although we reach it directly
-        if matches!(self.config.backend, Backend::Vxlan | Backend::Auto) {
+        // under auto the device exists as soon as there are peers, even without overlay
+        // peers of our own: a peer that is not on our subnet reaches us through it although
+        // we reach it directly (we may be on several subnets); a single node has none
+        let overlay = match self.config.backend {
+            Backend::Vxlan => true,
+            Backend::Auto => !want.routes.is_empty() || self.vxlan_ready,
+            _ => false,
+        };
+        if overlay {
             match my_cidr {
                 Some(c) => self.ensure_vxlan(&c)?,
                 // the VTEP address is the pod CIDR's: wait for the node IPAM controller
@@ -670,6 +676,24 @@ mod tests {
                 .any(|c| c.contains("fdb") || c.contains("neigh")),
             "no overlay peers: {calls:?}"
         );
+    }
+
+    #[test]
+    fn auto_on_a_single_node_makes_no_overlay() {
+        let fake = Arc::new(Fake::default());
+        fake.listings
+            .lock()
+            .unwrap()
+            .insert("ip -4 route show proto 150".into(), json!([]));
+        fake.listings.lock().unwrap().insert(
+            "ip -4 addr show".into(),
+            json!([{"ifname":"eth9","addr_info":[{"local":"192.168.7.1","prefixlen":24}]}]),
+        );
+        let mut net = PodNetwork::new(config(Backend::Auto), fake.clone()).unwrap();
+        net.sync(&nodes()[..1]).unwrap();
+        let calls = fake.calls.lock().unwrap().clone();
+        assert!(!calls.iter().any(|c| c.contains("link add")), "{calls:?}");
+        assert!(calls.iter().any(|c| c.starts_with("nft ")), "{calls:?}");
     }
 
     #[test]
