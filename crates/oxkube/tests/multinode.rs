@@ -289,6 +289,52 @@ fn cross_node(backend: &str) {
     assert!(!routes_to(&mn, 0, middle_cidr).is_empty());
     let got = fetch_from_host(&pods[1].2).expect("node 2 still reachable");
     assert_eq!(got, pods[1].1);
+
+    // uninstalling node 2's agent removes its pod network: routes, vxlan device, nft table,
+    // pod bridge
+    assert!(!routes_to(&mn, 1, &nodes[0].1).is_empty());
+    assert!(mn
+        .in_node(1, "nft", &["list", "table", "ip", "oxkube-podnet"])
+        .status
+        .success());
+    mn.agents[0].kill9();
+    let cidr = mn.server.agent.as_ref().unwrap().cluster_cidr.clone();
+    let out = mn.in_node(
+        1,
+        &common::bin(),
+        &[
+            "uninstall-network",
+            "--cluster-cidr",
+            &cidr,
+            "--vxlan-vni",
+            &mn.vni.to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(routes_to(&mn, 1, &nodes[0].1), "");
+    let vx = format!("oxkube.{}", mn.vni);
+    for (what, cmd, args) in [
+        (
+            "vxlan device",
+            "ip",
+            vec!["link", "show", "dev", vx.as_str()],
+        ),
+        ("pod bridge", "ip", vec!["link", "show", "dev", "oxk0"]),
+        (
+            "masquerade table",
+            "nft",
+            vec!["list", "table", "ip", "oxkube-podnet"],
+        ),
+    ] {
+        assert!(
+            !mn.in_node(1, cmd, &args).status.success(),
+            "{what} left after uninstall-network"
+        );
+    }
 }
 
 #[test]
