@@ -84,7 +84,7 @@ fn web_pod(name: &str, node: &str) -> String {
                 "name": "web", "image": IMAGE,
                 "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
                 // index.html names the node; cgi-bin/ip echoes the client's address
-                "command": ["sh", "-c", "mkdir -p /www/cgi-bin && echo \"$NODE\" > /www/index.html && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 8080 -h /www"]
+                "command": ["sh", "-c", "mkdir -p /www/cgi-bin && echo \"$NODE\" > /www/index.html && head -c 300000 /dev/zero > /www/big && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 8080 -h /www"]
             }]
         }
     })
@@ -195,6 +195,22 @@ fn cross_node(backend: &str) {
 
     let pods = web_pods(&mn, &nodes);
     all_pairs_reach(&mn, &pods);
+    // bulk transfers (full-size segments) cross too: node 1's pod fetches 300 kB from node 2's
+    let url = format!("http://{}:8080/big", pods[2].2);
+    let out = mn.server.kubectl_raw(&[
+        "exec",
+        &pods[1].0,
+        "--",
+        "sh",
+        "-c",
+        &format!("timeout 10 wget -q -O - {url} | wc -c"),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "300000",
+        "bulk fetch across nodes: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // pod-to-pod traffic keeps the source pod IP (not masqueraded)
     for (from, to) in [(1, 2), (2, 0), (0, 1)] {
         let url = format!("http://{}:8080/cgi-bin/ip", pods[to].2);
@@ -273,6 +289,7 @@ fn cross_node(backend: &str) {
     // a node deleted from the API loses its routes on the others (its agent is gone first:
     // a running kubelet would register it again)
     mn.agents[1].fail();
+    let deleted_at = Instant::now();
     mn.server
         .kubectl(&["delete", "node", &last_node, "--wait=false"]);
     wait_for(
@@ -283,6 +300,10 @@ fn cross_node(backend: &str) {
             (routes_to(&mn, 0, &last_cidr).is_empty() && routes_to(&mn, 1, &last_cidr).is_empty())
                 .then_some(())
         },
+    );
+    println!(
+        "{backend}: routes to a deleted node gone on the others {} ms after the delete",
+        deleted_at.elapsed().as_millis()
     );
     // the other routes stay
     let (_, middle_cidr) = &nodes[1];

@@ -681,6 +681,34 @@ pub fn cleanup_agent_dir(dir: &Path) {
     }
 }
 
+/// An [`AgentNet`] whose cluster CIDR no NAT rule of this host mentions: pods killed without
+/// a CNI DEL leave the bridge plugin's per-pod masquerade chains behind (`ip saddr 10.X.0.2
+/// jump CNI-...`), which would masquerade a new pod with that address even towards other nodes.
+pub fn agent_net_without_stale_nat() -> AgentNet {
+    let nat = String::from_utf8_lossy(
+        &Command::new("nft")
+            .args(["list", "table", "ip", "nat"])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .into_owned();
+    let mut net = AgentNet::unique();
+    for _ in 0..40 {
+        let x = net
+            .cluster_cidr
+            .split('.')
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        if !nat.contains(&format!("10.{x}.")) {
+            break;
+        }
+        net = AgentNet::unique();
+    }
+    net
+}
+
 /// A cluster of several nodes on one host. Dropping it removes every process, namespace,
 /// link, route, nft table, mount and cgroup it created, also when the test failed.
 pub struct MultiNode {
@@ -701,7 +729,7 @@ impl MultiNode {
     /// every node's data dir first. `backend` is the pod network backend of every node.
     pub fn start(backend: &str, agents: usize, prepare: fn(&Path), extra: &[&str]) -> MultiNode {
         let net = TestNet::create();
-        let node_net = AgentNet::unique();
+        let node_net = agent_net_without_stale_nat();
         // a VNI per test cluster: several clusters' VXLAN devices share the host namespace
         let vni = 100
             + NEXT_AGENT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
