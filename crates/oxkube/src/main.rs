@@ -411,6 +411,7 @@ async fn run_agent(
     let (socket, runtime_task) = match &node.container_runtime_endpoint {
         Some(ep) => (ep.clone(), None),
         None => {
+            check_cgroupfs()?;
             let mut rc = runtime::Config::new(&data_dir);
             rc.cni_bridge = node.cni_bridge.clone();
             // the pod network masquerades only traffic leaving the cluster
@@ -488,6 +489,20 @@ async fn run_agent(
         }
     }
     result
+}
+
+/// The embedded runtime needs the host's cgroup hierarchy: `ip netns exec` mounts a fresh
+/// sysfs over /sys, hiding it (start an agent in a network namespace with `nsenter --net=...`).
+fn check_cgroupfs() -> anyhow::Result<()> {
+    let empty = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
+    if empty {
+        anyhow::bail!(
+            "no cgroup filesystem under /sys/fs/cgroup (`ip netns exec` remounts /sys: start the agent with `nsenter --net=/run/netns/NAME` instead)"
+        );
+    }
+    Ok(())
 }
 
 /// The nft table of the pod network's masquerade rule: one per pod bridge, so that several
