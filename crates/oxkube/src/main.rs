@@ -27,7 +27,7 @@ enum Command {
     Server(Box<ServerArgs>),
     /// Run a node agent: the embedded container runtime (unless an external CRI endpoint is
     /// given) and the kubelet.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Print the admin kubeconfig.
     Kubeconfig {
         #[arg(long, default_value = "/var/lib/oxkube")]
@@ -37,6 +37,20 @@ enum Command {
     Images {
         #[command(subcommand)]
         command: ImagesCommand,
+    },
+    /// Remove what the agent set up in the node's network: pod network routes, the VXLAN
+    /// device, the masquerade table and the pod bridge (run after stopping the agent and its
+    /// pods, when uninstalling).
+    UninstallNetwork {
+        /// The cluster CIDR the agent ran with.
+        #[arg(long, default_value = "10.42.0.0/16")]
+        cluster_cidr: String,
+        /// The pod bridge the agent ran with.
+        #[arg(long, default_value = "oxk0")]
+        cni_bridge: String,
+        /// The VXLAN network identifier the agent ran with.
+        #[arg(long, default_value_t = 1)]
+        vxlan_vni: u32,
     },
     /// Internal: the per-container shim the runtime starts (single-threaded).
     #[command(hide = true)]
@@ -160,6 +174,25 @@ struct NodeArgs {
     /// defaults); below them the node reports memory or disk pressure.
     #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
     eviction_hard: kubelet::node::Eviction,
+    /// How pods reach pods on other nodes: `host-gw` (a route per node via its IP; nodes share
+    /// an L2 segment), `vxlan` (an overlay, as flannel's), `auto` (host-gw to nodes on a
+    /// directly connected subnet, vxlan to the others), or `none` (another CNI owns it).
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    pod_network_backend: podnet::plan::Backend,
+    /// VXLAN network identifier of the vxlan backend (the same on every node).
+    #[arg(long, default_value_t = 1)]
+    vxlan_vni: u32,
+    /// VXLAN UDP port of the vxlan backend (the same on every node).
+    #[arg(long, default_value_t = 8472)]
+    vxlan_port: u16,
+    /// The cluster CIDR (set from the server's, or the agent's --cluster-cidr).
+    #[arg(skip)]
+    pod_network_cluster_cidr: String,
+}
+
+fn parse_backend(s: &str) -> Result<podnet::plan::Backend, String> {
+    s.parse()
+        .map_err(|e: podnet::plan::PlanError| e.to_string())
 }
 
 #[derive(clap::Args)]
@@ -181,6 +214,9 @@ struct AgentArgs {
     /// Where the agent keeps its state.
     #[arg(long, default_value = "/var/lib/oxkube")]
     data_dir: PathBuf,
+    /// The cluster CIDR of the server (traffic from pods leaving it is masqueraded).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -313,7 +349,8 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
         let client =
             client_from(&apiserver::component_kubeconfig(&args.data_dir, "kubelet")).await?;
         let data_dir = args.data_dir.clone();
-        let node = args.node.clone();
+        let mut node = args.node.clone();
+        node.pod_network_cluster_cidr = args.cluster_cidr.clone();
         let mut labels = std::collections::BTreeMap::new();
         // the server's node carries the control-plane roles, as k3s marks its server nodes
         labels.insert(
@@ -374,8 +411,11 @@ async fn run_agent(
     let (socket, runtime_task) = match &node.container_runtime_endpoint {
         Some(ep) => (ep.clone(), None),
         None => {
+            check_cgroupfs()?;
             let mut rc = runtime::Config::new(&data_dir);
             rc.cni_bridge = node.cni_bridge.clone();
+            // the pod network masquerades only traffic leaving the cluster
+            rc.cni_ip_masq = node.pod_network_backend == podnet::plan::Backend::None;
             let socket = rc.socket_path();
             let stop = stop.clone();
             let task = tokio::spawn(async move { runtime::run(rc, stopped(stop)).await });
@@ -383,7 +423,13 @@ async fn run_agent(
         }
     };
     let mut kc = kubelet::Config::new(client, &name, socket, &data_dir);
-    kc.hostname = hostname().to_lowercase();
+    // an explicit node name is also the node's host name label (as k3s passes
+    // --hostname-override), so that nodes sharing a machine stay distinct topology domains
+    kc.hostname = node
+        .node_name
+        .as_ref()
+        .map(|n| n.to_lowercase())
+        .unwrap_or_else(|| hostname().to_lowercase());
     kc.node_ips = agent_node_ips(&node);
     kc.node_labels = labels;
     kc.cluster_dns = node.cluster_dns.clone();
@@ -415,8 +461,23 @@ async fn run_agent(
         server.serve(stopped(api_stop)).await;
         Ok(())
     });
+    let podnet_task = {
+        let mut pc = podnet::Config::new(&name, &node.pod_network_cluster_cidr);
+        pc.node_ip = kc.node_ips.first().copied();
+        pc.backend = node.pod_network_backend;
+        pc.vxlan_vni = node.vxlan_vni;
+        pc.vxlan_port = node.vxlan_port;
+        pc.nft_table = pod_network_table(&node);
+        let client = kc.client.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move { podnet::run(client, pc, stopped(stop)).await })
+    };
     let kubelet = kubelet::run(kc, stopped(stop.clone()));
     let result = kubelet.await.context("kubelet");
+    match podnet_task.await {
+        Ok(r) => r.context("pod network")?,
+        Err(e) => anyhow::bail!("pod network task failed: {e}"),
+    }
     match api_task.await {
         Ok(r) => r.context("kubelet API server")?,
         Err(e) => anyhow::bail!("kubelet API server task failed: {e}"),
@@ -428,6 +489,30 @@ async fn run_agent(
         }
     }
     result
+}
+
+/// The embedded runtime needs the host's cgroup hierarchy: `ip netns exec` mounts a fresh
+/// sysfs over /sys, hiding it (start an agent in a network namespace with `nsenter --net=...`).
+fn check_cgroupfs() -> anyhow::Result<()> {
+    let empty = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
+    if empty {
+        anyhow::bail!(
+            "no cgroup filesystem under /sys/fs/cgroup (`ip netns exec` remounts /sys: start the agent with `nsenter --net=/run/netns/NAME` instead)"
+        );
+    }
+    Ok(())
+}
+
+/// The nft table of the pod network's masquerade rule: one per pod bridge, so that several
+/// agents sharing a network namespace keep apart.
+fn pod_network_table(node: &NodeArgs) -> String {
+    if node.cni_bridge == "oxk0" {
+        "oxkube-podnet".to_string()
+    } else {
+        format!("oxkube-podnet-{}", node.cni_bridge)
+    }
 }
 
 /// The kubelet API's TLS material: serving certificate and key, and the CA client
@@ -484,10 +569,12 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     };
     let client = client_from(&kubeconfig).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut node = args.node.clone();
+    node.pod_network_cluster_cidr = args.cluster_cidr.clone();
     let agent = run_agent(
         client,
         args.data_dir.clone(),
-        args.node.clone(),
+        node,
         Default::default(),
         tls,
         stop_rx,
@@ -635,7 +722,7 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(agent(args))
+            rt.block_on(agent(*args))
         }
         Command::Kubeconfig { data_dir } => {
             let path = data_dir.join("kubeconfig.yaml");
@@ -654,6 +741,27 @@ fn main() -> anyhow::Result<()> {
             for img in runtime::images::import(&data_dir, &files).context("import images")? {
                 println!("imported {} {}", img.id, img.repo_tags.join(","));
             }
+            Ok(())
+        }
+        Command::UninstallNetwork {
+            cluster_cidr,
+            cni_bridge,
+            vxlan_vni,
+        } => {
+            let mut pc = podnet::Config::new("", &cluster_cidr);
+            pc.vxlan_vni = vxlan_vni;
+            pc.nft_table = if cni_bridge == "oxk0" {
+                "oxkube-podnet".to_string()
+            } else {
+                format!("oxkube-podnet-{cni_bridge}")
+            };
+            podnet::PodNetwork::new(pc, Arc::new(podnet::Tools))?
+                .teardown()
+                .context("removing the pod network")?;
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", "dev", &cni_bridge])
+                .stderr(std::process::Stdio::null())
+                .status();
             Ok(())
         }
         Command::Shim { args } => std::process::exit(runtime::container::shim::main(&args)),

@@ -47,6 +47,9 @@ pub struct Config {
     /// Bridge and network name of the default conflist.
     pub cni_bridge: String,
     pub cni_network: String,
+    /// Whether the default conflist's bridge plugin masquerades pod traffic leaving the pod
+    /// CIDR (off when the agent's pod network masquerades only traffic leaving the cluster).
+    pub cni_ip_masq: bool,
     /// How shims are started; defaults to this executable with the `shim` argument.
     pub shim: Option<container::manager::ShimCommand>,
     /// Address of the streaming server (exec/attach/port-forward URLs); defaults to
@@ -65,6 +68,7 @@ impl Config {
             pod_cidr: None,
             cni_bridge: "oxk0".into(),
             cni_network: "oxkube".into(),
+            cni_ip_masq: true,
             shim: None,
             stream_addr: None,
         }
@@ -100,8 +104,11 @@ impl Config {
             return Ok(());
         }
         let ipam = self.cni_ipam_dir();
-        let list =
+        let mut list =
             cni::default_conflist(&self.cni_network, &self.cni_bridge, pod_cidr, Some(&ipam));
+        if !self.cni_ip_masq {
+            list["plugins"][0]["ipMasq"] = serde_json::Value::Bool(false);
+        }
         cni::write_default_conflist(&dir, &list)?;
         Ok(())
     }

@@ -438,6 +438,16 @@ impl Cluster {
                 .args(["link", "del", &a.bridge])
                 .stderr(Stdio::null())
                 .status();
+            // the pod network's masquerade table (named after the bridge)
+            sh_quiet(
+                "nft",
+                &[
+                    "delete",
+                    "table",
+                    "ip",
+                    &format!("oxkube-podnet-{}", a.bridge),
+                ],
+            );
         }
         for root in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
@@ -471,4 +481,496 @@ pub fn rows(out: &str) -> Vec<Vec<String>> {
     out.lines()
         .map(|l| l.split_whitespace().map(String::from).collect())
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multi-node clusters: the server (and its embedded agent) on the host, further agents each in
+// a network namespace of their own, all on a test bridge with a private subnet of their own.
+
+/// Runs a command, panicking with its stderr when it fails.
+#[track_caller]
+pub fn sh(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd).args(args).output().expect(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a command, ignoring failure (teardown).
+pub fn sh_quiet(cmd: &str, args: &[&str]) {
+    let _ = Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The test bridge of a multi-node cluster: `<prefix>.1/24` on the host, nodes from `.10`.
+#[derive(Debug, Clone)]
+pub struct TestNet {
+    pub bridge: String,
+    /// First three octets of the subnet, e.g. `192.168.77`.
+    pub prefix: String,
+    /// A tag unique on this host, part of every name this cluster creates.
+    pub tag: String,
+}
+
+impl TestNet {
+    pub fn host_ip(&self) -> String {
+        format!("{}.1", self.prefix)
+    }
+
+    /// Creates a bridge with a /24 no other interface or route of this host uses.
+    pub fn create() -> TestNet {
+        let n = NEXT_AGENT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let pid = std::process::id() % 100_000;
+        let tag = format!("{pid}x{n}");
+        let bridge = format!("oxt{tag}");
+        let mut z = ((pid as u64 * 13 + n as u64 * 29 + now_nanos()) % 200) as u32 + 20;
+        for _ in 0..200 {
+            let routes = String::from_utf8_lossy(
+                &Command::new("ip")
+                    .args(["-4", "route", "show"])
+                    .output()
+                    .map(|o| o.stdout)
+                    .unwrap_or_default(),
+            )
+            .into_owned();
+            let prefix = format!("192.168.{z}");
+            if !routes.contains(&format!("{prefix}.")) {
+                sh("ip", &["link", "add", &bridge, "type", "bridge"]);
+                sh(
+                    "ip",
+                    &["addr", "add", &format!("{prefix}.1/24"), "dev", &bridge],
+                );
+                sh("ip", &["link", "set", &bridge, "up"]);
+                return TestNet {
+                    bridge,
+                    prefix,
+                    tag,
+                };
+            }
+            z = 20 + (z - 20 + 1) % 200;
+        }
+        panic!("no free 192.168.x.0/24 for a test bridge");
+    }
+}
+
+/// An `oxkube agent` in a network namespace of its own, joined with the server's token.
+pub struct NetnsAgent {
+    pub node_name: String,
+    pub netns: String,
+    /// The host end of its veth (on the test bridge).
+    pub veth: String,
+    pub ip: String,
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    args: Vec<String>,
+}
+
+impl NetnsAgent {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// (Re)starts the agent process.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))
+            .unwrap();
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.netns))
+            .arg(bin())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn oxkube agent");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL the agent process only (its containers keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The node dies: the agent, every process in its network namespace (shims, containers)
+    /// are killed and its link to the test bridge goes down.
+    pub fn fail(&mut self) {
+        self.kill9();
+        self.kill_netns_processes();
+        sh_quiet("ip", &["link", "set", &self.veth, "down"]);
+        // containers live in pod namespaces of their own
+        cleanup_agent_dir(self.dir.path());
+    }
+
+    fn kill_netns_processes(&self) {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.netns])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for pid in out.split_whitespace().filter_map(|p| p.parse::<i64>().ok()) {
+            kill(pid);
+        }
+    }
+
+    /// Removes everything of this agent: processes, mounts, pod cgroups, the netns and veth.
+    fn teardown(&mut self) {
+        self.kill9();
+        self.kill_netns_processes();
+        cleanup_agent_dir(self.dir.path());
+        sh_quiet("ip", &["netns", "del", &self.netns]);
+        sh_quiet("ip", &["link", "del", &self.veth]);
+    }
+}
+
+/// Kills whatever the runtime under `dir` left (shims, containers, processes naming the dir),
+/// unmounts what is mounted under it and removes its pods' cgroups.
+pub fn cleanup_agent_dir(dir: &Path) {
+    let records: Vec<serde_json::Value> = std::fs::read_dir(dir.join("agent/containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("container.json")).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect();
+    let mut uids = Vec::new();
+    for c in &records {
+        kill(c["init_pid"].as_i64().unwrap_or(0));
+        kill(c["shim_pid"].as_i64().unwrap_or(0));
+        if let Some(u) = c["labels"]["io.kubernetes.pod.uid"].as_str() {
+            uids.push(u.to_string());
+        }
+    }
+    for pid in pids_mentioning(&dir.display().to_string()) {
+        kill(pid as i64);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    for m in mounts_under(dir) {
+        let c = std::ffi::CString::new(m.display().to_string()).unwrap();
+        unsafe {
+            libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+        }
+    }
+    for root in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for qos in ["", "burstable", "besteffort"] {
+            for u in &uids {
+                let d = root
+                    .path()
+                    .join("kubepods")
+                    .join(qos)
+                    .join(format!("pod{u}"));
+                for c in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    let _ = std::fs::remove_dir(c.path());
+                }
+                let _ = std::fs::remove_dir(&d);
+            }
+        }
+    }
+}
+
+/// An [`AgentNet`] whose cluster CIDR no NAT rule of this host mentions: pods killed without
+/// a CNI DEL leave the bridge plugin's per-pod masquerade chains behind (`ip saddr 10.X.0.2
+/// jump CNI-...`), which would masquerade a new pod with that address even towards other nodes.
+pub fn agent_net_without_stale_nat() -> AgentNet {
+    let nat = String::from_utf8_lossy(
+        &Command::new("nft")
+            .args(["list", "table", "ip", "nat"])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .into_owned();
+    let mut net = AgentNet::unique();
+    for _ in 0..40 {
+        let x = net
+            .cluster_cidr
+            .split('.')
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        if !nat.contains(&format!("10.{x}.")) {
+            break;
+        }
+        net = AgentNet::unique();
+    }
+    net
+}
+
+/// A cluster of several nodes on one host. Dropping it removes every process, namespace,
+/// link, route, nft table, mount and cgroup it created, also when the test failed.
+pub struct MultiNode {
+    /// The server with its embedded agent (the first node, in the host's namespace).
+    pub server: Cluster,
+    pub net: TestNet,
+    pub agents: Vec<NetnsAgent>,
+    pub backend: String,
+    pub vni: u32,
+    prepare: fn(&Path),
+    /// Further test bridges (nodes on other subnets).
+    pub other_nets: Vec<TestNet>,
+}
+
+impl MultiNode {
+    /// Starts the server (API on all addresses, its node on the test bridge) with `extra`
+    /// server flags, then `agents` agents in their own network namespaces; `prepare` runs on
+    /// every node's data dir first. `backend` is the pod network backend of every node.
+    pub fn start(backend: &str, agents: usize, prepare: fn(&Path), extra: &[&str]) -> MultiNode {
+        let net = TestNet::create();
+        let node_net = agent_net_without_stale_nat();
+        // a VNI per test cluster: several clusters' VXLAN devices share the host namespace
+        let vni = 100
+            + NEXT_AGENT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + (std::process::id() % 1000) * 1000;
+        let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
+        let server = Cluster {
+            child: None,
+            dir,
+            port: free_port(),
+            cache: tempfile::tempdir().unwrap(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            agent: Some(node_net),
+        };
+        let mut mn = MultiNode {
+            server,
+            net,
+            agents: Vec::new(),
+            backend: backend.to_string(),
+            vni,
+            prepare,
+            other_nets: Vec::new(),
+        };
+        mn.spawn_server();
+        for _ in 0..agents {
+            mn.add_agent();
+        }
+        mn
+    }
+
+    fn node_flags(&self, cluster_cidr: &str) -> Vec<String> {
+        vec![
+            "--pod-network-backend".into(),
+            self.backend.clone(),
+            "--vxlan-vni".into(),
+            self.vni.to_string(),
+            "--eviction-hard".into(),
+            "memory.available<1Mi,nodefs.available<1%".into(),
+            "--cluster-cidr".into(),
+            cluster_cidr.to_string(),
+            // heartbeats often enough for short node-monitor grace periods
+            "--node-lease-renew-interval".into(),
+            "1s".into(),
+        ]
+    }
+
+    fn spawn_server(&mut self) {
+        let a = self.server.agent.clone().unwrap();
+        let flags = self.node_flags(&a.cluster_cidr);
+        let host_ip = self.net.host_ip();
+        let c = &mut self.server;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(c.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(bin())
+            .args(["server", "--data-dir"])
+            .arg(c.dir.path())
+            .args(["--bind-address", "0.0.0.0", "--secure-port"])
+            .arg(c.port.to_string())
+            .args(["--node-name", &a.node_name, "--cni-bridge", &a.bridge])
+            .args(["--kubelet-port", &a.kubelet_port.to_string()])
+            .args(["--node-ip", &host_ip])
+            .args(flags)
+            .args(&c.extra_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn oxkube server");
+        c.child = Some(child);
+        c.wait_ready();
+    }
+
+    /// Adds a node: a network namespace with a veth on the test bridge and an agent joining
+    /// with the server's token.
+    pub fn add_agent(&mut self) -> usize {
+        self.add_agent_on(self.net.clone())
+    }
+
+    /// Adds a node on a subnet of its own (a second test bridge): the host routes between
+    /// it and the first subnet, so this node shares no L2 segment with the other agents.
+    pub fn add_routed_agent(&mut self) -> usize {
+        let net = TestNet::create();
+        self.other_nets.push(net.clone());
+        self.add_agent_on(net)
+    }
+
+    fn add_agent_on(&mut self, net: TestNet) -> usize {
+        let i = self.agents.len();
+        let netns = format!("oxkube-{}-{i}", self.net.tag);
+        let veth = format!("ov{}a{i}", self.net.tag);
+        let ip = format!("{}.{}", net.prefix, 10 + i);
+        sh("ip", &["netns", "add", &netns]);
+        let agent = NetnsAgent {
+            node_name: format!(
+                "{}-n{}",
+                self.server.agent.as_ref().unwrap().node_name,
+                i + 1
+            ),
+            netns: netns.clone(),
+            veth: veth.clone(),
+            ip: ip.clone(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            args: vec![],
+        };
+        // registered first so that a failure below still cleans it up
+        self.agents.push(agent);
+        let agent_ref = &self.agents[i];
+        sh(
+            "ip",
+            &[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+            ],
+        );
+        sh("ip", &["link", "set", &veth, "master", &net.bridge, "up"]);
+        sh("ip", &["-n", &netns, "link", "set", "lo", "up"]);
+        sh(
+            "ip",
+            &[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("{ip}/24"),
+                "dev",
+                "eth0",
+            ],
+        );
+        sh("ip", &["-n", &netns, "link", "set", "eth0", "up"]);
+        sh(
+            "ip",
+            &[
+                "-n",
+                &netns,
+                "route",
+                "add",
+                "default",
+                "via",
+                &net.host_ip(),
+            ],
+        );
+        (self.prepare)(agent_ref.dir.path());
+        let token = std::fs::read_to_string(self.server.data_dir().join("token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let cidr = self.server.agent.as_ref().unwrap().cluster_cidr.clone();
+        let mut args: Vec<String> = vec![
+            "agent".into(),
+            "--server".into(),
+            format!("https://{}:{}", self.net.host_ip(), self.server.port),
+            "--token".into(),
+            token,
+            "--data-dir".into(),
+            agent_ref.dir.path().display().to_string(),
+            "--node-name".into(),
+            agent_ref.node_name.clone(),
+            "--node-ip".into(),
+            ip,
+        ];
+        args.extend(self.node_flags(&cidr));
+        let agent = self.agents.last_mut().unwrap();
+        agent.args = args;
+        agent.spawn();
+        i
+    }
+
+    /// Names of all nodes: the server's first.
+    pub fn node_names(&self) -> Vec<String> {
+        let mut v = vec![self.server.agent.as_ref().unwrap().node_name.clone()];
+        v.extend(self.agents.iter().map(|a| a.node_name.clone()));
+        v
+    }
+
+    /// Server log and every agent's log tail, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = format!("server log tail:\n{}\n", tail(&self.server.log(), 40));
+        for a in &self.agents {
+            s.push_str(&format!(
+                "agent {} log tail:\n{}\n",
+                a.node_name,
+                tail(&a.log(), 30)
+            ));
+        }
+        s
+    }
+
+    /// Runs a command inside node `i`'s network namespace (0 is the host).
+    pub fn in_node(&self, i: usize, cmd: &str, args: &[&str]) -> Output {
+        if i == 0 {
+            Command::new(cmd).args(args).output().unwrap()
+        } else {
+            Command::new("ip")
+                .args(["netns", "exec", &self.agents[i - 1].netns, cmd])
+                .args(args)
+                .output()
+                .unwrap()
+        }
+    }
+}
+
+impl Drop for MultiNode {
+    fn drop(&mut self) {
+        // pods first, while the agents still run, so that they stop them cleanly
+        if self.server.child.is_some() {
+            let _ = self.server.kubectl_raw(&[
+                "delete",
+                "pods",
+                "--all",
+                "-A",
+                "--grace-period=0",
+                "--force",
+                "--wait=false",
+            ]);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        for a in &mut self.agents {
+            a.teardown();
+        }
+        // the server's own node (runs its teardown via Cluster's drop), then what its pod
+        // network put in the host's namespace
+        if let Some(a) = self.server.agent.clone() {
+            self.server.teardown_agent();
+            self.server.agent = None;
+            let _ = Command::new(bin())
+                .args(["uninstall-network", "--cluster-cidr", &a.cluster_cidr])
+                .args([
+                    "--cni-bridge",
+                    &a.bridge,
+                    "--vxlan-vni",
+                    &self.vni.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        sh_quiet("ip", &["link", "del", &self.net.bridge]);
+        for n in &self.other_nets {
+            sh_quiet("ip", &["link", "del", &n.bridge]);
+        }
+    }
 }
