@@ -38,6 +38,12 @@ enum Command {
         #[command(subcommand)]
         command: ImagesCommand,
     },
+    /// Remove the service proxy's nftables rules (like `kube-proxy --cleanup`).
+    ProxyCleanup {
+        /// The proxy's nft table.
+        #[arg(long, default_value = proxy::DEFAULT_TABLE)]
+        proxy_table: String,
+    },
     /// Internal: the per-container shim the runtime starts (single-threaded).
     #[command(hide = true)]
     Shim {
@@ -160,6 +166,12 @@ struct NodeArgs {
     /// defaults); below them the node reports memory or disk pressure.
     #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
     eviction_hard: kubelet::node::Eviction,
+    /// Do not run the service proxy (nftables) on this node.
+    #[arg(long)]
+    disable_kube_proxy: bool,
+    /// The service proxy's nft table (family ip); unique per cluster when several share a host.
+    #[arg(long, default_value = proxy::DEFAULT_TABLE)]
+    proxy_table: String,
 }
 
 #[derive(clap::Args)]
@@ -309,6 +321,16 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
             .await
         }));
     }
+    if !args.disable_agent && !args.node.disable_kube_proxy {
+        let client =
+            client_from(&apiserver::component_kubeconfig(&args.data_dir, "kubelet")).await?;
+        let node = args.node.clone();
+        let cluster_cidr = Some(args.cluster_cidr.clone());
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            run_proxy(client, node, cluster_cidr, stop).await
+        }));
+    }
     if !args.disable_agent {
         let client =
             client_from(&apiserver::component_kubeconfig(&args.data_dir, "kubelet")).await?;
@@ -359,6 +381,29 @@ fn node_name(node: &NodeArgs) -> String {
     node.node_name
         .clone()
         .unwrap_or_else(|| hostname().to_lowercase())
+}
+
+/// Runs the node's service proxy until `stop`; `cluster_cidr` tells pod traffic apart (None:
+/// the Node's podCIDR).
+async fn run_proxy(
+    client: kube::Client,
+    node: NodeArgs,
+    cluster_cidr: Option<String>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut pc = proxy::Config::new(&node_name(&node));
+    pc.table = node.proxy_table.clone();
+    pc.cluster_cidr = cluster_cidr;
+    pc.node_ips = agent_node_ips(&node)
+        .into_iter()
+        .filter_map(|ip| match ip {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    proxy::run(client, pc, stopped(stop))
+        .await
+        .context("service proxy")
 }
 
 /// Runs the embedded runtime (unless an external endpoint is configured) and the kubelet.
@@ -484,6 +529,14 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     };
     let client = client_from(&kubeconfig).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    if !args.node.disable_kube_proxy {
+        let (client, node, stop) = (client.clone(), args.node.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = run_proxy(client, node, None, stop).await {
+                tracing::error!(error = %format!("{e:#}"), "service proxy stopped");
+            }
+        });
+    }
     let agent = run_agent(
         client,
         args.data_dir.clone(),
@@ -654,6 +707,12 @@ fn main() -> anyhow::Result<()> {
             for img in runtime::images::import(&data_dir, &files).context("import images")? {
                 println!("imported {} {}", img.id, img.repo_tags.join(","));
             }
+            Ok(())
+        }
+        Command::ProxyCleanup { proxy_table } => {
+            proxy::cleanup(&proxy::nft::NftCommand::default(), &proxy_table)
+                .context("removing the service proxy's rules")?;
+            println!("removed nft table ip {proxy_table}");
             Ok(())
         }
         Command::Shim { args } => std::process::exit(runtime::container::shim::main(&args)),
