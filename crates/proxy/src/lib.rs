@@ -306,7 +306,7 @@ impl Cache {
 enum Update {
     Services(watcher::Event<Service>),
     Slices(watcher::Event<EndpointSlice>),
-    Node(watcher::Event<Node>),
+    Node(Box<watcher::Event<Node>>),
 }
 
 /// Buffers a watcher's initial list so a relist replaces the cache at once.
@@ -357,7 +357,7 @@ pub async fn run(
         watcher::Config::default().fields(&format!("metadata.name={}", config.node_name)),
     )
     .default_backoff()
-    .map(|e| e.map(Update::Node));
+    .map(|e| e.map(|n| Update::Node(Box::new(n))));
     let updates = futures::stream::select(futures::stream::select(services, slices), node);
     drive(updates, proxier, config, shutdown).await
 }
@@ -419,7 +419,7 @@ async fn drive(
                         }
                     }
                     Update::Node(ev) => {
-                        if let Some(all) = node_list.feed(ev, &mut |n, apply| {
+                        if let Some(all) = node_list.feed(*ev, &mut |n, apply| {
                             cache.set_node(apply.then_some(n))
                         }) {
                             cache.set_node(all.into_iter().next());
