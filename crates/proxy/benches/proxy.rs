@@ -236,6 +236,8 @@ fn latency_bench(prefix: &str) {
         "ip link set lo up",
         "ip addr add 10.201.0.1/24 dev veth0",
         "ip link set veth0 up",
+        // service IPs need a route before the DNAT picks the pod
+        "ip route add default via 10.201.0.2",
     ] {
         x(&node, c);
     }
@@ -308,7 +310,8 @@ fn latency_bench(prefix: &str) {
             let mut rtt = Vec::with_capacity(n);
             for _ in 0..n {
                 let t = Instant::now();
-                let mut s = TcpStream::connect(addr).unwrap();
+                let mut s =
+                    TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
                 s.set_nodelay(true).unwrap();
                 let mut b = [0u8; 1];
                 s.write_all(b"x").unwrap();
@@ -366,6 +369,12 @@ fn main() {
         return;
     }
     let prefix = format!("oxkpb{}", std::process::id() % 100_000);
-    sync_bench(&prefix);
-    latency_bench(&prefix);
+    // OXKUBE_PROXY_BENCH=sync|latency runs one part
+    let only = std::env::var("OXKUBE_PROXY_BENCH").unwrap_or_default();
+    if only != "latency" {
+        sync_bench(&prefix);
+    }
+    if only != "sync" {
+        latency_bench(&prefix);
+    }
 }
