@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages oxkube needs to build, run and test (Debian 12). Idempotent.
 set -euo pipefail
-pkgs=(protobuf-compiler libprotobuf-dev libseccomp-dev pkg-config nftables containernetworking-plugins iproute2)
+pkgs=(protobuf-compiler libprotobuf-dev libseccomp-dev pkg-config nftables conntrack containernetworking-plugins iproute2)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(busybox-static etcd-server etcd-client docker-registry containerd runc curl)
 fi

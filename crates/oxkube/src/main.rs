@@ -52,6 +52,12 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         vxlan_vni: u32,
     },
+    /// Remove the service proxy's nftables rules (like `kube-proxy --cleanup`).
+    ProxyCleanup {
+        /// The proxy's nft table.
+        #[arg(long, default_value = proxy::DEFAULT_TABLE)]
+        proxy_table: String,
+    },
     /// Internal: the per-container shim the runtime starts (single-threaded).
     #[command(hide = true)]
     Shim {
@@ -174,6 +180,12 @@ struct NodeArgs {
     /// defaults); below them the node reports memory or disk pressure.
     #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
     eviction_hard: kubelet::node::Eviction,
+    /// Do not run the service proxy (nftables) on this node.
+    #[arg(long)]
+    disable_kube_proxy: bool,
+    /// The service proxy's nft table (family ip); unique per cluster when several share a host.
+    #[arg(long, default_value = proxy::DEFAULT_TABLE)]
+    proxy_table: String,
     /// How pods reach pods on other nodes: `host-gw` (a route per node via its IP; nodes share
     /// an L2 segment), `vxlan` (an overlay, as flannel's), `auto` (host-gw to nodes on a
     /// directly connected subnet, vxlan to the others), or `none` (another CNI owns it).
@@ -345,6 +357,16 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
             .await
         }));
     }
+    if !args.disable_agent && !args.node.disable_kube_proxy {
+        let client =
+            client_from(&apiserver::component_kubeconfig(&args.data_dir, "kubelet")).await?;
+        let node = args.node.clone();
+        let cluster_cidr = Some(args.cluster_cidr.clone());
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            run_proxy(client, node, cluster_cidr, stop).await
+        }));
+    }
     if !args.disable_agent {
         let client =
             client_from(&apiserver::component_kubeconfig(&args.data_dir, "kubelet")).await?;
@@ -396,6 +418,29 @@ fn node_name(node: &NodeArgs) -> String {
     node.node_name
         .clone()
         .unwrap_or_else(|| hostname().to_lowercase())
+}
+
+/// Runs the node's service proxy until `stop`; `cluster_cidr` tells pod traffic apart (None:
+/// the Node's podCIDR).
+async fn run_proxy(
+    client: kube::Client,
+    node: NodeArgs,
+    cluster_cidr: Option<String>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut pc = proxy::Config::new(&node_name(&node));
+    pc.table = node.proxy_table.clone();
+    pc.cluster_cidr = cluster_cidr;
+    pc.node_ips = agent_node_ips(&node)
+        .into_iter()
+        .filter_map(|ip| match ip {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    proxy::run(client, pc, stopped(stop))
+        .await
+        .context("service proxy")
 }
 
 /// Runs the embedded runtime (unless an external endpoint is configured) and the kubelet.
@@ -571,6 +616,14 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut node = args.node.clone();
     node.pod_network_cluster_cidr = args.cluster_cidr.clone();
+    if !args.node.disable_kube_proxy {
+        let (client, node, stop) = (client.clone(), args.node.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = run_proxy(client, node, None, stop).await {
+                tracing::error!(error = %format!("{e:#}"), "service proxy stopped");
+            }
+        });
+    }
     let agent = run_agent(
         client,
         args.data_dir.clone(),
@@ -762,6 +815,12 @@ fn main() -> anyhow::Result<()> {
                 .args(["link", "del", "dev", &cni_bridge])
                 .stderr(std::process::Stdio::null())
                 .status();
+            Ok(())
+        }
+        Command::ProxyCleanup { proxy_table } => {
+            proxy::cleanup(&proxy::nft::NftCommand::default(), &proxy_table)
+                .context("removing the service proxy's rules")?;
+            println!("removed nft table ip {proxy_table}");
             Ok(())
         }
         Command::Shim { args } => std::process::exit(runtime::container::shim::main(&args)),

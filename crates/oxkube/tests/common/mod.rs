@@ -60,6 +60,13 @@ impl AgentNet {
     }
 }
 
+impl AgentNet {
+    /// The nft table of this agent's service proxy (host-wide, so unique per cluster).
+    pub fn proxy_table(&self) -> String {
+        format!("oxkp-{}", self.bridge)
+    }
+}
+
 fn now_nanos() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -160,6 +167,8 @@ impl Cluster {
                 // test machines run with little free disk; pressure would taint the node
                 "--eviction-hard".into(),
                 "memory.available<1Mi,nodefs.available<1%".into(),
+                "--proxy-table".into(),
+                a.proxy_table(),
             ],
         };
         let child = Command::new(bin())
@@ -448,6 +457,13 @@ impl Cluster {
                     &format!("oxkube-podnet-{}", a.bridge),
                 ],
             );
+        }
+        if let Some(a) = &self.agent {
+            // the service proxy's rules stay after it stops (as kube-proxy's): remove them
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &a.proxy_table()])
+                .stderr(Stdio::null())
+                .status();
         }
         for root in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()

@@ -1,0 +1,449 @@
+//! Table-driven tests of ruleset generation, full rendering and incremental transactions.
+
+use super::*;
+use crate::model::{Endpoint, Protocol, ServicePort};
+
+fn ep(last: u8, local: bool) -> Endpoint {
+    Endpoint {
+        ip: Ipv4Addr::new(10, 42, 0, last),
+        port: 8080,
+        ready: true,
+        serving: true,
+        terminating: false,
+        local,
+    }
+}
+
+fn sp(name: &str, eps: Vec<Endpoint>) -> ServicePort {
+    ServicePort {
+        namespace: "default".into(),
+        name: name.into(),
+        port_name: String::new(),
+        protocol: Protocol::Tcp,
+        port: 80,
+        cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 10)],
+        node_port: None,
+        external_ips: vec![],
+        affinity_timeout: None,
+        internal_local: false,
+        external_local: false,
+        endpoints: eps,
+    }
+}
+
+fn cfg() -> RuleConfig {
+    RuleConfig {
+        table: "t".into(),
+        local_cidr: Some("10.42.0.0/16".into()),
+        masquerade_all: false,
+        node_ips: vec![Ipv4Addr::new(192, 168, 1, 2)],
+    }
+}
+
+const SVC: &str = "svc-default/web/tcp/80";
+const EXT: &str = "ext-default/web/tcp/80";
+const LOCAL: &str = "local-default/web/tcp/80";
+const KEY: &str = "10.43.0.10 . tcp . 80";
+
+fn ep_chain(last: u8) -> String {
+    format!("ep-default/web/tcp/80__10.42.0.{last}/8080")
+}
+
+/// Expected facts about one generated ruleset.
+struct Case {
+    name: &'static str,
+    port: ServicePort,
+    /// (map, key, verdict) that must be present.
+    elements: Vec<(&'static str, String, String)>,
+    /// (chain, rule) that must be present.
+    rules: Vec<(String, String)>,
+    /// chains that must not exist.
+    absent: Vec<String>,
+}
+
+#[test]
+fn generation() {
+    let mut np = sp("web", vec![ep(1, true), ep(2, false)]);
+    np.node_port = Some(30080);
+    np.external_ips = vec![Ipv4Addr::new(192, 0, 2, 1)];
+    let mut np_none = np.clone();
+    np_none.endpoints.clear();
+    let mut local = np.clone();
+    local.external_local = true;
+    let mut local_none = local.clone();
+    local_none.endpoints = vec![ep(2, false)];
+    let mut itp = sp("web", vec![ep(1, true), ep(2, false)]);
+    itp.internal_local = true;
+    let mut itp_none = itp.clone();
+    itp_none.endpoints = vec![ep(2, false)];
+    let mut aff = sp("web", vec![ep(1, false), ep(2, false)]);
+    aff.affinity_timeout = Some(30);
+    let mut term = sp("web", vec![ep(1, false), ep(2, false)]);
+    term.endpoints[0].ready = false;
+    term.endpoints[0].terminating = true;
+    let mut udp = sp("web", vec![ep(1, false)]);
+    udp.protocol = Protocol::Udp;
+    let mut sctp = udp.clone();
+    sctp.protocol = Protocol::Sctp;
+
+    let cases = vec![
+        Case {
+            name: "cluster ip with two endpoints",
+            port: sp("web", vec![ep(1, false), ep(2, false)]),
+            elements: vec![("service-ips", KEY.into(), format!("goto {SVC}"))],
+            rules: vec![
+                (SVC.into(), "ip daddr 10.43.0.10 tcp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade".into()),
+                (SVC.into(), format!("numgen random mod 2 vmap {{ 0 : goto {}, 1 : goto {} }}", ep_chain(1), ep_chain(2))),
+                (ep_chain(1), "ip saddr 10.42.0.1 jump mark-for-masquerade".into()),
+                (ep_chain(1), "meta l4proto tcp dnat to 10.42.0.1:8080".into()),
+            ],
+            absent: vec![EXT.into(), LOCAL.into()],
+        },
+        Case {
+            name: "no endpoints: rejected",
+            port: sp("web", vec![]),
+            elements: vec![("no-endpoint-services", KEY.into(), "goto reject-chain".into())],
+            rules: vec![],
+            absent: vec![SVC.into()],
+        },
+        Case {
+            name: "node port and external ip",
+            port: np,
+            elements: vec![
+                ("service-ips", KEY.into(), format!("goto {SVC}")),
+                ("service-ips", "192.0.2.1 . tcp . 80".into(), format!("goto {EXT}")),
+                ("service-nodeports", "tcp . 30080".into(), format!("goto {EXT}")),
+            ],
+            rules: vec![
+                (EXT.into(), "jump mark-for-masquerade".into()),
+                (EXT.into(), format!("goto {SVC}")),
+            ],
+            absent: vec![LOCAL.into()],
+        },
+        Case {
+            name: "node port without endpoints: rejected",
+            port: np_none,
+            elements: vec![
+                ("no-endpoint-services", KEY.into(), "goto reject-chain".into()),
+                ("no-endpoint-services", "192.0.2.1 . tcp . 80".into(), "goto reject-chain".into()),
+                ("no-endpoint-nodeports", "tcp . 30080".into(), "goto reject-chain".into()),
+            ],
+            rules: vec![],
+            absent: vec![SVC.into(), EXT.into()],
+        },
+        Case {
+            name: "externalTrafficPolicy Local",
+            port: local,
+            elements: vec![("service-nodeports", "tcp . 30080".into(), format!("goto {EXT}"))],
+            rules: vec![
+                (EXT.into(), format!("ip saddr 10.42.0.0/16 goto {SVC}")),
+                (EXT.into(), "fib saddr type local jump mark-for-masquerade".into()),
+                (EXT.into(), format!("goto {LOCAL}")),
+                (LOCAL.into(), format!("goto {}", ep_chain(1))),
+            ],
+            absent: vec![],
+        },
+        Case {
+            name: "externalTrafficPolicy Local without local endpoints: external traffic dropped",
+            port: local_none,
+            elements: vec![("service-nodeports", "tcp . 30080".into(), format!("goto {EXT}"))],
+            rules: vec![(EXT.into(), "drop".into()), (EXT.into(), format!("fib saddr type local goto {SVC}"))],
+            absent: vec![LOCAL.into()],
+        },
+        Case {
+            name: "internalTrafficPolicy Local",
+            port: itp,
+            elements: vec![("service-ips", KEY.into(), format!("goto {LOCAL}"))],
+            rules: vec![(LOCAL.into(), format!("goto {}", ep_chain(1)))],
+            absent: vec![ep_chain(3)],
+        },
+        Case {
+            name: "internalTrafficPolicy Local without local endpoints: dropped",
+            port: itp_none,
+            elements: vec![("no-endpoint-services", KEY.into(), "drop".into())],
+            rules: vec![],
+            absent: vec![LOCAL.into()],
+        },
+        Case {
+            name: "session affinity",
+            port: aff,
+            elements: vec![],
+            rules: vec![
+                (SVC.into(), format!("ip saddr @aff-default/web/tcp/80__10.42.0.1/8080 goto {}", ep_chain(1))),
+                (ep_chain(2), "update @aff-default/web/tcp/80__10.42.0.2/8080 { ip saddr }".into()),
+            ],
+            absent: vec![],
+        },
+        Case {
+            name: "terminating endpoints skipped while ready ones exist",
+            port: term,
+            elements: vec![],
+            rules: vec![(SVC.into(), format!("goto {}", ep_chain(2)))],
+            absent: vec![ep_chain(1)],
+        },
+        Case {
+            name: "udp",
+            port: udp,
+            elements: vec![("service-ips", "10.43.0.10 . udp . 80".into(), "goto svc-default/web/udp/80".into())],
+            rules: vec![("ep-default/web/udp/80__10.42.0.1/8080".into(), "meta l4proto udp dnat to 10.42.0.1:8080".into())],
+            absent: vec![],
+        },
+        Case {
+            name: "sctp",
+            port: sctp,
+            elements: vec![],
+            rules: vec![("svc-default/web/sctp/80".into(), "ip daddr 10.43.0.10 sctp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade".into())],
+            absent: vec![],
+        },
+    ];
+    for c in cases {
+        let rs = Ruleset::build(&cfg(), std::slice::from_ref(&c.port));
+        for (m, k, v) in &c.elements {
+            assert_eq!(rs.maps[m].get(k), Some(v), "{}: {m} {k}\n{rs:#?}", c.name);
+        }
+        for (chain, rule) in &c.rules {
+            let rules = rs
+                .chains
+                .get(chain)
+                .unwrap_or_else(|| panic!("{}: no chain {chain}\n{rs:#?}", c.name));
+            assert!(
+                rules.contains(rule),
+                "{}: {chain} lacks {rule:?}: {rules:#?}",
+                c.name
+            );
+        }
+        for chain in &c.absent {
+            assert!(
+                !rs.chains.contains_key(chain),
+                "{}: unexpected {chain}",
+                c.name
+            );
+        }
+        // every chain a verdict or rule names exists, every set a rule names exists
+        let text = rs.render_full("t");
+        for word in text.split([' ', ',', '}', '{']) {
+            if let Some(set) = word.strip_prefix('@') {
+                if set.starts_with("aff-") {
+                    assert!(
+                        rs.affinity_sets.contains_key(set),
+                        "{}: set {set} missing",
+                        c.name
+                    );
+                }
+            }
+        }
+        for (chain, rules) in rs.chains.iter().map(|(c, r)| (c.as_str(), r)) {
+            for r in rules {
+                for target in r.split("goto ").skip(1) {
+                    let target = target.split([' ', ',']).next().unwrap();
+                    assert!(
+                        rs.chains.contains_key(target) || target == "reject-chain",
+                        "{}: {chain} jumps to missing {target}",
+                        c.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn masquerade_modes() {
+    let port = sp("web", vec![ep(1, false)]);
+    let rule = |c: &RuleConfig| Ruleset::build(c, std::slice::from_ref(&port)).chains[SVC].clone();
+    let mut all = cfg();
+    all.masquerade_all = true;
+    assert_eq!(
+        rule(&all)[0],
+        "ip daddr 10.43.0.10 tcp dport 80 jump mark-for-masquerade"
+    );
+    let mut none = cfg();
+    none.local_cidr = None;
+    // no detector: only the endpoint choice (hairpin is marked in the endpoint chain)
+    assert_eq!(rule(&none), vec![format!("goto {}", ep_chain(1))]);
+}
+
+#[test]
+fn full_render_replaces_atomically() {
+    let rs = Ruleset::build(&cfg(), &[sp("web", vec![ep(1, false)])]);
+    let text = rs.render_full("oxkp-a");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "add table ip oxkp-a");
+    assert_eq!(lines[1], "delete table ip oxkp-a");
+    assert_eq!(lines[2], "table ip oxkp-a {");
+    assert!(text.contains("elements = { 10.43.0.10 . tcp . 80 : goto svc-default/web/tcp/80 }"));
+    assert!(text.contains("elements = { 192.168.1.2 }"));
+    assert!(text.contains("type nat hook output priority -100; policy accept;"));
+    assert!(text.contains("masquerade fully-random"));
+}
+
+#[test]
+fn incremental_transactions() {
+    let c = cfg();
+    let mut two = vec![
+        sp("web", vec![ep(1, false), ep(2, false)]),
+        sp("other", vec![ep(9, false)]),
+    ];
+    two[1].cluster_ips = vec![Ipv4Addr::new(10, 43, 0, 11)];
+    let mut one = two.clone();
+    one[0].endpoints.pop();
+    let mut none = two.clone();
+    none[0].endpoints.clear();
+    let mut aff = two.clone();
+    aff[0].affinity_timeout = Some(10);
+    let mut aff_longer = aff.clone();
+    aff_longer[0].affinity_timeout = Some(20);
+    let mut other_cidr = c.clone();
+    other_cidr.local_cidr = Some("10.99.0.0/16".into());
+    let mut more_ips = c.clone();
+    more_ips.node_ips.push(Ipv4Addr::new(192, 168, 1, 3));
+    // (name, old, new, config of new, wanted lines, unwanted substrings)
+    type DiffCase<'a> = (
+        &'a str,
+        &'a [ServicePort],
+        &'a [ServicePort],
+        &'a RuleConfig,
+        Vec<String>,
+        Vec<&'a str>,
+    );
+    let cases: Vec<DiffCase> = vec![
+        ("unchanged", &two, &two, &c, vec![], vec!["chain", "element"]),
+        (
+            "one endpoint gone",
+            &two,
+            &one,
+            &c,
+            vec![
+                format!("flush chain ip t {SVC}"),
+                format!("add rule ip t {SVC} goto {}", ep_chain(1)),
+                format!("flush chain ip t {}", ep_chain(2)),
+                format!("delete chain ip t {}", ep_chain(2)),
+            ],
+            // the other service and the unchanged endpoint are not touched
+            vec!["other", "__10.42.0.1/8080 {", "element"],
+        ),
+        (
+            "endpoint added",
+            &one,
+            &two,
+            &c,
+            vec![
+                format!("add chain ip t {}", ep_chain(2)),
+                format!("add rule ip t {} meta l4proto tcp dnat to 10.42.0.2:8080", ep_chain(2)),
+            ],
+            vec!["other", "delete"],
+        ),
+        (
+            "all endpoints gone",
+            &two,
+            &none,
+            &c,
+            vec![
+                format!("delete element ip t service-ips {{ {KEY} }}"),
+                format!("add element ip t no-endpoint-services {{ {KEY} : goto reject-chain }}"),
+                format!("delete chain ip t {SVC}"),
+            ],
+            vec!["other"],
+        ),
+        (
+            "affinity on",
+            &two,
+            &aff,
+            &c,
+            vec!["add set ip t aff-default/web/tcp/80__10.42.0.1/8080 { type ipv4_addr; flags dynamic,timeout; timeout 10s; }".into()],
+            vec![],
+        ),
+        (
+            "affinity off",
+            &aff,
+            &two,
+            &c,
+            vec!["delete set ip t aff-default/web/tcp/80__10.42.0.1/8080".into()],
+            vec![],
+        ),
+        (
+            "node ip added",
+            &two,
+            &two,
+            &more_ips,
+            vec!["add element ip t nodeport-ips { 192.168.1.3 }".into()],
+            vec!["chain"],
+        ),
+    ];
+    for (name, old, new, ncfg, want, unwanted) in cases {
+        let a = Ruleset::build(&c, old);
+        let b = Ruleset::build(ncfg, new);
+        let diff = b
+            .render_diff(&a, "t")
+            .unwrap_or_else(|| panic!("{name}: no diff"));
+        let lines: Vec<&str> = diff.lines().collect();
+        for w in &want {
+            assert!(
+                lines.contains(&w.as_str()),
+                "{name}: missing {w:?} in\n{diff}"
+            );
+        }
+        for u in &unwanted {
+            assert!(!diff.contains(u), "{name}: unexpected {u:?} in\n{diff}");
+        }
+        // removed chains are emptied before any is deleted, sets only after the chains
+        let first_delete = lines.iter().position(|l| l.starts_with("delete chain"));
+        if let Some(d) = first_delete {
+            assert!(
+                lines[d..].iter().all(|l| !l.starts_with("add ")),
+                "{name}: adds after deletes\n{diff}"
+            );
+        }
+    }
+    // a changed affinity timeout or local CIDR needs the whole table replaced
+    let a = Ruleset::build(&c, &aff);
+    assert!(Ruleset::build(&c, &aff_longer)
+        .render_diff(&a, "t")
+        .is_none());
+    let a = Ruleset::build(&c, &two);
+    assert!(Ruleset::build(&other_cidr, &two)
+        .render_diff(&a, "t")
+        .is_none());
+}
+
+#[test]
+fn stale_udp_conntrack() {
+    let mut old = sp("dns", vec![ep(1, false), ep(2, false)]);
+    old.protocol = Protocol::Udp;
+    old.node_port = Some(30053);
+    let mut new = old.clone();
+    new.endpoints.remove(0);
+    let got = stale_udp_flows(std::slice::from_ref(&old), std::slice::from_ref(&new));
+    assert_eq!(
+        got,
+        vec![
+            ConntrackFlush {
+                orig_dst: None,
+                port: 30053,
+                nat_dst: Some(Ipv4Addr::new(10, 42, 0, 1))
+            },
+            ConntrackFlush {
+                orig_dst: Some(Ipv4Addr::new(10, 43, 0, 10)),
+                port: 80,
+                nat_dst: Some(Ipv4Addr::new(10, 42, 0, 1))
+            },
+        ]
+    );
+    // endpoints appearing for a service that had none: its rejected flows are flushed
+    let mut empty = old.clone();
+    empty.endpoints.clear();
+    let got = stale_udp_flows(std::slice::from_ref(&empty), std::slice::from_ref(&new));
+    assert!(got.contains(&ConntrackFlush {
+        orig_dst: Some(Ipv4Addr::new(10, 43, 0, 10)),
+        port: 80,
+        nat_dst: None
+    }));
+    // TCP needs nothing
+    let mut tcp_old = old.clone();
+    tcp_old.protocol = Protocol::Tcp;
+    let mut tcp_new = new.clone();
+    tcp_new.protocol = Protocol::Tcp;
+    assert!(stale_udp_flows(&[tcp_old], &[tcp_new]).is_empty());
+    // unchanged: nothing
+    assert!(stale_udp_flows(std::slice::from_ref(&old), std::slice::from_ref(&old)).is_empty());
+}
