@@ -672,6 +672,9 @@ impl Api {
             crate::admission::add_default_tolerations(&mut obj, &self.default_tolerations);
             self.admit_pod_service_account(r.namespace, &mut obj);
         }
+        if crate::services::is_service(ri) && crd.is_none() {
+            apimachinery::defaults::service_prepare_for_create(&mut obj);
+        }
         let causes = crate::admission::default_and_validate_create(ri, crd.as_deref(), &mut obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(&ri.group, &ri.kind, &name, causes));
@@ -1072,6 +1075,10 @@ impl Api {
         }
         let custom = self.is_custom(ri);
         let crd = self.crd_of(ri);
+        if crate::services::is_service(ri) && !custom && r.subresource.is_empty() {
+            // allocated values a PUT left out are kept, fields of the old type dropped
+            apimachinery::defaults::service_prepare_for_update(new, old);
+        }
         let causes = crate::admission::default_and_validate_update(
             ri,
             crd.as_deref(),

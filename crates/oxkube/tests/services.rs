@@ -143,7 +143,7 @@ spec: {clusterIP: None, selector: {app: x}, ports: [{port: 80}]}
 
     // requested values: bad and conflicting ones are 422 with upstream's messages
     let err = c.kubectl_err(&["create", "service", "clusterip", "out", "--clusterip=10.0.0.5", "--tcp=80"]);
-    assert!(err.contains(r#"The Service "out" is invalid: spec.clusterIPs: Invalid value: []string{"10.0.0.5"}: failed to allocate IP 10.0.0.5: the provided IP (10.0.0.5) is not in the valid range. The range of valid IPs is 10.43.0.0/16"#), "{err}");
+    assert!(err.contains(r#"Service "out" is invalid: spec.clusterIPs: Invalid value: []string{"10.0.0.5"}: failed to allocate IP 10.0.0.5: the provided IP (10.0.0.5) is not in the valid range. The range of valid IPs is 10.43.0.0/16"#), "{err}");
     let err = c.kubectl_err(&["create", "service", "clusterip", "dup", &format!("--clusterip={a_ip}"), "--tcp=80"]);
     assert!(err.contains(&format!("failed to allocate IP {a_ip}: provided IP is already allocated")), "{err}");
     let err = c.kubectl_err(&["create", "service", "nodeport", "np1", &format!("--node-port={b_port}"), "--tcp=80"]);
