@@ -891,9 +891,8 @@ impl Api {
                 ));
             }
             self.prepare_update(r, &old, &mut new)?;
-            let service = crate::services::is_service(ri)
-                && r.subresource.is_empty()
-                && !self.is_custom(ri);
+            let service =
+                crate::services::is_service(ri) && r.subresource.is_empty() && !self.is_custom(ri);
             let plan = if service {
                 Some(self.plan_service(&mut new, Some(&old)).await?)
             } else {

@@ -117,12 +117,7 @@ fn target_ref(pod: &Pod) -> ObjectReference {
 
 fn pod_ipv4(pod: &Pod) -> Option<String> {
     let st = pod.status.as_ref()?;
-    let mut ips: Vec<String> = st
-        .pod_ips
-        .iter()
-        .flatten()
-        .map(|p| p.ip.clone())
-        .collect();
+    let mut ips: Vec<String> = st.pod_ips.iter().flatten().map(|p| p.ip.clone()).collect();
     if ips.is_empty() {
         ips.extend(st.pod_ip.clone());
     }
@@ -238,7 +233,11 @@ pub fn desired_slices(
 /// `addresses`, the others in `notReadyAddresses` (all in `addresses` with
 /// publishNotReadyAddresses), grouped by port set, capped at `cap` addresses in total.
 /// Returns the subsets and whether they were truncated.
-pub fn desired_subsets(svc: &Service, pods: &[Arc<Pod>], cap: usize) -> (Vec<EndpointSubset>, bool) {
+pub fn desired_subsets(
+    svc: &Service,
+    pods: &[Arc<Pod>],
+    cap: usize,
+) -> (Vec<EndpointSubset>, bool) {
     let tolerate = publish_not_ready(svc);
     type Group = (Vec<CorePort>, Vec<EndpointAddress>, Vec<EndpointAddress>);
     let mut groups: BTreeMap<PortSet, Group> = BTreeMap::new();

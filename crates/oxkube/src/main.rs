@@ -565,8 +565,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             cidr: args.service_cidr,
             node_ports: args.service_node_port_range,
         },
-        advertise_address: if args.bind_address.is_unspecified()
-            || args.bind_address.is_loopback()
+        advertise_address: if args.bind_address.is_unspecified() || args.bind_address.is_loopback()
         {
             agent_node_ips(&args.node).into_iter().next()
         } else {

@@ -79,7 +79,10 @@ fn services_get_addresses_and_ports_with_upstream_errors() {
     assert!(api_ip.parse::<std::net::IpAddr>().is_ok());
     let slice = json(&c, &["get", "endpointslice", "kubernetes"]);
     assert_eq!(slice["endpoints"][0]["addresses"][0], api_ip.as_str());
-    assert_eq!(slice["metadata"]["labels"]["kubernetes.io/service-name"], "kubernetes");
+    assert_eq!(
+        slice["metadata"]["labels"]["kubernetes.io/service-name"],
+        "kubernetes"
+    );
 
     // each type
     c.kubectl(&["create", "service", "clusterip", "a", "--tcp=80:8080"]);
@@ -142,24 +145,85 @@ spec: {clusterIP: None, selector: {app: x}, ports: [{port: 80}]}
     assert_eq!(cluster_ip(&c, "headless"), "None");
 
     // requested values: bad and conflicting ones are 422 with upstream's messages
-    let err = c.kubectl_err(&["create", "service", "clusterip", "out", "--clusterip=10.0.0.5", "--tcp=80"]);
+    let err = c.kubectl_err(&[
+        "create",
+        "service",
+        "clusterip",
+        "out",
+        "--clusterip=10.0.0.5",
+        "--tcp=80",
+    ]);
     assert!(err.contains(r#"Service "out" is invalid: spec.clusterIPs: Invalid value: []string{"10.0.0.5"}: failed to allocate IP 10.0.0.5: the provided IP (10.0.0.5) is not in the valid range. The range of valid IPs is 10.43.0.0/16"#), "{err}");
-    let err = c.kubectl_err(&["create", "service", "clusterip", "dup", &format!("--clusterip={a_ip}"), "--tcp=80"]);
-    assert!(err.contains(&format!("failed to allocate IP {a_ip}: provided IP is already allocated")), "{err}");
-    let err = c.kubectl_err(&["create", "service", "nodeport", "np1", &format!("--node-port={b_port}"), "--tcp=80"]);
-    assert!(err.contains(&format!("spec.ports[0].nodePort: Invalid value: {b_port}: provided port is already allocated")), "{err}");
-    let err = c.kubectl_err(&["create", "service", "nodeport", "np2", "--node-port=8080", "--tcp=80"]);
+    let err = c.kubectl_err(&[
+        "create",
+        "service",
+        "clusterip",
+        "dup",
+        &format!("--clusterip={a_ip}"),
+        "--tcp=80",
+    ]);
+    assert!(
+        err.contains(&format!(
+            "failed to allocate IP {a_ip}: provided IP is already allocated"
+        )),
+        "{err}"
+    );
+    let err = c.kubectl_err(&[
+        "create",
+        "service",
+        "nodeport",
+        "np1",
+        &format!("--node-port={b_port}"),
+        "--tcp=80",
+    ]);
+    assert!(
+        err.contains(&format!(
+            "spec.ports[0].nodePort: Invalid value: {b_port}: provided port is already allocated"
+        )),
+        "{err}"
+    );
+    let err = c.kubectl_err(&[
+        "create",
+        "service",
+        "nodeport",
+        "np2",
+        "--node-port=8080",
+        "--tcp=80",
+    ]);
     assert!(err.contains("spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767"), "{err}");
     // none of the rejected requests was stored
     assert!(!c.kubectl_raw(&["get", "svc", "dup"]).status.success());
     // the cluster IP is immutable
-    let err = c.kubectl_err(&["patch", "svc", "a", "-p", r#"{"spec":{"clusterIP":"10.43.200.200","clusterIPs":["10.43.200.200"]}}"#]);
+    let err = c.kubectl_err(&[
+        "patch",
+        "svc",
+        "a",
+        "-p",
+        r#"{"spec":{"clusterIP":"10.43.200.200","clusterIPs":["10.43.200.200"]}}"#,
+    ]);
     assert!(err.contains("may not change once set"), "{err}");
 
     // dry-run allocates nothing
-    let dry = c.kubectl(&["create", "service", "clusterip", "dry", "--clusterip=10.43.77.77", "--tcp=80", "--dry-run=server", "-o", "json"]);
+    let dry = c.kubectl(&[
+        "create",
+        "service",
+        "clusterip",
+        "dry",
+        "--clusterip=10.43.77.77",
+        "--tcp=80",
+        "--dry-run=server",
+        "-o",
+        "json",
+    ]);
     assert!(dry.contains("10.43.77.77"));
-    c.kubectl(&["create", "service", "clusterip", "wet", "--clusterip=10.43.77.77", "--tcp=80"]);
+    c.kubectl(&[
+        "create",
+        "service",
+        "clusterip",
+        "wet",
+        "--clusterip=10.43.77.77",
+        "--tcp=80",
+    ]);
 
     // type changes allocate and release
     c.kubectl(&["patch", "svc", "a", "-p", r#"{"spec":{"type":"NodePort"}}"#]);
@@ -167,15 +231,44 @@ spec: {clusterIP: None, selector: {app: x}, ports: [{port: 80}]}
     assert!((30000..=32767).contains(&a_port) && a_port != b_port);
     assert_eq!(cluster_ip(&c, "a"), a_ip);
     c.kubectl(&["patch", "svc", "a", "-p", r#"{"spec":{"type":"ClusterIP","ports":[{"port":80,"targetPort":8080,"name":"80-8080","protocol":"TCP","nodePort":null}]}}"#]);
-    assert!(json(&c, &["get", "svc", "a"])["spec"]["ports"][0].get("nodePort").is_none());
-    c.kubectl(&["create", "service", "nodeport", "reuse-port", &format!("--node-port={a_port}"), "--tcp=80"]);
+    assert!(json(&c, &["get", "svc", "a"])["spec"]["ports"][0]
+        .get("nodePort")
+        .is_none());
+    c.kubectl(&[
+        "create",
+        "service",
+        "nodeport",
+        "reuse-port",
+        &format!("--node-port={a_port}"),
+        "--tcp=80",
+    ]);
     c.kubectl(&["patch", "svc", "a", "-p", r#"{"spec":{"type":"ExternalName","externalName":"example.org","clusterIP":"","clusterIPs":null}}"#]);
-    c.kubectl(&["create", "service", "clusterip", "reuse-ip", &format!("--clusterip={a_ip}"), "--tcp=80"]);
-    c.kubectl(&["patch", "svc", "ext", "-p", r#"{"spec":{"type":"ClusterIP","externalName":null,"ports":[{"port":80}]}}"#]);
+    c.kubectl(&[
+        "create",
+        "service",
+        "clusterip",
+        "reuse-ip",
+        &format!("--clusterip={a_ip}"),
+        "--tcp=80",
+    ]);
+    c.kubectl(&[
+        "patch",
+        "svc",
+        "ext",
+        "-p",
+        r#"{"spec":{"type":"ClusterIP","externalName":null,"ports":[{"port":80}]}}"#,
+    ]);
     assert!(in_service_cidr(&cluster_ip(&c, "ext")));
     // delete releases
     c.kubectl(&["delete", "svc", "wet"]);
-    c.kubectl(&["create", "service", "clusterip", "wet2", "--clusterip=10.43.77.77", "--tcp=80"]);
+    c.kubectl(&[
+        "create",
+        "service",
+        "clusterip",
+        "wet2",
+        "--clusterip=10.43.77.77",
+        "--tcp=80",
+    ]);
 
     // concurrent creates: one wins a requested IP, dynamic ones are all distinct
     let kc = (c.kubeconfig(), c.data_dir().join("kcache"));
@@ -194,7 +287,14 @@ spec: {clusterIP: None, selector: {app: x}, ports: [{port: 80}]}
             .map(|i| {
                 let run = &run;
                 s.spawn(move || {
-                    run(vec!["create".into(), "service".into(), "clusterip".into(), format!("race{i}"), "--clusterip=10.43.99.99".into(), "--tcp=80".into()])
+                    run(vec![
+                        "create".into(),
+                        "service".into(),
+                        "clusterip".into(),
+                        format!("race{i}"),
+                        "--clusterip=10.43.99.99".into(),
+                        "--tcp=80".into(),
+                    ])
                 })
             })
             .collect();
@@ -208,7 +308,13 @@ spec: {clusterIP: None, selector: {app: x}, ports: [{port: 80}]}
         for i in 0..12 {
             let run = &run;
             s.spawn(move || {
-                let o = run(vec!["create".into(), "service".into(), "nodeport".into(), format!("dyn{i}"), "--tcp=80".into()]);
+                let o = run(vec![
+                    "create".into(),
+                    "service".into(),
+                    "nodeport".into(),
+                    format!("dyn{i}"),
+                    "--tcp=80".into(),
+                ]);
                 assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             });
         }
@@ -237,12 +343,32 @@ spec: {clusterIP: None, selector: {app: x}, ports: [{port: 80}]}
     // a restart keeps every allocation: requested values stay taken, new ones stay distinct
     c.stop();
     c.spawn();
-    let err = c.kubectl_err(&["create", "service", "clusterip", "after", &format!("--clusterip={}", cluster_ip(&c, "b")), "--tcp=80"]);
+    let err = c.kubectl_err(&[
+        "create",
+        "service",
+        "clusterip",
+        "after",
+        &format!("--clusterip={}", cluster_ip(&c, "b")),
+        "--tcp=80",
+    ]);
     assert!(err.contains("provided IP is already allocated"), "{err}");
-    let err = c.kubectl_err(&["create", "service", "nodeport", "after", &format!("--node-port={b_port}"), "--tcp=80"]);
+    let err = c.kubectl_err(&[
+        "create",
+        "service",
+        "nodeport",
+        "after",
+        &format!("--node-port={b_port}"),
+        "--tcp=80",
+    ]);
     assert!(err.contains("provided port is already allocated"), "{err}");
     for i in 0..5 {
-        c.kubectl(&["create", "service", "clusterip", &format!("post{i}"), "--tcp=80"]);
+        c.kubectl(&[
+            "create",
+            "service",
+            "clusterip",
+            &format!("post{i}"),
+            "--tcp=80",
+        ]);
         let ip = cluster_ip(&c, &format!("post{i}"));
         assert!(ips.insert(ip.clone()), "{ip} handed out twice");
     }
@@ -251,15 +377,40 @@ spec: {clusterIP: None, selector: {app: x}, ports: [{port: 80}]}
 
 #[test]
 fn service_cidr_and_node_port_range_flags() {
-    let c = Cluster::start_with(&["--service-cidr", "10.96.0.0/24", "--service-node-port-range", "31000-31010"]);
+    let c = Cluster::start_with(&[
+        "--service-cidr",
+        "10.96.0.0/24",
+        "--service-node-port-range",
+        "31000-31010",
+    ]);
     assert_eq!(cluster_ip(&c, "kubernetes"), "10.96.0.1");
     c.kubectl(&["create", "service", "nodeport", "n", "--tcp=80"]);
     assert!(cluster_ip(&c, "n").starts_with("10.96.0."));
     assert!((31000..=31010).contains(&node_port(&c, "n")));
-    let err = c.kubectl_err(&["create", "service", "clusterip", "x", "--clusterip=10.43.0.9", "--tcp=80"]);
-    assert!(err.contains("The range of valid IPs is 10.96.0.0/24"), "{err}");
-    let err = c.kubectl_err(&["create", "service", "nodeport", "y", "--node-port=30000", "--tcp=80"]);
-    assert!(err.contains("The range of valid ports is 31000-31010"), "{err}");
+    let err = c.kubectl_err(&[
+        "create",
+        "service",
+        "clusterip",
+        "x",
+        "--clusterip=10.43.0.9",
+        "--tcp=80",
+    ]);
+    assert!(
+        err.contains("The range of valid IPs is 10.96.0.0/24"),
+        "{err}"
+    );
+    let err = c.kubectl_err(&[
+        "create",
+        "service",
+        "nodeport",
+        "y",
+        "--node-port=30000",
+        "--tcp=80",
+    ]);
+    assert!(
+        err.contains("The range of valid ports is 31000-31010"),
+        "{err}"
+    );
 }
 
 fn drop_image(dir: &Path) {
@@ -293,7 +444,15 @@ spec:
 
 /// The endpoints of the controller-managed slices of a Service: (ip, ready, serving, terminating).
 fn slice_endpoints(c: &Cluster, svc: &str) -> Vec<(String, bool, bool, bool)> {
-    let l = json(c, &["get", "endpointslices", "-l", &format!("kubernetes.io/service-name={svc}")]);
+    let l = json(
+        c,
+        &[
+            "get",
+            "endpointslices",
+            "-l",
+            &format!("kubernetes.io/service-name={svc}"),
+        ],
+    );
     let mut out = Vec::new();
     for s in l["items"].as_array().unwrap() {
         assert_eq!(
@@ -315,7 +474,10 @@ fn slice_endpoints(c: &Cluster, svc: &str) -> Vec<(String, bool, bool, bool)> {
             }
         }
         if !s["endpoints"].as_array().is_none_or(|a| a.is_empty()) {
-            assert_eq!(s["ports"][0]["port"], 8080, "the named target port resolved");
+            assert_eq!(
+                s["ports"][0]["port"], 8080,
+                "the named target port resolved"
+            );
         }
     }
     out.sort();
@@ -360,7 +522,15 @@ spec:
     );
     // a selector-less Service is left alone; an empty one gets a placeholder slice
     wait_for(&c, "placeholder slice", 30, || {
-        let l = json(&c, &["get", "endpointslices", "-l", "kubernetes.io/service-name=web"]);
+        let l = json(
+            &c,
+            &[
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=web",
+            ],
+        );
         (l["items"].as_array().unwrap().len() == 1).then_some(())
     });
     c.kubectl_stdin(&["apply", "-f", "-"], &pod_manifest("p1"));
@@ -372,7 +542,14 @@ spec:
         (e.len() == 2 && e.iter().all(|e| !e.1 && !e.2)).then_some(())
     });
     let ep = json(&c, &["get", "ep", "web"]);
-    assert_eq!(ep["subsets"][0]["notReadyAddresses"].as_array().unwrap().len(), 2, "{ep}");
+    assert_eq!(
+        ep["subsets"][0]["notReadyAddresses"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{ep}"
+    );
     assert_eq!(ep["subsets"][0]["ports"][0]["port"], 8080);
     // p1 becomes ready
     c.kubectl(&["exec", "p1", "--", "touch", "/tmp/ready"]);
@@ -397,15 +574,16 @@ spec:
     });
     c.kubectl(&["exec", "p1", "--", "touch", "/tmp/ready"]);
     wait_for(&c, "p1 ready again", 60, || {
-        slice_endpoints(&c, "web").iter().any(|e| e.0 == ip1 && e.1).then_some(())
+        slice_endpoints(&c, "web")
+            .iter()
+            .any(|e| e.0 == ip1 && e.1)
+            .then_some(())
     });
     // deletion: terminating (not ready, still serving), then gone
     c.kubectl(&["delete", "pod", "p1", "--wait=false"]);
     wait_for(&c, "p1 terminating or gone", 30, || {
         let e = slice_endpoints(&c, "web");
-        e.iter()
-            .all(|e| e.0 != ip1 || (!e.1 && e.3))
-            .then_some(())
+        e.iter().all(|e| e.0 != ip1 || (!e.1 && e.3)).then_some(())
     });
     wait_for(&c, "p1 gone", 60, || {
         let e = slice_endpoints(&c, "web");
@@ -427,13 +605,29 @@ spec:
         (s["status"]["loadBalancer"]["ingress"][0]["ip"] == internal).then_some(())
     });
     // the selector-less Service got neither slices nor Endpoints
-    let l = json(&c, &["get", "endpointslices", "-l", "kubernetes.io/service-name=manual"]);
+    let l = json(
+        &c,
+        &[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=manual",
+        ],
+    );
     assert!(l["items"].as_array().unwrap().is_empty());
     assert!(!c.kubectl_raw(&["get", "ep", "manual"]).status.success());
     // deleting the Service removes its Endpoints and (garbage collector) slices
     c.kubectl(&["delete", "svc", "web"]);
     wait_for(&c, "endpoints and slices gone", 60, || {
-        let l = json(&c, &["get", "endpointslices", "-l", "kubernetes.io/service-name=web"]);
+        let l = json(
+            &c,
+            &[
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=web",
+            ],
+        );
         (l["items"].as_array().unwrap().is_empty()
             && !c.kubectl_raw(&["get", "ep", "web"]).status.success())
         .then_some(())

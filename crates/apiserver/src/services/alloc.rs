@@ -34,13 +34,17 @@ impl Ipv4Cidr {
     /// Parse `a.b.c.d/n` (host bits are masked off, as Go's ParseCIDR does).
     pub fn parse(s: &str) -> Result<Ipv4Cidr, RangeError> {
         let err = |m| RangeError::Cidr(s.to_string(), m);
-        let (ip, len) = s.split_once('/').ok_or_else(|| err("missing prefix length"))?;
+        let (ip, len) = s
+            .split_once('/')
+            .ok_or_else(|| err("missing prefix length"))?;
         let ip: Ipv4Addr = ip
             .parse()
             .map_err(|_| err("only IPv4 service CIDRs are supported"))?;
         let prefix: u8 = len.parse().map_err(|_| err("bad prefix length"))?;
         if prefix > 30 {
-            return Err(err("the range must hold at least two addresses (at most /30)"));
+            return Err(err(
+                "the range must hold at least two addresses (at most /30)",
+            ));
         }
         if prefix < 8 {
             return Err(err("the range is too large (at least /8)"));
@@ -95,7 +99,11 @@ impl PortRange {
     /// Parse `first-last`, `first+count` or a single port (upstream's `net.ParsePortRange`).
     pub fn parse(s: &str) -> Result<PortRange, RangeError> {
         let err = |m| RangeError::Ports(s.to_string(), m);
-        let num = |v: &str| v.trim().parse::<u16>().map_err(|_| err("not a port number"));
+        let num = |v: &str| {
+            v.trim()
+                .parse::<u16>()
+                .map_err(|_| err("not a port number"))
+        };
         let (first, last) = if let Some((a, b)) = s.split_once('-') {
             (num(a)?, num(b)?)
         } else if let Some((a, n)) = s.split_once('+') {
@@ -183,7 +191,11 @@ fn int(v: &Value, k: &str) -> i64 {
 fn allocates_node_ports(spec: &Value) -> bool {
     match s(spec, "type") {
         "NodePort" => true,
-        "LoadBalancer" => spec.get("allocateLoadBalancerNodePorts").and_then(Value::as_bool) != Some(false),
+        "LoadBalancer" => {
+            spec.get("allocateLoadBalancerNodePorts")
+                .and_then(Value::as_bool)
+                != Some(false)
+        }
         _ => false,
     }
 }
@@ -301,7 +313,12 @@ pub fn assign(
         let families: Vec<String> = spec
             .get("ipFamilies")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
         for (i, f) in families.iter().enumerate() {
             if f != "IPv4" {
@@ -356,7 +373,11 @@ pub fn assign(
                 .cloned()
                 .unwrap_or_else(|| vec![json!(ip)]);
             let fail = |detail: String| {
-                meta::invalid_go("spec.clusterIPs", &json!(ips), format!("failed to allocate IP {ip}: {detail}"))
+                meta::invalid_go(
+                    "spec.clusterIPs",
+                    &json!(ips),
+                    format!("failed to allocate IP {ip}: {detail}"),
+                )
             };
             let not_in_range = || {
                 format!(
@@ -408,7 +429,9 @@ pub fn assign(
             let err = match c {
                 Some(c) if claimed.contains(&c) || old_held.contains(&c) => None,
                 Some(c) if range.contains(np) && !unavailable(&c) => None,
-                Some(_) if range.contains(np) => Some("provided port is already allocated".to_string()),
+                Some(_) if range.contains(np) => {
+                    Some("provided port is already allocated".to_string())
+                }
                 _ => Some(format!(
                     "provided port is not in the valid range. The range of valid ports is {range}"
                 )),
@@ -539,7 +562,13 @@ mod tests {
         assert!(!c.contains("10.43.255.255".parse().unwrap()));
         assert!(!c.contains("10.43.0.0".parse().unwrap()));
         assert!(!c.contains("10.44.0.1".parse().unwrap()));
-        for bad in ["10.43.0.0", "10.43.0.0/31", "fd00::/112", "x/16", "10.0.0.0/4"] {
+        for bad in [
+            "10.43.0.0",
+            "10.43.0.0/31",
+            "fd00::/112",
+            "x/16",
+            "10.0.0.0/4",
+        ] {
             assert!(Ipv4Cidr::parse(bad).is_err(), "{bad}");
         }
         let p = PortRange::parse("30000-32767").unwrap();
@@ -578,7 +607,9 @@ mod tests {
     fn assign_table() {
         let r = ranges("10.43.0.0/16", "30000-30009");
         let taken_ip: Ipv4Addr = "10.43.0.50".parse().unwrap();
-        let taken = move |c: &Claim| matches!(c, Claim::ClusterIp(ip) if *ip == taken_ip) || *c == Claim::NodePort(30005);
+        let taken = move |c: &Claim| {
+            matches!(c, Claim::ClusterIp(ip) if *ip == taken_ip) || *c == Claim::NodePort(30005)
+        };
         struct Case {
             name: &'static str,
             spec: Value,
@@ -751,7 +782,12 @@ mod tests {
             match (got, c.err) {
                 (Ok(plan), None) => {
                     for (ptr, want) in &c.expect {
-                        assert_eq!(obj.pointer(ptr).unwrap_or(&Value::Null), want, "{}: {ptr}", c.name);
+                        assert_eq!(
+                            obj.pointer(ptr).unwrap_or(&Value::Null),
+                            want,
+                            "{}: {ptr}",
+                            c.name
+                        );
                     }
                     assert_eq!(plan.claims.len(), c.claims, "{}: {plan:?}", c.name);
                     assert_eq!(plan.releases.len(), c.releases, "{}: {plan:?}", c.name);
@@ -763,10 +799,18 @@ mod tests {
                     if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str) {
                         if ip != "None" {
                             assert!(r.cidr.contains(ip.parse().unwrap()), "{}", c.name);
-                            assert_eq!(obj.pointer("/spec/clusterIPs/0").and_then(Value::as_str), Some(ip));
+                            assert_eq!(
+                                obj.pointer("/spec/clusterIPs/0").and_then(Value::as_str),
+                                Some(ip)
+                            );
                         }
                     }
-                    for p in obj.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+                    for p in obj
+                        .pointer("/spec/ports")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
                             assert!(r.node_ports.contains(np), "{}", c.name);
                         }
@@ -804,13 +848,16 @@ mod tests {
         // node ports: 4 values, 3 services of one port fit, then a two-port service does not
         let mut taken: BTreeSet<Claim> = BTreeSet::new();
         for _ in 0..3 {
-            let mut obj = svc(json!({"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]}));
+            let mut obj =
+                svc(json!({"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]}));
             let t = taken.clone();
             let plan = assign(&mut obj, None, &r, &|c| t.contains(c), &mut rng).unwrap();
             taken.extend(plan.claims);
         }
         assert_eq!(taken.len(), 3);
-        let mut obj = svc(json!({"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}, {"port": 81}]}));
+        let mut obj = svc(
+            json!({"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}, {"port": 81}]}),
+        );
         let t = taken.clone();
         assert!(matches!(
             assign(&mut obj, None, &r, &|c| t.contains(c), &mut rng),

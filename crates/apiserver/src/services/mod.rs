@@ -139,12 +139,9 @@ impl Api {
             &mut r,
         ) {
             Ok(p) => Ok(p),
-            Err(alloc::AssignError::Invalid(errs)) => Err(ApiError::invalid(
-                "",
-                "Service",
-                objects::name(svc),
-                errs,
-            )),
+            Err(alloc::AssignError::Invalid(errs)) => {
+                Err(ApiError::invalid("", "Service", objects::name(svc), errs))
+            }
             Err(alloc::AssignError::Full(m)) => Err(ApiError::internal(m)),
         }
     }
@@ -314,7 +311,8 @@ impl Api {
     /// 443 (`https`) to the API server's secure port.
     pub async fn ensure_kubernetes_service(&self, secure_port: u16) -> Result<(), ApiError> {
         let ip = self.service_ranges.cidr.first().to_string();
-        let ports = json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": secure_port}]);
+        let ports =
+            json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": secure_port}]);
         let want = json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "namespace": "default",
@@ -515,7 +513,9 @@ fn normalized_endpoints(v: Option<&Value>) -> Vec<(Value, Value)> {
         .map(|e| {
             (
                 e.get("addresses").cloned().unwrap_or(Value::Null),
-                e.pointer("/conditions/ready").cloned().unwrap_or(Value::Null),
+                e.pointer("/conditions/ready")
+                    .cloned()
+                    .unwrap_or(Value::Null),
             )
         })
         .collect()
