@@ -10,10 +10,12 @@ use apimachinery::meta;
 use apimachinery::status::FieldError;
 use serde_json::{json, Value};
 
-/// Store keys of cluster IP claims: `<prefix><ip>`, value the owning Service's identity.
-pub const CLUSTER_IP_PREFIX: &str = "/oxkube/services/clusterips/";
+/// Store keys of cluster IP claims: `<prefix><ip>`, value the owning Service's identity. Under
+/// `/registry/` (so the watch cache sees every revision) but with one path segment only (so
+/// it caches none of them).
+pub const CLUSTER_IP_PREFIX: &str = "/registry/ranges/serviceip-";
 /// Store keys of node port claims: `<prefix><port>`.
-pub const NODE_PORT_PREFIX: &str = "/oxkube/services/nodeports/";
+pub const NODE_PORT_PREFIX: &str = "/registry/ranges/servicenodeport-";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RangeError {
@@ -586,7 +588,19 @@ mod tests {
             Claim::from_key(&Claim::NodePort(30001).key()),
             Some(Claim::NodePort(30001))
         );
-        assert_eq!(Claim::from_key("/oxkube/services/other/1"), None);
+        assert_eq!(Claim::from_key("/registry/ranges/other-1"), None);
+        // the watch cache sees the claims' revisions but caches none of them
+        for c in [Claim::ClusterIp(c.first()), Claim::NodePort(30000)] {
+            assert!(c.key().starts_with(crate::cache::REGISTRY_PREFIX));
+            assert_eq!(crate::cache::resource_prefix(&c.key()), None);
+        }
+        assert_eq!(
+            crate::cache::resource_prefix(&format!(
+                "{}10.0.0.1",
+                super::super::MASTER_LEASE_PREFIX
+            )),
+            None
+        );
     }
 
     #[test]

@@ -23,8 +23,9 @@ use crate::handlers::Req;
 use crate::{objects, Api};
 
 /// Store keys of the API servers' endpoint leases: `<prefix><ip>`, value
-/// `{"port": .., "expires": <unix seconds>}`.
-pub const MASTER_LEASE_PREFIX: &str = "/oxkube/masterleases/";
+/// `{"port": .., "expires": <unix seconds>}` (like the claims, seen but not cached by the
+/// watch cache).
+pub const MASTER_LEASE_PREFIX: &str = "/registry/masterleases/";
 /// How long an API server's endpoint lease lives without renewal (upstream's
 /// `--endpoint-reconciler` lease TTL is 15s).
 const MASTER_LEASE_TTL: Duration = Duration::from_secs(15);
