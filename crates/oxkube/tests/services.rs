@@ -633,3 +633,129 @@ spec:
         .then_some(())
     });
 }
+
+/// A throwaway etcd on loopback (Debian's etcd-server), killed on drop.
+struct Etcd {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_etcd() -> Etcd {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let peer = format!("http://127.0.0.1:{}", common::free_port());
+    let child = std::process::Command::new(
+        std::env::var("ETCD_BIN").unwrap_or_else(|_| "/usr/bin/etcd".into()),
+    )
+    .args(["--name", "svc", "--data-dir"])
+    .arg(dir.path().join("data"))
+    .args([
+        "--listen-client-urls",
+        &url,
+        "--advertise-client-urls",
+        &url,
+    ])
+    .args([
+        "--listen-peer-urls",
+        &peer,
+        "--initial-advertise-peer-urls",
+        &peer,
+    ])
+    .args(["--initial-cluster", &format!("svc={peer}")])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("start etcd (apt-get install etcd-server)");
+    let e = Etcd {
+        child,
+        _dir: dir,
+        url,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "etcd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    e
+}
+
+#[test]
+fn allocations_hold_on_etcd_across_restarts() {
+    let etcd = start_etcd();
+    let mut c = Cluster::start_with(&["--etcd-servers", &etcd.url]);
+    assert_eq!(cluster_ip(&c, "kubernetes"), "10.43.0.1");
+    c.kubectl(&["create", "service", "nodeport", "a", "--tcp=80"]);
+    let (a_ip, a_port) = (cluster_ip(&c, "a"), node_port(&c, "a"));
+    // concurrent requests for one address: exactly one wins
+    let kc = (c.kubeconfig(), c.data_dir().join("kcache"));
+    let wins = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..6)
+            .map(|i| {
+                let kc = &kc;
+                s.spawn(move || {
+                    std::process::Command::new("kubectl")
+                        .arg("--kubeconfig")
+                        .arg(&kc.0)
+                        .arg("--cache-dir")
+                        .arg(&kc.1)
+                        .args(["create", "service", "clusterip", &format!("r{i}")])
+                        .args(["--clusterip=10.43.50.50", "--tcp=80"])
+                        .output()
+                        .unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|o| o.status.success())
+            .count()
+    });
+    assert_eq!(wins, 1);
+    c.stop();
+    c.spawn();
+    let err = c.kubectl_err(&[
+        "create",
+        "service",
+        "clusterip",
+        "b",
+        &format!("--clusterip={a_ip}"),
+        "--tcp=80",
+    ]);
+    assert!(err.contains("provided IP is already allocated"), "{err}");
+    let err = c.kubectl_err(&[
+        "create",
+        "service",
+        "nodeport",
+        "b",
+        &format!("--node-port={a_port}"),
+        "--tcp=80",
+    ]);
+    assert!(err.contains("provided port is already allocated"), "{err}");
+    c.kubectl(&["delete", "svc", "a"]);
+    c.kubectl(&[
+        "create",
+        "service",
+        "nodeport",
+        "b",
+        &format!("--node-port={a_port}"),
+        "--tcp=80",
+    ]);
+    c.kubectl(&[
+        "create",
+        "service",
+        "clusterip",
+        "c",
+        &format!("--clusterip={a_ip}"),
+        "--tcp=80",
+    ]);
+    c.stop();
+}
