@@ -672,6 +672,9 @@ impl Api {
             crate::admission::add_default_tolerations(&mut obj, &self.default_tolerations);
             self.admit_pod_service_account(r.namespace, &mut obj);
         }
+        if crate::services::is_service(ri) && crd.is_none() {
+            apimachinery::defaults::service_prepare_for_create(&mut obj);
+        }
         let causes = crate::admission::default_and_validate_create(ri, crd.as_deref(), &mut obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(&ri.group, &ri.kind, &name, causes));
@@ -687,31 +690,56 @@ impl Api {
         }
         objects::normalize_meta(&mut obj);
         let key = ri.key(r.namespace, &name);
-        if r.dry_run() {
-            if self.store.get(&key).await.map_err(store_err)?.is_some() {
-                return Err(ApiError::already_exists(&ri.group, &ri.plural, &name));
+        let service = crate::services::is_service(ri) && crd.is_none();
+        let unassigned = obj.clone();
+        // a Service's values are claimed in the same transaction; a value another create took
+        // meanwhile makes the transaction fail and the assignment is made again
+        for _attempt in 0..16 {
+            obj = unassigned.clone();
+            let plan = if service {
+                Some(self.plan_service(&mut obj, None).await?)
+            } else {
+                None
+            };
+            if r.dry_run() {
+                if self.store.get(&key).await.map_err(store_err)?.is_some() {
+                    return Err(ApiError::already_exists(&ri.group, &ri.plural, &name));
+                }
+                return Ok(Written { obj, code: 201 });
             }
+            let lease = self.lease_for(ri).await?;
+            let mut compares = vec![Compare::ModRevision(key.clone(), 0)];
+            let mut success = vec![Op::Put {
+                key: key.clone(),
+                value: encode_stored(&obj),
+                lease,
+            }];
+            if let Some(plan) = &plan {
+                let (c, o) = crate::services::claim_txn(plan, &obj);
+                compares.extend(c);
+                success.extend(o);
+            }
+            let resp = self
+                .store
+                .txn(Txn {
+                    compares,
+                    success,
+                    failure: vec![],
+                })
+                .await
+                .map_err(store_err)?;
+            if !resp.succeeded {
+                if !service || resp.current.first().is_some_and(Option::is_some) {
+                    return Err(ApiError::already_exists(&ri.group, &ri.plural, &name));
+                }
+                continue;
+            }
+            cache::set_rv(&mut obj, resp.revision);
             return Ok(Written { obj, code: 201 });
         }
-        let lease = self.lease_for(ri).await?;
-        let resp = self
-            .store
-            .txn(Txn {
-                compares: vec![Compare::ModRevision(key.clone(), 0)],
-                success: vec![Op::Put {
-                    key: key.clone(),
-                    value: encode_stored(&obj),
-                    lease,
-                }],
-                failure: vec![],
-            })
-            .await
-            .map_err(store_err)?;
-        if !resp.succeeded {
-            return Err(ApiError::already_exists(&ri.group, &ri.plural, &name));
-        }
-        cache::set_rv(&mut obj, resp.revision);
-        Ok(Written { obj, code: 201 })
+        Err(ApiError::internal(
+            "failed to allocate the service's values: too many concurrent allocations",
+        ))
     }
 
     /// Priority admission: resolve `spec.priorityClassName` (or the global default class) into
@@ -863,6 +891,13 @@ impl Api {
                 ));
             }
             self.prepare_update(r, &old, &mut new)?;
+            let service =
+                crate::services::is_service(ri) && r.subresource.is_empty() && !self.is_custom(ri);
+            let plan = if service {
+                Some(self.plan_service(&mut new, Some(&old)).await?)
+            } else {
+                None
+            };
             if r.dry_run() {
                 cache::set_rv(&mut new, kv.mod_revision);
                 return Ok(Written {
@@ -898,11 +933,21 @@ impl Api {
                     lease: kv.lease,
                 }
             };
+            let mut compares = vec![Compare::ModRevision(key.clone(), kv.mod_revision)];
+            let mut success = vec![op];
+            if finished && crate::services::is_service(ri) && !self.is_custom(ri) {
+                // the Service is gone: every value it held is free again
+                success.extend(crate::services::release_all(&old));
+            } else if let Some(plan) = &plan {
+                let (c, o) = crate::services::claim_txn(plan, &new);
+                compares.extend(c);
+                success.extend(o);
+            }
             let resp = self
                 .store
                 .txn(Txn {
-                    compares: vec![Compare::ModRevision(key.clone(), kv.mod_revision)],
-                    success: vec![op],
+                    compares,
+                    success,
                     failure: vec![],
                 })
                 .await
@@ -913,6 +958,15 @@ impl Api {
                     obj: new,
                     code: 200,
                 });
+            }
+            // the object is unchanged: a value it asked for was taken meanwhile; assign again
+            if plan.is_some()
+                && resp
+                    .current
+                    .first()
+                    .is_some_and(|c| c.as_ref().map(|kv| kv.mod_revision) == Some(kv.mod_revision))
+            {
+                continue;
             }
             if !precondition.is_empty() {
                 return Err(ApiError::stale_resource_version(
@@ -1020,6 +1074,10 @@ impl Api {
         }
         let custom = self.is_custom(ri);
         let crd = self.crd_of(ri);
+        if crate::services::is_service(ri) && !custom && r.subresource.is_empty() {
+            // allocated values a PUT left out are kept, fields of the old type dropped
+            apimachinery::defaults::service_prepare_for_update(new, old);
+        }
         let causes = crate::admission::default_and_validate_update(
             ri,
             crd.as_deref(),
@@ -1225,7 +1283,13 @@ impl Api {
             let txn_ops;
             let code;
             if immediate {
-                txn_ops = vec![Op::Delete { key: key.clone() }];
+                txn_ops = if crate::services::is_service(ri) && !self.is_custom(ri) {
+                    let mut ops = vec![Op::Delete { key: key.clone() }];
+                    ops.extend(crate::services::release_all(&old));
+                    ops
+                } else {
+                    vec![Op::Delete { key: key.clone() }]
+                };
                 code = 200;
             } else {
                 objects::set_finalizers(&mut new, &finalizers);

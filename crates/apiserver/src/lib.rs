@@ -22,6 +22,7 @@ pub mod request;
 pub mod reviews;
 pub mod server;
 pub mod serviceaccounts;
+pub mod services;
 pub mod subresources;
 pub mod tables;
 pub mod watch;
@@ -62,6 +63,12 @@ pub struct Config {
     /// The node of the embedded agent: a client certificate for `system:node:<name>` (group
     /// `system:nodes`) is written with its kubeconfig (`components/kubelet.kubeconfig`).
     pub node_name: Option<String>,
+    /// The ranges Services get cluster IPs (`--service-cidr`) and node ports
+    /// (`--service-node-port-range`) from.
+    pub service_ranges: services::ServiceRanges,
+    /// The address the `kubernetes` Service's endpoints point at (default: the bind address,
+    /// or the first non-loopback IPv4 address of the host when bound to all or loopback).
+    pub advertise_address: Option<IpAddr>,
 }
 
 impl Config {
@@ -78,6 +85,8 @@ impl Config {
             service_account_issuer: apimachinery::satoken::DEFAULT_ISSUER.to_string(),
             default_tolerations: Default::default(),
             node_name: None,
+            service_ranges: Default::default(),
+            advertise_address: None,
         }
     }
 }
@@ -115,6 +124,7 @@ pub struct ApiOptions {
     /// Node join: `/cacerts` and the node identity endpoint.
     pub join: Option<Arc<join::NodeIdentityIssuer>>,
     pub default_tolerations: admission::DefaultTolerations,
+    pub service_ranges: services::ServiceRanges,
 }
 
 /// The shared state of the API server.
@@ -136,6 +146,8 @@ pub struct Api {
     pub tokens: Option<Arc<serviceaccounts::Tokens>>,
     pub join: Option<Arc<join::NodeIdentityIssuer>>,
     pub default_tolerations: admission::DefaultTolerations,
+    /// Where Services get cluster IPs and node ports from.
+    pub service_ranges: services::ServiceRanges,
 }
 
 /// How long one event lease is reused before a new one is granted: 5% of the TTL, at most a
@@ -188,6 +200,7 @@ impl Api {
             tokens: options.tokens,
             join: options.join,
             default_tolerations: options.default_tolerations,
+            service_ranges: options.service_ranges,
         })
     }
 
@@ -463,13 +476,30 @@ pub async fn run(
                 &join_token,
             )?)),
             default_tolerations: config.default_tolerations,
+            service_ranges: config.service_ranges,
         },
     );
     let kubelet_client = connect::KubeletClient::new(&p.ca.cert_pem, &p.kubelet_client_cert()?)?;
     let _ = api.kubelet_client.set(kubelet_client);
     api.bootstrap().await?;
+    api.bootstrap_services(config.secure_port)
+        .await
+        .map_err(|e| ServerError::Bootstrap(format!("services: {e}")))?;
+    let advertise = config.advertise_address.unwrap_or(config.bind_address);
+    let (reconciler_stop, reconciler_rx) = tokio::sync::watch::channel(false);
+    let reconciler = (!advertise.is_unspecified()).then(|| {
+        tokio::spawn(api.clone().run_master_reconciler(
+            advertise,
+            config.secure_port,
+            reconciler_rx,
+        ))
+    });
     ready(&url);
     serve(api, listener, tls, shutdown).await;
+    let _ = reconciler_stop.send(true);
+    if let Some(r) = reconciler {
+        let _ = r.await;
+    }
     Ok(())
 }
 

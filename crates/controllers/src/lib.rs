@@ -10,14 +10,16 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController,
+    Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController, Service,
 };
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::{Api, Client};
 
 pub mod cron;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
 pub mod events;
 pub mod expectations;
 pub mod gc;
@@ -152,6 +154,15 @@ pub async fn run_controllers(client: Client, config: Config) {
     let daemonsets = informer::Informer::new(Api::<DaemonSet>::all(client.clone()));
     let revisions = informer::Informer::new(Api::<ControllerRevision>::all(client.clone()));
     let claims = informer::Informer::new(Api::<PersistentVolumeClaim>::all(client.clone()));
+    let services = informer::Informer::new(Api::<Service>::all(client.clone()));
+    let slices = informer::Informer::new(Api::<EndpointSlice>::all(client.clone()));
+    let epc = endpoints::EndpointsController::new(
+        client.clone(),
+        services.clone(),
+        pods.clone(),
+        nodes.clone(),
+        slices.clone(),
+    );
     let rsc = replicaset::ReplicaSetController::new(
         client.clone(),
         pods.clone(),
@@ -214,6 +225,8 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(nodes.clone().run());
     set.spawn(claims.clone().run());
     set.spawn(leases.clone().run());
+    set.spawn(services.clone().run());
+    set.spawn(slices.clone().run());
     let ready = {
         let (p, r, d, n, c) = (
             pods.store.clone(),
@@ -251,6 +264,12 @@ pub async fn run_controllers(client: Client, config: Config) {
         let _ = n.wait_until_ready().await;
         let _ = l.wait_until_ready().await;
     };
+    let (sv, sl) = (services.store.clone(), slices.store.clone());
+    let ready = async move {
+        ready.await;
+        let _ = sv.wait_until_ready().await;
+        let _ = sl.wait_until_ready().await;
+    };
     ready.await;
     tracing::info!("controller informers synced; starting controllers");
     set.spawn(rsc.run(4));
@@ -262,6 +281,7 @@ pub async fn run_controllers(client: Client, config: Config) {
     set.spawn(ssc.run(2));
     set.spawn(dsc.run(2));
     set.spawn(sac.run());
+    set.spawn(epc.run(4));
     set.spawn(gc::GarbageCollector::new(client.clone()).run());
     set.spawn(
         nodelifecycle::NodeLifecycleController::new(

@@ -108,9 +108,13 @@ struct ServerArgs {
     /// Use an etcd cluster (comma-separated client URLs) instead of the embedded SQLite store.
     #[arg(long, value_delimiter = ',')]
     etcd_servers: Vec<String>,
-    /// The first IP of the service CIDR (covered by the serving certificate).
-    #[arg(long, default_value = "10.43.0.1")]
-    service_ip: IpAddr,
+    /// The range Services get cluster IPs from; its first address is the `kubernetes`
+    /// Service's (covered by the serving certificate).
+    #[arg(long, default_value = "10.43.0.0/16", value_parser = parse_service_cidr)]
+    service_cidr: apiserver::services::Ipv4Cidr,
+    /// The range NodePort and LoadBalancer Services get node ports from.
+    #[arg(long, default_value = "30000-32767", value_parser = parse_node_port_range)]
+    service_node_port_range: apiserver::services::PortRange,
     /// The issuer (and API audience) of service account tokens.
     #[arg(long, default_value = apimachinery::satoken::DEFAULT_ISSUER)]
     service_account_issuer: String,
@@ -244,6 +248,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("invalid duration unit in {s:?} (use s, m or h)")),
     };
     Ok(Duration::from_secs(secs))
+}
+
+fn parse_service_cidr(s: &str) -> Result<apiserver::services::Ipv4Cidr, String> {
+    apiserver::services::Ipv4Cidr::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_node_port_range(s: &str) -> Result<apiserver::services::PortRange, String> {
+    apiserver::services::PortRange::parse(s).map_err(|e| e.to_string())
 }
 
 fn host_ips() -> Vec<IpAddr> {
@@ -680,7 +692,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         serving_names: apiserver::pki::ServingNames {
             hostname: hostname(),
             ips: host_ips(),
-            service_ip: Some(args.service_ip),
+            service_ip: Some(IpAddr::V4(args.service_cidr.first())),
             extra_dns: vec![],
         },
         service_account_issuer: args.service_account_issuer.clone(),
@@ -689,6 +701,16 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             unreachable_seconds: args.default_unreachable_toleration_seconds,
         },
         node_name: (!args.disable_agent).then(|| node_name(&args.node)),
+        service_ranges: apiserver::services::ServiceRanges {
+            cidr: args.service_cidr,
+            node_ports: args.service_node_port_range,
+        },
+        advertise_address: if args.bind_address.is_unspecified() || args.bind_address.is_loopback()
+        {
+            agent_node_ips(&args.node).into_iter().next()
+        } else {
+            Some(args.bind_address)
+        },
     };
     let kubeconfig = args.data_dir.join("kubeconfig.yaml");
     let token_file = args.data_dir.join("token");
