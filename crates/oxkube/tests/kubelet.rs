@@ -257,8 +257,12 @@ fn node_registers_and_pods_run_with_env_and_errors_are_isolated() {
     // env from a configMap, a secret, the downward API, service links; $(VAR) expansion
     apply(
         &c,
-        "apiVersion: v1\nkind: Service\nmetadata: {name: my-svc}\nspec: {clusterIP: 10.43.0.99, ports: [{name: http, port: 80, targetPort: 8080}]}\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: my-svc}\nspec: {ports: [{name: http, port: 80, targetPort: 8080}]}\n",
     );
+    let svc_ip = c
+        .kubectl(&["get", "svc", "my-svc", "-o", "jsonpath={.spec.clusterIP}"])
+        .trim()
+        .to_string();
     c.kubectl(&[
         "create",
         "configmap",
@@ -314,8 +318,8 @@ spec:
         // kubelet-side expansion of args, and its escape
         "ARG=envpod".to_string(),
         "ESC=$(MY_NAME)".to_string(),
-        "SVC=10.43.0.99:80".to_string(),
-        "LINK=tcp://10.43.0.99:80".to_string(),
+        format!("SVC={svc_ip}:80"),
+        format!("LINK=tcp://{svc_ip}:80"),
     ] {
         assert!(log.contains(&want), "{want} not in log: {log}");
     }

@@ -1,5 +1,5 @@
 //! End-to-end test of the service proxy: a real `oxkube server` with its node agent, three
-//! busybox httpd pods behind a Service (explicit clusterIP and nodePort, selector-less
+//! busybox httpd pods behind a Service (allocated clusterIP, explicit nodePort, selector-less
 //! EndpointSlice, as upstream allows), driven by the real kubectl: requests from a pod and from
 //! the host through the cluster IP and the node port are spread over every backend, a service
 //! without endpoints is refused, an unready endpoint stops receiving traffic, the rules keep
@@ -141,15 +141,25 @@ fn services_reach_pods_through_the_proxy() {
         ips.push(ip);
     }
 
-    // addresses no other test cluster on this host uses
+    // cluster IPs come from this test cluster's own service CIDR (unique on this host); the
+    // node port is picked so that concurrent test clusters do not ask for the same one
     let pid = std::process::id();
-    let cluster_ip = format!("10.43.{}.{}", 100 + pid % 150, 10 + (pid / 150) % 200);
-    let empty_ip = format!("10.43.{}.{}", 100 + pid % 150, 11 + (pid / 150) % 200);
     let node_port = 30000 + (pid % 2700) as u16;
     let services = format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  type: NodePort\n  clusterIP: {cluster_ip}\n  ports:\n  - {{name: http, port: 80, targetPort: 8080, nodePort: {node_port}}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: empty}}\nspec:\n  clusterIP: {empty_ip}\n  ports:\n  - {{name: http, port: 80, targetPort: 8080}}\n"
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  type: NodePort\n  ports:\n  - {{name: http, port: 80, targetPort: 8080, nodePort: {node_port}}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: empty}}\nspec:\n  ports:\n  - {{name: http, port: 80, targetPort: 8080}}\n"
     );
     c.kubectl_stdin(&["apply", "-f", "-"], &services);
+    let ip_of = |name: &str| {
+        c.kubectl(&["get", "svc", name, "-o", "jsonpath={.spec.clusterIP}"])
+            .trim()
+            .to_string()
+    };
+    let (cluster_ip, empty_ip) = (ip_of("web"), ip_of("empty"));
+    assert!(
+        cluster_ip.starts_with(&net.service_cidr[..net.service_cidr.len() - 6]),
+        "{cluster_ip} from {}",
+        net.service_cidr
+    );
     let node = net.node_name.clone();
     let backends: Vec<(String, bool)> = ips[..3].iter().map(|ip| (ip.clone(), true)).collect();
     c.kubectl_stdin(

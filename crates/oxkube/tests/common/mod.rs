@@ -25,6 +25,9 @@ pub struct AgentNet {
     pub node_name: String,
     pub bridge: String,
     pub cluster_cidr: String,
+    /// The service CIDR (10.X+100.0.0/16, unique like the cluster CIDR: every test cluster's
+    /// service proxy programs the host's network namespace).
+    pub service_cidr: String,
     /// Port of the agent's kubelet HTTPS API.
     pub kubelet_port: u16,
 }
@@ -55,6 +58,7 @@ impl AgentNet {
             node_name: format!("node-{}-{n}", pid % 100_000),
             bridge: format!("oxe{}x{n}", pid % 100_000),
             cluster_cidr: format!("10.{x}.0.0/16"),
+            service_cidr: format!("10.{}.0.0/16", x + 100),
             kubelet_port: free_port(),
         }
     }
@@ -169,6 +173,8 @@ impl Cluster {
                 "memory.available<1Mi,nodefs.available<1%".into(),
                 "--proxy-table".into(),
                 a.proxy_table(),
+                "--service-cidr".into(),
+                a.service_cidr.clone(),
             ],
         };
         let child = Command::new(bin())
