@@ -162,6 +162,13 @@ impl Cluster {
                 "memory.available<1Mi,nodefs.available<1%".into(),
             ],
         };
+        // many test clusters run at once: each cluster DNS gets a port of its own (tests read
+        // it from the kube-dns Endpoints)
+        let dns_args: Vec<String> = if self.extra_args.iter().any(|a| a == "--dns-port") {
+            vec![]
+        } else {
+            vec!["--dns-port".into(), free_port().to_string()]
+        };
         let child = Command::new(bin())
             .args(["server", "--data-dir"])
             .arg(self.dir.path())
@@ -172,6 +179,7 @@ impl Cluster {
                 &self.port.to_string(),
             ])
             .args(&agent_args)
+            .args(&dns_args)
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
