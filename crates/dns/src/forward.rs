@@ -172,7 +172,10 @@ mod tests {
                     nameserver fe80::1%eth0\n;nameserver 1.1.1.1\noptions ndots:5\nnameserver bogus\n";
         assert_eq!(
             parse_resolv_conf(text),
-            vec!["10.0.0.2".parse::<IpAddr>().unwrap(), "fd00::53".parse().unwrap()]
+            vec![
+                "10.0.0.2".parse::<IpAddr>().unwrap(),
+                "fd00::53".parse().unwrap()
+            ]
         );
     }
 

@@ -75,7 +75,10 @@ pub fn desired_service(cluster_ip: IpAddr, server: SocketAddr) -> Service {
 pub fn desired_slice(server: SocketAddr) -> EndpointSlice {
     let mut l = labels();
     l.insert("kubernetes.io/service-name".into(), NAME.into());
-    l.insert("endpointslice.kubernetes.io/managed-by".into(), MANAGED_BY.into());
+    l.insert(
+        "endpointslice.kubernetes.io/managed-by".into(),
+        MANAGED_BY.into(),
+    );
     let port = |name: &str, proto: &str| SlicePort {
         name: Some(name.into()),
         protocol: Some(proto.into()),
@@ -106,7 +109,10 @@ pub fn desired_slice(server: SocketAddr) -> EndpointSlice {
 /// The legacy Endpoints object (marked so the mirroring controller leaves it alone).
 pub fn desired_endpoints(server: SocketAddr) -> Endpoints {
     let mut l = labels();
-    l.insert("endpointslice.kubernetes.io/skip-mirror".into(), "true".into());
+    l.insert(
+        "endpointslice.kubernetes.io/skip-mirror".into(),
+        "true".into(),
+    );
     let port = |name: &str, proto: &str| EndpointPort {
         name: Some(name.into()),
         protocol: Some(proto.into()),
@@ -140,7 +146,14 @@ pub fn service_matches(live: &Service, want: &Service) -> bool {
         s.ports
             .iter()
             .flatten()
-            .map(|p| (p.name.clone(), p.protocol.clone(), p.port, p.target_port.clone()))
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.protocol.clone(),
+                    p.port,
+                    p.target_port.clone(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     l.cluster_ip == w.cluster_ip
@@ -159,8 +172,14 @@ fn labels_include(live: &ObjectMeta, want: &ObjectMeta) -> bool {
 
 pub fn slice_matches(live: &EndpointSlice, want: &EndpointSlice) -> bool {
     live.address_type == want.address_type
-        && live.endpoints.iter().map(|e| (&e.addresses, e.conditions.as_ref().and_then(|c| c.ready)))
-            .eq(want.endpoints.iter().map(|e| (&e.addresses, e.conditions.as_ref().and_then(|c| c.ready))))
+        && live
+            .endpoints
+            .iter()
+            .map(|e| (&e.addresses, e.conditions.as_ref().and_then(|c| c.ready)))
+            .eq(want
+                .endpoints
+                .iter()
+                .map(|e| (&e.addresses, e.conditions.as_ref().and_then(|c| c.ready))))
         && live.ports == want.ports
         && labels_include(&live.metadata, &want.metadata)
 }
@@ -189,9 +208,16 @@ pub async fn reconcile(
     };
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
     let want = desired_service(cluster_ip, server);
-    match services.get_opt(NAME).await.map_err(api_err("reading the kube-dns service"))? {
+    match services
+        .get_opt(NAME)
+        .await
+        .map_err(api_err("reading the kube-dns service"))?
+    {
         None => {
-            services.create(&pp, &want).await.map_err(api_err("creating the kube-dns service"))?;
+            services
+                .create(&pp, &want)
+                .await
+                .map_err(api_err("creating the kube-dns service"))?;
             tracing::info!(%cluster_ip, %server, "created service kube-system/kube-dns");
         }
         Some(live) if !service_matches(&live, &want) => {
@@ -211,7 +237,10 @@ pub async fn reconcile(
                     Err(e) if is_not_found(&e) => {}
                     Err(e) => return Err(api_err("replacing the kube-dns service")(e)),
                 }
-                services.create(&pp, &want).await.map_err(api_err("creating the kube-dns service"))?;
+                services
+                    .create(&pp, &want)
+                    .await
+                    .map_err(api_err("creating the kube-dns service"))?;
             }
             tracing::info!(%cluster_ip, %server, "repaired service kube-system/kube-dns");
         }
@@ -219,9 +248,16 @@ pub async fn reconcile(
     }
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NAMESPACE);
     let want = desired_slice(server);
-    match slices.get_opt(SLICE_NAME).await.map_err(api_err("reading the kube-dns endpointslice"))? {
+    match slices
+        .get_opt(SLICE_NAME)
+        .await
+        .map_err(api_err("reading the kube-dns endpointslice"))?
+    {
         None => {
-            slices.create(&pp, &want).await.map_err(api_err("creating the kube-dns endpointslice"))?;
+            slices
+                .create(&pp, &want)
+                .await
+                .map_err(api_err("creating the kube-dns endpointslice"))?;
         }
         Some(live) if !slice_matches(&live, &want) => {
             let mut next = want.clone();
@@ -235,9 +271,16 @@ pub async fn reconcile(
     }
     let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), NAMESPACE);
     let want = desired_endpoints(server);
-    match endpoints.get_opt(NAME).await.map_err(api_err("reading the kube-dns endpoints"))? {
+    match endpoints
+        .get_opt(NAME)
+        .await
+        .map_err(api_err("reading the kube-dns endpoints"))?
+    {
         None => {
-            endpoints.create(&pp, &want).await.map_err(api_err("creating the kube-dns endpoints"))?;
+            endpoints
+                .create(&pp, &want)
+                .await
+                .map_err(api_err("creating the kube-dns endpoints"))?;
         }
         Some(live) if !endpoints_match(&live, &want) => {
             let mut next = want.clone();
@@ -270,13 +313,25 @@ mod tests {
             .ports
             .iter()
             .flatten()
-            .map(|p| (p.name.clone().unwrap(), p.protocol.clone().unwrap(), p.port, p.target_port.clone()))
+            .map(|p| {
+                (
+                    p.name.clone().unwrap(),
+                    p.protocol.clone().unwrap(),
+                    p.port,
+                    p.target_port.clone(),
+                )
+            })
             .collect();
         assert_eq!(
             ports,
             vec![
                 ("dns".into(), "UDP".into(), 53, Some(IntOrString::Int(5353))),
-                ("dns-tcp".into(), "TCP".into(), 53, Some(IntOrString::Int(5353))),
+                (
+                    "dns-tcp".into(),
+                    "TCP".into(),
+                    53,
+                    Some(IntOrString::Int(5353))
+                ),
             ]
         );
         assert_eq!(s.metadata.labels.as_ref().unwrap()["k8s-app"], "kube-dns");
@@ -300,21 +355,35 @@ mod tests {
         let mut live = want.clone();
         // defaults the API server adds do not count as drift
         live.spec.as_mut().unwrap().session_affinity = Some("None".into());
-        live.metadata.labels.as_mut().unwrap().insert("extra".into(), "x".into());
+        live.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("extra".into(), "x".into());
         assert!(service_matches(&live, &want));
-        let moved = desired_service("10.43.0.10".parse().unwrap(), "192.0.2.7:5454".parse().unwrap());
+        let moved = desired_service(
+            "10.43.0.10".parse().unwrap(),
+            "192.0.2.7:5454".parse().unwrap(),
+        );
         assert!(!service_matches(&moved, &want));
         let other_ip = desired_service("10.43.0.11".parse().unwrap(), server());
         assert!(!service_matches(&other_ip, &want));
         let mut selected = want.clone();
-        selected.spec.as_mut().unwrap().selector = Some([("a".to_string(), "b".to_string())].into());
+        selected.spec.as_mut().unwrap().selector =
+            Some([("a".to_string(), "b".to_string())].into());
         assert!(!service_matches(&selected, &want));
 
         let ws = desired_slice(server());
         assert!(slice_matches(&ws.clone(), &ws));
-        assert!(!slice_matches(&desired_slice("192.0.2.8:5353".parse().unwrap()), &ws));
+        assert!(!slice_matches(
+            &desired_slice("192.0.2.8:5353".parse().unwrap()),
+            &ws
+        ));
         let we = desired_endpoints(server());
         assert!(endpoints_match(&we.clone(), &we));
-        assert!(!endpoints_match(&desired_endpoints("192.0.2.7:1".parse().unwrap()), &we));
+        assert!(!endpoints_match(
+            &desired_endpoints("192.0.2.7:1".parse().unwrap()),
+            &we
+        ));
     }
 }

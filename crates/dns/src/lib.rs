@@ -109,7 +109,11 @@ pub async fn run(
             stop_rx.clone(),
         )));
     }
-    tasks.push(tokio::spawn(server::serve_tcp(handler, tcp, stop_rx.clone())));
+    tasks.push(tokio::spawn(server::serve_tcp(
+        handler,
+        tcp,
+        stop_rx.clone(),
+    )));
     let watchers = tokio::spawn(watch::run(client.clone(), records, synced));
     let kube_dns = config.cluster_ip.map(|ip| {
         let client = client.clone();

@@ -19,7 +19,10 @@ pub enum ClusterName<'a> {
     /// `<ns>.pod.<zone>`.
     PodNamespace { namespace: &'a str },
     /// `<service>.<ns>.svc.<zone>`.
-    Service { service: &'a str, namespace: &'a str },
+    Service {
+        service: &'a str,
+        namespace: &'a str,
+    },
     /// `<hostname>.<service>.<ns>.svc.<zone>`: one endpoint of a headless service.
     Endpoint {
         endpoint: &'a str,
@@ -94,7 +97,11 @@ pub fn pod_ip(label: &str) -> Option<IpAddr> {
     if let Ok(ip) = v4.parse::<Ipv4Addr>() {
         return Some(IpAddr::V4(ip));
     }
-    label.replace('-', ":").parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+    label
+        .replace('-', ":")
+        .parse::<Ipv6Addr>()
+        .ok()
+        .map(IpAddr::V6)
 }
 
 /// The label an IP gets where a name is needed (`10-1-2-3`, `fd00--1`), as CoreDNS spells
@@ -234,7 +241,10 @@ mod tests {
                 }),
             ),
             ("nope.default.pod.cluster.local", Some(ClusterName::Unknown)),
-            ("a.b.c.d.default.svc.cluster.local", Some(ClusterName::Unknown)),
+            (
+                "a.b.c.d.default.svc.cluster.local",
+                Some(ClusterName::Unknown),
+            ),
             ("foo.cluster.local", Some(ClusterName::Unknown)),
             ("web..svc.cluster.local", Some(ClusterName::Unknown)),
         ];
@@ -245,7 +255,10 @@ mod tests {
 
     #[test]
     fn normalize_lowercases_and_strips_the_root() {
-        assert_eq!(normalize("Web.Default.SVC.cluster.local."), "web.default.svc.cluster.local");
+        assert_eq!(
+            normalize("Web.Default.SVC.cluster.local."),
+            "web.default.svc.cluster.local"
+        );
         assert_eq!(normalize("."), "");
     }
 

@@ -71,7 +71,9 @@ pub fn service_info(svc: &Service) -> Option<ServiceInfo> {
     let namespace = svc.metadata.namespace.clone()?;
     let spec = svc.spec.clone().unwrap_or_default();
     let kind = if spec.type_.as_deref() == Some("ExternalName") {
-        ServiceKind::ExternalName(names::normalize(spec.external_name.as_deref().unwrap_or("")))
+        ServiceKind::ExternalName(names::normalize(
+            spec.external_name.as_deref().unwrap_or(""),
+        ))
     } else if spec.cluster_ip.as_deref() == Some("None") {
         ServiceKind::Headless
     } else {
@@ -110,7 +112,12 @@ pub fn service_info(svc: &Service) -> Option<ServiceInfo> {
 pub fn slice_info(slice: &EndpointSlice) -> Option<SliceInfo> {
     let name = slice.metadata.name.clone()?;
     let namespace = slice.metadata.namespace.clone()?;
-    let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?.clone();
+    let service = slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get(SERVICE_NAME_LABEL)?
+        .clone();
     if slice.address_type == "FQDN" {
         return None;
     }
@@ -353,7 +360,9 @@ impl Records {
         let mut out: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
         let mut seen = BTreeSet::new();
         for slice_name in self.slices_by_service.get(&key).into_iter().flatten() {
-            let Some(slice) = self.slices.get(&(svc.namespace.clone(), slice_name.clone()))
+            let Some(slice) = self
+                .slices
+                .get(&(svc.namespace.clone(), slice_name.clone()))
             else {
                 continue;
             };
@@ -405,11 +414,9 @@ impl Records {
                 RecordType::TXT => vec![rec(name, Data::Txt(SCHEMA_VERSION.into()))],
                 _ => vec![],
             }),
-            ClusterName::NameServer => Answer::records(address_records(
-                name,
-                zone.dns_ip.iter().copied(),
-                qtype,
-            )),
+            ClusterName::NameServer => {
+                Answer::records(address_records(name, zone.dns_ip.iter().copied(), qtype))
+            }
             ClusterName::Subzone => Answer::records(vec![]),
             ClusterName::ServiceNamespace { namespace } => {
                 if self.namespaces.contains_key(namespace) {
@@ -529,13 +536,12 @@ impl Records {
 
     fn lookup_no_chase(&self, zone: &ZoneConfig, name: &str, qtype: RecordType) -> Answer {
         match names::classify(name, &zone.zone) {
-            Some(ClusterName::Service { service, namespace }) => match self
-                .service(namespace, service)
-                .map(|s| &s.kind)
-            {
-                Some(ServiceKind::ExternalName(_)) => Answer::records(vec![]),
-                _ => self.lookup(zone, name, qtype),
-            },
+            Some(ClusterName::Service { service, namespace }) => {
+                match self.service(namespace, service).map(|s| &s.kind) {
+                    Some(ServiceKind::ExternalName(_)) => Answer::records(vec![]),
+                    _ => self.lookup(zone, name, qtype),
+                }
+            }
             _ => self.lookup(zone, name, qtype),
         }
     }
@@ -572,8 +578,7 @@ impl Records {
                     ));
                 }
                 if !answers.is_empty() {
-                    additionals =
-                        address_records(&svc_name, ips.iter().copied(), RecordType::ANY);
+                    additionals = address_records(&svc_name, ips.iter().copied(), RecordType::ANY);
                 }
             }
             ServiceKind::Headless => {
@@ -674,13 +679,15 @@ fn rec(name: &str, data: Data) -> Rec {
 }
 
 /// A records (qtype A), AAAA records (AAAA) or both (ANY) for `ips`.
-fn address_records(name: &str, ips: impl IntoIterator<Item = IpAddr>, qtype: RecordType) -> Vec<Rec> {
+fn address_records(
+    name: &str,
+    ips: impl IntoIterator<Item = IpAddr>,
+    qtype: RecordType,
+) -> Vec<Rec> {
     ips.into_iter()
         .filter_map(|ip| match (ip, qtype) {
             (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => Some(rec(name, Data::A(v4))),
-            (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => {
-                Some(rec(name, Data::Aaaa(v6)))
-            }
+            (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => Some(rec(name, Data::Aaaa(v6))),
             _ => None,
         })
         .collect()
@@ -752,12 +759,7 @@ mod tests {
             ],
             ports: vec![port("pg", "tcp", 15432)],
         });
-        let mut nr = svc(
-            "other",
-            "nr",
-            ServiceKind::Headless,
-            vec![],
-        );
+        let mut nr = svc("other", "nr", ServiceKind::Headless, vec![]);
         nr.publish_not_ready = true;
         r.upsert_service(nr);
         r.upsert_slice(SliceInfo {
@@ -816,8 +818,16 @@ mod tests {
                 answers(vec![rec(web, Data::Aaaa("fd00:43::20".parse().unwrap()))]),
             ),
             (web, RecordType::TXT, answers(vec![])),
-            ("nope.default.svc.cluster.local", RecordType::A, Answer::NxDomain),
-            ("web.nope.svc.cluster.local", RecordType::A, Answer::NxDomain),
+            (
+                "nope.default.svc.cluster.local",
+                RecordType::A,
+                Answer::NxDomain,
+            ),
+            (
+                "web.nope.svc.cluster.local",
+                RecordType::A,
+                Answer::NxDomain,
+            ),
             // ready endpoints only; a hostname-less endpoint is named by its IP
             (
                 db,
@@ -832,12 +842,23 @@ mod tests {
             (
                 "10-42-0-6.db.default.svc.cluster.local",
                 RecordType::A,
-                answers(vec![a("10-42-0-6.db.default.svc.cluster.local", "10.42.0.6")]),
+                answers(vec![a(
+                    "10-42-0-6.db.default.svc.cluster.local",
+                    "10.42.0.6",
+                )]),
             ),
             // not ready: no record
-            ("db-2.db.default.svc.cluster.local", RecordType::A, Answer::NxDomain),
+            (
+                "db-2.db.default.svc.cluster.local",
+                RecordType::A,
+                Answer::NxDomain,
+            ),
             // endpoint names exist only for headless services
-            ("x.web.default.svc.cluster.local", RecordType::A, Answer::NxDomain),
+            (
+                "x.web.default.svc.cluster.local",
+                RecordType::A,
+                Answer::NxDomain,
+            ),
             // publishNotReadyAddresses publishes unready endpoints
             (
                 "nr.other.svc.cluster.local",
@@ -848,7 +869,12 @@ mod tests {
                 "_http._tcp.web.default.svc.cluster.local",
                 RecordType::SRV,
                 Answer::Records {
-                    answers: vec![srv("_http._tcp.web.default.svc.cluster.local", 100, 80, web)],
+                    answers: vec![srv(
+                        "_http._tcp.web.default.svc.cluster.local",
+                        100,
+                        80,
+                        web,
+                    )],
                     additionals: vec![
                         a(web, "10.43.0.20"),
                         rec(web, Data::Aaaa("fd00:43::20".parse().unwrap())),
@@ -920,7 +946,11 @@ mod tests {
                 RecordType::A,
                 answers(vec![a("10-42-3-4.any.pod.cluster.local", "10.42.3.4")]),
             ),
-            ("10-42-3-4.any.pod.cluster.local", RecordType::AAAA, answers(vec![])),
+            (
+                "10-42-3-4.any.pod.cluster.local",
+                RecordType::AAAA,
+                answers(vec![]),
+            ),
             ("x.any.pod.cluster.local", RecordType::A, Answer::NxDomain),
             (
                 "20.0.43.10.in-addr.arpa",
@@ -947,11 +977,18 @@ mod tests {
             ("7.0.42.10.in-addr.arpa", RecordType::PTR, Answer::Forward),
             ("8.8.8.8.in-addr.arpa", RecordType::PTR, Answer::Forward),
             ("example.com", RecordType::A, Answer::Forward),
-            ("cluster.local", RecordType::SOA, answers(vec![rec("cluster.local", Data::Soa)])),
+            (
+                "cluster.local",
+                RecordType::SOA,
+                answers(vec![rec("cluster.local", Data::Soa)]),
+            ),
             (
                 "dns-version.cluster.local",
                 RecordType::TXT,
-                answers(vec![rec("dns-version.cluster.local", Data::Txt("1.1.0".into()))]),
+                answers(vec![rec(
+                    "dns-version.cluster.local",
+                    Data::Txt("1.1.0".into()),
+                )]),
             ),
             (
                 "ns.dns.cluster.local",
@@ -978,14 +1015,20 @@ mod tests {
             namespace: "default".into(),
             name: "db-abc".into(),
             service: "db".into(),
-            endpoints: vec![ep("10.42.0.5", Some("db-0"), true), ep("10.42.0.7", Some("db-2"), true)],
+            endpoints: vec![
+                ep("10.42.0.5", Some("db-0"), true),
+                ep("10.42.0.7", Some("db-2"), true),
+            ],
             ports: vec![],
         });
         assert_eq!(
             r.lookup(&z, db, RecordType::A),
             answers(vec![a(db, "10.42.0.5"), a(db, "10.42.0.7")])
         );
-        assert_eq!(r.lookup(&z, "6.0.42.10.in-addr.arpa", RecordType::PTR), Answer::Forward);
+        assert_eq!(
+            r.lookup(&z, "6.0.42.10.in-addr.arpa", RecordType::PTR),
+            Answer::Forward
+        );
         // a second slice of the same service adds to it
         r.upsert_slice(SliceInfo {
             namespace: "default".into(),
@@ -996,13 +1039,23 @@ mod tests {
         });
         assert_eq!(
             r.lookup(&z, db, RecordType::A),
-            answers(vec![a(db, "10.42.0.8"), a(db, "10.42.0.5"), a(db, "10.42.0.7")])
+            answers(vec![
+                a(db, "10.42.0.8"),
+                a(db, "10.42.0.5"),
+                a(db, "10.42.0.7")
+            ])
         );
         r.remove_slice("default", "db-abc");
-        assert_eq!(r.lookup(&z, db, RecordType::A), answers(vec![a(db, "10.42.0.8")]));
+        assert_eq!(
+            r.lookup(&z, db, RecordType::A),
+            answers(vec![a(db, "10.42.0.8")])
+        );
         r.remove_service("default", "db");
         assert_eq!(r.lookup(&z, db, RecordType::A), Answer::NxDomain);
-        assert_eq!(r.lookup(&z, "8.0.42.10.in-addr.arpa", RecordType::PTR), Answer::Forward);
+        assert_eq!(
+            r.lookup(&z, "8.0.42.10.in-addr.arpa", RecordType::PTR),
+            Answer::Forward
+        );
         // a cluster IP change moves the PTR
         r.upsert_service(svc(
             "default",
@@ -1010,14 +1063,20 @@ mod tests {
             ServiceKind::ClusterIp(vec![ip("10.43.0.21")]),
             vec![],
         ));
-        assert_eq!(r.lookup(&z, "20.0.43.10.in-addr.arpa", RecordType::PTR), Answer::Forward);
+        assert_eq!(
+            r.lookup(&z, "20.0.43.10.in-addr.arpa", RecordType::PTR),
+            Answer::Forward
+        );
         assert!(matches!(
             r.lookup(&z, "21.0.43.10.in-addr.arpa", RecordType::PTR),
             Answer::Records { ref answers, .. } if answers.len() == 1
         ));
         // the last service of a namespace takes the namespace name with it
         r.replace_services(vec![]);
-        assert_eq!(r.lookup(&z, "default.svc.cluster.local", RecordType::A), Answer::NxDomain);
+        assert_eq!(
+            r.lookup(&z, "default.svc.cluster.local", RecordType::A),
+            Answer::NxDomain
+        );
         assert_eq!(r.service_count(), 0);
     }
 
@@ -1032,7 +1091,10 @@ mod tests {
         }))
         .unwrap();
         let i = service_info(&s).unwrap();
-        assert_eq!(i.kind, ServiceKind::ClusterIp(vec![ip("10.43.0.5"), ip("fd00::5")]));
+        assert_eq!(
+            i.kind,
+            ServiceKind::ClusterIp(vec![ip("10.43.0.5"), ip("fd00::5")])
+        );
         assert_eq!(i.ports, vec![port("http", "tcp", 80), port("q", "udp", 53)]);
         assert!(i.publish_not_ready);
         let h: Service = serde_json::from_value(serde_json::json!({
@@ -1053,7 +1115,10 @@ mod tests {
             "metadata": {"name": "p", "namespace": "ns"}, "spec": {}
         }))
         .unwrap();
-        assert_eq!(service_info(&pending).unwrap().kind, ServiceKind::ClusterIp(vec![]));
+        assert_eq!(
+            service_info(&pending).unwrap().kind,
+            ServiceKind::ClusterIp(vec![])
+        );
     }
 
     #[test]

@@ -275,7 +275,11 @@ impl Handler {
 
     fn servfail(&self, bytes: &[u8]) -> Option<Vec<u8>> {
         let req = Message::from_vec(bytes).ok()?;
-        let mut resp = Message::error_msg(req.metadata.id, req.metadata.op_code, ResponseCode::ServFail);
+        let mut resp = Message::error_msg(
+            req.metadata.id,
+            req.metadata.op_code,
+            ResponseCode::ServFail,
+        );
         resp.metadata.recursion_desired = req.metadata.recursion_desired;
         resp.metadata.recursion_available = true;
         resp.add_queries(req.queries);
@@ -491,23 +495,35 @@ mod tests {
     #[test]
     fn wire_answers() {
         let h = handler(true);
-        let m = reply(h.step(&query("WEB.default.svc.cluster.local.", RecordType::A, None), Transport::Udp));
+        let m = reply(h.step(
+            &query("WEB.default.svc.cluster.local.", RecordType::A, None),
+            Transport::Udp,
+        ));
         assert_eq!(m.metadata.id, 4242);
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
         assert!(m.metadata.authoritative && m.metadata.recursion_desired);
         assert_eq!(m.queries.len(), 1);
         assert_eq!(m.answers.len(), 1);
         assert_eq!(m.answers[0].ttl, 5);
-        assert_eq!(m.answers[0].data, RData::A(A("10.43.0.20".parse().unwrap())));
+        assert_eq!(
+            m.answers[0].data,
+            RData::A(A("10.43.0.20".parse().unwrap()))
+        );
 
-        let m = reply(h.step(&query("nope.default.svc.cluster.local.", RecordType::A, None), Transport::Udp));
+        let m = reply(h.step(
+            &query("nope.default.svc.cluster.local.", RecordType::A, None),
+            Transport::Udp,
+        ));
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
         assert!(m.answers.is_empty());
         assert_eq!(m.authorities.len(), 1);
         assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
 
         // NODATA: NOERROR, no answers, the SOA
-        let m = reply(h.step(&query("web.default.svc.cluster.local.", RecordType::AAAA, None), Transport::Udp));
+        let m = reply(h.step(
+            &query("web.default.svc.cluster.local.", RecordType::AAAA, None),
+            Transport::Udp,
+        ));
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
         assert!(m.answers.is_empty());
         assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
@@ -535,13 +551,19 @@ mod tests {
         ));
         assert!(!m.metadata.truncation);
         assert_eq!(m.answers.len(), 60);
-        assert_eq!(m.edns.as_ref().map(|e| e.max_payload()), Some(MAX_UDP_PAYLOAD));
+        assert_eq!(
+            m.edns.as_ref().map(|e| e.max_payload()),
+            Some(MAX_UDP_PAYLOAD)
+        );
     }
 
     #[test]
     fn not_synced_cluster_names_fail_and_others_forward() {
         let h = handler(false);
-        let m = reply(h.step(&query("web.default.svc.cluster.local.", RecordType::A, None), Transport::Udp));
+        let m = reply(h.step(
+            &query("web.default.svc.cluster.local.", RecordType::A, None),
+            Transport::Udp,
+        ));
         assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
         assert!(matches!(
             h.step(&query("example.com.", RecordType::A, None), Transport::Udp),
@@ -559,7 +581,10 @@ mod tests {
         assert_eq!(m.metadata.id, 0x1234);
         assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
         let mut notify = Message::new(7, MessageType::Query, OpCode::Notify);
-        notify.add_query(Query::query(Name::from_ascii("cluster.local.").unwrap(), RecordType::SOA));
+        notify.add_query(Query::query(
+            Name::from_ascii("cluster.local.").unwrap(),
+            RecordType::SOA,
+        ));
         let m = reply(h.step(&notify.to_vec().unwrap(), Transport::Udp));
         assert_eq!(m.metadata.response_code, ResponseCode::NotImp);
     }

@@ -146,7 +146,13 @@ impl Upstream {
     fn start() -> Upstream {
         let pid = std::process::id();
         for i in 0..50u32 {
-            let ip: IpAddr = [127, 53, (pid % 250 + 1) as u8, ((pid / 250 + i * 7) % 250 + 2) as u8].into();
+            let ip: IpAddr = [
+                127,
+                53,
+                (pid % 250 + 1) as u8,
+                ((pid / 250 + i * 7) % 250 + 2) as u8,
+            ]
+            .into();
             let Ok(udp) = UdpSocket::bind((ip, 53)) else {
                 continue;
             };
@@ -293,7 +299,15 @@ fn cluster_dns_records_updates_and_forwarding() {
     let dns = dns_addr(&c);
 
     // the kube-dns Service the server keeps
-    let svc = c.kubectl(&["get", "service", "-n", "kube-system", "kube-dns", "-o", "json"]);
+    let svc = c.kubectl(&[
+        "get",
+        "service",
+        "-n",
+        "kube-system",
+        "kube-dns",
+        "-o",
+        "json",
+    ]);
     let svc: serde_json::Value = serde_json::from_str(&svc).unwrap();
     assert_eq!(svc["spec"]["clusterIP"], "10.43.0.10");
     assert_eq!(svc["metadata"]["labels"]["k8s-app"], "kube-dns");
@@ -332,41 +346,91 @@ fn cluster_dns_records_updates_and_forwarding() {
 
     // the DNS server answers for its own service
     eventually("kube-dns A record", || {
-        ips(&ask(dns, "kube-dns.kube-system.svc.cluster.local.", RecordType::A, false))
-            == set(&["10.43.0.10"])
+        ips(&ask(
+            dns,
+            "kube-dns.kube-system.svc.cluster.local.",
+            RecordType::A,
+            false,
+        )) == set(&["10.43.0.10"])
     });
 
-    c.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n");
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n",
+    );
     c.kubectl_stdin(&["apply", "-f", "-"], OBJECTS);
     c.kubectl_stdin(&["apply", "-f", "-"], &big_slice());
 
     // ClusterIP service: A, SRV (with the address as additional), PTR
     eventually("web A", || {
-        ips(&ask(dns, "web.default.svc.cluster.local.", RecordType::A, false)) == set(&["10.43.7.50"])
+        ips(&ask(
+            dns,
+            "web.default.svc.cluster.local.",
+            RecordType::A,
+            false,
+        )) == set(&["10.43.7.50"])
     });
     let m = ask(dns, "web.default.svc.cluster.local.", RecordType::A, false);
     assert!(m.metadata.authoritative);
-    let m = ask(dns, "_http._tcp.web.default.svc.cluster.local.", RecordType::SRV, false);
-    assert_eq!(srvs(&m), [(80, "web.default.svc.cluster.local.".to_string())].into());
-    assert!(m.additionals.iter().any(|r| r.data == RData::A(A::new(10, 43, 7, 50))));
-    let m = ask(dns, "_dns._udp.web.default.svc.cluster.local.", RecordType::SRV, false);
-    assert_eq!(srvs(&m), [(53, "web.default.svc.cluster.local.".to_string())].into());
+    let m = ask(
+        dns,
+        "_http._tcp.web.default.svc.cluster.local.",
+        RecordType::SRV,
+        false,
+    );
+    assert_eq!(
+        srvs(&m),
+        [(80, "web.default.svc.cluster.local.".to_string())].into()
+    );
+    assert!(m
+        .additionals
+        .iter()
+        .any(|r| r.data == RData::A(A::new(10, 43, 7, 50))));
+    let m = ask(
+        dns,
+        "_dns._udp.web.default.svc.cluster.local.",
+        RecordType::SRV,
+        false,
+    );
+    assert_eq!(
+        srvs(&m),
+        [(53, "web.default.svc.cluster.local.".to_string())].into()
+    );
     let m = ask(dns, "50.7.43.10.in-addr.arpa.", RecordType::PTR, false);
     assert_eq!(ptrs(&m), vec!["web.default.svc.cluster.local."]);
     // a v4-only service has no AAAA: NOERROR with the SOA
-    let m = ask(dns, "web.default.svc.cluster.local.", RecordType::AAAA, false);
+    let m = ask(
+        dns,
+        "web.default.svc.cluster.local.",
+        RecordType::AAAA,
+        false,
+    );
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(m.answers.is_empty());
     assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
 
     // headless: ready endpoints, hostnames, SRV per endpoint, PTR
     eventually("db A", || {
-        ips(&ask(dns, "db.default.svc.cluster.local.", RecordType::A, false))
-            == set(&["10.42.0.5", "10.42.0.6"])
+        ips(&ask(
+            dns,
+            "db.default.svc.cluster.local.",
+            RecordType::A,
+            false,
+        )) == set(&["10.42.0.5", "10.42.0.6"])
     });
-    let m = ask(dns, "db-0.db.default.svc.cluster.local.", RecordType::A, false);
+    let m = ask(
+        dns,
+        "db-0.db.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+    );
     assert_eq!(ips(&m), set(&["10.42.0.5"]));
-    let m = ask(dns, "_pg._tcp.db.default.svc.cluster.local.", RecordType::SRV, false);
+    let m = ask(
+        dns,
+        "_pg._tcp.db.default.svc.cluster.local.",
+        RecordType::SRV,
+        false,
+    );
     assert_eq!(
         srvs(&m),
         [
@@ -377,12 +441,22 @@ fn cluster_dns_records_updates_and_forwarding() {
     );
     let m = ask(dns, "5.0.42.10.in-addr.arpa.", RecordType::PTR, false);
     assert_eq!(ptrs(&m), vec!["db-0.db.default.svc.cluster.local."]);
-    let m = ask(dns, "db-2.db.default.svc.cluster.local.", RecordType::A, false);
+    let m = ask(
+        dns,
+        "db-2.db.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+    );
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
 
     // publishNotReadyAddresses
     eventually("nr A", || {
-        ips(&ask(dns, "nr.other.svc.cluster.local.", RecordType::A, false)) == set(&["10.42.1.9"])
+        ips(&ask(
+            dns,
+            "nr.other.svc.cluster.local.",
+            RecordType::A,
+            false,
+        )) == set(&["10.42.1.9"])
     });
 
     // ExternalName: the CNAME, and the target's address from upstream
@@ -396,7 +470,12 @@ fn cluster_dns_records_updates_and_forwarding() {
     assert_eq!(ips(&m), set(&["192.0.2.99"]));
 
     // pods
-    let m = ask(dns, "10-42-0-9.default.pod.cluster.local.", RecordType::A, false);
+    let m = ask(
+        dns,
+        "10-42-0-9.default.pod.cluster.local.",
+        RecordType::A,
+        false,
+    );
     assert_eq!(ips(&m), set(&["10.42.0.9"]));
 
     // unknown cluster names: NXDOMAIN with the zone's SOA
@@ -409,7 +488,14 @@ fn cluster_dns_records_updates_and_forwarding() {
 
     // too large for UDP: truncated, complete over TCP
     eventually("big over TCP", || {
-        ips(&ask(dns, "big.default.svc.cluster.local.", RecordType::A, true)).len() == 60
+        ips(&ask(
+            dns,
+            "big.default.svc.cluster.local.",
+            RecordType::A,
+            true,
+        ))
+        .len()
+            == 60
     });
     let m = ask(dns, "big.default.svc.cluster.local.", RecordType::A, false);
     assert!(m.metadata.truncation);
@@ -427,7 +513,10 @@ fn cluster_dns_records_updates_and_forwarding() {
     let before = upstream.tcp_queries.load(Ordering::SeqCst);
     let m = ask(dns, "big.test.", RecordType::A, true);
     assert_eq!(ips(&m).len(), 40);
-    assert!(upstream.tcp_queries.load(Ordering::SeqCst) > before, "forwarded over TCP");
+    assert!(
+        upstream.tcp_queries.load(Ordering::SeqCst) > before,
+        "forwarded over TCP"
+    );
     // reverse names of IPs that are not the cluster's go upstream too
     let m = ask(dns, "1.2.0.192.in-addr.arpa.", RecordType::PTR, false);
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
@@ -443,18 +532,35 @@ fn cluster_dns_records_updates_and_forwarding() {
         r#"[{"op":"replace","path":"/endpoints/2/conditions/ready","value":true}]"#,
     ]);
     eventually("db-2 ready", || {
-        ips(&ask(dns, "db.default.svc.cluster.local.", RecordType::A, false))
-            == set(&["10.42.0.5", "10.42.0.6", "10.42.0.7"])
+        ips(&ask(
+            dns,
+            "db.default.svc.cluster.local.",
+            RecordType::A,
+            false,
+        )) == set(&["10.42.0.5", "10.42.0.6", "10.42.0.7"])
     });
-    let m = ask(dns, "db-2.db.default.svc.cluster.local.", RecordType::A, true);
+    let m = ask(
+        dns,
+        "db-2.db.default.svc.cluster.local.",
+        RecordType::A,
+        true,
+    );
     assert_eq!(ips(&m), set(&["10.42.0.7"]));
     c.kubectl(&["delete", "endpointslice", "db-1"]);
     eventually("db without endpoints", || {
-        ips(&ask(dns, "db.default.svc.cluster.local.", RecordType::A, false)).is_empty()
+        ips(&ask(
+            dns,
+            "db.default.svc.cluster.local.",
+            RecordType::A,
+            false,
+        ))
+        .is_empty()
     });
     c.kubectl(&["delete", "service", "web"]);
     eventually("web gone", || {
-        ask(dns, "web.default.svc.cluster.local.", RecordType::A, false).metadata.response_code
+        ask(dns, "web.default.svc.cluster.local.", RecordType::A, false)
+            .metadata
+            .response_code
             == ResponseCode::NXDomain
     });
     let m = ask(dns, "50.7.43.10.in-addr.arpa.", RecordType::PTR, false);
@@ -467,7 +573,9 @@ fn dns_can_be_disabled() {
     // the built-in components are up (the service account controller made `default`), and
     // they start the DNS server first when it is enabled: no kube-dns appears
     eventually("the default service account", || {
-        c.kubectl_raw(&["get", "serviceaccount", "default"]).status.success()
+        c.kubectl_raw(&["get", "serviceaccount", "default"])
+            .status
+            .success()
     });
     std::thread::sleep(Duration::from_secs(1));
     let out = c.kubectl_raw(&["get", "service", "-n", "kube-system", "kube-dns"]);
