@@ -145,6 +145,17 @@ struct ServerArgs {
     /// The CIDR node pod CIDRs (a /24 each) are allocated from.
     #[arg(long, default_value = "10.42.0.0/16")]
     cluster_cidr: String,
+    /// Do not run the cluster DNS server (nor manage Service kube-system/kube-dns).
+    #[arg(long)]
+    disable_dns: bool,
+    /// The port the cluster DNS server listens on (UDP and TCP) at the node's address; the
+    /// kube-dns Service maps port 53 of `--cluster-dns` to it.
+    #[arg(long, default_value_t = 53)]
+    dns_port: u16,
+    /// The resolv.conf whose nameservers the cluster DNS forwards other names to (when it lists
+    /// only 127.0.0.53, systemd-resolved's real list is used).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    dns_resolv_conf: PathBuf,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -379,12 +390,34 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
             run_proxy(client, node, cluster_cidr, stop).await
         }));
     }
+    if !args.disable_dns {
+        // the DNS server reads Services and EndpointSlices and writes kube-system/kube-dns:
+        // the controller manager's identity covers both
+        let client = client_from(&apiserver::component_kubeconfig(
+            &args.data_dir,
+            "controller-manager",
+        ))
+        .await?;
+        let config = dns_config(args);
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            // a DNS server that cannot bind must not take the control plane down
+            if let Err(e) = dns::run(client, config, stopped(stop), |_| {}).await {
+                tracing::error!(error = %e, "cluster DNS stopped");
+            }
+            Ok(())
+        }));
+    }
     if !args.disable_agent {
         let client =
             client_from(&apiserver::component_kubeconfig(&args.data_dir, "kubelet")).await?;
         let data_dir = args.data_dir.clone();
         let mut node = args.node.clone();
         node.pod_network_cluster_cidr = args.cluster_cidr.clone();
+        if node.cluster_dns.is_empty() && !args.disable_dns {
+            // pods use the cluster DNS the server runs, as k3s's kubelet does
+            node.cluster_dns = vec![dns_service_ip(args)];
+        }
         let mut labels = std::collections::BTreeMap::new();
         // the server's node carries the control-plane roles, as k3s marks its server nodes
         labels.insert(
@@ -412,6 +445,39 @@ async fn run_components(args: &ServerArgs, stop: watch::Receiver<bool>) -> anyho
             .context("component failed")?;
     }
     Ok(())
+}
+
+/// The cluster IP of Service kube-system/kube-dns: the first `--cluster-dns`, else 10.43.0.10.
+/// The kube-dns Service IP: `--cluster-dns`, else the tenth address of the service CIDR
+/// (10.43.0.10 for the default CIDR), as k3s derives it.
+fn dns_service_ip(args: &ServerArgs) -> IpAddr {
+    args.node
+        .cluster_dns
+        .first()
+        .copied()
+        .unwrap_or_else(|| IpAddr::V4(args.service_cidr.nth(9)))
+}
+
+/// The cluster DNS server's settings: it listens on the node's address (`--node-ip`; the host's
+/// address when the server runs an agent; else the API server's bind address when specific).
+fn dns_config(args: &ServerArgs) -> dns::Config {
+    let ip = match args.node.node_ip {
+        Some(ip) => Some(ip),
+        None if args.disable_agent && !args.bind_address.is_unspecified() => {
+            Some(args.bind_address)
+        }
+        None => agent_node_ips(&args.node).first().copied(),
+    }
+    .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    dns::Config {
+        listen: std::net::SocketAddr::new(ip, args.dns_port),
+        cluster_ip: Some(dns_service_ip(args)),
+        upstreams: dns::forward::upstreams_from(
+            &args.dns_resolv_conf,
+            std::path::Path::new(dns::forward::SYSTEMD_RESOLV_CONF),
+        ),
+        ..Default::default()
+    }
 }
 
 /// The node's IPs: `--node-ip`, else the host's first IPv4 address.

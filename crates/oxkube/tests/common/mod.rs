@@ -177,6 +177,13 @@ impl Cluster {
                 a.service_cidr.clone(),
             ],
         };
+        // many test clusters run at once: each cluster DNS gets a port of its own (tests read
+        // it from the kube-dns Endpoints)
+        let dns_args: Vec<String> = if self.extra_args.iter().any(|a| a == "--dns-port") {
+            vec![]
+        } else {
+            vec!["--dns-port".into(), free_port().to_string()]
+        };
         let child = Command::new(bin())
             .args(["server", "--data-dir"])
             .arg(self.dir.path())
@@ -187,6 +194,7 @@ impl Cluster {
                 &self.port.to_string(),
             ])
             .args(&agent_args)
+            .args(&dns_args)
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
