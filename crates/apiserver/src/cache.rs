@@ -21,14 +21,19 @@ const FANOUT: usize = 1024;
 /// The key prefix all stored objects live under.
 pub const REGISTRY_PREFIX: &str = "/registry/";
 
-/// One object as the cache holds it: parsed JSON with `metadata.resourceVersion` set.
+/// One object as the cache holds it: its JSON serialization (with `metadata.resourceVersion`
+/// set) and the few fields selectors read. The parsed form is not kept (it takes several times
+/// the bytes): lists and watches copy the bytes, and the rare readers of whole objects parse on
+/// demand, except for the few resources read on every request (see [`keeps_parsed`]).
 #[derive(Debug)]
 pub struct CachedObject {
     pub key: String,
     pub rv: Revision,
-    pub obj: Arc<Value>,
-    /// `obj` serialized as JSON once, so lists and watches copy bytes instead of re-encoding.
+    /// The object serialized as JSON once, so lists and watches copy bytes.
     pub raw: bytes::Bytes,
+    /// What label and field selectors read of the object (see [`selectable`]).
+    pub attrs: Value,
+    parsed: Option<Arc<Value>>,
 }
 
 /// Serialize an object for the byte caches.
@@ -36,10 +41,72 @@ pub fn encode_raw(v: &Value) -> bytes::Bytes {
     bytes::Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
+/// Resources whose objects stay parsed in the cache: custom resource definitions, looked up
+/// on every request for a custom resource (few objects, many reads).
+pub fn keeps_parsed(key: &str) -> bool {
+    key.starts_with("/registry/apiextensions.k8s.io/customresourcedefinitions/")
+}
+
+/// `(group, resource)` of a store key (`/registry/core/pods/...` -> `("", "pods")`).
+fn key_resource(key: &str) -> (&str, &str) {
+    let rest = key.strip_prefix(REGISTRY_PREFIX).unwrap_or("");
+    let mut parts = rest.splitn(3, '/');
+    let group = parts.next().unwrap_or("");
+    let resource = parts.next().unwrap_or("");
+    (if group == "core" { "" } else { group }, resource)
+}
+
+/// The part of an object label and field selectors read: `metadata.name`,
+/// `metadata.namespace`, `metadata.labels` and the resource's selectable fields, at their paths
+/// (so selectors match it exactly as they match the whole object).
+pub fn selectable(key: &str, obj: &Value) -> Value {
+    let (group, resource) = key_resource(key);
+    let mut out = Value::Object(serde_json::Map::new());
+    let paths = ["metadata.name", "metadata.namespace", "metadata.labels"];
+    for path in paths
+        .iter()
+        .chain(crate::fields::supported(group, resource))
+    {
+        let Some(v) = path.split('.').try_fold(obj, |v, k| v.get(k)) else {
+            continue;
+        };
+        let mut at = &mut out;
+        let mut segs = path.split('.').peekable();
+        while let Some(seg) = segs.next() {
+            let Some(map) = at.as_object_mut() else { break };
+            if segs.peek().is_none() {
+                map.insert(seg.to_string(), v.clone());
+                break;
+            }
+            at = map
+                .entry(seg.to_string())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        }
+    }
+    out
+}
+
 impl CachedObject {
     pub fn new(key: String, rv: Revision, obj: Arc<Value>) -> Self {
         let raw = encode_raw(&obj);
-        CachedObject { key, rv, obj, raw }
+        let attrs = selectable(&key, &obj);
+        let parsed = keeps_parsed(&key).then_some(obj);
+        CachedObject {
+            key,
+            rv,
+            raw,
+            attrs,
+            parsed,
+        }
+    }
+
+    /// The whole object (parsed from its bytes unless kept parsed).
+    pub fn obj(&self) -> Arc<Value> {
+        match &self.parsed {
+            Some(o) => o.clone(),
+            // the bytes were serialized from a Value by this cache
+            None => Arc::new(serde_json::from_slice(&self.raw).unwrap_or(Value::Null)),
+        }
     }
 }
 
@@ -60,17 +127,16 @@ impl EventKind {
     }
 }
 
-/// A change of one object. For a delete, `obj` is the last state with the delete's revision.
+/// A change of one object. For a delete, `object` is the last state with the delete's revision.
 #[derive(Debug)]
 pub struct CacheEvent {
     pub kind: EventKind,
     pub rv: Revision,
     pub key: String,
-    pub obj: Arc<Value>,
-    /// The object before the change (None for an add).
-    pub prev: Option<Arc<Value>>,
-    /// `obj` serialized as JSON.
-    pub raw: bytes::Bytes,
+    /// The object after the change (shared with the cache's current objects).
+    pub object: Arc<CachedObject>,
+    /// The selectable part of the object before the change (None for an add).
+    pub prev_attrs: Option<Value>,
 }
 
 impl CacheEvent {
@@ -81,15 +147,24 @@ impl CacheEvent {
         obj: Arc<Value>,
         prev: Option<Arc<Value>>,
     ) -> Self {
-        let raw = encode_raw(&obj);
+        let prev_attrs = prev.map(|p| selectable(&key, &p));
         CacheEvent {
             kind,
             rv,
+            object: Arc::new(CachedObject::new(key.clone(), rv, obj)),
             key,
-            obj,
-            prev,
-            raw,
+            prev_attrs,
         }
+    }
+
+    /// The object after the change.
+    pub fn obj(&self) -> Arc<Value> {
+        self.object.obj()
+    }
+
+    /// The object serialized as JSON.
+    pub fn raw(&self) -> &bytes::Bytes {
+        &self.object.raw
     }
 }
 
@@ -230,15 +305,7 @@ impl ResourceCache {
                 st.objects.remove(&ev.key);
             }
             _ => {
-                st.objects.insert(
-                    ev.key.clone(),
-                    Arc::new(CachedObject {
-                        key: ev.key.clone(),
-                        rv: ev.rv,
-                        obj: ev.obj.clone(),
-                        raw: ev.raw.clone(),
-                    }),
-                );
+                st.objects.insert(ev.key.clone(), ev.object.clone());
             }
         }
         st.history.push_back(ev.clone());
@@ -262,13 +329,13 @@ impl ResourceCache {
             .collect();
         for (k, o) in &old {
             if !fresh.contains_key(k) {
-                self.apply(Arc::new(CacheEvent::new(
-                    EventKind::Deleted,
-                    rev,
-                    k.clone(),
-                    with_rv(&o.obj, rev),
-                    Some(o.obj.clone()),
-                )));
+                self.apply(Arc::new(CacheEvent {
+                    kind: EventKind::Deleted,
+                    rv: rev,
+                    key: k.clone(),
+                    object: Arc::new(CachedObject::new(k.clone(), rev, with_rv(&o.obj(), rev))),
+                    prev_attrs: Some(o.attrs.clone()),
+                }));
             }
         }
         let oldmap: HashMap<_, _> = old.into_iter().collect();
@@ -283,9 +350,8 @@ impl ResourceCache {
                     },
                     rv: o.rv,
                     key: k.clone(),
-                    obj: o.obj.clone(),
-                    prev: prev.map(|p| p.obj.clone()),
-                    raw: o.raw.clone(),
+                    object: o.clone(),
+                    prev_attrs: prev.map(|p| p.attrs.clone()),
                 })),
             }
         }
@@ -573,6 +639,96 @@ mod tests {
         );
         assert_eq!(resource_prefix("/other/x"), None);
         assert_eq!(resource_prefix("/registry/core"), None);
+    }
+
+    #[test]
+    fn selectable_keeps_what_selectors_read() {
+        let pod = serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"},
+                         "annotations": {"big": "x"}, "managedFields": [{"manager": "m"}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c"}], "hostNetwork": true},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "conditions": []},
+        });
+        let cases = [
+            (
+                "/registry/core/pods/ns/p",
+                pod.clone(),
+                serde_json::json!({
+                    "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"}},
+                    "spec": {"nodeName": "n1", "hostNetwork": true},
+                    "status": {"phase": "Running", "podIP": "10.0.0.1"},
+                }),
+            ),
+            (
+                "/registry/core/configmaps/ns/c",
+                serde_json::json!({"metadata": {"name": "c", "namespace": "ns"}, "data": {"k": "v"}}),
+                serde_json::json!({"metadata": {"name": "c", "namespace": "ns"}}),
+            ),
+            (
+                "/registry/core/events/ns/e",
+                serde_json::json!({"metadata": {"name": "e"}, "message": "m",
+                                   "involvedObject": {"kind": "Pod", "name": "p", "uid": "u"},
+                                   "source": {"component": "kubelet"}, "type": "Normal"}),
+                serde_json::json!({"metadata": {"name": "e"},
+                                   "involvedObject": {"kind": "Pod", "name": "p", "uid": "u"},
+                                   "source": {"component": "kubelet"}, "type": "Normal"}),
+            ),
+            (
+                "/registry/example.com/widgets/ns/w",
+                serde_json::json!({"metadata": {"name": "w", "namespace": "ns"}, "spec": {"a": 1}}),
+                serde_json::json!({"metadata": {"name": "w", "namespace": "ns"}}),
+            ),
+        ];
+        for (key, obj, want) in cases {
+            assert_eq!(selectable(key, &obj), want, "{key}");
+        }
+    }
+
+    #[test]
+    fn objects_keep_bytes_and_parse_on_demand() {
+        let obj = serde_json::json!({"metadata": {"name": "c", "resourceVersion": "7"}, "data": {"z": "1", "a": "2"}});
+        let o = CachedObject::new(
+            "/registry/core/configmaps/ns/c".into(),
+            7,
+            Arc::new(obj.clone()),
+        );
+        assert!(o.parsed.is_none());
+        assert_eq!(*o.obj(), obj);
+        assert_eq!(o.raw, encode_raw(&obj));
+        let crd_key = "/registry/apiextensions.k8s.io/customresourcedefinitions/w.example.com";
+        let crd = CachedObject::new(crd_key.into(), 7, Arc::new(obj.clone()));
+        assert!(crd.parsed.is_some());
+        assert_eq!(*crd.obj(), obj);
+    }
+
+    #[test]
+    fn events_share_the_object_and_keep_prior_selectable_state() {
+        let rc = ResourceCache::new(0);
+        let key = "/registry/core/pods/a/x";
+        let v1 = serde_json::json!({"metadata": {"name": "x", "labels": {"app": "db"}}});
+        let v2 = serde_json::json!({"metadata": {"name": "x", "labels": {"app": "web"}}});
+        rc.apply(Arc::new(CacheEvent::new(
+            EventKind::Added,
+            1,
+            key.into(),
+            Arc::new(v1.clone()),
+            None,
+        )));
+        rc.apply(Arc::new(CacheEvent::new(
+            EventKind::Modified,
+            2,
+            key.into(),
+            Arc::new(v2.clone()),
+            Some(Arc::new(v1)),
+        )));
+        let sub = rc.subscribe(1).unwrap();
+        let ev = &sub.replay[0];
+        assert_eq!(
+            ev.prev_attrs.as_ref().unwrap()["metadata"]["labels"]["app"],
+            "db"
+        );
+        assert_eq!(*ev.obj(), v2);
+        assert!(Arc::ptr_eq(&ev.object, &rc.get(key).unwrap()));
     }
 
     fn ev(kind: EventKind, rv: Revision, key: &str) -> Arc<CacheEvent> {

@@ -734,7 +734,7 @@ async fn service_proxy(
             &filter,
         )
         .await?;
-    let slices: Vec<Value> = list.items.iter().map(|o| (*o.obj).clone()).collect();
+    let slices: Vec<Value> = list.items.iter().map(|o| (*o.obj()).clone()).collect();
     let (ip, port) = pick_endpoint(&slices, &port_name).ok_or_else(|| {
         ApiError::service_unavailable(format!("no endpoints available for service {id:?}"))
     })?;

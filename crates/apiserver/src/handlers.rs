@@ -463,7 +463,7 @@ impl Api {
         let mut more = false;
         let mut counted = 0usize;
         for o in &objs {
-            if !filter.matches(&o.obj) {
+            if !filter.matches(&o.attrs) {
                 continue;
             }
             if limit > 0 && items.len() == limit {
@@ -780,11 +780,11 @@ impl Api {
         let class = if name.is_empty() {
             classes
                 .iter()
-                .find(|c| c.obj.get("globalDefault").and_then(Value::as_bool) == Some(true))
-                .map(|c| c.obj.clone())
+                .map(|c| c.obj())
+                .find(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
         } else {
-            match classes.iter().find(|c| objects::name(&c.obj) == name) {
-                Some(c) => Some(c.obj.clone()),
+            match classes.iter().find(|c| objects::name(&c.attrs) == name) {
+                Some(c) => Some(c.obj()),
                 None => {
                     return Err(ApiError::forbidden(
                         "",
@@ -1408,9 +1408,9 @@ impl Api {
             .resource(&r.ri.key_prefix())
             .snapshot(&prefix, &self.cache.revision_rx());
         let mut deleted = Vec::new();
-        for o in objs.iter().filter(|o| filter.matches(&o.obj)) {
-            let name = objects::name(&o.obj).to_string();
-            let ns = objects::namespace(&o.obj).to_string();
+        for o in objs.iter().filter(|o| filter.matches(&o.attrs)) {
+            let name = objects::name(&o.attrs).to_string();
+            let ns = objects::namespace(&o.attrs).to_string();
             let sub = Req {
                 namespace: &ns,
                 name: &name,

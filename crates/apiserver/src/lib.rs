@@ -231,8 +231,8 @@ impl Api {
     pub fn crd_objects(&self) -> Vec<Arc<Value>> {
         self.crds()
             .into_iter()
-            .filter(|c| !crate::objects::is_deleting(&c.obj))
-            .map(|c| c.obj.clone())
+            .map(|c| c.obj())
+            .filter(|c| !crate::objects::is_deleting(c))
             .collect()
     }
 
@@ -240,8 +240,9 @@ impl Api {
     pub fn all_resources(&self) -> Vec<ResourceInfo> {
         let mut all = self.catalogue.builtin.clone();
         for crd in self.crds() {
-            if !crate::objects::is_deleting(&crd.obj) {
-                all.extend(discovery::crd_resources(&crd.obj));
+            let crd = crd.obj();
+            if !crate::objects::is_deleting(&crd) {
+                all.extend(discovery::crd_resources(&crd));
             }
         }
         all
@@ -258,20 +259,17 @@ impl Api {
             return Some((r.clone(), None));
         }
         for crd in self.crds() {
-            if crd.obj.pointer("/spec/group").and_then(Value::as_str) != Some(group)
-                || crd
-                    .obj
-                    .pointer("/spec/names/plural")
-                    .and_then(Value::as_str)
-                    != Some(plural)
+            let crd = crd.obj();
+            if crd.pointer("/spec/group").and_then(Value::as_str) != Some(group)
+                || crd.pointer("/spec/names/plural").and_then(Value::as_str) != Some(plural)
             {
                 continue;
             }
-            if let Some(r) = discovery::crd_resources(&crd.obj)
+            if let Some(r) = discovery::crd_resources(&crd)
                 .into_iter()
                 .find(|r| r.version == version)
             {
-                return Some((r, Some(crd.obj.clone())));
+                return Some((r, Some(crd.clone())));
             }
         }
         None

@@ -110,7 +110,7 @@ pub fn list(
     include: Include,
     crd: Option<&Value>,
 ) -> Value {
-    let items: Vec<Arc<Value>> = items.iter().map(|i| i.obj.clone()).collect();
+    let items: Vec<Arc<Value>> = items.iter().map(|i| i.obj()).collect();
     let items = &items[..];
     match as_ {
         As::Table => table(ri, items, Some(rv), cont, include, crd),

@@ -502,7 +502,7 @@ async fn resource(
                     *it = Arc::new(CachedObject::new(
                         it.key.clone(),
                         it.rv,
-                        Arc::new(handlers::to_view(view, &it.obj)),
+                        Arc::new(handlers::to_view(view, &it.obj())),
                     ));
                 }
             }

@@ -26,7 +26,7 @@ pub trait ObjectSource: Send + Sync {
 impl ObjectSource for WatchCache {
     fn object(&self, key: &str) -> Option<Arc<Value>> {
         let prefix = crate::cache::resource_prefix(key)?;
-        self.resource(prefix).get(key).map(|c| c.obj.clone())
+        self.resource(prefix).get(key).map(|c| c.obj())
     }
 }
 

@@ -95,7 +95,7 @@ pub async fn evict(api: &Api, r: &Req<'_>, eviction: Value) -> Result<Value, Api
             .iter()
             .filter(|p| {
                 apimachinery::selector::LabelSelector::from_label_selector(
-                    p.obj.pointer("/spec/selector"),
+                    p.obj().pointer("/spec/selector"),
                 )
                 .map(|sel| !sel.is_empty() && sel.matches_object(&pod))
                 .unwrap_or(false)
@@ -105,7 +105,7 @@ pub async fn evict(api: &Api, r: &Req<'_>, eviction: Value) -> Result<Value, Api
             return Err(ApiError::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."));
         }
         if let Some(pdb) = matching.first() {
-            consume_disruption(api, r, &pdb.obj, r.name).await?;
+            consume_disruption(api, r, &pdb.obj(), r.name).await?;
         }
     }
     api.delete(r, &opts).await?;

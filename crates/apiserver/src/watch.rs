@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use store::Revision;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::cache::{CacheError, CacheEvent, EventKind, ResourceCache};
+use crate::cache::{CacheError, CacheEvent, CachedObject, EventKind, ResourceCache};
 use crate::handlers::Filter;
 use crate::negotiate::As;
 use crate::Api;
@@ -33,9 +33,10 @@ pub struct WatchParams {
 pub type Render = Option<Arc<dyn Fn(&Value) -> Value + Send + Sync>>;
 
 /// One event line, from the cached bytes when no rendering is needed.
-fn event_line(kind: &str, obj: &Value, raw: &Bytes, render: &Render) -> Bytes {
+fn event_line(kind: &str, o: &CachedObject, render: &Render) -> Bytes {
+    let raw = &o.raw;
     match render {
-        Some(f) => line(kind, &f(obj)),
+        Some(f) => line(kind, &f(&o.obj())),
         None => {
             let mut v = Vec::with_capacity(raw.len() + 32);
             v.extend_from_slice(b"{\"type\":\"");
@@ -131,12 +132,8 @@ async fn run_watch(
             }
         }
         let (items, sub) = rc.subscribe_with_state(&prefix, &api.cache.revision_rx());
-        for o in items.iter().filter(|o| filter.matches(&o.obj)) {
-            if tx
-                .send(event_line("ADDED", &o.obj, &o.raw, &render))
-                .await
-                .is_err()
-            {
+        for o in items.iter().filter(|o| filter.matches(&o.attrs)) {
+            if tx.send(event_line("ADDED", o, &render)).await.is_err() {
                 return;
             }
         }
@@ -219,8 +216,8 @@ fn transform(ev: &CacheEvent, prefix: &str, filter: &Filter, render: &Render) ->
     if !ev.key.starts_with(prefix) {
         return None;
     }
-    let now = filter.matches(&ev.obj);
-    let before = ev.prev.as_ref().is_some_and(|p| filter.matches(p));
+    let now = filter.matches(&ev.object.attrs);
+    let before = ev.prev_attrs.as_ref().is_some_and(|p| filter.matches(p));
     let kind = match ev.kind {
         EventKind::Added if now => "ADDED",
         EventKind::Modified if now && before => "MODIFIED",
@@ -229,7 +226,7 @@ fn transform(ev: &CacheEvent, prefix: &str, filter: &Filter, render: &Render) ->
         EventKind::Deleted if before || now => "DELETED",
         _ => return None,
     };
-    Some(event_line(kind, &ev.obj, &ev.raw, render))
+    Some(event_line(kind, &ev.object, render))
 }
 
 #[cfg(test)]
