@@ -9,19 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::Cluster;
+use common::{drop_image, wait_for, Cluster, IMAGE};
 use serde_json::Value;
-
-const IMAGE: &str = "busybox:1.36";
-
-/// Drops a busybox image archive into `<data-dir>/images/` (imported when the runtime starts).
-fn drop_image(dir: &Path) {
-    use runtime::testimage::{self, TestImage};
-    let images = dir.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    let built = TestImage::busybox(IMAGE).unwrap().build();
-    testimage::write_oci_archive(&images.join("busybox.tar"), &[&built]).unwrap();
-}
 
 fn start(extra: &[&str]) -> Cluster {
     Cluster::start_with_agent(drop_image, extra)
@@ -38,24 +27,6 @@ fn pod(c: &Cluster, name: &str) -> Option<Value> {
     out.status
         .success()
         .then(|| serde_json::from_slice(&out.stdout).unwrap())
-}
-
-/// Polls `f` until it returns Some, panicking with `what` and the server log after `secs`.
-#[track_caller]
-fn wait_for<T>(c: &Cluster, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "timed out waiting for {what}\nserver log tail:\n{}",
-                common::tail(&c.log(), 60)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn wait_phase(c: &Cluster, name: &str, phase: &str) -> Value {

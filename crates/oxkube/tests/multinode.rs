@@ -7,21 +7,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::MultiNode;
+use common::{drop_image, MultiNode, IMAGE};
 use serde_json::{json, Value};
-
-const IMAGE: &str = "busybox:1.36";
-
-fn drop_image(dir: &Path) {
-    use runtime::testimage::{self, TestImage};
-    let images = dir.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    let built = TestImage::busybox(IMAGE).unwrap().build();
-    testimage::write_oci_archive(&images.join("busybox.tar"), &[&built]).unwrap();
-}
 
 fn get_json(mn: &MultiNode, args: &[&str]) -> Value {
     let mut a = args.to_vec();

@@ -9,39 +9,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Cluster;
+use common::{drop_image, wait_for, Cluster, IMAGE};
 use serde_json::Value;
-
-const IMAGE: &str = "busybox:1.36";
-
-fn drop_image(dir: &Path) {
-    use runtime::testimage::{self, TestImage};
-    let images = dir.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    let built = TestImage::busybox(IMAGE).unwrap().build();
-    testimage::write_oci_archive(&images.join("busybox.tar"), &[&built]).unwrap();
-}
-
-#[track_caller]
-fn wait_for<T>(c: &Cluster, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "timed out waiting for {what}\nserver log tail:\n{}",
-                common::tail(&c.log(), 60)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// GET http://addr/ from the host: the body, or the error.
 fn host_get(addr: &str) -> Result<String, String> {

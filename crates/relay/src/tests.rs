@@ -35,7 +35,10 @@ fn backend_requests_drop_credentials_and_hop_by_hop_headers() {
     let out = backend_request(&parts, "/pods", "10.0.0.1:10250", ()).unwrap();
     let h = out.headers();
     assert!(h.get("authorization").is_none() && h.get("impersonate-user").is_none());
-    assert!(h.get("connection").is_none(), "hop-by-hop header of a plain request");
+    assert!(
+        h.get("connection").is_none(),
+        "hop-by-hop header of a plain request"
+    );
     assert_eq!(h["accept"], "application/json");
     assert_eq!(h["host"], "10.0.0.1:10250");
     assert_eq!(out.uri().to_string(), "/pods");
@@ -126,7 +129,10 @@ async fn upgraded_connections_are_piped_unchanged() {
     c.write_all(b"GET /api/v1/namespaces/default/pods/web/exec?command=sh&stdin=true HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer secret\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io, v4.channel.k8s.io\r\n\r\n").await.unwrap();
     let head = read_head(&mut c).await.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(head.contains("sec-websocket-protocol: v5.channel.k8s.io"), "{head}");
+    assert!(
+        head.contains("sec-websocket-protocol: v5.channel.k8s.io"),
+        "{head}"
+    );
     let backend_head = seen.await.unwrap();
     assert!(
         backend_head.starts_with("GET /exec/default/web/app?command=sh&stdin=1 HTTP/1.1"),

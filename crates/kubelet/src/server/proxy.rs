@@ -84,7 +84,6 @@ pub async fn upgrade(req: Request<Incoming>, target: &Uri) -> Result<Response<Bo
     Ok(Response::from_parts(parts, body))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -501,6 +501,38 @@ impl Cluster {
     }
 }
 
+/// The busybox image the end-to-end tests run (built from busybox-static by the runtime's
+/// test image builder).
+pub const IMAGE: &str = "busybox:1.36";
+
+/// Drops a busybox image archive into `<data-dir>/images/` (imported when the runtime starts).
+pub fn drop_image(dir: &Path) {
+    use runtime::testimage::{self, TestImage};
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let built = TestImage::busybox(IMAGE).unwrap().build();
+    testimage::write_oci_archive(&images.join("busybox.tar"), &[&built]).unwrap();
+}
+
+/// Polls `f` every 100 ms until it returns Some, panicking with `what` and the tail of the
+/// server log after `secs`.
+#[track_caller]
+pub fn wait_for<T>(c: &Cluster, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out waiting for {what}\nserver log tail:\n{}",
+                tail(&c.log(), 60)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
