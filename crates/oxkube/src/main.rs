@@ -694,6 +694,10 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut node = args.node.clone();
     node.pod_network_cluster_cidr = args.cluster_cidr.clone();
+    if node.cluster_dns.is_empty() {
+        // the cluster DNS the server runs, wherever its service CIDR put it
+        node.cluster_dns = cluster_dns_of(&client).await.into_iter().collect();
+    }
     if !args.node.disable_kube_proxy {
         let (client, node, stop) = (client.clone(), args.node.clone(), stop_rx.clone());
         tokio::spawn(async move {
@@ -721,6 +725,26 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         r = agent => r,
         _ = signal => Ok(()),
     }
+}
+
+/// The cluster IP of Service kube-system/kube-dns, if the cluster runs one (a joining agent's
+/// default `--cluster-dns`). A server creates it right after it starts: a missing Service is
+/// asked for again for a few seconds.
+async fn cluster_dns_of(client: &kube::Client) -> Option<IpAddr> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(client.clone(), "kube-system");
+    for _ in 0..10 {
+        match api.get_opt("kube-dns").await {
+            Ok(Some(svc)) => return svc.spec?.cluster_ip?.parse().ok(),
+            Ok(None) => tokio::time::sleep(Duration::from_millis(500)).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read kube-system/kube-dns");
+                break;
+            }
+        }
+    }
+    tracing::info!("no cluster DNS service: ClusterFirst pods get the host's resolv.conf");
+    None
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {

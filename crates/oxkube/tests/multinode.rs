@@ -183,6 +183,25 @@ fn cross_node(backend: &str) {
     assert_eq!(cidrs.len(), 3, "every node has its own pod CIDR: {nodes:?}");
 
     let pods = web_pods(&mn, &nodes);
+    // joined agents give ClusterFirst pods the cluster DNS the server runs
+    let dns_ip = mn.server.kubectl(&[
+        "get",
+        "svc",
+        "-n",
+        "kube-system",
+        "kube-dns",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    for (pod, _, _) in &pods {
+        let conf = mn
+            .server
+            .kubectl(&["exec", pod, "--", "cat", "/etc/resolv.conf"]);
+        assert!(
+            conf.contains(&format!("nameserver {}", dns_ip.trim())),
+            "{pod}: {conf}"
+        );
+    }
     all_pairs_reach(&mn, &pods);
     // bulk transfers (full-size segments) cross too: node 1's pod fetches 300 kB from node 2's
     let url = format!("http://{}:8080/big", pods[2].2);
@@ -409,6 +428,24 @@ fn pods_of_a_failed_node_are_replaced_on_the_surviving_node() {
     );
     let nodes = wait_nodes(&mn);
     let (survivor, dead) = (nodes[0].0.clone(), nodes[1].0.clone());
+    // the node lifecycle controller lifts the not-ready taint a moment after Ready: until then
+    // the spread constraint (nodeTaintsPolicy Honor) does not count that node
+    wait_for(&mn, "no node.kubernetes.io taints", 30, || {
+        let list = get_json(&mn, &["get", "nodes"]);
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        items
+            .iter()
+            .all(|n| {
+                n["spec"]["taints"].as_array().is_none_or(|t| {
+                    !t.iter().any(|t| {
+                        t["key"]
+                            .as_str()
+                            .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
+                    })
+                })
+            })
+            .then_some(())
+    });
     let deploy = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "spread"},

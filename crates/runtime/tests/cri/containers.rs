@@ -793,8 +793,10 @@ pub async fn stats_and_resource_updates(mut t: Target) {
 
 pub async fn oom_killed_is_reported(mut t: Target) {
     let (sb, _logs) = pod(&mut t, "oom").await;
-    // tail keeps a /dev/zero "line" in memory until the 16 MiB limit is hit
-    let mut cfg = container_config("hog", &["tail", "/dev/zero"]);
+    // tail keeps a /dev/zero "line" in memory until the 16 MiB limit is hit; it starts a second
+    // late, because containerd 1.6's shim registers its OOM watcher only after the start and
+    // misses (reports "Error") a container killed before that
+    let mut cfg = container_config("hog", &["sh", "-c", "sleep 1; exec tail /dev/zero"]);
     cfg.linux.as_mut().unwrap().resources = Some(pb::LinuxContainerResources {
         memory_limit_in_bytes: 16 << 20,
         ..Default::default()
