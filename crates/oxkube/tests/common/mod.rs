@@ -856,6 +856,10 @@ impl MultiNode {
             .args(["--node-name", &a.node_name, "--cni-bridge", &a.bridge])
             .args(["--kubelet-port", &a.kubelet_port.to_string()])
             .args(["--node-ip", &host_ip])
+            // the server's proxy programs the host's netns: its table and service CIDR are
+            // unique to this cluster (removed by the teardown)
+            .args(["--proxy-table", &a.proxy_table()])
+            .args(["--service-cidr", &a.service_cidr])
             .args(flags)
             .args(&c.extra_args)
             .stdout(Stdio::null())
