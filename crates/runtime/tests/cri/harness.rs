@@ -440,12 +440,18 @@ impl Drop for Target {
                 }
                 let _ = child.kill();
                 let _ = child.wait();
-                // shims (and the pause processes under them) of this containerd only
-                for pid in pids_mentioning(&self.socket.display().to_string()) {
+                // shims of this containerd only, and the containers under them (a container's
+                // init outlives a killed shim: it is killed first, also when a test failed
+                // before removing its pods)
+                let sigkill = |pid: i32| {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
                         nix::sys::signal::Signal::SIGKILL,
                     );
+                };
+                for shim in pids_mentioning(&self.socket.display().to_string()) {
+                    children_of(shim).into_iter().for_each(sigkill);
+                    sigkill(shim);
                 }
             }
         }
@@ -457,6 +463,26 @@ impl Drop for Target {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            // stat: "pid (comm) state ppid ...": comm may contain spaces, so split after ')'
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|st| {
+                    let rest = &st[st.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
 }
 
 /// A free TCP port on 127.0.0.1.
