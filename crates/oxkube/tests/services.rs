@@ -6,9 +6,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
-use common::{drop_image, wait_for, Cluster, IMAGE};
+use common::{drop_image, start_etcd, wait_for, Cluster, IMAGE};
 use serde_json::Value;
 
 fn json(c: &Cluster, args: &[&str]) -> Value {
@@ -604,60 +603,6 @@ spec:
             && !c.kubectl_raw(&["get", "ep", "web"]).status.success())
         .then_some(())
     });
-}
-
-/// A throwaway etcd on loopback (Debian's etcd-server), killed on drop.
-struct Etcd {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_etcd() -> Etcd {
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let peer = format!("http://127.0.0.1:{}", common::free_port());
-    let child = std::process::Command::new(
-        std::env::var("ETCD_BIN").unwrap_or_else(|_| "/usr/bin/etcd".into()),
-    )
-    .args(["--name", "svc", "--data-dir"])
-    .arg(dir.path().join("data"))
-    .args([
-        "--listen-client-urls",
-        &url,
-        "--advertise-client-urls",
-        &url,
-    ])
-    .args([
-        "--listen-peer-urls",
-        &peer,
-        "--initial-advertise-peer-urls",
-        &peer,
-    ])
-    .args(["--initial-cluster", &format!("svc={peer}")])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .expect("start etcd (apt-get install etcd-server)");
-    let e = Etcd {
-        child,
-        _dir: dir,
-        url,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "etcd did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    e
 }
 
 #[test]

@@ -479,23 +479,83 @@ impl Cluster {
                 .stderr(Stdio::null())
                 .status();
         }
-        for root in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for qos in ["", "burstable", "besteffort"] {
-                for u in &uids {
-                    let d = root
-                        .path()
-                        .join("kubepods")
-                        .join(qos)
-                        .join(format!("pod{u}"));
-                    for c in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                        let _ = std::fs::remove_dir(c.path());
-                    }
-                    let _ = std::fs::remove_dir(&d);
+        remove_pod_cgroups(&uids);
+    }
+}
+
+/// A throwaway single-member etcd on loopback (Debian's etcd-server), killed on drop.
+pub struct Etcd {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        // SIGKILL: etcd without quorum hangs on SIGTERM
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts an [`Etcd`] (`ETCD_BIN` overrides /usr/bin/etcd) and waits until it accepts clients.
+pub fn start_etcd() -> Etcd {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let child = Command::new(std::env::var("ETCD_BIN").unwrap_or_else(|_| "/usr/bin/etcd".into()))
+        .args(["--name", "e2e", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &format!("e2e={peer}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start etcd (apt-get install etcd-server)");
+    let e = Etcd {
+        child,
+        _dir: dir,
+        url,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "etcd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    e
+}
+
+/// Removes the pod-level cgroups (`kubepods[/burstable|/besteffort]/pod<uid>` and the container
+/// directories in them) of `uids` in every hierarchy.
+fn remove_pod_cgroups(uids: &[String]) {
+    for root in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for qos in ["", "burstable", "besteffort"] {
+            for u in uids {
+                let d = root
+                    .path()
+                    .join("kubepods")
+                    .join(qos)
+                    .join(format!("pod{u}"));
+                for c in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    let _ = std::fs::remove_dir(c.path());
                 }
+                let _ = std::fs::remove_dir(&d);
             }
         }
     }
@@ -722,25 +782,7 @@ pub fn cleanup_agent_dir(dir: &Path) {
             libc::umount2(c.as_ptr(), libc::MNT_DETACH);
         }
     }
-    for root in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for qos in ["", "burstable", "besteffort"] {
-            for u in &uids {
-                let d = root
-                    .path()
-                    .join("kubepods")
-                    .join(qos)
-                    .join(format!("pod{u}"));
-                for c in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                    let _ = std::fs::remove_dir(c.path());
-                }
-                let _ = std::fs::remove_dir(&d);
-            }
-        }
-    }
+    remove_pod_cgroups(&uids);
 }
 
 /// An [`AgentNet`] whose cluster CIDR no NAT rule of this host mentions: pods killed without
