@@ -6,67 +6,16 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use proxy::model::{Endpoint, Protocol, ServicePort};
-use proxy::nft::{Conntrack, Error as NftError, Nft};
-use proxy::rules::{ConntrackFlush, RuleConfig, Ruleset};
+use proxy::rules::{RuleConfig, Ruleset};
 use proxy::{Proxier, SyncKind};
 
-struct NsNft(String);
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-impl Nft for NsNft {
-    fn apply(&self, script: &str) -> Result<(), NftError> {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nft");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(NftError::Nft(String::from_utf8_lossy(&out.stderr).into()))
-        }
-    }
-}
-
-struct NoConntrack;
-
-impl Conntrack for NoConntrack {
-    fn flush_udp(&self, _: &ConntrackFlush) -> Result<(), NftError> {
-        Ok(())
-    }
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Network namespaces deleted on drop.
-struct Namespaces(Vec<String>);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in &self.0 {
-            let _ = Command::new("ip").args(["netns", "delete", ns]).status();
-        }
-    }
-}
+use support::{enter, must as run, must_in, Namespaces, NoConntrack, NsNft};
 
 fn ports(services: usize, per_service: usize) -> Vec<ServicePort> {
     (0..services)
@@ -123,9 +72,8 @@ fn ms(d: Duration) -> String {
 }
 
 fn sync_bench(prefix: &str) {
-    let ns = format!("{prefix}-sync");
-    run(&["ip", "netns", "add", &ns]);
-    let _guard = Namespaces(vec![ns.clone()]);
+    let mut guard = Namespaces::default();
+    let ns = guard.add(&format!("{prefix}-sync"));
     let cfg = RuleConfig {
         table: "bench".into(),
         local_cidr: Some("10.42.0.0/16".into()),
@@ -143,7 +91,7 @@ fn sync_bench(prefix: &str) {
         "ruleset for 1000 services / 10000 endpoints: build {}, render {} ({} chains, {} KiB)",
         ms(build),
         ms(render),
-        rs.chains.len() + 12,
+        rs.chains().len() + 12,
         text.len() / 1024
     );
     let (mut full, mut full_cpu) = (Vec::new(), Vec::new());
@@ -182,25 +130,10 @@ fn sync_bench(prefix: &str) {
     );
 }
 
-/// Moves the calling thread into a named network namespace.
-fn enter(ns: &str) {
-    let f = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
-    // SAFETY: setns on a valid namespace fd only changes this thread's network namespace
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns {ns}");
-}
-
 fn latency_bench(prefix: &str) {
-    let node = format!("{prefix}-node");
-    let pod = format!("{prefix}-pod");
-    run(&["ip", "netns", "add", &node]);
-    run(&["ip", "netns", "add", &pod]);
-    let _guard = Namespaces(vec![node.clone(), pod.clone()]);
-    let x = |ns: &str, cmd: &str| {
-        let mut v = vec!["ip", "netns", "exec", ns];
-        v.extend(cmd.split(' '));
-        run(&v);
-    };
+    let mut guard = Namespaces::default();
+    let node = guard.add(&format!("{prefix}-node"));
+    let pod = guard.add(&format!("{prefix}-pod"));
     run(&[
         "ip",
         "link",
@@ -239,7 +172,7 @@ fn latency_bench(prefix: &str) {
         // service IPs need a route before the DNAT picks the pod
         "ip route add default via 10.201.0.2",
     ] {
-        x(&node, c);
+        must_in(&node, c);
     }
     for c in [
         "ip link set lo up",
@@ -247,7 +180,7 @@ fn latency_bench(prefix: &str) {
         "ip link set eth0 up",
         "ip route add default via 10.201.0.1",
     ] {
-        x(&pod, c);
+        must_in(&pod, c);
     }
     let cfg = RuleConfig {
         table: "bench".into(),

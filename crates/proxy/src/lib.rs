@@ -130,7 +130,8 @@ impl Proxier {
         ports: Vec<ServicePort>,
         full: bool,
     ) -> Result<SyncKind, Error> {
-        let desired = Ruleset::build(cfg, &ports);
+        // unchanged service ports keep their generated rules
+        let desired = Ruleset::build_from(cfg, &ports, self.applied.as_ref());
         let (script, kind) = match (&self.applied, full) {
             (Some(old), false) => match desired.render_diff(old, &self.table) {
                 Some(s) if s.is_empty() => {
