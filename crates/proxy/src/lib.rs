@@ -121,8 +121,9 @@ impl Proxier {
         }
     }
 
-    /// Program `ports`: a full replace when `full` or when the kernel state is unknown (first
-    /// sync, after an error), else the difference to the last applied ruleset. Stale UDP
+    /// Program `ports`: the whole table replaced when the kernel state is unknown (first sync,
+    /// after an error); else with `full` every chain, map and set refilled in place, or
+    /// without it only the difference to the last applied ruleset. Stale UDP
     /// conntrack entries are deleted afterwards.
     pub fn sync(
         &mut self,
@@ -139,6 +140,12 @@ impl Proxier {
                     return Ok(SyncKind::Unchanged);
                 }
                 Some(s) => (s, SyncKind::Partial),
+                None => (desired.render_full(&self.table), SyncKind::Full),
+            },
+            // a periodic resync of a table this proxier programmed: refilled in place, so
+            // session affinity survives it
+            (Some(old), true) => match desired.render_refresh(old, &self.table) {
+                Some(s) => (s, SyncKind::Full),
                 None => (desired.render_full(&self.table), SyncKind::Full),
             },
             _ => (desired.render_full(&self.table), SyncKind::Full),

@@ -374,15 +374,7 @@ impl Ruleset {
             "  comment \"rules for Kubernetes services (oxkube proxy)\""
         );
         let maps = self.maps();
-        for (m, key_type) in [
-            ("service-ips", "ipv4_addr . inet_proto . inet_service"),
-            ("service-nodeports", "inet_proto . inet_service"),
-            (
-                "no-endpoint-services",
-                "ipv4_addr . inet_proto . inet_service",
-            ),
-            ("no-endpoint-nodeports", "inet_proto . inet_service"),
-        ] {
+        for (m, key_type) in MAP_TYPES {
             let _ = writeln!(s, "  map {m} {{");
             let _ = writeln!(s, "    type {key_type} : verdict");
             if let Some(elems) = maps.get(m).filter(|e| !e.is_empty()) {
@@ -581,6 +573,128 @@ impl Ruleset {
         Some(s)
     }
 }
+
+impl Ruleset {
+    /// The periodic full resync of a table this proxy programmed (`old` is what it applied):
+    /// every chain is flushed and refilled and every map and set refilled in one transaction,
+    /// without deleting the table. Unlike [`Ruleset::render_full`] the affinity sets keep their
+    /// clients, and rules changed behind the proxy's back are put right. Chains and sets of
+    /// `old` that are no longer wanted are deleted. None when an affinity set's timeout changed
+    /// (the set must be recreated: a replace).
+    pub fn render_refresh(&self, old: &Ruleset, table: &str) -> Option<String> {
+        let old_sets = old.affinity_sets();
+        let new_sets = self.affinity_sets();
+        for (name, timeout) in &new_sets {
+            if old_sets.get(name).is_some_and(|t| t != timeout) {
+                return None;
+            }
+        }
+        let chains = self.chains();
+        let mut s = String::with_capacity(4096 + chains.len() * 300 + self.endpoint_ips.len() * 32);
+        let _ = writeln!(s, "add table ip {table}");
+        for (m, key_type) in MAP_TYPES {
+            let _ = writeln!(s, "add map ip {table} {m} {{ type {key_type} : verdict; }}");
+        }
+        let _ = writeln!(s, "add set ip {table} nodeport-ips {{ type ipv4_addr; }}");
+        let _ = writeln!(
+            s,
+            "add set ip {table} {HAIRPIN_SET} {{ type ipv4_addr . ipv4_addr; }}"
+        );
+        for (name, timeout) in &new_sets {
+            let _ = writeln!(
+                s,
+                "add set ip {table} {name} {{ {} }}",
+                affinity_set_body(*timeout)
+            );
+        }
+        let base = base_chains(MASQUERADE_MARK);
+        for (name, rules) in &base {
+            match rules.first().filter(|r| r.starts_with("type ")) {
+                Some(hook) => {
+                    let _ = writeln!(s, "add chain ip {table} {name} {{ {hook} }}");
+                }
+                None => {
+                    let _ = writeln!(s, "add chain ip {table} {name}");
+                }
+            }
+        }
+        for name in chains.keys() {
+            let _ = writeln!(s, "add chain ip {table} {name}");
+        }
+        // maps and sets first: their old elements may name chains deleted below
+        let maps = self.maps();
+        for (m, _) in MAP_TYPES {
+            let _ = writeln!(s, "flush map ip {table} {m}");
+            if let Some(elems) = maps.get(m).filter(|e| !e.is_empty()) {
+                let _ = write!(s, "add element ip {table} {m} {{ ");
+                for (i, (k, v)) in elems.iter().enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    let _ = write!(s, "{k} : {v}");
+                }
+                s.push_str(" }\n");
+            }
+        }
+        for (set, elems) in [
+            (
+                "nodeport-ips",
+                self.nodeport_ips
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                HAIRPIN_SET,
+                self.endpoint_ips
+                    .iter()
+                    .map(|i| format!("{i} . {i}"))
+                    .collect(),
+            ),
+        ] {
+            let _ = writeln!(s, "flush set ip {table} {set}");
+            if !elems.is_empty() {
+                let _ = writeln!(s, "add element ip {table} {set} {{ {} }}", elems.join(", "));
+            }
+        }
+        let base_rules = base.iter().map(|(n, r)| (*n, r));
+        let service_rules = chains.iter().map(|(n, r)| (*n, *r));
+        for (name, rules) in base_rules.chain(service_rules) {
+            let _ = writeln!(s, "flush chain ip {table} {name}");
+            for r in rules.iter().filter(|r| !r.starts_with("type ")) {
+                let _ = writeln!(s, "add rule ip {table} {name} {r}");
+            }
+        }
+        let old_chains = old.chains();
+        let removed: Vec<&&str> = old_chains
+            .keys()
+            .filter(|c| !chains.contains_key(**c))
+            .collect();
+        for name in &removed {
+            let _ = writeln!(s, "flush chain ip {table} {name}");
+        }
+        for name in &removed {
+            let _ = writeln!(s, "delete chain ip {table} {name}");
+        }
+        for name in old_sets.keys() {
+            if !new_sets.contains_key(name) {
+                let _ = writeln!(s, "delete set ip {table} {name}");
+            }
+        }
+        Some(s)
+    }
+}
+
+/// The verdict maps and their key types.
+const MAP_TYPES: [(&str, &str); 4] = [
+    ("service-ips", "ipv4_addr . inet_proto . inet_service"),
+    ("service-nodeports", "inet_proto . inet_service"),
+    (
+        "no-endpoint-services",
+        "ipv4_addr . inet_proto . inet_service",
+    ),
+    ("no-endpoint-nodeports", "inet_proto . inet_service"),
+];
 
 fn affinity_set_body(timeout: u32) -> String {
     format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;")

@@ -230,6 +230,24 @@ impl Env {
         )
     }
 
+    /// `nft list set` of the proxy's table.
+    fn nft_set(&self, set: &str) -> String {
+        let out = sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.node(),
+            "nft",
+            "list",
+            "set",
+            "ip",
+            "oxkube-proxy",
+            set,
+        ]);
+        assert!(out.status.success(), "list set {set}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn nft_list(&self) -> Option<String> {
         let out = sh(&[
             "ip",
@@ -344,6 +362,21 @@ fn services_through_real_nftables() {
     // session affinity: one client, one backend
     assert_eq!(env.backends("client", "10.43.7.13:80", 15).len(), 1);
     assert_eq!(env.backends("node", "10.43.7.13:80", 15).len(), 1);
+    // a periodic full resync refills the table in place: the clients stay in the affinity
+    // sets and keep their backends
+    let sticky_backend = env.backends("client", "10.43.7.13:80", 1);
+    assert_eq!(p.sync(&cfg(), ports.clone(), true).unwrap(), SyncKind::Full);
+    let remembered = (11..=13)
+        .filter(|last| {
+            env.nft_set(&format!("aff-default/sticky/tcp/80__10.200.0.{last}/8080"))
+                .contains("10.200.0.20")
+        })
+        .count();
+    assert_eq!(
+        remembered, 1,
+        "the client is in one affinity set after the resync"
+    );
+    assert_eq!(env.backends("client", "10.43.7.13:80", 15), sticky_backend);
 
     // node port and external IP from outside: spread, masqueraded
     assert_eq!(env.backends("ext", &format!("{NODE_IP}:30080"), 40), all);

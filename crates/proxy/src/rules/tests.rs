@@ -509,3 +509,66 @@ fn unchanged_ports_keep_their_fragments() {
     assert!(!fourth.services.contains_key(b));
     assert!(!fourth.endpoint_ips.contains(&Ipv4Addr::new(10, 42, 0, 3)));
 }
+
+#[test]
+fn refresh_refills_in_place() {
+    let c = cfg();
+    let mut two = vec![
+        sp("web", vec![ep(1, false), ep(2, false)]),
+        sp("other", vec![ep(9, false)]),
+    ];
+    two[1].cluster_ips = vec![Ipv4Addr::new(10, 43, 0, 11)];
+    two[0].affinity_timeout = Some(10);
+    let mut one = two.clone();
+    one[0].endpoints.pop();
+    let old = Ruleset::build(&c, &two);
+    let new = Ruleset::build(&c, &one);
+    let text = new.render_refresh(&old, "t").unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // the table (and the clients in the affinity sets) stays
+    assert_eq!(lines[0], "add table ip t");
+    assert!(!text.contains("delete table"), "{text}");
+    for want in [
+        "add set ip t aff-default/web/tcp/80__10.42.0.1/8080 { type ipv4_addr; flags dynamic,timeout; timeout 10s; }",
+        "add chain ip t nat-prerouting { type nat hook prerouting priority -100; policy accept; }",
+        "flush chain ip t nat-prerouting",
+        "add rule ip t nat-prerouting jump services",
+        "flush map ip t service-ips",
+        "add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto svc-default/web/tcp/80, 10.43.0.11 . tcp . 80 : goto svc-default/other/tcp/80 }",
+        "flush set ip t hairpin-endpoints",
+        "add element ip t hairpin-endpoints { 10.42.0.1 . 10.42.0.1, 10.42.0.9 . 10.42.0.9 }",
+        "flush chain ip t svc-default/other/tcp/80",
+        "add rule ip t svc-default/other/tcp/80 meta l4proto tcp dnat to 10.42.0.9:8080",
+        "delete chain ip t ep-default/web/tcp/80__10.42.0.2/8080",
+        "delete set ip t aff-default/web/tcp/80__10.42.0.2/8080",
+    ] {
+        assert!(lines.contains(&want), "missing {want:?} in\n{text}");
+    }
+    // every wanted chain is refilled: as many rules as the full rendering has
+    let rules = lines.iter().filter(|l| l.starts_with("add rule")).count();
+    let full = new.render_full("t");
+    let in_chains = full
+        .lines()
+        .filter(|l| l.starts_with("    ") && !l.trim_start().starts_with("type "))
+        .filter(|l| {
+            !l.contains("elements") && !l.trim_start().starts_with(|c: char| c.is_ascii_digit())
+        })
+        .count();
+    assert_eq!(rules, in_chains, "{text}\n---\n{full}");
+    // elements of the old map and sets are dropped before chains are deleted
+    let flush = lines
+        .iter()
+        .position(|l| *l == "flush map ip t service-ips")
+        .unwrap();
+    let delete = lines
+        .iter()
+        .position(|l| l.starts_with("delete chain"))
+        .unwrap();
+    assert!(flush < delete);
+    // another affinity timeout: the set must be recreated, a replace
+    let mut longer = two.clone();
+    longer[0].affinity_timeout = Some(20);
+    assert!(Ruleset::build(&c, &longer)
+        .render_refresh(&old, "t")
+        .is_none());
+}
