@@ -108,6 +108,8 @@ pub struct Proxier {
     conntrack: Box<dyn Conntrack>,
     applied: Option<Ruleset>,
     applied_ports: Vec<ServicePort>,
+    /// The ruleset generation right after the last successful apply.
+    generation: Option<u32>,
 }
 
 impl Proxier {
@@ -118,12 +120,14 @@ impl Proxier {
             conntrack,
             applied: None,
             applied_ports: vec![],
+            generation: None,
         }
     }
 
     /// Program `ports`: the whole table replaced when the kernel state is unknown (first sync,
-    /// after an error); else with `full` every chain, map and set refilled in place, or
-    /// without it only the difference to the last applied ruleset. Stale UDP
+    /// after an error); else with `full` every chain, map and set refilled in place (skipped
+    /// when neither the ports nor the namespace's nf_tables generation changed since the last
+    /// apply), or without it only the difference to the last applied ruleset. Stale UDP
     /// conntrack entries are deleted afterwards.
     pub fn sync(
         &mut self,
@@ -133,6 +137,16 @@ impl Proxier {
     ) -> Result<SyncKind, Error> {
         // unchanged service ports keep their generated rules
         let desired = Ruleset::build_from(cfg, &ports, self.applied.as_ref());
+        // a periodic resync when nothing changed, neither the services nor anything in the
+        // namespace's nf_tables since the last apply: the table is as programmed
+        if full
+            && self.generation.is_some()
+            && self.applied.as_ref() == Some(&desired)
+            && self.nft.generation() == self.generation
+        {
+            self.applied_ports = ports;
+            return Ok(SyncKind::Unchanged);
+        }
         let (script, kind) = match (&self.applied, full) {
             (Some(old), false) => match desired.render_diff(old, &self.table) {
                 Some(s) if s.is_empty() => {
@@ -153,8 +167,10 @@ impl Proxier {
         if let Err(e) = self.nft.apply(&script) {
             // the kernel state is unknown now: the next sync replaces the whole table
             self.applied = None;
+            self.generation = None;
             return Err(e.into());
         }
+        self.generation = self.nft.generation();
         self.applied = Some(desired);
         let stale = rules::stale_udp_flows(&self.applied_ports, &ports);
         self.applied_ports = ports;

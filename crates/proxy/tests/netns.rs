@@ -365,7 +365,26 @@ fn services_through_real_nftables() {
     // a periodic full resync refills the table in place: the clients stay in the affinity
     // sets and keep their backends
     let sticky_backend = env.backends("client", "10.43.7.13:80", 1);
+    // nothing changed, neither the services nor any nf_tables state: skipped
+    assert_eq!(
+        p.sync(&cfg(), ports.clone(), true).unwrap(),
+        SyncKind::Unchanged
+    );
+    // rules changed behind the proxy's back are put right
+    must(&[
+        "ip",
+        "netns",
+        "exec",
+        &env.node(),
+        "nft",
+        "flush",
+        "chain",
+        "ip",
+        "oxkube-proxy",
+        "services",
+    ]);
     assert_eq!(p.sync(&cfg(), ports.clone(), true).unwrap(), SyncKind::Full);
+    assert_eq!(env.backends("client", "10.43.7.10:80", 40), all);
     let remembered = (11..=13)
         .filter(|last| {
             env.nft_set(&format!("aff-default/sticky/tcp/80__10.200.0.{last}/8080"))

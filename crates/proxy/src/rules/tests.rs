@@ -93,7 +93,8 @@ fn generation() {
             elements: vec![("service-ips", KEY.into(), format!("goto {SVC}"))],
             rules: vec![
                 (SVC.into(), "ip daddr 10.43.0.10 tcp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade".into()),
-                (SVC.into(), "meta l4proto tcp dnat to numgen random mod 2 map { 0 : 10.42.0.1 . 8080, 1 : 10.42.0.2 . 8080 }".into()),
+                (SVC.into(), "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.42.0.1:8080".into()),
+                (SVC.into(), "meta l4proto tcp dnat to 10.42.0.2:8080".into()),
             ],
             // without affinity no chain per endpoint
             absent: vec![EXT.into(), LOCAL.into(), ep_chain(1), ep_chain(2)],
@@ -169,7 +170,8 @@ fn generation() {
             elements: vec![],
             rules: vec![
                 (SVC.into(), format!("ip saddr @aff-default/web/tcp/80__10.42.0.1/8080 goto {}", ep_chain(1))),
-                (SVC.into(), format!("numgen random mod 2 vmap {{ 0 : goto {}, 1 : goto {} }}", ep_chain(1), ep_chain(2))),
+                (SVC.into(), format!("numgen random mod 2 == 0 goto {}", ep_chain(1))),
+                (SVC.into(), format!("goto {}", ep_chain(2))),
                 (ep_chain(2), "update @aff-default/web/tcp/80__10.42.0.2/8080 { ip saddr }".into()),
                 (ep_chain(2), "meta l4proto tcp dnat to 10.42.0.2:8080".into()),
             ],
@@ -349,7 +351,8 @@ fn incremental_transactions() {
             &c,
             vec![
                 format!("flush chain ip t {SVC}"),
-                format!("add rule ip t {SVC} meta l4proto tcp dnat to numgen random mod 2 map {{ 0 : 10.42.0.1 . 8080, 1 : 10.42.0.2 . 8080 }}"),
+                format!("add rule ip t {SVC} numgen random mod 2 == 0 meta l4proto tcp dnat to 10.42.0.1:8080"),
+                format!("add rule ip t {SVC} meta l4proto tcp dnat to 10.42.0.2:8080"),
                 "add element ip t hairpin-endpoints { 10.42.0.2 . 10.42.0.2 }".into(),
             ],
             vec!["other", "delete", "add chain"],
@@ -571,4 +574,63 @@ fn refresh_refills_in_place() {
     assert!(Ruleset::build(&c, &longer)
         .render_refresh(&old, "t")
         .is_none());
+}
+
+#[test]
+fn endpoint_choice() {
+    let many = |n: u8, aff: bool| {
+        let mut p = sp("web", (1..=n).map(|i| ep(i, false)).collect());
+        p.affinity_timeout = aff.then_some(30);
+        let rs = Ruleset::build(&cfg(), &[p]);
+        let rules = rs.chains()[SVC].clone();
+        // without the masquerade rule and the affinity lookups
+        rules
+            .into_iter()
+            .filter(|r| !r.contains("mark-for-masquerade") && !r.starts_with("ip saddr @"))
+            .collect::<Vec<String>>()
+    };
+    // a cascade: rule i matches with probability 1/(n-i), the last one takes the rest
+    let three = many(3, false);
+    assert_eq!(
+        three,
+        vec![
+            "numgen random mod 3 == 0 meta l4proto tcp dnat to 10.42.0.1:8080",
+            "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.42.0.2:8080",
+            "meta l4proto tcp dnat to 10.42.0.3:8080",
+        ]
+    );
+    let n = CASCADE_MAX as u8;
+    let cascade = many(n, false);
+    assert_eq!(cascade.len(), CASCADE_MAX);
+    for (i, r) in cascade.iter().enumerate().take(CASCADE_MAX - 1) {
+        assert!(
+            r.starts_with(&format!("numgen random mod {} == 0 ", CASCADE_MAX - i)),
+            "{r}"
+        );
+        assert!(
+            r.ends_with(&format!("dnat to 10.42.0.{}:8080", i + 1)),
+            "{r}"
+        );
+    }
+    // above it: one rule with a numgen map over every endpoint
+    let big = many(n + 1, false);
+    assert_eq!(big.len(), 1);
+    assert!(big[0].starts_with(&format!("meta l4proto tcp dnat to numgen random mod {} map {{ 0 : 10.42.0.1 . 8080, 1 : 10.42.0.2 . 8080, ", n + 1)), "{}", big[0]);
+    assert!(big[0].ends_with(&format!("{n} : 10.42.0.{} . 8080 }}", n + 1)));
+    // with affinity the choice is among endpoint chains
+    let aff = many(2, true);
+    assert_eq!(
+        aff,
+        vec![
+            format!("numgen random mod 2 == 0 goto {}", ep_chain(1)),
+            format!("goto {}", ep_chain(2))
+        ]
+    );
+    let aff_big = many(n + 1, true);
+    assert_eq!(aff_big.len(), 1);
+    assert!(aff_big[0].starts_with(&format!(
+        "numgen random mod {} vmap {{ 0 : goto {}, ",
+        n + 1,
+        ep_chain(1)
+    )));
 }

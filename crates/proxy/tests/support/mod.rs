@@ -107,6 +107,16 @@ impl Nft for NsNft {
         write.expect("write the nft script");
         Ok(())
     }
+
+    fn generation(&self) -> Option<u32> {
+        let ns = self.0.clone();
+        std::thread::spawn(move || {
+            enter(&ns);
+            proxy::nft::query_generation()
+        })
+        .join()
+        .unwrap()
+    }
 }
 
 /// conntrack inside a network namespace.
