@@ -328,8 +328,8 @@ impl Cache {
 }
 
 enum Update {
-    Services(watcher::Event<Service>),
-    Slices(watcher::Event<EndpointSlice>),
+    Services(Box<watcher::Event<Service>>),
+    Slices(Box<watcher::Event<EndpointSlice>>),
     Node(Box<watcher::Event<Node>>),
 }
 
@@ -369,13 +369,13 @@ pub async fn run(
         watcher::Config::default(),
     )
     .default_backoff()
-    .map(|e| e.map(Update::Services));
+    .map(|e| e.map(|s| Update::Services(Box::new(s))));
     let slices = watcher(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
-    .map(|e| e.map(Update::Slices));
+    .map(|e| e.map(|s| Update::Slices(Box::new(s))));
     let node = watcher(
         Api::<Node>::all(client.clone()),
         watcher::Config::default().fields(&format!("metadata.name={}", config.node_name)),
@@ -427,7 +427,7 @@ async fn drive(
                 dirty = true;
                 match u {
                     Update::Services(ev) => {
-                        if let Some(all) = svc_list.feed(ev, &mut |s, apply| {
+                        if let Some(all) = svc_list.feed(*ev, &mut |s, apply| {
                             if apply { cache.apply_service(s) } else { cache.delete_service(&s) }
                         }) {
                             cache.replace_services(all);
@@ -435,7 +435,7 @@ async fn drive(
                         }
                     }
                     Update::Slices(ev) => {
-                        if let Some(all) = slice_list.feed(ev, &mut |s, apply| {
+                        if let Some(all) = slice_list.feed(*ev, &mut |s, apply| {
                             if apply { cache.apply_slice(s) } else { cache.delete_slice(&s) }
                         }) {
                             cache.replace_slices(all);

@@ -274,7 +274,7 @@ mod tests {
                 m.extend(((4 + data.len()) as u16).to_ne_bytes());
                 m.extend(t.to_ne_bytes());
                 m.extend(*data);
-                while m.len() % 4 != 0 {
+                while !m.len().is_multiple_of(4) {
                     m.push(0);
                 }
             }
