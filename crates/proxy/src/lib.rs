@@ -170,6 +170,8 @@ impl Proxier {
             self.generation = None;
             return Err(e.into());
         }
+        // read right after the commit: a foreign commit landing in between would go unnoticed
+        // by the next periodic resync (any later commit in the namespace makes it run again)
         self.generation = self.nft.generation();
         self.applied = Some(desired);
         let stale = rules::stale_udp_flows(&self.applied_ports, &ports);
