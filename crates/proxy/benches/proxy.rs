@@ -6,67 +6,17 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use proxy::model::{Endpoint, Protocol, ServicePort};
-use proxy::nft::{Conntrack, Error as NftError, Nft};
-use proxy::rules::{ConntrackFlush, RuleConfig, Ruleset};
+use proxy::rules::{RuleConfig, Ruleset};
 use proxy::{Proxier, SyncKind};
 
-struct NsNft(String);
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-impl Nft for NsNft {
-    fn apply(&self, script: &str) -> Result<(), NftError> {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nft");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(NftError::Nft(String::from_utf8_lossy(&out.stderr).into()))
-        }
-    }
-}
-
-struct NoConntrack;
-
-impl Conntrack for NoConntrack {
-    fn flush_udp(&self, _: &ConntrackFlush) -> Result<(), NftError> {
-        Ok(())
-    }
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Network namespaces deleted on drop.
-struct Namespaces(Vec<String>);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in &self.0 {
-            let _ = Command::new("ip").args(["netns", "delete", ns]).status();
-        }
-    }
-}
+use proxy::nft::Nft;
+use support::{enter, must as run, must_in, Namespaces, NoConntrack, NsNft};
 
 fn ports(services: usize, per_service: usize) -> Vec<ServicePort> {
     (0..services)
@@ -123,9 +73,8 @@ fn ms(d: Duration) -> String {
 }
 
 fn sync_bench(prefix: &str) {
-    let ns = format!("{prefix}-sync");
-    run(&["ip", "netns", "add", &ns]);
-    let _guard = Namespaces(vec![ns.clone()]);
+    let mut guard = Namespaces::default();
+    let ns = guard.add(&format!("{prefix}-sync"));
     let cfg = RuleConfig {
         table: "bench".into(),
         local_cidr: Some("10.42.0.0/16".into()),
@@ -143,11 +92,12 @@ fn sync_bench(prefix: &str) {
         "ruleset for 1000 services / 10000 endpoints: build {}, render {} ({} chains, {} KiB)",
         ms(build),
         ms(render),
-        rs.chains.len() + 12,
+        rs.chains().len() + 12,
         text.len() / 1024
     );
     let (mut full, mut full_cpu) = (Vec::new(), Vec::new());
     for _ in 0..5 {
+        // a new proxier knows nothing of the kernel: it replaces the whole table
         let mut p = Proxier::new("bench", Box::new(NsNft(ns.clone())), Box::new(NoConntrack));
         let (t, c) = (Instant::now(), cpu_now());
         assert_eq!(p.sync(&cfg, all.clone(), true).unwrap(), SyncKind::Full);
@@ -155,13 +105,58 @@ fn sync_bench(prefix: &str) {
         full_cpu.push(cpu_now() - c);
     }
     println!(
-        "full resync (build + render + nft -f, replacing the table): wall median {}, max {}; cpu median {}",
+        "full resync, table replaced (first sync, restart; build + render + nft -f): wall median {}, max {}; cpu median {}",
         ms(pct(&mut full.clone(), 0.5)),
         ms(pct(&mut full, 1.0)),
         ms(pct(&mut full_cpu, 0.5))
     );
     let mut p = Proxier::new("bench", Box::new(NsNft(ns.clone())), Box::new(NoConntrack));
     p.sync(&cfg, all.clone(), true).unwrap();
+    for (label, bump) in [
+        ("nothing changed", false),
+        ("after another program's nft commit in the namespace", true),
+    ] {
+        let (mut periodic, mut periodic_cpu, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..5 {
+            if bump {
+                NsNft(ns.clone())
+                    .apply("add table ip other\ndelete table ip other\n")
+                    .unwrap();
+            }
+            // the periodic resync of the table this proxier programmed
+            let (t, c) = (Instant::now(), cpu_now());
+            kinds.push(p.sync(&cfg, all.clone(), true).unwrap());
+            periodic.push(t.elapsed());
+            periodic_cpu.push(cpu_now() - c);
+        }
+        println!(
+            "periodic full resync, {label}: wall median {}, max {}; cpu median {} ({:?})",
+            ms(pct(&mut periodic.clone(), 0.5)),
+            ms(pct(&mut periodic, 1.0)),
+            ms(pct(&mut periodic_cpu, 0.5)),
+            kinds[0]
+        );
+    }
+    // the proxier's own part of an incremental sync: the new ruleset (unchanged services
+    // reuse their rules) and the transaction text
+    let mut gen = Vec::new();
+    let mut prev = Ruleset::build(&cfg, &all);
+    let mut ports = all.clone();
+    for round in 0..200 {
+        let i = (round * 37) % ports.len();
+        ports[i].endpoints[round % 10].ready = !ports[i].endpoints[round % 10].ready;
+        let t = Instant::now();
+        let next = Ruleset::build_from(&cfg, &ports, Some(&prev));
+        let diff = next.render_diff(&prev, "bench").unwrap();
+        gen.push(t.elapsed());
+        assert!(!diff.is_empty());
+        prev = next;
+    }
+    println!(
+        "incremental ruleset + transaction text alone (200 rounds): median {}, p99 {}",
+        ms(pct(&mut gen.clone(), 0.5)),
+        ms(pct(&mut gen, 0.99))
+    );
     let (mut inc, mut inc_cpu) = (Vec::new(), Vec::new());
     for round in 0..200 {
         let i = (round * 37) % all.len();
@@ -182,25 +177,10 @@ fn sync_bench(prefix: &str) {
     );
 }
 
-/// Moves the calling thread into a named network namespace.
-fn enter(ns: &str) {
-    let f = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
-    // SAFETY: setns on a valid namespace fd only changes this thread's network namespace
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns {ns}");
-}
-
 fn latency_bench(prefix: &str) {
-    let node = format!("{prefix}-node");
-    let pod = format!("{prefix}-pod");
-    run(&["ip", "netns", "add", &node]);
-    run(&["ip", "netns", "add", &pod]);
-    let _guard = Namespaces(vec![node.clone(), pod.clone()]);
-    let x = |ns: &str, cmd: &str| {
-        let mut v = vec!["ip", "netns", "exec", ns];
-        v.extend(cmd.split(' '));
-        run(&v);
-    };
+    let mut guard = Namespaces::default();
+    let node = guard.add(&format!("{prefix}-node"));
+    let pod = guard.add(&format!("{prefix}-pod"));
     run(&[
         "ip",
         "link",
@@ -239,7 +219,7 @@ fn latency_bench(prefix: &str) {
         // service IPs need a route before the DNAT picks the pod
         "ip route add default via 10.201.0.2",
     ] {
-        x(&node, c);
+        must_in(&node, c);
     }
     for c in [
         "ip link set lo up",
@@ -247,7 +227,7 @@ fn latency_bench(prefix: &str) {
         "ip link set eth0 up",
         "ip route add default via 10.201.0.1",
     ] {
-        x(&pod, c);
+        must_in(&pod, c);
     }
     let cfg = RuleConfig {
         table: "bench".into(),

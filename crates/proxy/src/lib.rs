@@ -108,6 +108,8 @@ pub struct Proxier {
     conntrack: Box<dyn Conntrack>,
     applied: Option<Ruleset>,
     applied_ports: Vec<ServicePort>,
+    /// The ruleset generation right after the last successful apply.
+    generation: Option<u32>,
 }
 
 impl Proxier {
@@ -118,11 +120,14 @@ impl Proxier {
             conntrack,
             applied: None,
             applied_ports: vec![],
+            generation: None,
         }
     }
 
-    /// Program `ports`: a full replace when `full` or when the kernel state is unknown (first
-    /// sync, after an error), else the difference to the last applied ruleset. Stale UDP
+    /// Program `ports`: the whole table replaced when the kernel state is unknown (first sync,
+    /// after an error); else with `full` every chain, map and set refilled in place (skipped
+    /// when neither the ports nor the namespace's nf_tables generation changed since the last
+    /// apply), or without it only the difference to the last applied ruleset. Stale UDP
     /// conntrack entries are deleted afterwards.
     pub fn sync(
         &mut self,
@@ -130,7 +135,18 @@ impl Proxier {
         ports: Vec<ServicePort>,
         full: bool,
     ) -> Result<SyncKind, Error> {
-        let desired = Ruleset::build(cfg, &ports);
+        // unchanged service ports keep their generated rules
+        let desired = Ruleset::build_from(cfg, &ports, self.applied.as_ref());
+        // a periodic resync when nothing changed, neither the services nor anything in the
+        // namespace's nf_tables since the last apply: the table is as programmed
+        if full
+            && self.generation.is_some()
+            && self.applied.as_ref() == Some(&desired)
+            && self.nft.generation() == self.generation
+        {
+            self.applied_ports = ports;
+            return Ok(SyncKind::Unchanged);
+        }
         let (script, kind) = match (&self.applied, full) {
             (Some(old), false) => match desired.render_diff(old, &self.table) {
                 Some(s) if s.is_empty() => {
@@ -140,13 +156,23 @@ impl Proxier {
                 Some(s) => (s, SyncKind::Partial),
                 None => (desired.render_full(&self.table), SyncKind::Full),
             },
+            // a periodic resync of a table this proxier programmed: refilled in place, so
+            // session affinity survives it
+            (Some(old), true) => match desired.render_refresh(old, &self.table) {
+                Some(s) => (s, SyncKind::Full),
+                None => (desired.render_full(&self.table), SyncKind::Full),
+            },
             _ => (desired.render_full(&self.table), SyncKind::Full),
         };
         if let Err(e) = self.nft.apply(&script) {
             // the kernel state is unknown now: the next sync replaces the whole table
             self.applied = None;
+            self.generation = None;
             return Err(e.into());
         }
+        // read right after the commit: a foreign commit landing in between would go unnoticed
+        // by the next periodic resync (any later commit in the namespace makes it run again)
+        self.generation = self.nft.generation();
         self.applied = Some(desired);
         let stale = rules::stale_udp_flows(&self.applied_ports, &ports);
         self.applied_ports = ports;
@@ -304,8 +330,8 @@ impl Cache {
 }
 
 enum Update {
-    Services(watcher::Event<Service>),
-    Slices(watcher::Event<EndpointSlice>),
+    Services(Box<watcher::Event<Service>>),
+    Slices(Box<watcher::Event<EndpointSlice>>),
     Node(Box<watcher::Event<Node>>),
 }
 
@@ -345,13 +371,13 @@ pub async fn run(
         watcher::Config::default(),
     )
     .default_backoff()
-    .map(|e| e.map(Update::Services));
+    .map(|e| e.map(|s| Update::Services(Box::new(s))));
     let slices = watcher(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
-    .map(|e| e.map(Update::Slices));
+    .map(|e| e.map(|s| Update::Slices(Box::new(s))));
     let node = watcher(
         Api::<Node>::all(client.clone()),
         watcher::Config::default().fields(&format!("metadata.name={}", config.node_name)),
@@ -403,7 +429,7 @@ async fn drive(
                 dirty = true;
                 match u {
                     Update::Services(ev) => {
-                        if let Some(all) = svc_list.feed(ev, &mut |s, apply| {
+                        if let Some(all) = svc_list.feed(*ev, &mut |s, apply| {
                             if apply { cache.apply_service(s) } else { cache.delete_service(&s) }
                         }) {
                             cache.replace_services(all);
@@ -411,7 +437,7 @@ async fn drive(
                         }
                     }
                     Update::Slices(ev) => {
-                        if let Some(all) = slice_list.feed(ev, &mut |s, apply| {
+                        if let Some(all) = slice_list.feed(*ev, &mut |s, apply| {
                             if apply { cache.apply_slice(s) } else { cache.delete_slice(&s) }
                         }) {
                             cache.replace_slices(all);

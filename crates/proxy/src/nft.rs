@@ -1,7 +1,9 @@
-//! The OS edge of the proxy: applying nft transactions (`nft -f -`), deleting conntrack
-//! entries (the `conntrack` tool) and the sysctls the proxy needs, each behind a small trait.
+//! The OS edge of the proxy: applying nft transactions (`nft -f -`), reading the nf_tables
+//! ruleset generation (one netlink request), deleting conntrack entries (the `conntrack` tool)
+//! and the sysctls the proxy needs, each behind a small trait.
 
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::process::{Command, Stdio};
 
 use crate::rules::ConntrackFlush;
@@ -19,6 +21,111 @@ pub enum Error {
 /// Applies nft scripts; each call is one atomic transaction.
 pub trait Nft: Send + Sync {
     fn apply(&self, script: &str) -> Result<(), Error>;
+
+    /// The nf_tables ruleset generation of the network namespace: every committed
+    /// transaction, whoever made it, changes it. None when unknown.
+    fn generation(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// nfnetlink subsystem of nf_tables, and its get/new generation messages.
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_NEWGEN: u16 = 15;
+const NFT_MSG_GETGEN: u16 = 16;
+const NFTA_GEN_ID: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLM_F_REQUEST: u16 = 1;
+
+/// The netlink request for the ruleset generation: an nlmsghdr and an nfgenmsg (family
+/// unspec, version 0, resource id 0), host byte order as netlink wants.
+pub fn getgen_request(seq: u32) -> [u8; 20] {
+    let mut m = [0u8; 20];
+    m[0..4].copy_from_slice(&20u32.to_ne_bytes());
+    m[4..6].copy_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN).to_ne_bytes());
+    m[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    m[8..12].copy_from_slice(&seq.to_ne_bytes());
+    m
+}
+
+/// The generation id in a reply to [`getgen_request`] (the big-endian NFTA_GEN_ID
+/// attribute of an NFT_MSG_NEWGEN message); None for an error or anything else.
+pub fn parse_newgen(reply: &[u8], seq: u32) -> Option<u32> {
+    let u16_at = |b: &[u8], i: usize| Some(u16::from_ne_bytes(b.get(i..i + 2)?.try_into().ok()?));
+    let u32_at = |b: &[u8], i: usize| Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?));
+    let len = u32_at(reply, 0)? as usize;
+    let msg = reply.get(..len)?;
+    let kind = u16_at(msg, 4)?;
+    if kind == NLMSG_ERROR || kind != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN) {
+        return None;
+    }
+    if u32_at(msg, 8)? != seq {
+        return None;
+    }
+    // attributes after the 16-byte header and the 4-byte nfgenmsg
+    let mut i = 20;
+    while i + 4 <= msg.len() {
+        let alen = u16_at(msg, i)? as usize;
+        let atype = u16_at(msg, i + 2)? & 0x3fff;
+        if alen < 4 {
+            return None;
+        }
+        if atype == NFTA_GEN_ID && alen >= 8 {
+            return Some(u32::from_be_bytes(msg.get(i + 4..i + 8)?.try_into().ok()?));
+        }
+        i += (alen + 3) & !3;
+    }
+    None
+}
+
+/// Asks the kernel for the nf_tables generation of the calling thread's network namespace.
+pub fn query_generation() -> Option<u32> {
+    // SAFETY: plain socket syscalls on a descriptor this function owns and closes; the
+    // buffers outlive the calls
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_NETFILTER,
+        );
+        if fd < 0 {
+            return None;
+        }
+        let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let raw = fd.as_raw_fd();
+        let tv = libc::timeval {
+            tv_sec: 1,
+            tv_usec: 0,
+        };
+        libc::setsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        let seq = 1;
+        let req = getgen_request(seq);
+        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        let sent = libc::sendto(
+            raw,
+            req.as_ptr() as *const libc::c_void,
+            req.len(),
+            0,
+            &addr as *const libc::sockaddr_nl as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        );
+        if sent != req.len() as isize {
+            return None;
+        }
+        let mut buf = [0u8; 512];
+        let n = libc::recv(raw, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0);
+        if n <= 0 {
+            return None;
+        }
+        parse_newgen(&buf[..n as usize], seq)
+    }
 }
 
 /// The real nft binary.
@@ -60,6 +167,10 @@ impl Nft for NftCommand {
             return Err(Error::Nft(msg));
         }
         write.map_err(spawn_err)
+    }
+
+    fn generation(&self) -> Option<u32> {
+        query_generation()
     }
 }
 
@@ -146,6 +257,52 @@ pub fn ensure_sysctls() {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn generation_messages() {
+        let req = getgen_request(7);
+        assert_eq!(u32::from_ne_bytes(req[0..4].try_into().unwrap()), 20);
+        assert_eq!(u16::from_ne_bytes(req[4..6].try_into().unwrap()), 0x0a10);
+        assert_eq!(u32::from_ne_bytes(req[8..12].try_into().unwrap()), 7);
+        assert_eq!(&req[16..20], &[0, 0, 0, 0]);
+        // NEWGEN with NFTA_GEN_ID 0x01020304, then a pid attribute
+        let reply = |kind: u16, seq: u32, attrs: &[(u16, &[u8])]| {
+            let mut m = vec![0u8; 20];
+            m[4..6].copy_from_slice(&kind.to_ne_bytes());
+            m[8..12].copy_from_slice(&seq.to_ne_bytes());
+            for (t, data) in attrs {
+                m.extend(((4 + data.len()) as u16).to_ne_bytes());
+                m.extend(t.to_ne_bytes());
+                m.extend(*data);
+                while !m.len().is_multiple_of(4) {
+                    m.push(0);
+                }
+            }
+            let len = m.len() as u32;
+            m[0..4].copy_from_slice(&len.to_ne_bytes());
+            m
+        };
+        let cases: Vec<(Vec<u8>, Option<u32>)> = vec![
+            (
+                reply(0x0a0f, 7, &[(1, &[1, 2, 3, 4]), (2, &[0, 0, 0, 9])]),
+                Some(0x01020304),
+            ),
+            // the id after another attribute
+            (
+                reply(0x0a0f, 7, &[(3, b"nft\0\0"), (1, &[0, 0, 1, 0])]),
+                Some(256),
+            ),
+            // an error, another message, another sequence number, no id, truncated
+            (reply(2, 7, &[(1, &[1, 2, 3, 4])]), None),
+            (reply(0x0a10, 7, &[(1, &[1, 2, 3, 4])]), None),
+            (reply(0x0a0f, 8, &[(1, &[1, 2, 3, 4])]), None),
+            (reply(0x0a0f, 7, &[(2, &[1, 2, 3, 4])]), None),
+            (reply(0x0a0f, 7, &[(1, &[1, 2, 3, 4])])[..22].to_vec(), None),
+        ];
+        for (i, (msg, want)) in cases.into_iter().enumerate() {
+            assert_eq!(parse_newgen(&msg, 7), want, "case {i}");
+        }
+    }
 
     #[test]
     fn conntrack_arguments() {

@@ -9,74 +9,22 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use proxy::model::{Endpoint, Protocol, ServicePort};
-use proxy::nft::{conntrack_args, Conntrack, Error as NftError, Nft};
-use proxy::rules::{ConntrackFlush, RuleConfig};
+use proxy::rules::RuleConfig;
 use proxy::{Proxier, SyncKind};
 
+mod support;
+
+use support::{is_root, must, sh, Namespaces, NsConntrack, NsNft};
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
-
-fn sh(args: &[&str]) -> std::process::Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("run command")
-}
-
-fn must(args: &[&str]) {
-    let out = sh(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// nft inside a network namespace.
-struct NsNft(String);
-
-impl Nft for NsNft {
-    fn apply(&self, script: &str) -> Result<(), NftError> {
-        use std::io::Write;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nft");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(NftError::Nft(String::from_utf8_lossy(&out.stderr).into()))
-        }
-    }
-}
-
-/// conntrack inside a network namespace.
-struct NsConntrack(String);
-
-impl Conntrack for NsConntrack {
-    fn flush_udp(&self, f: &ConntrackFlush) -> Result<(), NftError> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.0, "conntrack"]);
-        cmd.args(conntrack_args(f));
-        let _ = cmd.output();
-        Ok(())
-    }
-}
 
 /// A node netns with a bridge (10.200.0.1/24), pods on it and an outside client reaching the
 /// node at 192.168.77.1 from 192.168.77.2. Everything is removed on drop.
 struct Env {
     prefix: String,
-    namespaces: Vec<String>,
     children: Vec<Child>,
+    /// Dropped after the children are killed.
+    namespaces: Namespaces,
     dir: std::path::PathBuf,
 }
 
@@ -89,13 +37,11 @@ impl Env {
         let dir = std::env::temp_dir().join(format!("{prefix}-www"));
         let mut env = Env {
             prefix: prefix.clone(),
-            namespaces: vec![],
+            namespaces: Namespaces::default(),
             children: vec![],
             dir,
         };
-        let node = env.ns("node");
-        must(&["ip", "netns", "add", &node]);
-        env.namespaces.push(node.clone());
+        let node = env.namespaces.add(&env.ns("node"));
         let x = |args: &str| {
             let mut v = vec!["ip", "netns", "exec", node.as_str()];
             v.extend(args.split(' '));
@@ -109,9 +55,7 @@ impl Env {
         // bridged replies of DNATed pod-to-pod flows must pass conntrack to be un-NATed
         x("sysctl -qw net.bridge.bridge-nf-call-iptables=1");
         // the outside client
-        let ext = env.ns("ext");
-        must(&["ip", "netns", "add", &ext]);
-        env.namespaces.push(ext.clone());
+        let ext = env.namespaces.add(&env.ns("ext"));
         must(&[
             "ip",
             "link",
@@ -178,9 +122,7 @@ impl Env {
 
     /// A pod netns `name` with address 10.200.0.<last> running httpd on 8080.
     fn pod(&mut self, name: &str, last: u8) {
-        let ns = self.ns(name);
-        must(&["ip", "netns", "add", &ns]);
-        self.namespaces.push(ns.clone());
+        let ns = self.namespaces.add(&self.ns(name));
         // interface names have at most 15 bytes
         let host_if = format!("{}a{last}", self.prefix);
         let pod_if = format!("{}b{last}", self.prefix);
@@ -288,6 +230,24 @@ impl Env {
         )
     }
 
+    /// `nft list set` of the proxy's table.
+    fn nft_set(&self, set: &str) -> String {
+        let out = sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.node(),
+            "nft",
+            "list",
+            "set",
+            "ip",
+            "oxkube-proxy",
+            set,
+        ]);
+        assert!(out.status.success(), "list set {set}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn nft_list(&self) -> Option<String> {
         let out = sh(&[
             "ip",
@@ -312,11 +272,8 @@ impl Drop for Env {
             let _ = c.kill();
             let _ = c.wait();
         }
-        // deleting a netns destroys its veths (and their peers)
-        for ns in &self.namespaces {
-            let _ = sh(&["ip", "netns", "delete", ns]);
-        }
         let _ = std::fs::remove_dir_all(&self.dir);
+        // then the namespaces go (with their veths and peers)
     }
 }
 
@@ -355,16 +312,6 @@ fn cfg() -> RuleConfig {
         masquerade_all: false,
         node_ips: vec![NODE_IP.parse().unwrap()],
     }
-}
-
-fn is_root() -> bool {
-    // SAFETY: getuid has no preconditions
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 #[test]
@@ -415,6 +362,40 @@ fn services_through_real_nftables() {
     // session affinity: one client, one backend
     assert_eq!(env.backends("client", "10.43.7.13:80", 15).len(), 1);
     assert_eq!(env.backends("node", "10.43.7.13:80", 15).len(), 1);
+    // a periodic full resync refills the table in place: the clients stay in the affinity
+    // sets and keep their backends
+    let sticky_backend = env.backends("client", "10.43.7.13:80", 1);
+    // nothing changed, neither the services nor any nf_tables state: skipped
+    assert_eq!(
+        p.sync(&cfg(), ports.clone(), true).unwrap(),
+        SyncKind::Unchanged
+    );
+    // rules changed behind the proxy's back are put right
+    must(&[
+        "ip",
+        "netns",
+        "exec",
+        &env.node(),
+        "nft",
+        "flush",
+        "chain",
+        "ip",
+        "oxkube-proxy",
+        "services",
+    ]);
+    assert_eq!(p.sync(&cfg(), ports.clone(), true).unwrap(), SyncKind::Full);
+    assert_eq!(env.backends("client", "10.43.7.10:80", 40), all);
+    let remembered = (11..=13)
+        .filter(|last| {
+            env.nft_set(&format!("aff-default/sticky/tcp/80__10.200.0.{last}/8080"))
+                .contains("10.200.0.20")
+        })
+        .count();
+    assert_eq!(
+        remembered, 1,
+        "the client is in one affinity set after the resync"
+    );
+    assert_eq!(env.backends("client", "10.43.7.13:80", 15), sticky_backend);
 
     // node port and external IP from outside: spread, masqueraded
     assert_eq!(env.backends("ext", &format!("{NODE_IP}:30080"), 40), all);
