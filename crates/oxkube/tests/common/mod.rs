@@ -955,6 +955,11 @@ impl MultiNode {
             ],
         );
         sh("ip", &["link", "set", &veth, "master", &net.bridge, "up"]);
+        // the host's node address is on this bridge and br_netfilter is on: a node port or
+        // service DNATed on the host to a pod of the node the packet came from is bridged
+        // back out of the port it came in by, which a bridge only does with hairpin on (a
+        // switch port towards a real host would not need it)
+        sh("bridge", &["link", "set", "dev", &veth, "hairpin", "on"]);
         sh("ip", &["-n", &netns, "link", "set", "lo", "up"]);
         sh(
             "ip",
