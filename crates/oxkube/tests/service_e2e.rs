@@ -22,27 +22,6 @@ use serde_json::{json, Value};
 
 const NS: &str = "e2e";
 
-fn get_json(mn: &MultiNode, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    serde_json::from_str(&mn.server.kubectl(&a)).unwrap()
-}
-
-/// Polls `f` until it returns Some, panicking with `what` and every node's log after `secs`.
-#[track_caller]
-fn wait_for<T>(mn: &MultiNode, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out waiting for {what}\n{}", mn.logs());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn condition(obj: &Value, kind: &str) -> bool {
     obj["status"]["conditions"]
         .as_array()
@@ -59,8 +38,8 @@ fn set<S: AsRef<str>>(v: impl IntoIterator<Item = S>) -> BTreeSet<String> {
 /// does not count tainted nodes); returns the node names, the server's first.
 fn wait_nodes(mn: &MultiNode) -> Vec<String> {
     let names = mn.node_names();
-    wait_for(mn, "all nodes Ready and untainted", 90, || {
-        let list = get_json(mn, &["get", "nodes"]);
+    mn.wait_for("all nodes Ready and untainted", 90, || {
+        let list = mn.get_json(&["get", "nodes"]);
         let items = list["items"].as_array().cloned().unwrap_or_default();
         names
             .iter()
@@ -92,7 +71,7 @@ struct Backend {
 
 /// The Deployment's pods that are Ready and not being deleted.
 fn ready_backends(mn: &MultiNode) -> Vec<Backend> {
-    let list = get_json(mn, &["get", "pods", "-n", NS, "-l", "app=web"]);
+    let list = mn.get_json(&["get", "pods", "-n", NS, "-l", "app=web"]);
     let mut v: Vec<Backend> = list["items"]
         .as_array()
         .into_iter()
@@ -113,7 +92,7 @@ fn ready_backends(mn: &MultiNode) -> Vec<Backend> {
 /// The addresses of service `svc`'s EndpointSlices whose endpoint is ready.
 fn ready_slice_addresses(mn: &MultiNode, ns: &str, svc: &str) -> BTreeSet<String> {
     let label = format!("kubernetes.io/service-name={svc}");
-    let list = get_json(mn, &["get", "endpointslices", "-n", ns, "-l", &label]);
+    let list = mn.get_json(&["get", "endpointslices", "-n", ns, "-l", &label]);
     list["items"]
         .as_array()
         .into_iter()
@@ -127,7 +106,7 @@ fn ready_slice_addresses(mn: &MultiNode, ns: &str, svc: &str) -> BTreeSet<String
 
 /// Waits for `n` ready backends that are exactly the ready addresses of Service web's slices.
 fn wait_backends(mn: &MultiNode, n: usize) -> Vec<Backend> {
-    wait_for(mn, &format!("{n} ready web pods in the slices"), 120, || {
+    mn.wait_for(&format!("{n} ready web pods in the slices"), 120, || {
         let b = ready_backends(mn);
         (b.len() == n && ready_slice_addresses(mn, NS, "web") == set(b.iter().map(|b| &b.ip)))
             .then_some(b)
@@ -147,8 +126,8 @@ fn pod_manifest(name: &str, ns: &str, node: &str, command: &str) -> Value {
 }
 
 fn wait_running(mn: &MultiNode, ns: &str, name: &str) {
-    wait_for(mn, &format!("pod {ns}/{name} Running"), 90, || {
-        let p = get_json(mn, &["get", "pod", "-n", ns, name]);
+    mn.wait_for(&format!("pod {ns}/{name} Running"), 90, || {
+        let p = mn.get_json(&["get", "pod", "-n", ns, name]);
         (p["status"]["phase"] == "Running").then_some(())
     });
 }
@@ -386,9 +365,15 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
         "one web pod per node: {backends:?}"
     );
     let names = set(backends.iter().map(|b| &b.name));
-    let cluster_ip = mn
-        .server
-        .kubectl(&["get", "svc", "-n", NS, "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let cluster_ip = mn.server.kubectl(&[
+        "get",
+        "svc",
+        "-n",
+        NS,
+        "web",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
     let svc = format!("{}:80", cluster_ip.trim());
     let svc_url = format!("http://{svc}/");
 
@@ -401,9 +386,13 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
     }
 
     // every node's proxy has the service before requests are counted
-    wait_for(&mn, "the service answering on every node", 30, || {
+    mn.wait_for("the service answering on every node", 30, || {
         (0..nodes.len())
-            .all(|i| from_node(&mn, i, &svc_url, 1).iter().all(|a| names.contains(a)))
+            .all(|i| {
+                from_node(&mn, i, &svc_url, 1)
+                    .iter()
+                    .all(|a| names.contains(a))
+            })
             .then_some(())
     });
 
@@ -435,9 +424,15 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
             }
         }
     }
-    assert!(bad.is_empty(), "not spread over {backends:?}:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "not spread over {backends:?}:\n{}",
+        bad.join("\n")
+    );
     // from the test process on the host
-    let got: Vec<String> = (0..30).map(|_| host_get(&svc).unwrap_or_default()).collect();
+    let got: Vec<String> = (0..30)
+        .map(|_| host_get(&svc).unwrap_or_default())
+        .collect();
     assert_spread("host process -> cluster IP", &got, &names);
 
     // another namespace's service by `svc.ns`; the pod's own namespace first for a bare name
@@ -452,13 +447,27 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
     let (_, cnames) = nslookup(&mn, &clients[1], &format!("ext.{NS}.svc.cluster.local"));
     assert_eq!(cnames, set(["web.other.svc.cluster.local"]), "ExternalName");
     // headless: one A record per ready pod
-    let (ips, _) = nslookup(&mn, &clients[2], &format!("headless.{NS}.svc.cluster.local"));
-    assert_eq!(ips, set(backends.iter().map(|b| &b.ip)), "headless A records");
+    let (ips, _) = nslookup(
+        &mn,
+        &clients[2],
+        &format!("headless.{NS}.svc.cluster.local"),
+    );
+    assert_eq!(
+        ips,
+        set(backends.iter().map(|b| &b.ip)),
+        "headless A records"
+    );
 
     // session affinity: every client (pods on each node, the host) stays on one backend
-    let sticky_ip = mn
-        .server
-        .kubectl(&["get", "svc", "-n", NS, "sticky", "-o", "jsonpath={.spec.clusterIP}"]);
+    let sticky_ip = mn.server.kubectl(&[
+        "get",
+        "svc",
+        "-n",
+        NS,
+        "sticky",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
     let sticky_url = format!("http://{}:80/", sticky_ip.trim());
     for c in &clients {
         let got = from_pod(&mn, NS, c, &sticky_url, 20);
@@ -520,7 +529,10 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
     let _ = watch.kill();
     let _ = watch.wait();
     let _ = watcher.join();
-    assert_eq!(conds["serving"], false, "unready and not terminating: {conds}");
+    assert_eq!(
+        conds["serving"], false,
+        "unready and not terminating: {conds}"
+    );
     assert_eq!(conds["terminating"], false, "{conds}");
     // requests keep flowing for 3 s after the slice update
     std::thread::sleep(Duration::from_secs(3));
@@ -553,22 +565,36 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
         log.len()
     );
     // it is out for every node's proxy and for the cluster DNS too
-    let rest: BTreeSet<String> = names.iter().filter(|n| **n != victim.name).cloned().collect();
+    let rest: BTreeSet<String> = names
+        .iter()
+        .filter(|n| **n != victim.name)
+        .cloned()
+        .collect();
     for i in 0..nodes.len() {
         let got = from_node(&mn, i, &svc_url, 20);
-        assert_spread(&format!("node {i} without the unready backend"), &got, &rest);
+        assert_spread(
+            &format!("node {i} without the unready backend"),
+            &got,
+            &rest,
+        );
     }
     let rest_ips = set(backends.iter().filter(|b| *b != &victim).map(|b| &b.ip));
-    wait_for(&mn, "headless without the unready pod", 20, || {
-        let (ips, _) = nslookup(&mn, &clients[0], &format!("headless.{NS}.svc.cluster.local"));
+    mn.wait_for("headless without the unready pod", 20, || {
+        let (ips, _) = nslookup(
+            &mn,
+            &clients[0],
+            &format!("headless.{NS}.svc.cluster.local"),
+        );
         (ips == rest_ips).then_some(())
     });
     // ready again: back in
     mn.server
         .kubectl(&["exec", "-n", NS, &victim.name, "--", "touch", "/tmp/ready"]);
     wait_backends(&mn, 3);
-    wait_for(&mn, "the backend back in rotation", 20, || {
-        let got: Vec<String> = (0..30).map(|_| host_get(&svc).unwrap_or_default()).collect();
+    mn.wait_for("the backend back in rotation", 20, || {
+        let got: Vec<String> = (0..30)
+            .map(|_| host_get(&svc).unwrap_or_default())
+            .collect();
         (set(&got) == names).then_some(())
     });
 
@@ -579,7 +605,7 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
     let five_names = set(five.iter().map(|b| &b.name));
     assert!(five_names.is_superset(&names), "{five_names:?}");
     let mut got: Vec<String> = Vec::new();
-    wait_for(&mn, "five backends answering", 20, || {
+    mn.wait_for("five backends answering", 20, || {
         got = from_pod(&mn, NS, &clients[1], "http://web/", 60);
         (set(&got) == five_names).then_some(())
     });
@@ -589,7 +615,7 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
     let two = wait_backends(&mn, 2);
     let two_names = set(two.iter().map(|b| &b.name));
     for i in 0..nodes.len() {
-        let got = wait_for(&mn, &format!("node {i}: two backends answering"), 20, || {
+        let got = mn.wait_for(&format!("node {i}: two backends answering"), 20, || {
             let got = from_node(&mn, i, &svc_url, 30);
             (set(&got) == two_names).then_some(got)
         });
@@ -637,16 +663,24 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
             "spec": {"selector": {"app": "web"}, "ports": [{"port": 81, "targetPort": 8080}]}})
         .to_string(),
     );
-    let late_ip = mn
-        .server
-        .kubectl(&["get", "svc", "-n", NS, "late", "-o", "jsonpath={.spec.clusterIP}"]);
+    let late_ip = mn.server.kubectl(&[
+        "get",
+        "svc",
+        "-n",
+        NS,
+        "late",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
     let late = format!("{} . tcp . 81", late_ip.trim());
     std::thread::sleep(Duration::from_secs(1));
     let restarted = Instant::now();
     mn.agents[0].spawn();
-    wait_for(&mn, "the restarted proxy's rules for the new service", 30, || {
-        nft_list(&mn).contains(&late).then_some(())
-    });
+    mn.wait_for(
+        "the restarted proxy's rules for the new service",
+        30,
+        || nft_list(&mn).contains(&late).then_some(()),
+    );
     println!(
         "agent restart: the new service's rules in place {} ms after the agent started",
         restarted.elapsed().as_millis()
@@ -665,13 +699,7 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
         rules.contains(&format!("{} . tcp . 80", cluster_ip.trim())),
         "{rules}"
     );
-    let got = from_pod(
-        &mn,
-        NS,
-        &clients[1],
-        &format!("http://late.{NS}:81/"),
-        30,
-    );
+    let got = from_pod(&mn, NS, &clients[1], &format!("http://late.{NS}:81/"), 30);
     assert_spread("client-1 -> late after the restart", &got, &two_names);
     let got = from_node(&mn, 1, &svc_url, 30);
     assert_spread("node 1 -> web after the restart", &got, &two_names);

@@ -1087,3 +1087,29 @@ impl Drop for MultiNode {
         }
     }
 }
+
+impl MultiNode {
+    /// `kubectl <args> -o json` against the server, parsed.
+    #[track_caller]
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.server.kubectl(&a)).unwrap()
+    }
+
+    /// Polls `f` every 200 ms until it returns Some, panicking with `what` and every node's
+    /// log tail after `secs`.
+    #[track_caller]
+    pub fn wait_for<T>(&self, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
