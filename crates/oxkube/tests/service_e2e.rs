@@ -380,8 +380,13 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
     // pod to pod across nodes by pod IP
     for (i, c) in clients.iter().enumerate() {
         for b in backends.iter().filter(|b| b.node != nodes[i]) {
-            let got = from_pod(&mn, NS, c, &format!("http://{}:8080/", b.ip), 1);
-            assert_eq!(got, vec![b.name.clone()], "{c} on {} -> {b:?}", nodes[i]);
+            // (the first request may race the routes to a node that just joined)
+            let url = format!("http://{}:8080/", b.ip);
+            mn.wait_for(&format!("{c} -> {url}"), 20, || {
+                (from_pod(&mn, NS, c, &url, 1) == [b.name.clone()]).then_some(())
+            });
+            let got = from_pod(&mn, NS, c, &url, 3);
+            assert_eq!(got, vec![b.name.clone(); 3], "{c} on {} -> {b:?}", nodes[i]);
         }
     }
 
@@ -444,7 +449,10 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
         );
     }
     // ExternalName: a CNAME to the target name
-    let (_, cnames) = nslookup(&mn, &clients[1], &format!("ext.{NS}.svc.cluster.local"));
+    let cnames = mn.wait_for("an answer for the ExternalName service", 20, || {
+        let (_, cnames) = nslookup(&mn, &clients[1], &format!("ext.{NS}.svc.cluster.local"));
+        (!cnames.is_empty()).then_some(cnames)
+    });
     assert_eq!(cnames, set(["web.other.svc.cluster.local"]), "ExternalName");
     // headless: one A record per ready pod
     let (ips, _) = nslookup(
@@ -681,13 +689,17 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
         30,
         || nft_list(&mn).contains(&late).then_some(()),
     );
-    println!(
-        "agent restart: the new service's rules in place {} ms after the agent started",
-        restarted.elapsed().as_millis()
-    );
+    let took = restarted.elapsed();
     std::thread::sleep(Duration::from_secs(2));
     let log = prober.finish();
     let failed: Vec<_> = log.iter().filter(|(_, r)| r.is_err()).collect();
+    println!(
+        "agent restart: the new service's rules in place {} ms after the agent started; {} \
+         requests from node 1 through the cluster IP meanwhile, {} failed",
+        took.as_millis(),
+        log.len(),
+        failed.len()
+    );
     assert!(
         log.len() >= 10 && failed.is_empty(),
         "requests from node 1 failed during the agent restart ({} of {}): {failed:?}",
