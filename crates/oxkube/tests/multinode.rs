@@ -12,27 +12,6 @@ use std::time::{Duration, Instant};
 use common::{drop_image, MultiNode, IMAGE};
 use serde_json::{json, Value};
 
-fn get_json(mn: &MultiNode, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    serde_json::from_str(&mn.server.kubectl(&a)).unwrap()
-}
-
-/// Polls `f` until it returns Some, panicking with `what` and the logs after `secs`.
-#[track_caller]
-fn wait_for<T>(mn: &MultiNode, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out waiting for {what}\n{}", mn.logs());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn ready(node: &Value) -> bool {
     node["status"]["conditions"]
         .as_array()
@@ -44,8 +23,8 @@ fn ready(node: &Value) -> bool {
 /// Waits until every node is Ready with a pod CIDR; returns name -> podCIDR.
 fn wait_nodes(mn: &MultiNode) -> Vec<(String, String)> {
     let names = mn.node_names();
-    wait_for(mn, "all nodes Ready with pod CIDRs", 90, || {
-        let list = get_json(mn, &["get", "nodes"]);
+    mn.wait_for("all nodes Ready with pod CIDRs", 90, || {
+        let list = mn.get_json(&["get", "nodes"]);
         let items = list["items"].as_array().cloned().unwrap_or_default();
         let mut out = Vec::new();
         for n in &names {
@@ -82,8 +61,8 @@ fn web_pod(name: &str, node: &str) -> String {
 
 /// Waits for a pod to run; returns (node, pod IP).
 fn wait_running(mn: &MultiNode, name: &str) -> (String, String) {
-    wait_for(mn, &format!("pod {name} Running"), 90, || {
-        let p = get_json(mn, &["get", "pod", name]);
+    mn.wait_for(&format!("pod {name} Running"), 90, || {
+        let p = mn.get_json(&["get", "pod", name]);
         if p["status"]["phase"] != "Running" {
             return None;
         }
@@ -165,7 +144,7 @@ fn all_pairs_reach(mn: &MultiNode, pods: &[(String, String, String)]) {
             if from_node == to_node {
                 continue;
             }
-            let got = wait_for(mn, &format!("{from} -> {ip}"), 20, || {
+            let got = mn.wait_for(&format!("{from} -> {ip}"), 20, || {
                 fetch_from_pod(mn, from, ip).ok()
             });
             assert_eq!(&got, to_node, "{from} ({from_node}) fetched {ip}");
@@ -222,8 +201,7 @@ fn cross_node(backend: &str) {
     // pod-to-pod traffic keeps the source pod IP (not masqueraded)
     for (from, to) in [(1, 2), (2, 0), (0, 1)] {
         let url = format!("http://{}:8080/cgi-bin/ip", pods[to].2);
-        let got = wait_for(
-            &mn,
+        let got = mn.wait_for(
             &format!("client address seen by {}", pods[to].0),
             20,
             || fetch_url_from_pod(&mn, &pods[from].0, &url).ok(),
@@ -261,9 +239,7 @@ fn cross_node(backend: &str) {
 
     // the host (the first node) reaches pods on the other nodes
     for (_, node, ip) in &pods[1..] {
-        let got = wait_for(&mn, &format!("host -> {ip}"), 20, || {
-            fetch_from_host(ip).ok()
-        });
+        let got = mn.wait_for(&format!("host -> {ip}"), 20, || fetch_from_host(ip).ok());
         assert_eq!(&got, node);
     }
 
@@ -300,15 +276,10 @@ fn cross_node(backend: &str) {
     let deleted_at = Instant::now();
     mn.server
         .kubectl(&["delete", "node", &last_node, "--wait=false"]);
-    wait_for(
-        &mn,
-        "routes to the deleted node's pod CIDR removed",
-        30,
-        || {
-            (routes_to(&mn, 0, &last_cidr).is_empty() && routes_to(&mn, 1, &last_cidr).is_empty())
-                .then_some(())
-        },
-    );
+    mn.wait_for("routes to the deleted node's pod CIDR removed", 30, || {
+        (routes_to(&mn, 0, &last_cidr).is_empty() && routes_to(&mn, 1, &last_cidr).is_empty())
+            .then_some(())
+    });
     println!(
         "{backend}: routes to a deleted node gone on the others {} ms after the delete",
         deleted_at.elapsed().as_millis()
@@ -386,9 +357,7 @@ fn auto_backend_routes_directly_or_through_vxlan() {
     let pods = web_pods(&mn, &nodes);
     all_pairs_reach(&mn, &pods);
     for (_, node, ip) in &pods[1..] {
-        let got = wait_for(&mn, &format!("host -> {ip}"), 20, || {
-            fetch_from_host(ip).ok()
-        });
+        let got = mn.wait_for(&format!("host -> {ip}"), 20, || fetch_from_host(ip).ok());
         assert_eq!(&got, node);
     }
     let vx = format!("oxkube.{}", mn.vni);
@@ -430,8 +399,8 @@ fn pods_of_a_failed_node_are_replaced_on_the_surviving_node() {
     let (survivor, dead) = (nodes[0].0.clone(), nodes[1].0.clone());
     // the node lifecycle controller lifts the not-ready taint a moment after Ready: until then
     // the spread constraint (nodeTaintsPolicy Honor) does not count that node
-    wait_for(&mn, "no node.kubernetes.io taints", 30, || {
-        let list = get_json(&mn, &["get", "nodes"]);
+    mn.wait_for("no node.kubernetes.io taints", 30, || {
+        let list = mn.get_json(&["get", "nodes"]);
         let items = list["items"].as_array().cloned().unwrap_or_default();
         items
             .iter()
@@ -469,7 +438,7 @@ fn pods_of_a_failed_node_are_replaced_on_the_surviving_node() {
     mn.server
         .kubectl_stdin(&["apply", "-f", "-"], &deploy.to_string());
     let running_on = |mn: &MultiNode| -> Vec<String> {
-        let list = get_json(mn, &["get", "pods", "-l", "app=spread"]);
+        let list = mn.get_json(&["get", "pods", "-l", "app=spread"]);
         list["items"]
             .as_array()
             .into_iter()
@@ -480,12 +449,12 @@ fn pods_of_a_failed_node_are_replaced_on_the_surviving_node() {
             .filter_map(|p| p["spec"]["nodeName"].as_str().map(String::from))
             .collect()
     };
-    wait_for(&mn, "4 pods running, 2 per node", 90, || {
+    mn.wait_for("4 pods running, 2 per node", 90, || {
         let on = running_on(&mn);
         (on.len() == 4 && on.iter().filter(|n| **n == dead).count() == 2).then_some(())
     });
     // pods get the default NoExecute tolerations with the configured seconds
-    let pods = get_json(&mn, &["get", "pods", "-l", "app=spread"]);
+    let pods = mn.get_json(&["get", "pods", "-l", "app=spread"]);
     let tol = &pods["items"][0]["spec"]["tolerations"];
     assert!(
         tol.as_array()
@@ -497,7 +466,7 @@ fn pods_of_a_failed_node_are_replaced_on_the_surviving_node() {
 
     let failed_at = Instant::now();
     mn.agents[0].fail();
-    wait_for(&mn, "4 pods running on the surviving node", 90, || {
+    mn.wait_for("4 pods running on the surviving node", 90, || {
         let on = running_on(&mn);
         (on.len() == 4 && on.iter().all(|n| *n == survivor)).then_some(())
     });
@@ -506,7 +475,7 @@ fn pods_of_a_failed_node_are_replaced_on_the_surviving_node() {
         "node failure: pods replaced on the surviving node {:.1} s after the node died",
         took.as_secs_f64()
     );
-    let node = get_json(&mn, &["get", "node", &dead]);
+    let node = mn.get_json(&["get", "node", &dead]);
     let taints = node["spec"]["taints"].to_string();
     assert!(
         taints.contains("node.kubernetes.io/unreachable"),

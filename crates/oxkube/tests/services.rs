@@ -35,6 +35,19 @@ fn in_service_cidr(ip: &str) -> bool {
     o[0] == 10 && o[1] == 43 && a != std::net::Ipv4Addr::new(10, 43, 0, 0)
 }
 
+/// `kubectl create service <args> --tcp=80` fails with an error containing the given text,
+/// for every (args, text) row.
+#[track_caller]
+fn assert_create_rejected(c: &Cluster, rows: &[(String, String)]) {
+    for (args, want) in rows {
+        let mut a = vec!["create", "service"];
+        a.extend(args.split(' '));
+        a.push("--tcp=80");
+        let err = c.kubectl_err(&a);
+        assert!(err.contains(want.as_str()), "create service {args}: {err}");
+    }
+}
+
 #[test]
 fn services_get_addresses_and_ports_with_upstream_errors() {
     let mut c = Cluster::start();
@@ -124,52 +137,25 @@ spec: {clusterIP: None, selector: {app: x}, ports: [{port: 80}]}
     assert_eq!(cluster_ip(&c, "headless"), "None");
 
     // requested values: bad and conflicting ones are 422 with upstream's messages
-    let err = c.kubectl_err(&[
-        "create",
-        "service",
-        "clusterip",
-        "out",
-        "--clusterip=10.0.0.5",
-        "--tcp=80",
-    ]);
-    assert!(err.contains(r#"Service "out" is invalid: spec.clusterIPs: Invalid value: []string{"10.0.0.5"}: failed to allocate IP 10.0.0.5: the provided IP (10.0.0.5) is not in the valid range. The range of valid IPs is 10.43.0.0/16"#), "{err}");
-    let err = c.kubectl_err(&[
-        "create",
-        "service",
-        "clusterip",
-        "dup",
-        &format!("--clusterip={a_ip}"),
-        "--tcp=80",
-    ]);
-    assert!(
-        err.contains(&format!(
-            "failed to allocate IP {a_ip}: provided IP is already allocated"
-        )),
-        "{err}"
-    );
-    let err = c.kubectl_err(&[
-        "create",
-        "service",
-        "nodeport",
-        "np1",
-        &format!("--node-port={b_port}"),
-        "--tcp=80",
-    ]);
-    assert!(
-        err.contains(&format!(
-            "spec.ports[0].nodePort: Invalid value: {b_port}: provided port is already allocated"
-        )),
-        "{err}"
-    );
-    let err = c.kubectl_err(&[
-        "create",
-        "service",
-        "nodeport",
-        "np2",
-        "--node-port=8080",
-        "--tcp=80",
-    ]);
-    assert!(err.contains("spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767"), "{err}");
+    let rejected = [
+        (
+            "clusterip out --clusterip=10.0.0.5".to_string(),
+            r#"Service "out" is invalid: spec.clusterIPs: Invalid value: []string{"10.0.0.5"}: failed to allocate IP 10.0.0.5: the provided IP (10.0.0.5) is not in the valid range. The range of valid IPs is 10.43.0.0/16"#.to_string(),
+        ),
+        (
+            format!("clusterip dup --clusterip={a_ip}"),
+            format!("failed to allocate IP {a_ip}: provided IP is already allocated"),
+        ),
+        (
+            format!("nodeport np1 --node-port={b_port}"),
+            format!("spec.ports[0].nodePort: Invalid value: {b_port}: provided port is already allocated"),
+        ),
+        (
+            "nodeport np2 --node-port=8080".to_string(),
+            "spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767".to_string(),
+        ),
+    ];
+    assert_create_rejected(&c, &rejected);
     // none of the rejected requests was stored
     assert!(!c.kubectl_raw(&["get", "svc", "dup"]).status.success());
     // the cluster IP is immutable
@@ -322,24 +308,20 @@ spec: {clusterIP: None, selector: {app: x}, ports: [{port: 80}]}
     // a restart keeps every allocation: requested values stay taken, new ones stay distinct
     c.stop();
     c.spawn();
-    let err = c.kubectl_err(&[
-        "create",
-        "service",
-        "clusterip",
-        "after",
-        &format!("--clusterip={}", cluster_ip(&c, "b")),
-        "--tcp=80",
-    ]);
-    assert!(err.contains("provided IP is already allocated"), "{err}");
-    let err = c.kubectl_err(&[
-        "create",
-        "service",
-        "nodeport",
-        "after",
-        &format!("--node-port={b_port}"),
-        "--tcp=80",
-    ]);
-    assert!(err.contains("provided port is already allocated"), "{err}");
+    let b_ip = cluster_ip(&c, "b");
+    assert_create_rejected(
+        &c,
+        &[
+            (
+                format!("clusterip after --clusterip={b_ip}"),
+                "provided IP is already allocated".to_string(),
+            ),
+            (
+                format!("nodeport after --node-port={b_port}"),
+                "provided port is already allocated".to_string(),
+            ),
+        ],
+    );
     for i in 0..5 {
         c.kubectl(&[
             "create",

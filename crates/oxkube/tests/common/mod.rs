@@ -955,6 +955,11 @@ impl MultiNode {
             ],
         );
         sh("ip", &["link", "set", &veth, "master", &net.bridge, "up"]);
+        // the host's node address is on this bridge and br_netfilter is on: a node port or
+        // service DNATed on the host to a pod of the node the packet came from is bridged
+        // back out of the port it came in by, which a bridge only does with hairpin on (a
+        // switch port towards a real host would not need it)
+        sh("bridge", &["link", "set", "dev", &veth, "hairpin", "on"]);
         sh("ip", &["-n", &netns, "link", "set", "lo", "up"]);
         sh(
             "ip",
@@ -1079,6 +1084,32 @@ impl Drop for MultiNode {
         sh_quiet("ip", &["link", "del", &self.net.bridge]);
         for n in &self.other_nets {
             sh_quiet("ip", &["link", "del", &n.bridge]);
+        }
+    }
+}
+
+impl MultiNode {
+    /// `kubectl <args> -o json` against the server, parsed.
+    #[track_caller]
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.server.kubectl(&a)).unwrap()
+    }
+
+    /// Polls `f` every 200 ms until it returns Some, panicking with `what` and every node's
+    /// log tail after `secs`.
+    #[track_caller]
+    pub fn wait_for<T>(&self, what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 }
