@@ -16,9 +16,9 @@ use kube::api::Api;
 use kube::runtime::{watcher, WatchStreamExt};
 use tokio::sync::mpsc;
 
-use crate::labels;
 use crate::worker::{self, Handle, Msg};
 use crate::Shared;
+use crate::{labels, podcgroup};
 
 /// Runs the pod manager until aborted.
 pub async fn run(shared: Arc<Shared>) {
@@ -50,6 +50,7 @@ pub async fn run(shared: Arc<Shared>) {
     let mut listing: HashSet<String> = HashSet::new();
     let mut synced = false;
     let mut cleaning: HashSet<String> = HashSet::new();
+    let mut qos = QosTracker::default();
 
     let spawn = |children: &mut tokio::task::JoinSet<()>,
                  workers: &mut HashMap<String, Handle>,
@@ -78,6 +79,8 @@ pub async fn run(shared: Arc<Shared>) {
                         listing.insert(uid.clone());
                         let pod = Arc::new(pod);
                         known.insert(uid.clone(), pod.clone());
+                        // the QoS cgroups account for the pod before its cgroup is created
+                        qos.set(&shared, &uid, Some(&pod));
                         match workers.get(&uid) {
                             Some(h) => {
                                 let _ = h.tx.send(Msg::Update(pod));
@@ -148,6 +151,8 @@ pub async fn run(shared: Arc<Shared>) {
                     continue;
                 }
                 workers.remove(&uid);
+                let back = known.get(&uid).filter(|p| p.metadata.deletion_timestamp.is_none());
+                qos.set(&shared, &uid, back.map(|p| &**p));
                 // the pod may have come back (or never left) while the worker finished
                 if let Some(pod) = known.get(&uid).cloned() {
                     if pod.metadata.deletion_timestamp.is_none() {
@@ -155,6 +160,34 @@ pub async fn run(shared: Arc<Shared>) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The active pods' burstable cpu requests, applied to the QoS-class cgroups (upstream's QoS
+/// container manager): a pod counts from when it is seen until it is terminal or its worker
+/// finished.
+#[derive(Default)]
+struct QosTracker {
+    requests: HashMap<String, i64>,
+}
+
+impl QosTracker {
+    /// Records the pod with `uid` (`None`: gone) and writes the cgroups when the sum changed.
+    fn set(&mut self, shared: &Shared, uid: &str, pod: Option<&Pod>) {
+        let active = pod.filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        });
+        match active {
+            Some(p) => self
+                .requests
+                .insert(uid.to_string(), podcgroup::burstable_request(p)),
+            None => self.requests.remove(uid),
+        };
+        let sum: i64 = self.requests.values().sum();
+        if let Err(e) = shared.qos_cgroups.set_pods(sum) {
+            tracing::warn!(error = %e, "updating the QoS cgroups failed");
         }
     }
 }

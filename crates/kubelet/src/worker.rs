@@ -414,9 +414,7 @@ impl Worker {
             // the pod-level cgroup with the pod's limits, the sandbox's cgroup parent
             let parent = qos::cgroup_parent(qos::pod_qos(&self.pod), &self.uid);
             let res = crate::podcgroup::pod_resources(&self.pod);
-            if let Err(e) =
-                crate::podcgroup::ensure(std::path::Path::new("/sys/fs/cgroup"), &parent, &res)
-            {
+            if let Err(e) = self.shared.qos_cgroups.fs().ensure(&parent, &res) {
                 tracing::warn!(pod = %pod_desc(&self.pod), error = %e, "creating the pod cgroup failed");
             }
             let log_dir = cfg.log_directory.clone();
@@ -1095,7 +1093,10 @@ impl Worker {
             &self.shared.config.pod_logs_dir.display().to_string(),
         );
         let _ = tokio::fs::remove_dir_all(&logs).await;
-        remove_pod_cgroup(&qos::cgroup_parent(qos::pod_qos(&self.pod), &self.uid));
+        self.shared
+            .qos_cgroups
+            .fs()
+            .remove(&qos::cgroup_parent(qos::pod_qos(&self.pod), &self.uid));
     }
 
     /// Graceful deletion: stop everything with the grace period, report the final status,
@@ -1186,30 +1187,6 @@ impl Worker {
     }
 }
 
-/// Removes a pod's (empty) cgroup directories under every mounted hierarchy, best effort.
-fn remove_pod_cgroup(parent: &str) {
-    let rel = parent.trim_start_matches('/');
-    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    let mut roots: Vec<std::path::PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    roots.push("/sys/fs/cgroup".into());
-    for root in roots {
-        let dir = root.join(rel);
-        if dir.is_dir() {
-            // container cgroups the runtime left behind are empty by now
-            if let Ok(children) = std::fs::read_dir(&dir) {
-                for c in children.flatten() {
-                    if c.path().is_dir() {
-                        let _ = std::fs::remove_dir(c.path());
-                    }
-                }
-            }
-            let _ = std::fs::remove_dir(&dir);
-        }
-    }
-}
-
 /// Stops and removes everything the runtime has for a pod the API no longer knows.
 pub async fn cleanup_orphan(shared: &Shared, uid: &str) {
     let Ok(rt) = pod_runtime(shared, uid).await else {
@@ -1258,6 +1235,17 @@ pub async fn cleanup_orphan(shared: &Shared, uid: &str) {
     }
     let _ = shared.config.volumes.teardown(uid).await;
     let _ = tokio::fs::remove_dir_all(shared.config.root_dir.join("pods").join(uid)).await;
+    // the pod's QoS class is unknown here: its cgroup is under one of them
+    for class in [
+        qos::QosClass::Guaranteed,
+        qos::QosClass::Burstable,
+        qos::QosClass::BestEffort,
+    ] {
+        shared
+            .qos_cgroups
+            .fs()
+            .remove(&qos::cgroup_parent(class, uid));
+    }
 }
 
 #[cfg(test)]
