@@ -66,8 +66,26 @@ fn grpc_msg(s: &tonic::Status) -> String {
     format!("rpc error: code = {:?} desc = {}", s.code(), s.message())
 }
 
+/// CRI statuses already fetched: a sandbox's or container's status only changes with its
+/// state, so one PodSandboxStatus/ContainerStatus per (id, state) is enough and a sync after a
+/// container event costs two list calls and one status call for the container that changed.
+#[derive(Default)]
+pub struct StatusCache {
+    sandboxes: HashMap<String, (i32, RuntimeSandbox)>,
+    containers: HashMap<String, (i32, RuntimeContainer)>,
+}
+
 /// Lists what the runtime has for the pod with `uid`.
 pub async fn pod_runtime(shared: &Shared, uid: &str) -> Result<PodRuntime, tonic::Status> {
+    pod_runtime_cached(shared, uid, &mut StatusCache::default()).await
+}
+
+/// [`pod_runtime`] fetching only the statuses `cache` does not have for the current states.
+pub async fn pod_runtime_cached(
+    shared: &Shared,
+    uid: &str,
+    cache: &mut StatusCache,
+) -> Result<PodRuntime, tonic::Status> {
     let mut rt = shared.cri.rt.clone();
     let sel: HashMap<String, String> = [(labels::POD_UID.to_string(), uid.to_string())].into();
     let sbs = rt
@@ -80,24 +98,6 @@ pub async fn pod_runtime(shared: &Shared, uid: &str) -> Result<PodRuntime, tonic
         .await?
         .into_inner()
         .items;
-    let mut sandboxes = Vec::new();
-    for s in sbs {
-        match rt
-            .pod_sandbox_status(pb::PodSandboxStatusRequest {
-                pod_sandbox_id: s.id.clone(),
-                verbose: false,
-            })
-            .await
-        {
-            Ok(r) => {
-                if let Some(st) = r.into_inner().status {
-                    sandboxes.push(RuntimeSandbox::from_status(&st));
-                }
-            }
-            Err(e) if e.code() == tonic::Code::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
     let cs = rt
         .list_containers(pb::ListContainersRequest {
             filter: Some(pb::ContainerFilter {
@@ -108,8 +108,45 @@ pub async fn pod_runtime(shared: &Shared, uid: &str) -> Result<PodRuntime, tonic
         .await?
         .into_inner()
         .containers;
+    cache
+        .sandboxes
+        .retain(|id, (state, _)| sbs.iter().any(|s| s.id == *id && s.state == *state));
+    cache
+        .containers
+        .retain(|id, (state, _)| cs.iter().any(|c| c.id == *id && c.state == *state));
+    let mut sandboxes = Vec::new();
+    for s in sbs {
+        if let Some((_, known)) = cache.sandboxes.get(&s.id) {
+            sandboxes.push(known.clone());
+            continue;
+        }
+        match rt
+            .pod_sandbox_status(pb::PodSandboxStatusRequest {
+                pod_sandbox_id: s.id.clone(),
+                verbose: false,
+            })
+            .await
+        {
+            Ok(r) => {
+                if let Some(st) = r.into_inner().status {
+                    let rs = RuntimeSandbox::from_status(&st);
+                    // keyed by the listed state: a status racing a change is fetched again
+                    if st.state == s.state {
+                        cache.sandboxes.insert(s.id.clone(), (s.state, rs.clone()));
+                    }
+                    sandboxes.push(rs);
+                }
+            }
+            Err(e) if e.code() == tonic::Code::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
     let mut containers = Vec::new();
     for c in cs {
+        if let Some((_, known)) = cache.containers.get(&c.id) {
+            containers.push(known.clone());
+            continue;
+        }
         match rt
             .container_status(pb::ContainerStatusRequest {
                 container_id: c.id.clone(),
@@ -122,6 +159,9 @@ pub async fn pod_runtime(shared: &Shared, uid: &str) -> Result<PodRuntime, tonic
                     let mut rc = RuntimeContainer::from_status(&st, &c.pod_sandbox_id);
                     if rc.state == CState::Exited && rc.message.is_empty() {
                         rc.message = termination_message(&rc);
+                    }
+                    if st.state == c.state {
+                        cache.containers.insert(c.id.clone(), (c.state, rc.clone()));
                     }
                     containers.push(rc);
                 }
@@ -182,6 +222,8 @@ struct Worker {
     sandbox_failed: Option<Instant>,
     /// The pod ran past its activeDeadlineSeconds: it is killed and fails.
     deadline_exceeded: bool,
+    /// CRI statuses already fetched for this pod.
+    statuses: StatusCache,
     /// When the pod's volume contents were last refreshed, and the pod metadata the downward
     /// API saw then.
     volumes_refreshed: Option<(Instant, String)>,
@@ -212,6 +254,7 @@ pub async fn run(
         sandbox_failed: None,
         deadline_exceeded: false,
         volumes_refreshed: None,
+        statuses: StatusCache::default(),
     };
     loop {
         let next = match w.sync().await {
@@ -252,6 +295,11 @@ pub async fn run(
 }
 
 impl Worker {
+    /// What the runtime has for this pod now.
+    async fn runtime(&mut self) -> Result<PodRuntime, tonic::Status> {
+        pod_runtime_cached(&self.shared, &self.uid, &mut self.statuses).await
+    }
+
     fn take(&mut self, m: Msg) {
         match m {
             Msg::Update(p) => self.pod = p,
@@ -307,7 +355,7 @@ impl Worker {
     }
 
     async fn sync(&mut self) -> anyhow::Result<Next> {
-        let rt = pod_runtime(&self.shared, &self.uid).await?;
+        let rt = self.runtime().await?;
         if self.removed {
             self.kill_all(&rt, "the pod was deleted").await;
             self.cleanup(&rt).await;
@@ -326,7 +374,7 @@ impl Worker {
             if !self.terminal_done {
                 self.kill_all(&rt, "the pod has finished").await;
                 self.terminal_done = true;
-                let rt = pod_runtime(&self.shared, &self.uid).await?;
+                let rt = self.runtime().await?;
                 self.post_status(&rt).await?;
             }
             return Ok(Next::After(self.shared.config.resync_period));
@@ -345,7 +393,7 @@ impl Worker {
             self.kill_all(&rt, "the pod ran past its active deadline")
                 .await;
             self.terminal_done = true;
-            let rt = pod_runtime(&self.shared, &self.uid).await?;
+            let rt = self.runtime().await?;
             self.post_status(&rt).await?;
             return Ok(Next::After(self.shared.config.resync_period));
         }
@@ -368,7 +416,7 @@ impl Worker {
                 self.kill_container(&k.id, &k.name, &k.message, k.probe_grace)
                     .await;
             }
-            rt = pod_runtime(&self.shared, &self.uid).await?;
+            rt = self.runtime().await?;
         }
         let mut mounts = HashMap::new();
         if !p.start.is_empty() || p.create_sandbox.is_some() {
@@ -442,7 +490,7 @@ impl Worker {
                     return Ok(Next::After(Duration::from_secs(2)));
                 }
             }
-            rt = pod_runtime(&self.shared, &self.uid).await?;
+            rt = self.runtime().await?;
         }
         let Some(sandbox) = rt.latest_sandbox().cloned().filter(|s| s.ready) else {
             self.post_status(&rt).await?;
@@ -518,7 +566,7 @@ impl Worker {
             }
         }
         let rt = if started_any || !p.start.is_empty() {
-            pod_runtime(&self.shared, &self.uid).await?
+            self.runtime().await?
         } else {
             rt
         };
@@ -1103,7 +1151,7 @@ impl Worker {
     /// then finalise the deletion in the API (grace 0, uid precondition) and clean up.
     async fn terminate(&mut self, rt: PodRuntime) -> anyhow::Result<Next> {
         self.kill_all(&rt, "the pod is being deleted").await;
-        let rt = pod_runtime(&self.shared, &self.uid).await?;
+        let rt = self.runtime().await?;
         if let Err(e) = self.post_status(&rt).await {
             tracing::debug!(error = %e, "final status update failed");
         }
