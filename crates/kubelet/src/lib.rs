@@ -20,6 +20,7 @@ pub mod expand;
 pub mod hooks;
 pub mod labels;
 pub mod node;
+pub mod objwatch;
 pub mod plan;
 pub mod podcgroup;
 pub mod pods;

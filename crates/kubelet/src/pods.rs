@@ -2,7 +2,8 @@
 //! `spec.nodeName`), runs one worker per pod, and pokes workers when the runtime reports a
 //! container change: through CRI GetContainerEvents when the runtime streams them (evented PLEG),
 //! and a periodic relist of sandboxes and containers as the fallback (generic PLEG). After the
-//! first full list, runtime pods the API does not know are removed.
+//! first full list, runtime pods the API does not know are removed. The configMaps and secrets
+//! pods' volumes show are watched ([`crate::objwatch`]): a change refreshes those pods' volumes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::worker::{self, Handle, Msg};
 use crate::Shared;
-use crate::{labels, podcgroup};
+use crate::{labels, objwatch, podcgroup};
 
 /// Runs the pod manager until aborted.
 pub async fn run(shared: Arc<Shared>) {
@@ -51,6 +52,7 @@ pub async fn run(shared: Arc<Shared>) {
     let mut synced = false;
     let mut cleaning: HashSet<String> = HashSet::new();
     let mut qos = QosTracker::default();
+    let (mut watches, mut changed_rx) = objwatch::ObjectWatches::new(shared.client.clone());
 
     let spawn = |children: &mut tokio::task::JoinSet<()>,
                  workers: &mut HashMap<String, Handle>,
@@ -85,7 +87,10 @@ pub async fn run(shared: Arc<Shared>) {
                             Some(h) => {
                                 let _ = h.tx.send(Msg::Update(pod));
                             }
-                            None => spawn(&mut children, &mut workers, pod),
+                            None => {
+                                watches.add_pod(&pod);
+                                spawn(&mut children, &mut workers, pod)
+                            }
                         }
                     }
                     watcher::Event::Delete(pod) => {
@@ -143,6 +148,13 @@ pub async fn run(shared: Arc<Shared>) {
                     });
                 }
             }
+            Some(obj) = changed_rx.recv() => {
+                for uid in watches.pods(&obj) {
+                    if let Some(h) = workers.get(&uid) {
+                        let _ = h.tx.send(Msg::RefreshVolumes);
+                    }
+                }
+            }
             Some(_) = children.join_next(), if !children.is_empty() => {}
             uid = done_rx.recv() => {
                 let Some(uid) = uid else { break };
@@ -151,11 +163,13 @@ pub async fn run(shared: Arc<Shared>) {
                     continue;
                 }
                 workers.remove(&uid);
+                watches.remove_pod(&uid);
                 let back = known.get(&uid).filter(|p| p.metadata.deletion_timestamp.is_none());
                 qos.set(&shared, &uid, back.map(|p| &**p));
                 // the pod may have come back (or never left) while the worker finished
                 if let Some(pod) = known.get(&uid).cloned() {
                     if pod.metadata.deletion_timestamp.is_none() {
+                        watches.add_pod(&pod);
                         spawn(&mut children, &mut workers, pod);
                     }
                 }

@@ -35,6 +35,8 @@ pub enum Msg {
     Removed(Arc<Pod>),
     /// Something changed in the runtime (or a probe result): sync now.
     Poke,
+    /// A configMap or secret the pod's volumes show changed: refresh them now.
+    RefreshVolumes,
 }
 
 /// A handle on a running worker.
@@ -308,6 +310,7 @@ impl Worker {
                 self.removed = true;
             }
             Msg::Poke => {}
+            Msg::RefreshVolumes => self.volumes_refreshed = None,
         }
     }
 
