@@ -226,6 +226,8 @@ struct Worker {
     deadline_exceeded: bool,
     /// CRI statuses already fetched for this pod.
     statuses: StatusCache,
+    /// Whether this worker set the pod's volumes up once.
+    volumes_set_up: bool,
     /// When the pod's volume contents were last refreshed, and the pod metadata the downward
     /// API saw then.
     volumes_refreshed: Option<(Instant, String)>,
@@ -257,6 +259,7 @@ pub async fn run(
         deadline_exceeded: false,
         volumes_refreshed: None,
         statuses: StatusCache::default(),
+        volumes_set_up: false,
     };
     loop {
         let next = match w.sync().await {
@@ -424,7 +427,14 @@ impl Worker {
         let mut mounts = HashMap::new();
         if !p.start.is_empty() || p.create_sandbox.is_some() {
             match self.shared.config.volumes.setup(&self.pod).await {
-                Ok(m) => mounts = m,
+                Ok(m) => {
+                    mounts = m;
+                    // the first setup wrote fresh contents: no refresh right after the start
+                    if self.volumes_refreshed.is_none() && !self.volumes_set_up {
+                        self.volumes_refreshed = Some((Instant::now(), self.volume_meta()));
+                    }
+                    self.volumes_set_up = true;
+                }
                 Err(e) => {
                     self.event(None, "Warning", "FailedMount", e.0);
                     self.post_status(&rt).await?;
@@ -581,6 +591,12 @@ impl Worker {
         Ok(Next::After(next))
     }
 
+    /// The pod metadata the downward API shows (a change refreshes the volumes).
+    fn volume_meta(&self) -> String {
+        serde_json::to_string(&(&self.pod.metadata.labels, &self.pod.metadata.annotations))
+            .unwrap_or_default()
+    }
+
     /// Refreshes the pod's configMap, secret, downwardAPI and projected volumes when the refresh
     /// period passed or the pod's labels/annotations changed (downward API); returns when to do
     /// it next. Files change by an atomic swap, so readers never see half an update.
@@ -595,9 +611,7 @@ impl Worker {
         if !has_content {
             return self.shared.config.resync_period;
         }
-        let meta =
-            serde_json::to_string(&(&self.pod.metadata.labels, &self.pod.metadata.annotations))
-                .unwrap_or_default();
+        let meta = self.volume_meta();
         let now = Instant::now();
         let due = match &self.volumes_refreshed {
             None => true,
