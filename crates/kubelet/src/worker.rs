@@ -840,6 +840,7 @@ impl Worker {
         mounts: Vec<pb::Mount>,
     ) -> Result<(), (String, String, Duration)> {
         let ev = Some((kind, c.name.as_str()));
+        let t0 = Instant::now();
         let (image_ref, image_user) = self.ensure_image(c, kind, sandbox_cfg).await?;
         let restart_count = rt
             .instances(&c.name)
@@ -929,6 +930,7 @@ impl Worker {
             },
         );
         let mut crt = self.shared.cri.rt.clone();
+        let prepared = t0.elapsed();
         let id = match crt
             .create_container(pb::CreateContainerRequest {
                 pod_sandbox_id: sandbox.id.clone(),
@@ -944,6 +946,7 @@ impl Worker {
                 return Err(("CreateContainerError".into(), msg, Duration::from_secs(10)));
             }
         };
+        let created = t0.elapsed();
         self.event(
             ev,
             "Normal",
@@ -960,6 +963,16 @@ impl Worker {
             self.event(ev, "Warning", "Failed", format!("Error: {msg}"));
             return Err(("RunContainerError".into(), msg, Duration::from_secs(10)));
         }
+        let started = t0.elapsed();
+        tracing::debug!(
+            pod = %pod_desc(&self.pod),
+            container = %c.name,
+            restart_count,
+            prepare_ms = prepared.as_secs_f64() * 1e3,
+            create_ms = (created - prepared).as_secs_f64() * 1e3,
+            start_ms = (started - created).as_secs_f64() * 1e3,
+            "container started"
+        );
         self.event(
             ev,
             "Normal",
