@@ -108,6 +108,23 @@ impl ManagedVolumes {
             prepared: Default::default(),
         }
     }
+
+    /// Over a volume manager built elsewhere (tests: fake API and mounter).
+    pub fn with_manager(manager: crate::volumes::VolumeManager) -> Self {
+        ManagedVolumes {
+            manager,
+            prepared: Default::default(),
+        }
+    }
+
+    /// The volumes prepared for the pod with `uid`, if they are.
+    fn prepared_of(&self, uid: &str) -> Option<crate::volumes::PodVolumes> {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .cloned()
+    }
 }
 
 #[async_trait::async_trait]
@@ -116,12 +133,7 @@ impl Volumes for ManagedVolumes {
         // volumes are set up once per pod (upstream mounts once, then only refreshes contents
         // through `update`): a container restart reuses them without another API round trip
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let known = self
-            .prepared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&uid)
-            .cloned();
+        let known = self.prepared_of(&uid);
         let prepared = match known {
             Some(p) => p,
             None => self
@@ -185,12 +197,7 @@ impl Volumes for ManagedVolumes {
             return None;
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let prepared = self
-            .prepared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&uid)
-            .cloned();
+        let prepared = self.prepared_of(&uid);
         let Some(prepared) = prepared else {
             return Some(Err(VolumeError(format!(
                 "the volumes of pod {uid} are not set up"
