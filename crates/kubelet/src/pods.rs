@@ -52,6 +52,10 @@ pub async fn run(shared: Arc<Shared>) {
     let mut synced = false;
     let mut cleaning: HashSet<String> = HashSet::new();
     let mut qos = QosTracker::default();
+    // the QoS-class cgroups exist from the start, as upstream's
+    if let Err(e) = shared.qos_cgroups.set_pods(0) {
+        tracing::warn!(error = %e, "creating the QoS cgroups failed");
+    }
     let (mut watches, mut changed_rx) = objwatch::ObjectWatches::new(shared.client.clone());
 
     let spawn = |children: &mut tokio::task::JoinSet<()>,
