@@ -24,7 +24,8 @@ pub struct VolumeError(pub String);
 pub trait Volumes: Send + Sync {
     /// Makes every volume of `pod` ready and returns the CRI mounts of each container (by
     /// container name, init containers included). Called before the sandbox is created and
-    /// again before each container start (it must be idempotent).
+    /// again before each container start (it must be idempotent and should be cheap once the
+    /// volumes are set up).
     async fn setup(&self, pod: &Pod) -> Result<HashMap<String, Vec<pb::Mount>>, VolumeError>;
     /// Removes everything set up for the pod with this uid.
     async fn teardown(&self, pod_uid: &str) -> Result<(), VolumeError>;
@@ -79,8 +80,8 @@ impl Volumes for NoVolumes {
 /// pod prepared under `<root-dir>/pods/<uid>/volumes`, then each container's CRI mounts.
 pub struct ManagedVolumes {
     manager: crate::volumes::VolumeManager,
-    /// The volumes prepared by the last `setup` of each pod (by uid), for the mounts of
-    /// containers that need their environment (subPathExpr).
+    /// The volumes prepared by the first successful `setup` of each pod (by uid), reused by
+    /// later ones and for the mounts of containers that need their environment (subPathExpr).
     prepared: std::sync::Mutex<HashMap<String, crate::volumes::PodVolumes>>,
 }
 
@@ -107,16 +108,40 @@ impl ManagedVolumes {
             prepared: Default::default(),
         }
     }
+
+    /// Over a volume manager built elsewhere (tests: fake API and mounter).
+    pub fn with_manager(manager: crate::volumes::VolumeManager) -> Self {
+        ManagedVolumes {
+            manager,
+            prepared: Default::default(),
+        }
+    }
+
+    /// The volumes prepared for the pod with `uid`, if they are.
+    fn prepared_of(&self, uid: &str) -> Option<crate::volumes::PodVolumes> {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .cloned()
+    }
 }
 
 #[async_trait::async_trait]
 impl Volumes for ManagedVolumes {
     async fn setup(&self, pod: &Pod) -> Result<HashMap<String, Vec<pb::Mount>>, VolumeError> {
-        let prepared = self
-            .manager
-            .setup(pod)
-            .await
-            .map_err(|e| VolumeError(format!("Unable to attach or mount volumes: {e}")))?;
+        // volumes are set up once per pod (upstream mounts once, then only refreshes contents
+        // through `update`): a container restart reuses them without another API round trip
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let known = self.prepared_of(&uid);
+        let prepared = match known {
+            Some(p) => p,
+            None => self
+                .manager
+                .setup(pod)
+                .await
+                .map_err(|e| VolumeError(format!("Unable to attach or mount volumes: {e}")))?,
+        };
         let spec = pod.spec.clone().unwrap_or_default();
         let mut out = HashMap::new();
         let env = std::collections::BTreeMap::new();
@@ -172,12 +197,7 @@ impl Volumes for ManagedVolumes {
             return None;
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let prepared = self
-            .prepared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&uid)
-            .cloned();
+        let prepared = self.prepared_of(&uid);
         let Some(prepared) = prepared else {
             return Some(Err(VolumeError(format!(
                 "the volumes of pod {uid} are not set up"

@@ -20,6 +20,7 @@ pub mod expand;
 pub mod hooks;
 pub mod labels;
 pub mod node;
+pub mod objwatch;
 pub mod plan;
 pub mod podcgroup;
 pub mod pods;
@@ -46,6 +47,11 @@ use tonic::transport::Channel;
 
 use crate::backoff::Backoff;
 use crate::criconfig::{NodeFacts, ResolvConf};
+
+/// Where the cgroup filesystem is mounted.
+pub const CGROUPFS: &str = "/sys/fs/cgroup";
+/// The node cgroup all pods live under (upstream's `kubepods` under cgroup root `/`).
+pub const QOS_NODE_CGROUP: &str = "/kubepods";
 
 /// Kubelet configuration.
 #[derive(Clone)]
@@ -182,6 +188,8 @@ pub struct Shared {
     pub image_backoff: Mutex<Backoff>,
     /// Every Service, for service environment variables.
     pub services: reflector::Store<Service>,
+    /// The node's `kubepods` cgroup and its QoS-class children.
+    pub qos_cgroups: podcgroup::QosCgroups,
 }
 
 /// Errors starting the kubelet.
@@ -272,6 +280,10 @@ pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> Resu
             config.image_backoff_max,
         )),
         services: services_store,
+        qos_cgroups: podcgroup::QosCgroups::new(
+            podcgroup::CgroupFs::new(CGROUPFS),
+            QOS_NODE_CGROUP,
+        ),
         cri,
         client,
         config,

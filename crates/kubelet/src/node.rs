@@ -540,6 +540,11 @@ pub async fn update_status(shared: &Shared, force: bool) -> Result<Option<String
             crate::qos::value(&alloc["memory"]),
             crate::qos::value(&alloc["ephemeral-storage"]),
         );
+        // node allocatable enforcement on the pods' cgroup (no system or kube reservations)
+        let cpu = crate::qos::milli(&alloc["cpu"]);
+        if let Err(e) = shared.qos_cgroups.set_node(cpu, machine.memory_total) {
+            tracing::warn!(error = %e, "updating the node's pod cgroup failed");
+        }
     }
     let changed = without_heartbeats(&old) != without_heartbeats(&new);
     let due = shared

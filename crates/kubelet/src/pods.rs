@@ -2,7 +2,8 @@
 //! `spec.nodeName`), runs one worker per pod, and pokes workers when the runtime reports a
 //! container change: through CRI GetContainerEvents when the runtime streams them (evented PLEG),
 //! and a periodic relist of sandboxes and containers as the fallback (generic PLEG). After the
-//! first full list, runtime pods the API does not know are removed.
+//! first full list, runtime pods the API does not know are removed. The configMaps and secrets
+//! pods' volumes show are watched ([`crate::objwatch`]): a change refreshes those pods' volumes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,9 +17,9 @@ use kube::api::Api;
 use kube::runtime::{watcher, WatchStreamExt};
 use tokio::sync::mpsc;
 
-use crate::labels;
 use crate::worker::{self, Handle, Msg};
 use crate::Shared;
+use crate::{labels, objwatch, podcgroup};
 
 /// Runs the pod manager until aborted.
 pub async fn run(shared: Arc<Shared>) {
@@ -50,6 +51,12 @@ pub async fn run(shared: Arc<Shared>) {
     let mut listing: HashSet<String> = HashSet::new();
     let mut synced = false;
     let mut cleaning: HashSet<String> = HashSet::new();
+    let mut qos = QosTracker::default();
+    // the QoS-class cgroups exist from the start, as upstream's
+    if let Err(e) = shared.qos_cgroups.set_pods(0) {
+        tracing::warn!(error = %e, "creating the QoS cgroups failed");
+    }
+    let (mut watches, mut changed_rx) = objwatch::ObjectWatches::new(shared.client.clone());
 
     let spawn = |children: &mut tokio::task::JoinSet<()>,
                  workers: &mut HashMap<String, Handle>,
@@ -78,11 +85,16 @@ pub async fn run(shared: Arc<Shared>) {
                         listing.insert(uid.clone());
                         let pod = Arc::new(pod);
                         known.insert(uid.clone(), pod.clone());
+                        // the QoS cgroups account for the pod before its cgroup is created
+                        qos.set(&shared, &uid, Some(&pod));
                         match workers.get(&uid) {
                             Some(h) => {
                                 let _ = h.tx.send(Msg::Update(pod));
                             }
-                            None => spawn(&mut children, &mut workers, pod),
+                            None => {
+                                watches.add_pod(&pod);
+                                spawn(&mut children, &mut workers, pod)
+                            }
                         }
                     }
                     watcher::Event::Delete(pod) => {
@@ -140,6 +152,13 @@ pub async fn run(shared: Arc<Shared>) {
                     });
                 }
             }
+            Some(obj) = changed_rx.recv() => {
+                for uid in watches.pods(&obj) {
+                    if let Some(h) = workers.get(&uid) {
+                        let _ = h.tx.send(Msg::RefreshVolumes);
+                    }
+                }
+            }
             Some(_) = children.join_next(), if !children.is_empty() => {}
             uid = done_rx.recv() => {
                 let Some(uid) = uid else { break };
@@ -148,13 +167,45 @@ pub async fn run(shared: Arc<Shared>) {
                     continue;
                 }
                 workers.remove(&uid);
+                watches.remove_pod(&uid);
+                let back = known.get(&uid).filter(|p| p.metadata.deletion_timestamp.is_none());
+                qos.set(&shared, &uid, back.map(|p| &**p));
                 // the pod may have come back (or never left) while the worker finished
                 if let Some(pod) = known.get(&uid).cloned() {
                     if pod.metadata.deletion_timestamp.is_none() {
+                        watches.add_pod(&pod);
                         spawn(&mut children, &mut workers, pod);
                     }
                 }
             }
+        }
+    }
+}
+
+/// The active pods' burstable cpu requests, applied to the QoS-class cgroups (upstream's QoS
+/// container manager): a pod counts from when it is seen until it is terminal or its worker
+/// finished.
+#[derive(Default)]
+struct QosTracker {
+    requests: HashMap<String, i64>,
+}
+
+impl QosTracker {
+    /// Records the pod with `uid` (`None`: gone) and writes the cgroups when the sum changed.
+    fn set(&mut self, shared: &Shared, uid: &str, pod: Option<&Pod>) {
+        let active = pod.filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        });
+        match active {
+            Some(p) => self
+                .requests
+                .insert(uid.to_string(), podcgroup::burstable_request(p)),
+            None => self.requests.remove(uid),
+        };
+        let sum: i64 = self.requests.values().sum();
+        if let Err(e) = shared.qos_cgroups.set_pods(sum) {
+            tracing::warn!(error = %e, "updating the QoS cgroups failed");
         }
     }
 }

@@ -35,6 +35,8 @@ pub enum Msg {
     Removed(Arc<Pod>),
     /// Something changed in the runtime (or a probe result): sync now.
     Poke,
+    /// A configMap or secret the pod's volumes show changed: refresh them now.
+    RefreshVolumes,
 }
 
 /// A handle on a running worker.
@@ -66,8 +68,26 @@ fn grpc_msg(s: &tonic::Status) -> String {
     format!("rpc error: code = {:?} desc = {}", s.code(), s.message())
 }
 
+/// CRI statuses already fetched: a sandbox's or container's status only changes with its
+/// state, so one PodSandboxStatus/ContainerStatus per (id, state) is enough and a sync after a
+/// container event costs two list calls and one status call for the container that changed.
+#[derive(Default)]
+pub struct StatusCache {
+    sandboxes: HashMap<String, (i32, RuntimeSandbox)>,
+    containers: HashMap<String, (i32, RuntimeContainer)>,
+}
+
 /// Lists what the runtime has for the pod with `uid`.
 pub async fn pod_runtime(shared: &Shared, uid: &str) -> Result<PodRuntime, tonic::Status> {
+    pod_runtime_cached(shared, uid, &mut StatusCache::default()).await
+}
+
+/// [`pod_runtime`] fetching only the statuses `cache` does not have for the current states.
+pub async fn pod_runtime_cached(
+    shared: &Shared,
+    uid: &str,
+    cache: &mut StatusCache,
+) -> Result<PodRuntime, tonic::Status> {
     let mut rt = shared.cri.rt.clone();
     let sel: HashMap<String, String> = [(labels::POD_UID.to_string(), uid.to_string())].into();
     let sbs = rt
@@ -80,24 +100,6 @@ pub async fn pod_runtime(shared: &Shared, uid: &str) -> Result<PodRuntime, tonic
         .await?
         .into_inner()
         .items;
-    let mut sandboxes = Vec::new();
-    for s in sbs {
-        match rt
-            .pod_sandbox_status(pb::PodSandboxStatusRequest {
-                pod_sandbox_id: s.id.clone(),
-                verbose: false,
-            })
-            .await
-        {
-            Ok(r) => {
-                if let Some(st) = r.into_inner().status {
-                    sandboxes.push(RuntimeSandbox::from_status(&st));
-                }
-            }
-            Err(e) if e.code() == tonic::Code::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
     let cs = rt
         .list_containers(pb::ListContainersRequest {
             filter: Some(pb::ContainerFilter {
@@ -108,8 +110,45 @@ pub async fn pod_runtime(shared: &Shared, uid: &str) -> Result<PodRuntime, tonic
         .await?
         .into_inner()
         .containers;
+    cache
+        .sandboxes
+        .retain(|id, (state, _)| sbs.iter().any(|s| s.id == *id && s.state == *state));
+    cache
+        .containers
+        .retain(|id, (state, _)| cs.iter().any(|c| c.id == *id && c.state == *state));
+    let mut sandboxes = Vec::new();
+    for s in sbs {
+        if let Some((_, known)) = cache.sandboxes.get(&s.id) {
+            sandboxes.push(known.clone());
+            continue;
+        }
+        match rt
+            .pod_sandbox_status(pb::PodSandboxStatusRequest {
+                pod_sandbox_id: s.id.clone(),
+                verbose: false,
+            })
+            .await
+        {
+            Ok(r) => {
+                if let Some(st) = r.into_inner().status {
+                    let rs = RuntimeSandbox::from_status(&st);
+                    // keyed by the listed state: a status racing a change is fetched again
+                    if st.state == s.state {
+                        cache.sandboxes.insert(s.id.clone(), (s.state, rs.clone()));
+                    }
+                    sandboxes.push(rs);
+                }
+            }
+            Err(e) if e.code() == tonic::Code::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
     let mut containers = Vec::new();
     for c in cs {
+        if let Some((_, known)) = cache.containers.get(&c.id) {
+            containers.push(known.clone());
+            continue;
+        }
         match rt
             .container_status(pb::ContainerStatusRequest {
                 container_id: c.id.clone(),
@@ -122,6 +161,9 @@ pub async fn pod_runtime(shared: &Shared, uid: &str) -> Result<PodRuntime, tonic
                     let mut rc = RuntimeContainer::from_status(&st, &c.pod_sandbox_id);
                     if rc.state == CState::Exited && rc.message.is_empty() {
                         rc.message = termination_message(&rc);
+                    }
+                    if st.state == c.state {
+                        cache.containers.insert(c.id.clone(), (c.state, rc.clone()));
                     }
                     containers.push(rc);
                 }
@@ -182,6 +224,10 @@ struct Worker {
     sandbox_failed: Option<Instant>,
     /// The pod ran past its activeDeadlineSeconds: it is killed and fails.
     deadline_exceeded: bool,
+    /// CRI statuses already fetched for this pod.
+    statuses: StatusCache,
+    /// Whether this worker set the pod's volumes up once.
+    volumes_set_up: bool,
     /// When the pod's volume contents were last refreshed, and the pod metadata the downward
     /// API saw then.
     volumes_refreshed: Option<(Instant, String)>,
@@ -212,6 +258,8 @@ pub async fn run(
         sandbox_failed: None,
         deadline_exceeded: false,
         volumes_refreshed: None,
+        statuses: StatusCache::default(),
+        volumes_set_up: false,
     };
     loop {
         let next = match w.sync().await {
@@ -252,6 +300,11 @@ pub async fn run(
 }
 
 impl Worker {
+    /// What the runtime has for this pod now.
+    async fn runtime(&mut self) -> Result<PodRuntime, tonic::Status> {
+        pod_runtime_cached(&self.shared, &self.uid, &mut self.statuses).await
+    }
+
     fn take(&mut self, m: Msg) {
         match m {
             Msg::Update(p) => self.pod = p,
@@ -260,6 +313,7 @@ impl Worker {
                 self.removed = true;
             }
             Msg::Poke => {}
+            Msg::RefreshVolumes => self.volumes_refreshed = None,
         }
     }
 
@@ -307,7 +361,7 @@ impl Worker {
     }
 
     async fn sync(&mut self) -> anyhow::Result<Next> {
-        let rt = pod_runtime(&self.shared, &self.uid).await?;
+        let rt = self.runtime().await?;
         if self.removed {
             self.kill_all(&rt, "the pod was deleted").await;
             self.cleanup(&rt).await;
@@ -326,7 +380,7 @@ impl Worker {
             if !self.terminal_done {
                 self.kill_all(&rt, "the pod has finished").await;
                 self.terminal_done = true;
-                let rt = pod_runtime(&self.shared, &self.uid).await?;
+                let rt = self.runtime().await?;
                 self.post_status(&rt).await?;
             }
             return Ok(Next::After(self.shared.config.resync_period));
@@ -345,7 +399,7 @@ impl Worker {
             self.kill_all(&rt, "the pod ran past its active deadline")
                 .await;
             self.terminal_done = true;
-            let rt = pod_runtime(&self.shared, &self.uid).await?;
+            let rt = self.runtime().await?;
             self.post_status(&rt).await?;
             return Ok(Next::After(self.shared.config.resync_period));
         }
@@ -368,12 +422,19 @@ impl Worker {
                 self.kill_container(&k.id, &k.name, &k.message, k.probe_grace)
                     .await;
             }
-            rt = pod_runtime(&self.shared, &self.uid).await?;
+            rt = self.runtime().await?;
         }
         let mut mounts = HashMap::new();
         if !p.start.is_empty() || p.create_sandbox.is_some() {
             match self.shared.config.volumes.setup(&self.pod).await {
-                Ok(m) => mounts = m,
+                Ok(m) => {
+                    mounts = m;
+                    // the first setup wrote fresh contents: no refresh right after the start
+                    if self.volumes_refreshed.is_none() && !self.volumes_set_up {
+                        self.volumes_refreshed = Some((Instant::now(), self.volume_meta()));
+                    }
+                    self.volumes_set_up = true;
+                }
                 Err(e) => {
                     self.event(None, "Warning", "FailedMount", e.0);
                     self.post_status(&rt).await?;
@@ -414,9 +475,7 @@ impl Worker {
             // the pod-level cgroup with the pod's limits, the sandbox's cgroup parent
             let parent = qos::cgroup_parent(qos::pod_qos(&self.pod), &self.uid);
             let res = crate::podcgroup::pod_resources(&self.pod);
-            if let Err(e) =
-                crate::podcgroup::ensure(std::path::Path::new("/sys/fs/cgroup"), &parent, &res)
-            {
+            if let Err(e) = self.shared.qos_cgroups.fs().ensure(&parent, &res) {
                 tracing::warn!(pod = %pod_desc(&self.pod), error = %e, "creating the pod cgroup failed");
             }
             let log_dir = cfg.log_directory.clone();
@@ -444,7 +503,7 @@ impl Worker {
                     return Ok(Next::After(Duration::from_secs(2)));
                 }
             }
-            rt = pod_runtime(&self.shared, &self.uid).await?;
+            rt = self.runtime().await?;
         }
         let Some(sandbox) = rt.latest_sandbox().cloned().filter(|s| s.ready) else {
             self.post_status(&rt).await?;
@@ -520,7 +579,7 @@ impl Worker {
             }
         }
         let rt = if started_any || !p.start.is_empty() {
-            pod_runtime(&self.shared, &self.uid).await?
+            self.runtime().await?
         } else {
             rt
         };
@@ -530,6 +589,12 @@ impl Worker {
         }
         self.post_status(&rt).await?;
         Ok(Next::After(next))
+    }
+
+    /// The pod metadata the downward API shows (a change refreshes the volumes).
+    fn volume_meta(&self) -> String {
+        serde_json::to_string(&(&self.pod.metadata.labels, &self.pod.metadata.annotations))
+            .unwrap_or_default()
     }
 
     /// Refreshes the pod's configMap, secret, downwardAPI and projected volumes when the refresh
@@ -546,9 +611,7 @@ impl Worker {
         if !has_content {
             return self.shared.config.resync_period;
         }
-        let meta =
-            serde_json::to_string(&(&self.pod.metadata.labels, &self.pod.metadata.annotations))
-                .unwrap_or_default();
+        let meta = self.volume_meta();
         let now = Instant::now();
         let due = match &self.volumes_refreshed {
             None => true,
@@ -777,6 +840,7 @@ impl Worker {
         mounts: Vec<pb::Mount>,
     ) -> Result<(), (String, String, Duration)> {
         let ev = Some((kind, c.name.as_str()));
+        let t0 = Instant::now();
         let (image_ref, image_user) = self.ensure_image(c, kind, sandbox_cfg).await?;
         let restart_count = rt
             .instances(&c.name)
@@ -866,6 +930,7 @@ impl Worker {
             },
         );
         let mut crt = self.shared.cri.rt.clone();
+        let prepared = t0.elapsed();
         let id = match crt
             .create_container(pb::CreateContainerRequest {
                 pod_sandbox_id: sandbox.id.clone(),
@@ -881,6 +946,7 @@ impl Worker {
                 return Err(("CreateContainerError".into(), msg, Duration::from_secs(10)));
             }
         };
+        let created = t0.elapsed();
         self.event(
             ev,
             "Normal",
@@ -897,6 +963,16 @@ impl Worker {
             self.event(ev, "Warning", "Failed", format!("Error: {msg}"));
             return Err(("RunContainerError".into(), msg, Duration::from_secs(10)));
         }
+        let started = t0.elapsed();
+        tracing::debug!(
+            pod = %pod_desc(&self.pod),
+            container = %c.name,
+            restart_count,
+            prepare_ms = prepared.as_secs_f64() * 1e3,
+            create_ms = (created - prepared).as_secs_f64() * 1e3,
+            start_ms = (started - created).as_secs_f64() * 1e3,
+            "container started"
+        );
         self.event(
             ev,
             "Normal",
@@ -1095,14 +1171,17 @@ impl Worker {
             &self.shared.config.pod_logs_dir.display().to_string(),
         );
         let _ = tokio::fs::remove_dir_all(&logs).await;
-        remove_pod_cgroup(&qos::cgroup_parent(qos::pod_qos(&self.pod), &self.uid));
+        self.shared
+            .qos_cgroups
+            .fs()
+            .remove(&qos::cgroup_parent(qos::pod_qos(&self.pod), &self.uid));
     }
 
     /// Graceful deletion: stop everything with the grace period, report the final status,
     /// then finalise the deletion in the API (grace 0, uid precondition) and clean up.
     async fn terminate(&mut self, rt: PodRuntime) -> anyhow::Result<Next> {
         self.kill_all(&rt, "the pod is being deleted").await;
-        let rt = pod_runtime(&self.shared, &self.uid).await?;
+        let rt = self.runtime().await?;
         if let Err(e) = self.post_status(&rt).await {
             tracing::debug!(error = %e, "final status update failed");
         }
@@ -1186,30 +1265,6 @@ impl Worker {
     }
 }
 
-/// Removes a pod's (empty) cgroup directories under every mounted hierarchy, best effort.
-fn remove_pod_cgroup(parent: &str) {
-    let rel = parent.trim_start_matches('/');
-    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    let mut roots: Vec<std::path::PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    roots.push("/sys/fs/cgroup".into());
-    for root in roots {
-        let dir = root.join(rel);
-        if dir.is_dir() {
-            // container cgroups the runtime left behind are empty by now
-            if let Ok(children) = std::fs::read_dir(&dir) {
-                for c in children.flatten() {
-                    if c.path().is_dir() {
-                        let _ = std::fs::remove_dir(c.path());
-                    }
-                }
-            }
-            let _ = std::fs::remove_dir(&dir);
-        }
-    }
-}
-
 /// Stops and removes everything the runtime has for a pod the API no longer knows.
 pub async fn cleanup_orphan(shared: &Shared, uid: &str) {
     let Ok(rt) = pod_runtime(shared, uid).await else {
@@ -1258,6 +1313,17 @@ pub async fn cleanup_orphan(shared: &Shared, uid: &str) {
     }
     let _ = shared.config.volumes.teardown(uid).await;
     let _ = tokio::fs::remove_dir_all(shared.config.root_dir.join("pods").join(uid)).await;
+    // the pod's QoS class is unknown here: its cgroup is under one of them
+    for class in [
+        qos::QosClass::Guaranteed,
+        qos::QosClass::Burstable,
+        qos::QosClass::BestEffort,
+    ] {
+        shared
+            .qos_cgroups
+            .fs()
+            .remove(&qos::cgroup_parent(class, uid));
+    }
 }
 
 #[cfg(test)]

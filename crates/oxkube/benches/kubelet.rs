@@ -1,7 +1,8 @@
 //! Kubelet benchmark (one node: `oxkube server` with its agent and the embedded runtime, image
 //! present): pod created until Running is seen through a watch (p50/p99 of sequential pods), a
 //! burst of 20 pods until all Running, and a crashed container's first restart (exit to the
-//! replacement's start, from the runtime's own timestamps). Prints the figures. Needs root.
+//! replacement's start, from the runtime's own timestamps, split at the replacement's creation).
+//! Prints the figures. Needs root.
 //!
 //! Run: `cargo bench -p oxkube --bench kubelet` (`OXKUBE_BIN` may point at another build).
 
@@ -162,8 +163,13 @@ fn main() {
         }
         let deadline = Instant::now() + Duration::from_secs(90);
         let mut gaps = Vec::new();
+        // the split: exit -> replacement created (event, kubelet sync, runtime create with its
+        // shim) and created -> started (runtime start)
+        let (mut to_created, mut to_started) = (Vec::new(), Vec::new());
         while Instant::now() < deadline && gaps.len() < crashers.len() {
             gaps.clear();
+            to_created.clear();
+            to_started.clear();
             for n in &crashers {
                 let recs: Vec<serde_json::Value> = c
                     .runtime_containers()
@@ -175,8 +181,11 @@ fn main() {
                 if let (Some(a), Some(b)) = (first, second) {
                     let fin = a["finished_at"].as_i64().unwrap_or(0);
                     let start = b["started_at"].as_i64().unwrap_or(0);
+                    let created = b["created_at"].as_i64().unwrap_or(0);
                     if fin > 0 && start > 0 {
                         gaps.push((start - fin) as f64 / 1e6);
+                        to_created.push((created - fin) as f64 / 1e6);
+                        to_started.push((start - created) as f64 / 1e6);
                     }
                 }
             }
@@ -188,6 +197,8 @@ fn main() {
             let k = gaps.len();
             let (p50, max) = (pct(&mut gaps, 0.5), pct(&mut gaps, 1.0));
             println!("crash -> replacement running (first restart), {k} pods: p50 {p50:.0} ms, max {max:.0} ms");
+            let (c50, s50) = (pct(&mut to_created, 0.5), pct(&mut to_started, 0.5));
+            println!("  split (p50): exit -> replacement created (event + kubelet sync + CRI create) {c50:.0} ms, created -> started (CRI start) {s50:.0} ms");
         }
     });
 }

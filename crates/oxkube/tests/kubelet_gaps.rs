@@ -287,7 +287,9 @@ fn volume_updates_sub_path_expr_deadline_and_pod_cgroup() {
         assert_eq!(std::fs::read_to_string(&quota).unwrap().trim(), "50000");
     }
 
-    // the update is swapped in atomically; the subPath mount keeps the old content
+    // the update is swapped in atomically; the subPath mount keeps the old content (the
+    // kubelet watches the configMap: the update arrives well before the 10 s periodic refresh)
+    let patched = std::time::Instant::now();
     c.kubectl(&[
         "patch",
         "configmap",
@@ -299,6 +301,10 @@ fn volume_updates_sub_path_expr_deadline_and_pod_cgroup() {
     wait_for(&c, "the configMap update in the mounted file", 90, || {
         (cat("/conf/greeting") == "hello-v2").then_some(())
     });
+    println!(
+        "configMap update in the mounted file after {} ms",
+        patched.elapsed().as_millis()
+    );
     assert_eq!(cat("/pinned/greeting"), "hello-v1");
     let data = c.kubectl(&["exec", "vols", "--", "readlink", "/conf/..data"]);
     assert!(data.starts_with("..20"), "{data}");

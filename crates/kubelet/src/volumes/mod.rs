@@ -227,15 +227,23 @@ impl VolumeManager {
         let mut out = PodVolumes::default();
         let mut failures = Vec::new();
         let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
-        for vol in volumes.into_iter().flatten() {
-            let content = vol.config_map.is_some()
-                || vol.secret.is_some()
-                || vol.downward_api.is_some()
-                || vol.projected.is_some();
-            if pass == Pass::Update && !content {
-                continue;
-            }
-            match self.setup_volume(pod, uid, vol).await {
+        let todo: Vec<&Volume> = volumes
+            .into_iter()
+            .flatten()
+            .filter(|vol| {
+                let content = vol.config_map.is_some()
+                    || vol.secret.is_some()
+                    || vol.downward_api.is_some()
+                    || vol.projected.is_some();
+                pass == Pass::Setup || content
+            })
+            .collect();
+        // the volumes' API reads run concurrently
+        let results =
+            futures::future::join_all(todo.iter().map(|vol| self.setup_volume(pod, uid, vol)))
+                .await;
+        for (vol, r) in todo.into_iter().zip(results) {
+            match r {
                 Ok(m) => {
                     out.volumes.insert(vol.name.clone(), m);
                 }
@@ -516,10 +524,41 @@ impl VolumeManager {
         default_mode: i32,
         fs_group: Option<u32>,
     ) -> Result<Payload, String> {
+        // the sources' API reads (token request, configMaps, secrets) run concurrently; their
+        // payloads merge in the sources' order
+        let parts = futures::future::join_all(
+            sources
+                .iter()
+                .map(|source| self.source_payload(pod, source, default_mode, fs_group)),
+        )
+        .await;
+        let mut payload = Payload::new();
+        let mut errors = Vec::new();
+        for part in parts {
+            match part {
+                Ok(p) => payload.extend(p),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(payload)
+        } else {
+            Err(payload::aggregate(errors))
+        }
+    }
+
+    /// The payload of one projected volume source.
+    async fn source_payload(
+        &self,
+        pod: &Pod,
+        source: &VolumeProjection,
+        default_mode: i32,
+        fs_group: Option<u32>,
+    ) -> Result<Payload, String> {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let mut payload = Payload::new();
         let mut errors = Vec::new();
-        for source in sources {
+        {
             if let Some(cm) = &source.config_map {
                 let optional = cm.optional.unwrap_or(false);
                 match self.api.config_map(ns, &cm.name).await {
@@ -599,10 +638,9 @@ impl VolumeManager {
                 errors.push("clusterTrustBundle projections are not supported".into());
             }
         }
-        if errors.is_empty() {
-            Ok(payload)
-        } else {
-            Err(payload::aggregate(errors))
+        match errors.pop() {
+            None => Ok(payload),
+            Some(e) => Err(e),
         }
     }
 

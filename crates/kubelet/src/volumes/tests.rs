@@ -931,3 +931,38 @@ async fn fs_group_applies_to_new_empty_dirs_and_written_files() {
     let k = fs::metadata(vols.volumes["cfg"].host_path.join("k")).unwrap();
     assert_eq!((k.gid(), k.permissions().mode() & 0o777), (2000, 0o644));
 }
+
+#[tokio::test]
+async fn managed_volumes_are_set_up_once_per_pod() {
+    use crate::hooks::{ManagedVolumes, Volumes};
+    let e = env();
+    let file = e
+        .root
+        .join("pods/uid-1/volumes/kubernetes.io~configmap/cfg/k");
+    let mv = ManagedVolumes::with_manager(e.vm);
+    let p = pod(vec![config_map_volume("cfg", "app", None)]);
+    // a failed setup is not kept: the next one tries again
+    assert!(mv.setup(&p).await.is_err());
+    let put = |v: &str| {
+        e.api
+            .config_maps
+            .lock()
+            .unwrap()
+            .insert("app".into(), cm("app", &[("k", v)]));
+    };
+    put("v1");
+    let first = mv.setup(&p).await.unwrap();
+    assert_eq!(fs::read_to_string(&file).unwrap(), "v1");
+    // a container restart: the same mounts, no new read of the configMap
+    put("v2");
+    assert_eq!(mv.setup(&p).await.unwrap(), first);
+    assert_eq!(fs::read_to_string(&file).unwrap(), "v1");
+    // contents follow through update
+    mv.update(&p).await.unwrap();
+    assert_eq!(fs::read_to_string(&file).unwrap(), "v2");
+    // after a teardown the pod's volumes are set up afresh
+    mv.teardown("uid-1").await.unwrap();
+    put("v3");
+    mv.setup(&p).await.unwrap();
+    assert_eq!(fs::read_to_string(&file).unwrap(), "v3");
+}
