@@ -361,6 +361,7 @@ pub fn add(exec: &dyn PluginExec, list: &NetworkList, a: &Attachment) -> Result<
                 message: format!("bad result: {e}"),
             })
         }) {
+            Ok(v) => prev = Some(v),
             Err(e) => {
                 if let Err(del_err) = del(exec, list, a, prev.as_ref()) {
                     tracing::warn!(error = %del_err, "cni cleanup after failed ADD");
