@@ -862,29 +862,23 @@ impl ExecArgs {
     }
 }
 
-/// The container's process spec (from its bundle) turned into the exec process `cmd` on a
-/// terminal, written next to `near`; returns its path.
-fn terminal_process_file(args: &ExecArgs, near: &Path) -> Result<PathBuf, String> {
+/// The exec process (the container's own process spec running `cmd`, see [`super::execproc`])
+/// written next to `near`, and the executor that applies the container's seccomp filter.
+fn exec_process_file(
+    args: &ExecArgs,
+    near: &Path,
+) -> Result<(PathBuf, super::execproc::ConfinedExec), String> {
     let container = libcontainer::container::Container::load(args.state_root.join(&args.id))
         .map_err(|e| format!("load container state: {e}"))?;
     let config = std::fs::read(container.bundle().join("config.json"))
         .map_err(|e| format!("read container config: {e}"))?;
-    let spec: serde_json::Value =
-        serde_json::from_slice(&config).map_err(|e| format!("parse container config: {e}"))?;
-    let mut process = spec
-        .get("process")
-        .cloned()
-        .ok_or("container config has no process")?;
-    process["args"] = serde_json::json!(args.cmd);
-    process["terminal"] = serde_json::json!(true);
-    if let Some(o) = process.as_object_mut() {
-        // the exec process does not change the container's OOM score
-        o.remove("oomScoreAdj");
-    }
+    let (process, exec) =
+        super::execproc::exec_process(&config, &args.cmd, args.console_socket.is_some())
+            .map_err(|e| e.to_string())?;
     let path = near.with_extension("process.json");
     std::fs::write(&path, serde_json::to_vec(&process).expect("json"))
         .map_err(|e| format!("write process spec: {e}"))?;
-    Ok(path)
+    Ok((path, exec))
 }
 
 /// Runs a command in a running container with its stdout/stderr on ours; exits with its status.
@@ -907,52 +901,55 @@ pub fn exec_main(argv: &[String]) -> i32 {
         // SAFETY: `d` is a fresh descriptor we own.
         Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(d) })
     };
+    let (process, executor) = match exec_process_file(&args, &args.error_file) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     let base = match libcontainer::container::builder::ContainerBuilder::new(
         args.id.clone(),
         libcontainer::syscall::syscall::SyscallType::Linux,
     )
     .with_root_path(&args.state_root)
     {
-        Ok(b) => b,
-        Err(e) => return fail(format!("exec in container: {e}")),
+        Ok(b) => b.with_executor(executor),
+        Err(e) => {
+            let _ = std::fs::remove_file(&process);
+            return fail(format!("exec in container: {e}"));
+        }
     };
     let built = if let Some(console) = &args.console_socket {
-        let process = match terminal_process_file(&args, &args.error_file) {
-            Ok(p) => p,
-            Err(e) => return fail(e),
-        };
-        let r = base
-            .with_console_socket(Some(console))
+        base.with_console_socket(Some(console))
             .as_tenant()
             .with_process(Some(&process))
             .with_detach(true)
-            .build();
-        let _ = std::fs::remove_file(&process);
-        r
-    } else {
-        let (out, err) = match (dup(1), dup(2)) {
-            (Ok(o), Ok(e)) => (o, e),
-            (Err(e), _) | (_, Err(e)) => return fail(e),
-        };
-        let input = if args.stdin {
-            dup(0)
-        } else {
-            File::open("/dev/null")
-                .map(OwnedFd::from)
-                .map_err(|e| format!("open /dev/null: {e}"))
-        };
-        let input = match input {
-            Ok(i) => i,
-            Err(e) => return fail(e),
-        };
-        base.with_stdin(input)
-            .with_stdout(out)
-            .with_stderr(err)
-            .as_tenant()
-            .with_container_args(args.cmd.clone())
-            .with_detach(true)
             .build()
+    } else {
+        let stdio = dup(1).and_then(|o| Ok((o, dup(2)?))).and_then(|(o, e)| {
+            let input = if args.stdin {
+                dup(0)?
+            } else {
+                File::open("/dev/null")
+                    .map(OwnedFd::from)
+                    .map_err(|e| format!("open /dev/null: {e}"))?
+            };
+            Ok((input, o, e))
+        });
+        match stdio {
+            Ok((input, out, err)) => base
+                .with_stdin(input)
+                .with_stdout(out)
+                .with_stderr(err)
+                .as_tenant()
+                .with_process(Some(&process))
+                .with_detach(true)
+                .build(),
+            Err(e) => {
+                let _ = std::fs::remove_file(&process);
+                return fail(e);
+            }
+        }
     };
+    let _ = std::fs::remove_file(&process);
     let pid = match built {
         Ok(pid) => pid,
         Err(e) => return fail(format!("exec in container: {e}")),

@@ -159,19 +159,6 @@ mod bench_streaming {
 }
 
 cri_test!(security::seccomp_profiles);
-/// Known gap, kept visible: libcontainer 0.7's tenant (exec) path rebuilds `linux` without
-/// `seccomp`, so processes exec'd into a confined container run unconfined in oxkube.
-mod seccomp_applies_to_exec {
-    use crate::harness::{Kind, Target};
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "known gap: libcontainer 0.7 tenant exec drops linux.seccomp"]
-    async fn oxkube() {
-        crate::security::seccomp_applies_to_exec(Target::start(Kind::Oxkube).await).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn containerd() {
-        crate::security::seccomp_applies_to_exec(Target::start(Kind::Containerd).await).await
-    }
-}
+cri_test!(security::seccomp_applies_to_exec);
 cri_test!(security::pid_namespace_modes);
 cri_test!(pod_stats::pod_sandbox_stats);

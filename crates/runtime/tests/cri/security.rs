@@ -420,6 +420,29 @@ pub async fn seccomp_applies_to_exec(mut t: Target) {
         .map(|l| l.replace('\t', " "))
         .collect();
     assert_eq!(out, ["Seccomp: 2", "unshare=denied", "mkdir=ok"], "exec");
+    // the exec'd process has exactly the container's capabilities (none kept from loading the
+    // filter) and runs as the container's user
+    let r =
+        t.rt.exec_sync(pb::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "for p in self 1; do grep -E '^(Cap(Prm|Eff|Bnd|Inh)|Uid|Gid):' /proc/$p/status | tr -s '\\t ' ' '; done".into(),
+            ],
+            timeout: 10,
+        })
+        .await
+        .expect("ExecSync")
+        .into_inner();
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 12, "{out}");
+    assert_eq!(
+        lines[..6],
+        lines[6..],
+        "exec'd process vs the container's init:\n{out}"
+    );
 
     remove_pod(&mut t, &sb.id).await;
 }
