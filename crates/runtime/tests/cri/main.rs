@@ -161,4 +161,5 @@ mod bench_streaming {
 cri_test!(security::seccomp_profiles);
 cri_test!(security::seccomp_applies_to_exec);
 cri_test!(security::pid_namespace_modes);
+cri_test!(security::devices_are_mapped_and_others_denied);
 cri_test!(pod_stats::pod_sandbox_stats);
