@@ -34,14 +34,18 @@ pub struct ExitRecord {
     pub oom_killed: bool,
 }
 
-/// OOM kills recorded by the container's memory cgroup (v1 `memory.oom_control`, v2
-/// `memory.events`), read before the cgroup is deleted.
-fn oom_kills(bundle: &Path) -> u64 {
-    let cgroups_path = std::fs::read(bundle.join("config.json"))
+/// The container's cgroup path from its bundle (read once at start, off the exit path).
+fn cgroups_path_of(bundle: &Path) -> String {
+    std::fs::read(bundle.join("config.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["linux"]["cgroupsPath"].as_str().map(str::to_string))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// OOM kills recorded by the container's memory cgroup (v1 `memory.oom_control`, v2
+/// `memory.events`), read before the cgroup is deleted.
+fn oom_kills(cgroups_path: &str) -> u64 {
     let rel = cgroups_path.trim_start_matches('/');
     let candidates = [
         Path::new("/sys/fs/cgroup/memory")
@@ -562,6 +566,8 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
         .open("/dev/null")
         .map_err(|e| e.to_string())?;
     nix::unistd::dup2(null.as_raw_fd(), 1).map_err(|e| e.to_string())?;
+    // after the handshake: CreateContainer does not wait for it
+    let cgroups_path = cgroups_path_of(&args.bundle);
 
     let mut log = open_log(&args.log);
     let mut splitters = [LineSplitter::new("stdout"), LineSplitter::new("stderr")];
@@ -731,10 +737,10 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                 if let Some(p) = &args.attach {
                     let _ = std::fs::remove_file(p);
                 }
-                rec.oom_killed = oom_kills(&args.bundle) > 0;
-                if let Err(e) = container.delete(true) {
-                    eprintln!("oxkube shim {}: delete: {e}", args.id);
-                }
+                rec.oom_killed = oom_kills(&cgroups_path) > 0;
+                // The exit is recorded and reported first; deleting the container (its cgroups
+                // and state) comes after, off the path of the exit event. RemoveContainer waits
+                // for this shim to end, so it never races the delete.
                 write_json_atomic(&args.dir.join("exit.json"), rec)
                     .map_err(|e| format!("write exit status: {e}"))?;
                 if let Some(ev) = &args.events {
@@ -742,6 +748,9 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                     if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
                         let _ = sock.send_to(args.id.as_bytes(), ev);
                     }
+                }
+                if let Err(e) = container.delete(true) {
+                    eprintln!("oxkube shim {}: delete: {e}", args.id);
                 }
                 // attached clients get what is left, then EOF (after the exit is recorded, so
                 // a session that ended finds the container exited)

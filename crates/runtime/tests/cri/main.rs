@@ -5,6 +5,7 @@
 //! with the reason printed.
 
 mod agent_kill;
+mod bench;
 mod containers;
 mod harness;
 mod images;
@@ -101,6 +102,26 @@ mod bench_pod_start {
     #[ignore = "benchmark"]
     async fn containerd() {
         crate::containers::bench_pod_start(Target::start(Kind::Containerd).await).await
+    }
+}
+/// Figures: `cargo test -p runtime --test cri bench_more -- --ignored --nocapture`, or all of
+/// them side by side with `cargo bench -p runtime --bench runtime`.
+mod bench_more {
+    use crate::harness::{Kind, Target};
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn exit_event_oxkube() {
+        crate::bench::bench_exit_event(Target::start(Kind::Oxkube).await).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn concurrent_pods_oxkube() {
+        crate::bench::bench_concurrent_pods(Target::start(Kind::Oxkube).await).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn concurrent_pods_containerd() {
+        crate::bench::bench_concurrent_pods(Target::start(Kind::Containerd).await).await
     }
 }
 cri_test!(
