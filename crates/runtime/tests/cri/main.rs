@@ -96,12 +96,12 @@ mod bench_pod_start {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "benchmark"]
     async fn oxkube() {
-        crate::containers::bench_pod_start(Target::start(Kind::Oxkube).await).await
+        crate::containers::bench_pod_start(Target::start(Kind::Oxkube).await).await;
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "benchmark"]
     async fn containerd() {
-        crate::containers::bench_pod_start(Target::start(Kind::Containerd).await).await
+        crate::containers::bench_pod_start(Target::start(Kind::Containerd).await).await;
     }
 }
 /// Figures: `cargo test -p runtime --test cri bench_more -- --ignored --nocapture`, or all of
