@@ -125,7 +125,17 @@ state = "{state}"
         wait_for("cri socket", Duration::from_secs(20), || {
             std::os::unix::net::UnixStream::connect(&s).is_ok()
         });
-        let (rt, img) = cri::clients(&socket).await.expect("dial cri socket");
+        let (mut rt, img) = cri::clients(&socket).await.expect("dial cri socket");
+        // containerd listens before its CRI plugin is initialized ("server is not initialized
+        // yet" until then): wait for an answer
+        let start = Instant::now();
+        while let Err(e) = rt.version(pb::VersionRequest::default()).await {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "cri server not ready: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         Target {
             kind,
             bridge,
