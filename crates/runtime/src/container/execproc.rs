@@ -171,6 +171,18 @@ mod tests {
         json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO"}]})
     }
 
+    /// (process, seccomp, terminal, want permitted, want bounding, dropped from permitted,
+    /// dropped from bounding)
+    type Case = (
+        Value,
+        Option<Value>,
+        bool,
+        Value,
+        Value,
+        Vec<Capability>,
+        Vec<Capability>,
+    );
+
     #[test]
     fn exec_process_table() {
         let base = json!({
@@ -190,17 +202,8 @@ mod tests {
         let mut privileged = base.clone();
         privileged["capabilities"]["permitted"] = json!(["CAP_SYS_ADMIN", "CAP_SETPCAP"]);
         privileged["capabilities"]["bounding"] = json!(["CAP_SYS_ADMIN", "CAP_SETPCAP"]);
-        // (process, seccomp, terminal, want permitted, want bounding, dropped p, dropped b)
         let sa = Capability::CAP_SYS_ADMIN;
-        let cases: Vec<(
-            Value,
-            Option<Value>,
-            bool,
-            Value,
-            Value,
-            Vec<Capability>,
-            Vec<Capability>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             // unconfined: capabilities untouched
             (
                 base.clone(),
