@@ -153,17 +153,70 @@ pub trait PluginExec {
     ) -> Result<Vec<u8>, CniError>;
 }
 
-/// Runs real plugin binaries found in `bin_dirs`.
+/// Runs real plugin binaries found in `bin_dirs`, except the reference `loopback` plugin, which
+/// runs in-process with the same contract (see [`loopback_plugin`]) unless `builtin_loopback`
+/// is off: it is one `ioctl` in the pod's netns, not worth a process.
 #[derive(Debug, Clone)]
 pub struct BinaryExec {
     pub bin_dirs: Vec<PathBuf>,
+    pub builtin_loopback: bool,
 }
 
 impl Default for BinaryExec {
     fn default() -> Self {
         BinaryExec {
             bin_dirs: DEFAULT_BIN_DIRS.iter().map(PathBuf::from).collect(),
+            builtin_loopback: true,
         }
+    }
+}
+
+/// The reference `loopback` plugin, in-process: ADD brings `lo` up in `CNI_NETNS` and passes the
+/// previous result through unchanged (or, first in a list, reports `lo` with 127.0.0.1/8 and
+/// ::1/128); DEL brings it down if the namespace still exists.
+pub fn loopback_plugin(env: &[(String, String)], stdin: &[u8]) -> Result<Vec<u8>, CniError> {
+    let get = |k: &str| {
+        env.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
+    let fail = |command: &str, message: String| CniError::Plugin {
+        plugin: "loopback".into(),
+        command: command.into(),
+        message,
+    };
+    let command = get("CNI_COMMAND");
+    let netns = get("CNI_NETNS");
+    let conf: Value =
+        serde_json::from_slice(stdin).map_err(|e| fail(command, format!("bad config: {e}")))?;
+    match command {
+        "ADD" => {
+            crate::sandbox::ns::set_loopback(Path::new(netns), true)
+                .map_err(|e| fail(command, format!("bring up lo in {netns}: {e}")))?;
+            let result = match conf.get("prevResult") {
+                Some(prev) if !prev.is_null() => prev.clone(),
+                _ => json!({
+                    "cniVersion": conf.get("cniVersion").cloned().unwrap_or(json!("1.0.0")),
+                    "interfaces": [{"name": get("CNI_IFNAME"), "mac": "00:00:00:00:00:00", "sandbox": netns}],
+                    "ips": [
+                        {"interface": 0, "address": "127.0.0.1/8"},
+                        {"interface": 0, "address": "::1/128"},
+                    ],
+                }),
+            };
+            Ok(serde_json::to_vec(&result).expect("json"))
+        }
+        "DEL" => {
+            if !netns.is_empty() && Path::new(netns).exists() {
+                // a namespace already torn down has no lo to bring down
+                if let Err(e) = crate::sandbox::ns::set_loopback(Path::new(netns), false) {
+                    tracing::debug!(netns, error = %e, "bring down lo");
+                }
+            }
+            Ok(Vec::new())
+        }
+        other => Err(fail(other, format!("unsupported command {other:?}"))),
     }
 }
 
@@ -184,6 +237,9 @@ impl PluginExec for BinaryExec {
         env: &[(String, String)],
         stdin: &[u8],
     ) -> Result<Vec<u8>, CniError> {
+        if plugin == "loopback" && self.builtin_loopback {
+            return loopback_plugin(env, stdin);
+        }
         let bin = self
             .bin_dirs
             .iter()
@@ -569,6 +625,7 @@ mod tests {
     fn missing_plugin_binary_is_named() {
         let exec = BinaryExec {
             bin_dirs: vec![PathBuf::from("/nonexistent-cni")],
+            builtin_loopback: true,
         };
         let e = exec.exec("bridge", &[], b"{}").unwrap_err();
         assert_eq!(
@@ -585,5 +642,91 @@ mod tests {
             vec!["10.1.2.3".to_string(), "fd00::5".to_string()]
         );
         assert!(result_ips(&json!({})).is_empty());
+    }
+
+    /// The in-process loopback plugin against a real network namespace (needs root): ADD brings
+    /// `lo` up and passes the previous result through, or reports `lo` when first; DEL brings it
+    /// down, and is a no-op once the namespace is gone.
+    #[test]
+    fn builtin_loopback_plugin_in_a_netns() {
+        use crate::sandbox::ns;
+        let dir = tempfile::tempdir().unwrap();
+        let pinned = ns::create(
+            dir.path(),
+            ns::Wanted {
+                net: true,
+                ipc: false,
+                uts: false,
+            },
+            None,
+        )
+        .unwrap();
+        let netns = pinned.net.clone().unwrap();
+        let exec = BinaryExec {
+            bin_dirs: vec![PathBuf::from("/nonexistent-cni")],
+            builtin_loopback: true,
+        };
+        let env = |cmd: &str| {
+            env_for(
+                cmd,
+                &Attachment {
+                    container_id: "c1".into(),
+                    netns: netns.clone(),
+                    ifname: "eth0".into(),
+                    args: vec![],
+                    port_mappings: vec![],
+                },
+            )
+        };
+        let del = exec.exec(
+            "loopback",
+            &env("DEL"),
+            br#"{"cniVersion":"1.0.0","name":"n","type":"loopback"}"#,
+        );
+        assert_eq!(del.unwrap(), b"");
+        assert!(!ns::loopback_is_up(&netns).unwrap(), "DEL brings lo down");
+
+        let prev = json!({"cniVersion": "1.0.0", "ips": [{"address": "10.9.0.7/24"}]});
+        let conf =
+            json!({"cniVersion": "1.0.0", "name": "n", "type": "loopback", "prevResult": prev});
+        let out = exec
+            .exec("loopback", &env("ADD"), &serde_json::to_vec(&conf).unwrap())
+            .unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), prev);
+        assert!(ns::loopback_is_up(&netns).unwrap(), "ADD brings lo up");
+
+        let first = json!({"cniVersion": "1.0.0", "name": "n", "type": "loopback"});
+        let out: Value = serde_json::from_slice(
+            &exec
+                .exec(
+                    "loopback",
+                    &env("ADD"),
+                    &serde_json::to_vec(&first).unwrap(),
+                )
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            out["interfaces"][0]["sandbox"],
+            json!(netns.display().to_string())
+        );
+        assert_eq!(
+            result_ips(&out),
+            vec!["127.0.0.1".to_string(), "::1".to_string()]
+        );
+
+        ns::remove(&pinned);
+        let gone = exec.exec(
+            "loopback",
+            &env("DEL"),
+            &serde_json::to_vec(&first).unwrap(),
+        );
+        assert!(gone.is_ok(), "{gone:?}");
+        let bad = exec.exec(
+            "loopback",
+            &env("ADD"),
+            &serde_json::to_vec(&first).unwrap(),
+        );
+        assert!(bad.unwrap_err().to_string().contains("bring up lo"));
     }
 }

@@ -170,6 +170,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         },
         std::sync::Arc::new(cni::BinaryExec {
             bin_dirs: config.cni_bin_dirs.clone(),
+            builtin_loopback: true,
         }),
     )?;
     let socket = config.socket_path();

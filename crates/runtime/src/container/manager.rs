@@ -45,6 +45,8 @@ pub enum ContainerError {
     PodInit(#[from] podinit::PodInitError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Device(#[from] super::devices::DeviceError),
     #[error("shim: {0}")]
     Shim(String),
     #[error("{context}: {source}")]
@@ -473,6 +475,17 @@ impl ContainerManager {
                 Some(spec::Seccomp::Custom(seccomp::load_localhost(&p)?))
             }
         };
+        let mut devices = Vec::new();
+        if sc.privileged {
+            devices.push(super::devices::host_devices(Path::new("/dev")));
+        }
+        for d in &cfg.devices {
+            devices.push(super::devices::resolve(
+                &d.host_path,
+                &d.container_path,
+                &d.permissions,
+            )?);
+        }
         let input = SpecInput {
             image: image.config.clone(),
             command: cfg.command.clone(),
@@ -521,6 +534,7 @@ impl ContainerManager {
             group: fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default(),
             host_caps: own_bounding_caps(),
             seccomp,
+            devices: super::devices::merge(devices),
         };
         let mut oci = spec::build(&input)?;
         if cfg.tty {

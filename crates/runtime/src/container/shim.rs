@@ -34,14 +34,18 @@ pub struct ExitRecord {
     pub oom_killed: bool,
 }
 
-/// OOM kills recorded by the container's memory cgroup (v1 `memory.oom_control`, v2
-/// `memory.events`), read before the cgroup is deleted.
-fn oom_kills(bundle: &Path) -> u64 {
-    let cgroups_path = std::fs::read(bundle.join("config.json"))
+/// The container's cgroup path from its bundle (read once at start, off the exit path).
+fn cgroups_path_of(bundle: &Path) -> String {
+    std::fs::read(bundle.join("config.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["linux"]["cgroupsPath"].as_str().map(str::to_string))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// OOM kills recorded by the container's memory cgroup (v1 `memory.oom_control`, v2
+/// `memory.events`), read before the cgroup is deleted.
+fn oom_kills(cgroups_path: &str) -> u64 {
     let rel = cgroups_path.trim_start_matches('/');
     let candidates = [
         Path::new("/sys/fs/cgroup/memory")
@@ -562,6 +566,8 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
         .open("/dev/null")
         .map_err(|e| e.to_string())?;
     nix::unistd::dup2(null.as_raw_fd(), 1).map_err(|e| e.to_string())?;
+    // after the handshake: CreateContainer does not wait for it
+    let cgroups_path = cgroups_path_of(&args.bundle);
 
     let mut log = open_log(&args.log);
     let mut splitters = [LineSplitter::new("stdout"), LineSplitter::new("stderr")];
@@ -731,10 +737,10 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                 if let Some(p) = &args.attach {
                     let _ = std::fs::remove_file(p);
                 }
-                rec.oom_killed = oom_kills(&args.bundle) > 0;
-                if let Err(e) = container.delete(true) {
-                    eprintln!("oxkube shim {}: delete: {e}", args.id);
-                }
+                rec.oom_killed = oom_kills(&cgroups_path) > 0;
+                // The exit is recorded and reported first; deleting the container (its cgroups
+                // and state) comes after, off the path of the exit event. RemoveContainer waits
+                // for this shim to end, so it never races the delete.
                 write_json_atomic(&args.dir.join("exit.json"), rec)
                     .map_err(|e| format!("write exit status: {e}"))?;
                 if let Some(ev) = &args.events {
@@ -742,6 +748,9 @@ fn run(args: &ShimArgs, handshake: &mut std::io::Stdout) -> Result<(), String> {
                     if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
                         let _ = sock.send_to(args.id.as_bytes(), ev);
                     }
+                }
+                if let Err(e) = container.delete(true) {
+                    eprintln!("oxkube shim {}: delete: {e}", args.id);
                 }
                 // attached clients get what is left, then EOF (after the exit is recorded, so
                 // a session that ended finds the container exited)
@@ -862,29 +871,23 @@ impl ExecArgs {
     }
 }
 
-/// The container's process spec (from its bundle) turned into the exec process `cmd` on a
-/// terminal, written next to `near`; returns its path.
-fn terminal_process_file(args: &ExecArgs, near: &Path) -> Result<PathBuf, String> {
+/// The exec process (the container's own process spec running `cmd`, see [`super::execproc`])
+/// written next to `near`, and the executor that applies the container's seccomp filter.
+fn exec_process_file(
+    args: &ExecArgs,
+    near: &Path,
+) -> Result<(PathBuf, super::execproc::ConfinedExec), String> {
     let container = libcontainer::container::Container::load(args.state_root.join(&args.id))
         .map_err(|e| format!("load container state: {e}"))?;
     let config = std::fs::read(container.bundle().join("config.json"))
         .map_err(|e| format!("read container config: {e}"))?;
-    let spec: serde_json::Value =
-        serde_json::from_slice(&config).map_err(|e| format!("parse container config: {e}"))?;
-    let mut process = spec
-        .get("process")
-        .cloned()
-        .ok_or("container config has no process")?;
-    process["args"] = serde_json::json!(args.cmd);
-    process["terminal"] = serde_json::json!(true);
-    if let Some(o) = process.as_object_mut() {
-        // the exec process does not change the container's OOM score
-        o.remove("oomScoreAdj");
-    }
+    let (process, exec) =
+        super::execproc::exec_process(&config, &args.cmd, args.console_socket.is_some())
+            .map_err(|e| e.to_string())?;
     let path = near.with_extension("process.json");
     std::fs::write(&path, serde_json::to_vec(&process).expect("json"))
         .map_err(|e| format!("write process spec: {e}"))?;
-    Ok(path)
+    Ok((path, exec))
 }
 
 /// Runs a command in a running container with its stdout/stderr on ours; exits with its status.
@@ -907,52 +910,55 @@ pub fn exec_main(argv: &[String]) -> i32 {
         // SAFETY: `d` is a fresh descriptor we own.
         Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(d) })
     };
+    let (process, executor) = match exec_process_file(&args, &args.error_file) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     let base = match libcontainer::container::builder::ContainerBuilder::new(
         args.id.clone(),
         libcontainer::syscall::syscall::SyscallType::Linux,
     )
     .with_root_path(&args.state_root)
     {
-        Ok(b) => b,
-        Err(e) => return fail(format!("exec in container: {e}")),
+        Ok(b) => b.with_executor(executor),
+        Err(e) => {
+            let _ = std::fs::remove_file(&process);
+            return fail(format!("exec in container: {e}"));
+        }
     };
     let built = if let Some(console) = &args.console_socket {
-        let process = match terminal_process_file(&args, &args.error_file) {
-            Ok(p) => p,
-            Err(e) => return fail(e),
-        };
-        let r = base
-            .with_console_socket(Some(console))
+        base.with_console_socket(Some(console))
             .as_tenant()
             .with_process(Some(&process))
             .with_detach(true)
-            .build();
-        let _ = std::fs::remove_file(&process);
-        r
-    } else {
-        let (out, err) = match (dup(1), dup(2)) {
-            (Ok(o), Ok(e)) => (o, e),
-            (Err(e), _) | (_, Err(e)) => return fail(e),
-        };
-        let input = if args.stdin {
-            dup(0)
-        } else {
-            File::open("/dev/null")
-                .map(OwnedFd::from)
-                .map_err(|e| format!("open /dev/null: {e}"))
-        };
-        let input = match input {
-            Ok(i) => i,
-            Err(e) => return fail(e),
-        };
-        base.with_stdin(input)
-            .with_stdout(out)
-            .with_stderr(err)
-            .as_tenant()
-            .with_container_args(args.cmd.clone())
-            .with_detach(true)
             .build()
+    } else {
+        let stdio = dup(1).and_then(|o| Ok((o, dup(2)?))).and_then(|(o, e)| {
+            let input = if args.stdin {
+                dup(0)?
+            } else {
+                File::open("/dev/null")
+                    .map(OwnedFd::from)
+                    .map_err(|e| format!("open /dev/null: {e}"))?
+            };
+            Ok((input, o, e))
+        });
+        match stdio {
+            Ok((input, out, err)) => base
+                .with_stdin(input)
+                .with_stdout(out)
+                .with_stderr(err)
+                .as_tenant()
+                .with_process(Some(&process))
+                .with_detach(true)
+                .build(),
+            Err(e) => {
+                let _ = std::fs::remove_file(&process);
+                return fail(e);
+            }
+        }
     };
+    let _ = std::fs::remove_file(&process);
     let pid = match built {
         Ok(pid) => pid,
         Err(e) => return fail(format!("exec in container: {e}")),

@@ -172,6 +172,8 @@ pub struct SpecInput {
     pub host_caps: Option<u64>,
     /// The seccomp filter (None: unconfined).
     pub seccomp: Option<Seccomp>,
+    /// Device nodes and their cgroup allow rules (CRI devices; all host devices if privileged).
+    pub devices: Vec<super::devices::Device>,
 }
 
 /// The seccomp filter a container gets.
@@ -435,6 +437,11 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if input.privileged {
         resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    } else {
+        let rules = resources["devices"].as_array_mut().expect("device rules");
+        for d in &input.devices {
+            rules.push(json!({"allow": true, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "access": d.access}));
+        }
     }
     if !cpu.is_empty() {
         resources["cpu"] = Value::Object(cpu);
@@ -449,6 +456,13 @@ pub fn build(input: &SpecInput) -> Result<Value, SpecError> {
     });
     if !input.sysctls.is_empty() {
         linux["sysctl"] = json!(input.sysctls);
+    }
+    if !input.devices.is_empty() {
+        linux["devices"] = input
+            .devices
+            .iter()
+            .map(|d| json!({"path": d.path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid}))
+            .collect();
     }
     match &input.seccomp {
         Some(Seccomp::RuntimeDefault) => {

@@ -146,8 +146,56 @@ pub fn remove(p: &Pinned) {
     }
 }
 
+/// Sets or clears IFF_UP on `lo` in the network namespace pinned at `netns` (from a short-lived
+/// thread that joins it).
+pub fn set_loopback(netns: &Path, up: bool) -> io::Result<()> {
+    let f = fs::File::open(netns)?;
+    std::thread::spawn(move || {
+        nix::sched::setns(&f, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        set_loopback_flags(up)
+    })
+    .join()
+    .map_err(|_| io::Error::other("loopback thread panicked"))?
+}
+
+/// Whether `lo` is up in the network namespace pinned at `netns`.
+pub fn loopback_is_up(netns: &Path) -> io::Result<bool> {
+    let f = fs::File::open(netns)?;
+    std::thread::spawn(move || {
+        nix::sched::setns(&f, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        loopback_flags().map(|f| f & libc::IFF_UP as libc::c_short != 0)
+    })
+    .join()
+    .map_err(|_| io::Error::other("loopback thread panicked"))?
+}
+
 /// Sets IFF_UP on `lo` in the calling thread's network namespace.
 fn loopback_up() -> io::Result<()> {
+    set_loopback_flags(true)
+}
+
+fn loopback_flags() -> io::Result<libc::c_short> {
+    // SAFETY: socket/ioctl on a zero-initialised ifreq naming "lo"; the fd is closed.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            ifr.ifr_name[i] = *b as libc::c_char;
+        }
+        let rc = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr);
+        let err = io::Error::last_os_error();
+        libc::close(fd);
+        if rc != 0 {
+            return Err(err);
+        }
+        Ok(ifr.ifr_ifru.ifru_flags)
+    }
+}
+
+fn set_loopback_flags(up: bool) -> io::Result<()> {
     // SAFETY: plain socket/ioctl calls on a zero-initialised ifreq naming "lo"; the fd is closed.
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
@@ -160,7 +208,11 @@ fn loopback_up() -> io::Result<()> {
         }
         let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr);
         if rc == 0 {
-            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            if up {
+                ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            } else {
+                ifr.ifr_ifru.ifru_flags &= !(libc::IFF_UP as libc::c_short);
+            }
             rc = libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &ifr);
         }
         let err = io::Error::last_os_error();

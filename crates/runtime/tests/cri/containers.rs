@@ -497,7 +497,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Benchmark (run with `--ignored --nocapture`): RunPodSandbox + CreateContainer + StartContainer
 /// of busybox `sleep` with the image present, and the shim's memory. Prints figures only.
-pub async fn bench_pod_start(mut t: Target) {
+pub async fn bench_pod_start(mut t: Target) -> Duration {
     let n = 30;
     let (warm, _) = pod(&mut t, "benchwarm").await;
     remove_pod(&mut t, &warm.id).await;
@@ -577,6 +577,7 @@ pub async fn bench_pod_start(mut t: Target) {
         pss_kib.get(pss_kib.len() / 2).copied().unwrap_or(0),
         pss_kib.len()
     );
+    percentile(&times, 0.5)
 }
 
 pub async fn lifecycle_events_are_streamed(mut t: Target) {

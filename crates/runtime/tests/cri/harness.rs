@@ -29,6 +29,11 @@ enum Process {
 
 static NEXT_NET: AtomicU32 = AtomicU32::new(0);
 
+/// Whether the targets' default conflist masquerades pod traffic (the runtime's standalone
+/// default). The benchmark turns it off for both runtimes, as `oxkube server`/`agent` run it
+/// (their pod network masquerades only traffic leaving the cluster, in its own nft table).
+pub static IP_MASQ: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 /// A runtime under test.
 pub struct Target {
     pub kind: Kind,
@@ -120,7 +125,17 @@ state = "{state}"
         wait_for("cri socket", Duration::from_secs(20), || {
             std::os::unix::net::UnixStream::connect(&s).is_ok()
         });
-        let (rt, img) = cri::clients(&socket).await.expect("dial cri socket");
+        let (mut rt, img) = cri::clients(&socket).await.expect("dial cri socket");
+        // containerd listens before its CRI plugin is initialized ("server is not initialized
+        // yet" until then): wait for an answer
+        let start = Instant::now();
+        while let Err(e) = rt.version(pb::VersionRequest::default()).await {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "cri server not ready: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         Target {
             kind,
             bridge,
@@ -234,12 +249,13 @@ state = "{state}"
                     .expect("UpdateRuntimeConfig");
             }
             Kind::Containerd => {
-                let list = runtime::cni::default_conflist(
+                let mut list = runtime::cni::default_conflist(
                     &self.bridge,
                     &self.bridge,
                     &self.pod_cidr,
                     Some(&self.dir.path().join("ipam")),
                 );
+                list["plugins"][0]["ipMasq"] = IP_MASQ.load(Ordering::SeqCst).into();
                 runtime::cni::write_default_conflist(&self.dir.path().join("cni"), &list).unwrap();
                 let mut pause =
                     runtime::testimage::TestImage::busybox("registry.k8s.io/pause:3.6").unwrap();
@@ -352,6 +368,7 @@ fn start_oxkube(dir: &Path, bridge: &str) -> (PathBuf, Process) {
     let mut cfg = runtime::Config::new(&data);
     cfg.cni_bridge = bridge.to_string();
     cfg.cni_network = bridge.to_string();
+    cfg.cni_ip_masq = IP_MASQ.load(Ordering::SeqCst);
     cfg.shim = Some(runtime::container::manager::ShimCommand {
         exe: PathBuf::from(env!("CARGO_BIN_EXE_oxkube-shim")),
         prefix: vec![],

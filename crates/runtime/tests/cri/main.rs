@@ -5,6 +5,7 @@
 //! with the reason printed.
 
 mod agent_kill;
+mod bench;
 mod containers;
 mod harness;
 mod images;
@@ -95,12 +96,32 @@ mod bench_pod_start {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "benchmark"]
     async fn oxkube() {
-        crate::containers::bench_pod_start(Target::start(Kind::Oxkube).await).await
+        crate::containers::bench_pod_start(Target::start(Kind::Oxkube).await).await;
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "benchmark"]
     async fn containerd() {
-        crate::containers::bench_pod_start(Target::start(Kind::Containerd).await).await
+        crate::containers::bench_pod_start(Target::start(Kind::Containerd).await).await;
+    }
+}
+/// Figures: `cargo test -p runtime --test cri bench_more -- --ignored --nocapture`, or all of
+/// them side by side with `cargo bench -p runtime --bench runtime`.
+mod bench_more {
+    use crate::harness::{Kind, Target};
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn exit_event_oxkube() {
+        crate::bench::bench_exit_event(Target::start(Kind::Oxkube).await).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn concurrent_pods_oxkube() {
+        crate::bench::bench_concurrent_pods(Target::start(Kind::Oxkube).await).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn concurrent_pods_containerd() {
+        crate::bench::bench_concurrent_pods(Target::start(Kind::Containerd).await).await
     }
 }
 cri_test!(
@@ -159,19 +180,7 @@ mod bench_streaming {
 }
 
 cri_test!(security::seccomp_profiles);
-/// Known gap, kept visible: libcontainer 0.7's tenant (exec) path rebuilds `linux` without
-/// `seccomp`, so processes exec'd into a confined container run unconfined in oxkube.
-mod seccomp_applies_to_exec {
-    use crate::harness::{Kind, Target};
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "known gap: libcontainer 0.7 tenant exec drops linux.seccomp"]
-    async fn oxkube() {
-        crate::security::seccomp_applies_to_exec(Target::start(Kind::Oxkube).await).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn containerd() {
-        crate::security::seccomp_applies_to_exec(Target::start(Kind::Containerd).await).await
-    }
-}
+cri_test!(security::seccomp_applies_to_exec);
 cri_test!(security::pid_namespace_modes);
+cri_test!(security::devices_are_mapped_and_others_denied);
 cri_test!(pod_stats::pod_sandbox_stats);

@@ -1,5 +1,6 @@
 //! CRI security tests, run against every runtime: seccomp profiles (RuntimeDefault, Unconfined,
-//! Localhost, the deprecated profile path strings, privileged) and pod pid namespace sharing.
+//! Localhost, the deprecated profile path strings, privileged), seccomp of exec'd processes, pod
+//! pid namespace sharing and devices.
 
 use cri::v1 as pb;
 
@@ -420,6 +421,139 @@ pub async fn seccomp_applies_to_exec(mut t: Target) {
         .map(|l| l.replace('\t', " "))
         .collect();
     assert_eq!(out, ["Seccomp: 2", "unshare=denied", "mkdir=ok"], "exec");
+    // the exec'd process has exactly the container's capabilities (none kept from loading the
+    // filter) and runs as the container's user
+    let r =
+        t.rt.exec_sync(pb::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "for p in self 1; do grep -E '^(Cap(Prm|Eff|Bnd|Inh)|Uid|Gid):' /proc/$p/status | tr -s '\\t ' ' '; done".into(),
+            ],
+            timeout: 10,
+        })
+        .await
+        .expect("ExecSync")
+        .into_inner();
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 12, "{out}");
+    assert_eq!(
+        lines[..6],
+        lines[6..],
+        "exec'd process vs the container's init:\n{out}"
+    );
 
+    remove_pod(&mut t, &sb.id).await;
+}
+
+async fn exec_lines(t: &mut Target, id: &str, script: &str) -> Vec<String> {
+    let r =
+        t.rt.exec_sync(pb::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: vec!["sh".into(), "-c".into(), script.into()],
+            timeout: 10,
+        })
+        .await
+        .expect("ExecSync")
+        .into_inner();
+    String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// CRI devices: /dev/null mapped as /dev/mynull (rwm) reads and writes; /dev/loop-control mapped
+/// with `r` only opens for reading, not for writing; a node of a device that is not allowed (made with
+/// mknod in the container) cannot be opened; a bad host path fails CreateContainer; a privileged
+/// container sees the host's devices (/dev/loop-control and /dev/kmsg here).
+pub async fn devices_are_mapped_and_others_denied(mut t: Target) {
+    let (sb, logs) = pod(&mut t, "devices").await;
+    let dev = |host: &str, container: &str, permissions: &str| pb::Device {
+        container_path: container.into(),
+        host_path: host.into(),
+        permissions: permissions.into(),
+    };
+    let mut cfg = container_config("dev", &["sleep", "1000"]);
+    cfg.devices = vec![
+        dev("/dev/null", "/dev/mynull", "rwm"),
+        dev("/dev/zero", "/dev/myzero", "rwm"),
+        dev("/dev/loop-control", "/dev/myloopctl", "r"),
+    ];
+    let id = create(&mut t, &sb, cfg).await.expect("CreateContainer");
+    start(&mut t, &id).await.expect("StartContainer");
+    let out = exec_lines(
+        &mut t,
+        &id,
+        "stat -c 'mynull=%F %t:%T' /dev/mynull; \
+         echo hi > /dev/mynull && echo null-write=ok; \
+         head -c 3 /dev/mynull > /dev/null && echo null-read=ok; \
+         [ \"$(head -c 2 /dev/myzero | wc -c)\" -eq 2 ] && echo zero-read=ok; \
+         : < /dev/myloopctl && echo loopctl-read=ok; \
+         if (: > /dev/myloopctl) 2>/dev/null; then echo loopctl-write=ok; else echo loopctl-write=denied; fi; \
+         mknod /dev/mymem c 1 1 && if head -c 1 /dev/mymem > /dev/null 2>&1; then echo mem=ok; else echo mem=denied; fi",
+    )
+    .await;
+    assert_eq!(
+        out,
+        [
+            "mynull=character special file 1:3",
+            "null-write=ok",
+            "null-read=ok",
+            "zero-read=ok",
+            "loopctl-read=ok",
+            "loopctl-write=denied",
+            "mem=denied"
+        ],
+        "devices"
+    );
+    let mut bad = container_config("bad", &["true"]);
+    bad.devices = vec![dev("/dev/no-such-device", "/dev/x", "rwm")];
+    let e = create(&mut t, &sb, bad)
+        .await
+        .expect_err("a missing host device fails CreateContainer");
+    assert!(e.message().contains("/dev/no-such-device"), "{e}");
+    remove_pod(&mut t, &sb.id).await;
+
+    let mut config = sandbox_config("devices-privileged", &logs);
+    config.linux.as_mut().unwrap().security_context = Some(pb::LinuxSandboxSecurityContext {
+        privileged: true,
+        ..Default::default()
+    });
+    let sid =
+        t.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("RunPodSandbox")
+        .into_inner()
+        .pod_sandbox_id;
+    let sb = Pod { id: sid, config };
+    let mut cfg = container_config("priv", &["sleep", "1000"]);
+    cfg.linux
+        .as_mut()
+        .unwrap()
+        .security_context
+        .as_mut()
+        .unwrap()
+        .privileged = true;
+    let id = create(&mut t, &sb, cfg).await.expect("CreateContainer");
+    start(&mut t, &id).await.expect("StartContainer");
+    let mut want = Vec::new();
+    for d in ["loop-control", "kmsg"] {
+        if std::path::Path::new("/dev").join(d).exists() {
+            want.push(format!("{d}=ok"));
+        }
+    }
+    assert!(!want.is_empty(), "the host has neither device");
+    let out = exec_lines(
+        &mut t,
+        &id,
+        "for d in loop-control kmsg; do [ -c /dev/$d ] && echo $d=ok; done",
+    )
+    .await;
+    assert_eq!(out, want, "host devices in a privileged container");
     remove_pod(&mut t, &sb.id).await;
 }
