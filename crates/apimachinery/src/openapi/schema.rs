@@ -16,11 +16,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::generate::SchemaSettings;
 #[cfg(feature = "schemars")]
 use k8s_openapi::schemars::SchemaGenerator;
-use serde_json::{json, Map, Value};
+#[cfg(feature = "schemars")]
+use serde_json::Map;
+use serde_json::{json, Value};
 
 #[cfg(feature = "schemars")]
-use super::resources::{schema_fn, SchemaFn};
-use super::resources::{GroupVersionDef, SubresourceKind};
+use super::resources::{schema_fn, GroupVersionDef, SchemaFn, SubresourceKind};
 #[cfg(feature = "schemars")]
 use super::tags::{FIELD_TAGS, STRUCT_TAGS};
 
