@@ -3,7 +3,8 @@
 //! pods, and write-to-watcher latency with 500 watchers. Prints medians of several runs.
 //!
 //! Run: `cargo bench -p oxkube --bench api` (add `-- quick` for a shorter run; name sections
-//! to run only those: `cold`, `writes`, `list`, `watch`).
+//! to run only those: `cold`, `writes`, `list`, `watch`). `OXKUBE_BIN` may point at another
+//! build (to compare two binaries back to back).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -36,12 +37,17 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The server binary: `OXKUBE_BIN` or this build's.
+fn bin() -> String {
+    std::env::var("OXKUBE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_oxkube").to_string())
+}
+
 fn spawn(dir: &Path, port: u16) -> Child {
     spawn_with(dir, port, &[])
 }
 
 fn spawn_with(dir: &Path, port: u16, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_oxkube"))
+    Command::new(bin())
         .args(["server", "--data-dir"])
         .arg(dir)
         .args([
@@ -121,14 +127,28 @@ fn pod(name: &str) -> Pod {
     .unwrap()
 }
 
-fn rss_kib(pid: u32) -> u64 {
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// ` (anonymous A MiB, file-backed F MiB)`: the file-backed part is the binary's mapped code
+/// and data.
+fn rss_parts(pid: u32) -> String {
+    format!(
+        " (anonymous {:.1} MiB, file-backed {:.1} MiB)",
+        status_kib(pid, "RssAnon:") as f64 / 1024.0,
+        status_kib(pid, "RssFile:") as f64 / 1024.0
+    )
 }
 
 async fn bench_cold_start(runs: usize) {
@@ -173,8 +193,8 @@ async fn create_many(api: &Api<ConfigMap>, prefix: &str, n: usize, parallel: usi
         .await;
 }
 
-/// RSS of a server holding 1,000 configmaps, with the given extra flags.
-async fn rss_with_configmaps(extra: &[&str]) -> u64 {
+/// RSS of a server holding 1,000 configmaps, with the given extra flags, and its parts.
+async fn rss_with_configmaps(extra: &[&str]) -> (u64, String) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let t0 = Instant::now();
@@ -184,19 +204,23 @@ async fn rss_with_configmaps(extra: &[&str]) -> u64 {
     let api: Api<ConfigMap> = Api::namespaced(client_for(s.dir.path()).await, "default");
     create_many(&api, "idle", 1000, 16).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    rss_kib(s.child.id()) / 1024
+    (rss_kib(s.child.id()) / 1024, rss_parts(s.child.id()))
 }
 
 async fn bench_rss_and_creates(quick: bool) {
-    let api_only =
+    let (api_only, parts) =
         rss_with_configmaps(&["--disable-scheduler", "--disable-controller-manager"]).await;
-    println!("RSS of an idle API server (no scheduler/controllers) holding 1,000 configmaps: {api_only} MiB");
+    println!("RSS of an idle API server (no scheduler/controllers) holding 1,000 configmaps: {api_only} MiB{parts}");
     let (s, _) = start(tempfile::tempdir().unwrap(), free_port()).await;
     let client = client_for(s.dir.path()).await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     create_many(&api, "idle", 1000, 16).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    println!("RSS of an idle server with scheduler and controller manager holding 1,000 configmaps: {} MiB", rss_kib(s.child.id()) / 1024);
+    println!(
+        "RSS of an idle server with scheduler and controller manager holding 1,000 configmaps: {} MiB{}",
+        rss_kib(s.child.id()) / 1024,
+        rss_parts(s.child.id())
+    );
 
     // latency at 200 creates/s from one keep-alive client
     let n = if quick { 400 } else { 2000 };

@@ -22,6 +22,7 @@ mod lookup;
 mod paths;
 pub mod resources;
 mod schema;
+#[cfg(feature = "schemars")]
 mod tags;
 pub mod v2;
 
@@ -38,7 +39,9 @@ pub use schema::REF_PREFIX;
 
 use paths::{GvPaths, KindSchema, PathResource, SubOps};
 use resources::SubresourceKind;
-use schema::BuiltinComponents;
+#[cfg(feature = "schemars")]
+pub use schema::builtin_components;
+pub use schema::{embedded_components_json, BuiltinComponents};
 
 /// The `info.version` of every document.
 pub const KUBERNETES_VERSION: &str = "v1.33.0";
@@ -112,7 +115,7 @@ static BUILTIN: OnceLock<Builtin> = OnceLock::new();
 pub fn builtin() -> &'static Builtin {
     BUILTIN.get_or_init(|| {
         let gvs = builtin_group_versions();
-        let components = schema::builtin_components(&gvs);
+        let components = schema::embedded_components();
         let docs = gvs.iter().map(|g| (g.path(), OnceLock::new())).collect();
         Builtin {
             gvs,

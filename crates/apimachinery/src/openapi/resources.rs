@@ -1,15 +1,19 @@
 //! The built-in group-versions and resources whose OpenAPI documents the API server serves,
 //! derived from the resource registry (kinds, scope, verbs, subresources: one source of truth),
-//! plus the binding of each kind to its k8s-openapi Rust type (where the schemas come from).
+//! plus the binding of each kind to its k8s-openapi Rust type (where the schemas come from: only
+//! the `schemars` feature, which regenerates `components.json.zz`, needs the schemas themselves).
 
+#[cfg(feature = "schemars")]
 use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};
 use k8s_openapi::Resource;
 
 use crate::registry::{self, ResourceInfo, Subresource};
 
 /// Adds the schema of one Rust type (and everything it references) to a generator.
+#[cfg(feature = "schemars")]
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
+#[cfg(feature = "schemars")]
 fn schema_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
@@ -20,7 +24,6 @@ pub struct KindRef {
     pub group: String,
     pub version: String,
     pub kind: String,
-    pub schema: SchemaFn,
 }
 
 /// What a subresource is, which decides its operations.
@@ -53,7 +56,6 @@ pub struct ResourceDef {
     pub namespaced: bool,
     pub verbs: Vec<String>,
     pub subresources: Vec<SubresourceDef>,
-    pub schema: SchemaFn,
 }
 
 impl ResourceDef {
@@ -87,8 +89,92 @@ pub fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
-/// The k8s-openapi type of every built-in kind the registry names (resources and the kinds
-/// their subresources take), as a schema generator.
+/// Calls `$m!` with the k8s-openapi type of every built-in kind the registry names (resources
+/// and the kinds their subresources take).
+macro_rules! with_builtin_types {
+    ($m:ident) => {
+        $m!(
+            core::v1::Binding,
+            core::v1::ComponentStatus,
+            core::v1::ConfigMap,
+            core::v1::Endpoints,
+            core::v1::Event,
+            core::v1::LimitRange,
+            core::v1::Namespace,
+            core::v1::Node,
+            core::v1::PersistentVolumeClaim,
+            core::v1::PersistentVolume,
+            core::v1::Pod,
+            core::v1::PodTemplate,
+            core::v1::ReplicationController,
+            core::v1::ResourceQuota,
+            core::v1::Secret,
+            core::v1::ServiceAccount,
+            core::v1::Service,
+            apps::v1::ControllerRevision,
+            apps::v1::DaemonSet,
+            apps::v1::Deployment,
+            apps::v1::ReplicaSet,
+            apps::v1::StatefulSet,
+            autoscaling::v1::Scale,
+            autoscaling::v1::HorizontalPodAutoscaler,
+            autoscaling::v2::HorizontalPodAutoscaler,
+            batch::v1::CronJob,
+            batch::v1::Job,
+            discovery::v1::EndpointSlice,
+            coordination::v1::Lease,
+            events::v1::Event,
+            rbac::v1::ClusterRoleBinding,
+            rbac::v1::ClusterRole,
+            rbac::v1::RoleBinding,
+            rbac::v1::Role,
+            storage::v1::CSIDriver,
+            storage::v1::CSINode,
+            storage::v1::CSIStorageCapacity,
+            storage::v1::StorageClass,
+            storage::v1::VolumeAttachment,
+            networking::v1::IngressClass,
+            networking::v1::Ingress,
+            networking::v1::IPAddress,
+            networking::v1::NetworkPolicy,
+            networking::v1::ServiceCIDR,
+            policy::v1::Eviction,
+            policy::v1::PodDisruptionBudget,
+            scheduling::v1::PriorityClass,
+            apiextensions_v1::CustomResourceDefinition,
+            authentication::v1::SelfSubjectReview,
+            authentication::v1::TokenReview,
+            authentication::v1::TokenRequest,
+            authorization::v1::LocalSubjectAccessReview,
+            authorization::v1::SelfSubjectAccessReview,
+            authorization::v1::SelfSubjectRulesReview,
+            authorization::v1::SubjectAccessReview,
+        )
+    };
+}
+
+/// Whether a built-in kind has a k8s-openapi type (and so a component schema).
+pub fn has_schema(group: &str, version: &str, kind: &str) -> bool {
+    use k8s_openapi::api::*;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions_v1;
+    macro_rules! kinds {
+        ($($t:ty),* $(,)?) => {
+            $(
+                if <$t as Resource>::GROUP == group
+                    && <$t as Resource>::VERSION == version
+                    && <$t as Resource>::KIND == kind
+                {
+                    return true;
+                }
+            )*
+        };
+    }
+    with_builtin_types!(kinds);
+    false
+}
+
+/// The k8s-openapi type of a built-in kind, as a schema generator.
+#[cfg(feature = "schemars")]
 pub fn schema_fn(group: &str, version: &str, kind: &str) -> Option<SchemaFn> {
     use k8s_openapi::api::*;
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions_v1;
@@ -104,63 +190,7 @@ pub fn schema_fn(group: &str, version: &str, kind: &str) -> Option<SchemaFn> {
             )*
         };
     }
-    kinds!(
-        core::v1::Binding,
-        core::v1::ComponentStatus,
-        core::v1::ConfigMap,
-        core::v1::Endpoints,
-        core::v1::Event,
-        core::v1::LimitRange,
-        core::v1::Namespace,
-        core::v1::Node,
-        core::v1::PersistentVolumeClaim,
-        core::v1::PersistentVolume,
-        core::v1::Pod,
-        core::v1::PodTemplate,
-        core::v1::ReplicationController,
-        core::v1::ResourceQuota,
-        core::v1::Secret,
-        core::v1::ServiceAccount,
-        core::v1::Service,
-        apps::v1::ControllerRevision,
-        apps::v1::DaemonSet,
-        apps::v1::Deployment,
-        apps::v1::ReplicaSet,
-        apps::v1::StatefulSet,
-        autoscaling::v1::Scale,
-        autoscaling::v1::HorizontalPodAutoscaler,
-        autoscaling::v2::HorizontalPodAutoscaler,
-        batch::v1::CronJob,
-        batch::v1::Job,
-        discovery::v1::EndpointSlice,
-        coordination::v1::Lease,
-        events::v1::Event,
-        rbac::v1::ClusterRoleBinding,
-        rbac::v1::ClusterRole,
-        rbac::v1::RoleBinding,
-        rbac::v1::Role,
-        storage::v1::CSIDriver,
-        storage::v1::CSINode,
-        storage::v1::CSIStorageCapacity,
-        storage::v1::StorageClass,
-        storage::v1::VolumeAttachment,
-        networking::v1::IngressClass,
-        networking::v1::Ingress,
-        networking::v1::IPAddress,
-        networking::v1::NetworkPolicy,
-        networking::v1::ServiceCIDR,
-        policy::v1::Eviction,
-        policy::v1::PodDisruptionBudget,
-        scheduling::v1::PriorityClass,
-        apiextensions_v1::CustomResourceDefinition,
-        authentication::v1::SelfSubjectReview,
-        authentication::v1::TokenReview,
-        authentication::v1::TokenRequest,
-        authorization::v1::LocalSubjectAccessReview,
-        authorization::v1::SelfSubjectAccessReview,
-        authorization::v1::SelfSubjectRulesReview,
-        authorization::v1::SubjectAccessReview,
-    );
+    with_builtin_types!(kinds);
     None
 }
 
@@ -178,8 +208,8 @@ fn subresource_kind(parent: &ResourceInfo, s: &Subresource) -> Option<Subresourc
             group: s.group.to_string(),
             version: s.version.to_string(),
             kind: s.kind.to_string(),
-            schema: schema_fn(s.group, s.version, s.kind)?,
         })
+        .filter(|_| has_schema(s.group, s.version, s.kind))
     };
     if s.name == "log" && verbs(&["get"]) {
         return Some(SubresourceKind::Log);
@@ -210,8 +240,8 @@ pub fn builtin_group_versions() -> Vec<GroupVersionDef> {
             let resources = all
                 .iter()
                 .filter(|r| r.group == group && r.version == version)
-                .filter_map(|r| {
-                    let schema = schema_fn(&r.group, &r.version, &r.kind)?;
+                .filter(|r| has_schema(&r.group, &r.version, &r.kind))
+                .map(|r| {
                     let mut subresources: Vec<SubresourceDef> = r
                         .subresources
                         .iter()
@@ -223,14 +253,13 @@ pub fn builtin_group_versions() -> Vec<GroupVersionDef> {
                         })
                         .collect();
                     subresources.sort_by(|a, b| a.name.cmp(&b.name));
-                    Some(ResourceDef {
+                    ResourceDef {
                         plural: r.plural.clone(),
                         kind: r.kind.clone(),
                         namespaced: r.namespaced,
                         verbs: r.verbs.clone(),
                         subresources,
-                        schema,
-                    })
+                    }
                 })
                 .collect();
             out.push(GroupVersionDef {
@@ -247,6 +276,23 @@ pub fn builtin_group_versions() -> Vec<GroupVersionDef> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn every_registry_kind_has_a_type() {
+        for r in registry::builtin_resources() {
+            assert!(
+                has_schema(&r.group, &r.version, &r.kind),
+                "no k8s-openapi type for {}/{} {}",
+                r.group,
+                r.version,
+                r.kind
+            );
+        }
+        assert!(has_schema("policy", "v1", "Eviction"));
+        assert!(!has_schema("", "v1", "Eviction"));
+        assert!(!has_schema("example.com", "v1", "Widget"));
+    }
+
+    #[cfg(feature = "schemars")]
     #[test]
     fn every_registry_kind_has_a_schema_with_the_same_scope() {
         use k8s_openapi::schemars::generate::SchemaSettings;

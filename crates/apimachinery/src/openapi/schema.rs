@@ -1,15 +1,33 @@
 //! Component schemas of the built-in kinds: k8s-openapi's JSON schemas rewritten to the form
 //! upstream's OpenAPI v3 documents use, plus the Kubernetes vendor extensions k8s-openapi lacks.
+//!
+//! They are generated from k8s-openapi's `schemars` schemas by [`builtin_components`] (feature
+//! `schemars`, `cargo run -p apimachinery --features schemars --example gen_openapi_components`)
+//! into `components.json.zz`, which the server embeds and parses on first use
+//! ([`embedded_components`]): the schema generator is 4 MB of machine code (a `JsonSchema` impl
+//! per k8s-openapi type) that the server would otherwise carry and page in at its first write.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 
+#[cfg(feature = "schemars")]
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+#[cfg(feature = "schemars")]
 use k8s_openapi::schemars::generate::SchemaSettings;
+#[cfg(feature = "schemars")]
 use k8s_openapi::schemars::SchemaGenerator;
-use serde_json::{json, Map, Value};
+#[cfg(feature = "schemars")]
+use serde_json::Map;
+use serde_json::{json, Value};
 
-use super::resources::{GroupVersionDef, SchemaFn, SubresourceKind};
+#[cfg(feature = "schemars")]
+use super::resources::{schema_fn, GroupVersionDef, SchemaFn, SubresourceKind};
+#[cfg(feature = "schemars")]
 use super::tags::{FIELD_TAGS, STRUCT_TAGS};
+
+/// [`BuiltinComponents`] as generated from k8s-openapi, zlib-compressed JSON (see
+/// [`BuiltinComponents::to_json`]).
+const EMBEDDED: &[u8] = include_bytes!("components.json.zz");
 
 /// Prefix of every schema reference in an OpenAPI v3 document.
 pub const REF_PREFIX: &str = "#/components/schemas/";
@@ -21,8 +39,11 @@ pub(super) const STATUS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
 pub(super) const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent";
 pub(super) const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 pub(super) const API_RESOURCE_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList";
+#[cfg(feature = "schemars")]
 const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
+#[cfg(feature = "schemars")]
 const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
+#[cfg(feature = "schemars")]
 /// Types whose OpenAPISchemaType is nil upstream (they hold any JSON value).
 const UNTYPED: &[&str] = &[
     "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON",
@@ -34,6 +55,7 @@ const UNTYPED: &[&str] = &[
 pub(super) const API_VERSION_DESCRIPTION: &str = "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources";
 pub(super) const KIND_DESCRIPTION: &str = "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
 
+#[cfg(feature = "schemars")]
 /// Vendor extensions of one property of a built-in type (see `tags.rs`).
 pub struct FieldTag {
     pub schema: &'static str,
@@ -47,6 +69,7 @@ pub struct FieldTag {
     pub enum_on_items: bool,
 }
 
+#[cfg(feature = "schemars")]
 /// Vendor extensions of a whole built-in type.
 pub struct StructTag {
     pub schema: &'static str,
@@ -68,6 +91,7 @@ pub fn gvk(group: &str, version: &str, kind: &str) -> Value {
     json!({ "group": group, "kind": kind, "version": version })
 }
 
+#[cfg(feature = "schemars")]
 fn schema_name(g: &mut SchemaGenerator, f: SchemaFn) -> String {
     let s = f(g);
     ref_name(s.as_value())
@@ -77,21 +101,73 @@ fn schema_name(g: &mut SchemaGenerator, f: SchemaFn) -> String {
 
 /// Every component schema the built-in documents need, in upstream's form, plus the schema
 /// name of each built-in kind.
+#[derive(Debug, PartialEq)]
 pub struct BuiltinComponents {
     pub schemas: BTreeMap<String, Value>,
     /// (group, version, kind) -> schema name, for kinds and list kinds
     pub kinds: BTreeMap<(String, String, String), String>,
 }
 
-/// Generates the component schemas of all built-in group-versions.
+impl BuiltinComponents {
+    /// `{"kinds": [[group, version, kind, schema name], ...], "schemas": {name: schema, ...}}`,
+    /// compact, in key order (what `components.json.zz` holds, uncompressed).
+    pub fn to_json(&self) -> Vec<u8> {
+        let kinds: Vec<[&str; 4]> = self
+            .kinds
+            .iter()
+            .map(|((g, v, k), n)| [g.as_str(), v.as_str(), k.as_str(), n.as_str()])
+            .collect();
+        serde_json::to_vec(&json!({ "kinds": kinds, "schemas": self.schemas }))
+            .expect("a json value serializes")
+    }
+
+    /// Parses what [`BuiltinComponents::to_json`] wrote.
+    pub fn from_json(bytes: &[u8]) -> Result<BuiltinComponents, serde_json::Error> {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            kinds: Vec<(String, String, String, String)>,
+            schemas: BTreeMap<String, Value>,
+        }
+        let raw: Raw = serde_json::from_slice(bytes)?;
+        Ok(BuiltinComponents {
+            schemas: raw.schemas,
+            kinds: raw
+                .kinds
+                .into_iter()
+                .map(|(g, v, k, n)| ((g, v, k), n))
+                .collect(),
+        })
+    }
+}
+
+/// The uncompressed JSON of the embedded components.
+pub fn embedded_components_json() -> Vec<u8> {
+    let mut out = Vec::with_capacity(EMBEDDED.len() * 8);
+    flate2::read::ZlibDecoder::new(EMBEDDED)
+        .read_to_end(&mut out)
+        .expect("the embedded openapi components are zlib data");
+    out
+}
+
+/// The component schemas of all built-in group-versions, from the embedded generated file.
+pub fn embedded_components() -> BuiltinComponents {
+    BuiltinComponents::from_json(&embedded_components_json())
+        .expect("the embedded openapi components are valid")
+}
+
+/// Generates the component schemas of all built-in group-versions from k8s-openapi's types.
+#[cfg(feature = "schemars")]
 pub fn builtin_components(gvs: &[GroupVersionDef]) -> BuiltinComponents {
+    let schema_of = |group: &str, version: &str, kind: &str| {
+        schema_fn(group, version, kind).expect("every built-in kind has a k8s-openapi type")
+    };
     let mut g = SchemaSettings::openapi3().into_generator();
     let mut kinds: BTreeMap<(String, String, String), String> = BTreeMap::new();
     let mut lists: Vec<(String, String, String, String)> = Vec::new(); // group, version, kind, item schema
     let key = |g: &str, v: &str, k: &str| (g.to_string(), v.to_string(), k.to_string());
     for gv in gvs {
         for r in &gv.resources {
-            let name = schema_name(&mut g, r.schema);
+            let name = schema_name(&mut g, schema_of(&gv.group, &gv.version, &r.kind));
             kinds.insert(key(&gv.group, &gv.version, &r.kind), name.clone());
             if r.has("list") {
                 lists.push((
@@ -104,7 +180,7 @@ pub fn builtin_components(gvs: &[GroupVersionDef]) -> BuiltinComponents {
             for s in &r.subresources {
                 match &s.kind {
                     SubresourceKind::OtherGetPutPatch(k) | SubresourceKind::Create(k) => {
-                        let name = schema_name(&mut g, k.schema);
+                        let name = schema_name(&mut g, schema_of(&k.group, &k.version, &k.kind));
                         kinds.insert(key(&k.group, &k.version, &k.kind), name);
                     }
                     _ => {}
@@ -157,6 +233,7 @@ pub fn builtin_components(gvs: &[GroupVersionDef]) -> BuiltinComponents {
     BuiltinComponents { schemas, kinds }
 }
 
+#[cfg(feature = "schemars")]
 fn push_gvk(s: &mut Map<String, Value>, entry: Value) {
     let list = s
         .entry("x-kubernetes-group-version-kind")
@@ -202,6 +279,7 @@ pub fn list_schema(schemas: &BTreeMap<String, Value>, item: &str, kind: &str) ->
     })
 }
 
+#[cfg(feature = "schemars")]
 /// Rewrites one k8s-openapi schema to upstream's v3 form and adds the vendor extensions.
 fn postprocess(name: &str, schema: &mut Value) {
     match name {
@@ -255,6 +333,7 @@ fn postprocess(name: &str, schema: &mut Value) {
     }
 }
 
+#[cfg(feature = "schemars")]
 fn apply_field_tag(p: &mut Map<String, Value>, tag: &FieldTag) {
     if let Some(k) = tag.merge_key {
         p.insert("x-kubernetes-patch-merge-key".into(), k.into());
@@ -286,6 +365,7 @@ fn apply_field_tag(p: &mut Map<String, Value>, tag: &FieldTag) {
     }
 }
 
+#[cfg(feature = "schemars")]
 /// `{"$ref": X, "description": D}` is not valid OpenAPI 3.0 (siblings of `$ref` are ignored):
 /// upstream writes `{"allOf": [{"$ref": X}], "description": D}`.
 pub fn wrap_ref_siblings(v: &mut Value) {
@@ -317,7 +397,7 @@ pub fn wrap_ref_siblings(v: &mut Value) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "schemars"))]
 mod wrap_tests {
     use super::*;
 
@@ -353,6 +433,7 @@ pub fn sort_keys(v: &mut Value) {
     }
 }
 
+#[cfg(feature = "schemars")]
 fn add_meta_schemas(schemas: &mut BTreeMap<String, Value>) {
     // k8s-openapi models Patch as an empty schema; upstream gives it a type
     schemas.insert(

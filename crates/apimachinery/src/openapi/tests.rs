@@ -632,6 +632,7 @@ fn patch_and_list_extensions_match_upstream_markers() {
     }
 }
 
+#[cfg(feature = "schemars")]
 #[test]
 fn every_extension_tag_names_an_existing_property() {
     let b = builtin();
@@ -1043,4 +1044,38 @@ fn custom_resource_document_errors_and_schemaless_crds() {
     assert!(v["paths"]
         .get("/apis/stable.example.com/v1/crontabs/{name}")
         .is_some());
+}
+
+/// `components.json.zz` is what the generator makes of k8s-openapi today (regenerate with
+/// `cargo run -p apimachinery --features schemars --example gen_openapi_components`).
+#[cfg(feature = "schemars")]
+#[test]
+fn embedded_components_are_what_the_generator_makes() {
+    let generated = builtin_components(&builtin_group_versions());
+    let embedded = embedded_components_json();
+    assert!(
+        generated.to_json() == embedded,
+        "components.json.zz is stale: run `cargo run -p apimachinery --features schemars --example gen_openapi_components`"
+    );
+    assert_eq!(BuiltinComponents::from_json(&embedded).unwrap(), generated);
+}
+
+#[test]
+fn embedded_components_round_trip_and_cover_every_kind() {
+    let json = embedded_components_json();
+    let c = BuiltinComponents::from_json(&json).unwrap();
+    assert_eq!(c.to_json(), json);
+    for gv in builtin_group_versions() {
+        for r in &gv.resources {
+            let name = &c.kinds[&(gv.group.clone(), gv.version.clone(), r.kind.clone())];
+            assert!(c.schemas.contains_key(name), "{name}");
+        }
+    }
+    let pod = &c.schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    assert_eq!(pod["x-kubernetes-patch-merge-key"], "name");
+    assert_eq!(pod["x-kubernetes-patch-strategy"], "merge");
+    assert_eq!(
+        c.kinds[&("".to_string(), "v1".to_string(), "PodList".to_string())],
+        "io.k8s.api.core.v1.PodList"
+    );
 }
