@@ -1,7 +1,7 @@
 //! The built-in group-versions and resources whose OpenAPI documents the API server serves,
 //! derived from the resource registry (kinds, scope, verbs, subresources: one source of truth),
 //! plus the binding of each kind to its k8s-openapi Rust type (where the schemas come from: only
-//! the `schemars` feature, which regenerates `components.json.zz`, needs the schemas themselves).
+//! the `schemars` feature, which regenerates `components.json`, needs the schemas themselves).
 
 #[cfg(feature = "schemars")]
 use k8s_openapi::schemars::{JsonSchema, Schema, SchemaGenerator};

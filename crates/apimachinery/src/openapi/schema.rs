@@ -3,12 +3,11 @@
 //!
 //! They are generated from k8s-openapi's `schemars` schemas by [`builtin_components`] (feature
 //! `schemars`, `cargo run -p apimachinery --features schemars --example gen_openapi_components`)
-//! into `components.json.zz`, which the server embeds and parses on first use
+//! into `components.json`, which the server embeds and parses on first use
 //! ([`embedded_components`]): the schema generator is 4 MB of machine code (a `JsonSchema` impl
 //! per k8s-openapi type) that the server would otherwise carry and page in at its first write.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 #[cfg(feature = "schemars")]
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -25,9 +24,9 @@ use super::resources::{schema_fn, GroupVersionDef, SchemaFn, SubresourceKind};
 #[cfg(feature = "schemars")]
 use super::tags::{FIELD_TAGS, STRUCT_TAGS};
 
-/// [`BuiltinComponents`] as generated from k8s-openapi, zlib-compressed JSON (see
+/// [`BuiltinComponents`] as generated from k8s-openapi, as JSON text (see
 /// [`BuiltinComponents::to_json`]).
-const EMBEDDED: &[u8] = include_bytes!("components.json.zz");
+const EMBEDDED: &str = include_str!("components.json");
 
 /// Prefix of every schema reference in an OpenAPI v3 document.
 pub const REF_PREFIX: &str = "#/components/schemas/";
@@ -110,15 +109,17 @@ pub struct BuiltinComponents {
 
 impl BuiltinComponents {
     /// `{"kinds": [[group, version, kind, schema name], ...], "schemas": {name: schema, ...}}`,
-    /// compact, in key order (what `components.json.zz` holds, uncompressed).
+    /// pretty-printed, in key order, with a final newline (what `components.json` holds).
     pub fn to_json(&self) -> Vec<u8> {
         let kinds: Vec<[&str; 4]> = self
             .kinds
             .iter()
             .map(|((g, v, k), n)| [g.as_str(), v.as_str(), k.as_str(), n.as_str()])
             .collect();
-        serde_json::to_vec(&json!({ "kinds": kinds, "schemas": self.schemas }))
-            .expect("a json value serializes")
+        let mut out = serde_json::to_vec_pretty(&json!({ "kinds": kinds, "schemas": self.schemas }))
+            .expect("a json value serializes");
+        out.push(b'\n');
+        out
     }
 
     /// Parses what [`BuiltinComponents::to_json`] wrote.
@@ -140,13 +141,9 @@ impl BuiltinComponents {
     }
 }
 
-/// The uncompressed JSON of the embedded components.
+/// The JSON of the embedded components.
 pub fn embedded_components_json() -> Vec<u8> {
-    let mut out = Vec::with_capacity(EMBEDDED.len() * 8);
-    flate2::read::ZlibDecoder::new(EMBEDDED)
-        .read_to_end(&mut out)
-        .expect("the embedded openapi components are zlib data");
-    out
+    EMBEDDED.as_bytes().to_vec()
 }
 
 /// The component schemas of all built-in group-versions, from the embedded generated file.

@@ -1046,7 +1046,7 @@ fn custom_resource_document_errors_and_schemaless_crds() {
         .is_some());
 }
 
-/// `components.json.zz` is what the generator makes of k8s-openapi today (regenerate with
+/// `components.json` is what the generator makes of k8s-openapi today (regenerate with
 /// `cargo run -p apimachinery --features schemars --example gen_openapi_components`).
 #[cfg(feature = "schemars")]
 #[test]
@@ -1055,7 +1055,7 @@ fn embedded_components_are_what_the_generator_makes() {
     let embedded = embedded_components_json();
     assert!(
         generated.to_json() == embedded,
-        "components.json.zz is stale: run `cargo run -p apimachinery --features schemars --example gen_openapi_components`"
+        "components.json is stale: run `cargo run -p apimachinery --features schemars --example gen_openapi_components`"
     );
     assert_eq!(BuiltinComponents::from_json(&embedded).unwrap(), generated);
 }
