@@ -148,6 +148,17 @@ impl CacheEvent {
         prev: Option<Arc<Value>>,
     ) -> Self {
         let prev_attrs = prev.map(|p| selectable(&key, &p));
+        Self::with_prev_attrs(kind, rv, key, obj, prev_attrs)
+    }
+
+    /// As [`CacheEvent::new`] with the selectable part of the previous state already known.
+    pub fn with_prev_attrs(
+        kind: EventKind,
+        rv: Revision,
+        key: String,
+        obj: Arc<Value>,
+        prev_attrs: Option<Value>,
+    ) -> Self {
         CacheEvent {
             kind,
             rv,
@@ -488,24 +499,35 @@ impl WatchCache {
                 continue;
             };
             let rc = self.resource(prefix);
-            let prev = match &e.prev_kv {
-                Some(p) => Some(Arc::new(decode(p, p.mod_revision)?)),
-                None => None,
-            };
             let ev = match e.kind {
-                EventType::Put => CacheEvent::new(
-                    if e.kv.create_revision == rev || prev.is_none() {
-                        EventKind::Added
-                    } else {
-                        EventKind::Modified
-                    },
-                    rev,
-                    e.kv.key.clone(),
-                    Arc::new(decode(&e.kv, rev)?),
-                    prev,
-                ),
+                EventType::Put => {
+                    // the previous state's selectable fields come from the cached object when it
+                    // is at the previous revision (it always is while the cache follows the
+                    // store): an update then costs one decode, not two
+                    let prev_attrs = match &e.prev_kv {
+                        Some(p) => Some(match rc.get(&e.kv.key) {
+                            Some(c) if c.rv == p.mod_revision => c.attrs.clone(),
+                            _ => selectable(&e.kv.key, &decode(p, p.mod_revision)?),
+                        }),
+                        None => None,
+                    };
+                    CacheEvent::with_prev_attrs(
+                        if e.kv.create_revision == rev || prev_attrs.is_none() {
+                            EventKind::Added
+                        } else {
+                            EventKind::Modified
+                        },
+                        rev,
+                        e.kv.key.clone(),
+                        Arc::new(decode(&e.kv, rev)?),
+                        prev_attrs,
+                    )
+                }
                 EventType::Delete => {
-                    let Some(prev) = prev else { continue };
+                    let prev = match &e.prev_kv {
+                        Some(p) => Arc::new(decode(p, p.mod_revision)?),
+                        None => continue,
+                    };
                     CacheEvent::new(
                         EventKind::Deleted,
                         rev,
@@ -771,5 +793,80 @@ mod tests {
         assert!(rc.subscribe(5).is_err());
         assert!(rc.subscribe(10).is_ok());
         assert_eq!(rc.read().history.len(), HISTORY);
+    }
+
+    fn kv(key: &str, value: &[u8], create: Revision, rev: Revision) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: value.to_vec().into(),
+            create_revision: create,
+            mod_revision: rev,
+            version: 1,
+            lease: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn update_events_take_prior_selectable_state_from_the_cache_at_that_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            store::sqlite::SqliteStore::open(dir.path().join("db"), Default::default()).unwrap();
+        let wc = WatchCache::start(Arc::new(store)).await.unwrap();
+        let key = "/registry/core/pods/a/x";
+        let pod = |app: &str| {
+            serde_json::to_vec(
+                &serde_json::json!({"metadata": {"name": "x", "namespace": "a",
+                "labels": {"app": app}}}),
+            )
+            .unwrap()
+        };
+        let put = |value: &[u8], rev: Revision, prev: Option<KeyValue>| store::Event {
+            kind: EventType::Put,
+            kv: kv(key, value, 100, rev),
+            prev_kv: prev,
+        };
+        wc.apply_batch(vec![put(&pod("db"), 100, None)]).unwrap();
+        // prev at the cached revision: its attrs come from the cache (the stored bytes of the
+        // previous value are not even parsed)
+        wc.apply_batch(vec![put(
+            &pod("web"),
+            101,
+            Some(kv(key, b"not json", 100, 100)),
+        )])
+        .unwrap();
+        // prev at another revision than the cached one: decoded from the event
+        wc.apply_batch(vec![put(
+            &pod("api"),
+            103,
+            Some(kv(key, &pod("cache"), 100, 102)),
+        )])
+        .unwrap();
+        let sub = wc.resource("/registry/core/pods/").subscribe(100).unwrap();
+        let prev: Vec<_> = sub
+            .replay
+            .iter()
+            .map(|e| {
+                (
+                    e.kind,
+                    e.prev_attrs
+                        .as_ref()
+                        .map(|a| a["metadata"]["labels"]["app"].clone()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            prev,
+            vec![
+                (EventKind::Modified, Some(serde_json::json!("db"))),
+                (EventKind::Modified, Some(serde_json::json!("cache"))),
+            ]
+        );
+        // a previous value that is neither cached nor valid is an error, not a silent guess
+        let err = wc.apply_batch(vec![put(
+            &pod("x"),
+            105,
+            Some(kv(key, b"not json", 100, 104)),
+        )]);
+        assert!(matches!(err, Err(CacheError::Corrupt { .. })));
     }
 }

@@ -573,12 +573,22 @@ impl Api {
             return Ok(());
         }
         let ns_key = format!("/registry/core/namespaces/{namespace}");
-        let ns = match self.store.get(&ns_key).await.map_err(store_err)? {
-            Some(kv) => Some(
-                cache::decode(&kv, kv.mod_revision)
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            ),
-            None => None,
+        // as upstream's NamespaceLifecycle admission: the cached namespace when there is one
+        // (its deletion start is seen there), else a live read (a namespace created a moment ago)
+        let cached = self
+            .cache
+            .resource("/registry/core/namespaces/")
+            .get(&ns_key)
+            .map(|c| c.obj());
+        let ns = match cached {
+            Some(ns) => Some(ns),
+            None => match self.store.get(&ns_key).await.map_err(store_err)? {
+                Some(kv) => Some(Arc::new(
+                    cache::decode(&kv, kv.mod_revision)
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                )),
+                None => None,
+            },
         };
         match ns {
             None => Err(ApiError::not_found("", "namespaces", namespace)),
@@ -863,21 +873,81 @@ impl Api {
     where
         F: Fn(&Value) -> Result<Value, ApiError>,
     {
+        self.guaranteed_update_with(r, precondition, false, mutate)
+            .await
+    }
+
+    /// As [`Api::guaranteed_update`], starting from the watch cache's copy of the object (as
+    /// upstream's GuaranteedUpdate with a cached existing object): the write still compares the
+    /// stored revision, so a stale copy only costs a retry from the store. For writes without a
+    /// resourceVersion precondition whose checks only get stricter as the object ages (binding).
+    pub async fn guaranteed_update_cached<F>(
+        &self,
+        r: &Req<'_>,
+        mutate: F,
+    ) -> Result<Written, ApiError>
+    where
+        F: Fn(&Value) -> Result<Value, ApiError>,
+    {
+        self.guaranteed_update_with(r, "", true, mutate).await
+    }
+
+    async fn guaranteed_update_with<F>(
+        &self,
+        r: &Req<'_>,
+        precondition: &str,
+        cached_first: bool,
+        mutate: F,
+    ) -> Result<Written, ApiError>
+    where
+        F: Fn(&Value) -> Result<Value, ApiError>,
+    {
         let ri = r.ri;
         let key = r.key();
+        // the cache does not know leases: only objects that never have one (not events)
+        let mut cached = if cached_first && ri.plural != "events" {
+            self.cache.resource(&ri.key_prefix()).get(&key)
+        } else {
+            None
+        };
         for _attempt in 0..16 {
-            let Some(kv) = self.store.get(&key).await.map_err(store_err)? else {
-                return Err(ApiError::not_found(&ri.group, &ri.plural, r.name));
+            let from_cache = cached.is_some();
+            let (kv, old) = match cached.take() {
+                Some(c) => {
+                    let old = (*c.obj()).clone();
+                    (
+                        store::KeyValue {
+                            key: key.clone(),
+                            value: Vec::new().into(),
+                            create_revision: 0,
+                            mod_revision: c.rv,
+                            version: 0,
+                            lease: 0,
+                        },
+                        old,
+                    )
+                }
+                None => {
+                    let Some(kv) = self.store.get(&key).await.map_err(store_err)? else {
+                        return Err(ApiError::not_found(&ri.group, &ri.plural, r.name));
+                    };
+                    let old = cache::decode(&kv, kv.mod_revision)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    (kv, old)
+                }
             };
-            let old = cache::decode(&kv, kv.mod_revision)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
             if !precondition.is_empty() && precondition != kv.mod_revision.to_string() {
                 parse_rv(precondition)?;
                 return Err(ApiError::stale_resource_version(
                     &ri.group, &ri.plural, r.name,
                 ));
             }
-            let mut new = mutate(&old)?;
+            let mut new = match mutate(&old) {
+                Ok(n) => n,
+                // only the stored object's verdict is final
+                Err(_) if from_cache => continue,
+                Err(e) => return Err(e),
+            };
             if !new.is_object() {
                 return Err(ApiError::bad_request(
                     "the request body must be a JSON object",

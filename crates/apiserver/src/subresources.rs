@@ -37,9 +37,20 @@ pub async fn bind(api: &Api, r: &Req<'_>, binding: Value) -> Result<Value, ApiEr
         ..*r
     };
     let annotations = binding.pointer("/metadata/annotations").cloned();
-    api.guaranteed_update(&pr, "", |old| {
+    // preconditions of the binding's metadata, as upstream's assignPod
+    let want_uid = objects::meta_str(&binding, "uid").to_string();
+    let want_rv = objects::resource_version(&binding).to_string();
+    // the cached pod first: the write compares the stored revision and a refusal is checked
+    // again on the stored pod, so a stale copy costs only a retry
+    api.guaranteed_update_cached(&pr, |old| {
         if objects::is_deleting(old) {
             return Err(ApiError::conflict("", "pods", &pod_name, "pod is being deleted, cannot be assigned to a host"));
+        }
+        if !want_uid.is_empty() && objects::uid(old) != want_uid {
+            return Err(ApiError::conflict("", "pods", &pod_name, &format!("Precondition failed: UID in precondition: {want_uid}, UID in object meta: {}", objects::uid(old))));
+        }
+        if !want_rv.is_empty() && objects::resource_version(old) != want_rv {
+            return Err(ApiError::conflict("", "pods", &pod_name, &format!("Precondition failed: ResourceVersion in precondition: {want_rv}, ResourceVersion in object meta: {}", objects::resource_version(old))));
         }
         let cur = old.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
         if !cur.is_empty() {
