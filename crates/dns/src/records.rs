@@ -26,6 +26,18 @@ pub struct Port {
     pub port: u16,
 }
 
+impl Port {
+    /// A port of a Service or EndpointSlice as DNS publishes it: only named ones with a port
+    /// number in range; the protocol defaults to TCP.
+    fn named(name: Option<&str>, protocol: Option<&str>, port: Option<i32>) -> Option<Port> {
+        Some(Port {
+            name: name.filter(|n| !n.is_empty())?.to_string(),
+            protocol: protocol.unwrap_or("TCP").to_ascii_lowercase(),
+            port: u16::try_from(port?).ok()?,
+        })
+    }
+}
+
 /// What kind of records a Service gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceKind {
@@ -91,13 +103,7 @@ pub fn service_info(svc: &Service) -> Option<ServiceInfo> {
         .ports
         .iter()
         .flatten()
-        .filter_map(|p| {
-            Some(Port {
-                name: p.name.clone().filter(|n| !n.is_empty())?,
-                protocol: p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
-                port: u16::try_from(p.port).ok()?,
-            })
-        })
+        .filter_map(|p| Port::named(p.name.as_deref(), p.protocol.as_deref(), Some(p.port)))
         .collect();
     Some(ServiceInfo {
         namespace,
@@ -135,13 +141,7 @@ pub fn slice_info(slice: &EndpointSlice) -> Option<SliceInfo> {
         .ports
         .iter()
         .flatten()
-        .filter_map(|p| {
-            Some(Port {
-                name: p.name.clone().filter(|n| !n.is_empty())?,
-                protocol: p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
-                port: u16::try_from(p.port?).ok()?,
-            })
-        })
+        .filter_map(|p| Port::named(p.name.as_deref(), p.protocol.as_deref(), p.port))
         .collect();
     Some(SliceInfo {
         namespace,
