@@ -575,6 +575,19 @@ mod tests {
         ]
     }
 
+    /// A host with no routes, FDB or neighbour entries of ours yet, and these addresses.
+    fn overlay_fake(addrs: serde_json::Value) -> Arc<Fake> {
+        let fake = Arc::new(Fake::default());
+        {
+            let mut l = fake.listings.lock().unwrap();
+            l.insert("ip -4 route show proto 150".into(), json!([]));
+            l.insert("bridge fdb show dev oxkube.1".into(), json!([]));
+            l.insert("ip neigh show dev oxkube.1".into(), json!([]));
+            l.insert("ip -4 addr show".into(), addrs);
+        }
+        fake
+    }
+
     fn config(backend: Backend) -> Config {
         let mut c = Config::new("a", "10.42.0.0/16");
         c.backend = backend;
@@ -616,18 +629,8 @@ mod tests {
 
     #[test]
     fn vxlan_sync_creates_the_device_then_peers() {
-        let fake = Arc::new(Fake::default());
-        {
-            let mut l = fake.listings.lock().unwrap();
-            l.insert("ip -4 route show proto 150".into(), json!([]));
-            l.insert("bridge fdb show dev oxkube.1".into(), json!([]));
-            l.insert("ip neigh show dev oxkube.1".into(), json!([]));
-            l.insert(
-                "ip -4 addr show".into(),
-                json!([{"ifname":"lo","addr_info":[{"local":"127.0.0.1"}]},
-                       {"ifname":"eth9","addr_info":[{"local":"192.168.7.1"}]}]),
-            );
-        }
+        let fake = overlay_fake(json!([{"ifname":"lo","addr_info":[{"local":"127.0.0.1"}]},
+                   {"ifname":"eth9","addr_info":[{"local":"192.168.7.1"}]}]));
         let mut net = PodNetwork::new(config(Backend::Vxlan), fake.clone()).unwrap();
         net.sync(&nodes()).unwrap();
         let calls = fake.calls.lock().unwrap().clone();
@@ -646,17 +649,9 @@ mod tests {
 
     #[test]
     fn auto_uses_host_gw_on_one_subnet_without_an_overlay() {
-        let fake = Arc::new(Fake::default());
-        {
-            let mut l = fake.listings.lock().unwrap();
-            l.insert("ip -4 route show proto 150".into(), json!([]));
-            l.insert("bridge fdb show dev oxkube.1".into(), json!([]));
-            l.insert("ip neigh show dev oxkube.1".into(), json!([]));
-            l.insert(
-                "ip -4 addr show".into(),
-                json!([{"ifname":"eth9","addr_info":[{"local":"192.168.7.1","prefixlen":24}]}]),
-            );
-        }
+        let fake = overlay_fake(
+            json!([{"ifname":"eth9","addr_info":[{"local":"192.168.7.1","prefixlen":24}]}]),
+        );
         let mut net = PodNetwork::new(config(Backend::Auto), fake.clone()).unwrap();
         net.sync(&nodes()).unwrap();
         let calls = fake.calls.lock().unwrap().clone();
