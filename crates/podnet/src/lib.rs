@@ -251,14 +251,7 @@ impl PodNetwork {
                 }
             }
         }
-        let listed = self.sys.json(
-            "ip",
-            &["-4", "route", "show", "proto", &ROUTE_PROTO.to_string()],
-        )?;
-        let current: Vec<plan::Route> = plan::parse_routes(&listed)
-            .into_iter()
-            .filter(|r| self.cluster.covers(&r.dst))
-            .collect();
+        let current = self.our_routes()?;
         if self.vxlan_ready {
             let fdb = plan::parse_fdb(&self.sys.json("bridge", &["fdb", "show", "dev", &dev])?);
             let neigh = plan::parse_neigh(&self.sys.json("ip", &["neigh", "show", "dev", &dev])?);
@@ -372,6 +365,18 @@ impl PodNetwork {
             .ok_or(Error::NoInterface(ip))
     }
 
+    /// The routes of our protocol inside the cluster CIDR, as the kernel has them now.
+    fn our_routes(&self) -> Result<Vec<plan::Route>, Error> {
+        let listed = self.sys.json(
+            "ip",
+            &["-4", "route", "show", "proto", &ROUTE_PROTO.to_string()],
+        )?;
+        Ok(plan::parse_routes(&listed)
+            .into_iter()
+            .filter(|r| self.cluster.covers(&r.dst))
+            .collect())
+    }
+
     /// Removes everything the pod network set up: our routes inside the cluster CIDR, the
     /// VXLAN device, the masquerade table.
     pub fn teardown(&mut self) -> Result<(), Error> {
@@ -385,14 +390,7 @@ impl PodNetwork {
         if exists {
             self.sys.run("ip", &["link", "del", "dev", &dev])?;
         }
-        let listed = self.sys.json(
-            "ip",
-            &["-4", "route", "show", "proto", &ROUTE_PROTO.to_string()],
-        )?;
-        let current: Vec<plan::Route> = plan::parse_routes(&listed)
-            .into_iter()
-            .filter(|r| self.cluster.covers(&r.dst))
-            .collect();
+        let current = self.our_routes()?;
         let cmds = plan::route_commands(&current, &[]);
         self.sys.batch("ip", &cmds)?;
         let table = &self.config.nft_table;
