@@ -161,22 +161,19 @@ impl CronJobController {
     }
 
     pub async fn run(self: Arc<Self>, workers: usize) {
-        let q = self.queue.clone();
         let me = self.clone();
-        let resync = async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                for cj in me.cronjobs.store.state() {
-                    q.add(key_of(&*cj));
-                }
-            }
-        };
         let c = self.clone();
-        let work = crate::queue::run_workers("cronjob", self.queue.clone(), workers, move |key| {
-            let c = c.clone();
-            async move { c.sync(&key).await }
-        });
-        tokio::join!(resync, work);
+        crate::queue::run_workers_with_resync(
+            "cronjob",
+            self.queue.clone(),
+            workers,
+            move || me.cronjobs.store.state().into_iter().map(|o| key_of(&*o)),
+            move |key| {
+                let c = c.clone();
+                async move { c.sync(&key).await }
+            },
+        )
+        .await;
     }
 
     async fn sync(&self, key: &str) -> anyhow::Result<()> {

@@ -394,23 +394,19 @@ impl DaemonSetController {
     }
 
     pub async fn run(self: Arc<Self>, workers: usize) {
-        let q = self.queue.clone();
         let me = self.clone();
-        let resync = async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                for s in me.sets.store.state() {
-                    q.add(key_of(&*s));
-                }
-            }
-        };
         let c = self.clone();
-        let work =
-            crate::queue::run_workers("daemonset", self.queue.clone(), workers, move |key| {
+        crate::queue::run_workers_with_resync(
+            "daemonset",
+            self.queue.clone(),
+            workers,
+            move || me.sets.store.state().into_iter().map(|o| key_of(&*o)),
+            move |key| {
                 let c = c.clone();
                 async move { c.sync(&key).await }
-            });
-        tokio::join!(resync, work);
+            },
+        )
+        .await;
     }
 
     /// None when a failed pod may be deleted now (the backoff advances), else how long to wait.

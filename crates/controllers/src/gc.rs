@@ -508,19 +508,7 @@ impl GarbageCollector {
             ops.push(json!({"op": "test", "path": format!("/metadata/ownerReferences/{i}/uid"), "value": refs[i].uid}));
             ops.push(json!({"op": "remove", "path": format!("/metadata/ownerReferences/{i}")}));
         }
-        let patch: json_patch::Patch = serde_json::from_value(json!(ops))?;
-        match api
-            .patch(
-                &node.name,
-                &PatchParams::default(),
-                &Patch::Json::<()>(patch),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        json_patch_unless_gone(&api, &node.name, json!(ops)).await
     }
 
     async fn remove_finalizer(
@@ -545,19 +533,25 @@ impl GarbageCollector {
             {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": finalizer},
             {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
         ]);
-        let patch: json_patch::Patch = serde_json::from_value(ops)?;
-        match api
-            .patch(
-                &node.name,
-                &PatchParams::default(),
-                &Patch::Json::<()>(patch),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        json_patch_unless_gone(&api, &node.name, ops).await
+    }
+}
+
+/// Applies a JSON patch (its `test` ops guard against a changed object); an object already
+/// gone is not an error.
+async fn json_patch_unless_gone(
+    api: &Api<DynamicObject>,
+    name: &str,
+    ops: serde_json::Value,
+) -> anyhow::Result<()> {
+    let patch: json_patch::Patch = serde_json::from_value(ops)?;
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

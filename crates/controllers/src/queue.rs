@@ -132,6 +132,36 @@ where
     while set.join_next().await.is_some() {}
 }
 
+/// How often controllers re-queue every object they own, as the resync period of upstream's
+/// shared informers.
+pub const RESYNC_PERIOD: Duration = Duration::from_secs(30);
+
+/// [`run_workers`], plus a resync loop that adds every key `keys` lists each
+/// [`RESYNC_PERIOD`].
+pub async fn run_workers_with_resync<K, I, F, Fut>(
+    name: &'static str,
+    queue: Queue,
+    workers: usize,
+    keys: K,
+    sync: F,
+) where
+    K: Fn() -> I + Send + 'static,
+    I: IntoIterator<Item = String>,
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let q = queue.clone();
+    let resync = async move {
+        loop {
+            tokio::time::sleep(RESYNC_PERIOD).await;
+            for key in keys() {
+                q.add(key);
+            }
+        }
+    };
+    tokio::join!(resync, run_workers(name, queue, workers, sync));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

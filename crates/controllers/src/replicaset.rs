@@ -272,24 +272,19 @@ impl ReplicaSetController {
 
     /// Run the workers until dropped.
     pub async fn run(self: Arc<Self>, workers: usize) {
-        // periodic resync, as the informer resync of upstream
-        let q = self.queue.clone();
         let me = self.clone();
-        let resync = async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                for rs in me.rss.filter(|_| true) {
-                    q.add(key_of(&*rs));
-                }
-            }
-        };
         let c = self.clone();
-        let work =
-            crate::queue::run_workers("replicaset", self.queue.clone(), workers, move |key| {
+        crate::queue::run_workers_with_resync(
+            "replicaset",
+            self.queue.clone(),
+            workers,
+            move || me.rss.filter(|_| true).into_iter().map(|o| key_of(&*o)),
+            move |key| {
                 let c = c.clone();
                 async move { c.sync(&key).await }
-            });
-        tokio::join!(resync, work);
+            },
+        )
+        .await;
     }
 
     async fn sync(&self, key: &str) -> anyhow::Result<()> {

@@ -26,6 +26,18 @@ pub struct Port {
     pub port: u16,
 }
 
+impl Port {
+    /// A port of a Service or EndpointSlice as DNS publishes it: only named ones with a port
+    /// number in range; the protocol defaults to TCP.
+    fn named(name: Option<&str>, protocol: Option<&str>, port: Option<i32>) -> Option<Port> {
+        Some(Port {
+            name: name.filter(|n| !n.is_empty())?.to_string(),
+            protocol: protocol.unwrap_or("TCP").to_ascii_lowercase(),
+            port: u16::try_from(port?).ok()?,
+        })
+    }
+}
+
 /// What kind of records a Service gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceKind {
@@ -91,13 +103,7 @@ pub fn service_info(svc: &Service) -> Option<ServiceInfo> {
         .ports
         .iter()
         .flatten()
-        .filter_map(|p| {
-            Some(Port {
-                name: p.name.clone().filter(|n| !n.is_empty())?,
-                protocol: p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
-                port: u16::try_from(p.port).ok()?,
-            })
-        })
+        .filter_map(|p| Port::named(p.name.as_deref(), p.protocol.as_deref(), Some(p.port)))
         .collect();
     Some(ServiceInfo {
         namespace,
@@ -135,13 +141,7 @@ pub fn slice_info(slice: &EndpointSlice) -> Option<SliceInfo> {
         .ports
         .iter()
         .flatten()
-        .filter_map(|p| {
-            Some(Port {
-                name: p.name.clone().filter(|n| !n.is_empty())?,
-                protocol: p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
-                port: u16::try_from(p.port?).ok()?,
-            })
-        })
+        .filter_map(|p| Port::named(p.name.as_deref(), p.protocol.as_deref(), p.port))
         .collect();
     Some(SliceInfo {
         namespace,
@@ -560,23 +560,20 @@ impl Records {
             Some(_) => format!("_{}._{}.{svc_name}", p.name, p.protocol),
             None => svc_name.clone(),
         };
+        // Every matching port of the service's own ports points at one target.
+        let single_target = |target: &str| -> Vec<Rec> {
+            let ports: Vec<&Port> = svc.ports.iter().filter(|p| matches(p)).collect();
+            let weight = weight(ports.len());
+            ports
+                .into_iter()
+                .map(|p| srv_rec(&owner(p), weight, p.port, target.to_string()))
+                .collect()
+        };
         let mut answers = Vec::new();
         let mut additionals = Vec::new();
         match &svc.kind {
             ServiceKind::ClusterIp(ips) => {
-                let ports: Vec<&Port> = svc.ports.iter().filter(|p| matches(p)).collect();
-                let weight = weight(ports.len());
-                for p in ports {
-                    answers.push(rec(
-                        &owner(p),
-                        Data::Srv {
-                            priority: 0,
-                            weight,
-                            port: p.port,
-                            target: svc_name.clone(),
-                        },
-                    ));
-                }
+                answers = single_target(&svc_name);
                 if !answers.is_empty() {
                     additionals = address_records(&svc_name, ips.iter().copied(), RecordType::ANY);
                 }
@@ -591,14 +588,11 @@ impl Records {
                 let weight = weight(ports.len() * eps.len());
                 for p in &ports {
                     for (label, _) in &eps {
-                        answers.push(rec(
+                        answers.push(srv_rec(
                             &owner(p),
-                            Data::Srv {
-                                priority: 0,
-                                weight,
-                                port: p.port,
-                                target: format!("{label}.{svc_name}"),
-                            },
+                            weight,
+                            p.port,
+                            format!("{label}.{svc_name}"),
                         ));
                     }
                 }
@@ -612,21 +606,7 @@ impl Records {
                     }
                 }
             }
-            ServiceKind::ExternalName(target) => {
-                let ports: Vec<&Port> = svc.ports.iter().filter(|p| matches(p)).collect();
-                let weight = weight(ports.len());
-                for p in ports {
-                    answers.push(rec(
-                        &owner(p),
-                        Data::Srv {
-                            priority: 0,
-                            weight,
-                            port: p.port,
-                            target: target.clone(),
-                        },
-                    ));
-                }
-            }
+            ServiceKind::ExternalName(target) => answers = single_target(target),
         }
         (answers, additionals)
     }
@@ -669,6 +649,18 @@ fn weight(n: usize) -> u16 {
         return 0;
     }
     (100 / n).max(1) as u16
+}
+
+fn srv_rec(owner: &str, weight: u16, port: u16, target: String) -> Rec {
+    rec(
+        owner,
+        Data::Srv {
+            priority: 0,
+            weight,
+            port,
+            target,
+        },
+    )
 }
 
 fn rec(name: &str, data: Data) -> Rec {
@@ -1002,6 +994,42 @@ mod tests {
         ];
         for (name, qtype, want) in cases {
             assert_eq!(r.lookup(&z, name, qtype), want, "{name} {qtype}");
+        }
+    }
+
+    #[test]
+    fn srv_of_external_name_and_multi_port_services() {
+        let mut r = fixture();
+        let z = zone();
+        r.upsert_service(svc(
+            "default",
+            "extp",
+            ServiceKind::ExternalName("example.com".into()),
+            vec![port("https", "tcp", 443), port("dns", "udp", 53)],
+        ));
+        let extp = "extp.default.svc.cluster.local";
+        let cases: Vec<(&str, Answer)> = vec![
+            // every port, weight split between them, no address records for a foreign target
+            (
+                extp,
+                answers(vec![
+                    srv(extp, 50, 443, "example.com"),
+                    srv(extp, 50, 53, "example.com"),
+                ]),
+            ),
+            (
+                "_dns._udp.extp.default.svc.cluster.local",
+                answers(vec![srv(
+                    "_dns._udp.extp.default.svc.cluster.local",
+                    100,
+                    53,
+                    "example.com",
+                )]),
+            ),
+            ("_dns._tcp.extp.default.svc.cluster.local", Answer::NxDomain),
+        ];
+        for (name, want) in cases {
+            assert_eq!(r.lookup(&z, name, RecordType::SRV), want, "{name}");
         }
     }
 

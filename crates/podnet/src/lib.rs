@@ -251,14 +251,7 @@ impl PodNetwork {
                 }
             }
         }
-        let listed = self.sys.json(
-            "ip",
-            &["-4", "route", "show", "proto", &ROUTE_PROTO.to_string()],
-        )?;
-        let current: Vec<plan::Route> = plan::parse_routes(&listed)
-            .into_iter()
-            .filter(|r| self.cluster.covers(&r.dst))
-            .collect();
+        let current = self.our_routes()?;
         if self.vxlan_ready {
             let fdb = plan::parse_fdb(&self.sys.json("bridge", &["fdb", "show", "dev", &dev])?);
             let neigh = plan::parse_neigh(&self.sys.json("ip", &["neigh", "show", "dev", &dev])?);
@@ -372,6 +365,18 @@ impl PodNetwork {
             .ok_or(Error::NoInterface(ip))
     }
 
+    /// The routes of our protocol inside the cluster CIDR, as the kernel has them now.
+    fn our_routes(&self) -> Result<Vec<plan::Route>, Error> {
+        let listed = self.sys.json(
+            "ip",
+            &["-4", "route", "show", "proto", &ROUTE_PROTO.to_string()],
+        )?;
+        Ok(plan::parse_routes(&listed)
+            .into_iter()
+            .filter(|r| self.cluster.covers(&r.dst))
+            .collect())
+    }
+
     /// Removes everything the pod network set up: our routes inside the cluster CIDR, the
     /// VXLAN device, the masquerade table.
     pub fn teardown(&mut self) -> Result<(), Error> {
@@ -385,14 +390,7 @@ impl PodNetwork {
         if exists {
             self.sys.run("ip", &["link", "del", "dev", &dev])?;
         }
-        let listed = self.sys.json(
-            "ip",
-            &["-4", "route", "show", "proto", &ROUTE_PROTO.to_string()],
-        )?;
-        let current: Vec<plan::Route> = plan::parse_routes(&listed)
-            .into_iter()
-            .filter(|r| self.cluster.covers(&r.dst))
-            .collect();
+        let current = self.our_routes()?;
         let cmds = plan::route_commands(&current, &[]);
         self.sys.batch("ip", &cmds)?;
         let table = &self.config.nft_table;
@@ -575,6 +573,19 @@ mod tests {
         ]
     }
 
+    /// A host with no routes, FDB or neighbour entries of ours yet, and these addresses.
+    fn overlay_fake(addrs: serde_json::Value) -> Arc<Fake> {
+        let fake = Arc::new(Fake::default());
+        {
+            let mut l = fake.listings.lock().unwrap();
+            l.insert("ip -4 route show proto 150".into(), json!([]));
+            l.insert("bridge fdb show dev oxkube.1".into(), json!([]));
+            l.insert("ip neigh show dev oxkube.1".into(), json!([]));
+            l.insert("ip -4 addr show".into(), addrs);
+        }
+        fake
+    }
+
     fn config(backend: Backend) -> Config {
         let mut c = Config::new("a", "10.42.0.0/16");
         c.backend = backend;
@@ -616,18 +627,8 @@ mod tests {
 
     #[test]
     fn vxlan_sync_creates_the_device_then_peers() {
-        let fake = Arc::new(Fake::default());
-        {
-            let mut l = fake.listings.lock().unwrap();
-            l.insert("ip -4 route show proto 150".into(), json!([]));
-            l.insert("bridge fdb show dev oxkube.1".into(), json!([]));
-            l.insert("ip neigh show dev oxkube.1".into(), json!([]));
-            l.insert(
-                "ip -4 addr show".into(),
-                json!([{"ifname":"lo","addr_info":[{"local":"127.0.0.1"}]},
-                       {"ifname":"eth9","addr_info":[{"local":"192.168.7.1"}]}]),
-            );
-        }
+        let fake = overlay_fake(json!([{"ifname":"lo","addr_info":[{"local":"127.0.0.1"}]},
+                   {"ifname":"eth9","addr_info":[{"local":"192.168.7.1"}]}]));
         let mut net = PodNetwork::new(config(Backend::Vxlan), fake.clone()).unwrap();
         net.sync(&nodes()).unwrap();
         let calls = fake.calls.lock().unwrap().clone();
@@ -646,17 +647,9 @@ mod tests {
 
     #[test]
     fn auto_uses_host_gw_on_one_subnet_without_an_overlay() {
-        let fake = Arc::new(Fake::default());
-        {
-            let mut l = fake.listings.lock().unwrap();
-            l.insert("ip -4 route show proto 150".into(), json!([]));
-            l.insert("bridge fdb show dev oxkube.1".into(), json!([]));
-            l.insert("ip neigh show dev oxkube.1".into(), json!([]));
-            l.insert(
-                "ip -4 addr show".into(),
-                json!([{"ifname":"eth9","addr_info":[{"local":"192.168.7.1","prefixlen":24}]}]),
-            );
-        }
+        let fake = overlay_fake(
+            json!([{"ifname":"eth9","addr_info":[{"local":"192.168.7.1","prefixlen":24}]}]),
+        );
         let mut net = PodNetwork::new(config(Backend::Auto), fake.clone()).unwrap();
         net.sync(&nodes()).unwrap();
         let calls = fake.calls.lock().unwrap().clone();

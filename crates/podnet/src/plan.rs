@@ -398,6 +398,14 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn route(dst: &str, via: &str, dev: Option<&str>) -> Route {
+        Route {
+            dst: net(dst),
+            via: via.parse().unwrap(),
+            dev: dev.map(String::from),
+        }
+    }
+
     fn node(name: &str, ip: Option<&str>, cidr: Option<&str>) -> NodeInfo {
         NodeInfo {
             name: name.into(),
@@ -465,16 +473,8 @@ mod tests {
         assert_eq!(
             hg.routes,
             vec![
-                Route {
-                    dst: net("10.42.1.0/24"),
-                    via: "192.168.1.2".parse().unwrap(),
-                    dev: None
-                },
-                Route {
-                    dst: net("10.42.2.0/24"),
-                    via: "192.168.1.3".parse().unwrap(),
-                    dev: None
-                },
+                route("10.42.1.0/24", "192.168.1.2", None),
+                route("10.42.2.0/24", "192.168.1.3", None),
             ]
         );
         assert!(hg.vxlan_peers.is_empty());
@@ -483,16 +483,8 @@ mod tests {
         assert_eq!(
             vx.routes.iter().map(|r| r.to_owned()).collect::<Vec<_>>(),
             vec![
-                Route {
-                    dst: net("10.42.0.0/24"),
-                    via: "10.42.0.0".parse().unwrap(),
-                    dev: Some("vx".into())
-                },
-                Route {
-                    dst: net("10.42.2.0/24"),
-                    via: "10.42.2.0".parse().unwrap(),
-                    dev: Some("vx".into())
-                },
+                route("10.42.0.0/24", "10.42.0.0", Some("vx")),
+                route("10.42.2.0/24", "10.42.2.0", Some("vx")),
             ]
         );
         assert_eq!(
@@ -521,16 +513,8 @@ mod tests {
         assert_eq!(
             auto.routes,
             vec![
-                Route {
-                    dst: net("10.42.1.0/24"),
-                    via: "192.168.1.2".parse().unwrap(),
-                    dev: None
-                },
-                Route {
-                    dst: net("10.42.2.0/24"),
-                    via: "10.42.2.0".parse().unwrap(),
-                    dev: Some("vx".into())
-                },
+                route("10.42.1.0/24", "192.168.1.2", None),
+                route("10.42.2.0/24", "10.42.2.0", Some("vx")),
             ]
         );
         assert_eq!(auto.vxlan_peers.len(), 1);
@@ -553,37 +537,32 @@ mod tests {
 
     #[test]
     fn route_commands_add_change_and_remove() {
-        let r = |dst: &str, via: &str, dev: Option<&str>| Route {
-            dst: net(dst),
-            via: via.parse().unwrap(),
-            dev: dev.map(String::from),
-        };
         type Case = (Vec<Route>, Vec<Route>, Vec<&'static str>);
         let cases: Vec<Case> = vec![
             (
                 vec![],
-                vec![r("10.42.1.0/24", "192.168.1.2", None)],
+                vec![route("10.42.1.0/24", "192.168.1.2", None)],
                 vec!["route replace 10.42.1.0/24 via 192.168.1.2 proto 150"],
             ),
             (
-                vec![r("10.42.1.0/24", "192.168.1.2", None)],
-                vec![r("10.42.1.0/24", "192.168.1.2", None)],
+                vec![route("10.42.1.0/24", "192.168.1.2", None)],
+                vec![route("10.42.1.0/24", "192.168.1.2", None)],
                 vec![],
             ),
             (
                 vec![
-                    r("10.42.1.0/24", "192.168.1.2", None),
-                    r("10.42.2.0/24", "192.168.1.3", None),
+                    route("10.42.1.0/24", "192.168.1.2", None),
+                    route("10.42.2.0/24", "192.168.1.3", None),
                 ],
-                vec![r("10.42.1.0/24", "192.168.1.9", None)],
+                vec![route("10.42.1.0/24", "192.168.1.9", None)],
                 vec![
                     "route del 10.42.2.0/24 proto 150",
                     "route replace 10.42.1.0/24 via 192.168.1.9 proto 150",
                 ],
             ),
             (
-                vec![r("10.42.1.0/24", "192.168.1.2", None)],
-                vec![r("10.42.1.0/24", "10.42.1.0", Some("vx"))],
+                vec![route("10.42.1.0/24", "192.168.1.2", None)],
+                vec![route("10.42.1.0/24", "10.42.1.0", Some("vx"))],
                 vec!["route replace 10.42.1.0/24 via 10.42.1.0 dev vx onlink proto 150"],
             ),
         ];
@@ -677,16 +656,8 @@ mod tests {
         assert_eq!(
             parse_routes(&routes),
             vec![
-                Route {
-                    dst: net("10.42.1.0/24"),
-                    via: "192.168.1.2".parse().unwrap(),
-                    dev: None
-                },
-                Route {
-                    dst: net("10.42.2.0/24"),
-                    via: "10.42.2.0".parse().unwrap(),
-                    dev: Some("vx".into())
-                },
+                route("10.42.1.0/24", "192.168.1.2", None),
+                route("10.42.2.0/24", "10.42.2.0", Some("vx")),
             ]
         );
         let fdb = json!([

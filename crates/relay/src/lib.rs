@@ -119,5 +119,8 @@ where
     Ok(resp)
 }
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Tests of the relay against hand-written HTTP/1.1 backends on loopback.
 
 use super::*;
+use crate::testing::{echo_backend, read_head, refusing_backend};
 use http_body_util::BodyExt;
 use std::convert::Infallible;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,42 +62,6 @@ fn backend_requests_drop_credentials_and_hop_by_hop_headers() {
     assert_eq!(h["upgrade"], "SPDY/3.1");
     assert_eq!(h.get_all("x-stream-protocol-version").iter().count(), 2);
     assert_eq!(h["sec-websocket-protocol"], "v5.channel.k8s.io");
-}
-
-async fn read_head(s: &mut tokio::net::TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut b).await.unwrap(), 1, "eof in head: {head:?}");
-        head.push(b[0]);
-    }
-    String::from_utf8(head).unwrap()
-}
-
-/// A WebSocket-speaking backend: 101 with the first offered protocol, then an echo of every
-/// byte; hands back the request head it saw.
-async fn echo_backend() -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<String>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let (mut s, _) = l.accept().await.unwrap();
-        let head = read_head(&mut s).await;
-        let proto = head
-            .lines()
-            .find_map(|l| l.strip_prefix("sec-websocket-protocol: "))
-            .and_then(|v| v.split(',').next())
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        let _ = tx.send(head);
-        s.write_all(format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: {proto}\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let (mut r, mut w) = s.split();
-        let _ = tokio::io::copy(&mut r, &mut w).await;
-    });
-    (addr, rx)
 }
 
 /// Serves one connection, relaying each request to `backend` at `path`.
@@ -187,15 +152,7 @@ async fn plain_requests_are_relayed_with_their_body() {
 
 #[tokio::test]
 async fn a_refused_upgrade_is_returned_as_is() {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let backend = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (mut s, _) = l.accept().await.unwrap();
-        read_head(&mut s).await;
-        s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 13\r\n\r\nunknown token")
-            .await
-            .unwrap();
-    });
+    let backend = refusing_backend().await;
     let tcp = tokio::net::TcpStream::connect(backend).await.unwrap();
     let req = Request::builder()
         .method("POST")

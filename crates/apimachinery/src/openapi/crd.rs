@@ -56,23 +56,11 @@ fn add_embedded_properties(s: &mut Value, v2: bool) {
         return;
     }
     if o.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true)) {
-        let props = o
-            .entry("properties")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(p) = props {
-            p.insert(
-                "apiVersion".into(),
-                json!({"type": "string", "description": EMBEDDED_API_VERSION_DESCRIPTION}),
-            );
-            p.insert(
-                "kind".into(),
-                json!({"type": "string", "description": EMBEDDED_KIND_DESCRIPTION}),
-            );
-            p.insert(
-                "metadata".into(),
-                json!({"allOf": [ref_to(OBJECT_META)], "description": METADATA_DESCRIPTION}),
-            );
-        }
+        add_type_meta_properties(
+            o,
+            EMBEDDED_API_VERSION_DESCRIPTION,
+            EMBEDDED_KIND_DESCRIPTION,
+        );
         let req = o.entry("required").or_insert_with(|| Value::Array(vec![]));
         if let Value::Array(r) = req {
             for k in ["kind", "apiVersion"] {
@@ -177,27 +165,33 @@ pub(super) fn to_v2_structural(s: &mut Value) {
     }
 }
 
-/// Adds apiVersion, kind, metadata and the group-version-kind to a custom kind's schema.
-fn with_type_meta(mut s: Value, gvk: Value) -> Value {
-    let o = s.as_object_mut().expect("checked object");
-    o.entry("type").or_insert_with(|| "object".into());
+/// Declares the apiVersion, kind (with these descriptions) and metadata properties in an
+/// object schema.
+fn add_type_meta_properties(o: &mut Map<String, Value>, api_version: &str, kind: &str) {
     let props = o
         .entry("properties")
         .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(p) = props {
         p.insert(
             "apiVersion".into(),
-            json!({"type": "string", "description": API_VERSION_DESCRIPTION}),
+            json!({"type": "string", "description": api_version}),
         );
         p.insert(
             "kind".into(),
-            json!({"type": "string", "description": KIND_DESCRIPTION}),
+            json!({"type": "string", "description": kind}),
         );
         p.insert(
             "metadata".into(),
             json!({"allOf": [ref_to(OBJECT_META)], "description": METADATA_DESCRIPTION}),
         );
     }
+}
+
+/// Adds apiVersion, kind, metadata and the group-version-kind to a custom kind's schema.
+fn with_type_meta(mut s: Value, gvk: Value) -> Value {
+    let o = s.as_object_mut().expect("checked object");
+    o.entry("type").or_insert_with(|| "object".into());
+    add_type_meta_properties(o, API_VERSION_DESCRIPTION, KIND_DESCRIPTION);
     o.insert("x-kubernetes-group-version-kind".into(), gvk);
     s
 }

@@ -71,22 +71,8 @@ fn prune(s: Option<&Value>, v: &mut Value, path: &str, root: bool, out: &mut Vec
             };
             let mut unknown = Vec::new();
             for (k, child) in m.iter_mut() {
-                let p = child_path(path, k);
-                if embedded && (k == "apiVersion" || k == "kind") {
-                    continue;
-                }
-                if embedded && k == "metadata" {
-                    if !path.is_empty() {
-                        out.extend(prune_with_component(OBJECT_META, child, &p));
-                    }
-                    continue;
-                }
-                if let Some(ps) = properties(s).and_then(|p| p.get(k)) {
-                    prune(Some(ps), child, &p, false, out);
-                } else if let Some(a) = additional(s) {
-                    prune(a, child, &p, false, out);
-                } else {
-                    out.push(p);
+                if !prune_field(s, k, child, path, embedded, out) {
+                    out.push(child_path(path, k));
                     unknown.push(k.clone());
                 }
             }
@@ -104,6 +90,36 @@ fn prune(s: Option<&Value>, v: &mut Value, path: &str, root: bool, out: &mut Vec
     }
 }
 
+/// Prunes field `k` of an object at `path` against the object's schema `s`; false when `s`
+/// neither declares nor allows the field (an unknown field, which the caller handles).
+fn prune_field(
+    s: &Value,
+    k: &str,
+    child: &mut Value,
+    path: &str,
+    embedded: bool,
+    out: &mut Vec<String>,
+) -> bool {
+    let p = child_path(path, k);
+    if embedded && (k == "apiVersion" || k == "kind") {
+        return true;
+    }
+    if embedded && k == "metadata" {
+        if !path.is_empty() {
+            out.extend(prune_with_component(OBJECT_META, child, &p));
+        }
+        return true;
+    }
+    if let Some(ps) = properties(s).and_then(|p| p.get(k)) {
+        prune(Some(ps), child, &p, false, out);
+    } else if let Some(a) = additional(s) {
+        prune(a, child, &p, false, out);
+    } else {
+        return false;
+    }
+    true
+}
+
 fn skip_prune(s: Option<&Value>, v: &mut Value, path: &str, embedded: bool, out: &mut Vec<String>) {
     let Some(s) = s else {
         return;
@@ -111,21 +127,7 @@ fn skip_prune(s: Option<&Value>, v: &mut Value, path: &str, embedded: bool, out:
     match v {
         Value::Object(m) => {
             for (k, child) in m.iter_mut() {
-                let p = child_path(path, k);
-                if embedded && (k == "apiVersion" || k == "kind") {
-                    continue;
-                }
-                if embedded && k == "metadata" {
-                    if !path.is_empty() {
-                        out.extend(prune_with_component(OBJECT_META, child, &p));
-                    }
-                    continue;
-                }
-                if let Some(ps) = properties(s).and_then(|p| p.get(k)) {
-                    prune(Some(ps), child, &p, false, out);
-                } else if let Some(a) = additional(s) {
-                    prune(a, child, &p, false, out);
-                }
+                prune_field(s, k, child, path, embedded, out);
             }
         }
         Value::Array(items) => {

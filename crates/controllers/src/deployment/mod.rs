@@ -149,21 +149,18 @@ impl DeploymentController {
 
     pub async fn run(self: Arc<Self>, workers: usize) {
         let me = self.clone();
-        let resync = async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                for d in me.deploys.store.state() {
-                    me.queue.add(key_of(&*d));
-                }
-            }
-        };
         let c = self.clone();
-        let work =
-            crate::queue::run_workers("deployment", self.queue.clone(), workers, move |key| {
+        crate::queue::run_workers_with_resync(
+            "deployment",
+            self.queue.clone(),
+            workers,
+            move || me.deploys.store.state().into_iter().map(|o| key_of(&*o)),
+            move |key| {
                 let c = c.clone();
                 async move { c.sync(&key).await }
-            });
-        tokio::join!(resync, work);
+            },
+        )
+        .await;
     }
 
     fn rs_api(&self, ns: &str) -> Api<ReplicaSet> {
