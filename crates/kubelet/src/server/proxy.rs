@@ -119,58 +119,18 @@ mod tests {
         assert_eq!(h["sec-websocket-protocol"], "v5.channel.k8s.io");
     }
 
+    use relay::testing::{echo_backend, read_head, refusing_backend};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// Reads an HTTP head (up to the blank line) from `s`.
-    async fn read_head(s: &mut tokio::net::TcpStream) -> String {
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(s.read(&mut b).await.unwrap(), 1, "eof in head: {head:?}");
-            head.push(b[0]);
-        }
-        String::from_utf8(head).unwrap()
-    }
-
-    /// A streaming-server stand-in: answers an upgrade with 101 choosing the first offered
-    /// WebSocket protocol, then echoes every byte; records the request head it saw.
+    /// The runtime's streaming server stand-in: the relay's echo backend at an exec URL.
     async fn echo_upstream() -> (Uri, tokio::sync::oneshot::Receiver<String>) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let head = read_head(&mut s).await;
-            let proto = head
-                .lines()
-                .find_map(|l| l.strip_prefix("sec-websocket-protocol: "))
-                .and_then(|v| v.split(',').next())
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            let _ = tx.send(head.clone());
-            s.write_all(
-                format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: {proto}\r\n\r\n").as_bytes(),
-            )
-            .await
-            .unwrap();
-            let (mut r, mut w) = s.split();
-            let _ = tokio::io::copy(&mut r, &mut w).await;
-        });
-        (format!("http://{addr}/exec/token-1").parse().unwrap(), rx)
+        let (addr, seen) = echo_backend().await;
+        (format!("http://{addr}/exec/token-1").parse().unwrap(), seen)
     }
 
-    /// A plain upstream that refuses with 404 and a body.
+    /// A streaming server that refuses the token with 404 and a body.
     async fn refusing_upstream() -> Uri {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            read_head(&mut s).await;
-            s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 13\r\n\r\nunknown token")
-                .await
-                .unwrap();
-        });
+        let addr = refusing_backend().await;
         format!("http://{addr}/exec/bad").parse().unwrap()
     }
 
