@@ -212,10 +212,13 @@ fn nslookup(mn: &MultiNode, client: &str, name: &str) -> (BTreeSet<String>, BTre
     (ips, cnames)
 }
 
+/// When each probe request ended and what answered it.
+type ProbeLog = Vec<(Instant, Result<String, String>)>;
+
 /// GETs the service from the host in a loop until stopped; records when each backend answered.
 struct Prober {
     stop: Arc<AtomicBool>,
-    log: Arc<Mutex<Vec<(Instant, Result<String, String>)>>>,
+    log: Arc<Mutex<ProbeLog>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -693,8 +696,14 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
         (!ips.is_empty()).then_some(ips)
     });
     assert_eq!(ips, set([&echo_ip]), "{fqdn}");
-    for (port, proto, want) in [("http", "tcp", 8080), ("echo", "udp", 5353)] {
-        let name = format!("_{port}._{proto}.sub.{NS}.svc.cluster.local");
+    // (and of a ClusterIP service's named port: its own name as target)
+    let web_fqdn = format!("web.{NS}.svc.cluster.local");
+    for (port, proto, svc, want, target) in [
+        ("http", "tcp", "sub", 8080, &fqdn),
+        ("echo", "udp", "sub", 5353, &fqdn),
+        ("http", "tcp", "web", 80, &web_fqdn),
+    ] {
+        let name = format!("_{port}._{proto}.{svc}.{NS}.svc.cluster.local");
         let out = mn.server.kubectl_raw(&[
             "exec",
             "-n",
@@ -717,7 +726,7 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
         assert_eq!(f.len(), 4, "{srv:?}");
         assert_eq!(
             (f[2], f[3]),
-            (want.to_string().as_str(), fqdn.as_str()),
+            (want.to_string().as_str(), target.as_str()),
             "{name}"
         );
     }
@@ -806,6 +815,7 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
     );
 
     // externalTrafficPolicy Cluster: an external client's source is masqueraded
+    let mut sources = BTreeSet::new();
     for ip in &node_ips {
         for port in [80, np] {
             let url = format!("http://{ip}:{port}/cgi-bin/ip");
@@ -822,8 +832,13 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
                 "Cluster policy: {url} masquerades {}: {got:?}",
                 client.ip
             );
+            sources.extend(got.into_iter().map(|(_, src)| src));
         }
     }
+    println!(
+        "Cluster policy: the backends saw {sources:?} for the external client {}",
+        client.ip
+    );
     // externalTrafficPolicy Local: the client's own address, only where the endpoint is
     for port in [81, np_local] {
         let url = format!("http://{}:{port}/cgi-bin/ip", node_ips[1]);
