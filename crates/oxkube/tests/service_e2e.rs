@@ -5,7 +5,12 @@
 //! through the cluster IP, the DNS names and the node port of every node spread over all
 //! backends; an unready backend leaving the rotation (timed), scaling, session affinity,
 //! headless / ExternalName / other-namespace names, pod to pod across nodes, and the proxy's
-//! rules surviving an agent restart with traffic flowing throughout. Needs root.
+//! rules surviving an agent restart with traffic flowing throughout. Also: traffic through an
+//! ExternalName naming a cluster service, pod hostname/subdomain A records and SRV records of
+//! named ports, UDP through a cluster IP across nodes, type LoadBalancer (the nodes' addresses
+//! in status, answering on each, spread) and externalTrafficPolicy Local (client address kept,
+//! only the endpoint's node answers) vs Cluster (masqueraded) seen by an external client on a
+//! LAN of its own. Needs root.
 
 mod common;
 
@@ -835,6 +840,22 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
             sources.extend(got.into_iter().map(|(_, src)| src));
         }
     }
+    // masqueraded to the entry node's address, or its pod bridge's for a backend there
+    let gateways = mn.get_json(&["get", "nodes"])["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["spec"]["podCIDR"].as_str())
+        .map(|c| {
+            let net: Ipv4Addr = c.split('/').next().unwrap().parse().unwrap();
+            Ipv4Addr::from(u32::from(net) + 1).to_string()
+        })
+        .collect::<BTreeSet<_>>();
+    let expected = &set(&node_ips) | &gateways;
+    assert!(
+        sources.is_subset(&expected),
+        "sources seen under Cluster policy {sources:?}, not all of {expected:?}"
+    );
     println!(
         "Cluster policy: the backends saw {sources:?} for the external client {}",
         client.ip
