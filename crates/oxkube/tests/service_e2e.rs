@@ -5,19 +5,25 @@
 //! through the cluster IP, the DNS names and the node port of every node spread over all
 //! backends; an unready backend leaving the rotation (timed), scaling, session affinity,
 //! headless / ExternalName / other-namespace names, pod to pod across nodes, and the proxy's
-//! rules surviving an agent restart with traffic flowing throughout. Needs root.
+//! rules surviving an agent restart with traffic flowing throughout. Also: traffic through an
+//! ExternalName naming a cluster service, pod hostname/subdomain A records and SRV records of
+//! named ports, UDP through a cluster IP across nodes, type LoadBalancer (the nodes' addresses
+//! in status, answering on each, spread) and externalTrafficPolicy Local (client address kept,
+//! only the endpoint's node answers) vs Cluster (masqueraded) seen by an external client on a
+//! LAN of its own. Needs root.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{drop_image, MultiNode, IMAGE};
+use common::{MultiNode, IMAGE};
 use serde_json::{json, Value};
 
 const NS: &str = "e2e";
@@ -211,10 +217,13 @@ fn nslookup(mn: &MultiNode, client: &str, name: &str) -> (BTreeSet<String>, BTre
     (ips, cnames)
 }
 
+/// When each probe request ended and what answered it.
+type ProbeLog = Vec<(Instant, Result<String, String>)>;
+
 /// GETs the service from the host in a loop until stopped; records when each backend answered.
 struct Prober {
     stop: Arc<AtomicBool>,
-    log: Arc<Mutex<Vec<(Instant, Result<String, String>)>>>,
+    log: Arc<Mutex<ProbeLog>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -264,9 +273,175 @@ fn ms(a: Instant, b: Instant) -> i128 {
     }
 }
 
+/// The test image plus perl (the host's binary and the libraries it links: busybox has no UDP
+/// server), for a UDP echo server and client made of perl's builtin socket calls only.
+fn drop_image_with_perl(dir: &Path) {
+    use runtime::testimage::{self, Entry, Layer, TestImage};
+    let mut layer = Layer::new();
+    let mut files = vec!["/usr/bin/perl".to_string()];
+    let ldd = Command::new("ldd").arg("/usr/bin/perl").output().unwrap();
+    for l in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` or `/lib64/ld-linux... (0x...)`
+        let path = l.split("=>").last().unwrap().split_whitespace().next();
+        if let Some(path) = path.filter(|p| p.starts_with('/')) {
+            files.push(path.to_string());
+        }
+    }
+    let mut dirs = BTreeSet::new();
+    for f in &files {
+        let mut d = Path::new(f).parent();
+        while let Some(p) = d.filter(|p| *p != Path::new("/")) {
+            dirs.insert(p.to_string_lossy().trim_start_matches('/').to_string());
+            d = p.parent();
+        }
+    }
+    for d in &dirs {
+        // (`bin` is the busybox layer's)
+        if d != "bin" {
+            layer = layer.dir(d);
+        }
+    }
+    for f in &files {
+        // the real file behind the symlinks
+        let content = std::fs::read(std::fs::canonicalize(f).unwrap()).unwrap();
+        layer.entries.push(Entry::File(
+            f.trim_start_matches('/').to_string(),
+            content,
+            0o755,
+        ));
+    }
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let built = TestImage::busybox(IMAGE).unwrap().with_layer(layer).build();
+    testimage::write_oci_archive(&images.join("busybox.tar"), &[&built]).unwrap();
+}
+
+/// Serves `/cgi-bin/ip` (`$POD $REMOTE_ADDR`) and `/index.html` (`$POD`) from /www.
+const WWW: &str = r#"mkdir -p /www/cgi-bin && echo "$POD" > /www/index.html && printf '#!/bin/sh\necho Content-Type: text/plain\necho\necho "$POD $REMOTE_ADDR"\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip"#;
+
+/// A UDP echo server on port 5353 answering `$POD <datagram>`.
+const UDP_ECHO: &str = r#"socket(S, 2, 2, 17) or die "socket: $!"; bind(S, pack("Sna4x8", 2, 5353, "\0\0\0\0")) or die "bind: $!"; while (my $from = recv(S, my $m, 1500, 0)) { send(S, "$ENV{POD} $m", 0, $from) }"#;
+
+/// A UDP client: `$ARGV[1]` datagrams to `$ARGV[0]`:5353, each from a new socket, printing
+/// each answer or TIMEOUT.
+const UDP_CLIENT: &str = r#"for my $i (1 .. $ARGV[1]) { socket(S, 2, 2, 17) or die "socket: $!"; my $to = pack("Sna4x8", 2, 5353, pack("C4", split(/\./, $ARGV[0]))); send(S, "ping $i\n", 0, $to); my $r = ""; vec($r, fileno(S), 1) = 1; if (select($r, undef, undef, 3)) { recv(S, my $m, 1500, 0); print $m } else { print "TIMEOUT\n" } close(S) }"#;
+
+/// An external client: a network namespace that is no node, on a LAN of its own (a bridge in
+/// a namespace of its own, without netfilter rules) with a leg into every node, the host
+/// included. Not on the test bridge: that bridge is in the host's namespace with br_netfilter
+/// on, so the host's proxy (node 0) would DNAT a LoadBalancer address of another node on the
+/// way, as no real switch does.
+struct ClientNs {
+    netns: String,
+    lan: String,
+    ip: String,
+}
+
+impl ClientNs {
+    fn create(mn: &MultiNode) -> ClientNs {
+        let tag = &mn.net.tag;
+        // 192.168.Z.0/24 is unique to this test cluster on this host; 172.31.Z.0/24 follows
+        let z = mn.net.prefix.rsplit('.').next().unwrap();
+        let lan_net = format!("172.31.{z}");
+        let c = ClientNs {
+            netns: format!("oxc{tag}"),
+            lan: format!("oxl{tag}"),
+            ip: format!("{lan_net}.250"),
+        };
+        let run = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["netns", "add", &c.lan]);
+        run(&["netns", "add", &c.netns]);
+        run(&["-n", &c.lan, "link", "add", "br0", "type", "bridge"]);
+        run(&["-n", &c.lan, "link", "set", "br0", "up"]);
+        // (the client, then node i = 0 (the host), 1, 2 ...)
+        let mut legs = vec![(c.netns.clone(), c.ip.clone())];
+        legs.push((String::new(), format!("{lan_net}.1")));
+        for (i, a) in mn.agents.iter().enumerate() {
+            legs.push((a.netns.clone(), format!("{lan_net}.{}", i + 2)));
+        }
+        for (i, (ns, addr)) in legs.iter().enumerate() {
+            let port = format!("p{i}");
+            let leg = if ns.is_empty() {
+                format!("ol{tag}")
+            } else {
+                "lan0".to_string()
+            };
+            run(&[
+                "-n", &c.lan, "link", "add", &port, "type", "veth", "peer", "name", &leg,
+            ]);
+            run(&["-n", &c.lan, "link", "set", &port, "master", "br0", "up"]);
+            if ns.is_empty() {
+                run(&["-n", &c.lan, "link", "set", &leg, "netns", "1"]);
+                run(&["addr", "add", &format!("{addr}/24"), "dev", &leg]);
+                run(&["link", "set", &leg, "up"]);
+            } else {
+                run(&["-n", &c.lan, "link", "set", &leg, "netns", ns]);
+                run(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", &leg]);
+                run(&["-n", ns, "link", "set", &leg, "up"]);
+            }
+        }
+        run(&["-n", &c.netns, "link", "set", "lo", "up"]);
+        // the nodes' own addresses are reached over the LAN (each node answers ARP for it)
+        run(&[
+            "-n",
+            &c.netns,
+            "route",
+            "add",
+            &format!("{}.0/24", mn.net.prefix),
+            "dev",
+            "lan0",
+        ]);
+        c
+    }
+
+    /// The bodies of `n` GETs of `url` (each given `secs`); a failed one is FAILED.
+    fn get(&self, url: &str, n: usize, secs: u64) -> Vec<String> {
+        let script = format!(
+            "for i in $(seq {n}); do timeout {secs} busybox wget -q -O - {url} || echo FAILED; done"
+        );
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "sh", "-c", &script])
+            .output()
+            .unwrap();
+        answers(&out.stdout)
+    }
+}
+
+impl Drop for ClientNs {
+    fn drop(&mut self) {
+        // (deleting the namespaces deletes the veth pairs, the nodes' legs with them)
+        for ns in [&self.netns, &self.lan] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// `(pod, remote address)` of `/cgi-bin/ip` answers; busybox httpd prints v4-mapped addresses.
+fn pod_and_source(answers: &[String]) -> Vec<(String, String)> {
+    answers
+        .iter()
+        .map(|a| {
+            let (pod, addr) = a.split_once(' ').unwrap_or((a, ""));
+            let addr = addr.trim_start_matches('[').trim_end_matches(']');
+            (
+                pod.to_string(),
+                addr.trim_start_matches("::ffff:").to_string(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn services_spread_resolve_and_follow_endpoints_across_nodes() {
-    let mut mn = MultiNode::start("host-gw", 2, drop_image, &[]);
+    let started = Instant::now();
+    let mut mn = MultiNode::start("host-gw", 2, drop_image_with_perl, &[]);
     let nodes = wait_nodes(&mn);
     assert_eq!(nodes.len(), 3);
     let node_ips: Vec<String> = std::iter::once(mn.net.host_ip())
@@ -295,7 +470,7 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
                     "containers": [{
                         "name": "web", "image": IMAGE,
                         "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-                        "command": ["sh", "-c", "touch /tmp/ready && mkdir -p /www && echo \"$POD\" > /www/index.html && exec httpd -f -p 8080 -h /www"],
+                        "command": ["sh", "-c", format!("touch /tmp/ready && {WWW} && exec httpd -f -p 8080 -h /www")],
                         "ports": [{"name": "http", "containerPort": 8080}],
                         "readinessProbe": {
                             "exec": {"command": ["cat", "/tmp/ready"]},
@@ -309,6 +484,7 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
     // node ports: picked per test process so that concurrent test clusters (whose server
     // nodes share the host's namespace) do not ask for the same one
     let np = 30000 + ((std::process::id() * 7 + 1311) % 2700) as u16;
+    let np_local = 30000 + ((std::process::id() * 7 + 1312) % 2700) as u16;
     let services = [
         json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "web", "namespace": NS},
@@ -328,6 +504,28 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
         json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "ext", "namespace": NS},
             "spec": {"type": "ExternalName", "externalName": "web.other.svc.cluster.local"}}),
+        // LoadBalancer (ServiceLB-like: the Ready nodes' addresses), Cluster policy
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web-lb", "namespace": NS},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
+                "allocateLoadBalancerNodePorts": false,
+                "ports": [{"port": 80, "targetPort": 8080}]}}),
+        // LoadBalancer + node port with externalTrafficPolicy Local: one backend, on node 1
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "echo-local", "namespace": NS},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "echo"},
+                "externalTrafficPolicy": "Local",
+                "ports": [{"port": 81, "targetPort": 8080, "nodePort": np_local}]}}),
+        // the echo pod's subdomain, with named TCP and UDP ports
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "sub", "namespace": NS},
+            "spec": {"clusterIP": "None", "selector": {"app": "echo"},
+                "ports": [{"name": "http", "port": 8080},
+                          {"name": "echo", "port": 5353, "protocol": "UDP"}]}}),
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "udp", "namespace": NS},
+            "spec": {"selector": {"app": "echo"},
+                "ports": [{"port": 5353, "protocol": "UDP", "targetPort": "echo"}]}}),
         json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "web", "namespace": "other"},
             "spec": {"selector": {"app": "web-other"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
@@ -349,6 +547,21 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
         &nodes[2],
         "mkdir -p /www && echo other > /www/index.html && exec httpd -f -p 8080 -h /www",
     ));
+    // the echo pod on node 1: hostname h1 in subdomain sub, HTTP (cgi) and UDP echo
+    let mut echo = pod_manifest(
+        "echo",
+        NS,
+        &nodes[1],
+        &format!("{WWW}; perl -e '{UDP_ECHO}' & exec httpd -f -p 8080 -h /www"),
+    );
+    echo["spec"]["hostname"] = json!("h1");
+    echo["spec"]["subdomain"] = json!("sub");
+    echo["spec"]["containers"][0]["env"] = json!([{"name": "POD", "value": "echo"}]);
+    echo["spec"]["containers"][0]["ports"] = json!([
+        {"name": "http", "containerPort": 8080},
+        {"name": "echo", "containerPort": 5353, "protocol": "UDP"}
+    ]);
+    all.push(echo);
     let list = json!({"apiVersion": "v1", "kind": "List", "items": all});
     mn.server
         .kubectl_stdin(&["apply", "-f", "-"], &list.to_string());
@@ -464,6 +677,215 @@ fn services_spread_resolve_and_follow_endpoints_across_nodes() {
         ips,
         set(backends.iter().map(|b| &b.ip)),
         "headless A records"
+    );
+    let basics = started.elapsed();
+
+    // ExternalName naming a cluster service: traffic through its name reaches that service
+    for c in &clients {
+        assert_eq!(
+            from_pod(&mn, NS, c, "http://ext/", 3),
+            vec!["other"; 3],
+            "{c} -> ext (ExternalName of web.other)"
+        );
+    }
+
+    // pod hostname/subdomain records and SRV records of the headless service's named ports
+    wait_running(&mn, NS, "echo");
+    let echo_ip = mn.wait_for("the echo pod's IP", 30, || {
+        let p = mn.get_json(&["get", "pod", "-n", NS, "echo"]);
+        p["status"]["podIP"].as_str().map(String::from)
+    });
+    let fqdn = format!("h1.sub.{NS}.svc.cluster.local");
+    let ips = mn.wait_for(&format!("an A record for {fqdn}"), 20, || {
+        let (ips, _) = nslookup(&mn, &clients[0], &fqdn);
+        (!ips.is_empty()).then_some(ips)
+    });
+    assert_eq!(ips, set([&echo_ip]), "{fqdn}");
+    // (and of a ClusterIP service's named port: its own name as target)
+    let web_fqdn = format!("web.{NS}.svc.cluster.local");
+    for (port, proto, svc, want, target) in [
+        ("http", "tcp", "sub", 8080, &fqdn),
+        ("echo", "udp", "sub", 5353, &fqdn),
+        ("http", "tcp", "web", 80, &web_fqdn),
+    ] {
+        let name = format!("_{port}._{proto}.{svc}.{NS}.svc.cluster.local");
+        let out = mn.server.kubectl_raw(&[
+            "exec",
+            "-n",
+            NS,
+            &clients[2],
+            "--",
+            "nslookup",
+            "-type=srv",
+            &name,
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        // `<name>\tservice = 0 100 8080 h1.sub.e2e.svc.cluster.local`
+        let srv: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_once("service = "))
+            .map(|(_, r)| r.trim().trim_end_matches('.'))
+            .collect();
+        assert_eq!(srv.len(), 1, "one SRV record for {name}: {text}");
+        let f: Vec<&str> = srv[0].split_whitespace().collect();
+        assert_eq!(f.len(), 4, "{srv:?}");
+        assert_eq!(
+            (f[2], f[3]),
+            (want.to_string().as_str(), target.as_str()),
+            "{name}"
+        );
+    }
+    println!("hostname/subdomain: {fqdn} -> {echo_ip}; SRV for its named TCP and UDP ports");
+
+    // UDP through a cluster IP, from pods on the nodes without the backend
+    let udp_ip = mn.server.kubectl(&[
+        "get",
+        "svc",
+        "-n",
+        NS,
+        "udp",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let udp_ip = udp_ip.trim().to_string();
+    for c in [&clients[0], &clients[2]] {
+        let udp = |n: &str| {
+            let out = mn.server.kubectl_raw(&[
+                "exec", "-n", NS, c, "--", "perl", "-e", UDP_CLIENT, &udp_ip, n,
+            ]);
+            answers(&out.stdout)
+        };
+        // (the first datagram may race the proxy's rules for the new endpoint)
+        mn.wait_for(&format!("{c} -> udp {udp_ip}:5353"), 20, || {
+            (udp("1") == ["echo ping 1"]).then_some(())
+        });
+        let got = udp("10");
+        let want: Vec<String> = (1..=10).map(|i| format!("echo ping {i}")).collect();
+        assert_eq!(got, want, "{c} -> UDP cluster IP {udp_ip}:5353");
+    }
+
+    // type LoadBalancer: the Ready nodes' addresses in status, answering on each of them
+    let ingress = |svc: &str| {
+        let s = mn.get_json(&["get", "svc", "-n", NS, svc]);
+        set(s["status"]["loadBalancer"]["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["ip"].as_str()))
+    };
+    let want_ingress = set(&node_ips);
+    for svc in ["web-lb", "echo-local"] {
+        mn.wait_for(
+            &format!("{svc}'s ingress = the nodes' addresses"),
+            30,
+            || (ingress(svc) == want_ingress).then_some(()),
+        );
+    }
+    let client = ClientNs::create(&mn);
+    mn.wait_for("web-lb answering the external client", 20, || {
+        node_ips
+            .iter()
+            .all(|ip| {
+                client
+                    .get(&format!("http://{ip}:80/"), 1, 5)
+                    .iter()
+                    .all(|a| names.contains(a))
+            })
+            .then_some(())
+    });
+    let mut bad = Vec::new();
+    for ip in &node_ips {
+        let url = format!("http://{ip}:80/");
+        let got = client.get(&url, 30, 5);
+        if set(&got) != names {
+            bad.push(format!("external client -> {url}: {got:?}"));
+        }
+        for i in 0..nodes.len() {
+            let got = from_node(&mn, i, &url, 30);
+            if set(&got) != names {
+                bad.push(format!("node {i} -> {url}: {got:?}"));
+            }
+        }
+        let got: Vec<String> = (0..30)
+            .map(|_| host_get(&format!("{ip}:80")).unwrap_or_default())
+            .collect();
+        if set(&got) != names {
+            bad.push(format!("host process -> {url}: {got:?}"));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "LoadBalancer not spread:\n{}",
+        bad.join("\n")
+    );
+
+    // externalTrafficPolicy Cluster: an external client's source is masqueraded
+    let mut sources = BTreeSet::new();
+    for ip in &node_ips {
+        for port in [80, np] {
+            let url = format!("http://{ip}:{port}/cgi-bin/ip");
+            let got = pod_and_source(&client.get(&url, 20, 5));
+            assert_eq!(got.len(), 20, "{url}: {got:?}");
+            assert_eq!(
+                set(got.iter().map(|(p, _)| p)),
+                names,
+                "{url} spread: {got:?}"
+            );
+            assert!(
+                got.iter()
+                    .all(|(_, src)| *src != client.ip && !src.is_empty()),
+                "Cluster policy: {url} masquerades {}: {got:?}",
+                client.ip
+            );
+            sources.extend(got.into_iter().map(|(_, src)| src));
+        }
+    }
+    // masqueraded to the entry node's address, or its pod bridge's for a backend there
+    let gateways = mn.get_json(&["get", "nodes"])["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["spec"]["podCIDR"].as_str())
+        .map(|c| {
+            let net: Ipv4Addr = c.split('/').next().unwrap().parse().unwrap();
+            Ipv4Addr::from(u32::from(net) + 1).to_string()
+        })
+        .collect::<BTreeSet<_>>();
+    let expected = &set(&node_ips) | &gateways;
+    assert!(
+        sources.is_subset(&expected),
+        "sources seen under Cluster policy {sources:?}, not all of {expected:?}"
+    );
+    println!(
+        "Cluster policy: the backends saw {sources:?} for the external client {}",
+        client.ip
+    );
+    // externalTrafficPolicy Local: the client's own address, only where the endpoint is
+    for port in [81, np_local] {
+        let url = format!("http://{}:{port}/cgi-bin/ip", node_ips[1]);
+        let got = pod_and_source(&client.get(&url, 10, 5));
+        let want = vec![("echo".to_string(), client.ip.clone()); 10];
+        assert_eq!(got, want, "Local policy: {url} sees the client's address");
+        for ip in [&node_ips[0], &node_ips[2]] {
+            let url = format!("http://{ip}:{port}/cgi-bin/ip");
+            let got = client.get(&url, 1, 2);
+            assert_eq!(got, ["FAILED"], "Local policy: {url} has no local endpoint");
+        }
+    }
+    // node 2 (an agent netns) is a client from outside for node 1's node port
+    let url = format!("http://{}:{np_local}/cgi-bin/ip", node_ips[1]);
+    let got = pod_and_source(&from_node(&mn, 2, &url, 5));
+    assert_eq!(
+        got,
+        vec![("echo".to_string(), node_ips[2].clone()); 5],
+        "Local policy: node 2 -> {url}"
+    );
+    drop(client);
+    println!(
+        "cluster up with 3 ready backends after {} ms; LoadBalancer/Local/UDP/DNS additions took \
+         {} ms",
+        basics.as_millis(),
+        (started.elapsed() - basics).as_millis()
     );
 
     // session affinity: every client (pods on each node, the host) stays on one backend
