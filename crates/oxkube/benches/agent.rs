@@ -99,6 +99,10 @@ fn spawn_agent(c: &common::Cluster) -> Agent {
             &net.bridge,
             "--kubelet-port",
             &net.kubelet_port.to_string(),
+            // the cluster's own table name: the teardown removes it (the default would be left
+            // in the host's netns)
+            "--proxy-table",
+            &net.proxy_table(),
             "--eviction-hard",
             "memory.available<1Mi,nodefs.available<1%",
         ])

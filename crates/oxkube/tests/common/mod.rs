@@ -421,7 +421,22 @@ impl Cluster {
     /// Deletes every pod and waits for the runtime to be empty, then removes whatever is left
     /// (processes, mounts, the bridge, pod cgroups) by force.
     fn teardown_agent(&mut self) {
+        // the pods' uids, read before they go: a pod's cgroup is removed by its worker after
+        // its sandbox, so it can outlive what the runtime still lists when the server is killed
+        let mut uids: Vec<String> = Vec::new();
         if self.child.is_some() {
+            let out = self.kubectl_raw(&[
+                "get",
+                "pods",
+                "-A",
+                "-o",
+                "jsonpath={.items[*].metadata.uid}",
+            ]);
+            uids.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_string),
+            );
             let _ = self.kubectl_raw(&[
                 "delete",
                 "pods",
@@ -439,7 +454,6 @@ impl Cluster {
             }
         }
         self.kill9();
-        let mut uids = Vec::new();
         for c in self.runtime_containers() {
             kill(c["init_pid"].as_i64().unwrap_or(0));
             kill(c["shim_pid"].as_i64().unwrap_or(0));
