@@ -78,6 +78,29 @@ fn terminated_of(rc: &crate::podstate::RuntimeContainer, runtime: &str) -> Conta
     }
 }
 
+/// Whether the kubelet restarts container `c` whose latest instance `l` has exited: never for a
+/// pod being deleted or a regular init container that succeeded; always for a sidecar;
+/// otherwise as the pod's restart policy says for the exit code.
+fn will_restart(pod: &Pod, c: &Container, l: &crate::podstate::RuntimeContainer) -> bool {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    if is_sidecar(c) {
+        return true;
+    }
+    let spec = pod.spec.as_ref();
+    let is_init = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .is_some_and(|i| i.iter().any(|i| i.name == c.name));
+    if is_init && l.exit_code == 0 {
+        return false;
+    }
+    let policy = spec
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always");
+    crate::plan::should_restart(policy, l.exit_code)
+}
+
 fn container_statuses(
     input: &StatusInput<'_>,
     containers: &[Container],
@@ -154,7 +177,11 @@ fn container_statuses(
                     }
                     CState::Exited | CState::Unknown => {
                         let term = terminated_of(l, input.runtime_name);
-                        match waiting {
+                        // a start failure shows only on a container that will be restarted
+                        // (upstream's reason cache under `ShouldContainerBeRestarted`): a
+                        // container that is done keeps its exit as its state
+                        let restarts = will_restart(input.pod, c, l);
+                        match waiting.filter(|_| restarts) {
                             // restarting (backoff or a failed re-create): waiting, with the exit
                             // as the last state
                             Some(w) => {
@@ -732,12 +759,51 @@ mod tests {
             },
             Case {
                 name: "never: succeeded",
-                spec: never,
+                spec: never.clone(),
                 containers: vec![rc("c", "1", CState::Exited, 0, T0, 0)],
                 waiting: vec![],
                 phase: "Succeeded",
                 ready: false,
                 states: vec![("c", "terminated", "Completed")],
+            },
+            Case {
+                name: "never: a start failure of a container that is done is not shown",
+                spec: never.clone(),
+                containers: vec![rc("c", "1", CState::Exited, 0, T0, 0)],
+                waiting: vec![("c", "RunContainerError")],
+                phase: "Succeeded",
+                ready: false,
+                states: vec![("c", "terminated", "Completed")],
+            },
+            Case {
+                name: "onfailure: a start failure after a success is not shown",
+                spec: onfail.clone(),
+                containers: vec![rc("c", "1", CState::Exited, 0, T0, 0)],
+                waiting: vec![("c", "RunContainerError")],
+                phase: "Succeeded",
+                ready: false,
+                states: vec![("c", "terminated", "Completed")],
+            },
+            Case {
+                name: "onfailure: a failure restarting shows its reason",
+                spec: onfail.clone(),
+                containers: vec![rc("c", "1", CState::Exited, 2, T0, 0)],
+                waiting: vec![("c", "CrashLoopBackOff")],
+                phase: "Running",
+                ready: false,
+                states: vec![("c", "waiting", "CrashLoopBackOff")],
+            },
+            Case {
+                name: "init done: its old start failure is not shown",
+                spec: with_init.clone(),
+                containers: vec![
+                    rc("c", "2", CState::Running, 0, T0 + 5, 0),
+                    rc("i", "1", CState::Exited, 0, T0, 0),
+                ],
+                waiting: vec![("i", "RunContainerError")],
+                phase: "Running",
+                ready: true,
+                states: vec![("i", "terminated", "Completed"), ("c", "running", "")],
             },
             Case {
                 name: "onfailure: success is final",

@@ -209,6 +209,18 @@ fn termination_message(rc: &RuntimeContainer) -> String {
     String::new()
 }
 
+/// Whether `a` is an older version of the object than `b` (resource versions are the store's
+/// revisions; ones that are not numbers are not compared).
+fn is_older(a: &Pod, b: &Pod) -> bool {
+    let rv = |p: &Pod| {
+        p.metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    matches!((rv(a), rv(b)), (Some(x), Some(y)) if x < y)
+}
+
 /// Per-pod state kept between syncs.
 struct Worker {
     shared: Arc<Shared>,
@@ -307,7 +319,13 @@ impl Worker {
 
     fn take(&mut self, m: Msg) {
         match m {
-            Msg::Update(p) => self.pod = p,
+            // the informer may deliver a version older than the one our own status patch
+            // returned: the old status is the base of the next diff and of what is kept
+            Msg::Update(p) => {
+                if !is_older(&p, &self.pod) {
+                    self.pod = p;
+                }
+            }
             Msg::Removed(p) => {
                 self.pod = p;
                 self.removed = true;
@@ -1329,6 +1347,26 @@ pub async fn cleanup_orphan(shared: &Shared, uid: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn older_versions_are_recognised() {
+        let at = |rv: Option<&str>| Pod {
+            metadata: kube::api::ObjectMeta {
+                resource_version: rv.map(str::to_string),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        for (a, b, older) in [
+            (Some("9"), Some("10"), true),
+            (Some("10"), Some("10"), false),
+            (Some("11"), Some("10"), false),
+            (None, Some("10"), false),
+            (Some("x"), Some("10"), false),
+        ] {
+            assert_eq!(is_older(&at(a), &at(b)), older, "{a:?} vs {b:?}");
+        }
+    }
 
     #[test]
     fn pod_desc_format() {

@@ -431,13 +431,19 @@ fn crash_loops_back_off_and_restart_policies_hold() {
     let t = &ok["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(
         (t["exitCode"].as_i64(), t["reason"].as_str()),
-        (Some(0), Some("Completed"))
+        (Some(0), Some("Completed")),
+        "status {:#}\nevents {:?}",
+        ok["status"],
+        events_of(&c, "ok")
     );
     let bad = wait_phase(&c, "bad", "Failed");
     let t = &bad["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(
         (t["exitCode"].as_i64(), t["reason"].as_str()),
-        (Some(7), Some("Error"))
+        (Some(7), Some("Error")),
+        "status {:#}\nevents {:?}",
+        bad["status"],
+        events_of(&c, "bad")
     );
     assert_eq!(bad["status"]["containerStatuses"][0]["restartCount"], 0);
     let ready = bad["status"]["conditions"]
