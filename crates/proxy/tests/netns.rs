@@ -230,36 +230,23 @@ impl Env {
         )
     }
 
+    /// `nft list <what...>` in the node's netns, for an object of the proxy's table.
+    fn nft_in_node(&self, what: &[&str]) -> std::process::Output {
+        let node = self.node();
+        let mut args = vec!["ip", "netns", "exec", &node, "nft", "list"];
+        args.extend_from_slice(what);
+        sh(&args)
+    }
+
     /// `nft list set` of the proxy's table.
     fn nft_set(&self, set: &str) -> String {
-        let out = sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.node(),
-            "nft",
-            "list",
-            "set",
-            "ip",
-            "oxkube-proxy",
-            set,
-        ]);
+        let out = self.nft_in_node(&["set", "ip", "oxkube-proxy", set]);
         assert!(out.status.success(), "list set {set}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn nft_list(&self) -> Option<String> {
-        let out = sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.node(),
-            "nft",
-            "list",
-            "table",
-            "ip",
-            "oxkube-proxy",
-        ]);
+        let out = self.nft_in_node(&["table", "ip", "oxkube-proxy"]);
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
