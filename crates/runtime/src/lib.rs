@@ -19,6 +19,7 @@
 
 pub mod cni;
 pub mod container;
+mod fsutil;
 pub mod images;
 pub mod runtime_service;
 pub mod sandbox;

@@ -226,13 +226,10 @@ impl ContainerManager {
     }
 
     fn save(&self, r: &ContainerRecord) -> Result<(), ContainerError> {
-        let dir = self.dir(&r.id);
-        let tmp = dir.join("container.json.tmp");
-        fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(r).expect("record serialises"),
+        crate::fsutil::write_atomic(
+            &self.dir(&r.id).join("container.json"),
+            &serde_json::to_vec_pretty(r).expect("record serialises"),
         )
-        .and_then(|()| fs::rename(&tmp, dir.join("container.json")))
         .map_err(io_err(format!("write state of container {}", r.id)))?;
         self.containers
             .lock()

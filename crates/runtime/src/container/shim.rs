@@ -248,9 +248,7 @@ fn open_log(path: &Option<PathBuf>) -> Option<File> {
 }
 
 fn write_json_atomic(path: &Path, v: &impl Serialize) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(v).expect("json"))?;
-    std::fs::rename(&tmp, path)
+    crate::fsutil::write_atomic(path, &serde_json::to_vec(v).expect("json"))
 }
 
 /// Runs the shim (or, with `exec` first, the exec helper); returns the process exit code.

@@ -224,13 +224,10 @@ impl SandboxManager {
     }
 
     fn save(&self, s: &Sandbox) -> Result<(), SandboxError> {
-        let dir = self.paths.state.join(&s.id);
-        let tmp = dir.join("sandbox.json.tmp");
-        fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(s).expect("sandbox serialises"),
+        crate::fsutil::write_atomic(
+            &self.paths.state.join(&s.id).join("sandbox.json"),
+            &serde_json::to_vec_pretty(s).expect("sandbox serialises"),
         )
-        .and_then(|()| fs::rename(&tmp, dir.join("sandbox.json")))
         .map_err(io_err(format!("write state of sandbox {}", s.id)))?;
         self.sandboxes
             .lock()
