@@ -10,7 +10,7 @@ use cri::v1::runtime_service_client::RuntimeServiceClient;
 use runtime::testimage::{self, TestImage};
 use tonic::transport::Channel;
 
-use crate::harness::{mounts_under, Kind, Target};
+use crate::harness::{mounts_under, pids_mentioning, Kind, Target};
 
 const IMAGE: &str = "docker.io/library/busybox:cri-ctr";
 
@@ -380,9 +380,27 @@ pub async fn bad_command_and_missing_image_fail_cleanly(mut t: Target) {
     };
     let e = res.expect_err("missing binary");
     assert!(e.message().contains("/no/such/binary"), "{e}");
+    // fails after our runtime started the container's shim (it waits for the bundle)
+    let mut nodev = container_config("nodev", &["true"]);
+    nodev.devices = vec![pb::Device {
+        container_path: "/dev/x".into(),
+        host_path: "/dev/no-such-device".into(),
+        permissions: "rwm".into(),
+    }];
+    let e = create(&mut t, &sb, nodev)
+        .await
+        .expect_err("a missing host device fails CreateContainer");
+    assert!(e.message().contains("/dev/no-such-device"), "{e}");
     remove_pod(&mut t, &sb.id).await;
     if t.kind == Kind::Oxkube {
         let data = t.dir.path().join("data");
+        // no shim is left waiting or running
+        let needle = data.display().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pids_mentioning(&needle).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(pids_mentioning(&needle), Vec::<i32>::new(), "shims left");
         assert_eq!(mounts_under(&data), Vec::<PathBuf>::new());
         assert_eq!(
             std::fs::read_dir(data.join("agent/containers"))
