@@ -3,7 +3,8 @@
 //! `sleep`, image present) p50/p90, shim PSS, container exit -> event p50/p99, and 20 pods started
 //! at once. `cargo bench -p runtime --bench runtime`; prints `BENCH` lines. Both runtimes get
 //! the same bridge + host-local + portmap + loopback conflist, with `ipMasq` off as the oxkube
-//! agent writes it.
+//! agent writes it. `RUNTIME_BENCH_ONLY=oxkube` (or `containerd`) measures one runtime, and
+//! `RUNTIME_BENCH_PARTS=pod-start` only the pod start, for quick before/after runs.
 #![allow(dead_code)]
 
 #[path = "../tests/cri/bench.rs"]
@@ -24,11 +25,21 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
+        let only = std::env::var("RUNTIME_BENCH_ONLY").unwrap_or_default();
+        let all_parts = std::env::var("RUNTIME_BENCH_PARTS").unwrap_or_default() != "pod-start";
         let mut p50 = Vec::new();
-        for kind in [Kind::Oxkube, Kind::Containerd] {
+        for (kind, name) in [(Kind::Oxkube, "oxkube"), (Kind::Containerd, "containerd")] {
+            if !only.is_empty() && only != name {
+                continue;
+            }
             p50.push(containers::bench_pod_start(Target::start(kind).await).await);
-            bench::bench_exit_event(Target::start(kind).await).await;
-            bench::bench_concurrent_pods(Target::start(kind).await).await;
+            if all_parts {
+                bench::bench_exit_event(Target::start(kind).await).await;
+                bench::bench_concurrent_pods(Target::start(kind).await).await;
+            }
+        }
+        if p50.len() < 2 {
+            return;
         }
         eprintln!(
             "BENCH pod start p50: oxkube {:?}, containerd {:?}: containerd / oxkube = {:.1}x",

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -140,6 +139,58 @@ fn pid_alive(pid: i32, id: &str) -> bool {
         && fs::read(format!("/proc/{pid}/cmdline"))
             .map(|c| String::from_utf8_lossy(&c).contains(short(id)))
             .unwrap_or(false)
+}
+
+/// A shim started with `--wait`: told `go` it creates the container; dropped unused, its stdin
+/// closes, it exits without doing anything, and a thread reaps it.
+struct WaitingShim {
+    child: Option<std::process::Child>,
+}
+
+impl WaitingShim {
+    /// Lets the shim create the container (the bundle is ready) and reads its handshake:
+    /// the shim's and the container init's PIDs.
+    fn go(mut self, dir: &Path) -> Result<(i32, i32), ContainerError> {
+        let mut child = self.child.take().expect("a waiting shim is told go once");
+        let shim_pid = child.id() as i32;
+        let told = child.stdin.take().expect("piped stdin").write_all(b"go\n");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let v: Value = serde_json::from_str(line.trim()).unwrap_or(Value::Null);
+        if let Some(pid) = v.get("pid").and_then(Value::as_i64) {
+            // The shim lives on in its own session; a thread reaps it if it exits while we run.
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+            return Ok((shim_pid, pid as i32));
+        }
+        let _ = child.wait();
+        if let Err(e) = told {
+            return Err(ContainerError::Shim(format!("tell shim to create: {e}")));
+        }
+        read.map_err(|e| ContainerError::Shim(format!("read handshake: {e}")))?;
+        let msg = v
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                let log = fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
+                format!("no handshake from shim: {}", log.trim())
+            });
+        Err(ContainerError::Shim(msg))
+    }
+}
+
+impl Drop for WaitingShim {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdin.take());
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+        }
+    }
 }
 
 fn signal_number(name: &str) -> i32 {
@@ -318,15 +369,24 @@ impl ContainerManager {
         if image_name.is_empty() {
             return Err(ContainerError::Invalid("image is required".into()));
         }
-        if let Some(other) = self.list().into_iter().find(|r| {
-            r.sandbox_id == sandbox.id && r.name == meta.name && r.attempt == meta.attempt
-        }) {
+        // A name stays reserved while its record exists, whatever the container's state: the
+        // records are scanned as they are, without refreshing every container's state.
+        let reserved = self
+            .containers
+            .lock()
+            .expect("containers")
+            .values()
+            .find(|r| {
+                r.sandbox_id == sandbox.id && r.name == meta.name && r.attempt == meta.attempt
+            })
+            .map(|r| r.id.clone());
+        if let Some(other) = reserved {
             return Err(ContainerError::NameReserved {
                 name: format!(
                     "{}_{}_{}",
                     meta.name, sandbox.spec.metadata.name, meta.attempt
                 ),
-                id: other.id,
+                id: other,
             });
         }
         let image = self
@@ -371,6 +431,30 @@ impl ContainerManager {
         for d in ["rootfs", "upper", "work", "bundle"] {
             fs::create_dir_all(dir.join(d)).map_err(io_err(format!("create container dir {d}")))?;
         }
+        let log_path = if cfg.log_path.is_empty() {
+            None
+        } else {
+            Some(Path::new(&sandbox.spec.log_directory).join(&cfg.log_path))
+        };
+        // The shim starts now and waits for the bundle: its exec and start-up overlap the
+        // rootfs mount and the spec build below.
+        let shim = self.spawn_shim(
+            &ShimArgs {
+                id: short(id).to_string(),
+                bundle: dir.join("bundle"),
+                state_root: self.paths.run.clone(),
+                dir: dir.to_path_buf(),
+                ctl: self.ctl_path(id),
+                log: log_path.clone(),
+                events: self.paths.events.clone(),
+                stdin: cfg.stdin,
+                stdin_once: cfg.stdin_once,
+                tty: cfg.tty,
+                attach: Some(self.attach_path(id)),
+                wait: true,
+            },
+            dir,
+        )?;
         let chain_ids = image.chain_ids();
         self.images.hold_snapshots(id, &chain_ids)?;
         let mut lower = Vec::new();
@@ -542,25 +626,7 @@ impl ContainerManager {
             serde_json::to_vec_pretty(&oci).expect("json"),
         )
         .map_err(io_err("write bundle config"))?;
-        let log_path = if cfg.log_path.is_empty() {
-            None
-        } else {
-            Some(Path::new(&sandbox.spec.log_directory).join(&cfg.log_path))
-        };
-        let args = ShimArgs {
-            id: short(id).to_string(),
-            bundle: dir.join("bundle"),
-            state_root: self.paths.run.clone(),
-            dir: dir.to_path_buf(),
-            ctl: self.ctl_path(id),
-            log: log_path.clone(),
-            events: self.paths.events.clone(),
-            stdin: cfg.stdin,
-            stdin_once: cfg.stdin_once,
-            tty: cfg.tty,
-            attach: Some(self.attach_path(id)),
-        };
-        let (shim_pid, init_pid) = self.spawn_shim(&args, dir)?;
+        let (shim_pid, init_pid) = shim.go(dir)?;
         let rec = ContainerRecord {
             id: id.to_string(),
             sandbox_id: sandbox.id.clone(),
@@ -592,49 +658,21 @@ impl ContainerManager {
         Ok(rec)
     }
 
-    fn spawn_shim(&self, args: &ShimArgs, dir: &Path) -> Result<(i32, i32), ContainerError> {
+    /// Starts a shim that waits for the bundle (`--wait`); [`WaitingShim::go`] lets it create
+    /// the container.
+    fn spawn_shim(&self, args: &ShimArgs, dir: &Path) -> Result<WaitingShim, ContainerError> {
         let shim_log = fs::File::create(dir.join("shim.log")).map_err(io_err("create shim log"))?;
-        let mut cmd = Command::new(&self.shim.exe);
-        cmd.args(&self.shim.prefix)
+        // No pre-exec hook (the shim makes its own session), so this is a posix_spawn (vfork)
+        // rather than a fork of the whole agent.
+        let child = Command::new(&self.shim.exe)
+            .args(&self.shim.prefix)
             .args(args.to_args())
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(shim_log);
-        // SAFETY: setsid is async-signal-safe; the shim gets its own session so it survives the
-        // agent (and a kill of the agent's process group).
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::unistd::setsid().map_err(std::io::Error::from)?;
-                Ok(())
-            });
-        }
-        let mut child = cmd
+            .stderr(shim_log)
             .spawn()
             .map_err(|e| ContainerError::Shim(format!("start {}: {e}", self.shim.exe.display())))?;
-        let shim_pid = child.id() as i32;
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| ContainerError::Shim(format!("read handshake: {e}")))?;
-        let v: Value = serde_json::from_str(line.trim()).unwrap_or(Value::Null);
-        if let Some(pid) = v.get("pid").and_then(Value::as_i64) {
-            // The shim lives on in its own session; a thread reaps it if it exits while we run.
-            std::thread::spawn(move || {
-                let _ = child.wait();
-            });
-            return Ok((shim_pid, pid as i32));
-        }
-        let _ = child.wait();
-        let msg = v
-            .get("error")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| {
-                let log = fs::read_to_string(dir.join("shim.log")).unwrap_or_default();
-                format!("no handshake from shim: {}", log.trim())
-            });
-        Err(ContainerError::Shim(msg))
+        Ok(WaitingShim { child: Some(child) })
     }
 
     fn ctl(&self, id: &str, command: &str) -> Result<Value, ContainerError> {

@@ -7,6 +7,10 @@
 //! Files: the control socket `--ctl` (commands, one line in, one JSON line out), and in the
 //! container dir `exit.json` (written once the container exited), `shim.log` (the shim's errors).
 //! Handshake: the shim prints one JSON line on stdout, `{"pid":N}` or `{"error":"..."}`.
+//! With `--wait` the agent starts the shim before the container's bundle exists (so the exec
+//! and start-up of the shim overlap the rootfs mount and spec build) and writes `go` on the
+//! shim's stdin once the bundle is ready; EOF instead means the create was abandoned and the
+//! shim exits having done nothing.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -88,6 +92,8 @@ pub struct ShimArgs {
     pub tty: bool,
     /// Attach socket: clients get the container's output and feed its stdin.
     pub attach: Option<PathBuf>,
+    /// Wait for `go` on stdin before creating the container (see the module docs).
+    pub wait: bool,
 }
 
 impl ShimArgs {
@@ -120,6 +126,7 @@ impl ShimArgs {
             (self.stdin, "--stdin"),
             (self.stdin_once, "--stdin-once"),
             (self.tty, "--tty"),
+            (self.wait, "--wait"),
         ] {
             if on {
                 v.push(flag.into());
@@ -133,6 +140,7 @@ impl ShimArgs {
         let (mut id, mut bundle, mut state_root, mut dir, mut ctl, mut log, mut events) =
             (None, None, None, None, None, None, None);
         let (mut stdin, mut stdin_once, mut tty, mut attach) = (false, false, false, None);
+        let mut wait = false;
         while let Some(a) = it.next() {
             let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
             match a.as_str() {
@@ -140,6 +148,7 @@ impl ShimArgs {
                 "--stdin" => stdin = true,
                 "--stdin-once" => stdin_once = true,
                 "--tty" => tty = true,
+                "--wait" => wait = true,
                 "--attach" => attach = Some(PathBuf::from(val()?)),
                 "--id" => id = Some(val()?),
                 "--bundle" => bundle = Some(PathBuf::from(val()?)),
@@ -163,7 +172,26 @@ impl ShimArgs {
             stdin_once,
             tty,
             attach,
+            wait,
         })
+    }
+}
+
+/// What the agent tells a waiting shim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Go {
+    /// The bundle is ready: create the container.
+    Create,
+    /// The create was abandoned (EOF or anything but `go`): exit without doing anything.
+    Abandon,
+}
+
+/// Reads the agent's word from a waiting shim's stdin.
+pub fn read_go(input: impl Read) -> Go {
+    let mut line = String::new();
+    match BufReader::new(input).read_line(&mut line) {
+        Ok(_) if line.trim_end() == "go" => Go::Create,
+        _ => Go::Abandon,
     }
 }
 
@@ -270,6 +298,19 @@ pub fn main(argv: &[String]) -> i32 {
             return 2;
         }
     };
+    // Our own session, so the shim outlives the agent and a kill of the agent's process group
+    // (done here, not between fork and exec, so the agent can spawn us without a fork). It
+    // fails only if we already lead a session or group, which is as good.
+    let _ = nix::unistd::setsid();
+    if args.wait {
+        if read_go(std::io::stdin().lock()) == Go::Abandon {
+            return 0;
+        }
+        // the container's stdin is its own; ours is no longer needed
+        if let Ok(null) = File::open("/dev/null") {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+        }
+    }
     let mut handshake = std::io::stdout();
     match run(&args, &mut handshake) {
         Ok(()) => 0,
@@ -1059,12 +1100,26 @@ mod tests {
             stdin_once: false,
             tty: true,
             attach: Some("/a.sock".into()),
+            wait: true,
         };
         let mut argv = vec!["shim".to_string()];
         argv.extend(a.to_args());
         assert_eq!(ShimArgs::parse(&argv), Ok(a));
         assert!(ShimArgs::parse(&["--id".into()]).is_err());
         assert!(ShimArgs::parse(&["--bogus".into(), "x".into()]).is_err());
+    }
+
+    #[test]
+    fn go_word() {
+        for (input, want) in [
+            (&b"go\n"[..], Go::Create),
+            (b"go", Go::Create),
+            (b"", Go::Abandon),
+            (b"stop\n", Go::Abandon),
+            (b"gone\n", Go::Abandon),
+        ] {
+            assert_eq!(read_go(input), want, "{:?}", String::from_utf8_lossy(input));
+        }
     }
 
     #[test]

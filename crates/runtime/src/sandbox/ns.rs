@@ -174,54 +174,52 @@ fn loopback_up() -> io::Result<()> {
     set_loopback_flags(true)
 }
 
-fn loopback_flags() -> io::Result<libc::c_short> {
-    // SAFETY: socket/ioctl on a zero-initialised ifreq naming "lo"; the fd is closed.
-    unsafe {
+/// Runs `f` on a datagram socket and an ifreq naming `lo` filled by SIOCGIFFLAGS; the socket is
+/// closed afterwards.
+fn with_lo_ifreq<T>(
+    f: impl FnOnce(libc::c_int, &mut libc::ifreq) -> io::Result<T>,
+) -> io::Result<T> {
+    // SAFETY: a plain socket call; the fd is owned (and closed) by `sock`.
+    let sock = unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo\0".iter().enumerate() {
-            ifr.ifr_name[i] = *b as libc::c_char;
-        }
-        let rc = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr);
-        let err = io::Error::last_os_error();
-        libc::close(fd);
-        if rc != 0 {
-            return Err(err);
-        }
-        Ok(ifr.ifr_ifru.ifru_flags)
+        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    // SAFETY: an all-zero ifreq is valid; SIOCGIFFLAGS fills the flags of the named interface.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo\0".iter().enumerate() {
+        ifr.ifr_name[i] = *b as libc::c_char;
     }
+    // SAFETY: ioctl on our socket with a valid ifreq.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    f(fd, &mut ifr)
+}
+
+fn loopback_flags() -> io::Result<libc::c_short> {
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    with_lo_ifreq(|_, ifr| Ok(unsafe { ifr.ifr_ifru.ifru_flags }))
 }
 
 fn set_loopback_flags(up: bool) -> io::Result<()> {
-    // SAFETY: plain socket/ioctl calls on a zero-initialised ifreq naming "lo"; the fd is closed.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo\0".iter().enumerate() {
-            ifr.ifr_name[i] = *b as libc::c_char;
-        }
-        let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr);
-        if rc == 0 {
+    with_lo_ifreq(|fd, ifr| {
+        // SAFETY: SIOCGIFFLAGS filled the flags member; SIOCSIFFLAGS reads the ifreq we own.
+        unsafe {
             if up {
                 ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
             } else {
                 ifr.ifr_ifru.ifru_flags &= !(libc::IFF_UP as libc::c_short);
             }
-            rc = libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &ifr);
+            if libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &*ifr) != 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
-        let err = io::Error::last_os_error();
-        libc::close(fd);
-        if rc != 0 {
-            return Err(err);
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// True if `path` is a mount point holding a namespace (used by tests and rediscovery).

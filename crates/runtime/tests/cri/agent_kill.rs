@@ -79,15 +79,7 @@ async fn containers_survive_kill_9_of_the_runtime() {
         linux: Some(Default::default()),
         ..Default::default()
     };
-    let sb = rt
-        .run_pod_sandbox(pb::RunPodSandboxRequest {
-            config: Some(sandbox_config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id;
+    let sb = crate::containers::run_pod_sandbox(&mut rt, sandbox_config.clone()).await;
     let mut ids = Vec::new();
     for name in ["one", "two"] {
         let id = rt

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use cri::v1 as pb;
 
-use crate::containers::{container_config, pod, remove_pod, sandbox_config};
+use crate::containers::{container_config, pod, remove_pod, run_pod_sandbox, sandbox_config};
 use crate::harness::{Kind, Target};
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -101,15 +101,7 @@ pub async fn bench_concurrent_pods(mut t: Target) {
         let mut rt = t.rt.clone();
         let config = sandbox_config(&format!("conc{i}"), &logs);
         tasks.push(tokio::spawn(async move {
-            let sid = rt
-                .run_pod_sandbox(pb::RunPodSandboxRequest {
-                    config: Some(config.clone()),
-                    runtime_handler: String::new(),
-                })
-                .await
-                .expect("RunPodSandbox")
-                .into_inner()
-                .pod_sandbox_id;
+            let sid = run_pod_sandbox(&mut rt, config.clone()).await;
             let cid = rt
                 .create_container(pb::CreateContainerRequest {
                     pod_sandbox_id: sid.clone(),

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cri::v1 as pb;
+use cri::v1::runtime_service_client::RuntimeServiceClient;
 use runtime::testimage::{self, TestImage};
+use tonic::transport::Channel;
 
-use crate::harness::{mounts_under, Kind, Target};
+use crate::harness::{mounts_under, pids_mentioning, Kind, Target};
 
 const IMAGE: &str = "docker.io/library/busybox:cri-ctr";
 
@@ -40,16 +42,38 @@ pub(crate) async fn pod_with(
     std::fs::create_dir_all(&logs).unwrap();
     let mut config = sandbox_config(name, &logs);
     edit(&mut config);
-    let id =
-        t.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id;
-    (Pod { id, config }, logs)
+    (run_sandbox(t, config).await, logs)
+}
+
+/// RunPodSandbox through `rt`; the sandbox's ID.
+pub(crate) async fn run_pod_sandbox(
+    rt: &mut RuntimeServiceClient<Channel>,
+    config: pb::PodSandboxConfig,
+) -> String {
+    rt.run_pod_sandbox(pb::RunPodSandboxRequest {
+        config: Some(config),
+        runtime_handler: String::new(),
+    })
+    .await
+    .expect("RunPodSandbox")
+    .into_inner()
+    .pod_sandbox_id
+}
+
+/// A ready sandbox of `config`.
+pub(crate) async fn run_sandbox(t: &mut Target, config: pb::PodSandboxConfig) -> Pod {
+    let id = run_pod_sandbox(&mut t.rt, config.clone()).await;
+    Pod { id, config }
+}
+
+/// A sandbox config like [`sandbox_config`] that admits privileged containers.
+pub(crate) fn privileged_sandbox_config(name: &str, logs: &Path) -> pb::PodSandboxConfig {
+    let mut config = sandbox_config(name, logs);
+    config.linux.as_mut().unwrap().security_context = Some(pb::LinuxSandboxSecurityContext {
+        privileged: true,
+        ..Default::default()
+    });
+    config
 }
 
 pub(crate) fn sandbox_config(name: &str, logs: &Path) -> pb::PodSandboxConfig {
@@ -126,6 +150,13 @@ pub(crate) async fn start(t: &mut Target, id: &str) -> Result<(), tonic::Status>
     })
     .await
     .map(|_| ())
+}
+
+/// Creates and starts a container in `pod`; its ID.
+pub(crate) async fn start_container(t: &mut Target, pod: &Pod, cfg: pb::ContainerConfig) -> String {
+    let id = create(t, pod, cfg).await.expect("CreateContainer");
+    start(t, &id).await.expect("StartContainer");
+    id
 }
 
 pub(crate) async fn status(t: &mut Target, id: &str) -> Result<pb::ContainerStatus, tonic::Status> {
@@ -251,8 +282,7 @@ pub async fn env_user_workdir_mounts_and_pod_files(mut t: Target) {
         }),
         ..Default::default()
     });
-    let id = create(&mut t, &sb, cfg).await.expect("create");
-    start(&mut t, &id).await.expect("start");
+    let id = start_container(&mut t, &sb, cfg).await;
     let s = wait_exited(&mut t, &id).await;
     let out = log_lines(&logs.join("envs.log"), "stdout");
     assert_eq!(s.exit_code, 0, "{out:?}");
@@ -350,9 +380,27 @@ pub async fn bad_command_and_missing_image_fail_cleanly(mut t: Target) {
     };
     let e = res.expect_err("missing binary");
     assert!(e.message().contains("/no/such/binary"), "{e}");
+    // fails after our runtime started the container's shim (it waits for the bundle)
+    let mut nodev = container_config("nodev", &["true"]);
+    nodev.devices = vec![pb::Device {
+        container_path: "/dev/x".into(),
+        host_path: "/dev/no-such-device".into(),
+        permissions: "rwm".into(),
+    }];
+    let e = create(&mut t, &sb, nodev)
+        .await
+        .expect_err("a missing host device fails CreateContainer");
+    assert!(e.message().contains("/dev/no-such-device"), "{e}");
     remove_pod(&mut t, &sb.id).await;
     if t.kind == Kind::Oxkube {
         let data = t.dir.path().join("data");
+        // no shim is left waiting or running
+        let needle = data.display().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pids_mentioning(&needle).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(pids_mentioning(&needle), Vec::<i32>::new(), "shims left");
         assert_eq!(mounts_under(&data), Vec::<PathBuf>::new());
         assert_eq!(
             std::fs::read_dir(data.join("agent/containers"))
@@ -510,15 +558,7 @@ pub async fn bench_pod_start(mut t: Target) -> Duration {
         std::fs::create_dir_all(&logs).unwrap();
         let config = sandbox_config(&format!("bench{i}"), &logs);
         let begin = Instant::now();
-        let id =
-            t.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
-                config: Some(config.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .pod_sandbox_id;
+        let id = run_pod_sandbox(&mut t.rt, config.clone()).await;
         let p = Pod { id, config };
         let t_sandbox = begin.elapsed();
         let cid = create(&mut t, &p, container_config("main", &["sleep", "1000"]))
@@ -713,8 +753,7 @@ pub async fn stats_and_resource_updates(mut t: Target) {
         cpu_shares: 256,
         ..Default::default()
     });
-    let id = create(&mut t, &sb, cfg).await.expect("create");
-    start(&mut t, &id).await.expect("start");
+    let id = start_container(&mut t, &sb, cfg).await;
     // wait for the busy loop to finish and the file to be written
     let begin = Instant::now();
     let stats = loop {
@@ -802,8 +841,7 @@ pub async fn oom_killed_is_reported(mut t: Target) {
         memory_limit_in_bytes: 16 << 20,
         ..Default::default()
     });
-    let id = create(&mut t, &sb, cfg).await.expect("create");
-    start(&mut t, &id).await.expect("start");
+    let id = start_container(&mut t, &sb, cfg).await;
     let s = wait_exited(&mut t, &id).await;
     assert_eq!(s.exit_code, 137, "{s:?}");
     assert_eq!(s.reason, "OOMKilled", "{s:?}");

@@ -394,7 +394,7 @@ fn start_oxkube(dir: &Path, bridge: &str) -> (PathBuf, Process) {
 }
 
 /// PIDs of processes whose command line mentions `needle` (containerd shims of one target).
-fn pids_mentioning(needle: &str) -> Vec<i32> {
+pub fn pids_mentioning(needle: &str) -> Vec<i32> {
     let mut out = Vec::new();
     let me = std::process::id() as i32;
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {

@@ -5,7 +5,8 @@
 use cri::v1 as pb;
 
 use crate::containers::{
-    container_config, create, log_lines, pod, remove_pod, sandbox_config, start, wait_exited, Pod,
+    container_config, create, log_lines, pod, privileged_sandbox_config, remove_pod, run_sandbox,
+    sandbox_config, start, start_container, wait_exited, Pod,
 };
 use crate::harness::Target;
 
@@ -203,21 +204,11 @@ pub async fn seccomp_profiles(mut t: Target) {
     .expect_err("privileged container in an unprivileged sandbox");
     assert!(e.message().contains("privileged"), "{e}");
     remove_pod(&mut t, &sb.id).await;
-    let mut config = sandbox_config("seccomp-privileged", &logs);
-    config.linux.as_mut().unwrap().security_context = Some(pb::LinuxSandboxSecurityContext {
-        privileged: true,
-        ..Default::default()
-    });
-    let id =
-        t.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id;
-    let sb = Pod { id, config };
+    let sb = run_sandbox(
+        &mut t,
+        privileged_sandbox_config("seccomp-privileged", &logs),
+    )
+    .await;
     let out = probe(
         &mut t,
         &sb,
@@ -274,12 +265,6 @@ async fn visible_commands(t: &mut Target, id: &str) -> String {
     String::from_utf8_lossy(&r.stdout).to_string()
 }
 
-async fn running(t: &mut Target, sb: &Pod, cfg: pb::ContainerConfig) -> String {
-    let id = create(t, sb, cfg).await.expect("CreateContainer");
-    start(t, &id).await.expect("StartContainer");
-    id
-}
-
 pub async fn pid_namespace_modes(mut t: Target) {
     use pb::NamespaceMode::{Container, Node, Pod as PodMode, Target as TargetMode};
     // sleep durations unique to this run, to recognise its processes
@@ -293,13 +278,13 @@ pub async fn pid_namespace_modes(mut t: Target) {
         .expect("create init");
     start(&mut t, &first).await.expect("start init");
     wait_exited(&mut t, &first).await;
-    let a = running(
+    let a = start_container(
         &mut t,
         &sb,
         with_pid_mode("a", &["sleep", &s1], PodMode, ""),
     )
     .await;
-    running(
+    start_container(
         &mut t,
         &sb,
         with_pid_mode("b", &["sleep", &s2], PodMode, ""),
@@ -311,7 +296,7 @@ pub async fn pid_namespace_modes(mut t: Target) {
         "POD: {seen}"
     );
     // CONTAINER: only its own processes
-    let c = running(
+    let c = start_container(
         &mut t,
         &sb,
         with_pid_mode("c", &["sleep", &s3], Container, ""),
@@ -329,7 +314,7 @@ pub async fn pid_namespace_modes(mut t: Target) {
         "POD sees a CONTAINER-mode one: {seen}"
     );
     // TARGET (ephemeral containers): the target container's namespace
-    let d = running(
+    let d = start_container(
         &mut t,
         &sb,
         with_pid_mode("debug", &["sleep", &s4], TargetMode, &c),
@@ -351,17 +336,8 @@ pub async fn pid_namespace_modes(mut t: Target) {
         }),
         ..Default::default()
     });
-    let id =
-        t.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id;
-    let node_pod = Pod { id, config };
-    let n = running(
+    let node_pod = run_sandbox(&mut t, config).await;
+    let n = start_container(
         &mut t,
         &node_pod,
         with_pid_mode("node", &["sleep", &s5], Node, ""),
@@ -481,8 +457,7 @@ pub async fn devices_are_mapped_and_others_denied(mut t: Target) {
         dev("/dev/zero", "/dev/myzero", "rwm"),
         dev("/dev/loop-control", "/dev/myloopctl", "r"),
     ];
-    let id = create(&mut t, &sb, cfg).await.expect("CreateContainer");
-    start(&mut t, &id).await.expect("StartContainer");
+    let id = start_container(&mut t, &sb, cfg).await;
     let out = exec_lines(
         &mut t,
         &id,
@@ -516,21 +491,11 @@ pub async fn devices_are_mapped_and_others_denied(mut t: Target) {
     assert!(e.message().contains("/dev/no-such-device"), "{e}");
     remove_pod(&mut t, &sb.id).await;
 
-    let mut config = sandbox_config("devices-privileged", &logs);
-    config.linux.as_mut().unwrap().security_context = Some(pb::LinuxSandboxSecurityContext {
-        privileged: true,
-        ..Default::default()
-    });
-    let sid =
-        t.rt.run_pod_sandbox(pb::RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id;
-    let sb = Pod { id: sid, config };
+    let sb = run_sandbox(
+        &mut t,
+        privileged_sandbox_config("devices-privileged", &logs),
+    )
+    .await;
     let mut cfg = container_config("priv", &["sleep", "1000"]);
     cfg.linux
         .as_mut()
@@ -539,8 +504,7 @@ pub async fn devices_are_mapped_and_others_denied(mut t: Target) {
         .as_mut()
         .unwrap()
         .privileged = true;
-    let id = create(&mut t, &sb, cfg).await.expect("CreateContainer");
-    start(&mut t, &id).await.expect("StartContainer");
+    let id = start_container(&mut t, &sb, cfg).await;
     let mut want = Vec::new();
     for d in ["loop-control", "kmsg"] {
         if std::path::Path::new("/dev").join(d).exists() {
