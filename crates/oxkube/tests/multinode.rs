@@ -493,3 +493,22 @@ fn pods_of_a_failed_node_are_replaced_on_the_surviving_node() {
         "dead node is tainted unreachable: {taints}"
     );
 }
+
+/// Test clusters created at the same moment (other tests of this binary, other test processes)
+/// never share a cluster CIDR, a test subnet or a VNI: each is reserved host-wide as it is
+/// picked, before any route of it exists (two clusters with one CIDR replace each other's
+/// routes and both bridges route the same pod CIDR).
+#[test]
+fn concurrent_test_clusters_get_distinct_networks() {
+    let nets: Vec<common::AgentNet> = (0..20).map(|_| common::AgentNet::unique()).collect();
+    let mut cidrs: Vec<&str> = nets.iter().map(|n| n.cluster_cidr.as_str()).collect();
+    cidrs.sort();
+    cidrs.dedup();
+    assert_eq!(cidrs.len(), nets.len(), "{cidrs:?}");
+    // a range is free again once its cluster is gone
+    let x = nets[0].cluster_cidr.clone();
+    let name = format!("cidr-{}", x.trim_end_matches(".0.0/16"));
+    assert!(common::Lease::try_take(&name).is_none());
+    drop(nets);
+    assert!(common::Lease::try_take(&name).is_some());
+}

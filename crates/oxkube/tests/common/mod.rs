@@ -30,6 +30,34 @@ pub struct AgentNet {
     pub service_cidr: String,
     /// Port of the agent's kubelet HTTPS API.
     pub kubelet_port: u16,
+    /// Holds the cluster CIDR for this cluster among every test process of this host.
+    pub lease: Option<Lease>,
+}
+
+/// A host-wide reservation (of an address range or a name) among concurrently running test
+/// processes: an exclusive `flock` on a file named after it, held while any clone lives. A
+/// check of the host's routes alone leaves a window (from the pick until the cluster's first
+/// route appears, seconds later) in which two clusters pick the same range and then fight over
+/// the same routes.
+#[derive(Debug, Clone)]
+pub struct Lease(std::sync::Arc<std::fs::File>);
+
+impl Lease {
+    /// Reserves `name`, or None when another cluster (of any process) holds it.
+    pub fn try_take(name: &str) -> Option<Lease> {
+        let dir = std::env::temp_dir().join("oxkube-e2e-leases");
+        std::fs::create_dir_all(&dir).ok()?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(name))
+            .ok()?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns; released when the file closes
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        (r == 0).then(|| Lease(std::sync::Arc::new(f)))
+    }
 }
 
 static NEXT_AGENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -48,18 +76,24 @@ impl AgentNet {
         )
         .into_owned();
         let mut x = 20 + ((pid as u64 * 31 + n as u64 * 7 + now_nanos()) % 80) as u32;
+        let mut lease = None;
         for _ in 0..80 {
             if !routes.contains(&format!("10.{x}.")) {
-                break;
+                lease = Lease::try_take(&format!("cidr-10.{x}"));
+                if lease.is_some() {
+                    break;
+                }
             }
             x = 20 + (x - 20 + 1) % 80;
         }
+        assert!(lease.is_some(), "no free 10.X.0.0/16 for a test cluster");
         AgentNet {
             node_name: format!("node-{}-{n}", pid % 100_000),
             bridge: format!("oxe{}x{n}", pid % 100_000),
             cluster_cidr: format!("10.{x}.0.0/16"),
             service_cidr: format!("10.{}.0.0/16", x + 100),
             kubelet_port: free_port(),
+            lease,
         }
     }
 }
@@ -651,6 +685,8 @@ pub struct TestNet {
     pub prefix: String,
     /// A tag unique on this host, part of every name this cluster creates.
     pub tag: String,
+    /// Holds the subnet among every test process of this host.
+    pub lease: Option<Lease>,
 }
 
 impl TestNet {
@@ -675,7 +711,12 @@ impl TestNet {
             )
             .into_owned();
             let prefix = format!("192.168.{z}");
-            if !routes.contains(&format!("{prefix}.")) {
+            let lease = if routes.contains(&format!("{prefix}.")) {
+                None
+            } else {
+                Lease::try_take(&format!("net-{prefix}"))
+            };
+            if lease.is_some() {
                 sh("ip", &["link", "add", &bridge, "type", "bridge"]);
                 sh(
                     "ip",
@@ -686,6 +727,7 @@ impl TestNet {
                     bridge,
                     prefix,
                     tag,
+                    lease,
                 };
             }
             z = 20 + (z - 20 + 1) % 200;
@@ -839,6 +881,8 @@ pub struct MultiNode {
     prepare: fn(&Path),
     /// Further test bridges (nodes on other subnets).
     pub other_nets: Vec<TestNet>,
+    /// Holds `vni` among every test process of this host.
+    pub vni_lease: Lease,
 }
 
 impl MultiNode {
@@ -849,9 +893,16 @@ impl MultiNode {
         let net = TestNet::create();
         let node_net = agent_net_without_stale_nat();
         // a VNI per test cluster: several clusters' VXLAN devices share the host namespace
-        let vni = 100
+        let mut vni = 100
             + NEXT_AGENT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + (std::process::id() % 1000) * 1000;
+        // another test process may have the same pid % 1000
+        let vni_lease = loop {
+            if let Some(l) = Lease::try_take(&format!("vni-{vni}")) {
+                break l;
+            }
+            vni += 1;
+        };
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
         let server = Cluster {
@@ -870,6 +921,7 @@ impl MultiNode {
             vni,
             prepare,
             other_nets: Vec::new(),
+            vni_lease,
         };
         mn.spawn_server();
         for _ in 0..agents {
