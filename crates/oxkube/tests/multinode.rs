@@ -61,15 +61,17 @@ fn web_pod(name: &str, node: &str) -> String {
 
 /// Waits for a pod to run; returns (node, pod IP).
 fn wait_running(mn: &MultiNode, name: &str) -> (String, String) {
-    mn.wait_for(&format!("pod {name} Running"), 90, || {
+    mn.wait_for_ok(&format!("pod {name} Running"), 90, || {
         let p = mn.get_json(&["get", "pod", name]);
-        if p["status"]["phase"] != "Running" {
-            return None;
+        let running = (
+            p["status"]["phase"] == "Running",
+            p["spec"]["nodeName"].as_str(),
+            p["status"]["podIP"].as_str(),
+        );
+        match running {
+            (true, Some(node), Some(ip)) => Ok((node.to_string(), ip.to_string())),
+            _ => Err(format!("status: {}", p["status"])),
         }
-        Some((
-            p["spec"]["nodeName"].as_str()?.to_string(),
-            p["status"]["podIP"].as_str()?.to_string(),
-        ))
     })
 }
 
@@ -85,10 +87,12 @@ fn fetch_url_from_pod(mn: &MultiNode, from: &str, url: &str) -> Result<String, S
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
+        // `timeout` exits 124 when wget hung (no answer); kubectl's own failures say so on stderr
         Err(format!(
-            "{} {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "kubectl exec {from} -- wget {url}: {}; stdout: {:?}; stderr: {:?}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
 }
@@ -144,8 +148,8 @@ fn all_pairs_reach(mn: &MultiNode, pods: &[(String, String, String)]) {
             if from_node == to_node {
                 continue;
             }
-            let got = mn.wait_for(&format!("{from} -> {ip}"), 20, || {
-                fetch_from_pod(mn, from, ip).ok()
+            let got = mn.wait_for_ok(&format!("{from} -> {ip}"), 20, || {
+                fetch_from_pod(mn, from, ip)
             });
             assert_eq!(&got, to_node, "{from} ({from_node}) fetched {ip}");
         }
@@ -192,19 +196,22 @@ fn cross_node(backend: &str) {
         "-c",
         &format!("timeout 10 wget -q -O - {url} | wc -c"),
     ]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "300000",
-        "bulk fetch across nodes: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if got != "300000" {
+        panic!(
+            "bulk fetch across nodes got {got:?} bytes, want 300000: {}; stderr: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            mn.network_dump()
+        );
+    }
     // pod-to-pod traffic keeps the source pod IP (not masqueraded)
     for (from, to) in [(1, 2), (2, 0), (0, 1)] {
         let url = format!("http://{}:8080/cgi-bin/ip", pods[to].2);
-        let got = mn.wait_for(
+        let got = mn.wait_for_ok(
             &format!("client address seen by {}", pods[to].0),
             20,
-            || fetch_url_from_pod(&mn, &pods[from].0, &url).ok(),
+            || fetch_url_from_pod(&mn, &pods[from].0, &url),
         );
         // busybox httpd listens on IPv6 and shows IPv4 clients as [::ffff:a.b.c.d]
         let got = got
@@ -239,7 +246,7 @@ fn cross_node(backend: &str) {
 
     // the host (the first node) reaches pods on the other nodes
     for (_, node, ip) in &pods[1..] {
-        let got = mn.wait_for(&format!("host -> {ip}"), 20, || fetch_from_host(ip).ok());
+        let got = mn.wait_for_ok(&format!("host -> {ip}"), 20, || fetch_from_host(ip));
         assert_eq!(&got, node);
     }
 
@@ -276,9 +283,13 @@ fn cross_node(backend: &str) {
     let deleted_at = Instant::now();
     mn.server
         .kubectl(&["delete", "node", &last_node, "--wait=false"]);
-    mn.wait_for("routes to the deleted node's pod CIDR removed", 30, || {
-        (routes_to(&mn, 0, &last_cidr).is_empty() && routes_to(&mn, 1, &last_cidr).is_empty())
-            .then_some(())
+    mn.wait_for_ok("routes to the deleted node's pod CIDR removed", 30, || {
+        let (host, n1) = (routes_to(&mn, 0, &last_cidr), routes_to(&mn, 1, &last_cidr));
+        if host.is_empty() && n1.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("left on the host: {host:?}, on node 2: {n1:?}"))
+        }
     });
     println!(
         "{backend}: routes to a deleted node gone on the others {} ms after the delete",
@@ -357,7 +368,7 @@ fn auto_backend_routes_directly_or_through_vxlan() {
     let pods = web_pods(&mn, &nodes);
     all_pairs_reach(&mn, &pods);
     for (_, node, ip) in &pods[1..] {
-        let got = mn.wait_for(&format!("host -> {ip}"), 20, || fetch_from_host(ip).ok());
+        let got = mn.wait_for_ok(&format!("host -> {ip}"), 20, || fetch_from_host(ip));
         assert_eq!(&got, node);
     }
     let vx = format!("oxkube.{}", mn.vni);
@@ -481,4 +492,23 @@ fn pods_of_a_failed_node_are_replaced_on_the_surviving_node() {
         taints.contains("node.kubernetes.io/unreachable"),
         "dead node is tainted unreachable: {taints}"
     );
+}
+
+/// Test clusters created at the same moment (other tests of this binary, other test processes)
+/// never share a cluster CIDR, a test subnet or a VNI: each is reserved host-wide as it is
+/// picked, before any route of it exists (two clusters with one CIDR replace each other's
+/// routes and both bridges route the same pod CIDR).
+#[test]
+fn concurrent_test_clusters_get_distinct_networks() {
+    let nets: Vec<common::AgentNet> = (0..20).map(|_| common::AgentNet::unique()).collect();
+    let mut cidrs: Vec<&str> = nets.iter().map(|n| n.cluster_cidr.as_str()).collect();
+    cidrs.sort();
+    cidrs.dedup();
+    assert_eq!(cidrs.len(), nets.len(), "{cidrs:?}");
+    // a range is free again once its cluster is gone
+    let x = nets[0].cluster_cidr.clone();
+    let name = format!("cidr-{}", x.trim_end_matches(".0.0/16"));
+    assert!(common::Lease::try_take(&name).is_none());
+    drop(nets);
+    assert!(common::Lease::try_take(&name).is_some());
 }

@@ -30,6 +30,34 @@ pub struct AgentNet {
     pub service_cidr: String,
     /// Port of the agent's kubelet HTTPS API.
     pub kubelet_port: u16,
+    /// Holds the cluster CIDR for this cluster among every test process of this host.
+    pub lease: Option<Lease>,
+}
+
+/// A host-wide reservation (of an address range or a name) among concurrently running test
+/// processes: an exclusive `flock` on a file named after it, held while any clone lives. A
+/// check of the host's routes alone leaves a window (from the pick until the cluster's first
+/// route appears, seconds later) in which two clusters pick the same range and then fight over
+/// the same routes.
+#[derive(Debug, Clone)]
+pub struct Lease(std::sync::Arc<std::fs::File>);
+
+impl Lease {
+    /// Reserves `name`, or None when another cluster (of any process) holds it.
+    pub fn try_take(name: &str) -> Option<Lease> {
+        let dir = std::env::temp_dir().join("oxkube-e2e-leases");
+        std::fs::create_dir_all(&dir).ok()?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(name))
+            .ok()?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns; released when the file closes
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        (r == 0).then(|| Lease(std::sync::Arc::new(f)))
+    }
 }
 
 static NEXT_AGENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -48,18 +76,24 @@ impl AgentNet {
         )
         .into_owned();
         let mut x = 20 + ((pid as u64 * 31 + n as u64 * 7 + now_nanos()) % 80) as u32;
+        let mut lease = None;
         for _ in 0..80 {
             if !routes.contains(&format!("10.{x}.")) {
-                break;
+                lease = Lease::try_take(&format!("cidr-10.{x}"));
+                if lease.is_some() {
+                    break;
+                }
             }
             x = 20 + (x - 20 + 1) % 80;
         }
+        assert!(lease.is_some(), "no free 10.X.0.0/16 for a test cluster");
         AgentNet {
             node_name: format!("node-{}-{n}", pid % 100_000),
             bridge: format!("oxe{}x{n}", pid % 100_000),
             cluster_cidr: format!("10.{x}.0.0/16"),
             service_cidr: format!("10.{}.0.0/16", x + 100),
             kubelet_port: free_port(),
+            lease,
         }
     }
 }
@@ -651,6 +685,8 @@ pub struct TestNet {
     pub prefix: String,
     /// A tag unique on this host, part of every name this cluster creates.
     pub tag: String,
+    /// Holds the subnet among every test process of this host.
+    pub lease: Option<Lease>,
 }
 
 impl TestNet {
@@ -675,7 +711,12 @@ impl TestNet {
             )
             .into_owned();
             let prefix = format!("192.168.{z}");
-            if !routes.contains(&format!("{prefix}.")) {
+            let lease = if routes.contains(&format!("{prefix}.")) {
+                None
+            } else {
+                Lease::try_take(&format!("net-{prefix}"))
+            };
+            if lease.is_some() {
                 sh("ip", &["link", "add", &bridge, "type", "bridge"]);
                 sh(
                     "ip",
@@ -686,6 +727,7 @@ impl TestNet {
                     bridge,
                     prefix,
                     tag,
+                    lease,
                 };
             }
             z = 20 + (z - 20 + 1) % 200;
@@ -839,6 +881,8 @@ pub struct MultiNode {
     prepare: fn(&Path),
     /// Further test bridges (nodes on other subnets).
     pub other_nets: Vec<TestNet>,
+    /// Holds `vni` among every test process of this host.
+    pub vni_lease: Lease,
 }
 
 impl MultiNode {
@@ -849,9 +893,16 @@ impl MultiNode {
         let net = TestNet::create();
         let node_net = agent_net_without_stale_nat();
         // a VNI per test cluster: several clusters' VXLAN devices share the host namespace
-        let vni = 100
+        let mut vni = 100
             + NEXT_AGENT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + (std::process::id() % 1000) * 1000;
+        // another test process may have the same pid % 1000
+        let vni_lease = loop {
+            if let Some(l) = Lease::try_take(&format!("vni-{vni}")) {
+                break l;
+            }
+            vni += 1;
+        };
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
         let server = Cluster {
@@ -870,6 +921,7 @@ impl MultiNode {
             vni,
             prepare,
             other_nets: Vec::new(),
+            vni_lease,
         };
         mn.spawn_server();
         for _ in 0..agents {
@@ -1125,5 +1177,205 @@ impl MultiNode {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+/// stdout and stderr of a finished command, trimmed (a failed command shows its error).
+fn out_text(out: &Output) -> String {
+    let mut s = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !err.trim().is_empty() {
+        s.push_str(&format!("\n[stderr] {}", err.trim_end()));
+    }
+    if !out.status.success() {
+        s.push_str(&format!("\n[{}]", out.status));
+    }
+    s
+}
+
+impl MultiNode {
+    /// Polls `f` every 200 ms until it returns Ok; after `secs` panics with `what`, the last
+    /// error `f` returned, the pod network of every node ([`MultiNode::network_dump`]) and every
+    /// node's log tail.
+    #[track_caller]
+    pub fn wait_for_ok<T>(
+        &self,
+        what: &str,
+        secs: u64,
+        mut f: impl FnMut() -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let err = match f() {
+                Ok(v) => return v,
+                Err(e) => e,
+            };
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what} ({attempts} attempts); last error: {}\n{}\n{}",
+                    err.trim(),
+                    self.network_dump(),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The cluster CIDR's first two octets with a dot (`10.X.`): every pod address, pod CIDR
+    /// and route of this cluster starts with it.
+    fn cluster_prefix(&self) -> String {
+        let cidr = &self.server.agent.as_ref().unwrap().cluster_cidr;
+        let mut it = cidr.split('.');
+        format!("{}.{}.", it.next().unwrap_or(""), it.next().unwrap_or(""))
+    }
+
+    /// What explains a pod network failure, as the kernel sees it now: per node (the host only
+    /// for what belongs to this cluster) addresses, links, routes, neighbours, the VXLAN FDB,
+    /// rp_filter/forwarding sysctls, this cluster's nft rules and conntrack entries; per pod
+    /// (`kubectl exec`) its addresses, routes and neighbours.
+    pub fn network_dump(&self) -> String {
+        let a = self.server.agent.clone().unwrap();
+        let prefix = self.cluster_prefix();
+        let vx = format!("oxkube.{}", self.vni);
+        let mut nets = vec![self.net.clone()];
+        nets.extend(self.other_nets.iter().cloned());
+        let mut s = String::from("==== pod network dump ====\n");
+        let mut section = |title: &str, body: String| {
+            s.push_str(&format!("--- {title}\n{body}\n"));
+        };
+        // the host: only this cluster's interfaces, routes, neighbours, rules
+        let mut host_devs: Vec<String> = nets.iter().map(|n| n.bridge.clone()).collect();
+        host_devs.push(a.bridge.clone());
+        host_devs.push(vx.clone());
+        let ours = |l: &str| {
+            l.contains(&prefix)
+                || nets.iter().any(|n| l.contains(&format!("{}.", n.prefix)))
+                || host_devs.iter().any(|d| l.contains(d.as_str()))
+        };
+        let host = |cmd: &str, args: &[&str]| out_text(&self.in_node(0, cmd, args));
+        let filtered = |text: String| {
+            text.lines()
+                .filter(|l| ours(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        section(
+            "host: this cluster's routes",
+            filtered(host("ip", &["-4", "route", "show"])),
+        );
+        let mut links = String::new();
+        for d in &host_devs {
+            // details (-d) for the vxlan device only: a bridge's are a page of defaults
+            let args: &[&str] = if *d == vx {
+                &["-d", "-4", "addr", "show", "dev", d]
+            } else {
+                &["-4", "addr", "show", "dev", d]
+            };
+            links.push_str(&host("ip", args));
+            links.push('\n');
+            links.push_str(&host("ip", &["-s", "-br", "link", "show", "master", d]));
+            links.push('\n');
+            links.push_str(&host("ip", &["neigh", "show", "dev", d]));
+            links.push('\n');
+        }
+        for a in &self.agents {
+            links.push_str(&host("bridge", &["-d", "link", "show", "dev", &a.veth]));
+            links.push('\n');
+        }
+        section("host: links, addresses, bridge ports, neighbours", links);
+        section(
+            "host: vxlan fdb",
+            host("bridge", &["fdb", "show", "dev", &vx]),
+        );
+        let mut sysctls = String::new();
+        let mut keys = vec![
+            "net/ipv4/ip_forward".to_string(),
+            "net/ipv4/conf/all/rp_filter".into(),
+            "net/bridge/bridge-nf-call-iptables".into(),
+        ];
+        keys.extend(host_devs.iter().flat_map(|d| {
+            [
+                format!("net/ipv4/conf/{d}/rp_filter"),
+                format!("net/ipv4/conf/{d}/forwarding"),
+            ]
+        }));
+        for k in &keys {
+            let v = std::fs::read_to_string(format!("/proc/sys/{k}"))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|e| e.to_string());
+            sysctls.push_str(&format!("{k}={v}\n"));
+        }
+        section("host: sysctls", sysctls);
+        section("host: nft tables", host("nft", &["list", "tables"]));
+        section(
+            "host: this cluster's pod network table",
+            host(
+                "nft",
+                &[
+                    "list",
+                    "table",
+                    "ip",
+                    &format!("oxkube-podnet-{}", a.bridge),
+                ],
+            ),
+        );
+        section(
+            "host: nat rules naming this cluster's addresses",
+            filtered(host("nft", &["list", "table", "ip", "nat"])),
+        );
+        section(
+            "host: conntrack entries of this cluster",
+            filtered(host("conntrack", &["-L"])),
+        );
+        // the agents: their whole namespace is theirs
+        for (i, ag) in self.agents.iter().enumerate() {
+            let node = |cmd: &str, args: &[&str]| out_text(&self.in_node(i + 1, cmd, args));
+            let mut body = String::new();
+            for (cmd, args) in [
+                ("ip", vec!["-4", "addr", "show"]),
+                ("ip", vec!["-d", "link", "show", "dev", vx.as_str()]),
+                ("ip", vec!["-s", "-br", "link"]),
+                ("ip", vec!["-4", "route", "show"]),
+                ("ip", vec!["neigh", "show"]),
+                ("bridge", vec!["-d", "link", "show"]),
+                ("bridge", vec!["fdb", "show", "dev", vx.as_str()]),
+                (
+                    "sysctl",
+                    vec!["net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter"],
+                ),
+                ("nft", vec!["list", "ruleset"]),
+                ("conntrack", vec!["-L"]),
+            ] {
+                body.push_str(&format!(
+                    "$ {cmd} {}\n{}\n",
+                    args.join(" "),
+                    node(cmd, &args)
+                ));
+            }
+            section(&format!("node {} (netns {})", ag.node_name, ag.netns), body);
+        }
+        // the pods, as seen from inside (this also shows whether kubectl exec works at all)
+        let pods = self
+            .server
+            .kubectl_raw(&["get", "pods", "-o", "wide", "--no-headers"]);
+        section("pods", out_text(&pods));
+        for pod in String::from_utf8_lossy(&pods.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+        {
+            let out = self.server.kubectl_raw(&[
+                "exec",
+                pod,
+                "--",
+                "sh",
+                "-c",
+                "ip addr; ip route; ip neigh; cat /proc/net/snmp | grep -A1 Tcp:",
+            ]);
+            section(&format!("pod {pod}"), out_text(&out));
+        }
+        s
     }
 }
