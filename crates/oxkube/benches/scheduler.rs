@@ -5,7 +5,8 @@
 //! like, then with required pod anti-affinity), and, separately, binding throughput of an
 //! in-process `scheduler::run` started after the pods were created.
 //!
-//! Run: `cargo bench -p oxkube --bench scheduler` (add `-- quick` for 1,000 nodes/2,000 pods).
+//! Run: `cargo bench -p oxkube --bench scheduler` (add `-- quick` for 1,000 nodes/2,000 pods,
+//! `-- basic` for the basic case only; `OXKUBE_BIN=<path>` runs another build of the server).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -44,7 +45,9 @@ fn free_port() -> u16 {
 async fn start(own_scheduler: bool) -> (Server, Client) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_oxkube"))
+    // OXKUBE_BIN: another build of the server to compare (as the api bench)
+    let bin = std::env::var("OXKUBE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_oxkube").into());
+    let child = Command::new(bin)
         .args(["server", "--data-dir"])
         .arg(dir.path())
         .args([
@@ -254,8 +257,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let only_basic = std::env::args().any(|a| a == "basic");
     rt.block_on(async {
         concurrent("basic", nodes, pods, None).await;
+        if only_basic {
+            return;
+        }
         concurrent(
             "required anti-affinity (groups of pods/100 by hostname)",
             nodes,
