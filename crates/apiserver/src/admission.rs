@@ -335,6 +335,151 @@ pub fn add_default_tolerations(pod: &mut Value, d: &DefaultTolerations) {
     list.as_array_mut().expect("set above").extend(add);
 }
 
+/// The global default PriorityClass among `classes`: the one marked `globalDefault`; when a
+/// race left several, the one with the lowest value (upstream's Priority admission).
+pub fn default_priority_class<'a>(
+    classes: impl IntoIterator<Item = &'a Value>,
+) -> Option<&'a Value> {
+    classes
+        .into_iter()
+        .filter(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
+        .min_by_key(|c| c.get("value").and_then(Value::as_i64).unwrap_or(0))
+}
+
+/// Priority admission of a new pod whose class was resolved to `class` (None: the pod names
+/// no class and there is no global default, so the pod defaults apply). Sets
+/// `spec.priorityClassName` (the default class's name), `spec.priority` and
+/// `spec.preemptionPolicy`; a pod that gives other values than its class is refused with the
+/// returned message.
+pub fn apply_priority_class(pod: &mut Value, class: Option<&Value>) -> Result<(), String> {
+    let Some(class) = class else { return Ok(()) };
+    let value = class.get("value").and_then(Value::as_i64).unwrap_or(0);
+    if let Some(p) = pod.pointer("/spec/priority").and_then(Value::as_i64) {
+        if p != value {
+            return Err(format!("the integer value of priority ({p}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name"));
+        }
+    }
+    let policy = class.get("preemptionPolicy").and_then(Value::as_str);
+    if let (Some(policy), Some(given)) = (
+        policy,
+        pod.pointer("/spec/preemptionPolicy")
+            .and_then(Value::as_str),
+    ) {
+        if given != policy {
+            return Err(format!("the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"));
+        }
+    }
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let class_name = class
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    spec.insert("priorityClassName".into(), Value::from(class_name));
+    spec.insert("priority".into(), Value::from(value));
+    spec.insert(
+        "preemptionPolicy".into(),
+        Value::from(policy.unwrap_or("PreemptLowerPriority")),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod priority_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn class(name: &str, value: i64, default: bool, policy: Option<&str>) -> Value {
+        let mut c = json!({"metadata": {"name": name}, "value": value, "globalDefault": default});
+        if let Some(p) = policy {
+            c["preemptionPolicy"] = json!(p);
+        }
+        c
+    }
+
+    #[test]
+    fn the_lowest_global_default_wins() {
+        let cases: Vec<(Vec<Value>, Option<&str>)> = vec![
+            (vec![], None),
+            (vec![class("a", 10, false, None)], None),
+            (
+                vec![class("a", 10, false, None), class("b", 5, true, None)],
+                Some("b"),
+            ),
+            (
+                vec![
+                    class("hi", 100, true, None),
+                    class("lo", 7, true, None),
+                    class("x", 1, false, None),
+                ],
+                Some("lo"),
+            ),
+        ];
+        for (classes, want) in cases {
+            let got = default_priority_class(classes.iter())
+                .and_then(|c| c.pointer("/metadata/name"))
+                .and_then(Value::as_str);
+            assert_eq!(got, want, "{classes:?}");
+        }
+    }
+
+    #[test]
+    fn the_class_sets_priority_and_policy_and_refuses_other_values() {
+        let never = class("never", 50, false, Some("Never"));
+        let plain = class("plain", 3, false, None);
+        // (pod spec, class, Ok(spec after) or Err(start of the message))
+        let cases: Vec<(Value, Option<&Value>, Result<Value, &str>)> = vec![
+            (json!({}), None, Ok(json!({}))),
+            (
+                json!({}),
+                Some(&never),
+                Ok(
+                    json!({"priorityClassName": "never", "priority": 50, "preemptionPolicy": "Never"}),
+                ),
+            ),
+            (
+                json!({"priorityClassName": "plain"}),
+                Some(&plain),
+                Ok(
+                    json!({"priorityClassName": "plain", "priority": 3, "preemptionPolicy": "PreemptLowerPriority"}),
+                ),
+            ),
+            (
+                json!({"priority": 50, "preemptionPolicy": "Never"}),
+                Some(&never),
+                Ok(
+                    json!({"priorityClassName": "never", "priority": 50, "preemptionPolicy": "Never"}),
+                ),
+            ),
+            (
+                json!({"priority": 49}),
+                Some(&never),
+                Err("the integer value of priority (49)"),
+            ),
+            (
+                json!({"preemptionPolicy": "PreemptLowerPriority"}),
+                Some(&never),
+                Err("the string value of PreemptionPolicy (PreemptLowerPriority)"),
+            ),
+        ];
+        for (spec, class, want) in cases {
+            let mut pod = json!({"metadata": {"name": "p"}, "spec": spec.clone()});
+            let got = apply_priority_class(&mut pod, class);
+            match want {
+                Ok(after) => {
+                    assert_eq!(got, Ok(()), "{spec:?}");
+                    assert_eq!(pod["spec"], after, "{spec:?}");
+                }
+                Err(start) => {
+                    let msg = got.expect_err("refused");
+                    assert!(msg.starts_with(start), "{msg}");
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod toleration_tests {
     use super::*;

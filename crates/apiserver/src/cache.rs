@@ -41,10 +41,17 @@ pub fn encode_raw(v: &Value) -> bytes::Bytes {
     bytes::Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
-/// Resources whose objects stay parsed in the cache: custom resource definitions, looked up
-/// on every request for a custom resource (few objects, many reads).
+/// Resources whose objects stay parsed in the cache (few objects, many reads): custom resource
+/// definitions, looked up on every request for a custom resource, and the PriorityClasses and
+/// ServiceAccounts every pod creation resolves.
 pub fn keeps_parsed(key: &str) -> bool {
-    key.starts_with("/registry/apiextensions.k8s.io/customresourcedefinitions/")
+    [
+        "/registry/apiextensions.k8s.io/customresourcedefinitions/",
+        "/registry/scheduling.k8s.io/priorityclasses/",
+        "/registry/core/serviceaccounts/",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
 }
 
 /// `(group, resource)` of a store key (`/registry/core/pods/...` -> `("", "pods")`).

@@ -566,8 +566,7 @@ impl Api {
         })
     }
 
-    /// The namespace of a new object must exist and not be terminating. Read from the store,
-    /// not the cache: a deletion acknowledged a moment ago must already refuse new content.
+    /// The namespace of a new object must exist and not be terminating.
     async fn ensure_namespace(&self, ri: &ResourceInfo, namespace: &str) -> Result<(), ApiError> {
         if !ri.namespaced {
             return Ok(());
@@ -582,13 +581,7 @@ impl Api {
             .map(|c| c.obj());
         let ns = match cached {
             Some(ns) => Some(ns),
-            None => match self.store.get(&ns_key).await.map_err(store_err)? {
-                Some(kv) => Some(Arc::new(
-                    cache::decode(&kv, kv.mod_revision)
-                        .map_err(|e| ApiError::internal(e.to_string()))?,
-                )),
-                None => None,
-            },
+            None => self.live_object(&ns_key).await?,
         };
         match ns {
             None => Err(ApiError::not_found("", "namespaces", namespace)),
@@ -680,7 +673,8 @@ impl Api {
         if ri.group.is_empty() && ri.plural == "pods" {
             self.admit_pod_priority(&mut obj).await?;
             crate::admission::add_default_tolerations(&mut obj, &self.default_tolerations);
-            self.admit_pod_service_account(r.namespace, &mut obj);
+            self.admit_pod_service_account(r.namespace, &mut obj)
+                .await?;
         }
         if crate::services::is_service(ri) && crd.is_none() {
             apimachinery::defaults::service_prepare_for_create(&mut obj);
@@ -752,49 +746,95 @@ impl Api {
         ))
     }
 
-    /// Priority admission: resolve `spec.priorityClassName` (or the global default class) into
-    /// `spec.priority` and `spec.preemptionPolicy`.
-    /// The ServiceAccount admission of a new pod (after `admit_pod_priority`, so the cache
-    /// holds every acknowledged write). A missing account is let through without the token
-    /// volume (upstream refuses the pod) so that clusters without the controller manager,
-    /// which creates the `default` accounts, still accept pods.
-    fn admit_pod_service_account(&self, namespace: &str, pod: &mut Value) {
+    /// The ServiceAccount admission of a new pod (upstream's ServiceAccount plugin): the
+    /// account from the watch cache, else from the store (an account created a moment ago, as
+    /// upstream's live lookup on an informer miss). A missing account is let through without
+    /// the token volume (upstream refuses the pod) so that clusters without the controller
+    /// manager, which creates the `default` accounts, still accept pods.
+    async fn admit_pod_service_account(
+        &self,
+        namespace: &str,
+        pod: &mut Value,
+    ) -> Result<(), ApiError> {
         use crate::serviceaccounts::ObjectSource;
         let name = crate::serviceaccounts::pod_service_account(pod);
         let key = format!("/registry/core/serviceaccounts/{namespace}/{name}");
-        match self.cache.object(&key) {
+        let sa = match self.cache.object(&key) {
+            Some(sa) => Some(sa),
+            None => self.live_object(&key).await?,
+        };
+        match sa {
             Some(sa) => crate::serviceaccounts::admit_pod(pod, &sa, &random_suffix()),
             None => {
                 tracing::debug!(%namespace, account = %name, "pod created without its service account")
             }
         }
+        Ok(())
     }
 
+    /// An object read from the store (not the cache), decoded as the cache holds it.
+    async fn live_object(&self, key: &str) -> Result<Option<Arc<Value>>, ApiError> {
+        match self.store.get(key).await.map_err(store_err)? {
+            Some(kv) => Ok(Some(Arc::new(
+                cache::decode(&kv, kv.mod_revision)
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Record that this server wrote a PriorityClass (any verb): pods admitted after the write
+    /// was acknowledged wait for the cache to hold it (see [`Api::admit_pod_priority`]).
+    pub async fn note_priority_class_write(&self) {
+        match self.store.current_revision().await {
+            Ok(rev) => {
+                self.priority_classes_written
+                    .fetch_max(rev, std::sync::atomic::Ordering::AcqRel);
+            }
+            Err(e) => tracing::warn!(error = %e, "revision after a PriorityClass write unknown"),
+        }
+    }
+
+    /// Priority admission (upstream's Priority plugin): resolve `spec.priorityClassName` (or
+    /// the global default class) into `spec.priority` and `spec.preemptionPolicy`. It reads the
+    /// watch cache's current state, as upstream reads its informer, without waiting for the
+    /// cache per pod; it waits only while the cache has not applied a PriorityClass write this
+    /// server acknowledged (a default class created just before its pod applies to it), and a
+    /// named class the cache does not hold yet (written through another server) is read from
+    /// the store before the pod is refused.
     async fn admit_pod_priority(&self, pod: &mut Value) -> Result<(), ApiError> {
-        // a class created a moment ago must be seen: read the cache once it caught up
-        self.cache
-            .sync()
-            .await
-            .map_err(|e| ApiError::timeout(e.to_string()))?;
+        let written = self
+            .priority_classes_written
+            .load(std::sync::atomic::Ordering::Acquire);
+        if self.cache.revision() < written {
+            self.cache
+                .wait_for(written, Duration::from_secs(5))
+                .await
+                .map_err(|e| ApiError::timeout(e.to_string()))?;
+        }
         let prefix = "/registry/scheduling.k8s.io/priorityclasses/";
-        let classes = self
-            .cache
-            .resource(prefix)
-            .snapshot(prefix, &self.cache.revision_rx())
-            .0;
+        let classes = self.cache.resource(prefix);
         let name = pod
             .pointer("/spec/priorityClassName")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
         let class = if name.is_empty() {
-            classes
+            let all: Vec<Arc<Value>> = classes
+                .snapshot(prefix, &self.cache.revision_rx())
+                .0
                 .iter()
                 .map(|c| c.obj())
-                .find(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
+                .collect();
+            crate::admission::default_priority_class(all.iter().map(|c| &**c)).cloned()
         } else {
-            match classes.iter().find(|c| objects::name(&c.attrs) == name) {
+            let key = format!("{prefix}{name}");
+            let found = match classes.get(&key) {
                 Some(c) => Some(c.obj()),
+                None => self.live_object(&key).await?,
+            };
+            match found {
+                Some(c) => Some((*c).clone()),
                 None => {
                     return Err(ApiError::forbidden(
                         "",
@@ -805,25 +845,8 @@ impl Api {
                 }
             }
         };
-        let Some(class) = class else { return Ok(()) };
-        let value = class.get("value").and_then(Value::as_i64).unwrap_or(0);
-        if let Some(p) = pod.pointer("/spec/priority").and_then(Value::as_i64) {
-            if p != value {
-                return Err(ApiError::forbidden("", "pods", objects::name(pod), "the integer value of priority must not be provided in pod spec; priority admission controller computed the value from the given PriorityClass name"));
-            }
-        }
-        if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
-            if name.is_empty() {
-                spec.insert("priorityClassName".into(), json!(objects::name(&class)));
-            }
-            spec.insert("priority".into(), json!(value));
-            let policy = class
-                .get("preemptionPolicy")
-                .and_then(Value::as_str)
-                .unwrap_or("PreemptLowerPriority");
-            spec.insert("preemptionPolicy".into(), json!(policy));
-        }
-        Ok(())
+        crate::admission::apply_priority_class(pod, class.as_ref())
+            .map_err(|msg| ApiError::forbidden("", "pods", objects::name(pod), &msg))
     }
 
     /// Events expire: they are stored with a TTL lease.

@@ -148,6 +148,9 @@ pub struct Api {
     pub default_tolerations: admission::DefaultTolerations,
     /// Where Services get cluster IPs and node ports from.
     pub service_ranges: services::ServiceRanges,
+    /// A store revision at or after this server's latest PriorityClass write: pod admission
+    /// waits for the cache to reach it (read-your-writes for the classes pods resolve).
+    priority_classes_written: std::sync::atomic::AtomicI64,
 }
 
 /// How long one event lease is reused before a new one is granted: 5% of the TTL, at most a
@@ -201,6 +204,7 @@ impl Api {
             join: options.join,
             default_tolerations: options.default_tolerations,
             service_ranges: options.service_ranges,
+            priority_classes_written: std::sync::atomic::AtomicI64::new(0),
         })
     }
 

@@ -626,6 +626,15 @@ async fn resource(
         }
         _ => return Err(not_found_path()),
     };
+    if ri.group == "scheduling.k8s.io"
+        && ri.plural == "priorityclasses"
+        && matches!(
+            rr.verb,
+            Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
+        )
+    {
+        api.note_priority_class_write().await;
+    }
     let mut resp = resp;
     for w in warnings {
         let quoted = w.replace('\\', "\\\\").replace('"', "\\\"");

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, PostParams};
-use kube::Client;
 
 fn drop_image(dir: &std::path::Path) {
     use runtime::testimage::{self, TestImage};
@@ -114,14 +113,6 @@ fn spawn_agent(c: &common::Cluster) -> Agent {
     Agent(child)
 }
 
-async fn client(c: &common::Cluster) -> Client {
-    let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    Client::try_from(cfg).unwrap()
-}
-
 fn arg(name: &str, default: u64) -> u64 {
     std::env::args()
         .skip(1)
@@ -144,7 +135,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = client(&c).await;
+        let client = c.client().await;
         let nodes: Api<Node> = Api::all(client.clone());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

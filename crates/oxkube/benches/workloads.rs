@@ -39,14 +39,6 @@ fn report(what: &str, ms: &[f64]) {
     );
 }
 
-async fn client(c: &common::Cluster) -> Client {
-    let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    Client::try_from(cfg).unwrap()
-}
-
 /// Node objects (no agent) that look like ready kubelets; their leases are renewed until the
 /// returned task is aborted, so the node lifecycle controller keeps them Ready.
 async fn fake_nodes(client: &Client, n: usize) -> tokio::task::JoinHandle<()> {
@@ -125,6 +117,16 @@ spec:
     )
 }
 
+/// The current resourceVersion of the pods collection (where a watch starts).
+async fn current_rv(pods: &Api<Pod>) -> String {
+    pods.list_metadata(&ListParams::default().limit(1))
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap()
+}
+
 /// Resolves when `n` pods labelled `app=<app>` are bound, watching from `rv`.
 async fn wait_bound(api: Api<Pod>, app: String, rv: String, n: usize) -> Instant {
     let mut bound = HashSet::new();
@@ -151,19 +153,13 @@ fn deploy(runs: usize) {
     let replicas = 100;
     let (mut total, mut from_create) = (Vec::new(), Vec::new());
     rt.block_on(async {
-        let client = client(&c).await;
+        let client = c.client().await;
         let renew = fake_nodes(&client, 5).await;
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
         // a warm-up Deployment so the controllers' and scheduler's caches are synced
         for run in 0..=runs {
             let name = format!("d{run}");
-            let rv = pods
-                .list_metadata(&ListParams::default().limit(1))
-                .await
-                .unwrap()
-                .metadata
-                .resource_version
-                .unwrap();
+            let rv = current_rv(&pods).await;
             let waiter = tokio::spawn(wait_bound(pods.clone(), name.clone(), rv, replicas));
             let yaml = deployment_yaml(&name, replicas as u32, "1");
             let t0 = Instant::now();
@@ -257,7 +253,7 @@ fn undo(runs: usize) {
     let replicas = 10;
     let mut took = Vec::new();
     rt.block_on(async {
-        let client = client(&c).await;
+        let client = c.client().await;
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
         let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
         let c = &c;
@@ -278,13 +274,7 @@ fn undo(runs: usize) {
             let hash = hash_of_revision(&rs, name, target_rev)
                 .await
                 .expect("replicaset of the previous revision");
-            let rv = pods
-                .list_metadata(&ListParams::default().limit(1))
-                .await
-                .unwrap()
-                .metadata
-                .resource_version
-                .unwrap();
+            let rv = current_rv(&pods).await;
             let t0 = Instant::now();
             kubectl(&["rollout", "undo", "deployment/undo"]);
             let done = wait_ready(&pods, &hash, &rv, replicas).await;

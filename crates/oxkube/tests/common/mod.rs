@@ -184,6 +184,15 @@ impl Cluster {
         format!("https://127.0.0.1:{}", self.port)
     }
 
+    /// A kube-rs client of the cluster (its admin kubeconfig).
+    pub async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(cfg).unwrap()
+    }
+
     /// (Re)start the server process on the same data dir and port.
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
