@@ -105,6 +105,7 @@ pub fn discovery_paths<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Valu
 /// The built-in documents, generated on first use.
 pub struct Builtin {
     gvs: Vec<GroupVersionDef>,
+    /// without descriptions (see [`Builtin::schemas`])
     components: BuiltinComponents,
     docs: BTreeMap<String, OnceLock<Arc<Document>>>,
 }
@@ -115,7 +116,7 @@ static BUILTIN: OnceLock<Builtin> = OnceLock::new();
 pub fn builtin() -> &'static Builtin {
     BUILTIN.get_or_init(|| {
         let gvs = builtin_group_versions();
-        let components = schema::embedded_components();
+        let components = schema::lean_embedded_components();
         let docs = gvs.iter().map(|g| (g.path(), OnceLock::new())).collect();
         Builtin {
             gvs,
@@ -133,7 +134,12 @@ pub fn document(path: &str) -> Option<Arc<Document>> {
 /// Every built-in document (generating the missing ones), in path order.
 pub fn builtin_documents() -> Vec<Arc<Document>> {
     let b = builtin();
-    b.docs.keys().filter_map(|p| b.document(p)).collect()
+    // one parse of the full schemas serves every document still missing
+    let mut full = None;
+    b.docs
+        .keys()
+        .filter_map(|p| b.document_with(p, &mut full))
+        .collect()
 }
 
 /// Patch metadata of the field at `path` (object field names from the root, list indices elided)
@@ -154,9 +160,16 @@ impl Builtin {
         &self.gvs
     }
 
-    /// Every built-in component schema by name (upstream's names, e.g. `io.k8s.api.core.v1.Pod`).
+    /// Every built-in component schema by name (upstream's names, e.g. `io.k8s.api.core.v1.Pod`),
+    /// without descriptions: what validation, pruning and patch metadata need, kept in memory.
     pub fn schemas(&self) -> &BTreeMap<String, Value> {
         &self.components.schemas
+    }
+
+    /// Every built-in component schema with its descriptions, for building documents: parsed
+    /// from the embedded text on each call and not kept (only documents are kept, serialized).
+    pub fn full_schemas(&self) -> BTreeMap<String, Value> {
+        schema::embedded_components().schemas
     }
 
     /// The component schema name of a built-in kind or list kind.
@@ -174,11 +187,23 @@ impl Builtin {
 
     /// The document of one built-in group-version.
     pub fn document(&self, path: &str) -> Option<Arc<Document>> {
+        self.document_with(path, &mut None)
+    }
+
+    /// [`Builtin::document`], with the full schemas parsed into `full` if it has to be built.
+    fn document_with(
+        &self,
+        path: &str,
+        full: &mut Option<BTreeMap<String, Value>>,
+    ) -> Option<Arc<Document>> {
         let cell = self.docs.get(path)?;
         let gv = self.gvs.iter().find(|g| g.path() == path)?;
         Some(
-            cell.get_or_init(|| Arc::new(Document::new(path, &self.build(gv))))
-                .clone(),
+            cell.get_or_init(|| {
+                let schemas = full.get_or_insert_with(|| self.full_schemas());
+                Arc::new(Document::new(path, &self.build(gv, schemas)))
+            })
+            .clone(),
         )
     }
 
@@ -194,8 +219,8 @@ impl Builtin {
         }
     }
 
-    fn build(&self, gv: &GroupVersionDef) -> Value {
-        assemble(self.paths(gv), &self.components.schemas, &BTreeMap::new())
+    fn build(&self, gv: &GroupVersionDef, schemas: &BTreeMap<String, Value>) -> Value {
+        assemble(self.paths(gv), schemas, &BTreeMap::new())
     }
 
     /// The `paths` section of one built-in group-version document.
