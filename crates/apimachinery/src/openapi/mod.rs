@@ -10,10 +10,11 @@
 //! `tags.rs`) and `x-kubernetes-group-version-kind`. Paths carry upstream's operationIds,
 //! parameters and `x-kubernetes-action` / `x-kubernetes-group-version-kind`.
 //!
-//! Built-in documents are generated once, lazily, and kept as serialized bytes ([`document`]).
+//! Built-in documents are generated on request and not kept ([`document`]); only their content
+//! hashes are (the `/openapi/v3` index points at `?hash=` URLs, which clients cache for good).
 //! Cost (debug build, `cargo run -p apimachinery --example openapi_stats`): the 449 component
 //! schemas take ~10 ms, all 16 documents ~135 ms, 3.7 MB of compact JSON in total (api/v1 1.15 MB,
-//! apps/v1 0.55 MB); a cached lookup is a map access.
+//! apps/v1 0.55 MB); kept, the serialized documents held 5.6 MB of heap for the server's life.
 //! Custom resources get theirs from [`custom_resource_document`]. [`discovery_paths`] builds the
 //! `/openapi/v3` index; [`field_info`] answers per-field patch metadata for the patch engines.
 
@@ -89,13 +90,14 @@ impl Document {
     }
 }
 
-/// The `/openapi/v3` index: `{"paths": {"<path>": {"serverRelativeURL": "/openapi/v3/<path>?hash=<hash>"}}}`.
-pub fn discovery_paths<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Value {
+/// The `/openapi/v3` index from (path, hash) pairs:
+/// `{"paths": {"<path>": {"serverRelativeURL": "/openapi/v3/<path>?hash=<hash>"}}}`.
+pub fn discovery_paths<'a>(docs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
     let mut paths = Map::new();
-    for d in docs {
+    for (path, hash) in docs {
         paths.insert(
-            d.path.clone(),
-            json!({ "serverRelativeURL": d.server_relative_url() }),
+            path.to_string(),
+            json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}") }),
         );
     }
     paths.sort_keys();
@@ -107,7 +109,8 @@ pub struct Builtin {
     gvs: Vec<GroupVersionDef>,
     /// without descriptions (see [`Builtin::schemas`])
     components: BuiltinComponents,
-    docs: BTreeMap<String, OnceLock<Arc<Document>>>,
+    /// the content hash of each document, once it has been built
+    hashes: BTreeMap<String, OnceLock<String>>,
 }
 
 static BUILTIN: OnceLock<Builtin> = OnceLock::new();
@@ -117,28 +120,42 @@ pub fn builtin() -> &'static Builtin {
     BUILTIN.get_or_init(|| {
         let gvs = builtin_group_versions();
         let components = schema::lean_embedded_components();
-        let docs = gvs.iter().map(|g| (g.path(), OnceLock::new())).collect();
+        let hashes = gvs.iter().map(|g| (g.path(), OnceLock::new())).collect();
         Builtin {
             gvs,
             components,
-            docs,
+            hashes,
         }
     })
 }
 
-/// The document of a built-in group-version: `path` is `api/v1` or `apis/<group>/<version>`.
+/// The document of a built-in group-version: `path` is `api/v1` or `apis/<group>/<version>`
+/// (built on each call).
 pub fn document(path: &str) -> Option<Arc<Document>> {
     builtin().document(path)
 }
 
-/// Every built-in document (generating the missing ones), in path order.
+/// Every built-in document, in path order (built on each call).
 pub fn builtin_documents() -> Vec<Arc<Document>> {
     let b = builtin();
-    // one parse of the full schemas serves every document still missing
+    // one parse of the full schemas serves every document
     let mut full = None;
-    b.docs
+    b.hashes
         .keys()
         .filter_map(|p| b.document_with(p, &mut full))
+        .collect()
+}
+
+/// (path, content hash) of every built-in document, in path order, for the `/openapi/v3` index
+/// (the documents are built on the first call only).
+pub fn builtin_hashes() -> Vec<(String, String)> {
+    let b = builtin();
+    if b.hashes.values().any(|h| h.get().is_none()) {
+        builtin_documents();
+    }
+    b.hashes
+        .iter()
+        .filter_map(|(p, h)| Some((p.clone(), h.get()?.clone())))
         .collect()
 }
 
@@ -180,31 +197,29 @@ impl Builtin {
             .map(String::as_str)
     }
 
-    /// Whether the document of a built-in group-version has been generated already.
+    /// Whether the document of a built-in group-version has been generated already (its hash is
+    /// known).
     pub fn is_generated(&self, path: &str) -> bool {
-        self.docs.get(path).is_some_and(|c| c.get().is_some())
+        self.hashes.get(path).is_some_and(|c| c.get().is_some())
     }
 
-    /// The document of one built-in group-version.
+    /// The document of one built-in group-version (built on each call).
     pub fn document(&self, path: &str) -> Option<Arc<Document>> {
         self.document_with(path, &mut None)
     }
 
-    /// [`Builtin::document`], with the full schemas parsed into `full` if it has to be built.
+    /// [`Builtin::document`], with the full schemas parsed into `full` unless they are there.
     fn document_with(
         &self,
         path: &str,
         full: &mut Option<BTreeMap<String, Value>>,
     ) -> Option<Arc<Document>> {
-        let cell = self.docs.get(path)?;
+        let cell = self.hashes.get(path)?;
         let gv = self.gvs.iter().find(|g| g.path() == path)?;
-        Some(
-            cell.get_or_init(|| {
-                let schemas = full.get_or_insert_with(|| self.full_schemas());
-                Arc::new(Document::new(path, &self.build(gv, schemas)))
-            })
-            .clone(),
-        )
+        let schemas = full.get_or_insert_with(|| self.full_schemas());
+        let doc = Document::new(path, &self.build(gv, schemas));
+        cell.get_or_init(|| doc.hash.clone());
+        Some(Arc::new(doc))
     }
 
     fn kind_schema(&self, group: &str, version: &str, kind: &str) -> KindSchema {

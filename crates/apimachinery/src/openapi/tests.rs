@@ -870,7 +870,14 @@ fn field_info_follows_paths_through_references_and_lists() {
 #[test]
 fn discovery_index_points_at_hashed_documents() {
     let docs = builtin_documents();
-    let idx = discovery_paths(docs.iter().map(|d| d.as_ref()));
+    let idx = discovery_paths(docs.iter().map(|d| (d.path.as_str(), d.hash.as_str())));
+    let hashes = builtin_hashes();
+    assert_eq!(
+        hashes,
+        docs.iter()
+            .map(|d| (d.path.clone(), d.hash.clone()))
+            .collect::<Vec<_>>()
+    );
     let apps = document("apis/apps/v1").unwrap();
     assert_eq!(
         idx["paths"]["apis/apps/v1"]["serverRelativeURL"],
