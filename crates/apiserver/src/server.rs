@@ -324,7 +324,17 @@ async fn non_resource(
                 Format::Json,
             ))
         }
-        ["openapi", "v3", rest @ ..] => crate::openapi_routes::serve(api, rest),
+        ["openapi", "v3", rest @ ..] => {
+            // documents are built per request: off the async workers
+            let api = api.clone();
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            tokio::task::spawn_blocking(move || {
+                let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+                crate::openapi_routes::serve(&api, &rest)
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("building the openapi document: {e}")))?
+        }
         ["openapi", "v2"] => Ok(crate::openapi_routes::serve_v2(api, headers).await),
         [".well-known", "openid-configuration"] => match &api.tokens {
             Some(t) => Ok(json_response(

@@ -205,7 +205,7 @@ pub fn custom_resource_document(
     crds: &[Value],
 ) -> Result<Document, OpenApiError> {
     let (p, own) = custom_parts(group, version, crds, kind_schema)?;
-    let doc = assemble(p, builtin().schemas(), &own);
+    let doc = assemble(p, &builtin().full_schemas(), &own);
     Ok(Document::new(super::gv_path(group, version), &doc))
 }
 

@@ -10,10 +10,11 @@
 //! `tags.rs`) and `x-kubernetes-group-version-kind`. Paths carry upstream's operationIds,
 //! parameters and `x-kubernetes-action` / `x-kubernetes-group-version-kind`.
 //!
-//! Built-in documents are generated once, lazily, and kept as serialized bytes ([`document`]).
+//! Built-in documents are generated on request and not kept ([`document`]); only their content
+//! hashes are (the `/openapi/v3` index points at `?hash=` URLs, which clients cache for good).
 //! Cost (debug build, `cargo run -p apimachinery --example openapi_stats`): the 449 component
 //! schemas take ~10 ms, all 16 documents ~135 ms, 3.7 MB of compact JSON in total (api/v1 1.15 MB,
-//! apps/v1 0.55 MB); a cached lookup is a map access.
+//! apps/v1 0.55 MB); kept, the serialized documents held 5.6 MB of heap for the server's life.
 //! Custom resources get theirs from [`custom_resource_document`]. [`discovery_paths`] builds the
 //! `/openapi/v3` index; [`field_info`] answers per-field patch metadata for the patch engines.
 
@@ -89,13 +90,14 @@ impl Document {
     }
 }
 
-/// The `/openapi/v3` index: `{"paths": {"<path>": {"serverRelativeURL": "/openapi/v3/<path>?hash=<hash>"}}}`.
-pub fn discovery_paths<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Value {
+/// The `/openapi/v3` index from (path, hash) pairs:
+/// `{"paths": {"<path>": {"serverRelativeURL": "/openapi/v3/<path>?hash=<hash>"}}}`.
+pub fn discovery_paths<'a>(docs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
     let mut paths = Map::new();
-    for d in docs {
+    for (path, hash) in docs {
         paths.insert(
-            d.path.clone(),
-            json!({ "serverRelativeURL": d.server_relative_url() }),
+            path.to_string(),
+            json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}") }),
         );
     }
     paths.sort_keys();
@@ -105,8 +107,10 @@ pub fn discovery_paths<'a>(docs: impl IntoIterator<Item = &'a Document>) -> Valu
 /// The built-in documents, generated on first use.
 pub struct Builtin {
     gvs: Vec<GroupVersionDef>,
+    /// without descriptions (see [`Builtin::schemas`])
     components: BuiltinComponents,
-    docs: BTreeMap<String, OnceLock<Arc<Document>>>,
+    /// the content hash of each document, once it has been built
+    hashes: BTreeMap<String, OnceLock<String>>,
 }
 
 static BUILTIN: OnceLock<Builtin> = OnceLock::new();
@@ -115,25 +119,44 @@ static BUILTIN: OnceLock<Builtin> = OnceLock::new();
 pub fn builtin() -> &'static Builtin {
     BUILTIN.get_or_init(|| {
         let gvs = builtin_group_versions();
-        let components = schema::embedded_components();
-        let docs = gvs.iter().map(|g| (g.path(), OnceLock::new())).collect();
+        let components = schema::lean_embedded_components();
+        let hashes = gvs.iter().map(|g| (g.path(), OnceLock::new())).collect();
         Builtin {
             gvs,
             components,
-            docs,
+            hashes,
         }
     })
 }
 
-/// The document of a built-in group-version: `path` is `api/v1` or `apis/<group>/<version>`.
+/// The document of a built-in group-version: `path` is `api/v1` or `apis/<group>/<version>`
+/// (built on each call).
 pub fn document(path: &str) -> Option<Arc<Document>> {
     builtin().document(path)
 }
 
-/// Every built-in document (generating the missing ones), in path order.
+/// Every built-in document, in path order (built on each call).
 pub fn builtin_documents() -> Vec<Arc<Document>> {
     let b = builtin();
-    b.docs.keys().filter_map(|p| b.document(p)).collect()
+    // one parse of the full schemas serves every document
+    let mut full = None;
+    b.hashes
+        .keys()
+        .filter_map(|p| b.document_with(p, &mut full))
+        .collect()
+}
+
+/// (path, content hash) of every built-in document, in path order, for the `/openapi/v3` index
+/// (the documents are built on the first call only).
+pub fn builtin_hashes() -> Vec<(String, String)> {
+    let b = builtin();
+    if b.hashes.values().any(|h| h.get().is_none()) {
+        builtin_documents();
+    }
+    b.hashes
+        .iter()
+        .filter_map(|(p, h)| Some((p.clone(), h.get()?.clone())))
+        .collect()
 }
 
 /// Patch metadata of the field at `path` (object field names from the root, list indices elided)
@@ -154,9 +177,16 @@ impl Builtin {
         &self.gvs
     }
 
-    /// Every built-in component schema by name (upstream's names, e.g. `io.k8s.api.core.v1.Pod`).
+    /// Every built-in component schema by name (upstream's names, e.g. `io.k8s.api.core.v1.Pod`),
+    /// without descriptions: what validation, pruning and patch metadata need, kept in memory.
     pub fn schemas(&self) -> &BTreeMap<String, Value> {
         &self.components.schemas
+    }
+
+    /// Every built-in component schema with its descriptions, for building documents: parsed
+    /// from the embedded text on each call and not kept (only documents are kept, serialized).
+    pub fn full_schemas(&self) -> BTreeMap<String, Value> {
+        schema::embedded_components().schemas
     }
 
     /// The component schema name of a built-in kind or list kind.
@@ -167,19 +197,29 @@ impl Builtin {
             .map(String::as_str)
     }
 
-    /// Whether the document of a built-in group-version has been generated already.
+    /// Whether the document of a built-in group-version has been generated already (its hash is
+    /// known).
     pub fn is_generated(&self, path: &str) -> bool {
-        self.docs.get(path).is_some_and(|c| c.get().is_some())
+        self.hashes.get(path).is_some_and(|c| c.get().is_some())
     }
 
-    /// The document of one built-in group-version.
+    /// The document of one built-in group-version (built on each call).
     pub fn document(&self, path: &str) -> Option<Arc<Document>> {
-        let cell = self.docs.get(path)?;
+        self.document_with(path, &mut None)
+    }
+
+    /// [`Builtin::document`], with the full schemas parsed into `full` unless they are there.
+    fn document_with(
+        &self,
+        path: &str,
+        full: &mut Option<BTreeMap<String, Value>>,
+    ) -> Option<Arc<Document>> {
+        let cell = self.hashes.get(path)?;
         let gv = self.gvs.iter().find(|g| g.path() == path)?;
-        Some(
-            cell.get_or_init(|| Arc::new(Document::new(path, &self.build(gv))))
-                .clone(),
-        )
+        let schemas = full.get_or_insert_with(|| self.full_schemas());
+        let doc = Document::new(path, &self.build(gv, schemas));
+        cell.get_or_init(|| doc.hash.clone());
+        Some(Arc::new(doc))
     }
 
     fn kind_schema(&self, group: &str, version: &str, kind: &str) -> KindSchema {
@@ -194,8 +234,8 @@ impl Builtin {
         }
     }
 
-    fn build(&self, gv: &GroupVersionDef) -> Value {
-        assemble(self.paths(gv), &self.components.schemas, &BTreeMap::new())
+    fn build(&self, gv: &GroupVersionDef, schemas: &BTreeMap<String, Value>) -> Value {
+        assemble(self.paths(gv), schemas, &BTreeMap::new())
     }
 
     /// The `paths` section of one built-in group-version document.

@@ -870,7 +870,14 @@ fn field_info_follows_paths_through_references_and_lists() {
 #[test]
 fn discovery_index_points_at_hashed_documents() {
     let docs = builtin_documents();
-    let idx = discovery_paths(docs.iter().map(|d| d.as_ref()));
+    let idx = discovery_paths(docs.iter().map(|d| (d.path.as_str(), d.hash.as_str())));
+    let hashes = builtin_hashes();
+    assert_eq!(
+        hashes,
+        docs.iter()
+            .map(|d| (d.path.clone(), d.hash.clone()))
+            .collect::<Vec<_>>()
+    );
     let apps = document("apis/apps/v1").unwrap();
     assert_eq!(
         idx["paths"]["apis/apps/v1"]["serverRelativeURL"],
@@ -1078,4 +1085,76 @@ fn embedded_components_round_trip_and_cover_every_kind() {
         c.kinds[&("".to_string(), "v1".to_string(), "PodList".to_string())],
         "io.k8s.api.core.v1.PodList"
     );
+}
+
+#[test]
+fn strip_descriptions_removes_schema_descriptions_only() {
+    // (schema, after stripping)
+    let cases = [
+        (
+            json!({"description": "d", "type": "string"}),
+            json!({"type": "string"}),
+        ),
+        (
+            // a property named description stays; its own description goes
+            json!({"properties": {"description": {"description": "d", "type": "string"}}}),
+            json!({"properties": {"description": {"type": "string"}}}),
+        ),
+        (
+            json!({"items": {"description": "d", "allOf": [{"description": "x", "$ref": "r"}]},
+                   "additionalProperties": {"description": "d"}, "not": {"description": "d"},
+                   "oneOf": [{"description": "d"}], "anyOf": [{"description": "d"}]}),
+            json!({"items": {"allOf": [{"$ref": "r"}]}, "additionalProperties": {},
+                   "not": {}, "oneOf": [{}], "anyOf": [{}]}),
+        ),
+        (
+            // values that are not schemas are left alone
+            json!({"enum": [{"description": "v"}], "default": {"description": "v"}}),
+            json!({"enum": [{"description": "v"}], "default": {"description": "v"}}),
+        ),
+    ];
+    for (mut input, want) in cases {
+        schema::strip_descriptions(&mut input);
+        assert_eq!(input, want);
+    }
+}
+
+#[test]
+fn kept_schemas_have_no_descriptions_but_documents_do() {
+    let b = builtin();
+    let mut strings = Vec::new();
+    fn descriptions(v: &Value, under_properties: bool, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, c) in m {
+                    if k == "description" && !under_properties {
+                        out.push(c.to_string());
+                    }
+                    descriptions(c, k == "properties", out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|c| descriptions(c, false, out)),
+            _ => {}
+        }
+    }
+    for s in b.schemas().values() {
+        descriptions(s, false, &mut strings);
+    }
+    assert!(
+        strings.is_empty(),
+        "kept descriptions: {:?}",
+        &strings[..strings.len().min(3)]
+    );
+    // the same schemas otherwise: PriorityClass keeps its `description` field
+    let pc = &b.schemas()["io.k8s.api.scheduling.v1.PriorityClass"];
+    assert_eq!(pc["properties"]["description"]["type"], "string");
+    let full = b.full_schemas();
+    assert_eq!(full.len(), b.schemas().len());
+    assert!(full["io.k8s.api.core.v1.Pod"]["description"].is_string());
+    // documents are built from the full schemas
+    let d = doc("api/v1");
+    assert!(schema(&d, "io.k8s.api.core.v1.Pod")["description"].is_string());
+    // and patch metadata still comes from the kept ones
+    let f = field_info("", "v1", "Pod", &["spec", "containers"]).unwrap();
+    assert_eq!(f.patch_merge_key.as_deref(), Some("name"));
 }

@@ -81,7 +81,8 @@ pub fn document_value(crds: &[Value]) -> Value {
     }
     // converted straight from the shared component schemas: no merged v3 document is built
     let mut definitions = Map::new();
-    for (name, s) in referenced_components(&paths, b.schemas(), &own) {
+    let shared = b.full_schemas();
+    for (name, s) in referenced_components(&paths, &shared, &own) {
         definitions.insert(name, schema(s));
     }
     let paths = paths
