@@ -63,7 +63,7 @@ pub struct Plan {
     pub init_failed: bool,
 }
 
-fn restart_policy(pod: &Pod) -> &str {
+pub(crate) fn restart_policy(pod: &Pod) -> &str {
     pod.spec
         .as_ref()
         .and_then(|s| s.restart_policy.as_deref())

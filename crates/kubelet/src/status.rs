@@ -95,10 +95,7 @@ fn will_restart(pod: &Pod, c: &Container, l: &crate::podstate::RuntimeContainer)
     if is_init && l.exit_code == 0 {
         return false;
     }
-    let policy = spec
-        .and_then(|s| s.restart_policy.as_deref())
-        .unwrap_or("Always");
-    crate::plan::should_restart(policy, l.exit_code)
+    crate::plan::should_restart(crate::plan::restart_policy(pod), l.exit_code)
 }
 
 fn container_statuses(
